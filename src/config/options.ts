@@ -1,0 +1,246 @@
+/**
+ * The one options table. The CLI flags (snake_case and kebab-case), the environment
+ * variables, the programmatic API's camelCase fields, `--help` and the README's
+ * arguments table are all derived from it: add an option here and nowhere else.
+ *
+ * Names and defaults of the original FlockServe's arguments are kept as they were.
+ */
+
+export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'json' | 'list';
+
+export interface OptionSpec {
+  readonly type: OptionType;
+  readonly help: string;
+  /** Undefined means "not set" (the option is optional, or required when `required`). */
+  readonly default?: string | number | boolean | readonly string[] | Record<string, unknown>;
+  readonly required?: boolean;
+  /** Allowed values for a string option. */
+  readonly choices?: readonly string[];
+  readonly min?: number;
+  readonly max?: number;
+  /** Where the option comes from, for the README table: FlockServe's own or new here. */
+  readonly origin?: 'flockserve' | 'new';
+}
+
+export const OPTIONS = {
+  skypilot_task: {
+    type: 'string',
+    required: true,
+    help: 'Path to the SkyPilot task YAML that runs one worker (the inference engine).',
+    origin: 'flockserve',
+  },
+  worker_capacity: {
+    type: 'int',
+    default: 30,
+    min: 1,
+    help: 'Maximum concurrent requests a worker is sent; more wait in the gateway queue.',
+    origin: 'flockserve',
+  },
+  worker_name_prefix: {
+    type: 'string',
+    default: 'skypilot-worker',
+    help: 'Workers are named <prefix>-<n>; on start, clusters with this prefix are adopted.',
+    origin: 'flockserve',
+  },
+  host: {
+    type: 'string',
+    default: '0.0.0.0',
+    help: 'Address the HTTP and gRPC listeners bind to.',
+    origin: 'flockserve',
+  },
+  port: {
+    type: 'int',
+    default: -1,
+    min: -1,
+    max: 65535,
+    help: "HTTP port of the gateway and of the workers; -1 reads it from the task's resources.ports.",
+    origin: 'flockserve',
+  },
+  worker_ready_path: {
+    type: 'string',
+    default: '/health',
+    help: 'Path on a worker that answers 200 once it can serve.',
+    origin: 'flockserve',
+  },
+  min_workers: {
+    type: 'int',
+    default: 1,
+    min: 0,
+    help: 'Fewest workers kept running; 0 allows scale-to-zero.',
+    origin: 'flockserve',
+  },
+  max_workers: {
+    type: 'int',
+    default: 2,
+    min: 1,
+    help: 'Most workers ever running or launching.',
+    origin: 'flockserve',
+  },
+  autoscale_up: {
+    type: 'number',
+    default: 7,
+    min: 0,
+    help: 'Scale up when the running mean of the queue length per worker exceeds this.',
+    origin: 'flockserve',
+  },
+  autoscale_down: {
+    type: 'number',
+    default: 4,
+    min: 0,
+    help: 'Scale down when the running mean of the queue length per worker is below this.',
+    origin: 'flockserve',
+  },
+  queue_tracking_window: {
+    type: 'number',
+    default: 600,
+    min: 1,
+    help: 'Seconds over which the time-weighted running mean of the queue length is kept.',
+    origin: 'flockserve',
+  },
+  node_control_key: {
+    type: 'string',
+    help: 'Bearer key for node control (gRPC NodeControl, flockctl, /add_new_node); unset turns node control off.',
+    origin: 'flockserve',
+  },
+  metrics_id: {
+    type: 'int',
+    default: 1,
+    help: 'Suffix of the OpenTelemetry metric names (e.g. requestcounter1); negative turns export off.',
+    origin: 'flockserve',
+  },
+  verbosity: {
+    type: 'int',
+    default: 1,
+    min: 0,
+    max: 2,
+    help: 'Log level: 0 warnings and errors, 1 info, 2 debug (one line per request).',
+    origin: 'flockserve',
+  },
+  otel_collector_endpoint: {
+    type: 'string',
+    default: 'http://localhost:4317',
+    help: 'OTLP gRPC endpoint the metrics are exported to.',
+    origin: 'flockserve',
+  },
+  otel_metrics_exporter_settings: {
+    type: 'json',
+    default: {},
+    help: 'JSON object passed to the OTLP metrics exporter.',
+    origin: 'flockserve',
+  },
+  provisioner: {
+    type: 'string',
+    default: 'skypilot',
+    choices: ['skypilot', 'local', 'static'],
+    help: 'How workers are made: SkyPilot clusters, local child processes, or a static list of URLs.',
+    origin: 'new',
+  },
+  workers: {
+    type: 'list',
+    default: [],
+    help: 'Comma-separated base URLs of already running engines (provisioner static).',
+    origin: 'new',
+  },
+  grpc_port: {
+    type: 'int',
+    default: -1,
+    min: -1,
+    max: 65535,
+    help: 'Port of the gRPC listener; -1 means the HTTP port + 1 (0 picks a free port).',
+    origin: 'new',
+  },
+  max_queue_length: {
+    type: 'int',
+    default: 1024,
+    min: 0,
+    help: 'Requests that may wait at the gateway for a free worker slot; more get 429.',
+    origin: 'new',
+  },
+  queue_timeout: {
+    type: 'number',
+    default: 60,
+    min: 0,
+    help: 'Seconds a request may wait at the gateway for a worker slot before a 503 with Retry-After.',
+    origin: 'new',
+  },
+  worker_probe_interval: {
+    type: 'number',
+    default: 2,
+    min: 0.05,
+    help: 'Seconds between readiness probes of each worker.',
+    origin: 'new',
+  },
+  worker_probe_timeout: {
+    type: 'number',
+    default: 5,
+    min: 0.05,
+    help: 'Seconds before a readiness probe counts as failed.',
+    origin: 'new',
+  },
+  worker_unhealthy_timeout: {
+    type: 'number',
+    default: 180,
+    min: 1,
+    help: 'Seconds a worker may fail readiness probes (or take to become ready) before it is replaced.',
+    origin: 'new',
+  },
+  drain_timeout: {
+    type: 'number',
+    default: 30,
+    min: 0,
+    help: 'Seconds in-flight requests get to finish on shutdown or scale-down before workers are terminated.',
+    origin: 'new',
+  },
+  max_body_size: {
+    type: 'int',
+    default: 10 * 1024 * 1024,
+    min: 1024,
+    help: 'Largest request body accepted, in bytes; larger gets 413.',
+    origin: 'new',
+  },
+  status_log_interval: {
+    type: 'number',
+    default: 10,
+    min: 0,
+    help: "Seconds between FlockServe's status lines (Workers, Workers Ready, Worker Load, QLRM); 0 turns them off.",
+    origin: 'new',
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+type ValueOf<S extends OptionSpec> = S['type'] extends 'int' | 'number'
+  ? number
+  : S['type'] extends 'bool'
+    ? boolean
+    : S['type'] extends 'list'
+      ? string[]
+      : S['type'] extends 'json'
+        ? Record<string, unknown>
+        : string;
+
+type SnakeToCamel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<SnakeToCamel<T>>}` : S;
+
+type HasDefault<S> = S extends { default: unknown } ? true : false;
+
+/** The resolved configuration: every option with a default is present. */
+export type Config = {
+  readonly [K in OptionName as SnakeToCamel<K>]: HasDefault<(typeof OPTIONS)[K]> extends true
+    ? ValueOf<(typeof OPTIONS)[K]>
+    : ValueOf<(typeof OPTIONS)[K]> | undefined;
+};
+
+/** What the programmatic API accepts: any subset, with `skypilotTask` required. */
+export type FlockServeOptions = Partial<Config> & { readonly skypilotTask: string };
+
+export function camelName(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function kebabName(name: string): string {
+  return name.replaceAll('_', '-');
+}
+
+export function envName(name: string): string {
+  return `FLOCKSERVE_${name.toUpperCase()}`;
+}

@@ -1,0 +1,56 @@
+/**
+ * Contracts between core and the rest. Provisioners and the upstream prober implement
+ * these; core only ever sees the interfaces.
+ */
+
+/** What a worker runs: the parts of a SkyPilot task YAML that matter to FlockServe. */
+export interface TaskSpec {
+  /** Absolute path of the task YAML. */
+  readonly path: string;
+  readonly name?: string;
+  readonly setup?: string;
+  readonly run?: string;
+  /** Working directory, resolved against the YAML's folder. */
+  readonly workdir?: string;
+  readonly envs: Readonly<Record<string, string>>;
+  /** Ports from resources.ports (the first one is the engine's HTTP port). */
+  readonly ports: readonly number[];
+  /** The whole parsed YAML, for provisioners that pass it on (SkyPilot). */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+/** Where a worker answers HTTP: a base URL such as http://127.0.0.2:8080 (no trailing slash). */
+export interface Endpoint {
+  readonly url: string;
+  /** Provisioner facts shown by ListWorkers (pid, cloud, region, ...). */
+  readonly detail?: Readonly<Record<string, string>>;
+}
+
+export type ClusterStatus = 'UP' | 'INIT' | 'STOPPED' | 'GONE';
+
+export interface ClusterInfo {
+  readonly name: string;
+  readonly status: ClusterStatus;
+  readonly endpoint?: Endpoint;
+}
+
+/** Makes and unmakes workers. All methods may reject; the fleet treats a rejection as a failure of that step. */
+export interface Provisioner {
+  readonly kind: string;
+  /** Launches the task as worker `name`; resolves once its endpoint is known (it may not be ready yet). */
+  launch(name: string, task: TaskSpec, signal: AbortSignal): Promise<Endpoint>;
+  /** Tears the worker down; idempotent, resolves once it is gone. */
+  terminate(name: string): Promise<void>;
+  /** Clusters/workers whose names start with `prefix`, for reconcile and adoption. */
+  list(prefix: string): Promise<ClusterInfo[]>;
+  /** Releases anything the provisioner holds (not the workers). */
+  close?(): Promise<void>;
+}
+
+/** Asks a worker whether it can serve (readiness path answers 200). */
+export interface Prober {
+  probe(url: string, signal: AbortSignal): Promise<boolean>;
+}
+
+export type WorkerState =
+  'provisioning' | 'starting' | 'ready' | 'not_ready' | 'draining' | 'terminating' | 'gone' | 'failed';
