@@ -1,0 +1,138 @@
+import type { Clock } from './clock.js';
+import type { WorkerState } from './types.js';
+
+/**
+ * Allowed state changes. Only `ready` workers take new requests.
+ *
+ *   provisioning → starting → ready ⇄ not_ready → draining → terminating → gone
+ *   any live state → failed | terminating; failed → terminating
+ */
+const TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
+  provisioning: ['starting', 'failed', 'terminating'],
+  starting: ['ready', 'not_ready', 'failed', 'draining', 'terminating'],
+  ready: ['not_ready', 'draining', 'failed', 'terminating'],
+  not_ready: ['ready', 'draining', 'failed', 'terminating'],
+  draining: ['terminating', 'failed'],
+  terminating: ['gone', 'failed'],
+  failed: ['terminating', 'gone'],
+  gone: [],
+};
+
+export function canTransition(from: WorkerState, to: WorkerState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** One worker as core sees it. Mutated only through WorkerPool. */
+export interface Worker {
+  readonly name: string;
+  readonly capacity: number;
+  readonly createdAt: number;
+  state: WorkerState;
+  /** Base URL once known (after provisioning). */
+  url: string | undefined;
+  inFlight: number;
+  totalRequests: number;
+  /** When the state last changed (clock ms). */
+  stateSince: number;
+  lastProbeAt: number | undefined;
+  detail: Record<string, string>;
+}
+
+export interface WorkerStateChange {
+  readonly worker: Worker;
+  readonly previous: WorkerState;
+  readonly reason: string;
+}
+
+export type PoolListener = (change: WorkerStateChange) => void;
+
+/** The set of workers and their states; the single place their state changes. */
+export class WorkerPool {
+  readonly #workers = new Map<string, Worker>();
+  readonly #listeners = new Set<PoolListener>();
+  readonly #clock: Clock;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  add(name: string, capacity: number, state: WorkerState = 'provisioning'): Worker {
+    if (this.#workers.has(name)) throw new Error(`worker ${name} already exists`);
+    const now = this.#clock.now();
+    const w: Worker = {
+      name,
+      capacity,
+      createdAt: now,
+      state,
+      url: undefined,
+      inFlight: 0,
+      totalRequests: 0,
+      stateSince: now,
+      lastProbeAt: undefined,
+      detail: {},
+    };
+    this.#workers.set(name, w);
+    this.#emit({ worker: w, previous: state, reason: 'added' });
+    return w;
+  }
+
+  get(name: string): Worker | undefined {
+    return this.#workers.get(name);
+  }
+
+  /** Every worker not yet gone, in insertion order. */
+  list(): Worker[] {
+    return [...this.#workers.values()];
+  }
+
+  inState(...states: WorkerState[]): Worker[] {
+    return this.list().filter((w) => states.includes(w.state));
+  }
+
+  /** Moves a worker to `to`; illegal moves throw (they are bugs). Returns false if already there. */
+  setState(name: string, to: WorkerState, reason: string): boolean {
+    const w = this.#workers.get(name);
+    if (!w) throw new Error(`unknown worker ${name}`);
+    if (w.state === to) return false;
+    if (!canTransition(w.state, to)) throw new Error(`worker ${name}: illegal transition ${w.state} → ${to}`);
+    const previous = w.state;
+    w.state = to;
+    w.stateSince = this.#clock.now();
+    if (to === 'gone') this.#workers.delete(name);
+    this.#emit({ worker: w, previous, reason });
+    return true;
+  }
+
+  /** Counts a request onto a worker. */
+  acquire(w: Worker): void {
+    w.inFlight++;
+    w.totalRequests++;
+  }
+
+  release(w: Worker): void {
+    if (w.inFlight > 0) w.inFlight--;
+  }
+
+  /** Ready workers with a free slot: what a balancer chooses from. */
+  candidates(): Worker[] {
+    const out: Worker[] = [];
+    for (const w of this.#workers.values()) if (w.state === 'ready' && w.inFlight < w.capacity) out.push(w);
+    return out;
+  }
+
+  /** Requests in flight across all workers. */
+  inFlight(): number {
+    let n = 0;
+    for (const w of this.#workers.values()) n += w.inFlight;
+    return n;
+  }
+
+  onChange(listener: PoolListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(change: WorkerStateChange): void {
+    for (const l of this.#listeners) l(change);
+  }
+}
