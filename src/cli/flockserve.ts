@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
+import { FlockServe } from '../index.js';
+
+const SUMMARY =
+  'FlockServe: launches copies of a SkyPilot task as workers, load-balances OpenAI and TGI requests\n' +
+  'across them over HTTP and gRPC, and autoscales the worker count from the running mean of the queue length.';
+
+/** Runs the gateway until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(helpText('flockserve', SUMMARY) + '\n');
+    return 0;
+  }
+  let gateway: FlockServe;
+  try {
+    gateway = new FlockServe(resolveArgs(argv, process.env));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`flockserve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  try {
+    const { httpUrl, grpcAddress } = await gateway.run();
+    process.stdout.write(`FlockServe listening on ${httpUrl} (HTTP) and ${grpcAddress} (gRPC)\n`);
+  } catch (err) {
+    process.stderr.write(`flockserve: ${(err as Error).message}\n`);
+    await gateway.close().catch(() => undefined);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        process.stderr.write(`flockserve: ${signal} again, exiting now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      process.stderr.write(`flockserve: ${signal}: draining, then stopping workers (${signal} again to exit now)\n`);
+      gateway.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          process.stderr.write(`flockserve: shutdown failed: ${(err as Error).message}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`flockserve: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
