@@ -43,8 +43,6 @@ export interface Listening {
   readonly grpcPort: number;
 }
 
-const isConfig = (o: FlockServeOptions | Config): o is Config => 'workerCapacity' in o && 'grpcPort' in o;
-
 /**
  * The gateway: HTTP and gRPC listeners over one InferenceService, a fleet of workers made
  * by a provisioner, the autoscaler, and the status line.
@@ -62,7 +60,8 @@ export class FlockServe implements ControlPlane {
   #closing: Promise<void> | undefined;
 
   constructor(options: FlockServeOptions | Config, deps: FlockServeDeps = {}) {
-    this.config = isConfig(options) ? options : resolveOptions(options as unknown as Record<string, unknown>);
+    // A resolved Config passes through unchanged; partial options get defaults and validation.
+    this.config = resolveOptions(options as unknown as Record<string, unknown>);
     this.#deps = deps;
     this.#clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger(this.config.verbosity);
@@ -115,11 +114,12 @@ export class FlockServe implements ControlPlane {
     const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
     const random = seededRandom(c.seed ?? Math.floor(Math.random() * 2 ** 32));
     const balancer = createBalancer(c.loadBalancer);
+    // The provisioner and the admission queue call the fleet, which is made after them.
+    const fleetRef: { current?: Fleet } = {};
     const provisioner =
       this.#deps.provisioner ??
-      this.#createProvisioner(c.provisioner, (name, reason) => this.#parts?.fleet.lost(name, reason));
+      this.#createProvisioner(c.provisioner, (name, reason) => fleetRef.current?.lost(name, reason));
     const upstream = new UpstreamClient({ connections: c.workerCapacity });
-    let fleet: Fleet | undefined;
     const admission = new Admission({
       pool,
       balancer,
@@ -129,10 +129,10 @@ export class FlockServe implements ControlPlane {
       maxQueueLength: c.maxQueueLength,
       // Scale from zero: a request with no worker anywhere launches one at once.
       onDemand: () => {
-        if (fleet && fleet.target === 0) fleet.scaleTo(1);
+        if (fleetRef.current?.target === 0) fleetRef.current.scaleTo(1);
       },
     });
-    fleet = new Fleet({
+    const fleet = new Fleet({
       pool,
       provisioner,
       prober: new HttpProber({ path: c.workerReadyPath, timeoutMs: c.workerProbeTimeout * 1000 }),
@@ -146,7 +146,7 @@ export class FlockServe implements ControlPlane {
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onReady: () => admission.wake(),
     });
-    const f = fleet;
+    fleetRef.current = fleet;
     pool.onChange(({ worker, previous, reason }) => {
       this.log.info(
         { worker: worker.name, from: previous, to: worker.state, reason },
@@ -159,7 +159,7 @@ export class FlockServe implements ControlPlane {
       upstream,
       queueTimeoutMs: c.queueTimeout * 1000,
       maxRetries: 2,
-      onRelease: () => f.notifyRelease(),
+      onRelease: () => fleet.notifyRelease(),
       onRetry: (worker, reason) => this.log.warn({ worker, reason }, 'retrying on another worker'),
     });
     const policy = createAutoscaler(c.autoscaler);
@@ -181,7 +181,7 @@ export class FlockServe implements ControlPlane {
       }),
       apply: (desired, decision) => {
         this.log.info({ desired, reason: decision.reason }, 'autoscaler decision');
-        f.scaleTo(desired);
+        fleet.scaleTo(desired);
       },
       onError: (err) => this.log.error({ err }, 'autoscaler evaluation failed'),
     });
@@ -191,7 +191,7 @@ export class FlockServe implements ControlPlane {
       maxBodySize: c.maxBodySize,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
     });
-    return { pool, tracker, admission, fleet: f, service, upstream, provisioner, autoscaler, http, grpc: undefined };
+    return { pool, tracker, admission, fleet, service, upstream, provisioner, autoscaler, http, grpc: undefined };
   }
 
   #createProvisioner(name: string, onWorkerLost: (name: string, reason: string) => void): Provisioner {
@@ -262,9 +262,12 @@ export class FlockServe implements ControlPlane {
     p.autoscaler.stop();
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
+    // Keep-alive connections whose last response finished after close() began would hold the
+    // server open until their idle timeout: close them as they go idle; force the rest at the grace.
+    const sweep = setInterval(() => p.http.server.closeIdleConnections(), 50);
     const force = setTimeout(() => p.http.server.closeAllConnections(), graceMs);
-    force.unref();
     await Promise.all([p.http.close(), p.grpc?.close(graceMs)]);
+    clearInterval(sweep);
     clearTimeout(force);
     this.log.info(opts.keepWorkers ? 'leaving workers running for the next start' : 'stopping workers');
     await p.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });

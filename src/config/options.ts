@@ -6,6 +6,9 @@
  * Names and defaults of the original FlockServe's arguments are kept as they were.
  */
 
+import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';
+import { BALANCER_NAMES } from '../core/balancer/registry.js';
+
 export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'json' | 'list';
 
 export interface OptionSpec {
@@ -205,6 +208,39 @@ export const OPTIONS = {
     help: "Seconds between FlockServe's status lines (Workers, Workers Ready, Worker Load, QLRM); 0 turns them off.",
     origin: 'new',
   },
+  autoscale_interval: {
+    type: 'number',
+    default: 30,
+    min: 0.1,
+    help: 'Seconds between autoscaler decisions; scale-down removes at most one worker per decision.',
+    origin: 'new',
+  },
+  downscale_delay: {
+    type: 'number',
+    default: 300,
+    min: 0,
+    help: 'Seconds after a scale-up during which no worker is removed. 300 s is about one GPU cluster launch, so a worker launched for a burst is not torn down before it has served.',
+    origin: 'new',
+  },
+  load_balancer: {
+    type: 'string',
+    default: 'least-connection',
+    choices: BALANCER_NAMES,
+    help: 'How a request picks among ready workers with a free slot (least-connection: lowest in-flight/capacity, ties at random).',
+    origin: 'new',
+  },
+  autoscaler: {
+    type: 'string',
+    default: 'running-mean',
+    choices: AUTOSCALER_NAMES,
+    help: 'Autoscaling policy (running-mean: compare the queue length running mean per worker with autoscale_up/autoscale_down).',
+    origin: 'new',
+  },
+  seed: {
+    type: 'int',
+    help: 'Seed of the random source for balancer tie-breaks (and the simulation); unset means a random seed.',
+    origin: 'new',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -221,7 +257,7 @@ type ValueOf<S extends OptionSpec> = S['type'] extends 'int' | 'number'
 
 type SnakeToCamel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<SnakeToCamel<T>>}` : S;
 
-type HasDefault<S> = S extends { default: unknown } ? true : false;
+type HasDefault<S> = S extends { default: unknown } ? true : S extends { required: true } ? true : false;
 
 /** The resolved configuration: every option with a default is present. */
 export type Config = {

@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+/**
+ * flockserve-sim — an ENGINE SIMULATOR, not a real inference engine. It answers like vLLM's
+ * OpenAI-compatible server and like TGI (/generate), with simulated token timing, so FlockServe
+ * can be tried and tested without GPUs. See src/sim/server.ts for routes and fault knobs.
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startEngineSimulator } from '../sim/server.js';
+import type { EngineSimulator, EngineSimulatorOptions } from '../sim/server.js';
+
+export const HELP = `flockserve-sim — an engine SIMULATOR (not a real inference engine)
+
+Plays vLLM's OpenAI-compatible server and TGI on one HTTP port, with simulated
+continuous batching, prefill and decode timing (default profile: vLLM serving
+Llama-3.1-8B-Instruct on one A100-80GB). No model runs and no GPU is used.
+
+Usage: flockserve-sim [options]
+
+Options:
+  --port N             port (else $FLOCKSERVE_WORKER_PORT, else $PORT, else 8000; 0 = free port)
+  --host H             host (else $FLOCKSERVE_WORKER_HOST, else 127.0.0.1)
+  --model NAME         served model name (default "sim")
+  --startup-delay S    /health answers 503 for S seconds (default 0)
+  --error-rate F       fraction 0..1 of generation requests answered 500 (default 0)
+  --crash-after N      serve N generation requests, then exit with code 1 mid-stream of the next
+  --hang               accept requests and never answer (except GET /sim/stats)
+  --hang-generation    like --hang, but only generation routes hang
+  --token-interval MS  fixed time between tokens, ms (overrides the decode profile)
+  --max-num-seqs N     most sequences in one batch (default 256)
+  --prefill-tps N      prompt tokens prefilled per second (default 10000)
+  --seed N             seed of error draws and generated words (default 0)
+  -h, --help           show this help
+
+Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
+POST /v1/chat/completions, /v1/completions, /v1/embeddings, /generate, /generate_stream.
+`;
+
+export interface CliIo {
+  readonly env: NodeJS.ProcessEnv;
+  out(line: string): void;
+  err(line: string): void;
+  exit(code: number): void;
+  /** Installs SIGTERM/SIGINT handlers that close the server and exit 0 (only when run as a process). */
+  readonly handleSignals: boolean;
+}
+
+const processIo: CliIo = {
+  env: process.env,
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (line) => process.stderr.write(line + '\n'),
+  exit: (code) => process.exit(code),
+  handleSignals: true,
+};
+
+class UsageError extends Error {}
+
+function num(flag: string, v: string | undefined, opts: { integer?: boolean; min?: number; max?: number } = {}) {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (opts.integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${flag} expects ${opts.integer ? 'an integer' : 'a number'}, got "${v}"`);
+  }
+  if ((opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
+    throw new UsageError(`--${flag} must be within [${opts.min ?? '-∞'}, ${opts.max ?? '∞'}], got ${n}`);
+  }
+  return n;
+}
+
+/** Parses argv (without node and script) into simulator options; throws UsageError. */
+export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimulatorOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        model: { type: 'string' },
+        'startup-delay': { type: 'string' },
+        'error-rate': { type: 'string' },
+        'crash-after': { type: 'string' },
+        hang: { type: 'boolean' },
+        'hang-generation': { type: 'boolean' },
+        'token-interval': { type: 'string' },
+        'max-num-seqs': { type: 'string' },
+        'prefill-tps': { type: 'string' },
+        seed: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return 'help';
+  const portText = values.port ?? env.FLOCKSERVE_WORKER_PORT ?? env.PORT ?? '8000';
+  const startupDelay = num('startup-delay', values['startup-delay'], { min: 0 });
+  const maxNumSeqs = num('max-num-seqs', values['max-num-seqs'], { integer: true, min: 1 });
+  const prefillTps = num('prefill-tps', values['prefill-tps'], { min: Number.MIN_VALUE });
+  return {
+    host: values.host ?? env.FLOCKSERVE_WORKER_HOST ?? '127.0.0.1',
+    port: num('port', portText, { integer: true, min: 0, max: 65535 }),
+    modelName: values.model ?? 'sim',
+    startupDelayMs: startupDelay === undefined ? undefined : startupDelay * 1000,
+    errorRate: num('error-rate', values['error-rate'], { min: 0, max: 1 }),
+    crashAfter: num('crash-after', values['crash-after'], { integer: true, min: 0 }),
+    hang: values.hang ? 'all' : values['hang-generation'] ? 'generation' : false,
+    tokenIntervalMs: num('token-interval', values['token-interval'], { min: 0 }),
+    seed: num('seed', values.seed, { integer: true }),
+    profile: {
+      ...(maxNumSeqs === undefined ? {} : { maxNumSeqs }),
+      ...(prefillTps === undefined ? {} : { prefillTokensPerSecond: prefillTps }),
+    },
+  };
+}
+
+/**
+ * Runs the simulator CLI. Resolves with the running simulator, or undefined after --help or a
+ * usage error (then io.exit(2) has been called).
+ */
+export async function main(
+  argv: string[] = process.argv.slice(2),
+  io: CliIo = processIo,
+): Promise<EngineSimulator | undefined> {
+  let options: EngineSimulatorOptions | 'help';
+  try {
+    options = parseSimArgs(argv, io.env);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`flockserve-sim: ${e.message}`);
+    io.err('Try "flockserve-sim --help".');
+    io.exit(2);
+    return undefined;
+  }
+  if (options === 'help') {
+    io.out(HELP.trimEnd());
+    return undefined;
+  }
+  const sim = await startEngineSimulator({ ...options, onCrash: () => io.exit(1) });
+  io.out(`flockserve-sim (engine simulator, not a real engine) listening on ${sim.url}`);
+  if (io.handleSignals) {
+    const stop = () => {
+      void sim.close().then(() => io.exit(0));
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  }
+  return sim;
+}
+
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`flockserve-sim: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * Contracts of the autoscaler. A policy is a pure function of a snapshot and the time,
+ * so the same code runs live and in the virtual-time simulation.
+ */
+
+/** Workers by state. `draining` ones are leaving and do not count toward the target. */
+export interface WorkerCounts {
+  readonly ready: number;
+  readonly starting: number;
+  readonly provisioning: number;
+  readonly notReady: number;
+  readonly draining: number;
+}
+
+export interface ScaleConfig {
+  /** Scale up when the mean queue length per worker exceeds this (`autoscale_up`). */
+  readonly autoscaleUp: number;
+  /** Scale down when the mean queue length per worker is below this (`autoscale_down`). */
+  readonly autoscaleDown: number;
+  /** No scale-down within this long after a scale-up (`downscale_delay`). */
+  readonly downscaleDelayMs: number;
+}
+
+export interface ScaleSnapshot {
+  /** Time-weighted running mean of the queue length (LoadTracker.mean()). */
+  readonly queueLengthMean: number;
+  /** The queue length now (in flight + waiting). */
+  readonly queueLength: number;
+  readonly workers: WorkerCounts;
+  readonly minWorkers: number;
+  readonly maxWorkers: number;
+  /** Clock ms of the last scale-up, if any. */
+  readonly lastScaleUpAt?: number;
+  readonly config: ScaleConfig;
+}
+
+/** The worker count wanted and why. "No change" (desired = current count) is a normal decision. */
+export interface ScaleDecision {
+  readonly desired: number;
+  readonly reason: string;
+}
+
+export interface AutoscalerPolicy {
+  readonly name: string;
+  decide(snapshot: ScaleSnapshot, now: number): ScaleDecision;
+}
+
+/** Knobs for a policy, read by the policies that have any. */
+export type AutoscalerOptions = Readonly<Record<string, unknown>>;
+
+export type AutoscalerFactory = (opts: AutoscalerOptions) => AutoscalerPolicy;

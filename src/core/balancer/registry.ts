@@ -1,0 +1,25 @@
+import { LeastConnection } from './least-connection.js';
+import type { BalancerFactory, BalancerOptions, BalancerPolicy } from './types.js';
+
+/**
+ * The one table of balancer policies. The `--load_balancer` choices (src/config/options.ts)
+ * are its keys; add a policy here and it is selectable everywhere.
+ * This file must not import src/config (options.ts imports it).
+ */
+export const BALANCERS = {
+  'least-connection': (opts) => new LeastConnection(opts),
+} satisfies Record<string, BalancerFactory>;
+
+export type BalancerName = keyof typeof BALANCERS;
+
+export const BALANCER_NAMES = Object.keys(BALANCERS) as BalancerName[];
+
+export function isBalancerName(name: string): name is BalancerName {
+  return Object.hasOwn(BALANCERS, name);
+}
+
+/** Builds the named policy; an unknown name throws, listing the valid ones. */
+export function createBalancer(name: string, opts: BalancerOptions = {}): BalancerPolicy {
+  if (!isBalancerName(name)) throw new Error(`unknown load balancer "${name}"; one of ${BALANCER_NAMES.join(', ')}`);
+  return BALANCERS[name](opts);
+}

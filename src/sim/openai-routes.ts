@@ -1,0 +1,314 @@
+/**
+ * The OpenAI-compatible routes of the engine simulator, shaped like vLLM's
+ * (vllm/entrypoints/openai/protocol.py): vLLM's extra fields (choices[].stop_reason,
+ * prompt_logprobs, kv_transfer_params) are present, errors are vLLM's
+ * `{"object":"error",...}`, streams are `data: {chunk}\n\n` ... `data: [DONE]\n\n`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { embeddingToBase64, estimateTokens, fakeEmbedding, generatedText, tokenText } from './fake-text.js';
+import type { FinishReason } from './engine-model.js';
+import { asRecord, sendJson, sendVllmError } from './http-util.js';
+import type { SimContext } from './sim-context.js';
+import { SseWriter } from './sse-writer.js';
+
+/** When a request names no max_tokens (vLLM would fill the context; a simulator keeps it short). */
+export const DEFAULT_MAX_TOKENS = 16;
+export const EMBEDDING_DIM = 8;
+
+type Body = Record<string, unknown>;
+
+function badRequest(res: ServerResponse, message: string): void {
+  sendVllmError(res, 400, message, 'BadRequestError');
+}
+
+/** max_tokens, else max_completion_tokens, else 16; a string message when invalid. */
+function readMaxTokens(body: Body): number | string {
+  const v = body.max_tokens ?? body.max_completion_tokens;
+  if (v === undefined || v === null) return DEFAULT_MAX_TOKENS;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) return `max_tokens must be at least 1, got ${String(v)}.`;
+  return v;
+}
+
+/** vLLM rejects up front what can never fit (its max_model_len check); here the whole KV cache is the limit. */
+function tooLong(ctx: SimContext, res: ServerResponse, promptTokens: number, maxTokens: number): boolean {
+  const limit = ctx.model.profile.kvCacheTokens;
+  if (promptTokens + maxTokens <= limit) return false;
+  badRequest(
+    res,
+    `This model's maximum context length is ${limit} tokens. However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion).`,
+  );
+  return true;
+}
+
+function usage(promptTokens: number, completionTokens: number) {
+  return {
+    prompt_tokens: promptTokens,
+    total_tokens: promptTokens + completionTokens,
+    completion_tokens: completionTokens,
+    prompt_tokens_details: null,
+  };
+}
+
+function messageText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((part) => (typeof asRecord(part)?.text === 'string' ? (asRecord(part)!.text as string) : ''))
+      .join('');
+  }
+  return '';
+}
+
+function requestedModel(ctx: SimContext, body: Body): string {
+  // vLLM echoes the requested name; the simulator serves any name so gateways can pass theirs through.
+  return typeof body.model === 'string' && body.model !== '' ? body.model : ctx.modelName;
+}
+
+function streamOptions(body: Body): { includeUsage: boolean } {
+  return { includeUsage: asRecord(body.stream_options)?.include_usage === true };
+}
+
+export function handleModels(ctx: SimContext, res: ServerResponse): void {
+  const created = Math.floor(Date.now() / 1000);
+  sendJson(res, 200, {
+    object: 'list',
+    data: [
+      {
+        id: ctx.modelName,
+        object: 'model',
+        created,
+        owned_by: 'vllm',
+        root: ctx.modelName,
+        parent: null,
+        max_model_len: 131072,
+        permission: [],
+      },
+    ],
+  });
+}
+
+export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerResponse): void {
+  if (!Array.isArray(body.messages) || body.messages.length === 0) {
+    return badRequest(res, 'messages: Field required (a non-empty list of messages).');
+  }
+  const maxTokens = readMaxTokens(body);
+  if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
+  const promptText = body.messages.map((m) => messageText(asRecord(m)?.content)).join('\n');
+  const promptTokens = estimateTokens(promptText);
+  if (tooLong(ctx, res, promptTokens, maxTokens)) return;
+  const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = requestedModel(ctx, body);
+
+  if (body.stream !== true) {
+    ctx.generate(res, {
+      promptTokens,
+      maxTokens,
+      onToken: () => {},
+      onDone: (reason) =>
+        sendJson(res, 200, {
+          id,
+          object: 'chat.completion',
+          created,
+          model,
+          choices: [
+            {
+              index: 0,
+              message: {
+                role: 'assistant',
+                content: generatedText(maxTokens, ctx.seed),
+                refusal: null,
+                annotations: null,
+                audio: null,
+                function_call: null,
+                tool_calls: [],
+                reasoning_content: null,
+              },
+              logprobs: null,
+              finish_reason: reason,
+              stop_reason: null,
+            },
+          ],
+          service_tier: null,
+          system_fingerprint: null,
+          usage: usage(promptTokens, maxTokens),
+          prompt_logprobs: null,
+          kv_transfer_params: null,
+        }),
+      onError: (e) => badRequest(res, e.message),
+    });
+    return;
+  }
+
+  const { includeUsage } = streamOptions(body);
+  const sse = new SseWriter(res);
+  const chunk = (delta: Record<string, unknown>, finish: FinishReason | null) => ({
+    id,
+    object: 'chat.completion.chunk',
+    created,
+    model,
+    choices: [
+      finish === null
+        ? { index: 0, delta, logprobs: null, finish_reason: null }
+        : { index: 0, delta, logprobs: null, finish_reason: finish, stop_reason: null },
+    ],
+  });
+  let sentRole = false;
+  let pending = ''; // text not sent yet: coalesced while the socket is blocked, and the last token
+  const sendRole = () => {
+    if (sentRole) return;
+    sentRole = true;
+    sse.event(chunk({ role: 'assistant', content: '' }, null));
+  };
+  ctx.generate(res, {
+    promptTokens,
+    maxTokens,
+    onToken: (i) => {
+      sendRole();
+      pending += tokenText(i, ctx.seed);
+      // The last token travels with finish_reason (as vLLM sends it); others go now unless blocked.
+      if (i === maxTokens - 1 || sse.blocked) return;
+      sse.event(chunk({ content: pending }, null));
+      pending = '';
+    },
+    onDone: (reason) => {
+      sendRole();
+      sse.event(chunk({ content: pending }, reason));
+      if (includeUsage) {
+        sse.event({
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model,
+          choices: [],
+          usage: usage(promptTokens, maxTokens),
+        });
+      }
+      sse.event('[DONE]');
+      sse.end();
+    },
+    onError: (e) => {
+      sse.event({ object: 'error', message: e.message, type: 'BadRequestError', param: null, code: 400 });
+      sse.event('[DONE]');
+      sse.end();
+    },
+  });
+}
+
+export function handleCompletions(ctx: SimContext, body: Body, res: ServerResponse): void {
+  const prompt = body.prompt;
+  let promptTokens: number;
+  if (typeof prompt === 'string') promptTokens = estimateTokens(prompt);
+  else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number'))
+    promptTokens = prompt.length;
+  else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string')) {
+    promptTokens = estimateTokens(prompt.join('\n'));
+  } else return badRequest(res, 'prompt: Field required (a string, a list of strings or a list of token ids).');
+  const maxTokens = readMaxTokens(body);
+  if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
+  if (tooLong(ctx, res, promptTokens, maxTokens)) return;
+  const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = requestedModel(ctx, body);
+
+  if (body.stream !== true) {
+    ctx.generate(res, {
+      promptTokens,
+      maxTokens,
+      onToken: () => {},
+      onDone: (reason) =>
+        sendJson(res, 200, {
+          id,
+          object: 'text_completion',
+          created,
+          model,
+          choices: [
+            {
+              index: 0,
+              text: generatedText(maxTokens, ctx.seed),
+              logprobs: null,
+              finish_reason: reason,
+              stop_reason: null,
+              prompt_logprobs: null,
+            },
+          ],
+          service_tier: null,
+          system_fingerprint: null,
+          usage: usage(promptTokens, maxTokens),
+          kv_transfer_params: null,
+        }),
+      onError: (e) => badRequest(res, e.message),
+    });
+    return;
+  }
+
+  const { includeUsage } = streamOptions(body);
+  const sse = new SseWriter(res);
+  const chunk = (text: string, finish: FinishReason | null) => ({
+    id,
+    object: 'text_completion',
+    created,
+    model,
+    choices: [{ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null }],
+  });
+  let pending = '';
+  ctx.generate(res, {
+    promptTokens,
+    maxTokens,
+    onToken: (i) => {
+      pending += tokenText(i, ctx.seed);
+      if (i === maxTokens - 1 || sse.blocked) return;
+      sse.event(chunk(pending, null));
+      pending = '';
+    },
+    onDone: (reason) => {
+      sse.event(chunk(pending, reason));
+      if (includeUsage) {
+        sse.event({
+          id,
+          object: 'text_completion',
+          created,
+          model,
+          choices: [],
+          usage: usage(promptTokens, maxTokens),
+        });
+      }
+      sse.event('[DONE]');
+      sse.end();
+    },
+    onError: (e) => {
+      sse.event({ object: 'error', message: e.message, type: 'BadRequestError', param: null, code: 400 });
+      sse.event('[DONE]');
+      sse.end();
+    },
+  });
+}
+
+/** Embeddings answer at once (no generation); `encoding_format: "base64"` is what the openai npm client asks for. */
+export function handleEmbeddings(ctx: SimContext, body: Body, res: ServerResponse): void {
+  const input = body.input;
+  let texts: string[];
+  if (typeof input === 'string') texts = [input];
+  else if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string')) texts = input;
+  else if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'number'))
+    texts = [input.join(',')];
+  else if (Array.isArray(input) && input.length > 0 && input.every((x) => Array.isArray(x))) {
+    texts = input.map((x: unknown[]) => x.join(','));
+  } else return badRequest(res, 'input: Field required (a string, a list of strings or token ids).');
+  const base64 = body.encoding_format === 'base64';
+  let promptTokens = 0;
+  const data = texts.map((text, index) => {
+    promptTokens += estimateTokens(text);
+    const v = fakeEmbedding(text, EMBEDDING_DIM);
+    return { index, object: 'embedding', embedding: base64 ? embeddingToBase64(v) : v };
+  });
+  sendJson(res, 200, {
+    id: `embd-${randomUUID().replaceAll('-', '')}`,
+    object: 'list',
+    created: Math.floor(Date.now() / 1000),
+    model: requestedModel(ctx, body),
+    data,
+    usage: usage(promptTokens, 0),
+  });
+}

@@ -1,0 +1,305 @@
+/**
+ * flockserve-sim: an ENGINE SIMULATOR, not an inference engine. A real HTTP server (node:http)
+ * that answers like vLLM's OpenAI-compatible server and like TGI, with token timing from
+ * EngineModel (continuous batching, prefill, KV cache), so FlockServe can be tried and tested
+ * without GPUs. Fault knobs: startup delay, error rate, crash after N requests, hang.
+ *
+ * Routes: GET /health, GET /v1/models, POST /v1/chat/completions, /v1/completions,
+ * /v1/embeddings, POST /generate, /generate_stream, GET /metrics, and the simulator-only
+ * extension GET /sim/stats (counters plus the last 20 request bodies with path and headers,
+ * so tests can check what reached the worker).
+ */
+import { createServer } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { seededRandom } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../runtime/system-clock.js';
+import { EngineModel } from './engine-model.js';
+import type { EngineHandle, EngineProfile, EngineStats } from './engine-model.js';
+import { BodyTooLargeError, asRecord, readBody, sendJson, sendTgiError, sendVllmError } from './http-util.js';
+import { handleChatCompletions, handleCompletions, handleEmbeddings, handleModels } from './openai-routes.js';
+import { renderMetrics } from './prometheus.js';
+import type { Generation, SimContext } from './sim-context.js';
+import { handleGenerate, handleGenerateStream } from './tgi-routes.js';
+
+export interface EngineSimulatorOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** The served model name; default "sim". Requests may name any model (it is echoed back). */
+  modelName?: string;
+  /** Overrides of DEFAULT_PROFILE. */
+  profile?: Partial<EngineProfile>;
+  /** /health answers 503 until this many ms after start (a model loading). Default 0. */
+  startupDelayMs?: number;
+  /** Fraction 0..1 of generation requests answered 500 (vLLM's or TGI's error JSON). Default 0. */
+  errorRate?: number;
+  /**
+   * The first N generation requests are served; request N+1 crashes the engine right after its
+   * first token (mid-stream): `onCrash` runs (the CLI exits with code 1), or, in-process, every
+   * socket is destroyed and the server closes.
+   */
+  crashAfter?: number;
+  onCrash?: () => void;
+  /** 'all': every route except /sim/stats accepts and never answers; 'generation': only generation routes. */
+  hang?: false | 'all' | 'generation';
+  /** Fixed time between tokens (ms): sets decodeStepMs and zeroes the per-sequence growth. */
+  tokenIntervalMs?: number;
+  /** Seeds the error-rate draws and the generated words. Default 0. */
+  seed?: number;
+  /** Default the system clock; timing of tokens and startup runs on it. */
+  clock?: Clock;
+  /** Largest request body, bytes. Default 16 MiB. */
+  maxBodyBytes?: number;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: unknown;
+}
+
+/** GET /sim/stats (simulator extension). */
+export interface SimStats {
+  readonly received: number;
+  readonly completed: number;
+  readonly aborted: number;
+  readonly errors: number;
+  readonly running: number;
+  readonly waiting: number;
+  readonly kvCacheUsage: number;
+  readonly ready: boolean;
+  readonly lastRequests: readonly RecordedRequest[];
+}
+
+export interface EngineSimulator {
+  readonly url: string;
+  readonly port: number;
+  readonly host: string;
+  readonly model: EngineModel;
+  stats(): SimStats;
+  close(): Promise<void>;
+}
+
+const LAST_REQUESTS = 20;
+const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/generate', '/generate_stream']);
+const TGI_PATHS = new Set(['/generate', '/generate_stream']);
+
+export async function startEngineSimulator(options: EngineSimulatorOptions = {}): Promise<EngineSimulator> {
+  const host = options.host ?? '127.0.0.1';
+  const clock = options.clock ?? systemClock;
+  const modelName = options.modelName ?? 'sim';
+  const seed = options.seed ?? 0;
+  const random = seededRandom(seed);
+  const errorRate = options.errorRate ?? 0;
+  const hang = options.hang ?? false;
+  const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  const profile: Partial<EngineProfile> =
+    options.tokenIntervalMs === undefined
+      ? { ...options.profile }
+      : { ...options.profile, decodeStepMs: options.tokenIntervalMs, decodeStepMsPerSeq: 0 };
+  const model = new EngineModel(profile, clock);
+  const readyAt = clock.now() + (options.startupDelayMs ?? 0);
+  const inflight = new Set<EngineHandle>();
+  const lastRequests: RecordedRequest[] = [];
+  let received = 0;
+  let errors = 0;
+  let generations = 0;
+  let crashed = false;
+
+  const isReady = () => clock.now() >= readyAt;
+
+  const ctx: SimContext = {
+    modelName,
+    model,
+    seed,
+    generate(res: ServerResponse, gen: Generation): void {
+      generations++;
+      const crashes = options.crashAfter !== undefined && generations === options.crashAfter + 1;
+      const handle = model.submit({
+        promptTokens: gen.promptTokens,
+        maxTokens: gen.maxTokens,
+        onToken: (i) => {
+          if (res.destroyed) return;
+          gen.onToken(i);
+          if (crashes && i === 0) crash();
+        },
+        onDone: (reason) => {
+          inflight.delete(handle);
+          if (!res.destroyed) gen.onDone(reason);
+        },
+        onError: (e) => {
+          inflight.delete(handle);
+          errors++;
+          if (!res.destroyed) gen.onError(e);
+        },
+      });
+      inflight.add(handle);
+      // A client gone before the answer is complete cancels the sequence (a no-op once it finished).
+      res.on('close', () => {
+        inflight.delete(handle);
+        handle.cancel();
+      });
+    },
+  };
+
+  function crash(): void {
+    if (crashed) return;
+    crashed = true;
+    if (options.onCrash) {
+      // Let the bytes already written (the first token) leave before the process dies.
+      setImmediate(options.onCrash);
+      return;
+    }
+    abortEverything();
+    server.close();
+  }
+
+  function abortEverything(): void {
+    for (const h of inflight) h.cancel();
+    inflight.clear();
+    model.abortAll();
+    server.closeAllConnections();
+  }
+
+  function record(req: IncomingMessage, path: string, body: unknown): void {
+    lastRequests.push({ method: req.method ?? 'GET', path, headers: req.headers, body });
+    if (lastRequests.length > LAST_REQUESTS) lastRequests.shift();
+  }
+
+  function stats(): SimStats {
+    const s: EngineStats = model.stats();
+    return {
+      received,
+      completed: s.completed,
+      aborted: s.aborted,
+      errors,
+      running: s.running,
+      waiting: s.waiting,
+      kvCacheUsage: s.kvCacheUsage,
+      ready: isReady(),
+      lastRequests: [...lastRequests],
+    };
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && path === '/sim/stats') return sendJson(res, 200, stats());
+    if (hang === 'all' || (hang === 'generation' && GENERATION_PATHS.has(path))) return; // never answers
+    const isTgi = TGI_PATHS.has(path);
+
+    if (method === 'GET') {
+      switch (path) {
+        case '/health':
+          if (isReady()) {
+            res.writeHead(200).end();
+          } else {
+            sendVllmError(res, 503, 'The engine is starting (simulated startup delay).', 'ServiceUnavailableError');
+          }
+          return;
+        case '/v1/models':
+          record(req, path, null);
+          return handleModels(ctx, res);
+        case '/metrics':
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+          res.end(renderMetrics(modelName, model.stats()));
+          return;
+      }
+    }
+
+    const route = POST_ROUTES[path];
+    if (method !== 'POST' || !route) {
+      return sendJson(res, 404, { detail: 'Not Found' }); // FastAPI's (vLLM's) 404 body
+    }
+
+    let text: string;
+    try {
+      text = await readBody(req, maxBodyBytes);
+    } catch (e) {
+      if (e instanceof BodyTooLargeError) {
+        errors++;
+        return isTgi
+          ? sendTgiError(res, 413, e.message, 'validation')
+          : sendVllmError(res, 413, e.message, 'BadRequestError');
+      }
+      throw e;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      errors++;
+      record(req, path, text);
+      const message = `Invalid JSON body: ${(e as Error).message}`;
+      return isTgi
+        ? sendTgiError(res, 400, message, 'validation')
+        : sendVllmError(res, 400, message, 'BadRequestError');
+    }
+    record(req, path, parsed);
+    const body = asRecord(parsed);
+    if (!body) {
+      errors++;
+      const message = 'The request body must be a JSON object.';
+      return isTgi
+        ? sendTgiError(res, 400, message, 'validation')
+        : sendVllmError(res, 400, message, 'BadRequestError');
+    }
+    if (path !== '/v1/embeddings') received++;
+    if (path !== '/v1/embeddings' && errorRate > 0 && random() < errorRate) {
+      errors++;
+      const message = 'Simulated engine error (flockserve-sim --error-rate).';
+      return isTgi
+        ? sendTgiError(res, 500, message, 'generation')
+        : sendVllmError(res, 500, message, 'InternalServerError');
+    }
+    route(ctx, body, res);
+    if (res.statusCode >= 400 && res.headersSent) errors++;
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      errors++;
+      sendVllmError(res, 500, `Simulator failure: ${(e as Error).message}`, 'InternalServerError');
+    });
+  });
+  server.keepAliveTimeout = 65_000; // longer than common client/proxy idle timeouts, as uvicorn recommends behind proxies
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    host,
+    model,
+    stats,
+    close: () =>
+      new Promise<void>((resolve) => {
+        abortEverything();
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+type Route = (ctx: SimContext, body: Record<string, unknown>, res: ServerResponse) => void;
+
+const POST_ROUTES: Record<string, Route | undefined> = {
+  '/v1/chat/completions': handleChatCompletions,
+  '/v1/completions': handleCompletions,
+  '/v1/embeddings': handleEmbeddings,
+  '/generate': handleGenerate,
+  '/generate_stream': handleGenerateStream,
+};

@@ -1,0 +1,24 @@
+/** What the engine simulator's route handlers get from the server (see server.ts). */
+import type { ServerResponse } from 'node:http';
+import type { EngineModel, FinishReason } from './engine-model.js';
+
+export interface Generation {
+  readonly promptTokens: number;
+  readonly maxTokens: number;
+  onToken(index: number): void;
+  onDone(reason: FinishReason): void;
+  onError(error: Error): void;
+}
+
+export interface SimContext {
+  /** The served model name (`--model`). */
+  readonly modelName: string;
+  readonly model: EngineModel;
+  /** Varies the generated words. */
+  readonly seed: number;
+  /**
+   * Runs one generation on the engine model for `res`: a client that disconnects cancels it,
+   * and the crash-after trigger fires here.
+   */
+  generate(res: ServerResponse, gen: Generation): void;
+}

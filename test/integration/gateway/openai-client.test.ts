@@ -1,0 +1,202 @@
+import { credentials, Metadata } from '@grpc/grpc-js';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InferenceServiceClient, type ChatCompletionResponse } from '../../../src/gen/flockserve/v1/inference.js';
+import { NodeControlServiceClient, WorkerState } from '../../../src/gen/flockserve/v1/node_control.js';
+import { simStats, startGateway, type TestGateway } from '../../helpers/gateway.js';
+
+let t: TestGateway;
+let openai: OpenAI;
+
+beforeAll(async () => {
+  t = await startGateway({ nodeControlKey: 'sekret' });
+  openai = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+afterAll(() => t?.close());
+
+const workerUrls = (): string[] => t.gw.workers().map((w) => w.url ?? '');
+
+describe('the official openai client through the gateway (local provisioner, 2 simulator workers)', () => {
+  it('chat completion, non-streaming', async () => {
+    const res = await openai.chat.completions.create({
+      model: 'sim',
+      messages: [{ role: 'user', content: 'hello there' }],
+      max_tokens: 7,
+    });
+    expect(res.object).toBe('chat.completion');
+    expect(res.choices[0]?.message.role).toBe('assistant');
+    expect(res.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(res.usage?.completion_tokens).toBe(7);
+  });
+
+  it('chat completion, streaming with usage', async () => {
+    const stream = await openai.chat.completions.create({
+      model: 'sim',
+      messages: [{ role: 'user', content: 'stream please' }],
+      max_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    let finish: string | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usage = chunk.usage ?? usage;
+    }
+    expect(text.trim().split(/\s+/).length).toBe(5);
+    expect(finish).toBe('length');
+    expect(usage?.completion_tokens).toBe(5);
+  });
+
+  it('completions', async () => {
+    const res = await openai.completions.create({ model: 'sim', prompt: 'Once upon a time', max_tokens: 4 });
+    expect(res.object).toBe('text_completion');
+    expect(res.choices[0]?.text.length).toBeGreaterThan(0);
+    expect(res.usage?.completion_tokens).toBe(4);
+  });
+
+  it('models are forwarded from a worker', async () => {
+    const models = await openai.models.list();
+    expect(models.data.map((m) => m.id)).toContain('sim');
+  });
+
+  it('the FlockServe `stream: 1` header streams too', async () => {
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', stream: '1' },
+      body: JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const body = await res.text();
+    expect(body.trim().endsWith('data: [DONE]')).toBe(true);
+  });
+});
+
+describe('TGI routes', () => {
+  it('/generate answers generated_text and details', async () => {
+    const res = await fetch(`${t.url}/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: 'What is deep learning?', parameters: { max_new_tokens: 6, details: true } }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { generated_text: string; details: { generated_tokens: number } };
+    expect(body.generated_text.length).toBeGreaterThan(0);
+    expect(body.details.generated_tokens).toBe(6);
+  });
+
+  it('/generate_stream sends one token event per token, the last with generated_text', async () => {
+    const res = await fetch(`${t.url}/generate_stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: 'Hi', parameters: { max_new_tokens: 4 } }),
+    });
+    const events = (await res.text())
+      .split('\n\n')
+      .filter((e) => e.startsWith('data:'))
+      .map((e) => JSON.parse(e.slice(5)) as { token: { text: string }; generated_text: string | null });
+    expect(events).toHaveLength(4);
+    expect(events.slice(0, 3).every((e) => e.generated_text === null)).toBe(true);
+    expect(events[3]?.generated_text).toBe(events.map((e) => e.token.text).join(''));
+  });
+});
+
+describe('no parameter is lost in translation', () => {
+  it('unknown request fields reach the worker byte for byte', async () => {
+    const body = {
+      model: 'sim',
+      messages: [{ role: 'user', content: 'x', vendor_note: { a: [1, 2] } }],
+      max_tokens: 2,
+      top_k: 20,
+      guided_json: { type: 'object' },
+    };
+    const raw = JSON.stringify(body);
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-trace-me': 'yes' },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+    const seen = (await Promise.all(workerUrls().map(simStats))).flatMap((s) => s.lastRequests);
+    const mine = seen.find((r) => r.headers['x-trace-me'] === 'yes');
+    expect(mine?.body).toMatchObject({ top_k: 20, guided_json: { type: 'object' } });
+    expect((mine?.body as { messages: unknown[] }).messages[0]).toEqual({
+      role: 'user',
+      content: 'x',
+      vendor_note: { a: [1, 2] },
+    });
+  });
+
+  it("unknown fields of the worker's answer reach the client, JSON and every SSE chunk", async () => {
+    const json = (await (
+      await fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 }),
+      })
+    ).json()) as Record<string, unknown> & { choices: Record<string, unknown>[] };
+    // vLLM's own fields, not OpenAI's.
+    expect(json).toHaveProperty('prompt_logprobs', null);
+    expect(json).toHaveProperty('kv_transfer_params', null);
+    expect(json.choices[0]).toHaveProperty('stop_reason', null);
+
+    const sse = await (
+      await fetch(`${t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'x' }], max_tokens: 3, stream: true }),
+      })
+    ).text();
+    const chunks = sse
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: {'))
+      .map((e) => JSON.parse(e.slice(6)) as { choices: Record<string, unknown>[] });
+    const last = chunks.at(-1);
+    expect(last?.choices[0]).toHaveProperty('stop_reason', null);
+  });
+});
+
+describe('gRPC', () => {
+  it('a generated client streams a chat completion, with extra fields both ways', async () => {
+    const client = new InferenceServiceClient(t.grpcAddress, credentials.createInsecure());
+    const call = client.chatCompletion({
+      model: 'sim',
+      messages: [{ role: 'user', content: { $case: 'text', value: 'hello over grpc' } }],
+      maxTokens: 4,
+      stop: [],
+      stream: true,
+      extra: { top_k: 5 },
+    });
+    const got: ChatCompletionResponse[] = [];
+    for await (const m of call) got.push(m as ChatCompletionResponse);
+    client.close();
+    expect(got.length).toBeGreaterThanOrEqual(5); // role chunk + 4 tokens
+    const text = got.map((m) => m.choices[0]?.delta?.content).map((c) => (c?.$case === 'text' ? c.value : ''));
+    expect(text.join('').trim().split(/\s+/)).toHaveLength(4);
+    expect(got.at(-1)?.choices[0]?.finishReason).toBe('length');
+    // stop_reason is vLLM's, not in the proto: it arrives in extra.
+    expect(got.at(-1)?.choices[0]?.extra).toHaveProperty('stop_reason');
+    const seen = (await Promise.all(workerUrls().map(simStats))).flatMap((s) => s.lastRequests);
+    expect(seen.some((r) => (r.body as { top_k?: number } | null)?.top_k === 5)).toBe(true);
+  });
+
+  it('node control GetStatus and ListWorkers need the key', async () => {
+    const client = new NodeControlServiceClient(t.grpcAddress, credentials.createInsecure());
+    const md = new Metadata();
+    md.set('authorization', 'Bearer sekret');
+    const workers = await new Promise<unknown>((res, rej) =>
+      client.listWorkers({}, md, (err, r) => (err ? rej(err) : res(r))),
+    );
+    expect((workers as { workers: { state: WorkerState }[] }).workers.map((w) => w.state)).toEqual([
+      WorkerState.WORKER_STATE_READY,
+      WorkerState.WORKER_STATE_READY,
+    ]);
+    const wrong = new Metadata();
+    wrong.set('authorization', 'Bearer nope');
+    const err = await new Promise<{ code: number }>((res) => client.getStatus({}, wrong, (e) => res(e as never)));
+    expect(err.code).toBe(16); // UNAUTHENTICATED
+    client.close();
+  });
+});

@@ -1,0 +1,389 @@
+import { request as httpRequest } from 'node:http';
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startEngineSimulator } from '../../../src/sim/server.js';
+import type { EngineSimulator, EngineSimulatorOptions, SimStats } from '../../../src/sim/server.js';
+
+const running: EngineSimulator[] = [];
+
+async function start(options: EngineSimulatorOptions = {}): Promise<EngineSimulator> {
+  // 2 ms between tokens keeps the tests fast while still streaming token by token.
+  const sim = await startEngineSimulator({ tokenIntervalMs: 2, ...options });
+  running.push(sim);
+  return sim;
+}
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.close()));
+});
+
+async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** The `data:` payloads of an SSE body. */
+function sseData(text: string, prefix = 'data: '): string[] {
+  return text
+    .split('\n\n')
+    .filter((e) => e.startsWith(prefix))
+    .map((e) => e.slice(prefix.length));
+}
+
+async function simStats(url: string): Promise<SimStats> {
+  return (await (await fetch(`${url}/sim/stats`)).json()) as SimStats;
+}
+
+async function waitFor<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (ok(v) || Date.now() > until) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('engine simulator: OpenAI routes through the official openai client', () => {
+  it('chat completion (JSON) has vLLM’s shape and usage', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const res = await client.chat.completions.create({
+      model: 'sim',
+      messages: [{ role: 'user', content: 'Hello there, simulator!' }], // 23 chars → 6 tokens
+      max_tokens: 5,
+    });
+    expect(res.object).toBe('chat.completion');
+    expect(res.choices[0]?.message.role).toBe('assistant');
+    expect(res.choices[0]?.message.content?.split(' ')).toHaveLength(5);
+    expect(res.choices[0]?.finish_reason).toBe('length');
+    expect(res.usage).toMatchObject({ prompt_tokens: 6, completion_tokens: 5, total_tokens: 11 });
+    const raw = res as unknown as Record<string, unknown>;
+    expect(raw).toHaveProperty('prompt_logprobs', null);
+    expect(raw).toHaveProperty('kv_transfer_params', null);
+    expect(res.choices[0]).toHaveProperty('stop_reason', null);
+  });
+
+  it('chat completion stream: role delta first, one delta per token, finish chunk, usage chunk', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const stream = await client.chat.completions.create({
+      model: 'sim',
+      messages: [{ role: 'user', content: 'stream please' }],
+      max_tokens: 4,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks[0]?.choices[0]?.delta).toEqual({ role: 'assistant', content: '' });
+    const contents = chunks.slice(1, 5).map((c) => c.choices[0]?.delta.content);
+    expect(contents).toHaveLength(4);
+    expect(contents.every((t) => typeof t === 'string' && t.length > 0)).toBe(true);
+    expect(chunks[4]?.choices[0]?.finish_reason).toBe('length');
+    expect(chunks[5]?.choices).toEqual([]);
+    expect(chunks[5]?.usage).toMatchObject({ completion_tokens: 4 });
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
+  });
+
+  it('completions (JSON and stream) and the [DONE] terminator', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const res = await client.completions.create({ model: 'sim', prompt: 'Once upon a time', max_tokens: 3 });
+    expect(res.object).toBe('text_completion');
+    expect(res.choices[0]?.text.split(' ')).toHaveLength(3);
+    expect(res.usage?.completion_tokens).toBe(3);
+
+    const raw = await postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 3, stream: true });
+    expect(raw.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = sseData(raw.text);
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events
+      .slice(0, -1)
+      .map((e) => JSON.parse(e) as { choices: { text: string; finish_reason: string | null }[] });
+    expect(chunks.map((c) => c.choices[0]?.text).join('')).toBe(res.choices[0]?.text);
+    expect(chunks.map((c) => c.choices[0]?.finish_reason)).toEqual([null, null, 'length']);
+  });
+
+  it('embeddings: deterministic vectors, float and base64 (the client’s default)', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const a = await client.embeddings.create({ model: 'sim', input: ['alpha', 'beta'] });
+    const b = await client.embeddings.create({ model: 'sim', input: 'alpha', encoding_format: 'float' });
+    expect(a.data).toHaveLength(2);
+    expect(a.data[0]?.embedding).toHaveLength(8);
+    expect(a.data[0]?.embedding).toEqual(b.data[0]?.embedding);
+    expect(a.data[0]?.embedding).not.toEqual(a.data[1]?.embedding);
+  });
+
+  it('GET /v1/models lists the served name', async () => {
+    const sim = await start({ modelName: 'llama-sim' });
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['llama-sim']);
+  });
+});
+
+describe('engine simulator: errors', () => {
+  it.each([
+    { name: 'invalid JSON', path: '/v1/chat/completions', body: '{nope', status: 400 },
+    { name: 'missing messages', path: '/v1/chat/completions', body: { model: 'sim' }, status: 400 },
+    {
+      name: 'bad max_tokens',
+      path: '/v1/chat/completions',
+      body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 0 },
+      status: 400,
+    },
+    { name: 'missing prompt', path: '/v1/completions', body: { max_tokens: 2 }, status: 400 },
+  ])('$name → $status with vLLM’s error JSON', async ({ path, body, status }) => {
+    const sim = await start();
+    const res = await postJson(sim.url + path, body);
+    expect(res.status).toBe(status);
+    expect(JSON.parse(res.text)).toMatchObject({ object: 'error', type: 'BadRequestError', param: null, code: status });
+  });
+
+  it('unknown route → 404 JSON', async () => {
+    const sim = await start();
+    const res = await fetch(`${sim.url}/nope`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ detail: 'Not Found' });
+  });
+
+  it('errorRate 1 answers every generation request 500 (and the openai client sees an APIError)', async () => {
+    const sim = await start({ errorRate: 1 });
+    const res = await postJson(`${sim.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'x' }] });
+    expect(res.status).toBe(500);
+    expect(JSON.parse(res.text)).toMatchObject({ object: 'error', type: 'InternalServerError', code: 500 });
+    const tgi = await postJson(`${sim.url}/generate`, { inputs: 'x' });
+    expect(tgi.status).toBe(500);
+    expect(JSON.parse(tgi.text)).toMatchObject({ error_type: 'generation' });
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    await expect(client.completions.create({ model: 'sim', prompt: 'x' })).rejects.toMatchObject({ status: 500 });
+    expect((await simStats(sim.url)).errors).toBe(3);
+  });
+
+  it('errorRate 0.5 with a seed fails some requests and serves the others', async () => {
+    const sim = await start({ errorRate: 0.5, seed: 7 });
+    const statuses = [];
+    for (let i = 0; i < 20; i++) {
+      statuses.push((await postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 1 })).status);
+    }
+    expect(statuses.filter((s) => s === 500).length).toBeGreaterThan(2);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(2);
+  });
+});
+
+describe('engine simulator: TGI routes', () => {
+  it('/generate returns generated_text, and details when asked', async () => {
+    const sim = await start();
+    const plain = await postJson(`${sim.url}/generate`, {
+      inputs: 'What is Deep Learning?',
+      parameters: { max_new_tokens: 3 },
+    });
+    expect(plain.status).toBe(200);
+    const p = JSON.parse(plain.text) as Record<string, unknown>;
+    expect(Object.keys(p)).toEqual(['generated_text']);
+    expect((p.generated_text as string).split(' ')).toHaveLength(3);
+
+    const detailed = JSON.parse(
+      (await postJson(`${sim.url}/generate`, { inputs: 'x', parameters: { max_new_tokens: 3, details: true } })).text,
+    ) as { details: { finish_reason: string; generated_tokens: number; tokens: unknown[] } };
+    expect(detailed.details).toMatchObject({ finish_reason: 'length', generated_tokens: 3 });
+    expect(detailed.details.tokens[0]).toMatchObject({
+      id: expect.any(Number),
+      text: expect.any(String),
+      special: false,
+    });
+  });
+
+  it('/generate_stream sends one data: event per token, the last with generated_text and details', async () => {
+    const sim = await start();
+    const res = await postJson(`${sim.url}/generate_stream`, { inputs: 'x', parameters: { max_new_tokens: 3 } });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = sseData(res.text, 'data:').map((e) => JSON.parse(e) as Record<string, unknown>);
+    expect(events.map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(events.slice(0, 2).every((e) => e.generated_text === null && e.details === null)).toBe(true);
+    const texts = events.map((e) => (e.token as { text: string }).text).join('');
+    expect(events[2]).toMatchObject({
+      generated_text: texts,
+      details: { finish_reason: 'length', generated_tokens: 3 },
+    });
+  });
+
+  it('missing inputs → 422 with TGI’s error shape', async () => {
+    const sim = await start();
+    const res = await postJson(`${sim.url}/generate`, { parameters: {} });
+    expect(res.status).toBe(422);
+    expect(JSON.parse(res.text)).toMatchObject({ error: expect.any(String), error_type: 'validation' });
+  });
+});
+
+describe('engine simulator: health, metrics, stats', () => {
+  it('health answers 503 during the startup delay, then 200', async () => {
+    const sim = await start({ startupDelayMs: 200 });
+    const first = await fetch(`${sim.url}/health`);
+    expect(first.status).toBe(503);
+    const later = await waitFor(
+      () => fetch(`${sim.url}/health`).then((r) => r.status),
+      (s) => s === 200,
+    );
+    expect(later).toBe(200);
+  });
+
+  it('/metrics exposes vLLM’s and TGI’s gauge names with the running count', async () => {
+    const sim = await start({ tokenIntervalMs: 50 });
+    const inflight = postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 6 });
+    await waitFor(
+      () => simStats(sim.url),
+      (s) => s.running === 1,
+    );
+    const text = await (await fetch(`${sim.url}/metrics`)).text();
+    expect(text).toContain('vllm:num_requests_running{model_name="sim"} 1');
+    expect(text).toContain('vllm:num_requests_waiting{model_name="sim"} 0');
+    expect(text).toMatch(/vllm:gpu_cache_usage_perc\{model_name="sim"\} 0\.\d+/);
+    expect(text).toMatch(/vllm:kv_cache_usage_perc\{model_name="sim"\} /);
+    expect(text).toMatch(/^tgi_queue_size 0$/m);
+    await inflight;
+  });
+
+  it('/sim/stats records request bodies with unknown fields and headers', async () => {
+    const sim = await start();
+    await postJson(
+      `${sim.url}/v1/chat/completions`,
+      { messages: [{ role: 'user', content: 'x' }], max_tokens: 1, top_k: 5, my_extra: { a: 1 } },
+      { 'x-trace': 'abc' },
+    );
+    const s = await simStats(sim.url);
+    expect(s.received).toBe(1);
+    expect(s.completed).toBe(1);
+    const last = s.lastRequests.at(-1)!;
+    expect(last).toMatchObject({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      body: { top_k: 5, my_extra: { a: 1 } },
+    });
+    expect(last.headers['x-trace']).toBe('abc');
+  });
+});
+
+describe('engine simulator: disconnects, backpressure, faults', () => {
+  it('a client that disconnects mid-stream aborts its sequence', async () => {
+    const sim = await start({ tokenIntervalMs: 20 });
+    const ac = new AbortController();
+    const res = await fetch(`${sim.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], max_tokens: 1000, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // some bytes flowed
+    ac.abort();
+    const s = await waitFor(
+      () => simStats(sim.url),
+      (v) => v.aborted === 1,
+    );
+    expect(s).toMatchObject({ aborted: 1, running: 0, completed: 0 });
+  });
+
+  it('a non-streaming client that disconnects aborts too', async () => {
+    const sim = await start({ tokenIntervalMs: 20 });
+    const ac = new AbortController();
+    const pending = fetch(`${sim.url}/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: 'x', parameters: { max_new_tokens: 1000 } }),
+      signal: ac.signal,
+    }).catch(() => undefined);
+    await waitFor(
+      () => simStats(sim.url),
+      (v) => v.running === 1,
+    );
+    ac.abort();
+    await pending;
+    const s = await waitFor(
+      () => simStats(sim.url),
+      (v) => v.aborted === 1,
+    );
+    expect(s.aborted).toBe(1);
+  });
+
+  it('a reader that does not read gets a bounded stream that completes once it reads', async () => {
+    const sim = await start({ tokenIntervalMs: 0 });
+    const body = JSON.stringify({ prompt: 'x', max_tokens: 500, stream: true });
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(
+        `${sim.url}/v1/completions`,
+        { method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.pause(); // let the socket fill up, then read everything
+          setTimeout(() => {
+            let all = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (all += c));
+            res.on('end', () => resolve(all));
+            res.resume();
+          }, 300);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    const events = sseData(text);
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { choices: { text: string }[] });
+    // Every token arrives exactly once, whether or not deltas were coalesced while blocked.
+    expect(
+      chunks
+        .map((c) => c.choices[0]!.text)
+        .join('')
+        .split(' '),
+    ).toHaveLength(500);
+  });
+
+  it('crashAfter 1: the first request completes, the second dies mid-stream and the server goes away', async () => {
+    const sim = await start({ crashAfter: 1, tokenIntervalMs: 5 });
+    const ok = await postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 2 });
+    expect(ok.status).toBe(200);
+    const res = await fetch(`${sim.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'x', max_tokens: 100, stream: true }),
+    });
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+    await expect(fetch(`${sim.url}/health`)).rejects.toThrow();
+  });
+
+  it('crashAfter calls onCrash (the CLI exits there) instead of closing in-process', async () => {
+    let crashed = 0;
+    const sim = await start({ crashAfter: 0, onCrash: () => crashed++ });
+    await postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 3 });
+    expect(crashed).toBe(1);
+  });
+
+  it.each([
+    { hang: 'all' as const, path: '/health', hangs: true },
+    { hang: 'generation' as const, path: '/health', hangs: false },
+  ])('hang $hang: GET $path hangs=$hangs, and /sim/stats still answers', async ({ hang, path, hangs }) => {
+    const sim = await start({ hang });
+    const outcome = await fetch(sim.url + path, { signal: AbortSignal.timeout(300) }).then(
+      (r) => r.status,
+      () => 'timeout',
+    );
+    expect(outcome).toBe(hangs ? 'timeout' : 200);
+    const gen = await fetch(`${sim.url}/v1/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ prompt: 'x' }),
+      signal: AbortSignal.timeout(300),
+    }).then(
+      (r) => r.status,
+      () => 'timeout',
+    );
+    expect(gen).toBe('timeout');
+    expect((await fetch(`${sim.url}/sim/stats`)).status).toBe(200);
+  });
+});

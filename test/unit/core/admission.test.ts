@@ -1,0 +1,251 @@
+import { describe, expect, it, vi } from 'vitest';
+import { Admission, type Lease } from '../../../src/core/admission.js';
+import { LeastConnection } from '../../../src/core/balancer/least-connection.js';
+import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
+import { GatewayError } from '../../../src/core/errors.js';
+import { LoadTracker } from '../../../src/core/load-tracker.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+
+const S = 1000;
+
+function readyWorker(pool: WorkerPool, name: string, capacity: number): void {
+  pool.add(name, capacity, 'provisioning');
+  pool.setState(name, 'starting', 'test');
+  pool.setState(name, 'ready', 'test');
+}
+
+/** A request's outcome as seen after microtasks have run. */
+interface Outcome {
+  lease?: Lease;
+  error?: GatewayError;
+}
+
+function setup(opts: { workers?: number; capacity?: number; maxQueueLength?: number; onDemand?: () => void } = {}) {
+  const clock = new VirtualClock();
+  const pool = new WorkerPool(clock);
+  for (let i = 1; i <= (opts.workers ?? 2); i++) readyWorker(pool, `w-${i}`, opts.capacity ?? 2);
+  const tracker = new LoadTracker(clock, 60 * S);
+  const reported: number[] = [];
+  const set = tracker.set.bind(tracker);
+  vi.spyOn(tracker, 'set').mockImplementation((v) => {
+    reported.push(v);
+    set(v);
+  });
+  const admission = new Admission({
+    pool,
+    balancer: new LeastConnection(),
+    clock,
+    tracker,
+    random: seededRandom(1),
+    maxQueueLength: opts.maxQueueLength ?? 10,
+    ...(opts.onDemand ? { onDemand: opts.onDemand } : {}),
+  });
+  const request = (timeoutMs = 10 * S, signal?: AbortSignal): Outcome => {
+    const o: Outcome = {};
+    admission.acquire({ ctx: {}, timeoutMs, ...(signal ? { signal } : {}) }).then(
+      (l) => (o.lease = l),
+      (e: GatewayError) => (o.error = e),
+    );
+    return o;
+  };
+  return { clock, pool, tracker, reported, admission, request };
+}
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('Admission', () => {
+  it('capacity 2 × 2 workers, 6 requests: 4 leased at once, 2 wait', async () => {
+    const { pool, admission, request, tracker, reported } = setup();
+    const rs = Array.from({ length: 6 }, () => request());
+    await flush();
+    expect(rs.map((r) => r.lease !== undefined)).toEqual([true, true, true, true, false, false]);
+    expect(admission.waiting).toBe(2);
+    expect(pool.list().map((w) => w.inFlight)).toEqual([2, 2]);
+    expect(reported).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(tracker.current()).toBe(6);
+  });
+
+  it('resolves at once (before any timer or I/O) when a slot is free', async () => {
+    const { admission } = setup();
+    const lease = await admission.acquire({ ctx: {}, timeoutMs: 0 });
+    expect(lease.worker.inFlight).toBe(1);
+  });
+
+  it('hands released slots to waiters in FIFO order; release is idempotent', async () => {
+    const { pool, admission, request, tracker, clock } = setup();
+    const rs = Array.from({ length: 7 }, () => request());
+    await flush();
+    const [r5, r6, r7] = [rs[4]!, rs[5]!, rs[6]!];
+
+    const freed = rs[2]!.lease!;
+    freed.release();
+    await flush();
+    expect(r5.lease?.worker).toBe(freed.worker);
+    expect(r6.lease).toBeUndefined();
+
+    freed.release(); // a second release frees nothing
+    await flush();
+    expect(r6.lease).toBeUndefined();
+    expect(pool.inFlight()).toBe(4);
+    expect(admission.waiting).toBe(2);
+
+    rs[0]!.lease!.release();
+    await flush();
+    expect(r6.lease).toBeDefined();
+    expect(r7.lease).toBeUndefined();
+    expect(tracker.current()).toBe(4 + 1);
+    // The handed-over waiters' timers were cancelled: only r7's is left.
+    expect(clock.pendingTimers).toBe(1);
+  });
+
+  it('rejects a waiter with 503 queue_timeout when its timeout passes', async () => {
+    const { admission, request, clock, tracker } = setup({ workers: 1, capacity: 1 });
+    request();
+    const waiter = request(5 * S);
+    clock.advance(5 * S - 1);
+    await flush();
+    expect(waiter.error).toBeUndefined();
+    expect(admission.waiting).toBe(1);
+
+    clock.advance(1);
+    await flush();
+    expect(waiter.error).toBeInstanceOf(GatewayError);
+    expect(waiter.error).toMatchObject({ code: 'queue_timeout', status: 503, grpcCode: 14 });
+    expect(waiter.error!.retryAfterSeconds).toBeGreaterThan(0);
+    expect(admission.waiting).toBe(0);
+    expect(tracker.current()).toBe(1);
+  });
+
+  it('a request that may not wait gets queue_timeout at once when no slot is free', async () => {
+    const { request, admission } = setup({ workers: 1, capacity: 1 });
+    request();
+    const r = request(0);
+    await flush();
+    expect(r.error?.code).toBe('queue_timeout');
+    expect(admission.waiting).toBe(0);
+  });
+
+  it('an aborted request leaves the queue with client_closed and is skipped by handover', async () => {
+    const { admission, request, clock } = setup({ workers: 1, capacity: 1 });
+    const first = request();
+    const ac = new AbortController();
+    const aborted = request(10 * S, ac.signal);
+    const next = request();
+    await flush();
+    expect(admission.waiting).toBe(2);
+
+    ac.abort(new Error('socket closed'));
+    await flush();
+    expect(aborted.error).toMatchObject({ code: 'client_closed', status: 499 });
+    expect((aborted.error!.cause as Error).message).toBe('socket closed');
+    expect(admission.waiting).toBe(1);
+    expect(clock.pendingTimers).toBe(1);
+
+    first.lease!.release();
+    await flush();
+    expect(next.lease).toBeDefined();
+  });
+
+  it('an already aborted signal is rejected without queueing', async () => {
+    const { admission } = setup();
+    const ac = new AbortController();
+    ac.abort();
+    await expect(admission.acquire({ ctx: {}, timeoutMs: S, signal: ac.signal })).rejects.toMatchObject({
+      code: 'client_closed',
+    });
+    expect(admission.waiting).toBe(0);
+  });
+
+  it('rejects with 429 queue_full when maxQueueLength wait already', async () => {
+    const { request, admission } = setup({ maxQueueLength: 2 });
+    const rs = Array.from({ length: 7 }, () => request());
+    await flush();
+    expect(rs.slice(0, 6).every((r) => r.error === undefined)).toBe(true);
+    expect(rs[6]!.error).toMatchObject({ code: 'queue_full', status: 429 });
+    expect(admission.waiting).toBe(2);
+  });
+
+  it('wake() hands the slots of a newly ready worker to waiters', async () => {
+    const { pool, admission, request } = setup({ workers: 1, capacity: 1 });
+    request();
+    const a = request();
+    const b = request();
+    pool.add('w-9', 1, 'provisioning');
+    pool.setState('w-9', 'starting', 'test');
+    pool.setState('w-9', 'ready', 'test');
+    await flush();
+    expect(a.lease).toBeUndefined();
+    admission.wake();
+    await flush();
+    expect(a.lease?.worker.name).toBe('w-9');
+    expect(b.lease).toBeUndefined();
+  });
+
+  it('keeps FIFO when a slot is free while others wait: the oldest waiter gets it', async () => {
+    const { pool, request } = setup({ workers: 1, capacity: 1 });
+    request();
+    const old = request();
+    readyWorker(pool, 'w-9', 1); // no wake()
+    const newcomer = request();
+    await flush();
+    expect(old.lease?.worker.name).toBe('w-9');
+    expect(newcomer.lease).toBeUndefined();
+  });
+
+  it('calls onDemand when no worker is live (scale from zero), then serves once one is ready', async () => {
+    const onDemand = vi.fn();
+    const { pool, admission, request } = setup({ workers: 0, onDemand });
+    const r = request(60 * S);
+    expect(onDemand).toHaveBeenCalledTimes(1);
+    pool.add('w-1', 2, 'provisioning');
+    request(60 * S);
+    expect(onDemand).toHaveBeenCalledTimes(1); // a provisioning worker counts as live
+    pool.setState('w-1', 'starting', 'test');
+    pool.setState('w-1', 'ready', 'test');
+    admission.wake();
+    await flush();
+    expect(r.lease?.worker.name).toBe('w-1');
+  });
+
+  it('does not call onDemand while a live worker exists, even if it is full', () => {
+    const onDemand = vi.fn();
+    const { request } = setup({ workers: 1, capacity: 1, onDemand });
+    request();
+    request();
+    expect(onDemand).not.toHaveBeenCalled();
+  });
+
+  it('close() rejects every waiter and later requests', async () => {
+    const { admission, request, clock, tracker } = setup({ workers: 1, capacity: 1 });
+    const leased = request();
+    const w1 = request();
+    const w2 = request();
+    admission.close();
+    await flush();
+    expect(w1.error).toMatchObject({ code: 'shutting_down', status: 503 });
+    expect(w2.error).toMatchObject({ code: 'shutting_down' });
+    expect(clock.pendingTimers).toBe(0);
+    expect(tracker.current()).toBe(1);
+    await expect(admission.acquire({ ctx: {}, timeoutMs: S })).rejects.toMatchObject({ code: 'shutting_down' });
+    leased.lease!.release(); // an in-flight request still releases its slot
+    expect(tracker.current()).toBe(0);
+  });
+
+  it('reports in flight + waiting to the tracker on every change (timeline)', async () => {
+    const { request, clock, tracker, reported } = setup({ workers: 1, capacity: 1 });
+    const a = request(); // t=0: 1
+    await flush();
+    clock.advance(10 * S);
+    const b = request(30 * S); // t=10: 2
+    clock.advance(10 * S);
+    a.lease?.release(); // t=20: handover, in flight 1 + waiting 0 = 1
+    await flush();
+    clock.advance(10 * S);
+    b.lease!.release(); // t=30: 0
+    clock.advance(30 * S);
+    // Consecutive repeats are harmless (the tracker ignores them): compare the changes.
+    expect(reported.filter((v, i) => v !== reported[i - 1])).toEqual([1, 2, 1, 0]);
+    // 1 for 10 s, 2 for 10 s, 1 for 10 s, 0 for 30 s over 60 s.
+    expect(tracker.mean()).toBeCloseTo((10 + 20 + 10) / 60, 12);
+  });
+});

@@ -1,0 +1,140 @@
+import { describe, expect, it, vi } from 'vitest';
+import { AutoscalerController } from '../../../../src/core/autoscaler/controller.js';
+import { RunningMean } from '../../../../src/core/autoscaler/running-mean.js';
+import type { ScaleDecision, ScaleSnapshot } from '../../../../src/core/autoscaler/types.js';
+import { VirtualClock } from '../../../../src/core/clock.js';
+
+const S = 1000;
+
+/** A fake fleet: `apply` sets the count at once; the queue mean is set by the test. */
+function fleet(clock: VirtualClock, opts: { workers?: number; delayS?: number } = {}) {
+  const state = { workers: opts.workers ?? 1, mean: 0 };
+  const applied: [number, number][] = []; // [time s, desired]
+  const decisions: ScaleDecision[] = [];
+  const snapshot = (): ScaleSnapshot => ({
+    queueLengthMean: state.mean,
+    queueLength: Math.round(state.mean),
+    workers: { ready: state.workers, starting: 0, provisioning: 0, notReady: 0, draining: 0 },
+    minWorkers: 1,
+    maxWorkers: 8,
+    config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: (opts.delayS ?? 300) * S },
+  });
+  const controller = new AutoscalerController({
+    clock,
+    policy: new RunningMean(),
+    intervalMs: 30 * S,
+    snapshot,
+    apply: (desired) => {
+      applied.push([clock.now() / S, desired]);
+      state.workers = desired;
+    },
+    onDecision: (d) => decisions.push(d),
+  });
+  return { state, applied, decisions, controller };
+}
+
+describe('AutoscalerController', () => {
+  it('evaluates every interval, scales up, holds scale-down for the delay, then steps down one by one', () => {
+    const clock = new VirtualClock();
+    const { state, applied, decisions, controller } = fleet(clock);
+    controller.start();
+
+    clock.advance(29 * S);
+    expect(decisions).toHaveLength(0); // first evaluation one interval after start
+
+    state.mean = 30; // burst: 30/1 > 7 → ⌈30/7⌉ = 5
+    clock.advance(1 * S); // t=30
+    expect(applied).toEqual([[30, 5]]);
+
+    state.mean = 0; // the burst ends at once
+    clock.runUntil(329 * S); // evaluations at 60 … 300 s are inside the 300 s delay
+    expect(applied).toEqual([[30, 5]]);
+    expect(decisions.at(-1)?.reason).toMatch(/scale-down delay/);
+
+    clock.runUntil(450 * S); // 330, 360, 390, 420, 450: one worker less each time, down to min 1
+    expect(applied).toEqual([
+      [30, 5],
+      [330, 4],
+      [360, 3],
+      [390, 2],
+      [420, 1],
+    ]);
+    expect(decisions).toHaveLength(15); // 30, 60, …, 450
+  });
+
+  it('does not call apply when the decision is no change', () => {
+    const clock = new VirtualClock();
+    const apply = vi.fn();
+    const c = new AutoscalerController({
+      clock,
+      policy: new RunningMean(),
+      intervalMs: 10 * S,
+      snapshot: () => ({
+        queueLengthMean: 5,
+        queueLength: 5,
+        workers: { ready: 1, starting: 0, provisioning: 0, notReady: 0, draining: 0 },
+        minWorkers: 1,
+        maxWorkers: 3,
+        config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: 0 },
+      }),
+      apply,
+    });
+    expect(c.evaluateNow().desired).toBe(1);
+    c.start();
+    clock.advance(100 * S);
+    expect(apply).not.toHaveBeenCalled();
+  });
+
+  it('stop() ends the ticks and start() twice schedules one timer', () => {
+    const clock = new VirtualClock();
+    const { decisions, controller } = fleet(clock);
+    controller.start();
+    controller.start();
+    expect(clock.pendingTimers).toBe(1);
+    clock.advance(60 * S);
+    expect(decisions).toHaveLength(2);
+    controller.stop();
+    expect(controller.running).toBe(false);
+    clock.advance(600 * S);
+    expect(decisions).toHaveLength(2);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('keeps ticking after a throw and reports it', () => {
+    const clock = new VirtualClock();
+    const onError = vi.fn();
+    let calls = 0;
+    const c = new AutoscalerController({
+      clock,
+      policy: new RunningMean(),
+      intervalMs: S,
+      snapshot: () => {
+        calls++;
+        throw new Error('pool gone');
+      },
+      apply: () => {},
+      onError,
+    });
+    c.start();
+    clock.advance(3 * S);
+    expect(calls).toBe(3);
+    expect(onError).toHaveBeenCalledTimes(3);
+  });
+
+  it('uses the later of its own and the snapshot’s lastScaleUpAt', () => {
+    const clock = new VirtualClock();
+    const { state, applied, controller } = fleet(clock, { delayS: 100 });
+    state.mean = 20; // 20/1 > 7 → 3
+    controller.evaluateNow();
+    state.mean = 0;
+    clock.advance(99 * S);
+    controller.evaluateNow();
+    expect(applied).toEqual([[0, 3]]);
+    clock.advance(1 * S);
+    controller.evaluateNow();
+    expect(applied).toEqual([
+      [0, 3],
+      [100, 2],
+    ]);
+  });
+});

@@ -1,0 +1,77 @@
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { ERRORS, GatewayError, toGatewayError, toOpenAIError, type ErrorCode } from '../../../src/core/errors.js';
+
+// [code, HTTP status, gRPC status, OpenAI type, has Retry-After]
+const table: [ErrorCode, number, status, string, boolean][] = [
+  ['bad_request', 400, status.INVALID_ARGUMENT, 'invalid_request_error', false],
+  ['invalid_json', 400, status.INVALID_ARGUMENT, 'invalid_request_error', false],
+  ['unauthorized', 401, status.UNAUTHENTICATED, 'authentication_error', false],
+  ['node_control_disabled', 403, status.PERMISSION_DENIED, 'permission_error', false],
+  ['not_found', 404, status.NOT_FOUND, 'invalid_request_error', false],
+  ['unknown_worker', 404, status.NOT_FOUND, 'invalid_request_error', false],
+  ['body_too_large', 413, status.RESOURCE_EXHAUSTED, 'invalid_request_error', false],
+  ['queue_full', 429, status.RESOURCE_EXHAUSTED, 'rate_limit_error', true],
+  ['client_closed', 499, status.CANCELLED, 'invalid_request_error', false],
+  ['internal', 500, status.INTERNAL, 'server_error', false],
+  ['upstream_error', 502, status.INTERNAL, 'server_error', false],
+  ['upstream_unavailable', 502, status.UNAVAILABLE, 'server_error', false],
+  ['queue_timeout', 503, status.UNAVAILABLE, 'server_error', true],
+  ['no_workers', 503, status.UNAVAILABLE, 'server_error', true],
+  ['shutting_down', 503, status.UNAVAILABLE, 'server_error', false],
+  ['upstream_timeout', 504, status.DEADLINE_EXCEEDED, 'server_error', false],
+];
+
+describe('error catalogue', () => {
+  it('covers every code in the table', () => {
+    expect(Object.keys(ERRORS).sort()).toEqual(table.map((r) => r[0]).sort());
+  });
+
+  it.each(table)('%s → HTTP %i, gRPC %i, %s', (code, http, grpc, type, retry) => {
+    const e = new GatewayError(code);
+    expect(e.status).toBe(http);
+    expect(e.grpcCode).toBe(grpc);
+    expect(e.type).toBe(type);
+    expect(e.retryAfterSeconds !== undefined).toBe(retry);
+    expect(e.message).toBe(ERRORS[code].message);
+    expect(e).toBeInstanceOf(Error);
+  });
+});
+
+describe('GatewayError', () => {
+  it('keeps cause, param, message and Retry-After overrides', () => {
+    const low = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    const e = new GatewayError('upstream_unavailable', { cause: low, message: 'worker w-1 refused', param: 'model' });
+    expect(e.cause).toBe(low);
+    expect(e.message).toBe('worker w-1 refused');
+    expect(e.param).toBe('model');
+    expect(new GatewayError('queue_timeout', { retryAfterSeconds: 42 }).retryAfterSeconds).toBe(42);
+  });
+
+  it('wraps unknown errors as internal and passes GatewayErrors through', () => {
+    const g = new GatewayError('not_found');
+    expect(toGatewayError(g)).toBe(g);
+    const boom = new TypeError('x is undefined');
+    const wrapped = toGatewayError(boom);
+    expect(wrapped.code).toBe('internal');
+    expect(wrapped.cause).toBe(boom);
+  });
+});
+
+describe('toOpenAIError', () => {
+  it('shapes a GatewayError', () => {
+    expect(
+      toOpenAIError(new GatewayError('bad_request', { message: 'messages is required', param: 'messages' })),
+    ).toEqual({
+      error: { message: 'messages is required', type: 'invalid_request_error', param: 'messages', code: 'bad_request' },
+    });
+    expect(toOpenAIError(new GatewayError('queue_full')).error.param).toBeNull();
+  });
+
+  it('does not leak the text of unexpected errors', () => {
+    const body = toOpenAIError(new Error('password=hunter2'));
+    expect(body).toEqual({
+      error: { message: ERRORS.internal.message, type: 'server_error', param: null, code: 'internal' },
+    });
+  });
+});

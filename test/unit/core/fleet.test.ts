@@ -1,0 +1,397 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../../src/core/clock.js';
+import { Fleet, type FleetOptions } from '../../../src/core/fleet.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+import type { TaskSpec, WorkerState } from '../../../src/core/types.js';
+import { FakeProber } from '../../fakes/prober.js';
+import { FakeProvisioner, fakeUrl } from '../../fakes/provisioner.js';
+
+const TASK: TaskSpec = { path: '/tmp/task.yaml', run: 'engine', envs: {}, ports: [8000], raw: {} };
+
+/** Lets promise chains started by the last timers run to the end (no real time passes). */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+// Timings of every test: launch takes 3 s, probes every 1 s, unhealthy after 10 s,
+// drain for at most 5 s, first relaunch 5 s after a failed launch.
+function setup(over: Partial<FleetOptions> = {}) {
+  const clock = new VirtualClock();
+  const pool = new WorkerPool(clock);
+  const provisioner = new FakeProvisioner(clock);
+  provisioner.launchDelayMs = 3000;
+  const prober = new FakeProber();
+  const readyAt: string[] = [];
+  const history: string[] = [];
+  const logs: string[] = [];
+  pool.onChange((c) => {
+    if (c.reason !== 'added') history.push(`${clock.now()} ${c.worker.name} ${c.previous}→${c.worker.state}`);
+  });
+  const fleet = new Fleet({
+    pool,
+    provisioner,
+    prober,
+    task: TASK,
+    clock,
+    namePrefix: 'w',
+    capacity: 4,
+    probeIntervalMs: 1000,
+    unhealthyTimeoutMs: 10_000,
+    drainTimeoutMs: 5000,
+    retryDelayMs: 5000,
+    onReady: (w) => readyAt.push(`${clock.now()} ${w.name}`),
+    log: (level, msg) => logs.push(`${level} ${msg}`),
+    ...over,
+  });
+  /** Moves virtual time to `until` in 100 ms steps, settling promises after each. */
+  const runTo = async (until: number): Promise<void> => {
+    await flush();
+    while (clock.now() < until) {
+      clock.runUntil(Math.min(until, clock.now() + 100));
+      await flush();
+    }
+  };
+  const states = (): Record<string, WorkerState> => Object.fromEntries(pool.list().map((w) => [w.name, w.state]));
+  return { clock, pool, provisioner, prober, fleet, readyAt, history, logs, runTo, states };
+}
+
+describe('Fleet: launch and readiness', () => {
+  it('walks provisioning → starting → ready, probing every interval until 200', async () => {
+    const f = setup();
+    f.prober.set(fakeUrl('w-1'), false);
+    f.fleet.scaleTo(1);
+    const timeline: Array<[number, Record<string, WorkerState>, () => void]> = [
+      [0, { 'w-1': 'provisioning' }, () => {}],
+      [2900, { 'w-1': 'provisioning' }, () => {}],
+      [3000, { 'w-1': 'starting' }, () => {}], // launched, first probe fails
+      [5500, { 'w-1': 'starting' }, () => f.prober.set(fakeUrl('w-1'), true)],
+      [6000, { 'w-1': 'ready' }, () => {}], // the 6 s probe passes
+    ];
+    for (const [at, want, then] of timeline) {
+      await f.runTo(at);
+      expect(f.states(), `at ${at} ms`).toEqual(want);
+      then();
+    }
+    expect(f.readyAt).toEqual(['6000 w-1']);
+    expect(f.pool.get('w-1')).toMatchObject({ url: fakeUrl('w-1'), detail: { fake: 'yes' }, capacity: 4 });
+    // Probes at 3, 4, 5, 6 s.
+    expect(f.prober.count(fakeUrl('w-1'))).toBe(4);
+    expect(f.pool.candidates().map((w) => w.name)).toEqual(['w-1']);
+  });
+
+  it('names workers <prefix>-<n> with the smallest unused n', async () => {
+    const f = setup();
+    f.fleet.scaleTo(3);
+    await f.runTo(4000);
+    expect(Object.keys(f.states()).sort()).toEqual(['w-1', 'w-2', 'w-3']);
+    await f.fleet.remove('w-2');
+    expect(f.fleet.target).toBe(2);
+    const w = f.fleet.launch();
+    expect(w.name).toBe('w-2');
+    expect(f.fleet.target).toBe(3);
+    expect(() => f.fleet.launch('w-1')).toThrow(/already exists/);
+  });
+
+  it('a ready worker failing a probe goes not_ready, comes back on a pass, and takes no traffic meanwhile', async () => {
+    const f = setup();
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    f.prober.set(fakeUrl('w-1'), false);
+    await f.runTo(4000);
+    expect(f.states()).toEqual({ 'w-1': 'not_ready' });
+    expect(f.pool.candidates()).toEqual([]);
+    f.prober.set(fakeUrl('w-1'), true);
+    await f.runTo(5000);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.readyAt).toEqual(['3000 w-1', '5000 w-1']);
+  });
+});
+
+describe('Fleet: replacement', () => {
+  it('replaces a worker not_ready for the unhealthy timeout', async () => {
+    const f = setup();
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    f.prober.set(fakeUrl('w-1'), false);
+    await f.runTo(4000); // not_ready since 4 s
+    await f.runTo(13_900);
+    expect(f.states()).toEqual({ 'w-1': 'not_ready' });
+    await f.runTo(14_000); // 10 s not_ready: drained (nothing in flight), terminated, replaced
+    expect(f.states()).toEqual({ 'w-2': 'provisioning' });
+    expect(f.provisioner.alive).toEqual(['w-2']);
+    await f.runTo(17_000);
+    expect(f.states()).toEqual({ 'w-2': 'ready' });
+    expect(f.fleet.stats).toMatchObject({ launched: 2, replaced: 1, terminated: 1 });
+    expect(f.history.filter((h) => h.includes('w-1 '))).toEqual([
+      '3000 w-1 provisioning→starting',
+      '3000 w-1 starting→ready',
+      '4000 w-1 ready→not_ready',
+      '14000 w-1 not_ready→draining',
+      '14000 w-1 draining→terminating',
+      '14000 w-1 terminating→gone',
+    ]);
+  });
+
+  it('replaces a worker that never becomes ready, even when its probes hang', async () => {
+    const f = setup();
+    f.prober.hang = true;
+    f.fleet.scaleTo(1);
+    await f.runTo(12_900);
+    expect(f.states()).toEqual({ 'w-1': 'starting' });
+    expect(f.prober.count(fakeUrl('w-1'))).toBe(1); // one hung probe, not one per tick
+    await f.runTo(13_000);
+    expect(f.states()).toEqual({ 'w-2': 'provisioning' });
+    expect(f.fleet.stats.replaced).toBe(1);
+  });
+
+  it('replaces a worker reported lost', async () => {
+    const f = setup();
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    f.fleet.lost('w-1', 'process exited with code 1');
+    await f.runTo(3100);
+    expect(f.states()).toEqual({ 'w-2': 'provisioning' });
+    expect(f.provisioner.count('terminate', 'w-1')).toBe(1);
+  });
+});
+
+describe('Fleet: launch failures', () => {
+  it('marks a failed launch failed, tears down its partial cluster, and retries with backoff', async () => {
+    const f = setup();
+    f.provisioner.launchScript.push(true, true); // the first two launches fail
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    // Failed at 3 s; the INIT cluster the launch left behind is gone.
+    expect(f.history).toEqual([
+      '3000 w-1 provisioning→failed',
+      '3000 w-1 failed→terminating',
+      '3000 w-1 terminating→gone',
+    ]);
+    expect(f.provisioner.alive).toEqual([]);
+    expect(f.fleet.stats.launchFailures).toBe(1);
+    // Backoff 5 s, then 10 s: launches at 0, 8 s (fails at 11 s), 21 s.
+    f.fleet.scaleTo(1); // an autoscaler tick does not skip the backoff
+    await f.runTo(30_000);
+    expect(f.provisioner.calls.filter((c) => c.op === 'launch').map((c) => c.at)).toEqual([0, 8000, 21_000]);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.fleet.stats).toMatchObject({ launched: 3, launchFailures: 2, terminated: 2 });
+  });
+
+  it('a ready worker resets the backoff', async () => {
+    const f = setup();
+    f.provisioner.launchScript.push(true, false, true); // fail, ok, fail
+    f.fleet.scaleTo(1);
+    await f.runTo(11_000); // relaunch at 8 s, ready at 11 s
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    f.fleet.scaleTo(2); // w-2 launches at 11 s, fails at 14 s: next try 5 s later, not 10 s
+    await f.runTo(20_000);
+    expect(f.provisioner.calls.filter((c) => c.op === 'launch').map((c) => c.at)).toEqual([0, 8000, 11_000, 19_000]);
+  });
+
+  it('retries a failing terminate and counts it', async () => {
+    const f = setup();
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    f.provisioner.failTerminates = 1;
+    const removed = f.fleet.remove('w-1');
+    await f.runTo(4000);
+    expect(f.states()).toEqual({ 'w-1': 'failed' });
+    await f.runTo(8000); // retried 5 s after the first attempt
+    await expect(removed).resolves.toBe('w-1');
+    expect(f.states()).toEqual({});
+    expect(f.provisioner.calls.filter((c) => c.op === 'terminate').map((c) => c.at)).toEqual([3000, 8000]);
+    expect(f.fleet.stats).toMatchObject({ terminateFailures: 1, terminated: 1 });
+  });
+});
+
+describe('Fleet: scale-down and drain', () => {
+  async function twoReady() {
+    const f = setup();
+    f.fleet.scaleTo(2);
+    await f.runTo(3000);
+    expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'ready' });
+    return f;
+  }
+
+  it('drains the worker with the fewest in flight and terminates it when they finish', async () => {
+    const f = await twoReady();
+    const [w1, w2] = [f.pool.get('w-1')!, f.pool.get('w-2')!];
+    f.pool.acquire(w1);
+    f.pool.acquire(w1);
+    f.pool.acquire(w2);
+    f.fleet.scaleTo(1);
+    expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'draining' });
+    expect(f.pool.candidates().map((w) => w.name)).toEqual(['w-1']);
+    await f.runTo(4500);
+    expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'draining' });
+    f.pool.release(w2);
+    f.fleet.notifyRelease();
+    await flush();
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.provisioner.alive).toEqual(['w-1']);
+  });
+
+  it('without a release notification, the drain poll notices within one probe interval', async () => {
+    const f = await twoReady();
+    const w2 = f.pool.get('w-2')!;
+    f.pool.acquire(w2);
+    f.pool.acquire(f.pool.get('w-1')!);
+    f.pool.acquire(f.pool.get('w-1')!);
+    f.fleet.scaleTo(1);
+    await f.runTo(3500);
+    f.pool.release(w2);
+    await f.runTo(3900);
+    expect(f.states()['w-2']).toBe('draining');
+    await f.runTo(4000);
+    expect(f.states()['w-2']).toBeUndefined();
+  });
+
+  it('terminates at the drain timeout when requests never finish', async () => {
+    const f = await twoReady();
+    f.pool.acquire(f.pool.get('w-1')!);
+    f.pool.acquire(f.pool.get('w-1')!);
+    f.pool.acquire(f.pool.get('w-2')!);
+    f.fleet.scaleTo(1);
+    await f.runTo(7900);
+    expect(f.states()['w-2']).toBe('draining');
+    await f.runTo(8000);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.logs.some((l) => l.startsWith('warn') && l.includes('still had 1 in flight'))).toBe(true);
+  });
+
+  it('prefers non-ready workers as victims, and cancels a launch still provisioning', async () => {
+    const table: Array<{ label: string; prepare: (f: ReturnType<typeof setup>) => Promise<void>; victim: string }> = [
+      {
+        label: 'not_ready beats ready',
+        prepare: async (f) => {
+          f.prober.set(fakeUrl('w-2'), false);
+          await f.runTo(3000);
+        },
+        victim: 'w-2',
+      },
+      {
+        label: 'fewest in flight among ready',
+        prepare: async (f) => {
+          await f.runTo(3000);
+          f.pool.acquire(f.pool.get('w-2')!);
+        },
+        victim: 'w-1',
+      },
+      {
+        label: 'provisioning beats ready',
+        prepare: async (f) => {
+          await f.runTo(3000);
+          f.fleet.launch(); // w-3, provisioning; target 3
+          f.fleet.scaleTo(3);
+        },
+        victim: 'w-3',
+      },
+    ];
+    for (const { label, prepare, victim } of table) {
+      const f = setup();
+      f.fleet.scaleTo(2);
+      await prepare(f);
+      f.fleet.scaleTo(f.fleet.target - 1);
+      await f.runTo(f.clock.now() + 100);
+      expect(Object.keys(f.states()), label).not.toContain(victim);
+      expect(f.fleet.live().length, label).toBe(f.fleet.target);
+    }
+  });
+
+  it('a launch cancelled while provisioning is not counted as a failure and its cluster is torn down', async () => {
+    const f = setup();
+    f.fleet.scaleTo(2);
+    await f.runTo(1000);
+    f.fleet.scaleTo(1);
+    await f.runTo(1100);
+    expect(f.states()).toEqual({ 'w-1': 'provisioning' });
+    expect(f.provisioner.alive).toEqual(['w-1']);
+    expect(f.fleet.stats.launchFailures).toBe(0);
+    expect(f.history).toContain('1000 w-2 provisioning→terminating');
+  });
+});
+
+describe('Fleet: shutdown', () => {
+  it('drains and terminates every worker, in whatever state', async () => {
+    const f = setup();
+    f.fleet.scaleTo(2);
+    await f.runTo(3000); // w-1, w-2 ready
+    f.pool.acquire(f.pool.get('w-1')!);
+    f.fleet.launch(); // w-3 provisioning
+    let done = false;
+    const shut = f.fleet.shutdown().then(() => {
+      done = true;
+    });
+    await f.runTo(3100);
+    expect(f.states()).toEqual({ 'w-1': 'draining' });
+    expect(done).toBe(false);
+    await f.runTo(8000); // the 5 s drain timeout of w-1
+    await shut;
+    expect(f.states()).toEqual({});
+    expect(f.provisioner.alive).toEqual([]);
+    expect(() => f.fleet.launch()).toThrow(/shutting down/);
+    expect(f.clock.pendingTimers).toBe(0);
+  });
+
+  it('with keepWorkers leaves running workers up but tears down launches in progress', async () => {
+    const f = setup();
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    f.fleet.launch(); // w-2 provisioning
+    await f.fleet.shutdown({ keepWorkers: true });
+    expect(f.provisioner.alive).toEqual(['w-1']);
+    expect(f.states()).toEqual({ 'w-1': 'draining' });
+    await f.runTo(20_000);
+    expect(f.provisioner.count('terminate', 'w-1')).toBe(0);
+  });
+});
+
+describe('Fleet: adopt', () => {
+  it('adopts UP clusters with endpoints, tears down the rest, leaves foreign names alone', async () => {
+    const f = setup();
+    f.provisioner.seed('w-1', 'UP');
+    f.provisioner.seed('w-2', 'INIT');
+    f.provisioner.seed('w-3', 'STOPPED');
+    f.provisioner.seed('w-4', 'UP', false);
+    f.provisioner.seed('w-other', 'UP');
+    const result = await f.fleet.adopt();
+    expect(result).toEqual({ adopted: ['w-1'], terminated: ['w-2', 'w-3', 'w-4'], ignored: ['w-other'] });
+    await f.runTo(100);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.provisioner.alive).toEqual(['w-1', 'w-other']);
+    // Adoption raises the target to what it kept.
+    expect(f.fleet.target).toBe(1);
+    f.fleet.scaleTo(2);
+    await f.runTo(3100);
+    expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'ready' });
+  });
+
+  it('an adopted worker that never answers is replaced like any other', async () => {
+    const f = setup();
+    f.provisioner.seed('w-5', 'UP');
+    f.prober.set(fakeUrl('w-5'), false);
+    await f.fleet.adopt();
+    f.fleet.scaleTo(1);
+    await f.runTo(10_000);
+    expect(f.states()).toEqual({ 'w-1': 'provisioning' });
+    expect(f.provisioner.alive).toEqual(['w-1']);
+  });
+});
+
+describe('Fleet: manual control', () => {
+  it('remove() without a name picks like scale-down and lowers the target; bad input is refused', async () => {
+    const f = setup();
+    f.fleet.scaleTo(2);
+    await f.runTo(3000);
+    f.pool.acquire(f.pool.get('w-1')!);
+    await expect(f.fleet.remove()).resolves.toBe('w-2');
+    expect(f.fleet.target).toBe(1);
+    await f.runTo(10_000);
+    expect(f.states()).toEqual({ 'w-1': 'ready' }); // not relaunched
+    expect(() => f.fleet.scaleTo(-1)).toThrow(/≥ 0/);
+    expect(() => f.fleet.scaleTo(1.5)).toThrow(/whole number/);
+    await expect(f.fleet.remove('w-9')).rejects.toThrow(/unknown worker w-9/);
+    await expect(f.fleet.drain('w-9')).rejects.toThrow(/unknown worker w-9/);
+  });
+});

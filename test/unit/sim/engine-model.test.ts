@@ -1,0 +1,186 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../../src/core/clock.js';
+import { DEFAULT_PROFILE, EngineModel } from '../../../src/sim/engine-model.js';
+import type { EngineProfile, FinishReason } from '../../../src/sim/engine-model.js';
+
+/** Round numbers so the expected times below can be read off by hand. */
+const PROFILE: EngineProfile = {
+  maxNumSeqs: 2,
+  prefillTokensPerSecond: 1000, // 1 prompt token = 1 ms
+  decodeStepMs: 10,
+  decodeStepMsPerSeq: 0,
+  kvCacheTokens: 1000,
+};
+
+interface Trace {
+  tokens: number[];
+  done?: { at: number; reason: FinishReason };
+  error?: string;
+}
+
+function submit(
+  model: EngineModel,
+  clock: VirtualClock,
+  promptTokens: number,
+  maxTokens: number,
+  outputTokens?: number,
+): Trace & { cancel(): void } {
+  const trace: Trace = { tokens: [] };
+  const handle = model.submit({
+    promptTokens,
+    maxTokens,
+    outputTokens,
+    onToken: (i) => {
+      expect(i).toBe(trace.tokens.length); // indices arrive in order
+      trace.tokens.push(clock.now());
+    },
+    onDone: (reason) => (trace.done = { at: clock.now(), reason }),
+    onError: (e) => (trace.error = e.message),
+  });
+  return Object.assign(trace, { cancel: () => handle.cancel() });
+}
+
+describe('EngineModel timeline', () => {
+  it('one request: first token after its prefill step, then one token per decode step', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const r = submit(model, clock, 100, 3);
+    clock.advance(1000);
+    // step 1 = 10 ms decode + 100 ms prefill = 110; then 10 ms steps.
+    expect(r.tokens).toEqual([110, 120, 130]);
+    expect(r.done).toEqual({ at: 130, reason: 'length' });
+    expect(model.stats()).toMatchObject({ running: 0, waiting: 0, completed: 1, aborted: 0, received: 1 });
+  });
+
+  it('requests submitted at the same instant share a step (one prefill of both prompts)', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const a = submit(model, clock, 100, 2);
+    const b = submit(model, clock, 50, 2);
+    clock.advance(1000);
+    // step 1 = 10 + (100 + 50) = 160 ms for both.
+    expect(a.tokens).toEqual([160, 170]);
+    expect(b.tokens).toEqual([160, 170]);
+  });
+
+  it('a request arriving mid-step joins the next step and its prefill slows the running one', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const a = submit(model, clock, 10, 4); // step 1: 0 → 20
+    clock.advance(5);
+    const b = submit(model, clock, 30, 2); // waits for step 2: 20 → 20 + 10 + 30 = 60
+    clock.advance(1000);
+    expect(a.tokens).toEqual([20, 60, 70, 80]);
+    expect(b.tokens).toEqual([60, 70]);
+  });
+
+  it('beyond maxNumSeqs requests wait in FIFO order and are admitted as slots free', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const r = [
+      submit(model, clock, 10, 2),
+      submit(model, clock, 10, 2),
+      submit(model, clock, 10, 1),
+      submit(model, clock, 10, 1),
+    ];
+    clock.advance(0);
+    expect(model.stats()).toMatchObject({ running: 2, waiting: 2 });
+    clock.advance(1000);
+    // step 1: r0,r1 (10 + 20 = 30); step 2: decode (40) and r0, r1 finish;
+    // step 3: r2,r3 admitted (40 + 10 + 20 = 70).
+    expect(r.map((t) => t.tokens)).toEqual([[30, 40], [30, 40], [70], [70]]);
+    expect(model.stats()).toMatchObject({ running: 0, waiting: 0, completed: 4 });
+  });
+
+  it('decode step time grows with the batch: base + perSeq × batch', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8, decodeStepMsPerSeq: 1 }, clock);
+    const r = Array.from({ length: 4 }, () => submit(model, clock, 0, 2));
+    clock.advance(1000);
+    // 10 + 1 × 4 = 14 ms per step.
+    expect(r[0]!.tokens).toEqual([14, 28]);
+  });
+
+  it('cancel removes a running or a waiting sequence and counts it aborted', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const a = submit(model, clock, 10, 5);
+    const b = submit(model, clock, 10, 5);
+    const waiting = submit(model, clock, 10, 5);
+    clock.advance(35); // step 1 ends at 30
+    expect(a.tokens).toEqual([30]);
+    a.cancel();
+    waiting.cancel();
+    a.cancel(); // idempotent
+    expect(model.stats()).toMatchObject({ running: 1, waiting: 0, aborted: 2 });
+    clock.advance(1000);
+    expect(a.tokens).toEqual([30]);
+    expect(a.done).toBeUndefined();
+    expect(waiting.tokens).toEqual([]);
+    expect(b.done?.reason).toBe('length');
+    expect(model.stats()).toMatchObject({ completed: 1, aborted: 2, received: 3, kvCacheUsage: 0 });
+  });
+
+  it('admits only what fits in the KV cache (prompt + max tokens) and reports usage', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 10 }, clock);
+    const a = submit(model, clock, 500, 100); // 600 of 1000
+    const b = submit(model, clock, 300, 200); // 500: does not fit beside a
+    clock.advance(0);
+    expect(model.stats()).toMatchObject({ running: 1, waiting: 1, kvCacheUsage: 0.6 });
+    clock.advance(10_000);
+    expect(a.done).toBeDefined();
+    expect(b.tokens[0]).toBeGreaterThan(a.done!.at); // b admitted only after a freed its blocks
+    expect(model.stats().kvCacheUsage).toBe(0);
+  });
+
+  it('rejects a request that can never fit, asynchronously, through onError', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const r = submit(model, clock, 900, 200);
+    expect(r.error).toBeUndefined(); // never inside submit
+    clock.advance(0);
+    expect(r.error).toMatch(/1100 KV cache tokens/);
+    expect(model.stats()).toMatchObject({ rejected: 1, running: 0, waiting: 0 });
+  });
+
+  it.each([
+    { outputTokens: undefined, tokens: 4, reason: 'length' },
+    { outputTokens: 2, tokens: 2, reason: 'stop' },
+    { outputTokens: 9, tokens: 4, reason: 'length' },
+  ])('outputTokens $outputTokens of maxTokens 4 → $tokens tokens, $reason', ({ outputTokens, tokens, reason }) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    const r = submit(model, clock, 1, 4, outputTokens);
+    clock.advance(1000);
+    expect(r.tokens).toHaveLength(tokens);
+    expect(r.done?.reason).toBe(reason);
+  });
+
+  it('uses one timer for the whole batch, whatever the number of sequences', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...DEFAULT_PROFILE }, clock);
+    for (let i = 0; i < 200; i++) submit(model, clock, 100, 50);
+    clock.advance(0);
+    expect(model.stats().running).toBe(200);
+    expect(clock.pendingTimers).toBe(1);
+    clock.advance(60_000);
+    expect(clock.pendingTimers).toBe(0); // idle engine holds no timer
+    expect(model.stats()).toMatchObject({ completed: 200, generationTokens: 200 * 50, promptTokens: 200 * 100 });
+  });
+
+  it('a callback that submits during a step end joins the next step', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(PROFILE, clock);
+    let follow: Trace | undefined;
+    model.submit({
+      promptTokens: 10,
+      maxTokens: 1,
+      onToken: () => {},
+      onDone: () => (follow = submit(model, clock, 10, 1)),
+    });
+    clock.advance(1000);
+    // first: 0 → 20; follow-up admitted at 20: 20 + 10 + 10 = 40.
+    expect(follow?.tokens).toEqual([40]);
+  });
+});
