@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { resolveOptions } from './config/resolve.js';
 import type { Config, FlockServeOptions } from './config/options.js';
@@ -35,6 +36,8 @@ export interface FlockServeDeps {
   readonly logger?: Logger;
   /** Replaces the provisioner the options name (tests, embedding). */
   readonly provisioner?: Provisioner;
+  /** Request spans go here when otel_traces is on (default: the OpenTelemetry API's global tracer). */
+  readonly tracer?: Tracer;
 }
 
 export interface Listening {
@@ -152,6 +155,7 @@ export class FlockServe implements ControlPlane {
       config: c,
       clock,
       log: this.log,
+      tracer: this.#deps.tracer,
       state: {
         workers: () => pool.list(),
         queueLength: () => tracker.current(),

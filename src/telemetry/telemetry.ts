@@ -1,5 +1,5 @@
 import { Metadata } from '@grpc/grpc-js';
-import { DiagLogLevel, diag } from '@opentelemetry/api';
+import { DiagLogLevel, diag, type Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -31,6 +31,11 @@ export interface TelemetryOptions {
   readonly log: Logger;
   /** More readers (tests read metrics in memory). */
   readonly readers?: readonly IMetricReader[];
+  /**
+   * Where request spans go when otel_traces is on; default: the OpenTelemetry API's global
+   * tracer (exported once an application registers a trace SDK provider, else ids only).
+   */
+  readonly tracer?: Tracer | undefined;
 }
 
 /** Longest wait for the last OTLP export on shutdown, so an absent collector cannot hold the exit. */
@@ -81,7 +86,7 @@ export class Telemetry {
       now: () => performance.now(),
       wallClock: () => Date.now(),
       log: opts.log,
-      tracer: c.otelTraces ? new RequestTracer() : undefined,
+      tracer: c.otelTraces ? new RequestTracer(opts.tracer) : undefined,
       requestLog,
       logBodies: c.requestLogBodies,
     });
