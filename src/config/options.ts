@@ -251,7 +251,7 @@ export const OPTIONS = {
   otel_traces: {
     type: 'bool',
     default: false,
-    help: 'A span per request (route, worker, status, tokens) with W3C traceparent sent to the worker.',
+    help: 'A span per request (route, worker, status, tokens) and a W3C traceparent to the worker; spans are exported where an OpenTelemetry trace SDK provider is registered.',
     origin: 'new',
   },
   request_log: {

@@ -92,7 +92,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     });
   }
 
-  // Everything else (GET /v1/models, /tokenize, /metrics of the engine, ...) is forwarded as it is.
+  // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is.
   app.all('/*', async (req, reply) => proxy(req, reply, options, req.rawBody, {}));
   return app;
 }
