@@ -1,10 +1,11 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { resolveOptions } from './config/resolve.js';
 import type { Config, FlockServeOptions } from './config/options.js';
 import { Admission } from './core/admission.js';
 import { AutoscalerController } from './core/autoscaler/controller.js';
 import { createAutoscaler } from './core/autoscaler/registry.js';
-import { countWorkers } from './core/autoscaler/snapshot.js';
+import { activeWorkers, countWorkers } from './core/autoscaler/snapshot.js';
 import type { ScaleSnapshot } from './core/autoscaler/types.js';
 import { createBalancer } from './core/balancer/registry.js';
 import { seededRandom, type Clock } from './core/clock.js';
@@ -22,7 +23,8 @@ import { createNodeControlHandlers } from './service/grpc-node-control.js';
 import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
 import { InferenceService } from './service/inference.js';
 import type { ControlPlane, GatewayStatus } from './service/status.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger, type LogFormat, type Logger } from './telemetry/logger.js';
+import { Telemetry } from './telemetry/telemetry.js';
 import { HttpProber } from './upstream/prober.js';
 import { UpstreamClient } from './upstream/client.js';
 
@@ -34,6 +36,8 @@ export interface FlockServeDeps {
   readonly logger?: Logger;
   /** Replaces the provisioner the options name (tests, embedding). */
   readonly provisioner?: Provisioner;
+  /** Request spans go here when otel_traces is on (default: the OpenTelemetry API's global tracer). */
+  readonly tracer?: Tracer;
 }
 
 export interface Listening {
@@ -64,7 +68,7 @@ export class FlockServe implements ControlPlane {
     this.config = resolveOptions(options as unknown as Record<string, unknown>);
     this.#deps = deps;
     this.#clock = deps.clock ?? systemClock;
-    this.log = deps.logger ?? createLogger(this.config.verbosity);
+    this.log = deps.logger ?? createLogger(this.config.verbosity, undefined, this.config.logFormat as LogFormat);
     this.#startedAt = this.#clock.now();
   }
 
@@ -87,7 +91,7 @@ export class FlockServe implements ControlPlane {
     parts.grpc = await startGrpcServer({
       host: c.host,
       port: grpcPort,
-      inference: createInferenceHandlers(parts.service),
+      inference: createInferenceHandlers(parts.service, parts.telemetry.observer),
       nodeControl: createNodeControlHandlers(this, this.#clock),
       maxMessageBytes: c.maxBodySize,
     });
@@ -147,6 +151,22 @@ export class FlockServe implements ControlPlane {
       onReady: () => admission.wake(),
     });
     fleetRef.current = fleet;
+    const telemetry = new Telemetry({
+      config: c,
+      clock,
+      log: this.log,
+      tracer: this.#deps.tracer,
+      state: {
+        workers: () => pool.list(),
+        queueLength: () => tracker.current(),
+        queueLengthMean: () => tracker.mean(),
+        gatewayQueueLength: () => admission.waiting,
+        totalRequests: () => service.totalRequests,
+        fleetStats: () => fleet.stats,
+        targetWorkers: () => fleet.target,
+      },
+    });
+    pool.onChange((change) => telemetry.metrics.workerChanged(change, clock.now()));
     pool.onChange(({ worker, previous, reason }) => {
       this.log.info(
         { worker: worker.name, from: previous, to: worker.state, reason },
@@ -160,7 +180,10 @@ export class FlockServe implements ControlPlane {
       queueTimeoutMs: c.queueTimeout * 1000,
       maxRetries: 2,
       onRelease: () => fleet.notifyRelease(),
-      onRetry: (worker, reason) => this.log.warn({ worker, reason }, 'retrying on another worker'),
+      onRetry: (worker, reason) => {
+        telemetry.metrics.retry(worker, reason);
+        this.log.warn({ worker, reason }, 'retrying on another worker');
+      },
     });
     const policy = createAutoscaler(c.autoscaler);
     const autoscaler = new AutoscalerController({
@@ -183,6 +206,11 @@ export class FlockServe implements ControlPlane {
         this.log.info({ desired, reason: decision.reason }, 'autoscaler decision');
         fleet.scaleTo(desired);
       },
+      onDecision: (decision) => {
+        const current = activeWorkers({ workers: countWorkers(pool.list()) });
+        const direction = decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none';
+        telemetry.metrics.autoscalerEvaluated(direction);
+      },
       onError: (err) => this.log.error({ err }, 'autoscaler evaluation failed'),
     });
     const http = buildHttpApp({
@@ -190,8 +218,22 @@ export class FlockServe implements ControlPlane {
       plane: this,
       maxBodySize: c.maxBodySize,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
+      observer: telemetry.observer,
+      metricsText: () => telemetry.prometheusText(),
     });
-    return { pool, tracker, admission, fleet, service, upstream, provisioner, autoscaler, http, grpc: undefined };
+    return {
+      pool,
+      tracker,
+      admission,
+      fleet,
+      service,
+      upstream,
+      provisioner,
+      autoscaler,
+      http,
+      telemetry,
+      grpc: undefined,
+    };
   }
 
   #createProvisioner(name: string, onWorkerLost: (name: string, reason: string) => void): Provisioner {
@@ -273,6 +315,7 @@ export class FlockServe implements ControlPlane {
     await p.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
     await p.upstream.close();
     await p.provisioner.close?.();
+    await p.telemetry.close();
     this.log.info('stopped');
     this.log.flush();
   }
@@ -288,5 +331,6 @@ interface Parts {
   readonly provisioner: Provisioner;
   readonly autoscaler: AutoscalerController;
   readonly http: FastifyInstance;
+  readonly telemetry: Telemetry;
   grpc: GrpcListener | undefined;
 }

@@ -241,6 +241,37 @@ export const OPTIONS = {
     help: 'Seed of the random source for balancer tie-breaks (and the simulation); unset means a random seed.',
     origin: 'new',
   },
+  otel_export_interval: {
+    type: 'number',
+    default: 120,
+    min: 0.1,
+    help: "Seconds between OTLP metric exports (FlockServe's 120 s).",
+    origin: 'new',
+  },
+  otel_traces: {
+    type: 'bool',
+    default: false,
+    help: 'A span per request (route, worker, status, tokens) and a W3C traceparent to the worker; spans are exported where an OpenTelemetry trace SDK provider is registered.',
+    origin: 'new',
+  },
+  request_log: {
+    type: 'string',
+    help: "SQLite file that gets one row per request (FlockServe's requests table); unset turns it off.",
+    origin: 'new',
+  },
+  request_log_bodies: {
+    type: 'bool',
+    default: false,
+    help: 'Also store request and response bodies in the request log (off by default: prompts can be private).',
+    origin: 'new',
+  },
+  log_format: {
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', 'json', 'pretty'],
+    help: 'Log lines: json (one JSON object per line), pretty (readable), auto (pretty on a terminal, else json).',
+    origin: 'new',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

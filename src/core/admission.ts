@@ -7,6 +7,8 @@ import type { BalancerPolicy, PickContext } from './balancer/types.js';
 /** A slot on one worker, held while a request runs. `release` is idempotent. */
 export interface Lease {
   readonly worker: Worker;
+  /** How long the request waited in the gateway queue for this slot (0 when one was free). */
+  readonly waitedMs: number;
   release(): void;
 }
 
@@ -39,6 +41,7 @@ interface Waiter {
   readonly ctx: Omit<PickContext, 'random'>;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (err: Error) => void;
+  readonly since: number;
   timer: TimerHandle | undefined;
   unlisten: (() => void) | undefined;
 }
@@ -92,7 +95,7 @@ export class Admission {
 
     if (this.#waiters.size === 0) {
       const worker = this.#pick(opts.ctx);
-      if (worker) return Promise.resolve(this.#lease(worker));
+      if (worker) return Promise.resolve(this.#lease(worker, 0));
     }
     if (this.#waiters.size >= this.#maxQueueLength) {
       return Promise.reject(
@@ -104,7 +107,14 @@ export class Admission {
     if (!(opts.timeoutMs > 0)) return Promise.reject(this.#timeout(opts.timeoutMs));
 
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { ctx: opts.ctx, resolve, reject, timer: undefined, unlisten: undefined };
+      const waiter: Waiter = {
+        ctx: opts.ctx,
+        resolve,
+        reject,
+        since: this.#clock.now(),
+        timer: undefined,
+        unlisten: undefined,
+      };
       if (Number.isFinite(opts.timeoutMs)) {
         waiter.timer = this.#clock.setTimer(opts.timeoutMs, () => {
           waiter.timer = undefined;
@@ -146,12 +156,13 @@ export class Admission {
     return this.#balancer.pick(candidates, { ...ctx, random: this.#random });
   }
 
-  #lease(worker: Worker): Lease {
+  #lease(worker: Worker, waitedMs: number): Lease {
     this.#pool.acquire(worker);
     this.#report();
     let released = false;
     return {
       worker,
+      waitedMs,
       release: () => {
         if (released) return;
         released = true;
@@ -168,7 +179,7 @@ export class Admission {
       if (!worker) return;
       this.#waiters.delete(waiter);
       this.#forget(waiter);
-      waiter.resolve(this.#lease(worker));
+      waiter.resolve(this.#lease(worker, this.#clock.now() - waiter.since));
     }
   }
 

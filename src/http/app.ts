@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { Readable } from 'node:stream';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import type { InferenceReply, InferenceService } from '../service/inference.js';
+import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../service/observer.js';
 import { promptTextOf } from '../service/prompt.js';
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { forwardableHeaders } from '../upstream/client.js';
@@ -12,12 +13,18 @@ export interface HttpAppOptions {
   readonly plane: ControlPlane;
   readonly maxBodySize: number;
   readonly log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /** Told about every inference request (metrics, tracing, request log). */
+  readonly observer?: RequestObserver;
+  /** The gateway's metrics in Prometheus text format, served on GET /metrics. */
+  readonly metricsText?: () => Promise<string>;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The body exactly as the client sent it; forwarded unchanged. */
     rawBody: Buffer | undefined;
+    /** The observer's record of this request (a no-op for the gateway's own routes). */
+    record: RequestRecord;
   }
 }
 
@@ -41,6 +48,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
   app.decorateRequest('rawBody', undefined);
+  observeRequests(app, options.observer ?? NOOP_OBSERVER);
 
   // Every body arrives as bytes; JSON routes parse it in preValidation, other routes forward it as is.
   app.removeAllContentTypeParsers();
@@ -57,6 +65,12 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     const s = options.plane.status();
     return { status: 'ok', ready_worker_count: s.readyWorkerCount };
   });
+  const metricsText = options.metricsText;
+  if (metricsText) {
+    app.get('/metrics', async (_req, reply) =>
+      reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(await metricsText()),
+    );
+  }
 
   for (const route of INFERENCE_ROUTES) {
     app.post(route.url, {
@@ -78,7 +92,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     });
   }
 
-  // Everything else (GET /v1/models, /tokenize, /metrics of the engine, ...) is forwarded as it is.
+  // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is.
   app.all('/*', async (req, reply) => proxy(req, reply, options, req.rawBody, {}));
   return app;
 }
@@ -115,16 +129,20 @@ async function proxy(
   const upstream = await options.service.dispatch({
     method: req.method,
     path: req.url,
-    headers: forwardableHeaders(req.headers),
+    headers: { ...forwardableHeaders(req.headers), ...req.record.upstreamHeaders },
     body,
     signal: abort.signal,
     ...pick,
   });
   reply.code(upstream.status).headers(upstream.headers);
-  if ((upstream.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-    return reply.send(Readable.from(sseWithErrorTail(upstream, options)));
+  const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
+  req.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
+  if (stream) {
+    return reply.send(Readable.from(sseWithErrorTail(upstream, options, req.record)));
   }
-  return reply.send(await readWhole(upstream));
+  const whole = await readWhole(upstream);
+  req.record.chunk(whole);
+  return reply.send(whole);
 }
 
 /** A non-streamed answer is read whole, so a worker that dies mid-body still gets the client a clean 502. */
@@ -142,9 +160,16 @@ async function readWhole(upstream: InferenceReply): Promise<Buffer> {
 }
 
 /** Copies SSE bytes through; if the worker fails after bytes went out, the stream ends with an error event, never silently. */
-async function* sseWithErrorTail(upstream: InferenceReply, options: HttpAppOptions): AsyncGenerator<Buffer> {
+async function* sseWithErrorTail(
+  upstream: InferenceReply,
+  options: HttpAppOptions,
+  record: RequestRecord,
+): AsyncGenerator<Buffer> {
   try {
-    for await (const chunk of upstream.body) yield chunk as Buffer;
+    for await (const chunk of upstream.body) {
+      record.chunk(chunk as Buffer);
+      yield chunk as Buffer;
+    }
   } catch (err) {
     const g = new GatewayError('upstream_error', {
       message: `worker ${upstream.worker} failed mid-stream`,
@@ -191,4 +216,39 @@ function sendError(reply: FastifyReply, err: GatewayError, log?: HttpAppOptions[
   }
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
   return reply.code(err.status).header('content-type', 'application/json').send(toOpenAIError(err));
+}
+
+/** Routes whose requests are observed: the inference routes by name, everything forwarded as `other`. */
+const OBSERVED_ROUTES = new Map<string, string>([
+  ...INFERENCE_ROUTES.map((r) => [r.url, r.url] as const),
+  ['/*', 'other'],
+]);
+
+/**
+ * Opens the observer's record when a request arrives (so 400s and 413s count too) and
+ * finishes it when the response is over: sent, failed, or cut by the client.
+ */
+function observeRequests(app: FastifyInstance, observer: RequestObserver): void {
+  app.decorateRequest('record', undefined as unknown as RequestRecord);
+  const noop = NOOP_OBSERVER.begin({ transport: 'http', method: 'GET', route: '', headers: {} });
+  app.addHook('onRequest', async (req, reply) => {
+    const route = OBSERVED_ROUTES.get(req.routeOptions.url ?? '');
+    if (route === undefined) {
+      req.record = noop;
+      return;
+    }
+    const record = observer.begin({ transport: 'http', method: req.method, route, headers: req.headers });
+    req.record = record;
+    reply.raw.once('close', () => {
+      const body = req.body as JsonObject | undefined;
+      const aborted = !reply.raw.writableFinished;
+      record.finish({
+        // 499 (nginx's "client closed request"): the client left before an answer began.
+        status: aborted && !reply.raw.headersSent ? 499 : reply.raw.statusCode,
+        aborted,
+        user: body && typeof body['user'] === 'string' ? body['user'] : undefined,
+        requestBody: req.rawBody,
+      });
+    });
+  });
 }

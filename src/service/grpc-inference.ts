@@ -21,6 +21,7 @@ import type {
   InferenceServiceServer,
 } from '../gen/flockserve/v1/inference.js';
 import type { InferenceReply, InferenceService } from './inference.js';
+import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
 import * as T from './translate.js';
 import { promptTextOf } from './prompt.js';
 
@@ -122,7 +123,11 @@ async function workerError(reply: InferenceReply): Promise<GrpcError> {
  * Reads SSE `data:` events from a worker's body and hands each JSON object on; ends at
  * `[DONE]` or the end of the body. An `error` object inside the stream becomes a gRPC error.
  */
-async function forEachEvent(body: Readable, onObject: (o: JsonObject) => void): Promise<void> {
+async function forEachEvent(
+  body: Readable,
+  onObject: (o: JsonObject) => void,
+  onChunk: (c: Buffer) => void,
+): Promise<void> {
   let failure: GrpcError | undefined;
   const parser = createParser({
     onEvent(event) {
@@ -149,6 +154,7 @@ async function forEachEvent(body: Readable, onObject: (o: JsonObject) => void): 
     },
   });
   for await (const chunk of body) {
+    onChunk(chunk as Buffer);
     parser.feed((chunk as Buffer).toString('utf8'));
     if (failure) break;
   }
@@ -162,7 +168,10 @@ function isGrpcError(e: unknown): e is GrpcError {
   return typeof e === 'object' && e !== null && 'code' in e && 'details' in e && !(e instanceof Error);
 }
 
-export function createInferenceHandlers(service: InferenceService): InferenceServiceServer {
+export function createInferenceHandlers(
+  service: InferenceService,
+  observer: RequestObserver = NOOP_OBSERVER,
+): InferenceServiceServer {
   /** Runs one JSON route for a server-streaming call; `emit` writes each response. */
   async function run<Req, Res>(
     route: JsonRoute<Req, Res>,
@@ -171,6 +180,21 @@ export function createInferenceHandlers(service: InferenceService): InferenceSer
     headers: Record<string, string>,
     emit: (res: Res) => void,
   ): Promise<void> {
+    const record = observer.begin({ transport: 'grpc', method: 'POST', route: route.path(req), headers });
+    await observed(record, signal, route.sessionKey?.(req), (seen) =>
+      answer(route, req, signal, headers, emit, record, seen),
+    );
+  }
+
+  async function answer<Req, Res>(
+    route: JsonRoute<Req, Res>,
+    req: Req,
+    signal: AbortSignal,
+    headers: Record<string, string>,
+    emit: (res: Res) => void,
+    record: RequestRecord,
+    seen: (status: number) => void,
+  ): Promise<void> {
     const problem = route.check?.(req);
     if (problem) throw new GatewayError('bad_request', { message: problem });
     const json = T.toJson(req as unknown as JsonObject, route.request);
@@ -178,18 +202,27 @@ export function createInferenceHandlers(service: InferenceService): InferenceSer
     const reply = await service.dispatch({
       method: 'POST',
       path: route.path(req),
-      headers: { ...headers, 'content-type': 'application/json' },
+      headers: { ...headers, ...record.upstreamHeaders, 'content-type': 'application/json' },
       body: Buffer.from(JSON.stringify(json)),
       sessionKey: route.sessionKey?.(req),
       promptText: promptTextOf(json),
       signal,
     });
+    const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
+    record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
+    seen(reply.status);
     if (reply.status >= 400) throw await workerError(reply);
     const toRes = (o: JsonObject): Res => T.toProto(o, route.response) as Res;
-    if ((reply.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-      await forEachEvent(reply.body, (o) => emit(toRes(o)));
+    if (stream) {
+      await forEachEvent(
+        reply.body,
+        (o) => emit(toRes(o)),
+        (c) => record.chunk(c),
+      );
     } else {
-      const text = (await readAll(reply.body)).toString('utf8');
+      const whole = await readAll(reply.body);
+      record.chunk(whole);
+      const text = whole.toString('utf8');
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -232,19 +265,28 @@ export function createInferenceHandlers(service: InferenceService): InferenceSer
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());
       const req = call.request;
-      const go = async (): Promise<void> => {
-        if (!req.path.startsWith('/')) throw new GatewayError('bad_request', { message: 'path must start with /' });
-        const reply = await service.dispatch({
-          method: req.method || 'GET',
-          path: req.path,
-          headers: req.headers,
-          body: req.body.length > 0 ? Buffer.from(req.body) : undefined,
-          signal: ac.signal,
-        });
-        call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
-        for await (const chunk of reply.body) call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
-      };
-      go().then(
+      const method = req.method || 'GET';
+      const record = observer.begin({ transport: 'grpc', method, route: 'other', headers: req.headers });
+      const go = (seen: (status: number) => void): Promise<void> =>
+        (async () => {
+          if (!req.path.startsWith('/')) throw new GatewayError('bad_request', { message: 'path must start with /' });
+          const reply = await service.dispatch({
+            method,
+            path: req.path,
+            headers: { ...req.headers, ...record.upstreamHeaders },
+            body: req.body.length > 0 ? Buffer.from(req.body) : undefined,
+            signal: ac.signal,
+          });
+          const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
+          record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
+          seen(reply.status);
+          call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
+          for await (const chunk of reply.body) {
+            record.chunk(chunk as Buffer);
+            call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
+          }
+        })();
+      observed(record, ac.signal, undefined, go).then(
         () => call.end(),
         (err: unknown) => {
           if (!ac.signal.aborted) call.emit('error', toGrpcError(err));
@@ -252,6 +294,32 @@ export function createInferenceHandlers(service: InferenceService): InferenceSer
       );
     },
   };
+}
+
+/**
+ * Runs one call and finishes its record with the HTTP status it maps from: the worker's,
+ * or the gateway error's, 502 for a worker failing after its answer began, 499 when
+ * the client cancelled.
+ */
+async function observed(
+  record: RequestRecord,
+  signal: AbortSignal,
+  user: string | undefined,
+  body: (seen: (status: number) => void) => Promise<void>,
+): Promise<void> {
+  let status = 200;
+  let error: string | undefined;
+  try {
+    await body((s) => (status = s));
+  } catch (err) {
+    if (err instanceof GatewayError) status = err.status;
+    else if (status < 400) status = 502;
+    error = isGrpcError(err) ? err.details : err instanceof Error ? err.message : String(err);
+    throw err;
+  } finally {
+    if (signal.aborted) status = 499;
+    record.finish({ status, aborted: signal.aborted, user, error });
+  }
 }
 
 /** gRPC metadata that is meant for the worker (e.g. its API key); gRPC's own keys stay behind. */

@@ -22,6 +22,8 @@ export interface InferenceReply {
   /** The worker's body; the worker's slot is released when it closes. */
   readonly body: Readable;
   readonly worker: string;
+  /** Time spent waiting in the gateway queue for worker slots, over all attempts. */
+  readonly queueWaitMs: number;
 }
 
 export interface InferenceServiceOptions {
@@ -58,6 +60,7 @@ export class InferenceService {
   async dispatch(call: InferenceCall): Promise<InferenceReply> {
     this.#total++;
     let lastError: unknown;
+    let queueWaitMs = 0;
     for (let attempt = 0; attempt <= this.#o.maxRetries; attempt++) {
       const lease = await this.#o.admission.acquire({
         ctx: { sessionKey: call.sessionKey, promptText: call.promptText },
@@ -65,6 +68,7 @@ export class InferenceService {
         signal: call.signal,
       });
       const worker = lease.worker;
+      queueWaitMs += lease.waitedMs;
       try {
         const res = await this.#o.upstream.send(worker.url ?? '', {
           method: call.method,
@@ -81,7 +85,7 @@ export class InferenceService {
           continue;
         }
         releaseWhenClosed(res.body, lease, this.#o.onRelease);
-        return { status: res.status, headers: res.headers, body: res.body, worker: worker.name };
+        return { status: res.status, headers: res.headers, body: res.body, worker: worker.name, queueWaitMs };
       } catch (err) {
         lease.release();
         if (call.signal.aborted) throw new GatewayError('client_closed', { cause: err });

@@ -248,4 +248,16 @@ describe('Admission', () => {
     // 1 for 10 s, 2 for 10 s, 1 for 10 s, 0 for 30 s over 60 s.
     expect(tracker.mean()).toBeCloseTo((10 + 20 + 10) / 60, 12);
   });
+
+  it('a lease tells how long its request waited in the queue (timeline)', async () => {
+    const { clock, request } = setup({ workers: 1, capacity: 1 });
+    const first = request(); //   t=0: a free slot
+    const second = request(); //  t=0: waits
+    await flush();
+    expect(first.lease?.waitedMs).toBe(0);
+    clock.advance(3 * S);
+    first.lease!.release(); //    t=3 s: the slot passes to the waiter
+    await flush();
+    expect(second.lease?.waitedMs).toBe(3 * S);
+  });
 });

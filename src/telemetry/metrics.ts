@@ -1,0 +1,285 @@
+import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
+import type { FleetStats } from '../core/fleet.js';
+import type { Worker, WorkerStateChange } from '../core/pool.js';
+import type { WorkerState } from '../core/types.js';
+
+/**
+ * Every instrument of the gateway, declared once. Two families:
+ *
+ * - FlockServe's, named as the original with the `metrics_id` suffix (`allworkers1`, ...)
+ *   and of the original's instrument types, so dashboards built on it keep working:
+ *   `taskqueuecounter` an up-down counter, `requestcounter` a counter, the other five
+ *   histograms recorded at each periodic load check (here: each autoscaler evaluation,
+ *   every `autoscale_interval`, 30 s as FlockServe's). Left out when metrics_id < 0.
+ * - `flockserve_*`, named the Prometheus way (the Prometheus reader does not add units,
+ *   counters get `_total`): requests by route/status/worker, latency histograms, tokens,
+ *   workers by state, queues, autoscaler decisions, launches, retries, ejections.
+ *
+ * State the gateway already keeps (workers, queue lengths, fleet counters) is read by
+ * observable instruments at collection time, so nothing is recorded on the request path
+ * for it; per-request measurements are recorded once, when the request finishes.
+ */
+
+/** What the observable instruments read at collection time. */
+export interface GatewayState {
+  workers(): readonly Worker[];
+  /** In flight + waiting at the gateway (LoadTracker.current()). */
+  queueLength(): number;
+  /** Time-weighted running mean of the queue length (LoadTracker.mean()). */
+  queueLengthMean(): number;
+  /** Requests waiting at the gateway for a worker slot. */
+  gatewayQueueLength(): number;
+  totalRequests(): number;
+  fleetStats(): Readonly<FleetStats>;
+  targetWorkers(): number;
+  /** Rows the request log wrote and dropped, when it is on. */
+  requestLogStats?(): { readonly written: number; readonly dropped: number };
+}
+
+/** One finished request, as the request observer measured it. */
+export interface RequestMeasurement {
+  readonly transport: 'http' | 'grpc';
+  readonly route: string;
+  readonly status: number;
+  /** Empty when no worker was reached (queue timeout, bad request). */
+  readonly worker: string;
+  readonly durationMs: number;
+  /** Streamed answers only: arrival → first body chunk. */
+  readonly ttftMs?: number | undefined;
+  readonly queueWaitMs?: number | undefined;
+  readonly completionTokens?: number | undefined;
+  readonly promptTokens?: number | undefined;
+}
+
+export type ScaleDirection = 'up' | 'down' | 'none';
+
+const ALL_STATES: readonly WorkerState[] = [
+  'provisioning',
+  'starting',
+  'ready',
+  'not_ready',
+  'draining',
+  'terminating',
+  'failed',
+];
+
+// Bucket bounds in seconds. LLM answers range from a 50 ms embedding to minutes of generation.
+const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320];
+const TTFT_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// 0 is its own bucket: most requests get a slot at once.
+const QUEUE_WAIT_BUCKETS = [0, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120];
+// A local process is up in a second; a GPU cluster takes 5-15 minutes.
+const LAUNCH_BUCKETS = [1, 5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800];
+
+interface FlockServeHistograms {
+  readonly allWorkers: Histogram;
+  readonly liveWorkers: Histogram;
+  readonly workerLoad: Histogram;
+  readonly readiness: Histogram;
+  readonly queueLengthRunningMean: Histogram;
+}
+
+export class GatewayMetrics {
+  readonly #state: GatewayState;
+  readonly #flock: FlockServeHistograms | undefined;
+  readonly #requests: Counter;
+  readonly #duration: Histogram;
+  readonly #ttft: Histogram;
+  readonly #queueWait: Histogram;
+  readonly #generated: Counter;
+  readonly #prompt: Counter;
+  readonly #retries: Counter;
+  readonly #ejections: Counter;
+  readonly #decisions: Counter;
+  readonly #launchDuration: Histogram;
+  /** Workers seen provisioning: their first `ready` is a launch that completed. */
+  readonly #launching = new Set<string>();
+
+  /** `metricsId` < 0 leaves FlockServe's suffixed instruments out. */
+  constructor(meter: Meter, metricsId: number, state: GatewayState) {
+    this.#state = state;
+
+    if (metricsId >= 0) {
+      const id = String(metricsId);
+      this.#flock = {
+        allWorkers: meter.createHistogram(`allworkers${id}`, { description: 'Number of Workers', unit: '1' }),
+        liveWorkers: meter.createHistogram(`liveworkers${id}`, { description: 'Number of live Workers', unit: '1' }),
+        workerLoad: meter.createHistogram(`workerload${id}`, {
+          description: 'Queue length / Total capacity of all workers',
+          unit: '%',
+        }),
+        readiness: meter.createHistogram(`readinessstatus${id}`, { description: 'Status Showing Healthy', unit: '1' }),
+        queueLengthRunningMean: meter.createHistogram(`queuelengthrunningmean${id}`, {
+          description: 'Queue Length Running Mean',
+        }),
+      };
+      meter
+        .createObservableCounter(`requestcounter${id}`, { description: 'Total Requests Counter', unit: '1' })
+        .addCallback((r) => r.observe(state.totalRequests()));
+      meter
+        .createObservableUpDownCounter(`taskqueuecounter${id}`, { description: 'Number of requests in queue' })
+        .addCallback((r) => r.observe(state.queueLength()));
+    }
+
+    this.#requests = meter.createCounter('flockserve_requests', {
+      description: 'Inference requests finished, by route, status, worker and transport.',
+      unit: '{request}',
+    });
+    this.#duration = meter.createHistogram('flockserve_request_duration_seconds', {
+      description: 'Time from a request arriving to its answer completing (or failing).',
+      unit: 's',
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    });
+    this.#ttft = meter.createHistogram('flockserve_time_to_first_token_seconds', {
+      description: 'Streamed requests: time from arrival to the first chunk of the answer.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: TTFT_BUCKETS },
+    });
+    this.#queueWait = meter.createHistogram('flockserve_queue_wait_seconds', {
+      description: 'Time a request waited in the gateway queue for a worker slot.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: QUEUE_WAIT_BUCKETS },
+    });
+    this.#generated = meter.createCounter('flockserve_generated_tokens', {
+      description: 'Tokens generated: the answer’s usage when reported, else counted stream events.',
+      unit: '{token}',
+    });
+    this.#prompt = meter.createCounter('flockserve_prompt_tokens', {
+      description: 'Prompt tokens, as reported in the answer’s usage.',
+      unit: '{token}',
+    });
+    this.#retries = meter.createCounter('flockserve_retries', {
+      description: 'Requests sent again to another worker after a failure before the first byte.',
+      unit: '{request}',
+    });
+    this.#ejections = meter.createCounter('flockserve_worker_ejections', {
+      description: 'Workers taken out of rotation for failing requests (outlier ejection).',
+      unit: '{worker}',
+    });
+    this.#decisions = meter.createCounter('flockserve_autoscaler_decisions', {
+      description: 'Autoscaler evaluations, by direction (up, down, none).',
+      unit: '{decision}',
+    });
+    this.#launchDuration = meter.createHistogram('flockserve_worker_launch_duration_seconds', {
+      description: 'Worker launch: to the cluster being up (phase=up) and to the first ready probe (phase=ready).',
+      unit: 's',
+      advice: { explicitBucketBoundaries: LAUNCH_BUCKETS },
+    });
+
+    const workers = meter.createObservableGauge('flockserve_workers', {
+      description: 'Workers by state.',
+      unit: '{worker}',
+    });
+    const inFlight = meter.createObservableGauge('flockserve_worker_in_flight', {
+      description: 'Requests in flight on each worker.',
+      unit: '{request}',
+    });
+    meter.addBatchObservableCallback(
+      (r) => {
+        const byState = new Map<WorkerState, number>(ALL_STATES.map((s) => [s, 0]));
+        for (const w of state.workers()) {
+          byState.set(w.state, (byState.get(w.state) ?? 0) + 1);
+          if (w.state !== 'gone') r.observe(inFlight, w.inFlight, { worker: w.name });
+        }
+        for (const [s, n] of byState) r.observe(workers, n, { state: s });
+      },
+      [workers, inFlight],
+    );
+    gauge(meter, 'flockserve_target_workers', 'Workers the fleet is asked to run.', '{worker}', state.targetWorkers);
+    gauge(meter, 'flockserve_queue_length', 'Requests in flight plus waiting at the gateway.', '{request}', () =>
+      state.queueLength(),
+    );
+    gauge(meter, 'flockserve_queue_length_running_mean', 'Time-weighted running mean of the queue length.', '1', () =>
+      state.queueLengthMean(),
+    );
+    gauge(meter, 'flockserve_gateway_queue_length', 'Requests waiting for a worker slot.', '{request}', () =>
+      state.gatewayQueueLength(),
+    );
+    const fleetCounter = (name: string, description: string, read: (s: Readonly<FleetStats>) => number): void => {
+      meter
+        .createObservableCounter(name, { description, unit: '{worker}' })
+        .addCallback((r) => r.observe(read(state.fleetStats())));
+    };
+    fleetCounter('flockserve_worker_launches', 'Worker launches started.', (s) => s.launched);
+    fleetCounter('flockserve_worker_launch_failures', 'Worker launches that failed.', (s) => s.launchFailures);
+    fleetCounter(
+      'flockserve_worker_replacements',
+      'Workers replaced (unhealthy past the timeout, or lost).',
+      (s) => s.replaced,
+    );
+    fleetCounter('flockserve_worker_terminations', 'Workers terminated.', (s) => s.terminated);
+    fleetCounter('flockserve_worker_termination_failures', 'Terminations given up on.', (s) => s.terminateFailures);
+
+    const readLog = state.requestLogStats;
+    if (readLog) {
+      meter
+        .createObservableCounter('flockserve_request_log_rows', {
+          description: 'Request log rows written.',
+          unit: '{row}',
+        })
+        .addCallback((r) => r.observe(readLog().written));
+      meter
+        .createObservableCounter('flockserve_request_log_dropped_rows', {
+          description: 'Request log rows dropped (buffer full, or the file could not be written).',
+          unit: '{row}',
+        })
+        .addCallback((r) => r.observe(readLog().dropped));
+    }
+  }
+
+  /** A request finished (called once per request by the request observer). */
+  request(m: RequestMeasurement): void {
+    const status = String(m.status);
+    const worker = m.worker || 'none';
+    this.#requests.add(1, { route: m.route, status, worker, transport: m.transport });
+    this.#duration.record(m.durationMs / 1000, { route: m.route, status });
+    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, { route: m.route, worker });
+    if (m.queueWaitMs !== undefined) this.#queueWait.record(m.queueWaitMs / 1000);
+    const tokenAttrs: Attributes = { route: m.route, worker };
+    if (m.completionTokens) this.#generated.add(m.completionTokens, tokenAttrs);
+    if (m.promptTokens) this.#prompt.add(m.promptTokens, tokenAttrs);
+  }
+
+  retry(worker: string, reason: string): void {
+    this.#retries.add(1, { worker, reason });
+  }
+
+  /** For outlier ejection: a worker taken out of rotation. */
+  ejection(worker: string, reason: string): void {
+    this.#ejections.add(1, { worker, reason });
+  }
+
+  /**
+   * One autoscaler evaluation: counts the decision and records FlockServe's periodic
+   * histograms, as its load check did every 30 s.
+   */
+  autoscalerEvaluated(direction: ScaleDirection): void {
+    this.#decisions.add(1, { direction });
+    const f = this.#flock;
+    if (!f) return;
+    const workers = this.#state.workers().filter((w) => w.state !== 'gone');
+    f.allWorkers.record(workers.length);
+    f.liveWorkers.record(workers.filter((w) => w.state === 'ready').length);
+    f.workerLoad.record(this.#state.queueLength());
+    // FlockServe rounds the mean to 2 decimals before recording it.
+    f.queueLengthRunningMean.record(Math.round(this.#state.queueLengthMean() * 100) / 100);
+    for (const w of workers) {
+      if (w.state === 'ready' || w.state === 'not_ready') f.readiness.record(w.state === 'ready' ? 1 : 0);
+    }
+  }
+
+  /** Launch durations from the pool's state changes; `now` is the pool's clock. */
+  workerChanged(change: WorkerStateChange, now: number): void {
+    const w = change.worker;
+    if (w.state === 'provisioning') this.#launching.add(w.name);
+    else if (change.previous === 'provisioning' && w.state === 'starting')
+      this.#launchDuration.record((now - w.createdAt) / 1000, { phase: 'up' });
+    else if (w.state === 'ready' && this.#launching.delete(w.name))
+      this.#launchDuration.record((now - w.createdAt) / 1000, { phase: 'ready' });
+    else if (w.state === 'gone' || w.state === 'failed' || w.state === 'terminating') this.#launching.delete(w.name);
+  }
+}
+
+function gauge(meter: Meter, name: string, description: string, unit: string, read: () => number): void {
+  meter.createObservableGauge(name, { description, unit }).addCallback((r: ObservableResult) => r.observe(read()));
+}

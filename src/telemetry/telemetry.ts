@@ -1,0 +1,155 @@
+import { Metadata } from '@grpc/grpc-js';
+import { DiagLogLevel, diag, type Tracer } from '@opentelemetry/api';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import { performance } from 'node:perf_hooks';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from './logger.js';
+import { GatewayMetrics, type GatewayState } from './metrics.js';
+import { RequestLog } from './request-log.js';
+import { TelemetryObserver } from './request-observer.js';
+import { RequestTracer } from './tracing.js';
+
+export interface TelemetryConfig {
+  readonly metricsId: number;
+  readonly otelCollectorEndpoint: string;
+  readonly otelMetricsExporterSettings: Record<string, unknown>;
+  /** Seconds between OTLP exports. */
+  readonly otelExportInterval: number;
+  readonly otelTraces: boolean;
+  readonly requestLog: string | undefined;
+  readonly requestLogBodies: boolean;
+}
+
+export interface TelemetryOptions {
+  readonly config: TelemetryConfig;
+  readonly state: Omit<GatewayState, 'requestLogStats'>;
+  /** Drives the request log's flushes. */
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** More readers (tests read metrics in memory). */
+  readonly readers?: readonly IMetricReader[];
+  /**
+   * Where request spans go when otel_traces is on; default: the OpenTelemetry API's global
+   * tracer (exported once an application registers a trace SDK provider, else ids only).
+   */
+  readonly tracer?: Tracer | undefined;
+}
+
+/** Longest wait for the last OTLP export on shutdown, so an absent collector cannot hold the exit. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+/**
+ * The gateway's telemetry, assembled from the options: one MeterProvider whose meters
+ * feed both a Prometheus reader (serialised on demand for `GET /metrics`) and, unless
+ * metrics_id < 0, a periodic OTLP gRPC exporter; the request observer; the request log.
+ */
+export class Telemetry {
+  readonly metrics: GatewayMetrics;
+  readonly observer: TelemetryObserver;
+  readonly requestLog: RequestLog | undefined;
+  readonly #provider: MeterProvider;
+  readonly #prometheus: PrometheusExporter;
+  readonly #serializer = new PrometheusSerializer();
+
+  constructor(opts: TelemetryOptions) {
+    const c = opts.config;
+    routeDiagnostics(opts.log);
+    // Served by the gateway's own HTTP listener: the exporter's server stays off.
+    this.#prometheus = new PrometheusExporter({ preventServerStart: true });
+    const readers: IMetricReader[] = [this.#prometheus, ...(opts.readers ?? [])];
+    if (c.metricsId >= 0) {
+      readers.push(
+        new PeriodicExportingMetricReader({
+          exporter: new OTLPMetricExporter(otlpExporterConfig(c.otelCollectorEndpoint, c.otelMetricsExporterSettings)),
+          exportIntervalMillis: c.otelExportInterval * 1000,
+          exportTimeoutMillis: Math.min(30_000, c.otelExportInterval * 1000),
+        }),
+      );
+    }
+    this.#provider = new MeterProvider({
+      resource: resourceFromAttributes({ 'service.name': 'flockserve' }),
+      readers,
+    });
+    this.requestLog = c.requestLog
+      ? new RequestLog({ path: c.requestLog, clock: opts.clock, log: opts.log })
+      : undefined;
+    const requestLog = this.requestLog;
+    this.metrics = new GatewayMetrics(this.#provider.getMeter('flockserve'), c.metricsId, {
+      ...opts.state,
+      ...(requestLog ? { requestLogStats: () => requestLog.stats } : {}),
+    });
+    this.observer = new TelemetryObserver({
+      metrics: this.metrics,
+      now: () => performance.now(),
+      wallClock: () => Date.now(),
+      log: opts.log,
+      tracer: c.otelTraces ? new RequestTracer(opts.tracer) : undefined,
+      requestLog,
+      logBodies: c.requestLogBodies,
+    });
+  }
+
+  /** The metrics in Prometheus text format (for `GET /metrics`). */
+  async prometheusText(): Promise<string> {
+    const { resourceMetrics } = await this.#prometheus.collect();
+    return this.#serializer.serialize(resourceMetrics);
+  }
+
+  /** Sends the last OTLP export (bounded wait) and closes the request log. */
+  async close(): Promise<void> {
+    this.requestLog?.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#provider.shutdown().catch(() => {}),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `otel_metrics_exporter_settings` go to the exporter as they are (its option names:
+ * timeoutMillis, compression, concurrencyLimit, temporalityPreference, ...), except
+ * that `metadata` or `headers` given as a JSON object become gRPC metadata (the gRPC
+ * exporter ignores `headers`); `url` comes from otel_collector_endpoint unless set here.
+ */
+export function otlpExporterConfig(
+  endpoint: string,
+  settings: Record<string, unknown>,
+): ConstructorParameters<typeof OTLPMetricExporter>[0] {
+  const { metadata, headers, ...rest } = settings;
+  const pairs = { ...asStrings(headers), ...asStrings(metadata) };
+  const md = new Metadata();
+  for (const [k, v] of Object.entries(pairs)) md.set(k, v);
+  return {
+    url: endpoint,
+    ...rest,
+    ...(Object.keys(pairs).length > 0 ? { metadata: md } : {}),
+  } as ConstructorParameters<typeof OTLPMetricExporter>[0];
+}
+
+function asStrings(v: unknown): Record<string, string> {
+  if (!v || typeof v !== 'object') return {};
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)]));
+}
+
+let diagRouted = false;
+
+/** The SDK reports export failures through its diag logger: send warnings and errors to ours. */
+function routeDiagnostics(log: Logger): void {
+  if (diagRouted) return;
+  diagRouted = true;
+  diag.setLogger(
+    {
+      error: (msg, ...args) => log.warn({ detail: args.map(String) }, `opentelemetry: ${msg}`),
+      warn: (msg, ...args) => log.warn({ detail: args.map(String) }, `opentelemetry: ${msg}`),
+      info: () => {},
+      debug: () => {},
+      verbose: () => {},
+    },
+    DiagLogLevel.WARN,
+  );
+}

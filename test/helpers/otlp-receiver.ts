@@ -1,0 +1,132 @@
+import {
+  Server,
+  ServerCredentials,
+  loadPackageDefinition,
+  type ServiceDefinition,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { join } from 'node:path';
+import { ROOT } from './gateway.js';
+
+/** A number data point, or a histogram one, as decoded from OTLP. */
+export interface OtlpPoint {
+  attributes: Record<string, string | number | boolean>;
+  value?: number;
+  count?: number;
+  sum?: number;
+  bucketCounts?: number[];
+  explicitBounds?: number[];
+}
+
+export interface OtlpMetric {
+  name: string;
+  unit: string;
+  kind: 'gauge' | 'sum' | 'histogram';
+  monotonic?: boolean;
+  points: OtlpPoint[];
+}
+
+interface Decoded {
+  resourceMetrics: {
+    resource?: { attributes: KeyValue[] };
+    scopeMetrics: { metrics: RawMetric[] }[];
+  }[];
+}
+interface KeyValue {
+  key: string;
+  value?: { stringValue?: string; intValue?: number; doubleValue?: number; boolValue?: boolean };
+}
+interface RawPoint {
+  attributes: KeyValue[];
+  asDouble?: number;
+  asInt?: number;
+  count?: number;
+  sum?: number;
+  bucketCounts?: number[];
+  explicitBounds?: number[];
+}
+interface RawMetric {
+  name: string;
+  unit: string;
+  gauge?: { dataPoints: RawPoint[] };
+  sum?: { dataPoints: RawPoint[]; isMonotonic: boolean };
+  histogram?: { dataPoints: RawPoint[] };
+}
+
+/**
+ * A real OTLP/gRPC metrics receiver: a grpc-js server implementing the collector's
+ * `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`, decoded with the
+ * OTLP proto subset in test/fixtures/otlp.
+ */
+export class OtlpReceiver {
+  readonly exports: Decoded[] = [];
+  readonly #server = new Server();
+  port = 0;
+
+  async start(): Promise<string> {
+    const def = loadSync('opentelemetry/proto/collector/metrics/v1/metrics_service.proto', {
+      includeDirs: [join(ROOT, 'test/fixtures/otlp')],
+      longs: Number,
+      defaults: true,
+      arrays: true,
+    });
+    const pkg = loadPackageDefinition(def) as unknown as {
+      opentelemetry: { proto: { collector: { metrics: { v1: { MetricsService: { service: ServiceDefinition } } } } } };
+    };
+    this.#server.addService(pkg.opentelemetry.proto.collector.metrics.v1.MetricsService.service, {
+      Export: (call: { request: Decoded }, cb: sendUnaryData<object>) => {
+        this.exports.push(call.request);
+        cb(null, {});
+      },
+    });
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.#server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
+    );
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The metrics of the latest export, by name (cumulative temporality: the latest holds the totals). */
+  latest(): Map<string, OtlpMetric> {
+    const out = new Map<string, OtlpMetric>();
+    const last = this.exports.at(-1);
+    for (const rm of last?.resourceMetrics ?? [])
+      for (const sm of rm.scopeMetrics) for (const m of sm.metrics) out.set(m.name, toMetric(m));
+    return out;
+  }
+
+  /** The resource attributes of the latest export. */
+  resource(): Record<string, string | number | boolean> {
+    return attrs(this.exports.at(-1)?.resourceMetrics[0]?.resource?.attributes ?? []);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#server.tryShutdown(() => resolve()));
+  }
+}
+
+function attrs(kvs: KeyValue[]): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const kv of kvs) {
+    const v = kv.value;
+    out[kv.key] = v?.stringValue ?? v?.intValue ?? v?.doubleValue ?? v?.boolValue ?? '';
+  }
+  return out;
+}
+
+function toMetric(m: RawMetric): OtlpMetric {
+  const points = (ps: RawPoint[]): OtlpPoint[] =>
+    ps.map((p) => ({
+      attributes: attrs(p.attributes),
+      ...(p.asDouble !== undefined || p.asInt !== undefined ? { value: p.asDouble ?? p.asInt } : {}),
+      ...(m.histogram
+        ? { count: p.count, sum: p.sum, bucketCounts: p.bucketCounts, explicitBounds: p.explicitBounds }
+        : {}),
+    }));
+  if (m.histogram) return { name: m.name, unit: m.unit, kind: 'histogram', points: points(m.histogram.dataPoints) };
+  if (m.sum)
+    return { name: m.name, unit: m.unit, kind: 'sum', monotonic: m.sum.isMonotonic, points: points(m.sum.dataPoints) };
+  return { name: m.name, unit: m.unit, kind: 'gauge', points: points(m.gauge?.dataPoints ?? []) };
+}

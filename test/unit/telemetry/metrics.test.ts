@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../../src/core/clock.js';
+import type { FleetStats } from '../../../src/core/fleet.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+import { GatewayMetrics } from '../../../src/telemetry/metrics.js';
+import { histogramPoint, meterWithReader, pointValue } from '../../helpers/metrics.js';
+
+function setup(metricsId = 1) {
+  const clock = new VirtualClock();
+  const pool = new WorkerPool(clock);
+  const state = {
+    queueLength: 0,
+    queueLengthMean: 0,
+    waiting: 0,
+    total: 0,
+    target: 0,
+    fleet: { launched: 0, launchFailures: 0, replaced: 0, terminated: 0, terminateFailures: 0 } as FleetStats,
+  };
+  const { provider, reader } = meterWithReader();
+  const metrics = new GatewayMetrics(provider.getMeter('test'), metricsId, {
+    workers: () => pool.list(),
+    queueLength: () => state.queueLength,
+    queueLengthMean: () => state.queueLengthMean,
+    gatewayQueueLength: () => state.waiting,
+    totalRequests: () => state.total,
+    fleetStats: () => state.fleet,
+    targetWorkers: () => state.target,
+  });
+  pool.onChange((c) => metrics.workerChanged(c, clock.now()));
+  return { clock, pool, state, metrics, reader };
+}
+
+const S = 1000;
+
+describe('GatewayMetrics', () => {
+  it('observable instruments read the state at collection time, not before', async () => {
+    const { pool, state, reader } = setup();
+    pool.add('w-0', 4, 'provisioning');
+    pool.add('w-1', 4, 'provisioning');
+    pool.setState('w-1', 'starting', 't');
+    pool.setState('w-1', 'ready', 't');
+    pool.acquire(pool.get('w-1')!);
+    Object.assign(state, { queueLength: 3, queueLengthMean: 1.25, waiting: 2, total: 17, target: 2 });
+    state.fleet.launched = 2;
+    state.fleet.launchFailures = 1;
+
+    const m = await reader.snapshot();
+    const table: [string, Record<string, string>, number][] = [
+      ['flockserve_workers', { state: 'ready' }, 1],
+      ['flockserve_workers', { state: 'provisioning' }, 1],
+      ['flockserve_workers', { state: 'draining' }, 0],
+      ['flockserve_worker_in_flight', { worker: 'w-1' }, 1],
+      ['flockserve_queue_length', {}, 3],
+      ['flockserve_queue_length_running_mean', {}, 1.25],
+      ['flockserve_gateway_queue_length', {}, 2],
+      ['flockserve_target_workers', {}, 2],
+      ['flockserve_worker_launches', {}, 2],
+      ['flockserve_worker_launch_failures', {}, 1],
+      ['requestcounter1', {}, 17],
+      ['taskqueuecounter1', {}, 3],
+    ];
+    for (const [name, attrs, want] of table)
+      expect([name, attrs, pointValue(m.get(name), attrs)]).toEqual([name, attrs, want]);
+
+    state.total = 20;
+    expect(pointValue((await reader.snapshot()).get('requestcounter1'))).toBe(20);
+  });
+
+  it('one finished request: counter by route/status/worker, duration, TTFT, queue wait, tokens', async () => {
+    const { metrics, reader } = setup();
+    metrics.request({
+      transport: 'http',
+      route: '/v1/chat/completions',
+      status: 200,
+      worker: 'w-0',
+      durationMs: 1500,
+      ttftMs: 120,
+      queueWaitMs: 0,
+      completionTokens: 42,
+      promptTokens: 9,
+    });
+    metrics.request({
+      transport: 'grpc',
+      route: '/generate',
+      status: 503,
+      worker: '',
+      durationMs: 60_000,
+      queueWaitMs: 60_000,
+    });
+    const m = await reader.snapshot();
+    expect(
+      pointValue(m.get('flockserve_requests'), { route: '/v1/chat/completions', status: '200', worker: 'w-0' }),
+    ).toBe(1);
+    expect(
+      pointValue(m.get('flockserve_requests'), {
+        route: '/generate',
+        status: '503',
+        worker: 'none',
+        transport: 'grpc',
+      }),
+    ).toBe(1);
+    expect(histogramPoint(m.get('flockserve_request_duration_seconds'), { route: '/v1/chat/completions' })?.sum).toBe(
+      1.5,
+    );
+    expect(histogramPoint(m.get('flockserve_time_to_first_token_seconds'))?.sum).toBeCloseTo(0.12);
+    // Only the streamed request has a TTFT.
+    expect(histogramPoint(m.get('flockserve_time_to_first_token_seconds'))?.count).toBe(1);
+    const wait = histogramPoint(m.get('flockserve_queue_wait_seconds'))!;
+    expect(wait.count).toBe(2);
+    expect(wait.buckets.counts[0]).toBe(1); // le=0: the request that got a slot at once
+    expect(pointValue(m.get('flockserve_generated_tokens'), { worker: 'w-0' })).toBe(42);
+    expect(pointValue(m.get('flockserve_prompt_tokens'), { worker: 'w-0' })).toBe(9);
+  });
+
+  it('autoscaler evaluations: decisions by direction and FlockServe’s periodic histograms', async () => {
+    const { metrics, reader, pool, state } = setup(7);
+    for (const [name, s] of [
+      ['w-0', 'ready'],
+      ['w-1', 'not_ready'],
+      ['w-2', 'provisioning'],
+    ] as const) {
+      pool.add(name, 4, 'provisioning');
+      if (s !== 'provisioning') pool.setState(name, 'starting', 't');
+      if (s !== 'provisioning') pool.setState(name, 'ready', 't');
+      if (s === 'not_ready') pool.setState(name, 'not_ready', 't');
+    }
+    Object.assign(state, { queueLength: 5, queueLengthMean: 2.345 });
+    metrics.autoscalerEvaluated('up');
+    metrics.autoscalerEvaluated('none');
+    metrics.autoscalerEvaluated('none');
+    const m = await reader.snapshot();
+    expect(pointValue(m.get('flockserve_autoscaler_decisions'), { direction: 'none' })).toBe(2);
+    expect(pointValue(m.get('flockserve_autoscaler_decisions'), { direction: 'up' })).toBe(1);
+    // Three evaluations, each recording the same state.
+    expect(histogramPoint(m.get('allworkers7'))).toMatchObject({ count: 3, sum: 9 });
+    expect(histogramPoint(m.get('liveworkers7'))).toMatchObject({ count: 3, sum: 3 });
+    expect(histogramPoint(m.get('workerload7'))).toMatchObject({ count: 3, sum: 15 });
+    expect(histogramPoint(m.get('queuelengthrunningmean7'))?.sum).toBeCloseTo(3 * 2.35);
+    // One ready (1) and one not ready (0) worker per evaluation; provisioning ones are not probed.
+    expect(histogramPoint(m.get('readinessstatus7'))).toMatchObject({ count: 6, sum: 3 });
+  });
+
+  it('metrics_id < 0 leaves FlockServe’s suffixed instruments out', async () => {
+    const { metrics, reader } = setup(-1);
+    metrics.autoscalerEvaluated('none');
+    const names = [...(await reader.snapshot()).keys()];
+    expect(names).toContain('flockserve_autoscaler_decisions');
+    expect(names.filter((n) => !n.startsWith('flockserve_'))).toEqual([]);
+  });
+
+  it('launch durations: to cluster up and to first ready, on the pool’s clock (timeline)', async () => {
+    const { clock, pool, metrics, reader } = setup();
+    pool.add('w-0', 4, 'provisioning'); //                      t=0
+    clock.advance(90 * S);
+    pool.setState('w-0', 'starting', 'launched'); //           t=90 s: cluster up
+    clock.advance(30 * S);
+    pool.setState('w-0', 'ready', 'probe'); //                 t=120 s: first ready
+    pool.setState('w-0', 'not_ready', 'probe');
+    clock.advance(10 * S);
+    pool.setState('w-0', 'ready', 'probe'); //                 a later ready is no launch
+    pool.add('w-adopted', 4, 'starting'); //                    adopted: never provisioning here
+    pool.setState('w-adopted', 'ready', 'probe');
+    metrics.retry('w-0', 'ECONNREFUSED');
+    const m = await reader.snapshot();
+    expect(histogramPoint(m.get('flockserve_worker_launch_duration_seconds'), { phase: 'up' })).toMatchObject({
+      count: 1,
+      sum: 90,
+    });
+    expect(histogramPoint(m.get('flockserve_worker_launch_duration_seconds'), { phase: 'ready' })).toMatchObject({
+      count: 1,
+      sum: 120,
+    });
+    expect(pointValue(m.get('flockserve_retries'), { worker: 'w-0', reason: 'ECONNREFUSED' })).toBe(1);
+  });
+});
