@@ -101,7 +101,10 @@ export function normalizeEndpoint(output: string): string | undefined {
     .filter((l) => l !== '')
     .at(-1);
   if (line === undefined || /\s/.test(line)) return undefined;
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(line) ? line : `http://${line}`;
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(line);
+  // Without a scheme it must be HOST:PORT ("Aborted!" is not an endpoint).
+  if (!hasScheme && !/^([a-z0-9.-]+|\[[0-9a-f:]+\]):\d+(\/.*)?$/i.test(line)) return undefined;
+  const withScheme = hasScheme ? line : `http://${line}`;
   try {
     const url = new URL(withScheme);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
