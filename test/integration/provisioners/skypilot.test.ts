@@ -77,6 +77,21 @@ describe('SkyPilotProvisioner through the fake sky', () => {
     }
   });
 
+  it('runs at most max_concurrent_launches `sky launch` at once; the rest wait their turn', async () => {
+    const s = await setup({ FAKE_SKY_LAUNCH_DELAY_MS: '300' }, { maxConcurrentLaunches: 1 });
+    try {
+      await Promise.all([s.launch('w-1'), s.launch('w-2')]);
+      expect(s.logs).toContain('info w-2 queued: 1 launches running (max_concurrent_launches)');
+      // w-2's `sky launch` starts (its first progress line) only after w-1's has printed its last phase.
+      const at = (re: RegExp): number => s.logs.findIndex((l) => re.test(l));
+      expect(at(/^info w-1 job submitted/)).toBeGreaterThan(0);
+      expect(at(/^info w-2 starting 0s$/)).toBeGreaterThan(at(/^info w-1 job submitted/));
+      await Promise.all([s.provisioner.terminate('w-1'), s.provisioner.terminate('w-2')]);
+    } finally {
+      await s.provisioner.close();
+    }
+  });
+
   it('reads `sky status -o json` where the installed sky lists -o/--output', async () => {
     const s = await setup({ FAKE_SKY_JSON: '1', FAKE_SKY_VERSION: '0.11.0' });
     expect(s.provisioner.capabilities).toEqual({ version: '0.11.0', statusJson: true });
