@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console, Buffer, URL */
 // Cost of the request observer per request, in process (no network): what telemetry adds
 // to each request's CPU time. One streamed chat answer of 20 SSE chunks per request,
 // through the no-op observer, then metrics, + tracing, + the SQLite request log.

@@ -1,4 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
+import { homedir } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { resolveOptions } from './config/resolve.js';
 import type { Config, FlockServeOptions } from './config/options.js';
@@ -84,6 +85,8 @@ export class FlockServe implements ControlPlane {
     const port = taskPort(task, c.port);
     const parts = this.#assemble(task);
     this.#parts = parts;
+    // Fail before binding any port when the provisioner cannot work (e.g. `sky` is not installed).
+    await parts.provisioner.start?.();
 
     await parts.http.listen({ host: c.host, port });
     const httpPort = (parts.http.server.address() as { port: number }).port;
@@ -96,9 +99,13 @@ export class FlockServe implements ControlPlane {
       maxMessageBytes: c.maxBodySize,
     });
 
-    const adopted = await parts.fleet.adopt();
+    const adopted = await parts.fleet.adopt({ reinit: c.reinit });
     if (adopted.adopted.length > 0) this.log.info({ adopted: adopted.adopted }, 'adopted running workers');
-    parts.fleet.scaleTo(Math.min(c.maxWorkers, Math.max(c.minWorkers, adopted.adopted.length)));
+    if (adopted.reinitialized.length > 0) {
+      this.log.info({ reinitialized: adopted.reinitialized }, 'reinit: relaunching the task on running workers');
+    }
+    const kept = adopted.adopted.length + adopted.reinitialized.length;
+    parts.fleet.scaleTo(Math.min(c.maxWorkers, Math.max(c.minWorkers, kept)));
     parts.autoscaler.start();
     this.#scheduleStatusLine();
 
@@ -122,7 +129,7 @@ export class FlockServe implements ControlPlane {
     const fleetRef: { current?: Fleet } = {};
     const provisioner =
       this.#deps.provisioner ??
-      this.#createProvisioner(c.provisioner, (name, reason) => fleetRef.current?.lost(name, reason));
+      this.#createProvisioner(c.provisioner, task, (name, reason) => fleetRef.current?.lost(name, reason));
     const upstream = new UpstreamClient({ connections: c.workerCapacity });
     const admission = new Admission({
       pool,
@@ -147,6 +154,9 @@ export class FlockServe implements ControlPlane {
       probeIntervalMs: c.workerProbeInterval * 1000,
       unhealthyTimeoutMs: c.workerUnhealthyTimeout * 1000,
       drainTimeoutMs: c.drainTimeout * 1000,
+      maxLaunchRetries: c.maxLaunchRetries,
+      retryDelayMs: c.launchRetryDelay * 1000,
+      random,
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onReady: () => admission.wake(),
     });
@@ -236,13 +246,25 @@ export class FlockServe implements ControlPlane {
     };
   }
 
-  #createProvisioner(name: string, onWorkerLost: (name: string, reason: string) => void): Provisioner {
+  #createProvisioner(name: string, task: TaskSpec, onWorkerLost: (name: string, reason: string) => void): Provisioner {
     const factory = PROVISIONERS[name as ProvisionerName];
     if (!factory) throw new Error(`provisioner ${name} is not available in this build`);
+    const c = this.config;
     return factory({
-      workers: this.config.workers,
+      workers: c.workers,
       log: (level, msg) => this.log[level](msg),
       onWorkerLost,
+      logDir: c.logDir?.replace(/^~(?=$|\/)/, homedir()),
+      workerPort: task.ports[0] ?? c.port,
+      skypilot: {
+        workerEnv: c.workerEnv,
+        autostopMinutes: c.workerAutostopMinutes,
+        maxConcurrentLaunches: c.maxConcurrentLaunches,
+        launchTimeoutMs: c.launchTimeout * 1000,
+        commandTimeoutMs: c.skyCommandTimeout * 1000,
+        refreshIntervalMs: c.skyRefreshInterval * 1000,
+      },
+      clock: this.#clock,
     });
   }
 
@@ -281,6 +303,8 @@ export class FlockServe implements ControlPlane {
       autoscaler: this.config.autoscaler,
       loadBalancer: this.config.loadBalancer,
       provisioner: p?.provisioner.kind ?? this.config.provisioner,
+      failedLaunches: p ? p.fleet.stats.launchGiveUps : 0,
+      unterminatedClusters: p ? p.fleet.unterminated() : [],
     };
   }
 
@@ -290,10 +314,11 @@ export class FlockServe implements ControlPlane {
 
   /**
    * Graceful stop: refuse new requests, let in-flight ones finish (up to drain_timeout),
-   * then tear the workers down. Safe to call more than once.
+   * then tear the workers down, or leave them running with keepWorkers (default: option
+   * keep_workers_on_exit). Safe to call more than once.
    */
   close(opts: { keepWorkers?: boolean } = {}): Promise<void> {
-    this.#closing ??= this.#shutdown(opts);
+    this.#closing ??= this.#shutdown({ keepWorkers: opts.keepWorkers ?? this.config.keepWorkersOnExit });
     return this.#closing;
   }
 
@@ -311,8 +336,21 @@ export class FlockServe implements ControlPlane {
     await Promise.all([p.http.close(), p.grpc?.close(graceMs)]);
     clearInterval(sweep);
     clearTimeout(force);
-    this.log.info(opts.keepWorkers ? 'leaving workers running for the next start' : 'stopping workers');
+    const names = p.fleet.live().map((w) => w.name);
+    this.log.info(
+      { workers: names },
+      opts.keepWorkers
+        ? `keep_workers_on_exit: leaving ${names.length} workers running for the next start to adopt (launches in progress are torn down)`
+        : `tearing down ${names.length} workers`,
+    );
     await p.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
+    const leaked = p.fleet.unterminated();
+    if (leaked.length > 0) {
+      this.log.error(
+        { clusters: leaked },
+        `these clusters could not be torn down and may still be running: ${leaked.join(', ')}`,
+      );
+    }
     await p.upstream.close();
     await p.provisioner.close?.();
     await p.telemetry.close();

@@ -40,7 +40,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.exit(130);
       }
       stopping = true;
-      process.stderr.write(`flockserve: ${signal}: draining, then stopping workers (${signal} again to exit now)\n`);
+      const then = gateway.config.keepWorkersOnExit
+        ? 'leaving the workers running (keep_workers_on_exit)'
+        : 'tearing the workers down';
+      process.stderr.write(`flockserve: ${signal}: draining, then ${then} (${signal} again to exit now)\n`);
       gateway.close().then(
         () => resolve(0),
         (err: unknown) => {

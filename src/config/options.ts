@@ -8,6 +8,7 @@
 
 import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';
 import { BALANCER_NAMES } from '../core/balancer/registry.js';
+import { PROVISIONER_NAMES } from '../provisioners/registry.js';
 
 export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'json' | 'list';
 
@@ -134,7 +135,7 @@ export const OPTIONS = {
   provisioner: {
     type: 'string',
     default: 'skypilot',
-    choices: ['skypilot', 'local', 'static'],
+    choices: PROVISIONER_NAMES,
     help: 'How workers are made: SkyPilot clusters, local child processes, or a static list of URLs.',
     origin: 'new',
   },
@@ -270,6 +271,77 @@ export const OPTIONS = {
     default: 'auto',
     choices: ['auto', 'json', 'pretty'],
     help: 'Log lines: json (one JSON object per line), pretty (readable), auto (pretty on a terminal, else json).',
+    origin: 'new',
+  },
+  worker_env: {
+    type: 'list',
+    default: [],
+    help: 'Comma-separated KEY=VALUE environment variables for every worker (skypilot: sky launch --env KEY=VALUE).',
+    origin: 'new',
+  },
+  worker_autostop_minutes: {
+    type: 'int',
+    min: 0,
+    help: 'Tear a SkyPilot worker down after this many idle minutes even if the gateway is gone (sky launch -i N --down); unset = never.',
+    origin: 'new',
+  },
+  max_concurrent_launches: {
+    type: 'int',
+    default: 4,
+    min: 1,
+    help: 'Most `sky launch` commands running at once; further launches wait their turn.',
+    origin: 'new',
+  },
+  launch_timeout: {
+    type: 'number',
+    default: 1800,
+    min: 1,
+    help: 'Seconds a worker launch may take; then its process group is killed and the cluster torn down.',
+    origin: 'new',
+  },
+  max_launch_retries: {
+    type: 'int',
+    default: 3,
+    min: 0,
+    help: 'A failed launch is torn down and retried under the same name this many times (exponential backoff with jitter) before the worker is marked failed and a new one is launched.',
+    origin: 'new',
+  },
+  launch_retry_delay: {
+    type: 'number',
+    default: 5,
+    min: 0.01,
+    help: 'Seconds before the first retry of a failed launch; doubles with each failure in a row (5, 10, 20 ... up to 300), ±20% jitter.',
+    origin: 'new',
+  },
+  log_dir: {
+    type: 'string',
+    help: 'Folder of the per-worker logs (<worker>.log: launch output, or the local process output); unset = ~/.flockserve/logs.',
+    origin: 'new',
+  },
+  reinit: {
+    type: 'bool',
+    default: false,
+    help: 'At start-up, cancel the jobs on running <worker_name_prefix>-<n> clusters and launch the task on them again, instead of adopting them as they are.',
+    origin: 'flockserve',
+  },
+  keep_workers_on_exit: {
+    type: 'bool',
+    default: false,
+    help: 'On SIGTERM/SIGINT, drain but leave the workers running, for the next start to adopt.',
+    origin: 'new',
+  },
+  sky_command_timeout: {
+    type: 'number',
+    default: 120,
+    min: 1,
+    help: 'Seconds any `sky` command other than launch may take before it is killed (status, down, cancel).',
+    origin: 'new',
+  },
+  sky_refresh_interval: {
+    type: 'number',
+    default: 60,
+    min: 0.1,
+    help: 'Seconds between `sky status --refresh` checks for preempted or vanished workers (each one queries the clouds).',
     origin: 'new',
   },
 } as const satisfies Record<string, OptionSpec>;

@@ -29,6 +29,19 @@ export interface FleetOptions {
   readonly maxRetryDelayMs?: number;
   /** Attempts at provisioner.terminate before a worker is left `failed` (and logged as possibly leaked). */
   readonly terminateAttempts?: number;
+  /**
+   * A failed launch is torn down and retried under the same name this many times
+   * (option max_launch_retries), after retryDelayMs × 2^(attempt−1); then the worker is
+   * `failed` and a new name is launched after the usual backoff. Default 0.
+   * E.g. 2 retries, 5 s: attempts at 0 s, ~5 s, ~15 s, then give up.
+   */
+  readonly maxLaunchRetries?: number;
+  /**
+   * Uniform [0, 1) source for backoff jitter: each delay is scaled by 0.8 + 0.4·r, so
+   * workers that failed together do not retry in lockstep (5 s → 4..6 s). Without it,
+   * delays are exact.
+   */
+  readonly random?: () => number;
   readonly log?: FleetLog;
   /** A worker became ready (wire to the admission queue's wake-up). */
   readonly onReady?: (w: Worker) => void;
@@ -41,6 +54,10 @@ export interface FleetStats {
   replaced: number;
   terminated: number;
   terminateFailures: number;
+  /** Workers given up on after maxLaunchRetries failed attempts (they end `failed`). */
+  launchGiveUps: number;
+  /** Teardowns given up on after terminateAttempts: clusters that may still be running (and billing). */
+  teardownGiveUps: number;
 }
 
 export interface AdoptResult {
@@ -50,7 +67,12 @@ export interface AdoptResult {
   readonly terminated: string[];
   /** Names with the prefix that are not `<prefix>-<n>`: left alone, they may belong to someone else. */
   readonly ignored: string[];
+  /** UP clusters whose jobs were cancelled and the task launched again on them (reinit). */
+  readonly reinitialized: string[];
 }
+
+/** How many given-up workers stay listed as `failed` (their names are not reused meanwhile). */
+const FAILED_RECORDS_KEPT = 10;
 
 /** The states that count toward the target (workers still provisioning count too). */
 const LIVE: readonly WorkerState[] = ['provisioning', 'starting', 'ready', 'not_ready'];
@@ -67,6 +89,8 @@ interface Tracked {
   done: Promise<void> | undefined;
   /** True when it was removed on purpose while provisioning: the launch's rejection is expected. */
   cancelled: boolean;
+  /** Launch attempts under this name so far (retries after failures count). */
+  attempt: number;
   probing: boolean;
   probeTimer: TimerHandle | undefined;
   drainTimers: TimerHandle[];
@@ -92,7 +116,19 @@ export class Fleet {
   readonly #tracked = new Map<string, Tracked>();
   /** Teardowns of clusters that never joined the pool (adoption). */
   readonly #orphanTeardowns = new Map<string, Promise<void>>();
-  readonly #stats: FleetStats = { launched: 0, launchFailures: 0, replaced: 0, terminated: 0, terminateFailures: 0 };
+  readonly #stats: FleetStats = {
+    launched: 0,
+    launchFailures: 0,
+    replaced: 0,
+    terminated: 0,
+    terminateFailures: 0,
+    launchGiveUps: 0,
+    teardownGiveUps: 0,
+  };
+  /** Workers given up on after their launch retries, oldest first, kept as `failed` records. */
+  readonly #failedRecords: string[] = [];
+  /** Clusters whose teardown was given up on: reported until a later terminate succeeds. */
+  readonly #unterminated = new Set<string>();
   #target = 0;
   #failuresInARow = 0;
   /** No launches before this time (backoff after failures). */
@@ -115,6 +151,11 @@ export class Fleet {
 
   get stats(): Readonly<FleetStats> {
     return { ...this.#stats };
+  }
+
+  /** Clusters that would not go away after terminateAttempts tries: they may still be running. */
+  unterminated(): string[] {
+    return [...this.#unterminated].sort();
   }
 
   /** Workers counting toward the target: provisioning, starting, ready, not_ready. */
@@ -194,9 +235,9 @@ export class Fleet {
    * `starting` (and are probed); other `<prefix>-<n>` clusters are torn down so that a
    * crash never leaks a worker. The target rises to at least the number of live workers.
    */
-  async adopt(): Promise<AdoptResult> {
+  async adopt(opts: { reinit?: boolean } = {}): Promise<AdoptResult> {
     const clusters = await this.#o.provisioner.list(this.#o.namePrefix);
-    const result: AdoptResult = { adopted: [], terminated: [], ignored: [] };
+    const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [] };
     const ours = new RegExp(`^${escapeRegExp(this.#o.namePrefix)}-\\d+$`);
     for (const c of clusters) {
       if (!ours.test(c.name)) {
@@ -204,7 +245,12 @@ export class Fleet {
         continue;
       }
       if (this.#pool.get(c.name) || this.#tracked.has(c.name) || this.#orphanTeardowns.has(c.name)) continue;
-      if (c.status === 'UP' && c.endpoint && !this.#closing) {
+      if (c.status === 'UP' && c.endpoint && !this.#closing && opts.reinit) {
+        // --reinit: stop the old jobs, then launch the task on the same cluster.
+        const cancel = this.#o.provisioner.cancelJobs?.bind(this.#o.provisioner);
+        this.#startLaunch(c.name, cancel ? () => cancel(c.name) : undefined);
+        result.reinitialized.push(c.name);
+      } else if (c.status === 'UP' && c.endpoint && !this.#closing) {
         const t = this.#track(c.name);
         this.#pool.add(c.name, this.#o.capacity, 'provisioning');
         const w = this.#pool.get(c.name)!;
@@ -222,11 +268,12 @@ export class Fleet {
         this.#orphanTeardowns.set(c.name, p);
       }
     }
-    if (result.adopted.length + result.terminated.length > 0) {
-      this.#log('info', `fleet: adopted ${result.adopted.length}, tearing down ${result.terminated.length}`, {
-        adopted: result.adopted,
-        terminated: result.terminated,
-      });
+    if (result.adopted.length + result.terminated.length + result.reinitialized.length > 0) {
+      this.#log(
+        'info',
+        `fleet: adopted ${result.adopted.length}, reinitialising ${result.reinitialized.length}, tearing down ${result.terminated.length}`,
+        { adopted: result.adopted, reinitialized: result.reinitialized, terminated: result.terminated },
+      );
     }
     // Keep what was adopted: the target rises to cover it, and the autoscaler's next
     // scaleTo drains any surplus the usual way.
@@ -256,12 +303,22 @@ export class Fleet {
 
   // ---- launching -------------------------------------------------------------------
 
-  #startLaunch(name: string): Worker {
+  /** Tracks a new worker and launches it; `before` runs first (reinit: cancel the old jobs). */
+  #startLaunch(name: string, before?: () => Promise<void>): Worker {
     const t = this.#track(name);
     const w = this.#pool.add(name, this.#o.capacity, 'provisioning');
     this.#stats.launched++;
     this.#log('info', `fleet: launching ${name}`, { worker: name });
-    const launched = this.#o.provisioner.launch(name, this.#o.task, t.abort.signal);
+    this.#runLaunch(t, w, before);
+    return w;
+  }
+
+  /** One launch attempt of an already tracked, provisioning worker. */
+  #runLaunch(t: Tracked, w: Worker, before?: () => Promise<void>): void {
+    t.attempt++;
+    const launched = (before ? before() : Promise.resolve()).then(() =>
+      this.#o.provisioner.launch(t.name, this.#o.task, t.abort.signal),
+    );
     t.launchSettled = launched.then(
       () => undefined,
       () => undefined,
@@ -270,7 +327,14 @@ export class Fleet {
       (ep) => this.#onLaunched(t, w, ep.url, ep.detail),
       (err: unknown) => this.#onLaunchFailed(t, w, err),
     );
-    return w;
+  }
+
+  /** base × 2^(n−1), capped, scaled by the jitter factor. */
+  #backoff(n: number): number {
+    const base = this.#o.retryDelayMs ?? 5000;
+    const delay = Math.min(base * 2 ** (n - 1), this.#o.maxRetryDelayMs ?? 300_000);
+    const r = this.#o.random;
+    return Math.round(r ? delay * (0.8 + 0.4 * r()) : delay);
   }
 
   #onLaunched(t: Tracked, w: Worker, url: string, detail: Readonly<Record<string, string>> | undefined): void {
@@ -285,9 +349,21 @@ export class Fleet {
   #onLaunchFailed(t: Tracked, w: Worker, err: unknown): void {
     if (t.cancelled || t.done || this.#pool.get(t.name) !== w) return; // expected: we aborted it
     this.#stats.launchFailures++;
+    const retries = this.#o.maxLaunchRetries ?? 0;
+    if (t.attempt <= retries && !this.#closing) {
+      this.#retryLaunch(t, w, errorMessage(err));
+      return;
+    }
+    const givenUp = retries > 0;
+    if (givenUp) {
+      this.#stats.launchGiveUps++;
+      this.#log('error', `fleet: giving up on ${t.name} after ${t.attempt} failed launch attempts`, {
+        worker: t.name,
+        attempts: t.attempt,
+      });
+    }
     this.#failuresInARow++;
-    const base = this.#o.retryDelayMs ?? 5000;
-    const delay = Math.min(base * 2 ** (this.#failuresInARow - 1), this.#o.maxRetryDelayMs ?? 300_000);
+    const delay = this.#backoff(this.#failuresInARow);
     this.#retryAt = this.#clock.now() + delay;
     const message = errorMessage(err);
     this.#log('warn', `fleet: launch of ${t.name} failed: ${message}; next launch in ${delay} ms`, {
@@ -297,8 +373,42 @@ export class Fleet {
     });
     this.#pool.setState(t.name, 'failed', `launch failed: ${message}`);
     // The provisioner may have made part of a worker (a half-up cluster): tear it down.
-    t.done = this.#teardown(t);
+    // A worker given up on stays listed as `failed` (its name is not reused) once its cluster is gone.
+    t.done = this.#teardown(t, givenUp);
     this.#reconcile();
+  }
+
+  /**
+   * Tears down what the failed attempt left, waits the backoff, and launches the same
+   * name again; the worker stays `provisioning` meanwhile (a scale-down may still cancel it).
+   */
+  #retryLaunch(t: Tracked, w: Worker, message: string): void {
+    const delay = this.#backoff(t.attempt);
+    const retries = this.#o.maxLaunchRetries ?? 0;
+    this.#log(
+      'warn',
+      `fleet: launch of ${t.name} failed (attempt ${t.attempt} of ${retries + 1}): ${message}; tearing it down and retrying in ${delay} ms`,
+      { worker: t.name, attempt: t.attempt, error: message, retryInMs: delay },
+    );
+    w.detail = { ...w.detail, attempt: String(t.attempt), last_error: message };
+    const still = (): boolean => !t.cancelled && !t.done && !this.#closing && this.#pool.get(t.name) === w;
+    t.launchSettled = (async () => {
+      const gone = await this.#terminateWithRetries(t.name);
+      if (!still()) return;
+      if (!gone) {
+        // The partial cluster would not go away: relaunching under its name could reuse a broken cluster.
+        this.#pool.setState(t.name, 'failed', `launch failed and its teardown failed: ${message}`);
+        this.#tracked.delete(t.name);
+        this.#reconcile();
+        return;
+      }
+      // A scale-down during the wait aborts it, so the teardown waiting on this does not sit out the delay.
+      await new Promise<void>((resolve) => {
+        const timer = this.#clock.setTimer(delay, resolve);
+        t.abort.signal.addEventListener('abort', () => (timer.cancel(), resolve()), { once: true });
+      });
+      if (still()) this.#runLaunch(t, w);
+    })();
   }
 
   // ---- probing -----------------------------------------------------------------------
@@ -474,7 +584,7 @@ export class Fleet {
   }
 
   /** terminating → provisioner.terminate → gone, retrying; never rejects. */
-  async #teardown(t: Tracked): Promise<void> {
+  async #teardown(t: Tracked, keepRecord = false): Promise<void> {
     this.#stopProbing(t);
     await t.launchSettled;
     const gone = await this.#terminateWithRetries(t.name, () => {
@@ -482,7 +592,11 @@ export class Fleet {
       if (w && w.state !== 'terminating') this.#pool.setState(t.name, 'terminating', 'terminate');
     });
     const w = this.#pool.get(t.name);
-    if (gone) {
+    if (gone && keepRecord && w) {
+      this.#pool.setState(t.name, 'failed', `given up after ${t.attempt} failed launches; cluster torn down`);
+      this.#tracked.delete(t.name);
+      this.#keepFailedRecord(t.name);
+    } else if (gone) {
       if (w) this.#pool.setState(t.name, 'gone', 'terminated');
       this.#tracked.delete(t.name);
     } else {
@@ -490,6 +604,17 @@ export class Fleet {
       t.done = undefined; // drain(name), remove(name) or shutdown() tries again
     }
     this.#reconcile();
+  }
+
+  /** Keeps the last few given-up workers listed as `failed` (status shows them); older ones go. */
+  #keepFailedRecord(name: string): void {
+    this.#failedRecords.push(name);
+    while (this.#failedRecords.length > FAILED_RECORDS_KEPT) {
+      const old = this.#failedRecords.shift()!;
+      if (this.#pool.get(old)?.state === 'failed' && !this.#tracked.has(old)) {
+        this.#pool.setState(old, 'gone', 'dropped from the failed list');
+      }
+    }
   }
 
   /** Calls provisioner.terminate up to terminateAttempts times; true once it succeeded. */
@@ -500,6 +625,7 @@ export class Fleet {
       try {
         await this.#o.provisioner.terminate(name);
         this.#stats.terminated++;
+        this.#unterminated.delete(name);
         this.#log('info', `fleet: ${name} terminated`, { worker: name });
         return true;
       } catch (err) {
@@ -508,10 +634,13 @@ export class Fleet {
         if (w && w.state === 'terminating')
           this.#pool.setState(name, 'failed', `terminate failed: ${errorMessage(err)}`);
         if (i >= attempts) {
-          this.#log('error', `fleet: could not terminate ${name} after ${i} attempts; it may still be running`, {
-            worker: name,
-            error: errorMessage(err),
-          });
+          this.#stats.teardownGiveUps++;
+          this.#unterminated.add(name);
+          this.#log(
+            'error',
+            `fleet: could not terminate ${name} after ${i} attempts; it may still be running (and billing): tear it down by hand`,
+            { worker: name, error: errorMessage(err) },
+          );
           return false;
         }
         const delay = (this.#o.retryDelayMs ?? 5000) * i;
@@ -528,6 +657,7 @@ export class Fleet {
       launchSettled: Promise.resolve(),
       done: undefined,
       cancelled: false,
+      attempt: 0,
       probing: false,
       probeTimer: undefined,
       drainTimers: [],

@@ -45,6 +45,13 @@ export interface Provisioner {
   list(prefix: string): Promise<ClusterInfo[]>;
   /** Releases anything the provisioner holds (not the workers). */
   close?(): Promise<void>;
+  /** Checks the provisioner can work (e.g. its CLI is installed) before anything is launched. */
+  start?(): Promise<void>;
+  /**
+   * Stops what the task runs on an existing worker so the task can be launched on it
+   * again (`--reinit`; SkyPilot: cancel all jobs on the cluster).
+   */
+  cancelJobs?(name: string): Promise<void>;
 }
 
 /** Asks a worker whether it can serve (readiness path answers 200). */

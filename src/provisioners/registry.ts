@@ -1,5 +1,7 @@
+import type { Clock } from '../core/clock.js';
 import type { Provisioner } from '../core/types.js';
 import { LocalProvisioner, type ProvisionerLog } from './local.js';
+import { SkyPilotProvisioner } from './skypilot/skypilot.js';
 import { StaticProvisioner } from './static.js';
 
 /** What the gateway hands a provisioner factory, from the resolved options. */
@@ -9,17 +11,35 @@ export interface ProvisionerContext {
   readonly log?: ProvisionerLog;
   /** Called when a worker dies on its own (local: process exit), so the fleet replaces it. */
   readonly onWorkerLost?: (name: string, reason: string) => void;
-  /** Folder of per-worker logs (local). */
+  /** Folder of per-worker logs (option log_dir). */
   readonly logDir?: string;
+  /** The workers' HTTP port when the task names none in resources.ports (option port; -1 = none). */
+  readonly workerPort?: number;
+  /** Settings of the skypilot provisioner, from the options of the same names. */
+  readonly skypilot?: {
+    readonly workerEnv: readonly string[];
+    readonly autostopMinutes: number | undefined;
+    readonly maxConcurrentLaunches: number;
+    readonly launchTimeoutMs: number;
+    readonly commandTimeoutMs: number;
+    readonly refreshIntervalMs: number;
+  };
+  readonly clock?: Clock;
 }
 
 export type ProvisionerFactory = (ctx: ProvisionerContext) => Provisioner;
 
-/**
- * The one table of provisioners; the `provisioner` option's choices must match its keys.
- * `skypilot` (the default, execa → `sky`) is added here by its own issue.
- */
+/** The one table of provisioners; the `provisioner` option's choices are its keys. */
 export const PROVISIONERS = {
+  skypilot: (ctx) =>
+    new SkyPilotProvisioner({
+      ...ctx.skypilot,
+      port: ctx.workerPort,
+      logDir: ctx.logDir,
+      log: ctx.log,
+      clock: ctx.clock,
+      onWorkerLost: ctx.onWorkerLost,
+    }),
   local: (ctx) =>
     new LocalProvisioner({
       log: ctx.log,
@@ -34,3 +54,5 @@ export const PROVISIONERS = {
 } satisfies Record<string, ProvisionerFactory>;
 
 export type ProvisionerName = keyof typeof PROVISIONERS;
+
+export const PROVISIONER_NAMES = Object.keys(PROVISIONERS) as ProvisionerName[];

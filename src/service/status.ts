@@ -15,6 +15,10 @@ export interface GatewayStatus {
   readonly autoscaler: string;
   readonly loadBalancer: string;
   readonly provisioner: string;
+  /** Workers given up on after max_launch_retries failed launches (since start). */
+  readonly failedLaunches: number;
+  /** Clusters whose teardown failed every attempt: they may still be running (and billing). */
+  readonly unterminatedClusters: string[];
 }
 
 /** The gateway as node control sees it. */
@@ -35,5 +39,7 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
     uptime: s.uptimeSeconds,
     total_requests: s.totalRequests,
     worker_names: s.workerNames,
+    failed_launches: s.failedLaunches,
+    unterminated_clusters: s.unterminatedClusters,
   };
 }

@@ -208,7 +208,21 @@ export class GatewayMetrics {
       (s) => s.replaced,
     );
     fleetCounter('flockserve_worker_terminations', 'Workers terminated.', (s) => s.terminated);
-    fleetCounter('flockserve_worker_termination_failures', 'Terminations given up on.', (s) => s.terminateFailures);
+    fleetCounter(
+      'flockserve_worker_termination_failures',
+      'Termination attempts that failed.',
+      (s) => s.terminateFailures,
+    );
+    fleetCounter(
+      'flockserve_worker_launch_give_ups',
+      'Workers marked failed after max_launch_retries failed launches.',
+      (s) => s.launchGiveUps,
+    );
+    fleetCounter(
+      'flockserve_worker_teardown_give_ups',
+      'Clusters whose teardown was given up on: they may still be running, and billing.',
+      (s) => s.teardownGiveUps,
+    );
 
     const readLog = state.requestLogStats;
     if (readLog) {

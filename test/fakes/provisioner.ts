@@ -5,7 +5,7 @@ import type { ClusterInfo, ClusterStatus, Endpoint, Provisioner, TaskSpec } from
 export const fakeUrl = (name: string): string => `http://fake.test/${name}`;
 
 export interface ProvisionerCall {
-  readonly op: 'launch' | 'terminate' | 'list';
+  readonly op: 'launch' | 'terminate' | 'list' | 'cancelJobs';
   readonly name: string;
   readonly at: number;
 }
@@ -80,6 +80,12 @@ export class FakeProvisioner implements Provisioner {
       if (this.terminateDelayMs > 0) this.#clock.setTimer(this.terminateDelayMs, done);
       else done();
     });
+  }
+
+  /** Stops the jobs on a cluster (reinit): the cluster stays, its status goes back to INIT until relaunched. */
+  async cancelJobs(name: string): Promise<void> {
+    this.calls.push({ op: 'cancelJobs', name, at: this.#clock.now() });
+    if (!this.clusters.has(name)) throw new Error(`no cluster ${name}`);
   }
 
   async list(prefix: string): Promise<ClusterInfo[]> {

@@ -189,6 +189,68 @@ describe('Fleet: launch failures', () => {
     expect(f.provisioner.calls.filter((c) => c.op === 'launch').map((c) => c.at)).toEqual([0, 8000, 11_000, 19_000]);
   });
 
+  it('retries a failed launch under the same name with backoff, then gives up and launches a new name', async () => {
+    // 2 retries; launch 3 s, base delay 5 s, jitter factor 0.8 + 0.4 × 0.5 = 1 (exact delays).
+    const f = setup({ maxLaunchRetries: 2, random: () => 0.5 });
+    f.provisioner.launchScript.push(true, true, true); // w-1 fails three times; then launches succeed
+    f.fleet.scaleTo(1);
+    const timeline: Array<[number, Record<string, WorkerState>, string[]]> = [
+      [2900, { 'w-1': 'provisioning' }, ['0 launch w-1']],
+      [3000, { 'w-1': 'provisioning' }, ['3000 terminate w-1']], // torn down, retry in 5 s
+      [8000, { 'w-1': 'provisioning' }, ['8000 launch w-1']],
+      [11_000, { 'w-1': 'provisioning' }, ['11000 terminate w-1']], // retry in 10 s
+      [21_000, { 'w-1': 'provisioning' }, ['21000 launch w-1']],
+      // Third failure: given up, torn down, kept as `failed`; a new name after the 5 s fleet backoff.
+      [24_000, { 'w-1': 'failed' }, ['24000 terminate w-1']],
+      [29_000, { 'w-1': 'failed', 'w-2': 'provisioning' }, ['29000 launch w-2']],
+      [32_000, { 'w-1': 'failed', 'w-2': 'ready' }, []],
+    ];
+    let seen = 0;
+    for (const [at, want, calls] of timeline) {
+      await f.runTo(at);
+      expect(f.states(), `at ${at} ms`).toEqual(want);
+      const next = f.provisioner.calls.slice(seen).filter((c) => c.op !== 'list');
+      expect(
+        next.map((c) => `${c.at} ${c.op} ${c.name}`),
+        `at ${at} ms`,
+      ).toEqual(calls);
+      seen = f.provisioner.calls.length;
+    }
+    expect(f.provisioner.alive).toEqual(['w-2']);
+    expect(f.pool.get('w-1')?.detail).toMatchObject({ attempt: '2', last_error: 'no capacity for w-1' });
+    expect(f.fleet.stats).toMatchObject({ launched: 2, launchFailures: 3, launchGiveUps: 1 });
+    expect(f.logs.some((l) => l.startsWith('error fleet: giving up on w-1 after 3 failed launch attempts'))).toBe(true);
+  });
+
+  it('jitter scales each backoff by 0.8..1.2', async () => {
+    for (const [r, wantRelaunchAt] of [
+      [0, 3000 + 4000], // 5 s × 0.8
+      [0.75, 3000 + 5500], // 5 s × 1.1
+    ] as const) {
+      const f = setup({ maxLaunchRetries: 1, random: () => r });
+      f.provisioner.launchScript.push(true);
+      f.fleet.scaleTo(1);
+      await f.runTo(10_000);
+      expect(f.provisioner.calls.filter((c) => c.op === 'launch').map((c) => c.at)).toEqual([0, wantRelaunchAt]);
+    }
+  });
+
+  it('a cluster that will not go away is reported as unterminated until a later teardown works', async () => {
+    const f = setup({ terminateAttempts: 2 });
+    f.fleet.scaleTo(1);
+    await f.runTo(3000);
+    f.provisioner.failTerminates = 2;
+    void f.fleet.remove('w-1');
+    await f.runTo(10_000);
+    expect(f.states()).toEqual({ 'w-1': 'failed' });
+    expect(f.fleet.unterminated()).toEqual(['w-1']);
+    expect(f.fleet.stats).toMatchObject({ terminateFailures: 2, teardownGiveUps: 1 });
+    expect(f.logs.some((l) => l.startsWith('error fleet: could not terminate w-1 after 2 attempts'))).toBe(true);
+    await f.fleet.shutdown(); // tries again, and this time the cluster goes
+    expect(f.fleet.unterminated()).toEqual([]);
+    expect(f.provisioner.alive).toEqual([]);
+  });
+
   it('retries a failing terminate and counts it', async () => {
     const f = setup();
     f.fleet.scaleTo(1);
@@ -356,7 +418,12 @@ describe('Fleet: adopt', () => {
     f.provisioner.seed('w-4', 'UP', false);
     f.provisioner.seed('w-other', 'UP');
     const result = await f.fleet.adopt();
-    expect(result).toEqual({ adopted: ['w-1'], terminated: ['w-2', 'w-3', 'w-4'], ignored: ['w-other'] });
+    expect(result).toEqual({
+      adopted: ['w-1'],
+      terminated: ['w-2', 'w-3', 'w-4'],
+      ignored: ['w-other'],
+      reinitialized: [],
+    });
     await f.runTo(100);
     expect(f.states()).toEqual({ 'w-1': 'ready' });
     expect(f.provisioner.alive).toEqual(['w-1', 'w-other']);
@@ -365,6 +432,24 @@ describe('Fleet: adopt', () => {
     f.fleet.scaleTo(2);
     await f.runTo(3100);
     expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'ready' });
+  });
+
+  it('with reinit cancels the jobs of UP clusters and launches the task on them again', async () => {
+    const f = setup();
+    f.provisioner.seed('w-1', 'UP');
+    f.provisioner.seed('w-2', 'STOPPED');
+    const result = await f.fleet.adopt({ reinit: true });
+    expect(result).toMatchObject({ adopted: [], reinitialized: ['w-1'], terminated: ['w-2'] });
+    expect(f.states()).toEqual({ 'w-1': 'provisioning' });
+    await f.runTo(3000);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.provisioner.calls.map((c) => `${c.at} ${c.op} ${c.name}`)).toEqual([
+      '0 list w',
+      '0 cancelJobs w-1',
+      '0 terminate w-2',
+      '0 launch w-1', // after the cancel
+    ]);
+    expect(f.fleet.target).toBe(1);
   });
 
   it('an adopted worker that never answers is replaced like any other', async () => {

@@ -57,7 +57,15 @@ function setup(opts: { tracer?: Tracer } = {}) {
     queueLengthMean: () => 0,
     gatewayQueueLength: () => 0,
     totalRequests: () => 0,
-    fleetStats: () => ({ launched: 0, launchFailures: 0, replaced: 0, terminated: 0, terminateFailures: 0 }),
+    fleetStats: () => ({
+      launched: 0,
+      launchFailures: 0,
+      replaced: 0,
+      terminated: 0,
+      terminateFailures: 0,
+      launchGiveUps: 0,
+      teardownGiveUps: 0,
+    }),
     targetWorkers: () => 0,
   });
   const lines: Record<string, unknown>[] = [];

@@ -1,0 +1,103 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './gateway.js';
+
+/** Folder holding the FAKE `sky` executable (test/fixtures/fake-sky/sky): put it first on PATH. */
+export const FAKE_SKY_DIR = join(ROOT, 'test/fixtures/fake-sky');
+
+export interface FakeCluster {
+  readonly name: string;
+  readonly status: 'INIT' | 'UP' | 'STOPPED';
+  readonly ip: string;
+  readonly jobs: { readonly id: number; readonly pgid: number }[];
+}
+
+export interface FakeSky {
+  readonly stateDir: string;
+  /** Environment that makes `sky` the fake, with this state dir, plus fault switches. */
+  env(faults?: Record<string, string>): Record<string, string>;
+  /** Every `sky` command line run so far, in order. */
+  commands(): string[];
+  /** Clusters that exist in the fake, by name. */
+  clusters(): FakeCluster[];
+  /** Pids of fake `sky` commands that hung (see FAKE_SKY_*_HANG). */
+  hung(): number[];
+}
+
+export function fakeSky(): FakeSky {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fake-sky-'));
+  const read = (p: string): string => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const list = (dir: string): string[] => {
+    try {
+      return readdirSync(join(stateDir, dir));
+    } catch {
+      return [];
+    }
+  };
+  return {
+    stateDir,
+    env: (faults = {}) => ({
+      PATH: `${FAKE_SKY_DIR}:${process.env.PATH ?? ''}`,
+      FAKE_SKY_STATE_DIR: stateDir,
+      ...faults,
+    }),
+    commands: () =>
+      read(join(stateDir, 'commands.log'))
+        .split('\n')
+        .filter((l) => l !== ''),
+    clusters: () =>
+      list('clusters')
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse(read(join(stateDir, 'clusters', f))) as FakeCluster)
+        .sort((a, b) => a.name.localeCompare(b.name)),
+    hung: () => list('hung').map(Number),
+  };
+}
+
+/**
+ * A task YAML for the fake sky: the engine simulator (from dist/) bound to the cluster's
+ * own loopback address, which the fake passes as $FAKE_SKY_CLUSTER_IP.
+ */
+export function skyTask(port: number, simArgs = ''): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sky-task-'));
+  const path = join(dir, 'task.yaml');
+  writeFileSync(
+    path,
+    [
+      'name: sim',
+      `workdir: ${ROOT}`,
+      'resources:',
+      `  ports: ${port}`,
+      `run: exec node dist/cli/flockserve-sim.js --model sim --host $FAKE_SKY_CLUSTER_IP --port ${port} ${simArgs}`,
+      '',
+    ].join('\n'),
+  );
+  return path;
+}
+
+/**
+ * True while process `pid` runs. A zombie (dead, not yet reaped by a PID 1 that may never
+ * reap) counts as dead: it holds no port and does no work.
+ */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const stat = (() => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  return !/^\d+ \(.*\) Z/.test(stat);
+}
