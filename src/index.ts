@@ -37,7 +37,7 @@ export interface FlockServeDeps {
   readonly logger?: Logger;
   /** Replaces the provisioner the options name (tests, embedding). */
   readonly provisioner?: Provisioner;
-  /** Request spans go here when otel_traces is on (default: the OpenTelemetry API's global tracer). */
+  /** Request spans go here when otel_traces is on (default: exported over OTLP to otel_collector_endpoint). */
   readonly tracer?: Tracer;
 }
 

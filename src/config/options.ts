@@ -123,7 +123,7 @@ export const OPTIONS = {
   otel_collector_endpoint: {
     type: 'string',
     default: 'http://localhost:4317',
-    help: 'OTLP gRPC endpoint the metrics are exported to.',
+    help: 'OTLP gRPC endpoint the metrics (and, with otel_traces, the spans) are exported to.',
     origin: 'flockserve',
   },
   otel_metrics_exporter_settings: {
@@ -252,7 +252,7 @@ export const OPTIONS = {
   otel_traces: {
     type: 'bool',
     default: false,
-    help: 'A span per request (route, worker, status, tokens) and a W3C traceparent to the worker; spans are exported where an OpenTelemetry trace SDK provider is registered.',
+    help: 'A span per request (route, worker, status, tokens) and a W3C traceparent to the worker; spans are exported over OTLP gRPC to otel_collector_endpoint (with otel_metrics_exporter_settings).',
     origin: 'new',
   },
   request_log: {

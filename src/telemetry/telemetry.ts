@@ -1,9 +1,11 @@
 import { Metadata } from '@grpc/grpc-js';
 import { DiagLogLevel, diag, type Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from './logger.js';
@@ -32,8 +34,8 @@ export interface TelemetryOptions {
   /** More readers (tests read metrics in memory). */
   readonly readers?: readonly IMetricReader[];
   /**
-   * Where request spans go when otel_traces is on; default: the OpenTelemetry API's global
-   * tracer (exported once an application registers a trace SDK provider, else ids only).
+   * Where request spans go when otel_traces is on; default: a tracer of our own whose
+   * spans are batched and exported over OTLP gRPC to otel_collector_endpoint.
    */
   readonly tracer?: Tracer | undefined;
 }
@@ -44,13 +46,16 @@ const SHUTDOWN_GRACE_MS = 3000;
 /**
  * The gateway's telemetry, assembled from the options: one MeterProvider whose meters
  * feed both a Prometheus reader (serialised on demand for `GET /metrics`) and, unless
- * metrics_id < 0, a periodic OTLP gRPC exporter; the request observer; the request log.
+ * metrics_id < 0, a periodic OTLP gRPC exporter; with otel_traces, a tracer provider
+ * batching request spans to the same collector; the request observer; the request log.
  */
 export class Telemetry {
   readonly metrics: GatewayMetrics;
   readonly observer: TelemetryObserver;
   readonly requestLog: RequestLog | undefined;
   readonly #provider: MeterProvider;
+  /** Ours only when otel_traces is on and no tracer was given; not registered globally. */
+  readonly #tracerProvider: BasicTracerProvider | undefined;
   readonly #prometheus: PrometheusExporter;
   readonly #serializer = new PrometheusSerializer();
 
@@ -69,10 +74,22 @@ export class Telemetry {
         }),
       );
     }
-    this.#provider = new MeterProvider({
-      resource: resourceFromAttributes({ 'service.name': 'flockserve' }),
-      readers,
-    });
+    const resource = resourceFromAttributes({ 'service.name': 'flockserve' });
+    this.#provider = new MeterProvider({ resource, readers });
+    // The exporter settings are shared with metrics (metadata, timeoutMillis, compression...);
+    // metric-only keys such as temporalityPreference are ignored by the trace exporter.
+    this.#tracerProvider =
+      c.otelTraces && !opts.tracer
+        ? new BasicTracerProvider({
+            resource,
+            spanProcessors: [
+              new BatchSpanProcessor(
+                new OTLPTraceExporter(otlpExporterConfig(c.otelCollectorEndpoint, c.otelMetricsExporterSettings)),
+              ),
+            ],
+          })
+        : undefined;
+    const tracer = opts.tracer ?? this.#tracerProvider?.getTracer('flockserve');
     this.requestLog = c.requestLog
       ? new RequestLog({ path: c.requestLog, clock: opts.clock, log: opts.log })
       : undefined;
@@ -86,7 +103,7 @@ export class Telemetry {
       now: () => performance.now(),
       wallClock: () => Date.now(),
       log: opts.log,
-      tracer: c.otelTraces ? new RequestTracer(opts.tracer) : undefined,
+      tracer: c.otelTraces ? new RequestTracer(tracer) : undefined,
       requestLog,
       logBodies: c.requestLogBodies,
     });
@@ -98,12 +115,12 @@ export class Telemetry {
     return this.#serializer.serialize(resourceMetrics);
   }
 
-  /** Sends the last OTLP export (bounded wait) and closes the request log. */
+  /** Sends the last OTLP exports of metrics and spans (bounded wait) and closes the request log. */
   async close(): Promise<void> {
     this.requestLog?.close();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.#provider.shutdown().catch(() => {}),
+      Promise.all([this.#provider.shutdown().catch(() => {}), this.#tracerProvider?.shutdown().catch(() => {})]),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
     ]);
     clearTimeout(timer);

@@ -18,10 +18,11 @@ import { randomBytes } from 'node:crypto';
  *
  *   client ── traceparent: 00-T-P-01 ──▶ gateway span S (child of P) ── traceparent: 00-T-S-01 ──▶ worker
  *
- * Spans go to the OpenTelemetry API's tracer. With an SDK tracer provider registered
- * (by an embedding application, or once the trace SDK is installed) they are exported;
- * without one the API hands back non-recording spans, and the ids are made here so the
- * worker (vLLM, TGI and SGLang read `traceparent`) still joins the client's trace.
+ * Spans go to the tracer given (the gateway's own, exporting over OTLP: see telemetry.ts),
+ * else to the OpenTelemetry API's global one. A tracer that does not record (the API's
+ * without a registered SDK provider) hands back non-recording spans: the ids are then
+ * made here so the worker (vLLM, TGI and SGLang read `traceparent`) still joins the
+ * client's trace.
  */
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;

@@ -27,11 +27,38 @@ export interface OtlpMetric {
   points: OtlpPoint[];
 }
 
+/** A span as decoded from OTLP, ids in hex as in `traceparent`. */
+export interface OtlpSpan {
+  name: string;
+  traceId: string;
+  spanId: string;
+  /** '' for a root span. */
+  parentSpanId: string;
+  kind: string;
+  status: string;
+  attributes: Record<string, string | number | boolean>;
+}
+
 interface Decoded {
   resourceMetrics: {
     resource?: { attributes: KeyValue[] };
     scopeMetrics: { metrics: RawMetric[] }[];
   }[];
+}
+interface DecodedSpans {
+  resourceSpans: {
+    resource?: { attributes: KeyValue[] };
+    scopeSpans: { spans: RawSpan[] }[];
+  }[];
+}
+interface RawSpan {
+  name: string;
+  traceId: Buffer;
+  spanId: Buffer;
+  parentSpanId: Buffer;
+  kind: string;
+  attributes: KeyValue[];
+  status?: { code: string };
 }
 interface KeyValue {
   key: string;
@@ -54,29 +81,52 @@ interface RawMetric {
   histogram?: { dataPoints: RawPoint[] };
 }
 
+type Service = { service: ServiceDefinition };
+
 /**
- * A real OTLP/gRPC metrics receiver: a grpc-js server implementing the collector's
- * `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`, decoded with the
+ * A real OTLP/gRPC receiver: a grpc-js server implementing the collector's
+ * `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` and
+ * `opentelemetry.proto.collector.trace.v1.TraceService/Export`, decoded with the
  * OTLP proto subset in test/fixtures/otlp.
  */
 export class OtlpReceiver {
+  /** Metric exports, in arrival order. */
   readonly exports: Decoded[] = [];
+  readonly traceExports: DecodedSpans[] = [];
   readonly #server = new Server();
   port = 0;
 
   async start(): Promise<string> {
-    const def = loadSync('opentelemetry/proto/collector/metrics/v1/metrics_service.proto', {
-      includeDirs: [join(ROOT, 'test/fixtures/otlp')],
-      longs: Number,
-      defaults: true,
-      arrays: true,
-    });
+    const def = loadSync(
+      [
+        'opentelemetry/proto/collector/metrics/v1/metrics_service.proto',
+        'opentelemetry/proto/collector/trace/v1/trace_service.proto',
+      ],
+      {
+        includeDirs: [join(ROOT, 'test/fixtures/otlp')],
+        longs: Number,
+        enums: String,
+        defaults: true,
+        arrays: true,
+      },
+    );
     const pkg = loadPackageDefinition(def) as unknown as {
-      opentelemetry: { proto: { collector: { metrics: { v1: { MetricsService: { service: ServiceDefinition } } } } } };
+      opentelemetry: {
+        proto: {
+          collector: { metrics: { v1: { MetricsService: Service } }; trace: { v1: { TraceService: Service } } };
+        };
+      };
     };
-    this.#server.addService(pkg.opentelemetry.proto.collector.metrics.v1.MetricsService.service, {
+    const { metrics, trace } = pkg.opentelemetry.proto.collector;
+    this.#server.addService(metrics.v1.MetricsService.service, {
       Export: (call: { request: Decoded }, cb: sendUnaryData<object>) => {
         this.exports.push(call.request);
+        cb(null, {});
+      },
+    });
+    this.#server.addService(trace.v1.TraceService.service, {
+      Export: (call: { request: DecodedSpans }, cb: sendUnaryData<object>) => {
+        this.traceExports.push(call.request);
         cb(null, {});
       },
     });
@@ -100,6 +150,31 @@ export class OtlpReceiver {
   /** The resource attributes of the latest export. */
   resource(): Record<string, string | number | boolean> {
     return attrs(this.exports.at(-1)?.resourceMetrics[0]?.resource?.attributes ?? []);
+  }
+
+  /** Every span received, in arrival order. */
+  spans(): OtlpSpan[] {
+    const hex = (b: Buffer): string => b.toString('hex');
+    return this.traceExports.flatMap((e) =>
+      e.resourceSpans.flatMap((rs) =>
+        rs.scopeSpans.flatMap((ss) =>
+          ss.spans.map((s) => ({
+            name: s.name,
+            traceId: hex(s.traceId),
+            spanId: hex(s.spanId),
+            parentSpanId: hex(s.parentSpanId),
+            kind: s.kind,
+            status: s.status?.code ?? 'STATUS_CODE_UNSET',
+            attributes: attrs(s.attributes),
+          })),
+        ),
+      ),
+    );
+  }
+
+  /** The resource attributes of the first trace export. */
+  spanResource(): Record<string, string | number | boolean> {
+    return attrs(this.traceExports[0]?.resourceSpans[0]?.resource?.attributes ?? []);
   }
 
   close(): Promise<void> {

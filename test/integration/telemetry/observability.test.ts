@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceServiceClient } from '../../../src/gen/flockserve/v1/inference.js';
+import { parseTraceparent } from '../../../src/telemetry/tracing.js';
 import { simStats, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { OtlpReceiver, type OtlpMetric } from '../../helpers/otlp-receiver.js';
 import { parsePrometheusText, type Exposition } from '../../helpers/prometheus-text.js';
@@ -162,6 +163,53 @@ describe('observability of a running gateway', () => {
     expect(continued).toHaveLength(1);
     expect(continued[0]).toMatch(new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
     expect(continued[0]).not.toContain(PARENT);
+  });
+
+  it('after shutdown the OTLP receiver holds a span per request, the traced one in the client’s trace', async () => {
+    // What the workers saw, read before shutdown stops them.
+    const workers = new Set(t.gw.workers().map((w) => w.name));
+    const seen = [];
+    for (const w of t.gw.workers()) seen.push(...(await simStats(w.url ?? '')).lastRequests);
+    const workerParents = seen
+      .map((r) => parseTraceparent(r.headers['traceparent']))
+      .filter((sc) => sc !== undefined)
+      .map((sc) => sc.spanId);
+    // The batch span processor sends what it holds on shutdown.
+    await t.close();
+    const spans = receiver.spans();
+    expect(receiver.spanResource()['service.name']).toBe('flockserve');
+    const table = spans
+      .map((s) => [
+        s.name,
+        s.attributes['http.route'],
+        s.attributes['flockserve.transport'],
+        s.attributes['http.response.status_code'],
+        s.attributes['gen_ai.usage.output_tokens'],
+        s.kind,
+      ])
+      .sort((x, y) => String(x).localeCompare(String(y)));
+    expect(table).toEqual([
+      ['POST /generate', '/generate', 'http', 200, 3, 'SPAN_KIND_SERVER'],
+      ['POST /v1/chat/completions', '/v1/chat/completions', 'grpc', 200, 4, 'SPAN_KIND_SERVER'],
+      ['POST /v1/chat/completions', '/v1/chat/completions', 'http', 200, 2, 'SPAN_KIND_SERVER'],
+      ['POST /v1/chat/completions', '/v1/chat/completions', 'http', 200, 5, 'SPAN_KIND_SERVER'],
+      ['POST /v1/chat/completions', '/v1/chat/completions', 'http', 200, 7, 'SPAN_KIND_SERVER'],
+      ['POST /v1/chat/completions', '/v1/chat/completions', 'http', 400, undefined, 'SPAN_KIND_SERVER'],
+    ]);
+    // Each worker's parent is the gateway span that proxied it, by the worker's name.
+    const proxied = spans.filter((s) => s.attributes['http.response.status_code'] === 200);
+    expect(proxied.map((s) => s.spanId).sort()).toEqual([...workerParents].sort());
+    for (const s of proxied) expect(workers.has(String(s.attributes['flockserve.worker']))).toBe(true);
+    // The client's trace: same trace id, the client's span as parent, the gateway span
+    // (not the client's) as the worker's parent.
+    const traced = spans.filter((s) => s.traceId === TRACE);
+    expect(traced).toHaveLength(1);
+    expect(traced[0]).toMatchObject({ parentSpanId: PARENT, status: 'STATUS_CODE_UNSET' });
+    expect(seen.find((r) => r.headers['traceparent']?.startsWith(`00-${TRACE}-`))?.headers['traceparent']).toBe(
+      `00-${TRACE}-${traced[0]!.spanId}-01`,
+    );
+    // The others start their own traces.
+    expect(spans.filter((s) => s.parentSpanId === '')).toHaveLength(5);
   });
 
   it('after shutdown the request log holds a row per request', async () => {
