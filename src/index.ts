@@ -11,6 +11,7 @@ import { seededRandom, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import { Fleet } from './core/fleet.js';
 import { LoadTracker } from './core/load-tracker.js';
+import { OutlierDetector } from './core/outlier.js';
 import { WorkerPool, type Worker } from './core/pool.js';
 import type { Provisioner, TaskSpec } from './core/types.js';
 import { buildHttpApp } from './http/app.js';
@@ -119,7 +120,12 @@ export class FlockServe implements ControlPlane {
     const provisioner =
       this.#deps.provisioner ??
       this.#createProvisioner(c.provisioner, (name, reason) => fleetRef.current?.lost(name, reason));
-    const upstream = new UpstreamClient({ connections: c.workerCapacity });
+    const upstream = new UpstreamClient({
+      connections: c.workerCapacity,
+      connectTimeoutMs: c.connectTimeout * 1000,
+      headersTimeoutMs: c.firstByteTimeout * 1000,
+      bodyTimeoutMs: c.idleTimeout * 1000,
+    });
     const admission = new Admission({
       pool,
       balancer,
@@ -130,6 +136,18 @@ export class FlockServe implements ControlPlane {
       // Scale from zero: a request with no worker anywhere launches one at once.
       onDemand: () => {
         if (fleetRef.current?.target === 0) fleetRef.current.scaleTo(1);
+      },
+    });
+    const outlier = new OutlierDetector({
+      pool,
+      clock,
+      consecutiveFailures: c.outlierConsecutiveFailures,
+      baseEjectionMs: c.outlierEjectionTime * 1000,
+      onEject: (w, info) =>
+        this.log.warn({ worker: w.name, ...info }, `worker ${w.name} ejected after ${info.failures} failures in a row`),
+      onReadmit: (w, reason) => {
+        this.log.info({ worker: w.name, reason }, `worker ${w.name} readmitted`);
+        admission.wake();
       },
     });
     const fleet = new Fleet({
@@ -145,6 +163,7 @@ export class FlockServe implements ControlPlane {
       drainTimeoutMs: c.drainTimeout * 1000,
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onReady: () => admission.wake(),
+      onProbe: (w, ok) => outlier.probed(w, ok),
     });
     fleetRef.current = fleet;
     pool.onChange(({ worker, previous, reason }) => {
@@ -158,9 +177,17 @@ export class FlockServe implements ControlPlane {
       admission,
       upstream,
       queueTimeoutMs: c.queueTimeout * 1000,
-      maxRetries: 2,
+      maxRetries: c.maxRetries,
+      retryBackoffMs: c.retryBackoff * 1000,
+      requestTimeoutMs: c.requestTimeout * 1000,
+      repetitionGuard: c.repetitionGuard,
+      clock,
       onRelease: () => fleet.notifyRelease(),
       onRetry: (worker, reason) => this.log.warn({ worker, reason }, 'retrying on another worker'),
+      onOutcome: (w, ok) => (ok ? outlier.success(w) : outlier.failure(w)),
+      onMidStreamFailure: (worker, err) =>
+        this.log.warn({ worker, code: err.code, err: err.message }, 'answer failed after its headers'),
+      onRepetitionGuard: (worker) => this.log.warn({ worker }, 'repetition guard ended a stream'),
     });
     const policy = createAutoscaler(c.autoscaler);
     const autoscaler = new AutoscalerController({
@@ -189,9 +216,23 @@ export class FlockServe implements ControlPlane {
       service,
       plane: this,
       maxBodySize: c.maxBodySize,
+      maxHeaderSize: c.maxHeaderSize,
+      maxJsonDepth: c.maxJsonDepth,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
     });
-    return { pool, tracker, admission, fleet, service, upstream, provisioner, autoscaler, http, grpc: undefined };
+    return {
+      pool,
+      tracker,
+      admission,
+      fleet,
+      outlier,
+      service,
+      upstream,
+      provisioner,
+      autoscaler,
+      http,
+      grpc: undefined,
+    };
   }
 
   #createProvisioner(name: string, onWorkerLost: (name: string, reason: string) => void): Provisioner {
@@ -263,11 +304,22 @@ export class FlockServe implements ControlPlane {
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
     // Keep-alive connections whose last response finished after close() began would hold the
-    // server open until their idle timeout: close them as they go idle; force the rest at the grace.
+    // server open until their idle timeout: close them as they go idle. At drain_timeout the
+    // requests still running are ended with an explicit shutting_down error (a stream gets its
+    // error event, a whole answer a 503); a second later whatever is left is cut.
     const sweep = setInterval(() => p.http.server.closeIdleConnections(), 50);
-    const force = setTimeout(() => p.http.server.closeAllConnections(), graceMs);
-    await Promise.all([p.http.close(), p.grpc?.close(graceMs)]);
+    const abort = setTimeout(() => {
+      const n = p.service.abortAll(
+        new GatewayError('shutting_down', {
+          message: 'The gateway is shutting down and its drain timeout has passed.',
+        }),
+      );
+      if (n > 0) this.log.warn({ requests: n }, 'drain timeout: ending the requests still running');
+    }, graceMs);
+    const force = setTimeout(() => p.http.server.closeAllConnections(), graceMs + CUT_AFTER_ABORT_MS);
+    await Promise.all([p.http.close(), p.grpc?.close(graceMs + CUT_AFTER_ABORT_MS)]);
     clearInterval(sweep);
+    clearTimeout(abort);
     clearTimeout(force);
     this.log.info(opts.keepWorkers ? 'leaving workers running for the next start' : 'stopping workers');
     await p.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
@@ -278,11 +330,15 @@ export class FlockServe implements ControlPlane {
   }
 }
 
+/** Time between ending the requests left at drain_timeout (error tails) and cutting their connections. */
+const CUT_AFTER_ABORT_MS = 1000;
+
 interface Parts {
   readonly pool: WorkerPool;
   readonly tracker: LoadTracker;
   readonly admission: Admission;
   readonly fleet: Fleet;
+  readonly outlier: OutlierDetector;
   readonly service: InferenceService;
   readonly upstream: UpstreamClient;
   readonly provisioner: Provisioner;
