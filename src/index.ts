@@ -11,7 +11,7 @@ import { seededRandom, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import { Fleet } from './core/fleet.js';
 import { LoadTracker } from './core/load-tracker.js';
-import { OutlierDetector } from './core/outlier.js';
+import { OutlierDetector, type OutlierStats } from './core/outlier.js';
 import { WorkerPool, type Worker } from './core/pool.js';
 import type { Provisioner, TaskSpec } from './core/types.js';
 import { buildHttpApp } from './http/app.js';
@@ -21,7 +21,7 @@ import { systemClock } from './runtime/system-clock.js';
 import { createInferenceHandlers } from './service/grpc-inference.js';
 import { createNodeControlHandlers } from './service/grpc-node-control.js';
 import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
-import { InferenceService } from './service/inference.js';
+import { InferenceService, type InferenceStats } from './service/inference.js';
 import type { ControlPlane, GatewayStatus } from './service/status.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { HttpProber } from './upstream/prober.js';
@@ -29,6 +29,8 @@ import { UpstreamClient } from './upstream/client.js';
 
 export type { Config, FlockServeOptions } from './config/options.js';
 export type { GatewayStatus } from './service/status.js';
+
+export type ReliabilityStats = InferenceStats & OutlierStats;
 
 export interface FlockServeDeps {
   readonly clock?: Clock;
@@ -280,6 +282,24 @@ export class FlockServe implements ControlPlane {
       autoscaler: this.config.autoscaler,
       loadBalancer: this.config.loadBalancer,
       provisioner: p?.provisioner.kind ?? this.config.provisioner,
+    };
+  }
+
+  /**
+   * Reliability counters (retries, answers that failed after their headers, repetition-guard
+   * trips, requests cut at shutdown, outlier ejections and readmissions), for metrics.
+   */
+  reliabilityStats(): ReliabilityStats {
+    const p = this.#parts;
+    return {
+      ...(p?.service.stats ?? {
+        requests: 0,
+        retries: 0,
+        midStreamFailures: 0,
+        repetitionGuardTrips: 0,
+        abortedAtShutdown: 0,
+      }),
+      ...(p?.outlier.stats ?? { ejections: 0, readmissions: 0, sparedLastWorker: 0 }),
     };
   }
 

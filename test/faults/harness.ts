@@ -184,6 +184,7 @@ export async function startSimProcess(args: string): Promise<SimProcess> {
 export interface ScenarioEnv {
   readonly gw: FlockServe;
   readonly url: string;
+  readonly grpcAddress: string;
   readonly sims: readonly SimProcess[];
   /** Base URLs of every worker that has existed (simulator stats are read from them). */
   workerUrls(): string[];
@@ -222,6 +223,7 @@ export async function startScenario(s: Scenario, extra: Partial<FlockServeOption
   return {
     gw,
     url: `http://127.0.0.1:${listening.httpPort}`,
+    grpcAddress: `127.0.0.1:${listening.grpcPort}`,
     sims,
     workerUrls: () => {
       for (const w of gw.workers()) if (w.url) seen.add(w.url);
