@@ -107,6 +107,29 @@ async function scenario(name: ScenarioName): Promise<Row> {
   }
 }
 
+/**
+ * Leak check under load: the same 1,000 requests three times on one gateway, heap after each
+ * round. The first round pays one-time costs (JIT, 1,000 upstream connections in the pools);
+ * a leak shows as growth from round to round after that.
+ */
+async function plateau(name: ScenarioName, rounds = 3): Promise<{ name: string; heaps: number[]; lost: number }> {
+  const s = SCENARIOS[name];
+  const plan = PLAN[name];
+  const env = await startScenario(s);
+  const heaps = [heapMiB()];
+  let lost = 0;
+  try {
+    for (let i = 0; i < rounds; i++) {
+      lost += (await runRequests(env.url, s.shot, plan.requests, plan.concurrency ?? s.concurrency)).lost;
+      await waitIdle(env);
+      heaps.push(heapMiB());
+    }
+  } finally {
+    await env.close();
+  }
+  return { name, heaps, lost };
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const warm = await startScenario({
@@ -120,6 +143,11 @@ async function main(): Promise<void> {
   await warm.close();
   const rows: Row[] = [];
   for (const name of Object.keys(PLAN) as ScenarioName[]) rows.push(await scenario(name));
+
+  const plateaus = [
+    await plateau('clients disconnecting mid-stream under load'),
+    await plateau('concurrent streams with slow readers'),
+  ];
 
   const fuzzEnv = await startScenario({
     name: 'fuzz',
@@ -168,6 +196,13 @@ async function main(): Promise<void> {
         `${r.restarts} | ${r.servesAfter ? 'yes' : 'NO'} | ${mib(r.heapBefore)} → ${mib(r.heapAfter)} | ${codes || '—'}${extra} |`
       );
     }),
+    '',
+    'Heap after GC, started gateway → after each of 3 rounds of the same 1,000 requests on it (a leak grows',
+    'from round to round; round 1 pays one-time costs such as JIT and the upstream connection pools):',
+    '',
+    '| Scenario | Heap (MiB) | Lost |',
+    '| --- | --- | --: |',
+    ...plateaus.map((p) => `| ${p.name} | ${p.heaps.map(mib).join(' → ')} | ${p.lost} |`),
     '',
     `Fuzz (fast-check, test/fuzz/properties.ts): **${fuzzCases} cases** (${PROPERTIES.length} properties × ${FUZZ_RUNS}: ` +
       `${PROPERTIES.map((p) => p.name).join('; ')}), ` +
