@@ -13,6 +13,7 @@ import { seededRandom, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import { Fleet } from './core/fleet.js';
 import { LoadTracker } from './core/load-tracker.js';
+import { OutlierDetector, type OutlierStats } from './core/outlier.js';
 import { WorkerPool, type Worker } from './core/pool.js';
 import type { Provisioner, TaskSpec } from './core/types.js';
 import { buildHttpApp } from './http/app.js';
@@ -22,7 +23,7 @@ import { systemClock } from './runtime/system-clock.js';
 import { createInferenceHandlers } from './service/grpc-inference.js';
 import { createNodeControlHandlers } from './service/grpc-node-control.js';
 import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
-import { InferenceService } from './service/inference.js';
+import { InferenceService, type InferenceStats } from './service/inference.js';
 import type { ControlPlane, GatewayStatus } from './service/status.js';
 import { createLogger, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Telemetry } from './telemetry/telemetry.js';
@@ -31,6 +32,8 @@ import { UpstreamClient } from './upstream/client.js';
 
 export type { Config, FlockServeOptions } from './config/options.js';
 export type { GatewayStatus } from './service/status.js';
+
+export type ReliabilityStats = InferenceStats & OutlierStats;
 
 export interface FlockServeDeps {
   readonly clock?: Clock;
@@ -130,7 +133,12 @@ export class FlockServe implements ControlPlane {
     const provisioner =
       this.#deps.provisioner ??
       this.#createProvisioner(c.provisioner, task, (name, reason) => fleetRef.current?.lost(name, reason));
-    const upstream = new UpstreamClient({ connections: c.workerCapacity });
+    const upstream = new UpstreamClient({
+      connections: c.workerCapacity,
+      connectTimeoutMs: c.connectTimeout * 1000,
+      headersTimeoutMs: c.firstByteTimeout * 1000,
+      bodyTimeoutMs: c.idleTimeout * 1000,
+    });
     const admission = new Admission({
       pool,
       balancer,
@@ -141,6 +149,20 @@ export class FlockServe implements ControlPlane {
       // Scale from zero: a request with no worker anywhere launches one at once.
       onDemand: () => {
         if (fleetRef.current?.target === 0) fleetRef.current.scaleTo(1);
+      },
+    });
+    const outlier = new OutlierDetector({
+      pool,
+      clock,
+      consecutiveFailures: c.outlierConsecutiveFailures,
+      baseEjectionMs: c.outlierEjectionTime * 1000,
+      onEject: (w, info) => {
+        telemetry.metrics.ejection(w.name, 'consecutive_failures');
+        this.log.warn({ worker: w.name, ...info }, `worker ${w.name} ejected after ${info.failures} failures in a row`);
+      },
+      onReadmit: (w, reason) => {
+        this.log.info({ worker: w.name, reason }, `worker ${w.name} readmitted`);
+        admission.wake();
       },
     });
     const fleet = new Fleet({
@@ -159,6 +181,7 @@ export class FlockServe implements ControlPlane {
       random,
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onReady: () => admission.wake(),
+      onProbe: (w, ok) => outlier.probed(w, ok),
     });
     fleetRef.current = fleet;
     const telemetry = new Telemetry({
@@ -188,11 +211,24 @@ export class FlockServe implements ControlPlane {
       admission,
       upstream,
       queueTimeoutMs: c.queueTimeout * 1000,
-      maxRetries: 2,
+      maxRetries: c.maxRetries,
+      retryBackoffMs: c.retryBackoff * 1000,
+      requestTimeoutMs: c.requestTimeout * 1000,
+      repetitionGuard: c.repetitionGuard,
+      clock,
       onRelease: () => fleet.notifyRelease(),
       onRetry: (worker, reason) => {
         telemetry.metrics.retry(worker, reason);
         this.log.warn({ worker, reason }, 'retrying on another worker');
+      },
+      onOutcome: (w, ok) => (ok ? outlier.success(w) : outlier.failure(w)),
+      onMidStreamFailure: (worker, err) => {
+        telemetry.metrics.answerFailure(worker, err.code);
+        this.log.warn({ worker, code: err.code, err: err.message }, 'answer failed after its headers');
+      },
+      onRepetitionGuard: (worker) => {
+        telemetry.metrics.repetitionGuardTrip(worker);
+        this.log.warn({ worker }, 'repetition guard ended a stream');
       },
     });
     const policy = createAutoscaler(c.autoscaler);
@@ -227,6 +263,8 @@ export class FlockServe implements ControlPlane {
       service,
       plane: this,
       maxBodySize: c.maxBodySize,
+      maxHeaderSize: c.maxHeaderSize,
+      maxJsonDepth: c.maxJsonDepth,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
       observer: telemetry.observer,
       metricsText: () => telemetry.prometheusText(),
@@ -236,6 +274,7 @@ export class FlockServe implements ControlPlane {
       tracker,
       admission,
       fleet,
+      outlier,
       service,
       upstream,
       provisioner,
@@ -290,7 +329,8 @@ export class FlockServe implements ControlPlane {
     const p = this.#parts;
     const workers = p ? p.pool.list() : [];
     return {
-      readyWorkerCount: workers.filter((w) => w.state === 'ready').length,
+      // An ejected worker is ready but takes no traffic: it does not count as ready here.
+      readyWorkerCount: workers.filter((w) => w.state === 'ready' && !w.ejected).length,
       workerCount: workers.filter((w) => w.state !== 'gone').length,
       queueLengthRunningMean: p ? p.tracker.mean() : 0,
       currentQueueLength: p ? p.tracker.current() : 0,
@@ -305,6 +345,24 @@ export class FlockServe implements ControlPlane {
       provisioner: p?.provisioner.kind ?? this.config.provisioner,
       failedLaunches: p ? p.fleet.stats.launchGiveUps : 0,
       unterminatedClusters: p ? p.fleet.unterminated() : [],
+    };
+  }
+
+  /**
+   * Reliability counters (retries, answers that failed after their headers, repetition-guard
+   * trips, requests cut at shutdown, outlier ejections and readmissions), for metrics.
+   */
+  reliabilityStats(): ReliabilityStats {
+    const p = this.#parts;
+    return {
+      ...(p?.service.stats ?? {
+        requests: 0,
+        retries: 0,
+        midStreamFailures: 0,
+        repetitionGuardTrips: 0,
+        abortedAtShutdown: 0,
+      }),
+      ...(p?.outlier.stats ?? { ejections: 0, readmissions: 0, sparedLastWorker: 0 }),
     };
   }
 
@@ -330,11 +388,22 @@ export class FlockServe implements ControlPlane {
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
     // Keep-alive connections whose last response finished after close() began would hold the
-    // server open until their idle timeout: close them as they go idle; force the rest at the grace.
+    // server open until their idle timeout: close them as they go idle. At drain_timeout the
+    // requests still running are ended with an explicit shutting_down error (a stream gets its
+    // error event, a whole answer a 503); a second later whatever is left is cut.
     const sweep = setInterval(() => p.http.server.closeIdleConnections(), 50);
-    const force = setTimeout(() => p.http.server.closeAllConnections(), graceMs);
-    await Promise.all([p.http.close(), p.grpc?.close(graceMs)]);
+    const abort = setTimeout(() => {
+      const n = p.service.abortAll(
+        new GatewayError('shutting_down', {
+          message: 'The gateway is shutting down and its drain timeout has passed.',
+        }),
+      );
+      if (n > 0) this.log.warn({ requests: n }, 'drain timeout: ending the requests still running');
+    }, graceMs);
+    const force = setTimeout(() => p.http.server.closeAllConnections(), graceMs + CUT_AFTER_ABORT_MS);
+    await Promise.all([p.http.close(), p.grpc?.close(graceMs + CUT_AFTER_ABORT_MS)]);
     clearInterval(sweep);
+    clearTimeout(abort);
     clearTimeout(force);
     const names = p.fleet.live().map((w) => w.name);
     this.log.info(
@@ -359,11 +428,15 @@ export class FlockServe implements ControlPlane {
   }
 }
 
+/** Time between ending the requests left at drain_timeout (error tails) and cutting their connections. */
+const CUT_AFTER_ABORT_MS = 1000;
+
 interface Parts {
   readonly pool: WorkerPool;
   readonly tracker: LoadTracker;
   readonly admission: Admission;
   readonly fleet: Fleet;
+  readonly outlier: OutlierDetector;
   readonly service: InferenceService;
   readonly upstream: UpstreamClient;
   readonly provisioner: Provisioner;

@@ -22,16 +22,24 @@ Options:
   --port N             port (else $FLOCKSERVE_WORKER_PORT, else $PORT, else 8000; 0 = free port)
   --host H             host (else $FLOCKSERVE_WORKER_HOST, else 127.0.0.1)
   --model NAME         served model name (default "sim")
-  --startup-delay S    /health answers 503 for S seconds (default 0)
-  --error-rate F       fraction 0..1 of generation requests answered 500 (default 0)
+  -h, --help           show this help
+
+Simulator test knobs (faults to inject; no real engine has these flags):
+  --startup-delay S    /health answers 503 for S seconds (default 0; a huge S: never ready)
+  --error-rate F       fraction 0..1 of generation requests answered with an error (default 0)
+  --error-status N     HTTP status of those errors (default 500; 502/503 as a proxy answers)
   --crash-after N      serve N generation requests, then exit with code 1 mid-stream of the next
   --hang               accept requests and never answer (except GET /sim/stats)
   --hang-generation    like --hang, but only generation routes hang
+  --hang-mid-stream    generation answers go silent after their first token (connection stays open)
+  --malformed          generation answers are malformed (cut SSE event / cut JSON)
+  --repetitive         the generated text repeats one line, as a model stuck in a loop
+
+Engine options:
   --token-interval MS  fixed time between tokens, ms (overrides the decode profile)
   --max-num-seqs N     most sequences in one batch (default 256)
   --prefill-tps N      prompt tokens prefilled per second (default 10000)
   --seed N             seed of error draws and generated words (default 0)
-  -h, --help           show this help
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
 POST /v1/chat/completions, /v1/completions, /v1/embeddings, /generate, /generate_stream.
@@ -82,6 +90,10 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         model: { type: 'string' },
         'startup-delay': { type: 'string' },
         'error-rate': { type: 'string' },
+        'error-status': { type: 'string' },
+        'hang-mid-stream': { type: 'boolean' },
+        malformed: { type: 'boolean' },
+        repetitive: { type: 'boolean' },
         'crash-after': { type: 'string' },
         hang: { type: 'boolean' },
         'hang-generation': { type: 'boolean' },
@@ -106,6 +118,10 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     modelName: values.model ?? 'sim',
     startupDelayMs: startupDelay === undefined ? undefined : startupDelay * 1000,
     errorRate: num('error-rate', values['error-rate'], { min: 0, max: 1 }),
+    errorStatus: num('error-status', values['error-status'], { integer: true, min: 400, max: 599 }),
+    hangMidStream: values['hang-mid-stream'] === true,
+    malformed: values.malformed === true,
+    repetitive: values.repetitive === true,
     crashAfter: num('crash-after', values['crash-after'], { integer: true, min: 0 }),
     hang: values.hang ? 'all' : values['hang-generation'] ? 'generation' : false,
     tokenIntervalMs: num('token-interval', values['token-interval'], { min: 0 }),

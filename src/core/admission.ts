@@ -46,6 +46,22 @@ interface Waiter {
   unlisten: (() => void) | undefined;
 }
 
+/**
+ * The candidates for a request that already failed on the workers in `exclude`: the others,
+ * as long as some other worker serves at all (then the request waits for one of them to have
+ * room, rather than going back to the one that failed). Only when every serving worker has
+ * been tried do the excluded ones count again: with one worker, a retry goes back to it.
+ *
+ *   serving w1 w2, exclude {w1}, w2 full → [] (wait for w2)
+ *   serving w1,    exclude {w1}          → [w1]
+ */
+export function eligible(pool: WorkerPool, exclude: ReadonlySet<string> | undefined): Worker[] {
+  const candidates = pool.candidates();
+  if (!exclude || exclude.size === 0) return candidates;
+  if (!pool.serving().some((w) => !exclude.has(w.name))) return candidates;
+  return candidates.filter((w) => !exclude.has(w.name));
+}
+
 /** Worker states that will (or may again) take traffic without a new launch. */
 const LIVE_STATES = ['ready', 'starting', 'provisioning', 'not_ready'] as const;
 
@@ -151,7 +167,7 @@ export class Admission {
   }
 
   #pick(ctx: Omit<PickContext, 'random'>): Worker | undefined {
-    const candidates = this.#pool.candidates();
+    const candidates = eligible(this.#pool, ctx.exclude);
     if (candidates.length === 0) return undefined;
     return this.#balancer.pick(candidates, { ...ctx, random: this.#random });
   }

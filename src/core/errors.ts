@@ -58,11 +58,29 @@ export const ERRORS = {
     type: 'invalid_request_error', // as OpenAI answers an unknown model or URL
     message: 'No worker has that name.',
   },
+  json_too_deep: {
+    status: 400,
+    grpcCode: 3, // INVALID_ARGUMENT
+    type: 'invalid_request_error',
+    message: 'The request body nests JSON deeper than the gateway accepts.',
+  },
+  client_timeout: {
+    status: 408,
+    grpcCode: 4, // DEADLINE_EXCEEDED
+    type: 'invalid_request_error',
+    message: 'The request was not received in time.',
+  },
   body_too_large: {
     status: 413,
     grpcCode: 8, // RESOURCE_EXHAUSTED (what gRPC uses for an oversized message)
     type: 'invalid_request_error',
     message: 'The request body is larger than the gateway accepts.',
+  },
+  headers_too_large: {
+    status: 431,
+    grpcCode: 8, // RESOURCE_EXHAUSTED (what gRPC uses for oversized metadata)
+    type: 'invalid_request_error',
+    message: 'The request headers are larger than the gateway accepts.',
   },
   queue_full: {
     status: 429,
@@ -121,6 +139,26 @@ export const ERRORS = {
     grpcCode: 4, // DEADLINE_EXCEEDED
     type: 'server_error',
     message: 'The worker did not answer in time.',
+  },
+  // Failures after the worker's answer began (its headers arrived). Nothing is retried then;
+  // a stream ends with an error event (HTTP) or UNAVAILABLE (gRPC), a whole answer with 502/504.
+  upstream_interrupted: {
+    status: 502,
+    grpcCode: 14, // UNAVAILABLE
+    type: 'server_error',
+    message: 'The worker failed while sending its answer.',
+  },
+  upstream_malformed: {
+    status: 502,
+    grpcCode: 14, // UNAVAILABLE
+    type: 'server_error',
+    message: 'The worker sent an answer that is not valid JSON or server-sent events.',
+  },
+  upstream_stalled: {
+    status: 504,
+    grpcCode: 14, // UNAVAILABLE
+    type: 'server_error',
+    message: 'The worker stopped sending before its answer was complete.',
   },
 } as const satisfies Record<string, ErrorSpec>;
 

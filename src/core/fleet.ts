@@ -45,6 +45,8 @@ export interface FleetOptions {
   readonly log?: FleetLog;
   /** A worker became ready (wire to the admission queue's wake-up). */
   readonly onReady?: (w: Worker) => void;
+  /** Every readiness probe's result, after the state change it caused (outlier detection readmits on it). */
+  readonly onProbe?: (w: Worker, ok: boolean) => void;
 }
 
 export interface FleetStats {
@@ -461,6 +463,11 @@ export class Fleet {
     } else if (!ok && w.state === 'ready') {
       this.#pool.setState(t.name, 'not_ready', 'readiness probe failed');
       this.#log('warn', `fleet: ${t.name} failed its readiness probe`, { worker: t.name });
+    }
+    try {
+      this.#o.onProbe?.(w, ok);
+    } catch (err) {
+      this.#log('error', `fleet: onProbe threw: ${errorMessage(err)}`);
     }
   }
 

@@ -36,6 +36,12 @@ export interface Worker {
   stateSince: number;
   lastProbeAt: number | undefined;
   detail: Record<string, string>;
+  /**
+   * Set by outlier detection (src/core/outlier.ts) while the worker is ejected: it keeps its
+   * state (ready, probed as usual) but is no balancing candidate. A flag beside the state, not a
+   * state, as Envoy keeps outlier ejection beside health: a worker can be ready and ejected.
+   */
+  ejected: boolean;
 }
 
 export interface WorkerStateChange {
@@ -70,6 +76,7 @@ export class WorkerPool {
       stateSince: now,
       lastProbeAt: undefined,
       detail: {},
+      ejected: false,
     };
     this.#workers.set(name, w);
     this.#emit({ worker: w, previous: state, reason: 'added' });
@@ -103,6 +110,21 @@ export class WorkerPool {
     return true;
   }
 
+  /** Sets or clears the outlier-ejection flag; true when it changed. */
+  setEjected(name: string, ejected: boolean): boolean {
+    const w = this.#workers.get(name);
+    if (!w || w.ejected === ejected) return false;
+    w.ejected = ejected;
+    return true;
+  }
+
+  /** Ready workers that are not ejected, whatever their load: the workers that serve. */
+  serving(): Worker[] {
+    const out: Worker[] = [];
+    for (const w of this.#workers.values()) if (w.state === 'ready' && !w.ejected) out.push(w);
+    return out;
+  }
+
   /** Counts a request onto a worker. */
   acquire(w: Worker): void {
     w.inFlight++;
@@ -113,10 +135,11 @@ export class WorkerPool {
     if (w.inFlight > 0) w.inFlight--;
   }
 
-  /** Ready workers with a free slot: what a balancer chooses from. */
+  /** Ready, not ejected workers with a free slot: what a balancer chooses from. */
   candidates(): Worker[] {
     const out: Worker[] = [];
-    for (const w of this.#workers.values()) if (w.state === 'ready' && w.inFlight < w.capacity) out.push(w);
+    for (const w of this.#workers.values())
+      if (w.state === 'ready' && !w.ejected && w.inFlight < w.capacity) out.push(w);
     return out;
   }
 

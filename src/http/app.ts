@@ -1,4 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { isUtf8 } from 'node:buffer';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import type { InferenceReply, InferenceService } from '../service/inference.js';
@@ -12,6 +15,10 @@ export interface HttpAppOptions {
   readonly service: InferenceService;
   readonly plane: ControlPlane;
   readonly maxBodySize: number;
+  /** Largest request head in bytes (option max_header_size); default Node's 16 KiB. */
+  readonly maxHeaderSize?: number;
+  /** Deepest JSON nesting accepted (option max_json_depth); default 64. */
+  readonly maxJsonDepth?: number;
   readonly log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Told about every inference request (metrics, tracing, request log). */
   readonly observer?: RequestObserver;
@@ -43,6 +50,8 @@ function wantsStream(req: FastifyRequest, body: JsonObject): boolean {
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.maxBodySize,
+    http: { maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 },
+    clientErrorHandler: answerClientError,
     logger: false,
     // Bodies are forwarded as sent, so the validator must not coerce or strip anything.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
@@ -76,7 +85,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     app.post(route.url, {
       schema: route.schema,
       preValidation: async (req) => {
-        req.body = parseJson(req.rawBody);
+        req.body = parseJson(req.rawBody, options.maxJsonDepth ?? 64);
       },
       handler: async (req, reply) => {
         const body = req.body as JsonObject;
@@ -102,8 +111,16 @@ function headerOf(req: FastifyRequest, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function parseJson(raw: Buffer | undefined): unknown {
+function parseJson(raw: Buffer | undefined, maxDepth: number): unknown {
   if (!raw || raw.length === 0) throw new GatewayError('invalid_json', { message: 'The request body is empty.' });
+  // JSON is UTF-8 (RFC 8259 §8.1); decoding would turn bad bytes into U+FFFD and forward a different body.
+  if (!isUtf8(raw)) throw new GatewayError('invalid_json', { message: 'The request body is not valid UTF-8.' });
+  // Checked before parsing: deep nesting is cheap to send and overflows recursive code later.
+  if (exceedsDepth(raw, maxDepth)) {
+    throw new GatewayError('json_too_deep', {
+      message: `The request body nests objects or arrays deeper than ${maxDepth} levels.`,
+    });
+  }
   try {
     return JSON.parse(raw.toString('utf8'));
   } catch (err) {
@@ -112,6 +129,29 @@ function parseJson(raw: Buffer | undefined): unknown {
       cause: err,
     });
   }
+}
+
+/**
+ * True when objects/arrays nest deeper than `limit`, counting brackets outside strings in one
+ * pass over the bytes. `{"a":[1]}` has depth 2. Brackets left unbalanced are JSON.parse's to report.
+ */
+export function exceedsDepth(raw: Buffer, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (b === 0x5c)
+        escaped = true; // backslash
+      else if (b === 0x22) inString = false; // "
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x7b || b === 0x5b) {
+      if (++depth > limit) return true; // { [
+    } else if (b === 0x7d || b === 0x5d) depth--; // } ]
+  }
+  return false;
 }
 
 async function proxy(
@@ -138,46 +178,72 @@ async function proxy(
   const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
   req.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
   if (stream) {
-    return reply.send(Readable.from(sseWithErrorTail(upstream, options, req.record)));
+    return reply.send(Readable.from(sseWithErrorTail(upstream, req.record), { objectMode: false }));
   }
   const whole = await readWhole(upstream);
   req.record.chunk(whole);
   return reply.send(whole);
 }
 
-/** A non-streamed answer is read whole, so a worker that dies mid-body still gets the client a clean 502. */
+/**
+ * A non-streamed answer is read whole, so a worker that fails mid-body still gets the client a
+ * clean 502 (or 504 when it stalled) instead of half a body.
+ */
 async function readWhole(upstream: InferenceReply): Promise<Buffer> {
   const chunks: Buffer[] = [];
   try {
     for await (const c of upstream.body) chunks.push(c as Buffer);
   } catch (err) {
-    throw new GatewayError('upstream_error', {
-      message: `worker ${upstream.worker} failed while sending its answer`,
-      cause: err,
-    });
+    throw midAnswerError(err, upstream.worker);
   }
   return Buffer.concat(chunks);
 }
 
-/** Copies SSE bytes through; if the worker fails after bytes went out, the stream ends with an error event, never silently. */
-async function* sseWithErrorTail(
-  upstream: InferenceReply,
-  options: HttpAppOptions,
-  record: RequestRecord,
-): AsyncGenerator<Buffer> {
+/**
+ * Copies SSE events through (the service passes only whole events); if the answer fails after
+ * bytes went out, the stream ends with an OpenAI-shaped error event, never silently.
+ */
+async function* sseWithErrorTail(upstream: InferenceReply, record: RequestRecord): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of upstream.body) {
       record.chunk(chunk as Buffer);
       yield chunk as Buffer;
     }
   } catch (err) {
-    const g = new GatewayError('upstream_error', {
-      message: `worker ${upstream.worker} failed mid-stream`,
-      cause: err,
-    });
-    options.log?.warn({ worker: upstream.worker, err: String(err) }, 'stream ended by a worker failure');
-    yield Buffer.from(`data: ${JSON.stringify(toOpenAIError(g))}\n\n`);
+    yield Buffer.from(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
   }
+}
+
+function midAnswerError(err: unknown, worker: string): GatewayError {
+  return err instanceof GatewayError
+    ? err
+    : new GatewayError('upstream_interrupted', {
+        message: `worker ${worker} failed while sending its answer`,
+        cause: err,
+      });
+}
+
+/**
+ * Answers what fails before fastify sees a request (node's HTTP parser): an oversized head gets
+ * 431, anything else that is not HTTP 400, both OpenAI-shaped, then the connection closes.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy(err);
+    return;
+  }
+  const g =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new GatewayError('headers_too_large')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new GatewayError('client_timeout')
+        : new GatewayError('bad_request', { message: 'The request is not valid HTTP.' });
+  const body = JSON.stringify(toOpenAIError(g));
+  socket.end(
+    `HTTP/1.1 ${g.status} ${STATUS_CODES[g.status] ?? ''}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 interface FastifyLikeError {

@@ -1,6 +1,10 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Admission, Lease } from '../core/admission.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
+import type { Worker } from '../core/pool.js';
+import { systemClock } from '../runtime/system-clock.js';
+import { bodyKind, checkedBody } from '../upstream/checked-body.js';
 import type { Headers, UpstreamClient } from '../upstream/client.js';
 
 /** What every inference entry point (HTTP route or gRPC method) turns into. */
@@ -19,7 +23,11 @@ export interface InferenceCall {
 export interface InferenceReply {
   readonly status: number;
   readonly headers: Headers;
-  /** The worker's body; the worker's slot is released when it closes. */
+  /**
+   * The worker's body, checked on its way (see checkedBody); the worker's slot is released when
+   * it closes. A failure after the headers errors it with a GatewayError (upstream_interrupted,
+   * upstream_stalled, upstream_malformed, shutting_down).
+   */
   readonly body: Readable;
   readonly worker: string;
   /** Time spent waiting in the gateway queue for worker slots, over all attempts. */
@@ -30,90 +38,310 @@ export interface InferenceServiceOptions {
   readonly admission: Admission;
   readonly upstream: UpstreamClient;
   readonly queueTimeoutMs: number;
-  /** Further attempts on another pick after a failure before the first byte. */
+  /** Further attempts, on another worker where there is one, after a failure before the first byte. */
   readonly maxRetries: number;
+  /** Wait before the first retry; doubles for each further one (option retry_backoff). Default 0. */
+  readonly retryBackoffMs?: number;
+  /** From the first send to the last byte (option request_timeout); 0 or undefined means none. */
+  readonly requestTimeoutMs?: number;
+  /** Ends a stream whose generated text repeats one line more than this (option repetition_guard); 0 off. */
+  readonly repetitionGuard?: number;
+  /** Default the system clock; backoff and the request timeout run on it. */
+  readonly clock?: Clock;
   readonly onRetry?: (worker: string, reason: string) => void;
   /** A worker slot was given back (a draining worker may now be empty). */
   readonly onRelease?: () => void;
+  /** The outcome of one attempt on one worker, for outlier detection. Client aborts are not reported. */
+  readonly onOutcome?: (worker: Worker, ok: boolean) => void;
+  /** An answer failed after its headers (the client got an error tail or 502/504). */
+  readonly onMidStreamFailure?: (worker: string, err: GatewayError) => void;
+  /** The repetition guard ended a stream. */
+  readonly onRepetitionGuard?: (worker: string) => void;
+}
+
+/** Counters for metrics (issue 8 wires them); all only grow. */
+export interface InferenceStats {
+  requests: number;
+  retries: number;
+  /** Answers that failed after their headers, by error code. */
+  midStreamFailures: number;
+  repetitionGuardTrips: number;
+  /** Requests cut at the shutdown deadline. */
+  abortedAtShutdown: number;
 }
 
 /** Statuses that mean "this worker could not take it": safe to retry elsewhere before any byte went out. */
 const RETRYABLE_STATUS = new Set([502, 503]);
 
 /**
- * The one dispatch path behind the Inference RPCs and the HTTP adapters: wait for a
- * worker slot, send, retry before the first byte, and tie the slot's release to the
- * response body's end.
+ * Low-level errors before the response headers that mean the request did not get a fair
+ * hearing (refused, reset, connect timeout, name lookup): retried. A first-byte timeout is not:
+ * the worker may have been generating for minutes, and the client has waited that long already.
+ */
+const RETRYABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+]);
+
+/** One request's cancellation: the client's signal, the request timeout and shutdown, in one controller. */
+interface Active {
+  readonly abort: AbortController;
+  timer: TimerHandle | undefined;
+  unlink: () => void;
+}
+
+/**
+ * The one dispatch path behind the Inference RPCs and the HTTP adapters: wait for a worker
+ * slot, send, retry before the first byte (on another worker, with backoff), check the answer
+ * on its way, and tie the slot's release to the answer's end.
  */
 export class InferenceService {
   readonly #o: InferenceServiceOptions;
-  #total = 0;
+  readonly #clock: Clock;
+  readonly #active = new Set<Active>();
+  readonly #stats: InferenceStats = {
+    requests: 0,
+    retries: 0,
+    midStreamFailures: 0,
+    repetitionGuardTrips: 0,
+    abortedAtShutdown: 0,
+  };
 
   constructor(options: InferenceServiceOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   get totalRequests(): number {
-    return this.#total;
+    return this.#stats.requests;
+  }
+
+  get stats(): Readonly<InferenceStats> {
+    return { ...this.#stats };
+  }
+
+  /** Requests between dispatch and the end of their answer. */
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  /**
+   * Ends every request still running with `err` (shutdown, after drain_timeout): streams get
+   * their error tail, whole answers a 503, instead of a cut connection.
+   */
+  abortAll(err: GatewayError): number {
+    const n = this.#active.size;
+    for (const a of this.#active) a.abort.abort(err);
+    this.#stats.abortedAtShutdown += n;
+    return n;
   }
 
   async dispatch(call: InferenceCall): Promise<InferenceReply> {
-    this.#total++;
-    let lastError: unknown;
+    this.#stats.requests++;
+    const active = this.#track(call.signal);
+    try {
+      return await this.#attempts(call, active);
+    } catch (err) {
+      this.#untrack(active);
+      throw err;
+    }
+  }
+
+  async #attempts(call: InferenceCall, active: Active): Promise<InferenceReply> {
+    const tried = new Set<string>();
+    const signal = active.abort.signal;
     let queueWaitMs = 0;
-    for (let attempt = 0; attempt <= this.#o.maxRetries; attempt++) {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await this.#backoff(attempt, call.signal);
       const lease = await this.#o.admission.acquire({
-        ctx: { sessionKey: call.sessionKey, promptText: call.promptText },
+        ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
         timeoutMs: this.#o.queueTimeoutMs,
         signal: call.signal,
       });
       const worker = lease.worker;
       queueWaitMs += lease.waitedMs;
+      const retriesLeft = attempt < this.#o.maxRetries;
+      let res;
       try {
-        const res = await this.#o.upstream.send(worker.url ?? '', {
+        res = await this.#o.upstream.send(worker.url ?? '', {
           method: call.method,
           path: call.path,
           headers: call.headers,
           body: call.body,
-          signal: call.signal,
+          signal,
         });
-        if (RETRYABLE_STATUS.has(res.status) && attempt < this.#o.maxRetries) {
-          res.body.resume();
-          lease.release();
-          this.#o.onRetry?.(worker.name, `status ${res.status}`);
-          lastError = new GatewayError('upstream_error', { message: `worker ${worker.name} answered ${res.status}` });
+      } catch (err) {
+        this.#release(lease);
+        if (call.signal.aborted) throw new GatewayError('client_closed', { cause: err });
+        if (signal.aborted) throw abortReason(signal);
+        this.#o.onOutcome?.(worker, false);
+        if (retriesLeft && RETRYABLE_CODES.has(errorCode(err))) {
+          this.#retry(tried, worker, errorCode(err));
           continue;
         }
-        releaseWhenClosed(res.body, lease, this.#o.onRelease);
-        return { status: res.status, headers: res.headers, body: res.body, worker: worker.name, queueWaitMs };
-      } catch (err) {
-        lease.release();
-        if (call.signal.aborted) throw new GatewayError('client_closed', { cause: err });
-        lastError = toUpstreamError(err, worker.name);
-        this.#o.onRetry?.(worker.name, errorCode(err));
+        throw toUpstreamError(err, worker.name);
       }
+      if (res.status >= 500) this.#o.onOutcome?.(worker, false);
+      if (RETRYABLE_STATUS.has(res.status) && retriesLeft) {
+        res.body.resume();
+        res.body.on('error', () => {}); // the answer is thrown away; its failure does not matter
+        this.#release(lease);
+        this.#retry(tried, worker, `status ${res.status}`);
+        continue;
+      }
+      const kind = bodyKind(call.method, res.status, res.headers);
+      const body = Readable.from(
+        checkedBody(res.body, {
+          kind,
+          worker: worker.name,
+          repetitionLimit: this.#o.repetitionGuard ?? 0,
+          doneEvent: call.path.startsWith('/v1/'),
+          onRepetition: () => {
+            this.#stats.repetitionGuardTrips++;
+            this.#o.onRepetitionGuard?.(worker.name);
+          },
+          mapError: (err) => this.#bodyError(err, worker.name, call.signal, signal),
+        }),
+        { objectMode: false },
+      );
+      this.#settleWhenClosed(body, lease, active, res.status < 500, call.signal);
+      return { status: res.status, headers: res.headers, body, worker: worker.name, queueWaitMs };
     }
-    throw lastError instanceof GatewayError ? lastError : new GatewayError('upstream_unavailable');
+  }
+
+  #retry(tried: Set<string>, worker: Worker, reason: string): void {
+    tried.add(worker.name);
+    this.#stats.retries++;
+    this.#o.onRetry?.(worker.name, reason);
+  }
+
+  /** retry_backoff × 2^(attempt−1): 50 ms, 100 ms, 200 ms ... for the default 50 ms. */
+  #backoff(attempt: number, signal: AbortSignal): Promise<void> {
+    const ms = (this.#o.retryBackoffMs ?? 0) * 2 ** (attempt - 1);
+    if (ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        timer.cancel();
+        reject(new GatewayError('client_closed', { cause: signal.reason }));
+      };
+      const timer = this.#clock.setTimer(ms, () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** A failure of the worker's body after the headers, as the catalogue names it. */
+  #bodyError(err: unknown, worker: string, client: AbortSignal, own: AbortSignal): GatewayError {
+    if (client.aborted) return new GatewayError('client_closed', { cause: err });
+    if (own.aborted) {
+      const reason = abortReason(own);
+      // The request timeout is a 504 before the headers; after them it is a stalled answer.
+      return reason.code === 'upstream_timeout'
+        ? new GatewayError('upstream_stalled', { message: reason.message, cause: err })
+        : reason;
+    }
+    if (err instanceof GatewayError) return err;
+    const code = errorCode(err);
+    if (code === 'UND_ERR_BODY_TIMEOUT') {
+      return new GatewayError('upstream_stalled', {
+        message: `worker ${worker} sent nothing for longer than the idle timeout`,
+        cause: err,
+      });
+    }
+    return new GatewayError('upstream_interrupted', {
+      message: `worker ${worker} failed while sending its answer (${code})`,
+      cause: err,
+    });
+  }
+
+  /**
+   * Releases the slot when the answer closes, reports the attempt's outcome (a clean end is a
+   * success unless the status was 5xx; a failure of the worker is a failure; a client that
+   * went away is neither), and forgets the request.
+   */
+  #settleWhenClosed(body: Readable, lease: Lease, active: Active, statusOk: boolean, client: AbortSignal): void {
+    let failure: unknown;
+    body.once('error', (err) => (failure = err));
+    body.once('close', () => {
+      this.#release(lease);
+      this.#untrack(active);
+      if (client.aborted) return;
+      if (failure === undefined) {
+        if (statusOk) this.#o.onOutcome?.(lease.worker, true);
+        return;
+      }
+      const g = failure instanceof GatewayError ? failure : undefined;
+      if (g?.code === 'client_closed') return;
+      this.#stats.midStreamFailures++;
+      if (g?.code !== 'shutting_down') this.#o.onOutcome?.(lease.worker, false);
+      this.#o.onMidStreamFailure?.(
+        lease.worker.name,
+        g ?? new GatewayError('upstream_interrupted', { cause: failure }),
+      );
+    });
+  }
+
+  #release(lease: Lease): void {
+    lease.release();
+    this.#o.onRelease?.();
+  }
+
+  #track(client: AbortSignal): Active {
+    const abort = new AbortController();
+    const onClient = (): void => abort.abort(new GatewayError('client_closed', { cause: client.reason }));
+    if (client.aborted) onClient();
+    else client.addEventListener('abort', onClient, { once: true });
+    const active: Active = {
+      abort,
+      timer: undefined,
+      unlink: () => client.removeEventListener('abort', onClient),
+    };
+    const limit = this.#o.requestTimeoutMs ?? 0;
+    if (limit > 0) {
+      active.timer = this.#clock.setTimer(limit, () =>
+        abort.abort(
+          new GatewayError('upstream_timeout', {
+            message: `the request took longer than the request timeout (${limit / 1000} s)`,
+          }),
+        ),
+      );
+    }
+    this.#active.add(active);
+    return active;
+  }
+
+  #untrack(active: Active): void {
+    if (!this.#active.delete(active)) return;
+    active.timer?.cancel();
+    active.unlink();
   }
 }
 
-function releaseWhenClosed(body: Readable, lease: Lease, onRelease?: () => void): void {
-  const release = (): void => {
-    lease.release();
-    onRelease?.();
-  };
-  if (body.destroyed || body.readableEnded) release();
-  else body.once('close', release);
+function abortReason(signal: AbortSignal): GatewayError {
+  const r: unknown = signal.reason;
+  return r instanceof GatewayError ? r : new GatewayError('client_closed', { cause: r });
 }
 
 function errorCode(err: unknown): string {
   return (err as { code?: string } | null)?.code ?? String(err);
 }
 
-/** Maps undici's errors to the catalogue, keeping the cause. */
+/** Maps undici's errors before the response headers to the catalogue, keeping the cause. */
 export function toUpstreamError(err: unknown, worker: string): GatewayError {
   const code = errorCode(err);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new GatewayError('upstream_timeout', { message: `worker ${worker} timed out (${code})`, cause: err });
   }
   return new GatewayError('upstream_unavailable', { message: `worker ${worker} unreachable (${code})`, cause: err });

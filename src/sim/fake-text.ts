@@ -35,6 +35,22 @@ export function generatedText(count: number, seed = 0): string {
   return s;
 }
 
+/** What a model stuck in a loop writes (simulator test knob --repetitive), one word per token. */
+const LOOP_WORDS = 'All work and no play makes Jack a dull boy.'.split(' ');
+
+/** Token `index` of the looping text: the same line over and over, each ending with a newline. */
+export function loopTokenText(index: number): string {
+  const i = index % LOOP_WORDS.length;
+  const word = LOOP_WORDS[i]!;
+  return (i === 0 ? '' : ' ') + word + (i === LOOP_WORDS.length - 1 ? '\n' : '');
+}
+
+export function loopText(count: number): string {
+  let s = '';
+  for (let i = 0; i < count; i++) s += loopTokenText(i);
+  return s;
+}
+
 /** A unit-length vector of `dim` floats derived from the text (FNV-1a hash per component). */
 export function fakeEmbedding(text: string, dim = 8): number[] {
   const v: number[] = [];

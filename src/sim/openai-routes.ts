@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { embeddingToBase64, estimateTokens, fakeEmbedding, generatedText, tokenText } from './fake-text.js';
+import { embeddingToBase64, estimateTokens, fakeEmbedding } from './fake-text.js';
 import type { FinishReason } from './engine-model.js';
 import { asRecord, sendJson, sendVllmError } from './http-util.js';
 import type { SimContext } from './sim-context.js';
@@ -117,7 +117,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
               index: 0,
               message: {
                 role: 'assistant',
-                content: generatedText(maxTokens, ctx.seed),
+                content: ctx.generatedText(maxTokens),
                 refusal: null,
                 annotations: null,
                 audio: null,
@@ -166,7 +166,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
     maxTokens,
     onToken: (i) => {
       sendRole();
-      pending += tokenText(i, ctx.seed);
+      pending += ctx.tokenText(i);
       // The last token travels with finish_reason (as vLLM sends it); others go now unless blocked.
       if (i === maxTokens - 1 || sse.blocked) return;
       sse.event(chunk({ content: pending }, null));
@@ -226,7 +226,7 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
           choices: [
             {
               index: 0,
-              text: generatedText(maxTokens, ctx.seed),
+              text: ctx.generatedText(maxTokens),
               logprobs: null,
               finish_reason: reason,
               stop_reason: null,
@@ -257,7 +257,7 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
     promptTokens,
     maxTokens,
     onToken: (i) => {
-      pending += tokenText(i, ctx.seed);
+      pending += ctx.tokenText(i);
       if (i === maxTokens - 1 || sse.blocked) return;
       sse.event(chunk(pending, null));
       pending = '';

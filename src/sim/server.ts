@@ -2,7 +2,9 @@
  * flockserve-sim: an ENGINE SIMULATOR, not an inference engine. A real HTTP server (node:http)
  * that answers like vLLM's OpenAI-compatible server and like TGI, with token timing from
  * EngineModel (continuous batching, prefill, KV cache), so FlockServe can be tried and tested
- * without GPUs. Fault knobs: startup delay, error rate, crash after N requests, hang.
+ * without GPUs. Fault knobs (simulator test knobs, not engine features): startup delay, error
+ * rate and status, crash after N requests, hang (all routes, generation routes, or mid-stream),
+ * malformed output, and text that loops.
  *
  * Routes: GET /health, GET /v1/models, POST /v1/chat/completions, /v1/completions,
  * /v1/embeddings, POST /generate, /generate_stream, GET /metrics, and the simulator-only
@@ -16,6 +18,7 @@ import { seededRandom } from '../core/clock.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../runtime/system-clock.js';
 import { EngineModel } from './engine-model.js';
+import { generatedText, loopText, loopTokenText, tokenText } from './fake-text.js';
 import type { EngineHandle, EngineProfile, EngineStats } from './engine-model.js';
 import { BodyTooLargeError, asRecord, readBody, sendJson, sendTgiError, sendVllmError } from './http-util.js';
 import { handleChatCompletions, handleCompletions, handleEmbeddings, handleModels } from './openai-routes.js';
@@ -34,8 +37,19 @@ export interface EngineSimulatorOptions {
   profile?: Partial<EngineProfile>;
   /** /health answers 503 until this many ms after start (a model loading). Default 0. */
   startupDelayMs?: number;
-  /** Fraction 0..1 of generation requests answered 500 (vLLM's or TGI's error JSON). Default 0. */
+  /** Fraction 0..1 of generation requests answered with an error (vLLM's or TGI's error JSON). Default 0. */
   errorRate?: number;
+  /** HTTP status of the errors errorRate draws, e.g. 503 as a proxy in front of an engine answers. Default 500. */
+  errorStatus?: number;
+  /** Generation answers stop after their first token: a stream goes silent and stays open, a whole answer never comes. */
+  hangMidStream?: boolean;
+  /**
+   * Generation answers are malformed: a stream's second event is cut JSON followed by the end of
+   * the response; a non-streamed answer is a 200 whose JSON is cut short.
+   */
+  malformed?: boolean;
+  /** The generated text is one line repeated ("All work and no play makes Jack a dull boy."), as a model stuck in a loop writes. */
+  repetitive?: boolean;
   /**
    * The first N generation requests are served; request N+1 crashes the engine right after its
    * first token (mid-stream): `onCrash` runs (the CLI exits with code 1), or, in-process, every
@@ -95,6 +109,7 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
   const seed = options.seed ?? 0;
   const random = seededRandom(seed);
   const errorRate = options.errorRate ?? 0;
+  const errorStatus = options.errorStatus ?? 500;
   const hang = options.hang ?? false;
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const profile: Partial<EngineProfile> =
@@ -116,6 +131,8 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
     modelName,
     model,
     seed,
+    tokenText: options.repetitive ? loopTokenText : (i) => tokenText(i, seed),
+    generatedText: options.repetitive ? loopText : (n) => generatedText(n, seed),
     generate(res: ServerResponse, gen: Generation): void {
       generations++;
       const crashes = options.crashAfter !== undefined && generations === options.crashAfter + 1;
@@ -124,12 +141,24 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
         maxTokens: gen.maxTokens,
         onToken: (i) => {
           if (res.destroyed) return;
+          if (options.hangMidStream && i > 0) return; // silent from the second token on
+          if (options.malformed && i === 1 && res.headersSent) {
+            // Half an event, then the end of the response: what a broken engine or proxy sends.
+            res.end('data: {"id": "cmpl-broken", "choices": [{"delta": {"content": "trunc\n\n');
+            return;
+          }
           gen.onToken(i);
           if (crashes && i === 0) crash();
         },
         onDone: (reason) => {
           inflight.delete(handle);
-          if (!res.destroyed) gen.onDone(reason);
+          if (res.destroyed || res.writableEnded || options.hangMidStream) return;
+          if (options.malformed && !res.headersSent) {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end('{"id": "cmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess');
+            return;
+          }
+          gen.onDone(reason);
         },
         onError: (e) => {
           inflight.delete(handle);
@@ -251,10 +280,15 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
     if (path !== '/v1/embeddings') received++;
     if (path !== '/v1/embeddings' && errorRate > 0 && random() < errorRate) {
       errors++;
-      const message = 'Simulated engine error (flockserve-sim --error-rate).';
+      const message = `Simulated engine error ${errorStatus} (flockserve-sim --error-rate).`;
       return isTgi
-        ? sendTgiError(res, 500, message, 'generation')
-        : sendVllmError(res, 500, message, 'InternalServerError');
+        ? sendTgiError(res, errorStatus, message, 'generation')
+        : sendVllmError(
+            res,
+            errorStatus,
+            message,
+            errorStatus === 503 ? 'ServiceUnavailableError' : 'InternalServerError',
+          );
     }
     route(ctx, body, res);
     if (res.statusCode >= 400 && res.headersSent) errors++;

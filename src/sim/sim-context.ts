@@ -16,6 +16,10 @@ export interface SimContext {
   readonly model: EngineModel;
   /** Varies the generated words. */
   readonly seed: number;
+  /** The text of generated token `index` (depends on --seed, or --repetitive). */
+  tokenText(index: number): string;
+  /** The first `count` tokens' text joined: a non-streamed answer. */
+  generatedText(count: number): string;
   /**
    * Runs one generation on the engine model for `res`: a client that disconnects cancels it,
    * and the crash-after trigger fires here.

@@ -5,7 +5,7 @@
  * `/generate` with `"stream": true` streams too, as TGI's compat route `/` does.
  */
 import type { ServerResponse } from 'node:http';
-import { estimateTokens, generatedText, tokenId, tokenLogprob, tokenText } from './fake-text.js';
+import { estimateTokens, tokenId, tokenLogprob } from './fake-text.js';
 import { asRecord, sendJson, sendTgiError } from './http-util.js';
 import type { SimContext } from './sim-context.js';
 import { SseWriter } from './sse-writer.js';
@@ -59,7 +59,7 @@ function readParams(ctx: SimContext, body: Body, res: ServerResponse): TgiParams
 }
 
 function token(ctx: SimContext, i: number) {
-  return { id: tokenId(i, ctx.seed), text: tokenText(i, ctx.seed), logprob: tokenLogprob(i), special: false };
+  return { id: tokenId(i, ctx.seed), text: ctx.tokenText(i), logprob: tokenLogprob(i), special: false };
 }
 
 export function handleGenerate(ctx: SimContext, body: Body, res: ServerResponse): void {
@@ -71,7 +71,7 @@ export function handleGenerate(ctx: SimContext, body: Body, res: ServerResponse)
     maxTokens: p.maxTokens,
     onToken: () => {},
     onDone: (reason) => {
-      const text = (p.returnFullText ? p.inputs : '') + generatedText(p.maxTokens, ctx.seed);
+      const text = (p.returnFullText ? p.inputs : '') + ctx.generatedText(p.maxTokens);
       const details = {
         finish_reason: reason,
         generated_tokens: p.maxTokens,
@@ -102,7 +102,7 @@ export function handleGenerateStream(ctx: SimContext, body: Body, res: ServerRes
       sse.event({
         index: last + 1,
         token: token(ctx, last),
-        generated_text: (p.returnFullText ? p.inputs : '') + generatedText(p.maxTokens, ctx.seed),
+        generated_text: (p.returnFullText ? p.inputs : '') + ctx.generatedText(p.maxTokens),
         details: { finish_reason: reason, generated_tokens: p.maxTokens, seed: null, input_length: p.promptTokens },
       });
       sse.end();

@@ -90,6 +90,8 @@ export class GatewayMetrics {
   readonly #prompt: Counter;
   readonly #retries: Counter;
   readonly #ejections: Counter;
+  readonly #answerFailures: Counter;
+  readonly #repetitionTrips: Counter;
   readonly #decisions: Counter;
   readonly #launchDuration: Histogram;
   /** Workers seen provisioning: their first `ready` is a launch that completed. */
@@ -155,6 +157,15 @@ export class GatewayMetrics {
     this.#ejections = meter.createCounter('flockserve_worker_ejections', {
       description: 'Workers taken out of rotation for failing requests (outlier ejection).',
       unit: '{worker}',
+    });
+    this.#answerFailures = meter.createCounter('flockserve_answer_failures', {
+      description:
+        'Answers that failed after their headers went to the client (worker died, stalled or sent malformed data), by code.',
+      unit: '{request}',
+    });
+    this.#repetitionTrips = meter.createCounter('flockserve_repetition_guard_trips', {
+      description: 'Streams ended by the repetition guard (the same line repeated more than repetition_guard times).',
+      unit: '{request}',
     });
     this.#decisions = meter.createCounter('flockserve_autoscaler_decisions', {
       description: 'Autoscaler evaluations, by direction (up, down, none).',
@@ -261,6 +272,15 @@ export class GatewayMetrics {
   /** For outlier ejection: a worker taken out of rotation. */
   ejection(worker: string, reason: string): void {
     this.#ejections.add(1, { worker, reason });
+  }
+
+  /** An answer that failed after its headers were sent (it ended with an explicit error). */
+  answerFailure(worker: string, code: string): void {
+    this.#answerFailures.add(1, { worker, code });
+  }
+
+  repetitionGuardTrip(worker: string): void {
+    this.#repetitionTrips.add(1, { worker });
   }
 
   /**

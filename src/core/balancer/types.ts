@@ -11,6 +11,11 @@ export interface PickContext {
   readonly sessionKey?: string;
   /** The prompt, or its first part, for prefix-affinity policies. */
   readonly promptText?: string;
+  /**
+   * Workers this request already failed on (names), so a retry goes elsewhere. Admission
+   * filters them out before the policy runs, as long as another serving worker exists.
+   */
+  readonly exclude?: ReadonlySet<string>;
   /** Seeded in tests and the simulation; used for tie-breaks. */
   readonly random: Random;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { Admission, type Lease } from '../../../src/core/admission.js';
+import { Admission, eligible, type Lease } from '../../../src/core/admission.js';
 import { LeastConnection } from '../../../src/core/balancer/least-connection.js';
 import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
 import { GatewayError } from '../../../src/core/errors.js';
@@ -259,5 +259,46 @@ describe('Admission', () => {
     first.lease!.release(); //    t=3 s: the slot passes to the waiter
     await flush();
     expect(second.lease?.waitedMs).toBe(3 * S);
+  });
+});
+
+describe('eligible: retries go to another worker when one exists', () => {
+  // [label, workers as [name, inFlight/capacity, ejected], exclude, candidates]
+  const table: [string, [string, string, boolean?][], string[], string[]][] = [
+    ['no exclusions: every candidate', [['a', '0/2'], ['b', '1/2']], [], ['a', 'b']],
+    ['the failed worker is left out', [['a', '0/2'], ['b', '1/2']], ['a'], ['b']],
+    ['the other is full: wait for it, not back to the failed one', [['a', '0/2'], ['b', '2/2']], ['a'], []],
+    ['only one worker: back to it', [['a', '0/2']], ['a'], ['a']],
+    ['every serving worker tried: all count again', [['a', '0/2'], ['b', '0/2']], ['a', 'b'], ['a', 'b']],
+    ['an ejected worker is no way out', [['a', '0/2'], ['b', '0/2', true]], ['a'], ['a']],
+  ]; // prettier-ignore
+
+  it.each(table)('%s', (_label, workers, exclude, want) => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    for (const [name, load, ejected] of workers) {
+      const [inFlight, capacity] = load.split('/').map(Number) as [number, number];
+      readyWorker(pool, name, capacity);
+      const w = pool.get(name)!;
+      for (let i = 0; i < inFlight; i++) pool.acquire(w);
+      if (ejected) pool.setEjected(name, true);
+    }
+    expect(eligible(pool, new Set(exclude)).map((w) => w.name)).toEqual(want);
+  });
+
+  it('a waiting retry is handed the other worker when it frees, not the excluded one', async () => {
+    const { admission, pool } = setup({ workers: 2, capacity: 1 });
+    const first = await admission.acquire({ ctx: {}, timeoutMs: 0 });
+    const second = await admission.acquire({ ctx: {}, timeoutMs: 0 });
+    const failed = first.worker.name;
+    first.release(); // the failed worker has room again, the other is still busy
+    let got: Lease | undefined;
+    void admission.acquire({ ctx: { exclude: new Set([failed]) }, timeoutMs: 10 * S }).then((l) => (got = l));
+    await flush();
+    expect(got).toBeUndefined();
+    second.release();
+    await flush();
+    expect(got?.worker.name).toBe(second.worker.name);
+    expect(pool.get(failed)!.inFlight).toBe(0);
   });
 });

@@ -10,7 +10,10 @@ const table: [ErrorCode, number, status, string, boolean][] = [
   ['node_control_disabled', 403, status.PERMISSION_DENIED, 'permission_error', false],
   ['not_found', 404, status.NOT_FOUND, 'invalid_request_error', false],
   ['unknown_worker', 404, status.NOT_FOUND, 'invalid_request_error', false],
+  ['json_too_deep', 400, status.INVALID_ARGUMENT, 'invalid_request_error', false],
+  ['client_timeout', 408, status.DEADLINE_EXCEEDED, 'invalid_request_error', false],
   ['body_too_large', 413, status.RESOURCE_EXHAUSTED, 'invalid_request_error', false],
+  ['headers_too_large', 431, status.RESOURCE_EXHAUSTED, 'invalid_request_error', false],
   ['queue_full', 429, status.RESOURCE_EXHAUSTED, 'rate_limit_error', true],
   ['client_closed', 499, status.CANCELLED, 'invalid_request_error', false],
   ['internal', 500, status.INTERNAL, 'server_error', false],
@@ -20,6 +23,9 @@ const table: [ErrorCode, number, status, string, boolean][] = [
   ['no_workers', 503, status.UNAVAILABLE, 'server_error', true],
   ['shutting_down', 503, status.UNAVAILABLE, 'server_error', false],
   ['upstream_timeout', 504, status.DEADLINE_EXCEEDED, 'server_error', false],
+  ['upstream_interrupted', 502, status.UNAVAILABLE, 'server_error', false],
+  ['upstream_malformed', 502, status.UNAVAILABLE, 'server_error', false],
+  ['upstream_stalled', 504, status.UNAVAILABLE, 'server_error', false],
 ];
 
 describe('error catalogue', () => {

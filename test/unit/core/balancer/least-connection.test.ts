@@ -18,6 +18,7 @@ function worker(name: string, inFlight: number, capacity: number, state: WorkerS
     stateSince: 0,
     lastProbeAt: undefined,
     detail: {},
+    ejected: false,
   };
 }
 

@@ -1,0 +1,116 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../../src/core/errors.js';
+import { bodyKind, checkedBody, type CheckOptions } from '../../../src/upstream/checked-body.js';
+
+const opts = (o: Partial<CheckOptions> = {}): CheckOptions => ({
+  kind: 'sse',
+  worker: 'w-1',
+  repetitionLimit: 0,
+  doneEvent: true,
+  mapError: (err) => new GatewayError('upstream_interrupted', { cause: err }),
+  ...o,
+});
+
+/** Runs the checker over `chunks`; what came out, and the error it ended with. */
+async function run(chunks: (string | Error)[], o: Partial<CheckOptions> = {}) {
+  const source = Readable.from(
+    (async function* () {
+      for (const c of chunks) {
+        if (c instanceof Error) throw c;
+        yield Buffer.from(c);
+      }
+    })(),
+    { objectMode: false },
+  );
+  const out: string[] = [];
+  let error: GatewayError | undefined;
+  try {
+    for await (const b of checkedBody(source, opts(o))) out.push(b.toString());
+  } catch (e) {
+    error = e as GatewayError;
+  }
+  return { out, error, sourceDestroyed: source.destroyed };
+}
+
+const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
+const chat = (content: string) => ev({ choices: [{ index: 0, delta: { content } }] });
+
+describe('checkedBody: SSE', () => {
+  it('passes whole events through byte for byte, however the chunks fall', async () => {
+    const text = chat('a') + ': keep-alive\n\n' + 'data:{"x":1}\r\n\r\n' + 'data: [DONE]\n\n';
+    const cuts = [1, 7, 20, 33, text.length - 3];
+    const chunks = cuts.map((c, i) => text.slice(i === 0 ? 0 : cuts[i - 1], c)).concat(text.slice(cuts.at(-1)));
+    const { out, error } = await run(chunks);
+    expect(error).toBeUndefined();
+    expect(out.join('')).toBe(text);
+    expect(out).toEqual([chat('a'), ': keep-alive\n\n', 'data:{"x":1}\r\n\r\n', 'data: [DONE]\n\n']);
+  });
+
+  // [label, chunks, error code, events passed before it]
+  const bad: [string, (string | Error)[], string, number][] = [
+    ['data that is not JSON', [chat('a'), 'data: {"cut\n\n'], 'upstream_malformed', 1],
+    ['a line that is no SSE field', [chat('a'), 'garbage here\n\n'], 'upstream_malformed', 1],
+    ['ends in the middle of an event', [chat('a'), 'data: {"choices": ['], 'upstream_malformed', 1],
+    ['an event that never ends', [chat('a'), 'data: ' + 'x'.repeat(2000)], 'upstream_malformed', 1],
+    ['the source fails', [chat('a'), Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })], 'upstream_interrupted', 1],
+  ]; // prettier-ignore
+
+  it.each(bad)('%s → %s after the whole events before it', async (_label, chunks, code, passed) => {
+    const { out, error } = await run(chunks, { maxEventBytes: 1024 });
+    expect(error?.code).toBe(code);
+    expect(out).toHaveLength(passed);
+  });
+
+  it('repetition guard: ends an OpenAI stream with [DONE] and stops reading the worker', async () => {
+    const line = 'All work and no play makes Jack a dull boy.\n';
+    let trips = 0;
+    const chunks = Array.from({ length: 10 }, () => chat(line));
+    const { out, error, sourceDestroyed } = await run(chunks, { repetitionLimit: 2, onRepetition: () => trips++ });
+    expect(error).toBeUndefined();
+    expect(out).toEqual([chat(line), chat(line), 'data: [DONE]\n\n']);
+    expect(trips).toBe(1);
+    expect(sourceDestroyed).toBe(true);
+  });
+
+  it('repetition guard on TGI tokens: the stream just ends', async () => {
+    const tok = (text: string) => `data:${JSON.stringify({ token: { id: 1, text, special: false } })}\n\n`;
+    const words = 'Again and again and again.\n'.split(/(?<= )/);
+    const chunks = Array.from({ length: 4 }, () => words.map(tok)).flat();
+    const { out } = await run(chunks, { repetitionLimit: 1, doneEvent: false });
+    expect(out.join('')).not.toContain('[DONE]');
+    expect(out).toHaveLength(words.length * 2 - 1);
+  });
+
+  it('choices are guarded apart (n > 1 interleaves them)', async () => {
+    const line = 'A line long enough to count.\n';
+    const two = (i: number) => ev({ choices: [{ index: i, text: line }] });
+    const { out } = await run([two(0), two(1), two(0), two(1)], { repetitionLimit: 2 });
+    expect(out).toHaveLength(4);
+  });
+});
+
+describe('checkedBody: JSON and raw', () => {
+  it('a JSON answer that parses passes; one cut short → upstream_malformed', async () => {
+    expect((await run(['{"a":', '1}'], { kind: 'json' })).error).toBeUndefined();
+    const cut = await run(['{"a":', '1'], { kind: 'json' });
+    expect(cut.error?.code).toBe('upstream_malformed');
+  });
+
+  it('raw answers are not looked at', async () => {
+    expect((await run(['not json'], { kind: 'raw' })).out).toEqual(['not json']);
+  });
+
+  // [method, status, content-type, kind]
+  const kinds: [string, number, string, string][] = [
+    ['POST', 200, 'text/event-stream; charset=utf-8', 'sse'],
+    ['POST', 200, 'application/json', 'json'],
+    ['GET', 200, 'application/problem+json', 'json'],
+    ['POST', 400, 'application/json', 'raw'],
+    ['HEAD', 200, 'application/json', 'raw'],
+    ['GET', 200, 'text/plain', 'raw'],
+  ];
+  it.each(kinds)('%s %i %s → %s', (method, status, type, kind) => {
+    expect(bodyKind(method, status, { 'content-type': type })).toBe(kind);
+  });
+});
