@@ -232,9 +232,9 @@ export const OPTIONS = {
   },
   autoscaler: {
     type: 'string',
-    default: 'running-mean',
+    default: 'target-tracking',
     choices: AUTOSCALER_NAMES,
-    help: 'Autoscaling policy: running-mean (queue length running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check), target-tracking (ceil(mean / target_queue_per_worker), with a panic window).',
+    help: 'Autoscaling policy: target-tracking (ceil(queue length running mean / target_queue_per_worker), with a panic window), running-mean (running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check). See docs/autoscaling.md.',
     origin: 'new',
   },
   seed: {

@@ -2,8 +2,12 @@ import { settle } from './settle.js';
 import { activeWorkers } from './snapshot.js';
 import type { AutoscalerOptions, AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from './types.js';
 
-/** Default of `target_queue_per_worker` (the options table reads it from here). */
-export const DEFAULT_TARGET_QUEUE_PER_WORKER = 5;
+/**
+ * Default of `target_queue_per_worker` (the options table reads it from here): 7, the same
+ * per-worker load as autoscale_up's default, so switching policy keeps the fleet's size in
+ * steady state. bench/results/autoscaling.md compares 5 and 7.
+ */
+export const DEFAULT_TARGET_QUEUE_PER_WORKER = 7;
 
 /** Panic when the panic-window mean exceeds this many times the fleet's capacity (Knative: 200%). */
 export const PANIC_THRESHOLD = 2;

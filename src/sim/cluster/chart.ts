@@ -93,7 +93,10 @@ function panel(top: number, title: string, t: readonly number[], tMax: number, s
     });
     out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.5}" points="${pts.join(' ')}"/>`);
   }
-  // Legend, top right inside the panel.
+  // Legend, top right inside the panel, on white so lines under it do not cross the text.
+  out.push(
+    `<rect x="${PLOT_RIGHT - 296}" y="${top + 4}" width="290" height="${16 * series.length + 6}" fill="white" fill-opacity="0.85"/>`,
+  );
   series.forEach((s, i) => {
     const ly = top + 16 + 16 * i;
     out.push(

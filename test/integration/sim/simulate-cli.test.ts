@@ -33,7 +33,7 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
       join(dir, 'out/chart.svg'),
     ]);
     expect(res.exitCode, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/autoscaler +target-tracking \(target 5\/worker, panic window 6 s/);
+    expect(res.stdout).toMatch(/autoscaler +target-tracking \(target 7\/worker, panic window 6 s/);
     expect(res.stdout).toMatch(/requests +1000, completed \d+/);
     expect(res.stdout).toMatch(/queue wait +[\d.]+ +[\d.]+ +[\d.]+/);
     expect(res.stdout).toMatch(/CC-BY 4\.0/);
@@ -106,7 +106,7 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     const res = await flockserve(['--help']);
     expect(res.exitCode).toBe(0);
     expect(res.stdout).toMatch(/--provision-delay <number> \(default: 300\)/);
-    expect(res.stdout).toMatch(/--target_queue_per_worker <number> \(default: 5\)/);
-    expect(res.stdout).toMatch(/--autoscaler <string> \(default: running-mean\)/);
+    expect(res.stdout).toMatch(/--target_queue_per_worker <number> \(default: 7\)/);
+    expect(res.stdout).toMatch(/--autoscaler <string> \(default: target-tracking\)/);
   });
 });
