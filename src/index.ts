@@ -1,13 +1,13 @@
 import type { Tracer } from '@opentelemetry/api';
 import { homedir } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { resolveOptions } from './config/resolve.js';
+import { ConfigError, resolveOptions } from './config/resolve.js';
 import type { Config, FlockServeOptions } from './config/options.js';
 import { Admission } from './core/admission.js';
 import { AutoscalerController } from './core/autoscaler/controller.js';
 import { createAutoscaler } from './core/autoscaler/registry.js';
-import { activeWorkers, countWorkers } from './core/autoscaler/snapshot.js';
-import type { ScaleSnapshot } from './core/autoscaler/types.js';
+import type { ScaleDecision, ScaleSnapshot } from './core/autoscaler/types.js';
+import { activeWorkers, scaleConfig, takeSnapshot } from './core/autoscaler/snapshot.js';
 import { createBalancer } from './core/balancer/registry.js';
 import { seededRandom, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
@@ -66,6 +66,9 @@ export class FlockServe implements ControlPlane {
   readonly #startedAt: number;
   #parts: Parts | undefined;
   #closing: Promise<void> | undefined;
+  /** [min_workers, max_workers], changeable at run time (setScaleBounds). */
+  #minWorkers: number;
+  #maxWorkers: number;
 
   constructor(options: FlockServeOptions | Config, deps: FlockServeDeps = {}) {
     // A resolved Config passes through unchanged; partial options get defaults and validation.
@@ -74,6 +77,11 @@ export class FlockServe implements ControlPlane {
     this.#clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger(this.config.verbosity, undefined, this.config.logFormat as LogFormat);
     this.#startedAt = this.#clock.now();
+    this.#minWorkers = this.config.minWorkers;
+    this.#maxWorkers = this.config.maxWorkers;
+    if (this.#minWorkers > this.#maxWorkers) {
+      throw new ConfigError(`min_workers ${this.#minWorkers} is above max_workers ${this.#maxWorkers}`);
+    }
   }
 
   get nodeControlKey(): string | undefined {
@@ -126,6 +134,7 @@ export class FlockServe implements ControlPlane {
     const clock = this.#clock;
     const pool = new WorkerPool(clock);
     const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
+    const panicTracker = tracker.withWindow(c.panicWindow * 1000);
     const random = seededRandom(c.seed ?? Math.floor(Math.random() * 2 ** 32));
     const balancer = createBalancer(c.loadBalancer);
     // The provisioner and the admission queue call the fleet, which is made after them.
@@ -146,10 +155,9 @@ export class FlockServe implements ControlPlane {
       tracker,
       random,
       maxQueueLength: c.maxQueueLength,
+      coldStartTimeoutMs: c.coldStartTimeout * 1000,
       // Scale from zero: a request with no worker anywhere launches one at once.
-      onDemand: () => {
-        if (fleetRef.current?.target === 0) fleetRef.current.scaleTo(1);
-      },
+      onDemand: () => autoscaler.demand(),
     });
     const outlier = new OutlierDetector({
       pool,
@@ -231,31 +239,25 @@ export class FlockServe implements ControlPlane {
         this.log.warn({ worker }, 'repetition guard ended a stream');
       },
     });
-    const policy = createAutoscaler(c.autoscaler);
+    const policy = createAutoscaler(c.autoscaler, c);
+    const config = scaleConfig(c);
     const autoscaler = new AutoscalerController({
       clock,
       policy,
       intervalMs: c.autoscaleInterval * 1000,
-      snapshot: (): ScaleSnapshot => ({
-        queueLengthMean: tracker.mean(),
-        queueLength: tracker.current(),
-        workers: countWorkers(pool.list()),
-        minWorkers: this.#bounds.min,
-        maxWorkers: this.#bounds.max,
-        config: {
-          autoscaleUp: c.autoscaleUp,
-          autoscaleDown: c.autoscaleDown,
-          downscaleDelayMs: c.downscaleDelay * 1000,
-        },
-      }),
-      apply: (desired, decision) => {
-        this.log.info({ desired, reason: decision.reason }, 'autoscaler decision');
-        fleet.scaleTo(desired);
+      snapshot: () =>
+        takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds: () => this.#bounds, config }),
+      // Every decision with its inputs at debug (and counted); the ones that change the fleet at info.
+      onDecision: (decision, snap) => {
+        const current = activeWorkers(snap);
+        telemetry.metrics.autoscalerEvaluated(
+          decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none',
+        );
+        this.log.debug({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler decision');
       },
-      onDecision: (decision) => {
-        const current = activeWorkers({ workers: countWorkers(pool.list()) });
-        const direction = decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none';
-        telemetry.metrics.autoscalerEvaluated(direction);
+      apply: (desired, decision, snap) => {
+        this.log.info({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler scales the fleet');
+        fleet.scaleTo(desired);
       },
       onError: (err) => this.log.error({ err }, 'autoscaler evaluation failed'),
     });
@@ -308,7 +310,33 @@ export class FlockServe implements ControlPlane {
   }
 
   get #bounds(): { min: number; max: number } {
-    return { min: this.config.minWorkers, max: this.config.maxWorkers };
+    return { min: this.#minWorkers, max: this.#maxWorkers };
+  }
+
+  /**
+   * Changes [min_workers, max_workers] while running (gRPC SetScaleBounds, flockctl). The
+   * autoscaler decides at once, so the fleet moves into the new bounds without waiting for
+   * the next interval. Throws a ConfigError on bounds that are not whole numbers with
+   * 0 ≤ min ≤ max and max ≥ 1. Returns the bounds now in force.
+   */
+  setScaleBounds(min: number, max: number): { min: number; max: number } {
+    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max < 1 || min > max) {
+      throw new ConfigError(
+        `scale bounds must be whole numbers with 0 <= min <= max and max >= 1, got min ${min}, max ${max}`,
+      );
+    }
+    const before = this.#bounds;
+    this.#minWorkers = min;
+    this.#maxWorkers = max;
+    this.log.info({ from: before, to: { min, max } }, `scale bounds [${min}, ${max}]`);
+    if (this.#parts && !this.#closing) {
+      try {
+        this.#parts.autoscaler.evaluateNow();
+      } catch (err) {
+        this.log.error({ err }, 'autoscaler evaluation failed');
+      }
+    }
+    return this.#bounds;
   }
 
   #statusTimer: { cancel(): void } | undefined;
@@ -430,6 +458,19 @@ export class FlockServe implements ControlPlane {
 
 /** Time between ending the requests left at drain_timeout (error tails) and cutting their connections. */
 const CUT_AFTER_ABORT_MS = 1000;
+
+/** A decision and the inputs it was made on, as log fields. */
+function decisionFields(decision: ScaleDecision, s: ScaleSnapshot): Record<string, unknown> {
+  return {
+    desired: decision.desired,
+    reason: decision.reason,
+    queueMean: Number(s.queueLengthMean.toFixed(3)),
+    queueNow: s.queueLength,
+    panicMean: Number(s.panicQueueLengthMean.toFixed(3)),
+    workers: s.workers,
+    bounds: [s.minWorkers, s.maxWorkers],
+  };
+}
 
 interface Parts {
   readonly pool: WorkerPool;

@@ -7,6 +7,7 @@
  */
 
 import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';
+import { DEFAULT_TARGET_QUEUE_PER_WORKER } from '../core/autoscaler/target-tracking.js';
 import { BALANCER_NAMES } from '../core/balancer/registry.js';
 import { PROVISIONER_NAMES } from '../provisioners/registry.js';
 
@@ -232,9 +233,9 @@ export const OPTIONS = {
   },
   autoscaler: {
     type: 'string',
-    default: 'running-mean',
+    default: 'target-tracking',
     choices: AUTOSCALER_NAMES,
-    help: 'Autoscaling policy (running-mean: compare the queue length running mean per worker with autoscale_up/autoscale_down).',
+    help: 'Autoscaling policy: target-tracking (ceil(queue length running mean / target_queue_per_worker), with a panic window), running-mean (running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check). See docs/autoscaling.md.',
     origin: 'new',
   },
   seed: {
@@ -419,6 +420,27 @@ export const OPTIONS = {
     default: 0,
     min: 0,
     help: 'Ends a stream once one line of generated text longer than 10 characters has repeated more than this many times (a model stuck in a loop); the stream ends normally and the worker stops generating. 0 turns it off.',
+    origin: 'new',
+  },
+  cold_start_timeout: {
+    type: 'number',
+    default: 600,
+    min: 0,
+    help: 'Seconds a request may wait while no worker is ready (scale-from-zero, or every worker down), instead of queue_timeout; a SkyPilot GPU launch takes minutes.',
+    origin: 'new',
+  },
+  target_queue_per_worker: {
+    type: 'number',
+    default: DEFAULT_TARGET_QUEUE_PER_WORKER,
+    min: 0.01,
+    help: 'target-tracking: the running mean of the queue length each worker should carry; desired workers = ceil(mean / this).',
+    origin: 'new',
+  },
+  panic_window: {
+    type: 'number',
+    default: 6,
+    min: 1,
+    help: "target-tracking: seconds of the short mean checked every 2 s; above 2x the fleet's target load it scales up at once and not down (Knative panic mode).",
     origin: 'new',
   },
 } as const satisfies Record<string, OptionSpec>;

@@ -28,6 +28,13 @@ export interface AdmissionOptions {
   readonly onDemand?: () => void;
   /** Retry-After sent with 'queue_timeout'; defaults to the error catalogue's. */
   readonly retryAfterSeconds?: number;
+  /**
+   * How long a request that arrives while no worker is ready may wait, instead of its own
+   * timeout (`cold_start_timeout`): a launch from zero takes minutes, a queue wait should not.
+   * When a worker becomes ready (`wake()`), such a waiter's deadline shrinks to
+   * min(its cold-start deadline, now + its own timeout). Unset: every request uses its own.
+   */
+  readonly coldStartTimeoutMs?: number;
 }
 
 export interface AcquireOptions {
@@ -41,7 +48,14 @@ interface Waiter {
   readonly ctx: Omit<PickContext, 'random'>;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (err: Error) => void;
+  /** Clock ms when it started waiting (for the lease's waitedMs). */
   readonly since: number;
+  /** The request's own timeout (queue_timeout). */
+  readonly timeoutMs: number;
+  /** Waiting under the cold-start timeout (no worker was ready when it arrived). */
+  cold: boolean;
+  /** Clock ms when its timer fires (Infinity: never). */
+  deadline: number;
   timer: TimerHandle | undefined;
   unlisten: (() => void) | undefined;
 }
@@ -82,6 +96,7 @@ export class Admission {
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
+  readonly #coldStartTimeoutMs: number | undefined;
   // A Set keeps insertion order (FIFO) and removes a timed-out waiter from the middle in O(1).
   readonly #waiters = new Set<Waiter>();
   #closedWith: Error | undefined;
@@ -95,6 +110,7 @@ export class Admission {
     this.#maxQueueLength = opts.maxQueueLength;
     this.#onDemand = opts.onDemand;
     this.#retryAfterSeconds = opts.retryAfterSeconds;
+    this.#coldStartTimeoutMs = opts.coldStartTimeoutMs;
   }
 
   /** Requests waiting for a slot. */
@@ -120,7 +136,8 @@ export class Admission {
         }),
       );
     }
-    if (!(opts.timeoutMs > 0)) return Promise.reject(this.#timeout(opts.timeoutMs));
+    if (!(opts.timeoutMs > 0)) return Promise.reject(this.#timeout(opts.timeoutMs, false));
+    const cold = this.#coldStartTimeoutMs !== undefined && this.#pool.inState('ready').length === 0;
 
     return new Promise<Lease>((resolve, reject) => {
       const waiter: Waiter = {
@@ -128,15 +145,13 @@ export class Admission {
         resolve,
         reject,
         since: this.#clock.now(),
+        timeoutMs: opts.timeoutMs,
+        cold,
+        deadline: Infinity,
         timer: undefined,
         unlisten: undefined,
       };
-      if (Number.isFinite(opts.timeoutMs)) {
-        waiter.timer = this.#clock.setTimer(opts.timeoutMs, () => {
-          waiter.timer = undefined;
-          this.#leave(waiter, this.#timeout(opts.timeoutMs));
-        });
-      }
+      this.#arm(waiter, cold ? this.#coldStartTimeoutMs! : opts.timeoutMs);
       if (signal) {
         const onAbort = (): void => this.#leave(waiter, this.#clientClosed(signal));
         signal.addEventListener('abort', onAbort, { once: true });
@@ -149,9 +164,32 @@ export class Admission {
     });
   }
 
-  /** Hands free slots to waiters; call when a worker becomes ready or gains room. */
+  /**
+   * Hands free slots to waiters; call when a worker becomes ready or gains room. Once a
+   * worker is ready, requests waiting under the cold-start timeout go back to their own.
+   */
   wake(): void {
     this.#dispatch();
+    if (this.#coldStartTimeoutMs === undefined || this.#pool.inState('ready').length === 0) return;
+    const now = this.#clock.now();
+    for (const w of this.#waiters) {
+      if (!w.cold) continue;
+      w.cold = false;
+      // E.g. cold start 600 s, queue timeout 60 s, ready after 200 s: it may wait until 260 s.
+      if (now + w.timeoutMs < w.deadline) this.#arm(w, w.timeoutMs);
+    }
+  }
+
+  /** (Re)starts a waiter's timer: it leaves with 'queue_timeout' after `ms`. */
+  #arm(waiter: Waiter, ms: number): void {
+    waiter.timer?.cancel();
+    waiter.timer = undefined;
+    waiter.deadline = this.#clock.now() + ms;
+    if (!Number.isFinite(ms)) return;
+    waiter.timer = this.#clock.setTimer(ms, () => {
+      waiter.timer = undefined;
+      this.#leave(waiter, this.#timeout(ms, waiter.cold));
+    });
   }
 
   /** Rejects every waiter and every later acquire with `err` (shutdown). */
@@ -217,9 +255,12 @@ export class Admission {
     this.#tracker.set(this.#pool.inFlight() + this.#waiters.size);
   }
 
-  #timeout(timeoutMs: number): GatewayError {
+  #timeout(timeoutMs: number, cold: boolean): GatewayError {
+    const seconds = Math.max(0, timeoutMs) / 1000;
     return new GatewayError('queue_timeout', {
-      message: `No worker slot became free within ${Math.max(0, timeoutMs) / 1000} s; retry later.`,
+      message: cold
+        ? `No worker became ready within ${seconds} s (cold start, cold_start_timeout); retry later.`
+        : `No worker slot became free within ${seconds} s; retry later.`,
       ...(this.#retryAfterSeconds === undefined ? {} : { retryAfterSeconds: this.#retryAfterSeconds }),
     });
   }

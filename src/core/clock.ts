@@ -53,6 +53,16 @@ export class VirtualClock implements Clock {
     return this.#heap.filter((p) => !p.cancelled).length;
   }
 
+  /** When the next pending timer fires, or undefined when none is pending. */
+  nextTimerAt(): number | undefined {
+    for (;;) {
+      const top = this.#heap[0];
+      if (!top) return undefined;
+      if (!top.cancelled) return top.at;
+      this.#pop();
+    }
+  }
+
   /** Moves time forward by ms, firing every timer due on the way (and those they set). */
   advance(ms: number): void {
     this.runUntil(this.#now + ms);

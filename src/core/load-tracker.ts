@@ -32,6 +32,8 @@ export class LoadTracker {
 
   #openStart: number;
   #openValue = 0;
+  /** Trackers over other windows that see every change of this one (withWindow). */
+  readonly #followers: LoadTracker[] = [];
 
   constructor(clock: Clock, windowMs: number) {
     if (!(windowMs > 0)) throw new RangeError(`window must be > 0 ms, got ${windowMs}`);
@@ -49,6 +51,7 @@ export class LoadTracker {
   set(value: number): void {
     if (!(value >= 0) || !Number.isFinite(value)) throw new RangeError(`queue length must be >= 0, got ${value}`);
     if (value === this.#openValue) return;
+    for (const f of this.#followers) f.set(value);
     const now = this.#clock.now();
     if (now > this.#openStart) {
       this.#push(this.#openStart, this.#openValue);
@@ -58,6 +61,17 @@ export class LoadTracker {
     // At the same instant the previous value held for no time: just replace it.
     this.#openValue = value;
     this.#evict(now);
+  }
+
+  /**
+   * A tracker over another window that is fed every change of this one, e.g. the 6 s panic
+   * window of the target-tracking policy beside the 600 s stable window. O(1) more per change.
+   */
+  withWindow(windowMs: number): LoadTracker {
+    const t = new LoadTracker(this.#clock, windowMs);
+    t.set(this.#openValue);
+    this.#followers.push(t);
+    return t;
   }
 
   current(): number {

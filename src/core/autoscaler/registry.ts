@@ -1,12 +1,17 @@
+import { FlockServeClassic } from './flockserve-classic.js';
 import { RunningMean } from './running-mean.js';
+import { TargetTracking } from './target-tracking.js';
 import type { AutoscalerFactory, AutoscalerOptions, AutoscalerPolicy } from './types.js';
 
 /**
  * The one table of autoscaler policies. The `--autoscaler` choices (src/config/options.ts)
  * are its keys. This file must not import src/config (options.ts imports it).
+ * Factories get the resolved configuration (camelCase option names) and read their knobs.
  */
 export const AUTOSCALERS = {
   'running-mean': (opts) => new RunningMean(opts),
+  'flockserve-classic': (opts) => new FlockServeClassic(opts),
+  'target-tracking': (opts) => new TargetTracking(opts),
 } satisfies Record<string, AutoscalerFactory>;
 
 export type AutoscalerName = keyof typeof AUTOSCALERS;

@@ -26,6 +26,11 @@ export interface ScaleSnapshot {
   readonly queueLengthMean: number;
   /** The queue length now (in flight + waiting). */
   readonly queueLength: number;
+  /**
+   * Mean of the queue length over the short panic window (`panic_window`, 6 s): what
+   * target-tracking compares with its capacity to decide whether to panic.
+   */
+  readonly panicQueueLengthMean: number;
   readonly workers: WorkerCounts;
   readonly minWorkers: number;
   readonly maxWorkers: number;
@@ -42,7 +47,15 @@ export interface ScaleDecision {
 
 export interface AutoscalerPolicy {
   readonly name: string;
+  /** Called every `autoscale_interval`; the result is already within the common rules (settle.ts). */
   decide(snapshot: ScaleSnapshot, now: number): ScaleDecision;
+  /**
+   * Policies that must react faster than `autoscale_interval` (target-tracking's panic mode)
+   * are also asked every `urgentIntervalMs`; `urgent` returns a scale-up to apply at once, or
+   * undefined. Only scale-ups are taken from it.
+   */
+  readonly urgentIntervalMs?: number;
+  urgent?(snapshot: ScaleSnapshot, now: number): ScaleDecision | undefined;
 }
 
 /** Knobs for a policy, read by the policies that have any. */

@@ -20,7 +20,15 @@ interface Outcome {
   error?: GatewayError;
 }
 
-function setup(opts: { workers?: number; capacity?: number; maxQueueLength?: number; onDemand?: () => void } = {}) {
+function setup(
+  opts: {
+    workers?: number;
+    capacity?: number;
+    maxQueueLength?: number;
+    onDemand?: () => void;
+    coldStartTimeoutMs?: number;
+  } = {},
+) {
   const clock = new VirtualClock();
   const pool = new WorkerPool(clock);
   for (let i = 1; i <= (opts.workers ?? 2); i++) readyWorker(pool, `w-${i}`, opts.capacity ?? 2);
@@ -39,6 +47,7 @@ function setup(opts: { workers?: number; capacity?: number; maxQueueLength?: num
     random: seededRandom(1),
     maxQueueLength: opts.maxQueueLength ?? 10,
     ...(opts.onDemand ? { onDemand: opts.onDemand } : {}),
+    ...(opts.coldStartTimeoutMs === undefined ? {} : { coldStartTimeoutMs: opts.coldStartTimeoutMs }),
   });
   const request = (timeoutMs = 10 * S, signal?: AbortSignal): Outcome => {
     const o: Outcome = {};
@@ -205,6 +214,64 @@ describe('Admission', () => {
     admission.wake();
     await flush();
     expect(r.lease?.worker.name).toBe('w-1');
+  });
+
+  it('cold start: with no ready worker a request waits cold_start_timeout, not its own timeout', async () => {
+    const { pool, admission, request, clock } = setup({ workers: 0, coldStartTimeoutMs: 300 * S });
+    const r = request(60 * S);
+    pool.add('w-1', 2, 'provisioning');
+    clock.advance(200 * S); // far past the 60 s queue timeout: still waiting for the launch
+    await flush();
+    expect(r.error).toBeUndefined();
+    pool.setState('w-1', 'starting', 'test');
+    pool.setState('w-1', 'ready', 'test');
+    admission.wake();
+    await flush();
+    expect(r.lease?.worker.name).toBe('w-1');
+  });
+
+  it('cold start: a launch that takes too long ends the wait with a message that says so', async () => {
+    const { request, clock } = setup({ workers: 0, coldStartTimeoutMs: 300 * S });
+    const r = request(60 * S);
+    clock.advance(299 * S);
+    await flush();
+    expect(r.error).toBeUndefined();
+    clock.advance(1 * S);
+    await flush();
+    expect(r.error).toMatchObject({ code: 'queue_timeout', status: 503 });
+    expect(r.error?.message).toMatch(/No worker became ready within 300 s \(cold start/);
+  });
+
+  it('cold start: once a worker is ready, cold waiters fall back to min(cold deadline, now + own timeout)', async () => {
+    // capacity 1: the first waiter gets the slot, the second keeps waiting after the worker is ready.
+    const { pool, admission, request, clock } = setup({ workers: 0, capacity: 1, coldStartTimeoutMs: 300 * S });
+    const first = request(60 * S);
+    const second = request(60 * S);
+    const late = request(60 * S);
+    pool.add('w-1', 1, 'provisioning');
+    clock.advance(100 * S); // late is 100 s into its 300 s cold start
+    pool.setState('w-1', 'starting', 'test');
+    pool.setState('w-1', 'ready', 'test');
+    admission.wake();
+    await flush();
+    expect(first.lease).toBeDefined();
+    clock.advance(59 * S); // 159 s: inside 100 + 60
+    await flush();
+    expect(second.error).toBeUndefined();
+    clock.advance(1 * S); // 160 s = ready at 100 s + 60 s queue timeout
+    await flush();
+    expect(second.error).toMatchObject({ code: 'queue_timeout' });
+    expect(second.error?.message).toMatch(/No worker slot became free within 60 s/);
+    expect(late.error).toMatchObject({ code: 'queue_timeout' });
+  });
+
+  it('cold start does not apply while a worker is ready but full', async () => {
+    const { request, clock } = setup({ workers: 1, capacity: 1, coldStartTimeoutMs: 300 * S });
+    request(60 * S);
+    const r = request(60 * S);
+    clock.advance(60 * S);
+    await flush();
+    expect(r.error).toMatchObject({ code: 'queue_timeout' });
   });
 
   it('does not call onDemand while a live worker exists, even if it is full', () => {

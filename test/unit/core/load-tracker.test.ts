@@ -114,4 +114,23 @@ describe('LoadTracker', () => {
     expect(() => new LoadTracker(clock, 0)).toThrow(RangeError);
     expect(() => new LoadTracker(clock, 10).set(-1)).toThrow(RangeError);
   });
+
+  it('withWindow: a 6 s follower sees every change beside the 60 s window', () => {
+    const clock = new VirtualClock();
+    const t = new LoadTracker(clock, 60 * S);
+    clock.advance(50 * S);
+    const panic = t.withWindow(6 * S);
+    t.set(10); // at 50 s
+    clock.advance(3 * S);
+    // 60 s window: 0 for 50 s, 10 for 3 s → 30/53; 6 s window (3 s old): 10 the whole time.
+    expect(t.mean()).toBeCloseTo(30 / 53, 12);
+    expect(panic.mean()).toBe(10);
+    t.set(0);
+    clock.advance(3 * S);
+    expect(panic.mean()).toBe(5); // 10 for 3 s, 0 for 3 s
+    clock.advance(3 * S);
+    expect(panic.mean()).toBe(0);
+    expect(t.mean()).toBeCloseTo(30 / 59, 12);
+    expect(panic.current()).toBe(0);
+  });
 });

@@ -3,6 +3,8 @@ import { AutoscalerController } from '../../../../src/core/autoscaler/controller
 import { RunningMean } from '../../../../src/core/autoscaler/running-mean.js';
 import type { ScaleDecision, ScaleSnapshot } from '../../../../src/core/autoscaler/types.js';
 import { VirtualClock } from '../../../../src/core/clock.js';
+import { TargetTracking } from '../../../../src/core/autoscaler/target-tracking.js';
+import { scaleSnapshot } from '../../../fakes/scale-snapshot.js';
 
 const S = 1000;
 
@@ -14,6 +16,7 @@ function fleet(clock: VirtualClock, opts: { workers?: number; delayS?: number } 
   const snapshot = (): ScaleSnapshot => ({
     queueLengthMean: state.mean,
     queueLength: Math.round(state.mean),
+    panicQueueLengthMean: state.mean,
     workers: { ready: state.workers, starting: 0, provisioning: 0, notReady: 0, draining: 0 },
     minWorkers: 1,
     maxWorkers: 8,
@@ -72,6 +75,7 @@ describe('AutoscalerController', () => {
       snapshot: () => ({
         queueLengthMean: 5,
         queueLength: 5,
+        panicQueueLengthMean: 5,
         workers: { ready: 1, starting: 0, provisioning: 0, notReady: 0, draining: 0 },
         minWorkers: 1,
         maxWorkers: 3,
@@ -136,5 +140,79 @@ describe('AutoscalerController', () => {
       [0, 3],
       [100, 2],
     ]);
+  });
+
+  it('demand(): from zero at once to max(1, min), counted as a scale-up that holds off scale-down', () => {
+    const clock = new VirtualClock();
+    const state = { workers: 0, mean: 0, queue: 0 };
+    const applied: [number, number][] = [];
+    const c = new AutoscalerController({
+      clock,
+      policy: new RunningMean(),
+      intervalMs: 30 * S,
+      snapshot: () =>
+        scaleSnapshot({
+          mean: state.mean,
+          queue: state.queue,
+          workers: { ready: state.workers },
+          min: 0,
+          max: 3,
+          delayS: 60,
+        }),
+      apply: (desired) => {
+        applied.push([clock.now() / S, desired]);
+        state.workers = desired;
+      },
+    });
+    c.start();
+    clock.advance(5 * S);
+    expect(c.demand()?.desired).toBe(1); // a request at 5 s: launched at once, not at 30 s
+    expect(applied).toEqual([[5, 1]]);
+    expect(c.demand()).toBeUndefined(); // a worker counts now: nothing more
+    // Idle from here on (the mean stays 0): the delay (60 s from 5 s) holds the worker until 65 s.
+    clock.runUntil(60 * S);
+    expect(applied).toEqual([[5, 1]]);
+    clock.runUntil(90 * S);
+    expect(applied).toEqual([
+      [5, 1],
+      [90, 0],
+    ]);
+    expect(c.counts).toMatchObject({ fromZero: 1, scaleUps: 1, scaleDowns: 1 });
+  });
+
+  it('target-tracking panic: checked every 2 s between 30 s evaluations, scale-ups only', () => {
+    const clock = new VirtualClock();
+    const state = { workers: 2, mean: 8, panic: 8 };
+    const applied: [number, number][] = [];
+    const c = new AutoscalerController({
+      clock,
+      policy: new TargetTracking({ targetQueuePerWorker: 5 }),
+      intervalMs: 30 * S,
+      snapshot: () => scaleSnapshot({ mean: state.mean, panic: state.panic, workers: { ready: state.workers } }),
+      apply: (desired) => {
+        applied.push([clock.now() / S, desired]);
+        state.workers = desired;
+      },
+    });
+    c.start();
+    clock.runUntil(9 * S);
+    expect(applied).toEqual([]); // 8 in the panic window ≤ 2×5×2: calm
+    state.panic = 45; // a burst at 9 s
+    clock.runUntil(10 * S); // the 10 s check sees it: ⌈45/5⌉ = 9 at once
+    expect(applied).toEqual([[10, 9]]);
+    clock.runUntil(29 * S); // 45 ≤ 2×5×9: no longer a panic; nothing until the evaluation
+    expect(applied).toEqual([[10, 9]]);
+    state.panic = 0;
+    state.mean = 0;
+    clock.runUntil(30 * S); // stable ⌈0/5⌉ = 0 → 1 (min), but the scale-up at 10 s holds it
+    expect(applied).toEqual([[10, 9]]);
+    clock.runUntil(330 * S); // 10 + 300 s delay → the 330 s evaluation scales down
+    expect(applied).toEqual([
+      [10, 9],
+      [330, 1],
+    ]);
+    expect(c.counts).toMatchObject({ urgent: 1, scaleUps: 1, scaleDowns: 1 });
+    c.stop();
+    expect(clock.pendingTimers).toBe(0);
   });
 });

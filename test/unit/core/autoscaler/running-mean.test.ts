@@ -143,7 +143,15 @@ const table: Case[] = [
     reason: /zero/,
   },
   { label: 'W=0 and no load → 0', mean: 0, workers: {}, min: 0, want: 0, reason: /no change/ },
-  { label: 'W=0 with a big load → still 1 first', mean: 100, workers: {}, min: 0, want: 1, reason: /scale from zero/ },
+  {
+    label: 'W=0 with a big load → ⌈L/up⌉ at once (100/7 → 15, capped at max 10)',
+    mean: 100,
+    workers: {},
+    min: 0,
+    want: 10,
+    reason: /scale from zero.*max_workers 10/,
+  },
+  { label: 'W=0, mean 10 → ⌈10/7⌉ = 2', mean: 10, workers: {}, min: 0, want: 2, reason: /scale from zero/ },
   { label: 'last worker, idle, min 0 → 0', mean: 0, workers: { ready: 1 }, min: 0, want: 0, reason: /scale down/ },
   { label: 'last worker with some load stays', mean: 0.5, workers: { ready: 1 }, min: 0, want: 1, reason: /no change/ },
 ];
@@ -152,6 +160,7 @@ function snapshot(c: Case): ScaleSnapshot {
   return {
     queueLengthMean: c.mean,
     queueLength: c.queue ?? Math.round(c.mean),
+    panicQueueLengthMean: c.mean,
     workers: { ready: 0, starting: 0, provisioning: 0, notReady: 0, draining: 0, ...c.workers },
     minWorkers: c.min ?? 1,
     maxWorkers: c.max ?? 10,

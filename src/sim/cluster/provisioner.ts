@@ -1,0 +1,146 @@
+import type { Clock, TimerHandle } from '../../core/clock.js';
+import type { ClusterInfo, Endpoint, Prober, Provisioner, TaskSpec } from '../../core/types.js';
+import { EngineModel, type EngineProfile, type EngineRequest } from '../engine-model.js';
+
+/** The part of a request a simulated worker needs; `fail` is called if the worker goes away under it. */
+export interface SimJob extends EngineRequest {
+  fail(error: Error): void;
+}
+
+/**
+ * One SIMULATED worker: the engine simulator's performance model (EngineModel, the same code
+ * `flockserve-sim` serves HTTP with) on the virtual clock, reached by name instead of HTTP.
+ */
+export class SimWorker {
+  readonly name: string;
+  readonly engine: EngineModel;
+  readonly #active = new Set<{ job: SimJob; cancel(): void }>();
+
+  constructor(name: string, engine: EngineModel) {
+    this.name = name;
+    this.engine = engine;
+  }
+
+  /** Runs one request; callbacks fire on the clock as the model produces tokens. */
+  run(job: SimJob): void {
+    const entry = {
+      job,
+      cancel: () => {},
+    };
+    this.#active.add(entry);
+    const handle = this.engine.submit({
+      promptTokens: job.promptTokens,
+      maxTokens: job.maxTokens,
+      ...(job.outputTokens === undefined ? {} : { outputTokens: job.outputTokens }),
+      onToken: (i) => job.onToken(i),
+      onDone: (reason) => {
+        this.#active.delete(entry);
+        job.onDone(reason);
+      },
+      onError: (err) => {
+        this.#active.delete(entry);
+        job.fail(err);
+      },
+    });
+    entry.cancel = () => handle.cancel();
+  }
+
+  /** The machine is gone: every request on it fails (as a real client would see a reset). */
+  stop(): void {
+    const active = [...this.#active];
+    this.#active.clear();
+    for (const e of active) {
+      e.cancel();
+      e.job.fail(new Error(`worker ${this.name} terminated with the request in flight`));
+    }
+  }
+}
+
+export interface SimProvisionerOptions {
+  readonly clock: Clock;
+  /** The clock the engines step on (the simulation gives them one without its settle hook); default `clock`. */
+  readonly engineClock?: Clock;
+  /** Draws the time from launch to a worker that answers its readiness probe, ms. */
+  readonly launchDelayMs: () => number;
+  /** The first this many launches take no time: workers already running when the trace starts. */
+  readonly instantLaunches?: number;
+  readonly profile?: Partial<EngineProfile>;
+}
+
+const URL_PREFIX = 'sim://';
+
+/**
+ * A SIMULATED provisioner: a launch takes a drawn delay on the virtual clock and yields a
+ * SimWorker; terminate stops it at once. It follows the Provisioner contract (launch
+ * resolves with an endpoint, rejects when aborted; terminate is idempotent) so the real
+ * Fleet drives it unchanged.
+ */
+export class SimProvisioner implements Provisioner {
+  readonly kind = 'simulated';
+  readonly #o: SimProvisionerOptions;
+  readonly #workers = new Map<string, SimWorker>();
+  readonly #launching = new Map<string, TimerHandle>();
+  #instantLeft: number;
+
+  constructor(opts: SimProvisionerOptions) {
+    this.#o = opts;
+    this.#instantLeft = opts.instantLaunches ?? 0;
+  }
+
+  /** The worker behind a pool entry, while it exists. */
+  worker(name: string): SimWorker | undefined {
+    return this.#workers.get(name);
+  }
+
+  launch(name: string, _task: TaskSpec, signal: AbortSignal): Promise<Endpoint> {
+    if (this.#workers.has(name) || this.#launching.has(name))
+      return Promise.reject(new Error(`simulated worker ${name} already exists`));
+    return new Promise<Endpoint>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#launching.get(name)?.cancel();
+        this.#launching.delete(name);
+        reject(new Error(`launch of ${name} aborted`, { cause: signal.reason }));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const delay = this.#instantLeft > 0 ? (this.#instantLeft--, 0) : Math.max(0, this.#o.launchDelayMs());
+      this.#launching.set(
+        name,
+        this.#o.clock.setTimer(delay, () => {
+          this.#launching.delete(name);
+          signal.removeEventListener('abort', onAbort);
+          this.#workers.set(
+            name,
+            new SimWorker(name, new EngineModel(this.#o.profile ?? {}, this.#o.engineClock ?? this.#o.clock)),
+          );
+          resolve({
+            url: `${URL_PREFIX}${name}`,
+            detail: { simulated: 'true', launchSeconds: (delay / 1000).toFixed(1) },
+          });
+        }),
+      );
+    });
+  }
+
+  terminate(name: string): Promise<void> {
+    this.#launching.get(name)?.cancel();
+    this.#launching.delete(name);
+    this.#workers.get(name)?.stop();
+    this.#workers.delete(name);
+    return Promise.resolve();
+  }
+
+  list(prefix: string): Promise<ClusterInfo[]> {
+    const out: ClusterInfo[] = [];
+    for (const name of this.#launching.keys()) if (name.startsWith(prefix)) out.push({ name, status: 'INIT' });
+    for (const name of this.#workers.keys())
+      if (name.startsWith(prefix)) out.push({ name, status: 'UP', endpoint: { url: `${URL_PREFIX}${name}` } });
+    return Promise.resolve(out);
+  }
+
+  /** Readiness of simulated workers: up as soon as the launch has finished. */
+  readonly prober: Prober = {
+    probe: (url: string) =>
+      Promise.resolve(url.startsWith(URL_PREFIX) && this.#workers.has(url.slice(URL_PREFIX.length))),
+  };
+}

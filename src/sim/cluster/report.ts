@@ -1,0 +1,90 @@
+import { basename } from 'node:path';
+import type { Config } from '../../config/options.js';
+import type { Percentiles } from './metrics.js';
+import type { SimulationResult, TimelineRow } from './run.js';
+
+/** What the report says about how the run was set up. */
+export interface RunDescription {
+  readonly trace: string;
+  readonly timeScale: number;
+  readonly config: Config;
+  readonly seed: number;
+  readonly launch: string;
+  /** Wall-clock seconds the simulation took. */
+  readonly wallS?: number;
+}
+
+/**
+ * The attribution results from a known public trace must carry. The Azure LLM inference
+ * traces are CC-BY 4.0 (AzurePublicDataset).
+ */
+export function traceAttribution(tracePath: string): string | undefined {
+  if (!/azure/i.test(basename(tracePath))) return undefined;
+  return 'Trace: Azure LLM inference trace 2023 (AzurePublicDataset), CC-BY 4.0; Patel et al., "Splitwise", ISCA 2024.';
+}
+
+/** The policy's knobs, as a short phrase. */
+export function policyKnobs(c: Config): string {
+  const common = `window ${c.queueTrackingWindow} s, interval ${c.autoscaleInterval} s, downscale delay ${c.downscaleDelay} s`;
+  switch (c.autoscaler) {
+    case 'target-tracking':
+      return `target ${c.targetQueuePerWorker}/worker, panic window ${c.panicWindow} s, ${common}`;
+    default:
+      return `autoscale_up ${c.autoscaleUp}, autoscale_down ${c.autoscaleDown}, ${common}`;
+  }
+}
+
+/** Scale-ups and scale-downs among the applied decisions. */
+export function scaleCounts(r: SimulationResult): { up: number; down: number } {
+  let up = 0;
+  for (const e of r.scaleEvents) if (e.to > e.from) up++;
+  return { up, down: r.scaleEvents.length - up };
+}
+
+/** The text table `flockserve simulate` prints. */
+export function formatReport(r: SimulationResult, d: RunDescription): string {
+  const s = r.summary;
+  const c = d.config;
+  const failed = Object.entries(s.failed);
+  const nFailed = failed.reduce((n, [, k]) => n + k, 0);
+  const { up, down } = scaleCounts(r);
+  const row = (label: string, p: Percentiles): string =>
+    label.padEnd(18) + [p.p50, p.p95, p.p99, p.mean, p.max].map((v) => v.toFixed(2).padStart(9)).join('');
+  const attribution = traceAttribution(d.trace);
+  const lines = [
+    'FlockServe simulation: the real gateway core on virtual time, SIMULATED workers and launches',
+    `trace          ${d.trace} (${s.requests} requests), time scale ${d.timeScale}`,
+    ...(attribution ? [`               ${attribution}`] : []),
+    `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
+    `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${c.loadBalancer}`,
+    `launches       ${d.launch}; seed ${d.seed}`,
+    '',
+    'seconds'.padEnd(18) + ['p50', 'p95', 'p99', 'mean', 'max'].map((h) => h.padStart(9)).join(''),
+    row('queue wait', s.queueWaitS),
+    row('time to 1st token', s.ttftS),
+    row('end-to-end', s.e2eS),
+    '',
+    `requests       ${s.requests}, completed ${s.completed}, failed ${nFailed}${failed.length ? ` (${failed.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}${s.unfinished ? `, UNFINISHED ${s.unfinished}` : ''}`,
+    `cost           ${s.workerSeconds.toFixed(0)} worker-seconds (${(s.workerSeconds / 3600).toFixed(2)} worker-hours) over ${s.durationS.toFixed(0)} s`,
+    `workers        peak ${s.peakWorkers}, launched ${r.launches}; scale events ${r.scaleEvents.length} (${up} up, ${down} down)`,
+  ];
+  if (s.settle) {
+    lines.push(
+      `settle         back at min_workers ${s.settle.seconds.toFixed(0)} s after the last request, costing ${s.settle.workerSeconds.toFixed(0)} more worker-seconds`,
+    );
+  }
+  if (d.wallS !== undefined)
+    lines.push(`simulated      ${s.durationS.toFixed(0)} s of traffic in ${d.wallS.toFixed(2)} s`);
+  return lines.join('\n');
+}
+
+const COLUMNS = ['t_s', 'workers', 'ready', 'launching', 'queue', 'waiting', 'queue_mean'] as const;
+
+/** The timeline as CSV, one row per sample. */
+export function timelineCsv(rows: readonly TimelineRow[]): string {
+  const out = [COLUMNS.join(',')];
+  for (const r of rows) {
+    out.push([r.tS.toFixed(1), r.workers, r.ready, r.launching, r.queue, r.waiting, r.queueMean.toFixed(3)].join(','));
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,112 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { simulateMain } from '../../../src/sim/cluster/cli.js';
+import { ROOT } from '../../helpers/gateway.js';
+
+const SLICE = join(ROOT, 'test/fixtures/traces/azure-llm-2023-conv-head.csv');
+
+/** `node dist/cli/flockserve.js simulate …` as a user runs it (a real child process). */
+function flockserve(args: string[]) {
+  return execa('node', [join(ROOT, 'dist/cli/flockserve.js'), 'simulate', ...args], { reject: false, cwd: ROOT });
+}
+
+describe('flockserve simulate (the CLI, from dist/)', () => {
+  it('prints the table, writes the timeline CSV and the SVG chart, with the trace attribution', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const res = await flockserve([
+      '--trace',
+      SLICE,
+      '--time-scale',
+      '4',
+      '--autoscaler',
+      'target-tracking',
+      '--max_workers',
+      '6',
+      '--provision-delay',
+      '60',
+      '--timeline',
+      join(dir, 'out/timeline.csv'),
+      '--chart',
+      join(dir, 'out/chart.svg'),
+    ]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/autoscaler +target-tracking \(target 7\/worker, panic window 6 s/);
+    expect(res.stdout).toMatch(/requests +1000, completed \d+/);
+    expect(res.stdout).toMatch(/queue wait +[\d.]+ +[\d.]+ +[\d.]+/);
+    expect(res.stdout).toMatch(/CC-BY 4\.0/);
+    const csv = readFileSync(join(dir, 'out/timeline.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('t_s,workers,ready,launching,queue,waiting,queue_mean');
+    expect(csv.length).toBeGreaterThan(5);
+    for (const line of csv.slice(1)) expect(line.split(',').map(Number).every(Number.isFinite)).toBe(true);
+    const svg = readFileSync(join(dir, 'out/chart.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    expect(svg.match(/<polyline /g)).toHaveLength(4);
+    expect(svg).toMatch(/CC-BY 4\.0/);
+    expect(svg.trim().endsWith('</svg>')).toBe(true);
+  });
+
+  it('same seed, same numbers (two processes, --json)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const args = (n: number) => [
+      '--trace',
+      SLICE,
+      '--json',
+      '--seed',
+      '42',
+      '--max-workers',
+      '5',
+      '--timeline',
+      join(dir, `t${n}.csv`),
+      '--chart',
+      join(dir, `c${n}.svg`),
+    ];
+    const [a, b] = await Promise.all([flockserve(args(1)), flockserve(args(2))]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    const ja = JSON.parse(a.stdout) as { summary: unknown; seed: number; wallS: number };
+    const jb = JSON.parse(b.stdout) as { summary: unknown; wallS: number };
+    expect(ja.seed).toBe(42);
+    expect(jb.summary).toEqual(ja.summary);
+    expect(readFileSync(join(dir, 't2.csv'), 'utf8')).toBe(readFileSync(join(dir, 't1.csv'), 'utf8'));
+  });
+
+  it.each([
+    [['--max_workers', '3'], /--trace FILE is required/],
+    [['--trace', SLICE, '--time-scale', '0'], /--time-scale: expected a value > 0, got "0"/],
+    [
+      ['--trace', SLICE, '--autoscaler', 'magic'],
+      /--autoscaler: expected one of running-mean, flockserve-classic, target-tracking/,
+    ],
+    [['--trace', SLICE, '--port', '80'], /--port is a gateway option the simulation does not use/],
+    [['--trace', SLICE, '--min_workers', '4', '--max_workers', '2'], /--min_workers 4 is above --max_workers 2/],
+    [['--trace', SLICE, '--warp'], /unknown option --warp/],
+    [['--trace', '/nonexistent/trace.csv'], /\/nonexistent\/trace\.csv: cannot read the trace \(no such file\)/],
+  ])('%j → exit 2 and a message that says what is wrong (in-process)', async (args, message) => {
+    const err: string[] = [];
+    const out: string[] = [];
+    expect(await simulateMain(args, { out: (t) => out.push(t), err: (t) => err.push(t) })).toBe(2);
+    expect(err.join('')).toMatch(message);
+    expect(out).toEqual([]);
+  });
+
+  it('a trace with a bad row is refused, naming the file and the line', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'simulate-')), 'bad.csv');
+    writeFileSync(
+      path,
+      'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6,374,44\n2023-11-16 18:15:47.0,12x,3\n',
+    );
+    const res = await flockserve(['--trace', path]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr).toContain(`${path}:3: expected ContextTokens as a whole number >= 0, got "12x"`);
+  });
+
+  it('--help lists the simulation flags and the gateway options it uses, from the options table', async () => {
+    const res = await flockserve(['--help']);
+    expect(res.exitCode).toBe(0);
+    expect(res.stdout).toMatch(/--provision-delay <number> \(default: 300\)/);
+    expect(res.stdout).toMatch(/--target_queue_per_worker <number> \(default: 7\)/);
+    expect(res.stdout).toMatch(/--autoscaler <string> \(default: target-tracking\)/);
+  });
+});
