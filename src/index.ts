@@ -4,7 +4,7 @@ import type { Config, FlockServeOptions } from './config/options.js';
 import { Admission } from './core/admission.js';
 import { AutoscalerController } from './core/autoscaler/controller.js';
 import { createAutoscaler } from './core/autoscaler/registry.js';
-import { countWorkers } from './core/autoscaler/snapshot.js';
+import { activeWorkers, countWorkers } from './core/autoscaler/snapshot.js';
 import type { ScaleSnapshot } from './core/autoscaler/types.js';
 import { createBalancer } from './core/balancer/registry.js';
 import { seededRandom, type Clock } from './core/clock.js';
@@ -17,17 +17,21 @@ import { buildHttpApp } from './http/app.js';
 import { PROVISIONERS, type ProvisionerName } from './provisioners/registry.js';
 import { loadTask, taskPort } from './provisioners/task.js';
 import { systemClock } from './runtime/system-clock.js';
+import { loadTls } from './runtime/tls.js';
+import { EventHub, type EventListener } from './service/events.js';
+import { createHealthHandlers, HealthStatus, ServingStatus } from './service/grpc-health.js';
 import { createInferenceHandlers } from './service/grpc-inference.js';
 import { createNodeControlHandlers } from './service/grpc-node-control.js';
-import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
+import { startGrpcServer, type GrpcListener, type TlsFiles } from './service/grpc-server.js';
 import { InferenceService } from './service/inference.js';
-import type { ControlPlane, GatewayStatus } from './service/status.js';
+import type { ControlPlane, GatewayStatus, ScaleBounds } from './service/status.js';
+import { workerNameFor } from './service/workers.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { HttpProber } from './upstream/prober.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export type { Config, FlockServeOptions } from './config/options.js';
-export type { GatewayStatus } from './service/status.js';
+export type { GatewayStatus, ScaleBounds } from './service/status.js';
 
 export interface FlockServeDeps {
   readonly clock?: Clock;
@@ -58,6 +62,14 @@ export class FlockServe implements ControlPlane {
   readonly #startedAt: number;
   #parts: Parts | undefined;
   #closing: Promise<void> | undefined;
+  /** [min_workers, max_workers], changed at runtime by setScaleBounds. */
+  #bounds: { min: number; max: number };
+  /** Worker state changes and autoscaler decisions for WatchEvents. */
+  readonly #events: EventHub;
+  /** grpc.health.v1 status: SERVING once listening, NOT_SERVING from the start of shutdown. */
+  readonly #health = new HealthStatus(['flockserve.v1.InferenceService', 'flockserve.v1.NodeControlService']);
+  /** When an operator last added a worker: holds off scale-down like an autoscaler scale-up. */
+  #lastManualAddAt: number | undefined;
 
   constructor(options: FlockServeOptions | Config, deps: FlockServeDeps = {}) {
     // A resolved Config passes through unchanged; partial options get defaults and validation.
@@ -66,6 +78,8 @@ export class FlockServe implements ControlPlane {
     this.#clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger(this.config.verbosity);
     this.#startedAt = this.#clock.now();
+    this.#bounds = { min: this.config.minWorkers, max: this.config.maxWorkers };
+    this.#events = new EventHub(this.#clock);
   }
 
   get nodeControlKey(): string | undefined {
@@ -78,7 +92,8 @@ export class FlockServe implements ControlPlane {
     const c = this.config;
     const task = await loadTask(c.skypilotTask);
     const port = taskPort(task, c.port);
-    const parts = this.#assemble(task);
+    const tls = await loadTls(c.tlsCert, c.tlsKey);
+    const parts = this.#assemble(task, tls);
     this.#parts = parts;
 
     await parts.http.listen({ host: c.host, port });
@@ -89,8 +104,11 @@ export class FlockServe implements ControlPlane {
       port: grpcPort,
       inference: createInferenceHandlers(parts.service),
       nodeControl: createNodeControlHandlers(this, this.#clock),
+      health: createHealthHandlers(this.#health),
       maxMessageBytes: c.maxBodySize,
+      tls,
     });
+    this.#health.setAll(ServingStatus.SERVING);
 
     const adopted = await parts.fleet.adopt();
     if (adopted.adopted.length > 0) this.log.info({ adopted: adopted.adopted }, 'adopted running workers');
@@ -100,14 +118,14 @@ export class FlockServe implements ControlPlane {
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
     return {
-      httpUrl: `http://${shown}:${httpPort}`,
+      httpUrl: `${tls ? 'https' : 'http'}://${shown}:${httpPort}`,
       httpPort,
       grpcAddress: `${shown}:${parts.grpc.port}`,
       grpcPort: parts.grpc.port,
     };
   }
 
-  #assemble(task: TaskSpec): Parts {
+  #assemble(task: TaskSpec, tls: TlsFiles | undefined): Parts {
     const c = this.config;
     const clock = this.#clock;
     const pool = new WorkerPool(clock);
@@ -153,6 +171,7 @@ export class FlockServe implements ControlPlane {
         `worker ${worker.name} ${worker.state}`,
       );
       if (worker.state === 'gone' && worker.url) void upstream.forget(worker.url);
+      this.#events.workerChanged({ worker, previous, reason });
     });
     const service = new InferenceService({
       admission,
@@ -173,6 +192,7 @@ export class FlockServe implements ControlPlane {
         workers: countWorkers(pool.list()),
         minWorkers: this.#bounds.min,
         maxWorkers: this.#bounds.max,
+        ...(this.#lastManualAddAt === undefined ? {} : { lastScaleUpAt: this.#lastManualAddAt }),
         config: {
           autoscaleUp: c.autoscaleUp,
           autoscaleDown: c.autoscaleDown,
@@ -183,12 +203,21 @@ export class FlockServe implements ControlPlane {
         this.log.info({ desired, reason: decision.reason }, 'autoscaler decision');
         fleet.scaleTo(desired);
       },
+      onDecision: (decision) =>
+        this.#events.decision({
+          policy: policy.name,
+          currentWorkers: activeWorkers({ workers: countWorkers(pool.list()) }),
+          desiredWorkers: decision.desired,
+          queueLengthRunningMean: tracker.mean(),
+          reason: decision.reason,
+        }),
       onError: (err) => this.log.error({ err }, 'autoscaler evaluation failed'),
     });
     const http = buildHttpApp({
       service,
       plane: this,
       maxBodySize: c.maxBodySize,
+      tls,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
     });
     return { pool, tracker, admission, fleet, service, upstream, provisioner, autoscaler, http, grpc: undefined };
@@ -202,10 +231,6 @@ export class FlockServe implements ControlPlane {
       log: (level, msg) => this.log[level](msg),
       onWorkerLost,
     });
-  }
-
-  get #bounds(): { min: number; max: number } {
-    return { min: this.config.minWorkers, max: this.config.maxWorkers };
   }
 
   #statusTimer: { cancel(): void } | undefined;
@@ -246,6 +271,94 @@ export class FlockServe implements ControlPlane {
     return this.#parts ? this.#parts.pool.list() : [];
   }
 
+  // ---- node control (gRPC NodeControl, flockctl, /add_new_node) ------------------------
+
+  /** The running parts, or shutting_down once close() began (or before run()). */
+  #live(): Parts {
+    if (!this.#parts || this.#closing) throw new GatewayError('shutting_down');
+    return this.#parts;
+  }
+
+  #known(p: Parts, name: string): Worker {
+    const w = p.pool.get(name);
+    if (w) return w;
+    const names = p.pool.list().map((x) => x.name);
+    throw new GatewayError('unknown_worker', {
+      message: `No worker is named ${name} (workers: ${names.length > 0 ? names.join(', ') : 'none'}).`,
+      param: 'name',
+    });
+  }
+
+  addWorker(name?: string): Worker {
+    const p = this.#live();
+    const chosen = name === undefined ? undefined : workerNameFor(name, this.config.workerNamePrefix);
+    if (chosen !== undefined && p.pool.get(chosen))
+      throw new GatewayError('worker_exists', { message: `A worker named ${chosen} already exists.`, param: 'name' });
+    const live = p.fleet.live().length;
+    if (live >= this.#bounds.max) {
+      throw new GatewayError('at_max_workers', {
+        message: `The fleet has ${live} workers and max_workers is ${this.#bounds.max}; raise it first (flockctl scale --max ${live + 1}).`,
+      });
+    }
+    let w: Worker;
+    try {
+      w = p.fleet.launch(chosen);
+    } catch (err) {
+      // A cluster of that name is still being torn down (the pool check above passed).
+      throw new GatewayError('worker_exists', { message: (err as Error).message, cause: err });
+    }
+    this.#lastManualAddAt = this.#clock.now();
+    this.log.info({ worker: w.name }, 'node control: worker added');
+    return w;
+  }
+
+  removeWorker(name?: string): Worker {
+    const p = this.#live();
+    const w = name === undefined ? leastLoaded(p.fleet.live()) : this.#known(p, name);
+    if (!w) throw new GatewayError('unknown_worker', { message: 'There is no worker to remove.' });
+    if (w.state === 'draining' || w.state === 'terminating') return w; // already leaving
+    p.fleet.remove(w.name).catch((err: unknown) => this.log.error({ err, worker: w.name }, 'removing a worker failed'));
+    this.log.info({ worker: w.name }, 'node control: removing worker');
+    return w;
+  }
+
+  drainWorker(name: string): Worker {
+    const p = this.#live();
+    const w = this.#known(p, name);
+    if (w.state === 'draining' || w.state === 'terminating') return w;
+    p.fleet.drain(w.name).catch((err: unknown) => this.log.error({ err, worker: w.name }, 'draining a worker failed'));
+    this.log.info({ worker: w.name }, 'node control: draining worker');
+    return w;
+  }
+
+  /**
+   * Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. The
+   * autoscaler decides at once with the new bounds rather than at its next tick.
+   */
+  setScaleBounds(min?: number, max?: number): ScaleBounds {
+    const next = { min: min ?? this.#bounds.min, max: max ?? this.#bounds.max };
+    const whole = (n: number): boolean => Number.isInteger(n) && n >= 0;
+    if (!whole(next.min) || !whole(next.max) || next.max < 1 || next.min > next.max) {
+      throw new GatewayError('bad_request', {
+        message: `scale bounds need 0 ≤ min_workers ≤ max_workers and max_workers ≥ 1, got min ${next.min}, max ${next.max}`,
+      });
+    }
+    this.#bounds = next;
+    this.log.info({ minWorkers: next.min, maxWorkers: next.max }, 'scale bounds changed');
+    if (this.#parts && !this.#closing) {
+      try {
+        this.#parts.autoscaler.evaluateNow();
+      } catch (err) {
+        this.log.error({ err }, 'autoscaler evaluation failed');
+      }
+    }
+    return { minWorkers: next.min, maxWorkers: next.max };
+  }
+
+  watch(listener: EventListener): () => void {
+    return this.#events.subscribe(listener);
+  }
+
   /**
    * Graceful stop: refuse new requests, let in-flight ones finish (up to drain_timeout),
    * then tear the workers down. Safe to call more than once.
@@ -259,6 +372,7 @@ export class FlockServe implements ControlPlane {
     const p = this.#parts;
     if (!p) return;
     const graceMs = this.config.drainTimeout * 1000;
+    this.#health.setAll(ServingStatus.NOT_SERVING);
     p.autoscaler.stop();
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
@@ -276,6 +390,17 @@ export class FlockServe implements ControlPlane {
     this.log.info('stopped');
     this.log.flush();
   }
+}
+
+/** Whom an unnamed remove takes: the ready worker with the fewest requests in flight (the newest on a tie), else any live one. */
+function leastLoaded(live: Worker[]): Worker | undefined {
+  const ready = live.filter((w) => w.state === 'ready');
+  const pool = ready.length > 0 ? ready : live;
+  return pool.reduce<Worker | undefined>(
+    (best, w) =>
+      !best || w.inFlight < best.inFlight || (w.inFlight === best.inFlight && w.createdAt >= best.createdAt) ? w : best,
+    undefined,
+  );
 }
 
 interface Parts {

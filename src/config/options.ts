@@ -241,6 +241,16 @@ export const OPTIONS = {
     help: 'Seed of the random source for balancer tie-breaks (and the simulation); unset means a random seed.',
     origin: 'new',
   },
+  tls_cert: {
+    type: 'string',
+    help: 'PEM certificate (chain) file: with tls_key, both the HTTP and the gRPC listener serve TLS.',
+    origin: 'new',
+  },
+  tls_key: {
+    type: 'string',
+    help: 'PEM private key file of tls_cert.',
+    origin: 'new',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

@@ -5,12 +5,16 @@ import type { InferenceReply, InferenceService } from '../service/inference.js';
 import { promptTextOf } from '../service/prompt.js';
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { forwardableHeaders } from '../upstream/client.js';
+import type { TlsFiles } from '../service/grpc-server.js';
+import { registerLegacyRoutes } from './legacy.js';
 import { INFERENCE_ROUTES } from './routes.js';
 
 export interface HttpAppOptions {
   readonly service: InferenceService;
   readonly plane: ControlPlane;
   readonly maxBodySize: number;
+  /** Serve HTTPS with this certificate and key. */
+  readonly tls?: TlsFiles | undefined;
   readonly log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
@@ -35,6 +39,8 @@ function wantsStream(req: FastifyRequest, body: JsonObject): boolean {
  */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
+    // The HTTPS server has the same API for everything the gateway uses (listen, close, connections).
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     bodyLimit: options.maxBodySize,
     logger: false,
     // Bodies are forwarded as sent, so the validator must not coerce or strip anything.
@@ -57,6 +63,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     const s = options.plane.status();
     return { status: 'ok', ready_worker_count: s.readyWorkerCount };
   });
+  registerLegacyRoutes(app, options.plane);
 
   for (const route of INFERENCE_ROUTES) {
     app.post(route.url, {
