@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/gen/', 'clients/python/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'src/gen/', 'clients/python/', 'clients/typescript/dist/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
