@@ -21,7 +21,7 @@ const nodeGlobals = Object.fromEntries(
 );
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/gen/', 'clients/python/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'src/gen/', 'clients/python/', 'clients/typescript/dist/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

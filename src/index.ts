@@ -20,18 +20,22 @@ import { buildHttpApp } from './http/app.js';
 import { PROVISIONERS, type ProvisionerName } from './provisioners/registry.js';
 import { loadTask, taskPort } from './provisioners/task.js';
 import { systemClock } from './runtime/system-clock.js';
+import { loadTls } from './runtime/tls.js';
+import { EventHub, type EventListener } from './service/events.js';
+import { createHealthHandlers, HealthStatus, ServingStatus } from './service/grpc-health.js';
 import { createInferenceHandlers } from './service/grpc-inference.js';
 import { createNodeControlHandlers } from './service/grpc-node-control.js';
-import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
+import { startGrpcServer, type GrpcListener, type TlsFiles } from './service/grpc-server.js';
 import { InferenceService, type InferenceStats } from './service/inference.js';
-import type { ControlPlane, GatewayStatus } from './service/status.js';
+import type { ControlPlane, GatewayStatus, ScaleBounds } from './service/status.js';
+import { workerNameFor } from './service/workers.js';
 import { createLogger, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { HttpProber } from './upstream/prober.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export type { Config, FlockServeOptions } from './config/options.js';
-export type { GatewayStatus } from './service/status.js';
+export type { GatewayStatus, ScaleBounds } from './service/status.js';
 
 export type ReliabilityStats = InferenceStats & OutlierStats;
 
@@ -66,9 +70,14 @@ export class FlockServe implements ControlPlane {
   readonly #startedAt: number;
   #parts: Parts | undefined;
   #closing: Promise<void> | undefined;
-  /** [min_workers, max_workers], changeable at run time (setScaleBounds). */
-  #minWorkers: number;
-  #maxWorkers: number;
+  /** [min_workers, max_workers], changed at runtime by setScaleBounds. */
+  #bounds: { min: number; max: number };
+  /** Worker state changes and autoscaler decisions for WatchEvents. */
+  readonly #events: EventHub;
+  /** grpc.health.v1 status: SERVING once listening, NOT_SERVING from the start of shutdown. */
+  readonly #health = new HealthStatus(['flockserve.v1.InferenceService', 'flockserve.v1.NodeControlService']);
+  /** When an operator last added a worker: holds off scale-down like an autoscaler scale-up. */
+  #lastManualAddAt: number | undefined;
 
   constructor(options: FlockServeOptions | Config, deps: FlockServeDeps = {}) {
     // A resolved Config passes through unchanged; partial options get defaults and validation.
@@ -77,11 +86,11 @@ export class FlockServe implements ControlPlane {
     this.#clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger(this.config.verbosity, undefined, this.config.logFormat as LogFormat);
     this.#startedAt = this.#clock.now();
-    this.#minWorkers = this.config.minWorkers;
-    this.#maxWorkers = this.config.maxWorkers;
-    if (this.#minWorkers > this.#maxWorkers) {
-      throw new ConfigError(`min_workers ${this.#minWorkers} is above max_workers ${this.#maxWorkers}`);
+    this.#bounds = { min: this.config.minWorkers, max: this.config.maxWorkers };
+    if (this.#bounds.min > this.#bounds.max) {
+      throw new ConfigError(`min_workers ${this.#bounds.min} is above max_workers ${this.#bounds.max}`);
     }
+    this.#events = new EventHub(this.#clock);
   }
 
   get nodeControlKey(): string | undefined {
@@ -94,7 +103,8 @@ export class FlockServe implements ControlPlane {
     const c = this.config;
     const task = await loadTask(c.skypilotTask);
     const port = taskPort(task, c.port);
-    const parts = this.#assemble(task);
+    const tls = await loadTls(c.tlsCert, c.tlsKey);
+    const parts = this.#assemble(task, tls);
     this.#parts = parts;
     // Fail before binding any port when the provisioner cannot work (e.g. `sky` is not installed).
     await parts.provisioner.start?.();
@@ -107,8 +117,11 @@ export class FlockServe implements ControlPlane {
       port: grpcPort,
       inference: createInferenceHandlers(parts.service, parts.telemetry.observer),
       nodeControl: createNodeControlHandlers(this, this.#clock),
+      health: createHealthHandlers(this.#health),
       maxMessageBytes: c.maxBodySize,
+      tls,
     });
+    this.#health.setAll(ServingStatus.SERVING);
 
     const adopted = await parts.fleet.adopt({ reinit: c.reinit });
     if (adopted.adopted.length > 0) this.log.info({ adopted: adopted.adopted }, 'adopted running workers');
@@ -122,14 +135,14 @@ export class FlockServe implements ControlPlane {
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
     return {
-      httpUrl: `http://${shown}:${httpPort}`,
+      httpUrl: `${tls ? 'https' : 'http'}://${shown}:${httpPort}`,
       httpPort,
       grpcAddress: `${shown}:${parts.grpc.port}`,
       grpcPort: parts.grpc.port,
     };
   }
 
-  #assemble(task: TaskSpec): Parts {
+  #assemble(task: TaskSpec, tls: TlsFiles | undefined): Parts {
     const c = this.config;
     const clock = this.#clock;
     const pool = new WorkerPool(clock);
@@ -214,6 +227,7 @@ export class FlockServe implements ControlPlane {
         `worker ${worker.name} ${worker.state}`,
       );
       if (worker.state === 'gone' && worker.url) void upstream.forget(worker.url);
+      this.#events.workerChanged({ worker, previous, reason });
     });
     const service = new InferenceService({
       admission,
@@ -245,15 +259,25 @@ export class FlockServe implements ControlPlane {
       clock,
       policy,
       intervalMs: c.autoscaleInterval * 1000,
-      snapshot: () =>
-        takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds: () => this.#bounds, config }),
-      // Every decision with its inputs at debug (and counted); the ones that change the fleet at info.
+      // A manual add holds off scale-down as an autoscaler scale-up does.
+      snapshot: () => ({
+        ...takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds: () => this.#bounds, config }),
+        ...(this.#lastManualAddAt === undefined ? {} : { lastScaleUpAt: this.#lastManualAddAt }),
+      }),
+      // Every decision with its inputs at debug (counted, and sent to WatchEvents); the ones that change the fleet at info.
       onDecision: (decision, snap) => {
         const current = activeWorkers(snap);
         telemetry.metrics.autoscalerEvaluated(
           decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none',
         );
         this.log.debug({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler decision');
+        this.#events.decision({
+          policy: policy.name,
+          currentWorkers: current,
+          desiredWorkers: decision.desired,
+          queueLengthRunningMean: snap.queueLengthMean,
+          reason: decision.reason,
+        });
       },
       apply: (desired, decision, snap) => {
         this.log.info({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler scales the fleet');
@@ -267,6 +291,7 @@ export class FlockServe implements ControlPlane {
       maxBodySize: c.maxBodySize,
       maxHeaderSize: c.maxHeaderSize,
       maxJsonDepth: c.maxJsonDepth,
+      tls,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
       observer: telemetry.observer,
       metricsText: () => telemetry.prometheusText(),
@@ -307,36 +332,6 @@ export class FlockServe implements ControlPlane {
       },
       clock: this.#clock,
     });
-  }
-
-  get #bounds(): { min: number; max: number } {
-    return { min: this.#minWorkers, max: this.#maxWorkers };
-  }
-
-  /**
-   * Changes [min_workers, max_workers] while running (gRPC SetScaleBounds, flockctl). The
-   * autoscaler decides at once, so the fleet moves into the new bounds without waiting for
-   * the next interval. Throws a ConfigError on bounds that are not whole numbers with
-   * 0 ≤ min ≤ max and max ≥ 1. Returns the bounds now in force.
-   */
-  setScaleBounds(min: number, max: number): { min: number; max: number } {
-    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max < 1 || min > max) {
-      throw new ConfigError(
-        `scale bounds must be whole numbers with 0 <= min <= max and max >= 1, got min ${min}, max ${max}`,
-      );
-    }
-    const before = this.#bounds;
-    this.#minWorkers = min;
-    this.#maxWorkers = max;
-    this.log.info({ from: before, to: { min, max } }, `scale bounds [${min}, ${max}]`);
-    if (this.#parts && !this.#closing) {
-      try {
-        this.#parts.autoscaler.evaluateNow();
-      } catch (err) {
-        this.log.error({ err }, 'autoscaler evaluation failed');
-      }
-    }
-    return this.#bounds;
   }
 
   #statusTimer: { cancel(): void } | undefined;
@@ -398,6 +393,94 @@ export class FlockServe implements ControlPlane {
     return this.#parts ? this.#parts.pool.list() : [];
   }
 
+  // ---- node control (gRPC NodeControl, flockctl, /add_new_node) ------------------------
+
+  /** The running parts, or shutting_down once close() began (or before run()). */
+  #live(): Parts {
+    if (!this.#parts || this.#closing) throw new GatewayError('shutting_down');
+    return this.#parts;
+  }
+
+  #known(p: Parts, name: string): Worker {
+    const w = p.pool.get(name);
+    if (w) return w;
+    const names = p.pool.list().map((x) => x.name);
+    throw new GatewayError('unknown_worker', {
+      message: `No worker is named ${name} (workers: ${names.length > 0 ? names.join(', ') : 'none'}).`,
+      param: 'name',
+    });
+  }
+
+  addWorker(name?: string): Worker {
+    const p = this.#live();
+    const chosen = name === undefined ? undefined : workerNameFor(name, this.config.workerNamePrefix);
+    if (chosen !== undefined && p.pool.get(chosen))
+      throw new GatewayError('worker_exists', { message: `A worker named ${chosen} already exists.`, param: 'name' });
+    const live = p.fleet.live().length;
+    if (live >= this.#bounds.max) {
+      throw new GatewayError('at_max_workers', {
+        message: `The fleet has ${live} workers and max_workers is ${this.#bounds.max}; raise it first (flockctl scale --max ${live + 1}).`,
+      });
+    }
+    let w: Worker;
+    try {
+      w = p.fleet.launch(chosen);
+    } catch (err) {
+      // A cluster of that name is still being torn down (the pool check above passed).
+      throw new GatewayError('worker_exists', { message: (err as Error).message, cause: err });
+    }
+    this.#lastManualAddAt = this.#clock.now();
+    this.log.info({ worker: w.name }, 'node control: worker added');
+    return w;
+  }
+
+  removeWorker(name?: string): Worker {
+    const p = this.#live();
+    const w = name === undefined ? leastLoaded(p.fleet.live()) : this.#known(p, name);
+    if (!w) throw new GatewayError('unknown_worker', { message: 'There is no worker to remove.' });
+    if (w.state === 'draining' || w.state === 'terminating') return w; // already leaving
+    p.fleet.remove(w.name).catch((err: unknown) => this.log.error({ err, worker: w.name }, 'removing a worker failed'));
+    this.log.info({ worker: w.name }, 'node control: removing worker');
+    return w;
+  }
+
+  drainWorker(name: string): Worker {
+    const p = this.#live();
+    const w = this.#known(p, name);
+    if (w.state === 'draining' || w.state === 'terminating') return w;
+    p.fleet.drain(w.name).catch((err: unknown) => this.log.error({ err, worker: w.name }, 'draining a worker failed'));
+    this.log.info({ worker: w.name }, 'node control: draining worker');
+    return w;
+  }
+
+  /**
+   * Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. The
+   * autoscaler decides at once with the new bounds rather than at its next tick.
+   */
+  setScaleBounds(min?: number, max?: number): ScaleBounds {
+    const next = { min: min ?? this.#bounds.min, max: max ?? this.#bounds.max };
+    const whole = (n: number): boolean => Number.isInteger(n) && n >= 0;
+    if (!whole(next.min) || !whole(next.max) || next.max < 1 || next.min > next.max) {
+      throw new GatewayError('bad_request', {
+        message: `scale bounds need 0 ≤ min_workers ≤ max_workers and max_workers ≥ 1, got min ${next.min}, max ${next.max}`,
+      });
+    }
+    this.#bounds = next;
+    this.log.info({ minWorkers: next.min, maxWorkers: next.max }, 'scale bounds changed');
+    if (this.#parts && !this.#closing) {
+      try {
+        this.#parts.autoscaler.evaluateNow();
+      } catch (err) {
+        this.log.error({ err }, 'autoscaler evaluation failed');
+      }
+    }
+    return { minWorkers: next.min, maxWorkers: next.max };
+  }
+
+  watch(listener: EventListener): () => void {
+    return this.#events.subscribe(listener);
+  }
+
   /**
    * Graceful stop: refuse new requests, let in-flight ones finish (up to drain_timeout),
    * then tear the workers down, or leave them running with keepWorkers (default: option
@@ -412,6 +495,7 @@ export class FlockServe implements ControlPlane {
     const p = this.#parts;
     if (!p) return;
     const graceMs = this.config.drainTimeout * 1000;
+    this.#health.setAll(ServingStatus.NOT_SERVING);
     p.autoscaler.stop();
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
@@ -470,6 +554,17 @@ function decisionFields(decision: ScaleDecision, s: ScaleSnapshot): Record<strin
     workers: s.workers,
     bounds: [s.minWorkers, s.maxWorkers],
   };
+}
+
+/** Whom an unnamed remove takes: the ready worker with the fewest requests in flight (the newest on a tie), else any live one. */
+function leastLoaded(live: Worker[]): Worker | undefined {
+  const ready = live.filter((w) => w.state === 'ready');
+  const pool = ready.length > 0 ? ready : live;
+  return pool.reduce<Worker | undefined>(
+    (best, w) =>
+      !best || w.inFlight < best.inFlight || (w.inFlight === best.inFlight && w.createdAt >= best.createdAt) ? w : best,
+    undefined,
+  );
 }
 
 interface Parts {

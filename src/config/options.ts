@@ -443,6 +443,16 @@ export const OPTIONS = {
     help: "target-tracking: seconds of the short mean checked every 2 s; above 2x the fleet's target load it scales up at once and not down (Knative panic mode).",
     origin: 'new',
   },
+  tls_cert: {
+    type: 'string',
+    help: 'PEM certificate (chain) file: with tls_key, both the HTTP and the gRPC listener serve TLS.',
+    origin: 'new',
+  },
+  tls_key: {
+    type: 'string',
+    help: 'PEM private key file of tls_cert.',
+    origin: 'new',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

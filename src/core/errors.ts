@@ -5,8 +5,9 @@
  *
  * gRPC codes are the numbers of @grpc/grpc-js's `status` enum (core does not import
  * grpc; test/unit/core/errors.test.ts checks the numbers against the enum):
- *   CANCELLED 1, INVALID_ARGUMENT 3, DEADLINE_EXCEEDED 4, NOT_FOUND 5, PERMISSION_DENIED 7,
- *   RESOURCE_EXHAUSTED 8, INTERNAL 13, UNAVAILABLE 14, UNAUTHENTICATED 16.
+ *   CANCELLED 1, INVALID_ARGUMENT 3, DEADLINE_EXCEEDED 4, NOT_FOUND 5, ALREADY_EXISTS 6,
+ *   PERMISSION_DENIED 7, RESOURCE_EXHAUSTED 8, FAILED_PRECONDITION 9, INTERNAL 13, UNAVAILABLE 14,
+ *   UNAUTHENTICATED 16.
  */
 
 export type OpenAIErrorType =
@@ -40,11 +41,14 @@ export const ERRORS = {
     type: 'authentication_error',
     message: 'A valid bearer key is required.',
   },
+  // FAILED_PRECONDITION, not PERMISSION_DENIED: no key would be accepted until the gateway's
+  // configuration changes, which is what the message tells the operator to do.
   node_control_disabled: {
     status: 403,
-    grpcCode: 7, // PERMISSION_DENIED
+    grpcCode: 9, // FAILED_PRECONDITION
     type: 'permission_error',
-    message: 'Node control is disabled: start the gateway with --node_control_key to enable it.',
+    message:
+      'Node control is disabled: start the gateway with --node_control_key (or FLOCKSERVE_NODE_CONTROL_KEY) to enable it.',
   },
   not_found: {
     status: 404,
@@ -70,6 +74,18 @@ export const ERRORS = {
     type: 'invalid_request_error',
     message: 'The request was not received in time.',
   },
+  worker_exists: {
+    status: 409,
+    grpcCode: 6, // ALREADY_EXISTS
+    type: 'invalid_request_error',
+    message: 'A worker with that name already exists.',
+  },
+  at_max_workers: {
+    status: 409,
+    grpcCode: 9, // FAILED_PRECONDITION
+    type: 'invalid_request_error',
+    message: 'The fleet is at max_workers; raise it first (flockctl scale --max N, or SetScaleBounds).',
+  },
   body_too_large: {
     status: 413,
     grpcCode: 8, // RESOURCE_EXHAUSTED (what gRPC uses for an oversized message)
@@ -88,6 +104,14 @@ export const ERRORS = {
     type: 'rate_limit_error',
     message: 'The gateway queue is full; retry later.',
     retryAfterSeconds: 1,
+  },
+  // A WatchEvents subscriber that does not read fast enough: its stream ends rather than
+  // the gateway buffering events for it without bound (it may reconnect and re-list).
+  watcher_too_slow: {
+    status: 429,
+    grpcCode: 8, // RESOURCE_EXHAUSTED
+    type: 'rate_limit_error',
+    message: 'The event watcher fell too far behind; reconnect and list the workers again.',
   },
   // 499 is nginx's "client closed request": nobody reads the answer, it is for logs and metrics.
   client_closed: {

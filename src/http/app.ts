@@ -9,6 +9,8 @@ import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../serv
 import { promptTextOf } from '../service/prompt.js';
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { forwardableHeaders } from '../upstream/client.js';
+import type { TlsFiles } from '../service/grpc-server.js';
+import { registerLegacyRoutes } from './legacy.js';
 import { INFERENCE_ROUTES } from './routes.js';
 
 export interface HttpAppOptions {
@@ -19,6 +21,8 @@ export interface HttpAppOptions {
   readonly maxHeaderSize?: number;
   /** Deepest JSON nesting accepted (option max_json_depth); default 64. */
   readonly maxJsonDepth?: number;
+  /** Serve HTTPS with this certificate and key. */
+  readonly tls?: TlsFiles | undefined;
   readonly log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Told about every inference request (metrics, tracing, request log). */
   readonly observer?: RequestObserver;
@@ -49,6 +53,8 @@ function wantsStream(req: FastifyRequest, body: JsonObject): boolean {
  */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
+    // The HTTPS server has the same API for everything the gateway uses (listen, close, connections).
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     bodyLimit: options.maxBodySize,
     http: { maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 },
     clientErrorHandler: answerClientError,
@@ -80,6 +86,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(await metricsText()),
     );
   }
+  registerLegacyRoutes(app, options.plane);
 
   for (const route of INFERENCE_ROUTES) {
     app.post(route.url, {

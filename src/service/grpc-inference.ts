@@ -1,4 +1,5 @@
 import {
+  Metadata,
   status as GrpcStatus,
   type ServerWritableStream,
   type ServerUnaryCall,
@@ -89,10 +90,18 @@ export function grpcStatusOfHttp(status: number): GrpcStatus {
 export interface GrpcError {
   code: GrpcStatus;
   details: string;
+  metadata?: Metadata;
 }
 
+/** Trailing metadata key that carries the catalogue code (e.g. unknown_worker), as OpenAI errors carry `code`. */
+export const ERROR_CODE_KEY = 'flockserve-error-code';
+
 export function toGrpcError(err: unknown): GrpcError {
-  if (err instanceof GatewayError) return { code: err.grpcCode as GrpcStatus, details: err.message };
+  if (err instanceof GatewayError) {
+    const metadata = new Metadata();
+    metadata.set(ERROR_CODE_KEY, err.code);
+    return { code: err.grpcCode as GrpcStatus, details: err.message, metadata };
+  }
   return { code: GrpcStatus.INTERNAL, details: err instanceof Error ? err.message : String(err) };
 }
 

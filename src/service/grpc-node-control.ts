@@ -1,41 +1,22 @@
-import { status as GrpcStatus, type Metadata, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Metadata, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
-import type { Worker } from '../core/pool.js';
-import type { WorkerState } from '../core/types.js';
-import {
-  WorkerState as ProtoWorkerState,
-  type NodeControlServiceServer,
-  type Worker as ProtoWorker,
+import { GatewayError } from '../core/errors.js';
+import type {
+  NodeControlServiceServer,
+  WatchEventsRequest,
+  WatchEventsResponse,
 } from '../gen/flockserve/v1/node_control.js';
 import { checkNodeControlKey } from './auth.js';
+import { BoundedWriter } from './bounded-writer.js';
 import { toGrpcError } from './grpc-inference.js';
 import type { ControlPlane } from './status.js';
+import { workerToProto } from './workers.js';
 
-const STATE: Record<WorkerState, ProtoWorkerState> = {
-  provisioning: ProtoWorkerState.WORKER_STATE_PROVISIONING,
-  starting: ProtoWorkerState.WORKER_STATE_STARTING,
-  ready: ProtoWorkerState.WORKER_STATE_READY,
-  not_ready: ProtoWorkerState.WORKER_STATE_NOT_READY,
-  draining: ProtoWorkerState.WORKER_STATE_DRAINING,
-  terminating: ProtoWorkerState.WORKER_STATE_TERMINATING,
-  gone: ProtoWorkerState.WORKER_STATE_GONE,
-  failed: ProtoWorkerState.WORKER_STATE_FAILED,
-};
+export { workerToProto } from './workers.js';
 
-export function workerToProto(w: Worker, clock: Clock, wallNowMs: number): ProtoWorker {
-  const now = clock.now();
-  return {
-    name: w.name,
-    state: STATE[w.state],
-    url: w.url ?? '',
-    inFlight: w.inFlight,
-    capacity: w.capacity,
-    ageSeconds: (now - w.createdAt) / 1000,
-    // The pool keeps clock time; convert to wall time for the client.
-    lastProbeUnixMs: w.lastProbeAt === undefined ? 0 : Math.round(wallNowMs - (now - w.lastProbeAt)),
-    totalRequests: w.totalRequests,
-    provisionerDetail: { ...w.detail },
-  };
+export interface NodeControlOptions {
+  /** Events a WatchEvents subscriber may fall behind before its stream is ended (default 1024). */
+  readonly watchBufferLimit?: number;
 }
 
 function authorize(plane: ControlPlane, md: Metadata): void {
@@ -58,24 +39,52 @@ function unary<Req, Res>(plane: ControlPlane, fn: (req: Req) => Res | Promise<Re
   };
 }
 
-const unimplemented =
-  (what: string) =>
-  (_call: unknown, cb?: (err: { code: GrpcStatus; details: string }) => void): void => {
-    const err = { code: GrpcStatus.UNIMPLEMENTED, details: `${what} is not implemented yet` };
-    if (cb) cb(err);
-    else (_call as { emit(e: string, v: unknown): void }).emit('error', err);
-  };
+/** proto3 `optional string name`: absent and empty both mean "not named". */
+const named = (name: string | undefined): string | undefined => (name === undefined || name === '' ? undefined : name);
 
-export function createNodeControlHandlers(plane: ControlPlane, clock: Clock): NodeControlServiceServer {
+export function createNodeControlHandlers(
+  plane: ControlPlane,
+  clock: Clock,
+  options: NodeControlOptions = {},
+): NodeControlServiceServer {
+  const limit = options.watchBufferLimit ?? 1024;
+  const proto = (w: Parameters<typeof workerToProto>[0]) => workerToProto(w, clock, Date.now());
+
   return {
     getStatus: unary(plane, () => plane.status()),
-    listWorkers: unary(plane, () => ({
-      workers: plane.workers().map((w) => workerToProto(w, clock, Date.now())),
-    })),
-    addWorker: unimplemented('AddWorker'),
-    removeWorker: unimplemented('RemoveWorker'),
-    drainWorker: unimplemented('DrainWorker'),
-    setScaleBounds: unimplemented('SetScaleBounds'),
-    watchEvents: unimplemented('WatchEvents'),
+    listWorkers: unary(plane, () => ({ workers: plane.workers().map(proto) })),
+    addWorker: unary(plane, (req) => ({ worker: proto(plane.addWorker(named(req.name))) })),
+    removeWorker: unary(plane, (req) => ({ worker: proto(plane.removeWorker(named(req.name))) })),
+    drainWorker: unary(plane, (req) => {
+      if (req.name === '') throw new GatewayError('bad_request', { message: 'name is required', param: 'name' });
+      return { worker: proto(plane.drainWorker(req.name)) };
+    }),
+    setScaleBounds: unary(plane, (req) => plane.setScaleBounds(req.minWorkers, req.maxWorkers)),
+    watchEvents(call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) {
+      try {
+        authorize(plane, call.metadata);
+      } catch (err) {
+        call.emit('error', toGrpcError(err));
+        return;
+      }
+      let unsubscribe = (): void => {};
+      const writer = new BoundedWriter<WatchEventsResponse>(call, limit, (behind) => {
+        unsubscribe();
+        call.emit(
+          'error',
+          toGrpcError(
+            new GatewayError('watcher_too_slow', {
+              message: `The event watcher fell ${behind} events behind; reconnect and list the workers again.`,
+            }),
+          ),
+        );
+      });
+      unsubscribe = plane.watch((event) => writer.push(event));
+      // 'cancelled' when the client goes away; 'close' covers a server shutdown ending the call.
+      call.on('cancelled', () => unsubscribe());
+      call.on('close', () => unsubscribe());
+      // Headers now: a client learns at once that it is subscribed (and authorized), not at the first event.
+      call.sendMetadata(new Metadata());
+    },
   };
 }

@@ -1,6 +1,14 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { InferenceServiceService, type InferenceServiceServer } from '../gen/flockserve/v1/inference.js';
 import { NodeControlServiceService, type NodeControlServiceServer } from '../gen/flockserve/v1/node_control.js';
+import { HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
+import { createReflection } from './reflection.js';
+
+/** PEM certificate chain and private key; both listeners use the same pair. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
 
 export interface GrpcListener {
   readonly port: number;
@@ -13,18 +21,24 @@ export async function startGrpcServer(options: {
   port: number;
   inference: InferenceServiceServer;
   nodeControl: NodeControlServiceServer;
+  /** grpc.health.v1.Health, for load balancers and probes. */
+  health: HealthServer;
   maxMessageBytes: number;
+  tls?: TlsFiles | undefined;
 }): Promise<GrpcListener> {
   const server = new Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
   });
   server.addService(InferenceServiceService, options.inference);
   server.addService(NodeControlServiceService, options.nodeControl);
+  server.addService(HealthService, options.health);
+  createReflection().addToServer(server);
+  const creds = options.tls
+    ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
+    : ServerCredentials.createInsecure();
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(`${host}:${options.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     port,

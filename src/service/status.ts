@@ -1,4 +1,5 @@
 import type { Worker } from '../core/pool.js';
+import type { EventListener } from './events.js';
 
 /** What GetStatus and `GET /` report; one snapshot, two renderings. */
 export interface GatewayStatus {
@@ -21,11 +22,30 @@ export interface GatewayStatus {
   readonly unterminatedClusters: string[];
 }
 
-/** The gateway as node control sees it. */
+export interface ScaleBounds {
+  readonly minWorkers: number;
+  readonly maxWorkers: number;
+}
+
+/**
+ * The gateway as node control sees it. The commands throw GatewayErrors (unknown_worker,
+ * worker_exists, at_max_workers, bad_request, shutting_down) and return the worker as it is
+ * right after the command took effect: add → provisioning, remove and drain → draining.
+ */
 export interface ControlPlane {
   status(): GatewayStatus;
   workers(): Worker[];
   readonly nodeControlKey: string | undefined;
+  /** Launches one more worker, `<prefix>-<n>` (or `n`), or the next free name. */
+  addWorker(name?: string): Worker;
+  /** Drains then terminates `name`, or the least-loaded ready worker; the target drops by one. */
+  removeWorker(name?: string): Worker;
+  /** Drains then terminates `name`; the target stays, so a replacement is launched. */
+  drainWorker(name: string): Worker;
+  /** Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. */
+  setScaleBounds(min?: number, max?: number): ScaleBounds;
+  /** Worker state changes and autoscaler decisions as they happen; returns unsubscribe. */
+  watch(listener: EventListener): () => void;
 }
 
 /** FlockServe's `GET /` JSON (same keys as the original, plus a few). */

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/resolve.js';
+import { GatewayError } from '../../../src/core/errors.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -65,7 +65,7 @@ describe('autoscaling end to end (local provisioner, simulator workers, real clo
   it('setScaleBounds changes [min, max] at run time and the fleet follows at once', async () => {
     t = await startGateway({ minWorkers: 1, maxWorkers: 1, autoscaleInterval: 3600 });
     const { gw } = t;
-    expect(gw.setScaleBounds(2, 3)).toEqual({ min: 2, max: 3 });
+    expect(gw.setScaleBounds(2, 3)).toEqual({ minWorkers: 2, maxWorkers: 3 });
     expect(gw.status()).toMatchObject({ minWorkers: 2, maxWorkers: 3 });
     // The hour-long interval shows the change does not wait for the next evaluation.
     await waitFor(() => gw.status().readyWorkerCount === 2, '2 ready workers after min 2');
@@ -80,7 +80,7 @@ describe('autoscaling end to end (local provisioner, simulator workers, real clo
       [0, 0],
       [1.5, 2],
     ] as const) {
-      expect(() => gw.setScaleBounds(min, max)).toThrow(ConfigError);
+      expect(() => gw.setScaleBounds(min, max)).toThrow(GatewayError);
     }
     expect(gw.status()).toMatchObject({ minWorkers: 0, maxWorkers: 1 });
   });

@@ -1,0 +1,85 @@
+import {
+  WorkerState,
+  workerStateToJSON,
+  type GetStatusResponse,
+  type WatchEventsResponse,
+  type Worker,
+} from '../gen/flockserve/v1/node_control.js';
+
+/** WORKER_STATE_NOT_READY → not_ready (the gateway's own state names). */
+export function stateName(s: WorkerState): string {
+  return workerStateToJSON(s)
+    .replace(/^WORKER_STATE_/, '')
+    .toLowerCase();
+}
+
+/** 75 → "1m15s", 7300 → "2h01m". */
+export function formatAge(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** Left-aligned columns separated by two spaces. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function workersTable(workers: readonly Worker[], nowMs: number): string {
+  if (workers.length === 0) return 'no workers';
+  const rows = workers.map((w) => [
+    w.name,
+    stateName(w.state),
+    w.url || '-',
+    `${w.inFlight}/${w.capacity}`,
+    formatAge(w.ageSeconds),
+    w.lastProbeUnixMs > 0 ? `${formatAge((nowMs - w.lastProbeUnixMs) / 1000)} ago` : '-',
+    String(w.totalRequests),
+    Object.entries(w.provisionerDetail)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+  ]);
+  return table(['NAME', 'STATE', 'URL', 'IN FLIGHT', 'AGE', 'LAST PROBE', 'REQUESTS', 'DETAIL'], rows);
+}
+
+export function statusText(s: GetStatusResponse): string {
+  const rows: [string, string][] = [
+    ['workers', `${s.workerCount} (${s.readyWorkerCount} ready)`],
+    ['scale bounds', `min ${s.minWorkers}, max ${s.maxWorkers}`],
+    ['queue', `${s.currentQueueLength} now (${s.gatewayQueueLength} waiting at the gateway)`],
+    ['queue running mean', s.queueLengthRunningMean.toFixed(2)],
+    ['requests', String(s.totalRequests)],
+    ['uptime', formatAge(s.uptimeSeconds)],
+    ['autoscaler', s.autoscaler],
+    ['load balancer', s.loadBalancer],
+    ['provisioner', s.provisioner],
+    ['worker names', s.workerNames.join(', ') || '-'],
+  ];
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(20)}${v}`).join('\n');
+}
+
+/** One line per event, e.g. "2025-01-02T03:04:05.678Z worker skypilot-worker-2 starting → ready (readiness probe passed)". */
+export function eventLine(e: WatchEventsResponse): string {
+  const at = new Date(e.unixMs).toISOString();
+  const ev = e.event;
+  if (ev?.$case === 'workerStateChanged') {
+    const { worker, previousState, reason } = ev.value;
+    const name = worker?.name ?? '?';
+    const to = stateName(worker?.state ?? WorkerState.WORKER_STATE_UNSPECIFIED);
+    const from = stateName(previousState);
+    const change = reason === 'added' ? `added (${to})` : `${from} → ${to}`;
+    return `${at} worker ${name} ${change}${reason && reason !== 'added' ? ` (${reason})` : ''}`;
+  }
+  if (ev?.$case === 'autoscalerDecision') {
+    const d = ev.value;
+    return `${at} autoscaler ${d.policy} ${d.currentWorkers} → ${d.desiredWorkers} workers, queue mean ${d.queueLengthRunningMean.toFixed(2)}: ${d.reason}`;
+  }
+  return `${at} unknown event`;
+}

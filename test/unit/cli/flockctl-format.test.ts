@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { eventLine, formatAge, table, workersTable } from '../../../src/cli/flockctl-format.js';
+import { WorkerState } from '../../../src/gen/flockserve/v1/node_control.js';
+
+describe('flockctl formatting', () => {
+  it.each([
+    [0, '0s'],
+    [59.9, '59s'],
+    [75, '1m15s'],
+    [3599, '59m59s'],
+    [7300, '2h01m'],
+    [-3, '0s'],
+  ])('formatAge(%d) = %s', (s, want) => expect(formatAge(s)).toBe(want));
+
+  it('aligns columns and leaves no trailing spaces', () => {
+    expect(
+      table(
+        ['A', 'BB', 'C'],
+        [
+          ['xxx', 'y', ''],
+          ['', 'zzzz', 'w'],
+        ],
+      ),
+    ).toBe('A    BB    C\nxxx  y\n     zzzz  w');
+  });
+
+  it('workersTable shows in-flight/capacity, ages and provisioner detail', () => {
+    const now = 1_700_000_010_000;
+    const w = {
+      name: 'skypilot-worker-1',
+      state: WorkerState.WORKER_STATE_NOT_READY,
+      url: '',
+      inFlight: 3,
+      capacity: 30,
+      ageSeconds: 125,
+      lastProbeUnixMs: now - 4_000,
+      totalRequests: 17,
+      provisionerDetail: { pid: '42', log: '/tmp/w.log' },
+    };
+    expect(workersTable([w], now).split('\n')[1]).toBe(
+      'skypilot-worker-1  not_ready  -    3/30       2m05s  4s ago      17        pid=42 log=/tmp/w.log',
+    );
+    expect(workersTable([], now)).toBe('no workers');
+  });
+
+  // [event, line after the timestamp]
+  const events: [Parameters<typeof eventLine>[0]['event'], string][] = [
+    [
+      {
+        $case: 'workerStateChanged',
+        value: {
+          worker: { name: 'w-2', state: WorkerState.WORKER_STATE_PROVISIONING } as never,
+          previousState: WorkerState.WORKER_STATE_PROVISIONING,
+          reason: 'added',
+        },
+      },
+      'worker w-2 added (provisioning)',
+    ],
+    [
+      {
+        $case: 'workerStateChanged',
+        value: {
+          worker: { name: 'w-2', state: WorkerState.WORKER_STATE_READY } as never,
+          previousState: WorkerState.WORKER_STATE_STARTING,
+          reason: 'readiness probe passed',
+        },
+      },
+      'worker w-2 starting → ready (readiness probe passed)',
+    ],
+    [
+      {
+        $case: 'autoscalerDecision',
+        value: {
+          policy: 'running-mean',
+          currentWorkers: 2,
+          desiredWorkers: 3,
+          queueLengthRunningMean: 30,
+          reason: 'up',
+        },
+      },
+      'autoscaler running-mean 2 → 3 workers, queue mean 30.00: up',
+    ],
+  ];
+  it.each(events)('eventLine %#', (event, want) => {
+    expect(eventLine({ unixMs: Date.UTC(2025, 0, 2, 3, 4, 5, 678), event })).toBe(`2025-01-02T03:04:05.678Z ${want}`);
+  });
+});
