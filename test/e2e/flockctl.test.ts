@@ -43,6 +43,8 @@ beforeAll(async () => {
   [t, off] = await Promise.all([
     startGateway({
       nodeControlKey: 'sekret',
+      // The assertions below quote this policy's decisions.
+      autoscaler: 'running-mean',
       minWorkers: 1,
       maxWorkers: 3,
       autoscaleInterval: 0.2,

@@ -38,6 +38,8 @@ const stateOf = (name: string): string | undefined => t.gw.workers().find((w) =>
 beforeAll(async () => {
   t = await startGateway({
     nodeControlKey: 'sekret',
+    // The assertions below quote this policy's name and decisions.
+    autoscaler: 'running-mean',
     minWorkers: 1,
     maxWorkers: 3,
     autoscaleInterval: 3600,
