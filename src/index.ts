@@ -7,6 +7,8 @@ import { createAutoscaler } from './core/autoscaler/registry.js';
 import { countWorkers } from './core/autoscaler/snapshot.js';
 import type { ScaleSnapshot } from './core/autoscaler/types.js';
 import { createBalancer } from './core/balancer/registry.js';
+import { isEngineLoadSink } from './core/balancer/types.js';
+import { ENGINE_LOAD_DEFAULTS } from './core/balancer/engine-load.js';
 import { seededRandom, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import { Fleet } from './core/fleet.js';
@@ -23,6 +25,7 @@ import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
 import { InferenceService } from './service/inference.js';
 import type { ControlPlane, GatewayStatus } from './service/status.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
+import { EngineMetricsScraper } from './upstream/engine-metrics.js';
 import { HttpProber } from './upstream/prober.js';
 import { UpstreamClient } from './upstream/client.js';
 
@@ -96,6 +99,7 @@ export class FlockServe implements ControlPlane {
     if (adopted.adopted.length > 0) this.log.info({ adopted: adopted.adopted }, 'adopted running workers');
     parts.fleet.scaleTo(Math.min(c.maxWorkers, Math.max(c.minWorkers, adopted.adopted.length)));
     parts.autoscaler.start();
+    parts.engineMetrics?.start();
     this.#scheduleStatusLine();
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
@@ -113,7 +117,25 @@ export class FlockServe implements ControlPlane {
     const pool = new WorkerPool(clock);
     const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
     const random = seededRandom(c.seed ?? Math.floor(Math.random() * 2 ** 32));
-    const balancer = createBalancer(c.loadBalancer);
+    const balancer = createBalancer(c.loadBalancer, {
+      clock,
+      cacheThreshold: c.cacheThreshold,
+      balanceAbsThreshold: c.balanceAbsThreshold,
+      balanceRelThreshold: c.balanceRelThreshold,
+      prefixTreeMaxChars: c.prefixTreeMaxChars,
+      sessionLoadFactor: c.sessionLoadFactor,
+      engineMetricsStaleMs: ENGINE_LOAD_DEFAULTS.staleIntervals * c.engineMetricsInterval * 1000,
+    });
+    // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
+    const engineMetrics = isEngineLoadSink(balancer)
+      ? new EngineMetricsScraper({
+          clock,
+          intervalMs: c.engineMetricsInterval * 1000,
+          workers: () => pool.readyWorkers(),
+          sink: balancer,
+          onError: (worker, err) => this.log.debug({ worker: worker.name, err }, 'engine metrics scrape failed'),
+        })
+      : undefined;
     // The provisioner and the admission queue call the fleet, which is made after them.
     const fleetRef: { current?: Fleet } = {};
     const provisioner =
@@ -191,7 +213,19 @@ export class FlockServe implements ControlPlane {
       maxBodySize: c.maxBodySize,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
     });
-    return { pool, tracker, admission, fleet, service, upstream, provisioner, autoscaler, http, grpc: undefined };
+    return {
+      pool,
+      tracker,
+      admission,
+      fleet,
+      service,
+      upstream,
+      provisioner,
+      autoscaler,
+      engineMetrics,
+      http,
+      grpc: undefined,
+    };
   }
 
   #createProvisioner(name: string, onWorkerLost: (name: string, reason: string) => void): Provisioner {
@@ -260,6 +294,7 @@ export class FlockServe implements ControlPlane {
     if (!p) return;
     const graceMs = this.config.drainTimeout * 1000;
     p.autoscaler.stop();
+    p.engineMetrics?.stop();
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
     // Keep-alive connections whose last response finished after close() began would hold the
@@ -287,6 +322,7 @@ interface Parts {
   readonly upstream: UpstreamClient;
   readonly provisioner: Provisioner;
   readonly autoscaler: AutoscalerController;
+  readonly engineMetrics: EngineMetricsScraper | undefined;
   readonly http: FastifyInstance;
   grpc: GrpcListener | undefined;
 }

@@ -3,6 +3,7 @@ import { GatewayError } from './errors.js';
 import type { LoadTracker } from './load-tracker.js';
 import type { Worker, WorkerPool } from './pool.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
+import { wireBalancer } from './balancer/wire.js';
 
 /** A slot on one worker, held while a request runs. `release` is idempotent. */
 export interface Lease {
@@ -59,12 +60,13 @@ export class Admission {
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
   readonly #tracker: LoadTracker;
-  readonly #random: Random;
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
   // A Set keeps insertion order (FIFO) and removes a timed-out waiter from the middle in O(1).
   readonly #waiters = new Set<Waiter>();
+  /** Reused for every pick, so dispatching a request allocates no context object. */
+  readonly #pickCtx: { sessionKey: string | undefined; promptText: string | undefined; random: Random };
   #closedWith: Error | undefined;
 
   constructor(opts: AdmissionOptions) {
@@ -72,10 +74,11 @@ export class Admission {
     this.#balancer = opts.balancer;
     this.#clock = opts.clock;
     this.#tracker = opts.tracker;
-    this.#random = opts.random;
     this.#maxQueueLength = opts.maxQueueLength;
     this.#onDemand = opts.onDemand;
     this.#retryAfterSeconds = opts.retryAfterSeconds;
+    this.#pickCtx = { sessionKey: undefined, promptText: undefined, random: opts.random };
+    wireBalancer(opts.pool, opts.balancer);
   }
 
   /** Requests waiting for a slot. */
@@ -141,9 +144,15 @@ export class Admission {
   }
 
   #pick(ctx: Omit<PickContext, 'random'>): Worker | undefined {
-    const candidates = this.#pool.candidates();
-    if (candidates.length === 0) return undefined;
-    return this.#balancer.pick(candidates, { ...ctx, random: this.#random });
+    const candidates = this.#pool.loads;
+    if (candidates.size === 0) return undefined;
+    const pc = this.#pickCtx;
+    pc.sessionKey = ctx.sessionKey;
+    pc.promptText = ctx.promptText;
+    const worker = this.#balancer.pick(candidates, pc);
+    pc.promptText = undefined; // do not keep a large prompt alive until the next pick
+    // A policy returning a full or not-ready worker is a bug; never exceed a worker's capacity for it.
+    return worker && candidates.has(worker) ? worker : candidates.leastLoaded(pc.random);
   }
 
   #lease(worker: Worker): Lease {

@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import { LoadIndex, type Candidates } from './load-index.js';
 import type { WorkerState } from './types.js';
 
 /**
@@ -46,10 +47,15 @@ export interface WorkerStateChange {
 
 export type PoolListener = (change: WorkerStateChange) => void;
 
+/** Told after a worker's in-flight count changed (a slot taken or given back). */
+export type LoadListener = (worker: Worker) => void;
+
 /** The set of workers and their states; the single place their state changes. */
 export class WorkerPool {
   readonly #workers = new Map<string, Worker>();
   readonly #listeners = new Set<PoolListener>();
+  readonly #loadListeners = new Set<LoadListener>();
+  readonly #index = new LoadIndex();
   readonly #clock: Clock;
 
   constructor(clock: Clock) {
@@ -72,6 +78,7 @@ export class WorkerPool {
       detail: {},
     };
     this.#workers.set(name, w);
+    if (state === 'ready') this.#index.add(w);
     this.#emit({ worker: w, previous: state, reason: 'added' });
     return w;
   }
@@ -98,6 +105,8 @@ export class WorkerPool {
     const previous = w.state;
     w.state = to;
     w.stateSince = this.#clock.now();
+    if (previous === 'ready') this.#index.remove(w);
+    if (to === 'ready') this.#index.add(w);
     if (to === 'gone') this.#workers.delete(name);
     this.#emit({ worker: w, previous, reason });
     return true;
@@ -107,13 +116,28 @@ export class WorkerPool {
   acquire(w: Worker): void {
     w.inFlight++;
     w.totalRequests++;
+    this.#index.update(w, 1);
+    for (const l of this.#loadListeners) l(w);
   }
 
   release(w: Worker): void {
-    if (w.inFlight > 0) w.inFlight--;
+    if (w.inFlight === 0) return;
+    w.inFlight--;
+    this.#index.update(w, -1);
+    for (const l of this.#loadListeners) l(w);
   }
 
-  /** Ready workers with a free slot: what a balancer chooses from. */
+  /** Ready workers indexed by load: what a balancer chooses from, in O(1) per question. */
+  get loads(): Candidates {
+    return this.#index;
+  }
+
+  /** Ready workers (full ones included), for balancers' membership hooks. */
+  readyWorkers(): Worker[] {
+    return this.#index.workers();
+  }
+
+  /** Ready workers with a free slot as a list, in insertion order (O(n); `loads` is the fast path). */
   candidates(): Worker[] {
     const out: Worker[] = [];
     for (const w of this.#workers.values()) if (w.state === 'ready' && w.inFlight < w.capacity) out.push(w);
@@ -130,6 +154,11 @@ export class WorkerPool {
   onChange(listener: PoolListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  onLoadChange(listener: LoadListener): () => void {
+    this.#loadListeners.add(listener);
+    return () => this.#loadListeners.delete(listener);
   }
 
   #emit(change: WorkerStateChange): void {

@@ -1,4 +1,10 @@
+import { EngineLoad } from './engine-load.js';
 import { LeastConnection } from './least-connection.js';
+import { PowerOfTwo } from './power-of-two.js';
+import { PrefixCache } from './prefix-cache.js';
+import { RandomPick } from './random.js';
+import { RoundRobin } from './round-robin.js';
+import { SessionAffinity } from './session-affinity.js';
 import type { BalancerFactory, BalancerOptions, BalancerPolicy } from './types.js';
 
 /**
@@ -7,7 +13,13 @@ import type { BalancerFactory, BalancerOptions, BalancerPolicy } from './types.j
  * This file must not import src/config (options.ts imports it).
  */
 export const BALANCERS = {
-  'least-connection': (opts) => new LeastConnection(opts),
+  'least-connection': () => new LeastConnection(),
+  'round-robin': () => new RoundRobin(),
+  random: () => new RandomPick(),
+  'power-of-two': () => new PowerOfTwo(),
+  'session-affinity': (opts) => new SessionAffinity(opts),
+  'prefix-cache': (opts) => new PrefixCache(opts),
+  'engine-load': (opts) => new EngineLoad(opts),
 } satisfies Record<string, BalancerFactory>;
 
 export type BalancerName = keyof typeof BALANCERS;
