@@ -13,6 +13,7 @@ import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { seededRandom } from '../core/clock.js';
+import { promptBlockHashes } from '../core/hashing.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../runtime/system-clock.js';
 import { EngineModel } from './engine-model.js';
@@ -71,6 +72,9 @@ export interface SimStats {
   readonly running: number;
   readonly waiting: number;
   readonly kvCacheUsage: number;
+  /** Prompt tokens looked up in the prefix cache and found there. */
+  readonly prefixCacheQueries: number;
+  readonly prefixCacheHits: number;
   readonly ready: boolean;
   readonly lastRequests: readonly RecordedRequest[];
 }
@@ -122,6 +126,7 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
       const handle = model.submit({
         promptTokens: gen.promptTokens,
         maxTokens: gen.maxTokens,
+        ...(gen.promptText === undefined ? {} : { promptBlocks: promptBlockHashes(gen.promptText) }),
         onToken: (i) => {
           if (res.destroyed) return;
           gen.onToken(i);
@@ -180,6 +185,8 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
       running: s.running,
       waiting: s.waiting,
       kvCacheUsage: s.kvCacheUsage,
+      prefixCacheQueries: s.prefixCacheQueries,
+      prefixCacheHits: s.prefixCacheHits,
       ready: isReady(),
       lastRequests: [...lastRequests],
     };
