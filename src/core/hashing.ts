@@ -32,16 +32,6 @@ export function hashString(text: string): number {
   return h >>> 0;
 }
 
-/** A second, independent 32-bit mix (multiply-xorshift), so two lanes make a 53-bit key. */
-function mix32(text: string, seed: number, from: number, to: number): number {
-  let h = seed >>> 0;
-  for (let i = from; i < to; i++) {
-    h = Math.imul(h ^ text.charCodeAt(i), 0x5bd1e995);
-    h ^= h >>> 15;
-  }
-  return h >>> 0;
-}
-
 /**
  * Chained block hashes of `text`, one per full block, each a safe integer (53 bits:
  * 32 bits of FNV-1a and 21 of a second mix), so collisions stay negligible: about
@@ -51,12 +41,18 @@ function mix32(text: string, seed: number, from: number, to: number): number {
  */
 export function promptBlockHashes(text: string, blockChars = PREFIX_BLOCK_CHARS): number[] {
   const out: number[] = [];
+  // Both lanes in one pass over the characters: lane a is FNV-1a, lane b a multiply-xorshift
+  // mix; each block's lanes start from the previous block's, which chains the prefix in.
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
   for (let end = blockChars; end <= text.length; end += blockChars) {
-    a = fnv1a(text, a, end - blockChars, end);
-    b = mix32(text, b ^ a, end - blockChars, end);
-    out.push(a * 0x200000 + (b >>> 11));
+    for (let i = end - blockChars; i < end; i++) {
+      const c = text.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+      b ^= b >>> 15;
+    }
+    out.push((a >>> 0) * 0x200000 + (b >>> 11));
   }
   return out;
 }
