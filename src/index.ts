@@ -133,7 +133,9 @@ export class FlockServe implements ControlPlane {
           intervalMs: c.engineMetricsInterval * 1000,
           workers: () => pool.readyWorkers(),
           sink: balancer,
-          onError: (worker, err) => this.log.debug({ worker: worker.name, err }, 'engine metrics scrape failed'),
+          onError: (worker, err) =>
+            this.log.warn({ worker: worker.name, err }, 'engine metrics scrape failing; its load counts as unknown'),
+          onRecover: (worker) => this.log.info({ worker: worker.name }, 'engine metrics scrape recovered'),
         })
       : undefined;
     // The provisioner and the admission queue call the fleet, which is made after them.

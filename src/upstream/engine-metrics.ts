@@ -74,8 +74,13 @@ export interface EngineMetricsScraperOptions {
   readonly path?: string;
   /** A scrape slower than this fails (the sample is unknown). Default: the interval. */
   readonly timeoutMs?: number;
-  /** Called once per failed scrape (the policy already treats it as unknown). */
+  /**
+   * Called when a worker's scrapes start failing (not again until one succeeds): the policy
+   * treats it as unknown meanwhile, and a log line per second per worker would drown the log.
+   */
   readonly onError?: (worker: Worker, err: unknown) => void;
+  /** Called when a worker whose scrapes failed answers again. */
+  readonly onRecover?: (worker: Worker) => void;
 }
 
 /**
@@ -89,6 +94,7 @@ export class EngineMetricsScraper {
   #timer: TimerHandle | undefined;
   #stopped = false;
   readonly #abort = new AbortController();
+  readonly #failing = new WeakSet<Worker>();
 
   constructor(options: EngineMetricsScraperOptions) {
     this.#o = options;
@@ -130,9 +136,13 @@ export class EngineMetricsScraper {
       });
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`GET /metrics answered ${res.statusCode}`);
+      if (this.#failing.delete(w)) this.#o.onRecover?.(w);
       return parseEngineMetrics(text);
     } catch (err) {
-      if (!this.#stopped) this.#o.onError?.(w, err);
+      if (!this.#stopped && !this.#failing.has(w)) {
+        this.#failing.add(w);
+        this.#o.onError?.(w, err);
+      }
       return undefined;
     }
   }

@@ -43,6 +43,8 @@ describe('EngineMetricsScraper against the engine simulator', () => {
     expect(rounds[0]!.has(dead)).toBe(true);
     expect(rounds[0]!.get(dead)).toBeUndefined();
     expect(errors).toEqual(['dead']);
+    await scraper.scrapeOnce();
+    expect(errors).toEqual(['dead']); // reported once until it recovers, not once per round
     scraper.stop();
     await sim.close();
     await Promise.allSettled(requests);
