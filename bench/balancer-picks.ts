@@ -130,7 +130,13 @@ ${rows.join('\n')}
   search on a ring of 100 points per worker, O(log n); engine-load is a heap, O(log n).
 - prefix-cache hashes the prompt (mean ${meanPromptChars.toLocaleString('en')} characters here: multi-turn
   histories) and looks its blocks up: O(prompt length), independent of the number of workers.
-  Its cycle also records the prompt in the chosen worker's tree.
+  Its cycle also records the prompt in the chosen worker's tree; with more workers more of
+  those records are new blocks rather than touches of blocks the worker already holds (the
+  trees are still filling during the run), which is what grows with the fleet, not the lookup.
+- Growth that remains at 1,000 workers for the O(1)/O(log n) policies is memory, not work:
+  1,000 workers' entries (and session-affinity's 100,000 ring points) no longer fit in the
+  CPU caches. The machine is shared (load average 5–13): numbers move ±50% between runs; the
+  scan's 100× growth from 10 to 1,000 workers does not.
 
 Command: \`npx tsc -p tsconfig.build.json && npx vite-node bench/balancer-picks.ts\`
 `;
