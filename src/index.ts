@@ -8,7 +8,8 @@ import { AutoscalerController } from './core/autoscaler/controller.js';
 import { createAutoscaler } from './core/autoscaler/registry.js';
 import type { ScaleDecision, ScaleSnapshot } from './core/autoscaler/types.js';
 import { activeWorkers, scaleConfig, takeSnapshot } from './core/autoscaler/snapshot.js';
-import { createBalancer } from './core/balancer/registry.js';
+import { balancerOptions, createBalancer } from './core/balancer/registry.js';
+import { isEngineLoadSink } from './core/balancer/types.js';
 import { seededRandom, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import { Fleet } from './core/fleet.js';
@@ -31,6 +32,7 @@ import type { ControlPlane, GatewayStatus, ScaleBounds } from './service/status.
 import { workerNameFor } from './service/workers.js';
 import { createLogger, type LogFormat, type Logger } from './telemetry/logger.js';
 import { Telemetry } from './telemetry/telemetry.js';
+import { EngineMetricsScraper } from './upstream/engine-metrics.js';
 import { HttpProber } from './upstream/prober.js';
 import { UpstreamClient } from './upstream/client.js';
 
@@ -131,6 +133,7 @@ export class FlockServe implements ControlPlane {
     const kept = adopted.adopted.length + adopted.reinitialized.length;
     parts.fleet.scaleTo(Math.min(c.maxWorkers, Math.max(c.minWorkers, kept)));
     parts.autoscaler.start();
+    parts.engineMetrics?.start();
     this.#scheduleStatusLine();
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
@@ -149,7 +152,19 @@ export class FlockServe implements ControlPlane {
     const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
     const panicTracker = tracker.withWindow(c.panicWindow * 1000);
     const random = seededRandom(c.seed ?? Math.floor(Math.random() * 2 ** 32));
-    const balancer = createBalancer(c.loadBalancer);
+    const balancer = createBalancer(c.loadBalancer, balancerOptions(c, clock));
+    // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
+    const engineMetrics = isEngineLoadSink(balancer)
+      ? new EngineMetricsScraper({
+          clock,
+          intervalMs: c.engineMetricsInterval * 1000,
+          workers: () => pool.readyWorkers(),
+          sink: balancer,
+          onError: (worker, err) =>
+            this.log.warn({ worker: worker.name, err }, 'engine metrics scrape failing; its load counts as unknown'),
+          onRecover: (worker) => this.log.info({ worker: worker.name }, 'engine metrics scrape recovered'),
+        })
+      : undefined;
     // The provisioner and the admission queue call the fleet, which is made after them.
     const fleetRef: { current?: Fleet } = {};
     const provisioner =
@@ -306,6 +321,7 @@ export class FlockServe implements ControlPlane {
       upstream,
       provisioner,
       autoscaler,
+      engineMetrics,
       http,
       telemetry,
       grpc: undefined,
@@ -497,6 +513,7 @@ export class FlockServe implements ControlPlane {
     const graceMs = this.config.drainTimeout * 1000;
     this.#health.setAll(ServingStatus.NOT_SERVING);
     p.autoscaler.stop();
+    p.engineMetrics?.stop();
     this.#statusTimer?.cancel();
     p.admission.close(new GatewayError('shutting_down'));
     // Keep-alive connections whose last response finished after close() began would hold the
@@ -577,6 +594,7 @@ interface Parts {
   readonly upstream: UpstreamClient;
   readonly provisioner: Provisioner;
   readonly autoscaler: AutoscalerController;
+  readonly engineMetrics: EngineMetricsScraper | undefined;
   readonly http: FastifyInstance;
   readonly telemetry: Telemetry;
   grpc: GrpcListener | undefined;

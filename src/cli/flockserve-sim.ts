@@ -39,6 +39,7 @@ Engine options:
   --token-interval MS  fixed time between tokens, ms (overrides the decode profile)
   --max-num-seqs N     most sequences in one batch (default 256)
   --prefill-tps N      prompt tokens prefilled per second (default 10000)
+  --prefix-cache-tokens N  prompt tokens the prefix cache keeps (LRU; default 440000; 0 = off)
   --seed N             seed of error draws and generated words (default 0)
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
@@ -100,6 +101,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'token-interval': { type: 'string' },
         'max-num-seqs': { type: 'string' },
         'prefill-tps': { type: 'string' },
+        'prefix-cache-tokens': { type: 'string' },
         seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -112,6 +114,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
   const startupDelay = num('startup-delay', values['startup-delay'], { min: 0 });
   const maxNumSeqs = num('max-num-seqs', values['max-num-seqs'], { integer: true, min: 1 });
   const prefillTps = num('prefill-tps', values['prefill-tps'], { min: Number.MIN_VALUE });
+  const prefixCacheTokens = num('prefix-cache-tokens', values['prefix-cache-tokens'], { integer: true, min: 0 });
   return {
     host: values.host ?? env.FLOCKSERVE_WORKER_HOST ?? '127.0.0.1',
     port: num('port', portText, { integer: true, min: 0, max: 65535 }),
@@ -129,6 +132,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     profile: {
       ...(maxNumSeqs === undefined ? {} : { maxNumSeqs }),
       ...(prefillTps === undefined ? {} : { prefillTokensPerSecond: prefillTps }),
+      ...(prefixCacheTokens === undefined ? {} : { prefixCacheTokens }),
     },
   };
 }

@@ -8,7 +8,10 @@
 
 import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';
 import { DEFAULT_TARGET_QUEUE_PER_WORKER } from '../core/autoscaler/target-tracking.js';
+import { ENGINE_LOAD_DEFAULTS } from '../core/balancer/engine-load.js';
+import { PREFIX_CACHE_DEFAULTS } from '../core/balancer/prefix-cache.js';
 import { BALANCER_NAMES } from '../core/balancer/registry.js';
+import { SESSION_AFFINITY_DEFAULTS } from '../core/balancer/session-affinity.js';
 import { PROVISIONER_NAMES } from '../provisioners/registry.js';
 
 export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'json' | 'list';
@@ -228,7 +231,7 @@ export const OPTIONS = {
     type: 'string',
     default: 'least-connection',
     choices: BALANCER_NAMES,
-    help: 'How a request picks among ready workers with a free slot (least-connection: lowest in-flight/capacity, ties at random).',
+    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (user field or x-session-id), prefix-cache (longest prompt-prefix match while balanced), engine-load (in flight plus the engines' /metrics).",
     origin: 'new',
   },
   autoscaler: {
@@ -451,6 +454,49 @@ export const OPTIONS = {
   tls_key: {
     type: 'string',
     help: 'PEM private key file of tls_cert.',
+    origin: 'new',
+  },
+  cache_threshold: {
+    type: 'number',
+    default: PREFIX_CACHE_DEFAULTS.cacheThreshold,
+    min: 0,
+    max: 1,
+    help: 'prefix-cache: route to the worker with the longest prompt-prefix match only when the match covers more than this fraction of the prompt.',
+    origin: 'new',
+  },
+  balance_abs_threshold: {
+    type: 'int',
+    default: PREFIX_CACHE_DEFAULTS.balanceAbsThreshold,
+    min: 0,
+    help: 'prefix-cache: the fleet counts as imbalanced (route to the least loaded, ignoring prefixes) when max - min requests in flight per worker exceeds this ...',
+    origin: 'new',
+  },
+  balance_rel_threshold: {
+    type: 'number',
+    default: PREFIX_CACHE_DEFAULTS.balanceRelThreshold,
+    min: 1,
+    help: '... and the most loaded worker has more than this many times the requests in flight of the least loaded.',
+    origin: 'new',
+  },
+  prefix_tree_max_chars: {
+    type: 'int',
+    default: PREFIX_CACHE_DEFAULTS.prefixTreeMaxChars,
+    min: 64,
+    help: 'prefix-cache: prompt characters remembered per worker; the least recently routed are forgotten beyond it.',
+    origin: 'new',
+  },
+  session_load_factor: {
+    type: 'number',
+    default: SESSION_AFFINITY_DEFAULTS.sessionLoadFactor,
+    min: 1,
+    help: "session-affinity: a session's worker is skipped for the next on the hash ring when it has ceil(this x the mean in flight per worker) requests.",
+    origin: 'new',
+  },
+  engine_metrics_interval: {
+    type: 'number',
+    default: ENGINE_LOAD_DEFAULTS.engineMetricsInterval,
+    min: 0.05,
+    help: `engine-load: seconds between scrapes of each ready worker's /metrics; samples older than ${ENGINE_LOAD_DEFAULTS.staleIntervals} intervals count as unknown.`,
     origin: 'new',
   },
 } as const satisfies Record<string, OptionSpec>;

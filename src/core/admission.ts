@@ -3,6 +3,7 @@ import { GatewayError } from './errors.js';
 import type { LoadTracker } from './load-tracker.js';
 import type { Worker, WorkerPool } from './pool.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
+import { wireBalancer } from './balancer/wire.js';
 
 /** A slot on one worker, held while a request runs. `release` is idempotent. */
 export interface Lease {
@@ -76,6 +77,23 @@ export function eligible(pool: WorkerPool, exclude: ReadonlySet<string> | undefi
   return candidates.filter((w) => !exclude.has(w.name));
 }
 
+/** The worker with the lowest inFlight/capacity in `list`, ties uniformly at random (one pass, reservoir sampling). */
+function leastLoadedOf(list: readonly Worker[], random: Random): Worker | undefined {
+  let best: Worker | undefined;
+  let ties = 0;
+  for (const w of list) {
+    // Compare inFlight/capacity cross-multiplied, so 1/3 and 2/6 tie exactly.
+    const cmp = best === undefined ? -1 : w.inFlight * best.capacity - best.inFlight * w.capacity;
+    if (cmp < 0) {
+      best = w;
+      ties = 1;
+    } else if (cmp === 0 && random() * ++ties < 1) {
+      best = w;
+    }
+  }
+  return best;
+}
+
 /** Worker states that will (or may again) take traffic without a new launch. */
 const LIVE_STATES = ['ready', 'starting', 'provisioning', 'not_ready'] as const;
 
@@ -92,13 +110,14 @@ export class Admission {
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
   readonly #tracker: LoadTracker;
-  readonly #random: Random;
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
   readonly #coldStartTimeoutMs: number | undefined;
   // A Set keeps insertion order (FIFO) and removes a timed-out waiter from the middle in O(1).
   readonly #waiters = new Set<Waiter>();
+  /** Reused for every pick, so dispatching a request allocates no context object. */
+  readonly #pickCtx: { sessionKey: string | undefined; promptText: string | undefined; random: Random };
   #closedWith: Error | undefined;
 
   constructor(opts: AdmissionOptions) {
@@ -106,11 +125,12 @@ export class Admission {
     this.#balancer = opts.balancer;
     this.#clock = opts.clock;
     this.#tracker = opts.tracker;
-    this.#random = opts.random;
     this.#maxQueueLength = opts.maxQueueLength;
     this.#onDemand = opts.onDemand;
     this.#retryAfterSeconds = opts.retryAfterSeconds;
     this.#coldStartTimeoutMs = opts.coldStartTimeoutMs;
+    this.#pickCtx = { sessionKey: undefined, promptText: undefined, random: opts.random };
+    wireBalancer(opts.pool, opts.balancer);
   }
 
   /** Requests waiting for a slot. */
@@ -205,9 +225,17 @@ export class Admission {
   }
 
   #pick(ctx: Omit<PickContext, 'random'>): Worker | undefined {
-    const candidates = eligible(this.#pool, ctx.exclude);
-    if (candidates.length === 0) return undefined;
-    return this.#balancer.pick(candidates, { ...ctx, random: this.#random });
+    const candidates = this.#pool.loads;
+    if (candidates.size === 0) return undefined;
+    const pc = this.#pickCtx;
+    // A retry (rare) goes to the least-loaded serving worker it has not failed on, past the policy.
+    if (ctx.exclude && ctx.exclude.size > 0) return leastLoadedOf(eligible(this.#pool, ctx.exclude), pc.random);
+    pc.sessionKey = ctx.sessionKey;
+    pc.promptText = ctx.promptText;
+    const worker = this.#balancer.pick(candidates, pc);
+    pc.promptText = undefined; // do not keep a large prompt alive until the next pick
+    // A policy returning a full or not-ready worker is a bug; never exceed a worker's capacity for it.
+    return worker && candidates.has(worker) ? worker : candidates.leastLoaded(pc.random);
   }
 
   #lease(worker: Worker, waitedMs: number): Lease {

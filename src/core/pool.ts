@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import { LoadIndex, type Candidates } from './load-index.js';
 import type { WorkerState } from './types.js';
 
 /**
@@ -52,10 +53,15 @@ export interface WorkerStateChange {
 
 export type PoolListener = (change: WorkerStateChange) => void;
 
+/** Told after a worker's in-flight count changed (a slot taken or given back). */
+export type LoadListener = (worker: Worker) => void;
+
 /** The set of workers and their states; the single place their state changes. */
 export class WorkerPool {
   readonly #workers = new Map<string, Worker>();
   readonly #listeners = new Set<PoolListener>();
+  readonly #loadListeners = new Set<LoadListener>();
+  readonly #index = new LoadIndex();
   readonly #clock: Clock;
 
   constructor(clock: Clock) {
@@ -79,6 +85,7 @@ export class WorkerPool {
       ejected: false,
     };
     this.#workers.set(name, w);
+    if (state === 'ready') this.#index.add(w);
     this.#emit({ worker: w, previous: state, reason: 'added' });
     return w;
   }
@@ -105,6 +112,9 @@ export class WorkerPool {
     const previous = w.state;
     w.state = to;
     w.stateSince = this.#clock.now();
+    // The load index holds the serving workers: ready and not ejected.
+    if (previous === 'ready') this.#index.remove(w);
+    if (to === 'ready' && !w.ejected) this.#index.add(w);
     if (to === 'gone') this.#workers.delete(name);
     this.#emit({ worker: w, previous, reason });
     return true;
@@ -115,6 +125,10 @@ export class WorkerPool {
     const w = this.#workers.get(name);
     if (!w || w.ejected === ejected) return false;
     w.ejected = ejected;
+    if (w.state === 'ready') {
+      if (ejected) this.#index.remove(w);
+      else this.#index.add(w);
+    }
     return true;
   }
 
@@ -129,13 +143,28 @@ export class WorkerPool {
   acquire(w: Worker): void {
     w.inFlight++;
     w.totalRequests++;
+    this.#index.update(w, 1);
+    for (const l of this.#loadListeners) l(w);
   }
 
   release(w: Worker): void {
-    if (w.inFlight > 0) w.inFlight--;
+    if (w.inFlight === 0) return;
+    w.inFlight--;
+    this.#index.update(w, -1);
+    for (const l of this.#loadListeners) l(w);
   }
 
-  /** Ready, not ejected workers with a free slot: what a balancer chooses from. */
+  /** Serving workers (ready, not ejected) indexed by load: what a balancer chooses from, in O(1) per question. */
+  get loads(): Candidates {
+    return this.#index;
+  }
+
+  /** Serving workers (ready, not ejected; full ones included), for balancers' membership hooks. */
+  readyWorkers(): Worker[] {
+    return this.#index.workers();
+  }
+
+  /** Serving workers with a free slot as a list, in insertion order (O(n); `loads` is the fast path). */
   candidates(): Worker[] {
     const out: Worker[] = [];
     for (const w of this.#workers.values())
@@ -153,6 +182,11 @@ export class WorkerPool {
   onChange(listener: PoolListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  onLoadChange(listener: LoadListener): () => void {
+    this.#loadListeners.add(listener);
+    return () => this.#loadListeners.delete(listener);
   }
 
   #emit(change: WorkerStateChange): void {

@@ -104,6 +104,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   if (body.stream !== true) {
     ctx.generate(res, {
       promptTokens,
+      promptText,
       maxTokens,
       onToken: () => {},
       onDone: (reason) =>
@@ -163,6 +164,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   };
   ctx.generate(res, {
     promptTokens,
+    promptText,
     maxTokens,
     onToken: (i) => {
       sendRole();
@@ -199,11 +201,14 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
 export function handleCompletions(ctx: SimContext, body: Body, res: ServerResponse): void {
   const prompt = body.prompt;
   let promptTokens: number;
+  // Token-id prompts have no text: they skip the prefix cache.
+  let promptText: string | undefined = typeof prompt === 'string' ? prompt : undefined;
   if (typeof prompt === 'string') promptTokens = estimateTokens(prompt);
   else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number'))
     promptTokens = prompt.length;
   else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string')) {
-    promptTokens = estimateTokens(prompt.join('\n'));
+    promptText = prompt.join('\n');
+    promptTokens = estimateTokens(promptText);
   } else return badRequest(res, 'prompt: Field required (a string, a list of strings or a list of token ids).');
   const maxTokens = readMaxTokens(body);
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
@@ -215,6 +220,7 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
   if (body.stream !== true) {
     ctx.generate(res, {
       promptTokens,
+      promptText,
       maxTokens,
       onToken: () => {},
       onDone: (reason) =>
@@ -255,6 +261,7 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
   let pending = '';
   ctx.generate(res, {
     promptTokens,
+    promptText,
     maxTokens,
     onToken: (i) => {
       pending += ctx.tokenText(i);

@@ -18,6 +18,25 @@ export function renderMetrics(modelName: string, s: EngineStats): string {
   metric('vllm:prompt_tokens_total', 'counter', 'Number of prefill tokens processed.', s.promptTokens);
   metric('vllm:generation_tokens_total', 'counter', 'Number of generation tokens processed.', s.generationTokens);
   metric('vllm:request_success_total', 'counter', 'Count of successfully processed requests.', s.completed);
+  // Newer vLLM counts prefix-cache queries and hits in tokens; older vLLM exported only a hit-rate gauge.
+  metric(
+    'vllm:prefix_cache_queries_total',
+    'counter',
+    'Prefix cache queries, in terms of number of queried tokens.',
+    s.prefixCacheQueries,
+  );
+  metric(
+    'vllm:prefix_cache_hits_total',
+    'counter',
+    'Prefix cache hits, in terms of number of cached tokens.',
+    s.prefixCacheHits,
+  );
+  metric(
+    'vllm:gpu_prefix_cache_hit_rate',
+    'gauge',
+    'GPU prefix cache block hit rate.',
+    s.prefixCacheQueries === 0 ? 0 : s.prefixCacheHits / s.prefixCacheQueries,
+  );
   metric('tgi_queue_size', 'gauge', 'Number of requests waiting in the queue.', s.waiting, '');
   metric('tgi_batch_current_size', 'gauge', 'Current batch size.', s.running, '');
   return lines.join('\n') + '\n';

@@ -15,6 +15,7 @@ import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { seededRandom } from '../core/clock.js';
+import { promptBlockHashes } from '../core/hashing.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../runtime/system-clock.js';
 import { EngineModel } from './engine-model.js';
@@ -85,6 +86,9 @@ export interface SimStats {
   readonly running: number;
   readonly waiting: number;
   readonly kvCacheUsage: number;
+  /** Prompt tokens looked up in the prefix cache and found there. */
+  readonly prefixCacheQueries: number;
+  readonly prefixCacheHits: number;
   readonly ready: boolean;
   readonly lastRequests: readonly RecordedRequest[];
 }
@@ -139,6 +143,7 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
       const handle = model.submit({
         promptTokens: gen.promptTokens,
         maxTokens: gen.maxTokens,
+        ...(gen.promptText === undefined ? {} : { promptBlocks: promptBlockHashes(gen.promptText) }),
         onToken: (i) => {
           if (res.destroyed) return;
           if (options.hangMidStream && i > 0) return; // silent from the second token on
@@ -209,6 +214,8 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
       running: s.running,
       waiting: s.waiting,
       kvCacheUsage: s.kvCacheUsage,
+      prefixCacheQueries: s.prefixCacheQueries,
+      prefixCacheHits: s.prefixCacheHits,
       ready: isReady(),
       lastRequests: [...lastRequests],
     };

@@ -5,6 +5,8 @@ import type { EngineModel, FinishReason } from './engine-model.js';
 export interface Generation {
   readonly promptTokens: number;
   readonly maxTokens: number;
+  /** The prompt as text, hashed into blocks for the engine's prefix cache. */
+  readonly promptText?: string;
   onToken(index: number): void;
   onDone(reason: FinishReason): void;
   onError(error: Error): void;

@@ -68,6 +68,7 @@ export function handleGenerate(ctx: SimContext, body: Body, res: ServerResponse)
   if (!p) return;
   ctx.generate(res, {
     promptTokens: p.promptTokens,
+    promptText: p.inputs,
     maxTokens: p.maxTokens,
     onToken: () => {},
     onDone: (reason) => {
@@ -91,6 +92,7 @@ export function handleGenerateStream(ctx: SimContext, body: Body, res: ServerRes
   const sse = new SseWriter(res, 'data:');
   ctx.generate(res, {
     promptTokens: p.promptTokens,
+    promptText: p.inputs,
     maxTokens: p.maxTokens,
     onToken: (i) => {
       // TGI numbers stream events from 1; the last one waits for onDone to carry generated_text.

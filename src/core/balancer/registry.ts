@@ -1,4 +1,12 @@
+import { EngineLoad } from './engine-load.js';
 import { LeastConnection } from './least-connection.js';
+import { PowerOfTwo } from './power-of-two.js';
+import { PrefixCache } from './prefix-cache.js';
+import { RandomPick } from './random.js';
+import { RoundRobin } from './round-robin.js';
+import { SessionAffinity } from './session-affinity.js';
+import type { Clock } from '../clock.js';
+import { ENGINE_LOAD_DEFAULTS } from './engine-load.js';
 import type { BalancerFactory, BalancerOptions, BalancerPolicy } from './types.js';
 
 /**
@@ -7,7 +15,13 @@ import type { BalancerFactory, BalancerOptions, BalancerPolicy } from './types.j
  * This file must not import src/config (options.ts imports it).
  */
 export const BALANCERS = {
-  'least-connection': (opts) => new LeastConnection(opts),
+  'least-connection': () => new LeastConnection(),
+  'round-robin': () => new RoundRobin(),
+  random: () => new RandomPick(),
+  'power-of-two': () => new PowerOfTwo(),
+  'session-affinity': (opts) => new SessionAffinity(opts),
+  'prefix-cache': (opts) => new PrefixCache(opts),
+  'engine-load': (opts) => new EngineLoad(opts),
 } satisfies Record<string, BalancerFactory>;
 
 export type BalancerName = keyof typeof BALANCERS;
@@ -22,4 +36,27 @@ export function isBalancerName(name: string): name is BalancerName {
 export function createBalancer(name: string, opts: BalancerOptions = {}): BalancerPolicy {
   if (!isBalancerName(name)) throw new Error(`unknown load balancer "${name}"; one of ${BALANCER_NAMES.join(', ')}`);
   return BALANCERS[name](opts);
+}
+
+/** The policies' knobs from the resolved options (seconds → ms), for the gateway and the simulation alike. */
+export function balancerOptions(
+  c: {
+    readonly cacheThreshold: number;
+    readonly balanceAbsThreshold: number;
+    readonly balanceRelThreshold: number;
+    readonly prefixTreeMaxChars: number;
+    readonly sessionLoadFactor: number;
+    readonly engineMetricsInterval: number;
+  },
+  clock: Clock,
+): BalancerOptions {
+  return {
+    clock,
+    cacheThreshold: c.cacheThreshold,
+    balanceAbsThreshold: c.balanceAbsThreshold,
+    balanceRelThreshold: c.balanceRelThreshold,
+    prefixTreeMaxChars: c.prefixTreeMaxChars,
+    sessionLoadFactor: c.sessionLoadFactor,
+    engineMetricsStaleMs: ENGINE_LOAD_DEFAULTS.staleIntervals * c.engineMetricsInterval * 1000,
+  };
 }

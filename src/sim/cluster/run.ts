@@ -16,7 +16,7 @@ import { AutoscalerController } from '../../core/autoscaler/controller.js';
 import { createAutoscaler } from '../../core/autoscaler/registry.js';
 import { activeWorkers, scaleConfig, takeSnapshot } from '../../core/autoscaler/snapshot.js';
 import { Admission } from '../../core/admission.js';
-import { createBalancer } from '../../core/balancer/registry.js';
+import { balancerOptions, createBalancer } from '../../core/balancer/registry.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
 import { GatewayError } from '../../core/errors.js';
 import { Fleet } from '../../core/fleet.js';
@@ -120,7 +120,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   });
   const admission: Admission = new Admission({
     pool,
-    balancer: createBalancer(c.loadBalancer),
+    balancer: createBalancer(c.loadBalancer, balancerOptions(c, clock)),
     clock,
     tracker,
     random,

@@ -54,14 +54,17 @@ describe('flockserve-sim CLI', () => {
 
   it('maps flags onto simulator options', () => {
     const o = parseSimArgs(
-      ['--startup-delay', '1.5', '--max-num-seqs', '4', '--prefill-tps', '500', '--token-interval', '3', '--hang'],
+      [
+        ...['--startup-delay', '1.5', '--max-num-seqs', '4', '--prefill-tps', '500', '--token-interval', '3'],
+        ...['--prefix-cache-tokens', '0', '--hang'],
+      ],
       {},
     );
     expect(o).toMatchObject({
       startupDelayMs: 1500,
       tokenIntervalMs: 3,
       hang: 'all',
-      profile: { maxNumSeqs: 4, prefillTokensPerSecond: 500 },
+      profile: { maxNumSeqs: 4, prefillTokensPerSecond: 500, prefixCacheTokens: 0 },
     });
   });
 

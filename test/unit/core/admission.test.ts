@@ -369,3 +369,31 @@ describe('eligible: retries go to another worker when one exists', () => {
     expect(pool.get(failed)!.inFlight).toBe(0);
   });
 });
+
+describe('Admission with outlier ejection and the load index', () => {
+  it('an ejected worker leaves the candidates at once and returns when readmitted', async () => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    for (const name of ['a', 'b']) {
+      pool.add(name, 2);
+      pool.setState(name, 'starting', 'test');
+      pool.setState(name, 'ready', 'test');
+    }
+    const admission = new Admission({
+      pool,
+      balancer: new LeastConnection(),
+      clock,
+      tracker: new LoadTracker(clock, 60_000),
+      random: seededRandom(1),
+      maxQueueLength: 10,
+    });
+    pool.setEjected('a', true);
+    const picked: string[] = [];
+    for (let i = 0; i < 2; i++) picked.push((await admission.acquire({ ctx: {}, timeoutMs: 0 })).worker.name);
+    expect(picked).toEqual(['b', 'b']);
+    // b is full and a is ejected: nothing to take.
+    await expect(admission.acquire({ ctx: {}, timeoutMs: 0 })).rejects.toMatchObject({ code: 'queue_timeout' });
+    pool.setEjected('a', false);
+    expect((await admission.acquire({ ctx: {}, timeoutMs: 0 })).worker.name).toBe('a');
+  });
+});

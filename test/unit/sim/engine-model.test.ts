@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
-import { DEFAULT_PROFILE, EngineModel } from '../../../src/sim/engine-model.js';
+import { promptBlockHashes } from '../../../src/core/hashing.js';
+import { DEFAULT_PROFILE, EngineModel, PREFIX_BLOCK_TOKENS } from '../../../src/sim/engine-model.js';
 import type { EngineProfile, FinishReason } from '../../../src/sim/engine-model.js';
 
 /** Round numbers so the expected times below can be read off by hand. */
@@ -182,5 +183,67 @@ describe('EngineModel timeline', () => {
     clock.advance(1000);
     // first: 0 → 20; follow-up admitted at 20: 20 + 10 + 10 = 40.
     expect(follow?.tokens).toEqual([40]);
+  });
+});
+
+describe('EngineModel prefix cache', () => {
+  /** 1 prompt token = 1 ms of prefill; the cache holds 4 blocks of 16 tokens. */
+  const CACHED: EngineProfile = { ...PROFILE, maxNumSeqs: 8, prefixCacheTokens: 4 * PREFIX_BLOCK_TOKENS };
+
+  function firstToken(model: EngineModel, clock: VirtualClock, promptTokens: number, promptBlocks?: number[]) {
+    const start = clock.now();
+    let at = -1;
+    model.submit({
+      promptTokens,
+      maxTokens: 1,
+      promptBlocks,
+      onToken: () => (at = clock.now() - start),
+      onDone: () => {},
+    });
+    clock.advance(10_000);
+    return at;
+  }
+
+  /** [label, blocks of the earlier prompt, blocks of the next, TTFT of the next (10 ms step + uncached tokens)] */
+  const table: [string, number[] | undefined, number[] | undefined, number][] = [
+    ['no earlier prompt: the whole prefill', undefined, [1, 2, 3, 4, 5], 10 + 100],
+    ['a shared leading run of 3 blocks skips 48 tokens', [1, 2, 3, 9], [1, 2, 3, 4, 5], 10 + 100 - 48],
+    ['only the leading run counts (block 1 differs)', [1, 2, 3], [7, 2, 3], 10 + 100],
+    [
+      '6 blocks seen, 4 kept: the root end of the prefix survives',
+      [1, 2, 3, 4, 5, 6],
+      [1, 2, 3, 4, 5, 6],
+      10 + 100 - 64,
+    ],
+    ['without block hashes no lookup happens', [1, 2, 3], undefined, 10 + 100],
+  ];
+  it.each(table)('%s', (_label, earlier, next, ttft) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(CACHED, clock);
+    if (earlier) firstToken(model, clock, 100, earlier);
+    expect(firstToken(model, clock, 100, next)).toBe(ttft);
+  });
+
+  it('counts queried and hit tokens as vLLM does, never the whole prompt', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(CACHED, clock);
+    firstToken(model, clock, 40, [1, 2]); // 32 tokens in 2 blocks
+    firstToken(model, clock, 32, [1, 2]); // all 32 cached, but one token is always computed
+    expect(model.stats()).toMatchObject({ prefixCacheQueries: 72, prefixCacheHits: 31 });
+  });
+
+  it('prefixCacheTokens 0 turns it off', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...CACHED, prefixCacheTokens: 0 }, clock);
+    firstToken(model, clock, 100, [1, 2, 3]);
+    expect(firstToken(model, clock, 100, [1, 2, 3])).toBe(110);
+  });
+
+  it('cuts text into the same blocks as the balancer (shared hashing)', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(CACHED, clock);
+    const text = 'a'.repeat(64 * 3 + 10); // 3 whole blocks
+    firstToken(model, clock, 51, promptBlockHashes(text));
+    expect(firstToken(model, clock, 51, promptBlockHashes(text + ' more'))).toBe(10 + 51 - 48);
   });
 });

@@ -1,0 +1,58 @@
+import { VirtualClock } from '../../src/core/clock.js';
+import type { BalancerPolicy } from '../../src/core/balancer/types.js';
+import { wireBalancer } from '../../src/core/balancer/wire.js';
+import { WorkerPool, type Worker } from '../../src/core/pool.js';
+import type { WorkerState } from '../../src/core/types.js';
+
+/** [name, in flight, capacity, state (default ready)] */
+export type WorkerSpec = readonly [string, number, number, WorkerState?];
+
+export interface PolicyBench {
+  readonly pool: WorkerPool;
+  readonly clock: VirtualClock;
+  readonly workers: Worker[];
+  byName(name: string): Worker;
+}
+
+/**
+ * A pool of workers in the given states and loads, wired to `policy` as Admission wires it
+ * (membership and load hooks), so a test can call policy.pick(pool.loads, ctx) directly.
+ */
+export function policyBench(
+  policy: BalancerPolicy,
+  spec: readonly WorkerSpec[],
+  clock = new VirtualClock(),
+): PolicyBench {
+  const pool = new WorkerPool(clock);
+  wireBalancer(pool, policy);
+  const workers = spec.map(([name, inFlight, capacity, state]) => {
+    const early = state === 'provisioning' || state === 'starting';
+    const w = pool.add(name, capacity, early ? state : 'starting');
+    w.url = `http://127.0.0.1:1/${name}`;
+    if (early) return w;
+    pool.setState(name, 'ready', 'test');
+    for (let i = 0; i < inFlight; i++) pool.acquire(w);
+    if (state && state !== 'ready') pool.setState(name, state, 'test');
+    return w;
+  });
+  return {
+    pool,
+    clock,
+    workers,
+    byName: (name) => {
+      const w = pool.get(name);
+      if (!w) throw new Error(`no worker ${name}`);
+      return w;
+    },
+  };
+}
+
+/** χ² statistic of observed counts against a uniform expectation. */
+export function chiSquareUniform(counts: readonly number[]): number {
+  const total = counts.reduce((a, b) => a + b, 0);
+  const expected = total / counts.length;
+  return counts.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
+}
+
+/** P(χ² > x) = 0.001 with 4 degrees of freedom (5 categories). */
+export const CHI2_4DF_0_001 = 18.47;

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../../src/core/clock.js';
+import { PrefixCache } from '../../../../src/core/balancer/prefix-cache.js';
+import type { Worker } from '../../../../src/core/pool.js';
+import { policyBench, type PolicyBench } from '../../../helpers/balancer.js';
+
+const SYSTEM = 'You are FlockBot. Answer in one short paragraph and cite nothing. '.repeat(4); // 264 chars
+const history = (session: number, turns: number) =>
+  SYSTEM +
+  Array.from({ length: turns }, (_, t) => `user ${session} turn ${t}: ${'tell me more. '.repeat(12)}`).join('');
+
+/** Sets a worker's in-flight count through the pool, as real traffic would. */
+function load(b: PolicyBench, name: string, n: number): void {
+  const w = b.byName(name);
+  while (w.inFlight < n) b.pool.acquire(w);
+  while (w.inFlight > n) b.pool.release(w);
+}
+
+describe('PrefixCache', () => {
+  it('sends each turn of a conversation where the previous turns went (balanced fleet)', () => {
+    const policy = new PrefixCache();
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 0, 30],
+      ['c', 0, 30],
+      ['d', 0, 30],
+    ]);
+    const random = seededRandom(4);
+    const home = new Map<number, Worker>();
+    // 12 concurrent conversations (no shared system prompt), 5 turns; slots are held for a turn.
+    const conversation = (s: number, turns: number) => `conversation ${s}. ` + history(s, turns).slice(SYSTEM.length);
+    for (let turn = 1; turn <= 5; turn++) {
+      for (let s = 0; s < 12; s++) {
+        const w = policy.pick(b.pool.loads, { promptText: conversation(s, turn), random })!;
+        if (turn === 1) home.set(s, w);
+        else expect(w).toBe(home.get(s));
+        b.pool.acquire(w);
+      }
+      for (const w of b.workers) load(b, w.name, 0);
+    }
+    // The first turns had nothing to match and were spread by load: 3 conversations per worker.
+    expect(b.workers.map((w) => [...home.values()].filter((h) => h === w).length)).toEqual([3, 3, 3, 3]);
+  });
+
+  it('keeps the fleet within its balance thresholds when every conversation shares a system prompt', () => {
+    const policy = new PrefixCache({ balanceAbsThreshold: 8 });
+    const b = policyBench(
+      policy,
+      ['a', 'b', 'c', 'd'].map((n) => [n, 0, 30] as const),
+    );
+    const random = seededRandom(9);
+    for (let s = 0; s < 100; s++) {
+      b.pool.acquire(policy.pick(b.pool.loads, { promptText: history(s, 1), random })!);
+      // One pick past the threshold at most: max − min ≤ 8 + 1.
+      expect(b.pool.loads.maxInFlight - b.pool.loads.minInFlight).toBeLessThanOrEqual(9);
+    }
+    expect(b.pool.loads.minInFlight).toBeGreaterThan(15);
+  });
+
+  /**
+   * Worker a served the conversation; [label, in flight on a, on b, abs, rel, expected worker].
+   * Imbalanced = max − min > abs AND max > rel × min.
+   */
+  const table: [string, number, number, number, number, string][] = [
+    ['balanced: follow the prefix', 3, 0, 8, 1.5, 'a'],
+    ['spread 9 > 8 and 10 > 1.5 × 1: imbalanced → least loaded', 10, 1, 8, 1.5, 'b'],
+    ['spread 7 ≤ 8: still balanced', 10, 3, 8, 1.5, 'a'],
+    ['spread 3 > 2 but 12 ≤ 1.5 × 9: balanced', 12, 9, 2, 1.5, 'a'],
+    ['spread 3 > 2 and 12 > 1.2 × 9: imbalanced', 12, 9, 2, 1.2, 'b'],
+    ['the prefix holder is full: least loaded', 30, 25, 64, 1.5, 'b'],
+  ];
+  it.each(table)('%s', (_label, onA, onB, abs, rel, want) => {
+    const policy = new PrefixCache({ balanceAbsThreshold: abs, balanceRelThreshold: rel });
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(5);
+    expect(policy.pick(b.pool.loads, { promptText: history(1, 1), random })!.name).toBe('a');
+    load(b, 'a', onA);
+    load(b, 'b', onB);
+    expect(policy.pick(b.pool.loads, { promptText: history(1, 2), random })!.name).toBe(want);
+  });
+
+  it('a match below cache_threshold goes to the least loaded', () => {
+    const policy = new PrefixCache({ cacheThreshold: 0.3 });
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(6);
+    const first = SYSTEM + 'x'.repeat(100); // 364 chars: 5 whole blocks of 64
+    expect(policy.pick(b.pool.loads, { promptText: first, random })!.name).toBe('a');
+    load(b, 'a', 2);
+    // Only the system prompt's 4 whole blocks match: 256 / 1,264 = 0.2 < 0.3.
+    expect(policy.pick(b.pool.loads, { promptText: SYSTEM + 'y'.repeat(1000), random })!.name).toBe('b');
+    // All 5 of the first prompt's blocks: 320 / 664 = 0.48 > 0.3 → back to a.
+    expect(policy.pick(b.pool.loads, { promptText: first + 'z'.repeat(300), random })!.name).toBe('a');
+  });
+
+  it('forgets the least recently routed prompts beyond prefix_tree_max_chars', () => {
+    const policy = new PrefixCache({ prefixTreeMaxChars: 64 * 20 });
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(7);
+    const old = 'o'.repeat(64 * 8);
+    expect(policy.pick(b.pool.loads, { promptText: old, random })!.name).toBe('a');
+    for (let i = 0; i < 3; i++) {
+      load(b, 'a', 0);
+      policy.pick(b.pool.loads, { promptText: `${i}`.repeat(64 * 8), random });
+    }
+    expect(policy.treeChars(b.byName('a'))).toBeLessThanOrEqual(64 * 20);
+    // a: 0 in flight, b: 1 — the old prompt would stick to a if remembered; make b the least loaded.
+    load(b, 'a', 2);
+    load(b, 'b', 0);
+    expect(policy.pick(b.pool.loads, { promptText: old, random })!.name).toBe('b');
+  });
+
+  it('forgets a worker that leaves', () => {
+    const policy = new PrefixCache();
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(8);
+    policy.pick(b.pool.loads, { promptText: history(2, 3), random });
+    expect(policy.treeChars(b.byName('a'))).toBeGreaterThan(0);
+    b.pool.setState('a', 'draining', 'scale down');
+    expect(policy.treeChars(b.byName('a'))).toBe(0);
+    expect(policy.pick(b.pool.loads, { promptText: history(2, 4), random })!.name).toBe('b');
+  });
+
+  it('rejects knobs out of range, naming the option', () => {
+    expect(() => new PrefixCache({ cacheThreshold: 1.5 })).toThrow(/cache_threshold/);
+    expect(() => new PrefixCache({ balanceRelThreshold: 0.5 })).toThrow(/balance_rel_threshold/);
+    expect(() => new PrefixCache({ prefixTreeMaxChars: 10 })).toThrow(/prefix_tree_max_chars/);
+  });
+});
