@@ -12,22 +12,17 @@
  * (vllm:prefix_cache_hits / vllm:prefix_cache_queries over all 4 workers).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { seededRandom } from '../src/core/clock.js';
 import { BALANCER_NAMES } from '../src/core/balancer/registry.js';
 import { chatMessages, multiTurnSessions, type ChatMessage } from '../src/sim/workloads/multi-turn.js';
+import { CONV, MULTI_TURN, convSlice } from './lib/balancing-workloads.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const TRACE = resolve(ROOT, '../../shared/traces/azure-llm-2023-conv.csv');
 const WORKERS = 4;
-
-// The workloads, sized for a shared 2-core machine: about a minute each.
-const MULTI_TURN = { seed: 11, sessions: 60, sessionsPerSecond: 2 } as const;
-/** Trace slice: from minute 10, 60 s of arrivals replayed 2× faster; replies capped at 300 tokens. */
-const CONV = { fromSeconds: 600, seconds: 60, speedup: 2, maxReplyTokens: 300 } as const;
 
 const agent = new Agent({ connections: 512, keepAliveTimeout: 30_000 });
 
@@ -217,41 +212,20 @@ const multiTurn: Workload = async (url) => {
   return { samples, errors };
 };
 
-interface TraceRow {
-  readonly atMs: number;
-  readonly contextTokens: number;
-  readonly generatedTokens: number;
-}
-
-/** A minimal reader of TIMESTAMP,ContextTokens,GeneratedTokens (the conv trace), as offsets from its first row. */
-function readTrace(path: string): TraceRow[] {
-  const lines = readFileSync(path, 'utf8').trim().split('\n').slice(1);
-  let first: number | undefined;
-  return lines.map((line) => {
-    const [ts, ctx, gen] = line.split(',');
-    // "2023-11-16 18:15:46.6805900": Date parses milliseconds only, so drop the extra digits.
-    const ms = Date.parse(ts!.replace(' ', 'T').slice(0, 23) + 'Z');
-    first ??= ms;
-    return { atMs: ms - first, contextTokens: Number(ctx), generatedTokens: Number(gen) };
-  });
-}
-
 /** Open loop at the trace's (sped-up) arrival times; each prompt is unique text of the trace's length. */
 const convTrace: Workload = async (url) => {
-  const from = CONV.fromSeconds * 1000;
-  const rows = readTrace(TRACE).filter((r) => r.atMs >= from && r.atMs < from + CONV.seconds * 1000);
+  const rows = await convSlice();
   const random = seededRandom(5);
   const samples: Sample[] = [];
   let errors = 0;
   const t0 = performance.now();
   await Promise.all(
     rows.map(async (r, i) => {
-      await sleepUntil(t0 + (r.atMs - from) / CONV.speedup);
+      await sleepUntil(t0 + r.arrivalMs / CONV.speedup);
       let text = `[trace request ${i}]`;
-      while (text.length < r.contextTokens * 4) text += ` w${Math.floor(random() * 1e6)}`;
-      const maxTokens = Math.max(1, Math.min(CONV.maxReplyTokens, r.generatedTokens));
+      while (text.length < r.promptTokens * 4) text += ` w${Math.floor(random() * 1e6)}`;
       try {
-        samples.push((await chat(url, [{ role: 'user', content: text }], maxTokens, undefined, t0)).sample);
+        samples.push((await chat(url, [{ role: 'user', content: text }], r.outputTokens, undefined, t0)).sample);
       } catch {
         errors++;
       }

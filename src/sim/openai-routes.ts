@@ -60,6 +60,11 @@ function messageText(content: unknown): string {
   return '';
 }
 
+/** A chat request's prompt as the simulator reads it: the messages' text, one per line. */
+export function chatPromptText(messages: readonly unknown[]): string {
+  return messages.map((m) => messageText(asRecord(m)?.content)).join('\n');
+}
+
 function requestedModel(ctx: SimContext, body: Body): string {
   // vLLM echoes the requested name; the simulator serves any name so gateways can pass theirs through.
   return typeof body.model === 'string' && body.model !== '' ? body.model : ctx.modelName;
@@ -94,7 +99,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   }
   const maxTokens = readMaxTokens(body);
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
-  const promptText = body.messages.map((m) => messageText(asRecord(m)?.content)).join('\n');
+  const promptText = chatPromptText(body.messages);
   const promptTokens = estimateTokens(promptText);
   if (tooLong(ctx, res, promptTokens, maxTokens)) return;
   const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;

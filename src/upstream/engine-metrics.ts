@@ -81,6 +81,11 @@ export interface EngineMetricsScraperOptions {
   readonly onError?: (worker: Worker, err: unknown) => void;
   /** Called when a worker whose scrapes failed answers again. */
   readonly onRecover?: (worker: Worker) => void;
+  /**
+   * How one worker's sample is taken (it may reject: the sample is unknown). Default: GET its
+   * `path` and parse the engine's metrics; the virtual-time simulation reads its engine models.
+   */
+  readonly sample?: (worker: Worker, signal: AbortSignal) => Promise<EngineLoadSample | undefined>;
 }
 
 /**
@@ -128,16 +133,10 @@ export class EngineMetricsScraper {
   }
 
   async #scrape(w: Worker): Promise<EngineLoadSample | undefined> {
-    if (!w.url) return undefined;
     try {
-      const res = await request(w.url.replace(/\/+$/, '') + (this.#o.path ?? '/metrics'), {
-        method: 'GET',
-        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#o.timeoutMs ?? this.#o.intervalMs)]),
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`GET /metrics answered ${res.statusCode}`);
+      const sample = await (this.#o.sample ?? this.#fetch)(w, this.#abort.signal);
       if (this.#failing.delete(w)) this.#o.onRecover?.(w);
-      return parseEngineMetrics(text);
+      return sample;
     } catch (err) {
       if (!this.#stopped && !this.#failing.has(w)) {
         this.#failing.add(w);
@@ -146,4 +145,15 @@ export class EngineMetricsScraper {
       return undefined;
     }
   }
+
+  readonly #fetch = async (w: Worker, signal: AbortSignal): Promise<EngineLoadSample | undefined> => {
+    if (!w.url) return undefined;
+    const res = await request(w.url.replace(/\/+$/, '') + (this.#o.path ?? '/metrics'), {
+      method: 'GET',
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.timeoutMs ?? this.#o.intervalMs)]),
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`GET /metrics answered ${res.statusCode}`);
+    return parseEngineMetrics(text);
+  };
 }

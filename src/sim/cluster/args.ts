@@ -1,5 +1,6 @@
 import { OPTIONS, camelName, type Config, type OptionName, type OptionSpec } from '../../config/options.js';
 import { ConfigError, coerce, formatDefault, resolveOptions } from '../../config/resolve.js';
+import { MULTI_TURN_DEFAULTS, type MultiTurnOptions } from '../workloads/multi-turn.js';
 import { LAUNCH_DELAY_DISTRIBUTIONS, type LaunchDelayDistribution } from './launch-delay.js';
 
 /** The gateway options a simulation honours; they mean the same as for `flockserve` and come from its table. */
@@ -23,20 +24,42 @@ export const SIM_GATEWAY_OPTIONS = [
   'worker_probe_interval',
   'worker_unhealthy_timeout',
   'drain_timeout',
+  'cache_threshold',
+  'balance_abs_threshold',
+  'balance_rel_threshold',
+  'prefix_tree_max_chars',
+  'session_load_factor',
+  'engine_metrics_interval',
 ] as const satisfies readonly OptionName[];
 
 interface SimFlag {
-  readonly type: 'string' | 'number' | 'int' | 'bool';
+  /** range: two whole numbers MIN-MAX ("4-8"), MIN <= MAX. */
+  readonly type: 'string' | 'number' | 'int' | 'bool' | 'range';
   readonly help: string;
-  readonly default?: string | number | boolean;
+  readonly default?: string | number | boolean | Range;
   readonly min?: number;
   /** The value must be strictly greater than `min`. */
   readonly exclusiveMin?: boolean;
   readonly choices?: readonly string[];
+  /** A multi-turn knob: only with --workload multi-turn. */
+  readonly multiTurn?: boolean;
 }
+
+type Range = readonly [min: number, max: number];
+
+export const WORKLOADS = ['trace', 'multi-turn'] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
+const MT = MULTI_TURN_DEFAULTS;
 
 /** Flags only the simulation has. */
 export const SIM_FLAGS = {
+  workload: {
+    type: 'string',
+    default: 'trace',
+    choices: WORKLOADS,
+    help: 'What is sent: the arrivals of --trace, or multi-turn chat sessions (each turn resends the growing history over a shared system prompt, once the previous reply is back).',
+  },
   trace: {
     type: 'string',
     help: 'CSV trace: TIMESTAMP,ContextTokens,GeneratedTokens (Azure LLM inference trace format).',
@@ -83,6 +106,44 @@ export const SIM_FLAGS = {
     default: false,
     help: 'After the last request, run on until the fleet is back at min_workers; report that tail and its cost apart.',
   },
+  sessions: { type: 'int', default: MT.sessions, min: 1, multiTurn: true, help: 'Multi-turn: chat sessions started.' },
+  session_rate: {
+    type: 'number',
+    default: MT.sessionsPerSecond,
+    min: 0,
+    exclusiveMin: true,
+    multiTurn: true,
+    help: 'Multi-turn: mean session starts per second (Poisson).',
+  },
+  turns: { type: 'range', default: MT.turns, min: 1, multiTurn: true, help: 'Multi-turn: turns per session, MIN-MAX.' },
+  system_prompt_tokens: {
+    type: 'int',
+    default: MT.systemPromptTokens,
+    min: 0,
+    multiTurn: true,
+    help: 'Multi-turn: tokens of the system prompt every session shares.',
+  },
+  user_tokens: {
+    type: 'range',
+    default: MT.userTokens,
+    min: 1,
+    multiTurn: true,
+    help: 'Multi-turn: tokens of each user message, MIN-MAX.',
+  },
+  reply_tokens: {
+    type: 'range',
+    default: MT.replyTokens,
+    min: 1,
+    multiTurn: true,
+    help: 'Multi-turn: max_tokens of each reply, MIN-MAX.',
+  },
+  think_time: {
+    type: 'number',
+    default: MT.thinkMs / 1000,
+    min: 0,
+    multiTurn: true,
+    help: 'Multi-turn: mean seconds between a reply and the next user message (exponential).',
+  },
   timeline: { type: 'string', default: 'simulation-timeline.csv', help: 'Where the timeline CSV is written.' },
   chart: { type: 'string', default: 'simulation-chart.svg', help: 'Where the SVG chart is written.' },
   json: { type: 'bool', default: false, help: 'Print the summary as JSON instead of a table.' },
@@ -91,8 +152,12 @@ export const SIM_FLAGS = {
 type SimFlagName = keyof typeof SIM_FLAGS;
 
 export interface SimArgs {
-  readonly trace: string;
+  readonly workload: WorkloadName;
+  /** The trace file (workload trace). */
+  readonly trace: string | undefined;
   readonly timeScale: number;
+  /** The generator's options (workload multi-turn), seeded with the simulation's seed. */
+  readonly multiTurn: MultiTurnOptions;
   readonly provisionDelayS: number;
   readonly provisionDelayDist: LaunchDelayDistribution;
   readonly provisionDelayCv: number;
@@ -115,7 +180,7 @@ const GATEWAY = new Set<string>(SIM_GATEWAY_OPTIONS);
 /** `flockserve simulate` argv → arguments; throws ConfigError naming the flag. */
 export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
   if (argv.includes('--help') || argv.includes('-h')) return 'help';
-  const sim = new Map<SimFlagName, string | number | boolean>();
+  const sim = new Map<SimFlagName, string | number | boolean | Range>();
   const gateway: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -142,16 +207,38 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
       throw new ConfigError(`${flag} is a gateway option the simulation does not use (see --help)`);
     } else throw new ConfigError(`unknown option ${flag} (see --help)`);
   }
+  const workload = (sim.get('workload') ?? 'trace') as WorkloadName;
   const trace = sim.get('trace');
-  if (typeof trace !== 'string' || trace === '') throw new ConfigError('--trace FILE is required');
+  if (workload === 'trace') {
+    if (typeof trace !== 'string' || trace === '') throw new ConfigError('--trace FILE is required');
+    for (const [name] of sim)
+      if ((SIM_FLAGS[name] as SimFlag).multiTurn)
+        throw new ConfigError(`--${name.replaceAll('_', '-')} is a multi-turn knob: add --workload multi-turn`);
+  } else {
+    if (trace !== undefined) throw new ConfigError('--trace is for --workload trace, not multi-turn');
+    if (sim.has('time_scale'))
+      throw new ConfigError('--time-scale is for --trace; multi-turn sessions pace themselves (see --session-rate)');
+  }
   const config = resolveOptions({ skypilotTask: '(simulated)', ...gateway });
   if (config.minWorkers > config.maxWorkers) {
     throw new ConfigError(`--min_workers ${config.minWorkers} is above --max_workers ${config.maxWorkers}`);
   }
   const get = <K extends SimFlagName>(k: K) => (sim.get(k) ?? (SIM_FLAGS[k] as SimFlag).default) as never;
+  const seed = config.seed ?? DEFAULT_SIM_SEED;
   return {
-    trace,
+    workload,
+    trace: typeof trace === 'string' ? trace : undefined,
     timeScale: get('time_scale'),
+    multiTurn: {
+      seed,
+      sessions: get('sessions'),
+      sessionsPerSecond: get('session_rate'),
+      turns: get('turns'),
+      systemPromptTokens: get('system_prompt_tokens'),
+      userTokens: get('user_tokens'),
+      replyTokens: get('reply_tokens'),
+      thinkMs: (get('think_time') as number) * 1000,
+    },
     provisionDelayS: get('provision_delay'),
     provisionDelayDist: get('provision_delay_dist'),
     provisionDelayCv: get('provision_delay_cv'),
@@ -162,11 +249,11 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
     chart: get('chart'),
     json: get('json'),
     config,
-    seed: config.seed ?? DEFAULT_SIM_SEED,
+    seed,
   };
 }
 
-function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | number | boolean {
+function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | number | boolean | Range {
   const bad = (expected: string): never => {
     throw new ConfigError(`${flag}: expected ${expected}, got ${JSON.stringify(raw)}`);
   };
@@ -175,6 +262,14 @@ function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | numbe
       if (raw === 'true' || raw === '1') return true;
       if (raw === 'false' || raw === '0') return false;
       return bad('true or false');
+    case 'range': {
+      const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(raw);
+      const lo = Number(m?.[1]);
+      const hi = Number(m?.[2]);
+      if (!m || lo > hi || lo < (spec.min ?? 0))
+        return bad(`MIN-MAX, whole numbers with ${spec.min ?? 0} <= MIN <= MAX`);
+      return [lo, hi];
+    }
     case 'string':
       if (spec.choices && !spec.choices.includes(raw)) bad(`one of ${spec.choices.join(', ')}`);
       return raw;
@@ -194,17 +289,20 @@ function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | numbe
 export function simulateHelp(): string {
   const lines = [
     'Usage: flockserve simulate --trace FILE [options]',
+    '       flockserve simulate --workload multi-turn [options]',
     '',
     "Runs the gateway's core (queue, balancer, load tracker, fleet, autoscaler) on a virtual clock",
     'against SIMULATED workers (the engine simulator’s performance model) and SIMULATED launches,',
-    'fed the arrivals of a trace. Prints requests, queue wait, time to first token, latency, cost in',
-    'worker-seconds, peak workers and scale events; writes a timeline CSV and an SVG chart.',
+    'fed the arrivals of a trace or multi-turn chat sessions. Prints requests, queue wait, time to',
+    'first token, latency, throughput, the engines’ prefix-cache hit rate, cost in worker-seconds,',
+    'peak workers and scale events; writes a timeline CSV and an SVG chart.',
     `Same seed, same numbers (default seed ${DEFAULT_SIM_SEED}).`,
     '',
     'Simulation options:',
   ];
   for (const [name, spec] of Object.entries(SIM_FLAGS) as [string, SimFlag][]) {
-    const def = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
+    const shown = Array.isArray(spec.default) ? spec.default.join('-') : String(spec.default);
+    const def = spec.default === undefined ? '' : ` (default: ${shown})`;
     const choices = spec.choices ? `; one of ${spec.choices.join(', ')}` : '';
     lines.push(`  --${name.replaceAll('_', '-')} <${spec.type}>${def}${choices}`, `      ${spec.help}`);
   }

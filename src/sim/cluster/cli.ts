@@ -13,6 +13,7 @@ import {
 } from './report.js';
 import { simulate, type SimulationResult } from './run.js';
 import { TraceError, readTrace } from './trace.js';
+import { multiTurnWorkload, traceWorkload, type SimWorkload } from './workload.js';
 
 export interface SimulateIo {
   out(text: string): void;
@@ -53,14 +54,16 @@ export async function simulateMain(argv: readonly string[], io: SimulateIo): Pro
   }
 }
 
-/** Reads the trace and runs it; the programmatic entry the benchmark and tests share with the CLI. */
+/** Makes the workload (reading the trace) and runs it; the programmatic entry the benchmarks and tests share with the CLI. */
 export async function runSimulation(args: SimArgs): Promise<{ result: SimulationResult; description: RunDescription }> {
-  const trace = await readTrace(args.trace);
+  const workload: SimWorkload =
+    args.workload === 'multi-turn'
+      ? multiTurnWorkload(args.multiTurn)
+      : traceWorkload(await readTrace(args.trace!), args.timeScale, args.trace!);
   const started = performance.now();
   const result = await simulate({
-    trace,
+    workload,
     config: args.config,
-    timeScale: args.timeScale,
     launchDelay: {
       distribution: args.provisionDelayDist,
       meanMs: args.provisionDelayS * 1000,
@@ -78,7 +81,14 @@ export async function runSimulation(args: SimArgs): Promise<{ result: Simulation
       : `${args.provisionDelayDist}, mean ${args.provisionDelayS} s${args.provisionDelayDist === 'exponential' ? '' : `, cv ${args.provisionDelayCv}`}`;
   return {
     result,
-    description: { trace: args.trace, timeScale: args.timeScale, config: args.config, seed: args.seed, launch, wallS },
+    description: {
+      workload: workload.label,
+      ...(args.workload === 'trace' ? { trace: args.trace!, timeScale: args.timeScale } : {}),
+      config: args.config,
+      seed: args.seed,
+      launch,
+      wallS,
+    },
   };
 }
 
@@ -86,7 +96,7 @@ async function writeOutputs(args: SimArgs, r: SimulationResult, d: RunDescriptio
   const c = d.config;
   const attribution = traceAttribution(d.trace);
   const chart = renderChart(r.timeline, {
-    title: `${c.autoscaler} on ${d.trace.split('/').at(-1)}, time scale ${d.timeScale}, launches ${d.launch}`,
+    title: `${c.autoscaler} on ${d.trace === undefined ? d.workload : `${d.trace.split('/').at(-1)}, time scale ${d.timeScale}`}, launches ${d.launch}`,
     notes: [
       `${policyKnobs(c)}`,
       `workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, seed ${d.seed}. SIMULATED workers and launches (engine model of flockserve-sim).`,
@@ -106,6 +116,7 @@ async function writeOutputs(args: SimArgs, r: SimulationResult, d: RunDescriptio
 function summaryJson(r: SimulationResult, d: RunDescription): Record<string, unknown> {
   const { up, down } = scaleCounts(r);
   return {
+    workload: d.workload,
     trace: d.trace,
     attribution: traceAttribution(d.trace),
     autoscaler: d.config.autoscaler,
@@ -115,6 +126,7 @@ function summaryJson(r: SimulationResult, d: RunDescription): Record<string, unk
     wallS: d.wallS,
     summary: r.summary,
     launches: r.launches,
+    prefixCache: r.prefixCache,
     scaleUps: up,
     scaleDowns: down,
   };

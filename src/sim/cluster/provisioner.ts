@@ -1,3 +1,4 @@
+import type { EngineLoadSample } from '../../core/balancer/types.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { ClusterInfo, Endpoint, Prober, Provisioner, TaskSpec } from '../../core/types.js';
 import { EngineModel, type EngineProfile, type EngineRequest } from '../engine-model.js';
@@ -32,6 +33,7 @@ export class SimWorker {
       promptTokens: job.promptTokens,
       maxTokens: job.maxTokens,
       ...(job.outputTokens === undefined ? {} : { outputTokens: job.outputTokens }),
+      ...(job.promptBlocks === undefined ? {} : { promptBlocks: job.promptBlocks }),
       onToken: (i) => job.onToken(i),
       onDone: (reason) => {
         this.#active.delete(entry);
@@ -43,6 +45,12 @@ export class SimWorker {
       },
     });
     entry.cancel = () => handle.cancel();
+  }
+
+  /** What a scrape of the engine's /metrics would say now (the engine-load policy's input). */
+  engineLoad(): EngineLoadSample {
+    const s = this.engine.stats();
+    return { waiting: s.waiting, running: s.running, kvCacheUsage: s.kvCacheUsage };
   }
 
   /** The machine is gone: every request on it fails (as a real client would see a reset). */
@@ -81,6 +89,9 @@ export class SimProvisioner implements Provisioner {
   readonly #workers = new Map<string, SimWorker>();
   readonly #launching = new Map<string, TimerHandle>();
   #instantLeft: number;
+  /** Prefix-cache counters of workers already gone. */
+  #goneQueries = 0;
+  #goneHits = 0;
 
   constructor(opts: SimProvisionerOptions) {
     this.#o = opts;
@@ -125,9 +136,27 @@ export class SimProvisioner implements Provisioner {
   terminate(name: string): Promise<void> {
     this.#launching.get(name)?.cancel();
     this.#launching.delete(name);
-    this.#workers.get(name)?.stop();
-    this.#workers.delete(name);
+    const worker = this.#workers.get(name);
+    if (worker) {
+      const s = worker.engine.stats();
+      this.#goneQueries += s.prefixCacheQueries;
+      this.#goneHits += s.prefixCacheHits;
+      worker.stop();
+      this.#workers.delete(name);
+    }
     return Promise.resolve();
+  }
+
+  /** Prompt tokens looked up in the engines' prefix caches and those found, over every worker ever launched. */
+  prefixCacheTotals(): { readonly queryTokens: number; readonly hitTokens: number } {
+    let queryTokens = this.#goneQueries;
+    let hitTokens = this.#goneHits;
+    for (const w of this.#workers.values()) {
+      const s = w.engine.stats();
+      queryTokens += s.prefixCacheQueries;
+      hitTokens += s.prefixCacheHits;
+    }
+    return { queryTokens, hitTokens };
   }
 
   list(prefix: string): Promise<ClusterInfo[]> {

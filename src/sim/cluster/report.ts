@@ -5,8 +5,11 @@ import type { SimulationResult, TimelineRow } from './run.js';
 
 /** What the report says about how the run was set up. */
 export interface RunDescription {
-  readonly trace: string;
-  readonly timeScale: number;
+  /** What was sent: the trace file, or the generator and its size. */
+  readonly workload: string;
+  /** The trace file and its speed-up, for a trace workload. */
+  readonly trace?: string;
+  readonly timeScale?: number;
   readonly config: Config;
   readonly seed: number;
   readonly launch: string;
@@ -18,8 +21,8 @@ export interface RunDescription {
  * The attribution results from a known public trace must carry. The Azure LLM inference
  * traces are CC-BY 4.0 (AzurePublicDataset).
  */
-export function traceAttribution(tracePath: string): string | undefined {
-  if (!/azure/i.test(basename(tracePath))) return undefined;
+export function traceAttribution(tracePath: string | undefined): string | undefined {
+  if (tracePath === undefined || !/azure/i.test(basename(tracePath))) return undefined;
   return 'Trace: Azure LLM inference trace 2023 (AzurePublicDataset), CC-BY 4.0; Patel et al., "Splitwise", ISCA 2024.';
 }
 
@@ -53,7 +56,9 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
   const attribution = traceAttribution(d.trace);
   const lines = [
     'FlockServe simulation: the real gateway core on virtual time, SIMULATED workers and launches',
-    `trace          ${d.trace} (${s.requests} requests), time scale ${d.timeScale}`,
+    d.trace === undefined
+      ? `workload       ${d.workload}`
+      : `trace          ${d.trace} (${s.requests} requests), time scale ${d.timeScale}`,
     ...(attribution ? [`               ${attribution}`] : []),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
     `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${c.loadBalancer}`,
@@ -64,6 +69,8 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
     row('time to 1st token', s.ttftS),
     row('end-to-end', s.e2eS),
     '',
+    `throughput     ${(s.completed / s.durationS).toFixed(2)} req/s, ${(s.outputTokens / s.durationS).toFixed(0)} output tokens/s`,
+    `prefix cache   ${(r.prefixCache.hitRate * 100).toFixed(1)}% of prompt tokens served from the engines' caches (${r.prefixCache.hitTokens} of ${r.prefixCache.queryTokens})`,
     `requests       ${s.requests}, completed ${s.completed}, failed ${nFailed}${failed.length ? ` (${failed.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}${s.unfinished ? `, UNFINISHED ${s.unfinished}` : ''}`,
     `cost           ${s.workerSeconds.toFixed(0)} worker-seconds (${(s.workerSeconds / 3600).toFixed(2)} worker-hours) over ${s.durationS.toFixed(0)} s`,
     `workers        peak ${s.peakWorkers}, launched ${r.launches}; scale events ${r.scaleEvents.length} (${up} up, ${down} down)`,

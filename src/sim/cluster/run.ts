@@ -2,7 +2,11 @@
  * The virtual-time cluster simulation: the gateway's real core — WorkerPool, Admission
  * (gateway queue), balancer, LoadTracker, Fleet and AutoscalerController — on a
  * VirtualClock, against SIMULATED workers (EngineModel, the engine simulator's model) made
- * by a SIMULATED provisioner, fed the arrivals of a real trace.
+ * by a SIMULATED provisioner, fed a workload: the arrivals of a real trace, or chat sessions
+ * that send each turn once the previous reply is back (workload.ts). A request reaches the
+ * balancer with its session key and prompt text, and its engine with the prompt's block
+ * hashes, as through the HTTP adapters: affinity routing and the engines' prefix caches work
+ * in virtual time too.
  *
  * Time only moves when nothing is left to do at the current instant: after a timer that
  * may have started promise work (the core's hand-offs are promises: a lease, a launch, a
@@ -17,25 +21,29 @@ import { createAutoscaler } from '../../core/autoscaler/registry.js';
 import { activeWorkers, scaleConfig, takeSnapshot } from '../../core/autoscaler/snapshot.js';
 import { Admission } from '../../core/admission.js';
 import { balancerOptions, createBalancer } from '../../core/balancer/registry.js';
+import { isEngineLoadSink } from '../../core/balancer/types.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
 import { GatewayError } from '../../core/errors.js';
+import { promptBlockHashes } from '../../core/hashing.js';
 import { Fleet } from '../../core/fleet.js';
 import { LoadTracker } from '../../core/load-tracker.js';
 import { WorkerPool } from '../../core/pool.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
+import { promptTextOf } from '../../service/prompt.js';
+import { EngineMetricsScraper } from '../../upstream/engine-metrics.js';
 import type { EngineProfile } from '../engine-model.js';
+import { chatPromptText } from '../openai-routes.js';
 import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';
 import { SimMetrics, type RequestRecord, type SimSummary } from './metrics.js';
 import { SimProvisioner } from './provisioner.js';
-import type { TraceRequest } from './trace.js';
+import type { RequestOutcome, SimPrompt, SimRequest, SimWorkload } from './workload.js';
 
 export interface SimulationOptions {
-  readonly trace: readonly TraceRequest[];
-  /** The gateway's resolved options; the simulation reads the autoscaling, queue and fleet ones. */
+  /** What is sent (traceWorkload, multiTurnWorkload); it is started once and used up. */
+  readonly workload: SimWorkload;
+  /** The gateway's resolved options; the simulation reads the autoscaling, queue, fleet and balancer ones. */
   readonly config: Config;
-  /** Arrivals come this many times faster than in the trace (4 → one hour in 15 minutes). */
-  readonly timeScale: number;
   readonly launchDelay: LaunchDelaySpec;
   readonly seed: number;
   /** Time between timeline rows, ms. */
@@ -80,6 +88,8 @@ export interface SimulationResult {
   readonly scaleEvents: readonly ScaleEvent[];
   /** Fleet launches (workers started), including replacements. */
   readonly launches: number;
+  /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
+  readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
 }
 
 const SIM_TASK: TaskSpec = Object.freeze({ path: '(simulated)', name: 'simulated', envs: {}, ports: [], raw: {} });
@@ -89,7 +99,6 @@ const settleCallbacks = (): Promise<void> => new Promise((resolve) => setImmedia
 
 /** Runs the trace to the end (every request answered or failed) and returns what happened. */
 export async function simulate(o: SimulationOptions): Promise<SimulationResult> {
-  if (!(o.timeScale > 0)) throw new RangeError(`time scale must be > 0, got ${o.timeScale}`);
   if (!(o.sampleIntervalMs > 0)) throw new RangeError(`sample interval must be > 0 ms, got ${o.sampleIntervalMs}`);
   const c = o.config;
   const initialWorkers = Math.min(c.maxWorkers, o.initialWorkers ?? c.minWorkers);
@@ -118,9 +127,20 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     instantLaunches: initialWorkers,
     ...(o.profile ? { profile: o.profile } : {}),
   });
+  const balancer = createBalancer(c.loadBalancer, balancerOptions(c, clock));
+  // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
+  const engineMetrics = isEngineLoadSink(balancer)
+    ? new EngineMetricsScraper({
+        clock,
+        intervalMs: c.engineMetricsInterval * 1000,
+        workers: () => pool.readyWorkers(),
+        sink: balancer,
+        sample: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
+      })
+    : undefined;
   const admission: Admission = new Admission({
     pool,
-    balancer: createBalancer(c.loadBalancer, balancerOptions(c, clock)),
+    balancer,
     clock,
     tracker,
     random,
@@ -179,9 +199,18 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   };
 
   const queueTimeoutMs = c.queueTimeout * 1000;
-  const arrive = (req: TraceRequest): void => {
+  let lastSendAt = 0;
+  const send = (req: SimRequest, onEnd?: (outcome: RequestOutcome) => void): void => {
+    lastSendAt = clock.now();
     const rec = metrics.arrived();
-    admission.acquire({ ctx: {}, timeoutMs: queueTimeoutMs }).then(
+    const ended = (outcome: RequestOutcome): void => {
+      if (onEnd) {
+        unsettled = true; // a closed-loop workload may send the next request from here
+        onEnd(outcome);
+      }
+    };
+    const { routeText, engineText } = promptTexts(req.prompt);
+    admission.acquire({ ctx: { sessionKey: req.sessionKey, promptText: routeText }, timeoutMs: queueTimeoutMs }).then(
       (lease) => {
         metrics.leased(rec);
         const worker = provisioner.worker(lease.worker.name);
@@ -195,49 +224,45 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
         };
         if (!worker) {
           metrics.failed(rec, 'worker_lost');
-          return release();
+          release();
+          return ended({ ok: false });
         }
         worker.run({
           promptTokens: req.promptTokens,
           maxTokens: req.outputTokens,
           outputTokens: req.outputTokens,
+          ...(engineText === undefined ? {} : { promptBlocks: promptBlockHashes(engineText) }),
           onToken: (i) => {
             if (i === 0) metrics.firstToken(rec);
           },
           onDone: () => {
-            metrics.done(rec);
+            metrics.done(rec, req.outputTokens);
             release();
+            ended({ ok: true, outputTokens: req.outputTokens });
           },
           fail: () => {
             metrics.failed(rec, 'worker_lost');
             release();
+            ended({ ok: false });
           },
         });
       },
-      (err: unknown) => failRequest(metrics, rec, err),
+      (err: unknown) => {
+        failRequest(metrics, rec, err);
+        ended({ ok: false });
+      },
     );
-  };
-
-  let next = 0;
-  const scheduleArrival = (): void => {
-    const req = o.trace[next];
-    if (!req) return;
-    clock.setTimer(req.arrivalMs / o.timeScale - clock.now(), () => {
-      next++;
-      arrive(req);
-      scheduleArrival();
-    });
   };
 
   fleet.scaleTo(initialWorkers);
   autoscaler.start();
+  engineMetrics?.start();
   sampleEvery();
-  scheduleArrival();
+  o.workload.start({ clock, send });
 
   // A guard, not a limit anyone should meet: every request has a timeout, so the run ends
   // long before. Past it, open requests are reported as unfinished rather than looping on.
-  const lastArrivalMs = (o.trace.at(-1)?.arrivalMs ?? 0) / o.timeScale;
-  const stopAt = lastArrivalMs + 6 * 3600_000 + c.coldStartTimeout * 1000 + c.queueTimeout * 1000;
+  const guardMs = 6 * 3600_000 + c.coldStartTimeout * 1000 + c.queueTimeout * 1000;
   let trafficOver = false;
   const atFloor = (): boolean => metrics.billableWorkers === bounds.min && fleet.live().length === bounds.min;
   for (;;) {
@@ -245,19 +270,39 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       unsettled = false;
       await settleCallbacks();
     }
-    if (!trafficOver && next >= o.trace.length && metrics.open === 0) {
+    const exhausted = o.workload.exhausted();
+    if (!trafficOver && exhausted && metrics.open === 0) {
       trafficOver = true;
       metrics.markTrafficEnd();
     }
     if (trafficOver && (!o.settle || atFloor())) break;
     const at = virtual.nextTimerAt();
-    if (at === undefined || at > stopAt) break;
+    if (at === undefined || (exhausted && at > lastSendAt + guardMs)) break;
     virtual.runUntil(at);
   }
   sample();
   autoscaler.stop();
+  engineMetrics?.stop();
   const summary = metrics.summary();
-  return { summary, timeline, scaleEvents, launches: fleet.stats.launched };
+  const { queryTokens, hitTokens } = provisioner.prefixCacheTotals();
+  return {
+    summary,
+    timeline,
+    scaleEvents,
+    launches: fleet.stats.launched,
+    prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
+  };
+}
+
+/**
+ * The prompt as each side reads it: the gateway's balancer (promptTextOf, as the HTTP and
+ * gRPC adapters pass it) and the engine simulator (whose block hashes its prefix cache keys on).
+ */
+function promptTexts(prompt: SimPrompt | undefined): { routeText?: string; engineText?: string } {
+  if (!prompt) return {};
+  if ('messages' in prompt)
+    return { routeText: promptTextOf({ messages: prompt.messages }), engineText: chatPromptText(prompt.messages) };
+  return { routeText: prompt.prompt, engineText: prompt.prompt };
 }
 
 function failRequest(metrics: SimMetrics, rec: RequestRecord, err: unknown): void {

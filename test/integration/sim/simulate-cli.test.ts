@@ -72,6 +72,23 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     expect(readFileSync(join(dir, 't2.csv'), 'utf8')).toBe(readFileSync(join(dir, 't1.csv'), 'utf8'));
   });
 
+  it('--workload multi-turn: the table names the workload and reports throughput and the prefix-cache hit rate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const res = await flockserve([
+      ...['--workload', 'multi-turn', '--sessions', '8', '--turns', '2-3', '--session-rate', '4'],
+      ...['--min_workers', '2', '--max_workers', '2', '--load_balancer', 'prefix-cache'],
+      ...['--timeline', join(dir, 't.csv'), '--chart', join(dir, 'c.svg')],
+    ]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^workload {7}multi-turn \(8 sessions, \d+ turns\)$/m);
+    expect(res.stdout).toMatch(/^fleet .*balancer prefix-cache$/m);
+    expect(res.stdout).toMatch(/^throughput {5}\d+\.\d\d req\/s, \d+ output tokens\/s$/m);
+    // Turns resend the shared system prompt and their history: some of it is found.
+    const hit = /^prefix cache {3}(\d+\.\d)% of prompt tokens/m.exec(res.stdout);
+    expect(Number(hit?.[1])).toBeGreaterThan(0);
+    expect(res.stdout).toMatch(/^requests {7}(\d+), completed \1, failed 0$/m);
+  });
+
   it.each([
     [['--max_workers', '3'], /--trace FILE is required/],
     [['--trace', SLICE, '--time-scale', '0'], /--time-scale: expected a value > 0, got "0"/],

@@ -232,6 +232,25 @@ describe('EngineModel prefix cache', () => {
     expect(model.stats()).toMatchObject({ prefixCacheQueries: 72, prefixCacheHits: 31 });
   });
 
+  it('evicts the least recently used blocks, round after round (a touched block moves to the back)', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(CACHED, clock);
+    const hits = (blocks: number[]): number => {
+      const before = model.stats().prefixCacheHits;
+      firstToken(model, clock, 100, blocks);
+      return (model.stats().prefixCacheHits - before) / PREFIX_BLOCK_TOKENS;
+    };
+    for (let round = 0; round < 5; round++) {
+      const [a, b, c] = [round * 100 + 1, round * 100 + 2, round * 100 + 3];
+      hits([a, a + 10]);
+      hits([b, b + 10]); // the cache is full: a, a+10, b, b+10 (plus leftovers of earlier rounds evicted)
+      expect(hits([a, a + 10]), `round ${round}`).toBe(2); // touched: now the most recent
+      hits([c, c + 10]); // evicts b, b+10, the least recently used
+      expect(hits([b, b + 10]), `round ${round}`).toBe(0);
+      expect(hits([b, b + 10]), `round ${round}`).toBe(2);
+    }
+  });
+
   it('prefixCacheTokens 0 turns it off', () => {
     const clock = new VirtualClock();
     const model = new EngineModel({ ...CACHED, prefixCacheTokens: 0 }, clock);

@@ -4,6 +4,7 @@ import type { FlockServeOptions } from '../../../../src/config/options.js';
 import type { LaunchDelaySpec } from '../../../../src/sim/cluster/launch-delay.js';
 import { simulate, type SimulationOptions } from '../../../../src/sim/cluster/run.js';
 import { parseTrace, readTrace, type TraceRequest } from '../../../../src/sim/cluster/trace.js';
+import { traceWorkload } from '../../../../src/sim/cluster/workload.js';
 
 const HEADER = 'TIMESTAMP,ContextTokens,GeneratedTokens';
 const FIXED_10S: LaunchDelaySpec = { distribution: 'fixed', meanMs: 10_000, cv: 0 };
@@ -11,12 +12,11 @@ const FIXED_10S: LaunchDelaySpec = { distribution: 'fixed', meanMs: 10_000, cv: 
 function run(
   trace: readonly TraceRequest[],
   options: Partial<FlockServeOptions>,
-  rest: Partial<SimulationOptions> = {},
+  { timeScale = 1, ...rest }: Partial<SimulationOptions> & { timeScale?: number } = {},
 ): ReturnType<typeof simulate> {
   return simulate({
-    trace,
+    workload: traceWorkload(trace, timeScale, 'inline.csv'),
     config: resolveOptions({ skypilotTask: '(simulated)', ...options }),
-    timeScale: 1,
     launchDelay: FIXED_10S,
     seed: 1,
     sampleIntervalMs: 1000,
