@@ -4,9 +4,8 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { freePort } from '../../src/provisioners/free-port.js';
-import { alive, fakeSky, skyTask, type FakeSky } from '../helpers/fake-sky.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { alive, clusterPort, fakeSky, skyTask, type FakeSky } from '../helpers/fake-sky.js';
 import { ROOT } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -48,6 +47,11 @@ async function startCli(sky: FakeSky, task: string, extra: string[] = []): Promi
     ],
     { env: { ...process.env, ...sky.env() }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  // A failed assertion must not leave the gateway (it refreshes and relaunches) or its engines running.
+  onTestFinished(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    sky.killJobs();
+  });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -75,7 +79,7 @@ const jobPgids = (sky: FakeSky): number[] => sky.clusters().flatMap((c) => c.job
 describe('flockserve CLI with the skypilot provisioner (fake sky)', () => {
   it('after SIGKILL a restart adopts the running clusters without launching again; SIGTERM then tears everything down', async () => {
     const sky = fakeSky();
-    const task = skyTask(await freePort());
+    const task = skyTask(await clusterPort());
     const first = await startCli(sky, task);
     const pgids = jobPgids(sky);
     expect(pgids).toHaveLength(2);
@@ -109,7 +113,7 @@ describe('flockserve CLI with the skypilot provisioner (fake sky)', () => {
 
   it('--keep_workers_on_exit leaves the clusters up; --reinit cancels their jobs and relaunches the task on them', async () => {
     const sky = fakeSky();
-    const task = skyTask(await freePort());
+    const task = skyTask(await clusterPort());
     const first = await startCli(sky, task, ['--keep_workers_on_exit']);
     const oldPgids = jobPgids(sky);
     expect(await stop(first, 'SIGTERM')).toBe(0);

@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { FlockServe, type FlockServeOptions } from '../../src/index.js';
-import { freePort } from '../../src/provisioners/free-port.js';
-import { alive, fakeSky, skyTask, type FakeSky } from '../helpers/fake-sky.js';
+import { alive, clusterPort, fakeSky, skyTask, type FakeSky } from '../helpers/fake-sky.js';
 import { simStats } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -17,9 +16,10 @@ import { waitFor } from '../helpers/wait.js';
  */
 async function startSkyGateway(faults: Record<string, string>, over: Partial<FlockServeOptions> = {}) {
   const sky: FakeSky = fakeSky();
+  onTestFinished(() => sky.killJobs()); // engines left by a test that failed before close()
   const saved = { ...process.env };
   Object.assign(process.env, sky.env(faults));
-  const port = await freePort();
+  const port = await clusterPort();
   const messages: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void messages.push(JSON.parse(line).msg) });
   const gw = new FlockServe(
@@ -81,7 +81,14 @@ describe('gateway with --provisioner skypilot (fake sky, simulator tasks)', () =
       { minWorkers: 1, maxWorkers: 1, maxLaunchRetries: 1 },
     );
     try {
-      await waitFor(() => t.gw.status().readyWorkerCount === 1, 'one ready worker', 20_000);
+      // worker-1's last teardown runs alongside worker-2's launches: wait for both to end.
+      const worker1Teardowns = (): number =>
+        t.messages.filter((m) => m === 'fleet: skypilot-worker-1 terminated').length;
+      await waitFor(
+        () => t.gw.status().readyWorkerCount === 1 && worker1Teardowns() === 2,
+        'one ready worker and worker-1 torn down twice',
+        20_000,
+      );
       const status = t.gw.status();
       expect(status.failedLaunches).toBe(1);
       expect(t.gw.workers().map((w) => `${w.name} ${w.state}`)).toEqual([
@@ -92,15 +99,24 @@ describe('gateway with --provisioner skypilot (fake sky, simulator tasks)', () =
         .commands()
         .filter((c) => /^sky (launch|down)/.test(c))
         .map((c) => c.split(' ').slice(0, 4).join(' '));
-      expect(lifecycle).toEqual([
+      const of = (name: string): string[] => lifecycle.filter((c) => c.endsWith(` ${name}`));
+      expect(of('skypilot-worker-1')).toEqual([
         'sky launch -c skypilot-worker-1',
         'sky down -y skypilot-worker-1', // the failed attempt's INIT cluster, before the retry
         'sky launch -c skypilot-worker-1',
         'sky down -y skypilot-worker-1', // given up: torn down, kept as `failed`
+      ]);
+      expect(of('skypilot-worker-2')).toEqual([
         'sky launch -c skypilot-worker-2',
         'sky down -y skypilot-worker-2',
         'sky launch -c skypilot-worker-2',
       ]);
+      expect(lifecycle).toHaveLength(7);
+      // The new name is pursued only once worker-1 is given up (after its second launch);
+      // worker-1's teardown and worker-2's launches run at once, so their order is not defined.
+      expect(lifecycle.indexOf('sky launch -c skypilot-worker-2')).toBeGreaterThan(
+        lifecycle.lastIndexOf('sky launch -c skypilot-worker-1'),
+      );
       expect(t.sky.clusters().map((c) => `${c.name} ${c.status}`)).toEqual(['skypilot-worker-2 UP']);
       await ask(t.openai);
     } finally {

@@ -1,6 +1,8 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../src/provisioners/free-port.js';
+import { signalGroup } from '../../src/provisioners/skypilot/cli.js';
 import { ROOT } from './gateway.js';
 
 /** Folder holding the FAKE `sky` executable (test/fixtures/fake-sky/sky): put it first on PATH. */
@@ -23,6 +25,8 @@ export interface FakeSky {
   clusters(): FakeCluster[];
   /** Pids of fake `sky` commands that hung (see FAKE_SKY_*_HANG). */
   hung(): number[];
+  /** Test clean-up: SIGKILLs the jobs of every cluster left; those already gone (preempted, exited) are skipped. */
+  killJobs(): void;
 }
 
 export function fakeSky(): FakeSky {
@@ -41,6 +45,11 @@ export function fakeSky(): FakeSky {
       return [];
     }
   };
+  const clusters = (): FakeCluster[] =>
+    list('clusters')
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(read(join(stateDir, 'clusters', f))) as FakeCluster)
+      .sort((a, b) => a.name.localeCompare(b.name));
   return {
     stateDir,
     env: (faults = {}) => ({
@@ -52,13 +61,22 @@ export function fakeSky(): FakeSky {
       read(join(stateDir, 'commands.log'))
         .split('\n')
         .filter((l) => l !== ''),
-    clusters: () =>
-      list('clusters')
-        .filter((f) => f.endsWith('.json'))
-        .map((f) => JSON.parse(read(join(stateDir, 'clusters', f))) as FakeCluster)
-        .sort((a, b) => a.name.localeCompare(b.name)),
+    clusters,
     hung: () => list('hung').map(Number),
+    killJobs: () => {
+      for (const job of clusters().flatMap((c) => c.jobs)) signalGroup(job.pgid, 'SIGKILL');
+    },
   };
+}
+
+/**
+ * A port for the task's engines, free on every address: the fake binds each cluster's
+ * engine to 127.0.0.2, 127.0.0.3, … (the same addresses in every test run), so a port
+ * free on 127.0.0.1 alone may be held there by another run's engine. Binding the
+ * wildcard fails on any such port, so the kernel picks one free on all of them.
+ */
+export function clusterPort(): Promise<number> {
+  return freePort('0.0.0.0');
 }
 
 /**

@@ -162,8 +162,8 @@ export class SkyCli {
   }
 }
 
-/** Sends `sig` to process group `pgid`; false when the group no longer exists. */
-function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
+/** Sends `sig` to process group `pgid`; false when the group no longer exists (ESRCH is not thrown). */
+export function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pgid, sig);
     return true;

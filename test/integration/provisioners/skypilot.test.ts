@@ -1,18 +1,19 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { freePort } from '../../../src/provisioners/free-port.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { VirtualClock } from '../../../src/core/clock.js';
 import { SkyCli } from '../../../src/provisioners/skypilot/cli.js';
 import { SkyPilotProvisioner, type SkyPilotProvisionerOptions } from '../../../src/provisioners/skypilot/skypilot.js';
 import { loadTask } from '../../../src/provisioners/task.js';
-import { alive, fakeSky, skyTask, type FakeSky } from '../../helpers/fake-sky.js';
+import { alive, clusterPort, fakeSky, skyTask, type FakeSky } from '../../helpers/fake-sky.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /** A provisioner driving the fake `sky` with the given fault switches, and its log lines. */
 async function setup(faults: Record<string, string> = {}, over: Partial<SkyPilotProvisionerOptions> = {}) {
   const sky: FakeSky = fakeSky();
-  const port = await freePort();
+  onTestFinished(() => sky.killJobs()); // engines left by a test that failed half-way
+  const port = await clusterPort();
   const taskPath = skyTask(port);
   const task = await loadTask(taskPath);
   const logs: string[] = [];
@@ -152,18 +153,34 @@ describe('SkyPilotProvisioner through the fake sky', () => {
   });
 
   it('reports a preempted cluster lost after a rate-limited `sky status --refresh`', async () => {
-    const s = await setup({ FAKE_SKY_PREEMPT: 'w-2' }, { refreshIntervalMs: 300 });
+    // The refresh timer runs on virtual time: the test decides when an interval has passed.
+    const clock = new VirtualClock();
+    const s = await setup({ FAKE_SKY_PREEMPT: 'w-2' }, { refreshIntervalMs: 300, clock });
+    const refreshes = (): string[] => s.sky.commands().filter((c) => c.startsWith('sky status --refresh'));
+    /** The refresh timer is set again once a refresh has finished (the only timer left after the launches). */
+    const refreshDone = (): Promise<void> => waitFor(() => clock.pendingTimers === 1, 'the refresh to finish');
     try {
-      // The fake preempts w-2 at the first sky call after it is UP.
+      // The fake preempts w-2 at the first sky call that finds it UP with its job started.
       const [, b] = await Promise.all([s.launch('w-1'), s.launch('w-2')]);
+      clock.advance(299);
+      expect(refreshes()).toEqual([]);
+      clock.advance(1);
       await waitFor(() => s.lost.length > 0, 'a lost report');
       expect(s.lost).toEqual(['w-2: its cluster is STOPPED (preempted, or stopped outside FlockServe)']);
+      expect(refreshes()).toEqual(['sky status --refresh w-1 w-2']);
       await expect(fetch(`${b.url}/health`)).rejects.toThrow();
-      const refreshes = s.sky.commands().filter((c) => c.startsWith('sky status --refresh'));
-      expect(refreshes[0]).toBe('sky status --refresh w-1 w-2');
+
+      // Only w-1 is watched now, at one refresh per interval.
+      await refreshDone();
+      clock.advance(299);
+      expect(refreshes()).toHaveLength(1);
+      clock.advance(1);
+      await waitFor(() => refreshes().length === 2, 'the second refresh');
+      await refreshDone();
+      expect(refreshes()[1]).toBe('sky status --refresh w-1');
+      expect(s.lost).toHaveLength(1);
     } finally {
       await s.provisioner.close();
-      for (const c of s.sky.clusters()) for (const j of c.jobs) process.kill(-j.pgid, 'SIGKILL');
     }
   });
 });
