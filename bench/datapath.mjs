@@ -281,6 +281,7 @@ function render({ results, seconds, mStreams, asked, nofile, phases, versions: v
     'the ratios of one run are the result, not the absolute numbers. nginx runs `worker_processes auto`',
     '(2 workers), haproxy its default threads (2), FlockServe one Node process. "CPU s" is user + system',
     'time of all the proxy\'s processes during the measured load (for "direct": the one worker\'s).',
+    'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
     '',
   ];
   const byName = (rows, name) => rows.find((r) => r.target === name);
