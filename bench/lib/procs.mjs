@@ -1,17 +1,27 @@
 // Starting the project's own executables (from dist/) for benchmarks, and waiting for them.
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Starts `node dist/cli/<cli>.js args` and resolves once stdout matches `ready`. */
-export function startCli(cli, args, ready, env = {}) {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli', `${cli}.js`), ...args], {
+/** Every child still running; killed when the bench exits, whichever way it exits. */
+export const children = new Set();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
+
+/** Starts `node [nodeArgs] dist/cli/<cli>.js args` and resolves once stdout matches `ready`. */
+export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/cli', `${cli}.js`), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${cli} did not start: ${out}`)), 20_000);
@@ -50,4 +60,26 @@ export async function waitHttp(url, check, timeoutMs = 20_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${url}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A process and its direct children (nginx's workers), from /proc. */
+export function processTree(pid) {
+  const pids = [pid];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) pids.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+/** VmRSS of a process in KiB, from /proc/PID/status. */
+export function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
 }

@@ -185,7 +185,7 @@ async function proxy(
   const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
   req.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
   if (stream) {
-    return reply.send(Readable.from(sseWithErrorTail(upstream, req.record), { objectMode: false }));
+    return reply.send(sseWithErrorTail(upstream, req.record));
   }
   const whole = await readWhole(upstream);
   req.record.chunk(whole);
@@ -194,31 +194,46 @@ async function proxy(
 
 /**
  * A non-streamed answer is read whole, so a worker that fails mid-body still gets the client a
- * clean 502 (or 504 when it stalled) instead of half a body.
+ * clean 502 (or 504 when it stalled) instead of half a body. (A JSON answer arrives as one
+ * chunk: the service checks it whole.)
  */
-async function readWhole(upstream: InferenceReply): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const c of upstream.body) chunks.push(c as Buffer);
-  } catch (err) {
-    throw midAnswerError(err, upstream.worker);
-  }
-  return Buffer.concat(chunks);
+function readWhole(upstream: InferenceReply): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    upstream.body.on('data', (c: Buffer) => chunks.push(c));
+    upstream.body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    upstream.body.once('error', (err) => reject(midAnswerError(err, upstream.worker)));
+  });
 }
 
 /**
  * Copies SSE events through (the service passes only whole events); if the answer fails after
- * bytes went out, the stream ends with an OpenAI-shaped error event, never silently.
+ * bytes went out, the stream ends with an OpenAI-shaped error event, never silently. Event
+ * driven rather than an async generator: no promise per chunk on the hottest path.
  */
-async function* sseWithErrorTail(upstream: InferenceReply, record: RequestRecord): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of upstream.body) {
-      record.chunk(chunk as Buffer);
-      yield chunk as Buffer;
-    }
-  } catch (err) {
-    yield Buffer.from(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
-  }
+function sseWithErrorTail(upstream: InferenceReply, record: RequestRecord): Readable {
+  const body = upstream.body;
+  const out = new Readable({
+    read: () => {
+      if (body.isPaused()) body.resume();
+    },
+    // The client went away (or the response failed): stop reading the worker.
+    destroy: (err, cb) => {
+      body.destroy();
+      cb(err);
+    },
+  });
+  body.on('data', (chunk: Buffer) => {
+    record.chunk(chunk);
+    if (!out.push(chunk)) body.pause();
+  });
+  body.once('end', () => out.push(null));
+  body.once('error', (err) => {
+    out.push(Buffer.from(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`));
+    out.push(null);
+  });
+  body.pause();
+  return out;
 }
 
 function midAnswerError(err: unknown, worker: string): GatewayError {

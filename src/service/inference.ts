@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Admission, Lease } from '../core/admission.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
@@ -199,20 +199,17 @@ export class InferenceService {
         continue;
       }
       const kind = bodyKind(call.method, res.status, res.headers);
-      const body = Readable.from(
-        checkedBody(res.body, {
-          kind,
-          worker: worker.name,
-          repetitionLimit: this.#o.repetitionGuard ?? 0,
-          doneEvent: call.path.startsWith('/v1/'),
-          onRepetition: () => {
-            this.#stats.repetitionGuardTrips++;
-            this.#o.onRepetitionGuard?.(worker.name);
-          },
-          mapError: (err) => this.#bodyError(err, worker.name, call.signal, signal),
-        }),
-        { objectMode: false },
-      );
+      const body = checkedBody(res.body, {
+        kind,
+        worker: worker.name,
+        repetitionLimit: this.#o.repetitionGuard ?? 0,
+        doneEvent: call.path.startsWith('/v1/'),
+        onRepetition: () => {
+          this.#stats.repetitionGuardTrips++;
+          this.#o.onRepetitionGuard?.(worker.name);
+        },
+        mapError: (err) => this.#bodyError(err, worker.name, call.signal, signal),
+      });
       this.#settleWhenClosed(body, lease, active, res.status < 500, call.signal);
       return { status: res.status, headers: res.headers, body, worker: worker.name, queueWaitMs };
     }

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { GatewayError } from '../core/errors.js';
 import { RepetitionGuard } from '../core/repetition-guard.js';
 import type { Headers } from './client.js';
@@ -29,63 +29,164 @@ export interface CheckOptions {
 }
 
 const DONE = Buffer.from('data: [DONE]\n\n');
+const EMPTY = Buffer.alloc(0);
 const KNOWN_FIELDS = new Set(['data', 'event', 'id', 'retry']);
 
 /**
  * A worker's answer, checked on its way to the client. SSE is cut into whole events, and
  * only whole, well-formed events are passed on (each `data:` is JSON or `[DONE]`), so an error
- * tail added after a failure never lands inside half an event. JSON answers are passed on as
- * they come and parsed once complete. Nothing is buffered beyond one event (SSE) or one answer
- * (JSON), and the source is read only as fast as the consumer reads (backpressure).
+ * tail added after a failure never lands inside half an event; the whole events of one read
+ * leave as one chunk (one write to the client instead of one per event). JSON answers are
+ * held until complete, parsed, and passed on as one chunk. Nothing is buffered beyond one
+ * event (SSE) or one answer (JSON), and the source is read only as fast as the consumer reads
+ * (backpressure).
+ *
+ * A plain Readable driven by the source's events, not an async generator: a generator wrapped
+ * in Readable.from costs a few promises and ticks per chunk, which the profile of a 200-stream
+ * load showed among the gateway's top costs (bench/results/datapath.md).
  *
  * Ending early — the consumer stops reading, a malformed event, the repetition guard — destroys
- * the source, which aborts the upstream request (the worker stops generating).
+ * the source, which aborts the upstream request (the worker stops generating). A failure of
+ * the source errors the result with `mapError` of it.
  */
-export async function* checkedBody(source: Readable, o: CheckOptions): AsyncGenerator<Buffer, void, undefined> {
-  const it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const next = async (): Promise<IteratorResult<Buffer>> => {
-    try {
-      return await it.next();
-    } catch (err) {
-      throw o.mapError(err);
+export function checkedBody(source: Readable, o: CheckOptions): Readable {
+  const check = o.kind === 'sse' ? sseCheck(o) : o.kind === 'json' ? jsonCheck(o) : undefined;
+  let ended = false;
+  // An error waits until the consumer has read what was pushed before it (destroy drops the buffer).
+  let pendingError: GatewayError | undefined;
+  const out = new Readable({
+    read: () => {
+      if (pendingError) {
+        if (out.readableLength === 0) out.destroy(pendingError);
+        // An empty push adds nothing but lets the stream call read() again once the buffer drains.
+        else out.push(EMPTY);
+      } else if (source.isPaused()) source.resume();
+    },
+    destroy: (err, cb) => {
+      if (!ended) source.destroy();
+      cb(err);
+    },
+  });
+  const fail = (err: unknown): void => {
+    ended = true;
+    source.destroy();
+    const g = err instanceof GatewayError ? err : o.mapError(err);
+    if (out.readableLength === 0) out.destroy(g);
+    else {
+      pendingError = g;
+      out.push(EMPTY); // a read may be waiting: have the stream ask read() again
     }
   };
-  let finished = false;
-  try {
-    if (o.kind === 'raw') {
-      for (let r = await next(); !r.done; r = await next()) yield r.value;
-    } else if (o.kind === 'json') {
-      const seen: Buffer[] = [];
-      for (let r = await next(); !r.done; r = await next()) {
-        seen.push(r.value);
-        yield r.value;
+  source.on('data', (chunk: Buffer) => {
+    if (out.destroyed) return;
+    let pass: Buffer | undefined = chunk;
+    if (check) {
+      try {
+        const r = check.push(chunk);
+        pass = r.pass;
+        if (r.error) {
+          // The whole events before a malformed one still reach the client, then the error.
+          if (pass) out.push(pass);
+          fail(r.error);
+          return;
+        }
+        if (r.stop) {
+          if (pass) out.push(pass);
+          ended = true;
+          source.destroy();
+          out.push(null);
+          return;
+        }
+      } catch (err) {
+        fail(err);
+        return;
       }
-      const text = Buffer.concat(seen).toString('utf8');
+    }
+    if (pass && !out.push(pass)) source.pause();
+  });
+  source.once('end', () => {
+    // A destroyed source may still report the end it had reached; the failure stands.
+    if (pendingError || out.destroyed) return;
+    ended = true;
+    try {
+      const last = check?.end();
+      if (last) out.push(last);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    out.push(null);
+  });
+  source.on('error', (err) => {
+    if (!ended && !out.destroyed) fail(o.mapError(err));
+  });
+  // Flowing starts with the consumer's first read (backpressure from the first byte).
+  source.pause();
+  return out;
+}
+
+/** One way of checking a body: what of each chunk may pass now, and whether the answer is over. */
+interface Check {
+  push(chunk: Buffer): { pass: Buffer | undefined; stop?: boolean; error?: unknown };
+  end(): Buffer | undefined;
+}
+
+function jsonCheck(o: CheckOptions): Check {
+  const seen: Buffer[] = [];
+  return {
+    push(chunk) {
+      seen.push(chunk);
+      return { pass: undefined };
+    },
+    end() {
+      const whole = seen.length === 1 ? seen[0]! : Buffer.concat(seen);
+      const text = whole.toString('utf8');
       try {
         JSON.parse(text);
       } catch {
         throw malformed(o.worker, `its JSON answer does not parse (${text.length} characters)`);
       }
-    } else {
-      const split = new SseSplitter(o.maxEventBytes ?? 1024 * 1024, o.worker);
-      const guards = o.repetitionLimit > 0 ? new Map<number, RepetitionGuard>() : undefined;
-      for (let r = await next(); !r.done; r = await next()) {
-        for (const event of split.push(r.value)) {
-          const parsed = parseEvent(event.toString('utf8'), o.worker);
-          if (guards && parsed && repeats(guards, parsed.json, o.repetitionLimit)) {
-            o.onRepetition?.();
-            if (o.doneEvent) yield DONE;
-            return;
-          }
-          yield event;
+      return whole;
+    },
+  };
+}
+
+function sseCheck(o: CheckOptions): Check {
+  const split = new SseSplitter(o.maxEventBytes ?? 1024 * 1024, o.worker);
+  const guards = o.repetitionLimit > 0 ? new Map<number, RepetitionGuard>() : undefined;
+  return {
+    push(chunk) {
+      const events = split.push(chunk);
+      let bytes = 0;
+      for (const event of events) {
+        let parsed;
+        try {
+          parsed = parseEvent(event.toString('utf8'), o.worker);
+        } catch (error) {
+          return { pass: joined(events, bytes), error };
         }
+        if (guards && parsed && repeats(guards, parsed.json, o.repetitionLimit)) {
+          o.onRepetition?.();
+          const before = joined(events, bytes);
+          const pass = o.doneEvent ? (before ? Buffer.concat([before, DONE]) : DONE) : before;
+          return { pass, stop: true };
+        }
+        bytes += event.length;
       }
+      return { pass: joined(events, bytes) };
+    },
+    end() {
       split.end();
-    }
-    finished = true;
-  } finally {
-    if (!finished) await it.return?.();
-  }
+      return undefined;
+    },
+  };
+}
+
+/** The first `bytes` of back-to-back events (subarrays of one buffer), without copying. */
+function joined(events: Buffer[], bytes: number): Buffer | undefined {
+  const first = events[0];
+  if (!first || bytes === 0) return undefined;
+  return Buffer.from(first.buffer, first.byteOffset, bytes);
 }
 
 function malformed(worker: string, what: string): GatewayError {
@@ -138,6 +239,11 @@ export class SseSplitter {
  * upstream_malformed for an unknown line or data that is neither JSON nor `[DONE]`.
  */
 export function parseEvent(event: string, worker: string): { data: string; json?: unknown } | undefined {
+  // Fast path: one `data:` line, as engines send each event (`data: {...}\n\n`).
+  const body = event.endsWith('\r\n\r\n') ? event.slice(0, -4) : event.endsWith('\n\n') ? event.slice(0, -2) : event;
+  if (body.startsWith('data:') && !body.includes('\n') && !body.includes('\r')) {
+    return dataOf(body.charCodeAt(5) === 0x20 ? body.slice(6) : body.slice(5), worker);
+  }
   const data: string[] = [];
   for (const line of event.split(/\r?\n/)) {
     if (line === '' || line.startsWith(':')) continue;
@@ -150,7 +256,10 @@ export function parseEvent(event: string, worker: string): { data: string; json?
     data.push(value);
   }
   if (data.length === 0) return undefined;
-  const text = data.join('\n');
+  return dataOf(data.join('\n'), worker);
+}
+
+function dataOf(text: string, worker: string): { data: string; json?: unknown } {
   if (text === '[DONE]') return { data: text };
   try {
     return { data: text, json: JSON.parse(text) as unknown };

@@ -1,0 +1,399 @@
+#!/usr/bin/env node
+// The data path side by side: 4 simulator workers on 127.0.0.2–127.0.0.5, and the same load
+// straight to one worker (the floor), through nginx, through haproxy and through FlockServe
+// (`--provisioner static` over the same 4 workers), in one run. Phases:
+//   A  non-streaming chat, worker delay 0,  wrk -t1 -c64
+//   B  non-streaming chat, worker delay 20 ms per token, wrk -t1 -c256
+//   S  200 concurrent SSE streams × 50 tokens every 10 ms (time to first chunk, chunks/s, completion)
+//   G  S over FlockServe's gRPC ChatCompletion stream (compared with FlockServe's own HTTP S)
+//   M  10,000 concurrent open streams: proxy RSS per stream
+// Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
+//
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--phases A,B,S,G,M] [--m-streams 10000]
+//        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
+//        [--out FILE]          default bench/results/datapath.md
+// nginx, haproxy and wrk are installed with apt-get when missing; the open-file limit is raised
+// to 65536 (re-running itself under `ulimit -n`; needs root or a high hard limit).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { cpuSeconds } from './lib/load.mjs';
+import { ROOT, processTree, rssKiB, startCli, stop, waitHttp } from './lib/procs.mjs';
+import { ensureTools, startProxy, versions } from './lib/proxies.mjs';
+import { grpcLoop, openStreams, sseLoop } from './lib/stream-load.mjs';
+import { wrk } from './lib/wrk.mjs';
+
+const NOFILE = 65536;
+const limits = () => readFileSync('/proc/self/limits', 'utf8');
+const softNofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
+if (softNofile < NOFILE && !process.env.DATAPATH_REEXEC) {
+  // Raise the soft limit as far as the hard limit lets (a container may cap it below NOFILE).
+  const raise = `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"`;
+  const child = spawn('bash', ['-c', `${raise}; exec "$@"`, 'bash', process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, DATAPATH_REEXEC: '1' },
+  });
+  child.on('exit', (code) => process.exit(code ?? 1));
+} else {
+  await main();
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      phases: { type: 'string', default: 'A,B,S,G,M' },
+      'm-streams': { type: 'string', default: '10000' },
+      'profile-dir': { type: 'string' },
+      out: { type: 'string', default: join(ROOT, 'bench/results/datapath.md') },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const phases = new Set(values.phases.split(','));
+  // A proxy holds two sockets per open stream (client and worker side): the open-file limit bounds M.
+  const nofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
+  const mStreams = Math.min(Number(values['m-streams']), Math.floor((nofile - 512) / 2 / 100) * 100);
+  if (mStreams < Number(values['m-streams']))
+    console.log(`open-file limit ${nofile}: phase M opens ${mStreams} streams instead of ${values['m-streams']}`);
+  ensureTools();
+  const tmp = mkdtempSync('/tmp/flockserve-datapath-');
+
+  const SIM_PORT = 18500;
+  const PORTS = { nginx: 18501, haproxy: 18502, flockserve: 18503 };
+  const GRPC_PORT = 18504;
+  const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
+  const workers = HOSTS.map((h) => `${h}:${SIM_PORT}`);
+  const chat = (extra) => JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello' }], ...extra });
+
+  const PHASES = {
+    A: { sim: ['--token-interval', '0', '--max-num-seqs', '1024'] },
+    B: { sim: ['--token-interval', '20', '--max-num-seqs', '1024'] },
+    // S and G share their workers: G is compared with FlockServe's HTTP streams of the same run.
+    S: { sim: ['--token-interval', '10', '--max-num-seqs', '1024'] },
+    // 2,500 streams per worker × 101 tokens fit the simulator's KV cache (440k tokens).
+    M: { sim: ['--token-interval', '2000', '--max-num-seqs', '20000'] },
+  };
+  const results = { A: [], B: [], S: [], G: [], M: [] };
+
+  /** Starts the 4 workers, nginx, haproxy and FlockServe; returns the targets and a stop function. */
+  async function startAll(phase, simArgs) {
+    const sims = await Promise.all(
+      HOSTS.map((h) =>
+        startCli('flockserve-sim', ['--host', h, '--port', String(SIM_PORT), ...simArgs], /listening on/),
+      ),
+    );
+    const nginx = await startProxy('nginx', join(tmp, `nginx-${phase}`), {
+      port: PORTS.nginx,
+      workers,
+      nofile,
+    });
+    const haproxy = await startProxy('haproxy', join(tmp, `haproxy-${phase}`), {
+      port: PORTS.haproxy,
+      workers,
+      nofile,
+    });
+    const prof = values['profile-dir'];
+    const gw = await startCli(
+      'flockserve',
+      [
+        '--provisioner',
+        'static',
+        '--workers',
+        workers.map((w) => `http://${w}`).join(','),
+        '--skypilot_task',
+        'examples/serving_sim_local.yaml',
+        '--min_workers',
+        '4',
+        '--max_workers',
+        '4',
+        // High enough that the gateway never queues: nginx and haproxy do not either.
+        '--worker_capacity',
+        String(Math.max(4096, mStreams)),
+        '--max_queue_length',
+        String(mStreams * 2),
+        '--metrics_id',
+        '-1',
+        '--verbosity',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(PORTS.flockserve),
+        '--grpc_port',
+        String(GRPC_PORT),
+      ],
+      /listening on/,
+      {},
+      prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `flockserve-${phase}.cpuprofile`] : [],
+    );
+    await waitHttp(`http://127.0.0.1:${PORTS.flockserve}/`, async (r) => (await r.json()).ready_worker_count === 4);
+    const targets = [
+      { name: 'direct (one worker)', url: `http://${workers[0]}`, pid: sims[0].child.pid, proxy: false },
+      { name: 'nginx', url: `http://127.0.0.1:${PORTS.nginx}`, pid: nginx.pid, proxy: true },
+      { name: 'haproxy', url: `http://127.0.0.1:${PORTS.haproxy}`, pid: haproxy.pid, proxy: true },
+      { name: 'FlockServe', url: `http://127.0.0.1:${PORTS.flockserve}`, pid: gw.child.pid, proxy: true, ours: true },
+    ];
+    const stopAll = async () => {
+      await stop(gw.child);
+      await Promise.all([stop(nginx), stop(haproxy)]);
+      await Promise.all(sims.map((s) => stop(s.child)));
+    };
+    return { targets, stopAll };
+  }
+
+  const cpuOf = (pid) => processTree(pid).reduce((sum, p) => sum + cpuSeconds(p), 0);
+  const rssOf = (pid) => processTree(pid).reduce((sum, p) => sum + rssKiB(p), 0);
+  const log = (...a) => console.log(new Date().toISOString().slice(11, 19), ...a);
+
+  for (const phase of ['A', 'B', 'S', 'M']) {
+    if (!phases.has(phase) && !(phase === 'S' && phases.has('G'))) continue;
+    log(`phase ${phase}: starting workers and proxies`);
+    const { targets, stopAll } = await startAll(phase, PHASES[phase].sim);
+    try {
+      if (phase === 'A' || phase === 'B') {
+        const connections = phase === 'A' ? 64 : 256;
+        const body = chat({ max_tokens: 8 });
+        for (const t of targets) {
+          const url = `${t.url}/v1/chat/completions`;
+          await wrk({ dir: tmp, url, body, connections, seconds: 2 }); // warm-up (JIT, pools)
+          const cpu0 = cpuOf(t.pid);
+          const r = await wrk({ dir: tmp, url, body, connections, seconds });
+          const cpu = cpuOf(t.pid) - cpu0;
+          results[phase].push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu, raw: undefined });
+          log(
+            phase,
+            t.name,
+            `${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99} errors ${r.errors} cpu ${cpu.toFixed(2)} s`,
+          );
+        }
+      }
+      if (phase === 'S') {
+        const body = chat({ max_tokens: 50, stream: true });
+        for (const t of phases.has('S') ? targets : []) {
+          const cpu0 = cpuOf(t.pid);
+          const r = await sseLoop({
+            url: t.url,
+            path: '/v1/chat/completions',
+            body,
+            concurrency: 200,
+            durationMs: seconds * 1000,
+          });
+          const cpu = cpuOf(t.pid) - cpu0;
+          results.S.push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu });
+          log('S', t.name, JSON.stringify(r), `cpu ${cpu.toFixed(2)} s`);
+        }
+        if (phases.has('G')) {
+          const gw = targets.find((t) => t.ours);
+          const { InferenceServiceClient } = await import(join(ROOT, 'dist/gen/flockserve/v1/inference.js'));
+          const request = {
+            model: 'sim',
+            messages: [{ role: 'user', content: { $case: 'text', value: 'hello' } }],
+            maxTokens: 50,
+            stop: [],
+            stream: true,
+          };
+          const cpu0 = cpuOf(gw.pid);
+          const r = await grpcLoop({
+            address: `127.0.0.1:${GRPC_PORT}`,
+            Client: InferenceServiceClient,
+            request,
+            concurrency: 200,
+            durationMs: seconds * 1000,
+          });
+          const cpu = cpuOf(gw.pid) - cpu0;
+          results.G.push({ target: 'FlockServe gRPC', ours: true, proxy: true, ...r, cpu });
+          log('G', JSON.stringify(r), `cpu ${cpu.toFixed(2)} s`);
+        }
+      }
+      if (phase === 'M') {
+        const body = chat({ max_tokens: 100, stream: true });
+        for (const t of targets.filter((x) => x.proxy)) {
+          // A few streams first, so one-time costs (JIT, pools, buffers) are in the baseline.
+          await sseLoop({
+            url: t.url,
+            path: '/v1/chat/completions',
+            body: chat({ max_tokens: 2, stream: true }),
+            concurrency: 50,
+            durationMs: 1000,
+            warmupMs: 0,
+          });
+          await new Promise((r) => setTimeout(r, 1000));
+          const before = rssOf(t.pid);
+          const cpu0 = cpuOf(t.pid);
+          const t0 = performance.now();
+          const open = await openStreams({ url: t.url, path: '/v1/chat/completions', body, count: mStreams });
+          const openSeconds = (performance.now() - t0) / 1000;
+          await new Promise((r) => setTimeout(r, 2000));
+          const withStreams = rssOf(t.pid);
+          const cpu = cpuOf(t.pid) - cpu0;
+          await open.close();
+          const perStream = (withStreams - before) / (mStreams - open.failed);
+          results.M.push({
+            target: t.name,
+            ours: t.ours,
+            open: mStreams - open.failed,
+            before,
+            withStreams,
+            perStream,
+            openSeconds,
+            cpu,
+          });
+          log(
+            'M',
+            t.name,
+            `open ${mStreams - open.failed}, RSS ${before} → ${withStreams} KiB, ${perStream.toFixed(1)} KiB/stream`,
+          );
+          await new Promise((r) => setTimeout(r, 3000)); // let the workers cancel the cut streams
+        }
+      }
+    } finally {
+      await stopAll();
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  const report = render({
+    results,
+    seconds,
+    mStreams,
+    asked: Number(values['m-streams']),
+    nofile,
+    phases: values.phases,
+    versions: versions(),
+  });
+  writeFileSync(values.out, report);
+  writeFileSync(values.out.replace(/\.md$/, '.json'), JSON.stringify(results, null, 2) + '\n');
+  console.log(report);
+}
+
+function render({ results, seconds, mStreams, asked, nofile, phases, versions: v }) {
+  const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
+  const verdict = (ok) => (ok ? 'met' : '**missed**');
+  const L = [
+    '# Data path: FlockServe side by side with nginx and haproxy',
+    '',
+    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --phases ${phases} --m-streams ${asked}\``,
+    '',
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${v.nginx}; ${v.haproxy}; ${v.wrk}; Node ${v.node}.`,
+    'Load generator, proxies and the 4 simulator workers (127.0.0.2–127.0.0.5) share these 2 cores, so',
+    'the ratios of one run are the result, not the absolute numbers. nginx runs `worker_processes auto`',
+    '(2 workers), haproxy its default threads (2), FlockServe one Node process. "CPU s" is user + system',
+    'time of all the proxy\'s processes during the measured load (for "direct": the one worker\'s).',
+    'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
+    '',
+  ];
+  const byName = (rows, name) => rows.find((r) => r.target === name);
+  for (const [phase, title, targets] of [
+    ['A', `A — non-streaming chat (8 tokens), worker delay 0, \`wrk -t1 -c64 -d${seconds}s\``, { rps: 0.6, p99: 1.5 }],
+    [
+      'B',
+      `B — non-streaming chat (8 tokens), worker delay 20 ms per token, \`wrk -t1 -c256 -d${seconds}s\``,
+      { rps: 0.9, p99: 1.2 },
+    ],
+  ]) {
+    const rows = results[phase];
+    if (rows.length === 0) continue;
+    const ours = rows.find((r) => r.ours);
+    const nginx = byName(rows, 'nginx');
+    const direct = byName(rows, 'direct (one worker)');
+    L.push(
+      `## ${title}`,
+      '',
+      '| target | req/s | p50 ms | p99 ms | errors | CPU s | CPU ms per 1k req |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of rows) {
+      L.push(
+        `| ${r.target} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${f(r.cpu, 2)} | ${f((r.cpu * 1e6) / (r.rps * seconds), 0)} |`,
+      );
+    }
+    L.push(
+      `| **FlockServe / nginx** | **${ratio(ours.rps, nginx.rps)}** | ${ratio(ours.p50, nginx.p50)} | **${ratio(ours.p99, nginx.p99)}** | | ${ratio(ours.cpu, nginx.cpu)} | |`,
+      `| **FlockServe / direct** | ${ratio(ours.rps, direct.rps)} | ${ratio(ours.p50, direct.p50)} | ${ratio(ours.p99, direct.p99)} | | | |`,
+      '',
+      `Target: req/s ≥ ${targets.rps} × nginx — ${ratio(ours.rps, nginx.rps)}, ${verdict(ours.rps >= targets.rps * nginx.rps)}; ` +
+        `p99 ≤ ${targets.p99} × nginx — ${ratio(ours.p99, nginx.p99)}, ${verdict(ours.p99 <= targets.p99 * nginx.p99)}.`,
+      '',
+    );
+  }
+  const streamRows = (rows) => {
+    for (const r of rows) {
+      L.push(
+        `| ${r.target} | ${r.streams} | ${r.complete} | ${r.failures} | ${f(r.chunksPerSecond, 0)} | ${f(r.ttfcP50, 2)} | ${f(r.ttfcP99, 2)} | ${f(r.cpu, 2)} |`,
+      );
+    }
+  };
+  const streamHead = [
+    '| target | streams | complete | failed | chunks/s | TTFC p50 ms | TTFC p99 ms | CPU s |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  if (results.S.length > 0) {
+    const rows = results.S;
+    const ours = rows.find((r) => r.ours);
+    const nginx = byName(rows, 'nginx');
+    const direct = byName(rows, 'direct (one worker)');
+    L.push(
+      `## S — 200 concurrent SSE streams × 50 tokens every 10 ms, closed loop for ${seconds} s`,
+      '',
+      ...streamHead,
+    );
+    streamRows(rows);
+    L.push(
+      `| **FlockServe / nginx** | | | | **${ratio(ours.chunksPerSecond, nginx.chunksPerSecond)}** | ${ratio(ours.ttfcP50, nginx.ttfcP50)} | ${ratio(ours.ttfcP99, nginx.ttfcP99)} | ${ratio(ours.cpu, nginx.cpu)} |`,
+      `| **FlockServe / direct** | | | | ${ratio(ours.chunksPerSecond, direct.chunksPerSecond)} | ${ratio(ours.ttfcP50, direct.ttfcP50)} | ${ratio(ours.ttfcP99, direct.ttfcP99)} | |`,
+      '',
+      `Target: chunks/s ≥ 0.95 × nginx — ${ratio(ours.chunksPerSecond, nginx.chunksPerSecond)}, ${verdict(ours.chunksPerSecond >= 0.95 * nginx.chunksPerSecond)}; ` +
+        `p50 TTFC ≤ nginx + 5 ms — ${f(ours.ttfcP50 - nginx.ttfcP50, 2)} ms more, ${verdict(ours.ttfcP50 <= nginx.ttfcP50 + 5)}; ` +
+        `all streams complete — ${ours.complete}/${ours.streams}, ${verdict(ours.failures === 0 && ours.complete === ours.streams)}.`,
+      '',
+    );
+  }
+  if (results.G.length > 0) {
+    const g = results.G[0];
+    const http = results.S.find((r) => r.ours);
+    L.push(`## G — S over FlockServe's gRPC \`ChatCompletion\` stream (same workers, same run)`, '', ...streamHead);
+    if (http) streamRows([{ ...http, target: 'FlockServe HTTP (S)' }]);
+    streamRows(results.G);
+    if (http) {
+      const r = g.chunksPerSecond / http.chunksPerSecond;
+      L.push(
+        '',
+        `Target: gRPC chunks/s within 20% of HTTP streaming — ${r.toFixed(2)} × HTTP, ${verdict(r >= 0.8)}.`,
+        'A gRPC chunk is one ChatCompletionResponse message; an HTTP chunk one SSE data event.',
+      );
+    }
+    L.push('');
+  }
+  if (results.M.length > 0) {
+    L.push(
+      `## M — ${mStreams.toLocaleString('en')} concurrent open streams (100 tokens, one every 2 s): RSS per stream`,
+      '',
+      ...(mStreams < asked
+        ? [
+            `${asked.toLocaleString('en')} streams were asked for; this machine's open-file limit (${nofile}, the hard limit, which the container does not let even root raise) holds ${mStreams.toLocaleString('en')} per proxy (two sockets each).`,
+            '',
+          ]
+        : []),
+      "Each stream is open and has its first chunk; RSS (VmRSS, all the proxy's processes) after a warm-up",
+      'and 2 s after the last stream opened.',
+      '',
+      '| target | streams open | RSS before MiB | RSS with streams MiB | KiB per stream | time to open s | CPU s |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of results.M) {
+      L.push(
+        `| ${r.target} | ${r.open} | ${f(r.before / 1024)} | ${f(r.withStreams / 1024)} | ${f(r.perStream)} | ${f(r.openSeconds, 1)} | ${f(r.cpu, 2)} |`,
+      );
+    }
+    const ours = results.M.find((r) => r.ours);
+    if (ours)
+      L.push(
+        '',
+        `Target: ≤ 60 KiB of gateway RSS per open stream — ${f(ours.perStream)} KiB, ${verdict(ours.perStream <= 60)}.`,
+      );
+    L.push('');
+  }
+  return L.join('\n');
+}
