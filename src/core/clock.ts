@@ -2,6 +2,8 @@
  * Time for everything in core. Nothing in core reads Date.now() or calls setTimeout
  * directly: it takes a Clock, so tests and the simulation run on virtual time.
  */
+import { IndexedHeap, type HeapItem } from './heap.js';
+
 export interface TimerHandle {
   cancel(): void;
 }
@@ -13,12 +15,14 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): TimerHandle;
 }
 
-interface Pending {
-  at: number;
-  seq: number;
-  fn: () => void;
-  cancelled: boolean;
+interface Pending extends HeapItem {
+  readonly at: number;
+  readonly seq: number;
+  readonly fn: () => void;
 }
+
+/** Timers fire by time, ties in the order they were set. */
+const firesFirst = (a: Pending, b: Pending): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
 
 /**
  * A clock that only moves when told. Timers fire in time order (ties in the order they
@@ -27,8 +31,8 @@ interface Pending {
 export class VirtualClock implements Clock {
   #now: number;
   #seq = 0;
-  // A binary heap keyed by (at, seq): O(log n) per timer, so a one-hour trace simulates fast.
-  readonly #heap: Pending[] = [];
+  // A binary heap keyed by (at, seq): O(log n) per timer and per cancel, so a one-hour trace simulates fast.
+  readonly #timers = new IndexedHeap<Pending>(firesFirst);
 
   constructor(startMs = 0) {
     this.#now = startMs;
@@ -39,28 +43,19 @@ export class VirtualClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): TimerHandle {
-    const p: Pending = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
-    this.#push(p);
-    return {
-      cancel: () => {
-        p.cancelled = true;
-      },
-    };
+    const p: Pending = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, heapPos: -1 };
+    this.#timers.push(p);
+    return { cancel: () => this.#timers.remove(p) };
   }
 
   /** Timers not yet fired or cancelled. */
   get pendingTimers(): number {
-    return this.#heap.filter((p) => !p.cancelled).length;
+    return this.#timers.size;
   }
 
   /** When the next pending timer fires, or undefined when none is pending. */
   nextTimerAt(): number | undefined {
-    for (;;) {
-      const top = this.#heap[0];
-      if (!top) return undefined;
-      if (!top.cancelled) return top.at;
-      this.#pop();
-    }
+    return this.#timers.peek()?.at;
   }
 
   /** Moves time forward by ms, firing every timer due on the way (and those they set). */
@@ -70,62 +65,22 @@ export class VirtualClock implements Clock {
 
   /** Moves time to `until`, firing due timers in order. */
   runUntil(until: number): void {
-    for (;;) {
-      const top = this.#heap[0];
-      if (!top || top.at > until) break;
-      this.#pop();
-      if (top.cancelled) continue;
-      this.#now = Math.max(this.#now, top.at);
-      top.fn();
-    }
+    for (let top = this.#timers.peek(); top && top.at <= until; top = this.#timers.peek()) this.#fire(top);
     this.#now = Math.max(this.#now, until);
   }
 
   /** Fires the next pending timer, moving time to it; false when none is left. */
   step(): boolean {
-    for (;;) {
-      const top = this.#heap[0];
-      if (!top) return false;
-      this.#pop();
-      if (top.cancelled) continue;
-      this.#now = Math.max(this.#now, top.at);
-      top.fn();
-      return true;
-    }
+    const top = this.#timers.peek();
+    if (!top) return false;
+    this.#fire(top);
+    return true;
   }
 
-  #less(a: Pending, b: Pending): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  #push(p: Pending): void {
-    const h = this.#heap;
-    h.push(p);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(h[i]!, h[parent]!)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
-      i = parent;
-    }
-  }
-
-  #pop(): void {
-    const h = this.#heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
-      if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
+  #fire(p: Pending): void {
+    this.#timers.remove(p);
+    this.#now = Math.max(this.#now, p.at);
+    p.fn();
   }
 }
 

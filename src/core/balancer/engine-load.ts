@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { IndexedHeap, type HeapItem } from '../heap.js';
 import type { Worker } from '../pool.js';
 import type {
   BalancerOptions,
@@ -16,7 +17,7 @@ export const ENGINE_LOAD_DEFAULTS = {
   staleIntervals: 3,
 } as const;
 
-interface Node {
+interface Node extends HeapItem {
   readonly worker: Worker;
   sample: EngineLoadSample | undefined;
   sampledAt: number;
@@ -26,8 +27,11 @@ interface Node {
   /** Tie-break: the worker whose score changed longest ago goes first (rotates among equals). */
   seq: number;
   /** Index in the heap, -1 when not in it (not ready, or full). */
-  pos: number;
+  heapPos: number;
 }
+
+/** Lowest score first; on a tie, the worker whose score changed longest ago. */
+const ranksFirst = (a: Node, b: Node): boolean => a.score < b.score || (a.score === b.score && a.seq < b.seq);
 
 const STOPPED_CLOCK: Clock = { now: () => 0, setTimer: () => ({ cancel() {} }) };
 
@@ -55,7 +59,7 @@ export class EngineLoad implements BalancerPolicy, EngineLoadSink {
   readonly #clock: Clock;
   readonly #staleMs: number;
   readonly #nodes = new Map<Worker, Node>();
-  readonly #heap: Node[] = [];
+  readonly #heap = new IndexedHeap<Node>(ranksFirst);
   #unknownPart = 0;
   #seq = 0;
 
@@ -71,7 +75,7 @@ export class EngineLoad implements BalancerPolicy, EngineLoadSink {
   pick(candidates: Candidates, _ctx: PickContext): Worker | undefined {
     const now = this.#clock.now();
     for (;;) {
-      const top = this.#heap[0];
+      const top = this.#heap.peek();
       if (!top) return undefined;
       if (top.fresh && now - top.sampledAt > this.#staleMs) {
         top.fresh = false;
@@ -80,7 +84,7 @@ export class EngineLoad implements BalancerPolicy, EngineLoadSink {
       }
       // Defensive: the heap holds exactly the workers with room.
       if (!candidates.has(top.worker)) {
-        this.#remove(top);
+        this.#heap.remove(top);
         continue;
       }
       return top.worker;
@@ -108,20 +112,20 @@ export class EngineLoad implements BalancerPolicy, EngineLoadSink {
     }
     this.#unknownPart = worst;
     for (const node of this.#nodes.values()) node.score = this.#score(node);
-    this.#heapify();
+    this.#heap.heapify();
   }
 
   onMembershipChange(ready: readonly Worker[]): void {
     const keep = new Set(ready);
     for (const node of this.#nodes.values()) {
       if (!keep.has(node.worker)) {
-        this.#remove(node);
+        this.#heap.remove(node);
         this.#nodes.delete(node.worker);
       }
     }
     for (const worker of ready) {
       if (this.#nodes.has(worker)) continue;
-      const node: Node = { worker, sample: undefined, sampledAt: 0, fresh: false, score: 0, seq: 0, pos: -1 };
+      const node: Node = { worker, sample: undefined, sampledAt: 0, fresh: false, score: 0, seq: 0, heapPos: -1 };
       this.#nodes.set(worker, node);
       this.#rekey(node);
     }
@@ -144,67 +148,8 @@ export class EngineLoad implements BalancerPolicy, EngineLoadSink {
     node.seq = ++this.#seq;
     const w = node.worker;
     const room = w.state === 'ready' && w.inFlight < w.capacity;
-    if (!room) return this.#remove(node);
-    if (node.pos < 0) {
-      node.pos = this.#heap.length;
-      this.#heap.push(node);
-    }
-    this.#siftUp(node.pos);
-    this.#siftDown(node.pos);
-  }
-
-  #remove(node: Node): void {
-    const i = node.pos;
-    if (i < 0) return;
-    node.pos = -1;
-    const last = this.#heap.pop()!;
-    if (i === this.#heap.length) return;
-    this.#heap[i] = last;
-    last.pos = i;
-    this.#siftUp(i);
-    this.#siftDown(last.pos);
-  }
-
-  #heapify(): void {
-    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#siftDown(i);
-  }
-
-  #less(a: Node, b: Node): boolean {
-    return a.score < b.score || (a.score === b.score && a.seq < b.seq);
-  }
-
-  #siftUp(i: number): void {
-    const h = this.#heap;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(h[i]!, h[parent]!)) break;
-      this.#swap(i, parent);
-      i = parent;
-    }
-  }
-
-  #siftDown(i: number): void {
-    const h = this.#heap;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
-      if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
-      if (m === i) return;
-      this.#swap(i, m);
-      i = m;
-    }
-  }
-
-  #swap(i: number, j: number): void {
-    const h = this.#heap;
-    const a = h[i]!;
-    const b = h[j]!;
-    h[i] = b;
-    h[j] = a;
-    a.pos = j;
-    b.pos = i;
+    if (room) this.#heap.update(node);
+    else this.#heap.remove(node);
   }
 }
 
