@@ -36,7 +36,7 @@ export function workersTable(workers: readonly Worker[], nowMs: number): string 
   if (workers.length === 0) return 'no workers';
   const rows = workers.map((w) => [
     w.name,
-    stateName(w.state),
+    stateName(w.state) + (w.ejected ? ' (ejected)' : ''),
     w.url || '-',
     `${w.inFlight}/${w.capacity}`,
     formatAge(w.ageSeconds),

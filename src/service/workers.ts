@@ -28,6 +28,7 @@ export function workerToProto(w: Worker, clock: Clock, wallNowMs: number): Proto
     lastProbeUnixMs: w.lastProbeAt === undefined ? 0 : Math.round(wallNowMs - (now - w.lastProbeAt)),
     totalRequests: w.totalRequests,
     provisionerDetail: { ...w.detail },
+    ejected: w.ejected,
   };
 }
 

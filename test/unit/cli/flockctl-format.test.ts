@@ -36,9 +36,14 @@ describe('flockctl formatting', () => {
       lastProbeUnixMs: now - 4_000,
       totalRequests: 17,
       provisionerDetail: { pid: '42', log: '/tmp/w.log' },
+      ejected: false,
     };
     expect(workersTable([w], now).split('\n')[1]).toBe(
       'skypilot-worker-1  not_ready  -    3/30       2m05s  4s ago      17        pid=42 log=/tmp/w.log',
+    );
+    // An ejected worker keeps its state; the table says it takes no traffic.
+    expect(workersTable([{ ...w, state: WorkerState.WORKER_STATE_READY, ejected: true }], now)).toContain(
+      'ready (ejected)',
     );
     expect(workersTable([], now)).toBe('no workers');
   });

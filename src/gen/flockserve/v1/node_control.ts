@@ -113,6 +113,11 @@ export interface Worker {
   totalRequests: number;
   /** Provisioner-specific facts (cloud, region, pid, cluster status, ...). */
   provisionerDetail: { [key: string]: string };
+  /**
+   * Taken out of rotation by outlier detection (failing requests); it keeps its state and
+   * returns when a readiness probe passes after its ejection time.
+   */
+  ejected: boolean;
 }
 
 export interface Worker_ProvisionerDetailEntry {
@@ -216,6 +221,7 @@ function createBaseWorker(): Worker {
     lastProbeUnixMs: 0,
     totalRequests: 0,
     provisionerDetail: {},
+    ejected: false,
   };
 }
 
@@ -248,6 +254,9 @@ export const Worker: MessageFns<Worker> = {
     globalThis.Object.entries(message.provisionerDetail).forEach(([key, value]: [string, string]) => {
       Worker_ProvisionerDetailEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
     });
+    if (message.ejected !== false) {
+      writer.uint32(80).bool(message.ejected);
+    }
     return writer;
   },
 
@@ -339,6 +348,14 @@ export const Worker: MessageFns<Worker> = {
             }
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.ejected = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -404,6 +421,7 @@ export const Worker: MessageFns<Worker> = {
           {},
         )
         : {},
+      ejected: isSet(object.ejected) ? globalThis.Boolean(object.ejected) : false,
     };
   },
 
@@ -442,6 +460,9 @@ export const Worker: MessageFns<Worker> = {
         });
       }
     }
+    if (message.ejected !== false) {
+      obj.ejected = message.ejected;
+    }
     return obj;
   },
 
@@ -465,6 +486,7 @@ export const Worker: MessageFns<Worker> = {
         }
         return acc;
       }, {});
+    message.ejected = object.ejected ?? false;
     return message;
   },
 };
