@@ -5,7 +5,6 @@ import {
   type ServerUnaryCall,
   type sendUnaryData,
 } from '@grpc/grpc-js';
-import { createParser } from 'eventsource-parser';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../core/errors.js';
 import type {
@@ -129,26 +128,20 @@ async function workerError(reply: InferenceReply): Promise<GrpcError> {
 }
 
 /**
- * Reads SSE `data:` events from a worker's body and hands each JSON object on; ends at
- * `[DONE]` or the end of the body. An `error` object inside the stream becomes a gRPC error.
+ * Takes the JSON objects of a worker's SSE events, as the service's check parsed them (no
+ * second parse here), and hands each on; an `error` object inside the stream becomes a gRPC
+ * error. `drain` reads the body to its end (the events arrive as its chunks pass) and throws
+ * that error, or the body's own failure.
  */
-async function forEachEvent(
-  body: Readable,
-  onObject: (o: JsonObject) => void,
-  onChunk: (c: Buffer) => void,
-): Promise<void> {
+function sseEvents(onObject: (o: JsonObject) => void): {
+  onEvents: (events: unknown[]) => void;
+  drain: (body: Readable, onChunk: (c: Buffer) => void) => Promise<void>;
+} {
   let failure: GrpcError | undefined;
-  const parser = createParser({
-    onEvent(event) {
-      if (failure || event.data === '[DONE]') return;
-      let obj: unknown;
-      try {
-        obj = JSON.parse(event.data);
-      } catch {
-        failure = { code: GrpcStatus.UNAVAILABLE, details: 'worker sent an event that is not JSON' };
-        return;
-      }
-      if (typeof obj !== 'object' || obj === null) return;
+  const onEvents = (events: unknown[]): void => {
+    for (const obj of events) {
+      if (failure) return;
+      if (typeof obj !== 'object' || obj === null) continue;
       const e = (obj as JsonObject)['error'];
       if (
         e !== undefined &&
@@ -160,17 +153,19 @@ async function forEachEvent(
         return;
       }
       onObject(obj as JsonObject);
-    },
-  });
-  for await (const chunk of body) {
-    onChunk(chunk as Buffer);
-    parser.feed((chunk as Buffer).toString('utf8'));
-    if (failure) break;
-  }
-  if (failure) {
-    body.destroy();
-    throw failure;
-  }
+    }
+  };
+  const drain = async (body: Readable, onChunk: (c: Buffer) => void): Promise<void> => {
+    for await (const chunk of body) {
+      onChunk(chunk as Buffer);
+      if (failure) break;
+    }
+    if (failure) {
+      body.destroy();
+      throw failure;
+    }
+  };
+  return { onEvents, drain };
 }
 
 function isGrpcError(e: unknown): e is GrpcError {
@@ -208,6 +203,8 @@ export function createInferenceHandlers(
     if (problem) throw new GatewayError('bad_request', { message: problem });
     const json = T.toJson(req as unknown as JsonObject, route.request);
     if (route.streaming(req) && route.path(req).startsWith('/v1/')) json['stream'] = true;
+    const toRes = (o: JsonObject): Res => T.toProto(o, route.response) as Res;
+    const events = sseEvents((o) => emit(toRes(o)));
     const reply = await service.dispatch({
       method: 'POST',
       path: route.path(req),
@@ -216,18 +213,14 @@ export function createInferenceHandlers(
       sessionKey: route.sessionKey?.(req),
       promptText: promptTextOf(json),
       signal,
+      onSseEvents: events.onEvents,
     });
     const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
     record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
     seen(reply.status);
     if (reply.status >= 400) throw await workerError(reply);
-    const toRes = (o: JsonObject): Res => T.toProto(o, route.response) as Res;
     if (stream) {
-      await forEachEvent(
-        reply.body,
-        (o) => emit(toRes(o)),
-        (c) => record.chunk(c),
-      );
+      await events.drain(reply.body, (c) => record.chunk(c));
     } else {
       const whole = await readAll(reply.body);
       record.chunk(whole);

@@ -18,6 +18,11 @@ export interface InferenceCall {
   readonly promptText?: string | undefined;
   /** Aborted when the client goes away: the upstream request is cancelled with it. */
   readonly signal: AbortSignal;
+  /**
+   * For an SSE answer: receives the JSON of its checked events as they pass (see checkedBody's
+   * onEvents), so an adapter that needs objects (gRPC) reuses the service's parse.
+   */
+  readonly onSseEvents?: ((events: unknown[]) => void) | undefined;
 }
 
 export interface InferenceReply {
@@ -209,6 +214,7 @@ export class InferenceService {
           this.#o.onRepetitionGuard?.(worker.name);
         },
         mapError: (err) => this.#bodyError(err, worker.name, call.signal, signal),
+        onEvents: call.onSseEvents,
       });
       this.#settleWhenClosed(body, lease, active, res.status < 500, call.signal);
       return { status: res.status, headers: res.headers, body, worker: worker.name, queueWaitMs };

@@ -2,6 +2,7 @@ import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@o
 import type { FleetStats } from '../core/fleet.js';
 import type { Worker, WorkerStateChange } from '../core/pool.js';
 import type { WorkerState } from '../core/types.js';
+import { Tally } from './tally.js';
 
 /**
  * Every instrument of the gateway, declared once. Two families:
@@ -82,12 +83,12 @@ interface FlockServeHistograms {
 export class GatewayMetrics {
   readonly #state: GatewayState;
   readonly #flock: FlockServeHistograms | undefined;
-  readonly #requests: Counter;
+  readonly #requests: Tally;
   readonly #duration: Histogram;
   readonly #ttft: Histogram;
   readonly #queueWait: Histogram;
-  readonly #generated: Counter;
-  readonly #prompt: Counter;
+  readonly #generated: Tally;
+  readonly #prompt: Tally;
   readonly #retries: Counter;
   readonly #ejections: Counter;
   readonly #answerFailures: Counter;
@@ -123,7 +124,7 @@ export class GatewayMetrics {
         .addCallback((r) => r.observe(state.queueLength()));
     }
 
-    this.#requests = meter.createCounter('flockserve_requests', {
+    this.#requests = new Tally(meter, 'flockserve_requests', {
       description: 'Inference requests finished, by route, status, worker and transport.',
       unit: '{request}',
     });
@@ -142,11 +143,11 @@ export class GatewayMetrics {
       unit: 's',
       advice: { explicitBucketBoundaries: QUEUE_WAIT_BUCKETS },
     });
-    this.#generated = meter.createCounter('flockserve_generated_tokens', {
+    this.#generated = new Tally(meter, 'flockserve_generated_tokens', {
       description: 'Tokens generated: the answer’s usage when reported, else counted stream events.',
       unit: '{token}',
     });
-    this.#prompt = meter.createCounter('flockserve_prompt_tokens', {
+    this.#prompt = new Tally(meter, 'flockserve_prompt_tokens', {
       description: 'Prompt tokens, as reported in the answer’s usage.',
       unit: '{token}',
     });
@@ -256,13 +257,21 @@ export class GatewayMetrics {
   request(m: RequestMeasurement): void {
     const status = String(m.status);
     const worker = m.worker || 'none';
-    this.#requests.add(1, { route: m.route, status, worker, transport: m.transport });
-    this.#duration.record(m.durationMs / 1000, { route: m.route, status });
-    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, { route: m.route, worker });
+    const route = m.route;
+    // Tallies (see tally.ts): the key joins the attribute values with a byte none of them holds.
+    this.#requests.add(1, `${route}\0${status}\0${worker}\0${m.transport}`, () => ({
+      route,
+      status,
+      worker,
+      transport: m.transport,
+    }));
+    this.#duration.record(m.durationMs / 1000, { route, status });
+    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, { route, worker });
     if (m.queueWaitMs !== undefined) this.#queueWait.record(m.queueWaitMs / 1000);
-    const tokenAttrs: Attributes = { route: m.route, worker };
-    if (m.completionTokens) this.#generated.add(m.completionTokens, tokenAttrs);
-    if (m.promptTokens) this.#prompt.add(m.promptTokens, tokenAttrs);
+    const tokenKey = `${route}\0${worker}`;
+    const tokenAttrs = (): Attributes => ({ route, worker });
+    if (m.completionTokens) this.#generated.add(m.completionTokens, tokenKey, tokenAttrs);
+    if (m.promptTokens) this.#prompt.add(m.promptTokens, tokenKey, tokenAttrs);
   }
 
   retry(worker: string, reason: string): void {

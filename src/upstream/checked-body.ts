@@ -26,6 +26,12 @@ export interface CheckOptions {
   readonly mapError: (err: unknown) => GatewayError;
   /** An SSE event larger than this is malformed (bounds what is held per stream). Default 1 MiB. */
   readonly maxEventBytes?: number;
+  /**
+   * Hands on the JSON of the SSE events of each chunk as it is pushed, in order (`[DONE]` and
+   * events without data left out), so a consumer that needs objects (the gRPC adapter) does not
+   * parse the bytes a second time. Called only for events that pass the checks.
+   */
+  readonly onEvents?: (events: unknown[]) => void;
 }
 
 const DONE = Buffer.from('data: [DONE]\n\n');
@@ -84,6 +90,7 @@ export function checkedBody(source: Readable, o: CheckOptions): Readable {
       try {
         const r = check.push(chunk);
         pass = r.pass;
+        if (r.events && r.events.length > 0) o.onEvents?.(r.events);
         if (r.error) {
           // The whole events before a malformed one still reach the client, then the error.
           if (pass) out.push(pass);
@@ -127,7 +134,7 @@ export function checkedBody(source: Readable, o: CheckOptions): Readable {
 
 /** One way of checking a body: what of each chunk may pass now, and whether the answer is over. */
 interface Check {
-  push(chunk: Buffer): { pass: Buffer | undefined; stop?: boolean; error?: unknown };
+  push(chunk: Buffer): { pass: Buffer | undefined; stop?: boolean; error?: unknown; events?: unknown[] };
   end(): Buffer | undefined;
 }
 
@@ -157,23 +164,26 @@ function sseCheck(o: CheckOptions): Check {
   return {
     push(chunk) {
       const events = split.push(chunk);
+      // The JSON of the events passed, only when someone takes it (o.onEvents).
+      const jsons: unknown[] | undefined = o.onEvents ? [] : undefined;
       let bytes = 0;
       for (const event of events) {
         let parsed;
         try {
           parsed = parseEvent(event.toString('utf8'), o.worker);
         } catch (error) {
-          return { pass: joined(events, bytes), error };
+          return { pass: joined(events, bytes), error, events: jsons };
         }
         if (guards && parsed && repeats(guards, parsed.json, o.repetitionLimit)) {
           o.onRepetition?.();
           const before = joined(events, bytes);
           const pass = o.doneEvent ? (before ? Buffer.concat([before, DONE]) : DONE) : before;
-          return { pass, stop: true };
+          return { pass, stop: true, events: jsons };
         }
+        if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
         bytes += event.length;
       }
-      return { pass: joined(events, bytes) };
+      return { pass: joined(events, bytes), events: jsons };
     },
     end() {
       split.end();

@@ -69,6 +69,25 @@ describe('checkedBody: SSE', () => {
     expect(events(out)).toBe(passed);
   });
 
+  it('onEvents hands on the JSON of exactly the events that passed, in order', async () => {
+    const objs: unknown[] = [];
+    const onEvents = (e: unknown[]): number => objs.push(...e);
+    const text = chat('a') + ': keep-alive\n\n' + 'data:{"x":1}\r\n\r\n' + 'data: [DONE]\n\n';
+    await run([text.slice(0, 9), text.slice(9)], { onEvents });
+    expect(objs).toEqual([{ choices: [{ index: 0, delta: { content: 'a' } }] }, { x: 1 }]);
+    // Nothing past a malformed event, nor the event the repetition guard stopped at.
+    objs.length = 0;
+    const { out } = await run([chat('a') + chat('b') + 'data: {"cut\n\n' + chat('c')], { onEvents });
+    expect(objs).toHaveLength(events(out));
+    objs.length = 0;
+    const line = 'All work and no play makes Jack a dull boy.\n';
+    await run(
+      Array.from({ length: 5 }, () => chat(line)),
+      { onEvents, repetitionLimit: 2 },
+    );
+    expect(objs).toHaveLength(2);
+  });
+
   it('repetition guard: ends an OpenAI stream with [DONE] and stops reading the worker', async () => {
     const line = 'All work and no play makes Jack a dull boy.\n';
     let trips = 0;
