@@ -182,24 +182,19 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
     onDone: (reason) => {
       sendRole();
       sse.event(chunk({ content: pending }, reason));
-      if (includeUsage) {
-        sse.event({
+      endStream(
+        sse,
+        includeUsage && {
           id,
           object: 'chat.completion.chunk',
           created,
           model,
           choices: [],
           usage: usage(promptTokens, maxTokens),
-        });
-      }
-      sse.event('[DONE]');
-      sse.end();
+        },
+      );
     },
-    onError: (e) => {
-      sse.event({ object: 'error', message: e.message, type: 'BadRequestError', param: null, code: 400 });
-      sse.event('[DONE]');
-      sse.end();
-    },
+    onError: (e) => endStreamWithError(sse, e),
   });
 }
 
@@ -276,25 +271,34 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
     },
     onDone: (reason) => {
       sse.event(chunk(pending, reason));
-      if (includeUsage) {
-        sse.event({
+      endStream(
+        sse,
+        includeUsage && {
           id,
           object: 'text_completion',
           created,
           model,
           choices: [],
           usage: usage(promptTokens, maxTokens),
-        });
-      }
-      sse.event('[DONE]');
-      sse.end();
+        },
+      );
     },
-    onError: (e) => {
-      sse.event({ object: 'error', message: e.message, type: 'BadRequestError', param: null, code: 400 });
-      sse.event('[DONE]');
-      sse.end();
-    },
+    onError: (e) => endStreamWithError(sse, e),
   });
+}
+
+/** Ends an OpenAI stream as vLLM does: the usage-only chunk when asked for (stream_options.include_usage), then [DONE]. */
+function endStream(sse: SseWriter, usageChunk: Record<string, unknown> | false): void {
+  if (usageChunk) sse.event(usageChunk);
+  sse.event('[DONE]');
+  sse.end();
+}
+
+/** A failure after the stream began: vLLM's error object as an event, then [DONE]. */
+function endStreamWithError(sse: SseWriter, e: Error): void {
+  sse.event({ object: 'error', message: e.message, type: 'BadRequestError', param: null, code: 400 });
+  sse.event('[DONE]');
+  sse.end();
 }
 
 /** Embeddings answer at once (no generation); `encoding_format: "base64"` is what the openai npm client asks for. */
