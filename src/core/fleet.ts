@@ -62,6 +62,19 @@ export interface FleetStats {
   teardownGiveUps: number;
 }
 
+/** Every counter at zero: a new fleet's stats. */
+export function emptyFleetStats(): FleetStats {
+  return {
+    launched: 0,
+    launchFailures: 0,
+    replaced: 0,
+    terminated: 0,
+    terminateFailures: 0,
+    launchGiveUps: 0,
+    teardownGiveUps: 0,
+  };
+}
+
 export interface AdoptResult {
   /** UP clusters with an endpoint, now in the pool as `starting`. */
   readonly adopted: string[];
@@ -118,15 +131,7 @@ export class Fleet {
   readonly #tracked = new Map<string, Tracked>();
   /** Teardowns of clusters that never joined the pool (adoption). */
   readonly #orphanTeardowns = new Map<string, Promise<void>>();
-  readonly #stats: FleetStats = {
-    launched: 0,
-    launchFailures: 0,
-    replaced: 0,
-    terminated: 0,
-    terminateFailures: 0,
-    launchGiveUps: 0,
-    teardownGiveUps: 0,
-  };
+  readonly #stats: FleetStats = emptyFleetStats();
   /** Workers given up on after their launch retries, oldest first, kept as `failed` records. */
   readonly #failedRecords: string[] = [];
   /** Clusters whose teardown was given up on: reported until a later terminate succeeds. */

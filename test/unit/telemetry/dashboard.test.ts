@@ -8,30 +8,21 @@ import { WorkerPool } from '../../../src/core/pool.js';
 import { GatewayMetrics } from '../../../src/telemetry/metrics.js';
 import { ROOT } from '../../helpers/gateway.js';
 import { parsePrometheusText } from '../../helpers/prometheus-text.js';
+import { idleGatewayState } from '../../fakes/gateway-state.js';
 
 /** Every series name the gateway exposes once each instrument has a value. */
 async function exposedNames(): Promise<Set<string>> {
   const reader = new PrometheusExporter({ preventServerStart: true });
   const clock = new VirtualClock();
   const pool = new WorkerPool(clock);
-  const metrics = new GatewayMetrics(new MeterProvider({ readers: [reader] }).getMeter('t'), 1, {
-    workers: () => pool.list(),
-    queueLength: () => 0,
-    queueLengthMean: () => 0,
-    gatewayQueueLength: () => 0,
-    totalRequests: () => 0,
-    fleetStats: () => ({
-      launched: 0,
-      launchFailures: 0,
-      replaced: 0,
-      terminated: 0,
-      terminateFailures: 0,
-      launchGiveUps: 0,
-      teardownGiveUps: 0,
+  const metrics = new GatewayMetrics(
+    new MeterProvider({ readers: [reader] }).getMeter('t'),
+    1,
+    idleGatewayState({
+      workers: () => pool.list(),
+      requestLogStats: () => ({ written: 0, dropped: 0 }),
     }),
-    targetWorkers: () => 0,
-    requestLogStats: () => ({ written: 0, dropped: 0 }),
-  });
+  );
   pool.onChange((c) => metrics.workerChanged(c, clock.now()));
   pool.add('w-0', 1);
   pool.setState('w-0', 'starting', 't');

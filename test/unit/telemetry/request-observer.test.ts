@@ -15,6 +15,7 @@ import { GatewayMetrics } from '../../../src/telemetry/metrics.js';
 import { TelemetryObserver } from '../../../src/telemetry/request-observer.js';
 import { RequestTracer } from '../../../src/telemetry/tracing.js';
 import { histogramPoint, meterWithReader, pointValue } from '../../helpers/metrics.js';
+import { idleGatewayState } from '../../fakes/gateway-state.js';
 
 /** A Tracer (the OpenTelemetry API's interface) that keeps what it is given, as an SDK tracer would record it. */
 class RecordingTracer implements Tracer {
@@ -51,23 +52,7 @@ class RecordingTracer implements Tracer {
 
 function setup(opts: { tracer?: Tracer } = {}) {
   const { provider, reader } = meterWithReader();
-  const metrics = new GatewayMetrics(provider.getMeter('t'), -1, {
-    workers: () => [],
-    queueLength: () => 0,
-    queueLengthMean: () => 0,
-    gatewayQueueLength: () => 0,
-    totalRequests: () => 0,
-    fleetStats: () => ({
-      launched: 0,
-      launchFailures: 0,
-      replaced: 0,
-      terminated: 0,
-      terminateFailures: 0,
-      launchGiveUps: 0,
-      teardownGiveUps: 0,
-    }),
-    targetWorkers: () => 0,
-  });
+  const metrics = new GatewayMetrics(provider.getMeter('t'), -1, idleGatewayState());
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
