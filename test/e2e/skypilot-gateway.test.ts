@@ -6,7 +6,7 @@ import pino from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FlockServe, type FlockServeOptions } from '../../src/index.js';
 import { alive, clusterPort, fakeSky, skyTask, type FakeSky } from '../helpers/fake-sky.js';
-import { simStats } from '../helpers/gateway.js';
+import { simStats, TEST_GATEWAY_OPTIONS } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -24,16 +24,11 @@ async function startSkyGateway(faults: Record<string, string>, over: Partial<Flo
   const logger = pino({ level: 'info' }, { write: (line: string) => void messages.push(JSON.parse(line).msg) });
   const gw = new FlockServe(
     {
+      ...TEST_GATEWAY_OPTIONS,
       skypilotTask: skyTask(port, '--token-interval 1'),
       provisioner: 'skypilot',
-      host: '127.0.0.1',
-      port: 0,
-      grpcPort: 0,
       minWorkers: 2,
       maxWorkers: 2,
-      workerProbeInterval: 0.05,
-      statusLogInterval: 0,
-      metricsId: -1,
       drainTimeout: 2,
       logDir: mkdtempSync(join(tmpdir(), 'sky-logs-')),
       skyCommandTimeout: 20,

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/provisioners/free-port.js';
 import { signalGroup } from '../../src/provisioners/skypilot/cli.js';
-import { ROOT } from './gateway.js';
+import { ROOT, simTask } from './gateway.js';
 
 /** Folder holding the FAKE `sky` executable (test/fixtures/fake-sky/sky): put it first on PATH. */
 export const FAKE_SKY_DIR = join(ROOT, 'test/fixtures/fake-sky');
@@ -79,25 +79,9 @@ export function clusterPort(): Promise<number> {
   return freePort('0.0.0.0');
 }
 
-/**
- * A task YAML for the fake sky: the engine simulator (from dist/) bound to the cluster's
- * own loopback address, which the fake passes as $FAKE_SKY_CLUSTER_IP.
- */
+/** A task YAML for the fake sky: the engine simulator bound to the cluster's own loopback address ($FAKE_SKY_CLUSTER_IP). */
 export function skyTask(port: number, simArgs = ''): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sky-task-'));
-  const path = join(dir, 'task.yaml');
-  writeFileSync(
-    path,
-    [
-      'name: sim',
-      `workdir: ${ROOT}`,
-      'resources:',
-      `  ports: ${port}`,
-      `run: exec node dist/cli/flockserve-sim.js --model sim --host $FAKE_SKY_CLUSTER_IP --port ${port} ${simArgs}`,
-      '',
-    ].join('\n'),
-  );
-  return path;
+  return simTask(simArgs, { port, host: '$FAKE_SKY_CLUSTER_IP' });
 }
 
 /**

@@ -7,22 +7,37 @@ import { waitFor } from './wait.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
-/** A task YAML that runs the engine simulator (built in dist/) with extra flags. */
-export function simTask(simArgs = '', dir = mkdtempSync(join(tmpdir(), 'flockserve-test-'))): string {
-  const path = join(dir, 'task.yaml');
+/**
+ * A task YAML that runs the engine simulator (built in dist/) with extra flags. The local
+ * provisioner gives it a port in FLOCKSERVE_WORKER_PORT; a task for the fake sky names its
+ * `port` (resources.ports) and the `--host` the cluster binds.
+ */
+export function simTask(simArgs = '', on: { port?: number; host?: string } = {}): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'flockserve-test-')), 'task.yaml');
+  const bind = on.port === undefined ? '' : `--host ${on.host ?? '127.0.0.1'} --port ${on.port} `;
   writeFileSync(
     path,
     [
       'name: sim',
       `workdir: ${ROOT}`,
       'resources:',
-      '  ports: 8000',
-      `run: exec node dist/cli/flockserve-sim.js --model sim ${simArgs}`,
+      `  ports: ${on.port ?? 8000}`,
+      `run: exec node dist/cli/flockserve-sim.js --model sim ${bind}${simArgs}`,
       '',
     ].join('\n'),
   );
   return path;
 }
+
+/** Options every in-process test gateway shares: loopback, free ports, fast probes, quiet. */
+export const TEST_GATEWAY_OPTIONS = {
+  host: '127.0.0.1',
+  port: 0,
+  grpcPort: 0,
+  workerProbeInterval: 0.05,
+  statusLogInterval: 0,
+  metricsId: -1,
+} as const satisfies Partial<FlockServeOptions>;
 
 export interface TestGateway {
   readonly gw: FlockServe;
@@ -38,16 +53,11 @@ export async function startGateway(
   const { simArgs, ready, ...rest } = options;
   const gw = new FlockServe(
     {
+      ...TEST_GATEWAY_OPTIONS,
       skypilotTask: simTask(simArgs),
       provisioner: 'local',
-      host: '127.0.0.1',
-      port: 0,
-      grpcPort: 0,
       minWorkers: 2,
       maxWorkers: 2,
-      workerProbeInterval: 0.05,
-      statusLogInterval: 0,
-      metricsId: -1,
       drainTimeout: 5,
       ...rest,
     },
