@@ -11,6 +11,7 @@
 //
 //   npm run build && node bench/datapath.mjs [--seconds 10] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
+//        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
 //        [--out FILE]          default bench/results/datapath.md
 // nginx, haproxy and wrk are installed with apt-get when missing; the open-file limit is raised
 // to 65536 (re-running itself under `ulimit -n`; needs root or a high hard limit).
@@ -47,6 +48,7 @@ async function main() {
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
+      'gateway-node-args': { type: 'string', default: '' },
       out: { type: 'string', default: join(ROOT, 'bench/results/datapath.md') },
     },
   });
@@ -126,7 +128,10 @@ async function main() {
       ],
       /listening on/,
       {},
-      prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `flockserve-${phase}.cpuprofile`] : [],
+      [
+        ...values['gateway-node-args'].split(' ').filter(Boolean),
+        ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `flockserve-${phase}.cpuprofile`] : []),
+      ],
     );
     await waitHttp(`http://127.0.0.1:${PORTS.flockserve}/`, async (r) => (await r.json()).ready_worker_count === 4);
     const targets = [

@@ -1,4 +1,5 @@
 import type { Clock, Random, TimerHandle } from './clock.js';
+import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
 import type { LoadTracker } from './load-tracker.js';
 import type { Worker, WorkerPool } from './pool.js';
@@ -42,7 +43,7 @@ export interface AcquireOptions {
   readonly ctx: Omit<PickContext, 'random'>;
   /** How long the request may wait for a slot; <= 0 means it may not wait, Infinity forever. */
   readonly timeoutMs: number;
-  readonly signal?: AbortSignal;
+  readonly signal?: CancelSignal;
 }
 
 interface Waiter {
@@ -293,7 +294,7 @@ export class Admission {
     });
   }
 
-  #clientClosed(signal: AbortSignal): GatewayError {
+  #clientClosed(signal: CancelSignal): GatewayError {
     return new GatewayError('client_closed', { cause: signal.reason });
   }
 }

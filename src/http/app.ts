@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { Cancellation } from '../core/cancellation.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import type { InferenceReply, InferenceService } from '../service/inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../service/observer.js';
@@ -171,27 +171,32 @@ async function proxy(
   pick: { sessionKey?: string | undefined; promptText?: string | undefined },
 ): Promise<FastifyReply> {
   // A client that goes away cancels its wait in the queue and its upstream request.
-  const abort = new AbortController();
+  const abort = new Cancellation();
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort();
+    if (!reply.raw.writableFinished) abort.abort(new GatewayError('client_closed'));
   });
   const upstream = await options.service.dispatch({
     method: req.method,
     path: req.url,
     headers: { ...forwardableHeaders(req.headers), ...req.record.upstreamHeaders },
     body,
-    signal: abort.signal,
+    signal: abort,
     ...pick,
   });
-  reply.code(upstream.status).headers(upstream.headers);
   const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
   req.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
   if (stream) {
-    return reply.send(sseWithErrorTail(upstream, req.record));
+    answerStream(reply, upstream, req.record);
+    return reply;
   }
   const whole = await readWhole(upstream);
   req.record.chunk(whole);
-  return reply.send(whole);
+  // The answer is bytes already checked: written on the raw response, past fastify's
+  // serialisation and onSend machinery (nothing of it applies to a forwarded body).
+  reply.hijack();
+  reply.raw.writeHead(upstream.status, upstream.headers);
+  reply.raw.end(whole);
+  return reply;
 }
 
 /**
@@ -209,33 +214,34 @@ function readWhole(upstream: InferenceReply): Promise<Buffer> {
 }
 
 /**
- * Copies SSE events through (the service passes only whole events); if the answer fails after
- * bytes went out, the stream ends with an OpenAI-shaped error event, never silently. Event
- * driven rather than an async generator: no promise per chunk on the hottest path.
+ * Copies SSE events to the client as they come (the service passes only whole events), with
+ * the worker's pace and the client's backpressure; if the answer fails after bytes went out,
+ * the stream ends with an OpenAI-shaped error event, never silently. Written on the raw
+ * response: one write per chunk, no stream layer or pipe between the worker and the socket.
  */
-function sseWithErrorTail(upstream: InferenceReply, record: RequestRecord): Readable {
+function answerStream(reply: FastifyReply, upstream: InferenceReply, record: RequestRecord): void {
   const body = upstream.body;
-  const out = new Readable({
-    read: () => {
-      if (body.isPaused()) body.resume();
-    },
-    // The client went away (or the response failed): stop reading the worker.
-    destroy: (err, cb) => {
-      body.destroy();
-      cb(err);
-    },
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(upstream.status, upstream.headers);
+  const resume = (): void => {
+    body.resume();
+  };
+  res.on('drain', resume);
+  // The client went away (or the response failed): stop reading the worker.
+  res.once('close', () => {
+    res.off('drain', resume);
+    if (!body.readableEnded) body.destroy();
   });
   body.on('data', (chunk: Buffer) => {
     record.chunk(chunk);
-    if (!out.push(chunk)) body.pause();
+    if (!res.write(chunk)) body.pause();
   });
-  body.once('end', () => out.push(null));
+  body.once('end', () => res.end());
   body.once('error', (err) => {
-    out.push(Buffer.from(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`));
-    out.push(null);
+    if (res.destroyed) return;
+    res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
   });
-  body.pause();
-  return out;
 }
 
 function midAnswerError(err: unknown, worker: string): GatewayError {

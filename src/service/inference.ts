@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Admission, Lease } from '../core/admission.js';
+import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
 import type { Worker } from '../core/pool.js';
@@ -17,7 +18,7 @@ export interface InferenceCall {
   readonly sessionKey?: string | undefined;
   readonly promptText?: string | undefined;
   /** Aborted when the client goes away: the upstream request is cancelled with it. */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   /**
    * For an SSE answer: receives the JSON of its checked events as they pass (see checkedBody's
    * onEvents), so an adapter that needs objects (gRPC) reuses the service's parse.
@@ -97,9 +98,9 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_DESTROYED',
 ]);
 
-/** One request's cancellation: the client's signal, the request timeout and shutdown, in one controller. */
+/** One request's cancellation: the client's signal, the request timeout and shutdown, in one. */
 interface Active {
-  readonly abort: AbortController;
+  readonly abort: Cancellation;
   timer: TimerHandle | undefined;
   unlink: () => void;
 }
@@ -163,7 +164,7 @@ export class InferenceService {
 
   async #attempts(call: InferenceCall, active: Active): Promise<InferenceReply> {
     const tried = new Set<string>();
-    const signal = active.abort.signal;
+    const signal = active.abort;
     let queueWaitMs = 0;
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) await this.#backoff(attempt, call.signal);
@@ -228,7 +229,7 @@ export class InferenceService {
   }
 
   /** retry_backoff × 2^(attempt−1): 50 ms, 100 ms, 200 ms ... for the default 50 ms. */
-  #backoff(attempt: number, signal: AbortSignal): Promise<void> {
+  #backoff(attempt: number, signal: CancelSignal): Promise<void> {
     const ms = (this.#o.retryBackoffMs ?? 0) * 2 ** (attempt - 1);
     if (ms <= 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -246,7 +247,7 @@ export class InferenceService {
   }
 
   /** A failure of the worker's body after the headers, as the catalogue names it. */
-  #bodyError(err: unknown, worker: string, client: AbortSignal, own: AbortSignal): GatewayError {
+  #bodyError(err: unknown, worker: string, client: CancelSignal, own: CancelSignal): GatewayError {
     if (client.aborted) return new GatewayError('client_closed', { cause: err });
     if (own.aborted) {
       const reason = abortReason(own);
@@ -274,7 +275,7 @@ export class InferenceService {
    * success unless the status was 5xx; a failure of the worker is a failure; a client that
    * went away is neither), and forgets the request.
    */
-  #settleWhenClosed(body: Readable, lease: Lease, active: Active, statusOk: boolean, client: AbortSignal): void {
+  #settleWhenClosed(body: Readable, lease: Lease, active: Active, statusOk: boolean, client: CancelSignal): void {
     let failure: unknown;
     body.once('error', (err) => (failure = err));
     body.once('close', () => {
@@ -301,8 +302,8 @@ export class InferenceService {
     this.#o.onRelease?.();
   }
 
-  #track(client: AbortSignal): Active {
-    const abort = new AbortController();
+  #track(client: CancelSignal): Active {
+    const abort = new Cancellation();
     const onClient = (): void => abort.abort(new GatewayError('client_closed', { cause: client.reason }));
     if (client.aborted) onClient();
     else client.addEventListener('abort', onClient, { once: true });
@@ -332,7 +333,7 @@ export class InferenceService {
   }
 }
 
-function abortReason(signal: AbortSignal): GatewayError {
+function abortReason(signal: CancelSignal): GatewayError {
   const r: unknown = signal.reason;
   return r instanceof GatewayError ? r : new GatewayError('client_closed', { cause: r });
 }

@@ -1,5 +1,6 @@
+import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import type { Readable } from 'node:stream';
+import type { CancelSignal } from '../core/cancellation.js';
 
 /** Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus FlockServe's own. */
 const HOP_BY_HOP = new Set([
@@ -24,7 +25,7 @@ export interface UpstreamRequest {
   readonly path: string;
   readonly headers: Headers;
   readonly body?: Buffer | undefined;
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CancelSignal | undefined;
 }
 
 export interface UpstreamResponse {
@@ -79,15 +80,61 @@ export class UpstreamClient {
     return pool;
   }
 
-  async send(url: string, req: UpstreamRequest): Promise<UpstreamResponse> {
-    const res: Dispatcher.ResponseData = await this.#pool(url).request({
-      method: req.method as Dispatcher.HttpMethod,
-      path: req.path,
-      headers: req.headers,
-      body: req.body,
-      signal: req.signal,
+  /**
+   * Sends one request; resolves at the response headers with the body as a Readable that
+   * undici's callbacks fill (the worker's socket pauses while the reader does not read).
+   * Rejects with undici's error before the headers, or the signal's reason when it aborts.
+   * Straight on `dispatch` rather than `request()`: one stream layer and one handler less
+   * per request on the gateway's hottest path.
+   */
+  send(url: string, req: UpstreamRequest): Promise<UpstreamResponse> {
+    return new Promise((resolve, reject) => {
+      const signal = req.signal;
+      let controller: Dispatcher.DispatchController | undefined;
+      let body: UpstreamBody | undefined;
+      let settled = false;
+      const reasonOf = (s: CancelSignal): Error => (s.reason instanceof Error ? s.reason : new Error('aborted'));
+      // Before the request reaches a socket there is no controller yet: onRequestStart aborts it.
+      const onAbort = (): void => controller?.abort(reasonOf(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = (): void => {
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.#pool(url).dispatch(
+        {
+          method: req.method as Dispatcher.HttpMethod,
+          path: req.path,
+          headers: req.headers,
+          body: req.body,
+        },
+        {
+          onRequestStart(c) {
+            controller = c;
+            if (signal?.aborted) c.abort(reasonOf(signal));
+          },
+          onResponseStart(c, statusCode, headers) {
+            if (statusCode < 200) return; // 1xx: the real answer follows
+            body = new UpstreamBody(c);
+            resolve({ status: statusCode, headers: forwardableHeaders(headers), body });
+          },
+          onResponseData(c, chunk) {
+            if (!body!.push(chunk)) c.pause();
+          },
+          onResponseEnd() {
+            settle();
+            body!.finish();
+          },
+          onResponseError(_c, err) {
+            if (settled) return;
+            settle();
+            if (!body) reject(err);
+            // After the headers: the reader sees the chunks already pushed, then the error.
+            else queueMicrotask(() => body!.destroy(err));
+          },
+        },
+      );
     });
-    return { status: res.statusCode, headers: forwardableHeaders(res.headers), body: res.body };
   }
 
   /** Drops the pool of a worker that is gone. */
@@ -102,5 +149,32 @@ export class UpstreamClient {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.destroy()));
+  }
+}
+
+/** A worker's answer body: reading resumes the worker's socket, destroying it early aborts the request. */
+class UpstreamBody extends Readable {
+  readonly #controller: Dispatcher.DispatchController;
+  #complete = false;
+
+  constructor(controller: Dispatcher.DispatchController) {
+    super();
+    this.#controller = controller;
+  }
+
+  /** The worker sent all of it. */
+  finish(): void {
+    this.#complete = true;
+    this.push(null);
+  }
+
+  override _read(): void {
+    this.#controller.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    // Destroyed before its end (the client left, a check failed): the worker stops generating.
+    if (!this.#complete) this.#controller.abort(err ?? new Error('the answer was dropped before its end'));
+    callback(err);
   }
 }
