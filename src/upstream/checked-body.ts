@@ -183,7 +183,10 @@ function sseCheck(o: CheckOptions): Check {
         if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
         bytes += event.length;
       }
-      return { pass: joined(events, bytes), events: jsons };
+      // A read of exactly whole events (the usual case) passes as it came, without a new view.
+      const first = events[0];
+      const whole = bytes === chunk.length && first?.buffer === chunk.buffer && first.byteOffset === chunk.byteOffset;
+      return { pass: whole ? chunk : joined(events, bytes), events: jsons };
     },
     end() {
       split.end();
@@ -217,18 +220,16 @@ export class SseSplitter {
   push(chunk: Buffer): Buffer[] {
     const buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     const events: Buffer[] = [];
+    // Engines end events with LF LF; CRLF CRLF is looked for only in bytes that hold a CR.
+    const crlf = buf.includes(0x0d);
     let from = 0;
     for (;;) {
-      const lf = buf.indexOf('\n\n', from);
-      const crlf = buf.indexOf('\r\n\r\n', from);
-      let end: number;
-      if (lf < 0 && crlf < 0) break;
-      if (crlf >= 0 && (lf < 0 || crlf < lf)) end = crlf + 4;
-      else end = lf + 2;
+      const end = crlf ? eventEnd(buf, from) : lfEnd(buf, from);
+      if (end < 0) break;
       events.push(buf.subarray(from, end));
       from = end;
     }
-    this.#pending = from === 0 ? buf : Buffer.from(buf.subarray(from));
+    this.#pending = from === 0 ? buf : from === buf.length ? EMPTY : Buffer.from(buf.subarray(from));
     if (this.#pending.length > this.#max) {
       throw malformed(this.#worker, `an event grew past ${this.#max} bytes without ending`);
     }
@@ -241,6 +242,20 @@ export class SseSplitter {
       throw malformed(this.#worker, 'the stream ended in the middle of an event');
     }
   }
+}
+
+/** The end (exclusive) of the LF LF-terminated event starting at `from`, or -1. */
+function lfEnd(buf: Buffer, from: number): number {
+  const lf = buf.indexOf('\n\n', from);
+  return lf < 0 ? -1 : lf + 2;
+}
+
+/** The end of the event starting at `from`, at whichever blank line comes first (LF LF or CRLF CRLF), or -1. */
+function eventEnd(buf: Buffer, from: number): number {
+  const lf = buf.indexOf('\n\n', from);
+  const crlf = buf.indexOf('\r\n\r\n', from);
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + 4;
+  return lf < 0 ? -1 : lf + 2;
 }
 
 /**
