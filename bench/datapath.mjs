@@ -21,12 +21,14 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSeconds } from './lib/load.mjs';
-import { ROOT, processTree, rssKiB, startCli, stop, waitHttp } from './lib/procs.mjs';
+import { ROOT, processTree, rssKiB, startCli, startScript, stop, waitHttp } from './lib/procs.mjs';
 import { ensureTools, startProxy, versions } from './lib/proxies.mjs';
 import { grpcLoop, openStreams, sseLoop } from './lib/stream-load.mjs';
 import { wrk } from './lib/wrk.mjs';
 
 const NOFILE = 65536;
+/** The reference target: a bare one-process Node proxy (bench/lib/node-floor.mjs). */
+const NODE_FLOOR = 'Node floor (bare node:http + undici)';
 const limits = () => readFileSync('/proc/self/limits', 'utf8');
 const softNofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
 if (softNofile < NOFILE && !process.env.DATAPATH_REEXEC) {
@@ -63,7 +65,7 @@ async function main() {
   const tmp = mkdtempSync('/tmp/flockserve-datapath-');
 
   const SIM_PORT = 18500;
-  const PORTS = { nginx: 18501, haproxy: 18502, flockserve: 18503 };
+  const PORTS = { nginx: 18501, haproxy: 18502, flockserve: 18503, floor: 18505 };
   const GRPC_PORT = 18504;
   const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
   const workers = HOSTS.map((h) => `${h}:${SIM_PORT}`);
@@ -96,6 +98,11 @@ async function main() {
       workers,
       nofile,
     });
+    const floor = await startScript(
+      join(ROOT, 'bench/lib/node-floor.mjs'),
+      ['--port', String(PORTS.floor), '--workers', workers.join(',')],
+      /listening on/,
+    );
     const prof = values['profile-dir'];
     const gw = await startCli(
       'flockserve',
@@ -138,10 +145,11 @@ async function main() {
       { name: 'direct (one worker)', url: `http://${workers[0]}`, pid: sims[0].child.pid, proxy: false },
       { name: 'nginx', url: `http://127.0.0.1:${PORTS.nginx}`, pid: nginx.pid, proxy: true },
       { name: 'haproxy', url: `http://127.0.0.1:${PORTS.haproxy}`, pid: haproxy.pid, proxy: true },
+      { name: NODE_FLOOR, url: `http://127.0.0.1:${PORTS.floor}`, pid: floor.child.pid, proxy: true, floor: true },
       { name: 'FlockServe', url: `http://127.0.0.1:${PORTS.flockserve}`, pid: gw.child.pid, proxy: true, ours: true },
     ];
     const stopAll = async () => {
-      await stop(gw.child);
+      await Promise.all([stop(gw.child), stop(floor.child)]);
       await Promise.all([stop(nginx), stop(haproxy)]);
       await Promise.all(sims.map((s) => stop(s.child)));
     };
@@ -284,7 +292,10 @@ function render({ results, seconds, mStreams, asked, nofile, phases, versions: v
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${v.nginx}; ${v.haproxy}; ${v.wrk}; Node ${v.node}.`,
     'Load generator, proxies and the 4 simulator workers (127.0.0.2–127.0.0.5) share these 2 cores, so',
     'the ratios of one run are the result, not the absolute numbers. nginx runs `worker_processes auto`',
-    '(2 workers), haproxy its default threads (2), FlockServe one Node process. "CPU s" is user + system',
+    '(2 workers), haproxy its default threads (2), FlockServe one Node process. "Node floor" is a bare',
+    'one-process Node proxy (bench/lib/node-floor.mjs: node:http + undici, no checks, queue or metrics):',
+    'the least any single Node.js process pays here, so FlockServe / Node floor is the cost of its own work.',
+    '"CPU s" is user + system',
     'time of all the proxy\'s processes during the measured load (for "direct": the one worker\'s).',
     'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
     '',
@@ -303,6 +314,7 @@ function render({ results, seconds, mStreams, asked, nofile, phases, versions: v
     const ours = rows.find((r) => r.ours);
     const nginx = byName(rows, 'nginx');
     const direct = byName(rows, 'direct (one worker)');
+    const floor = byName(rows, NODE_FLOOR);
     L.push(
       `## ${title}`,
       '',
@@ -317,6 +329,12 @@ function render({ results, seconds, mStreams, asked, nofile, phases, versions: v
     L.push(
       `| **FlockServe / nginx** | **${ratio(ours.rps, nginx.rps)}** | ${ratio(ours.p50, nginx.p50)} | **${ratio(ours.p99, nginx.p99)}** | | ${ratio(ours.cpu, nginx.cpu)} | |`,
       `| **FlockServe / direct** | ${ratio(ours.rps, direct.rps)} | ${ratio(ours.p50, direct.p50)} | ${ratio(ours.p99, direct.p99)} | | | |`,
+      ...(floor
+        ? [
+            `| **FlockServe / Node floor** | ${ratio(ours.rps, floor.rps)} | ${ratio(ours.p50, floor.p50)} | ${ratio(ours.p99, floor.p99)} | | ${ratio(ours.cpu, floor.cpu)} | |`,
+            `| **Node floor / nginx** | ${ratio(floor.rps, nginx.rps)} | ${ratio(floor.p50, nginx.p50)} | ${ratio(floor.p99, nginx.p99)} | | ${ratio(floor.cpu, nginx.cpu)} | |`,
+          ]
+        : []),
       '',
       `Target: req/s ≥ ${targets.rps} × nginx — ${ratio(ours.rps, nginx.rps)}, ${verdict(ours.rps >= targets.rps * nginx.rps)}; ` +
         `p99 ≤ ${targets.p99} × nginx — ${ratio(ours.p99, nginx.p99)}, ${verdict(ours.p99 <= targets.p99 * nginx.p99)}.`,
@@ -339,6 +357,7 @@ function render({ results, seconds, mStreams, asked, nofile, phases, versions: v
     const ours = rows.find((r) => r.ours);
     const nginx = byName(rows, 'nginx');
     const direct = byName(rows, 'direct (one worker)');
+    const floor = byName(rows, NODE_FLOOR);
     L.push(
       `## S — 200 concurrent SSE streams × 50 tokens every 10 ms, closed loop for ${seconds} s`,
       '',
@@ -348,6 +367,12 @@ function render({ results, seconds, mStreams, asked, nofile, phases, versions: v
     L.push(
       `| **FlockServe / nginx** | | | | **${ratio(ours.chunksPerSecond, nginx.chunksPerSecond)}** | ${ratio(ours.ttfcP50, nginx.ttfcP50)} | ${ratio(ours.ttfcP99, nginx.ttfcP99)} | ${ratio(ours.cpu, nginx.cpu)} |`,
       `| **FlockServe / direct** | | | | ${ratio(ours.chunksPerSecond, direct.chunksPerSecond)} | ${ratio(ours.ttfcP50, direct.ttfcP50)} | ${ratio(ours.ttfcP99, direct.ttfcP99)} | |`,
+      ...(floor
+        ? [
+            `| **FlockServe / Node floor** | | | | ${ratio(ours.chunksPerSecond, floor.chunksPerSecond)} | ${ratio(ours.ttfcP50, floor.ttfcP50)} | ${ratio(ours.ttfcP99, floor.ttfcP99)} | ${ratio(ours.cpu, floor.cpu)} |`,
+            `| **Node floor / nginx** | | | | ${ratio(floor.chunksPerSecond, nginx.chunksPerSecond)} | ${ratio(floor.ttfcP50, nginx.ttfcP50)} | ${ratio(floor.ttfcP99, nginx.ttfcP99)} | ${ratio(floor.cpu, nginx.cpu)} |`,
+          ]
+        : []),
       '',
       `Target: chunks/s ≥ 0.95 × nginx — ${ratio(ours.chunksPerSecond, nginx.chunksPerSecond)}, ${verdict(ours.chunksPerSecond >= 0.95 * nginx.chunksPerSecond)}; ` +
         `p50 TTFC ≤ nginx + 5 ms — ${f(ours.ttfcP50 - nginx.ttfcP50, 2)} ms more, ${verdict(ours.ttfcP50 <= nginx.ttfcP50 + 5)}; ` +

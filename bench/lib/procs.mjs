@@ -15,7 +15,13 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(13
 
 /** Starts `node [nodeArgs] dist/cli/<cli>.js args` and resolves once stdout matches `ready`. */
 export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/cli', `${cli}.js`), ...args], {
+  return startScript(join(ROOT, 'dist/cli', `${cli}.js`), args, ready, env, nodeArgs);
+}
+
+/** Starts `node [nodeArgs] script args` and resolves once stdout matches `ready`. */
+export function startScript(script, args, ready, env = {}, nodeArgs = []) {
+  const cli = script.split('/').pop();
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
