@@ -144,7 +144,7 @@ export class Admission {
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(this.#clientClosed(signal));
 
-    if (this.#onDemand && this.#pool.inState(...LIVE_STATES).length === 0) this.#onDemand();
+    if (this.#onDemand && !this.#pool.anyIn(LIVE_STATES)) this.#onDemand();
 
     if (this.#waiters.size === 0) {
       const worker = this.#pick(opts.ctx);

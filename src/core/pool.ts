@@ -103,6 +103,12 @@ export class WorkerPool {
     return this.list().filter((w) => states.includes(w.state));
   }
 
+  /** Whether any worker is in one of `states`: inState's question without building the list (asked per request). */
+  anyIn(states: readonly WorkerState[]): boolean {
+    for (const w of this.#workers.values()) if (states.includes(w.state)) return true;
+    return false;
+  }
+
   /** Moves a worker to `to`; illegal moves throw (they are bugs). Returns false if already there. */
   setState(name: string, to: WorkerState, reason: string): boolean {
     const w = this.#workers.get(name);

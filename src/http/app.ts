@@ -91,8 +91,15 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   for (const route of INFERENCE_ROUTES) {
     app.post(route.url, {
       schema: route.schema,
-      preValidation: async (req) => {
-        req.body = parseJson(req.rawBody, options.maxJsonDepth ?? 64);
+      // Callback-style hooks: no promise per request for work that is synchronous.
+      preValidation: (req, _reply, done) => {
+        try {
+          req.body = parseJson(req.rawBody, options.maxJsonDepth ?? 64);
+        } catch (err) {
+          done(err as Error);
+          return;
+        }
+        done();
       },
       handler: async (req, reply) => {
         const body = req.body as JsonObject;
@@ -327,10 +334,11 @@ const OBSERVED_ROUTES = new Map<string, string>([
 function observeRequests(app: FastifyInstance, observer: RequestObserver): void {
   app.decorateRequest('record', undefined as unknown as RequestRecord);
   const noop = NOOP_OBSERVER.begin({ transport: 'http', method: 'GET', route: '', headers: {} });
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     const route = OBSERVED_ROUTES.get(req.routeOptions.url ?? '');
     if (route === undefined) {
       req.record = noop;
+      done();
       return;
     }
     const record = observer.begin({ transport: 'http', method: req.method, route, headers: req.headers });
@@ -346,5 +354,6 @@ function observeRequests(app: FastifyInstance, observer: RequestObserver): void 
         requestBody: req.rawBody,
       });
     });
+    done();
   });
 }
