@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { GatewayError } from '../core/errors.js';
 import { RepetitionGuard } from '../core/repetition-guard.js';
 import type { Headers } from './client.js';
+import { isJson } from './json-check.js';
 
 /** How a worker's answer is checked on its way through: SSE event by event, JSON whole, or not at all. */
 export type BodyKind = 'sse' | 'json' | 'raw';
@@ -147,11 +148,8 @@ function jsonCheck(o: CheckOptions): Check {
     },
     end() {
       const whole = seen.length === 1 ? seen[0]! : Buffer.concat(seen);
-      const text = whole.toString('utf8');
-      try {
-        JSON.parse(text);
-      } catch {
-        throw malformed(o.worker, `its JSON answer does not parse (${text.length} characters)`);
+      if (!isJson(whole)) {
+        throw malformed(o.worker, `its JSON answer does not parse (${whole.toString('utf8').length} characters)`);
       }
       return whole;
     },
@@ -168,6 +166,11 @@ function sseCheck(o: CheckOptions): Check {
       const jsons: unknown[] | undefined = o.onEvents ? [] : undefined;
       let bytes = 0;
       for (const event of events) {
+        // Nobody needs this event's objects: check its bytes without building them.
+        if (!jsons && !guards && isPlainValidEvent(event)) {
+          bytes += event.length;
+          continue;
+        }
         let parsed;
         try {
           parsed = parseEvent(event.toString('utf8'), o.worker);
@@ -242,6 +245,22 @@ export class SseSplitter {
       throw malformed(this.#worker, 'the stream ended in the middle of an event');
     }
   }
+}
+
+const DATA_PREFIX = Buffer.from('data:');
+const DONE_DATA = Buffer.from('[DONE]');
+
+/**
+ * True for the event every engine sends, one `data:` line of valid JSON or `[DONE]` ended by
+ * LF LF; false for anything else, which parseEvent then reads (and rejects, if it is malformed).
+ */
+function isPlainValidEvent(event: Buffer): boolean {
+  const n = event.length;
+  // One line: its only LF is the first of the two that end it, and no CR anywhere.
+  if (n < 7 || event.indexOf(0x0a) !== n - 2 || event[n - 1] !== 0x0a || event.includes(0x0d)) return false;
+  if (event.compare(DATA_PREFIX, 0, 5, 0, 5) !== 0) return false;
+  const data = event.subarray(event[5] === 0x20 ? 6 : 5, n - 2);
+  return data.equals(DONE_DATA) || isJson(data);
 }
 
 /** The end (exclusive) of the LF LF-terminated event starting at `from`, or -1. */
