@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { GatewayError } from '../core/errors.js';
 import { RepetitionGuard } from '../core/repetition-guard.js';
-import type { Headers } from './client.js';
+import type { BodySource, Headers } from './client.js';
 import { isJson } from './json-check.js';
 
 /** How a worker's answer is checked on its way through: SSE event by event, JSON whole, or not at all. */
@@ -56,7 +56,7 @@ const KNOWN_FIELDS = new Set(['data', 'event', 'id', 'retry']);
  * the source, which aborts the upstream request (the worker stops generating). A failure of
  * the source errors the result with `mapError` of it.
  */
-export function checkedBody(source: Readable, o: CheckOptions): Readable {
+export function checkedBody(source: BodySource, o: CheckOptions): Readable {
   const check = o.kind === 'sse' ? sseCheck(o) : o.kind === 'json' ? jsonCheck(o) : undefined;
   let ended = false;
   // An error waits until the consumer has read what was pushed before it (destroy drops the buffer).
