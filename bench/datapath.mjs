@@ -9,7 +9,7 @@
 //   M  10,000 concurrent open streams: proxy RSS per stream
 // Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
 //
-//   npm run build && node bench/datapath.mjs [--seconds 10] [--phases A,B,S,G,M] [--m-streams 10000]
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 5] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
 //        [--out FILE]          default bench/results/datapath.md
@@ -47,6 +47,10 @@ async function main() {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: '10' },
+      // Load before each measured run, the same for every target: one-time costs (JIT tiering,
+      // pools, buffers) out of the numbers. 2 s left FlockServe's JIT still compiling in the first
+      // measured seconds (a larger code path than a C proxy's or the Node floor's to tier up).
+      warmup: { type: 'string', default: '5' },
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
@@ -55,6 +59,7 @@ async function main() {
     },
   });
   const seconds = Number(values.seconds);
+  const warmup = Number(values.warmup);
   const phases = new Set(values.phases.split(','));
   // A proxy holds two sockets per open stream (client and worker side): the open-file limit bounds M.
   const nofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
@@ -170,7 +175,7 @@ async function main() {
         const body = chat({ max_tokens: 8 });
         for (const t of targets) {
           const url = `${t.url}/v1/chat/completions`;
-          await wrk({ dir: tmp, url, body, connections, seconds: 2 }); // warm-up (JIT, pools)
+          await wrk({ dir: tmp, url, body, connections, seconds: warmup }); // warm-up (JIT, pools)
           const cpu0 = cpuOf(t.pid);
           const r = await wrk({ dir: tmp, url, body, connections, seconds });
           const cpu = cpuOf(t.pid) - cpu0;
@@ -192,6 +197,7 @@ async function main() {
             body,
             concurrency: 200,
             durationMs: seconds * 1000,
+            warmupMs: warmup * 1000,
           });
           const cpu = cpuOf(t.pid) - cpu0;
           results.S.push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu });
@@ -214,6 +220,7 @@ async function main() {
             request,
             concurrency: 200,
             durationMs: seconds * 1000,
+            warmupMs: warmup * 1000,
           });
           const cpu = cpuOf(gw.pid) - cpu0;
           results.G.push({ target: 'FlockServe gRPC', ours: true, proxy: true, ...r, cpu });
@@ -269,6 +276,7 @@ async function main() {
   const report = render({
     results,
     seconds,
+    warmup,
     mStreams,
     asked: Number(values['m-streams']),
     nofile,
@@ -280,14 +288,14 @@ async function main() {
   console.log(report);
 }
 
-function render({ results, seconds, mStreams, asked, nofile, phases, versions: v }) {
+function render({ results, seconds, warmup, mStreams, asked, nofile, phases, versions: v }) {
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
   const verdict = (ok) => (ok ? 'met' : '**missed**');
   const L = [
     '# Data path: FlockServe side by side with nginx and haproxy',
     '',
-    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --phases ${phases} --m-streams ${asked}\``,
+    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --phases ${phases} --m-streams ${asked}\``,
     '',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${v.nginx}; ${v.haproxy}; ${v.wrk}; Node ${v.node}.`,
     'Load generator, proxies and the 4 simulator workers (127.0.0.2–127.0.0.5) share these 2 cores, so',
