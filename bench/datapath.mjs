@@ -9,7 +9,7 @@
 //   M  10,000 concurrent open streams: proxy RSS per stream
 // Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
 //
-//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 5] [--phases A,B,S,G,M] [--m-streams 10000]
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
 //        [--out FILE]          default bench/results/datapath.md
@@ -48,9 +48,10 @@ async function main() {
     options: {
       seconds: { type: 'string', default: '10' },
       // Load before each measured run, the same for every target: one-time costs (JIT tiering,
-      // pools, buffers) out of the numbers. 2 s left FlockServe's JIT still compiling in the first
-      // measured seconds (a larger code path than a C proxy's or the Node floor's to tier up).
-      warmup: { type: 'string', default: '5' },
+      // pools, buffers) out of the numbers. FlockServe's CPU per request settles after ~10 s of
+      // phase A load (4 s runs from start: 291, 198, 185, 161, 186, 171 us), its JIT having
+      // more code to tier up than a C proxy or the Node floor; 2 s left that in the numbers.
+      warmup: { type: 'string', default: '10' },
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
