@@ -163,6 +163,13 @@ async function main() {
   }
 
   const cpuOf = (pid) => processTree(pid).reduce((sum, p) => sum + cpuSeconds(p), 0);
+  /** CPU seconds of `pid`'s processes between start() and end() (a stream load's measured window). */
+  const cpuWindow = (pid) => {
+    const w = { at: 0, seconds: NaN };
+    w.start = () => (w.at = cpuOf(pid));
+    w.end = () => (w.seconds = cpuOf(pid) - w.at);
+    return w;
+  };
   const rssOf = (pid) => processTree(pid).reduce((sum, p) => sum + rssKiB(p), 0);
   const log = (...a) => console.log(new Date().toISOString().slice(11, 19), ...a);
 
@@ -191,7 +198,7 @@ async function main() {
       if (phase === 'S') {
         const body = chat({ max_tokens: 50, stream: true });
         for (const t of phases.has('S') ? targets : []) {
-          const cpu0 = cpuOf(t.pid);
+          const cpu = cpuWindow(t.pid);
           const r = await sseLoop({
             url: t.url,
             path: '/v1/chat/completions',
@@ -199,10 +206,10 @@ async function main() {
             concurrency: 200,
             durationMs: seconds * 1000,
             warmupMs: warmup * 1000,
+            onWindow: cpu,
           });
-          const cpu = cpuOf(t.pid) - cpu0;
-          results.S.push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu });
-          log('S', t.name, JSON.stringify(r), `cpu ${cpu.toFixed(2)} s`);
+          results.S.push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu: cpu.seconds });
+          log('S', t.name, JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
         }
         if (phases.has('G')) {
           const gw = targets.find((t) => t.ours);
@@ -214,7 +221,7 @@ async function main() {
             stop: [],
             stream: true,
           };
-          const cpu0 = cpuOf(gw.pid);
+          const cpu = cpuWindow(gw.pid);
           const r = await grpcLoop({
             address: `127.0.0.1:${GRPC_PORT}`,
             Client: InferenceServiceClient,
@@ -222,10 +229,10 @@ async function main() {
             concurrency: 200,
             durationMs: seconds * 1000,
             warmupMs: warmup * 1000,
+            onWindow: cpu,
           });
-          const cpu = cpuOf(gw.pid) - cpu0;
-          results.G.push({ target: 'FlockServe gRPC', ours: true, proxy: true, ...r, cpu });
-          log('G', JSON.stringify(r), `cpu ${cpu.toFixed(2)} s`);
+          results.G.push({ target: 'FlockServe gRPC', ours: true, proxy: true, ...r, cpu: cpu.seconds });
+          log('G', JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
         }
       }
       if (phase === 'M') {

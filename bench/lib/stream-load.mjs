@@ -42,12 +42,23 @@ class EventCounter {
   }
 }
 
-export async function sseLoop({ url, path, body, concurrency, durationMs, warmupMs = 1000 }) {
+/**
+ * The measured window, `warmupMs` from now for `durationMs`; `onWindow.start()` and `.end()` run
+ * at its edges (the caller reads the proxy's CPU there, so the warm-up is not in it).
+ */
+function measuredWindow(warmupMs, durationMs, onWindow) {
+  const from = performance.now() + warmupMs;
+  if (onWindow) {
+    setTimeout(onWindow.start, warmupMs);
+    setTimeout(onWindow.end, warmupMs + durationMs);
+  }
+  return { from, end: from + durationMs };
+}
+
+export async function sseLoop({ url, path, body, concurrency, durationMs, warmupMs = 1000, onWindow }) {
   const pool = new Pool(url, { connections: concurrency, pipelining: 1, bodyTimeout: 60_000, headersTimeout: 60_000 });
   const s = { ttfc: [], chunksInWindow: 0, started: 0, complete: 0, failures: 0, windowMs: durationMs };
-  const t0 = performance.now();
-  const from = t0 + warmupMs;
-  const end = from + durationMs;
+  const { from, end } = measuredWindow(warmupMs, durationMs, onWindow);
   const inWindow = (t) => t >= from && t < end;
   const one = async () => {
     while (performance.now() < end) {
@@ -82,12 +93,10 @@ export async function sseLoop({ url, path, body, concurrency, durationMs, warmup
 }
 
 /** The same load over the gRPC ChatCompletion stream, with the generated client. */
-export async function grpcLoop({ address, Client, request, concurrency, durationMs, warmupMs = 1000 }) {
+export async function grpcLoop({ address, Client, request, concurrency, durationMs, warmupMs = 1000, onWindow }) {
   const client = new Client(address, credentials.createInsecure());
   const s = { ttfc: [], chunksInWindow: 0, started: 0, complete: 0, failures: 0, windowMs: durationMs };
-  const t0 = performance.now();
-  const from = t0 + warmupMs;
-  const end = from + durationMs;
+  const { from, end } = measuredWindow(warmupMs, durationMs, onWindow);
   const one = async () => {
     while (performance.now() < end) {
       const start = performance.now();
