@@ -311,8 +311,8 @@ function render({ results, seconds, warmup, mStreams, asked, nofile, phases, ver
     '(2 workers), haproxy its default threads (2), FlockServe one Node process. "Node floor" is a bare',
     'one-process Node proxy (bench/lib/node-floor.mjs: node:http + undici, no checks, queue or metrics):',
     'the least any single Node.js process pays here, so FlockServe / Node floor is the cost of its own work.',
-    '"CPU s" is user + system',
-    'time of all the proxy\'s processes during the measured load (for "direct": the one worker\'s).',
+    '"CPU s" is user + system time of all the proxy\'s processes during the measured load (for "direct":',
+    `the one worker's). Every target gets the same ${warmup} s of load before each measured run (JIT, pools).`,
     'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
     '',
   ];
