@@ -4,8 +4,9 @@
  * bench/results/reliability.md.
  *
  *   npx tsc -p tsconfig.build.json   # the simulator workers run from dist/
- *   node --expose-gc node_modules/.bin/vite-node bench/reliability.ts
+ *   node --expose-gc node_modules/.bin/vite-node bench/reliability.ts [--rounds 3]
  *
+ * --rounds: how many times the leak check runs its 1,000 requests on one gateway.
  * The gateway runs in this process (the programmatic API), the workers are simulator processes.
  * Memory is the gateway process's heap after a forced GC (needs --expose-gc), measured when the
  * scenario's gateway is up and its workers ready, and again once the scenario is over and the
@@ -16,6 +17,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import {
   SCENARIOS,
   abortedOnWorkers,
@@ -108,7 +110,7 @@ async function scenario(name: ScenarioName): Promise<Row> {
 }
 
 /**
- * Leak check under load: the same 1,000 requests three times on one gateway, heap after each
+ * Leak check under load: the same 1,000 requests `--rounds` times (default 3) on one gateway, heap after each
  * round. The first round pays one-time costs (JIT, 1,000 upstream connections in the pools);
  * a leak shows as growth from round to round after that.
  */
@@ -130,6 +132,8 @@ async function plateau(name: ScenarioName, rounds = 3): Promise<{ name: string; 
   return { name, heaps, lost };
 }
 
+const ROUNDS = Number(parseArgs({ options: { rounds: { type: 'string', default: '3' } } }).values.rounds);
+
 async function main(): Promise<void> {
   const started = Date.now();
   const warm = await startScenario({
@@ -145,8 +149,8 @@ async function main(): Promise<void> {
   for (const name of Object.keys(PLAN) as ScenarioName[]) rows.push(await scenario(name));
 
   const plateaus = [
-    await plateau('clients disconnecting mid-stream under load'),
-    await plateau('concurrent streams with slow readers'),
+    await plateau('clients disconnecting mid-stream under load', ROUNDS),
+    await plateau('concurrent streams with slow readers', ROUNDS),
   ];
 
   const fuzzEnv = await startScenario({
@@ -174,7 +178,7 @@ async function main(): Promise<void> {
     'Command (after `npx tsc -p tsconfig.build.json`):',
     '',
     '```',
-    'node --expose-gc node_modules/.bin/vite-node bench/reliability.ts',
+    `node --expose-gc node_modules/.bin/vite-node bench/reliability.ts --rounds ${ROUNDS}`,
     '```',
     '',
     `Run ${new Date(started).toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s, Node ${process.version}, ` +
@@ -197,7 +201,7 @@ async function main(): Promise<void> {
       );
     }),
     '',
-    'Heap after GC, started gateway → after each of 3 rounds of the same 1,000 requests on it (a leak grows',
+    `Heap after GC, started gateway → after each of ${ROUNDS} rounds of the same 1,000 requests on it (a leak grows`,
     'from round to round; round 1 pays one-time costs such as JIT and the upstream connection pools):',
     '',
     '| Scenario | Heap (MiB) | Lost |',
