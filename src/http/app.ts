@@ -185,7 +185,7 @@ async function proxy(
   const upstream = await options.service.dispatch({
     method: req.method,
     path: req.url,
-    headers: { ...forwardableHeaders(req.headers), ...req.record.upstreamHeaders },
+    headers: forwardableHeaders(req.headers, req.record.upstreamHeaders),
     body,
     signal: abort,
     ...pick,
