@@ -29,12 +29,16 @@ workers=""
 for pid in $(pgrep -f 'dist/cli/flockserve-sim.js' || true); do
   [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$PWD" ] && workers="$workers $pid"
 done
+# The gateway is done when nothing of `npm start`'s session (npm, sh, node) is left running: npm
+# itself may exit before the node process it started has torn its workers down. Zombies do not
+# count (PID 1 in a container may not reap orphans).
+session_running() { ps -o stat= -s "$pgid" 2>/dev/null | grep -qv '^Z'; }
 kill -TERM -- "-$pgid"
 for _ in $(seq 1 300); do
-  kill -0 "$pgid" 2>/dev/null || break
+  session_running || break
   sleep 0.1
 done
-if kill -0 "$pgid" 2>/dev/null; then echo "quick start: still running 30 s after SIGTERM"; cat "$log"; exit 1; fi
+if session_running; then echo "quick start: still running 30 s after SIGTERM"; cat "$log"; exit 1; fi
 for pid in $workers; do
   if kill -0 "$pid" 2>/dev/null; then echo "quick start: worker $pid outlived the gateway"; exit 1; fi
 done
