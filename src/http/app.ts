@@ -198,12 +198,17 @@ async function proxy(
   }
   const whole = await readWhole(upstream);
   req.record.chunk(whole);
-  // The answer is bytes already checked: written on the raw response, past fastify's
-  // serialisation and onSend machinery (nothing of it applies to a forwarded body).
-  reply.hijack();
-  reply.raw.writeHead(upstream.status, upstream.headers);
-  reply.raw.end(whole);
+  rawAnswer(reply, upstream).end(whole);
   return reply;
+}
+
+/**
+ * Takes the response from fastify and starts the worker's answer on it: the body is bytes the
+ * service already checked, so fastify's serialisation and onSend machinery have nothing to do.
+ */
+function rawAnswer(reply: FastifyReply, upstream: InferenceReply): FastifyReply['raw'] {
+  reply.hijack();
+  return reply.raw.writeHead(upstream.status, upstream.headers);
 }
 
 /**
@@ -228,9 +233,7 @@ function readWhole(upstream: InferenceReply): Promise<Buffer> {
  */
 function answerStream(reply: FastifyReply, upstream: InferenceReply, record: RequestRecord): void {
   const body = upstream.body;
-  const res = reply.raw;
-  reply.hijack();
-  res.writeHead(upstream.status, upstream.headers);
+  const res = rawAnswer(reply, upstream);
   const resume = (): void => {
     body.resume();
   };

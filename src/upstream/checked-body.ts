@@ -224,10 +224,10 @@ export class SseSplitter {
     const buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     const events: Buffer[] = [];
     // Engines end events with LF LF; CRLF CRLF is looked for only in bytes that hold a CR.
-    const crlf = buf.includes(0x0d);
+    const mayHoldCrlf = buf.includes(0x0d);
     let from = 0;
     for (;;) {
-      const end = crlf ? eventEnd(buf, from) : lfEnd(buf, from);
+      const end = eventEnd(buf, from, mayHoldCrlf);
       if (end < 0) break;
       events.push(buf.subarray(from, end));
       from = end;
@@ -263,16 +263,13 @@ function isPlainValidEvent(event: Buffer): boolean {
   return data.equals(DONE_DATA) || isJson(data);
 }
 
-/** The end (exclusive) of the LF LF-terminated event starting at `from`, or -1. */
-function lfEnd(buf: Buffer, from: number): number {
+/**
+ * The end (exclusive) of the event starting at `from`, at whichever blank line comes first
+ * (LF LF, or CRLF CRLF when the bytes may hold one), or -1.
+ */
+function eventEnd(buf: Buffer, from: number, mayHoldCrlf: boolean): number {
   const lf = buf.indexOf('\n\n', from);
-  return lf < 0 ? -1 : lf + 2;
-}
-
-/** The end of the event starting at `from`, at whichever blank line comes first (LF LF or CRLF CRLF), or -1. */
-function eventEnd(buf: Buffer, from: number): number {
-  const lf = buf.indexOf('\n\n', from);
-  const crlf = buf.indexOf('\r\n\r\n', from);
+  const crlf = mayHoldCrlf ? buf.indexOf('\r\n\r\n', from) : -1;
   if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + 4;
   return lf < 0 ? -1 : lf + 2;
 }
