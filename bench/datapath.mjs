@@ -165,9 +165,12 @@ async function main() {
   const cpuOf = (pid) => processTree(pid).reduce((sum, p) => sum + cpuSeconds(p), 0);
   /** CPU seconds of `pid`'s processes between start() and end() (a stream load's measured window). */
   const cpuWindow = (pid) => {
-    const w = { at: 0, seconds: NaN };
-    w.start = () => (w.at = cpuOf(pid));
-    w.end = () => (w.seconds = cpuOf(pid) - w.at);
+    let at = 0;
+    const w = {
+      seconds: NaN,
+      start: () => (at = cpuOf(pid)),
+      end: () => (w.seconds = cpuOf(pid) - at),
+    };
     return w;
   };
   const rssOf = (pid) => processTree(pid).reduce((sum, p) => sum + rssKiB(p), 0);

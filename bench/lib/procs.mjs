@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -20,7 +20,7 @@ export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
 
 /** Starts `node [nodeArgs] script args` and resolves once stdout matches `ready`. */
 export function startScript(script, args, ready, env = {}, nodeArgs = []) {
-  const cli = script.split('/').pop();
+  const cli = basename(script);
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
