@@ -9,7 +9,7 @@ import type { ServerResponse } from 'node:http';
 import { embeddingToBase64, estimateTokens, fakeEmbedding } from './fake-text.js';
 import type { FinishReason } from './engine-model.js';
 import { asRecord, sendJson, sendVllmError } from './http-util.js';
-import type { SimContext } from './sim-context.js';
+import type { Generation, SimContext } from './sim-context.js';
 import { SseWriter } from './sse-writer.js';
 
 /** When a request names no max_tokens (vLLM would fill the context; a simulator keeps it short). */
@@ -74,6 +74,37 @@ function streamOptions(body: Body): { includeUsage: boolean } {
   return { includeUsage: asRecord(body.stream_options)?.include_usage === true };
 }
 
+/** The fields every answer and chunk of one request begin with, in vLLM's order. */
+type AnswerHead = (object: string) => { id: string; object: string; created: number; model: string };
+
+/** One request's id (`<prefix>-<hex>`), creation time and model, for all its answers and chunks. */
+function answerHead(ctx: SimContext, body: Body, idPrefix: string): AnswerHead {
+  const id = `${idPrefix}-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = requestedModel(ctx, body);
+  return (object) => ({ id, object, created, model });
+}
+
+/** Generates at the engine's pace, then sends the whole `answer(reason)`; an engine error is a 400. */
+function answerWhole(
+  ctx: SimContext,
+  res: ServerResponse,
+  gen: Pick<Generation, 'promptTokens' | 'promptText' | 'maxTokens'>,
+  answer: (reason: FinishReason) => Record<string, unknown>,
+): void {
+  ctx.generate(res, {
+    ...gen,
+    onToken: () => {},
+    onDone: (reason) => sendJson(res, 200, answer(reason)),
+    onError: (e) => badRequest(res, e.message),
+  });
+}
+
+/** The usage-only chunk that ends a stream when stream_options.include_usage asks for it. */
+function usageChunk(body: Body, head: AnswerHead, object: string, promptTokens: number, maxTokens: number) {
+  return streamOptions(body).includeUsage && { ...head(object), choices: [], usage: usage(promptTokens, maxTokens) };
+}
+
 export function handleModels(ctx: SimContext, res: ServerResponse): void {
   const created = Math.floor(Date.now() / 1000);
   sendJson(res, 200, {
@@ -102,58 +133,41 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   const promptText = chatPromptText(body.messages);
   const promptTokens = estimateTokens(promptText);
   if (tooLong(ctx, res, promptTokens, maxTokens)) return;
-  const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
-  const created = Math.floor(Date.now() / 1000);
-  const model = requestedModel(ctx, body);
+  const head = answerHead(ctx, body, 'chatcmpl');
 
   if (body.stream !== true) {
-    ctx.generate(res, {
-      promptTokens,
-      promptText,
-      maxTokens,
-      onToken: () => {},
-      onDone: (reason) =>
-        sendJson(res, 200, {
-          id,
-          object: 'chat.completion',
-          created,
-          model,
-          choices: [
-            {
-              index: 0,
-              message: {
-                role: 'assistant',
-                content: ctx.generatedText(maxTokens),
-                refusal: null,
-                annotations: null,
-                audio: null,
-                function_call: null,
-                tool_calls: [],
-                reasoning_content: null,
-              },
-              logprobs: null,
-              finish_reason: reason,
-              stop_reason: null,
-            },
-          ],
-          service_tier: null,
-          system_fingerprint: null,
-          usage: usage(promptTokens, maxTokens),
-          prompt_logprobs: null,
-          kv_transfer_params: null,
-        }),
-      onError: (e) => badRequest(res, e.message),
-    });
+    answerWhole(ctx, res, { promptTokens, promptText, maxTokens }, (reason) => ({
+      ...head('chat.completion'),
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: 'assistant',
+            content: ctx.generatedText(maxTokens),
+            refusal: null,
+            annotations: null,
+            audio: null,
+            function_call: null,
+            tool_calls: [],
+            reasoning_content: null,
+          },
+          logprobs: null,
+          finish_reason: reason,
+          stop_reason: null,
+        },
+      ],
+      service_tier: null,
+      system_fingerprint: null,
+      usage: usage(promptTokens, maxTokens),
+      prompt_logprobs: null,
+      kv_transfer_params: null,
+    }));
     return;
   }
 
-  const { includeUsage } = streamOptions(body);
   const sse = new SseWriter(res);
   const chunk = (delta: Record<string, unknown>, finish: FinishReason | null) => ({
-    id,
-    object: 'chat.completion.chunk',
-    created,
-    model,
+    ...head('chat.completion.chunk'),
     choices: [
       finish === null
         ? { index: 0, delta, logprobs: null, finish_reason: null }
@@ -182,17 +196,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
     onDone: (reason) => {
       sendRole();
       sse.event(chunk({ content: pending }, reason));
-      endStream(
-        sse,
-        includeUsage && {
-          id,
-          object: 'chat.completion.chunk',
-          created,
-          model,
-          choices: [],
-          usage: usage(promptTokens, maxTokens),
-        },
-      );
+      endStream(sse, usageChunk(body, head, 'chat.completion.chunk', promptTokens, maxTokens));
     },
     onError: (e) => endStreamWithError(sse, e),
   });
@@ -213,49 +217,32 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
   const maxTokens = readMaxTokens(body);
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
   if (tooLong(ctx, res, promptTokens, maxTokens)) return;
-  const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
-  const created = Math.floor(Date.now() / 1000);
-  const model = requestedModel(ctx, body);
+  const head = answerHead(ctx, body, 'cmpl');
 
   if (body.stream !== true) {
-    ctx.generate(res, {
-      promptTokens,
-      promptText,
-      maxTokens,
-      onToken: () => {},
-      onDone: (reason) =>
-        sendJson(res, 200, {
-          id,
-          object: 'text_completion',
-          created,
-          model,
-          choices: [
-            {
-              index: 0,
-              text: ctx.generatedText(maxTokens),
-              logprobs: null,
-              finish_reason: reason,
-              stop_reason: null,
-              prompt_logprobs: null,
-            },
-          ],
-          service_tier: null,
-          system_fingerprint: null,
-          usage: usage(promptTokens, maxTokens),
-          kv_transfer_params: null,
-        }),
-      onError: (e) => badRequest(res, e.message),
-    });
+    answerWhole(ctx, res, { promptTokens, promptText, maxTokens }, (reason) => ({
+      ...head('text_completion'),
+      choices: [
+        {
+          index: 0,
+          text: ctx.generatedText(maxTokens),
+          logprobs: null,
+          finish_reason: reason,
+          stop_reason: null,
+          prompt_logprobs: null,
+        },
+      ],
+      service_tier: null,
+      system_fingerprint: null,
+      usage: usage(promptTokens, maxTokens),
+      kv_transfer_params: null,
+    }));
     return;
   }
 
-  const { includeUsage } = streamOptions(body);
   const sse = new SseWriter(res);
   const chunk = (text: string, finish: FinishReason | null) => ({
-    id,
-    object: 'text_completion',
-    created,
-    model,
+    ...head('text_completion'),
     choices: [{ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null }],
   });
   let pending = '';
@@ -271,17 +258,7 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
     },
     onDone: (reason) => {
       sse.event(chunk(pending, reason));
-      endStream(
-        sse,
-        includeUsage && {
-          id,
-          object: 'text_completion',
-          created,
-          model,
-          choices: [],
-          usage: usage(promptTokens, maxTokens),
-        },
-      );
+      endStream(sse, usageChunk(body, head, 'text_completion', promptTokens, maxTokens));
     },
     onError: (e) => endStreamWithError(sse, e),
   });
@@ -320,10 +297,7 @@ export function handleEmbeddings(ctx: SimContext, body: Body, res: ServerRespons
     return { index, object: 'embedding', embedding: base64 ? embeddingToBase64(v) : v };
   });
   sendJson(res, 200, {
-    id: `embd-${randomUUID().replaceAll('-', '')}`,
-    object: 'list',
-    created: Math.floor(Date.now() / 1000),
-    model: requestedModel(ctx, body),
+    ...answerHead(ctx, body, 'embd')('list'),
     data,
     usage: usage(promptTokens, 0),
   });
