@@ -316,6 +316,8 @@ function fromFastifyError(err: unknown): GatewayError {
 
 function sendError(reply: FastifyReply, err: GatewayError, log?: HttpAppOptions['log']): FastifyReply {
   if (err.status >= 500 && err.code === 'internal') log?.error({ err: err.cause ?? err }, 'internal error');
+  // The client is gone: nobody reads an answer (the observer counted the request when it closed).
+  if (reply.raw.destroyed) return reply.hijack();
   if (reply.sent || reply.raw.headersSent) {
     reply.raw.destroy();
     return reply;

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
+import { untraced } from '../core/errors.js';
 
 /** Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus FlockServe's own. */
 const HOP_BY_HOP = new Set([
@@ -117,7 +118,8 @@ export class UpstreamClient {
       let settled = false;
       const reasonOf = (s: CancelSignal): Error => (s.reason instanceof Error ? s.reason : new Error('aborted'));
       // Before the request reaches a socket there is no controller yet: onRequestStart aborts it.
-      const onAbort = (): void => controller?.abort(reasonOf(signal!));
+      // undici closes the socket with an error of its own: a cancellation needs no stack traced.
+      const onAbort = (): void => untraced(() => controller?.abort(reasonOf(signal!)));
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (): void => {
         settled = true;

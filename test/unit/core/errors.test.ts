@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { ERRORS, GatewayError, toGatewayError, toOpenAIError, type ErrorCode } from '../../../src/core/errors.js';
+import { ERRORS, GatewayError, toGatewayError, toOpenAIError, untraced, type ErrorCode } from '../../../src/core/errors.js';
 
 // [code, HTTP status, gRPC status, OpenAI type, has Retry-After]
 const table: [ErrorCode, number, status, string, boolean][] = [
@@ -55,6 +55,30 @@ describe('GatewayError', () => {
     expect(e.message).toBe('worker w-1 refused');
     expect(e.param).toBe('model');
     expect(new GatewayError('queue_timeout', { retryAfterSeconds: 42 }).retryAfterSeconds).toBe(42);
+  });
+
+  it('traces server faults (5xx) but not answers about the request (4xx)', () => {
+    const before = Error.stackTraceLimit;
+    const here = /errors\.test\.ts/;
+    expect(new GatewayError('upstream_error').stack).toMatch(here);
+    const clientSide = new GatewayError('client_closed');
+    expect(clientSide.stack).not.toMatch(here);
+    expect(clientSide.stack).toContain('The client closed the request.');
+    expect(Error.stackTraceLimit).toBe(before);
+    expect(new Error('after').stack).toMatch(here);
+  });
+
+  it('untraced runs without stack capture and restores it, also when it throws', () => {
+    const here = /errors\.test\.ts/;
+    const before = Error.stackTraceLimit;
+    expect(untraced(() => new Error('inside')).stack).not.toMatch(here);
+    expect(() =>
+      untraced(() => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(Error.stackTraceLimit).toBe(before);
+    expect(new Error('after').stack).toMatch(here);
   });
 
   it('wraps unknown errors as internal and passes GatewayErrors through', () => {
