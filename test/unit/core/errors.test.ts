@@ -1,6 +1,13 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { ERRORS, GatewayError, toGatewayError, toOpenAIError, untraced, type ErrorCode } from '../../../src/core/errors.js';
+import {
+  ERRORS,
+  GatewayError,
+  toGatewayError,
+  toOpenAIError,
+  untraced,
+  type ErrorCode,
+} from '../../../src/core/errors.js';
 
 // [code, HTTP status, gRPC status, OpenAI type, has Retry-After]
 const table: [ErrorCode, number, status, string, boolean][] = [
