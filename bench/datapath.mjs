@@ -9,7 +9,7 @@
 //   M  10,000 concurrent open streams: proxy RSS per stream
 // Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
 //
-//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--phases A,B,S,G,M] [--m-streams 10000]
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
 //        [--out FILE]          default bench/results/datapath.md
@@ -52,6 +52,12 @@ async function main() {
       // phase A load (4 s runs from start: 291, 198, 185, 161, 186, 171 us), its JIT having
       // more code to tier up than a C proxy or the Node floor; 2 s left that in the numbers.
       warmup: { type: 'string', default: '10' },
+      // A pause between the warm-up and the measured run (A, B). wrk stops with a request in
+      // flight on each connection, so every proxy first cancels up to 256 requests (closing their
+      // worker sockets): without the pause a Node proxy's measured B run starts inside that
+      // clean-up, and its first second sets the p99 (1.4 x nginx for FlockServe and the Node
+      // floor alike; nginx's is unchanged). What is measured is the load, not the previous exit.
+      settle: { type: 'string', default: '1' },
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
@@ -61,6 +67,7 @@ async function main() {
   });
   const seconds = Number(values.seconds);
   const warmup = Number(values.warmup);
+  const settle = Number(values.settle);
   const phases = new Set(values.phases.split(','));
   // A proxy holds two sockets per open stream (client and worker side): the open-file limit bounds M.
   const nofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
@@ -187,6 +194,7 @@ async function main() {
         for (const t of targets) {
           const url = `${t.url}/v1/chat/completions`;
           await wrk({ dir: tmp, url, body, connections, seconds: warmup }); // warm-up (JIT, pools)
+          await new Promise((r) => setTimeout(r, settle * 1000));
           const cpu0 = cpuOf(t.pid);
           const r = await wrk({ dir: tmp, url, body, connections, seconds });
           const cpu = cpuOf(t.pid) - cpu0;
@@ -288,6 +296,7 @@ async function main() {
     results,
     seconds,
     warmup,
+    settle,
     mStreams,
     asked: Number(values['m-streams']),
     nofile,
@@ -299,14 +308,14 @@ async function main() {
   console.log(report);
 }
 
-function render({ results, seconds, warmup, mStreams, asked, nofile, phases, versions: v }) {
+function render({ results, seconds, warmup, settle, mStreams, asked, nofile, phases, versions: v }) {
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
   const verdict = (ok) => (ok ? 'met' : '**missed**');
   const L = [
     '# Data path: FlockServe side by side with nginx and haproxy',
     '',
-    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --phases ${phases} --m-streams ${asked}\``,
+    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --settle ${settle} --phases ${phases} --m-streams ${asked}\``,
     '',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${v.nginx}; ${v.haproxy}; ${v.wrk}; Node ${v.node}.`,
     'Load generator, proxies and the 4 simulator workers (127.0.0.2–127.0.0.5) share these 2 cores, so',
@@ -315,7 +324,9 @@ function render({ results, seconds, warmup, mStreams, asked, nofile, phases, ver
     'one-process Node proxy (bench/lib/node-floor.mjs: node:http + undici, no checks, queue or metrics):',
     'the least any single Node.js process pays here, so FlockServe / Node floor is the cost of its own work.',
     '"CPU s" is user + system time of all the proxy\'s processes during the measured load (for "direct":',
-    `the one worker's). Every target gets the same ${warmup} s of load before each measured run (JIT, pools).`,
+    `the one worker's). Every target gets the same ${warmup} s of load before each measured run (JIT, pools),`,
+    `and in A and B a ${settle} s pause after it, so the warm-up's requests that wrk left in flight are`,
+    'cancelled before the measurement starts.',
     'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
     '',
   ];
