@@ -65,14 +65,10 @@ describe('GatewayError', () => {
   });
 
   it('traces server faults (5xx) but not answers about the request (4xx)', () => {
-    const before = Error.stackTraceLimit;
     const here = /errors\.test\.ts/;
     expect(new GatewayError('upstream_error').stack).toMatch(here);
-    const clientSide = new GatewayError('client_closed');
-    expect(clientSide.stack).not.toMatch(here);
-    expect(clientSide.stack).toContain('The client closed the request.');
-    expect(Error.stackTraceLimit).toBe(before);
-    expect(new Error('after').stack).toMatch(here);
+    const clientSide = new GatewayError('client_closed', { message: 'gone' });
+    expect(clientSide.stack).toBe('GatewayError: gone');
   });
 
   it('untraced runs without stack capture and restores it, also when it throws', () => {
