@@ -116,10 +116,13 @@ export class UpstreamClient {
       let controller: Dispatcher.DispatchController | undefined;
       let body: UpstreamBody | undefined;
       let settled = false;
-      const reasonOf = (s: CancelSignal): Error => (s.reason instanceof Error ? s.reason : new Error('aborted'));
-      // Before the request reaches a socket there is no controller yet: onRequestStart aborts it.
       // undici closes the socket with an error of its own: a cancellation needs no stack traced.
-      const onAbort = (): void => untraced(() => controller?.abort(reasonOf(signal!)));
+      const cancel = (c: Dispatcher.DispatchController): void =>
+        untraced(() => c.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted')));
+      // Before the request reaches a socket there is no controller yet: onRequestStart aborts it.
+      const onAbort = (): void => {
+        if (controller) cancel(controller);
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (): void => {
         settled = true;
@@ -135,7 +138,7 @@ export class UpstreamClient {
         {
           onRequestStart(c) {
             controller = c;
-            if (signal?.aborted) c.abort(reasonOf(signal));
+            if (signal?.aborted) cancel(c);
           },
           onResponseStart(c, statusCode, headers) {
             if (statusCode < 200) return; // 1xx: the real answer follows
