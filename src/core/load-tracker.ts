@@ -13,12 +13,23 @@ import type { Clock } from './clock.js';
  * not 40·10/600 ≈ 0.7. Counting the unseen part of the window as 0 would hide the first
  * burst after start (or after scale-to-zero's restart) for minutes.
  *
- * Segments live in a ring buffer (a deque); `set` and `mean` cost O(1) amortised, and
- * memory is O(number of changes within one window). A `set` of the same value adds nothing.
+ * Segments live in a ring buffer (a deque); `set` and `mean` cost O(1) amortised. A `set`
+ * of the same value adds nothing. Memory is bounded whatever the request rate: a segment
+ * shorter than the resolution (window / RESOLUTION_STEPS) absorbs the next one as their
+ * time-weighted average, so at most RESOLUTION_STEPS + 2 segments are kept. (A busy gateway
+ * changes its queue length twice per request: at 5,000 requests/s a 600 s window would
+ * otherwise hold 6 million segments, about 100 MB, and copy them whenever the buffer grows.)
+ * The area under the curve stays exact; only where the window's start cuts a merged segment
+ * is its value taken as even over its span, an error of at most max value / RESOLUTION_STEPS.
+ * Changes at least one resolution apart are never merged, so their mean is exact.
  */
 export class LoadTracker {
+  /** Segments per window at most (the resolution is window / this). */
+  static readonly RESOLUTION_STEPS = 4096;
+
   readonly #clock: Clock;
   readonly #windowMs: number;
+  readonly #resolutionMs: number;
   readonly #startedAt: number;
 
   // Closed segments: segment i holds value #values[i] from #starts[i] until the next
@@ -39,6 +50,7 @@ export class LoadTracker {
     if (!(windowMs > 0)) throw new RangeError(`window must be > 0 ms, got ${windowMs}`);
     this.#clock = clock;
     this.#windowMs = windowMs;
+    this.#resolutionMs = windowMs / LoadTracker.RESOLUTION_STEPS;
     this.#startedAt = clock.now();
     this.#openStart = this.#startedAt;
   }
@@ -54,7 +66,7 @@ export class LoadTracker {
     for (const f of this.#followers) f.set(value);
     const now = this.#clock.now();
     if (now > this.#openStart) {
-      this.#push(this.#openStart, this.#openValue);
+      this.#close(this.#openStart, this.#openValue, now);
       this.#closedArea += this.#openValue * (now - this.#openStart);
       this.#openStart = now;
     }
@@ -114,6 +126,20 @@ export class LoadTracker {
       this.#size--;
     }
     if (this.#size === 0) this.#closedArea = 0;
+  }
+
+  /** Closes the segment [start, end): merged into the newest one while that is shorter than the resolution. */
+  #close(start: number, value: number, end: number): void {
+    if (this.#size > 0) {
+      const tail = (this.#head + this.#size - 1) % this.#starts.length;
+      const tailStart = this.#starts[tail]!;
+      if (start - tailStart < this.#resolutionMs) {
+        // The newest segment ends where this one starts: one segment, the same area.
+        this.#values[tail] = (this.#values[tail]! * (start - tailStart) + value * (end - start)) / (end - tailStart);
+        return;
+      }
+    }
+    this.#push(start, value);
   }
 
   #push(start: number, value: number): void {

@@ -84,18 +84,25 @@ describe('LoadTracker', () => {
     expect(t.mean()).toBeCloseTo(area / 500, 9);
   });
 
-  it('agrees with a brute-force mean on a random trace', () => {
+  /** Drives a tracker through random changes `gap()` ms apart; checks each mean against a brute-force one. */
+  function againstBruteForce(
+    window: number,
+    steps: number,
+    gap: (rnd: () => number) => number,
+    digitsOrBound: number,
+  ): LoadTracker {
     const clock = new VirtualClock();
-    const window = 30 * S;
     const t = new LoadTracker(clock, window);
     const history: { at: number; v: number }[] = [{ at: 0, v: 0 }];
     let seed = 7;
     const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-    for (let i = 0; i < 400; i++) {
-      clock.advance(Math.floor(rnd() * 2000));
+    for (let i = 0; i < steps; i++) {
+      clock.advance(gap(rnd));
       const v = Math.floor(rnd() * 20);
       t.set(v);
       history.push({ at: clock.now(), v });
+      // Only every 97th step is checked: the brute force is O(history).
+      if (i % 97 !== 0 && i !== steps - 1) continue;
       const now = clock.now();
       const from = Math.max(0, now - window);
       let area = 0;
@@ -105,8 +112,23 @@ describe('LoadTracker', () => {
         area += seg.v * Math.max(0, Math.min(end, now) - Math.max(seg.at, from));
       }
       const want = now - from > 0 ? area / (now - from) : v;
-      expect(t.mean()).toBeCloseTo(want, 9);
+      if (Number.isInteger(digitsOrBound)) expect(t.mean()).toBeCloseTo(want, digitsOrBound);
+      else expect(Math.abs(t.mean() - want)).toBeLessThanOrEqual(digitsOrBound);
     }
+    return t;
+  }
+
+  it('agrees exactly with a brute-force mean when changes are at least one resolution apart', () => {
+    const window = 30 * S;
+    const resolution = window / LoadTracker.RESOLUTION_STEPS;
+    againstBruteForce(window, 400, (rnd) => resolution + Math.floor(rnd() * 2000), 9);
+  });
+
+  it('keeps at most RESOLUTION_STEPS + 2 segments however fast the value changes, within max/RESOLUTION_STEPS', () => {
+    // 6 s window (the panic window): 40,000 changes 0–0.5 ms apart (about 10 s, so segments also leave), about 6 per resolution step.
+    const t = againstBruteForce(6 * S, 40_000, (rnd) => rnd() * 0.5, 20 / LoadTracker.RESOLUTION_STEPS + 1e-9);
+    expect(t.segmentCount).toBeLessThanOrEqual(LoadTracker.RESOLUTION_STEPS + 2);
+    expect(t.segmentCount).toBeGreaterThan(LoadTracker.RESOLUTION_STEPS / 2);
   });
 
   it('rejects negative values and a non-positive window', () => {
