@@ -101,8 +101,9 @@ const RETRYABLE_CODES = new Set([
 /** One request's cancellation: the client's signal, the request timeout and shutdown, in one. */
 interface Active {
   readonly abort: Cancellation;
-  timer: TimerHandle | undefined;
-  unlink: () => void;
+  /** When the request timeout cuts it (clock ms); Infinity without one. */
+  readonly deadline: number;
+  readonly unlink: () => void;
 }
 
 /**
@@ -113,7 +114,13 @@ interface Active {
 export class InferenceService {
   readonly #o: InferenceServiceOptions;
   readonly #clock: Clock;
+  /**
+   * The requests running, oldest first (a Set keeps insertion order). Every request gets the
+   * same timeout, so this is also deadline order: one timer, armed for the oldest deadline,
+   * serves them all, instead of a timer (and its closures) per request.
+   */
   readonly #active = new Set<Active>();
+  #deadlineTimer: TimerHandle | undefined;
   readonly #stats: InferenceStats = {
     requests: 0,
     retries: 0,
@@ -307,29 +314,45 @@ export class InferenceService {
     const onClient = (): void => abort.abort(new GatewayError('client_closed', { cause: client.reason }));
     if (client.aborted) onClient();
     else client.addEventListener('abort', onClient, { once: true });
+    const limit = this.#o.requestTimeoutMs ?? 0;
     const active: Active = {
       abort,
-      timer: undefined,
+      deadline: limit > 0 ? this.#clock.now() + limit : Infinity,
       unlink: () => client.removeEventListener('abort', onClient),
     };
-    const limit = this.#o.requestTimeoutMs ?? 0;
-    if (limit > 0) {
-      active.timer = this.#clock.setTimer(limit, () =>
-        abort.abort(
-          new GatewayError('upstream_timeout', {
-            message: `the request took longer than the request timeout (${limit / 1000} s)`,
-          }),
-        ),
-      );
-    }
     this.#active.add(active);
+    if (limit > 0 && !this.#deadlineTimer) this.#deadlineTimer = this.#clock.setTimer(limit, () => this.#expire());
     return active;
   }
 
   #untrack(active: Active): void {
-    if (!this.#active.delete(active)) return;
-    active.timer?.cancel();
-    active.unlink();
+    if (this.#active.delete(active)) active.unlink();
+  }
+
+  /**
+   * The deadline timer fired: cuts every request past its deadline, then re-arms for the
+   * oldest one left (requests that ended meanwhile are gone from the set, so the timer fires
+   * about once per timeout period however many requests pass).
+   */
+  #expire(): void {
+    this.#deadlineTimer = undefined;
+    const now = this.#clock.now();
+    const expired: Active[] = [];
+    for (const a of this.#active) {
+      if (a.deadline > now) {
+        this.#deadlineTimer = this.#clock.setTimer(a.deadline - now, () => this.#expire());
+        break;
+      }
+      if (!a.abort.aborted) expired.push(a);
+    }
+    const limit = this.#o.requestTimeoutMs ?? 0;
+    for (const a of expired) {
+      a.abort.abort(
+        new GatewayError('upstream_timeout', {
+          message: `the request took longer than the request timeout (${limit / 1000} s)`,
+        }),
+      );
+    }
   }
 }
 

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Admission } from '../../../src/core/admission.js';
+import { LeastConnection } from '../../../src/core/balancer/least-connection.js';
+import { Cancellation } from '../../../src/core/cancellation.js';
+import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
+import type { GatewayError } from '../../../src/core/errors.js';
+import { LoadTracker } from '../../../src/core/load-tracker.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+import { InferenceService } from '../../../src/service/inference.js';
+import { startEngineSimulator, type EngineSimulator } from '../../../src/sim/server.js';
+import { UpstreamClient } from '../../../src/upstream/client.js';
+import { waitFor } from '../../helpers/wait.js';
+
+// request_timeout on a virtual clock, against a real worker that never answers: one timer,
+// armed for the oldest request's deadline, cuts each request at its own deadline.
+let sim: EngineSimulator;
+beforeAll(async () => {
+  sim = await startEngineSimulator({ hang: 'generation' });
+});
+afterAll(async () => {
+  await sim.close();
+});
+
+function setup(requestTimeoutMs: number) {
+  const clock = new VirtualClock();
+  const pool = new WorkerPool(clock);
+  const w = pool.add('w-1', 16, 'provisioning');
+  w.url = sim.url;
+  pool.setState('w-1', 'starting', 'test');
+  pool.setState('w-1', 'ready', 'test');
+  const admission = new Admission({
+    pool,
+    balancer: new LeastConnection(),
+    clock,
+    tracker: new LoadTracker(clock, 60_000),
+    random: seededRandom(1),
+    maxQueueLength: 10,
+  });
+  const upstream = new UpstreamClient({ connections: 16 });
+  const service = new InferenceService({
+    admission,
+    upstream,
+    queueTimeoutMs: 10_000,
+    maxRetries: 0,
+    requestTimeoutMs,
+    clock,
+  });
+  /** Starts a request; its outcome lands in the returned object. */
+  const request = (): { error?: GatewayError; status?: number } => {
+    const o: { error?: GatewayError; status?: number } = {};
+    service
+      .dispatch({
+        method: 'POST',
+        path: '/v1/completions',
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.from('{"model":"sim","prompt":"x","max_tokens":1}'),
+        signal: new Cancellation(),
+      })
+      .then(
+        (r) => (o.status = r.status),
+        (e: GatewayError) => (o.error = e),
+      );
+    return o;
+  };
+  return { clock, service, upstream, request };
+}
+
+describe('request_timeout', () => {
+  it('cuts each request at its own deadline with one timer for all of them', async () => {
+    const { clock, service, upstream, request } = setup(1000);
+    const a = request();
+    clock.advance(600);
+    const b = request();
+    expect(service.inFlight).toBe(2);
+    expect(clock.pendingTimers).toBe(1); // not one per request
+
+    clock.advance(399); // 999 ms: nobody is due yet
+    await new Promise((r) => setImmediate(r));
+    expect(a.error).toBeUndefined();
+    clock.advance(1); // a's deadline
+    await waitFor(() => a.error !== undefined, 'a to time out');
+    expect(a.error?.code).toBe('upstream_timeout');
+    expect(a.error?.message).toMatch(/request timeout \(1 s\)/);
+    expect(b.error).toBeUndefined();
+    expect(clock.pendingTimers).toBe(1); // re-armed for b
+
+    clock.advance(599); // 1599 ms
+    await new Promise((r) => setImmediate(r));
+    expect(b.error).toBeUndefined();
+    clock.advance(1); // b's deadline: 600 + 1000
+    await waitFor(() => b.error !== undefined, 'b to time out');
+    expect(b.error?.code).toBe('upstream_timeout');
+    await waitFor(() => service.inFlight === 0, 'the requests to be forgotten');
+    expect(clock.pendingTimers).toBe(0); // nothing left to time
+
+    // A request after an idle spell gets its full timeout again.
+    const c = request();
+    clock.advance(999);
+    await new Promise((r) => setImmediate(r));
+    expect(c.error).toBeUndefined();
+    clock.advance(1);
+    await waitFor(() => c.error !== undefined, 'c to time out');
+    expect(c.error?.code).toBe('upstream_timeout');
+    await upstream.close();
+  });
+
+  it('0 means no limit: no timer at all', async () => {
+    const { clock, service, upstream, request } = setup(0);
+    const a = request();
+    await waitFor(() => service.inFlight === 1, 'the request to start');
+    expect(clock.pendingTimers).toBe(0);
+    clock.advance(3_600_000);
+    await new Promise((r) => setImmediate(r));
+    expect(a.error).toBeUndefined();
+    await upstream.close();
+  });
+});
