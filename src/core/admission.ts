@@ -1,6 +1,7 @@
 import type { Clock, Random, TimerHandle } from './clock.js';
 import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
+import { LinkedList, type Linked } from './linked-list.js';
 import type { LoadTracker } from './load-tracker.js';
 import type { Worker, WorkerPool } from './pool.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
@@ -46,7 +47,7 @@ export interface AcquireOptions {
   readonly signal?: CancelSignal;
 }
 
-interface Waiter {
+interface Waiter extends Linked<Waiter> {
   readonly ctx: Omit<PickContext, 'random'>;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (err: Error) => void;
@@ -115,8 +116,8 @@ export class Admission {
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
   readonly #coldStartTimeoutMs: number | undefined;
-  // A Set keeps insertion order (FIFO) and removes a timed-out waiter from the middle in O(1).
-  readonly #waiters = new Set<Waiter>();
+  // FIFO, and a timed-out waiter leaves from the middle in O(1).
+  readonly #waiters = new LinkedList<Waiter>();
   /** Reused for every pick, so dispatching a request allocates no context object. */
   readonly #pickCtx: { sessionKey: string | undefined; promptText: string | undefined; random: Random };
   #closedWith: Error | undefined;
@@ -171,6 +172,8 @@ export class Admission {
         deadline: Infinity,
         timer: undefined,
         unlisten: undefined,
+        prev: undefined,
+        next: undefined,
       };
       this.#arm(waiter, cold ? this.#coldStartTimeoutMs! : opts.timeoutMs);
       if (signal) {
@@ -217,8 +220,8 @@ export class Admission {
   close(err: Error = new GatewayError('shutting_down')): void {
     this.#closedWith = err;
     const waiters = [...this.#waiters];
-    this.#waiters.clear();
     for (const w of waiters) {
+      this.#waiters.delete(w);
       this.#forget(w);
       w.reject(err);
     }
@@ -257,7 +260,7 @@ export class Admission {
   }
 
   #dispatch(): void {
-    for (const waiter of this.#waiters) {
+    for (let waiter = this.#waiters.first; waiter; waiter = this.#waiters.first) {
       const worker = this.#pick(waiter.ctx);
       if (!worker) return;
       this.#waiters.delete(waiter);

@@ -3,6 +3,7 @@ import type { Admission, Lease } from '../core/admission.js';
 import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
+import { LinkedList, type Linked } from '../core/linked-list.js';
 import type { Worker } from '../core/pool.js';
 import { systemClock } from '../runtime/system-clock.js';
 import { bodyKind, checkedBody } from '../upstream/checked-body.js';
@@ -99,7 +100,7 @@ const RETRYABLE_CODES = new Set([
 ]);
 
 /** One request's cancellation: the client's signal, the request timeout and shutdown, in one. */
-interface Active {
+interface Active extends Linked<Active> {
   readonly abort: Cancellation;
   /** When the request timeout cuts it (clock ms); Infinity without one. */
   readonly deadline: number;
@@ -115,11 +116,11 @@ export class InferenceService {
   readonly #o: InferenceServiceOptions;
   readonly #clock: Clock;
   /**
-   * The requests running, oldest first (a Set keeps insertion order). Every request gets the
-   * same timeout, so this is also deadline order: one timer, armed for the oldest deadline,
-   * serves them all, instead of a timer (and its closures) per request.
+   * The requests running, oldest first. Every request gets the same timeout, so this is also
+   * deadline order: one timer, armed for the oldest deadline, serves them all, instead of a
+   * timer (and its closures) per request.
    */
-  readonly #active = new Set<Active>();
+  readonly #active = new LinkedList<Active>();
   #deadlineTimer: TimerHandle | undefined;
   readonly #stats: InferenceStats = {
     requests: 0,
@@ -152,10 +153,11 @@ export class InferenceService {
    * their error tail, whole answers a 503, instead of a cut connection.
    */
   abortAll(err: GatewayError): number {
-    const n = this.#active.size;
-    for (const a of this.#active) a.abort.abort(err);
-    this.#stats.abortedAtShutdown += n;
-    return n;
+    // A copy: an abort may end its request (and leave the list) at once.
+    const all = [...this.#active];
+    for (const a of all) a.abort.abort(err);
+    this.#stats.abortedAtShutdown += all.length;
+    return all.length;
   }
 
   async dispatch(call: InferenceCall): Promise<InferenceReply> {
@@ -319,6 +321,8 @@ export class InferenceService {
       abort,
       deadline: limit > 0 ? this.#clock.now() + limit : Infinity,
       unlink: () => client.removeEventListener('abort', onClient),
+      prev: undefined,
+      next: undefined,
     };
     this.#active.add(active);
     if (limit > 0 && !this.#deadlineTimer) this.#deadlineTimer = this.#clock.setTimer(limit, () => this.#expire());
