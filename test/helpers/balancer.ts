@@ -1,4 +1,7 @@
-import { VirtualClock } from '../../src/core/clock.js';
+import { Admission, type AdmissionOptions } from '../../src/core/admission.js';
+import { LeastConnection } from '../../src/core/balancer/least-connection.js';
+import { VirtualClock, seededRandom } from '../../src/core/clock.js';
+import { LoadTracker } from '../../src/core/load-tracker.js';
 import type { BalancerPolicy } from '../../src/core/balancer/types.js';
 import { wireBalancer } from '../../src/core/balancer/wire.js';
 import { WorkerPool, type Worker } from '../../src/core/pool.js';
@@ -56,3 +59,19 @@ export function chiSquareUniform(counts: readonly number[]): number {
 
 /** P(χ² > x) = 0.001 with 4 degrees of freedom (5 categories). */
 export const CHI2_4DF_0_001 = 18.47;
+
+/**
+ * An Admission over `pool` for tests about something else: least-connection, a 60 s load
+ * tracker, seeded random and a queue of 10, unless `o` says otherwise.
+ */
+export function testAdmission(pool: WorkerPool, clock: VirtualClock, o: Partial<AdmissionOptions> = {}): Admission {
+  return new Admission({
+    pool,
+    balancer: new LeastConnection(),
+    clock,
+    tracker: new LoadTracker(clock, 60_000),
+    random: seededRandom(1),
+    maxQueueLength: 10,
+    ...o,
+  });
+}

@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Admission } from '../../../src/core/admission.js';
-import { LeastConnection } from '../../../src/core/balancer/least-connection.js';
 import { Cancellation } from '../../../src/core/cancellation.js';
-import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
+import { VirtualClock } from '../../../src/core/clock.js';
 import type { GatewayError } from '../../../src/core/errors.js';
-import { LoadTracker } from '../../../src/core/load-tracker.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import { InferenceService } from '../../../src/service/inference.js';
 import { startEngineSimulator, type EngineSimulator } from '../../../src/sim/server.js';
 import { UpstreamClient } from '../../../src/upstream/client.js';
+import { testAdmission } from '../../helpers/balancer.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // request_timeout on a virtual clock, against a real worker that never answers: one timer,
@@ -28,14 +26,7 @@ function setup(requestTimeoutMs: number) {
   w.url = sim.url;
   pool.setState('w-1', 'starting', 'test');
   pool.setState('w-1', 'ready', 'test');
-  const admission = new Admission({
-    pool,
-    balancer: new LeastConnection(),
-    clock,
-    tracker: new LoadTracker(clock, 60_000),
-    random: seededRandom(1),
-    maxQueueLength: 10,
-  });
+  const admission = testAdmission(pool, clock);
   const upstream = new UpstreamClient({ connections: 16 });
   const service = new InferenceService({
     admission,

@@ -5,6 +5,7 @@ import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
 import { GatewayError } from '../../../src/core/errors.js';
 import { LoadTracker } from '../../../src/core/load-tracker.js';
 import { WorkerPool } from '../../../src/core/pool.js';
+import { testAdmission } from '../../helpers/balancer.js';
 
 const S = 1000;
 
@@ -379,14 +380,7 @@ describe('Admission with outlier ejection and the load index', () => {
       pool.setState(name, 'starting', 'test');
       pool.setState(name, 'ready', 'test');
     }
-    const admission = new Admission({
-      pool,
-      balancer: new LeastConnection(),
-      clock,
-      tracker: new LoadTracker(clock, 60_000),
-      random: seededRandom(1),
-      maxQueueLength: 10,
-    });
+    const admission = testAdmission(pool, clock);
     pool.setEjected('a', true);
     const picked: string[] = [];
     for (let i = 0; i < 2; i++) picked.push((await admission.acquire({ ctx: {}, timeoutMs: 0 })).worker.name);

@@ -4,12 +4,17 @@
  * workers share the traffic about evenly.
  */
 import { describe, expect, it } from 'vitest';
-import { Admission, type Lease } from '../../../../src/core/admission.js';
+import type { Lease } from '../../../../src/core/admission.js';
 import { seededRandom, VirtualClock } from '../../../../src/core/clock.js';
 import { BALANCER_NAMES, createBalancer } from '../../../../src/core/balancer/registry.js';
 import type { Worker } from '../../../../src/core/pool.js';
-import { LoadTracker } from '../../../../src/core/load-tracker.js';
-import { CHI2_4DF_0_001, chiSquareUniform, policyBench, type WorkerSpec } from '../../../helpers/balancer.js';
+import {
+  CHI2_4DF_0_001,
+  chiSquareUniform,
+  policyBench,
+  testAdmission,
+  type WorkerSpec,
+} from '../../../helpers/balancer.js';
 
 const SYSTEM = 'You are a helpful assistant who answers briefly and politely. '.repeat(8);
 /** Contexts the policies see: no signal, a session key, a prompt with a shared system prompt. */
@@ -65,14 +70,7 @@ describe.each(BALANCER_NAMES)('%s', (name) => {
       ['d', 0, 4, 'not_ready'],
     ]);
     const random = seededRandom(11);
-    const admission = new Admission({
-      pool,
-      balancer: policy,
-      clock,
-      tracker: new LoadTracker(clock, 60_000),
-      random,
-      maxQueueLength: 1000,
-    });
+    const admission = testAdmission(pool, clock, { balancer: policy, random, maxQueueLength: 1000 });
     const leases: Lease[] = [];
     let served = 0;
     for (let step = 0; step < 2000; step++) {
