@@ -9,7 +9,7 @@
 //   M  10,000 concurrent open streams: proxy RSS per stream
 // Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
 //
-//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--phases A,B,S,G,M] [--m-streams 10000]
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--rounds 3] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
 //        [--out FILE]          default bench/results/datapath.md
@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuSeconds } from './lib/load.mjs';
+import { cpuSeconds, median } from './lib/load.mjs';
 import { ROOT, processTree, rssKiB, startCli, startScript, stop, waitHttp } from './lib/procs.mjs';
 import { ensureTools, startProxy, versions } from './lib/proxies.mjs';
 import { grpcLoop, openStreams, sseLoop } from './lib/stream-load.mjs';
@@ -58,6 +58,11 @@ async function main() {
       // clean-up, and its first second sets the p99 (1.4 x nginx for FlockServe and the Node
       // floor alike; nginx's is unchanged). What is measured is the load, not the previous exit.
       settle: { type: 'string', default: '1' },
+      // A and B measure every target this many times, in turns (nginx, haproxy, ..., FlockServe,
+      // then again), and report each figure's median. This VM's speed drifts within a minute (the
+      // Node floor measured 97 to 139 us of CPU per request in one hour; FlockServe 142 to 220 in
+      // five minutes), so one run per target lets a slow minute land on one target only.
+      rounds: { type: 'string', default: '3' },
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
@@ -68,6 +73,7 @@ async function main() {
   const seconds = Number(values.seconds);
   const warmup = Number(values.warmup);
   const settle = Number(values.settle);
+  const rounds = Math.max(1, Number(values.rounds));
   const phases = new Set(values.phases.split(','));
   // A proxy holds two sockets per open stream (client and worker side): the open-file limit bounds M.
   const nofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
@@ -192,18 +198,38 @@ async function main() {
         const connections = phase === 'A' ? 64 : 256;
         const body = chat({ max_tokens: 8 });
         for (const t of targets) {
-          const url = `${t.url}/v1/chat/completions`;
-          await wrk({ dir: tmp, url, body, connections, seconds: warmup }); // warm-up (JIT, pools)
-          await new Promise((r) => setTimeout(r, settle * 1000));
-          const cpu0 = cpuOf(t.pid);
-          const r = await wrk({ dir: tmp, url, body, connections, seconds });
-          const cpu = cpuOf(t.pid) - cpu0;
-          results[phase].push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu, raw: undefined });
-          log(
-            phase,
-            t.name,
-            `${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99} errors ${r.errors} cpu ${cpu.toFixed(2)} s`,
-          );
+          await wrk({ dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds: warmup }); // JIT, pools
+        }
+        const runs = new Map(targets.map((t) => [t, []]));
+        for (let round = 1; round <= rounds; round++) {
+          for (const t of targets) {
+            await new Promise((r) => setTimeout(r, settle * 1000));
+            const cpu0 = cpuOf(t.pid);
+            const r = await wrk({ dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds });
+            const cpu = cpuOf(t.pid) - cpu0;
+            runs.get(t).push({ ...r, cpu });
+            log(
+              phase,
+              `round ${round}`,
+              t.name,
+              `${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99} errors ${r.errors} cpu ${cpu.toFixed(2)} s`,
+            );
+          }
+        }
+        for (const t of targets) {
+          const rs = runs.get(t);
+          const med = (k) => median(rs.map((r) => r[k]));
+          results[phase].push({
+            target: t.name,
+            ours: t.ours,
+            proxy: t.proxy,
+            rps: med('rps'),
+            p50: med('p50'),
+            p99: med('p99'),
+            p99s: rs.map((r) => r.p99),
+            errors: rs.reduce((n, r) => n + r.errors, 0),
+            cpu: med('cpu'),
+          });
         }
       }
       if (phase === 'S') {
@@ -297,6 +323,7 @@ async function main() {
     seconds,
     warmup,
     settle,
+    rounds,
     mStreams,
     asked: Number(values['m-streams']),
     nofile,
@@ -308,14 +335,14 @@ async function main() {
   console.log(report);
 }
 
-function render({ results, seconds, warmup, settle, mStreams, asked, nofile, phases, versions: v }) {
+function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nofile, phases, versions: v }) {
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
   const verdict = (ok) => (ok ? 'met' : '**missed**');
   const L = [
     '# Data path: FlockServe side by side with nginx and haproxy',
     '',
-    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --settle ${settle} --phases ${phases} --m-streams ${asked}\``,
+    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --settle ${settle} --rounds ${rounds} --phases ${phases} --m-streams ${asked}\``,
     '',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${v.nginx}; ${v.haproxy}; ${v.wrk}; Node ${v.node}.`,
     'Load generator, proxies and the 4 simulator workers (127.0.0.2–127.0.0.5) share these 2 cores, so',
@@ -324,9 +351,11 @@ function render({ results, seconds, warmup, settle, mStreams, asked, nofile, pha
     'one-process Node proxy (bench/lib/node-floor.mjs: node:http + undici, no checks, queue or metrics):',
     'the least any single Node.js process pays here, so FlockServe / Node floor is the cost of its own work.',
     '"CPU s" is user + system time of all the proxy\'s processes during the measured load (for "direct":',
-    `the one worker's). Every target gets the same ${warmup} s of load before each measured run (JIT, pools),`,
-    `and in A and B a ${settle} s pause after it, so the warm-up's requests that wrk left in flight are`,
-    'cancelled before the measurement starts.',
+    `the one worker's). Every target gets the same ${warmup} s of load before it is measured (JIT, pools).`,
+    `A and B then measure every target ${rounds} times in turns (all targets, then all again), each run`,
+    `after a ${settle} s pause (so the requests the previous wrk left in flight are cancelled first),`,
+    "and show the median of each figure (CPU too; errors are summed): this VM's speed drifts within",
+    'a minute, and one run per target would let a slow minute land on one target only.',
     'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
     '',
   ];
@@ -369,6 +398,13 @@ function render({ results, seconds, warmup, settle, mStreams, asked, nofile, pha
       `Target: req/s ≥ ${targets.rps} × nginx — ${ratio(ours.rps, nginx.rps)}, ${verdict(ours.rps >= targets.rps * nginx.rps)}; ` +
         `p99 ≤ ${targets.p99} × nginx — ${ratio(ours.p99, nginx.p99)}, ${verdict(ours.p99 <= targets.p99 * nginx.p99)}.`,
       '',
+      ...(ours.p99s && ours.p99s.length > 1
+        ? [
+            `p99 of each round, ms: ${rows.map((r) => `${r.target} ${r.p99s.map((x) => f(x, 2)).join(', ')}`).join('; ')}.`,
+            `FlockServe / nginx p99 by round: ${ours.p99s.map((x, i) => ratio(x, nginx.p99s[i])).join(', ')}.`,
+            '',
+          ]
+        : []),
     );
   }
   const streamRows = (rows) => {

@@ -52,3 +52,10 @@ export function cpuSeconds(pid) {
   // utime and stime are fields 14 and 15 of /proc/PID/stat (1-based), in clock ticks (100/s on Linux).
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** The median of some numbers (the mean of the middle two for an even count). */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
