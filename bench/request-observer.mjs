@@ -18,6 +18,7 @@ import { TelemetryObserver } from '../dist/telemetry/request-observer.js';
 import { RequestLog } from '../dist/telemetry/request-log.js';
 import { RequestTracer } from '../dist/telemetry/tracing.js';
 import { systemClock } from '../dist/runtime/system-clock.js';
+import { median } from './lib/load.mjs';
 
 const { values } = parseArgs({
   options: { requests: { type: 'string', default: '20000' }, chunks: { type: 'string', default: '20' } },
@@ -102,8 +103,7 @@ setups.push(['reference: JSON.parse of every chunk, nothing else', parseEveryChu
 const rows = [];
 for (const [name, observer] of setups) {
   run(observer); // warm-up
-  const samples = [run(observer), run(observer), run(observer)].sort((a, b) => a - b);
-  rows.push({ name, us: samples[1] });
+  rows.push({ name, us: median([run(observer), run(observer), run(observer)]) });
 }
 requestLog.close();
 

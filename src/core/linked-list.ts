@@ -41,7 +41,7 @@ export class LinkedList<T extends Linked<T>> {
     this.#size++;
   }
 
-  /** Removes `item`; false when it is not in this list. */
+  /** Removes `item`, which must be in this list or in none; false when it is in none. */
   delete(item: T): boolean {
     if (item.prev === undefined && this.#head !== item) return false;
     if (item.prev) item.prev.next = item.next;

@@ -325,7 +325,7 @@ export class InferenceService {
       next: undefined,
     };
     this.#active.add(active);
-    if (limit > 0 && !this.#deadlineTimer) this.#deadlineTimer = this.#clock.setTimer(limit, () => this.#expire());
+    if (limit > 0 && !this.#deadlineTimer) this.#armDeadline(limit);
     return active;
   }
 
@@ -335,7 +335,7 @@ export class InferenceService {
 
   /**
    * The deadline timer fired: cuts every request past its deadline, then re-arms for the
-   * oldest one left (requests that ended meanwhile are gone from the set, so the timer fires
+   * oldest one left (requests that ended meanwhile are gone from the list, so the timer fires
    * about once per timeout period however many requests pass).
    */
   #expire(): void {
@@ -344,7 +344,7 @@ export class InferenceService {
     const expired: Active[] = [];
     for (const a of this.#active) {
       if (a.deadline > now) {
-        this.#deadlineTimer = this.#clock.setTimer(a.deadline - now, () => this.#expire());
+        this.#armDeadline(a.deadline - now);
         break;
       }
       if (!a.abort.aborted) expired.push(a);
@@ -357,6 +357,10 @@ export class InferenceService {
         }),
       );
     }
+  }
+
+  #armDeadline(ms: number): void {
+    this.#deadlineTimer = this.#clock.setTimer(ms, () => this.#expire());
   }
 }
 
