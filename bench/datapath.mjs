@@ -9,7 +9,7 @@
 //   M  10,000 concurrent open streams: proxy RSS per stream
 // Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
 //
-//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--rounds 3] [--phases A,B,S,G,M] [--m-streams 10000]
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--rounds 5] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
 //        [--out FILE]          default bench/results/datapath.md
@@ -61,8 +61,10 @@ async function main() {
       // A and B measure every target this many times, in turns (nginx, haproxy, ..., FlockServe,
       // then again), and report each figure's median. This VM's speed drifts within a minute (the
       // Node floor measured 97 to 139 us of CPU per request in one hour; FlockServe 142 to 220 in
-      // five minutes), so one run per target lets a slow minute land on one target only.
-      rounds: { type: 'string', default: '3' },
+      // five minutes), so one run per target lets a slow minute land on one target only. Five: a
+      // slow stretch lasts a minute or two, and with three rounds one covered two of FlockServe's
+      // three runs (datapath-profile.md, sixth round).
+      rounds: { type: 'string', default: '5' },
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
@@ -172,10 +174,11 @@ async function main() {
       await Promise.all([stop(nginx), stop(haproxy)]);
       await Promise.all(sims.map((s) => stop(s.child)));
     };
-    return { targets, stopAll };
+    return { targets, stopAll, simPids: sims.map((x) => x.child.pid) };
   }
 
   const cpuOf = (pid) => processTree(pid).reduce((sum, p) => sum + cpuSeconds(p), 0);
+  const workersCpu = (pids) => pids.reduce((sum, pid) => sum + cpuOf(pid), 0);
   /** CPU seconds of `pid`'s processes between start() and end() (a stream load's measured window). */
   const cpuWindow = (pid) => {
     let at = 0;
@@ -192,7 +195,7 @@ async function main() {
   for (const phase of ['A', 'B', 'S', 'M']) {
     if (!phases.has(phase) && !(phase === 'S' && phases.has('G'))) continue;
     log(`phase ${phase}: starting workers and proxies`);
-    const { targets, stopAll } = await startAll(phase, PHASES[phase].sim);
+    const { targets, stopAll, simPids } = await startAll(phase, PHASES[phase].sim);
     try {
       if (phase === 'A' || phase === 'B') {
         const connections = phase === 'A' ? 64 : 256;
@@ -205,14 +208,18 @@ async function main() {
           for (const t of targets) {
             await new Promise((r) => setTimeout(r, settle * 1000));
             const cpu0 = cpuOf(t.pid);
+            const workers0 = workersCpu(simPids);
             const r = await wrk({ dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds });
             const cpu = cpuOf(t.pid) - cpu0;
-            runs.get(t).push({ ...r, cpu });
+            // The workers do the same work for every request whoever proxies it: their CPU per
+            // request is this VM's speed during the run (it rises when the VM runs slow).
+            const workerUs = ((workersCpu(simPids) - workers0) * 1e6) / (r.rps * seconds);
+            runs.get(t).push({ ...r, cpu, workerUs });
             log(
               phase,
               `round ${round}`,
               t.name,
-              `${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99} errors ${r.errors} cpu ${cpu.toFixed(2)} s`,
+              `${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99} errors ${r.errors} cpu ${cpu.toFixed(2)} s workers ${workerUs.toFixed(0)} us/req`,
             );
           }
         }
@@ -227,6 +234,7 @@ async function main() {
             p50: med('p50'),
             p99: med('p99'),
             p99s: rs.map((r) => r.p99),
+            workerUs: rs.map((r) => r.workerUs),
             errors: rs.reduce((n, r) => n + r.errors, 0),
             cpu: med('cpu'),
           });
@@ -402,6 +410,15 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
         ? [
             `p99 of each round, ms: ${rows.map((r) => `${r.target} ${r.p99s.map((x) => f(x, 2)).join(', ')}`).join('; ')}.`,
             `FlockServe / nginx p99 by round: ${ours.p99s.map((x, i) => ratio(x, nginx.p99s[i])).join(', ')}.`,
+            '',
+          ]
+        : []),
+      // In A the workers are busy (no token delay) and do the same work for every request, so
+      // their CPU per request follows the VM's speed. In B they mostly wait on timers: not so.
+      ...(phase === 'A' && ours.workerUs.length > 1
+        ? [
+            "The workers' CPU per request in each round, µs (the same work for every request, so it",
+            `follows the VM's speed during the run): ${rows.map((r) => `${r.target} ${r.workerUs.map((x) => f(x, 0)).join(', ')}`).join('; ')}.`,
             '',
           ]
         : []),
