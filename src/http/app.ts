@@ -1,17 +1,15 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { isUtf8 } from 'node:buffer';
-import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerFactory } from 'fastify';
+import { createServer, STATUS_CODES } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { Cancellation } from '../core/cancellation.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
-import type { InferenceReply, InferenceService } from '../service/inference.js';
+import type { InferenceService } from '../service/inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../service/observer.js';
-import { promptTextOf } from '../service/prompt.js';
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
-import { forwardableHeaders } from '../upstream/client.js';
 import type { TlsFiles } from '../service/grpc-server.js';
+import { answer, recordUntilClose, writeError } from './answer.js';
+import { inferenceEdge, type InferenceEdge } from './inference-edge.js';
 import { registerLegacyRoutes } from './legacy.js';
-import { INFERENCE_ROUTES } from './routes.js';
 
 export interface HttpAppOptions {
   readonly service: InferenceService;
@@ -39,33 +37,31 @@ declare module 'fastify' {
   }
 }
 
-type JsonObject = Record<string, unknown>;
-
-/** FlockServe's header switch: `stream: 1` asks for a streamed answer as the body's `"stream": true` does. */
-function wantsStream(req: FastifyRequest, body: JsonObject): boolean {
-  const h = req.headers['stream'];
-  return body['stream'] === true || h === '1' || h === 'true';
-}
-
 /**
- * The HTTP adapters. They hold no logic of their own: parse and check the body, turn it
- * into an InferenceCall, and copy the worker's answer back (JSON, or SSE chunk by chunk).
+ * The HTTP adapters. They hold no logic of their own: read and check the request, turn it into
+ * an InferenceCall, and copy the worker's answer back (JSON, or SSE chunk by chunk). The
+ * inference routes are served by the inference edge, ahead of fastify (see inference-edge.ts);
+ * fastify serves the gateway's own routes and forwards everything else as it is.
  */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
+  const observer = options.observer ?? NOOP_OBSERVER;
+  const edge = inferenceEdge({
+    service: options.service,
+    observer,
+    maxBodySize: options.maxBodySize,
+    maxJsonDepth: options.maxJsonDepth ?? 64,
+    log: options.log,
+  });
   const app = Fastify({
-    // The HTTPS server has the same API for everything the gateway uses (listen, close, connections).
-    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    serverFactory: serverWith(edge, options),
     bodyLimit: options.maxBodySize,
-    http: { maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 },
     clientErrorHandler: answerClientError,
     logger: false,
-    // Bodies are forwarded as sent, so the validator must not coerce or strip anything.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
   app.decorateRequest('rawBody', undefined);
-  observeRequests(app, options.observer ?? NOOP_OBSERVER);
+  observeRequests(app, observer);
 
-  // Every body arrives as bytes; JSON routes parse it in preValidation, other routes forward it as is.
+  // Every body arrives as bytes and is forwarded as it is.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     req.rawBody = body as Buffer;
@@ -88,179 +84,39 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   }
   registerLegacyRoutes(app, options.plane);
 
-  for (const route of INFERENCE_ROUTES) {
-    app.post(route.url, {
-      schema: route.schema,
-      // Callback-style hooks: no promise per request for work that is synchronous.
-      preValidation: (req, _reply, done) => {
-        try {
-          req.body = parseJson(req.rawBody, options.maxJsonDepth ?? 64);
-        } catch (err) {
-          done(err as Error);
-          return;
-        }
-        done();
-      },
-      handler: async (req, reply) => {
-        const body = req.body as JsonObject;
-        let raw = req.rawBody ?? Buffer.alloc(0);
-        const stream = wantsStream(req, body);
-        // The header asked for streaming but the body did not: the worker must be told too.
-        if (stream && body['stream'] !== true && route.url.startsWith('/v1/'))
-          raw = Buffer.from(JSON.stringify({ ...body, stream: true }));
-        const sessionKey =
-          (typeof body['user'] === 'string' ? body['user'] : undefined) ?? headerOf(req, 'x-session-id');
-        return proxy(req, reply, options, raw, { sessionKey, promptText: promptTextOf(body) });
-      },
-    });
-  }
-
   // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is.
-  app.all('/*', async (req, reply) => proxy(req, reply, options, req.rawBody, {}));
+  app.all('/*', async (req, reply) => {
+    reply.hijack();
+    await answer(
+      options.service,
+      reply.raw,
+      { method: req.method, url: req.url, headers: req.headers, body: req.rawBody, record: req.record },
+      options.log,
+    );
+  });
   return app;
 }
 
-function headerOf(req: FastifyRequest, name: string): string | undefined {
-  const v = req.headers[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
-function parseJson(raw: Buffer | undefined, maxDepth: number): unknown {
-  if (!raw || raw.length === 0) throw new GatewayError('invalid_json', { message: 'The request body is empty.' });
-  // JSON is UTF-8 (RFC 8259 §8.1); decoding would turn bad bytes into U+FFFD and forward a different body.
-  if (!isUtf8(raw)) throw new GatewayError('invalid_json', { message: 'The request body is not valid UTF-8.' });
-  // Checked before parsing: deep nesting is cheap to send and overflows recursive code later.
-  // Nesting past maxDepth needs more than maxDepth bytes of brackets, so a body no longer than
-  // that cannot exceed it (64 bytes for the default 64): skip the scan, the answer is the same.
-  if (raw.length > maxDepth && exceedsDepth(raw, maxDepth)) {
-    throw new GatewayError('json_too_deep', {
-      message: `The request body nests objects or arrays deeper than ${maxDepth} levels.`,
-    });
-  }
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw new GatewayError('invalid_json', {
-      message: `The request body is not valid JSON: ${(err as Error).message}`,
-      cause: err,
-    });
-  }
-}
-
 /**
- * True when objects/arrays nest deeper than `limit`, counting brackets outside strings in one
- * pass over the bytes. `{"a":[1]}` has depth 2. Brackets left unbalanced are JSON.parse's to report.
+ * The server fastify runs on, created as fastify creates its own (HTTPS when there are
+ * certificates; fastify's timeouts: 72 s keep-alive, no request or socket timeout), with the
+ * head size limit, and the inference edge taking its requests first.
  */
-export function exceedsDepth(raw: Buffer, limit: number): boolean {
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  for (let i = 0; i < raw.length; i++) {
-    const b = raw[i];
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (b === 0x5c)
-        escaped = true; // backslash
-      else if (b === 0x22) inString = false; // "
-    } else if (b === 0x22) inString = true;
-    else if (b === 0x7b || b === 0x5b) {
-      if (++depth > limit) return true; // { [
-    } else if (b === 0x7d || b === 0x5d) depth--; // } ]
-  }
-  return false;
-}
-
-async function proxy(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  options: HttpAppOptions,
-  body: Buffer | undefined,
-  pick: { sessionKey?: string | undefined; promptText?: string | undefined },
-): Promise<FastifyReply> {
-  // A client that goes away cancels its wait in the queue and its upstream request.
-  const abort = new Cancellation();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort(new GatewayError('client_closed'));
-  });
-  const upstream = await options.service.dispatch({
-    method: req.method,
-    path: req.url,
-    headers: forwardableHeaders(req.headers, req.record.upstreamHeaders),
-    body,
-    signal: abort,
-    ...pick,
-  });
-  const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
-  req.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
-  if (stream) {
-    answerStream(reply, upstream, req.record);
-    return reply;
-  }
-  const whole = await readWhole(upstream);
-  req.record.chunk(whole);
-  rawAnswer(reply, upstream).end(whole);
-  return reply;
-}
-
-/**
- * Takes the response from fastify and starts the worker's answer on it: the body is bytes the
- * service already checked, so fastify's serialisation and onSend machinery have nothing to do.
- */
-function rawAnswer(reply: FastifyReply, upstream: InferenceReply): FastifyReply['raw'] {
-  reply.hijack();
-  return reply.raw.writeHead(upstream.status, upstream.headers);
-}
-
-/**
- * A non-streamed answer is read whole, so a worker that fails mid-body still gets the client a
- * clean 502 (or 504 when it stalled) instead of half a body. (A JSON answer arrives as one
- * chunk: the service checks it whole.)
- */
-function readWhole(upstream: InferenceReply): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    upstream.body.on('data', (c: Buffer) => chunks.push(c));
-    upstream.body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    upstream.body.once('error', (err) => reject(midAnswerError(err, upstream.worker)));
-  });
-}
-
-/**
- * Copies SSE events to the client as they come (the service passes only whole events), with
- * the worker's pace and the client's backpressure; if the answer fails after bytes went out,
- * the stream ends with an OpenAI-shaped error event, never silently. Written on the raw
- * response: one write per chunk, no stream layer or pipe between the worker and the socket.
- */
-function answerStream(reply: FastifyReply, upstream: InferenceReply, record: RequestRecord): void {
-  const body = upstream.body;
-  const res = rawAnswer(reply, upstream);
-  const resume = (): void => {
-    body.resume();
+function serverWith(edge: InferenceEdge, options: HttpAppOptions): FastifyServerFactory {
+  return (handler) => {
+    const serve: Parameters<typeof createServer>[1] = (req, res) => {
+      if (!edge(req, res)) handler(req, res);
+    };
+    const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+    // The HTTPS server has the same API for everything the gateway uses (listen, close, connections).
+    const server = options.tls
+      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, maxHeaderSize }, serve)
+      : createServer({ maxHeaderSize }, serve);
+    server.keepAliveTimeout = 72_000;
+    server.requestTimeout = 0;
+    server.setTimeout(0);
+    return server;
   };
-  res.on('drain', resume);
-  // The client went away (or the response failed): stop reading the worker.
-  res.once('close', () => {
-    res.off('drain', resume);
-    if (!body.readableEnded) body.destroy();
-  });
-  body.on('data', (chunk: Buffer) => {
-    record.chunk(chunk);
-    if (!res.write(chunk)) body.pause();
-  });
-  body.once('end', () => res.end());
-  body.once('error', (err) => {
-    if (res.destroyed) return;
-    res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
-  });
-}
-
-function midAnswerError(err: unknown, worker: string): GatewayError {
-  return err instanceof GatewayError
-    ? err
-    : new GatewayError('upstream_interrupted', {
-        message: `worker ${worker} failed while sending its answer`,
-        cause: err,
-      });
 }
 
 /**
@@ -290,23 +146,12 @@ interface FastifyLikeError {
   code?: string;
   statusCode?: number;
   message?: string;
-  validation?: Array<{ instancePath?: string; params?: { missingProperty?: string } }>;
 }
 
-/** Maps fastify's own errors (validation, body limit, media type) to the catalogue. */
+/** Maps fastify's own errors (body limit, bad requests) to the catalogue. */
 function fromFastifyError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = (err ?? {}) as FastifyLikeError;
-  if (e.validation) {
-    const first = e.validation[0];
-    const param =
-      first?.params?.missingProperty ?? (first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : '');
-    return new GatewayError('bad_request', {
-      message: `Invalid request: ${e.message ?? 'validation failed'}`,
-      ...(param ? { param } : {}),
-      cause: err,
-    });
-  }
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413)
     return new GatewayError('body_too_large', { cause: err });
   if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500)
@@ -315,50 +160,27 @@ function fromFastifyError(err: unknown): GatewayError {
 }
 
 function sendError(reply: FastifyReply, err: GatewayError, log?: HttpAppOptions['log']): FastifyReply {
-  if (err.status >= 500 && err.code === 'internal') log?.error({ err: err.cause ?? err }, 'internal error');
-  // The client is gone: nobody reads an answer (the observer counted the request when it closed).
-  if (reply.raw.destroyed) return reply.hijack();
-  if (reply.sent || reply.raw.headersSent) {
-    reply.raw.destroy();
-    return reply;
-  }
-  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-  return reply.code(err.status).header('content-type', 'application/json').send(toOpenAIError(err));
+  writeError(reply.hijack().raw, err, log);
+  return reply;
 }
 
-/** Routes whose requests are observed: the inference routes by name, everything forwarded as `other`. */
-const OBSERVED_ROUTES = new Map<string, string>([
-  ...INFERENCE_ROUTES.map((r) => [r.url, r.url] as const),
-  ['/*', 'other'],
-]);
-
 /**
- * Opens the observer's record when a request arrives (so 400s and 413s count too) and
- * finishes it when the response is over: sent, failed, or cut by the client.
+ * Opens the observer's record of a forwarded request when it arrives (so 400s and 413s count
+ * too) and finishes it when the response is over; the gateway's own routes are not observed.
+ * (The inference routes are observed by the inference edge.)
  */
 function observeRequests(app: FastifyInstance, observer: RequestObserver): void {
   app.decorateRequest('record', undefined as unknown as RequestRecord);
   const noop = NOOP_OBSERVER.begin({ transport: 'http', method: 'GET', route: '', headers: {} });
   app.addHook('onRequest', (req, reply, done) => {
-    const route = OBSERVED_ROUTES.get(req.routeOptions.url ?? '');
-    if (route === undefined) {
+    if (req.routeOptions.url !== '/*') {
       req.record = noop;
       done();
       return;
     }
-    const record = observer.begin({ transport: 'http', method: req.method, route, headers: req.headers });
+    const record = observer.begin({ transport: 'http', method: req.method, route: 'other', headers: req.headers });
     req.record = record;
-    reply.raw.once('close', () => {
-      const body = req.body as JsonObject | undefined;
-      const aborted = !reply.raw.writableFinished;
-      record.finish({
-        // 499 (nginx's "client closed request"): the client left before an answer began.
-        status: aborted && !reply.raw.headersSent ? 499 : reply.raw.statusCode,
-        aborted,
-        user: body && typeof body['user'] === 'string' ? body['user'] : undefined,
-        requestBody: req.rawBody,
-      });
-    });
+    recordUntilClose(record, reply.raw, () => ({ user: undefined, requestBody: req.rawBody }));
     done();
   });
 }

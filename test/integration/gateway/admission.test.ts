@@ -102,6 +102,43 @@ describe('errors are OpenAI-shaped and the gateway keeps serving', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
   });
 
+  it('a chunked body (no content-length) that grows past max_body_size → 413, and the gateway serves on', async () => {
+    t = await startGateway({ minWorkers: 1, maxWorkers: 1, maxBodySize: 4096 });
+    const part = new TextEncoder().encode(' '.repeat(1024));
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < 8; i++) c.enqueue(part);
+        c.close();
+      },
+    });
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
+    expect((await chat(t.url, 1)).status).toBe(200);
+  });
+
+  it("a body that fails the route's schema is named in fastify's words, with the field as param", async () => {
+    t = await startGateway({ minWorkers: 1, maxWorkers: 1 });
+    const res = await fetch(`${t.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model": "sim", "prompt": 7}',
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: unknown }).error).toEqual({
+      message:
+        'Invalid request: body/prompt must be string, body/prompt must be array, body/prompt must match a schema in anyOf',
+      type: 'invalid_request_error',
+      param: 'prompt',
+      code: 'bad_request',
+    });
+  });
+
   it('a client that disconnects cancels its upstream request', async () => {
     t = await startGateway({ minWorkers: 1, maxWorkers: 1, simArgs: '--token-interval 20' });
     const ac = new AbortController();

@@ -1,0 +1,155 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { Cancellation } from '../core/cancellation.js';
+import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
+import type { InferenceReply, InferenceService } from '../service/inference.js';
+import type { RequestRecord } from '../service/observer.js';
+import { forwardableHeaders } from '../upstream/client.js';
+
+/** One request to forward to a worker, as an HTTP adapter read it. */
+export interface Forward {
+  readonly method: string;
+  /** Path with query string, sent to the worker as is. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer | undefined;
+  readonly record: RequestRecord;
+  /** Signals for affinity policies; either may be missing. */
+  readonly sessionKey?: string | undefined;
+  readonly promptText?: string | undefined;
+}
+
+/** Where an unexpected (internal) error is reported. */
+export interface ErrorLog {
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * Forwards one request through the service and copies the worker's answer to `res` (JSON whole,
+ * or SSE chunk by chunk); any failure ends in an OpenAI-shaped error, never a silent cut.
+ */
+export async function answer(
+  service: InferenceService,
+  res: ServerResponse,
+  f: Forward,
+  log?: ErrorLog | undefined,
+): Promise<void> {
+  try {
+    await forward(service, res, f);
+  } catch (err) {
+    writeError(res, toGatewayError(err), log);
+  }
+}
+
+async function forward(service: InferenceService, res: ServerResponse, f: Forward): Promise<void> {
+  // A client that goes away cancels its wait in the queue and its upstream request.
+  const abort = new Cancellation();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort(new GatewayError('client_closed'));
+  });
+  const upstream = await service.dispatch({
+    method: f.method,
+    path: f.url,
+    headers: forwardableHeaders(f.headers, f.record.upstreamHeaders),
+    body: f.body,
+    signal: abort,
+    sessionKey: f.sessionKey,
+    promptText: f.promptText,
+  });
+  const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
+  f.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
+  if (stream) {
+    answerStream(res, upstream, f.record);
+    return;
+  }
+  const whole = await readWhole(upstream);
+  f.record.chunk(whole);
+  res.writeHead(upstream.status, upstream.headers).end(whole);
+}
+
+/**
+ * Writes `err` as the catalogue's OpenAI-shaped JSON; a response already started is cut instead
+ * (its client sees a broken answer, not a second one), and a closed one is left alone.
+ */
+export function writeError(res: ServerResponse, err: GatewayError, log?: ErrorLog | undefined): void {
+  if (err.status >= 500 && err.code === 'internal') log?.error({ err: err.cause ?? err }, 'internal error');
+  // The client is gone: nobody reads an answer (the observer counted the request when it closed).
+  if (res.destroyed) return;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(toOpenAIError(err));
+  res.writeHead(err.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {}),
+  });
+  res.end(body);
+}
+
+/**
+ * A non-streamed answer is read whole, so a worker that fails mid-body still gets the client a
+ * clean 502 (or 504 when it stalled) instead of half a body. (A JSON answer arrives as one
+ * chunk: the service checks it whole.)
+ */
+function readWhole(upstream: InferenceReply): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    upstream.body.on('data', (c: Buffer) => chunks.push(c));
+    upstream.body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    upstream.body.once('error', (err) => reject(midAnswerError(err, upstream.worker)));
+  });
+}
+
+/**
+ * Copies SSE events to the client as they come (the service passes only whole events), with
+ * the worker's pace and the client's backpressure; if the answer fails after bytes went out,
+ * the stream ends with an OpenAI-shaped error event, never silently. Written on the raw
+ * response: one write per chunk, no stream layer or pipe between the worker and the socket.
+ */
+function answerStream(res: ServerResponse, upstream: InferenceReply, record: RequestRecord): void {
+  const body = upstream.body;
+  res.writeHead(upstream.status, upstream.headers);
+  const resume = (): void => {
+    body.resume();
+  };
+  res.on('drain', resume);
+  // The client went away (or the response failed): stop reading the worker.
+  res.once('close', () => {
+    res.off('drain', resume);
+    if (!body.readableEnded) body.destroy();
+  });
+  body.on('data', (chunk: Buffer) => {
+    record.chunk(chunk);
+    if (!res.write(chunk)) body.pause();
+  });
+  body.once('end', () => res.end());
+  body.once('error', (err) => {
+    if (res.destroyed) return;
+    res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
+  });
+}
+
+function midAnswerError(err: unknown, worker: string): GatewayError {
+  return err instanceof GatewayError
+    ? err
+    : new GatewayError('upstream_interrupted', {
+        message: `worker ${worker} failed while sending its answer`,
+        cause: err,
+      });
+}
+
+/**
+ * Finishes `record` when the response is over: sent, failed, or cut by the client (then 499,
+ * nginx's "client closed request", if no answer had begun). `details` is read at that moment.
+ */
+export function recordUntilClose(
+  record: RequestRecord,
+  res: ServerResponse,
+  details: () => { user: string | undefined; requestBody: Buffer | undefined },
+): void {
+  res.once('close', () => {
+    const aborted = !res.writableFinished;
+    record.finish({ status: aborted && !res.headersSent ? 499 : res.statusCode, aborted, ...details() });
+  });
+}
