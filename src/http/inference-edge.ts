@@ -34,9 +34,7 @@ type JsonObject = Record<string, unknown>;
 export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
   // As fastify was set up: the body is forwarded as sent, so nothing is coerced, added or removed.
   const ajv = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false });
-  const validators = new Map<string, ValidateFunction>(
-    INFERENCE_ROUTES.map((r) => [r.url, ajv.compile((r.schema as { body: object }).body)]),
-  );
+  const validators = new Map<string, ValidateFunction>(INFERENCE_ROUTES.map((r) => [r.url, ajv.compile(r.schema)]));
   return (req, res) => {
     if (req.method !== 'POST') return false;
     const url = req.url ?? '';

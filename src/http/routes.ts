@@ -1,5 +1,3 @@
-import type { FastifySchema } from 'fastify';
-
 /**
  * The inference routes the gateway knows by name, each with the JSON schema its body
  * must meet. Bodies are forwarded byte for byte: the schema only checks what routing
@@ -7,11 +5,14 @@ import type { FastifySchema } from 'fastify';
  */
 export interface InferenceRoute {
   readonly url: string;
-  readonly schema: FastifySchema;
+  /** The JSON schema of the request body. */
+  readonly schema: object;
 }
 
-const object = (required: string[], properties: Record<string, unknown>): FastifySchema => ({
-  body: { type: 'object', required, properties },
+const object = (required: string[], properties: Record<string, unknown>): object => ({
+  type: 'object',
+  required,
+  properties,
 });
 
 const common = {
