@@ -211,8 +211,7 @@ async function main() {
             const workers0 = workersCpu(simPids);
             const r = await wrk({ dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds });
             const cpu = cpuOf(t.pid) - cpu0;
-            // The workers do the same work for every request whoever proxies it: their CPU per
-            // request is this VM's speed during the run (it rises when the VM runs slow).
+            // The workers' CPU per request, whoever proxies: in A a reading of the VM's speed (see render).
             const workerUs = ((workersCpu(simPids) - workers0) * 1e6) / (r.rps * seconds);
             runs.get(t).push({ ...r, cpu, workerUs });
             log(

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerFactory } from 'fastify';
-import { createServer, STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES, type RequestListener } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
@@ -104,7 +104,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
  */
 function serverWith(edge: InferenceEdge, options: HttpAppOptions): FastifyServerFactory {
   return (handler) => {
-    const serve: Parameters<typeof createServer>[1] = (req, res) => {
+    const serve: RequestListener = (req, res) => {
       if (!edge(req, res)) handler(req, res);
     };
     const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;

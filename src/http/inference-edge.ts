@@ -49,9 +49,9 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       user: typeof body?.['user'] === 'string' ? body['user'] : undefined,
       requestBody: raw,
     }));
-    readBody(req, o.maxBodySize, (err, bytes) => {
-      if (err) {
-        writeError(res, err);
+    readBody(req, o.maxBodySize, (bytes) => {
+      if (bytes instanceof GatewayError) {
+        writeError(res, bytes, o.log);
         return;
       }
       raw = bytes;
@@ -92,42 +92,27 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
  * rest is left for node to discard), a failed read a 400. The bytes are copied out of the
  * socket's chunks, which the answer outlives.
  */
-function readBody(
-  req: IncomingMessage,
-  limit: number,
-  done: (err: GatewayError | undefined, body: Buffer) => void,
-): void {
+function readBody(req: IncomingMessage, limit: number, done: (body: Buffer | GatewayError) => void): void {
   if (Number(req.headers['content-length']) > limit) {
-    done(new GatewayError('body_too_large'), Buffer.alloc(0));
+    done(new GatewayError('body_too_large'));
     return;
   }
   const chunks: Buffer[] = [];
   let length = 0;
-  const onData = (chunk: Buffer): void => {
-    length += chunk.length;
-    if (length > limit) {
-      stop();
-      done(new GatewayError('body_too_large'), Buffer.alloc(0));
-      return;
-    }
-    chunks.push(chunk);
-  };
-  const onEnd = (): void => {
-    stop();
-    done(undefined, Buffer.concat(chunks, length));
-  };
-  const onError = (err: Error): void => {
-    stop();
-    done(
-      new GatewayError('bad_request', { message: 'The request body could not be read.', cause: err }),
-      Buffer.alloc(0),
-    );
-  };
-  const stop = (): void => {
+  const finish = (body: Buffer | GatewayError): void => {
     req.off('data', onData);
     req.off('end', onEnd);
     req.off('error', onError);
+    done(body);
   };
+  const onData = (chunk: Buffer): void => {
+    length += chunk.length;
+    if (length > limit) finish(new GatewayError('body_too_large'));
+    else chunks.push(chunk);
+  };
+  const onEnd = (): void => finish(Buffer.concat(chunks, length));
+  const onError = (err: Error): void =>
+    finish(new GatewayError('bad_request', { message: 'The request body could not be read.', cause: err }));
   req.on('data', onData);
   req.on('end', onEnd);
   req.on('error', onError);
