@@ -29,6 +29,8 @@ import { wrk } from './lib/wrk.mjs';
 const NOFILE = 65536;
 /** The reference target: a bare one-process Node proxy (bench/lib/node-floor.mjs). */
 const NODE_FLOOR = 'Node floor (bare node:http + undici)';
+/** Before each later round's S window: the 200 streams ramp up again (each target is warm by then). */
+const STREAM_RAMP_MS = 2000;
 const limits = () => readFileSync('/proc/self/limits', 'utf8');
 const softNofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
 if (softNofile < NOFILE && !process.env.DATAPATH_REEXEC) {
@@ -58,8 +60,8 @@ async function main() {
       // clean-up, and its first second sets the p99 (1.4 x nginx for FlockServe and the Node
       // floor alike; nginx's is unchanged). What is measured is the load, not the previous exit.
       settle: { type: 'string', default: '1' },
-      // A and B measure every target this many times, in turns (nginx, haproxy, ..., FlockServe,
-      // then again), and report each figure's median. This VM's speed drifts within a minute (the
+      // A, B, S and G measure every target this many times, in turns (nginx, haproxy, ...,
+      // FlockServe, then again), and report each figure's median. This VM's speed drifts within a minute (the
       // Node floor measured 97 to 139 us of CPU per request in one hour; FlockServe 142 to 220 in
       // five minutes), so one run per target lets a slow minute land on one target only. Five: a
       // slow stretch lasts a minute or two, and with three rounds one covered two of FlockServe's
@@ -240,43 +242,80 @@ async function main() {
         }
       }
       if (phase === 'S') {
+        // In rounds, as A and B: a slow minute of the VM would otherwise land on one target only.
         const body = chat({ max_tokens: 50, stream: true });
-        for (const t of phases.has('S') ? targets : []) {
-          const cpu = cpuWindow(t.pid);
-          const r = await sseLoop({
-            url: t.url,
-            path: '/v1/chat/completions',
-            body,
-            concurrency: 200,
-            durationMs: seconds * 1000,
-            warmupMs: warmup * 1000,
-            onWindow: cpu,
-          });
-          results.S.push({ target: t.name, ours: t.ours, proxy: t.proxy, ...r, cpu: cpu.seconds });
-          log('S', t.name, JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
+        const gw = targets.find((t) => t.ours);
+        const { InferenceServiceClient } = await import(join(ROOT, 'dist/gen/flockserve/v1/inference.js'));
+        const grpcRequest = {
+          model: 'sim',
+          messages: [{ role: 'user', content: { $case: 'text', value: 'hello' } }],
+          maxTokens: 50,
+          stop: [],
+          stream: true,
+        };
+        // [label, result list, pid, one measured window]
+        const loads = [
+          ...(phases.has('S') ? targets : []).map((t) => ({
+            t,
+            list: results.S,
+            name: t.name,
+            run: (warmupMs, onWindow) =>
+              sseLoop({
+                url: t.url,
+                path: '/v1/chat/completions',
+                body,
+                concurrency: 200,
+                durationMs: seconds * 1000,
+                warmupMs,
+                onWindow,
+              }),
+          })),
+          ...(phases.has('G')
+            ? [
+                {
+                  t: { ...gw, name: 'FlockServe gRPC' },
+                  list: results.G,
+                  name: 'FlockServe gRPC',
+                  run: (warmupMs, onWindow) =>
+                    grpcLoop({
+                      address: `127.0.0.1:${GRPC_PORT}`,
+                      Client: InferenceServiceClient,
+                      request: grpcRequest,
+                      concurrency: 200,
+                      durationMs: seconds * 1000,
+                      warmupMs,
+                      onWindow,
+                    }),
+                },
+              ]
+            : []),
+        ];
+        const runs = new Map(loads.map((l) => [l, []]));
+        for (let round = 1; round <= rounds; round++) {
+          for (const l of loads) {
+            // The first round warms each target up; later ones only ramp the 200 streams up again.
+            const cpu = cpuWindow(l.t.pid);
+            const r = await l.run(round === 1 ? warmup * 1000 : STREAM_RAMP_MS, cpu);
+            runs.get(l).push({ ...r, cpu: cpu.seconds });
+            log(phase, `round ${round}`, l.name, JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
+          }
         }
-        if (phases.has('G')) {
-          const gw = targets.find((t) => t.ours);
-          const { InferenceServiceClient } = await import(join(ROOT, 'dist/gen/flockserve/v1/inference.js'));
-          const request = {
-            model: 'sim',
-            messages: [{ role: 'user', content: { $case: 'text', value: 'hello' } }],
-            maxTokens: 50,
-            stop: [],
-            stream: true,
-          };
-          const cpu = cpuWindow(gw.pid);
-          const r = await grpcLoop({
-            address: `127.0.0.1:${GRPC_PORT}`,
-            Client: InferenceServiceClient,
-            request,
-            concurrency: 200,
-            durationMs: seconds * 1000,
-            warmupMs: warmup * 1000,
-            onWindow: cpu,
+        for (const l of loads) {
+          const rs = runs.get(l);
+          const med = (k) => median(rs.map((r) => r[k]));
+          const sum = (k) => rs.reduce((n, r) => n + r[k], 0);
+          l.list.push({
+            target: l.name,
+            ours: l.t.ours,
+            proxy: l.t.proxy,
+            streams: sum('streams'),
+            complete: sum('complete'),
+            failures: sum('failures'),
+            chunksPerSecond: med('chunksPerSecond'),
+            ttfcP50: med('ttfcP50'),
+            ttfcP99: med('ttfcP99'),
+            cpu: med('cpu'),
           });
-          results.G.push({ target: 'FlockServe gRPC', ours: true, proxy: true, ...r, cpu: cpu.seconds });
-          log('G', JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
         }
       }
       if (phase === 'M') {
@@ -359,10 +398,11 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
     'the least any single Node.js process pays here, so FlockServe / Node floor is the cost of its own work.',
     '"CPU s" is user + system time of all the proxy\'s processes during the measured load (for "direct":',
     `the one worker's). Every target gets the same ${warmup} s of load before it is measured (JIT, pools).`,
-    `A and B then measure every target ${rounds} times in turns (all targets, then all again), each run`,
-    `after a ${settle} s pause (so the requests the previous wrk left in flight are cancelled first),`,
-    "and show the median of each figure (CPU too; errors are summed): this VM's speed drifts within",
-    'a minute, and one run per target would let a slow minute land on one target only.',
+    `A, B, S and G then measure every target ${rounds} times in turns (all targets, then all again),`,
+    `A and B after a ${settle} s pause (so the requests the previous wrk left in flight are cancelled first),`,
+    `S and G after ${STREAM_RAMP_MS / 1000} s for the 200 streams to ramp up again, and show the median of each figure`,
+    "(CPU too; errors, streams and completions are summed): this VM's speed drifts within a minute,",
+    'and one run per target would let a slow minute land on one target only.',
     'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
     '',
   ];
@@ -441,7 +481,7 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
     const direct = byName(rows, 'direct (one worker)');
     const floor = byName(rows, NODE_FLOOR);
     L.push(
-      `## S — 200 concurrent SSE streams × 50 tokens every 10 ms, closed loop for ${seconds} s`,
+      `## S — 200 concurrent SSE streams × 50 tokens every 10 ms, closed loop for ${seconds} s, ${rounds} rounds`,
       '',
       ...streamHead,
     );
