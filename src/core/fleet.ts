@@ -584,7 +584,6 @@ export class Fleet {
     return t.done;
   }
 
-  /** Ends the drain once nothing is in flight or the drain timeout has passed. */
   /** Ends the drain once nothing is in flight or the drain timeout has passed; true when it is over. */
   #checkDrain(t: Tracked): boolean {
     const finish = t.drainFinish;
