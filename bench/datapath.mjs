@@ -61,11 +61,11 @@ async function main() {
       // floor alike; nginx's is unchanged). What is measured is the load, not the previous exit.
       settle: { type: 'string', default: '1' },
       // A, B, S and G measure every target this many times, in turns (nginx, haproxy, ...,
-      // FlockServe, then again), and report each figure's median. This VM's speed drifts within a minute (the
-      // Node floor measured 97 to 139 us of CPU per request in one hour; FlockServe 142 to 220 in
-      // five minutes), so one run per target lets a slow minute land on one target only. Five: a
-      // slow stretch lasts a minute or two, and with three rounds one covered two of FlockServe's
-      // three runs (datapath-profile.md, sixth round).
+      // FlockServe, then again), and report each figure's median. This VM's speed drifts within
+      // a minute (the Node floor measured 97 to 139 us of CPU per request in one hour; FlockServe
+      // 142 to 220 in five minutes), so one run per target lets a slow minute land on one target
+      // only. Five: a slow stretch lasts a minute or two, and with three rounds one covered two
+      // of FlockServe's three runs (datapath-profile.md, sixth round).
       rounds: { type: 'string', default: '5' },
       phases: { type: 'string', default: 'A,B,S,G,M' },
       'm-streams': { type: 'string', default: '10000' },
@@ -253,12 +253,11 @@ async function main() {
           stop: [],
           stream: true,
         };
-        // [label, result list, pid, one measured window]
+        // Each load: its target, the results it goes to, and one measured window of it.
         const loads = [
           ...(phases.has('S') ? targets : []).map((t) => ({
             t,
             list: results.S,
-            name: t.name,
             run: (warmupMs, onWindow) =>
               sseLoop({
                 url: t.url,
@@ -275,7 +274,6 @@ async function main() {
                 {
                   t: { ...gw, name: 'FlockServe gRPC' },
                   list: results.G,
-                  name: 'FlockServe gRPC',
                   run: (warmupMs, onWindow) =>
                     grpcLoop({
                       address: `127.0.0.1:${GRPC_PORT}`,
@@ -297,7 +295,7 @@ async function main() {
             const cpu = cpuWindow(l.t.pid);
             const r = await l.run(round === 1 ? warmup * 1000 : STREAM_RAMP_MS, cpu);
             runs.get(l).push({ ...r, cpu: cpu.seconds });
-            log(phase, `round ${round}`, l.name, JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
+            log(phase, `round ${round}`, l.t.name, JSON.stringify(r), `cpu ${cpu.seconds.toFixed(2)} s`);
           }
         }
         for (const l of loads) {
@@ -305,7 +303,7 @@ async function main() {
           const med = (k) => median(rs.map((r) => r[k]));
           const sum = (k) => rs.reduce((n, r) => n + r[k], 0);
           l.list.push({
-            target: l.name,
+            target: l.t.name,
             ours: l.t.ours,
             proxy: l.t.proxy,
             streams: sum('streams'),
