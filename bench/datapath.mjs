@@ -11,7 +11,7 @@
 //
 //   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--rounds 5] [--phases A,B,S,G,M] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
-//        [--gateway-node-args '--max-semi-space-size=64']   extra node flags for the gateway
+//        [--gateway-node-args '--max-old-space-size=512']   node flags for the gateway beside its bin's
 //        [--out FILE]          default bench/results/datapath.md
 // nginx, haproxy and wrk are installed with apt-get when missing; the open-file limit is raised
 // to 65536 (re-running itself under `ulimit -n`; needs root or a high hard limit).

@@ -13,7 +13,11 @@ process.once('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
 
-/** Starts `node [nodeArgs] dist/cli/<cli>.js args` and resolves once stdout matches `ready`. */
+/**
+ * Starts `node [its shebang's flags] [nodeArgs] dist/cli/<cli>.js args`, as running the bin does,
+ * and resolves once stdout matches `ready`. (Node itself, not the bin, so that nodeArgs such as
+ * --cpu-prof can be added.)
+ */
 export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
   return startScript(join(ROOT, 'dist/cli', `${cli}.js`), args, ready, env, nodeArgs);
 }
@@ -21,7 +25,7 @@ export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
 /** Starts `node [nodeArgs] script args` and resolves once stdout matches `ready`. */
 export function startScript(script, args, ready, env = {}, nodeArgs = []) {
   const cli = basename(script);
-  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+  const child = spawn(process.execPath, [...shebangNodeArgs(script), ...nodeArgs, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -45,6 +49,13 @@ export function startScript(script, args, ready, env = {}, nodeArgs = []) {
     child.stderr.on('data', (d) => (out += d.toString()));
     child.once('exit', (code) => reject(new Error(`${cli} exited with ${code}: ${out}`)));
   });
+}
+
+/** The node flags in a script's `#!/usr/bin/env -S node FLAGS` line; none for any other first line. */
+function shebangNodeArgs(script) {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0];
+  const m = /^#!.*\bnode((?:\s+\S+)*)\s*$/.exec(first);
+  return m ? m[1].split(/\s+/).filter(Boolean) : [];
 }
 
 export async function stop(child) {

@@ -1,6 +1,7 @@
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NodeControlServiceClient, type ListWorkersResponse } from '../../src/gen/flockserve/v1/node_control.js';
@@ -18,10 +19,10 @@ const alive = (pid: number): boolean => {
 
 describe('flockserve CLI, SIGTERM', () => {
   it('lets in-flight requests finish, then every worker process it started is gone', async () => {
+    // The bin itself, as an installed `flockserve` runs: its shebang is what starts node.
     const gw = spawn(
-      process.execPath,
+      join(ROOT, 'dist/cli/flockserve.js'),
       [
-        join(ROOT, 'dist/cli/flockserve.js'),
         '--skypilot_task',
         simTask('--token-interval 10'),
         '--provisioner',
@@ -48,6 +49,10 @@ describe('flockserve CLI, SIGTERM', () => {
     await waitFor(() => /listening on http:\/\/[^:]+:(\d+) \(HTTP\) and [^:]+:(\d+)/.test(out), 'the listening line');
     const [, httpPort, grpcPort] = /listening on http:\/\/[^:]+:(\d+) \(HTTP\) and [^:]+:(\d+)/.exec(out)!;
     const url = `http://127.0.0.1:${httpPort}`;
+    // env exec'd node in its place, with the bin's young generation (the data path's GC setting).
+    const argv = readFileSync(`/proc/${gw.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv[0]).toMatch(/node$/);
+    expect(argv).toContain('--max-semi-space-size=64');
     await waitFor(
       async () => ((await (await fetch(url)).json()) as { ready_worker_count: number }).ready_worker_count === 2,
       'two ready workers',
