@@ -1,9 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=64
-// A young generation of 64 MiB (V8's default is 16): a request's objects live as long as its
-// answer takes, and with 16 MiB the scavenger copies hundreds of in-flight requests' objects at
-// every scavenge. Measured at 256 concurrent 160 ms requests: CPU per request 305 → 214 µs, p99
-// 1.24 → 1.14 × nginx's (bench/results/datapath-profile.md, eighth round). Set here, in the bin,
-// so every launch gets it: `npm start`, an installed `flockserve`, the benchmarks.
+// Semi-spaces of 64 MiB for the young generation (V8's default is 16): a request's objects live
+// as long as its answer takes, and with 16 MiB the scavenger copies hundreds of in-flight
+// requests' objects at every scavenge. At 256 concurrent 160 ms requests the p99 went from 1.24
+// to 1.10–1.14 × nginx's (bench/results/datapath-profile.md, eighth round). V8 sizes it only at
+// startup, so it is set here, in the bin, which every launch goes through: `npm start`, an
+// installed `flockserve`, the benchmarks.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
