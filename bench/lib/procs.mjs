@@ -13,16 +13,16 @@ process.once('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
 
-/**
- * Starts `node [its shebang's flags] [nodeArgs] dist/cli/<cli>.js args`, as running the bin does,
- * and resolves once stdout matches `ready`. (Node itself, not the bin, so that nodeArgs such as
- * --cpu-prof can be added.)
- */
+/** startScript for the project's bin dist/cli/<cli>.js. */
 export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
   return startScript(join(ROOT, 'dist/cli', `${cli}.js`), args, ready, env, nodeArgs);
 }
 
-/** Starts `node [nodeArgs] script args` and resolves once stdout matches `ready`. */
+/**
+ * Starts `node [the script's shebang flags] [nodeArgs] script args`, as running the script itself
+ * does, and resolves once stdout matches `ready`. (Node rather than the script, so that nodeArgs
+ * such as --cpu-prof can be added.)
+ */
 export function startScript(script, args, ready, env = {}, nodeArgs = []) {
   const cli = basename(script);
   const child = spawn(process.execPath, [...shebangNodeArgs(script), ...nodeArgs, script, ...args], {

@@ -18,7 +18,7 @@ const alive = (pid: number): boolean => {
 };
 
 describe('flockserve CLI, SIGTERM', () => {
-  it('lets in-flight requests finish, then every worker process it started is gone', async () => {
+  it('run as the bin: lets in-flight requests finish, then every worker process it started is gone', async () => {
     // The bin itself, as an installed `flockserve` runs: its shebang is what starts node.
     const gw = spawn(
       join(ROOT, 'dist/cli/flockserve.js'),
