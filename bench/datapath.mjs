@@ -202,8 +202,18 @@ async function main() {
       if (phase === 'A' || phase === 'B') {
         const connections = phase === 'A' ? 64 : 256;
         const body = chat({ max_tokens: 8 });
+        // The warm-up in two runs with the pause between, as the measured rounds run: the end of
+        // a wrk run (every connection closed with a request in flight) takes a Node proxy down
+        // paths it has not JIT-compiled for. Under --trace-deopt, 25 of FlockServe's hot functions
+        // were deoptimized there (mostly "wrong map") and re-compiled during the next run: 188
+        // optimizations in it, against 2-12 in each later run. Its first measured round was
+        // the worst in every run (A p99 1.63-1.78 x nginx, the later rounds 1.38-1.59).
         for (const t of targets) {
-          await wrk({ dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds: warmup }); // JIT, pools
+          for (const half of [1, 2]) {
+            if (half === 2) await new Promise((r) => setTimeout(r, settle * 1000));
+            const url = `${t.url}/v1/chat/completions`;
+            await wrk({ dir: tmp, url, body, connections, seconds: warmup / 2 });
+          }
         }
         const runs = new Map(targets.map((t) => [t, []]));
         for (let round = 1; round <= rounds; round++) {
@@ -395,7 +405,9 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
     'one-process Node proxy (bench/lib/node-floor.mjs: node:http + undici, no checks, queue or metrics):',
     'the least any single Node.js process pays here, so FlockServe / Node floor is the cost of its own work.',
     '"CPU s" is user + system time of all the proxy\'s processes during the measured load (for "direct":',
-    `the one worker's). Every target gets the same ${warmup} s of load before it is measured (JIT, pools).`,
+    `the one worker's). Every target gets the same ${warmup} s of load before it is measured (JIT, pools;`,
+    `in A and B as two runs with a pause between, so the first measured round is not the first after a`,
+    `wrk run ended with requests in flight, which sends a Node proxy down code it had not compiled yet).`,
     `A, B, S and G then measure every target ${rounds} times in turns (all targets, then all again),`,
     `A and B after a ${settle} s pause (so the requests the previous wrk left in flight are cancelled first),`,
     `S and G after ${STREAM_RAMP_MS / 1000} s for the 200 streams to ramp up again, and show the median of each figure`,
