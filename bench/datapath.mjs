@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, median } from './lib/load.mjs';
 import { ROOT, processTree, rssKiB, startCli, startScript, stop, waitHttp } from './lib/procs.mjs';
@@ -209,16 +210,15 @@ async function main() {
         // optimizations in it, against 2-12 in each later run. Its first measured round was
         // the worst in every run (A p99 1.63-1.78 x nginx, the later rounds 1.38-1.59).
         for (const t of targets) {
-          for (const half of [1, 2]) {
-            if (half === 2) await new Promise((r) => setTimeout(r, settle * 1000));
-            const url = `${t.url}/v1/chat/completions`;
-            await wrk({ dir: tmp, url, body, connections, seconds: warmup / 2 });
-          }
+          const half = { dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds: warmup / 2 };
+          await wrk(half);
+          await sleep(settle * 1000);
+          await wrk(half);
         }
         const runs = new Map(targets.map((t) => [t, []]));
         for (let round = 1; round <= rounds; round++) {
           for (const t of targets) {
-            await new Promise((r) => setTimeout(r, settle * 1000));
+            await sleep(settle * 1000);
             const cpu0 = cpuOf(t.pid);
             const workers0 = workersCpu(simPids);
             const r = await wrk({ dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds });
@@ -338,13 +338,13 @@ async function main() {
             durationMs: 1000,
             warmupMs: 0,
           });
-          await new Promise((r) => setTimeout(r, 1000));
+          await sleep(1000);
           const before = rssOf(t.pid);
           const cpu0 = cpuOf(t.pid);
           const t0 = performance.now();
           const open = await openStreams({ url: t.url, path: '/v1/chat/completions', body, count: mStreams });
           const openSeconds = (performance.now() - t0) / 1000;
-          await new Promise((r) => setTimeout(r, 2000));
+          await sleep(2000);
           const withStreams = rssOf(t.pid);
           const cpu = cpuOf(t.pid) - cpu0;
           await open.close();
@@ -364,7 +364,7 @@ async function main() {
             t.name,
             `open ${mStreams - open.failed}, RSS ${before} → ${withStreams} KiB, ${perStream.toFixed(1)} KiB/stream`,
           );
-          await new Promise((r) => setTimeout(r, 3000)); // let the workers cancel the cut streams
+          await sleep(3000); // let the workers cancel the cut streams
         }
       }
     } finally {
