@@ -157,111 +157,105 @@ function jsonCheck(o: CheckOptions): Check {
 }
 
 function sseCheck(o: CheckOptions): Check {
-  const split = new SseSplitter(o.maxEventBytes ?? 1024 * 1024, o.worker);
+  const max = o.maxEventBytes ?? 1024 * 1024;
   const guards = o.repetitionLimit > 0 ? new Map<number, RepetitionGuard>() : undefined;
+  // The start of an event the last reads did not finish.
+  let pending: Buffer = EMPTY;
   return {
     push(chunk) {
-      const events = split.push(chunk);
+      const buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      // Engines end events with LF LF; CRLF CRLF is looked for only in bytes that hold a CR.
+      const mayHoldCrlf = buf.includes(0x0d);
       // The JSON of the events passed, only when someone takes it (o.onEvents).
       const jsons: unknown[] | undefined = o.onEvents ? [] : undefined;
-      let bytes = 0;
-      for (const event of events) {
-        // Nobody needs this event's objects: check its bytes without building them.
-        if (!jsons && !guards && isPlainValidEvent(event)) {
-          bytes += event.length;
-          continue;
+      // Nobody needs the events' objects: the usual event is checked in place, without building them.
+      const inPlace = !jsons && !guards && !mayHoldCrlf;
+      // Events are walked by offset (no view per event); the bytes before `from` have passed.
+      let from = 0;
+      for (;;) {
+        if (inPlace) {
+          const plain = plainEventEnd(buf, from);
+          if (plain === UNFINISHED) break;
+          if (plain >= 0) {
+            from = plain;
+            continue;
+          }
         }
+        const end = eventEnd(buf, from, mayHoldCrlf);
+        if (end < 0) break;
         let parsed;
         try {
-          parsed = parseEvent(event.toString('utf8'), o.worker);
+          parsed = parseEvent(buf.toString('utf8', from, end), o.worker);
         } catch (error) {
-          return { pass: joined(events, bytes), error, events: jsons };
+          return { pass: before(buf, from), error, events: jsons };
         }
         if (guards && parsed && repeats(guards, parsed.json, o.repetitionLimit)) {
           o.onRepetition?.();
-          const before = joined(events, bytes);
-          const pass = o.doneEvent ? (before ? Buffer.concat([before, DONE]) : DONE) : before;
+          const passed = before(buf, from);
+          const pass = o.doneEvent ? (passed ? Buffer.concat([passed, DONE]) : DONE) : passed;
           return { pass, stop: true, events: jsons };
         }
         if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
-        bytes += event.length;
+        from = end;
+      }
+      pending = from === 0 ? buf : from === buf.length ? EMPTY : Buffer.from(buf.subarray(from));
+      if (pending.length > max) {
+        return {
+          pass: before(buf, from),
+          error: malformed(o.worker, `an event grew past ${max} bytes without ending`),
+          events: jsons,
+        };
       }
       // A read of exactly whole events (the usual case) passes as it came, without a new view.
-      const first = events[0];
-      const whole = bytes === chunk.length && first?.buffer === chunk.buffer && first.byteOffset === chunk.byteOffset;
-      return { pass: whole ? chunk : joined(events, bytes), events: jsons };
+      return { pass: from === chunk.length && buf === chunk ? chunk : before(buf, from), events: jsons };
     },
     end() {
-      split.end();
+      // The source ended: anything left but whitespace is half an event.
+      if (pending.toString('utf8').trim() !== '') {
+        throw malformed(o.worker, 'the stream ended in the middle of an event');
+      }
       return undefined;
     },
   };
 }
 
-/** The first `bytes` of back-to-back events (subarrays of one buffer), without copying. */
-function joined(events: Buffer[], bytes: number): Buffer | undefined {
-  const first = events[0];
-  if (!first || bytes === 0) return undefined;
-  return Buffer.from(first.buffer, first.byteOffset, bytes);
+/** The first `bytes` of `buf`, or undefined for none. */
+function before(buf: Buffer, bytes: number): Buffer | undefined {
+  return bytes === 0 ? undefined : buf.subarray(0, bytes);
 }
 
 function malformed(worker: string, what: string): GatewayError {
   return new GatewayError('upstream_malformed', { message: `worker ${worker} sent a malformed answer: ${what}` });
 }
 
-/** Cuts bytes into SSE events at blank lines (LF LF or CRLF CRLF), holding at most `max` bytes of one event. */
-export class SseSplitter {
-  #pending: Buffer = Buffer.alloc(0);
-  readonly #max: number;
-  readonly #worker: string;
-
-  constructor(max: number, worker: string) {
-    this.#max = max;
-    this.#worker = worker;
-  }
-
-  push(chunk: Buffer): Buffer[] {
-    const buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
-    const events: Buffer[] = [];
-    // Engines end events with LF LF; CRLF CRLF is looked for only in bytes that hold a CR.
-    const mayHoldCrlf = buf.includes(0x0d);
-    let from = 0;
-    for (;;) {
-      const end = eventEnd(buf, from, mayHoldCrlf);
-      if (end < 0) break;
-      events.push(buf.subarray(from, end));
-      from = end;
-    }
-    this.#pending = from === 0 ? buf : from === buf.length ? EMPTY : Buffer.from(buf.subarray(from));
-    if (this.#pending.length > this.#max) {
-      throw malformed(this.#worker, `an event grew past ${this.#max} bytes without ending`);
-    }
-    return events;
-  }
-
-  /** The source ended: anything left but whitespace is half an event. */
-  end(): void {
-    if (this.#pending.toString('utf8').trim() !== '') {
-      throw malformed(this.#worker, 'the stream ended in the middle of an event');
-    }
-  }
-}
-
-const DATA_PREFIX = Buffer.from('data:');
-const DONE_DATA = Buffer.from('[DONE]');
+/** plainEventEnd: the event's line has not ended in these bytes (nor, so, has the event). */
+const UNFINISHED = -1;
+/** plainEventEnd: some other event (several lines, a comment, no data) or a malformed one. */
+const NOT_PLAIN = -2;
 
 /**
- * True for the event every engine sends, one `data:` line of valid JSON or `[DONE]` ended by
- * LF LF; false for anything else, which parseEvent then reads (and rejects, if it is malformed).
+ * The end of the event at `from` if it is the event every engine sends, one `data:` line of
+ * valid JSON or `[DONE]` then LF LF (bytes without a CR); else UNFINISHED or NOT_PLAIN, and
+ * parseEvent reads it (and rejects it, if it is malformed).
  */
-function isPlainValidEvent(event: Buffer): boolean {
-  const n = event.length;
-  // One line: its only LF is the first of the two that end it, and no CR anywhere.
-  if (n < 7 || event.indexOf(0x0a) !== n - 2 || event[n - 1] !== 0x0a || event.includes(0x0d)) return false;
-  if (event.compare(DATA_PREFIX, 0, 5, 0, 5) !== 0) return false;
-  const data = event.subarray(event[5] === 0x20 ? 6 : 5, n - 2);
-  return data.equals(DONE_DATA) || isJson(data);
+function plainEventEnd(buf: Buffer, from: number): number {
+  const lf = buf.indexOf(0x0a, from);
+  // Without the LF that would end it, nothing ends here: a blank line is two LFs.
+  if (lf < 0 || lf + 1 === buf.length) return UNFINISHED;
+  if (buf[lf + 1] !== 0x0a || lf - from < 6) return NOT_PLAIN;
+  if (buf[from] !== 0x64 || buf[from + 1] !== 0x61 || buf[from + 2] !== 0x74 || buf[from + 3] !== 0x61)
+    return NOT_PLAIN;
+  if (buf[from + 4] !== 0x3a) return NOT_PLAIN; // "data:"
+  const start = buf[from + 5] === 0x20 ? from + 6 : from + 5;
+  return isDone(buf, start, lf) || isJson(buf.subarray(start, lf)) ? lf + 2 : NOT_PLAIN;
 }
+
+/** Whether buf[start, end) is `[DONE]`. */
+function isDone(buf: Buffer, start: number, end: number): boolean {
+  return end - start === DONE_DATA.length && buf.compare(DONE_DATA, 0, DONE_DATA.length, start, end) === 0;
+}
+
+const DONE_DATA = Buffer.from('[DONE]');
 
 /**
  * The end (exclusive) of the event starting at `from`, at whichever blank line comes first

@@ -44,8 +44,9 @@ const chat = (content: string) => ev({ choices: [{ index: 0, delta: { content } 
 
 describe('checkedBody: SSE', () => {
   it('passes whole events through byte for byte, however the chunks fall', async () => {
-    const text = chat('a') + ': keep-alive\n\n' + 'data:{"x":1}\r\n\r\n' + 'data: [DONE]\n\n';
-    const cuts = [1, 7, 20, 33, text.length - 3];
+    const text =
+      chat('a') + ': keep-alive\n\n' + 'data: {"a":\ndata: 1}\n\n' + 'data:{"x":1}\r\n\r\n' + 'data: [DONE]\n\n';
+    const cuts = [1, 7, 20, 33, 50, text.length - 3];
     const chunks = cuts.map((c, i) => text.slice(i === 0 ? 0 : cuts[i - 1], c)).concat(text.slice(cuts.at(-1)));
     const { out, error } = await run(chunks);
     expect(error).toBeUndefined();
@@ -58,6 +59,7 @@ describe('checkedBody: SSE', () => {
   const bad: [string, (string | Error)[], string, number][] = [
     ['data that is not JSON', [chat('a'), 'data: {"cut\n\n'], 'upstream_malformed', 1],
     ['a line that is no SSE field', [chat('a'), 'garbage here\n\n'], 'upstream_malformed', 1],
+    ['JSON broken over two lines', [chat('a') + chat('b') + 'data: {"a":\n1}\n\n' + chat('c')], 'upstream_malformed', 2],
     ['ends in the middle of an event', [chat('a'), 'data: {"choices": ['], 'upstream_malformed', 1],
     ['an event that never ends', [chat('a'), 'data: ' + 'x'.repeat(2000)], 'upstream_malformed', 1],
     ['the source fails', [chat('a'), Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })], 'upstream_interrupted', 1],
