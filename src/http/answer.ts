@@ -98,6 +98,7 @@ function readWhole(upstream: InferenceReply): Promise<Buffer> {
     upstream.body.on('data', (c: Buffer) => chunks.push(c));
     upstream.body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     upstream.body.once('error', (err) => reject(midAnswerError(err, upstream.worker)));
+    upstream.body.resume();
   });
 }
 
@@ -114,20 +115,22 @@ function answerStream(res: ServerResponse, upstream: InferenceReply, record: Req
     body.resume();
   };
   res.on('drain', resume);
-  // The client went away (or the response failed): stop reading the worker.
+  // The client went away (or the response failed): stop reading the worker (after the end, a no-op).
   res.once('close', () => {
     res.off('drain', resume);
-    if (!body.readableEnded) body.destroy();
+    body.destroy();
   });
   body.on('data', (chunk: Buffer) => {
     record.chunk(chunk);
     if (!res.write(chunk)) body.pause();
   });
+  // In the same tick as the last chunk: its write and the end go out as one.
   body.once('end', () => res.end());
-  body.once('error', (err) => {
+  body.once('error', (err: Error) => {
     if (res.destroyed) return;
     res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
   });
+  body.resume();
 }
 
 function midAnswerError(err: unknown, worker: string): GatewayError {

@@ -5,7 +5,7 @@ import {
   type ServerUnaryCall,
   type sendUnaryData,
 } from '@grpc/grpc-js';
-import type { Readable } from 'node:stream';
+import type { BodyStream } from '../upstream/body-stream.js';
 import { GatewayError } from '../core/errors.js';
 import type {
   ChatCompletionRequest,
@@ -104,9 +104,9 @@ export function toGrpcError(err: unknown): GrpcError {
   return { code: GrpcStatus.INTERNAL, details: err instanceof Error ? err.message : String(err) };
 }
 
-async function readAll(body: Readable): Promise<Buffer> {
+async function readAll(body: BodyStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c as Buffer);
+  for await (const c of body) chunks.push(c);
   return Buffer.concat(chunks);
 }
 
@@ -135,7 +135,7 @@ async function workerError(reply: InferenceReply): Promise<GrpcError> {
  */
 function sseEvents(onObject: (o: JsonObject) => void): {
   onEvents: (events: unknown[]) => void;
-  drain: (body: Readable, onChunk: (c: Buffer) => void) => Promise<void>;
+  drain: (body: BodyStream, onChunk: (c: Buffer) => void) => Promise<void>;
 } {
   let failure: GrpcError | undefined;
   const onEvents = (events: unknown[]): void => {
@@ -155,9 +155,9 @@ function sseEvents(onObject: (o: JsonObject) => void): {
       onObject(obj as JsonObject);
     }
   };
-  const drain = async (body: Readable, onChunk: (c: Buffer) => void): Promise<void> => {
+  const drain = async (body: BodyStream, onChunk: (c: Buffer) => void): Promise<void> => {
     for await (const chunk of body) {
-      onChunk(chunk as Buffer);
+      onChunk(chunk);
       if (failure) break;
     }
     if (failure) {
@@ -284,7 +284,7 @@ export function createInferenceHandlers(
           seen(reply.status);
           call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
           for await (const chunk of reply.body) {
-            record.chunk(chunk as Buffer);
+            record.chunk(chunk);
             call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
           }
         })();

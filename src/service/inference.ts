@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { Admission, Lease } from '../core/admission.js';
 import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -6,6 +5,7 @@ import { GatewayError } from '../core/errors.js';
 import { LinkedList, type Linked } from '../core/linked-list.js';
 import type { Worker } from '../core/pool.js';
 import { systemClock } from '../runtime/system-clock.js';
+import type { BodyStream } from '../upstream/body-stream.js';
 import { bodyKind, checkedBody } from '../upstream/checked-body.js';
 import type { Headers, UpstreamClient } from '../upstream/client.js';
 
@@ -31,11 +31,11 @@ export interface InferenceReply {
   readonly status: number;
   readonly headers: Headers;
   /**
-   * The worker's body, checked on its way (see checkedBody); the worker's slot is released when
-   * it closes. A failure after the headers errors it with a GatewayError (upstream_interrupted,
-   * upstream_stalled, upstream_malformed, shutting_down).
+   * The worker's body, checked on its way (see checkedBody); it flows once resumed, and the
+   * worker's slot is released when it closes. A failure after the headers errors it with a
+   * GatewayError (upstream_interrupted, upstream_stalled, upstream_malformed, shutting_down).
    */
-  readonly body: Readable;
+  readonly body: BodyStream;
   readonly worker: string;
   /** Time spent waiting in the gateway queue for worker slots, over all attempts. */
   readonly queueWaitMs: number;
@@ -284,7 +284,7 @@ export class InferenceService {
    * success unless the status was 5xx; a failure of the worker is a failure; a client that
    * went away is neither), and forgets the request.
    */
-  #settleWhenClosed(body: Readable, lease: Lease, active: Active, statusOk: boolean, client: CancelSignal): void {
+  #settleWhenClosed(body: BodyStream, lease: Lease, active: Active, statusOk: boolean, client: CancelSignal): void {
     let failure: unknown;
     body.once('error', (err) => (failure = err));
     body.once('close', () => {

@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
 import { GatewayError } from '../core/errors.js';
 import { RepetitionGuard } from '../core/repetition-guard.js';
+import { BodyStream } from './body-stream.js';
 import type { BodySource, Headers } from './client.js';
 import { isJson } from './json-check.js';
 
@@ -48,44 +48,29 @@ const KNOWN_FIELDS = new Set(['data', 'event', 'id', 'retry']);
  * event (SSE) or one answer (JSON), and the source is read only as fast as the consumer reads
  * (backpressure).
  *
- * A plain Readable driven by the source's events, not an async generator: a generator wrapped
- * in Readable.from costs a few promises and ticks per chunk, which the profile of a 200-stream
- * load showed among the gateway's top costs (bench/results/datapath.md).
- *
  * Ending early — the consumer stops reading, a malformed event, the repetition guard — destroys
  * the source, which aborts the upstream request (the worker stops generating). A failure of
- * the source errors the result with `mapError` of it.
+ * the source fails the result with `mapError` of it, after the events passed before it.
  */
-export function checkedBody(source: BodySource, o: CheckOptions): Readable {
+export function checkedBody(source: BodySource, o: CheckOptions): BodyStream {
   const check = o.kind === 'sse' ? sseCheck(o) : o.kind === 'json' ? jsonCheck(o) : undefined;
-  let ended = false;
-  // An error waits until the consumer has read what was pushed before it (destroy drops the buffer).
-  let pendingError: GatewayError | undefined;
-  const out = new Readable({
-    read: () => {
-      if (pendingError) {
-        if (out.readableLength === 0) out.destroy(pendingError);
-        // An empty push adds nothing but lets the stream call read() again once the buffer drains.
-        else out.push(EMPTY);
-      } else if (source.isPaused()) source.resume();
-    },
-    destroy: (err, cb) => {
-      if (!ended) source.destroy();
-      cb(err);
+  // The answer is over for this side (failed, stopped or ended): later news of the source is moot.
+  let over = false;
+  const out = new BodyStream({
+    pause: () => source.pause(),
+    resume: () => source.resume(),
+    abort: () => {
+      over = true;
+      source.destroy();
     },
   });
   const fail = (err: unknown): void => {
-    ended = true;
+    over = true;
     source.destroy();
-    const g = err instanceof GatewayError ? err : o.mapError(err);
-    if (out.readableLength === 0) out.destroy(g);
-    else {
-      pendingError = g;
-      out.push(EMPTY); // a read may be waiting: have the stream ask read() again
-    }
+    out.fail(err instanceof GatewayError ? err : o.mapError(err));
   };
   source.on('data', (chunk: Buffer) => {
-    if (out.destroyed) return;
+    if (over) return;
     let pass: Buffer | undefined = chunk;
     if (check) {
       try {
@@ -100,9 +85,9 @@ export function checkedBody(source: BodySource, o: CheckOptions): Readable {
         }
         if (r.stop) {
           if (pass) out.push(pass);
-          ended = true;
+          over = true;
           source.destroy();
-          out.push(null);
+          out.finish();
           return;
         }
       } catch (err) {
@@ -110,12 +95,11 @@ export function checkedBody(source: BodySource, o: CheckOptions): Readable {
         return;
       }
     }
-    if (pass && !out.push(pass)) source.pause();
+    if (pass) out.push(pass);
   });
   source.once('end', () => {
-    // A destroyed source may still report the end it had reached; the failure stands.
-    if (pendingError || out.destroyed) return;
-    ended = true;
+    if (over) return;
+    over = true;
     try {
       const last = check?.end();
       if (last) out.push(last);
@@ -123,10 +107,10 @@ export function checkedBody(source: BodySource, o: CheckOptions): Readable {
       fail(err);
       return;
     }
-    out.push(null);
+    out.finish();
   });
   source.on('error', (err) => {
-    if (!ended && !out.destroyed) fail(o.mapError(err));
+    if (!over) fail(o.mapError(err));
   });
   // Flowing starts with the consumer's first read (backpressure from the first byte).
   source.pause();

@@ -1,7 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
+import { BodyStream } from './body-stream.js';
 
 /** Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus FlockServe's own. */
 const HOP_BY_HOP = new Set([
@@ -32,13 +32,14 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Headers;
-  readonly body: BodySource;
+  /** Fed by undici's callbacks; the worker's socket pauses while it is not read. */
+  readonly body: BodyStream;
 }
 
 /**
  * What reads a worker's body needs of it: chunks as 'data', then 'end' or 'error'; pause and
- * resume for backpressure; destroy to stop early (which aborts the request). A Readable is one
- * (tests feed checkedBody with them); UpstreamBody below is the lighter one the client hands out.
+ * resume for backpressure; destroy to stop early (which aborts the request). A BodyStream is
+ * one, and so is a Readable (tests feed checkedBody with them).
  */
 export interface BodySource {
   on(event: 'data', listener: (chunk: Buffer) => void): this;
@@ -104,7 +105,7 @@ export class UpstreamClient {
   }
 
   /**
-   * Sends one request; resolves at the response headers with the body as an UpstreamBody that
+   * Sends one request; resolves at the response headers with the body as a BodyStream that
    * undici's callbacks feed (the worker's socket pauses while the reader does not read).
    * Rejects with undici's error before the headers, or the signal's reason when it aborts.
    * Straight on `dispatch` rather than `request()`: no stream layer (a Readable buffers, ticks
@@ -114,7 +115,7 @@ export class UpstreamClient {
     return new Promise((resolve, reject) => {
       const signal = req.signal;
       let controller: Dispatcher.DispatchController | undefined;
-      let body: UpstreamBody | undefined;
+      let body: BodyStream | undefined;
       let settled = false;
       // undici closes the socket with an error of its own: a cancellation needs no stack traced.
       const cancel = (c: Dispatcher.DispatchController): void =>
@@ -142,7 +143,11 @@ export class UpstreamClient {
           },
           onResponseStart(c, statusCode, headers) {
             if (statusCode < 200) return; // 1xx: the real answer follows
-            body = new UpstreamBody(c);
+            body = new BodyStream({
+              pause: () => c.pause(),
+              resume: () => c.resume(),
+              abort: () => c.abort(new Error('the answer was dropped before its end')),
+            });
             resolve({ status: statusCode, headers: forwardableHeaders(headers), body });
           },
           onResponseData(_c, chunk) {
@@ -176,82 +181,5 @@ export class UpstreamClient {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.destroy()));
-  }
-}
-
-/**
- * A worker's answer body, fed by undici's callbacks: 'data' for each chunk while flowing,
- * chunks held while paused (and the worker's socket paused with them), then 'end' once the
- * worker sent everything and it was read, or 'error'. Starts paused; destroy() before the end
- * aborts the request, so the worker stops generating.
- */
-export class UpstreamBody extends EventEmitter implements BodySource {
-  readonly #controller: Dispatcher.DispatchController;
-  readonly #held: Buffer[] = [];
-  // Paused until the reader resumes it: the first chunks can come with the headers, before
-  // anyone listens.
-  #paused = true;
-  /** The worker sent all of it. */
-  #complete = false;
-  /** 'end' or 'error' went out, or it was destroyed: nothing more is emitted. */
-  #over = false;
-
-  constructor(controller: Dispatcher.DispatchController) {
-    super();
-    this.#controller = controller;
-  }
-
-  push(chunk: Buffer): void {
-    if (this.#over) return;
-    if (this.#paused || this.#held.length > 0) this.#held.push(chunk);
-    else this.emit('data', chunk);
-    // Asked for inside the callback, the pause stops undici's parser before the next chunk.
-    if (this.#paused) this.#controller.pause();
-  }
-
-  finish(): void {
-    this.#complete = true;
-    if (!this.#paused && this.#held.length === 0) this.#end();
-  }
-
-  /** The request failed after the headers: the reader gets the error (held chunks are dropped). */
-  fail(err: Error): void {
-    if (this.#over) return;
-    this.#over = true;
-    this.#held.length = 0;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-  }
-
-  pause(): this {
-    this.#paused = true;
-    return this;
-  }
-
-  resume(): this {
-    if (!this.#paused || this.#over) return this;
-    this.#paused = false;
-    while (!this.#paused && !this.#over && this.#held.length > 0) this.emit('data', this.#held.shift()!);
-    if (this.#paused || this.#over) return this;
-    if (this.#complete) this.#end();
-    else this.#controller.resume();
-    return this;
-  }
-
-  isPaused(): boolean {
-    return this.#paused;
-  }
-
-  destroy(): this {
-    if (this.#over) return this;
-    this.#over = true;
-    this.#held.length = 0;
-    if (!this.#complete) this.#controller.abort(new Error('the answer was dropped before its end'));
-    return this;
-  }
-
-  #end(): void {
-    if (this.#over) return;
-    this.#over = true;
-    this.emit('end');
   }
 }

@@ -52,7 +52,7 @@ describe('checkedBody: SSE', () => {
     expect(error).toBeUndefined();
     expect(out.join('')).toBe(text);
     // A piece holds whole events (all those one read completed), never part of one.
-    for (const piece of out) expect(piece).toMatch(/\n\n$/);
+    for (const piece of out) expect(piece).toMatch(/(\n\n|\r\n\r\n)$/);
   });
 
   // [label, chunks, error code, events passed before it]

@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { BodyStream, type BodyControl } from '../../../src/upstream/body-stream.js';
+
+/** The feeder's side (undici's, in the client): what it was told, in order. */
+function controller(): BodyControl & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    abort: () => calls.push('abort'),
+    pause: () => calls.push('pause'),
+    resume: () => calls.push('resume'),
+  };
+}
+
+function reader(body: BodyStream): string[] {
+  const seen: string[] = [];
+  body.on('data', (c: Buffer) => seen.push(c.toString()));
+  body.once('end', () => seen.push('end'));
+  body.on('error', (e: Error) => seen.push(`error: ${e.message}`));
+  body.once('close', () => seen.push('close'));
+  return seen;
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
+
+describe('BodyStream', () => {
+  it('holds what comes before anyone reads (a body can arrive with its headers), then delivers it in order', () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    body.push(Buffer.from('a'));
+    body.finish();
+    const seen = reader(body);
+    expect(seen).toEqual([]);
+    expect(c.calls).toEqual(['pause']);
+    body.resume();
+    expect(seen).toEqual(['a', 'end']);
+    expect(c.calls).toEqual(['pause']); // complete: the socket is not resumed for nothing
+  });
+
+  it('flows while read; a pause holds the next chunks and pauses the worker socket until resume', () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    const seen = reader(body);
+    body.resume();
+    body.push(Buffer.from('1'));
+    body.pause();
+    body.push(Buffer.from('2'));
+    body.push(Buffer.from('3'));
+    expect(seen).toEqual(['1']);
+    expect(c.calls).toEqual(['resume', 'pause', 'pause']);
+    body.resume();
+    expect(seen).toEqual(['1', '2', '3']);
+    expect(c.calls.at(-1)).toBe('resume');
+    body.finish();
+    expect(seen).toEqual(['1', '2', '3', 'end']);
+  });
+
+  it('a reader that pauses inside its data handler stops the delivery of held chunks at once', () => {
+    const body = new BodyStream(controller());
+    const seen: string[] = [];
+    body.on('data', (chunk: Buffer) => {
+      seen.push(chunk.toString());
+      body.pause();
+    });
+    body.push(Buffer.from('x'));
+    body.push(Buffer.from('y'));
+    body.resume();
+    expect(seen).toEqual(['x']);
+    body.resume();
+    expect(seen).toEqual(['x', 'y']);
+  });
+
+  it('destroy before the end aborts the request and emits nothing more; after the end it aborts nothing', () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    const seen = reader(body);
+    body.resume();
+    body.push(Buffer.from('a'));
+    body.destroy();
+    body.push(Buffer.from('b'));
+    body.finish();
+    body.fail(new Error('late'));
+    expect(seen).toEqual(['a']);
+    expect(c.calls).toEqual(['resume', 'abort']);
+
+    const done = controller();
+    const whole = new BodyStream(done);
+    reader(whole);
+    whole.resume();
+    whole.finish();
+    whole.destroy();
+    expect(done.calls).toEqual(['resume']);
+  });
+
+  it('a failure reaches the reader once, after the chunks held before it', () => {
+    const body = new BodyStream(controller());
+    const seen = reader(body);
+    body.push(Buffer.from('held'));
+    body.fail(new Error('socket reset'));
+    body.fail(new Error('again'));
+    body.push(Buffer.from('late'));
+    expect(seen).toEqual([]);
+    body.resume();
+    expect(seen).toEqual(['held', 'error: socket reset']);
+  });
+
+  it("'end' goes out in the tick of finish() when flowing, 'close' on the next one, after end, error or destroy", async () => {
+    const ended = new BodyStream(controller());
+    const a = reader(ended);
+    ended.resume();
+    ended.push(Buffer.from('last'));
+    ended.finish();
+    expect(a).toEqual(['last', 'end']);
+    await tick();
+    expect(a).toEqual(['last', 'end', 'close']);
+
+    const failed = new BodyStream(controller());
+    const b = reader(failed);
+    failed.fail(new Error('reset')); // nothing held: at once, paused or not
+    expect(b).toEqual(['error: reset']);
+    await tick();
+    expect(b).toEqual(['error: reset', 'close']);
+
+    const dropped = new BodyStream(controller());
+    const c = reader(dropped);
+    dropped.destroy();
+    dropped.destroy();
+    await tick();
+    expect(c).toEqual(['close']);
+  });
+
+  it('reads as an async iterable, one chunk held at a time; leaving the loop early destroys it', async () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    body.push(Buffer.from('a'));
+    body.push(Buffer.from('b'));
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const chunk of body) got.push(chunk.toString());
+    })();
+    await tick();
+    body.push(Buffer.from('c'));
+    body.finish();
+    await reading;
+    expect(got).toEqual(['a', 'b', 'c']);
+
+    const early = controller();
+    const cut = new BodyStream(early);
+    cut.push(Buffer.from('x'));
+    cut.push(Buffer.from('y'));
+    for await (const chunk of cut) if (chunk.toString() === 'x') break;
+    expect(early.calls.at(-1)).toBe('abort');
+
+    const failing = new BodyStream(controller());
+    failing.push(Buffer.from('x'));
+    failing.fail(new Error('reset'));
+    const seen: string[] = [];
+    await expect(
+      (async () => {
+        for await (const chunk of failing) seen.push(chunk.toString());
+      })(),
+    ).rejects.toThrow('reset');
+    expect(seen).toEqual(['x']);
+  });
+});
