@@ -231,7 +231,7 @@ function plainEventEnd(buf: Buffer, from: number): number {
     return NOT_PLAIN;
   if (buf[from + 4] !== 0x3a) return NOT_PLAIN; // "data:"
   const start = buf[from + 5] === 0x20 ? from + 6 : from + 5;
-  return isDone(buf, start, lf) || isJson(buf.subarray(start, lf)) ? lf + 2 : NOT_PLAIN;
+  return isDone(buf, start, lf) || isJson(buf, start, lf) ? lf + 2 : NOT_PLAIN;
 }
 
 /** Whether buf[start, end) is `[DONE]`. */

@@ -48,10 +48,25 @@ describe('isJson', () => {
     expect(isJson(bytes)).toBe(expected);
   });
 
-  it('reads only its view: bytes after the end do not complete a text', () => {
-    const buf = Buffer.from('{"a":1}} trailing');
-    expect(isJson(buf.subarray(0, 6))).toBe(false); // {"a":1 without its brace
-    expect(isJson(buf.subarray(0, 7))).toBe(true);
+  it('reads only its range: bytes around it do not complete a text', () => {
+    const buf = Buffer.from('x{"a":1}} trailing');
+    expect(isJson(buf, 1, 7)).toBe(false); // {"a":1 without its brace
+    expect(isJson(buf, 1, 8)).toBe(true);
+    expect(isJson(buf.subarray(1, 7))).toBe(false); // a view reads the same
+    // Cut inside a string, an escape, a number, a literal: what follows the end is not read.
+    const cuts: [string, number][] = [
+      ['"ab"', 3],
+      ['"a\\n"', 3],
+      ['"\\u0041"', 5],
+      ['1.5e+10', 4],
+      ['true', 3],
+      ['[1,2]', 4],
+    ];
+    for (const [text, at] of cuts) {
+      const b = Buffer.from(`${text} ${text}`);
+      expect(isJson(b, 0, text.length)).toBe(true);
+      expect(isJson(b, 0, at)).toBe(parses(b.subarray(0, at)));
+    }
   });
 
   it('agrees with JSON.parse on generated JSON, on the same texts mutated, and on arbitrary strings', () => {
@@ -71,6 +86,18 @@ describe('isJson', () => {
       fc.property(text, (t) => {
         const bytes = Buffer.from(t);
         expect(isJson(bytes)).toBe(parses(bytes));
+      }),
+      { numRuns: 20_000, seed: 9 },
+    );
+  });
+
+  it('a range inside other bytes answers as the same text alone', () => {
+    const text = fc.oneof(fc.json(), fc.string());
+    fc.assert(
+      fc.property(text, fc.uint8Array({ maxLength: 8 }), fc.uint8Array({ maxLength: 8 }), (t, before, after) => {
+        const bytes = Buffer.from(t);
+        const around = Buffer.concat([before, bytes, after]);
+        expect(isJson(around, before.length, before.length + bytes.length)).toBe(parses(bytes));
       }),
       { numRuns: 20_000, seed: 9 },
     );
