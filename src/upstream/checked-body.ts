@@ -227,9 +227,7 @@ function plainEventEnd(buf: Buffer, from: number): number {
   // Without the LF that would end it, nothing ends here: a blank line is two LFs.
   if (lf < 0 || lf + 1 === buf.length) return UNFINISHED;
   if (buf[lf + 1] !== 0x0a || lf - from < 6) return NOT_PLAIN;
-  if (buf[from] !== 0x64 || buf[from + 1] !== 0x61 || buf[from + 2] !== 0x74 || buf[from + 3] !== 0x61)
-    return NOT_PLAIN;
-  if (buf[from + 4] !== 0x3a) return NOT_PLAIN; // "data:"
+  for (let k = 0; k < DATA_FIELD.length; k++) if (buf[from + k] !== DATA_FIELD[k]) return NOT_PLAIN;
   const start = buf[from + 5] === 0x20 ? from + 6 : from + 5;
   return isDone(buf, start, lf) || isJson(buf, start, lf) ? lf + 2 : NOT_PLAIN;
 }
@@ -239,6 +237,7 @@ function isDone(buf: Buffer, start: number, end: number): boolean {
   return end - start === DONE_DATA.length && buf.compare(DONE_DATA, 0, DONE_DATA.length, start, end) === 0;
 }
 
+const DATA_FIELD = Buffer.from('data:');
 const DONE_DATA = Buffer.from('[DONE]');
 
 /**

@@ -9,6 +9,13 @@
  * view, so an SSE event's data is checked where it lies (no view object per event).
  */
 export function isJson(b: Uint8Array, start = 0, end = b.length): boolean {
+  const ok = scan(b, start, end);
+  // A deeply nested answer grew the shared stack: let it go rather than hold it for good.
+  if (OPEN.length > KEPT_DEPTH) OPEN.length = 0;
+  return ok;
+}
+
+function scan(b: Uint8Array, start: number, end: number): boolean {
   // How many containers are open; OPEN[0 .. depth) holds which (OBJECT or ARRAY), innermost last.
   let depth = 0;
   let i = ws(b, start, end);
@@ -61,10 +68,12 @@ export function isJson(b: Uint8Array, start = 0, end = b.length): boolean {
 }
 
 /**
- * The open containers' stack, shared: isJson runs to its end without calling out, so no two
+ * The open containers' stack, shared: scan runs to its end without calling out, so no two
  * calls use it at once, and a check allocates nothing.
  */
 const OPEN: number[] = [];
+/** The stack's size kept between calls; answers nest a few levels. */
+const KEPT_DEPTH = 64;
 const OBJECT = 0x7b; // {
 const ARRAY = 0x5b; // [
 /** No byte: the text ended. */
