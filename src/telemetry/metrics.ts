@@ -1,7 +1,8 @@
-import type { Attributes, Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import type { FleetStats } from '../core/fleet.js';
 import type { Worker, WorkerStateChange } from '../core/pool.js';
 import type { WorkerState } from '../core/types.js';
+import type { SummedHistogram, SummedHistograms } from './summed-histograms.js';
 import { Tally } from './tally.js';
 
 /**
@@ -84,9 +85,9 @@ export class GatewayMetrics {
   readonly #state: GatewayState;
   readonly #flock: FlockServeHistograms | undefined;
   readonly #requests: Tally;
-  readonly #duration: Histogram;
-  readonly #ttft: Histogram;
-  readonly #queueWait: Histogram;
+  readonly #duration: SummedHistogram;
+  readonly #ttft: SummedHistogram;
+  readonly #queueWait: SummedHistogram;
   readonly #generated: Tally;
   readonly #prompt: Tally;
   readonly #retries: Counter;
@@ -98,8 +99,12 @@ export class GatewayMetrics {
   /** Workers seen provisioning: their first `ready` is a launch that completed. */
   readonly #launching = new Set<string>();
 
-  /** `metricsId` < 0 leaves FlockServe's suffixed instruments out. */
-  constructor(meter: Meter, metricsId: number, state: GatewayState) {
+  /**
+   * `histograms` holds the histograms recorded on every request (the readers collect them through
+   * its producers); the rest are the meter's. `metricsId` < 0 leaves FlockServe's suffixed
+   * instruments out.
+   */
+  constructor(meter: Meter, histograms: SummedHistograms, metricsId: number, state: GatewayState) {
     this.#state = state;
 
     if (metricsId >= 0) {
@@ -127,29 +132,38 @@ export class GatewayMetrics {
     this.#requests = new Tally(meter, 'flockserve_requests', {
       description: 'Inference requests finished, by route, status, worker and transport.',
       unit: '{request}',
+      attributes: ['route', 'status', 'worker', 'transport'],
     });
-    this.#duration = meter.createHistogram('flockserve_request_duration_seconds', {
+    this.#duration = histograms.create({
+      name: 'flockserve_request_duration_seconds',
       description: 'Time from a request arriving to its answer completing (or failing).',
       unit: 's',
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      boundaries: DURATION_BUCKETS,
+      attributes: ['route', 'status'],
     });
-    this.#ttft = meter.createHistogram('flockserve_time_to_first_token_seconds', {
+    this.#ttft = histograms.create({
+      name: 'flockserve_time_to_first_token_seconds',
       description: 'Streamed requests: time from arrival to the first chunk of the answer.',
       unit: 's',
-      advice: { explicitBucketBoundaries: TTFT_BUCKETS },
+      boundaries: TTFT_BUCKETS,
+      attributes: ['route', 'worker'],
     });
-    this.#queueWait = meter.createHistogram('flockserve_queue_wait_seconds', {
+    this.#queueWait = histograms.create({
+      name: 'flockserve_queue_wait_seconds',
       description: 'Time a request waited in the gateway queue for a worker slot.',
       unit: 's',
-      advice: { explicitBucketBoundaries: QUEUE_WAIT_BUCKETS },
+      boundaries: QUEUE_WAIT_BUCKETS,
+      attributes: [],
     });
     this.#generated = new Tally(meter, 'flockserve_generated_tokens', {
       description: 'Tokens generated: the answer’s usage when reported, else counted stream events.',
       unit: '{token}',
+      attributes: ['route', 'worker'],
     });
     this.#prompt = new Tally(meter, 'flockserve_prompt_tokens', {
       description: 'Prompt tokens, as reported in the answer’s usage.',
       unit: '{token}',
+      attributes: ['route', 'worker'],
     });
     this.#retries = meter.createCounter('flockserve_retries', {
       description: 'Requests sent again to another worker after a failure before the first byte.',
@@ -255,23 +269,14 @@ export class GatewayMetrics {
 
   /** A request finished (called once per request by the request observer). */
   request(m: RequestMeasurement): void {
-    const status = String(m.status);
+    const { route, status } = m;
     const worker = m.worker || 'none';
-    const route = m.route;
-    // Tallies (see tally.ts): the key joins the attribute values with a byte none of them holds.
-    this.#requests.add(1, `${route}\0${status}\0${worker}\0${m.transport}`, () => ({
-      route,
-      status,
-      worker,
-      transport: m.transport,
-    }));
-    this.#duration.record(m.durationMs / 1000, { route, status });
-    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, { route, worker });
+    this.#requests.add(1, route, status, worker, m.transport);
+    this.#duration.record(m.durationMs / 1000, route, status);
+    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, route, worker);
     if (m.queueWaitMs !== undefined) this.#queueWait.record(m.queueWaitMs / 1000);
-    const tokenKey = `${route}\0${worker}`;
-    const tokenAttrs = (): Attributes => ({ route, worker });
-    if (m.completionTokens) this.#generated.add(m.completionTokens, tokenKey, tokenAttrs);
-    if (m.promptTokens) this.#prompt.add(m.promptTokens, tokenKey, tokenAttrs);
+    if (m.completionTokens) this.#generated.add(m.completionTokens, route, worker);
+    if (m.promptTokens) this.#prompt.add(m.promptTokens, route, worker);
   }
 
   retry(worker: string, reason: string): void {

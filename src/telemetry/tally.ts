@@ -1,27 +1,29 @@
-import type { Attributes, Meter, ObservableCounter } from '@opentelemetry/api';
+import type { Meter } from '@opentelemetry/api';
+import { SeriesMap, type SeriesKey } from './series-map.js';
 
 /**
  * A counter summed here and read by the SDK at collection time, for counters added to on every
- * request. The SDK's synchronous counter hashes the attributes on every `add` (sorts the keys and
- * JSON.stringifies them: sdk-metrics 2 `hashAttributes`), whatever the object; here one `add` is
- * a string key and a Map lookup, and the attribute object is built once per distinct key.
- * Exported the same way (a monotonic sum, cumulative; delta exporters get the difference).
+ * request: one `add` is a SeriesMap lookup, where the SDK's synchronous counter hashes the
+ * attribute object. Exported the same way (a monotonic sum, cumulative; delta exporters get the
+ * difference), through an observable counter.
  */
 export class Tally {
-  readonly #sums = new Map<string, { attributes: Attributes; value: number }>();
-  readonly instrument: ObservableCounter;
+  readonly #sums: SeriesMap<{ value: number }>;
 
-  constructor(meter: Meter, name: string, options: { description: string; unit: string }) {
-    this.instrument = meter.createObservableCounter(name, options);
-    this.instrument.addCallback((r) => {
-      for (const s of this.#sums.values()) r.observe(s.value, s.attributes);
+  constructor(
+    meter: Meter,
+    name: string,
+    options: { description: string; unit: string; attributes: readonly string[] },
+  ) {
+    const { attributes, ...instrument } = options;
+    this.#sums = new SeriesMap(attributes, () => ({ value: 0 }));
+    meter.createObservableCounter(name, instrument).addCallback((r) => {
+      for (const [a, s] of this.#sums.entries()) r.observe(s.value, a);
     });
   }
 
-  /** Adds `value` under attributes that `key` names one to one (the caller joins their values). */
-  add(value: number, key: string, attributes: () => Attributes): void {
-    const s = this.#sums.get(key);
-    if (s) s.value += value;
-    else this.#sums.set(key, { attributes: attributes(), value });
+  /** Adds `value` to the series of these attribute values (in the order of `attributes`). */
+  add(value: number, k0?: SeriesKey, k1?: SeriesKey, k2?: SeriesKey, k3?: SeriesKey): void {
+    this.#sums.get(k0, k1, k2, k3).value += value;
   }
 }

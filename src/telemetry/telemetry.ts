@@ -4,14 +4,22 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  InstrumentType,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type IMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { performance } from 'node:perf_hooks';
+import { ConfigError } from '../config/resolve.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from './logger.js';
 import { GatewayMetrics, type GatewayState } from './metrics.js';
 import { RequestLog } from './request-log.js';
 import { TelemetryObserver } from './request-observer.js';
+import { SummedHistograms } from './summed-histograms.js';
 import { RequestTracer } from './tracing.js';
 
 export interface TelemetryConfig {
@@ -31,8 +39,6 @@ export interface TelemetryOptions {
   /** Drives the request log's flushes. */
   readonly clock: Clock;
   readonly log: Logger;
-  /** More readers (tests read metrics in memory). */
-  readonly readers?: readonly IMetricReader[];
   /**
    * Where request spans go when otel_traces is on; default: a tracer of our own whose
    * spans are batched and exported over OTLP gRPC to otel_collector_endpoint.
@@ -62,15 +68,23 @@ export class Telemetry {
   constructor(opts: TelemetryOptions) {
     const c = opts.config;
     routeDiagnostics(opts.log);
+    const histograms = new SummedHistograms('flockserve');
     // Served by the gateway's own HTTP listener: the exporter's server stays off.
-    this.#prometheus = new PrometheusExporter({ preventServerStart: true });
-    const readers: IMetricReader[] = [this.#prometheus, ...(opts.readers ?? [])];
+    this.#prometheus = new PrometheusExporter({
+      preventServerStart: true,
+      metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)],
+    });
+    const readers: IMetricReader[] = [this.#prometheus];
     if (c.metricsId >= 0) {
+      const exporter = new OTLPMetricExporter(
+        otlpExporterConfig(c.otelCollectorEndpoint, c.otelMetricsExporterSettings),
+      );
       readers.push(
         new PeriodicExportingMetricReader({
-          exporter: new OTLPMetricExporter(otlpExporterConfig(c.otelCollectorEndpoint, c.otelMetricsExporterSettings)),
+          exporter,
           exportIntervalMillis: c.otelExportInterval * 1000,
           exportTimeoutMillis: Math.min(30_000, c.otelExportInterval * 1000),
+          metricProducers: [histograms.producer(exporter.selectAggregationTemporality(InstrumentType.HISTOGRAM))],
         }),
       );
     }
@@ -94,7 +108,7 @@ export class Telemetry {
       ? new RequestLog({ path: c.requestLog, clock: opts.clock, log: opts.log })
       : undefined;
     const requestLog = this.requestLog;
-    this.metrics = new GatewayMetrics(this.#provider.getMeter('flockserve'), c.metricsId, {
+    this.metrics = new GatewayMetrics(this.#provider.getMeter('flockserve'), histograms, c.metricsId, {
       ...opts.state,
       ...(requestLog ? { requestLogStats: () => requestLog.stats } : {}),
     });
@@ -128,22 +142,38 @@ export class Telemetry {
 }
 
 /**
+ * The exporter's AggregationTemporalityPreference (exporter-metrics-otlp-http) by the names the
+ * OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE variable takes: JSON settings cannot name an enum.
+ */
+const TEMPORALITY_PREFERENCE: Record<string, number> = { delta: 0, cumulative: 1, lowmemory: 2 };
+
+/**
  * `otel_metrics_exporter_settings` go to the exporter as they are (its option names:
  * timeoutMillis, compression, concurrencyLimit, temporalityPreference, ...), except
  * that `metadata` or `headers` given as a JSON object become gRPC metadata (the gRPC
- * exporter ignores `headers`); `url` comes from otel_collector_endpoint unless set here.
+ * exporter ignores `headers`), `temporalityPreference` may be given by name ("delta",
+ * "cumulative", "lowmemory"), and `url` comes from otel_collector_endpoint unless set here.
  */
 export function otlpExporterConfig(
   endpoint: string,
   settings: Record<string, unknown>,
 ): ConstructorParameters<typeof OTLPMetricExporter>[0] {
-  const { metadata, headers, ...rest } = settings;
+  const { metadata, headers, temporalityPreference, ...rest } = settings;
   const pairs = { ...asStrings(headers), ...asStrings(metadata) };
   const md = new Metadata();
   for (const [k, v] of Object.entries(pairs)) md.set(k, v);
+  let temporality = temporalityPreference;
+  if (typeof temporalityPreference === 'string') {
+    temporality = TEMPORALITY_PREFERENCE[temporalityPreference.toLowerCase()];
+    if (temporality === undefined)
+      throw new ConfigError(
+        `otel_metrics_exporter_settings: temporalityPreference "${temporalityPreference}" is not one of ${Object.keys(TEMPORALITY_PREFERENCE).join(', ')}`,
+      );
+  }
   return {
     url: endpoint,
     ...rest,
+    ...(temporality !== undefined ? { temporalityPreference: temporality } : {}),
     ...(Object.keys(pairs).length > 0 ? { metadata: md } : {}),
   } as ConstructorParameters<typeof OTLPMetricExporter>[0];
 }

@@ -1,11 +1,13 @@
 import type { Attributes } from '@opentelemetry/api';
 import {
+  AggregationTemporality,
   DataPointType,
   MeterProvider,
   MetricReader,
   type Histogram,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
+import { SummedHistograms } from '../../src/telemetry/summed-histograms.js';
 
 /** A metric reader that only collects when asked: metrics asserted in memory, no exporter. */
 export class InMemoryReader extends MetricReader {
@@ -21,9 +23,11 @@ export class InMemoryReader extends MetricReader {
   }
 }
 
-export function meterWithReader(): { provider: MeterProvider; reader: InMemoryReader } {
-  const reader = new InMemoryReader();
-  return { provider: new MeterProvider({ readers: [reader] }), reader };
+/** A meter and the summed histograms, both read by one in-memory reader (cumulative). */
+export function meterWithReader(): { provider: MeterProvider; histograms: SummedHistograms; reader: InMemoryReader } {
+  const histograms = new SummedHistograms('test');
+  const reader = new InMemoryReader({ metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)] });
+  return { provider: new MeterProvider({ readers: [reader] }), histograms, reader };
 }
 
 const matches = (have: Attributes, want: Attributes): boolean => Object.entries(want).every(([k, v]) => have[k] === v);

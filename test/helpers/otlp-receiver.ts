@@ -24,6 +24,8 @@ export interface OtlpMetric {
   unit: string;
   kind: 'gauge' | 'sum' | 'histogram';
   monotonic?: boolean;
+  /** Sums and histograms: the points hold the totals, or what changed since the export before. */
+  temporality?: 'cumulative' | 'delta';
   points: OtlpPoint[];
 }
 
@@ -77,8 +79,8 @@ interface RawMetric {
   name: string;
   unit: string;
   gauge?: { dataPoints: RawPoint[] };
-  sum?: { dataPoints: RawPoint[]; isMonotonic: boolean };
-  histogram?: { dataPoints: RawPoint[] };
+  sum?: { dataPoints: RawPoint[]; isMonotonic: boolean; aggregationTemporality: string };
+  histogram?: { dataPoints: RawPoint[]; aggregationTemporality: string };
 }
 
 type Service = { service: ServiceDefinition };
@@ -147,6 +149,15 @@ export class OtlpReceiver {
     return out;
   }
 
+  /** The metric `name` in every export that had it, in arrival order (delta temporality: they add up). */
+  every(name: string): OtlpMetric[] {
+    return this.exports.flatMap((e) =>
+      e.resourceMetrics.flatMap((rm) =>
+        rm.scopeMetrics.flatMap((sm) => sm.metrics.filter((m) => m.name === name).map(toMetric)),
+      ),
+    );
+  }
+
   /** The resource attributes of the latest export. */
   resource(): Record<string, string | number | boolean> {
     return attrs(this.exports.at(-1)?.resourceMetrics[0]?.resource?.attributes ?? []);
@@ -200,8 +211,24 @@ function toMetric(m: RawMetric): OtlpMetric {
         ? { count: p.count, sum: p.sum, bucketCounts: p.bucketCounts, explicitBounds: p.explicitBounds }
         : {}),
     }));
-  if (m.histogram) return { name: m.name, unit: m.unit, kind: 'histogram', points: points(m.histogram.dataPoints) };
+  const temporality = (t: string): 'cumulative' | 'delta' =>
+    t === 'AGGREGATION_TEMPORALITY_DELTA' ? 'delta' : 'cumulative';
+  if (m.histogram)
+    return {
+      name: m.name,
+      unit: m.unit,
+      kind: 'histogram',
+      temporality: temporality(m.histogram.aggregationTemporality),
+      points: points(m.histogram.dataPoints),
+    };
   if (m.sum)
-    return { name: m.name, unit: m.unit, kind: 'sum', monotonic: m.sum.isMonotonic, points: points(m.sum.dataPoints) };
+    return {
+      name: m.name,
+      unit: m.unit,
+      kind: 'sum',
+      monotonic: m.sum.isMonotonic,
+      temporality: temporality(m.sum.aggregationTemporality),
+      points: points(m.sum.dataPoints),
+    };
   return { name: m.name, unit: m.unit, kind: 'gauge', points: points(m.gauge?.dataPoints ?? []) };
 }

@@ -150,6 +150,12 @@ describe('observability of a running gateway', () => {
     expect(m.get('workerload7')?.kind).toBe('histogram');
     const tokens = m.get('flockserve_generated_tokens')!.points.reduce((a, p) => a + (p.value ?? 0), 0);
     expect(tokens).toBe(21);
+    // The per-request histograms, summed by the gateway and handed over at collection time.
+    const duration = m.get('flockserve_request_duration_seconds')!;
+    expect([duration.kind, duration.temporality]).toEqual(['histogram', 'cumulative']);
+    expect(duration.points.reduce((a, p) => a + (p.count ?? 0), 0)).toBe(6);
+    expect(duration.points[0]?.explicitBounds?.[0]).toBe(0.05);
+    expect(m.get('flockserve_queue_wait_seconds')?.points[0]?.count).toBe(5);
     expect(receiver.resource()['service.name']).toBe('flockserve');
   });
 

@@ -1,22 +1,28 @@
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import { GatewayMetrics } from '../../../src/telemetry/metrics.js';
+import { SummedHistograms } from '../../../src/telemetry/summed-histograms.js';
 import { ROOT } from '../../helpers/gateway.js';
 import { parsePrometheusText } from '../../helpers/prometheus-text.js';
 import { idleGatewayState } from '../../fakes/gateway-state.js';
 
 /** Every series name the gateway exposes once each instrument has a value. */
 async function exposedNames(): Promise<Set<string>> {
-  const reader = new PrometheusExporter({ preventServerStart: true });
+  const histograms = new SummedHistograms('t');
+  const reader = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)],
+  });
   const clock = new VirtualClock();
   const pool = new WorkerPool(clock);
   const metrics = new GatewayMetrics(
     new MeterProvider({ readers: [reader] }).getMeter('t'),
+    histograms,
     1,
     idleGatewayState({
       workers: () => pool.list(),

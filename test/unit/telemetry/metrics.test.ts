@@ -16,8 +16,8 @@ function setup(metricsId = 1) {
     target: 0,
     fleet: { launched: 0, launchFailures: 0, replaced: 0, terminated: 0, terminateFailures: 0 } as FleetStats,
   };
-  const { provider, reader } = meterWithReader();
-  const metrics = new GatewayMetrics(provider.getMeter('test'), metricsId, {
+  const { provider, histograms, reader } = meterWithReader();
+  const metrics = new GatewayMetrics(provider.getMeter('test'), histograms, metricsId, {
     workers: () => pool.list(),
     queueLength: () => state.queueLength,
     queueLengthMean: () => state.queueLengthMean,

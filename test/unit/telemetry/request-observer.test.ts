@@ -51,8 +51,8 @@ class RecordingTracer implements Tracer {
 }
 
 function setup(opts: { tracer?: Tracer } = {}) {
-  const { provider, reader } = meterWithReader();
-  const metrics = new GatewayMetrics(provider.getMeter('t'), -1, idleGatewayState());
+  const { provider, histograms, reader } = meterWithReader();
+  const metrics = new GatewayMetrics(provider.getMeter('t'), histograms, -1, idleGatewayState());
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
