@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider } from '@opentelemetry/sdk-metrics';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { NOOP_OBSERVER } from '../dist/service/observer.js';
 import { GatewayMetrics } from '../dist/telemetry/metrics.js';
+import { SummedHistograms } from '../dist/telemetry/summed-histograms.js';
 import { TelemetryObserver } from '../dist/telemetry/request-observer.js';
 import { RequestLog } from '../dist/telemetry/request-log.js';
 import { RequestTracer } from '../dist/telemetry/tracing.js';
@@ -37,11 +38,34 @@ const chunk = Buffer.from(
   })}\n\n`,
 );
 const done = Buffer.from('data: [DONE]\n\n');
+// The same answer whole (a non-streamed chat completion with its usage), as in phase A of datapath.
+const whole = Buffer.from(
+  JSON.stringify({
+    id: 'chatcmpl-0123456789abcdef',
+    object: 'chat.completion',
+    created: 1700000000,
+    model: 'meta-llama/Llama-3.1-8B-Instruct',
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: ' token'.repeat(CHUNKS) },
+        logprobs: null,
+        finish_reason: 'length',
+      },
+    ],
+    usage: { prompt_tokens: 12, total_tokens: 12 + CHUNKS, completion_tokens: CHUNKS },
+  }),
+);
 const headers = { 'content-type': 'application/json', 'user-agent': 'bench' };
 
 function metrics() {
-  const provider = new MeterProvider({ readers: [new PrometheusExporter({ preventServerStart: true })] });
-  return new GatewayMetrics(provider.getMeter('bench'), 1, {
+  const histograms = new SummedHistograms('bench');
+  const reader = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)],
+  });
+  const provider = new MeterProvider({ readers: [reader] });
+  return new GatewayMetrics(provider.getMeter('bench'), histograms, 1, {
     workers: () => [],
     queueLength: () => 0,
     queueLengthMean: () => 0,
@@ -71,16 +95,24 @@ const setups = [
     'metrics + tracing + request log (row queued; writes on the timer)',
     new TelemetryObserver({ ...base, metrics: metrics(), tracer: new RequestTracer(), requestLog }),
   ],
+  [
+    `metrics, the answer whole (${whole.length} bytes of JSON with its usage)`,
+    new TelemetryObserver({ ...base, metrics: metrics() }),
+    true,
+  ],
 ];
 
-function run(observer) {
+function run(observer, wholeAnswer = false) {
   const workers = ['w-0', 'w-1', 'w-2', 'w-3'];
   const t0 = process.cpuUsage();
   for (let i = 0; i < N; i++) {
     const r = observer.begin({ transport: 'http', method: 'POST', route: '/v1/chat/completions', headers });
-    r.answered({ worker: workers[i & 3], status: 200, stream: true, queueWaitMs: 0 });
-    for (let c = 0; c < CHUNKS; c++) r.chunk(chunk);
-    r.chunk(done);
+    r.answered({ worker: workers[i & 3], status: 200, stream: !wholeAnswer, queueWaitMs: 0 });
+    if (wholeAnswer) r.chunk(whole);
+    else {
+      for (let c = 0; c < CHUNKS; c++) r.chunk(chunk);
+      r.chunk(done);
+    }
     r.finish({ status: 200 });
   }
   const used = process.cpuUsage(t0);
@@ -101,9 +133,9 @@ const parseEveryChunk = {
 setups.push(['reference: JSON.parse of every chunk, nothing else', parseEveryChunk]);
 
 const rows = [];
-for (const [name, observer] of setups) {
-  run(observer); // warm-up
-  rows.push({ name, us: median([run(observer), run(observer), run(observer)]) });
+for (const [name, observer, wholeAnswer] of setups) {
+  run(observer, wholeAnswer); // warm-up
+  rows.push({ name, us: median([run(observer, wholeAnswer), run(observer, wholeAnswer), run(observer, wholeAnswer)]) });
 }
 requestLog.close();
 
@@ -117,6 +149,7 @@ const lines = [
   'at the end (shared with other work): read the differences and ratios, not the absolute numbers.',
   '',
   `Per request: begin, answered (streamed), ${CHUNKS} vLLM chat chunks of ${chunk.length} bytes + \`[DONE]\`, finish;`,
+  `the last row: answered (not streamed), the answer in one chunk, finish.`,
   `${N} requests per sample, median of 3 samples after a warm-up; CPU time (user + system) per request.`,
   '',
   '| observer | CPU µs / request | added over no-op µs |',
