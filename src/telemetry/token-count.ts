@@ -17,8 +17,11 @@ const DATA = 'data:';
 const DONE = '[DONE]';
 const EMPTY_CONTENT = '"content":""';
 const NO_CHOICES = '"choices":[]';
-const COMPLETION = ['"completion_tokens":', '"generated_tokens":'];
-const PROMPT = ['"prompt_tokens":'];
+// Every count field ends so: one search finds them all, the name before it says which.
+const TOKENS = '_tokens":';
+const COMPLETION = '"completion';
+const GENERATED = '"generated';
+const PROMPT = '"prompt';
 
 export interface TokenCounts {
   /** Tokens generated, when known. */
@@ -66,35 +69,32 @@ export class TokenTally {
 
   #event(payload: string): void {
     if (payload.length <= DONE.length + 2 && payload.includes(DONE)) return;
-    // One scan for all three count markers; a plain token chunk has none of them.
-    if (payload.includes('_tokens"')) this.#readUsage(payload);
+    this.#readUsage(payload);
     if (payload.includes('[]') && payload.includes(NO_CHOICES)) return;
     if (payload.includes('""') && payload.includes(EMPTY_CONTENT)) return;
     this.#events++;
   }
 
-  /** Reads reported counts; the last report in a stream wins. */
+  /**
+   * Reads reported counts; the last report in a stream wins. Each kind is summed over its
+   * fields: a TGI /generate list has one `generated_tokens` per input.
+   */
   #readUsage(text: string): void {
-    const completion = sumAfter(text, COMPLETION);
-    const prompt = sumAfter(text, PROMPT);
+    let completion: number | undefined;
+    let prompt: number | undefined;
+    for (let at = text.indexOf(TOKENS); at >= 0; at = text.indexOf(TOKENS, at + TOKENS.length)) {
+      const isPrompt = text.startsWith(PROMPT, at - PROMPT.length);
+      const isCompletion =
+        text.startsWith(COMPLETION, at - COMPLETION.length) || text.startsWith(GENERATED, at - GENERATED.length);
+      if (!isPrompt && !isCompletion) continue;
+      const n = intAt(text, at + TOKENS.length);
+      if (n === undefined) continue;
+      if (isPrompt) prompt = (prompt ?? 0) + n;
+      else completion = (completion ?? 0) + n;
+    }
     if (completion !== undefined) this.#reportedCompletion = completion;
     if (prompt !== undefined) this.#reportedPrompt = prompt;
   }
-}
-
-/**
- * The sum of the integers following each marker (a TGI /generate list has one
- * `generated_tokens` per input), or undefined if no marker occurs.
- */
-function sumAfter(text: string, markers: readonly string[]): number | undefined {
-  let total: number | undefined;
-  for (const marker of markers) {
-    for (let at = text.indexOf(marker); at >= 0; at = text.indexOf(marker, at + marker.length)) {
-      const n = intAt(text, at + marker.length);
-      if (n !== undefined) total = (total ?? 0) + n;
-    }
-  }
-  return total;
 }
 
 function intAt(text: string, from: number): number | undefined {

@@ -53,11 +53,17 @@ describe('TokenTally', () => {
       completion: 3,
     },
     {
-      name: 'non-streamed OpenAI JSON: usage fields',
+      name: 'non-streamed OpenAI JSON: usage fields (not the total, nor the details’ counts)',
       stream: false,
       body: JSON.stringify({
         choices: [{ message: { content: 'the word "completion_tokens": 99 in text' } }],
-        usage: { prompt_tokens: 12, completion_tokens: 7, prompt_tokens_details: null },
+        usage: {
+          prompt_tokens: 12,
+          total_tokens: 19,
+          completion_tokens: 7,
+          prompt_tokens_details: { cached_tokens: 4 },
+          completion_tokens_details: { reasoning_tokens: 2 },
+        },
       }),
       completion: 7,
       prompt: 12,
