@@ -11,10 +11,20 @@ export interface BodyControl {
 }
 
 /**
+ * Bytes held for a paused reader before the feeder is asked to pause, as a Readable's
+ * highWaterMark. A reader about to read (the service resumes an answer a few microtasks after
+ * its headers) then costs the feeder no pause and resume: undici's pause stops its parser,
+ * and its resume restarts the parser and the client's dispatch loop, for every answer that
+ * came with its headers.
+ */
+export const HIGH_WATER_MARK = 16 * 1024;
+
+/**
  * A body passed on chunk by chunk: 'data' for each chunk while flowing, chunks held while
- * paused (and the feeder paused with them), then 'end' or 'error' once the held chunks are
- * read, then 'close' on the next tick (also after destroy()). Starts paused: the first chunks
- * can come before anyone listens, and nothing flows until the reader calls resume().
+ * paused (the feeder paused once they reach HIGH_WATER_MARK), then 'end' or 'error' once the
+ * held chunks are read, then 'close' on the next tick (also after destroy()). Starts paused:
+ * the first chunks can come before anyone listens, and nothing flows until the reader calls
+ * resume().
  *
  * Lighter than a Readable, which buffers, defers its 'end' by a tick and schedules a read per
  * chunk: on the gateway's hottest path (a worker's SSE chunk to the client) those costs were
@@ -24,6 +34,7 @@ export interface BodyControl {
 export class BodyStream extends EventEmitter {
   readonly #control: BodyControl;
   readonly #held: Buffer[] = [];
+  #heldBytes = 0;
   #paused = true;
   /** The feeder sent everything: 'end' follows the held chunks. */
   #complete = false;
@@ -40,10 +51,12 @@ export class BodyStream extends EventEmitter {
   /** The feeder's next chunk. */
   push(chunk: Buffer): void {
     if (this.#over || this.#complete || this.#failure) return;
-    if (this.#paused || this.#held.length > 0) this.#held.push(chunk);
-    else this.emit('data', chunk);
-    // Asked for inside the feeder's callback (undici's), the pause stops it before its next chunk.
-    if (this.#paused) this.#control.pause();
+    if (this.#paused || this.#held.length > 0) {
+      this.#held.push(chunk);
+      this.#heldBytes += chunk.length;
+      // Asked for inside the feeder's callback (undici's), the pause stops it before its next chunk.
+      if (this.#heldBytes >= HIGH_WATER_MARK) this.#control.pause();
+    } else this.emit('data', chunk);
   }
 
   /** The feeder sent everything. */
@@ -68,7 +81,11 @@ export class BodyStream extends EventEmitter {
   resume(): this {
     if (!this.#paused || this.#over) return this;
     this.#paused = false;
-    while (!this.#paused && !this.#over && this.#held.length > 0) this.emit('data', this.#held.shift()!);
+    while (!this.#paused && !this.#over && this.#held.length > 0) {
+      const chunk = this.#held.shift()!;
+      this.#heldBytes -= chunk.length;
+      this.emit('data', chunk);
+    }
     if (this.#paused || this.#over) return this;
     if (this.#complete || this.#failure) this.#settle();
     else this.#control.resume();
@@ -84,6 +101,7 @@ export class BodyStream extends EventEmitter {
     if (this.#over) return this;
     const unfinished = !this.#complete && !this.#failure;
     this.#held.length = 0;
+    this.#heldBytes = 0;
     this.#close();
     if (unfinished) this.#control.abort();
     return this;
