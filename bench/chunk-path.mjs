@@ -5,10 +5,10 @@
 // runs this path 18,000 times a second; this isolates it from the sockets and the VM's noise.
 //   npm run build && node bench/chunk-path.mjs [--chunks 400000]
 // Writes bench/results/chunk-path.md.
-import { EventEmitter } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { BodyStream } from '../dist/upstream/body-stream.js';
 import { checkedBody } from '../dist/upstream/checked-body.js';
 import { TokenTally } from '../dist/telemetry/token-count.js';
 import { median } from './lib/load.mjs';
@@ -28,24 +28,9 @@ const chunk = Buffer.from(
   })}\n\n`,
 );
 
-/** The worker's side: a body source that emits what it is given (what undici's callbacks feed). */
-class Source extends EventEmitter {
-  paused = true;
-  pause() {
-    this.paused = true;
-    return this;
-  }
-  resume() {
-    this.paused = false;
-    return this;
-  }
-  isPaused() {
-    return this.paused;
-  }
-  destroy() {
-    return this;
-  }
-}
+/** The worker's side: the body undici's callbacks feed (pushed to; pause and resume are no-ops here). */
+const source = () => new BodyStream({ pause() {}, resume() {}, abort() {} });
+const reader = (onChunk) => ({ data: onChunk, end() {}, error() {} });
 
 const check = (kind) => (source, onChunk) => {
   const out = checkedBody(source, {
@@ -55,12 +40,11 @@ const check = (kind) => (source, onChunk) => {
     doneEvent: true,
     mapError: (e) => e,
   });
-  out.on('data', onChunk);
-  out.resume();
+  out.read(reader(onChunk)).resume();
 };
 
 const paths = [
-  ['the source alone (an emit per chunk)', (source, onChunk) => source.resume().on('data', onChunk)],
+  ['the source alone (a call per chunk)', (source, onChunk) => source.read(reader(onChunk)).resume()],
   ['checked body, raw (the stream layer)', check('raw')],
   ['checked body, SSE (the stream layer and the event check)', check('sse')],
   [
@@ -77,13 +61,13 @@ const paths = [
 
 /** CPU ns per chunk for one path: every stream gets one chunk per loop turn. */
 async function measure(wire) {
-  const sources = Array.from({ length: STREAMS }, () => new Source());
+  const sources = Array.from({ length: STREAMS }, source);
   let seen = 0;
   for (const s of sources) wire(s, () => seen++);
   const turn = () =>
     new Promise((resolve) =>
       setImmediate(() => {
-        for (const s of sources) s.emit('data', chunk);
+        for (const s of sources) s.push(chunk);
         resolve();
       }),
     );

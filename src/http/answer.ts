@@ -95,10 +95,13 @@ export function writeError(res: ServerResponse, err: GatewayError, log?: ErrorLo
 function readWhole(upstream: InferenceReply): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    upstream.body.on('data', (c: Buffer) => chunks.push(c));
-    upstream.body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    upstream.body.once('error', (err) => reject(midAnswerError(err, upstream.worker)));
-    upstream.body.resume();
+    upstream.body
+      .read({
+        data: (c) => chunks.push(c),
+        end: () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
+        error: (err) => reject(midAnswerError(err, upstream.worker)),
+      })
+      .resume();
   });
 }
 
@@ -120,17 +123,20 @@ function answerStream(res: ServerResponse, upstream: InferenceReply, record: Req
     res.off('drain', resume);
     body.destroy();
   });
-  body.on('data', (chunk: Buffer) => {
-    record.chunk(chunk);
-    if (!res.write(chunk)) body.pause();
-  });
-  // In the same tick as the last chunk: its write and the end go out as one.
-  body.once('end', () => res.end());
-  body.once('error', (err: Error) => {
-    if (res.destroyed) return;
-    res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
-  });
-  body.resume();
+  body
+    .read({
+      data: (chunk) => {
+        record.chunk(chunk);
+        if (!res.write(chunk)) body.pause();
+      },
+      // In the same tick as the last chunk: its write and the end go out as one.
+      end: () => res.end(),
+      error: (err) => {
+        if (res.destroyed) return;
+        res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
+      },
+    })
+    .resume();
 }
 
 function midAnswerError(err: unknown, worker: string): GatewayError {

@@ -207,8 +207,7 @@ export class InferenceService {
       }
       if (res.status >= 500) this.#o.onOutcome?.(worker, false);
       if (RETRYABLE_STATUS.has(res.status) && retriesLeft) {
-        res.body.resume();
-        res.body.on('error', () => {}); // the answer is thrown away; its failure does not matter
+        res.body.discard();
         this.#release(lease);
         this.#retry(tried, worker, `status ${res.status}`);
         continue;
@@ -285,9 +284,7 @@ export class InferenceService {
    * went away is neither), and forgets the request.
    */
   #settleWhenClosed(body: BodyStream, lease: Lease, active: Active, statusOk: boolean, client: CancelSignal): void {
-    let failure: unknown;
-    body.once('error', (err) => (failure = err));
-    body.once('close', () => {
+    body.onClose((failure) => {
       this.#release(lease);
       this.#untrack(active);
       if (client.aborted) return;

@@ -1,5 +1,3 @@
-import { EventEmitter } from 'node:events';
-
 /** How a BodyStream steers the side that feeds it. */
 export interface BodyControl {
   /** Stop sending chunks (the reader is not reading). */
@@ -19,32 +17,44 @@ export interface BodyControl {
  */
 export const HIGH_WATER_MARK = 16 * 1024;
 
+/** What reads a body: its chunks in order, then its end or its failure (one of the two, once). */
+export interface BodyReader {
+  data(chunk: Buffer): void;
+  end(): void;
+  error(err: Error): void;
+}
+
+/** The reader of a body nobody needs: it is read to its end (the worker's socket stays reusable). */
+const DISCARD: BodyReader = { data() {}, end() {}, error() {} };
+
 /**
- * A body passed on chunk by chunk: 'data' for each chunk while flowing, chunks held while
- * paused (the feeder paused once they reach HIGH_WATER_MARK), then 'end' or 'error' once the
- * held chunks are read, then 'close' on the next tick (also after destroy()). Starts paused:
- * the first chunks can come before anyone listens, and nothing flows until the reader calls
- * resume().
+ * A body passed on chunk by chunk to its one reader: chunks while flowing, chunks held while
+ * paused (the feeder paused once they reach HIGH_WATER_MARK), then the end or the failure once
+ * the held chunks are read; the close callback follows on the next tick (also after destroy()).
+ * Starts paused: the first chunks can come before the reader is set, and nothing flows until it
+ * calls resume().
  *
  * Lighter than a Readable, which buffers, defers its 'end' by a tick and schedules a read per
- * chunk: on the gateway's hottest path (a worker's SSE chunk to the client) those costs were
- * most of what a stream layer added, and the deferred 'end' sent a stream's last chunk and its
- * end in two writes (bench/results/datapath-profile.md).
+ * chunk, and than an EventEmitter, whose listener lists and once-wrappers cost more than the
+ * calls themselves: on the gateway's hottest path (a worker's answer to the client, through two
+ * of these per request) those costs were most of what a stream layer added, and the deferred
+ * 'end' sent a stream's last chunk and its end in two writes (bench/results/datapath-profile.md).
  */
-export class BodyStream extends EventEmitter {
+export class BodyStream {
   readonly #control: BodyControl;
+  #reader: BodyReader | undefined;
+  #onClose: ((failure: Error | undefined) => void) | undefined;
   readonly #held: Buffer[] = [];
   #heldBytes = 0;
   #paused = true;
-  /** The feeder sent everything: 'end' follows the held chunks. */
+  /** The feeder sent everything: the end follows the held chunks. */
   #complete = false;
   /** The feeder failed: this error follows the held chunks. */
   #failure: Error | undefined;
-  /** 'end' or 'error' went out, or it was destroyed: nothing more is emitted but 'close'. */
+  /** The end or the failure went out, or it was destroyed: nothing more is delivered. */
   #over = false;
 
   constructor(control: BodyControl) {
-    super();
     this.#control = control;
   }
 
@@ -56,7 +66,7 @@ export class BodyStream extends EventEmitter {
       this.#heldBytes += chunk.length;
       // Asked for inside the feeder's callback (undici's), the pause stops it before its next chunk.
       if (this.#heldBytes >= HIGH_WATER_MARK) this.#control.pause();
-    } else this.emit('data', chunk);
+    } else this.#reader!.data(chunk);
   }
 
   /** The feeder sent everything. */
@@ -73,6 +83,26 @@ export class BodyStream extends EventEmitter {
     this.#settle();
   }
 
+  /** Sets the one reader; the chunks flow from its first resume(). */
+  read(reader: BodyReader): this {
+    if (this.#reader) throw new Error('BodyStream: a body has one reader');
+    this.#reader = reader;
+    return this;
+  }
+
+  /** Reads the rest and drops it (an answer thrown away, as before a retry). */
+  discard(): void {
+    this.read(DISCARD).resume();
+  }
+
+  /**
+   * Called once on the tick after the body is over (ended, failed or destroyed), with the
+   * feeder's failure if there was one. One callback: the service's, which frees the worker slot.
+   */
+  onClose(callback: (failure: Error | undefined) => void): void {
+    this.#onClose = callback;
+  }
+
   pause(): this {
     this.#paused = true;
     return this;
@@ -80,11 +110,13 @@ export class BodyStream extends EventEmitter {
 
   resume(): this {
     if (!this.#paused || this.#over) return this;
+    const reader = this.#reader;
+    if (!reader) throw new Error('BodyStream: resume() before read()');
     this.#paused = false;
     while (!this.#paused && !this.#over && this.#held.length > 0) {
       const chunk = this.#held.shift()!;
       this.#heldBytes -= chunk.length;
-      this.emit('data', chunk);
+      reader.data(chunk);
     }
     if (this.#paused || this.#over) return this;
     if (this.#complete || this.#failure) this.#settle();
@@ -113,18 +145,20 @@ export class BodyStream extends EventEmitter {
     let ended = false;
     let failure: Error | undefined;
     let wake: (() => void) | undefined;
-    this.on('data', (chunk: Buffer) => {
-      queue.push(chunk);
-      this.pause();
-      wake?.();
-    });
-    this.once('end', () => {
-      ended = true;
-      wake?.();
-    });
-    this.once('error', (err: Error) => {
-      failure = err;
-      wake?.();
+    this.read({
+      data: (chunk) => {
+        queue.push(chunk);
+        this.pause();
+        wake?.();
+      },
+      end: () => {
+        ended = true;
+        wake?.();
+      },
+      error: (err) => {
+        failure = err;
+        wake?.();
+      },
     });
     return {
       next: async () => {
@@ -146,21 +180,25 @@ export class BodyStream extends EventEmitter {
     };
   }
 
-  /** Emits the terminal event once nothing is held before it ('end' only while flowing). */
+  /** Delivers the end or the failure once nothing is held before it (the end only while flowing). */
   #settle(): void {
     if (this.#over || this.#held.length > 0) return;
     if (this.#failure) {
       this.#close();
-      // Nobody listening: the failure was the feeder's, and nobody reads the body.
-      if (this.listenerCount('error') > 0) this.emit('error', this.#failure);
+      // Without a reader the failure only reaches the close callback: nobody reads the body.
+      this.#reader?.error(this.#failure);
     } else if (this.#complete && !this.#paused) {
       this.#close();
-      this.emit('end');
+      this.#reader!.end();
     }
   }
 
   #close(): void {
     this.#over = true;
-    process.nextTick(() => this.emit('close'));
+    process.nextTick(closed, this.#onClose, this.#failure);
   }
+}
+
+function closed(callback: ((failure: Error | undefined) => void) | undefined, failure: Error | undefined): void {
+  callback?.(failure);
 }

@@ -1,7 +1,7 @@
 import { GatewayError } from '../core/errors.js';
 import { RepetitionGuard } from '../core/repetition-guard.js';
 import { BodyStream } from './body-stream.js';
-import type { BodySource, Headers } from './client.js';
+import type { Headers } from './client.js';
 import { isJson } from './json-check.js';
 
 /** How a worker's answer is checked on its way through: SSE event by event, JSON whole, or not at all. */
@@ -52,7 +52,7 @@ const KNOWN_FIELDS = new Set(['data', 'event', 'id', 'retry']);
  * the source, which aborts the upstream request (the worker stops generating). A failure of
  * the source fails the result with `mapError` of it, after the events passed before it.
  */
-export function checkedBody(source: BodySource, o: CheckOptions): BodyStream {
+export function checkedBody(source: BodyStream, o: CheckOptions): BodyStream {
   const check = o.kind === 'sse' ? sseCheck(o) : o.kind === 'json' ? jsonCheck(o) : undefined;
   // The answer is over for this side (failed, stopped or ended): later news of the source is moot.
   let over = false;
@@ -69,51 +69,53 @@ export function checkedBody(source: BodySource, o: CheckOptions): BodyStream {
     source.destroy();
     out.fail(err instanceof GatewayError ? err : o.mapError(err));
   };
-  source.on('data', (chunk: Buffer) => {
-    if (over) return;
-    let pass: Buffer | undefined = chunk;
-    if (check) {
+  // Flowing starts with the consumer's first read (the source starts paused: backpressure from
+  // the first byte).
+  source.read({
+    data(chunk) {
+      if (over) return;
+      let pass: Buffer | undefined = chunk;
+      if (check) {
+        try {
+          const r = check.push(chunk);
+          pass = r.pass;
+          if (r.events && r.events.length > 0) o.onEvents?.(r.events);
+          if (r.error) {
+            // The whole events before a malformed one still reach the client, then the error.
+            if (pass) out.push(pass);
+            fail(r.error);
+            return;
+          }
+          if (r.stop) {
+            if (pass) out.push(pass);
+            over = true;
+            source.destroy();
+            out.finish();
+            return;
+          }
+        } catch (err) {
+          fail(err);
+          return;
+        }
+      }
+      if (pass) out.push(pass);
+    },
+    end() {
+      if (over) return;
+      over = true;
       try {
-        const r = check.push(chunk);
-        pass = r.pass;
-        if (r.events && r.events.length > 0) o.onEvents?.(r.events);
-        if (r.error) {
-          // The whole events before a malformed one still reach the client, then the error.
-          if (pass) out.push(pass);
-          fail(r.error);
-          return;
-        }
-        if (r.stop) {
-          if (pass) out.push(pass);
-          over = true;
-          source.destroy();
-          out.finish();
-          return;
-        }
+        const last = check?.end();
+        if (last) out.push(last);
       } catch (err) {
         fail(err);
         return;
       }
-    }
-    if (pass) out.push(pass);
+      out.finish();
+    },
+    error(err) {
+      if (!over) fail(o.mapError(err));
+    },
   });
-  source.once('end', () => {
-    if (over) return;
-    over = true;
-    try {
-      const last = check?.end();
-      if (last) out.push(last);
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    out.finish();
-  });
-  source.on('error', (err) => {
-    if (!over) fail(o.mapError(err));
-  });
-  // Flowing starts with the consumer's first read (backpressure from the first byte).
-  source.pause();
   return out;
 }
 

@@ -36,21 +36,6 @@ export interface UpstreamResponse {
   readonly body: BodyStream;
 }
 
-/**
- * What reads a worker's body needs of it: chunks as 'data', then 'end' or 'error'; pause and
- * resume for backpressure; destroy to stop early (which aborts the request). A BodyStream is
- * one, and so is a Readable (tests feed checkedBody with them).
- */
-export interface BodySource {
-  on(event: 'data', listener: (chunk: Buffer) => void): this;
-  on(event: 'error', listener: (err: Error) => void): this;
-  once(event: 'end', listener: () => void): this;
-  pause(): this;
-  resume(): this;
-  isPaused(): boolean;
-  destroy(): this;
-}
-
 export interface UpstreamOptions {
   /** Connections per worker: its capacity, so a worker's requests never queue inside undici. */
   readonly connections: number;

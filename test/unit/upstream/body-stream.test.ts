@@ -12,12 +12,15 @@ function controller(): BodyControl & { calls: string[] } {
   };
 }
 
+/** The reader's side: what it was given, in order ('close' for the close callback). */
 function reader(body: BodyStream): string[] {
   const seen: string[] = [];
-  body.on('data', (c: Buffer) => seen.push(c.toString()));
-  body.once('end', () => seen.push('end'));
-  body.on('error', (e: Error) => seen.push(`error: ${e.message}`));
-  body.once('close', () => seen.push('close'));
+  body.read({
+    data: (c) => seen.push(c.toString()),
+    end: () => seen.push('end'),
+    error: (e) => seen.push(`error: ${e.message}`),
+  });
+  body.onClose((failure) => seen.push(failure ? `close: ${failure.message}` : 'close'));
   return seen;
 }
 
@@ -60,9 +63,13 @@ describe('BodyStream', () => {
   it('a reader that pauses inside its data handler stops the delivery of held chunks at once', () => {
     const body = new BodyStream(controller());
     const seen: string[] = [];
-    body.on('data', (chunk: Buffer) => {
-      seen.push(chunk.toString());
-      body.pause();
+    body.read({
+      data: (chunk) => {
+        seen.push(chunk.toString());
+        body.pause();
+      },
+      end: () => {},
+      error: () => {},
     });
     body.push(Buffer.from('x'));
     body.push(Buffer.from('y'));
@@ -121,7 +128,7 @@ describe('BodyStream', () => {
     failed.fail(new Error('reset')); // nothing held: at once, paused or not
     expect(b).toEqual(['error: reset']);
     await tick();
-    expect(b).toEqual(['error: reset', 'close']);
+    expect(b).toEqual(['error: reset', 'close: reset']);
 
     const dropped = new BodyStream(controller());
     const c = reader(dropped);
@@ -163,5 +170,26 @@ describe('BodyStream', () => {
       })(),
     ).rejects.toThrow('reset');
     expect(seen).toEqual(['x']);
+  });
+
+  it('has one reader; resume() before read() is a bug, said at once', () => {
+    const body = new BodyStream(controller());
+    expect(() => body.resume()).toThrow(/resume\(\) before read\(\)/);
+    reader(body);
+    expect(() => reader(body)).toThrow(/one reader/);
+  });
+
+  it('discard() reads the rest to its end without aborting the request (its socket is reused)', async () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    let closed = false;
+    body.onClose(() => (closed = true));
+    body.push(Buffer.from('thrown away'));
+    body.discard();
+    body.push(Buffer.from('more'));
+    body.finish();
+    await tick();
+    expect(closed).toBe(true);
+    expect(c.calls).toEqual(['resume']);
   });
 });

@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/core/errors.js';
+import { BodyStream } from '../../../src/upstream/body-stream.js';
 import { bodyKind, checkedBody, type CheckOptions } from '../../../src/upstream/checked-body.js';
 
 const opts = (o: Partial<CheckOptions> = {}): CheckOptions => ({
@@ -12,25 +12,49 @@ const opts = (o: Partial<CheckOptions> = {}): CheckOptions => ({
   ...o,
 });
 
+/**
+ * A worker's body as the upstream client makes it: fed one chunk per turn of the event loop
+ * (the end or the error last) until it is told to pause or abort.
+ */
+function workerBody(chunks: (string | Error)[]): { body: BodyStream; aborted: () => boolean } {
+  let paused = false;
+  let aborted = false;
+  let next = 0;
+  const step = (): void => {
+    if (paused || aborted || next > chunks.length) return;
+    const c = chunks[next++];
+    if (c === undefined) body.finish();
+    else if (c instanceof Error) {
+      next = chunks.length + 1;
+      body.fail(c);
+    } else {
+      body.push(Buffer.from(c));
+      setImmediate(step);
+    }
+  };
+  const body = new BodyStream({
+    pause: () => (paused = true),
+    resume: () => {
+      paused = false;
+      setImmediate(step);
+    },
+    abort: () => (aborted = true),
+  });
+  setImmediate(step);
+  return { body, aborted: () => aborted };
+}
+
 /** Runs the checker over `chunks`; what came out, and the error it ended with. */
 async function run(chunks: (string | Error)[], o: Partial<CheckOptions> = {}) {
-  const source = Readable.from(
-    (async function* () {
-      for (const c of chunks) {
-        if (c instanceof Error) throw c;
-        yield Buffer.from(c);
-      }
-    })(),
-    { objectMode: false },
-  );
+  const source = workerBody(chunks);
   const out: string[] = [];
   let error: GatewayError | undefined;
   try {
-    for await (const b of checkedBody(source, opts(o))) out.push(b.toString());
+    for await (const b of checkedBody(source.body, opts(o))) out.push(b.toString());
   } catch (e) {
     error = e as GatewayError;
   }
-  return { out, error, sourceDestroyed: source.destroyed };
+  return { out, error, sourceAborted: source.aborted() };
 }
 
 /** Whole events in what came out (pieces may hold several). */
@@ -94,11 +118,11 @@ describe('checkedBody: SSE', () => {
     const line = 'All work and no play makes Jack a dull boy.\n';
     let trips = 0;
     const chunks = Array.from({ length: 10 }, () => chat(line));
-    const { out, error, sourceDestroyed } = await run(chunks, { repetitionLimit: 2, onRepetition: () => trips++ });
+    const { out, error, sourceAborted } = await run(chunks, { repetitionLimit: 2, onRepetition: () => trips++ });
     expect(error).toBeUndefined();
     expect(out.join('')).toBe(chat(line) + chat(line) + 'data: [DONE]\n\n');
     expect(trips).toBe(1);
-    expect(sourceDestroyed).toBe(true);
+    expect(sourceAborted).toBe(true);
   });
 
   it('repetition guard on TGI tokens: the stream just ends', async () => {
@@ -123,6 +147,7 @@ describe('checkedBody: JSON and raw', () => {
     const whole = await run(['{"a":', '1}'], { kind: 'json' });
     expect(whole.error).toBeUndefined();
     expect(whole.out).toEqual(['{"a":1}']); // held until it parses, then passed on as one chunk
+    expect(whole.sourceAborted).toBe(false); // read to its end: the worker's connection is kept
     const cut = await run(['{"a":', '1'], { kind: 'json' });
     expect(cut.error?.code).toBe('upstream_malformed');
   });
