@@ -63,7 +63,15 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
   }
   const whole = await readWhole(upstream);
   f.record.chunk(whole);
-  res.writeHead(upstream.status, upstream.headers).end(whole);
+  // The whole body is at hand: its length goes out with it, instead of chunked framing.
+  const headers = upstream.headers;
+  if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) headers['content-length'] = String(whole.length);
+  res.writeHead(upstream.status, headers).end(whole);
+}
+
+/** A 1xx, 204 or 304 answer has no body, and no content-length either (RFC 9110 §8.6). */
+function mayHaveBody(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 304;
 }
 
 /**

@@ -129,6 +129,20 @@ describe('no parameter is lost in translation', () => {
     });
   });
 
+  it('a whole JSON answer goes out with its content-length, not chunked', async () => {
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 }),
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(JSON.parse(body.toString('utf8'))).toHaveProperty('object', 'chat.completion');
+    expect([res.headers.get('content-length'), res.headers.get('transfer-encoding')]).toEqual([
+      String(body.length),
+      null,
+    ]);
+  });
+
   it("unknown fields of the worker's answer reach the client, JSON and every SSE chunk", async () => {
     const json = (await (
       await fetch(`${t.url}/v1/chat/completions`, {
