@@ -69,8 +69,8 @@ export function checkedBody(source: BodyStream, o: CheckOptions): BodyStream {
     source.destroy();
     out.fail(err instanceof GatewayError ? err : o.mapError(err));
   };
-  // Flowing starts with the consumer's first read (the source starts paused: backpressure from
-  // the first byte).
+  // Flowing starts with the consumer's first read: until then the source holds what comes, up to
+  // its high-water mark, then pauses the worker.
   source.read({
     data(chunk) {
       if (over) return;

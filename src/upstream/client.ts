@@ -32,7 +32,7 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Headers;
-  /** Fed by undici's callbacks; the worker's socket pauses while it is not read. */
+  /** Fed by undici's callbacks; the worker's socket pauses once a high-water mark waits unread. */
   readonly body: BodyStream;
 }
 
@@ -91,7 +91,7 @@ export class UpstreamClient {
 
   /**
    * Sends one request; resolves at the response headers with the body as a BodyStream that
-   * undici's callbacks feed (the worker's socket pauses while the reader does not read).
+   * undici's callbacks feed (the worker's socket pauses once a high-water mark waits unread).
    * Rejects with undici's error before the headers, or the signal's reason when it aborts.
    * Straight on `dispatch` rather than `request()`: no stream layer (a Readable buffers, ticks
    * and calls read() per chunk) and one handler less per request on the gateway's hottest path.
