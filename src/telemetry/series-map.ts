@@ -4,7 +4,7 @@ import type { Attributes } from '@opentelemetry/api';
 export type SeriesKey = string | number;
 
 /** The SDK's default cardinality limit per instrument, and its overflow series' attribute. */
-export const SERIES_LIMIT = 2000;
+const SERIES_LIMIT = 2000;
 const OVERFLOW: Attributes = { 'otel.metric.overflow': true };
 
 type Level<T> = Map<SeriesKey, Level<T> | T>;

@@ -124,10 +124,6 @@ export class BodyStream {
     return this;
   }
 
-  isPaused(): boolean {
-    return this.#paused;
-  }
-
   /** The reader is done with it: before the end this aborts the feeder. */
   destroy(): this {
     if (this.#over) return this;
