@@ -126,13 +126,19 @@ describe('observability of a running gateway', () => {
   });
 
   it('a real OTLP receiver gets the metrics_id-suffixed metrics with those values', async () => {
-    // An export taken after the traffic ended: 5 requests counted, none left in the queue.
+    // An export taken after the traffic ended: 5 requests counted, none left in the queue, and all
+    // 6 recorded (a request is recorded when its response closes, after the service counted it).
+    const recorded = (m: Map<string, OtlpMetric>): number =>
+      (m.get('flockserve_request_duration_seconds')?.points ?? []).reduce((a, p) => a + (p.count ?? 0), 0);
     await waitFor(() => {
       const m = receiver.latest();
       return (
-        otlpValue(m.get('requestcounter7')) === 5 && otlpValue(m.get('taskqueuecounter7')) === 0 && m.has('allworkers7')
+        otlpValue(m.get('requestcounter7')) === 5 &&
+        otlpValue(m.get('taskqueuecounter7')) === 0 &&
+        m.has('allworkers7') &&
+        recorded(m) === 6
       );
-    }, 'an OTLP export with requestcounter7 = 5 and taskqueuecounter7 = 0');
+    }, 'an OTLP export with requestcounter7 = 5, taskqueuecounter7 = 0 and 6 requests recorded');
     const m = receiver.latest();
     expect(m.get('requestcounter7')).toMatchObject({ kind: 'sum', monotonic: true });
     expect(m.get('taskqueuecounter7')).toMatchObject({ kind: 'sum', monotonic: false, points: [{ value: 0 }] });
@@ -153,7 +159,7 @@ describe('observability of a running gateway', () => {
     // The per-request histograms, summed by the gateway and handed over at collection time.
     const duration = m.get('flockserve_request_duration_seconds')!;
     expect([duration.kind, duration.temporality]).toEqual(['histogram', 'cumulative']);
-    expect(duration.points.reduce((a, p) => a + (p.count ?? 0), 0)).toBe(6);
+    expect(recorded(m)).toBe(6);
     expect(duration.points[0]?.explicitBounds?.[0]).toBe(0.05);
     expect(m.get('flockserve_queue_wait_seconds')?.points[0]?.count).toBe(5);
     expect(receiver.resource()['service.name']).toBe('flockserve');
