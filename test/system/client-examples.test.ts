@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ROOT, startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { ROOT, startGateway, type TestGateway } from '../helpers/gateway.js';
 
 // clients/run-examples.sh, as CI runs it, against a live gateway: the TypeScript examples
 // (through `flockserve/client`) and the Python one (through the generated stubs).
