@@ -90,7 +90,10 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
   });
 
   it.each([
-    [['--max_workers', '3'], /--trace FILE is required/],
+    [
+      ['--workload', 'envelope', '--rates', '/nonexistent/r.csv'],
+      /\/nonexistent\/r\.csv: cannot read the rate envelope \(no such file\)/,
+    ],
     [['--trace', SLICE, '--time-scale', '0'], /--time-scale: expected a value > 0, got "0"/],
     [
       ['--trace', SLICE, '--autoscaler', 'magic'],
