@@ -1,5 +1,8 @@
 import { OPTIONS, camelName, type Config, type OptionName, type OptionSpec } from '../../config/options.js';
 import { ConfigError, coerce, formatDefault, resolveOptions } from '../../config/resolve.js';
+import { fileURLToPath } from 'node:url';
+import { BURSTY_DEFAULTS, checkBursty, type BurstyOptions } from '../workloads/bursty.js';
+import { ENVELOPE_DEFAULTS } from '../workloads/envelope.js';
 import { MULTI_TURN_DEFAULTS, type MultiTurnOptions } from '../workloads/multi-turn.js';
 import { LAUNCH_DELAY_DISTRIBUTIONS, type LaunchDelayDistribution } from './launch-delay.js';
 
@@ -41,16 +44,32 @@ interface SimFlag {
   /** The value must be strictly greater than `min`. */
   readonly exclusiveMin?: boolean;
   readonly choices?: readonly string[];
-  /** A multi-turn knob: only with --workload multi-turn. */
-  readonly multiTurn?: boolean;
+  /** The workloads this flag is a knob of; any other refuses it. */
+  readonly workloads?: readonly WorkloadName[];
 }
 
 type Range = readonly [min: number, max: number];
 
-export const WORKLOADS = ['trace', 'multi-turn'] as const;
+export const WORKLOADS = ['trace', 'multi-turn', 'envelope', 'bursty'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 const MT = MULTI_TURN_DEFAULTS;
+const BURSTY = BURSTY_DEFAULTS;
+const MULTI_TURN_ONLY = ['multi-turn'] as const;
+const GENERATED = ['envelope', 'bursty'] as const;
+
+/**
+ * The traces the repository ships (examples/traces/), as --help shows them; a default resolves
+ * against the package root, so it works from a clone whatever the working directory.
+ */
+export const SHIPPED_TRACES = {
+  conv: 'examples/traces/azure-llm-2023-conv.csv',
+  rates: 'examples/traces/servegen-m-large-rates-10min.csv',
+} as const;
+
+/** A shipped file's path on this machine (src/sim/cluster/ and dist/sim/cluster/ are both 3 below the root). */
+export const shippedPath = (relative: string): string =>
+  fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 
 /** Flags only the simulation has. */
 export const SIM_FLAGS = {
@@ -58,18 +77,92 @@ export const SIM_FLAGS = {
     type: 'string',
     default: 'trace',
     choices: WORKLOADS,
-    help: 'What is sent: the arrivals of --trace, or multi-turn chat sessions (each turn resends the growing history over a shared system prompt, once the previous reply is back).',
+    help: 'What is sent: the arrivals of --trace; multi-turn chat sessions (each turn resends the growing history over a shared system prompt, once the previous reply is back); envelope: arrivals following a real rate envelope (--rates), scaled to --mean-rate; bursty: bursts of requests over a low base rate.',
   },
   trace: {
     type: 'string',
-    help: 'CSV trace: TIMESTAMP,ContextTokens,GeneratedTokens (Azure LLM inference trace format).',
+    default: SHIPPED_TRACES.conv,
+    workloads: ['trace'],
+    help: 'Trace file, read as a stream: Azure LLM inference CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSON lines (timestamp ms, input_length, output_length, hash_ids of 512-token blocks; equal ids share a prefix), told apart by the extension (.csv, .jsonl) or the first line. The default is the shipped Azure conversation trace (one hour, 19,366 requests).',
   },
   time_scale: {
     type: 'number',
     default: 1,
     min: 0,
     exclusiveMin: true,
+    workloads: ['trace'],
     help: 'Arrivals come this many times faster than in the trace (4: the hour in 15 minutes, 4x the load).',
+  },
+  rates: {
+    type: 'string',
+    default: SHIPPED_TRACES.rates,
+    workloads: ['envelope'],
+    help: 'Envelope: CSV of arrival rates per window (columns window_start_s, rate_rps; others ignored). The default is the shipped ServeGen envelope: 14 days of a production LLM service, per 10 minutes.',
+  },
+  mean_rate: {
+    type: 'number',
+    default: ENVELOPE_DEFAULTS.meanRate,
+    min: 0,
+    exclusiveMin: true,
+    workloads: ['envelope'],
+    help: "Envelope: mean requests per second over the simulated span; the envelope's rates are scaled by one factor to it.",
+  },
+  arrival_cv: {
+    type: 'number',
+    default: ENVELOPE_DEFAULTS.arrivalCv,
+    min: 0,
+    exclusiveMin: true,
+    workloads: ['envelope'],
+    help: 'Envelope: coefficient of variation of the gaps between arrivals within a window: 1 is Poisson, above 1 burstier (Gamma).',
+  },
+  duration: {
+    type: 'number',
+    min: 0,
+    exclusiveMin: true,
+    workloads: GENERATED,
+    help: `Envelope and bursty: seconds of traffic (default: a day for envelope, ${BURSTY.durationS} for bursty).`,
+  },
+  days: {
+    type: 'number',
+    min: 0,
+    exclusiveMin: true,
+    workloads: ['envelope'],
+    help: "Envelope: days of traffic from the envelope's start (midnight), instead of --duration.",
+  },
+  lengths: {
+    type: 'string',
+    default: SHIPPED_TRACES.conv,
+    workloads: GENERATED,
+    help: "Envelope and bursty: a per-request trace (either --trace format) whose requests' prompt and output lengths are drawn at random.",
+  },
+  base_rate: {
+    type: 'number',
+    default: BURSTY.baseRate,
+    min: 0,
+    workloads: ['bursty'],
+    help: 'Bursty: requests per second between bursts (Poisson).',
+  },
+  burst_size: {
+    type: 'range',
+    default: BURSTY.burstSize,
+    min: 1,
+    workloads: ['bursty'],
+    help: 'Bursty: requests per burst, MIN-MAX (uniform).',
+  },
+  burst_every: {
+    type: 'number',
+    default: BURSTY.burstEveryS,
+    min: 0,
+    exclusiveMin: true,
+    workloads: ['bursty'],
+    help: 'Bursty: mean seconds between bursts (each gap uniform in 0.5-1.5 times this).',
+  },
+  burst_width: {
+    type: 'number',
+    default: BURSTY.burstWidthS,
+    min: 0,
+    workloads: ['bursty'],
+    help: "Bursty: seconds over which a burst's requests arrive (under half of --burst-every).",
   },
   provision_delay: {
     type: 'number',
@@ -106,58 +199,87 @@ export const SIM_FLAGS = {
     default: false,
     help: 'After the last request, run on until the fleet is back at min_workers; report that tail and its cost apart.',
   },
-  sessions: { type: 'int', default: MT.sessions, min: 1, multiTurn: true, help: 'Multi-turn: chat sessions started.' },
+  sessions: {
+    type: 'int',
+    default: MT.sessions,
+    min: 1,
+    workloads: MULTI_TURN_ONLY,
+    help: 'Multi-turn: chat sessions started.',
+  },
   session_rate: {
     type: 'number',
     default: MT.sessionsPerSecond,
     min: 0,
     exclusiveMin: true,
-    multiTurn: true,
+    workloads: MULTI_TURN_ONLY,
     help: 'Multi-turn: mean session starts per second (Poisson).',
   },
-  turns: { type: 'range', default: MT.turns, min: 1, multiTurn: true, help: 'Multi-turn: turns per session, MIN-MAX.' },
+  turns: {
+    type: 'range',
+    default: MT.turns,
+    min: 1,
+    workloads: MULTI_TURN_ONLY,
+    help: 'Multi-turn: turns per session, MIN-MAX.',
+  },
   system_prompt_tokens: {
     type: 'int',
     default: MT.systemPromptTokens,
     min: 0,
-    multiTurn: true,
+    workloads: MULTI_TURN_ONLY,
     help: 'Multi-turn: tokens of the system prompt every session shares.',
   },
   user_tokens: {
     type: 'range',
     default: MT.userTokens,
     min: 1,
-    multiTurn: true,
+    workloads: MULTI_TURN_ONLY,
     help: 'Multi-turn: tokens of each user message, MIN-MAX.',
   },
   reply_tokens: {
     type: 'range',
     default: MT.replyTokens,
     min: 1,
-    multiTurn: true,
+    workloads: MULTI_TURN_ONLY,
     help: 'Multi-turn: max_tokens of each reply, MIN-MAX.',
   },
   think_time: {
     type: 'number',
     default: MT.thinkMs / 1000,
     min: 0,
-    multiTurn: true,
+    workloads: MULTI_TURN_ONLY,
     help: 'Multi-turn: mean seconds between a reply and the next user message (exponential).',
   },
   timeline: { type: 'string', default: 'simulation-timeline.csv', help: 'Where the timeline CSV is written.' },
   chart: { type: 'string', default: 'simulation-chart.svg', help: 'Where the SVG chart is written.' },
   json: { type: 'bool', default: false, help: 'Print the summary as JSON instead of a table.' },
+  quiet: {
+    type: 'bool',
+    default: false,
+    help: 'No progress on stderr (otherwise a bar on a terminal, a line per 10% of the run elsewhere).',
+  },
 } as const satisfies Record<string, SimFlag>;
 
 type SimFlagName = keyof typeof SIM_FLAGS;
 
 export interface SimArgs {
   readonly workload: WorkloadName;
-  /** The trace file (workload trace). */
+  /** The trace file (workload trace), the shipped one's full path when not given. */
   readonly trace: string | undefined;
   readonly timeScale: number;
   /** The generator's options (workload multi-turn), seeded with the simulation's seed. */
   readonly multiTurn: MultiTurnOptions;
+  /** Workload envelope: the rate file, its target mean and the span. */
+  readonly envelope: {
+    readonly rates: string;
+    readonly meanRate: number;
+    readonly durationS: number;
+    readonly arrivalCv: number;
+  };
+  /** Workload bursty: the generator's options, seeded with the simulation's seed. */
+  readonly bursty: BurstyOptions;
+  /** Workloads envelope and bursty: the trace their lengths are drawn from. */
+  readonly lengths: string;
+  readonly quiet: boolean;
   readonly provisionDelayS: number;
   readonly provisionDelayDist: LaunchDelayDistribution;
   readonly provisionDelayCv: number;
@@ -208,27 +330,53 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
     } else throw new ConfigError(`unknown option ${flag} (see --help)`);
   }
   const workload = (sim.get('workload') ?? 'trace') as WorkloadName;
-  const trace = sim.get('trace');
-  if (workload === 'trace') {
-    if (typeof trace !== 'string' || trace === '') throw new ConfigError('--trace FILE is required');
-    for (const [name] of sim)
-      if ((SIM_FLAGS[name] as SimFlag).multiTurn)
-        throw new ConfigError(`--${name.replaceAll('_', '-')} is a multi-turn knob: add --workload multi-turn`);
-  } else {
-    if (trace !== undefined) throw new ConfigError('--trace is for --workload trace, not multi-turn');
-    if (sim.has('time_scale'))
-      throw new ConfigError('--time-scale is for --trace; multi-turn sessions pace themselves (see --session-rate)');
+  for (const [name] of sim) {
+    const only = (SIM_FLAGS[name] as SimFlag).workloads;
+    if (only && !only.includes(workload))
+      throw new ConfigError(
+        `--${name.replaceAll('_', '-')} is a knob of --workload ${only.join(' and ')}, not ${workload}`,
+      );
   }
+  if (sim.get('trace') === '') throw new ConfigError('--trace needs a file');
+  if (sim.has('duration') && sim.has('days')) throw new ConfigError('give --duration or --days, not both');
   const config = resolveOptions({ skypilotTask: '(simulated)', ...gateway });
   if (config.minWorkers > config.maxWorkers) {
     throw new ConfigError(`--min_workers ${config.minWorkers} is above --max_workers ${config.maxWorkers}`);
   }
   const get = <K extends SimFlagName>(k: K) => (sim.get(k) ?? (SIM_FLAGS[k] as SimFlag).default) as never;
   const seed = config.seed ?? DEFAULT_SIM_SEED;
+  const file = (k: 'trace' | 'rates' | 'lengths'): string =>
+    (sim.get(k) as string | undefined) ?? shippedPath((SIM_FLAGS[k] as SimFlag).default as string);
+  const days = sim.get('days') as number | undefined;
+  const duration = sim.get('duration') as number | undefined;
+  const bursty: BurstyOptions = {
+    seed,
+    durationS: duration ?? BURSTY.durationS,
+    baseRate: get('base_rate'),
+    burstSize: get('burst_size'),
+    burstEveryS: get('burst_every'),
+    burstWidthS: get('burst_width'),
+  };
+  if (workload === 'bursty') {
+    try {
+      checkBursty(bursty);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   return {
     workload,
-    trace: typeof trace === 'string' ? trace : undefined,
+    trace: workload === 'trace' ? file('trace') : undefined,
     timeScale: get('time_scale'),
+    envelope: {
+      rates: file('rates'),
+      meanRate: get('mean_rate'),
+      durationS: duration ?? (days === undefined ? ENVELOPE_DEFAULTS.durationS : days * 86_400),
+      arrivalCv: get('arrival_cv'),
+    },
+    bursty,
+    lengths: file('lengths'),
+    quiet: get('quiet'),
     multiTurn: {
       seed,
       sessions: get('sessions'),
@@ -288,12 +436,12 @@ function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | numbe
 /** `flockserve simulate --help`, from the two tables. */
 export function simulateHelp(): string {
   const lines = [
-    'Usage: flockserve simulate --trace FILE [options]',
-    '       flockserve simulate --workload multi-turn [options]',
+    'Usage: flockserve simulate [--trace FILE] [options]',
+    '       flockserve simulate --workload multi-turn|envelope|bursty [options]',
     '',
     "Runs the gateway's core (queue, balancer, load tracker, fleet, autoscaler) on a virtual clock",
     'against SIMULATED workers (the engine simulator’s performance model) and SIMULATED launches,',
-    'fed the arrivals of a trace or multi-turn chat sessions. Prints requests, queue wait, time to',
+    'fed the arrivals of a trace, multi-turn chat sessions, a rate envelope or bursts. Prints requests, queue wait, time to',
     'first token, latency, throughput, the engines’ prefix-cache hit rate, cost in worker-seconds,',
     'peak workers and scale events; writes a timeline CSV and an SVG chart.',
     `Same seed, same numbers (default seed ${DEFAULT_SIM_SEED}).`,

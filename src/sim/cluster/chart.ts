@@ -36,7 +36,7 @@ export function renderChart(rows: readonly TimelineRow[], text: ChartText): stri
     `<text x="${PLOT_LEFT}" y="24" font-size="15" font-weight="bold">${esc(text.title)}</text>`,
   ];
   parts.push(
-    panel(TOP1, 'queue length (in flight + waiting)', t, tMax, [
+    panel(TOP1, 'queue length (in flight + waiting)', t, tMax, {}, [
       { label: 'queue now', color: '#9aa5b1', values: rows.map((r) => r.queue), width: 1 },
       {
         label: 'running mean (what the autoscaler reads)',
@@ -45,7 +45,7 @@ export function renderChart(rows: readonly TimelineRow[], text: ChartText): stri
         width: 2,
       },
     ]),
-    panel(TOP2, 'workers', t, tMax, [
+    panel(TOP2, 'workers', t, tMax, { integer: true }, [
       { label: 'existing (billed)', color: '#d9822b', values: rows.map((r) => r.workers), step: true, width: 2 },
       { label: 'ready', color: '#2e8b57', values: rows.map((r) => r.ready), step: true, width: 2 },
     ]),
@@ -61,14 +61,21 @@ export function renderChart(rows: readonly TimelineRow[], text: ChartText): stri
   return parts.join('\n') + '\n';
 }
 
-function panel(top: number, title: string, t: readonly number[], tMax: number, series: readonly Series[]): string {
-  const yMax = niceMax(Math.max(1, ...series.flatMap((s) => s.values)));
+function panel(
+  top: number,
+  title: string,
+  t: readonly number[],
+  tMax: number,
+  axis: { readonly integer?: boolean },
+  series: readonly Series[],
+): string {
+  const { yMax, steps } = yAxis(Math.max(1, ...series.flatMap((s) => s.values)), axis.integer === true);
   const x = (v: number): number => PLOT_LEFT + ((PLOT_RIGHT - PLOT_LEFT) * v) / tMax;
   const y = (v: number): number => top + PANEL_H - (PANEL_H * v) / yMax;
   const out: string[] = [`<text x="${PLOT_LEFT}" y="${top - 8}" font-weight="bold">${esc(title)}</text>`];
-  // Grid and axis labels: 5 steps on y, about 8 on x.
-  for (let i = 0; i <= 5; i++) {
-    const v = (yMax * i) / 5;
+  // Grid and axis labels: up to 5 steps on y, about 8 on x.
+  for (let i = 0; i <= steps; i++) {
+    const v = (yMax * i) / steps;
     out.push(
       `<line x1="${PLOT_LEFT}" x2="${PLOT_RIGHT}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="#e5e5e5"/>`,
       `<text x="${PLOT_LEFT - 6}" y="${f(y(v) + 4)}" text-anchor="end">${fmt(v)}</text>`,
@@ -105,6 +112,21 @@ function panel(top: number, title: string, t: readonly number[], tMax: number, s
     );
   });
   return out.join('\n');
+}
+
+/**
+ * The y axis's top and its number of steps: 5 steps up to a round top; for a count (workers),
+ * whole-number ticks only, e.g. a peak of 3 → top 3 in 3 steps (not 0.6, 1.2, ...), 13 → 15 in
+ * 5 steps of 3, 7 → 8 in 4 steps of 2.
+ */
+export function yAxis(max: number, integer: boolean): { yMax: number; steps: number } {
+  if (!integer) return { yMax: niceMax(max), steps: 5 };
+  const top = Math.max(1, Math.ceil(max - 1e-9));
+  if (top <= 5) return { yMax: top, steps: top };
+  const step = niceMax(top / 5);
+  const whole = Math.max(1, Math.ceil(step));
+  const steps = Math.ceil(top / whole - 1e-9);
+  return { yMax: steps * whole, steps };
 }
 
 /** The smallest "round" number (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k) at or above v. E.g. 207 → 250, 13 → 15. */

@@ -1,23 +1,21 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { ConfigError } from '../../config/resolve.js';
 import { renderChart } from './chart.js';
 import { parseSimulateArgs, simulateHelp, type SimArgs } from './args.js';
-import {
-  formatReport,
-  policyKnobs,
-  scaleCounts,
-  timelineCsv,
-  traceAttribution,
-  type RunDescription,
-} from './report.js';
+import { formatReport, policyKnobs, attributions, scaleCounts, timelineCsv, type RunDescription } from './report.js';
+import { progressReporter, type Progress } from './progress.js';
+import { readRateEnvelope } from './rates.js';
 import { simulate, type SimulationResult } from './run.js';
-import { TraceError, readTrace } from './trace.js';
-import { multiTurnWorkload, traceWorkload, type SimWorkload } from './workload.js';
+import { TraceError, readLengths, scanTrace, traceRequests } from './trace.js';
+import { burstyWorkload, envelopeWorkload, multiTurnWorkload, traceWorkload, type SimWorkload } from './workload.js';
+import { envelopeMeanRate, envelopeSpanS } from '../workloads/envelope.js';
 
 export interface SimulateIo {
   out(text: string): void;
   err(text: string): void;
+  /** Whether `err` writes to a terminal (default: whether stderr is one): a progress bar there, plain lines elsewhere. */
+  readonly errIsTTY?: boolean;
 }
 
 /** `flockserve simulate …`: returns the exit code (0 done, 2 bad arguments or trace, 1 failure). */
@@ -38,7 +36,17 @@ export async function simulateMain(argv: readonly string[], io: SimulateIo): Pro
     throw err;
   }
   try {
-    const { result, description } = await runSimulation(args);
+    const progress = args.quiet
+      ? undefined
+      : (plan: PlannedWorkload) =>
+          progressReporter({
+            write: (t) => io.err(t),
+            tty: io.errIsTTY ?? process.stderr.isTTY === true,
+            ...(plan.spanS === undefined ? {} : { spanS: plan.spanS }),
+            ...(plan.workload.size === undefined ? {} : { total: plan.workload.size }),
+            now: () => performance.now(),
+          });
+    const { result, description } = await runSimulation(args, progress);
     await writeOutputs(args, result, description);
     if (args.json) io.out(JSON.stringify(summaryJson(result, description), null, 2) + '\n');
     else
@@ -54,12 +62,72 @@ export async function simulateMain(argv: readonly string[], io: SimulateIo): Pro
   }
 }
 
-/** Makes the workload (reading the trace) and runs it; the programmatic entry the benchmarks and tests share with the CLI. */
-export async function runSimulation(args: SimArgs): Promise<{ result: SimulationResult; description: RunDescription }> {
-  const workload: SimWorkload =
-    args.workload === 'multi-turn'
-      ? multiTurnWorkload(args.multiTurn)
-      : traceWorkload(await readTrace(args.trace!), args.timeScale, args.trace!);
+/** A workload ready to run, with what the report and the progress need to know about it. */
+export interface PlannedWorkload {
+  readonly workload: SimWorkload;
+  /** Simulated seconds the arrivals span, when known before the run. */
+  readonly spanS?: number;
+  /** Files it reads, for the report's attributions. */
+  readonly sources: readonly string[];
+}
+
+/**
+ * Makes the workload the arguments ask for. A trace is checked whole first (every line, as a
+ * stream), so a bad line stops the run before it starts; then the run reads it again as it
+ * goes. Each call makes a fresh workload (a workload is used up by one run).
+ */
+export function planWorkload(args: SimArgs): PlannedWorkload {
+  switch (args.workload) {
+    case 'multi-turn':
+      return { workload: multiTurnWorkload(args.multiTurn), sources: [] };
+    case 'trace': {
+      const file = args.trace!;
+      const scan = scanTrace(file);
+      return {
+        workload: traceWorkload(traceRequests(file), args.timeScale, file, scan.requests),
+        spanS: scan.lastArrivalMs / args.timeScale / 1000,
+        sources: [file],
+      };
+    }
+    case 'envelope': {
+      const e = args.envelope;
+      const env = readRateEnvelope(e.rates);
+      const spanS = envelopeSpanS(env);
+      if (e.durationS > spanS)
+        throw new TraceError(
+          `${e.rates}: the envelope covers ${spanS} s (${(spanS / 86_400).toFixed(2)} days); the span asked for is ${e.durationS} s`,
+        );
+      const lengths = readLengths(args.lengths);
+      if (!(envelopeMeanRate(env, e.durationS) > 0))
+        throw new TraceError(`${e.rates}: every window's rate_rps is 0 over the first ${e.durationS} s`);
+      const kind = e.arrivalCv === 1 ? 'Poisson' : `Gamma, cv ${e.arrivalCv}`;
+      const label = `envelope ${basename(e.rates)} scaled to a mean of ${e.meanRate} req/s over ${e.durationS} s (${kind}), lengths from ${basename(args.lengths)}`;
+      return {
+        workload: envelopeWorkload(env, lengths, { seed: args.seed, ...e }, label),
+        spanS: e.durationS,
+        sources: [e.rates, args.lengths],
+      };
+    }
+    case 'bursty': {
+      const b = args.bursty;
+      const lengths = readLengths(args.lengths);
+      const label = `bursty: base ${b.baseRate} req/s, bursts of ${b.burstSize.join('-')} over ${b.burstWidthS} s every ~${b.burstEveryS} s, ${b.durationS} s, lengths from ${basename(args.lengths)}`;
+      return { workload: burstyWorkload(lengths, b, label), spanS: b.durationS, sources: [args.lengths] };
+    }
+  }
+}
+
+/**
+ * Makes the workload and runs it; the programmatic entry the benchmarks and tests share with
+ * the CLI. `progress`, if given, makes the reporter the run feeds.
+ */
+export async function runSimulation(
+  args: SimArgs,
+  progress?: (plan: PlannedWorkload) => Progress,
+): Promise<{ result: SimulationResult; description: RunDescription }> {
+  const plan = planWorkload(args);
+  const { workload } = plan;
+  const reporter = progress?.(plan);
   const started = performance.now();
   const result = await simulate({
     workload,
@@ -73,7 +141,8 @@ export async function runSimulation(args: SimArgs): Promise<{ result: Simulation
     sampleIntervalMs: args.sampleIntervalS * 1000,
     settle: args.settle,
     ...(args.initialWorkers === undefined ? {} : { initialWorkers: args.initialWorkers }),
-  });
+    ...(reporter ? { onProgress: reporter.update } : {}),
+  }).finally(() => reporter?.done());
   const wallS = (performance.now() - started) / 1000;
   const launch =
     args.provisionDelayDist === 'fixed'
@@ -84,6 +153,7 @@ export async function runSimulation(args: SimArgs): Promise<{ result: Simulation
     description: {
       workload: workload.label,
       ...(args.workload === 'trace' ? { trace: args.trace!, timeScale: args.timeScale } : {}),
+      sources: plan.sources,
       config: args.config,
       seed: args.seed,
       launch,
@@ -94,13 +164,12 @@ export async function runSimulation(args: SimArgs): Promise<{ result: Simulation
 
 async function writeOutputs(args: SimArgs, r: SimulationResult, d: RunDescription): Promise<void> {
   const c = d.config;
-  const attribution = traceAttribution(d.trace);
   const chart = renderChart(r.timeline, {
     title: `${c.autoscaler} on ${d.trace === undefined ? d.workload : `${d.trace.split('/').at(-1)}, time scale ${d.timeScale}`}, launches ${d.launch}`,
     notes: [
       `${policyKnobs(c)}`,
       `workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, seed ${d.seed}. SIMULATED workers and launches (engine model of flockserve-sim).`,
-      ...(attribution ? [attribution] : []),
+      ...attributions(d),
     ],
   });
   for (const [path, body] of [
@@ -118,7 +187,7 @@ function summaryJson(r: SimulationResult, d: RunDescription): Record<string, unk
   return {
     workload: d.workload,
     trace: d.trace,
-    attribution: traceAttribution(d.trace),
+    attribution: attributions(d).join(' ') || undefined,
     autoscaler: d.config.autoscaler,
     timeScale: d.timeScale,
     launch: d.launch,

@@ -10,6 +10,8 @@ export interface RunDescription {
   /** The trace file and its speed-up, for a trace workload. */
   readonly trace?: string;
   readonly timeScale?: number;
+  /** Files a generated workload came from (rate envelope, lengths), for their attributions. */
+  readonly sources?: readonly string[];
   readonly config: Config;
   readonly seed: number;
   readonly launch: string;
@@ -17,13 +19,36 @@ export interface RunDescription {
   readonly wallS?: number;
 }
 
-/**
- * The attribution results from a known public trace must carry. The Azure LLM inference
- * traces are CC-BY 4.0 (AzurePublicDataset).
- */
+/** Known public traces, by a word of their file name, and the attribution results from them must carry. */
+const ATTRIBUTIONS: readonly [RegExp, string][] = [
+  [
+    /azure/i,
+    'Trace: Azure LLM inference trace 2023 (AzurePublicDataset), CC-BY 4.0; Patel et al., "Splitwise", ISCA 2024.',
+  ],
+  [
+    /mooncake/i,
+    'Trace: Mooncake trace (kvcache-ai/Mooncake, FAST25-release), Apache-2.0; Qin et al., "Mooncake", FAST 2025.',
+  ],
+  [
+    /servegen/i,
+    'Rates: ServeGen m-large (alibaba/ServeGen), Apache-2.0; Xiang et al., "ServeGen", arXiv:2505.09999, 2025.',
+  ],
+];
+
+/** The attribution a known public trace's results must carry, or undefined for any other file. */
 export function traceAttribution(tracePath: string | undefined): string | undefined {
-  if (tracePath === undefined || !/azure/i.test(basename(tracePath))) return undefined;
-  return 'Trace: Azure LLM inference trace 2023 (AzurePublicDataset), CC-BY 4.0; Patel et al., "Splitwise", ISCA 2024.';
+  if (tracePath === undefined) return undefined;
+  return ATTRIBUTIONS.find(([name]) => name.test(basename(tracePath)))?.[1];
+}
+
+/** The attributions of every file a run read, once each. */
+export function attributions(d: RunDescription): string[] {
+  const out = new Set<string>();
+  for (const f of [d.trace, ...(d.sources ?? [])]) {
+    const a = traceAttribution(f);
+    if (a) out.add(a);
+  }
+  return [...out];
 }
 
 /** The policy's knobs, as a short phrase. */
@@ -53,13 +78,12 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
   const { up, down } = scaleCounts(r);
   const row = (label: string, p: Percentiles): string =>
     label.padEnd(18) + [p.p50, p.p95, p.p99, p.mean, p.max].map((v) => v.toFixed(2).padStart(9)).join('');
-  const attribution = traceAttribution(d.trace);
   const lines = [
     'FlockServe simulation: the real gateway core on virtual time, SIMULATED workers and launches',
     d.trace === undefined
       ? `workload       ${d.workload}`
       : `trace          ${d.trace} (${s.requests} requests), time scale ${d.timeScale}`,
-    ...(attribution ? [`               ${attribution}`] : []),
+    ...attributions(d).map((a) => `               ${a}`),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
     `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${c.loadBalancer}`,
     `launches       ${d.launch}; seed ${d.seed}`,

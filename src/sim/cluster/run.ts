@@ -59,6 +59,8 @@ export interface SimulationOptions {
    */
   readonly settle?: boolean;
   readonly profile?: Partial<EngineProfile>;
+  /** Hears how far the run is, at most once per simulated minute: virtual seconds, requests sent so far. */
+  readonly onProgress?: (tS: number, sent: number) => void;
 }
 
 export interface TimelineRow {
@@ -264,6 +266,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   // long before. Past it, open requests are reported as unfinished rather than looping on.
   const guardMs = 6 * 3600_000 + c.coldStartTimeout * 1000 + c.queueTimeout * 1000;
   let trafficOver = false;
+  let progressAt = 0;
   const atFloor = (): boolean => metrics.billableWorkers === bounds.min && fleet.live().length === bounds.min;
   for (;;) {
     if (unsettled) {
@@ -279,6 +282,10 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     const at = virtual.nextTimerAt();
     if (at === undefined || (exhausted && at > lastSendAt + guardMs)) break;
     virtual.runUntil(at);
+    if (o.onProgress && at >= progressAt) {
+      progressAt = at + 60_000;
+      o.onProgress(at / 1000, metrics.records.length);
+    }
   }
   sample();
   autoscaler.stop();

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { fileLines, textLines, type NumberedLine } from './lines.js';
 
 /** One request of a trace: when it arrives and how many tokens go in and come out. */
 export interface TraceRequest {
@@ -6,9 +7,24 @@ export interface TraceRequest {
   readonly arrivalMs: number;
   readonly promptTokens: number;
   readonly outputTokens: number;
-  /** 1-based line in the file, for messages. */
+  /** 1-based line in the file, for messages (and as the request's identity in synthesised text). */
   readonly line: number;
+  /**
+   * Mooncake traces: one id per 512-token block of the prompt, equal ids meaning the same
+   * (cacheable) prefix. Absent for traces with lengths only.
+   */
+  readonly hashIds?: readonly number[];
 }
+
+/**
+ * The formats read: the Azure LLM inference CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`)
+ * and the Mooncake JSON lines (`timestamp` ms, `input_length`, `output_length`, `hash_ids`).
+ */
+export const TRACE_FORMATS = ['azure-csv', 'mooncake'] as const;
+export type TraceFormat = (typeof TRACE_FORMATS)[number];
+
+/** Tokens per Mooncake hash block. */
+export const MOONCAKE_BLOCK_TOKENS = 512;
 
 /** A trace that cannot be used; the message names the file, the line and what was expected. */
 export class TraceError extends Error {
@@ -20,77 +36,222 @@ const HEADER = ['TIMESTAMP', 'ContextTokens', 'GeneratedTokens'] as const;
 // "2023-11-16 18:15:46.6805900": the Azure LLM inference traces' format (UTC, up to 7 fraction digits).
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z?$/;
 
-/** Reads an Azure-LLM-inference-style CSV trace (TIMESTAMP,ContextTokens,GeneratedTokens). */
-export async function readTrace(file: string): Promise<TraceRequest[]> {
-  let text: string;
+/**
+ * The requests of a trace file, read lazily (a million rows are never in memory at once) and
+ * checked as they are read: a bad line is a TraceError naming the file and line, never
+ * skipped. The format comes from the extension (.jsonl/.json: Mooncake, .csv: Azure), else
+ * from the first line (`{` starts a Mooncake line). Arrival times must not decrease and are
+ * relative to the first request.
+ */
+export function* traceRequests(file: string): Generator<TraceRequest, void, undefined> {
+  const lines = fileLines(file);
+  let first: IteratorResult<NumberedLine, void>;
   try {
-    text = await readFile(file, 'utf8');
+    first = lines.next();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new TraceError(
-      `${file}: cannot read the trace (${code === 'ENOENT' ? 'no such file' : ((err as Error).message ?? code)})`,
-      { cause: err },
-    );
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : (err as Error).message;
+    throw new TraceError(`${file}: cannot read the trace (${why})`, { cause: err });
   }
-  return parseTrace(text, file);
+  yield* parseLines(first, lines, file, formatByName(file));
+}
+
+/** All the requests of a trace file (see traceRequests); for traces small enough to hold. */
+export function readTrace(file: string): Promise<TraceRequest[]> {
+  try {
+    return Promise.resolve([...traceRequests(file)]);
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
+
+/** Parses a trace's text (either format, told apart by its first line); `file` names it in messages. */
+export function parseTrace(text: string, file: string): TraceRequest[] {
+  const lines = textLines(text);
+  return [...parseLines(lines.next(), lines, file, formatByName(file))];
+}
+
+/** What a pass over the whole file finds: every line checked, nothing kept. */
+export interface TraceScan {
+  readonly format: TraceFormat;
+  readonly requests: number;
+  /** The last request's arrival, ms after the first's. */
+  readonly lastArrivalMs: number;
 }
 
 /**
- * Parses the CSV text. Every data row must parse: a bad row is an error naming its line,
- * never skipped. Rows may come in any order; they are sorted by time (stable).
- * Arrival times are relative to the earliest request.
+ * Reads the whole trace once, checking every line, so a bad line late in a long trace stops a
+ * run before it starts, and the run knows how many requests and how long the trace is.
  */
-export function parseTrace(text: string, file: string): TraceRequest[] {
-  const lines = text.split(/\r?\n/);
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  if (lines.length === 0 || (lines.length === 1 && lines[0]!.trim() === '')) {
-    throw new TraceError(`${file}: the trace is empty; expected a header line "${HEADER.join(',')}" and request rows`);
+export function scanTrace(file: string): TraceScan {
+  let requests = 0;
+  let lastArrivalMs = 0;
+  for (const r of traceRequests(file)) {
+    requests++;
+    lastArrivalMs = r.arrivalMs;
   }
-  const header = lines[0]!
+  return { format: traceFormat(file), requests, lastArrivalMs };
+}
+
+/** The format of a trace file, by its extension or else its first line. */
+export function traceFormat(file: string): TraceFormat {
+  const byName = formatByName(file);
+  if (byName) return byName;
+  for (const { text } of fileLines(file)) if (text.trim() !== '') return formatByLine(text);
+  return 'azure-csv';
+}
+
+function formatByName(file: string): TraceFormat | undefined {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return 'mooncake';
+  if (ext === '.csv') return 'azure-csv';
+  return undefined;
+}
+
+const formatByLine = (text: string): TraceFormat => (text.trimStart().startsWith('{') ? 'mooncake' : 'azure-csv');
+
+function* parseLines(
+  first: IteratorResult<NumberedLine, void>,
+  rest: Iterator<NumberedLine, void>,
+  file: string,
+  format: TraceFormat | undefined,
+): Generator<TraceRequest, void, undefined> {
+  const blankFirst = !first.done && first.value.text.trim() === '';
+  if (first.done || (blankFirst && onlyBlank(rest))) {
+    throw new TraceError(
+      `${file}: the trace is empty; expected a CSV header line "${HEADER.join(',')}" and request rows, or Mooncake JSON lines`,
+    );
+  }
+  if (blankFirst) throw new TraceError(`${file}:1: empty line; expected a CSV header or a JSON object`);
+  const kind = format ?? formatByLine(first.value.text);
+  const rows = { [Symbol.iterator]: () => rest };
+  if (kind === 'mooncake') yield* mooncakeRows(first.value, rows, file);
+  else yield* azureRows(first.value, rows, file);
+}
+
+/** True when nothing but blank lines is left. */
+function onlyBlank(rest: Iterator<NumberedLine, void>): boolean {
+  for (let r = rest.next(); !r.done; r = rest.next()) if (r.value.text.trim() !== '') return false;
+  return true;
+}
+
+function* azureRows(
+  headerLine: NumberedLine,
+  rows: Iterable<NumberedLine>,
+  file: string,
+): Generator<TraceRequest, void, undefined> {
+  const header = headerLine.text
     .replace(/^\uFEFF/, '')
     .split(',')
-    .map((h) => h.trim());
-  if (header.length !== HEADER.length || header.some((h, i) => h.toLowerCase() !== HEADER[i]!.toLowerCase())) {
-    throw new TraceError(`${file}:1: expected the header "${HEADER.join(',')}", got "${lines[0]}"`);
+    .map((h) => h.trim().toLowerCase());
+  const col = HEADER.map((name) => header.indexOf(name.toLowerCase()));
+  const missing = HEADER.filter((_, i) => col[i] === -1);
+  if (missing.length > 0) {
+    throw new TraceError(
+      `${file}:1: expected the header "${HEADER.join(',')}", got "${headerLine.text}" (no ${missing.join(', ')} column)`,
+    );
   }
-  if (lines.length === 1) throw new TraceError(`${file}: the trace has a header but no requests`);
-
+  const [tCol, pCol, oCol] = col as [number, number, number];
   // Whole milliseconds since the epoch (~1.7e12) and the fraction apart: their sum would keep
   // only ~0.0002 ms of the fraction; the differences between requests keep it all.
-  const rows: { ms: number; frac: number; prompt: number; output: number; line: number }[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = i + 1;
-    const raw = lines[i]!;
+  let origin: { ms: number; frac: number } | undefined;
+  let prev: { ms: number; frac: number; line: number; raw: string } | undefined;
+  for (const { text: raw, line } of rows) {
     const where = `${file}:${line}`;
     if (raw.trim() === '')
       throw new TraceError(`${where}: empty line; expected "timestamp,context tokens,generated tokens"`);
     const cells = raw.split(',');
-    if (cells.length !== 3) {
+    if (cells.length !== header.length) {
       throw new TraceError(
-        `${where}: expected 3 comma-separated fields (${HEADER.join(',')}), got ${cells.length}: "${raw}"`,
+        `${where}: expected ${header.length} comma-separated fields (${HEADER.join(',')}), got ${cells.length}: "${raw}"`,
       );
     }
-    const at = parseTimestamp(cells[0]!.trim());
+    const stamp = cells[tCol]!.trim();
+    const at = parseTimestamp(stamp);
     if (at === undefined) {
-      throw new TraceError(`${where}: expected a timestamp like "2023-11-16 18:15:46.6805900", got "${cells[0]}"`);
+      throw new TraceError(
+        `${where}: expected a timestamp like "2023-11-16 18:15:46.6805900", got ${stamp === '' ? 'none' : `"${stamp}"`}`,
+      );
     }
-    const prompt = parseCount(cells[1]!);
+    const prompt = parseCount(cells[pCol]!);
     if (prompt === undefined)
-      throw new TraceError(`${where}: expected ContextTokens as a whole number >= 0, got "${cells[1]}"`);
-    const output = parseCount(cells[2]!);
+      throw new TraceError(`${where}: expected ContextTokens as a whole number >= 0, got "${cells[pCol]}"`);
+    const output = parseCount(cells[oCol]!);
     if (output === undefined)
-      throw new TraceError(`${where}: expected GeneratedTokens as a whole number >= 0, got "${cells[2]}"`);
-    rows.push({ ...at, prompt, output, line });
+      throw new TraceError(`${where}: expected GeneratedTokens as a whole number >= 0, got "${cells[oCol]}"`);
+    if (prev && (at.ms < prev.ms || (at.ms === prev.ms && at.frac < prev.frac))) {
+      throw new TraceError(
+        `${where}: timestamp ${stamp} is earlier than line ${prev.line}'s (${prev.raw}); the trace must be sorted by time`,
+      );
+    }
+    prev = { ...at, line, raw: cells[tCol]!.trim() };
+    origin ??= at;
+    yield {
+      arrivalMs: at.ms - origin.ms + (at.frac - origin.frac),
+      promptTokens: prompt,
+      outputTokens: output,
+      line,
+    };
   }
-  rows.sort((a, b) => a.ms - b.ms || a.frac - b.frac);
-  const first = rows[0]!;
-  return rows.map((r) => ({
-    arrivalMs: r.ms - first.ms + (r.frac - first.frac),
-    promptTokens: r.prompt,
-    outputTokens: r.output,
-    line: r.line,
-  }));
+  if (origin === undefined) throw new TraceError(`${file}: the trace has a header but no requests`);
 }
+
+function* mooncakeRows(
+  firstLine: NumberedLine,
+  rows: Iterable<NumberedLine>,
+  file: string,
+): Generator<TraceRequest, void, undefined> {
+  let origin: number | undefined;
+  let prev = { ms: -Infinity, line: 0 };
+  const one = function* (): Generator<NumberedLine> {
+    yield firstLine;
+    yield* rows;
+  };
+  for (const { text, line } of one()) {
+    const where = `${file}:${line}`;
+    if (text.trim() === '') throw new TraceError(`${where}: empty line; expected one JSON object per line`);
+    let o: unknown;
+    try {
+      o = JSON.parse(text);
+    } catch (err) {
+      throw new TraceError(`${where}: not JSON (${(err as Error).message}): "${excerpt(text)}"`, { cause: err });
+    }
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+      throw new TraceError(
+        `${where}: expected a JSON object {"timestamp", "input_length", "output_length", "hash_ids"}, got ${excerpt(text)}`,
+      );
+    }
+    const r = o as Record<string, unknown>;
+    const field = (name: string): unknown => {
+      if (!Object.hasOwn(r, name)) throw new TraceError(`${where}: missing "${name}"`);
+      return r[name];
+    };
+    const ts = field('timestamp');
+    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0)
+      throw new TraceError(`${where}: expected "timestamp" as milliseconds >= 0, got ${JSON.stringify(ts)}`);
+    const count = (name: string): number => {
+      const v = field(name);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+        throw new TraceError(`${where}: expected "${name}" as a whole number >= 0, got ${JSON.stringify(v)}`);
+      return v;
+    };
+    const promptTokens = count('input_length');
+    const outputTokens = count('output_length');
+    const ids = field('hash_ids');
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 0))
+      throw new TraceError(`${where}: expected "hash_ids" as an array of whole numbers >= 0`);
+    if (ts < prev.ms) {
+      throw new TraceError(
+        `${where}: timestamp ${ts} is earlier than line ${prev.line}'s (${prev.ms}); the trace must be sorted by time`,
+      );
+    }
+    prev = { ms: ts, line };
+    origin ??= ts;
+    yield { arrivalMs: ts - origin, promptTokens, outputTokens, line, hashIds: ids as number[] };
+  }
+}
+
+const excerpt = (s: string): string => (s.length > 60 ? `${s.slice(0, 57)}...` : s);
 
 /** Whole ms since the epoch and the fraction of a ms, or undefined if `s` is not a valid timestamp. */
 function parseTimestamp(s: string): { ms: number; frac: number } | undefined {
@@ -116,4 +277,34 @@ function parseCount(s: string): number | undefined {
   const t = s.trim();
   if (!/^\d+$/.test(t)) return undefined;
   return Number(t);
+}
+
+/** The token lengths of a trace's requests, in file order, packed (8 bytes a request). */
+export interface TraceLengths {
+  readonly file: string;
+  readonly count: number;
+  readonly promptTokens: Uint32Array;
+  readonly outputTokens: Uint32Array;
+}
+
+/** Reads only the lengths of a trace (either format), for workloads that draw lengths from one. */
+export function readLengths(file: string): TraceLengths {
+  let prompt: Uint32Array = new Uint32Array(1024);
+  let output: Uint32Array = new Uint32Array(1024);
+  let count = 0;
+  for (const r of traceRequests(file)) {
+    if (count === prompt.length) {
+      const grow = (a: Uint32Array): Uint32Array => {
+        const b = new Uint32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      prompt = grow(prompt);
+      output = grow(output);
+    }
+    prompt[count] = r.promptTokens;
+    output[count] = r.outputTokens;
+    count++;
+  }
+  return { file, count, promptTokens: prompt.subarray(0, count), outputTokens: output.subarray(0, count) };
 }

@@ -3,11 +3,14 @@
  * clock and hears how each one ended, so it can be open-loop (a trace's arrival times) or
  * closed-loop (a chat session sends turn k+1 after turn k's reply and a think time).
  */
-import type { Clock } from '../../core/clock.js';
+import { seededRandom, type Clock, type Random } from '../../core/clock.js';
+import { burstyArrivals, type BurstyOptions } from '../workloads/bursty.js';
+import { envelopeArrivals, type EnvelopeOptions, type RateEnvelope } from '../workloads/envelope.js';
 import { estimateTokens, generatedText } from '../fake-text.js';
 import { chatPromptText } from '../openai-routes.js';
 import { chatMessages, multiTurnSessions, type ChatMessage, type MultiTurnOptions } from '../workloads/multi-turn.js';
-import type { TraceRequest } from './trace.js';
+import { tracePrompt } from '../workloads/trace-prompts.js';
+import type { TraceLengths, TraceRequest } from './trace.js';
 
 /** The request body's prompt, as a client sends it: the gateway and the engine each read it their way. */
 export type SimPrompt = { readonly messages: readonly ChatMessage[] } | { readonly prompt: string };
@@ -40,28 +43,35 @@ export interface SimWorkload {
 }
 
 /**
- * A trace's arrivals, `timeScale` times faster. The trace has lengths, not text: each prompt
- * is unique text of its length (a distinct first block makes every chained block hash
- * distinct), so the engines' prefix caches and the prefix-cache policy see what they would
- * live — prompts that share nothing.
+ * A trace's arrivals, `timeScale` times faster, pulled one at a time (a generator over a file
+ * is read as the run reaches it: a million-row trace is never in memory). Each prompt is the
+ * trace's text stand-in (tracePrompt): a Mooncake request's blocks, so equal block ids reach
+ * the balancer and the engines' prefix caches as equal text; a request with lengths only gets
+ * unique text of its length, so prompts share nothing, as they would live.
  */
-export function traceWorkload(trace: readonly TraceRequest[], timeScale: number, label: string): SimWorkload {
+export function traceWorkload(
+  trace: Iterable<TraceRequest>,
+  timeScale: number,
+  label: string,
+  size: number | undefined = Array.isArray(trace) ? trace.length : undefined,
+): SimWorkload {
   if (!(timeScale > 0)) throw new RangeError(`time scale must be > 0, got ${timeScale}`);
-  let next = 0;
+  const it = trace[Symbol.iterator]();
+  let next = it.next();
   return {
     label,
-    size: trace.length,
-    exhausted: () => next >= trace.length,
+    ...(size === undefined ? {} : { size }),
+    exhausted: () => next.done === true,
     start({ clock, send }) {
       const scheduleArrival = (): void => {
-        const req = trace[next];
-        if (!req) return;
+        if (next.done) return;
+        const req = next.value;
         clock.setTimer(req.arrivalMs / timeScale - clock.now(), () => {
-          next++;
+          next = it.next();
           send({
             promptTokens: req.promptTokens,
             outputTokens: req.outputTokens,
-            prompt: { prompt: uniquePrompt(req.line, req.promptTokens) },
+            prompt: { prompt: tracePrompt(req) },
           });
           scheduleArrival();
         });
@@ -71,9 +81,25 @@ export function traceWorkload(trace: readonly TraceRequest[], timeScale: number,
   };
 }
 
-/** `tokens` tokens (4 characters each) of text no other line's prompt shares a block with. */
-function uniquePrompt(line: number, tokens: number): string {
-  return `[trace line ${line}] `.padEnd(tokens * 4, ' lorem ipsum');
+/**
+ * Generated arrivals (envelopeArrivals, burstyArrivals) as trace requests, each with lengths
+ * drawn at random (seeded) from a real trace's requests: the arrival process from one source,
+ * the prompt and reply sizes from another.
+ */
+export function withLengths(
+  arrivalsMs: Iterable<number>,
+  lengths: TraceLengths,
+  random: Random,
+): Generator<TraceRequest, void, undefined> {
+  if (lengths.count === 0) throw new RangeError(`${lengths.file}: no requests to draw lengths from`);
+  return (function* () {
+    let line = 0;
+    for (const arrivalMs of arrivalsMs) {
+      const i = Math.floor(random() * lengths.count);
+      line++;
+      yield { arrivalMs, promptTokens: lengths.promptTokens[i]!, outputTokens: lengths.outputTokens[i]!, line };
+    }
+  })();
 }
 
 /**
@@ -121,3 +147,29 @@ export function multiTurnWorkload(options: Partial<MultiTurnOptions>): SimWorklo
     },
   };
 }
+
+/**
+ * The diurnal workload: arrivals from a rate envelope scaled to `o.meanRate` (envelope.ts),
+ * lengths drawn from `lengths`, generated as the run reaches them (a day at 5 req/s is
+ * ≈ 430,000 requests, never held at once).
+ */
+export function envelopeWorkload(
+  env: RateEnvelope,
+  lengths: TraceLengths,
+  o: EnvelopeOptions,
+  label: string,
+): SimWorkload {
+  const arrivals = envelopeArrivals(env, o);
+  return traceWorkload(withLengths(arrivals, lengths, lengthRandom(o.seed)), 1, label);
+}
+
+/** Bursts over a low base rate (bursty.ts), lengths drawn from `lengths`. */
+export function burstyWorkload(lengths: TraceLengths, o: BurstyOptions, label: string): SimWorkload {
+  const arrivals = (function* () {
+    for (const a of burstyArrivals(o)) yield a.atMs;
+  })();
+  return traceWorkload(withLengths(arrivals, lengths, lengthRandom(o.seed)), 1, label);
+}
+
+/** The lengths' own stream, so drawing them does not shift the arrivals. */
+const lengthRandom = (seed: number): Random => seededRandom((seed ^ 0x1e4a7c15) >>> 0);

@@ -90,7 +90,10 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
   });
 
   it.each([
-    [['--max_workers', '3'], /--trace FILE is required/],
+    [
+      ['--workload', 'envelope', '--rates', '/nonexistent/r.csv'],
+      /\/nonexistent\/r\.csv: cannot read the rate envelope \(no such file\)/,
+    ],
     [['--trace', SLICE, '--time-scale', '0'], /--time-scale: expected a value > 0, got "0"/],
     [
       ['--trace', SLICE, '--autoscaler', 'magic'],
@@ -117,6 +120,77 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     const res = await flockserve(['--trace', path]);
     expect(res.exitCode).toBe(2);
     expect(res.stderr).toContain(`${path}:3: expected ContextTokens as a whole number >= 0, got "12x"`);
+  });
+
+  it('with no --trace, from any directory: the shipped Azure conv trace, its attribution, progress lines on stderr', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const res = await execa(
+      'node',
+      [join(ROOT, 'dist/cli/flockserve.js'), 'simulate', '--time-scale', '8', '--max_workers', '8', '--json'],
+      { reject: false, cwd: dir },
+    );
+    expect(res.exitCode, res.stderr).toBe(0);
+    const j = JSON.parse(res.stdout) as { trace: string; attribution: string; summary: { requests: number } };
+    expect(j.trace).toBe(join(ROOT, 'examples/traces/azure-llm-2023-conv.csv'));
+    expect(j.summary.requests).toBe(19_366);
+    expect(j.attribution).toMatch(/AzurePublicDataset.*CC-BY 4\.0/);
+    // Not a terminal: plain lines, one per tenth of the run.
+    const lines = res.stderr.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    expect(lines.every((l) => /^simulate: \d+0%, [\d,]+ of [\d,]+ simulated s, [\d,]+ requests sent/.test(l))).toBe(
+      true,
+    );
+    // The run wrote its outputs where it was run.
+    expect(readFileSync(join(dir, 'simulation-chart.svg'), 'utf8')).toMatch(/^<svg /);
+  });
+
+  it.each([
+    [
+      'a Mooncake trace',
+      ['--trace', join(ROOT, 'test/fixtures/traces/mooncake-synthetic-head.jsonl'), '--load_balancer', 'prefix-cache'],
+      /Mooncake.*Apache-2\.0/,
+      200,
+    ],
+    [
+      'the envelope',
+      [
+        '--workload',
+        'envelope',
+        '--duration',
+        '1200',
+        '--mean-rate',
+        '2',
+        '--rates',
+        join(ROOT, 'test/fixtures/traces/servegen-m-large-rates-2days.csv'),
+      ],
+      /ServeGen.*Apache-2\.0.* Trace: Azure/,
+      undefined,
+    ],
+    ['bursts', ['--workload', 'bursty', '--duration', '900', '--quiet'], /Azure/, undefined],
+  ])('%s runs from the CLI, with its attributions', async (_label, args, attribution, requests) => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const res = await flockserve([
+      ...args,
+      '--json',
+      '--min_workers',
+      '2',
+      '--max_workers',
+      '4',
+      '--timeline',
+      join(dir, 't.csv'),
+      '--chart',
+      join(dir, 'c.svg'),
+    ]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const j = JSON.parse(res.stdout) as {
+      workload: string;
+      attribution: string;
+      summary: { requests: number; unfinished: number };
+    };
+    expect(j.attribution).toMatch(attribution);
+    if (requests !== undefined) expect(j.summary.requests).toBe(requests);
+    else expect(j.summary.requests).toBeGreaterThan(100);
+    if (args.includes('--quiet')) expect(res.stderr).toBe('');
   });
 
   it('--help lists the simulation flags and the gateway options it uses, from the options table', async () => {

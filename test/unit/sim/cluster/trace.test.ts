@@ -2,11 +2,25 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TraceError, parseTrace, readTrace } from '../../../../src/sim/cluster/trace.js';
+import {
+  TraceError,
+  parseTrace,
+  readLengths,
+  readTrace,
+  scanTrace,
+  traceFormat,
+  traceRequests,
+} from '../../../../src/sim/cluster/trace.js';
 
 const HEADER = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+const MOONCAKE_HEAD = 'test/fixtures/traces/mooncake-synthetic-head.jsonl';
+const CONV_HEAD = 'test/fixtures/traces/azure-llm-2023-conv-head.csv';
 
-describe('parseTrace', () => {
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'trace-'));
+const moon = (ts: number, input: number, output: number, ids: number[]): string =>
+  JSON.stringify({ timestamp: ts, input_length: input, output_length: output, hash_ids: ids });
+
+describe('parseTrace (Azure CSV)', () => {
   it('reads arrivals relative to the first request, with sub-millisecond timestamps', () => {
     const t = parseTrace(
       `${HEADER}\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n2023-11-16 18:16:00,1,0\n`,
@@ -19,76 +33,235 @@ describe('parseTrace', () => {
     ]);
   });
 
-  it('accepts CRLF line ends and sorts rows given out of order (stable), keeping their line numbers', () => {
+  it('accepts CRLF line ends, equal timestamps, and the columns in any order', () => {
     const t = parseTrace(
-      `${HEADER}\r\n2023-11-16 18:00:05,1,1\r\n2023-11-16 18:00:00,2,2\r\n2023-11-16 18:00:05,3,3\r\n`,
+      `GeneratedTokens,TIMESTAMP,ContextTokens\r\n1,2023-11-16 18:00:00,2\r\n3,2023-11-16 18:00:00,4\r\n5,2023-11-16 18:00:05,6\r\n`,
       'x.csv',
     );
-    expect(t.map((r) => [r.arrivalMs, r.promptTokens, r.line])).toEqual([
-      [0, 2, 3],
-      [5000, 1, 2],
-      [5000, 3, 4],
+    expect(t.map((r) => [r.arrivalMs, r.promptTokens, r.outputTokens, r.line])).toEqual([
+      [0, 2, 1, 2],
+      [0, 4, 3, 3],
+      [5000, 6, 5, 4],
     ]);
-  });
-
-  const bad: [string, string, RegExp][] = [
-    ['empty file', '', /^t\.csv: the trace is empty; expected a header/],
-    ['header only', `${HEADER}\n`, /^t\.csv: the trace has a header but no requests/],
-    [
-      'wrong header',
-      'time,in,out\n2023-11-16 18:00:00,1,1',
-      /^t\.csv:1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens", got "time,in,out"/,
-    ],
-    [
-      'too few fields',
-      `${HEADER}\n2023-11-16 18:00:00,1,1\n2023-11-16 18:00:01,5`,
-      /^t\.csv:3: expected 3 comma-separated fields .* got 2: "2023-11-16 18:00:01,5"/,
-    ],
-    [
-      'bad timestamp',
-      `${HEADER}\nyesterday,1,1`,
-      /^t\.csv:2: expected a timestamp like "2023-11-16 18:15:46.6805900", got "yesterday"/,
-    ],
-    ['impossible date', `${HEADER}\n2023-02-30 18:00:00,1,1`, /^t\.csv:2: expected a timestamp/],
-    ['minute 61', `${HEADER}\n2023-02-03 18:61:00,1,1`, /^t\.csv:2: expected a timestamp/],
-    [
-      'negative tokens',
-      `${HEADER}\n2023-11-16 18:00:00,-4,1`,
-      /^t\.csv:2: expected ContextTokens as a whole number >= 0, got "-4"/,
-    ],
-    [
-      'fractional tokens',
-      `${HEADER}\n2023-11-16 18:00:00,4,1.5`,
-      /^t\.csv:2: expected GeneratedTokens as a whole number >= 0, got "1.5"/,
-    ],
-    [
-      'blank line in the middle',
-      `${HEADER}\n2023-11-16 18:00:00,4,1\n\n2023-11-16 18:00:01,4,1`,
-      /^t\.csv:3: empty line/,
-    ],
-  ];
-  it.each(bad)('%s → an error naming the file and line', (_label, text, message) => {
-    expect(() => parseTrace(text, 't.csv')).toThrow(TraceError);
-    expect(() => parseTrace(text, 't.csv')).toThrow(message);
   });
 });
 
-describe('readTrace', () => {
-  it('names a missing file', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'trace-')), 'nope.csv');
-    await expect(readTrace(path)).rejects.toThrow(`${path}: cannot read the trace (no such file)`);
+describe('parseTrace (Mooncake JSON lines)', () => {
+  it('reads timestamp (ms), lengths and block ids, told apart from CSV by the first line', () => {
+    const t = parseTrace(`${moon(100, 600, 7, [1, 2])}\n${moon(100, 30, 1, [1])}\n${moon(350.5, 0, 2, [])}\n`, 'x');
+    expect(t).toEqual([
+      { arrivalMs: 0, promptTokens: 600, outputTokens: 7, line: 1, hashIds: [1, 2] },
+      { arrivalMs: 0, promptTokens: 30, outputTokens: 1, line: 2, hashIds: [1] },
+      { arrivalMs: 250.5, promptTokens: 0, outputTokens: 2, line: 3, hashIds: [] },
+    ]);
   });
 
+  it('reads the committed slice of the Mooncake synthetic trace: 200 requests, shared prefixes', async () => {
+    const t = await readTrace(MOONCAKE_HEAD);
+    expect(t).toHaveLength(200);
+    expect(t[0]).toMatchObject({ arrivalMs: 0, promptTokens: 40160, outputTokens: 6, line: 1 });
+    expect(t[0]!.hashIds).toHaveLength(79); // ⌈40,160 / 512⌉
+    expect(t.at(-1)!.arrivalMs).toBe(58501);
+    const seen = new Map<number, number>();
+    for (const r of t) for (const id of r.hashIds!) seen.set(id, (seen.get(id) ?? 0) + 1);
+    expect([...seen.values()].filter((n) => n > 1).length).toBeGreaterThan(100);
+  });
+});
+
+/** A table of broken files → the message, for both formats; each read from a file, as a stream. */
+const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
+  ['empty file', 't.csv', '', /^F: the trace is empty; expected a CSV header/],
+  ['empty file (jsonl)', 't.jsonl', '', /^F: the trace is empty/],
+  ['blank lines only', 't', '\n\n', /^F: the trace is empty/],
+  ['header only', 't.csv', `${HEADER}\n`, /^F: the trace has a header but no requests/],
+  [
+    'missing column',
+    't.csv',
+    'TIMESTAMP,ContextTokens\n2023-11-16 18:00:00,1',
+    /^F:1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens", got "TIMESTAMP,ContextTokens" \(no GeneratedTokens column\)/,
+  ],
+  [
+    'too few fields',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:00,1,1\n2023-11-16 18:00:01,5`,
+    /^F:3: expected 3 comma-separated fields .* got 2: "2023-11-16 18:00:01,5"/,
+  ],
+  [
+    'bad timestamp',
+    't.csv',
+    `${HEADER}\nyesterday,1,1`,
+    /^F:2: expected a timestamp like "2023-11-16 18:15:46.6805900", got "yesterday"/,
+  ],
+  ['missing timestamp', 't.csv', `${HEADER}\n,1,1`, /^F:2: expected a timestamp like .*, got none/],
+  ['impossible date', 't.csv', `${HEADER}\n2023-02-30 18:00:00,1,1`, /^F:2: expected a timestamp/],
+  [
+    'unsorted timestamps',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:05,1,1\n2023-11-16 18:00:04.9,1,1`,
+    /^F:3: timestamp 2023-11-16 18:00:04\.9 is earlier than line 2's \(2023-11-16 18:00:05\); the trace must be sorted by time/,
+  ],
+  [
+    'negative tokens',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:00,-4,1`,
+    /^F:2: expected ContextTokens as a whole number >= 0, got "-4"/,
+  ],
+  [
+    'non-numeric tokens',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:00,4,many`,
+    /^F:2: expected GeneratedTokens as a whole number >= 0, got "many"/,
+  ],
+  [
+    'blank line in the middle',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:00,4,1\n\n2023-11-16 18:00:01,4,1`,
+    /^F:3: empty line/,
+  ],
+  [
+    'Mooncake line not JSON',
+    't.jsonl',
+    `${moon(0, 1, 1, [0])}\n{"timestamp": 5, oops}\n`,
+    /^F:2: not JSON \(.*\): "\{"timestamp": 5, oops\}"/,
+  ],
+  ['Mooncake line not an object', 't.jsonl', '[1, 2, 3]\n', /^F:1: expected a JSON object .*, got \[1, 2, 3\]/],
+  [
+    'Mooncake missing timestamp',
+    't.jsonl',
+    '{"input_length": 1, "output_length": 1, "hash_ids": []}',
+    /^F:1: missing "timestamp"/,
+  ],
+  [
+    'Mooncake missing hash_ids',
+    't.jsonl',
+    '{"timestamp": 0, "input_length": 1, "output_length": 1}',
+    /^F:1: missing "hash_ids"/,
+  ],
+  [
+    'Mooncake negative length',
+    't.jsonl',
+    moon(0, -3, 1, []),
+    /^F:1: expected "input_length" as a whole number >= 0, got -3/,
+  ],
+  [
+    'Mooncake length as a string',
+    't.jsonl',
+    '{"timestamp": 0, "input_length": 3, "output_length": "7", "hash_ids": []}',
+    /^F:1: expected "output_length" as a whole number >= 0, got "7"/,
+  ],
+  [
+    'Mooncake bad block id',
+    't.jsonl',
+    '{"timestamp": 0, "input_length": 3, "output_length": 7, "hash_ids": [1, "x"]}',
+    /^F:1: expected "hash_ids" as an array of whole numbers >= 0/,
+  ],
+  [
+    'Mooncake unsorted',
+    't.jsonl',
+    `${moon(10, 1, 1, [0])}\n${moon(20, 1, 1, [1])}\n${moon(15, 1, 1, [2])}`,
+    /^F:3: timestamp 15 is earlier than line 2's \(20\); the trace must be sorted by time/,
+  ],
+  [
+    'Mooncake negative timestamp',
+    't.jsonl',
+    moon(-1, 1, 1, []),
+    /^F:1: expected "timestamp" as milliseconds >= 0, got -1/,
+  ],
+];
+
+describe('broken traces', () => {
+  it.each(BROKEN)('%s → a TraceError naming the file and line', (_label, name, text, message) => {
+    const file = join(tmp(), name);
+    writeFileSync(file, text);
+    const want = new RegExp(message.source.replace(/^\^F/, `^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    expect(() => [...traceRequests(file)]).toThrow(TraceError);
+    expect(() => [...traceRequests(file)]).toThrow(want);
+    // parseTrace (text) reports the same.
+    expect(() => parseTrace(text, name)).toThrow(
+      new RegExp(message.source.replace(/^\^F/, `^${name.replace('.', '\\.')}`)),
+    );
+  });
+
+  it('a bad line late in a file stops the read there, after the good lines before it were yielded', () => {
+    const file = join(tmp(), 'late.jsonl');
+    writeFileSync(file, [moon(0, 1, 1, []), moon(1, 1, 1, []), 'nope'].join('\n'));
+    const it = traceRequests(file);
+    expect(it.next().value).toMatchObject({ line: 1 });
+    expect(it.next().value).toMatchObject({ line: 2 });
+    expect(() => it.next()).toThrow(`${file}:3: not JSON`);
+  });
+
+  it('names a missing file and a directory', async () => {
+    const dir = tmp();
+    const path = join(dir, 'nope.csv');
+    await expect(readTrace(path)).rejects.toThrow(`${path}: cannot read the trace (no such file)`);
+    expect(() => [...traceRequests(dir)]).toThrow(`${dir}: cannot read the trace (a directory)`);
+  });
+});
+
+describe('reading files', () => {
   it('reads the committed slice of the Azure conversation trace: 1000 requests over about 3.5 minutes', async () => {
-    const t = await readTrace('test/fixtures/traces/azure-llm-2023-conv-head.csv');
+    const t = await readTrace(CONV_HEAD);
     expect(t).toHaveLength(1000);
     expect(t[0]).toEqual({ arrivalMs: 0, promptTokens: 374, outputTokens: 44, line: 2 });
     expect(t.at(-1)!.arrivalMs / 1000).toBeCloseTo(216.03, 1);
+    expect(scanTrace(CONV_HEAD)).toEqual({ format: 'azure-csv', requests: 1000, lastArrivalMs: t.at(-1)!.arrivalMs });
   });
 
-  it('reads a file it writes itself (round trip through the file system)', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'trace-')), 't.csv');
-    writeFileSync(path, `${HEADER}\n2023-11-16 18:00:00,10,20`);
-    expect(await readTrace(path)).toEqual([{ arrivalMs: 0, promptTokens: 10, outputTokens: 20, line: 2 }]);
+  it('tells the formats apart by extension, else by the first line', () => {
+    const dir = tmp();
+    const noExt = join(dir, 'trace');
+    writeFileSync(noExt, moon(0, 1, 1, [0]));
+    expect(traceFormat(noExt)).toBe('mooncake');
+    expect([...traceRequests(noExt)]).toHaveLength(1);
+    writeFileSync(join(dir, 'b'), `${HEADER}\n2023-11-16 18:00:00,10,20`);
+    expect(traceFormat(join(dir, 'b'))).toBe('azure-csv');
+    expect(traceFormat(MOONCAKE_HEAD)).toBe('mooncake');
   });
+
+  it('readLengths packs the lengths of either format, in file order', () => {
+    const moonLengths = readLengths(MOONCAKE_HEAD);
+    expect(moonLengths.count).toBe(200);
+    expect([...moonLengths.promptTokens.slice(0, 3)]).toEqual([40160, 36640, 23769]);
+    const conv = readLengths(CONV_HEAD);
+    expect(conv.count).toBe(1000);
+    expect([conv.promptTokens[0], conv.outputTokens[0]]).toEqual([374, 44]);
+  });
+
+  it('a file without a final line end, and one whose lines span the 1 MiB read chunks, read whole', () => {
+    const file = join(tmp(), 'big.csv');
+    // ≈ 2.4 MB: several chunk edges fall inside lines.
+    const rows = Array.from(
+      { length: 60_000 },
+      (_, i) =>
+        `2023-11-16 18:${String(Math.floor(i / 1000)).padStart(2, '0')}:00.${String(i % 1000).padStart(3, '0')},${i},${i % 7}`,
+    );
+    writeFileSync(file, `${HEADER}\n${rows.join('\n')}`);
+    let n = 0;
+    for (const r of traceRequests(file)) {
+      expect(r.promptTokens).toBe(n);
+      n++;
+    }
+    expect(n).toBe(60_000);
+  });
+
+  it('streams a million-row trace with memory bounded (no array of requests is built)', () => {
+    const file = join(tmp(), 'million.jsonl');
+    const line = (i: number): string =>
+      `{"timestamp": ${i}, "input_length": 700, "output_length": 5, "hash_ids": [${i}, ${i + 1}]}`;
+    const chunk = (from: number): string => Array.from({ length: 100_000 }, (_, k) => line(from + k)).join('\n') + '\n';
+    writeFileSync(file, '');
+    for (let i = 0; i < 1_000_000; i += 100_000) writeFileSync(file, chunk(i), { flag: 'a' });
+    const before = process.memoryUsage().heapUsed;
+    let peak = before;
+    let n = 0;
+    for (const r of traceRequests(file)) {
+      n++;
+      if (n % 50_000 === 0) peak = Math.max(peak, process.memoryUsage().heapUsed);
+      if (r.line !== n) throw new Error(`line ${r.line} at ${n}`);
+    }
+    expect(n).toBe(1_000_000);
+    // Holding the million requests would take well over 100 MB of heap; a stream needs a few chunks.
+    expect((peak - before) / 2 ** 20).toBeLessThan(64);
+  }, 30_000);
 });

@@ -107,11 +107,11 @@ describe('flockserve simulate --workload multi-turn arguments', () => {
   });
 
   it.each([
-    [['--sessions', '5', '--trace', 'x.csv'], /--sessions is a multi-turn knob: add --workload multi-turn/],
-    [['--workload', 'multi-turn', '--trace', 'x.csv'], /--trace is for --workload trace/],
-    [['--workload', 'multi-turn', '--time-scale', '2'], /--time-scale is for --trace/],
+    [['--sessions', '5', '--trace', 'x.csv'], /--sessions is a knob of --workload multi-turn, not trace/],
+    [['--workload', 'multi-turn', '--trace', 'x.csv'], /--trace is a knob of --workload trace, not multi-turn/],
+    [['--workload', 'multi-turn', '--time-scale', '2'], /--time-scale is a knob of --workload trace, not multi-turn/],
     [['--workload', 'multi-turn', '--turns', '5-2'], /--turns: expected MIN-MAX/],
-    [['--workload', 'chat'], /--workload: expected one of trace, multi-turn/],
+    [['--workload', 'chat'], /--workload: expected one of trace, multi-turn, envelope, bursty/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseSimulateArgs(argv)).toThrow(message);
   });
