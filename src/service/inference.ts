@@ -7,7 +7,7 @@ import type { Worker } from '../core/pool.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import { bodyKind, checkedBody } from '../upstream/checked-body.js';
-import type { Headers, UpstreamClient } from '../upstream/client.js';
+import type { Headers, Upstream } from '../upstream/types.js';
 
 /** What every inference entry point (HTTP route or gRPC method) turns into. */
 export interface InferenceCall {
@@ -43,7 +43,7 @@ export interface InferenceReply {
 
 export interface InferenceServiceOptions {
   readonly admission: Admission;
-  readonly upstream: UpstreamClient;
+  readonly upstream: Upstream;
   readonly queueTimeoutMs: number;
   /** Further attempts, on another worker where there is one, after a failure before the first byte. */
   readonly maxRetries: number;

@@ -84,8 +84,9 @@ export class SimMetrics {
     return r;
   }
 
-  leased(r: RequestRecord): void {
-    r.leasedAt = this.#clock.now();
+  /** It got a worker slot at `at` (virtual ms; default now). */
+  leased(r: RequestRecord, at: number = this.#clock.now()): void {
+    r.leasedAt = at;
   }
 
   firstToken(r: RequestRecord): void {

@@ -22,8 +22,8 @@ export class SimWorker {
     this.engine = engine;
   }
 
-  /** Runs one request; callbacks fire on the clock as the model produces tokens. */
-  run(job: SimJob): void {
+  /** Runs one request; callbacks fire on the clock as the model produces tokens. Cancelling calls none of them. */
+  run(job: SimJob): { cancel(): void } {
     const entry = {
       job,
       cancel: () => {},
@@ -45,6 +45,11 @@ export class SimWorker {
       },
     });
     entry.cancel = () => handle.cancel();
+    return {
+      cancel: () => {
+        if (this.#active.delete(entry)) entry.cancel();
+      },
+    };
   }
 
   /** What a scrape of the engine's /metrics would say now (the engine-load policy's input). */
@@ -59,9 +64,24 @@ export class SimWorker {
     this.#active.clear();
     for (const e of active) {
       e.cancel();
-      e.job.fail(new Error(`worker ${this.name} terminated with the request in flight`));
+      e.job.fail(connectionReset(`worker ${this.name} went away with the request in flight`));
     }
   }
+}
+
+/** What a client sees of a machine that vanished: its connection reset (retried before the headers, an error after). */
+export function connectionReset(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ECONNRESET' });
+}
+
+/** Simulated faults, each off at 0; draws come from their own seeded stream. */
+export interface SimFaults {
+  /** Fraction of launches that fail at the end of their delay (the fleet retries them with backoff). */
+  readonly launchFailureRate?: number;
+  /** Preemptions per worker-hour of a running worker (exponential lifetimes): it vanishes, its requests fail. */
+  readonly preemptionsPerHour?: number;
+  /** Uniform [0, 1) source for the fault draws. */
+  readonly random?: () => number;
 }
 
 export interface SimProvisionerOptions {
@@ -73,9 +93,17 @@ export interface SimProvisionerOptions {
   /** The first this many launches take no time: workers already running when the trace starts. */
   readonly instantLaunches?: number;
   readonly profile?: Partial<EngineProfile>;
+  readonly faults?: SimFaults;
+  /** A worker vanished on its own (preemption): the fleet's lost() path. */
+  readonly onWorkerLost?: (name: string, reason: string) => void;
 }
 
-const URL_PREFIX = 'sim://';
+export interface SimFaultCounts {
+  readonly launchFailures: number;
+  readonly preemptions: number;
+}
+
+export const URL_PREFIX = 'sim://';
 
 /**
  * A SIMULATED provisioner: a launch takes a drawn delay on the virtual clock and yields a
@@ -92,6 +120,8 @@ export class SimProvisioner implements Provisioner {
   /** Prefix-cache counters of workers already gone. */
   #goneQueries = 0;
   #goneHits = 0;
+  readonly #preemptions = new Map<string, TimerHandle>();
+  #faultCounts = { launchFailures: 0, preemptions: 0 };
 
   constructor(opts: SimProvisionerOptions) {
     this.#o = opts;
@@ -114,16 +144,25 @@ export class SimProvisioner implements Provisioner {
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
-      const delay = this.#instantLeft > 0 ? (this.#instantLeft--, 0) : Math.max(0, this.#o.launchDelayMs());
+      // Workers already up when the trace starts neither wait nor fail.
+      const instant = this.#instantLeft > 0;
+      if (instant) this.#instantLeft--;
+      const delay = instant ? 0 : Math.max(0, this.#o.launchDelayMs());
       this.#launching.set(
         name,
         this.#o.clock.setTimer(delay, () => {
           this.#launching.delete(name);
           signal.removeEventListener('abort', onAbort);
+          if (!instant && this.#draw(this.#o.faults?.launchFailureRate)) {
+            this.#faultCounts.launchFailures++;
+            reject(new Error(`simulated launch failure of ${name}`));
+            return;
+          }
           this.#workers.set(
             name,
             new SimWorker(name, new EngineModel(this.#o.profile ?? {}, this.#o.engineClock ?? this.#o.clock)),
           );
+          this.#schedulePreemption(name);
           resolve({
             url: `${URL_PREFIX}${name}`,
             detail: { simulated: 'true', launchSeconds: (delay / 1000).toFixed(1) },
@@ -136,15 +175,52 @@ export class SimProvisioner implements Provisioner {
   terminate(name: string): Promise<void> {
     this.#launching.get(name)?.cancel();
     this.#launching.delete(name);
-    const worker = this.#workers.get(name);
-    if (worker) {
-      const s = worker.engine.stats();
-      this.#goneQueries += s.prefixCacheQueries;
-      this.#goneHits += s.prefixCacheHits;
-      worker.stop();
-      this.#workers.delete(name);
-    }
+    this.#remove(name);
     return Promise.resolve();
+  }
+
+  /** Faults injected so far. */
+  get faultCounts(): SimFaultCounts {
+    return { ...this.#faultCounts };
+  }
+
+  /** The machine is gone (terminated or preempted): its requests fail, its cache counters are kept. */
+  #remove(name: string): void {
+    this.#preemptions.get(name)?.cancel();
+    this.#preemptions.delete(name);
+    const worker = this.#workers.get(name);
+    if (!worker) return;
+    const s = worker.engine.stats();
+    this.#goneQueries += s.prefixCacheQueries;
+    this.#goneHits += s.prefixCacheHits;
+    this.#workers.delete(name);
+    worker.stop();
+  }
+
+  /** A running worker's lifetime until preemption is exponential with mean 1/rate hours. */
+  #schedulePreemption(name: string): void {
+    const rate = this.#o.faults?.preemptionsPerHour ?? 0;
+    if (!(rate > 0)) return;
+    const lifetimeMs = (-Math.log(1 - this.#random()) / rate) * 3600_000;
+    this.#preemptions.set(
+      name,
+      this.#o.clock.setTimer(lifetimeMs, () => {
+        this.#preemptions.delete(name);
+        this.#faultCounts.preemptions++;
+        this.#remove(name);
+        this.#o.onWorkerLost?.(name, 'preempted (simulated)');
+      }),
+    );
+  }
+
+  #draw(rate: number | undefined): boolean {
+    return rate !== undefined && rate > 0 && this.#random() < rate;
+  }
+
+  #random(): number {
+    const r = this.#o.faults?.random;
+    if (!r) throw new Error('simulated faults need a random source');
+    return r();
   }
 
   /** Prompt tokens looked up in the engines' prefix caches and those found, over every worker ever launched. */

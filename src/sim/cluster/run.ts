@@ -1,42 +1,38 @@
 /**
- * The virtual-time cluster simulation: the gateway's real core — WorkerPool, Admission
- * (gateway queue), balancer, LoadTracker, Fleet and AutoscalerController — on a
- * VirtualClock, against SIMULATED workers (EngineModel, the engine simulator's model) made
- * by a SIMULATED provisioner, fed a workload: the arrivals of a real trace, or chat sessions
- * that send each turn once the previous reply is back (workload.ts). A request reaches the
- * balancer with its session key and prompt text, and its engine with the prompt's block
- * hashes, as through the HTTP adapters: affinity routing and the engines' prefix caches work
- * in virtual time too.
+ * The virtual-time cluster simulation: the gateway's core as src/gateway assembles it for the
+ * live gateway — queue, balancer, load tracker, outlier detection, fleet (launch retries with
+ * backoff and jitter), autoscaler and the inference service (retries before the first byte) —
+ * on a VirtualClock, against SIMULATED workers (EngineModel, the engine simulator's model)
+ * made by a SIMULATED provisioner and reached through a SIMULATED upstream (upstream.ts), fed a
+ * workload: the arrivals of a real trace, or chat sessions that send each turn once the
+ * previous reply is back (workload.ts). A request reaches the balancer with its session key and
+ * prompt text, and its engine with the prompt's block hashes, as through the HTTP adapters:
+ * affinity routing and the engines' prefix caches work in virtual time too. Seeded faults
+ * (failed requests, failed launches, preemptions; all off by default) exercise the gateway's
+ * recovery paths.
  *
  * Time only moves when nothing is left to do at the current instant: after a timer that
  * may have started promise work (the core's hand-offs are promises: a lease, a launch, a
- * teardown), the loop lets pending promise callbacks run before the clock jumps to the next
- * timer. So a request handed a slot at t starts on its worker at t, not at the next timer.
- * The engines' step timers are the exception (hundreds of thousands per run, no promises):
- * they fire on the bare clock, and only a finished request (which releases its slot) asks
- * for a settle. That keeps the one-hour trace at a few seconds.
+ * teardown, a dispatch), the loop lets pending promise callbacks run before the clock jumps to
+ * the next timer. So a request handed a slot at t starts on its worker at t, not at the next
+ * timer. The engines' step timers are the exception (hundreds of thousands per run, no
+ * promises): they fire on the bare clock, and only a finished request (whose answer's end
+ * releases its slot) asks for a settle. That keeps the one-hour trace at a few seconds.
  */
-import { AutoscalerController } from '../../core/autoscaler/controller.js';
-import { createAutoscaler } from '../../core/autoscaler/registry.js';
-import { activeWorkers, scaleConfig, takeSnapshot } from '../../core/autoscaler/snapshot.js';
-import { Admission } from '../../core/admission.js';
-import { balancerOptions, createBalancer } from '../../core/balancer/registry.js';
-import { isEngineLoadSink } from '../../core/balancer/types.js';
+import { activeWorkers } from '../../core/autoscaler/snapshot.js';
+import { Cancellation } from '../../core/cancellation.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
 import { GatewayError } from '../../core/errors.js';
-import { promptBlockHashes } from '../../core/hashing.js';
-import { Fleet } from '../../core/fleet.js';
-import { LoadTracker } from '../../core/load-tracker.js';
-import { WorkerPool } from '../../core/pool.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
+import { assembleGateway } from '../../gateway/assemble.js';
 import { promptTextOf } from '../../service/prompt.js';
-import { EngineMetricsScraper } from '../../upstream/engine-metrics.js';
 import type { EngineProfile } from '../engine-model.js';
 import { chatPromptText } from '../openai-routes.js';
 import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';
 import { SimMetrics, type RequestRecord, type SimSummary } from './metrics.js';
 import { SimProvisioner } from './provisioner.js';
+import { SimUpstream } from './upstream.js';
 import type { RequestOutcome, SimPrompt, SimRequest, SimWorkload } from './workload.js';
 
 export interface SimulationOptions {
@@ -61,6 +57,35 @@ export interface SimulationOptions {
   readonly profile?: Partial<EngineProfile>;
   /** Hears how far the run is, at most once per simulated minute: virtual seconds, requests sent so far. */
   readonly onProgress?: (tS: number, sent: number) => void;
+  /** Seeded faults, each off by default. */
+  readonly faults?: SimulationFaults;
+}
+
+export interface SimulationFaults {
+  /** Fraction of request attempts a worker answers 503 before the first byte (the gateway retries elsewhere). */
+  readonly requestFailureRate?: number;
+  /** Fraction of launches that fail at the end of their delay (the fleet retries with backoff). */
+  readonly launchFailureRate?: number;
+  /** Preemptions per worker-hour of a running worker: it vanishes with its requests, and is replaced. */
+  readonly preemptionsPerHour?: number;
+}
+
+/** What the gateway's recovery paths did, and the faults that made them. */
+export interface GatewayCounts {
+  /** Attempts retried on another worker (the service's retries). */
+  readonly retries: number;
+  /** Workers ejected by outlier detection. */
+  readonly ejections: number;
+  readonly launchFailures: number;
+  /** Workers given up on after max_launch_retries. */
+  readonly launchGiveUps: number;
+  /** Workers replaced (lost or unhealthy). */
+  readonly replaced: number;
+  readonly injected: {
+    readonly requestFailures: number;
+    readonly launchFailures: number;
+    readonly preemptions: number;
+  };
 }
 
 export interface TimelineRow {
@@ -92,6 +117,7 @@ export interface SimulationResult {
   readonly launches: number;
   /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
   readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
+  readonly gateway: GatewayCounts;
 }
 
 const SIM_TASK: TaskSpec = Object.freeze({ path: '(simulated)', name: 'simulated', envs: {}, ports: [], raw: {} });
@@ -115,67 +141,43 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
         fn();
       }),
   };
-  const pool = new WorkerPool(clock);
-  const metrics = new SimMetrics(clock, pool);
-  const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
-  const panicTracker = tracker.withWindow(c.panicWindow * 1000);
-  // Separate streams, so a change in how often one is drawn does not shift the other.
+  // Separate streams, so a change in how often one is drawn does not shift the others.
   const random = seededRandom(o.seed);
   const launchRandom = seededRandom((o.seed ^ 0x5bd1e995) >>> 0);
-  const provisioner = new SimProvisioner({
+  const faultRandom = seededRandom((o.seed ^ 0x27d4eb2f) >>> 0);
+  const requestFaultRandom = seededRandom((o.seed ^ 0x165667b1) >>> 0);
+  const faults = o.faults ?? {};
+  const provisioner: SimProvisioner = new SimProvisioner({
     clock,
     engineClock: virtual,
     launchDelayMs: launchDelaySampler(o.launchDelay, launchRandom),
     instantLaunches: initialWorkers,
     ...(o.profile ? { profile: o.profile } : {}),
+    faults: { ...faults, random: faultRandom },
+    onWorkerLost: (name, reason) => gateway.fleet.lost(name, reason),
   });
-  const balancer = createBalancer(c.loadBalancer, balancerOptions(c, clock));
-  // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
-  const engineMetrics = isEngineLoadSink(balancer)
-    ? new EngineMetricsScraper({
-        clock,
-        intervalMs: c.engineMetricsInterval * 1000,
-        workers: () => pool.readyWorkers(),
-        sink: balancer,
-        sample: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
-      })
-    : undefined;
-  const admission: Admission = new Admission({
-    pool,
-    balancer,
-    clock,
-    tracker,
-    random,
-    maxQueueLength: c.maxQueueLength,
-    coldStartTimeoutMs: c.coldStartTimeout * 1000,
-    onDemand: () => autoscaler.demand(),
-  });
-  const fleet = new Fleet({
-    pool,
-    provisioner,
-    prober: provisioner.prober,
-    task: SIM_TASK,
-    clock,
-    namePrefix: 'sim-worker',
-    capacity: c.workerCapacity,
-    probeIntervalMs: c.workerProbeInterval * 1000,
-    unhealthyTimeoutMs: c.workerUnhealthyTimeout * 1000,
-    drainTimeoutMs: c.drainTimeout * 1000,
-    onReady: () => admission.wake(),
+  const upstream = new SimUpstream({
+    worker: (name) => provisioner.worker(name),
+    requestFailureRate: faults.requestFailureRate ?? 0,
+    random: requestFaultRandom,
   });
   const scaleEvents: ScaleEvent[] = [];
-  const bounds = { min: c.minWorkers, max: c.maxWorkers };
-  const config = scaleConfig(c);
-  const autoscaler: AutoscalerController = new AutoscalerController({
+  const gateway = assembleGateway({
+    config: c,
     clock,
-    policy: createAutoscaler(c.autoscaler, c),
-    intervalMs: c.autoscaleInterval * 1000,
-    snapshot: () => takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds: () => bounds, config }),
-    apply: (desired, decision, snap) => {
-      scaleEvents.push({ tS: clock.now() / 1000, from: activeWorkers(snap), to: desired, reason: decision.reason });
-      fleet.scaleTo(desired);
-    },
+    random,
+    task: SIM_TASK,
+    provisioner,
+    prober: provisioner.prober,
+    upstream,
+    // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
+    engineLoad: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
+    onScale: (desired, decision, snap) =>
+      scaleEvents.push({ tS: clock.now() / 1000, from: activeWorkers(snap), to: desired, reason: decision.reason }),
   });
+  const { pool, tracker, admission, fleet, service } = gateway;
+  const metrics = new SimMetrics(clock, pool);
+  const bounds = gateway.scale;
 
   const timeline: TimelineRow[] = [];
   const sample = (): void => {
@@ -200,65 +202,51 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     clock.setTimer(o.sampleIntervalMs, sampleEvery);
   };
 
-  const queueTimeoutMs = c.queueTimeout * 1000;
   let lastSendAt = 0;
   const send = (req: SimRequest, onEnd?: (outcome: RequestOutcome) => void): void => {
     lastSendAt = clock.now();
     const rec = metrics.arrived();
-    const ended = (outcome: RequestOutcome): void => {
-      if (onEnd) {
-        unsettled = true; // a closed-loop workload may send the next request from here
-        onEnd(outcome);
-      }
-    };
     const { routeText, engineText } = promptTexts(req.prompt);
-    admission.acquire({ ctx: { sessionKey: req.sessionKey, promptText: routeText }, timeoutMs: queueTimeoutMs }).then(
-      (lease) => {
-        metrics.leased(rec);
-        const worker = provisioner.worker(lease.worker.name);
-        let released = false;
-        const release = (): void => {
-          if (released) return;
-          released = true;
-          unsettled = true; // the slot may go to a waiter, whose lease is a promise
-          lease.release();
-          fleet.notifyRelease();
-        };
-        if (!worker) {
-          metrics.failed(rec, 'worker_lost');
-          release();
-          return ended({ ok: false });
+    const headers = upstream.register({ promptTokens: req.promptTokens, outputTokens: req.outputTokens, engineText });
+    const ended = (outcome: RequestOutcome): void => {
+      upstream.unregister(headers);
+      unsettled = true; // the slot's release follows the answer's end; a closed-loop workload may send from here
+      onEnd?.(outcome);
+    };
+    const failed = (err: unknown): void => {
+      failRequest(metrics, rec, err);
+      ended({ ok: false });
+    };
+    service
+      .dispatch({
+        method: 'POST',
+        path: '/v1/completions',
+        headers,
+        sessionKey: req.sessionKey,
+        promptText: routeText,
+        signal: new Cancellation(),
+      })
+      .then((reply) => {
+        metrics.leased(rec, rec.arrivedAt + reply.queueWaitMs);
+        if (reply.status !== 200) {
+          reply.body.discard();
+          return failed(new GatewayError('upstream_unavailable', { message: `status ${reply.status}` }));
         }
-        worker.run({
-          promptTokens: req.promptTokens,
-          maxTokens: req.outputTokens,
-          outputTokens: req.outputTokens,
-          ...(engineText === undefined ? {} : { promptBlocks: promptBlockHashes(engineText) }),
-          onToken: (i) => {
-            if (i === 0) metrics.firstToken(rec);
-          },
-          onDone: () => {
-            metrics.done(rec, req.outputTokens);
-            release();
-            ended({ ok: true, outputTokens: req.outputTokens });
-          },
-          fail: () => {
-            metrics.failed(rec, 'worker_lost');
-            release();
-            ended({ ok: false });
-          },
-        });
-      },
-      (err: unknown) => {
-        failRequest(metrics, rec, err);
-        ended({ ok: false });
-      },
-    );
+        reply.body
+          .read({
+            data: () => metrics.firstToken(rec),
+            end: () => {
+              metrics.done(rec, req.outputTokens);
+              ended({ ok: true, outputTokens: req.outputTokens });
+            },
+            error: failed,
+          })
+          .resume();
+      }, failed);
   };
 
   fleet.scaleTo(initialWorkers);
-  autoscaler.start();
-  engineMetrics?.start();
+  gateway.start();
   sampleEvery();
   o.workload.start({ clock, send });
 
@@ -288,8 +276,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     }
   }
   sample();
-  autoscaler.stop();
-  engineMetrics?.stop();
+  gateway.stop();
   const summary = metrics.summary();
   const { queryTokens, hitTokens } = provisioner.prefixCacheTotals();
   return {
@@ -298,6 +285,14 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     scaleEvents,
     launches: fleet.stats.launched,
     prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
+    gateway: {
+      retries: service.stats.retries,
+      ejections: gateway.outlier.stats.ejections,
+      launchFailures: fleet.stats.launchFailures,
+      launchGiveUps: fleet.stats.launchGiveUps,
+      replaced: fleet.stats.replaced,
+      injected: { requestFailures: upstream.requestFailures, ...provisioner.faultCounts },
+    },
   };
 }
 

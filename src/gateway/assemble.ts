@@ -1,0 +1,295 @@
+/**
+ * The composition root: the whole gateway core built from the resolved options, a clock, a
+ * random source, a provisioner, a prober and an upstream. The live gateway (src/index.ts) and
+ * the virtual-time simulation (src/sim/cluster/run.ts) both call it, so `flockserve simulate`
+ * runs the gateway users run: the same queue, balancer, outlier detection, fleet (launch
+ * retries with backoff and jitter), autoscaler (with the manual-add hold) and inference
+ * service (request retries). Nothing else wires core pieces together.
+ *
+ * It imports core, the inference service and interfaces only: no HTTP, no gRPC, no undici
+ * (the live upstream, prober and engine-metrics sampler come in from outside).
+ */
+import type { Config } from '../config/options.js';
+import { Admission } from '../core/admission.js';
+import { AutoscalerController } from '../core/autoscaler/controller.js';
+import { createAutoscaler } from '../core/autoscaler/registry.js';
+import { activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
+import type { AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from '../core/autoscaler/types.js';
+import { balancerOptions, createBalancer } from '../core/balancer/registry.js';
+import { isEngineLoadSink, type BalancerPolicy, type EngineLoadSample } from '../core/balancer/types.js';
+import type { Clock } from '../core/clock.js';
+import { Fleet } from '../core/fleet.js';
+import { LoadTracker } from '../core/load-tracker.js';
+import { OutlierDetector } from '../core/outlier.js';
+import { WorkerPool, type Worker, type WorkerStateChange } from '../core/pool.js';
+import type { Prober, Provisioner, TaskSpec } from '../core/types.js';
+import type { ScaleState } from '../service/control-plane.js';
+import type { DecisionEvent } from '../service/events.js';
+import { InferenceService } from '../service/inference.js';
+import { EngineMetricsScraper } from '../upstream/engine-metrics.js';
+import type { Upstream } from '../upstream/types.js';
+
+/** The log lines the core's parts write; pino's Logger fits, the simulation passes none. */
+export interface GatewayLog {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** What the parts count as they go; the telemetry's GatewayMetrics fits. Every method is optional. */
+export interface GatewayMetricsHooks {
+  workerChanged?(change: WorkerStateChange, now: number): void;
+  ejection?(worker: string, reason: string): void;
+  retry?(worker: string, reason: string): void;
+  answerFailure?(worker: string, code: string): void;
+  repetitionGuardTrip?(worker: string): void;
+  autoscalerEvaluated?(direction: 'up' | 'down' | 'none'): void;
+}
+
+/** Where worker changes and autoscaler decisions go as they happen (WatchEvents' EventHub fits). */
+export interface GatewayEventSink {
+  workerChanged(change: WorkerStateChange): void;
+  decision(event: DecisionEvent): void;
+}
+
+/** What a provisioner is made from: the fleet's lost() path, for workers that vanish on their own. */
+export type ProvisionerFactory = (onWorkerLost: (name: string, reason: string) => void) => Provisioner;
+
+/** One worker's engine load, as a scrape of its /metrics would say (the engine-load policy's input). */
+export type EngineLoadSampler = (worker: Worker, signal: AbortSignal) => Promise<EngineLoadSample | undefined>;
+
+/**
+ * Everything the assembly is built from. One object, so a new collaborator (e.g. a coordinator
+ * for several gateways) is one more optional field, not a new signature.
+ */
+export interface GatewayAssemblyOptions {
+  readonly config: Config;
+  readonly clock: Clock;
+  /** Uniform [0, 1): the balancer's and the queue's tie-breaks, the fleet's backoff jitter. */
+  readonly random: () => number;
+  readonly task: TaskSpec;
+  /** A provisioner, or a factory given the fleet's lost() path (a provisioner that reports vanished workers). */
+  readonly provisioner: Provisioner | ProvisionerFactory;
+  readonly prober: Prober;
+  readonly upstream: Upstream;
+  /** How the engine-load policy's scraper samples a worker; default: GET its /metrics. */
+  readonly engineLoad?: EngineLoadSampler | undefined;
+  readonly log?: GatewayLog | undefined;
+  readonly metrics?: GatewayMetricsHooks | undefined;
+  readonly events?: GatewayEventSink | undefined;
+  /** Default: [min_workers, max_workers] from the options, no hold. */
+  readonly scale?: ScaleState | undefined;
+  /** The autoscaler changed the fleet's target (after the fleet was told). */
+  readonly onScale?: ((desired: number, decision: ScaleDecision, snapshot: ScaleSnapshot) => void) | undefined;
+}
+
+/** The gateway core, assembled. */
+export interface Gateway {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly pool: WorkerPool;
+  /** In flight + waiting, and its running mean over queue_tracking_window. */
+  readonly tracker: LoadTracker;
+  readonly panicTracker: { mean(): number };
+  readonly admission: Admission;
+  readonly balancer: BalancerPolicy;
+  readonly outlier: OutlierDetector;
+  readonly fleet: Fleet;
+  readonly policy: AutoscalerPolicy;
+  readonly autoscaler: AutoscalerController;
+  readonly service: InferenceService;
+  readonly upstream: Upstream;
+  readonly provisioner: Provisioner;
+  /** Only with a balancer that reads engine load (engine-load). */
+  readonly engineMetrics: EngineMetricsScraper | undefined;
+  readonly scale: ScaleState;
+  /** Starts the autoscaler's ticks and the engine-metrics scrapes (the fleet starts with scaleTo or adopt). */
+  start(): void;
+  /** Stops the ticks and scrapes; the fleet's shutdown and the upstream's close are the caller's (they take time). */
+  stop(): void;
+}
+
+export type { ScaleState };
+
+const NO_LOG: GatewayLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
+  const c = o.config;
+  const clock = o.clock;
+  const log = o.log ?? NO_LOG;
+  const metrics = o.metrics ?? {};
+  const scale: ScaleState = o.scale ?? { min: c.minWorkers, max: c.maxWorkers, lastManualAddAt: undefined };
+  const pool = new WorkerPool(clock);
+  const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
+  const panicTracker = tracker.withWindow(c.panicWindow * 1000);
+  const balancer = createBalancer(c.loadBalancer, balancerOptions(c, clock));
+  // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
+  const engineMetrics = isEngineLoadSink(balancer)
+    ? new EngineMetricsScraper({
+        clock,
+        intervalMs: c.engineMetricsInterval * 1000,
+        workers: () => pool.readyWorkers(),
+        sink: balancer,
+        ...(o.engineLoad ? { sample: o.engineLoad } : {}),
+        onError: (worker, err) =>
+          log.warn({ worker: worker.name, err }, 'engine metrics scrape failing; its load counts as unknown'),
+        onRecover: (worker) => log.info({ worker: worker.name }, 'engine metrics scrape recovered'),
+      })
+    : undefined;
+  // The provisioner reports lost workers to the fleet, which is made after it.
+  const fleetRef: { current?: Fleet } = {};
+  const provisioner =
+    typeof o.provisioner === 'function'
+      ? o.provisioner((name, reason) => fleetRef.current?.lost(name, reason))
+      : o.provisioner;
+  const upstream = o.upstream;
+  const admission: Admission = new Admission({
+    pool,
+    balancer,
+    clock,
+    tracker,
+    random: o.random,
+    maxQueueLength: c.maxQueueLength,
+    coldStartTimeoutMs: c.coldStartTimeout * 1000,
+    // Scale from zero: a request with no worker anywhere launches one at once.
+    onDemand: () => autoscaler.demand(),
+  });
+  const outlier = new OutlierDetector({
+    pool,
+    clock,
+    consecutiveFailures: c.outlierConsecutiveFailures,
+    baseEjectionMs: c.outlierEjectionTime * 1000,
+    onEject: (w, info) => {
+      metrics.ejection?.(w.name, 'consecutive_failures');
+      log.warn({ worker: w.name, ...info }, `worker ${w.name} ejected after ${info.failures} failures in a row`);
+    },
+    onReadmit: (w, reason) => {
+      log.info({ worker: w.name, reason }, `worker ${w.name} readmitted`);
+      admission.wake();
+    },
+  });
+  const fleet = new Fleet({
+    pool,
+    provisioner,
+    prober: o.prober,
+    task: o.task,
+    clock,
+    namePrefix: c.workerNamePrefix,
+    capacity: c.workerCapacity,
+    probeIntervalMs: c.workerProbeInterval * 1000,
+    unhealthyTimeoutMs: c.workerUnhealthyTimeout * 1000,
+    drainTimeoutMs: c.drainTimeout * 1000,
+    maxLaunchRetries: c.maxLaunchRetries,
+    retryDelayMs: c.launchRetryDelay * 1000,
+    random: o.random,
+    log: (level, msg, fields) => log[level](fields ?? {}, msg),
+    onReady: () => admission.wake(),
+    onProbe: (w, ok) => outlier.probed(w, ok),
+  });
+  fleetRef.current = fleet;
+  pool.onChange((change) => {
+    metrics.workerChanged?.(change, clock.now());
+    const { worker, previous, reason } = change;
+    log.info(
+      { worker: worker.name, from: previous, to: worker.state, reason },
+      `worker ${worker.name} ${worker.state}`,
+    );
+    if (worker.state === 'gone' && worker.url) void upstream.forget(worker.url);
+    o.events?.workerChanged(change);
+  });
+  const service = new InferenceService({
+    admission,
+    upstream,
+    queueTimeoutMs: c.queueTimeout * 1000,
+    maxRetries: c.maxRetries,
+    retryBackoffMs: c.retryBackoff * 1000,
+    requestTimeoutMs: c.requestTimeout * 1000,
+    repetitionGuard: c.repetitionGuard,
+    clock,
+    onRelease: () => fleet.notifyRelease(),
+    onRetry: (worker, reason) => {
+      metrics.retry?.(worker, reason);
+      log.warn({ worker, reason }, 'retrying on another worker');
+    },
+    onOutcome: (w, ok) => (ok ? outlier.success(w) : outlier.failure(w)),
+    onMidStreamFailure: (worker, err) => {
+      metrics.answerFailure?.(worker, err.code);
+      log.warn({ worker, code: err.code, err: err.message }, 'answer failed after its headers');
+    },
+    onRepetitionGuard: (worker) => {
+      metrics.repetitionGuardTrip?.(worker);
+      log.warn({ worker }, 'repetition guard ended a stream');
+    },
+  });
+  const policy = createAutoscaler(c.autoscaler, c);
+  const config = scaleConfig(c);
+  const bounds = (): ScaleState => scale;
+  const autoscaler: AutoscalerController = new AutoscalerController({
+    clock,
+    policy,
+    intervalMs: c.autoscaleInterval * 1000,
+    snapshot: () => {
+      const snap = takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds, config });
+      return scale.lastManualAddAt === undefined ? snap : { ...snap, lastScaleUpAt: scale.lastManualAddAt };
+    },
+    // Every decision with its inputs at debug (counted, and sent to WatchEvents); the ones that change the fleet at info.
+    onDecision: (decision, snap) => {
+      const current = activeWorkers(snap);
+      metrics.autoscalerEvaluated?.(decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none');
+      if (o.log) log.debug({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler decision');
+      o.events?.decision({
+        policy: policy.name,
+        currentWorkers: current,
+        desiredWorkers: decision.desired,
+        queueLengthRunningMean: snap.queueLengthMean,
+        reason: decision.reason,
+      });
+    },
+    apply: (desired, decision, snap) => {
+      log.info({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler scales the fleet');
+      fleet.scaleTo(desired);
+      o.onScale?.(desired, decision, snap);
+    },
+    onError: (err) => log.error({ err }, 'autoscaler evaluation failed'),
+  });
+  return {
+    config: c,
+    clock,
+    pool,
+    tracker,
+    panicTracker,
+    admission,
+    balancer,
+    outlier,
+    fleet,
+    policy,
+    autoscaler,
+    service,
+    upstream,
+    provisioner,
+    engineMetrics,
+    scale,
+    start() {
+      autoscaler.start();
+      engineMetrics?.start();
+    },
+    stop() {
+      autoscaler.stop();
+      engineMetrics?.stop();
+    },
+  };
+}
+
+/** A decision and the inputs it was made on, as log fields. */
+function decisionFields(decision: ScaleDecision, s: ScaleSnapshot): Record<string, unknown> {
+  return {
+    desired: decision.desired,
+    reason: decision.reason,
+    queueMean: Number(s.queueLengthMean.toFixed(3)),
+    queueNow: s.queueLength,
+    panicMean: Number(s.panicQueueLengthMean.toFixed(3)),
+    workers: s.workers,
+    bounds: [s.minWorkers, s.maxWorkers],
+  };
+}

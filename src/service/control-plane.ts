@@ -1,0 +1,217 @@
+import type { Clock } from '../core/clock.js';
+import { GatewayError } from '../core/errors.js';
+import type { Fleet } from '../core/fleet.js';
+import type { Worker, WorkerPool } from '../core/pool.js';
+import type { EventHub, EventListener } from './events.js';
+import type { ControlPlane, GatewayStatus, ScaleBounds } from './status.js';
+import { workerNameFor } from './workers.js';
+
+/** The log lines node control writes (pino's Logger fits). */
+export interface ControlPlaneLog {
+  info(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+/**
+ * The running gateway as node control reads and steers it (the assembled Gateway fits). The
+ * `scale` object is the one the autoscaler's snapshot reads: bounds and the manual-add hold.
+ */
+export interface ControlledGateway {
+  readonly pool: WorkerPool;
+  readonly fleet: Fleet;
+  readonly tracker: { mean(): number; current(): number };
+  readonly admission: { readonly waiting: number };
+  readonly service: { readonly totalRequests: number };
+  readonly autoscaler: { evaluateNow(): unknown };
+  readonly provisioner: { readonly kind: string };
+}
+
+/**
+ * The autoscaler's bounds and the manual-add hold, read at every evaluation: one object shared
+ * by the control plane (which changes the bounds at run time and sets the hold when an operator
+ * adds a worker) and the assembly's autoscaler snapshot.
+ */
+export interface ScaleState {
+  min: number;
+  max: number;
+  lastManualAddAt: number | undefined;
+}
+
+export interface ControlPlaneOptions {
+  readonly config: {
+    readonly workerNamePrefix: string;
+    readonly nodeControlKey?: string | undefined;
+    readonly autoscaler: string;
+    readonly loadBalancer: string;
+    readonly provisioner: string;
+  };
+  readonly clock: Clock;
+  readonly log: ControlPlaneLog;
+  readonly events: EventHub;
+  /** Shared with the assembly's autoscaler. */
+  readonly scale: ScaleState;
+}
+
+/**
+ * Node control (gRPC NodeControl, flockctl, the legacy /add_new_node routes) over the
+ * assembled gateway. Before attach() and after shutdown() began, the commands that change
+ * the fleet answer shutting_down; status and bounds work throughout.
+ */
+export class GatewayControlPlane implements ControlPlane {
+  readonly #o: ControlPlaneOptions;
+  readonly #startedAt: number;
+  #gateway: ControlledGateway | undefined;
+  #closing = false;
+
+  constructor(options: ControlPlaneOptions) {
+    this.#o = options;
+    this.#startedAt = options.clock.now();
+  }
+
+  get nodeControlKey(): string | undefined {
+    return this.#o.config.nodeControlKey;
+  }
+
+  /** The gateway is assembled: commands reach it from now on. */
+  attach(gateway: ControlledGateway): void {
+    this.#gateway = gateway;
+  }
+
+  /** Shutdown began: commands that change the fleet answer shutting_down from now on. */
+  shutdown(): void {
+    this.#closing = true;
+  }
+
+  status(): GatewayStatus {
+    const g = this.#gateway;
+    const c = this.#o.config;
+    const workers = g ? g.pool.list() : [];
+    return {
+      // An ejected worker is ready but takes no traffic: it does not count as ready here.
+      readyWorkerCount: workers.filter((w) => w.state === 'ready' && !w.ejected).length,
+      workerCount: workers.filter((w) => w.state !== 'gone').length,
+      queueLengthRunningMean: g ? g.tracker.mean() : 0,
+      currentQueueLength: g ? g.tracker.current() : 0,
+      gatewayQueueLength: g ? g.admission.waiting : 0,
+      uptimeSeconds: (this.#o.clock.now() - this.#startedAt) / 1000,
+      totalRequests: g ? g.service.totalRequests : 0,
+      workerNames: workers.map((w) => w.name),
+      minWorkers: this.#o.scale.min,
+      maxWorkers: this.#o.scale.max,
+      autoscaler: c.autoscaler,
+      loadBalancer: c.loadBalancer,
+      provisioner: g?.provisioner.kind ?? c.provisioner,
+      failedLaunches: g ? g.fleet.stats.launchGiveUps : 0,
+      unterminatedClusters: g ? g.fleet.unterminated() : [],
+    };
+  }
+
+  workers(): Worker[] {
+    return this.#gateway ? this.#gateway.pool.list() : [];
+  }
+
+  addWorker(name?: string): Worker {
+    const g = this.#live();
+    const scale = this.#o.scale;
+    const chosen = name === undefined ? undefined : workerNameFor(name, this.#o.config.workerNamePrefix);
+    if (chosen !== undefined && g.pool.get(chosen))
+      throw new GatewayError('worker_exists', { message: `A worker named ${chosen} already exists.`, param: 'name' });
+    const live = g.fleet.live().length;
+    if (live >= scale.max) {
+      throw new GatewayError('at_max_workers', {
+        message: `The fleet has ${live} workers and max_workers is ${scale.max}; raise it first (flockctl scale --max ${live + 1}).`,
+      });
+    }
+    let w: Worker;
+    try {
+      w = g.fleet.launch(chosen);
+    } catch (err) {
+      // A cluster of that name is still being torn down (the pool check above passed).
+      throw new GatewayError('worker_exists', { message: (err as Error).message, cause: err });
+    }
+    // A manual add holds off scale-down as an autoscaler scale-up does.
+    scale.lastManualAddAt = this.#o.clock.now();
+    this.#o.log.info({ worker: w.name }, 'node control: worker added');
+    return w;
+  }
+
+  removeWorker(name?: string): Worker {
+    const g = this.#live();
+    const w = name === undefined ? leastLoaded(g.fleet.live()) : this.#known(g, name);
+    if (!w) throw new GatewayError('unknown_worker', { message: 'There is no worker to remove.' });
+    if (w.state === 'draining' || w.state === 'terminating') return w; // already leaving
+    g.fleet
+      .remove(w.name)
+      .catch((err: unknown) => this.#o.log.error({ err, worker: w.name }, 'removing a worker failed'));
+    this.#o.log.info({ worker: w.name }, 'node control: removing worker');
+    return w;
+  }
+
+  drainWorker(name: string): Worker {
+    const g = this.#live();
+    const w = this.#known(g, name);
+    if (w.state === 'draining' || w.state === 'terminating') return w;
+    g.fleet
+      .drain(w.name)
+      .catch((err: unknown) => this.#o.log.error({ err, worker: w.name }, 'draining a worker failed'));
+    this.#o.log.info({ worker: w.name }, 'node control: draining worker');
+    return w;
+  }
+
+  /**
+   * Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. The
+   * autoscaler decides at once with the new bounds rather than at its next tick.
+   */
+  setScaleBounds(min?: number, max?: number): ScaleBounds {
+    const scale = this.#o.scale;
+    const next = { min: min ?? scale.min, max: max ?? scale.max };
+    const whole = (n: number): boolean => Number.isInteger(n) && n >= 0;
+    if (!whole(next.min) || !whole(next.max) || next.max < 1 || next.min > next.max) {
+      throw new GatewayError('bad_request', {
+        message: `scale bounds need 0 ≤ min_workers ≤ max_workers and max_workers ≥ 1, got min ${next.min}, max ${next.max}`,
+      });
+    }
+    scale.min = next.min;
+    scale.max = next.max;
+    this.#o.log.info({ minWorkers: next.min, maxWorkers: next.max }, 'scale bounds changed');
+    if (this.#gateway && !this.#closing) {
+      try {
+        this.#gateway.autoscaler.evaluateNow();
+      } catch (err) {
+        this.#o.log.error({ err }, 'autoscaler evaluation failed');
+      }
+    }
+    return { minWorkers: next.min, maxWorkers: next.max };
+  }
+
+  watch(listener: EventListener): () => void {
+    return this.#o.events.subscribe(listener);
+  }
+
+  /** The running gateway, or shutting_down once shutdown began (or before attach). */
+  #live(): ControlledGateway {
+    if (!this.#gateway || this.#closing) throw new GatewayError('shutting_down');
+    return this.#gateway;
+  }
+
+  #known(g: ControlledGateway, name: string): Worker {
+    const w = g.pool.get(name);
+    if (w) return w;
+    const names = g.pool.list().map((x) => x.name);
+    throw new GatewayError('unknown_worker', {
+      message: `No worker is named ${name} (workers: ${names.length > 0 ? names.join(', ') : 'none'}).`,
+      param: 'name',
+    });
+  }
+}
+
+/** Whom an unnamed remove takes: the ready worker with the fewest requests in flight (the newest on a tie), else any live one. */
+export function leastLoaded(live: Worker[]): Worker | undefined {
+  const ready = live.filter((w) => w.state === 'ready');
+  const pool = ready.length > 0 ? ready : live;
+  return pool.reduce<Worker | undefined>(
+    (best, w) =>
+      !best || w.inFlight < best.inFlight || (w.inFlight === best.inFlight && w.createdAt >= best.createdAt) ? w : best,
+    undefined,
+  );
+}
