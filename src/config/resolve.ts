@@ -64,7 +64,27 @@ export function coerce(name: OptionName, raw: unknown, source: string): RawValue
   return value;
 }
 
+/**
+ * With the static provisioner the listed engines are the fleet: unless the user set them,
+ * min_workers and max_workers follow the list's length, so four URLs give four workers. A list
+ * longer than an explicit max_workers would leave engines unused without a word: an error.
+ */
+function staticFleetBounds(values: Map<OptionName, RawValue>): void {
+  if ((values.get('provisioner') ?? OPTIONS.provisioner.default) !== 'static') return;
+  const urls = values.get('workers') as readonly string[] | undefined;
+  if (!urls || urls.length === 0) return;
+  const max = values.get('max_workers') as number | undefined;
+  if (max === undefined) values.set('max_workers', urls.length);
+  else if (max < urls.length) {
+    throw new ConfigError(
+      `--workers lists ${urls.length} engines but --max_workers is ${max}, so ${urls.length - max} would never be used: raise --max_workers to ${urls.length} or list fewer`,
+    );
+  }
+  if (!values.has('min_workers')) values.set('min_workers', urls.length);
+}
+
 function finish(values: Map<OptionName, RawValue>): Config {
+  staticFleetBounds(values);
   const out: Record<string, unknown> = {};
   for (const name of NAMES) {
     const spec: OptionSpec = OPTIONS[name];

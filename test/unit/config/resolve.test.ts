@@ -85,6 +85,29 @@ describe('resolveOptions (programmatic API)', () => {
   });
 });
 
+describe('static provisioner: the listed engines are the fleet', () => {
+  const urls = '--workers=http://a:1,http://b:1,http://c:1,http://d:1';
+  it.each([
+    { label: 'bounds unset: every listed engine is used', args: [], min: 4, max: 4 },
+    { label: 'an explicit min is kept', args: ['--min_workers', '1'], min: 1, max: 4 },
+    { label: 'an explicit max at or above the list is kept', args: ['--max_workers', '6'], min: 4, max: 6 },
+  ])('$label', ({ args, min, max }) => {
+    const c = resolveArgs([...TASK, '--provisioner', 'static', urls, ...args]);
+    expect([c.minWorkers, c.maxWorkers]).toEqual([min, max]);
+  });
+
+  it('a list longer than an explicit max_workers is an error that says so', () => {
+    expect(() => resolveArgs([...TASK, '--provisioner', 'static', urls, '--max_workers', '2'])).toThrow(
+      /--workers lists 4 engines but --max_workers is 2, so 2 would never be used/,
+    );
+  });
+
+  it('other provisioners keep the defaults', () => {
+    const c = resolveArgs([...TASK, '--provisioner', 'local', urls]);
+    expect([c.minWorkers, c.maxWorkers]).toEqual([1, 2]);
+  });
+});
+
 describe('--help', () => {
   it('lists every option with its default and env var', () => {
     const help = helpText('flockserve', '');
