@@ -146,7 +146,7 @@ export const OPTIONS = {
   workers: {
     type: 'list',
     default: [],
-    help: 'Comma-separated base URLs of already running engines (provisioner static).',
+    help: 'Comma-separated base URLs of already running engines (provisioner static); min_workers and max_workers default to their count.',
     origin: 'new',
   },
   grpc_port: {
