@@ -14,7 +14,7 @@ import { BALANCER_NAMES, createBalancer } from '../src/core/balancer/registry.js
 import { isEngineLoadSink, type BalancerPolicy, type PickContext } from '../src/core/balancer/types.js';
 import { wireBalancer } from '../src/core/balancer/wire.js';
 import { WorkerPool, type Worker } from '../src/core/pool.js';
-import { promptTextOf } from '../src/service/prompt.js';
+import { promptTextOf } from '../src/routes/rules.js';
 import { chatMessages, multiTurnSessions } from '../src/sim/workloads/multi-turn.js';
 
 const SIZES = [10, 100, 1000];

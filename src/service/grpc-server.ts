@@ -2,6 +2,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { InferenceServiceService, type InferenceServiceServer } from '../gen/flockserve/v1/inference.js';
 import { NodeControlServiceService, type NodeControlServiceServer } from '../gen/flockserve/v1/node_control.js';
 import { HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
+import { decodeChecked, requestGuard } from './grpc-decode.js';
 import { createReflection } from './reflection.js';
 
 /** PEM certificate chain and private key; both listeners use the same pair. */
@@ -27,11 +28,13 @@ export async function startGrpcServer(options: {
   tls?: TlsFiles | undefined;
 }): Promise<GrpcListener> {
   const server = new Server({
+    // A larger message is refused by grpc-js with RESOURCE_EXHAUSTED, as HTTP refuses it with 413.
     'grpc.max_receive_message_length': options.maxMessageBytes,
+    interceptors: [requestGuard],
   });
-  server.addService(InferenceServiceService, options.inference);
-  server.addService(NodeControlServiceService, options.nodeControl);
-  server.addService(HealthService, options.health);
+  server.addService(decodeChecked(InferenceServiceService), options.inference);
+  server.addService(decodeChecked(NodeControlServiceService), options.nodeControl);
+  server.addService(decodeChecked(HealthService), options.health);
   createReflection().addToServer(server);
   const creds = options.tls
     ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)

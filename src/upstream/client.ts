@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
 import { BodyStream } from './body-stream.js';
+import { afterHeadersError, beforeHeadersError } from './errors.js';
 
 /** Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus FlockServe's own. */
 const HOP_BY_HOP = new Set([
@@ -27,6 +28,8 @@ export interface UpstreamRequest {
   readonly headers: Headers;
   readonly body?: Buffer | undefined;
   readonly signal?: CancelSignal | undefined;
+  /** The worker's name, for the messages of its errors (default: the URL). */
+  readonly worker?: string | undefined;
 }
 
 export interface UpstreamResponse {
@@ -92,7 +95,8 @@ export class UpstreamClient {
   /**
    * Sends one request; resolves at the response headers with the body as a BodyStream that
    * undici's callbacks feed (the worker's socket pauses once a high-water mark waits unread).
-   * Rejects with undici's error before the headers, or the signal's reason when it aborts.
+   * Rejects before the headers with undici's error in the catalogue (beforeHeadersError), or with
+   * the signal's reason when it aborts; a failure after them fails the body likewise (afterHeadersError).
    * Straight on `dispatch` rather than `request()`: no stream layer (a Readable buffers, ticks
    * and calls read() per chunk) and one handler less per request on the gateway's hottest path.
    */
@@ -145,9 +149,9 @@ export class UpstreamClient {
           onResponseError(_c, err) {
             if (settled) return;
             settle();
-            if (!body) reject(err);
+            if (!body) reject(beforeHeadersError(err, req.worker ?? url));
             // After the headers: the reader sees the chunks already pushed, then the error.
-            else queueMicrotask(() => body!.fail(err));
+            else queueMicrotask(() => body!.fail(afterHeadersError(err, req.worker ?? url)));
           },
         },
       );
