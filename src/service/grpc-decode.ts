@@ -24,14 +24,13 @@ export function decodeChecked<S extends ServiceDefinition>(service: S): S {
   const out: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(service)) {
     const decode = method.requestDeserialize;
-    const type = method.path.split('/')[1] ?? method.path;
     out[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
         try {
           return decode(bytes);
         } catch (err) {
-          return new Undecodable(`The request is not a valid ${type} request message: ${messageOf(err)}`);
+          return new Undecodable(`The request to ${method.path} is not a valid message: ${messageOf(err)}`);
         }
       },
     };
