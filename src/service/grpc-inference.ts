@@ -29,7 +29,7 @@ import {
 } from '../routes/rules.js';
 import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER, type InferencePath } from '../routes/table.js';
 import { checkedJson, checkedRoutes, tooDeep, valueExceedsDepth } from '../routes/validation.js';
-import { forwardableHeaders } from '../upstream/client.js';
+import { forwardableHeaders, unsendable, type Headers } from '../upstream/client.js';
 import { errorEventMessage, workerError } from '../upstream/worker-error.js';
 import { toGrpcError } from './grpc-errors.js';
 import type { InferenceService } from './inference.js';
@@ -180,6 +180,7 @@ export function createInferenceHandlers(
     const headers = forwardableHeaders(call.metadata, record.upstreamHeaders);
     headers['content-type'] = 'application/json';
     headers[REQUEST_ID_HEADER] = call.requestId;
+    checkSendable('POST', path, headers);
     const reply = await service.dispatch({
       method: 'POST',
       path,
@@ -259,6 +260,7 @@ export function createInferenceHandlers(
           if (!req.path.startsWith('/')) throw new GatewayError('bad_request', { message: 'path must start with /' });
           const headers = forwardableHeaders(req.headers, record.upstreamHeaders);
           headers[REQUEST_ID_HEADER] = c.requestId;
+          checkSendable(method, req.path, headers);
           const reply = await service.dispatch({
             method,
             path: req.path,
@@ -284,6 +286,15 @@ export function createInferenceHandlers(
       );
     },
   };
+}
+
+/**
+ * A request built from gRPC input can carry what HTTP cannot (metadata values, a Forward call's
+ * method, path and headers); it is refused here, as the client's fault, before undici sees it.
+ */
+function checkSendable(method: string, path: string, headers: Headers): void {
+  const why = unsendable(method, path, headers);
+  if (why !== undefined) throw new GatewayError('bad_request', { message: `The request cannot be sent to a worker: ${why}.` });
 }
 
 /** One inference call as the handlers read it: its metadata, id, cancellation and deadline. */

@@ -195,9 +195,10 @@ export class InferenceService {
         this.#release(lease);
         if (call.signal.aborted) throw new GatewayError('client_closed', { cause: err });
         if (signal.aborted) throw abortReason(signal);
-        this.#o.onOutcome?.(worker, false);
-        // The upstream names its failures from the catalogue (src/upstream/errors.ts).
+        // The upstream names its failures from the catalogue (src/upstream/errors.ts); one that
+        // is the request's fault (undici refused to send it) is no failure of the worker's.
         const failure = toGatewayError(err);
+        if (failure.status >= 500) this.#o.onOutcome?.(worker, false);
         if (retriesLeft && isRetryable(failure)) {
           this.#retry(tried, worker, lowLevelCode(failure.cause));
           continue;

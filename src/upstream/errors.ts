@@ -36,6 +36,14 @@ export function lowLevelCode(err: unknown): string {
 export function beforeHeadersError(err: unknown, worker: string): GatewayError {
   if (err instanceof GatewayError) return err;
   const code = lowLevelCode(err);
+  // undici refused to send it (a method, path or header no HTTP request may carry: a gRPC
+  // Forward can ask for one): the request's fault, not the worker's.
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+    return new GatewayError('bad_request', {
+      message: `The request cannot be sent to a worker: ${(err as Error).message}`,
+      cause: err,
+    });
+  }
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new GatewayError('upstream_timeout', { message: `worker ${worker} timed out (${code})`, cause: err });
   }

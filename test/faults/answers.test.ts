@@ -157,6 +157,26 @@ describe('limits on the request', () => {
     expect(r.json.error.code).toBe('json_too_deep');
   });
 
+  it('Expect: 100-continue (curl sends it for bodies over 1 MiB) is answered here, not sent on: every request served', async () => {
+    env = await oneWorker('', { workerCapacity: 2 });
+    const withExpect = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest(`${env!.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': ok.length, expect: '100-continue' },
+        });
+        req.on('continue', () => req.end(ok));
+        req.on('error', reject);
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await withExpect());
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+  });
+
   it('a body that is not UTF-8 → 400 that says so', async () => {
     env = await oneWorker('');
     const r = await post(env.url, Buffer.concat([ok.subarray(0, 20), Buffer.from([0xc3, 0x28]), ok.subarray(20)]));

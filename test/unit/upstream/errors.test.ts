@@ -23,6 +23,14 @@ describe('upstream failures in the catalogue, cause kept', () => {
     expect(e.message).toContain(code);
   });
 
+  it.each(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED'])(
+    "undici refusing to send a request (%s: an invalid method, an `expect` header) is the request's fault",
+    (code) => {
+      const e = beforeHeadersError(low(code), 'w-1');
+      expect([e.code, e.status, isRetryable(e)]).toEqual(['bad_request', 400, false]);
+    },
+  );
+
   it.each([
     ['UND_ERR_BODY_TIMEOUT', 'upstream_stalled'],
     ['ECONNRESET', 'upstream_interrupted'],
