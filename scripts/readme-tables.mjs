@@ -13,7 +13,8 @@ const tables = { options: markdownTable(), errors: errorsMarkdownTable() };
 let readme = readFileSync(path, 'utf8');
 for (const [name, table] of Object.entries(tables)) {
   const markers = new RegExp(`(<!-- ${name}:start -->\\n)[\\s\\S]*?(<!-- ${name}:end -->)`);
-  if (!markers.test(readme)) throw new Error(`README.md has no <!-- ${name}:start --> ... <!-- ${name}:end --> markers`);
+  if (!markers.test(readme))
+    throw new Error(`README.md has no <!-- ${name}:start --> ... <!-- ${name}:end --> markers`);
   readme = readme.replace(markers, (_, a, b) => `${a}${table}\n${b}`);
 }
 writeFileSync(path, readme);

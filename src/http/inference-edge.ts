@@ -1,12 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../core/errors.js';
-import {
-  mustTellWorkerToStream,
-  promptTextOf,
-  requestIdOf,
-  sessionKeyOf,
-  wantsStream,
-} from '../routes/rules.js';
+import { mustTellWorkerToStream, promptTextOf, requestIdOf, sessionKeyOf, wantsStream } from '../routes/rules.js';
 import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
 import { checkedBody, checkedRoutes, type JsonObject } from '../routes/validation.js';
 import type { InferenceService } from '../service/inference.js';
@@ -45,7 +39,13 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
     if (!check) return false;
     const route = check.route;
     const requestId = requestIdOf(headerOf(req, REQUEST_ID_HEADER));
-    const record = o.observer.begin({ transport: 'http', method: 'POST', route: path, headers: req.headers, requestId });
+    const record = o.observer.begin({
+      transport: 'http',
+      method: 'POST',
+      route: path,
+      headers: req.headers,
+      requestId,
+    });
     let raw: Buffer | undefined;
     let body: JsonObject | undefined;
     recordUntilClose(record, res, () => ({

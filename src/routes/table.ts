@@ -41,7 +41,11 @@ const common = {
   user: { type: 'string' },
 };
 
-const tgiBody = object(['inputs'], { inputs: { type: 'string' }, parameters: { type: 'object' }, stream: common.stream });
+const tgiBody = object(['inputs'], {
+  inputs: { type: 'string' },
+  parameters: { type: 'object' },
+  stream: common.stream,
+});
 
 export const INFERENCE_ROUTES = [
   {

@@ -1,8 +1,4 @@
-import {
-  ServerInterceptingCall,
-  type ServerInterceptor,
-  type ServiceDefinition,
-} from '@grpc/grpc-js';
+import { ServerInterceptingCall, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js';
 import { GatewayError } from '../core/errors.js';
 import { toGrpcError } from './grpc-errors.js';
 

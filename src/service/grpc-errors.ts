@@ -1,4 +1,5 @@
-import { Metadata, status as GrpcStatus } from '@grpc/grpc-js';
+import type { status as GrpcStatus } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { toGatewayError } from '../core/errors.js';
 
 /** Trailing metadata key that carries the catalogue code (e.g. unknown_worker), as OpenAI errors carry `code`. */

@@ -1,9 +1,4 @@
-import {
-  Metadata,
-  type ServerWritableStream,
-  type ServerUnaryCall,
-  type sendUnaryData,
-} from '@grpc/grpc-js';
+import { Metadata, type ServerWritableStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import { GatewayError } from '../core/errors.js';
 import type {
@@ -140,12 +135,7 @@ export function createInferenceHandlers(
   const maxJsonDepth = options.maxJsonDepth ?? 64;
 
   /** Runs one JSON route for a call; `emit` writes each response. */
-  async function run<Req, Res>(
-    rpc: JsonRpc<Req, Res>,
-    req: Req,
-    call: Call,
-    emit: (res: Res) => void,
-  ): Promise<void> {
+  async function run<Req, Res>(rpc: JsonRpc<Req, Res>, req: Req, call: Call, emit: (res: Res) => void): Promise<void> {
     const path = rpc.path(streamAsked(rpc.stream(req), call.metadata[STREAM_HEADER]));
     const record = observer.begin({
       transport: 'grpc',
@@ -294,7 +284,8 @@ export function createInferenceHandlers(
  */
 function checkSendable(method: string, path: string, headers: Headers): void {
   const why = unsendable(method, path, headers);
-  if (why !== undefined) throw new GatewayError('bad_request', { message: `The request cannot be sent to a worker: ${why}.` });
+  if (why !== undefined)
+    throw new GatewayError('bad_request', { message: `The request cannot be sent to a worker: ${why}.` });
 }
 
 /** One inference call as the handlers read it: its metadata, id, cancellation and deadline. */

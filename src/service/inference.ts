@@ -370,4 +370,3 @@ function abortReason(signal: CancelSignal): GatewayError {
   const r: unknown = signal.reason;
   return r instanceof GatewayError ? r : new GatewayError('client_closed', { cause: r });
 }
-

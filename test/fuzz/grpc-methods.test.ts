@@ -73,8 +73,15 @@ function call(method: string, kind: Kind, payload: Buffer): Promise<{ code: numb
   const options = { deadline: Date.now() + PATIENCE_MS };
   return new Promise((resolve) => {
     if (kind === 'unary') {
-      client.makeUnaryRequest(method, identity, identity, payload, new Metadata(), options, (err: ServiceError | null) =>
-        resolve(err ? { code: err.code, details: err.details } : { code: status.OK, details: '' }),
+      client.makeUnaryRequest(
+        method,
+        identity,
+        identity,
+        payload,
+        new Metadata(),
+        options,
+        (err: ServiceError | null) =>
+          resolve(err ? { code: err.code, details: err.details } : { code: status.OK, details: '' }),
       );
       return;
     }
@@ -124,7 +131,9 @@ const VALID: readonly Buffer[] = [
     ).finish(),
   ),
   Buffer.from(CompletionRequest.encode(CompletionRequest.fromPartial({ prompt: 'hi', maxTokens: 1 })).finish()),
-  Buffer.from(GenerateRequest.encode(GenerateRequest.fromPartial({ inputs: 'hi', parameters: { maxNewTokens: 1 } })).finish()),
+  Buffer.from(
+    GenerateRequest.encode(GenerateRequest.fromPartial({ inputs: 'hi', parameters: { maxNewTokens: 1 } })).finish(),
+  ),
   Buffer.from(EmbeddingsRequest.encode(EmbeddingsRequest.fromPartial({ input: 'hi' })).finish()),
   Buffer.from(ForwardRequest.encode(ForwardRequest.fromPartial({ method: 'GET', path: '/v1/models' })).finish()),
 ];
@@ -161,7 +170,9 @@ interface Property {
 const PROPERTIES: readonly Property[] = [
   {
     name: 'raw garbage to every method',
-    arbitrary: fc.tuple(method, fc.uint8Array({ maxLength: 2048 })).map(([[m, k], b]) => [m, k, Buffer.from(b)] as const),
+    arbitrary: fc
+      .tuple(method, fc.uint8Array({ maxLength: 2048 }))
+      .map(([[m, k], b]) => [m, k, Buffer.from(b)] as const),
   },
   {
     name: 'truncated messages',
@@ -171,13 +182,16 @@ const PROPERTIES: readonly Property[] = [
   },
   {
     name: 'byte-flipped messages',
-    arbitrary: fc.tuple(inferenceMethod, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })).map(
-      ([[m, k, i], flips]) => {
+    arbitrary: fc
+      .tuple(
+        inferenceMethod,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 }),
+      )
+      .map(([[m, k, i], flips]) => {
         const b = Buffer.from(VALID[i]!);
         for (const [at, x] of flips) b[at % b.length]! ^= x;
         return [m, k, b] as const;
-      },
-    ),
+      }),
   },
   {
     name: 'wrong wire types and unknown fields',
@@ -207,13 +221,18 @@ const PROPERTIES: readonly Property[] = [
       .map(([n, what]) => {
         const req =
           what === 'stop'
-            ? { messages: [{ role: 'user', content: { $case: 'text' as const, value: 'x' } }], stop: Array(n).fill('s') }
+            ? {
+                messages: [{ role: 'user', content: { $case: 'text' as const, value: 'x' } }],
+                stop: Array(n).fill('s'),
+              }
             : {
                 messages: Array(n).fill(
                   what === 'messages' ? { role: 'user', content: { $case: 'text' as const, value: 'x' } } : {},
                 ),
               };
-        const bytes = Buffer.from(ChatCompletionRequest.encode(ChatCompletionRequest.fromPartial({ ...req, maxTokens: 1 })).finish());
+        const bytes = Buffer.from(
+          ChatCompletionRequest.encode(ChatCompletionRequest.fromPartial({ ...req, maxTokens: 1 })).finish(),
+        );
         return ['/flockserve.v1.InferenceService/ChatCompletion', 'stream' as Kind, bytes] as const;
       }),
   },
@@ -256,17 +275,23 @@ const PROPERTIES: readonly Property[] = [
         method: fc.oneof(fc.constantFrom('GET', 'POST', 'CONNECT', 'TRACE', 'get', 'BAD METHOD', ''), fc.string()),
         path: fc.oneof(fc.constantFrom('/v1/models', '/nope', '/v1/chat/completions', '//x', '/a b'), fc.string()),
         headers: fc.dictionary(
-          fc.oneof(fc.constantFrom('expect', 'content-length', 'host', 'upgrade', 'transfer-encoding', 'x ok'), fc.string({ maxLength: 12 })),
+          fc.oneof(
+            fc.constantFrom('expect', 'content-length', 'host', 'upgrade', 'transfer-encoding', 'x ok'),
+            fc.string({ maxLength: 12 }),
+          ),
           fc.string({ maxLength: 20 }),
           { maxKeys: 3 },
         ),
         body: fc.uint8Array({ maxLength: 200 }),
       })
-      .map(({ body, ...r }) => [
-        '/flockserve.v1.InferenceService/Forward',
-        'stream' as Kind,
-        Buffer.from(ForwardRequest.encode(ForwardRequest.fromPartial({ ...r, body: Buffer.from(body) })).finish()),
-      ] as const),
+      .map(
+        ({ body, ...r }) =>
+          [
+            '/flockserve.v1.InferenceService/Forward',
+            'stream' as Kind,
+            Buffer.from(ForwardRequest.encode(ForwardRequest.fromPartial({ ...r, body: Buffer.from(body) })).finish()),
+          ] as const,
+      ),
   },
 ];
 

@@ -66,7 +66,11 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 describe('one set of checks and messages on both transports', () => {
   // [what, gRPC request, the same request as HTTP JSON]
   const table: [string, ChatCompletionRequest, unknown][] = [
-    ['a message without a role', hi({ messages: [{ role: '', content: { $case: 'text', value: 'x' } }] }), { messages: [{ content: 'x' }] }],
+    [
+      'a message without a role',
+      hi({ messages: [{ role: '', content: { $case: 'text', value: 'x' } }] }),
+      { messages: [{ content: 'x' }] },
+    ],
     ['no messages', hi({ messages: [] }), {}],
     ['a user of the wrong type (in extra)', hi({ extra: { user: 5 } }), { messages: [{ role: 'user' }], user: 5 }],
   ];
@@ -173,7 +177,9 @@ describe('statuses that say whose fault it is', () => {
   });
 
   it('a message over max_body_size: RESOURCE_EXHAUSTED', async () => {
-    const { error } = await chat(hi({ messages: [{ role: 'user', content: { $case: 'text', value: 'x'.repeat(70_000) } }] }));
+    const { error } = await chat(
+      hi({ messages: [{ role: 'user', content: { $case: 'text', value: 'x'.repeat(70_000) } }] }),
+    );
     expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
   });
 

@@ -77,7 +77,7 @@ describe('the official openai client through the gateway (local provisioner, 2 s
 describe("a worker's own errors reach the openai client in OpenAI's shape", () => {
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-  it("max_tokens: \"x\": the worker's 400 and its message, with a request id", async () => {
+  it('max_tokens: "x": the worker\'s 400 and its message, with a request id', async () => {
     const err = await openai.chat.completions
       .create({ model: 'sim', messages: [{ role: 'user', content: 'x' }], max_tokens: 'x' as unknown as number })
       .then(

@@ -146,7 +146,11 @@ describe('engine simulator: errors', () => {
   });
 
   it.each([
-    ['"x"', 'x', "'type': 'int_parsing', 'loc': ('body', 'max_tokens'), 'msg': 'Input should be a valid integer, unable to parse string as an integer', 'input': 'x'"],
+    [
+      '"x"',
+      'x',
+      "'type': 'int_parsing', 'loc': ('body', 'max_tokens'), 'msg': 'Input should be a valid integer, unable to parse string as an integer', 'input': 'x'",
+    ],
     ['1.5', 1.5, "'type': 'int_from_float'"],
     ['true', true, "'type': 'int_type'"],
     ['0', 0, 'max_tokens must be at least 1, got 0.'],

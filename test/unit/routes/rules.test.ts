@@ -44,7 +44,15 @@ describe('the session key', () => {
 
 describe('the routing text', () => {
   it.each([
-    [{ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: [{ type: 'text', text: 'U' }] }] }, 'S\nU\n'],
+    [
+      {
+        messages: [
+          { role: 'system', content: 'S' },
+          { role: 'user', content: [{ type: 'text', text: 'U' }] },
+        ],
+      },
+      'S\nU\n',
+    ],
     [{ prompt: 'once' }, 'once'],
     [{ prompt: ['a', 'b'] }, 'a\nb'],
     [{ prompt: [1, 2, 3] }, undefined], // token ids have no text

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '../../../src/core/errors.js';
+import type { GatewayError } from '../../../src/core/errors.js';
 import {
   checkedBody,
   checkedJson,
@@ -24,14 +24,24 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
   // [path, body, message, param]
   const table: [string, unknown, string, string | undefined][] = [
     ['/v1/chat/completions', {}, "Invalid request: body must have required property 'messages'", 'messages'],
-    ['/v1/chat/completions', { messages: [] }, 'Invalid request: body/messages must NOT have fewer than 1 items', 'messages'],
+    [
+      '/v1/chat/completions',
+      { messages: [] },
+      'Invalid request: body/messages must NOT have fewer than 1 items',
+      'messages',
+    ],
     [
       '/v1/chat/completions',
       { messages: [{ content: 'x' }] },
       "Invalid request: body/messages/0 must have required property 'role'",
       'role',
     ],
-    ['/v1/chat/completions', { messages: [{ role: 'user' }], stream: 'yes' }, 'Invalid request: body/stream must be boolean', 'stream'],
+    [
+      '/v1/chat/completions',
+      { messages: [{ role: 'user' }], stream: 'yes' },
+      'Invalid request: body/stream must be boolean',
+      'stream',
+    ],
     [
       '/v1/completions',
       { prompt: 7 },

@@ -17,7 +17,12 @@ describe("a worker's error body, whatever its engine's shape", () => {
       'model x does not exist',
       'model',
     ],
-    ['TGI', '{"error":"Input validation error: `inputs` cannot be empty","error_type":"validation"}', 'Input validation error: `inputs` cannot be empty', undefined],
+    [
+      'TGI',
+      '{"error":"Input validation error: `inputs` cannot be empty","error_type":"validation"}',
+      'Input validation error: `inputs` cannot be empty',
+      undefined,
+    ],
     ['FastAPI 404', '{"detail":"Not Found"}', 'Not Found', undefined],
     [
       'FastAPI validation (422)',
@@ -45,7 +50,9 @@ describe("a worker's error body, whatever its engine's shape", () => {
 
 describe('workerError', () => {
   it("keeps the worker's status and message; the code and type come from the catalogue", () => {
-    const body = Buffer.from('{"object":"error","message":"bad max_tokens","type":"BadRequestError","param":null,"code":400}');
+    const body = Buffer.from(
+      '{"object":"error","message":"bad max_tokens","type":"BadRequestError","param":null,"code":400}',
+    );
     const e = workerError(400, {}, body);
     expect([e.status, e.code, e.grpcCode]).toEqual([400, 'upstream_bad_request', 3]);
     expect(toOpenAIError(e)).toEqual({
