@@ -200,20 +200,21 @@ export class Fleet {
     const w = this.#pool.get(victim);
     if (!w || !this.#tracked.has(victim)) throw new Error(`fleet: unknown worker ${victim}`);
     if (LIVE.includes(w.state)) this.#target = Math.max(0, this.#target - 1);
-    await this.drain(victim);
+    await this.drain(victim, 'removed');
     return victim;
   }
 
   /**
    * Takes `name` out of service: no new requests, in-flight ones get drainTimeoutMs to
    * finish, then it is terminated. Resolves once it is gone. Does not change the target
-   * (reconcile will launch a replacement if the fleet is now short).
+   * (reconcile will launch a replacement if the fleet is now short). `reason` is what the
+   * state change and the log say happened.
    */
-  drain(name: string): Promise<void> {
+  drain(name: string, reason = 'drained'): Promise<void> {
     const t = this.#tracked.get(name);
     const w = this.#pool.get(name);
     if (!t || !w) return Promise.reject(new Error(`fleet: unknown worker ${name}`));
-    return this.#drain(t, w, true);
+    return this.#drain(t, w, true, reason);
   }
 
   /** Call when a request on some worker finished: a draining worker may now be empty. */
@@ -303,7 +304,7 @@ export class Fleet {
       const w = this.#pool.get(t.name);
       if (!w) continue;
       const keep = opts.keepWorkers === true && w.state !== 'provisioning' && w.state !== 'failed';
-      waits.push(this.#drain(t, w, !keep));
+      waits.push(this.#drain(t, w, !keep, keep ? 'shutdown (keeping workers)' : 'shutdown'));
     }
     await Promise.all(waits);
   }
@@ -487,7 +488,7 @@ export class Fleet {
       },
     );
     this.#stats.replaced++;
-    void this.#drain(t, w, true);
+    void this.#drain(t, w, true, `${w.state} too long, replacing`);
     this.#reconcile();
   }
 
@@ -499,7 +500,7 @@ export class Fleet {
     if (live.length > this.#target) {
       for (const w of this.#pickVictims(live.length - this.#target)) {
         const t = this.#tracked.get(w.name)!;
-        void this.#drain(t, w, true);
+        void this.#drain(t, w, true, 'scale-down');
       }
       return;
     }
@@ -540,8 +541,8 @@ export class Fleet {
 
   // ---- draining and teardown ---------------------------------------------------------
 
-  /** Drains (or cancels, if still provisioning) and then, if `terminate`, tears down. */
-  #drain(t: Tracked, w: Worker, terminate: boolean): Promise<void> {
+  /** Drains (or cancels, if still provisioning) and then, if `terminate`, tears down; `reason` says why. */
+  #drain(t: Tracked, w: Worker, terminate: boolean, reason: string): Promise<void> {
     if (t.done) return t.done;
     this.#stopProbing(t);
     if (w.state === 'provisioning') {
@@ -555,8 +556,12 @@ export class Fleet {
       t.done = this.#teardown(t);
       return t.done;
     }
-    this.#pool.setState(t.name, 'draining', terminate ? 'scale-down' : 'shutdown (keeping workers)');
-    this.#log('info', `fleet: draining ${t.name} (${w.inFlight} in flight)`, { worker: t.name, inFlight: w.inFlight });
+    this.#pool.setState(t.name, 'draining', reason);
+    this.#log('info', `fleet: draining ${t.name} (${reason}; ${w.inFlight} in flight)`, {
+      worker: t.name,
+      inFlight: w.inFlight,
+      reason,
+    });
     t.drainDeadline = this.#clock.now() + this.#o.drainTimeoutMs;
     t.done = new Promise<void>((resolve) => {
       t.drainFinish = () => {
