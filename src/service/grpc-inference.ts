@@ -195,9 +195,12 @@ export function createInferenceHandlers(
     emit: (res: Res) => void,
   ): Promise<void> {
     const record = observer.begin({ transport: 'grpc', method: 'POST', route: route.path(req), headers });
-    await observed(record, signal, route.sessionKey?.(req), (seen) =>
-      answer(route, req, signal, headers, emit, record, seen),
-    );
+    const model = (req as { model?: unknown }).model;
+    const about = {
+      user: route.sessionKey?.(req),
+      model: typeof model === 'string' && model !== '' ? model : undefined,
+    };
+    await observed(record, signal, about, (seen) => answer(route, req, signal, headers, emit, record, seen));
   }
 
   async function answer<Req, Res>(
@@ -226,7 +229,13 @@ export function createInferenceHandlers(
       onSseEvents: events.onEvents,
     });
     const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
-    record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
+    record.answered({
+      worker: reply.worker,
+      status: reply.status,
+      stream,
+      queueWaitMs: reply.queueWaitMs,
+      headers: reply.headers,
+    });
     seen(reply.status);
     if (reply.status >= 400) throw await workerError(reply);
     if (stream) {
@@ -298,7 +307,7 @@ export function createInferenceHandlers(
             call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
           }
         })();
-      observed(record, ac.signal, undefined, go).then(
+      observed(record, ac.signal, {}, go).then(
         () => call.end(),
         (err: unknown) => {
           if (!ac.signal.aborted) call.emit('error', toGrpcError(err));
@@ -316,7 +325,7 @@ export function createInferenceHandlers(
 async function observed(
   record: RequestRecord,
   signal: AbortSignal,
-  user: string | undefined,
+  about: { readonly user?: string | undefined; readonly model?: string | undefined },
   body: (seen: (status: number) => void) => Promise<void>,
 ): Promise<void> {
   let status = 200;
@@ -330,7 +339,7 @@ async function observed(
     throw err;
   } finally {
     if (signal.aborted) status = 499;
-    record.finish({ status, aborted: signal.aborted, user, error });
+    record.finish({ status, aborted: signal.aborted, user: about.user, model: about.model, error });
   }
 }
 

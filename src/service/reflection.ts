@@ -1,6 +1,5 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '../gen/descriptors.js';
 
@@ -24,6 +23,6 @@ export function servedFileDescriptors(): Uint8Array[] {
 export function createReflection(): ReflectionService {
   const definition = {
     'flockserve.served': { format: 'FileDescriptorProtos', fileDescriptorProtos: servedFileDescriptors() },
-  } as unknown as PackageDefinition;
+  } as unknown as ConstructorParameters<typeof ReflectionService>[0];
   return new ReflectionService(definition);
 }
