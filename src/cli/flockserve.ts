@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/options.js';
 import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
 import { FlockServe, type StartPlan } from '../index.js';
+import { otlpSettings } from '../telemetry/otel-env.js';
 import { VERSION } from '../version.js';
 
 const SUMMARY =
@@ -23,8 +24,15 @@ const SUMMARY =
 /** Exit codes: a usage or configuration error is 2, any other failure 1. */
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
-/** What the gateway would start, for `--check`. */
-export function planText(config: Config, plan: StartPlan): string {
+/** What the gateway would start, for `--check`; `env` holds the OTEL_* variables telemetry reads. */
+export function planText(config: Config, plan: StartPlan, env: NodeJS.ProcessEnv): string {
+  const otlp = otlpSettings(config, env);
+  const exported =
+    config.metricsId < 0
+      ? 'OTLP export off (metrics_id < 0)'
+      : otlp.disabled
+        ? 'OTLP export off (OTEL_SDK_DISABLED)'
+        : `OTLP to ${otlp.metricsEndpoint} every ${otlp.exportInterval} s`;
   const run = (plan.task.run ?? '').trim().split('\n');
   const grpc = plan.grpcPort === 0 ? 'a free port' : String(plan.grpcPort);
   const rows: [string, string][] = [
@@ -42,6 +50,7 @@ export function planText(config: Config, plan: StartPlan): string {
     ],
     ['policies', `autoscaler ${config.autoscaler}, load balancer ${config.loadBalancer}`],
     ['node control', config.nodeControlKey ? 'on (bearer key set)' : 'off (no --node_control_key)'],
+    ['metrics', `GET /metrics; ${exported}`],
   ];
   if (plan.task.run === undefined) rows.splice(1, 1);
   return ['flockserve: configuration OK; nothing was started', ...rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`)].join(
@@ -75,7 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     gateway = new FlockServe(resolveArgs(checkOnly ? argv.filter((a) => a !== '--check') : argv, process.env));
     if (checkOnly) {
-      process.stdout.write(planText(gateway.config, await gateway.check()) + '\n');
+      process.stdout.write(planText(gateway.config, await gateway.check(), process.env) + '\n');
       return EXIT.ok;
     }
   } catch (err) {

@@ -58,6 +58,7 @@ describe('flockserve --check and exit codes', () => {
       '  listen        HTTP 0.0.0.0:8080, gRPC 0.0.0.0:8081',
       '  policies      autoscaler target-tracking, load balancer least-connection',
       '  node control  off (no --node_control_key)',
+      '  metrics       GET /metrics; OTLP to http://localhost:4317 every 120 s',
       '',
     ]);
   });
