@@ -61,3 +61,7 @@ export interface Prober {
 
 export type WorkerState =
   'provisioning' | 'starting' | 'ready' | 'not_ready' | 'draining' | 'terminating' | 'gone' | 'failed';
+
+export type FleetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** How the fleet and its units (health checking, termination) log: a level, a message, structured fields. */
+export type FleetLog = (level: FleetLogLevel, msg: string, fields?: Record<string, unknown>) => void;
