@@ -1,10 +1,10 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
 import { HealthChecker } from './health-checker.js';
-import type { Worker, WorkerPool } from './pool.js';
+import type { WorkerPool } from './pool.js';
 import { ProvisionerGate } from './provisioner-gate.js';
 import { Terminator, type Departure } from './terminator.js';
-import type { FleetLog, Prober, Provisioner, TaskSpec, WorkerState } from './types.js';
+import type { FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
 
 export interface FleetOptions {
   readonly pool: WorkerPool;

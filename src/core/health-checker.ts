@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
-import type { Worker, WorkerPool } from './pool.js';
-import type { FleetLog, Prober, WorkerState } from './types.js';
+import type { WorkerPool } from './pool.js';
+import type { FleetLog, Prober, Worker, WorkerState } from './types.js';
 
 export interface HealthCheckerOptions {
   readonly pool: WorkerPool;

@@ -1,8 +1,8 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
-import type { Worker, WorkerPool } from './pool.js';
+import type { WorkerPool } from './pool.js';
 import type { ProvisionerGate } from './provisioner-gate.js';
-import type { FleetLog } from './types.js';
+import type { FleetLog, Worker } from './types.js';
 
 export interface TerminatorOptions {
   readonly pool: WorkerPool;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { HealthChecker, type HealthCheckerOptions } from '../../../src/core/health-checker.js';
-import { WorkerPool, type Worker } from '../../../src/core/pool.js';
-import type { WorkerState } from '../../../src/core/types.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+import type { Worker, WorkerState } from '../../../src/core/types.js';
 import { FakeProber } from '../../fakes/prober.js';
 import { runTo } from '../../helpers/virtual-time.js';
 
