@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Provisioner } from '../core/types.js';
-import { LocalProvisioner, type ProvisionerLog } from './local.js';
+import type { ProvisionerLog } from './common.js';
+import { LocalProvisioner } from './local.js';
 import type { ProvisionerName } from './names.js';
 import { SkyPilotProvisioner } from './skypilot/skypilot.js';
 import { StaticProvisioner } from './static.js';
