@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../config/config-error.js';
-import type { TlsFiles } from '../service/grpc-server.js';
+
+/** PEM certificate chain and private key; the HTTP and gRPC listeners use the same pair. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
 
 /** Reads tls_cert and tls_key; both or neither must be set. Undefined means plain text. A file that cannot be read is a ConfigError. */
 export async function loadTls(
