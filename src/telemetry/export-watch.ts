@@ -61,18 +61,22 @@ function firstLine(err: Error | undefined): string {
   return line.length > 200 ? `${line.slice(0, 200)}...` : line;
 }
 
+/** `inner`'s export, with each result passed through `watch`. */
+function watchedExport<T>(
+  inner: { export(items: T, done: (result: ExportResult) => void): void },
+  watch: ExportWatch,
+): (items: T, done: (result: ExportResult) => void) => void {
+  return (items, done) => inner.export(items, (r) => done(watch.result(r)));
+}
+
 /** A metric exporter whose results go through an ExportWatch. */
 export class WatchedMetricExporter implements PushMetricExporter {
+  readonly export: (metrics: ResourceMetrics, done: (result: ExportResult) => void) => void;
   readonly #inner: PushMetricExporter;
-  readonly #watch: ExportWatch;
 
   constructor(inner: PushMetricExporter, watch: ExportWatch) {
     this.#inner = inner;
-    this.#watch = watch;
-  }
-
-  export(metrics: ResourceMetrics, done: (result: ExportResult) => void): void {
-    this.#inner.export(metrics, (r) => done(this.#watch.result(r)));
+    this.export = watchedExport(inner, watch);
   }
 
   forceFlush(): Promise<void> {
@@ -94,16 +98,12 @@ export class WatchedMetricExporter implements PushMetricExporter {
 
 /** A span exporter whose results go through an ExportWatch. */
 export class WatchedSpanExporter implements SpanExporter {
+  readonly export: (spans: ReadableSpan[], done: (result: ExportResult) => void) => void;
   readonly #inner: SpanExporter;
-  readonly #watch: ExportWatch;
 
   constructor(inner: SpanExporter, watch: ExportWatch) {
     this.#inner = inner;
-    this.#watch = watch;
-  }
-
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.#inner.export(spans, (r) => done(this.#watch.result(r)));
+    this.export = watchedExport(inner, watch);
   }
 
   forceFlush(): Promise<void> {
