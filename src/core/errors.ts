@@ -403,3 +403,8 @@ export function errorsMarkdownTable(): string {
   });
   return ['| code | HTTP status | gRPC status | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
+
+/** The message of anything thrown, for logs and worker details. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -68,7 +68,13 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
     promptText: f.promptText,
   });
   const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
-  f.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
+  f.record.answered({
+    worker: upstream.worker,
+    status: upstream.status,
+    stream,
+    queueWaitMs: upstream.queueWaitMs,
+    headers: upstream.headers,
+  });
   if (upstream.status >= 400 && f.errorShape === 'openai') {
     const whole = await readWhole(upstream);
     f.record.chunk(whole);
@@ -190,7 +196,7 @@ function midAnswerError(err: unknown, worker: string): GatewayError {
 export function recordUntilClose(
   record: RequestRecord,
   res: ServerResponse,
-  details: () => { user: string | undefined; requestBody: Buffer | undefined },
+  details: () => { user: string | undefined; model?: string | undefined; requestBody: Buffer | undefined },
 ): void {
   res.once('close', () => {
     const aborted = !res.writableFinished;

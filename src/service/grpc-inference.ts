@@ -1,18 +1,18 @@
 import { Metadata, type ServerWritableStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import { GatewayError } from '../core/errors.js';
-import type {
-  ChatCompletionRequest,
+import {
   ChatCompletionResponse,
-  CompletionRequest,
   CompletionResponse,
-  EmbeddingsRequest,
   EmbeddingsResponse,
-  ForwardRequest,
-  ForwardResponse,
-  GenerateRequest,
   GenerateResponse,
-  InferenceServiceServer,
+  type ChatCompletionRequest,
+  type CompletionRequest,
+  type EmbeddingsRequest,
+  type ForwardRequest,
+  type ForwardResponse,
+  type GenerateRequest,
+  type InferenceServiceServer,
 } from '../gen/flockserve/v1/inference.js';
 import {
   mustTellWorkerToStream,
@@ -47,7 +47,12 @@ interface JsonRpc<Req, Res> {
   stream(req: Req): boolean;
   request: Parameters<typeof T.toJson>[1];
   response: Parameters<typeof T.toProto>[1];
-  _res?: Res;
+  /**
+   * The response message with every field set (ts-proto's fromPartial): the encoder writes
+   * whatever a field holds, so a key the worker left out (a delta's `role` after the first
+   * chunk) would otherwise go out as the text "undefined".
+   */
+  complete(partial: JsonObject): Res;
 }
 
 const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
@@ -55,6 +60,7 @@ const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
   stream: (r) => r.stream,
   request: T.CHAT_REQUEST,
   response: T.CHAT_RESPONSE,
+  complete: (o) => ChatCompletionResponse.fromPartial(o as never),
 };
 
 const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
@@ -62,6 +68,7 @@ const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
   stream: (r) => r.stream,
   request: T.COMPLETION_REQUEST,
   response: T.COMPLETION_RESPONSE,
+  complete: (o) => CompletionResponse.fromPartial(o as never),
 };
 
 const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
@@ -69,6 +76,7 @@ const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
   stream: (r) => r.stream,
   request: T.GENERATE_REQUEST,
   response: T.GENERATE_RESPONSE,
+  complete: (o) => GenerateResponse.fromPartial(o as never),
 };
 
 const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
@@ -76,6 +84,7 @@ const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
   stream: () => false,
   request: T.EMBEDDINGS_REQUEST,
   response: T.EMBEDDINGS_RESPONSE,
+  complete: (o) => EmbeddingsResponse.fromPartial(o as never),
 };
 
 export interface InferenceHandlersOptions {
@@ -154,18 +163,19 @@ export function createInferenceHandlers(
     call: Call,
     emit: (res: Res) => void,
     record: RequestRecord,
-    seen: (status: number, user: string | undefined) => void,
+    seen: Seen,
   ): Promise<void> {
     const check = routes.get(path)!;
     // The JSON the worker gets is checked as HTTP checks a body: the same schema, limit and messages.
-    const json = checkedJson(T.toJson(req as unknown as JsonObject, rpc.request), check);
+    const built = T.toJson(req as unknown as JsonObject, rpc.request);
+    const about = { user: stringField(built, 'user'), model: stringField(built, 'model') };
+    seen(200, about);
+    const json = checkedJson(built, check);
     if (valueExceedsDepth(json, maxJsonDepth)) throw tooDeep(maxJsonDepth);
     const route = check.route;
     const stream = wantsStream(route, json, call.metadata[STREAM_HEADER]);
     if (mustTellWorkerToStream(route, json, stream)) json['stream'] = true;
-    const user = typeof json['user'] === 'string' ? json['user'] : undefined;
-    seen(200, user);
-    const toRes = (o: JsonObject): Res => T.toProto(o, rpc.response) as Res;
+    const toRes = (o: JsonObject): Res => rpc.complete(T.toProto(o, rpc.response));
     const events = sseEvents((o) => emit(toRes(o)));
     const headers = forwardableHeaders(call.metadata, record.upstreamHeaders);
     headers['content-type'] = 'application/json';
@@ -183,8 +193,14 @@ export function createInferenceHandlers(
       onSseEvents: events.onEvents,
     });
     const isSse = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
-    record.answered({ worker: reply.worker, status: reply.status, stream: isSse, queueWaitMs: reply.queueWaitMs });
-    seen(reply.status, user);
+    record.answered({
+      worker: reply.worker,
+      status: reply.status,
+      stream: isSse,
+      queueWaitMs: reply.queueWaitMs,
+      headers: reply.headers,
+    });
+    seen(reply.status, about);
     if (reply.status >= 400) {
       const whole = await readAll(reply.body);
       record.chunk(whole);
@@ -245,7 +261,7 @@ export function createInferenceHandlers(
         headers: req.headers,
         requestId: c.requestId,
       });
-      const go = (seen: (status: number, user: string | undefined) => void): Promise<void> =>
+      const go = (seen: Seen): Promise<void> =>
         (async () => {
           if (!req.path.startsWith('/')) throw new GatewayError('bad_request', { message: 'path must start with /' });
           const headers = forwardableHeaders(req.headers, record.upstreamHeaders);
@@ -260,8 +276,14 @@ export function createInferenceHandlers(
             timeoutMs: c.timeoutMs(),
           });
           const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
-          record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
-          seen(reply.status, undefined);
+          record.answered({
+            worker: reply.worker,
+            status: reply.status,
+            stream,
+            queueWaitMs: reply.queueWaitMs,
+            headers: reply.headers,
+          });
+          seen(reply.status, {});
           call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
           for await (const chunk of reply.body) {
             record.chunk(chunk);
@@ -340,15 +362,15 @@ function deadlineMs(call: ServerUnaryCall<unknown, unknown> | ServerWritableStre
 async function observed(
   record: RequestRecord,
   signal: AbortSignal,
-  body: (seen: (status: number, user: string | undefined) => void) => Promise<void>,
+  body: (seen: Seen) => Promise<void>,
 ): Promise<void> {
   let status = 200;
-  let user: string | undefined;
+  let about: About = {};
   let error: string | undefined;
   try {
-    await body((s, u) => {
+    await body((s, a) => {
       status = s;
-      user = u;
+      about = a;
     });
   } catch (err) {
     if (err instanceof GatewayError) status = err.status;
@@ -357,15 +379,36 @@ async function observed(
     throw err;
   } finally {
     if (signal.aborted) status = signal.reason instanceof GatewayError ? signal.reason.status : 499;
-    record.finish({ status, aborted: signal.aborted, user, error });
+    record.finish({ status, aborted: signal.aborted, user: about.user, model: about.model, error });
   }
 }
 
-/** gRPC metadata that is meant for the worker (e.g. its API key); gRPC's own keys and binary values stay behind. */
+/** What a call says about itself for telemetry (the request log's `user`, the metrics' `model`). */
+interface About {
+  readonly user?: string | undefined;
+  readonly model?: string | undefined;
+}
+
+/** Reports the status the call maps to so far, and what it said about itself. */
+type Seen = (status: number, about: About) => void;
+
+function stringField(json: JsonObject, key: string): string | undefined {
+  const v = json[key];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/**
+ * gRPC metadata that may be meant for the worker (e.g. its API key); the rules read it, and
+ * forwardableHeaders leaves out what is one hop's when the worker's request is built. gRPC's own
+ * keys and binary values stay behind, and so do the headers that describe the gRPC request's
+ * body rather than the JSON one the worker gets (an accept-encoding would let the worker
+ * compress an answer the gateway has to read).
+ */
 function forwardedMetadata(map: Record<string, string | Buffer>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(map)) {
     if (k.startsWith('grpc-') || k.startsWith(':') || k === 'content-type' || k === 'user-agent') continue;
+    if (k === 'accept-encoding') continue;
     if (typeof v === 'string') out[k] = v;
   }
   return out;

@@ -219,20 +219,13 @@ const PROPERTIES: readonly Property[] = [
     arbitrary: fc
       .tuple(fc.integer({ min: 1_000, max: 40_000 }), fc.constantFrom('messages', 'stop', 'empty messages'))
       .map(([n, what]) => {
-        const req =
-          what === 'stop'
-            ? {
-                messages: [{ role: 'user', content: { $case: 'text' as const, value: 'x' } }],
-                stop: Array(n).fill('s'),
-              }
-            : {
-                messages: Array(n).fill(
-                  what === 'messages' ? { role: 'user', content: { $case: 'text' as const, value: 'x' } } : {},
-                ),
-              };
-        const bytes = Buffer.from(
-          ChatCompletionRequest.encode(ChatCompletionRequest.fromPartial({ ...req, maxTokens: 1 })).finish(),
-        );
+        const message = { role: 'user', content: { $case: 'text' as const, value: 'x' } };
+        const req = ChatCompletionRequest.create({
+          maxTokens: 1,
+          messages: what === 'stop' ? [message] : Array(n).fill(what === 'messages' ? message : {}),
+          stop: what === 'stop' ? Array(n).fill('s') : [],
+        });
+        const bytes = Buffer.from(ChatCompletionRequest.encode(req).finish());
         return ['/flockserve.v1.InferenceService/ChatCompletion', 'stream' as Kind, bytes] as const;
       }),
   },
