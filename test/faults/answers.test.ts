@@ -1,9 +1,10 @@
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import OpenAI from 'openai';
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InferenceServiceClient, type ChatCompletionResponse } from '../../src/gen/flockserve/v1/inference.js';
 import type { FlockServeOptions } from '../../src/index.js';
+import { collect } from '../helpers/grpc.js';
 import { waitFor } from '../helpers/wait.js';
 import { abortedOnWorkers, shoot, startScenario, type ScenarioEnv } from './harness.js';
 
@@ -33,15 +34,9 @@ async function grpcChat(address: string, maxTokens: number) {
     stop: [],
     stream: true,
   });
-  const got: ChatCompletionResponse[] = [];
-  let error: ServiceError | undefined;
-  try {
-    for await (const m of call) got.push(m as ChatCompletionResponse);
-  } catch (e) {
-    error = e as ServiceError;
-  }
+  const answer = await collect<ChatCompletionResponse>(call);
   client.close();
-  return { got, error };
+  return answer;
 }
 
 describe('a failure after the answer began', () => {

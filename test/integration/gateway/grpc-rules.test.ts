@@ -6,6 +6,7 @@ import {
   type ChatCompletionResponse,
 } from '../../../src/gen/flockserve/v1/inference.js';
 import { simStats } from '../../helpers/gateway.js';
+import { collect } from '../../helpers/grpc.js';
 import { waitFor } from '../../helpers/wait.js';
 import { startScenario, type ScenarioEnv } from '../../faults/harness.js';
 
@@ -44,13 +45,7 @@ async function chat(req: ChatCompletionRequest, md = new Metadata()) {
     call.once('metadata', resolve);
     call.once('status', () => resolve(new Metadata()));
   });
-  const got: ChatCompletionResponse[] = [];
-  let error: ServiceError | undefined;
-  try {
-    for await (const m of call) got.push(m as ChatCompletionResponse);
-  } catch (e) {
-    error = e as ServiceError;
-  }
+  const { got, error } = await collect<ChatCompletionResponse>(call);
   return { got, error, headers: await headers };
 }
 
