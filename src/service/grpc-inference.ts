@@ -306,8 +306,8 @@ export function createInferenceHandlers(
  */
 function checkSendable(method: string, path: string, headers: Headers): void {
   const why = unsendable(method, path, headers);
-  if (why !== undefined)
-    throw new GatewayError('bad_request', { message: `The request cannot be sent to a worker: ${why}.` });
+  if (why === undefined) return;
+  throw new GatewayError('bad_request', { message: `The request cannot be sent to a worker: ${why}.` });
 }
 
 /** One inference call as the handlers read it: its metadata, id, cancellation and deadline. */
