@@ -15,7 +15,7 @@ import { isEngineLoadSink, type BalancerPolicy, type PickContext } from '../src/
 import { wireBalancer } from '../src/core/balancer/wire.js';
 import { WorkerPool } from '../src/core/pool.js';
 import type { Worker } from '../src/core/types.js';
-import { promptTextOf } from '../src/service/prompt.js';
+import { promptTextOf } from '../src/routes/rules.js';
 import { chatMessages, multiTurnSessions } from '../src/sim/workloads/multi-turn.js';
 
 const SIZES = [10, 100, 1000];

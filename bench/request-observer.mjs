@@ -4,6 +4,7 @@
 // through the no-op observer, then metrics, + tracing, + the SQLite request log.
 //   npm run build && node bench/request-observer.mjs [--requests 20000] [--chunks 20]
 // Writes bench/results/request-observer.md.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,11 +103,20 @@ const setups = [
   ],
 ];
 
+/** Request ids as the edge gives them (made ahead: their cost is the edge's, not the observer's). */
+const REQUEST_IDS = Array.from({ length: 1024 }, () => randomUUID());
+
 function run(observer, wholeAnswer = false) {
   const workers = ['w-0', 'w-1', 'w-2', 'w-3'];
   const t0 = process.cpuUsage();
   for (let i = 0; i < N; i++) {
-    const r = observer.begin({ transport: 'http', method: 'POST', route: '/v1/chat/completions', headers });
+    const r = observer.begin({
+      transport: 'http',
+      method: 'POST',
+      route: '/v1/chat/completions',
+      headers,
+      requestId: REQUEST_IDS[i & 1023],
+    });
     r.answered({ worker: workers[i & 3], status: 200, stream: !wholeAnswer, queueWaitMs: 0 });
     if (wholeAnswer) r.chunk(whole);
     else {

@@ -140,7 +140,7 @@ export class FlockServe implements ControlPlane {
     parts.grpc = await startGrpcServer({
       host: c.host,
       port: grpcPort,
-      inference: createInferenceHandlers(g.service, parts.telemetry.observer),
+      inference: createInferenceHandlers(g.service, parts.telemetry.observer, { maxJsonDepth: c.maxJsonDepth }),
       nodeControl: createNodeControlHandlers(this.#plane, this.#clock),
       health: createHealthHandlers(this.#health),
       maxMessageBytes: c.maxBodySize,

@@ -1,9 +1,11 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Cancellation } from '../core/cancellation.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
+import { REQUEST_ID_HEADER, type RouteApi } from '../routes/table.js';
 import type { InferenceReply, InferenceService } from '../service/inference.js';
 import type { RequestRecord } from '../service/observer.js';
 import { forwardableHeaders } from '../upstream/client.js';
+import { workerError } from '../upstream/worker-error.js';
 
 /** One request to forward to a worker, as an HTTP adapter read it. */
 export interface Forward {
@@ -13,6 +15,14 @@ export interface Forward {
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer | undefined;
   readonly record: RequestRecord;
+  /** Sent to the worker and back to the client as `x-request-id`. */
+  readonly requestId: string;
+  /**
+   * `openai`: a worker's error answer reaches the client in the catalogue's OpenAI shape, its
+   * message and status kept. Otherwise it passes as the worker sent it (TGI's clients read TGI's
+   * shape; an engine's own routes are the engine's).
+   */
+  readonly errorShape: RouteApi | undefined;
   /** Signals for affinity policies; either may be missing. */
   readonly sessionKey?: string | undefined;
   readonly promptText?: string | undefined;
@@ -36,7 +46,7 @@ export async function answer(
   try {
     await forward(service, res, f);
   } catch (err) {
-    writeError(res, toGatewayError(err), log);
+    writeError(res, toGatewayError(err), f.requestId, log);
   }
 }
 
@@ -46,10 +56,12 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
   res.once('close', () => {
     if (!res.writableFinished) abort.abort(new GatewayError('client_closed'));
   });
+  const headers = forwardableHeaders(f.headers, f.record.upstreamHeaders);
+  headers[REQUEST_ID_HEADER] = f.requestId;
   const upstream = await service.dispatch({
     method: f.method,
     path: f.url,
-    headers: forwardableHeaders(f.headers, f.record.upstreamHeaders),
+    headers,
     body: f.body,
     signal: abort,
     sessionKey: f.sessionKey,
@@ -63,6 +75,12 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
     queueWaitMs: upstream.queueWaitMs,
     headers: upstream.headers,
   });
+  if (upstream.status >= 400 && f.errorShape === 'openai') {
+    const whole = await readWhole(upstream);
+    f.record.chunk(whole);
+    throw workerError(upstream.status, upstream.headers, whole);
+  }
+  upstream.headers[REQUEST_ID_HEADER] = f.requestId;
   if (stream) {
     answerStream(res, upstream, f.record);
     return;
@@ -70,9 +88,9 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
   const whole = await readWhole(upstream);
   f.record.chunk(whole);
   // The whole body is at hand: its length goes out with it, instead of chunked framing.
-  const headers = upstream.headers;
-  if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) headers['content-length'] = String(whole.length);
-  res.writeHead(upstream.status, headers).end(whole);
+  const answerHeaders = upstream.headers;
+  if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) answerHeaders['content-length'] = String(whole.length);
+  res.writeHead(upstream.status, answerHeaders).end(whole);
 }
 
 /** A 1xx, 204 or 304 answer has no body, and no content-length either (RFC 9110 §8.6). */
@@ -81,11 +99,19 @@ function mayHaveBody(status: number): boolean {
 }
 
 /**
- * Writes `err` as the catalogue's OpenAI-shaped JSON; a response already started is cut instead
- * (its client sees a broken answer, not a second one), and a closed one is left alone.
+ * Writes `err` as the catalogue's OpenAI-shaped JSON, with the request's id; a response already
+ * started is cut instead (its client sees a broken answer, not a second one), and a closed one
+ * is left alone.
  */
-export function writeError(res: ServerResponse, err: GatewayError, log?: ErrorLog | undefined): void {
-  if (err.status >= 500 && err.code === 'internal') log?.error({ err: err.cause ?? err }, 'internal error');
+export function writeError(
+  res: ServerResponse,
+  err: GatewayError,
+  requestId: string,
+  log?: ErrorLog | undefined,
+): void {
+  if (err.status >= 500 && err.code === 'internal') {
+    log?.error({ err: err.cause ?? err, request_id: requestId }, 'internal error');
+  }
   // The client is gone: nobody reads an answer (the observer counted the request when it closed).
   if (res.destroyed) return;
   if (res.headersSent) {
@@ -96,6 +122,7 @@ export function writeError(res: ServerResponse, err: GatewayError, log?: ErrorLo
   res.writeHead(err.status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
+    [REQUEST_ID_HEADER]: requestId,
     ...(err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {}),
   });
   res.end(body);

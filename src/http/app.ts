@@ -3,6 +3,8 @@ import { createServer, STATUS_CODES, type RequestListener } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
+import { requestIdOf } from '../routes/rules.js';
+import { apiOfPath, REQUEST_ID_HEADER } from '../routes/table.js';
 import type { TlsFiles } from '../runtime/tls.js';
 import type { InferenceService } from '../service/inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../service/observer.js';
@@ -57,6 +59,9 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.maxBodySize,
     clientErrorHandler: answerClientError,
     logger: false,
+    // `req.id` is the request's id by the inference routes' rule: the client's, else a new one.
+    requestIdHeader: false,
+    genReqId: (req) => requestIdOf(single(req.headers[REQUEST_ID_HEADER])),
   });
   app.decorateRequest('rawBody', undefined);
   observeRequests(app, observer);
@@ -68,8 +73,8 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     done(null, body);
   });
 
-  app.setErrorHandler((err: unknown, _req, reply) => sendError(reply, fromFastifyError(err), options.log));
-  app.setNotFoundHandler((_req, reply) => sendError(reply, new GatewayError('not_found')));
+  app.setErrorHandler((err: unknown, req, reply) => sendError(reply, fromFastifyError(err), req.id, options.log));
+  app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('not_found'), req.id));
 
   app.get('/', async () => legacyStatusJson(options.plane.status()));
   app.get('/health', async () => {
@@ -87,10 +92,19 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is.
   app.all('/*', async (req, reply) => {
     reply.hijack();
+    const query = req.url.indexOf('?');
     await answer(
       options.service,
       reply.raw,
-      { method: req.method, url: req.url, headers: req.headers, body: req.rawBody, record: req.record },
+      {
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: req.rawBody,
+        record: req.record,
+        requestId: req.id,
+        errorShape: apiOfPath(query < 0 ? req.url : req.url.slice(0, query)),
+      },
       options.log,
     );
   });
@@ -138,7 +152,8 @@ function answerClientError(err: Error & { code?: string }, socket: Socket): void
   const body = JSON.stringify(toOpenAIError(g));
   socket.end(
     `HTTP/1.1 ${g.status} ${STATUS_CODES[g.status] ?? ''}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${requestIdOf(undefined)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -159,9 +174,18 @@ function fromFastifyError(err: unknown): GatewayError {
   return toGatewayError(err);
 }
 
-function sendError(reply: FastifyReply, err: GatewayError, log?: HttpAppOptions['log']): FastifyReply {
-  writeError(reply.hijack().raw, err, log);
+function sendError(
+  reply: FastifyReply,
+  err: GatewayError,
+  requestId: string,
+  log?: HttpAppOptions['log'],
+): FastifyReply {
+  writeError(reply.hijack().raw, err, requestId, log);
   return reply;
+}
+
+function single(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }
 
 /**
@@ -171,14 +195,22 @@ function sendError(reply: FastifyReply, err: GatewayError, log?: HttpAppOptions[
  */
 function observeRequests(app: FastifyInstance, observer: RequestObserver): void {
   app.decorateRequest('record', undefined as unknown as RequestRecord);
-  const noop = NOOP_OBSERVER.begin({ transport: 'http', method: 'GET', route: '', headers: {} });
+  const noop = NOOP_OBSERVER.begin({ transport: 'http', method: 'GET', route: '', headers: {}, requestId: '' });
   app.addHook('onRequest', (req, reply, done) => {
+    // Every answer carries the request's id (the forwarded and error answers write it themselves).
+    reply.header(REQUEST_ID_HEADER, req.id);
     if (req.routeOptions.url !== '/*') {
       req.record = noop;
       done();
       return;
     }
-    const record = observer.begin({ transport: 'http', method: req.method, route: 'other', headers: req.headers });
+    const record = observer.begin({
+      transport: 'http',
+      method: req.method,
+      route: 'other',
+      headers: req.headers,
+      requestId: req.id,
+    });
     req.record = record;
     recordUntilClose(record, reply.raw, () => ({ user: undefined, requestBody: req.rawBody }));
     done();

@@ -1,12 +1,5 @@
-import {
-  Metadata,
-  status as GrpcStatus,
-  type ServerWritableStream,
-  type ServerUnaryCall,
-  type sendUnaryData,
-} from '@grpc/grpc-js';
+import { Metadata, type ServerWritableStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import type { BodyStream } from '../upstream/body-stream.js';
-import { forwardableHeaders } from '../upstream/client.js';
 import { GatewayError } from '../core/errors.js';
 import {
   ChatCompletionResponse,
@@ -21,21 +14,39 @@ import {
   type GenerateRequest,
   type InferenceServiceServer,
 } from '../gen/flockserve/v1/inference.js';
-import type { InferenceReply, InferenceService } from './inference.js';
+import {
+  mustTellWorkerToStream,
+  promptTextOf,
+  requestIdOf,
+  sessionKeyOf,
+  streamAsked,
+  wantsStream,
+} from '../routes/rules.js';
+import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER, type InferencePath } from '../routes/table.js';
+import { checkedJson, checkedRoutes, tooDeep, valueExceedsDepth } from '../routes/validation.js';
+import { forwardableHeaders, unsendable, type Headers } from '../upstream/client.js';
+import { errorEventMessage, workerError } from '../upstream/worker-error.js';
+import { toGrpcError } from './grpc-errors.js';
+import type { InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
 import * as T from './translate.js';
-import { promptTextOf } from './prompt.js';
+
+export { ERROR_CODE_KEY, toGrpcError, type GrpcError } from './grpc-errors.js';
 
 type JsonObject = Record<string, unknown>;
 
-/** How one JSON-bodied RPC maps onto a worker's HTTP route. */
-interface JsonRoute<Req, Res> {
-  path(req: Req): string;
-  streaming(req: Req): boolean;
+/**
+ * How one JSON-bodied RPC maps onto its route of the route table (src/routes) and the proto
+ * messages: the rest (schema and messages, stream rule, session key, routing text) is the
+ * table's, as on HTTP.
+ */
+interface JsonRpc<Req, Res> {
+  /** The route this call stands for, by whether it streams (Generate: /generate or /generate_stream). */
+  path(streams: boolean): InferencePath;
+  /** The message's own streaming switch. */
+  stream(req: Req): boolean;
   request: Parameters<typeof T.toJson>[1];
   response: Parameters<typeof T.toProto>[1];
-  sessionKey?(req: Req): string | undefined;
-  check?(req: Req): string | undefined;
   /**
    * The response message with every field set (ts-proto's fromPartial): the encoder writes
    * whatever a field holds, so a key the worker left out (a delta's `role` after the first
@@ -44,74 +55,41 @@ interface JsonRoute<Req, Res> {
   complete(partial: JsonObject): Res;
 }
 
-const CHAT: JsonRoute<ChatCompletionRequest, ChatCompletionResponse> = {
+const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
   path: () => '/v1/chat/completions',
-  streaming: (r) => r.stream,
+  stream: (r) => r.stream,
   request: T.CHAT_REQUEST,
   response: T.CHAT_RESPONSE,
   complete: (o) => ChatCompletionResponse.fromPartial(o as never),
-  sessionKey: (r) => r.user,
-  check: (r) => (r.messages.length === 0 ? 'messages must be a non-empty list' : undefined),
 };
 
-const COMPLETION: JsonRoute<CompletionRequest, CompletionResponse> = {
+const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
   path: () => '/v1/completions',
-  streaming: (r) => r.stream,
+  stream: (r) => r.stream,
   request: T.COMPLETION_REQUEST,
   response: T.COMPLETION_RESPONSE,
   complete: (o) => CompletionResponse.fromPartial(o as never),
-  sessionKey: (r) => r.user,
-  check: (r) => (r.prompt === undefined ? 'prompt is required' : undefined),
 };
 
-const GENERATE: JsonRoute<GenerateRequest, GenerateResponse> = {
-  path: (r) => (r.stream ? '/generate_stream' : '/generate'),
-  streaming: (r) => r.stream,
+const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
+  path: (streams) => (streams ? '/generate_stream' : '/generate'),
+  stream: (r) => r.stream,
   request: T.GENERATE_REQUEST,
   response: T.GENERATE_RESPONSE,
   complete: (o) => GenerateResponse.fromPartial(o as never),
-  check: (r) => (r.inputs === '' ? 'inputs is required' : undefined),
 };
 
-const EMBEDDINGS: JsonRoute<EmbeddingsRequest, EmbeddingsResponse> = {
+const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
   path: () => '/v1/embeddings',
-  streaming: () => false,
+  stream: () => false,
   request: T.EMBEDDINGS_REQUEST,
   response: T.EMBEDDINGS_RESPONSE,
   complete: (o) => EmbeddingsResponse.fromPartial(o as never),
-  sessionKey: (r) => r.user,
-  check: (r) => (r.input === undefined ? 'input is required' : undefined),
 };
 
-/** HTTP status of a worker's answer → gRPC status (per the gRPC HTTP-to-status mapping, extended). */
-export function grpcStatusOfHttp(status: number): GrpcStatus {
-  if (status === 400 || status === 422) return GrpcStatus.INVALID_ARGUMENT;
-  if (status === 401) return GrpcStatus.UNAUTHENTICATED;
-  if (status === 403) return GrpcStatus.PERMISSION_DENIED;
-  if (status === 404) return GrpcStatus.NOT_FOUND;
-  if (status === 413 || status === 429) return GrpcStatus.RESOURCE_EXHAUSTED;
-  if (status === 501) return GrpcStatus.UNIMPLEMENTED;
-  if (status === 502 || status === 503) return GrpcStatus.UNAVAILABLE;
-  if (status === 504) return GrpcStatus.DEADLINE_EXCEEDED;
-  return GrpcStatus.INTERNAL;
-}
-
-export interface GrpcError {
-  code: GrpcStatus;
-  details: string;
-  metadata?: Metadata;
-}
-
-/** Trailing metadata key that carries the catalogue code (e.g. unknown_worker), as OpenAI errors carry `code`. */
-export const ERROR_CODE_KEY = 'flockserve-error-code';
-
-export function toGrpcError(err: unknown): GrpcError {
-  if (err instanceof GatewayError) {
-    const metadata = new Metadata();
-    metadata.set(ERROR_CODE_KEY, err.code);
-    return { code: err.grpcCode as GrpcStatus, details: err.message, metadata };
-  }
-  return { code: GrpcStatus.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+export interface InferenceHandlersOptions {
+  /** Deepest JSON nesting accepted in the request built from a message (option max_json_depth); default 64. */
+  readonly maxJsonDepth?: number;
 }
 
 async function readAll(body: BodyStream): Promise<Buffer> {
@@ -120,46 +98,25 @@ async function readAll(body: BodyStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** An error answer from a worker (OpenAI, vLLM or TGI shape) → gRPC error with its message. */
-async function workerError(reply: InferenceReply): Promise<GrpcError> {
-  const text = (await readAll(reply.body)).toString('utf8');
-  let message = text.slice(0, 1000);
-  try {
-    const parsed = JSON.parse(text) as { error?: unknown; message?: unknown };
-    const e = parsed.error;
-    if (typeof e === 'string') message = e;
-    else if (e && typeof e === 'object' && typeof (e as JsonObject)['message'] === 'string')
-      message = (e as JsonObject)['message'] as string;
-    else if (typeof parsed.message === 'string') message = parsed.message;
-  } catch {
-    /* not JSON: keep the text */
-  }
-  return { code: grpcStatusOfHttp(reply.status), details: `worker ${reply.worker}: ${message}` };
-}
-
 /**
  * Takes the JSON objects of a worker's SSE events, as the service's check parsed them (no
- * second parse here), and hands each on; an `error` object inside the stream becomes a gRPC
- * error. `drain` reads the body to its end (the events arrive as its chunks pass) and throws
- * that error, or the body's own failure.
+ * second parse here), and hands each on; an error event inside the stream (the worker failed
+ * after it began) ends the call with upstream_interrupted and the worker's message. `drain`
+ * reads the body to its end (the events arrive as its chunks pass) and throws that error, or
+ * the body's own failure.
  */
 function sseEvents(onObject: (o: JsonObject) => void): {
   onEvents: (events: unknown[]) => void;
   drain: (body: BodyStream, onChunk: (c: Buffer) => void) => Promise<void>;
 } {
-  let failure: GrpcError | undefined;
+  let failure: GatewayError | undefined;
   const onEvents = (events: unknown[]): void => {
     for (const obj of events) {
       if (failure) return;
       if (typeof obj !== 'object' || obj === null) continue;
-      const e = (obj as JsonObject)['error'];
-      if (
-        e !== undefined &&
-        (obj as JsonObject)['choices'] === undefined &&
-        (obj as JsonObject)['token'] === undefined
-      ) {
-        const msg = typeof e === 'string' ? e : ((e as JsonObject)['message'] as string | undefined);
-        failure = { code: GrpcStatus.UNAVAILABLE, details: `worker stream error: ${msg ?? JSON.stringify(e)}` };
+      const message = errorEventMessage(obj as JsonObject);
+      if (message !== undefined) {
+        failure = new GatewayError('upstream_interrupted', { message: `worker stream error: ${message}` });
         return;
       }
       onObject(obj as JsonObject);
@@ -178,92 +135,104 @@ function sseEvents(onObject: (o: JsonObject) => void): {
   return { onEvents, drain };
 }
 
-function isGrpcError(e: unknown): e is GrpcError {
-  return typeof e === 'object' && e !== null && 'code' in e && 'details' in e && !(e instanceof Error);
-}
-
 export function createInferenceHandlers(
   service: InferenceService,
   observer: RequestObserver = NOOP_OBSERVER,
+  options: InferenceHandlersOptions = {},
 ): InferenceServiceServer {
-  /** Runs one JSON route for a server-streaming call; `emit` writes each response. */
-  async function run<Req, Res>(
-    route: JsonRoute<Req, Res>,
-    req: Req,
-    signal: AbortSignal,
-    headers: Record<string, string>,
-    emit: (res: Res) => void,
-  ): Promise<void> {
-    const record = observer.begin({ transport: 'grpc', method: 'POST', route: route.path(req), headers });
-    const model = (req as { model?: unknown }).model;
-    const about = {
-      user: route.sessionKey?.(req),
-      model: typeof model === 'string' && model !== '' ? model : undefined,
-    };
-    await observed(record, signal, about, (seen) => answer(route, req, signal, headers, emit, record, seen));
+  const routes = checkedRoutes();
+  const maxJsonDepth = options.maxJsonDepth ?? 64;
+
+  /** Runs one JSON route for a call; `emit` writes each response. */
+  async function run<Req, Res>(rpc: JsonRpc<Req, Res>, req: Req, call: Call, emit: (res: Res) => void): Promise<void> {
+    const path = rpc.path(streamAsked(rpc.stream(req), call.metadata[STREAM_HEADER]));
+    const record = observer.begin({
+      transport: 'grpc',
+      method: 'POST',
+      route: path,
+      headers: call.metadata,
+      requestId: call.requestId,
+    });
+    await observed(record, call.signal, (seen) => answer(rpc, path, req, call, emit, record, seen));
   }
 
   async function answer<Req, Res>(
-    route: JsonRoute<Req, Res>,
+    rpc: JsonRpc<Req, Res>,
+    path: InferencePath,
     req: Req,
-    signal: AbortSignal,
-    headers: Record<string, string>,
+    call: Call,
     emit: (res: Res) => void,
     record: RequestRecord,
-    seen: (status: number) => void,
+    seen: Seen,
   ): Promise<void> {
-    const problem = route.check?.(req);
-    if (problem) throw new GatewayError('bad_request', { message: problem });
-    const json = T.toJson(req as unknown as JsonObject, route.request);
-    if (route.streaming(req) && route.path(req).startsWith('/v1/')) json['stream'] = true;
-    const toRes = (o: JsonObject): Res => route.complete(T.toProto(o, route.response));
+    const check = routes.get(path)!;
+    // The JSON the worker gets is checked as HTTP checks a body: the same schema, limit and messages.
+    const built = T.toJson(req as unknown as JsonObject, rpc.request);
+    const about = { user: stringField(built, 'user'), model: stringField(built, 'model') };
+    seen(200, about);
+    const json = checkedJson(built, check);
+    if (valueExceedsDepth(json, maxJsonDepth)) throw tooDeep(maxJsonDepth);
+    const route = check.route;
+    const stream = wantsStream(route, json, call.metadata[STREAM_HEADER]);
+    if (mustTellWorkerToStream(route, json, stream)) json['stream'] = true;
+    const toRes = (o: JsonObject): Res => rpc.complete(T.toProto(o, rpc.response));
     const events = sseEvents((o) => emit(toRes(o)));
+    const headers = forwardableHeaders(call.metadata, record.upstreamHeaders);
+    headers['content-type'] = 'application/json';
+    headers[REQUEST_ID_HEADER] = call.requestId;
+    checkSendable('POST', path, headers);
     const reply = await service.dispatch({
       method: 'POST',
-      path: route.path(req),
-      headers: { ...headers, ...record.upstreamHeaders, 'content-type': 'application/json' },
+      path,
+      headers,
       body: Buffer.from(JSON.stringify(json)),
-      sessionKey: route.sessionKey?.(req),
+      sessionKey: sessionKeyOf(json, call.metadata[SESSION_HEADER]),
       promptText: promptTextOf(json),
-      signal,
+      signal: call.signal,
+      timeoutMs: call.timeoutMs(),
       onSseEvents: events.onEvents,
     });
-    const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
+    const isSse = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
     record.answered({
       worker: reply.worker,
       status: reply.status,
-      stream,
+      stream: isSse,
       queueWaitMs: reply.queueWaitMs,
       headers: reply.headers,
     });
-    seen(reply.status);
-    if (reply.status >= 400) throw await workerError(reply);
-    if (stream) {
+    seen(reply.status, about);
+    if (reply.status >= 400) {
+      const whole = await readAll(reply.body);
+      record.chunk(whole);
+      throw workerError(reply.status, reply.headers, whole);
+    }
+    if (isSse) {
       await events.drain(reply.body, (c) => record.chunk(c));
     } else {
       const whole = await readAll(reply.body);
       record.chunk(whole);
-      const text = whole.toString('utf8');
       let parsed: unknown;
       try {
-        parsed = JSON.parse(text);
-      } catch {
-        throw { code: GrpcStatus.UNAVAILABLE, details: `worker ${reply.worker} answered with invalid JSON` };
+        parsed = JSON.parse(whole.toString('utf8'));
+      } catch (err) {
+        throw new GatewayError('upstream_malformed', {
+          message: `worker ${reply.worker} answered with invalid JSON`,
+          cause: err,
+        });
       }
       // TGI's /generate may answer a list (one per input); each becomes one message.
       for (const o of Array.isArray(parsed) ? parsed : [parsed]) emit(toRes(o as JsonObject));
     }
   }
 
-  function streaming<Req, Res>(route: JsonRoute<Req, Res>) {
+  function streaming<Req, Res>(rpc: JsonRpc<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
-      const ac = new AbortController();
-      call.on('cancelled', () => ac.abort());
-      run(route, call.request, ac.signal, forwardedMetadata(call.metadata.getMap()), (r) => call.write(r)).then(
+      const c = callOf(call);
+      run(rpc, call.request, c, (r) => call.write(r)).then(
         () => call.end(),
         (err: unknown) => {
-          if (ac.signal.aborted) return;
-          call.emit('error', isGrpcError(err) ? err : toGrpcError(err));
+          if (c.signal.aborted) return;
+          call.emit('error', toGrpcError(err));
         },
       );
     };
@@ -274,43 +243,57 @@ export function createInferenceHandlers(
     completion: streaming(COMPLETION),
     generate: streaming(GENERATE),
     embeddings(call: ServerUnaryCall<EmbeddingsRequest, EmbeddingsResponse>, cb: sendUnaryData<EmbeddingsResponse>) {
-      const ac = new AbortController();
-      call.on('cancelled', () => ac.abort());
+      const c = callOf(call);
       let result: EmbeddingsResponse | undefined;
-      run(EMBEDDINGS, call.request, ac.signal, forwardedMetadata(call.metadata.getMap()), (r) => (result = r)).then(
+      run(EMBEDDINGS, call.request, c, (r) => (result = r)).then(
         () => cb(null, result),
-        (err: unknown) => cb(isGrpcError(err) ? err : toGrpcError(err)),
+        (err: unknown) => cb(toGrpcError(err)),
       );
     },
     forward(call: ServerWritableStream<ForwardRequest, ForwardResponse>) {
-      const ac = new AbortController();
-      call.on('cancelled', () => ac.abort());
+      const c = callOf(call);
       const req = call.request;
       const method = req.method || 'GET';
-      const record = observer.begin({ transport: 'grpc', method, route: 'other', headers: req.headers });
-      const go = (seen: (status: number) => void): Promise<void> =>
+      const record = observer.begin({
+        transport: 'grpc',
+        method,
+        route: 'other',
+        headers: req.headers,
+        requestId: c.requestId,
+      });
+      const go = (seen: Seen): Promise<void> =>
         (async () => {
           if (!req.path.startsWith('/')) throw new GatewayError('bad_request', { message: 'path must start with /' });
+          const headers = forwardableHeaders(req.headers, record.upstreamHeaders);
+          headers[REQUEST_ID_HEADER] = c.requestId;
+          checkSendable(method, req.path, headers);
           const reply = await service.dispatch({
             method,
             path: req.path,
-            headers: { ...req.headers, ...record.upstreamHeaders },
+            headers,
             body: req.body.length > 0 ? Buffer.from(req.body) : undefined,
-            signal: ac.signal,
+            signal: c.signal,
+            timeoutMs: c.timeoutMs(),
           });
           const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
-          record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
-          seen(reply.status);
+          record.answered({
+            worker: reply.worker,
+            status: reply.status,
+            stream,
+            queueWaitMs: reply.queueWaitMs,
+            headers: reply.headers,
+          });
+          seen(reply.status, {});
           call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
           for await (const chunk of reply.body) {
             record.chunk(chunk);
             call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
           }
         })();
-      observed(record, ac.signal, {}, go).then(
+      observed(record, c.signal, go).then(
         () => call.end(),
         (err: unknown) => {
-          if (!ac.signal.aborted) call.emit('error', toGrpcError(err));
+          if (!c.signal.aborted) call.emit('error', toGrpcError(err));
         },
       );
     },
@@ -318,36 +301,108 @@ export function createInferenceHandlers(
 }
 
 /**
+ * A request built from gRPC input can carry what HTTP cannot (metadata values, a Forward call's
+ * method, path and headers); it is refused here, as the client's fault, before undici sees it.
+ */
+function checkSendable(method: string, path: string, headers: Headers): void {
+  const why = unsendable(method, path, headers);
+  if (why === undefined) return;
+  throw new GatewayError('bad_request', { message: `The request cannot be sent to a worker: ${why}.` });
+}
+
+/** One inference call as the handlers read it: its metadata, id, cancellation and deadline. */
+interface Call {
+  /** The client's metadata meant for the worker (text values; gRPC's own keys left out). */
+  readonly metadata: Record<string, string>;
+  readonly requestId: string;
+  /** Aborted when the client cancels or its deadline passes (the reason says which). */
+  readonly signal: AbortSignal;
+  /** The client's deadline as ms left, or undefined without one. */
+  timeoutMs(): number | undefined;
+}
+
+/**
+ * Reads a call's metadata, request id and deadline, ties its cancellation to an AbortController,
+ * and sends the request id back at once in the response headers.
+ */
+function callOf(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): Call {
+  const metadata = forwardedMetadata(call.metadata.getMap());
+  const requestId = requestIdOf(metadata[REQUEST_ID_HEADER]);
+  const deadline = deadlineMs(call);
+  const ac = new AbortController();
+  call.on('cancelled', () =>
+    ac.abort(
+      deadline <= Date.now()
+        ? new GatewayError('deadline_exceeded')
+        : new GatewayError('client_closed', { message: 'The client cancelled the call.' }),
+    ),
+  );
+  const head = new Metadata();
+  head.set(REQUEST_ID_HEADER, requestId);
+  call.sendMetadata(head);
+  return {
+    metadata,
+    requestId,
+    signal: ac.signal,
+    timeoutMs: () => (Number.isFinite(deadline) ? Math.max(0, deadline - Date.now()) : undefined),
+  };
+}
+
+/** The call's deadline in epoch ms; Infinity without one. */
+function deadlineMs(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): number {
+  const d = call.getDeadline();
+  return d instanceof Date ? d.getTime() : d;
+}
+
+/**
  * Runs one call and finishes its record with the HTTP status it maps from: the worker's,
- * or the gateway error's, 502 for a worker failing after its answer began, 499 when
- * the client cancelled.
+ * or the gateway error's, 502 for a worker failing after its answer began, the cancellation's
+ * (499 client closed, 504 deadline) when the call was cancelled.
  */
 async function observed(
   record: RequestRecord,
   signal: AbortSignal,
-  about: { readonly user?: string | undefined; readonly model?: string | undefined },
-  body: (seen: (status: number) => void) => Promise<void>,
+  body: (seen: Seen) => Promise<void>,
 ): Promise<void> {
   let status = 200;
+  let about: About = {};
   let error: string | undefined;
   try {
-    await body((s) => (status = s));
+    await body((s, a) => {
+      status = s;
+      about = a;
+    });
   } catch (err) {
     if (err instanceof GatewayError) status = err.status;
     else if (status < 400) status = 502;
-    error = isGrpcError(err) ? err.details : err instanceof Error ? err.message : String(err);
+    error = err instanceof Error ? err.message : String(err);
     throw err;
   } finally {
-    if (signal.aborted) status = 499;
+    if (signal.aborted) status = signal.reason instanceof GatewayError ? signal.reason.status : 499;
     record.finish({ status, aborted: signal.aborted, user: about.user, model: about.model, error });
   }
 }
 
+/** What a call says about itself for telemetry (the request log's `user`, the metrics' `model`). */
+interface About {
+  readonly user?: string | undefined;
+  readonly model?: string | undefined;
+}
+
+/** Reports the status the call maps to so far, and what it said about itself. */
+type Seen = (status: number, about: About) => void;
+
+function stringField(json: JsonObject, key: string): string | undefined {
+  const v = json[key];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
 /**
- * gRPC metadata that is meant for the worker (e.g. its API key). gRPC's own keys stay behind, and
- * so do the headers that describe the gRPC request's body rather than the JSON one the worker
- * gets: a content-length (Go's HTTP/2 clients send one) would not match it, and an
- * accept-encoding would let the worker compress an answer the gateway has to read.
+ * gRPC metadata that may be meant for the worker (e.g. its API key); the rules read it, and
+ * forwardableHeaders leaves out what is one hop's when the worker's request is built. gRPC's own
+ * keys and binary values stay behind, and so do the headers that describe the gRPC request's
+ * body rather than the JSON one the worker gets (an accept-encoding would let the worker
+ * compress an answer the gateway has to read).
  */
 function forwardedMetadata(map: Record<string, string | Buffer>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -356,5 +411,5 @@ function forwardedMetadata(map: Record<string, string | Buffer>): Record<string,
     if (k === 'accept-encoding') continue;
     if (typeof v === 'string') out[k] = v;
   }
-  return forwardableHeaders(out);
+  return out;
 }

@@ -8,7 +8,7 @@ import type {
 } from '../gen/flockserve/v1/node_control.js';
 import { checkNodeControlKey } from './auth.js';
 import { BoundedWriter } from './bounded-writer.js';
-import { toGrpcError } from './grpc-inference.js';
+import { toGrpcError } from './grpc-errors.js';
 import type { ControlPlane } from './status.js';
 import { workerToProto } from './workers.js';
 

@@ -3,6 +3,7 @@ import { InferenceServiceService, type InferenceServiceServer } from '../gen/flo
 import { NodeControlServiceService, type NodeControlServiceServer } from '../gen/flockserve/v1/node_control.js';
 import { HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
 import type { TlsFiles } from '../runtime/tls.js';
+import { decodeChecked, requestGuard } from './grpc-decode.js';
 import { createReflection } from './reflection.js';
 
 export interface GrpcListener {
@@ -22,11 +23,13 @@ export async function startGrpcServer(options: {
   tls?: TlsFiles | undefined;
 }): Promise<GrpcListener> {
   const server = new Server({
+    // A larger message is refused by grpc-js with RESOURCE_EXHAUSTED, as HTTP refuses it with 413.
     'grpc.max_receive_message_length': options.maxMessageBytes,
+    interceptors: [requestGuard],
   });
-  server.addService(InferenceServiceService, options.inference);
-  server.addService(NodeControlServiceService, options.nodeControl);
-  server.addService(HealthService, options.health);
+  server.addService(decodeChecked(InferenceServiceService), options.inference);
+  server.addService(decodeChecked(NodeControlServiceService), options.nodeControl);
+  server.addService(decodeChecked(HealthService), options.health);
   createReflection().addToServer(server);
   const creds = options.tls
     ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)

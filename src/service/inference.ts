@@ -1,12 +1,13 @@
 import type { Admission, Lease } from '../core/admission.js';
 import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { GatewayError } from '../core/errors.js';
+import { GatewayError, toGatewayError } from '../core/errors.js';
 import { LinkedList, type Linked } from '../core/linked-list.js';
 import type { Worker } from '../core/types.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import { bodyKind, checkedBody } from '../upstream/checked-body.js';
+import { isRetryable, lowLevelCode } from '../upstream/errors.js';
 import type { Headers, Upstream } from '../upstream/types.js';
 
 /** What every inference entry point (HTTP route or gRPC method) turns into. */
@@ -20,6 +21,12 @@ export interface InferenceCall {
   readonly promptText?: string | undefined;
   /** Aborted when the client goes away: the upstream request is cancelled with it. */
   readonly signal: CancelSignal;
+  /**
+   * The client's deadline as time left, in ms (gRPC's grpc-timeout): it bounds the wait for a
+   * slot and the upstream request, and when it passes the request ends with deadline_exceeded
+   * (the upstream request cancelled, the slot freed). Undefined: the client set none.
+   */
+  readonly timeoutMs?: number | undefined;
   /**
    * For an SSE answer: receives the JSON of its checked events as they pass (see checkedBody's
    * onEvents), so an adapter that needs objects (gRPC) reuses the service's parse.
@@ -80,30 +87,13 @@ export interface InferenceStats {
 /** Statuses that mean "this worker could not take it": safe to retry elsewhere before any byte went out. */
 const RETRYABLE_STATUS = new Set([502, 503]);
 
-/**
- * Low-level errors before the response headers that mean the request did not get a fair
- * hearing (refused, reset, connect timeout, name lookup): retried. A first-byte timeout is not:
- * the worker may have been generating for minutes, and the client has waited that long already.
- */
-const RETRYABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_DESTROYED',
-]);
-
-/** One request's cancellation: the client's signal, the request timeout and shutdown, in one. */
+/** One request's cancellation: the client's signal, its deadline, the request timeout and shutdown, in one. */
 interface Active extends Linked<Active> {
   readonly abort: Cancellation;
   /** When the request timeout cuts it (clock ms); Infinity without one. */
   readonly deadline: number;
+  /** The timer of the client's own deadline, when it set one. */
+  readonly clientDeadline: TimerHandle | undefined;
   readonly unlink: () => void;
 }
 
@@ -162,7 +152,7 @@ export class InferenceService {
 
   async dispatch(call: InferenceCall): Promise<InferenceReply> {
     this.#stats.requests++;
-    const active = this.#track(call.signal);
+    const active = this.#track(call.signal, call.timeoutMs);
     try {
       return await this.#attempts(call, active);
     } catch (err) {
@@ -176,12 +166,18 @@ export class InferenceService {
     const signal = active.abort;
     let queueWaitMs = 0;
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) await this.#backoff(attempt, call.signal);
-      const lease = await this.#o.admission.acquire({
-        ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
-        timeoutMs: this.#o.queueTimeoutMs,
-        signal: call.signal,
-      });
+      if (attempt > 0) await this.#backoff(attempt, signal);
+      // Whatever ends the request (the client, its deadline, the request timeout) ends its wait.
+      let lease: Lease;
+      try {
+        lease = await this.#o.admission.acquire({
+          ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
+          timeoutMs: this.#o.queueTimeoutMs,
+          signal,
+        });
+      } catch (err) {
+        throw signal.aborted ? abortReason(signal) : err;
+      }
       const worker = lease.worker;
       queueWaitMs += lease.waitedMs;
       const retriesLeft = attempt < this.#o.maxRetries;
@@ -193,17 +189,21 @@ export class InferenceService {
           headers: call.headers,
           body: call.body,
           signal,
+          worker: worker.name,
         });
       } catch (err) {
         this.#release(lease);
         if (call.signal.aborted) throw new GatewayError('client_closed', { cause: err });
         if (signal.aborted) throw abortReason(signal);
-        this.#o.onOutcome?.(worker, false);
-        if (retriesLeft && RETRYABLE_CODES.has(errorCode(err))) {
-          this.#retry(tried, worker, errorCode(err));
+        // The upstream names its failures from the catalogue (src/upstream/errors.ts); one that
+        // is the request's fault (undici refused to send it) is no failure of the worker's.
+        const failure = toGatewayError(err);
+        if (failure.status >= 500) this.#o.onOutcome?.(worker, false);
+        if (retriesLeft && isRetryable(failure)) {
+          this.#retry(tried, worker, lowLevelCode(failure.cause));
           continue;
         }
-        throw toUpstreamError(err, worker.name);
+        throw failure;
       }
       if (res.status >= 500) this.#o.onOutcome?.(worker, false);
       if (RETRYABLE_STATUS.has(res.status) && retriesLeft) {
@@ -222,7 +222,7 @@ export class InferenceService {
           this.#stats.repetitionGuardTrips++;
           this.#o.onRepetitionGuard?.(worker.name);
         },
-        mapError: (err) => this.#bodyError(err, worker.name, call.signal, signal),
+        mapError: (err) => this.#bodyError(err, call.signal, signal),
         onEvents: call.onSseEvents,
       });
       this.#settleWhenClosed(body, lease, active, res.status < 500, call.signal);
@@ -243,7 +243,7 @@ export class InferenceService {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         timer.cancel();
-        reject(new GatewayError('client_closed', { cause: signal.reason }));
+        reject(abortReason(signal));
       };
       const timer = this.#clock.setTimer(ms, () => {
         signal.removeEventListener('abort', onAbort);
@@ -254,8 +254,11 @@ export class InferenceService {
     });
   }
 
-  /** A failure of the worker's body after the headers, as the catalogue names it. */
-  #bodyError(err: unknown, worker: string, client: CancelSignal, own: CancelSignal): GatewayError {
+  /**
+   * A failure of the worker's body after the headers: the upstream names its own failures from
+   * the catalogue (src/upstream/errors.ts); a cancellation is named by what cancelled it.
+   */
+  #bodyError(err: unknown, client: CancelSignal, own: CancelSignal): GatewayError {
     if (client.aborted) return new GatewayError('client_closed', { cause: err });
     if (own.aborted) {
       const reason = abortReason(own);
@@ -264,18 +267,7 @@ export class InferenceService {
         ? new GatewayError('upstream_stalled', { message: reason.message, cause: err })
         : reason;
     }
-    if (err instanceof GatewayError) return err;
-    const code = errorCode(err);
-    if (code === 'UND_ERR_BODY_TIMEOUT') {
-      return new GatewayError('upstream_stalled', {
-        message: `worker ${worker} sent nothing for longer than the idle timeout`,
-        cause: err,
-      });
-    }
-    return new GatewayError('upstream_interrupted', {
-      message: `worker ${worker} failed while sending its answer (${code})`,
-      cause: err,
-    });
+    return toGatewayError(err);
   }
 
   /**
@@ -308,7 +300,7 @@ export class InferenceService {
     this.#o.onRelease?.();
   }
 
-  #track(client: CancelSignal): Active {
+  #track(client: CancelSignal, clientTimeoutMs: number | undefined): Active {
     const abort = new Cancellation();
     const onClient = (): void => abort.abort(new GatewayError('client_closed', { cause: client.reason }));
     if (client.aborted) onClient();
@@ -317,6 +309,17 @@ export class InferenceService {
     const active: Active = {
       abort,
       deadline: limit > 0 ? this.#clock.now() + limit : Infinity,
+      // Its own timer: deadlines differ from call to call, unlike the request timeout's.
+      clientDeadline:
+        clientTimeoutMs === undefined
+          ? undefined
+          : this.#clock.setTimer(Math.max(0, clientTimeoutMs), () =>
+              abort.abort(
+                new GatewayError('deadline_exceeded', {
+                  message: `the request's deadline (${clientTimeoutMs} ms) passed before its answer was complete`,
+                }),
+              ),
+            ),
       unlink: () => client.removeEventListener('abort', onClient),
       prev: undefined,
       next: undefined,
@@ -327,7 +330,9 @@ export class InferenceService {
   }
 
   #untrack(active: Active): void {
-    if (this.#active.delete(active)) active.unlink();
+    if (!this.#active.delete(active)) return;
+    active.unlink();
+    active.clientDeadline?.cancel();
   }
 
   /**
@@ -364,17 +369,4 @@ export class InferenceService {
 function abortReason(signal: CancelSignal): GatewayError {
   const r: unknown = signal.reason;
   return r instanceof GatewayError ? r : new GatewayError('client_closed', { cause: r });
-}
-
-function errorCode(err: unknown): string {
-  return (err as { code?: string } | null)?.code ?? String(err);
-}
-
-/** Maps undici's errors before the response headers to the catalogue, keeping the cause. */
-export function toUpstreamError(err: unknown, worker: string): GatewayError {
-  const code = errorCode(err);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new GatewayError('upstream_timeout', { message: `worker ${worker} timed out (${code})`, cause: err });
-  }
-  return new GatewayError('upstream_unavailable', { message: `worker ${worker} unreachable (${code})`, cause: err });
 }

@@ -17,6 +17,8 @@ export interface RequestStart {
   readonly route: string;
   /** The client's headers (HTTP) or metadata (gRPC): read for an incoming `traceparent`. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The request's `x-request-id` (the client's, or the gateway's): in the logs and the request log. */
+  readonly requestId: string;
 }
 
 export interface RequestAnswered {

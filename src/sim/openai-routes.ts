@@ -22,12 +22,32 @@ function badRequest(res: ServerResponse, message: string): void {
   sendVllmError(res, 400, message, 'BadRequestError');
 }
 
-/** max_tokens, else max_completion_tokens, else 16; a string message when invalid. */
+/**
+ * max_tokens, else max_completion_tokens, else 16; a string message when invalid, worded as vLLM
+ * words it: a value that is not an integer fails its pydantic model (vLLM answers the validation
+ * errors' text), an integer below 1 its sampling parameters.
+ */
 function readMaxTokens(body: Body): number | string {
-  const v = body.max_tokens ?? body.max_completion_tokens;
-  if (v === undefined || v === null) return DEFAULT_MAX_TOKENS;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) return `max_tokens must be at least 1, got ${String(v)}.`;
+  const field = body.max_tokens !== undefined && body.max_tokens !== null ? 'max_tokens' : 'max_completion_tokens';
+  const raw = body[field];
+  if (raw === undefined || raw === null) return DEFAULT_MAX_TOKENS;
+  // pydantic's lax mode takes an integer in a string ("8").
+  const v = typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (typeof v !== 'number' || !Number.isInteger(v)) return pydanticIntError(field, v);
+  if (v < 1) return `max_tokens must be at least 1, got ${v}.`;
   return v;
+}
+
+/** The text of pydantic's errors for a body field that should be an integer, as vLLM sends it. */
+function pydanticIntError(field: string, value: unknown): string {
+  const [type, msg] =
+    typeof value === 'string'
+      ? ['int_parsing', 'Input should be a valid integer, unable to parse string as an integer']
+      : typeof value === 'number'
+        ? ['int_from_float', 'Input should be a valid integer, got a number with a fractional part']
+        : ['int_type', 'Input should be a valid integer'];
+  const input = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
+  return `[{'type': '${type}', 'loc': ('body', '${field}'), 'msg': '${msg}', 'input': ${input}}]`;
 }
 
 /** vLLM rejects up front what can never fit (its max_model_len check); here the whole KV cache is the limit. */

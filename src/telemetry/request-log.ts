@@ -32,6 +32,8 @@ export interface RequestLogRow {
   readonly user: string | null;
   readonly stream: number;
   readonly trace_id: string | null;
+  /** The `x-request-id` the client sent or the gateway gave it (sent back on the answer). */
+  readonly request_id: string | null;
   /** Bodies only with request_log_bodies. */
   readonly request: string | null;
   readonly response: string | null;
@@ -53,6 +55,7 @@ const COLUMNS: Readonly<Record<keyof RequestLogRow, string>> = {
   user: 'TEXT',
   stream: 'INTEGER',
   trace_id: 'TEXT',
+  request_id: 'TEXT',
   request: 'TEXT',
   response: 'TEXT',
 };

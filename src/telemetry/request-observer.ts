@@ -137,6 +137,7 @@ class Record implements RequestRecord {
       user: end.user ?? null,
       stream: a?.stream ? 1 : 0,
       trace_id: this.#span?.traceId ?? null,
+      request_id: s.requestId,
       request: o.logBodies && end.requestBody ? end.requestBody.toString('utf8') : null,
       response: this.#body ? Buffer.concat(this.#body).toString('utf8') : null,
     });
@@ -154,6 +155,7 @@ class Record implements RequestRecord {
           tokens: tokens?.completion,
           aborted: end.aborted || undefined,
           error: end.error,
+          request_id: s.requestId,
           trace_id: this.#span?.traceId,
         },
         `${s.method} ${s.route} ${end.status} ${round(durationMs)} ms`,

@@ -2,6 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
 import { BodyStream } from './body-stream.js';
+import { afterHeadersError, beforeHeadersError } from './errors.js';
 
 /** Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus FlockServe's own. */
 const HOP_BY_HOP = new Set([
@@ -14,6 +15,9 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
   'content-length',
+  // 100-continue is answered by this hop (node answers it before the request is read); undici
+  // does not send the header at all.
+  'expect',
   // FlockServe's streaming switch is for the gateway, not the engine.
   'stream',
 ]);
@@ -27,6 +31,8 @@ export interface UpstreamRequest {
   readonly headers: Headers;
   readonly body?: Buffer | undefined;
   readonly signal?: CancelSignal | undefined;
+  /** The worker's name, for the messages of its errors (default: the URL). */
+  readonly worker?: string | undefined;
 }
 
 export interface UpstreamResponse {
@@ -64,6 +70,28 @@ export function forwardableHeaders(
   return out;
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_PATH = /[^\u0021-\u00ff]/;
+
+/**
+ * Why undici would refuse to send this request, or undefined when it can be sent. A request
+ * that did not come through node's HTTP parser (one built from gRPC metadata, or a Forward
+ * call's method, path and headers) is checked with this first: undici refuses such a request
+ * inside its pool, and the connection it picked then stays marked busy for good.
+ */
+export function unsendable(method: string, path: string, headers: Headers): string | undefined {
+  if (!TOKEN.test(method)) return `method ${JSON.stringify(method)} is not an HTTP method`;
+  // CONNECT opens a tunnel, not a request a worker answers.
+  if (method.toUpperCase() === 'CONNECT') return 'method CONNECT cannot be forwarded';
+  if (!path.startsWith('/') || BAD_PATH.test(path)) return `path ${JSON.stringify(path)} is not a request path`;
+  for (const name in headers) {
+    if (!TOKEN.test(name)) return `header name ${JSON.stringify(name)} is not an HTTP token`;
+    if (BAD_HEADER_VALUE.test(headers[name]!)) return `header ${name} has characters no HTTP header may carry`;
+  }
+  return undefined;
+}
+
 /** One undici Pool per worker base URL, with keep-alive and no pipelining. */
 export class UpstreamClient {
   readonly #pools = new Map<string, Pool>();
@@ -92,7 +120,8 @@ export class UpstreamClient {
   /**
    * Sends one request; resolves at the response headers with the body as a BodyStream that
    * undici's callbacks feed (the worker's socket pauses once a high-water mark waits unread).
-   * Rejects with undici's error before the headers, or the signal's reason when it aborts.
+   * Rejects before the headers with undici's error in the catalogue (beforeHeadersError), or with
+   * the signal's reason when it aborts; a failure after them fails the body likewise (afterHeadersError).
    * Straight on `dispatch` rather than `request()`: no stream layer (a Readable buffers, ticks
    * and calls read() per chunk) and one handler less per request on the gateway's hottest path.
    */
@@ -105,15 +134,20 @@ export class UpstreamClient {
       // undici closes the socket with an error of its own: a cancellation needs no stack traced.
       const cancel = (c: Dispatcher.DispatchController): void =>
         untraced(() => c.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted')));
-      // Before the request reaches a socket there is no controller yet: onRequestStart aborts it.
-      const onAbort = (): void => {
-        if (controller) cancel(controller);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (): void => {
         settled = true;
         signal?.removeEventListener('abort', onAbort);
       };
+      // Before the request reaches a socket there is no controller yet: it ends here at once (its
+      // slot is not held on undici starting it), and onRequestStart aborts it if it ever starts.
+      const onAbort = (): void => {
+        if (controller) cancel(controller);
+        else if (!settled) {
+          settle();
+          reject(signal!.reason);
+        }
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#pool(url).dispatch(
         {
           method: req.method as Dispatcher.HttpMethod,
@@ -145,9 +179,9 @@ export class UpstreamClient {
           onResponseError(_c, err) {
             if (settled) return;
             settle();
-            if (!body) reject(err);
+            if (!body) reject(beforeHeadersError(err, req.worker ?? url));
             // After the headers: the reader sees the chunks already pushed, then the error.
-            else queueMicrotask(() => body!.fail(err));
+            else queueMicrotask(() => body!.fail(afterHeadersError(err, req.worker ?? url)));
           },
         },
       );

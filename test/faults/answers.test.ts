@@ -1,9 +1,10 @@
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import OpenAI from 'openai';
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InferenceServiceClient, type ChatCompletionResponse } from '../../src/gen/flockserve/v1/inference.js';
 import type { FlockServeOptions } from '../../src/index.js';
+import { collect } from '../helpers/grpc.js';
 import { waitFor } from '../helpers/wait.js';
 import { abortedOnWorkers, shoot, startScenario, type ScenarioEnv } from './harness.js';
 
@@ -33,15 +34,9 @@ async function grpcChat(address: string, maxTokens: number) {
     stop: [],
     stream: true,
   });
-  const got: ChatCompletionResponse[] = [];
-  let error: ServiceError | undefined;
-  try {
-    for await (const m of call) got.push(m as ChatCompletionResponse);
-  } catch (e) {
-    error = e as ServiceError;
-  }
+  const answer = await collect<ChatCompletionResponse>(call);
   client.close();
-  return { got, error };
+  return answer;
 }
 
 describe('a failure after the answer began', () => {
@@ -155,6 +150,26 @@ describe('limits on the request', () => {
     const r = await post(env.url, tooDeep);
     expect(r.status).toBe(400);
     expect(r.json.error.code).toBe('json_too_deep');
+  });
+
+  it('Expect: 100-continue (curl sends it for bodies over 1 MiB) is answered here, not sent on: every request served', async () => {
+    env = await oneWorker('', { workerCapacity: 2 });
+    const withExpect = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest(`${env!.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': ok.length, expect: '100-continue' },
+        });
+        req.on('continue', () => req.end(ok));
+        req.on('error', reject);
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await withExpect());
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
   });
 
   it('a body that is not UTF-8 → 400 that says so', async () => {

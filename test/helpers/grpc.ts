@@ -76,3 +76,15 @@ export async function reflect(address: string, request: Record<string, unknown>)
     client.close();
   }
 }
+
+/** Reads a server stream to its end: the messages received, and the error it ended with, if any. */
+export async function collect<T>(call: AsyncIterable<unknown>): Promise<{ got: T[]; error: ServiceError | undefined }> {
+  const got: T[] = [];
+  let error: ServiceError | undefined;
+  try {
+    for await (const m of call) got.push(m as T);
+  } catch (e) {
+    error = e as ServiceError;
+  }
+  return { got, error };
+}

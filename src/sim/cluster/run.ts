@@ -26,7 +26,7 @@ import { GatewayError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
 import { assembleGateway } from '../../gateway/assemble.js';
-import { promptTextOf } from '../../service/prompt.js';
+import { promptTextOf } from '../../routes/rules.js';
 import type { EngineProfile } from '../engine-model.js';
 import { chatPromptText } from '../openai-routes.js';
 import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';

@@ -13,6 +13,7 @@
  */
 import { promptBlockHashes } from '../../core/hashing.js';
 import { BodyStream } from '../../upstream/body-stream.js';
+import { afterHeadersError, beforeHeadersError } from '../../upstream/errors.js';
 import type { Headers, Upstream, UpstreamRequest, UpstreamResponse } from '../../upstream/types.js';
 import { URL_PREFIX, connectionReset, type SimWorker } from './provisioner.js';
 
@@ -79,7 +80,7 @@ export class SimUpstream implements Upstream {
 
   send(url: string, req: UpstreamRequest): Promise<UpstreamResponse> {
     const worker = url.startsWith(URL_PREFIX) ? this.#o.worker(url.slice(URL_PREFIX.length)) : undefined;
-    if (!worker) return Promise.reject(connectionReset(`nothing answers at ${url}`));
+    if (!worker) return Promise.reject(beforeHeadersError(connectionReset(`nothing answers at ${url}`), url));
     const id = req.headers[JOB_HEADER];
     const job = id === undefined ? undefined : this.#jobs.get(id);
     if (!job) return Promise.reject(new Error(`simulated request without a registered job (header ${JOB_HEADER})`));
@@ -117,7 +118,7 @@ export class SimUpstream implements Upstream {
       },
       fail: (err) => {
         over();
-        body.fail(err);
+        body.fail(afterHeadersError(err, worker.name));
       },
     });
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -74,6 +74,63 @@ describe('the official openai client through the gateway (local provisioner, 2 s
   });
 });
 
+describe("a worker's own errors reach the openai client in OpenAI's shape", () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+  it('max_tokens: "x": the worker\'s 400 and its message, with a request id', async () => {
+    const err = await openai.chat.completions
+      .create({ model: 'sim', messages: [{ role: 'user', content: 'x' }], max_tokens: 'x' as unknown as number })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(e.status).toBe(400);
+    // The worker (the simulator, answering as vLLM) said why; the client shows it.
+    expect(e.message).toMatch(/^400 .*Input should be a valid integer, unable to parse string as an integer/);
+    expect([e.type, e.code]).toEqual(['invalid_request_error', 'upstream_bad_request']);
+    expect(e.requestID).toMatch(UUID);
+  });
+
+  it('an unknown path under /v1/: the worker\'s 404 "Not Found", OpenAI-shaped', async () => {
+    const res = await fetch(`${t.url}/v1/no-such-route`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({
+      error: { message: 'Not Found', type: 'invalid_request_error', param: null, code: 'upstream_not_found' },
+    });
+    expect(res.headers.get('x-request-id')).toMatch(UUID);
+  });
+
+  it("a TGI route keeps TGI's error shape", async () => {
+    const res = await fetch(`${t.url}/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: 'x', parameters: { max_new_tokens: 0 } }),
+    });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({ error: '`max_new_tokens` must be strictly positive', error_type: 'validation' });
+  });
+
+  it("the client's x-request-id goes to the worker and comes back; the gateway's own answers carry one too", async () => {
+    const { response } = await openai.chat.completions
+      .create(
+        { model: 'sim', messages: [{ role: 'user', content: 'id please' }], max_tokens: 1 },
+        { headers: { 'x-request-id': 'client-id-7' } },
+      )
+      .withResponse();
+    expect(response.headers.get('x-request-id')).toBe('client-id-7');
+    const seen = (await Promise.all(workerUrls().map(simStats))).flatMap((s) => s.lastRequests);
+    expect(seen.some((r) => r.headers['x-request-id'] === 'client-id-7')).toBe(true);
+
+    const bad = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', body: '{' });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('x-request-id')).toMatch(UUID);
+    const status = await fetch(`${t.url}/health`);
+    expect(status.headers.get('x-request-id')).toMatch(UUID);
+  });
+});
+
 describe('TGI routes', () => {
   it('/generate answers generated_text and details', async () => {
     const res = await fetch(`${t.url}/generate`, {

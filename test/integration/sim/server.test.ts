@@ -145,6 +145,32 @@ describe('engine simulator: errors', () => {
     expect(JSON.parse(res.text)).toMatchObject({ object: 'error', type: 'BadRequestError', param: null, code: status });
   });
 
+  it.each([
+    [
+      '"x"',
+      'x',
+      "'type': 'int_parsing', 'loc': ('body', 'max_tokens'), 'msg': 'Input should be a valid integer, unable to parse string as an integer', 'input': 'x'",
+    ],
+    ['1.5', 1.5, "'type': 'int_from_float'"],
+    ['true', true, "'type': 'int_type'"],
+    ['0', 0, 'max_tokens must be at least 1, got 0.'],
+  ])('max_tokens %s → 400 worded as vLLM words it', async (_label, maxTokens, words) => {
+    const sim = await start();
+    const res = await postJson(sim.url + '/v1/chat/completions', {
+      messages: [{ role: 'user', content: 'x' }],
+      max_tokens: maxTokens,
+    });
+    expect(res.status).toBe(400);
+    expect((JSON.parse(res.text) as { message: string }).message).toContain(words);
+  });
+
+  it('max_tokens "3" is taken as 3, as pydantic takes it', async () => {
+    const sim = await start();
+    const res = await postJson(sim.url + '/v1/completions', { prompt: 'x', max_tokens: '3' });
+    expect(res.status).toBe(200);
+    expect((JSON.parse(res.text) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
+  });
+
   it('unknown route → 404 JSON', async () => {
     const sim = await start();
     const res = await fetch(`${sim.url}/nope`);

@@ -19,11 +19,11 @@ afterAll(async () => {
   await sim.close();
 });
 
-function setup(requestTimeoutMs: number) {
+function setup(requestTimeoutMs: number, capacity = 16, worker: EngineSimulator = sim) {
   const clock = new VirtualClock();
   const pool = new WorkerPool(clock);
-  const w = pool.add('w-1', 16, 'provisioning');
-  w.url = sim.url;
+  const w = pool.add('w-1', capacity, 'provisioning');
+  w.url = worker.url;
   pool.setState('w-1', 'starting', 'test');
   pool.setState('w-1', 'ready', 'test');
   const admission = testAdmission(pool, clock);
@@ -36,8 +36,8 @@ function setup(requestTimeoutMs: number) {
     requestTimeoutMs,
     clock,
   });
-  /** Starts a request; its outcome lands in the returned object. */
-  const request = (): { error?: GatewayError; status?: number } => {
+  /** Starts a request (with the client's deadline as ms left, if any); its outcome lands in the returned object. */
+  const request = (timeoutMs?: number): { error?: GatewayError; status?: number } => {
     const o: { error?: GatewayError; status?: number } = {};
     service
       .dispatch({
@@ -46,6 +46,7 @@ function setup(requestTimeoutMs: number) {
         headers: { 'content-type': 'application/json' },
         body: Buffer.from('{"model":"sim","prompt":"x","max_tokens":1}'),
         signal: new Cancellation(),
+        timeoutMs,
       })
       .then(
         (r) => (o.status = r.status),
@@ -104,5 +105,45 @@ describe('request_timeout', () => {
     await new Promise((r) => setImmediate(r));
     expect(a.error).toBeUndefined();
     await upstream.close();
+  });
+});
+
+describe("the client's deadline (gRPC's grpc-timeout)", () => {
+  // A worker that generates one token a minute (on its own, real clock).
+  let slow: EngineSimulator;
+  beforeAll(async () => {
+    slow = await startEngineSimulator({ tokenIntervalMs: 60_000 });
+  });
+  afterAll(async () => {
+    await slow.close();
+  });
+
+  it('bounds the upstream request and the wait for a slot; the slot is freed and the worker stops', async () => {
+    const { clock, service, upstream, request } = setup(0, 1, slow); // no request_timeout: its timer aside
+    const running = request(300); //                        t=0: takes the one slot, the worker is slow
+    await waitFor(() => slow.stats().running === 1, 'the worker to run it');
+    const waiting = request(100); //                        t=0: no slot; waits (queue_timeout is 10 s)
+    clock.advance(99);
+    await new Promise((r) => setImmediate(r));
+    expect([running.error, waiting.error]).toEqual([undefined, undefined]);
+    clock.advance(1); //                                    t=100 ms: the waiter's deadline
+    await waitFor(() => waiting.error !== undefined, 'the wait to end');
+    expect(waiting.error?.code).toBe('deadline_exceeded');
+    expect(running.error).toBeUndefined();
+    clock.advance(200); //                                  t=300 ms: the running one's deadline
+    await waitFor(() => running.error !== undefined, 'the request to end');
+    expect(running.error).toMatchObject({ code: 'deadline_exceeded', status: 504, grpcCode: 4 });
+    await waitFor(() => service.inFlight === 0, 'the slot to be freed');
+    await waitFor(() => slow.stats().running === 0, 'the worker to stop generating');
+    expect(slow.stats().aborted).toBe(1);
+    expect(clock.pendingTimers).toBe(0); // the deadlines' timers are gone
+
+    // A request that ends before its deadline leaves no timer behind.
+    const quick = request(5_000);
+    await waitFor(() => service.inFlight === 1, 'the request to start');
+    expect(clock.pendingTimers).toBe(1); // this deadline's
+    await upstream.close();
+    await waitFor(() => quick.error !== undefined, 'the request to end');
+    expect(clock.pendingTimers).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { promptBlockHashes } from '../../../src/core/hashing.js';
-import { promptTextOf } from '../../../src/service/prompt.js';
+import { promptTextOf } from '../../../src/routes/rules.js';
 import { chatMessages, multiTurnSessions } from '../../../src/sim/workloads/multi-turn.js';
 
 describe('multi-turn chat workload', () => {

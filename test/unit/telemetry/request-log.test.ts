@@ -24,6 +24,7 @@ function row(i: number, over: Partial<RequestLogRow> = {}): RequestLogRow {
     user: null,
     stream: 0,
     trace_id: null,
+    request_id: `req-${i}`,
     request: null,
     response: null,
     ...over,
@@ -167,5 +168,22 @@ describe('RequestLog', () => {
     rl.add(row(1));
     rl.close();
     expect(count(path)).toBe(2);
+  });
+
+  it('a table from before request ids gets the column: old rows read as null, new rows carry the id', () => {
+    const path = join(dir(), 'flockserve.db');
+    const before = new RequestLog({ path, clock: new VirtualClock(), log: recorder().log });
+    before.close();
+    const old = new Database(path);
+    old.exec('ALTER TABLE requests DROP COLUMN request_id');
+    old.exec("INSERT INTO requests (timestamp, route, status) VALUES ('2024-01-01', '/v1/completions', 200)");
+    old.close();
+    const rl = new RequestLog({ path, clock: new VirtualClock(), log: recorder().log });
+    rl.add(row(7));
+    rl.close();
+    const db = new Database(path, { readonly: true });
+    const ids = db.prepare('SELECT request_id FROM requests ORDER BY id').all();
+    db.close();
+    expect(ids).toEqual([{ request_id: null }, { request_id: 'req-7' }]);
   });
 });

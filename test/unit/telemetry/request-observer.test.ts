@@ -76,7 +76,13 @@ const sse = (...events: string[]): Buffer => Buffer.from(events.map((e) => `data
 describe('TelemetryObserver (timeline of one streamed request)', () => {
   it('TTFT from arrival to the first chunk, duration to finish, tokens from the stream, one debug line', async () => {
     const { observer, reader, lines, advance } = setup();
-    const r = observer.begin({ transport: 'http', method: 'POST', route: '/v1/chat/completions', headers: {} });
+    const r = observer.begin({
+      transport: 'http',
+      method: 'POST',
+      route: '/v1/chat/completions',
+      headers: {},
+      requestId: 'req-1',
+    });
     expect(r.upstreamHeaders).toBeUndefined(); //                           tracing off: no header added
     advance(30); //                                                          t=30 ms: the worker answered
     r.answered({ worker: 'w-0', status: 200, stream: true, queueWaitMs: 25 });
@@ -107,12 +113,15 @@ describe('TelemetryObserver (timeline of one streamed request)', () => {
       ms: 1000,
       ttft_ms: 200,
       tokens: 2,
+      request_id: 'req-1',
     });
   });
 
   it('a request that never reached a worker: counted with worker "none", no TTFT, no tokens', async () => {
     const { observer, reader } = setup();
-    observer.begin({ transport: 'grpc', method: 'POST', route: '/generate', headers: {} }).finish({ status: 503 });
+    observer
+      .begin({ transport: 'grpc', method: 'POST', route: '/generate', headers: {}, requestId: 'req-2' })
+      .finish({ status: 503 });
     const m = await reader.snapshot();
     expect(pointValue(m.get('flockserve_requests'), { worker: 'none', status: '503', transport: 'grpc' })).toBe(1);
     expect(histogramPoint(m.get('flockserve_time_to_first_token_seconds'))).toBeUndefined();
@@ -122,7 +131,13 @@ describe('TelemetryObserver (timeline of one streamed request)', () => {
 describe('TelemetryObserver: TGI /generate', () => {
   it('counts the tokens of x-generated-tokens and x-prompt-tokens when the body has none', async () => {
     const { observer, reader } = setup();
-    const r = observer.begin({ transport: 'http', method: 'POST', route: '/generate', headers: {} });
+    const r = observer.begin({
+      transport: 'http',
+      method: 'POST',
+      route: '/generate',
+      headers: {},
+      requestId: 'req-4',
+    });
     r.answered({
       worker: 'w-0',
       status: 200,
@@ -148,6 +163,7 @@ describe('TelemetryObserver with a tracer', () => {
       method: 'POST',
       route: '/v1/completions',
       headers: { traceparent: `00-${T}-00f067aa0ba902b7-01` },
+      requestId: 'req-3',
     });
     expect(r.upstreamHeaders).toEqual({ traceparent: `00-${T}-${'b'.repeat(16)}-01` });
     r.answered({ worker: 'w-1', status: 200, stream: false, queueWaitMs: 0 });

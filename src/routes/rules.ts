@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import type { InferenceRoute } from './table.js';
+
+/**
+ * What the gateway reads from an inference request besides its schema, the same on both
+ * transports: whether it streams, its session key, the text the prefix balancers route on, and
+ * its request id. A request is its JSON body (HTTP's as sent, gRPC's as built from the typed
+ * message) and one value per header (HTTP) or metadata key (gRPC).
+ */
+
+type JsonObject = Record<string, unknown>;
+
+/**
+ * Whether the answer streams: always or never by the route, else when the body says
+ * `"stream": true` or FlockServe's `stream` header is `1` (or `true`).
+ */
+export function wantsStream(route: InferenceRoute, body: JsonObject, streamHeader: string | undefined): boolean {
+  return route.stream === 'asked' ? streamAsked(body['stream'], streamHeader) : route.stream === 'always';
+}
+
+/** The request asks for a stream: its `stream` field is true, or FlockServe's header is `1` (or `true`). */
+export function streamAsked(streamField: unknown, streamHeader: string | undefined): boolean {
+  return streamField === true || streamHeader === '1' || streamHeader === 'true';
+}
+
+/**
+ * The body to send the worker: as it came, unless the header asked for a stream the body does
+ * not ask for (the worker reads only the body).
+ */
+export function mustTellWorkerToStream(route: InferenceRoute, body: JsonObject, stream: boolean): boolean {
+  return stream && route.stream === 'asked' && body['stream'] !== true;
+}
+
+/** The key session affinity routes on: the body's `user`, else the `x-session-id` header. */
+export function sessionKeyOf(body: JsonObject, sessionHeader: string | undefined): string | undefined {
+  const user = body['user'];
+  return typeof user === 'string' ? user : sessionHeader;
+}
+
+/**
+ * The prompt text of a request body, for prefix-affinity routing: every message's text
+ * content in order (the whole history, not only the first message), or a completion's
+ * prompt, or TGI's inputs. Undefined when the body has none.
+ */
+export function promptTextOf(body: JsonObject): string | undefined {
+  const messages = body['messages'];
+  if (Array.isArray(messages)) {
+    let text = '';
+    for (const m of messages) {
+      if (typeof m !== 'object' || m === null) continue;
+      const content = (m as JsonObject)['content'];
+      if (typeof content === 'string') text += content + '\n';
+      else if (Array.isArray(content))
+        for (const part of content) {
+          const t = (part as JsonObject | null)?.['text'];
+          if (typeof t === 'string') text += t + '\n';
+        }
+    }
+    return text;
+  }
+  const prompt = body['prompt'] ?? body['inputs'];
+  if (typeof prompt === 'string') return prompt;
+  if (Array.isArray(prompt) && typeof prompt[0] === 'string') return prompt.join('\n');
+  return undefined;
+}
+
+/** The request's id: the client's `x-request-id` when it sent a non-empty one, else a new UUID. */
+export function requestIdOf(header: string | undefined): string {
+  return header !== undefined && header !== '' ? header : randomUUID();
+}

@@ -1,0 +1,97 @@
+/**
+ * The inference routes, one table for both transports: the HTTP edge serves these paths, and
+ * each gRPC inference method names the path it stands for (chat → /v1/chat/completions, ...)
+ * and is held to the same schema, stream rule, session key and routing text (see rules.ts and
+ * validation.ts). Bodies are forwarded byte for byte: a schema checks only what routing and the
+ * OpenAI/TGI contract need, so unknown fields pass untouched.
+ */
+
+/** Which API a route belongs to: it decides the shape of error bodies and how a stream ends. */
+export type RouteApi = 'openai' | 'tgi';
+
+export interface InferenceRoute {
+  readonly path: string;
+  readonly api: RouteApi;
+  /** The JSON schema of the request body (ajv, compiled once at start-up). */
+  readonly schema: object;
+  /**
+   * `asked`: streams when the body says `"stream": true` or the request carries FlockServe's
+   * `stream: 1` header (metadata on gRPC), and the worker is told in the body. `always`: the
+   * path itself streams (TGI's /generate_stream). `never`: one answer (embeddings, /generate).
+   */
+  readonly stream: 'asked' | 'always' | 'never';
+}
+
+/** FlockServe's streaming switch, a header (HTTP) or metadata key (gRPC): `stream: 1`. */
+export const STREAM_HEADER = 'stream';
+/** The session key for session affinity when the body names no `user`. */
+export const SESSION_HEADER = 'x-session-id';
+/** The request's id: the client's when it sends one, else the gateway's; on every answer. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+const object = (required: string[], properties: Record<string, unknown>): object => ({
+  type: 'object',
+  required,
+  properties,
+});
+
+const common = {
+  model: { type: 'string' },
+  stream: { type: 'boolean' },
+  user: { type: 'string' },
+};
+
+const tgiBody = object(['inputs'], {
+  inputs: { type: 'string' },
+  parameters: { type: 'object' },
+  stream: common.stream,
+});
+
+export const INFERENCE_ROUTES = [
+  {
+    path: '/v1/chat/completions',
+    api: 'openai',
+    stream: 'asked',
+    schema: object(['messages'], {
+      ...common,
+      messages: { type: 'array', minItems: 1, items: { type: 'object', required: ['role'] } },
+    }),
+  },
+  {
+    path: '/v1/completions',
+    api: 'openai',
+    stream: 'asked',
+    schema: object(['prompt'], {
+      ...common,
+      prompt: { anyOf: [{ type: 'string' }, { type: 'array' }] },
+    }),
+  },
+  {
+    path: '/v1/embeddings',
+    api: 'openai',
+    stream: 'never',
+    schema: object(['input'], {
+      model: common.model,
+      user: common.user,
+      input: { anyOf: [{ type: 'string' }, { type: 'array' }] },
+    }),
+  },
+  { path: '/generate', api: 'tgi', stream: 'never', schema: tgiBody },
+  { path: '/generate_stream', api: 'tgi', stream: 'always', schema: tgiBody },
+] as const satisfies readonly InferenceRoute[];
+
+export type InferencePath = (typeof INFERENCE_ROUTES)[number]['path'];
+
+/** The route of a path, or undefined for a path outside the table. */
+export function inferenceRoute(path: string): InferenceRoute | undefined {
+  return INFERENCE_ROUTES.find((r) => r.path === path);
+}
+
+/**
+ * The API whose error shape a path answers with: the OpenAI routes and every other path under
+ * /v1/ (OpenAI's namespace, e.g. /v1/models) are `openai`; TGI's routes `tgi`; any other path
+ * (an engine's own, e.g. /tokenize) is the engine's and its answers pass as they are.
+ */
+export function apiOfPath(path: string): RouteApi | undefined {
+  return path.startsWith('/v1/') ? 'openai' : inferenceRoute(path)?.api;
+}

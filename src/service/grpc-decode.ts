@@ -1,0 +1,73 @@
+import { ServerInterceptingCall, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js';
+import { GatewayError } from '../core/errors.js';
+import { toGrpcError } from './grpc-errors.js';
+
+/**
+ * Requests the gRPC server cannot take are the client's fault and answered INVALID_ARGUMENT
+ * with the reason, where grpc-js would answer INTERNAL ("Error deserializing request") or
+ * UNIMPLEMENTED (no request message, or a second one for a method that takes one): both read
+ * as a server fault. A message that does not decode becomes an Undecodable in place of the
+ * request (decodeChecked), and requestGuard answers it before any handler sees it.
+ */
+
+/** What a request message that does not decode as its type arrives as. */
+export class Undecodable {
+  constructor(readonly reason: string) {}
+}
+
+/** `service` with every request decoder wrapped: a message that fails to decode is an Undecodable. */
+export function decodeChecked<S extends ServiceDefinition>(service: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(service)) {
+    const decode = method.requestDeserialize;
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new Undecodable(`The request to ${method.path} is not a valid message: ${messageOf(err)}`);
+        }
+      },
+    };
+  }
+  return out as S;
+}
+
+/**
+ * A server interceptor for methods that take one request message (unary and server-streaming):
+ * an Undecodable message, no message, or a second message ends the call with INVALID_ARGUMENT
+ * (catalogue code `undecodable`) before the handler runs. Client-streaming calls pass untouched.
+ */
+export const requestGuard: ServerInterceptor = (method, call) => {
+  if (method.requestStream) return new ServerInterceptingCall(call);
+  let received = false;
+  let refused = false;
+  const refuse = (message: string): void => {
+    refused = true;
+    call.sendStatus(toGrpcError(new GatewayError('undecodable', { message })));
+  };
+  return new ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMessage: (message: unknown, pass) => {
+          if (refused) return;
+          if (message instanceof Undecodable) refuse(message.reason);
+          else if (received) refuse(`${method.path} takes one request message; a second one arrived.`);
+          else {
+            received = true;
+            pass(message);
+          }
+        },
+        onReceiveHalfClose: (pass) => {
+          if (refused) return;
+          if (!received) refuse(`${method.path} takes one request message; the call ended without one.`);
+          else pass();
+        },
+      }),
+  });
+};
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import type { GatewayError } from '../../../src/core/errors.js';
+import {
+  checkedBody,
+  checkedJson,
+  checkedRoutes,
+  exceedsDepth,
+  valueExceedsDepth,
+} from '../../../src/routes/validation.js';
+
+const check = (path: string) => checkedRoutes().get(path)!;
+
+function failure(fn: () => unknown): { code: string; message: string; param: string | undefined } {
+  try {
+    fn();
+  } catch (e) {
+    const g = e as GatewayError;
+    return { code: g.code, message: g.message, param: g.param };
+  }
+  throw new Error('expected a failure');
+}
+
+describe('one set of messages for a body, whether it came as bytes (HTTP) or was built from a message (gRPC)', () => {
+  // [path, body, message, param]
+  const table: [string, unknown, string, string | undefined][] = [
+    ['/v1/chat/completions', {}, "Invalid request: body must have required property 'messages'", 'messages'],
+    [
+      '/v1/chat/completions',
+      { messages: [] },
+      'Invalid request: body/messages must NOT have fewer than 1 items',
+      'messages',
+    ],
+    [
+      '/v1/chat/completions',
+      { messages: [{ content: 'x' }] },
+      "Invalid request: body/messages/0 must have required property 'role'",
+      'role',
+    ],
+    [
+      '/v1/chat/completions',
+      { messages: [{ role: 'user' }], stream: 'yes' },
+      'Invalid request: body/stream must be boolean',
+      'stream',
+    ],
+    [
+      '/v1/completions',
+      { prompt: 7 },
+      'Invalid request: body/prompt must be string, body/prompt must be array, body/prompt must match a schema in anyOf',
+      'prompt',
+    ],
+    ['/v1/embeddings', {}, "Invalid request: body must have required property 'input'", 'input'],
+    ['/generate', { inputs: 1 }, 'Invalid request: body/inputs must be string', 'inputs'],
+    ['/generate_stream', [], 'Invalid request: body must be object', undefined],
+  ];
+
+  it.each(table)('%s %j → %s', (path, body, message, param) => {
+    const fromJson = failure(() => checkedJson(body, check(path)));
+    const fromBytes = failure(() => checkedBody(Buffer.from(JSON.stringify(body)), 64, check(path)));
+    expect(fromJson).toEqual({ code: 'bad_request', message, param });
+    expect(fromBytes).toEqual(fromJson);
+  });
+
+  it('a valid body passes as the same object', () => {
+    const body = { messages: [{ role: 'user', content: 'hi' }], top_k: 3 };
+    expect(checkedJson(body, check('/v1/chat/completions'))).toBe(body);
+  });
+});
+
+describe('nesting depth: bytes and values agree', () => {
+  const nest = (d: number): unknown => (d === 0 ? 1 : [nest(d - 1)]);
+  it.each([
+    [1, 1, false],
+    [2, 1, true],
+    [64, 64, false],
+    [65, 64, true],
+  ])('depth %i against limit %i → exceeds %s', (depth, limit, exceeds) => {
+    const value = { a: nest(depth - 1) };
+    expect(valueExceedsDepth(value, limit)).toBe(exceeds);
+    expect(exceedsDepth(Buffer.from(JSON.stringify(value)), limit)).toBe(exceeds);
+  });
+
+  it('a value nested 100,000 deep is judged without deep recursion', () => {
+    let v: unknown = 1;
+    for (let i = 0; i < 100_000; i++) v = { a: v };
+    expect(valueExceedsDepth(v, 64)).toBe(true);
+  });
+});
