@@ -6,6 +6,7 @@ import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
 import { promptTextOf } from '../service/prompt.js';
 import { answer, recordUntilClose, writeError, type ErrorLog } from './answer.js';
+import type { BodyTimeouts } from './body-timeouts.js';
 import { INFERENCE_ROUTES } from './routes.js';
 
 export interface InferenceEdgeOptions {
@@ -15,6 +16,8 @@ export interface InferenceEdgeOptions {
   /** Deepest JSON nesting accepted (option max_json_depth). */
   readonly maxJsonDepth: number;
   readonly log?: ErrorLog | undefined;
+  /** Cuts bodies that stop arriving (client_body_timeout). */
+  readonly bodyTimeouts?: BodyTimeouts<ServerResponse> | undefined;
 }
 
 /** Serves the request and returns true when it is an inference call; false leaves it to fastify. */
@@ -49,7 +52,9 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       user: typeof body?.['user'] === 'string' ? body['user'] : undefined,
       requestBody: raw,
     }));
+    const watch = o.bodyTimeouts?.watch(res);
     readBody(req, o.maxBodySize, (bytes) => {
+      o.bodyTimeouts?.stop(watch);
       if (bytes instanceof GatewayError) {
         writeError(res, bytes, o.log);
         return;
