@@ -23,6 +23,7 @@ import type {
 import type { InferenceReply, InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
 import * as T from './translate.js';
+import { PacedWriter } from './paced-writer.js';
 import { promptTextOf } from './prompt.js';
 
 type JsonObject = Record<string, unknown>;
@@ -130,12 +131,12 @@ async function workerError(reply: InferenceReply): Promise<GrpcError> {
 /**
  * Takes the JSON objects of a worker's SSE events, as the service's check parsed them (no
  * second parse here), and hands each on; an `error` object inside the stream becomes a gRPC
- * error. `drain` reads the body to its end (the events arrive as its chunks pass) and throws
- * that error, or the body's own failure.
+ * error. `drain` reads the body to its end (the events arrive as its chunks pass), reading on
+ * only when `writable` says the client keeps up, and throws that error, or the body's own failure.
  */
 function sseEvents(onObject: (o: JsonObject) => void): {
   onEvents: (events: unknown[]) => void;
-  drain: (body: BodyStream, onChunk: (c: Buffer) => void) => Promise<void>;
+  drain: (body: BodyStream, onChunk: (c: Buffer) => void, writable: () => Promise<void> | undefined) => Promise<void>;
 } {
   let failure: GrpcError | undefined;
   const onEvents = (events: unknown[]): void => {
@@ -155,10 +156,17 @@ function sseEvents(onObject: (o: JsonObject) => void): {
       onObject(obj as JsonObject);
     }
   };
-  const drain = async (body: BodyStream, onChunk: (c: Buffer) => void): Promise<void> => {
+  const drain = async (
+    body: BodyStream,
+    onChunk: (c: Buffer) => void,
+    writable: () => Promise<void> | undefined,
+  ): Promise<void> => {
     for await (const chunk of body) {
       onChunk(chunk);
       if (failure) break;
+      // The client is behind: the body stays paused (and so, soon, the worker) until it reads.
+      const wait = writable();
+      if (wait) await wait;
     }
     if (failure) {
       body.destroy();
@@ -176,17 +184,21 @@ export function createInferenceHandlers(
   service: InferenceService,
   observer: RequestObserver = NOOP_OBSERVER,
 ): InferenceServiceServer {
-  /** Runs one JSON route for a server-streaming call; `emit` writes each response. */
+  /**
+   * Runs one JSON route for a server-streaming call; `emit` writes each response, and a stream
+   * is read on only when `writable` says the client keeps up.
+   */
   async function run<Req, Res>(
     route: JsonRoute<Req, Res>,
     req: Req,
     signal: AbortSignal,
     headers: Record<string, string>,
     emit: (res: Res) => void,
+    writable: () => Promise<void> | undefined = () => undefined,
   ): Promise<void> {
     const record = observer.begin({ transport: 'grpc', method: 'POST', route: route.path(req), headers });
     await observed(record, signal, route.sessionKey?.(req), (seen) =>
-      answer(route, req, signal, headers, emit, record, seen),
+      answer(route, req, signal, headers, emit, writable, record, seen),
     );
   }
 
@@ -196,6 +208,7 @@ export function createInferenceHandlers(
     signal: AbortSignal,
     headers: Record<string, string>,
     emit: (res: Res) => void,
+    writable: () => Promise<void> | undefined,
     record: RequestRecord,
     seen: (status: number) => void,
   ): Promise<void> {
@@ -220,7 +233,7 @@ export function createInferenceHandlers(
     seen(reply.status);
     if (reply.status >= 400) throw await workerError(reply);
     if (stream) {
-      await events.drain(reply.body, (c) => record.chunk(c));
+      await events.drain(reply.body, (c) => record.chunk(c), writable);
     } else {
       const whole = await readAll(reply.body);
       record.chunk(whole);
@@ -240,7 +253,15 @@ export function createInferenceHandlers(
     return (call: ServerWritableStream<Req, Res>): void => {
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());
-      run(route, call.request, ac.signal, forwardedMetadata(call.metadata.getMap()), (r) => call.write(r)).then(
+      const out = new PacedWriter<Res>(call, ac.signal);
+      run(
+        route,
+        call.request,
+        ac.signal,
+        forwardedMetadata(call.metadata.getMap()),
+        (r) => out.write(r),
+        () => out.writable(),
+      ).then(
         () => call.end(),
         (err: unknown) => {
           if (ac.signal.aborted) return;
@@ -266,6 +287,7 @@ export function createInferenceHandlers(
     forward(call: ServerWritableStream<ForwardRequest, ForwardResponse>) {
       const ac = new AbortController();
       call.on('cancelled', () => ac.abort());
+      const out = new PacedWriter<ForwardResponse>(call, ac.signal);
       const req = call.request;
       const method = req.method || 'GET';
       const record = observer.begin({ transport: 'grpc', method, route: 'other', headers: req.headers });
@@ -282,10 +304,12 @@ export function createInferenceHandlers(
           const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
           record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
           seen(reply.status);
-          call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
+          out.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
           for await (const chunk of reply.body) {
             record.chunk(chunk);
-            call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
+            out.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
+            const wait = out.writable();
+            if (wait) await wait;
           }
         })();
       observed(record, ac.signal, undefined, go).then(
