@@ -156,23 +156,33 @@ function sseEvents(onObject: (o: JsonObject) => void): {
       onObject(obj as JsonObject);
     }
   };
-  const drain = async (
+  const drain = (
     body: BodyStream,
     onChunk: (c: Buffer) => void,
     writable: () => Promise<void> | undefined,
-  ): Promise<void> => {
-    for await (const chunk of body) {
-      onChunk(chunk);
-      if (failure) break;
-      // The client is behind: the body stays paused (and so, soon, the worker) until it reads.
-      const wait = writable();
-      if (wait) await wait;
-    }
-    if (failure) {
-      body.destroy();
-      throw failure;
-    }
-  };
+  ): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const stop = (err: unknown): void => {
+        body.destroy();
+        reject(err);
+      };
+      // Read as the HTTP edge reads (answer.ts): flowing, paused only while the client is
+      // behind, and then until it has read (the paused body pauses the worker's socket).
+      body
+        .read({
+          data: (chunk) => {
+            onChunk(chunk);
+            if (failure) return stop(failure);
+            const wait = writable();
+            if (!wait) return;
+            body.pause();
+            wait.then(() => body.resume(), stop);
+          },
+          end: () => (failure ? reject(failure) : resolve()),
+          error: (err) => reject(failure ?? err),
+        })
+        .resume();
+    });
   return { onEvents, drain };
 }
 
