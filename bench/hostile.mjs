@@ -17,13 +17,13 @@
 //
 //   npm run build && node bench/hostile.mjs [--slow-header 2000] [--slow-body 2000] [--attack 60]
 //        [--seconds 20] [--normal 16] [--trickle 5] [--workers 4] [--gateway-args='--client_body_timeout 10']
-//        [--out bench/results/hostile.md]
+//        [--out bench/results/hostile.md] [--section defaults]   (the section of --out this run replaces)
 //
 // The bench holds one socket per slow client and the gateway one per client plus its workers':
 // the open-file limit is raised to 65536 if the hard limit allows (re-running itself under
 // `ulimit -n`), and the counts are capped to fit it otherwise.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,8 +31,10 @@ import { parseArgs } from 'node:util';
 import { startGateway, startSim } from './lib/fleet.mjs';
 import { closedLoop } from './lib/load.mjs';
 import { ROOT } from './lib/procs.mjs';
+import { writeSection } from './lib/sections.mjs';
 
 const NOFILE = 65536;
+const TITLE = '# Slow clients: normal clients and gateway memory while thousands of connections trickle';
 const nofile = () => Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0);
 if (nofile() < NOFILE && !process.env.HOSTILE_REEXEC) {
   const raise = `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"`;
@@ -56,7 +58,11 @@ async function main() {
       trickle: { type: 'string', default: '5' },
       workers: { type: 'string', default: '4' },
       'gateway-args': { type: 'string', default: '' },
+      // node flags for the gateway beside its bin's (e.g. --cpu-prof --cpu-prof-dir DIR).
+      'gateway-node-args': { type: 'string', default: '' },
       out: { type: 'string', default: join(ROOT, 'bench/results/hostile.md') },
+      // The section of --out this run replaces (one per configuration: defaults, short timeouts ...).
+      section: { type: 'string', default: 'defaults' },
     },
   });
   const limit = nofile();
@@ -153,7 +159,8 @@ async function main() {
     metricsAfter,
     gatewayArgs,
   });
-  writeFileSync(values.out, md);
+  if (!existsSync(values.out)) writeFileSync(values.out, `${TITLE}\n`);
+  writeSection(values.out, `hostile-${values.section}`, md);
   console.log(md);
   process.exit(0);
 }
@@ -288,12 +295,12 @@ function render({
   const [before, attack, after] = phases;
   const unloadedP99 = (before.result.p99 + after.result.p99) / 2;
   const L = [
-    '# Slow clients: normal clients and gateway memory while thousands of connections trickle',
+    `## ${gatewayArgs.length ? `With \`${gatewayArgs.join(' ')}\`` : 'With the default client limits'}`,
     '',
     'Command (after `npm run build`):',
     '',
     '```',
-    `node bench/hostile.mjs --slow-header ${slowHeader} --slow-body ${slowBody} --attack ${values.attack} --seconds ${values.seconds} --normal ${values.normal} --trickle ${values.trickle} --workers ${values.workers}${gatewayArgs.length ? ` --gateway-args='${gatewayArgs.join(' ')}'` : ''}`,
+    `node bench/hostile.mjs --slow-header ${slowHeader} --slow-body ${slowBody} --attack ${values.attack} --seconds ${values.seconds} --normal ${values.normal} --trickle ${values.trickle} --workers ${values.workers}${gatewayArgs.length ? ` --gateway-args='${gatewayArgs.join(' ')}'` : ''} --section ${values.section}`,
     '```',
     '',
     `Run ${new Date().toISOString()}, Node ${process.version}, open-file limit ${limit}. ${values.workers} simulator workers`,

@@ -19,6 +19,7 @@ import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../serv
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { answer, recordUntilClose, writeError } from './answer.js';
 import { BodyTimeouts } from './body-timeouts.js';
+import { InTurns } from './in-turns.js';
 import { inferenceEdge, type InferenceEdge } from './inference-edge.js';
 import { registerLegacyRoutes } from './legacy.js';
 
@@ -86,18 +87,23 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const observer = options.observer ?? NOOP_OBSERVER;
   const limits = options.clientLimits ?? DEFAULT_CLIENT_LIMITS;
   const connections = options.connections ?? new ClientConnectionStats();
+  const cuts = new InTurns();
   const bodyTimeouts = new BodyTimeouts<ServerResponse>({
     clock: options.clock ?? systemClock,
     timeoutMs: limits.bodyTimeoutMs,
     bytesRead: (res) => res.req.socket.bytesRead,
-    complete: (res) => res.req.complete,
+    // A request answered already (a 413 before its body, a 400 for a client that hung up) is
+    // node's to finish: it reads and drops the rest of the body, or the connection is gone.
+    complete: (res) => res.req.complete || res.writableEnded || res.destroyed,
     onTimeout: (res) => {
       connections.timeouts.body++;
-      answerSlowClient(
-        res,
-        new GatewayError('client_timeout', {
-          message: `The request body stopped arriving: no byte for ${limits.bodyTimeoutMs / 1000} s (client_body_timeout).`,
-        }),
+      cuts.add(() =>
+        answerSlowClient(
+          res,
+          new GatewayError('client_timeout', {
+            message: `The request body stopped arriving: no byte for ${limits.bodyTimeoutMs / 1000} s (client_body_timeout).`,
+          }),
+        ),
       );
     },
   });
@@ -112,7 +118,12 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
     serverFactory: serverWith(edge, bodyTimeouts, limits, connections, options),
     bodyLimit: options.maxBodySize,
-    clientErrorHandler: (err, socket) => answerClientError(err, socket, connections),
+    clientErrorHandler: (err, socket) => {
+      // Timeouts come by the thousand when slow clients connected together: answered in turns.
+      if ((err as { code?: string }).code === 'ERR_HTTP_REQUEST_TIMEOUT')
+        cuts.add(() => answerClientError(err, socket, connections));
+      else answerClientError(err, socket, connections);
+    },
     logger: false,
   });
   app.addHook('onClose', (_app, done) => {
@@ -216,6 +227,7 @@ function hasBody(headers: IncomingHttpHeaders): boolean {
  * closes the connection once the answer is out; a response already under way is cut instead.
  */
 function answerSlowClient(res: ServerResponse, err: GatewayError): void {
+  if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) {
     res.socket?.destroy();
     return;
