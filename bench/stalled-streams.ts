@@ -12,7 +12,7 @@
  *
  *   npm run build && node node_modules/.bin/vite-node bench/stalled-streams.ts \
  *     [--streams 1000] [--stall 30] [--after 60] [--tokens 3000] [--token-interval 5] [--workers 4] \
- *     [--transports http,grpc] [--out bench/results/stalled-streams.md] [--heap-snapshots DIR]
+ *     [--transports http,grpc] [--out bench/results/stalled-streams.md] [--heap-snapshots DIR] [--gateway-env K=V,...]
  *
  * A stalled HTTP client pauses its socket; a stalled gRPC client pauses its HTTP/2 stream (one
  * connection per stream, test/helpers/raw-grpc.ts): both stop granting the gateway window, as a
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench/results/stalled-streams.md') },
     // Write the gateway's heap snapshots (start, stalled, after) to this folder.
     'heap-snapshots': { type: 'string' },
+    // KEY=VALUE,... added to the gateway's environment (e.g. MALLOC_ARENA_MAX=2, to see what glibc keeps).
+    'gateway-env': { type: 'string', default: '' },
   },
 });
 const snapshot = (transport: Transport, when: string): { snapshot?: string } =>
@@ -179,6 +181,12 @@ async function phase(transport: Transport): Promise<PhaseResult> {
   );
   const gw: GatewayProcess = await startGateway({
     workers: sims,
+    env: Object.fromEntries(
+      values['gateway-env']
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
     args: [
       '--min_workers',
       String(WORKERS),
@@ -263,7 +271,7 @@ function render(rows: PhaseResult[]): string {
     'Command (after `npm run build`):',
     '',
     '```',
-    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}`,
+    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}${values['gateway-env'] ? ` --gateway-env ${values['gateway-env']}` : ''}`,
     '```',
     '',
     `Run ${new Date().toISOString()}, Node ${process.version}. ${N} streaming chat completions of ${TOKENS} tokens`,

@@ -34,4 +34,5 @@ export function startGateway(options: {
   workers: readonly { url: string }[];
   args?: string[];
   nodeArgs?: string[];
+  env?: Record<string, string>;
 }): Promise<GatewayProcess>;

@@ -52,9 +52,9 @@ export async function startSim(args = []) {
 /**
  * `flockserve --provisioner static` over `workers` (simulators), started as its bin starts it
  * plus --expose-gc and bench/lib/memory-probe.mjs, so `memory({ gc })` reads its heap and RSS
- * over an IPC channel. Resolves once every worker is ready.
+ * over an IPC channel; `env` is added to its environment. Resolves once every worker is ready.
  */
-export async function startGateway({ workers, args = [], nodeArgs = [] }) {
+export async function startGateway({ workers, args = [], nodeArgs = [], env = {} }) {
   const [port, grpcPort] = [await freePort(), await freePort()];
   const { child } = await startCli(
     'flockserve',
@@ -78,7 +78,7 @@ export async function startGateway({ workers, args = [], nodeArgs = [] }) {
       ...args,
     ],
     /listening on/,
-    {},
+    env,
     ['--expose-gc', '--import', join(ROOT, 'bench/lib/memory-probe.mjs'), ...nodeArgs],
     { ipc: true },
   );
