@@ -11,7 +11,8 @@
 //           ends them); a slow connection the gateway closes is opened again, for --attack seconds;
 //   after   normal clients alone again (the machine's speed drifts: before and after bracket it).
 //
-// Normal clients' p50/p99 in each phase, their errors; the gateway's RSS and open files each
+// The slow clients run in a child process, so their bursts of reconnections load the gateway,
+// not the normal clients' own event loop. Normal clients' p50/p99 in each phase, their errors; the gateway's RSS and open files each
 // second; what the slow clients got (a 408, or a close without an answer); the gateway's own
 // counters from /metrics. Writes bench/results/hostile.md.
 //
@@ -22,7 +23,7 @@
 // The bench holds one socket per slow client and the gateway one per client plus its workers':
 // the open-file limit is raised to 65536 if the hard limit allows (re-running itself under
 // `ulimit -n`), and the counts are capped to fit it otherwise.
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -63,6 +64,10 @@ async function main() {
       out: { type: 'string', default: join(ROOT, 'bench/results/hostile.md') },
       // The section of --out this run replaces (one per configuration: defaults, short timeouts ...).
       section: { type: 'string', default: 'defaults' },
+      // Internal: the slow clients run in a child process of their own (--role attackers --port P),
+      // so their bursts of reconnections do not delay the normal clients' event loop.
+      role: { type: 'string', default: 'bench' },
+      port: { type: 'string', default: '0' },
     },
   });
   const limit = nofile();
@@ -75,6 +80,10 @@ async function main() {
     slowHeader = Math.floor(slowHeader * scale);
     slowBody = Math.floor(slowBody * scale);
     log(`open-file limit ${limit}: ${slowHeader} slow-header and ${slowBody} slow-body clients instead`);
+  }
+  if (values.role === 'attackers') {
+    await attackers({ port: values.port, slowHeader, slowBody, trickleS: Number(values.trickle) });
+    return;
   }
   const attackS = Number(values.attack);
   const seconds = Number(values.seconds);
@@ -122,21 +131,20 @@ async function main() {
 
   log(`attack: ${slowHeader} slow-header and ${slowBody} slow-body clients for ${attackS} s`);
   const attack = phase('attack');
-  const slow = slowClients({ port: new URL(gw.url).port, slowHeader, slowBody, trickleS });
-  await slow.opened;
-  log(`attack: ${slow.open()} slow connections open; normal clients start`);
+  const slow = spawnAttackers({ port: new URL(gw.url).port, slowHeader, slowBody, trickleS });
+  log(`attack: ${await slow.opened} slow connections open; normal clients start`);
   const loaded = [];
   const attackEnd = attack.from + attackS * 1000;
   while (performance.now() + seconds * 1000 + 2000 <= attackEnd) loaded.push(await load());
   while (performance.now() < attackEnd) await sleep(200);
   const metricsDuring = await gatewayCounters(gw.url);
-  slow.stop();
+  const slowTally = slow.stop();
   attack.to = performance.now();
   attack.result = merge(loaded);
   log(
     `attack: p50 ${attack.result.p50.toFixed(1)} ms, p99 ${attack.result.p99.toFixed(1)} ms over ${loaded.length} runs`,
   );
-  await slow.closed;
+  const tallyOfSlow = await slowTally;
 
   log(`after: ${normal} normal clients for ${seconds} s`);
   const after = { ...phase('after'), result: await load() };
@@ -154,7 +162,7 @@ async function main() {
     limit,
     phases: [before, attack, after],
     samples,
-    slow: slow.tally,
+    slow: tallyOfSlow,
     metricsDuring,
     metricsAfter,
     gatewayArgs,
@@ -180,6 +188,49 @@ function merge(runs) {
       return s;
     }, {}),
   };
+}
+
+/** The slow clients in a child process: resolves `opened` with how many are open; stop() with their tally. */
+function spawnAttackers({ port, slowHeader, slowBody, trickleS }) {
+  const child = fork(
+    process.argv[1],
+    [
+      '--role',
+      'attackers',
+      '--port',
+      String(port),
+      '--slow-header',
+      String(slowHeader),
+      '--slow-body',
+      String(slowBody),
+      '--trickle',
+      String(trickleS),
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  const next = (type) => new Promise((resolve) => child.on('message', (m) => m.type === type && resolve(m.value)));
+  return {
+    opened: next('opened'),
+    stop() {
+      const tally = next('tally');
+      child.send('stop');
+      return tally;
+    },
+  };
+}
+
+/** The child's side: opens the slow clients, reports, and on 'stop' closes them and sends their tally. */
+async function attackers({ port, slowHeader, slowBody, trickleS }) {
+  process.once('disconnect', () => process.exit(0)); // the bench is gone
+  const slow = slowClients({ port, slowHeader, slowBody, trickleS });
+  await slow.opened;
+  process.send({ type: 'opened', value: slow.open() });
+  await new Promise((resolve) => process.once('message', resolve));
+  slow.stop();
+  await slow.closed;
+  process.send({ type: 'tally', value: slow.tally });
+  process.disconnect();
+  process.exit(0);
 }
 
 /**

@@ -19,7 +19,7 @@
  * wedged client does. The gateway is `flockserve --provisioner static` as its bin runs it, plus
  * --expose-gc and bench/lib/memory-probe.mjs (heap and buffer figures over IPC).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { ChatCompletionRequest, ChatCompletionResponse } from '../src/gen/flockserve/v1/inference.js';
 import { rawGrpcCall } from '../test/helpers/raw-grpc.js';
 import { startGateway, startSim, type GatewayMemory, type GatewayProcess } from './lib/fleet.mjs';
+import { writeSection } from './lib/sections.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -266,8 +267,6 @@ function render(rows: PhaseResult[]): string {
   const perStream = (r: PhaseResult): number => ((r.rssStalled - r.rss0) * 1024) / N;
   const http = rows.find((r) => r.transport === 'http');
   const L = [
-    '# Stalled streams: memory per stream a client does not read, and what comes back',
-    '',
     'Command (after `npm run build`):',
     '',
     '```',
@@ -326,6 +325,8 @@ function render(rows: PhaseResult[]): string {
 const rows: PhaseResult[] = [];
 for (const t of transports) rows.push(await phase(t));
 const md = render(rows);
-writeFileSync(values.out, md);
+// The run's table is its own section of the file: notes written around it stay.
+if (!existsSync(values.out)) writeFileSync(values.out, '# Stalled streams: memory per stream a client does not read, and what comes back\n');
+writeSection(values.out, 'stalled-streams', md);
 console.log(md);
 process.exit(0);

@@ -9,6 +9,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { OPTIONS } from '../config/options.js';
 import type { Clock } from '../core/clock.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import { systemClock } from '../runtime/system-clock.js';
@@ -60,12 +61,13 @@ export interface ClientLimits {
   readonly maxConnections: number;
 }
 
+/** The options' defaults. */
 export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
-  headerTimeoutMs: 60_000,
-  bodyTimeoutMs: 60_000,
-  requestTimeoutMs: 300_000,
-  keepAliveTimeoutMs: 72_000,
-  maxConnections: 16_384,
+  headerTimeoutMs: OPTIONS.client_header_timeout.default * 1000,
+  bodyTimeoutMs: OPTIONS.client_body_timeout.default * 1000,
+  requestTimeoutMs: OPTIONS.client_request_timeout.default * 1000,
+  keepAliveTimeoutMs: OPTIONS.keepalive_timeout.default * 1000,
+  maxConnections: OPTIONS.max_connections.default,
 };
 
 declare module 'fastify' {

@@ -1,5 +1,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { createServer as createNetServer } from 'node:net';
+import { OPTIONS } from '../config/options.js';
 import { ClientConnectionStats, limitConnections } from './connections.js';
 import { InferenceServiceService, type InferenceServiceServer } from '../gen/flockserve/v1/inference.js';
 import { NodeControlServiceService, type NodeControlServiceServer } from '../gen/flockserve/v1/node_control.js';
@@ -25,11 +26,12 @@ export interface GrpcClientLimits {
   readonly keepaliveTimeMs: number;
 }
 
+/** The options' defaults. */
 export const DEFAULT_GRPC_CLIENT_LIMITS: GrpcClientLimits = {
-  idleTimeoutMs: 72_000,
-  maxConnections: 16_384,
-  maxConcurrentStreams: 1000,
-  keepaliveTimeMs: 60_000,
+  idleTimeoutMs: OPTIONS.keepalive_timeout.default * 1000,
+  maxConnections: OPTIONS.max_connections.default,
+  maxConcurrentStreams: OPTIONS.grpc_max_concurrent_streams.default,
+  keepaliveTimeMs: OPTIONS.grpc_keepalive_time.default * 1000,
 };
 
 /** How long a PING may go unanswered before its connection is closed (gRPC's default). */
