@@ -28,6 +28,7 @@ import {
   type Tally,
 } from '../test/faults/harness.js';
 import { FUZZ_GATEWAY, PROPERTIES, fuzz } from '../test/fuzz/properties.js';
+import { readSection } from './lib/sections.mjs';
 
 /** Requests per scenario, and how many run at once (bounded: the machine is small and shared). */
 const PLAN: Record<ScenarioName, { requests: number; concurrency?: number }> = {
@@ -221,7 +222,9 @@ async function main(): Promise<void> {
   ];
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'reliability.md'), lines.join('\n'));
+  // bench/soak.mjs writes its own section of the file: kept as it is.
+  const soak = readSection(join(dir, 'reliability.md'), 'soak');
+  writeFileSync(join(dir, 'reliability.md'), lines.join('\n') + (soak ? `\n${soak}` : ''));
   process.stdout.write(lines.join('\n'));
 }
 

@@ -15,6 +15,7 @@ import { checkTask, loadTask, taskPort } from './provisioners/task.js';
 import { systemClock } from './runtime/system-clock.js';
 import { loadTls, type TlsFiles } from './runtime/tls.js';
 import { GatewayControlPlane, type ScaleState } from './service/control-plane.js';
+import { ClientConnectionStats } from './service/connections.js';
 import { EventHub, type EventListener } from './service/events.js';
 import { createHealthHandlers, HealthStatus, ServingStatus } from './service/grpc-health.js';
 import { createInferenceHandlers } from './service/grpc-inference.js';
@@ -145,6 +146,13 @@ export class FlockServe implements ControlPlane {
       health: createHealthHandlers(this.#health),
       maxMessageBytes: c.maxBodySize,
       tls,
+      limits: {
+        idleTimeoutMs: c.keepaliveTimeout * 1000,
+        maxConnections: c.maxConnections,
+        maxConcurrentStreams: c.grpcMaxConcurrentStreams,
+        keepaliveTimeMs: c.grpcKeepaliveTime * 1000,
+      },
+      connections: parts.connections,
     });
     this.#health.setAll(ServingStatus.SERVING);
 
@@ -175,6 +183,7 @@ export class FlockServe implements ControlPlane {
     // its metrics are handed to the assembly.
     const made: { gateway?: Gateway } = {};
     const core = (): Gateway => made.gateway!;
+    const connections = new ClientConnectionStats();
     const telemetry = new Telemetry({
       config: c,
       clock,
@@ -188,6 +197,7 @@ export class FlockServe implements ControlPlane {
         totalRequests: () => core().service.totalRequests,
         fleetStats: () => core().fleet.stats,
         targetWorkers: () => core().fleet.target,
+        clientConnections: () => connections,
       },
     });
     const gateway = assembleGateway({
@@ -220,8 +230,17 @@ export class FlockServe implements ControlPlane {
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
       observer: telemetry.observer,
       metricsText: () => telemetry.prometheusText(),
+      clientLimits: {
+        headerTimeoutMs: c.clientHeaderTimeout * 1000,
+        bodyTimeoutMs: c.clientBodyTimeout * 1000,
+        requestTimeoutMs: c.clientRequestTimeout * 1000,
+        keepAliveTimeoutMs: c.keepaliveTimeout * 1000,
+        maxConnections: c.maxConnections,
+      },
+      connections,
+      clock,
     });
-    return { gateway, http, telemetry, grpc: undefined };
+    return { gateway, http, telemetry, connections, grpc: undefined };
   }
 
   #createProvisioner(task: TaskSpec, onWorkerLost: (name: string, reason: string) => void): Provisioner {
@@ -385,5 +404,7 @@ interface Parts {
   readonly gateway: Gateway;
   readonly http: FastifyInstance;
   readonly telemetry: Telemetry;
+  /** Both listeners' client connections and what the client limits cut. */
+  readonly connections: ClientConnectionStats;
   grpc: GrpcListener | undefined;
 }

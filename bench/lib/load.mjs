@@ -41,6 +41,8 @@ export async function closedLoop({ url, path, body, headers = {}, connections, d
     p99: pct(99),
     errors,
     statuses: Object.fromEntries(statuses),
+    /** Every measured latency (ms), sorted. */
+    latencies,
   };
 }
 

@@ -14,21 +14,21 @@ process.once('exit', () => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
 
 /** startScript for the project's bin dist/cli/<cli>.js. */
-export function startCli(cli, args, ready, env = {}, nodeArgs = []) {
-  return startScript(join(ROOT, 'dist/cli', `${cli}.js`), args, ready, env, nodeArgs);
+export function startCli(cli, args, ready, env = {}, nodeArgs = [], options = {}) {
+  return startScript(join(ROOT, 'dist/cli', `${cli}.js`), args, ready, env, nodeArgs, options);
 }
 
 /**
  * Starts `node [the script's shebang flags] [nodeArgs] script args`, as running the script itself
  * does, and resolves once stdout matches `ready`. (Node rather than the script, so that nodeArgs
- * such as --cpu-prof can be added.)
+ * such as --cpu-prof can be added.) `options.ipc`: with an IPC channel (child.send, 'message').
  */
-export function startScript(script, args, ready, env = {}, nodeArgs = []) {
+export function startScript(script, args, ready, env = {}, nodeArgs = [], options = {}) {
   const cli = basename(script);
   const child = spawn(process.execPath, [...shebangNodeArgs(script), ...nodeArgs, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc ? ['ipc'] : [])],
   });
   children.add(child);
   child.once('exit', () => children.delete(child));

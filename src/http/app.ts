@@ -1,15 +1,28 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerFactory } from 'fastify';
-import { createServer, STATUS_CODES, type RequestListener } from 'node:http';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { OPTIONS } from '../config/options.js';
+import type { Clock } from '../core/clock.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import { requestIdOf } from '../routes/rules.js';
 import { apiOfPath, REQUEST_ID_HEADER } from '../routes/table.js';
+import { systemClock } from '../runtime/system-clock.js';
 import type { TlsFiles } from '../runtime/tls.js';
+import { ClientConnectionStats, limitConnections } from '../service/connections.js';
 import type { InferenceService } from '../service/inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../service/observer.js';
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { answer, recordUntilClose, writeError } from './answer.js';
+import { BodyTimeouts } from './body-timeouts.js';
+import { InTurns } from './in-turns.js';
 import { inferenceEdge, type InferenceEdge } from './inference-edge.js';
 import { registerLegacyRoutes } from './legacy.js';
 
@@ -28,7 +41,36 @@ export interface HttpAppOptions {
   readonly observer?: RequestObserver;
   /** The gateway's metrics in Prometheus text format, served on GET /metrics. */
   readonly metricsText?: () => Promise<string>;
+  /** How long and how many clients may hold the listener; default: the options' defaults. */
+  readonly clientLimits?: ClientLimits;
+  /** Counts connections and what the limits cut (read by the metrics). */
+  readonly connections?: ClientConnectionStats;
+  /** Runs the body timeouts' sweeps; default the system clock. */
+  readonly clock?: Clock;
 }
+
+/** Bounds on what a client may hold of the HTTP listener, in ms (0: no bound), as the options name them. */
+export interface ClientLimits {
+  /** client_header_timeout: the request head must be in within this. */
+  readonly headerTimeoutMs: number;
+  /** client_body_timeout: longest silence while a body arrives. */
+  readonly bodyTimeoutMs: number;
+  /** client_request_timeout: the whole request, head and body, must be in within this. */
+  readonly requestTimeoutMs: number;
+  /** keepalive_timeout: an idle connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** max_connections: open connections at once; more are closed when accepted. */
+  readonly maxConnections: number;
+}
+
+/** The options' defaults. */
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
+  headerTimeoutMs: OPTIONS.client_header_timeout.default * 1000,
+  bodyTimeoutMs: OPTIONS.client_body_timeout.default * 1000,
+  requestTimeoutMs: OPTIONS.client_request_timeout.default * 1000,
+  keepAliveTimeoutMs: OPTIONS.keepalive_timeout.default * 1000,
+  maxConnections: OPTIONS.max_connections.default,
+};
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -47,21 +89,53 @@ declare module 'fastify' {
  */
 export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   const observer = options.observer ?? NOOP_OBSERVER;
+  const limits = options.clientLimits ?? DEFAULT_CLIENT_LIMITS;
+  const connections = options.connections ?? new ClientConnectionStats();
+  const cuts = new InTurns();
+  const bodyTimeouts = new BodyTimeouts<ServerResponse>({
+    clock: options.clock ?? systemClock,
+    timeoutMs: limits.bodyTimeoutMs,
+    bytesRead: (res) => res.req.socket.bytesRead,
+    // A request answered already (a 413 before its body, a 400 for a client that hung up) is
+    // node's to finish: it reads and drops the rest of the body, or the connection is gone.
+    complete: (res) => res.req.complete || res.writableEnded || res.destroyed,
+    onTimeout: (res) => {
+      connections.timeouts.body++;
+      cuts.add(() =>
+        answerSlowClient(
+          res,
+          new GatewayError('client_timeout', {
+            message: `The request body stopped arriving: no byte for ${limits.bodyTimeoutMs / 1000} s (client_body_timeout).`,
+          }),
+        ),
+      );
+    },
+  });
   const edge = inferenceEdge({
     service: options.service,
     observer,
     maxBodySize: options.maxBodySize,
     maxJsonDepth: options.maxJsonDepth ?? 64,
     log: options.log,
+    bodyTimeouts,
   });
   const app = Fastify({
-    serverFactory: serverWith(edge, options),
+    serverFactory: serverWith(edge, bodyTimeouts, limits, connections, options),
     bodyLimit: options.maxBodySize,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (err, socket) => {
+      // Timeouts come by the thousand when slow clients connected together: answered in turns.
+      if ((err as { code?: string }).code === 'ERR_HTTP_REQUEST_TIMEOUT')
+        cuts.add(() => answerClientError(err, socket, connections));
+      else answerClientError(err, socket, connections);
+    },
     logger: false,
     // `req.id` is the request's id by the inference routes' rule: the client's, else a new one.
     requestIdHeader: false,
     genReqId: (req) => requestIdOf(single(req.headers[REQUEST_ID_HEADER])),
+  });
+  app.addHook('onClose', (_app, done) => {
+    bodyTimeouts.close();
+    done();
   });
   app.decorateRequest('rawBody', undefined);
   observeRequests(app, observer);
@@ -113,31 +187,84 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
 
 /**
  * The server fastify runs on, created as fastify creates its own (HTTPS when there are
- * certificates; fastify's timeouts: 72 s keep-alive, no request or socket timeout), with the
- * head size limit, and the inference edge taking its requests first.
+ * certificates; no socket inactivity timeout), with the head size limit, the client limits,
+ * and the inference edge taking its requests first. The head and whole-request timeouts are
+ * node's (headersTimeout, requestTimeout), checked every quarter of the shorter one; the body
+ * timeout is BodyTimeouts'; the connection cap is limitConnections'.
  */
-function serverWith(edge: InferenceEdge, options: HttpAppOptions): FastifyServerFactory {
+function serverWith(
+  edge: InferenceEdge,
+  bodyTimeouts: BodyTimeouts<ServerResponse>,
+  limits: ClientLimits,
+  connections: ClientConnectionStats,
+  options: HttpAppOptions,
+): FastifyServerFactory {
   return (handler) => {
     const serve: RequestListener = (req, res) => {
-      if (!edge(req, res)) handler(req, res);
+      if (edge(req, res)) return;
+      // The gateway's own routes and forwarded paths: their bodies are read by fastify.
+      if (hasBody(req.headers)) {
+        const watch = bodyTimeouts.watch(res);
+        res.once('close', () => bodyTimeouts.stop(watch));
+      }
+      handler(req, res);
     };
-    const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+    // node takes whole milliseconds only.
+    const [headerMs, requestMs] = [limits.headerTimeoutMs, limits.requestTimeoutMs].map(Math.round) as [number, number];
+    const checked = [headerMs, requestMs].filter((ms) => ms > 0);
+    const serverOptions: ServerOptions = {
+      maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+      // node refuses a head timeout longer than the whole request's.
+      headersTimeout: requestMs > 0 ? Math.min(headerMs, requestMs) : headerMs,
+      requestTimeout: requestMs,
+      // node keeps an idle connection 1 s longer than this (its keep-alive buffer).
+      keepAliveTimeout: Math.round(limits.keepAliveTimeoutMs),
+      // How often node checks the two (its default, 30 s, would cut a 60 s head at up to 90 s).
+      connectionsCheckingInterval: Math.max(10, Math.round(Math.min(30_000, ...checked.map((ms) => ms / 4)))),
+    };
     // The HTTPS server has the same API for everything the gateway uses (listen, close, connections).
     const server = options.tls
-      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, maxHeaderSize }, serve)
-      : createServer({ maxHeaderSize }, serve);
-    server.keepAliveTimeout = 72_000;
-    server.requestTimeout = 0;
+      ? createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, serve)
+      : createServer(serverOptions, serve);
     server.setTimeout(0);
+    limitConnections(server, 'http', limits.maxConnections, connections);
     return server;
   };
 }
 
+/** A request that says it has a body (a length other than 0, or chunks). */
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined;
+}
+
 /**
- * Answers what fails before fastify sees a request (node's HTTP parser): an oversized head gets
- * 431, anything else that is not HTTP 400, both OpenAI-shaped, then the connection closes.
+ * Answers a request whose client is too slow (or whose bytes are not HTTP) with `err` and
+ * closes the connection once the answer is out; a response already under way is cut instead.
  */
-function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+function answerSlowClient(res: ServerResponse, err: GatewayError): void {
+  if (res.writableEnded || res.destroyed) return;
+  if (res.headersSent) {
+    res.socket?.destroy();
+    return;
+  }
+  // node closes a connection after a response that says so, once it is written.
+  res.setHeader('connection', 'close');
+  writeError(res, err, requestIdOf(single(res.req.headers[REQUEST_ID_HEADER])));
+}
+
+/**
+ * Answers what fails in node's HTTP layer before or while a request is read: an oversized head
+ * gets 431, a head or a whole request that did not arrive within client_header_timeout or
+ * client_request_timeout 408, anything else that is not HTTP 400, all OpenAI-shaped, then the
+ * connection closes. A request whose head was read already is answered through its response
+ * (so the observer records it); one whose response has begun is cut.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Socket, connections: ClientConnectionStats): void {
+  // The response of the request being read on this connection, if its head was read: node's own
+  // clientError handling looks at the same field to decide whether it may still answer.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') connections.timeouts[inFlight ? 'request' : 'headers']++;
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   if (!socket.writable) {
     socket.destroy(err);
@@ -147,8 +274,16 @@ function answerClientError(err: Error & { code?: string }, socket: Socket): void
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new GatewayError('headers_too_large')
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new GatewayError('client_timeout')
+        ? new GatewayError('client_timeout', {
+            message: inFlight
+              ? 'The request did not arrive in time (client_request_timeout).'
+              : 'The request head did not arrive in time (client_header_timeout).',
+          })
         : new GatewayError('bad_request', { message: 'The request is not valid HTTP.' });
+  if (inFlight) {
+    answerSlowClient(inFlight, g);
+    return;
+  }
   const body = JSON.stringify(toOpenAIError(g));
   socket.end(
     `HTTP/1.1 ${g.status} ${STATUS_CODES[g.status] ?? ''}\r\n` +

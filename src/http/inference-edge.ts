@@ -6,6 +6,7 @@ import { checkedBody, checkedRoutes, type JsonObject } from '../routes/validatio
 import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
 import { answer, recordUntilClose, writeError, type ErrorLog } from './answer.js';
+import type { BodyTimeouts } from './body-timeouts.js';
 
 export interface InferenceEdgeOptions {
   readonly service: InferenceService;
@@ -14,6 +15,8 @@ export interface InferenceEdgeOptions {
   /** Deepest JSON nesting accepted (option max_json_depth). */
   readonly maxJsonDepth: number;
   readonly log?: ErrorLog | undefined;
+  /** Cuts bodies that stop arriving (client_body_timeout). */
+  readonly bodyTimeouts?: BodyTimeouts<ServerResponse> | undefined;
 }
 
 /** Serves the request and returns true when it is an inference call; false leaves it to fastify. */
@@ -53,7 +56,9 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       model: typeof body?.['model'] === 'string' ? body['model'] : undefined,
       requestBody: raw,
     }));
+    const watch = o.bodyTimeouts?.watch(res);
     readBody(req, o.maxBodySize, (bytes) => {
+      o.bodyTimeouts?.stop(watch);
       if (bytes instanceof GatewayError) {
         writeError(res, bytes, requestId, o.log);
         return;

@@ -29,6 +29,7 @@ import { errorEventMessage, workerError } from '../upstream/worker-error.js';
 import { toGrpcError } from './grpc-errors.js';
 import type { InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
+import { PacedWriter } from './paced-writer.js';
 import * as T from './translate.js';
 
 export { ERROR_CODE_KEY, toGrpcError, type GrpcError } from './grpc-errors.js';
@@ -102,12 +103,12 @@ async function readAll(body: BodyStream): Promise<Buffer> {
  * Takes the JSON objects of a worker's SSE events, as the service's check parsed them (no
  * second parse here), and hands each on; an error event inside the stream (the worker failed
  * after it began) ends the call with upstream_interrupted and the worker's message. `drain`
- * reads the body to its end (the events arrive as its chunks pass) and throws that error, or
- * the body's own failure.
+ * reads the body to its end (the events arrive as its chunks pass), reading on only when
+ * `writable` says the client keeps up, and throws that error, or the body's own failure.
  */
 function sseEvents(onObject: (o: JsonObject) => void): {
   onEvents: (events: unknown[]) => void;
-  drain: (body: BodyStream, onChunk: (c: Buffer) => void) => Promise<void>;
+  drain: (body: BodyStream, onChunk: (c: Buffer) => void, writable: () => Promise<void> | undefined) => Promise<void>;
 } {
   let failure: GatewayError | undefined;
   const onEvents = (events: unknown[]): void => {
@@ -122,16 +123,33 @@ function sseEvents(onObject: (o: JsonObject) => void): {
       onObject(obj as JsonObject);
     }
   };
-  const drain = async (body: BodyStream, onChunk: (c: Buffer) => void): Promise<void> => {
-    for await (const chunk of body) {
-      onChunk(chunk);
-      if (failure) break;
-    }
-    if (failure) {
-      body.destroy();
-      throw failure;
-    }
-  };
+  const drain = (
+    body: BodyStream,
+    onChunk: (c: Buffer) => void,
+    writable: () => Promise<void> | undefined,
+  ): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const stop = (err: unknown): void => {
+        body.destroy();
+        reject(err);
+      };
+      // Read as the HTTP edge reads (answer.ts): flowing, paused only while the client is
+      // behind, and then until it has read (the paused body pauses the worker's socket).
+      body
+        .read({
+          data: (chunk) => {
+            onChunk(chunk);
+            if (failure) return stop(failure);
+            const wait = writable();
+            if (!wait) return;
+            body.pause();
+            wait.then(() => body.resume(), stop);
+          },
+          end: () => (failure ? reject(failure) : resolve()),
+          error: (err) => reject(failure ?? err),
+        })
+        .resume();
+    });
   return { onEvents, drain };
 }
 
@@ -143,8 +161,17 @@ export function createInferenceHandlers(
   const routes = checkedRoutes();
   const maxJsonDepth = options.maxJsonDepth ?? 64;
 
-  /** Runs one JSON route for a call; `emit` writes each response. */
-  async function run<Req, Res>(rpc: JsonRpc<Req, Res>, req: Req, call: Call, emit: (res: Res) => void): Promise<void> {
+  /**
+   * Runs one JSON route for a call; `emit` writes each response, and a stream is read on only
+   * when `writable` says the client keeps up.
+   */
+  async function run<Req, Res>(
+    rpc: JsonRpc<Req, Res>,
+    req: Req,
+    call: Call,
+    emit: (res: Res) => void,
+    writable: () => Promise<void> | undefined = () => undefined,
+  ): Promise<void> {
     const path = rpc.path(streamAsked(rpc.stream(req), call.metadata[STREAM_HEADER]));
     const record = observer.begin({
       transport: 'grpc',
@@ -153,7 +180,7 @@ export function createInferenceHandlers(
       headers: call.metadata,
       requestId: call.requestId,
     });
-    await observed(record, call.signal, (seen) => answer(rpc, path, req, call, emit, record, seen));
+    await observed(record, call.signal, (seen) => answer(rpc, path, req, call, emit, writable, record, seen));
   }
 
   async function answer<Req, Res>(
@@ -162,6 +189,7 @@ export function createInferenceHandlers(
     req: Req,
     call: Call,
     emit: (res: Res) => void,
+    writable: () => Promise<void> | undefined,
     record: RequestRecord,
     seen: Seen,
   ): Promise<void> {
@@ -207,7 +235,7 @@ export function createInferenceHandlers(
       throw workerError(reply.status, reply.headers, whole);
     }
     if (isSse) {
-      await events.drain(reply.body, (c) => record.chunk(c));
+      await events.drain(reply.body, (c) => record.chunk(c), writable);
     } else {
       const whole = await readAll(reply.body);
       record.chunk(whole);
@@ -228,7 +256,14 @@ export function createInferenceHandlers(
   function streaming<Req, Res>(rpc: JsonRpc<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const c = callOf(call);
-      run(rpc, call.request, c, (r) => call.write(r)).then(
+      const out = new PacedWriter<Res>(call, c.signal);
+      run(
+        rpc,
+        call.request,
+        c,
+        (r) => out.write(r),
+        () => out.writable(),
+      ).then(
         () => call.end(),
         (err: unknown) => {
           if (c.signal.aborted) return;
@@ -252,6 +287,7 @@ export function createInferenceHandlers(
     },
     forward(call: ServerWritableStream<ForwardRequest, ForwardResponse>) {
       const c = callOf(call);
+      const out = new PacedWriter<ForwardResponse>(call, c.signal);
       const req = call.request;
       const method = req.method || 'GET';
       const record = observer.begin({
@@ -284,10 +320,12 @@ export function createInferenceHandlers(
             headers: reply.headers,
           });
           seen(reply.status, {});
-          call.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
+          out.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
           for await (const chunk of reply.body) {
             record.chunk(chunk);
-            call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
+            out.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
+            const wait = out.writable();
+            if (wait) await wait;
           }
         })();
       observed(record, c.signal, go).then(

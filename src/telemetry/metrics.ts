@@ -1,6 +1,7 @@
 import type { Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import type { FleetStats } from '../core/fleet.js';
 import type { Worker, WorkerState, WorkerStateChange } from '../core/types.js';
+import type { ClientConnectionStats } from '../service/connections.js';
 import type { SummedHistogram, SummedHistograms } from './summed-histograms.js';
 import { Tally } from './tally.js';
 
@@ -41,6 +42,8 @@ export interface GatewayState {
   requestLogStats?(): { readonly written: number; readonly dropped: number };
   /** Failed OTLP exports, by signal, of the exporters there are. */
   exportFailures?(): readonly { readonly signal: string; readonly failures: number }[];
+  /** The listeners' client connections and what the client limits cut. */
+  clientConnections?(): ClientConnectionStats;
 }
 
 /** One finished request, as the request observer measured it. */
@@ -274,6 +277,9 @@ export class GatewayMetrics {
       (s) => s.teardownGiveUps,
     );
 
+    const clients = state.clientConnections;
+    if (clients) observeClientConnections(meter, clients);
+
     // 0 while the request log is off (option request_log).
     const readLog = (): { written: number; dropped: number } => state.requestLogStats?.() ?? { written: 0, dropped: 0 };
     meter
@@ -360,6 +366,35 @@ export class GatewayMetrics {
       this.#launchDuration.record((now - w.createdAt) / 1000, { phase: 'ready' });
     else if (w.state === 'gone' || w.state === 'failed' || w.state === 'terminating') this.#launching.delete(w.name);
   }
+}
+
+/** Open client connections, those refused at max_connections, and requests cut for arriving too slowly. */
+function observeClientConnections(meter: Meter, read: () => ClientConnectionStats): void {
+  const open = meter.createObservableGauge('flockserve_client_connections', {
+    description: 'Client connections open, by transport (http, grpc).',
+    unit: '{connection}',
+  });
+  const refused = meter.createObservableCounter('flockserve_client_connections_refused', {
+    description:
+      'Client connections closed as soon as they were accepted because max_connections were open, by transport.',
+    unit: '{connection}',
+  });
+  const timeouts = meter.createObservableCounter('flockserve_client_timeouts', {
+    description:
+      'Requests answered 408 and their connections closed because the client sent too slowly, by what was late: headers (client_header_timeout), body (client_body_timeout), request (client_request_timeout).',
+    unit: '{request}',
+  });
+  meter.addBatchObservableCallback(
+    (r) => {
+      const s = read();
+      for (const transport of ['http', 'grpc'] as const) {
+        r.observe(open, s.open[transport], { transport });
+        r.observe(refused, s.refused[transport], { transport });
+      }
+      for (const [late, n] of Object.entries(s.timeouts)) r.observe(timeouts, n, { late });
+    },
+    [open, refused, timeouts],
+  );
 }
 
 function gauge(meter: Meter, name: string, description: string, unit: string, read: () => number): void {

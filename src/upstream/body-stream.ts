@@ -29,7 +29,8 @@ const DISCARD: BodyReader = { data() {}, end() {}, error() {} };
 
 /**
  * A body passed on chunk by chunk to its one reader: chunks while flowing, chunks held while
- * paused (the feeder paused once they reach HIGH_WATER_MARK), then the end or the failure once
+ * paused (the feeder paused once they reach HIGH_WATER_MARK, when they are merged into one
+ * chunk that owns its memory), then the end or the failure once
  * the held chunks are read; the close callback follows on the next tick (also after destroy()).
  * Starts paused: the first chunks can come before the reader is set, and nothing flows until it
  * calls resume().
@@ -62,11 +63,31 @@ export class BodyStream {
   push(chunk: Buffer): void {
     if (this.#over || this.#complete || this.#failure) return;
     if (this.#paused || this.#held.length > 0) {
+      const before = this.#heldBytes;
       this.#held.push(chunk);
       this.#heldBytes += chunk.length;
-      // Asked for inside the feeder's callback (undici's), the pause stops it before its next chunk.
-      if (this.#heldBytes >= HIGH_WATER_MARK) this.#control.pause();
+      if (this.#heldBytes >= HIGH_WATER_MARK) {
+        if (before < HIGH_WATER_MARK) this.#compact();
+        // Asked for inside the feeder's callback (undici's), the pause stops it before its next chunk.
+        this.#control.pause();
+      }
     } else this.#reader!.data(chunk);
+  }
+
+  /**
+   * The reader is behind by a high-water mark: the held chunks become one buffer of their own.
+   * A chunk is a slice of the socket read it came in (64 KiB when the worker sends fast), and
+   * held slices keep those whole reads alive: a stalled answer's ~80 held SSE events pinned
+   * ~4 reads, ~256 KiB, per body. Copied, it is the 16 KiB held. Once per stall, never on the
+   * flowing path.
+   */
+  #compact(): void {
+    if (this.#held.length < 2 && this.#held[0]?.buffer.byteLength === this.#heldBytes) return;
+    const one = Buffer.allocUnsafeSlow(this.#heldBytes);
+    let at = 0;
+    for (const c of this.#held) at += c.copy(one, at);
+    this.#held.length = 0;
+    this.#held.push(one);
   }
 
   /** The feeder sent everything. */

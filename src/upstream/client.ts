@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, type buildConnector, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
 import { BodyStream } from './body-stream.js';
@@ -111,6 +111,11 @@ export class UpstreamClient {
         headersTimeout: this.#options.headersTimeoutMs ?? 300_000,
         bodyTimeout: this.#options.bodyTimeoutMs ?? 300_000,
         keepAliveTimeout: 30_000,
+        // What a paused worker socket reads ahead of its reader: node's default for sockets
+        // (undici's is 64 KiB). Reading on until that much waits, plus the read in progress,
+        // is what each stalled answer holds of its worker's bytes.
+        // (undici passes it on to net.connect; its types do not name it.)
+        connect: { highWaterMark: 16 * 1024 } as Partial<buildConnector.BuildOptions>,
       });
       this.#pools.set(url, pool);
     }

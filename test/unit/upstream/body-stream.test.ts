@@ -54,10 +54,28 @@ describe('BodyStream', () => {
     body.push(Buffer.from('4')); // HIGH_WATER_MARK bytes held
     expect(c.calls).toEqual(['resume', 'pause']);
     body.resume();
-    expect(seen.map((x) => x[0])).toEqual(['1', '2', '3', '4']);
+    // The held chunks went out merged (see the next test), the bytes in order.
+    expect(seen).toEqual(['1', `2${'3'.repeat(HIGH_WATER_MARK - 2)}4`]);
     expect(c.calls).toEqual(['resume', 'pause', 'resume']);
     body.finish();
     expect(seen.at(-1)).toBe('end');
+  });
+
+  it('chunks held up to the high-water mark are merged into one buffer of their own: slices of big socket reads do not keep them alive', () => {
+    const body = new BodyStream(controller());
+    const got: Buffer[] = [];
+    body.read({ data: (chunk) => got.push(chunk), end: () => {}, error: () => {} });
+    // 100 events of 200 bytes, each a slice of its own 64 KiB read, as undici hands them on.
+    const events = Array.from({ length: 100 }, (_, i) => Buffer.alloc(65_536, String(i % 10)).subarray(0, 200));
+    for (const e of events.slice(0, 50)) body.push(e); // 10,000 bytes: under the mark, held as they are
+    for (const e of events.slice(50)) body.push(e); // 20,000: merged when the mark was crossed
+    body.resume();
+    expect(Buffer.concat(got)).toEqual(Buffer.concat(events));
+    const [merged, ...rest] = got;
+    expect(merged!.buffer.byteLength).toBe(merged!.length);
+    // Those pushed after the mark (the feeder had been told to pause) are held as they came.
+    expect(merged!.length + rest.reduce((n, c) => n + c.length, 0)).toBe(20_000);
+    expect(merged!.length).toBeGreaterThanOrEqual(HIGH_WATER_MARK);
   });
 
   it('a reader that pauses inside its data handler stops the delivery of held chunks at once', () => {

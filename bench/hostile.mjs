@@ -1,0 +1,390 @@
+#!/usr/bin/env node
+// Slow clients against the gateway while normal clients use it. 4 simulator workers, a gateway
+// (`flockserve --provisioner static`, its defaults unless --gateway-args says otherwise), and:
+//
+//   before  (after an uncounted warm-up run) normal clients alone: a closed loop of --normal connections sending non-streamed chat
+//           completions, for --seconds (after a warm-up);
+//   attack  the same, while --slow-header connections send a request head one byte every
+//           --trickle seconds, and --slow-body connections send a whole head, then a body: half
+//           of them one byte every --trickle seconds (never silent for long, so only
+//           client_request_timeout ends them), half 10 bytes and then nothing (client_body_timeout
+//           ends them); a slow connection the gateway closes is opened again, for --attack seconds;
+//   after   normal clients alone again (the machine's speed drifts: before and after bracket it).
+//
+// The slow clients run in a child process, so their bursts of reconnections load the gateway,
+// not the normal clients' own event loop. Normal clients' p50/p99 in each phase, their errors; the gateway's RSS and open files each
+// second; what the slow clients got (a 408, or a close without an answer); the gateway's own
+// counters from /metrics. Writes bench/results/hostile.md.
+//
+//   npm run build && node bench/hostile.mjs [--slow-header 2000] [--slow-body 2000] [--attack 60]
+//        [--seconds 20] [--normal 16] [--trickle 5] [--workers 4] [--gateway-args='--client_body_timeout 10']
+//        [--out bench/results/hostile.md] [--section defaults]   (the section of --out this run replaces)
+//
+// The bench holds one socket per slow client and the gateway one per client plus its workers':
+// the open-file limit is raised to 65536 if the hard limit allows (re-running itself under
+// `ulimit -n`), and the counts are capped to fit it otherwise.
+import { fork, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startGateway, startSim } from './lib/fleet.mjs';
+import { closedLoop } from './lib/load.mjs';
+import { ROOT } from './lib/procs.mjs';
+import { writeSection } from './lib/sections.mjs';
+
+const NOFILE = 65536;
+const TITLE = '# Slow clients: normal clients and gateway memory while thousands of connections trickle';
+const nofile = () => Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0);
+if (nofile() < NOFILE && !process.env.HOSTILE_REEXEC) {
+  const raise = `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"`;
+  const child = spawn('bash', ['-c', `${raise}; exec "$@"`, 'bash', process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, HOSTILE_REEXEC: '1' },
+  });
+  child.on('exit', (code) => process.exit(code ?? 1));
+} else {
+  await main();
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      'slow-header': { type: 'string', default: '2000' },
+      'slow-body': { type: 'string', default: '2000' },
+      attack: { type: 'string', default: '60' },
+      seconds: { type: 'string', default: '20' },
+      normal: { type: 'string', default: '16' },
+      trickle: { type: 'string', default: '5' },
+      workers: { type: 'string', default: '4' },
+      'gateway-args': { type: 'string', default: '' },
+      // node flags for the gateway beside its bin's (e.g. --cpu-prof --cpu-prof-dir DIR).
+      'gateway-node-args': { type: 'string', default: '' },
+      out: { type: 'string', default: join(ROOT, 'bench/results/hostile.md') },
+      // The section of --out this run replaces (one per configuration: defaults, short timeouts ...).
+      section: { type: 'string', default: 'defaults' },
+      // Internal: the slow clients run in a child process of their own (--role attackers --port P),
+      // so their bursts of reconnections do not delay the normal clients' event loop.
+      role: { type: 'string', default: 'bench' },
+      port: { type: 'string', default: '0' },
+    },
+  });
+  const limit = nofile();
+  // Each slow client holds a socket here and one in the gateway (a process of its own).
+  const room = Math.max(0, limit - 1024);
+  let slowHeader = Number(values['slow-header']);
+  let slowBody = Number(values['slow-body']);
+  if (slowHeader + slowBody > room) {
+    const scale = room / (slowHeader + slowBody);
+    slowHeader = Math.floor(slowHeader * scale);
+    slowBody = Math.floor(slowBody * scale);
+    log(`open-file limit ${limit}: ${slowHeader} slow-header and ${slowBody} slow-body clients instead`);
+  }
+  if (values.role === 'attackers') {
+    await attackers({ port: values.port, slowHeader, slowBody, trickleS: Number(values.trickle) });
+    return;
+  }
+  const attackS = Number(values.attack);
+  const seconds = Number(values.seconds);
+  const normal = Number(values.normal);
+  const trickleS = Number(values.trickle);
+  const gatewayArgs = values['gateway-args'].split(' ').filter(Boolean);
+
+  log(`starting ${values.workers} workers and the gateway`);
+  const sims = await Promise.all(
+    Array.from({ length: Number(values.workers) }, () => startSim(['--token-interval', '1', '--max-num-seqs', '512'])),
+  );
+  const gw = await startGateway({
+    workers: sims,
+    args: [
+      '--min_workers',
+      values.workers,
+      '--max_workers',
+      values.workers,
+      '--worker_capacity',
+      '256',
+      ...gatewayArgs,
+    ],
+  });
+  const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello' }], max_tokens: 16 });
+  const load = () =>
+    closedLoop({
+      url: gw.url,
+      path: '/v1/chat/completions',
+      body,
+      connections: normal,
+      durationMs: seconds * 1000,
+      warmupMs: 2000,
+    });
+
+  const samples = [];
+  const sampler = setInterval(() => samples.push({ t: performance.now(), rss: gw.rssMiB(), fds: gw.fds() }), 1000);
+  const phase = (name) => ({ name, from: performance.now() });
+
+  log(`warm-up: ${normal} normal clients for ${seconds} s (not counted)`);
+  await load();
+  log(`before: ${normal} normal clients for ${seconds} s`);
+  const before = { ...phase('before'), result: await load() };
+  before.to = performance.now();
+  log(`before: p50 ${before.result.p50.toFixed(1)} ms, p99 ${before.result.p99.toFixed(1)} ms`);
+
+  log(`attack: ${slowHeader} slow-header and ${slowBody} slow-body clients for ${attackS} s`);
+  const attack = phase('attack');
+  const slow = spawnAttackers({ port: new URL(gw.url).port, slowHeader, slowBody, trickleS });
+  log(`attack: ${await slow.opened} slow connections open; normal clients start`);
+  const loaded = [];
+  const attackEnd = attack.from + attackS * 1000;
+  while (performance.now() + seconds * 1000 + 2000 <= attackEnd) loaded.push(await load());
+  while (performance.now() < attackEnd) await sleep(200);
+  const metricsDuring = await gatewayCounters(gw.url);
+  const slowTally = slow.stop();
+  attack.to = performance.now();
+  attack.result = merge(loaded);
+  log(
+    `attack: p50 ${attack.result.p50.toFixed(1)} ms, p99 ${attack.result.p99.toFixed(1)} ms over ${loaded.length} runs`,
+  );
+  const tallyOfSlow = await slowTally;
+
+  log(`after: ${normal} normal clients for ${seconds} s`);
+  const after = { ...phase('after'), result: await load() };
+  after.to = performance.now();
+  clearInterval(sampler);
+  const metricsAfter = await gatewayCounters(gw.url);
+  log(`after: p50 ${after.result.p50.toFixed(1)} ms, p99 ${after.result.p99.toFixed(1)} ms`);
+  await gw.stop();
+  await Promise.all(sims.map((s) => s.stop()));
+
+  const md = render({
+    values,
+    slowHeader,
+    slowBody,
+    limit,
+    phases: [before, attack, after],
+    samples,
+    slow: tallyOfSlow,
+    metricsDuring,
+    metricsAfter,
+    gatewayArgs,
+  });
+  if (!existsSync(values.out)) writeFileSync(values.out, `${TITLE}\n`);
+  writeSection(values.out, `hostile-${values.section}`, md);
+  console.log(md);
+  process.exit(0);
+}
+
+/** Latencies of several closed-loop runs as one (their percentiles over all requests). */
+function merge(runs) {
+  const all = runs.flatMap((r) => r.latencies);
+  all.sort((a, b) => a - b);
+  const pct = (p) => all[Math.min(all.length - 1, Math.floor((p / 100) * all.length))] ?? NaN;
+  return {
+    requests: all.length,
+    p50: pct(50),
+    p99: pct(99),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    statuses: runs.reduce((s, r) => {
+      for (const [k, v] of Object.entries(r.statuses)) s[k] = (s[k] ?? 0) + v;
+      return s;
+    }, {}),
+  };
+}
+
+/** The slow clients in a child process: resolves `opened` with how many are open; stop() with their tally. */
+function spawnAttackers({ port, slowHeader, slowBody, trickleS }) {
+  const child = fork(
+    process.argv[1],
+    [
+      '--role',
+      'attackers',
+      '--port',
+      String(port),
+      '--slow-header',
+      String(slowHeader),
+      '--slow-body',
+      String(slowBody),
+      '--trickle',
+      String(trickleS),
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  const next = (type) => new Promise((resolve) => child.on('message', (m) => m.type === type && resolve(m.value)));
+  return {
+    opened: next('opened'),
+    stop() {
+      const tally = next('tally');
+      child.send('stop');
+      return tally;
+    },
+  };
+}
+
+/** The child's side: opens the slow clients, reports, and on 'stop' closes them and sends their tally. */
+async function attackers({ port, slowHeader, slowBody, trickleS }) {
+  process.once('disconnect', () => process.exit(0)); // the bench is gone
+  const slow = slowClients({ port, slowHeader, slowBody, trickleS });
+  await slow.opened;
+  process.send({ type: 'opened', value: slow.open() });
+  await new Promise((resolve) => process.once('message', resolve));
+  slow.stop();
+  await slow.closed;
+  process.send({ type: 'tally', value: slow.tally });
+  process.disconnect();
+  process.exit(0);
+}
+
+/**
+ * The slow clients: each a raw socket that sends its bytes on a shared ticker (one timer for
+ * all, each socket every `trickleS` seconds). Reopened when the gateway closes it, until stop().
+ */
+function slowClients({ port, slowHeader, slowBody, trickleS }) {
+  const HEAD = 'POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n';
+  const kinds = [
+    ...Array.from({ length: slowHeader }, () => 'header'),
+    ...Array.from({ length: slowBody }, (_, i) => (i % 2 === 0 ? 'body-trickle' : 'body-stall')),
+  ];
+  const tally = {};
+  const count = (kind, what) => {
+    tally[kind] ??= { opened: 0, answered408: 0, answeredOther: 0, closedSilently: 0, openAtEnd: 0 };
+    tally[kind][what]++;
+  };
+  const live = new Set();
+  let stopping = false;
+  let pendingCloses = 0;
+  let allClosed = () => {};
+  const closed = new Promise((r) => (allClosed = r));
+
+  const open = (kind) =>
+    new Promise((resolve) => {
+      const s = connect(Number(port), '127.0.0.1');
+      const c = { kind, s, got: '' };
+      s.setEncoding('latin1');
+      s.on('data', (d) => (c.got += d));
+      s.on('error', () => {});
+      s.once('connect', () => {
+        // Reopened just as the attack ended: not part of it.
+        if (stopping) {
+          s.destroy();
+          resolve();
+          return;
+        }
+        count(kind, 'opened');
+        live.add(c);
+        if (kind === 'header') s.write(`${HEAD}X-Slow: `);
+        else s.write(`${HEAD}Content-Length: 100000\r\n\r\n${kind === 'body-stall' ? '{"model":"' : '{'}`);
+        resolve();
+      });
+      s.once('close', () => {
+        const wasLive = live.delete(c);
+        if (stopping) {
+          if (wasLive && --pendingCloses === 0) allClosed();
+          return;
+        }
+        if (c.got.startsWith('HTTP/1.1 408')) count(kind, 'answered408');
+        else if (c.got) count(kind, 'answeredOther');
+        else count(kind, 'closedSilently');
+        void open(kind);
+      });
+    });
+  const opened = (async () => {
+    for (let i = 0; i < kinds.length; i += 200) await Promise.all(kinds.slice(i, i + 200).map(open));
+  })();
+  // Every second a fifth of the trickling sockets (trickleS = 5) send one more byte.
+  let turn = 0;
+  const ticker = setInterval(() => {
+    turn = (turn + 1) % trickleS;
+    let i = 0;
+    for (const c of live) {
+      if (i++ % trickleS !== turn || c.kind === 'body-stall') continue;
+      c.s.write(c.kind === 'header' ? 'a' : ' ');
+    }
+  }, 1000);
+  return {
+    opened,
+    closed,
+    tally,
+    open: () => live.size,
+    stop() {
+      stopping = true;
+      clearInterval(ticker);
+      pendingCloses = live.size;
+      for (const c of live) {
+        count(c.kind, 'openAtEnd');
+        c.s.destroy();
+      }
+      if (pendingCloses === 0) allClosed();
+    },
+  };
+}
+
+/** The gateway's client-connection counters from its /metrics. */
+async function gatewayCounters(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^(flockserve_client_\w+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m) out[`${m[1]}${m[2] ?? ''}`] = Number(m[3]);
+  }
+  return out;
+}
+
+function render({
+  values,
+  slowHeader,
+  slowBody,
+  limit,
+  phases,
+  samples,
+  slow,
+  metricsDuring,
+  metricsAfter,
+  gatewayArgs,
+}) {
+  const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
+  const inPhase = (p) => samples.filter((s) => s.t >= p.from && s.t <= p.to);
+  const max = (xs) => (xs.length ? Math.max(...xs) : NaN);
+  const [before, attack, after] = phases;
+  const unloadedP99 = (before.result.p99 + after.result.p99) / 2;
+  const L = [
+    `## ${gatewayArgs.length ? `With \`${gatewayArgs.join(' ')}\`` : 'With the default client limits'}`,
+    '',
+    'Command (after `npm run build`):',
+    '',
+    '```',
+    `node bench/hostile.mjs --slow-header ${slowHeader} --slow-body ${slowBody} --attack ${values.attack} --seconds ${values.seconds} --normal ${values.normal} --trickle ${values.trickle} --workers ${values.workers}${gatewayArgs.length ? ` --gateway-args='${gatewayArgs.join(' ')}'` : ''} --section ${values.section}`,
+    '```',
+    '',
+    `Run ${new Date().toISOString()}, Node ${process.version}, open-file limit ${limit}. ${values.workers} simulator workers`,
+    `(16-token answers, 1 ms per token); the gateway with ${gatewayArgs.length ? `\`${gatewayArgs.join(' ')}\`` : 'its default client limits'}.`,
+    `Normal clients: a closed loop of ${values.normal} connections sending non-streamed chat completions, ${values.seconds} s per run.`,
+    `Slow clients: ${slowHeader} sending a head one byte every ${values.trickle} s; ${slowBody} sending a body, half one byte every`,
+    `${values.trickle} s, half 10 bytes then nothing; each reopened when the gateway closes it.`,
+    '',
+    '| phase | normal requests | p50 (ms) | p99 (ms) | errors | gateway RSS max (MiB) | open files max |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
+  ];
+  for (const p of phases) {
+    const s = inPhase(p);
+    L.push(
+      `| ${p.name} | ${p.result.requests} | ${f(p.result.p50)} | ${f(p.result.p99)} | ${p.result.errors} | ${f(max(s.map((x) => x.rss)))} | ${max(s.map((x) => x.fds))} |`,
+    );
+  }
+  L.push(
+    '',
+    `p99 under attack / unloaded (mean of before and after): **${f(attack.result.p99 / unloadedP99, 2)}** (target ≤ 1.5).`,
+    '',
+    '| slow client | opened | answered 408 | answered otherwise | closed without an answer | open at the end |',
+    '| --- | --: | --: | --: | --: | --: |',
+  );
+  for (const [kind, t] of Object.entries(slow)) {
+    L.push(`| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} |`);
+  }
+  L.push('', "The gateway's counters (/metrics) at the end of the attack and after:", '', '```');
+  for (const [k, v] of Object.entries(metricsDuring)) L.push(`${k} ${v} → ${metricsAfter[k] ?? '—'}`);
+  L.push('```', '');
+  return L.join('\n');
+}
+
+function log(...a) {
+  console.log(new Date().toISOString().slice(11, 19), ...a);
+}

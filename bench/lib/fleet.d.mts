@@ -1,0 +1,38 @@
+// Types of fleet.mjs, for the benches written in TypeScript.
+import type { ChildProcess } from 'node:child_process';
+
+export function freePort(): Promise<number>;
+
+export interface Sim {
+  readonly port: number;
+  readonly url: string;
+  child: ChildProcess | undefined;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+export function startSim(args?: string[]): Promise<Sim>;
+
+export interface GatewayMemory extends NodeJS.MemoryUsage {
+  /** Anonymous memory (KiB) from /proc/self/smaps_rollup: heaps and malloc, not mapped files. */
+  readonly anonKiB: number;
+}
+
+export interface GatewayProcess {
+  readonly url: string;
+  readonly grpcAddress: string;
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** `snapshot`: also write a heap snapshot to this path (after the GC). */
+  memory(options?: { gc?: boolean; snapshot?: string }): Promise<GatewayMemory>;
+  rssMiB(): number;
+  fds(): number;
+  status(): Promise<{ current_queue_length: number; ready_worker_count: number; total_requests: number }>;
+  stop(): Promise<void>;
+}
+export function startGateway(options: {
+  workers: readonly { url: string }[];
+  args?: string[];
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+}): Promise<GatewayProcess>;

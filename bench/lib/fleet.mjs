@@ -1,0 +1,113 @@
+// Simulator workers and a FlockServe gateway over them, as separate processes, for the benches
+// that watch the gateway's own memory and file descriptors (hostile, stalled-streams, soak).
+import { readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ROOT, rssKiB, startCli, stop, waitHttp } from './procs.mjs';
+
+/** A port nobody listens on right now (the kernel's pick). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A simulator worker on a port of its own, which a bench may kill and start again on the same
+ * port (the gateway's static list names it by URL).
+ */
+export async function startSim(args = []) {
+  const port = await freePort();
+  const sim = {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    child: undefined,
+    async start() {
+      const { child } = await startCli(
+        'flockserve-sim',
+        ['--host', '127.0.0.1', '--port', String(port), ...args],
+        /listening on/,
+      );
+      sim.child = child;
+    },
+    /** SIGKILL: the worker dies with its streams half sent, as a crashed engine does. */
+    async kill() {
+      const c = sim.child;
+      if (!c || c.exitCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await exited;
+    },
+    stop: () => (sim.child ? stop(sim.child) : Promise.resolve()),
+  };
+  await sim.start();
+  return sim;
+}
+
+/**
+ * `flockserve --provisioner static` over `workers` (simulators), started as its bin starts it
+ * plus --expose-gc and bench/lib/memory-probe.mjs, so `memory({ gc })` reads its heap and RSS
+ * over an IPC channel; `env` is added to its environment. Resolves once every worker is ready.
+ */
+export async function startGateway({ workers, args = [], nodeArgs = [], env = {} }) {
+  const [port, grpcPort] = [await freePort(), await freePort()];
+  const { child } = await startCli(
+    'flockserve',
+    [
+      '--provisioner',
+      'static',
+      '--workers',
+      workers.map((w) => w.url).join(','),
+      '--skypilot_task',
+      'examples/serving_sim_local.yaml',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--grpc_port',
+      String(grpcPort),
+      '--metrics_id',
+      '-1',
+      '--verbosity',
+      '0',
+      ...args,
+    ],
+    /listening on/,
+    env,
+    ['--expose-gc', '--import', join(ROOT, 'bench/lib/memory-probe.mjs'), ...nodeArgs],
+    { ipc: true },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(`${url}/`, async (r) => (await r.json()).ready_worker_count === workers.length);
+  let seq = 0;
+  return {
+    url,
+    grpcAddress: `127.0.0.1:${grpcPort}`,
+    child,
+    pid: child.pid,
+    /** The gateway's memory (bytes), after two full GCs when `gc`; a heap snapshot to the path `snapshot`. */
+    memory({ gc = false, snapshot } = {}) {
+      const probe = ++seq;
+      return new Promise((resolve) => {
+        const on = (m) => {
+          if (m?.probe !== probe) return;
+          child.off('message', on);
+          resolve(m);
+        };
+        child.on('message', on);
+        child.send({ probe, gc, snapshot });
+      });
+    },
+    rssMiB: () => rssKiB(child.pid) / 1024,
+    /** Open file descriptors of the gateway process. */
+    fds: () => readdirSync(`/proc/${child.pid}/fd`).length,
+    /** FlockServe's status JSON (GET /). */
+    status: async () => (await fetch(`${url}/`)).json(),
+    stop: () => stop(child),
+  };
+}

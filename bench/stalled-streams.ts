@@ -1,0 +1,333 @@
+/**
+ * Stalled streams: N streaming chat completions whose clients read the first chunk, then
+ * nothing for --stall seconds, then everything; over HTTP (SSE) and over gRPC (ChatCompletion),
+ * each on a fresh gateway process over fresh simulator workers, in one run. Per transport:
+ *
+ *   - RSS growth per stalled stream: the gateway's RSS at the end of the stall less its RSS
+ *     before the streams opened (after a forced GC), over N; beside it the live JavaScript heap
+ *     and the buffers outside it (after a forced GC at the same moment);
+ *   - every stream complete (OpenAI `[DONE]`, gRPC status OK) and exact (its text equals the
+ *     text of the same request read without a stall);
+ *   - the RSS --after seconds later, against the start, before and after a forced GC.
+ *
+ *   npm run build && node node_modules/.bin/vite-node bench/stalled-streams.ts \
+ *     [--streams 1000] [--stall 30] [--after 60] [--tokens 3000] [--token-interval 5] [--workers 4] \
+ *     [--transports http,grpc] [--out bench/results/stalled-streams.md] [--heap-snapshots DIR] [--gateway-env K=V,...]
+ *
+ * A stalled HTTP client pauses its socket; a stalled gRPC client pauses its HTTP/2 stream (one
+ * connection per stream, test/helpers/raw-grpc.ts): both stop granting the gateway window, as a
+ * wedged client does. The gateway is `flockserve --provisioner static` as its bin runs it, plus
+ * --expose-gc and bench/lib/memory-probe.mjs (heap and buffer figures over IPC).
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { ChatCompletionRequest, ChatCompletionResponse } from '../src/gen/flockserve/v1/inference.js';
+import { rawGrpcCall } from '../test/helpers/raw-grpc.js';
+import { startGateway, startSim, type GatewayMemory, type GatewayProcess } from './lib/fleet.mjs';
+import { writeSection } from './lib/sections.mjs';
+
+const ROOT = join(import.meta.dirname, '..');
+const { values } = parseArgs({
+  options: {
+    streams: { type: 'string', default: '1000' },
+    stall: { type: 'string', default: '30' },
+    after: { type: 'string', default: '60' },
+    tokens: { type: 'string', default: '3000' },
+    'token-interval': { type: 'string', default: '5' },
+    workers: { type: 'string', default: '4' },
+    transports: { type: 'string', default: 'http,grpc' },
+    out: { type: 'string', default: join(ROOT, 'bench/results/stalled-streams.md') },
+    // Write the gateway's heap snapshots (start, stalled, after) to this folder.
+    'heap-snapshots': { type: 'string' },
+    // KEY=VALUE,... added to the gateway's environment (e.g. MALLOC_ARENA_MAX=2, to see what glibc keeps).
+    'gateway-env': { type: 'string', default: '' },
+  },
+});
+const snapshot = (transport: Transport, when: string): { snapshot?: string } =>
+  values['heap-snapshots'] ? { snapshot: join(values['heap-snapshots'], `${transport}-${when}.heapsnapshot`) } : {};
+const N = Number(values.streams);
+const STALL_S = Number(values.stall);
+const AFTER_S = Number(values.after);
+const TOKENS = Number(values.tokens);
+const WORKERS = Number(values.workers);
+const transports = values.transports.split(',') as Transport[];
+type Transport = 'http' | 'grpc';
+
+const log = (...a: unknown[]): void => console.log(new Date().toISOString().slice(11, 19), ...a);
+const MiB = (bytes: number): number => bytes / 2 ** 20;
+
+/** One stream as its client sees it. */
+interface Stream {
+  readonly first: Promise<void>;
+  pause(): void;
+  resume(): void;
+  /** Its text and whether it ended cleanly ([DONE] / status OK). */
+  readonly done: Promise<{ text: string; complete: boolean }>;
+}
+
+const prompt = 'Tell me a long story.';
+
+function httpStream(url: string): Stream {
+  const body = JSON.stringify({
+    model: 'sim',
+    messages: [{ role: 'user', content: prompt }],
+    max_tokens: TOKENS,
+    stream: true,
+  });
+  let res: IncomingMessage | undefined;
+  let gotFirst: () => void = () => {};
+  const first = new Promise<void>((r) => (gotFirst = r));
+  const done = new Promise<{ text: string; complete: boolean }>((resolve) => {
+    const req = httpRequest(
+      `${url}/v1/chat/completions`,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (r) => {
+        res = r;
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => {
+          chunks.push(c);
+          gotFirst();
+        });
+        r.on('end', () => resolve(sseText(r.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+        r.on('error', () => resolve({ text: '', complete: false }));
+      },
+    );
+    req.on('error', () => {
+      gotFirst();
+      resolve({ text: '', complete: false });
+    });
+    req.end(body);
+  });
+  return { first, done, pause: () => res?.pause(), resume: () => res?.resume() };
+}
+
+function sseText(status: number, raw: string): { text: string; complete: boolean } {
+  let text = '';
+  let complete = false;
+  let error = false;
+  for (const event of raw.split('\n\n')) {
+    if (!event.startsWith('data: ')) continue;
+    const data = event.slice(6);
+    if (data === '[DONE]') {
+      complete = true;
+      continue;
+    }
+    const o = JSON.parse(data) as { error?: unknown; choices?: { delta?: { content?: string } }[] };
+    if (o.error) error = true;
+    text += o.choices?.[0]?.delta?.content ?? '';
+  }
+  return { text, complete: status === 200 && complete && !error };
+}
+
+function grpcStream(address: string): Stream {
+  const req: ChatCompletionRequest = {
+    model: 'sim',
+    messages: [{ role: 'user', content: { $case: 'text', value: prompt } }],
+    maxTokens: TOKENS,
+    stream: true,
+    stop: [],
+  };
+  const call = rawGrpcCall(
+    address,
+    '/flockserve.v1.InferenceService/ChatCompletion',
+    ChatCompletionRequest.encode(req).finish(),
+    (b) => ChatCompletionResponse.decode(b),
+  );
+  return {
+    first: call.first,
+    pause: call.pause,
+    resume: call.resume,
+    done: call.done.then(({ messages, status }) => ({
+      text: messages
+        .map((m) => {
+          const c = m.choices[0]?.delta?.content;
+          return c?.$case === 'text' ? c.value : '';
+        })
+        .join(''),
+      complete: status === 0,
+    })),
+  };
+}
+
+interface PhaseResult {
+  transport: Transport;
+  rss0: number;
+  heap0: GatewayMemory;
+  rssPeak: number;
+  rssStalled: number;
+  heapStalled: GatewayMemory;
+  complete: number;
+  exact: number;
+  rssAfter: number;
+  rssAfterGc: number;
+  heapAfter: GatewayMemory;
+  fds0: number;
+  fdsAfter: number;
+  stallSeconds: number;
+}
+
+async function phase(transport: Transport): Promise<PhaseResult> {
+  log(`${transport}: starting ${WORKERS} workers and a gateway`);
+  const sims = await Promise.all(
+    Array.from({ length: WORKERS }, () =>
+      startSim(['--token-interval', values['token-interval'], '--max-num-seqs', String(Math.ceil(N / WORKERS) + 16)]),
+    ),
+  );
+  const gw: GatewayProcess = await startGateway({
+    workers: sims,
+    env: Object.fromEntries(
+      values['gateway-env']
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
+    args: [
+      '--min_workers',
+      String(WORKERS),
+      '--max_workers',
+      String(WORKERS),
+      '--worker_capacity',
+      String(Math.ceil(N / WORKERS) + 16),
+      '--max_queue_length',
+      String(N * 2),
+    ],
+  });
+  const open = (): Stream => (transport === 'http' ? httpStream(gw.url) : grpcStream(gw.grpcAddress));
+  try {
+    // The reference: the same request read as it comes. It also warms the gateway up.
+    const reference = await open().done;
+    if (!reference.complete) throw new Error(`${transport}: the unstalled reference did not complete`);
+    await Promise.all(Array.from({ length: 20 }, () => open().done));
+    const heap0 = await gw.memory({ gc: true, ...snapshot(transport, 'start') });
+    const rss0 = gw.rssMiB();
+    const fds0 = gw.fds();
+    log(
+      `${transport}: start RSS ${rss0.toFixed(1)} MiB, heap ${MiB(heap0.heapUsed).toFixed(1)} MiB; opening ${N} streams`,
+    );
+
+    const streams: Stream[] = [];
+    for (let i = 0; i < N; i += 100) {
+      const batch = Array.from({ length: Math.min(100, N - i) }, open);
+      streams.push(...batch);
+      await Promise.all(batch.map((s) => s.first.then(() => s.pause())));
+    }
+    const stallStart = performance.now();
+    log(`${transport}: ${N} streams open and stalled; holding ${STALL_S} s`);
+    let rssPeak = gw.rssMiB();
+    while (performance.now() - stallStart < STALL_S * 1000) {
+      await sleep(1000);
+      rssPeak = Math.max(rssPeak, gw.rssMiB());
+    }
+    const rssStalled = gw.rssMiB();
+    const heapStalled = await gw.memory({ gc: true, ...snapshot(transport, 'stalled') });
+    const stallSeconds = (performance.now() - stallStart) / 1000;
+    log(`${transport}: stalled RSS ${rssStalled.toFixed(1)} MiB (peak ${rssPeak.toFixed(1)}); resuming`);
+    for (const s of streams) s.resume();
+    const results = await Promise.all(streams.map((s) => s.done));
+    const complete = results.filter((r) => r.complete).length;
+    const exact = results.filter((r) => r.complete && r.text === reference.text).length;
+    log(`${transport}: ${complete}/${N} complete, ${exact}/${N} exact; watching the RSS for ${AFTER_S} s`);
+    await sleep(AFTER_S * 1000);
+    const rssAfter = gw.rssMiB();
+    const heapAfter = await gw.memory({ gc: true, ...snapshot(transport, 'after') });
+    const rssAfterGc = gw.rssMiB();
+    const fdsAfter = gw.fds();
+    log(`${transport}: RSS ${rssAfter.toFixed(1)} MiB a minute after (${rssAfterGc.toFixed(1)} after a forced GC)`);
+    return {
+      transport,
+      rss0,
+      heap0,
+      rssPeak,
+      rssStalled,
+      heapStalled,
+      complete,
+      exact,
+      rssAfter,
+      rssAfterGc,
+      heapAfter,
+      fds0,
+      fdsAfter,
+      stallSeconds,
+    };
+  } finally {
+    await gw.stop();
+    await Promise.all(sims.map((s) => s.stop()));
+  }
+}
+
+function render(rows: PhaseResult[]): string {
+  const f = (x: number, d = 1): string => x.toFixed(d);
+  const perStream = (r: PhaseResult): number => ((r.rssStalled - r.rss0) * 1024) / N;
+  const http = rows.find((r) => r.transport === 'http');
+  const L = [
+    'Command (after `npm run build`):',
+    '',
+    '```',
+    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}${values['gateway-env'] ? ` --gateway-env ${values['gateway-env']}` : ''}`,
+    '```',
+    '',
+    `Run ${new Date().toISOString()}, Node ${process.version}. ${N} streaming chat completions of ${TOKENS} tokens`,
+    `(${values['token-interval']} ms apart) over ${WORKERS} simulator workers; each client reads the first chunk, then nothing`,
+    `for ${STALL_S} s, then reads to the end. A fresh gateway process per transport. RSS from /proc; heap and`,
+    "buffers from the gateway's process.memoryUsage() after two forced GCs (bench/lib/memory-probe.mjs).",
+    '',
+    '| | HTTP (SSE) | gRPC (ChatCompletion) |',
+    '| --- | --: | --: |',
+  ];
+  const cell = (fn: (r: PhaseResult) => string): string =>
+    ['http', 'grpc']
+      .map((t) => {
+        const r = rows.find((x) => x.transport === t);
+        return r ? fn(r) : '—';
+      })
+      .join(' | ');
+  const row = (name: string, fn: (r: PhaseResult) => string): void => {
+    L.push(`| ${name} | ${cell(fn)} |`);
+  };
+  row('RSS before the streams (after GC), MiB', (r) => f(r.rss0));
+  row('RSS at the end of the stall, MiB (peak)', (r) => `${f(r.rssStalled)} (${f(r.rssPeak)})`);
+  row('**RSS growth per stalled stream, KiB**', (r) => `**${f(perStream(r))}**`);
+  row('live heap per stalled stream (after GC), KiB', (r) => f((r.heapStalled.heapUsed - r.heap0.heapUsed) / 1024 / N));
+  row('buffers outside the heap per stream (after GC), KiB', (r) =>
+    f((r.heapStalled.external - r.heap0.external) / 1024 / N),
+  );
+  row('complete / exact', (r) => `${r.complete} / ${r.exact} of ${N}`);
+  row(
+    `RSS ${AFTER_S} s after, MiB (vs start)`,
+    (r) => `${f(r.rssAfter)} (${f(((r.rssAfter - r.rss0) / r.rss0) * 100)} %)`,
+  );
+  row(
+    '… after a forced GC, MiB (vs start)',
+    (r) => `${f(r.rssAfterGc)} (${f(((r.rssAfterGc - r.rss0) / r.rss0) * 100)} %)`,
+  );
+  row(
+    'heap used / total after, MiB (start)',
+    (r) =>
+      `${f(MiB(r.heapAfter.heapUsed))} / ${f(MiB(r.heapAfter.heapTotal))} (${f(MiB(r.heap0.heapUsed))} / ${f(MiB(r.heap0.heapTotal))})`,
+  );
+  row('anonymous memory after, MiB (start)', (r) => `${f(r.heapAfter.anonKiB / 1024)} (${f(r.heap0.anonKiB / 1024)})`);
+  row('open fds before → after', (r) => `${r.fds0} → ${r.fdsAfter}`);
+  const grpc = rows.find((r) => r.transport === 'grpc');
+  if (http && grpc) {
+    const ratio = perStream(grpc) / perStream(http);
+    L.push('', `gRPC / HTTP growth per stalled stream: **${f(ratio, 2)}** (target ≤ 1.20).`);
+  }
+  return L.join('\n') + '\n';
+}
+
+const rows: PhaseResult[] = [];
+for (const t of transports) rows.push(await phase(t));
+const md = render(rows);
+// The run's table is its own section of the file: notes written around it stay.
+if (!existsSync(values.out))
+  writeFileSync(values.out, '# Stalled streams: memory per stream a client does not read, and what comes back\n');
+writeSection(values.out, 'stalled-streams', md);
+console.log(md);
+process.exit(0);
