@@ -18,14 +18,23 @@
  *   step 1 = 12 + 0.05×4 + 4000/10000×1000 = 412.2 ms → first tokens at 412.2 ms,
  *   then one token every 12.2 ms per request until each has its output length.
  *
- * Prefix cache (vLLM's automatic prefix caching, simplified): a request may carry the chained
- * hashes of its prompt's whole blocks (promptBlockHashes in src/core/hashing.ts, one block =
- * PREFIX_BLOCK_TOKENS tokens). At admission the longest run of leading blocks found in an LRU
- * of `prefixCacheTokens / PREFIX_BLOCK_TOKENS` block hashes is skipped by the prefill (at
- * least one prompt token is always computed, as in vLLM); then the prompt's blocks are
- * inserted. The cache is kept apart from the KV reservation (vLLM keeps cached blocks in
- * free KV memory until it needs them). E.g. a 1,000-token prompt whose first 50 blocks
- * (800 tokens) are cached prefills 200 tokens: 20 ms instead of 100 ms at 10k tokens/s.
+ * Prefix cache (vLLM's automatic prefix caching): a request may carry the chained hashes of
+ * its prompt's whole blocks (promptBlockHashes in src/core/hashing.ts; one block =
+ * PREFIX_BLOCK_TOKENS = 16 tokens, vLLM's default block size). The cache lives in the KV cache,
+ * as vLLM's does: a running request holds its prompt blocks (shared with every other running
+ * request whose prompt has them: one copy, reference-counted) plus private room for the rest of
+ * its prompt and its output; when it ends, its blocks stay cached in free KV memory, least
+ * recently released first in line for eviction (the deepest block of a prompt first, so a
+ * prefix is evicted from its end). Admission needs free room for the private part and for the
+ * prompt blocks no running request holds yet; cached free blocks are evicted to make it. At
+ * admission the longest run of leading blocks found cached is skipped by the prefill (at least
+ * one prompt token is always computed, as in vLLM). So the cache holds what the KV memory does
+ * not need for running requests: nearly all of it when the engine is idle, little when it is
+ * full. `prefixCacheTokens` bounds it further (0 turns caching and sharing off).
+ *
+ * Worked example, kvCacheTokens 440,000: a 12,000-token prompt (750 blocks) whose first 700
+ * blocks (11,200 tokens) are cached prefills 800 tokens, 80 ms instead of 1.2 s at 10k tokens/s,
+ * and takes 50 new blocks + its output's room from free memory.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { PREFIX_BLOCK_CHARS } from '../core/hashing.js';
@@ -44,7 +53,7 @@ export interface EngineProfile {
   readonly decodeStepMsPerSeq: number;
   /** KV cache capacity in tokens. */
   readonly kvCacheTokens: number;
-  /** Prompt tokens the prefix cache remembers (LRU); 0 turns it off. Default: kvCacheTokens. */
+  /** Most prompt tokens the prefix cache keeps (it lives in the KV cache, so never more than kvCacheTokens); 0 turns it off. Default: kvCacheTokens. */
   readonly prefixCacheTokens?: number;
 }
 
@@ -71,8 +80,6 @@ export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
   decodeStepMs: 12,
   decodeStepMsPerSeq: 0.05,
   kvCacheTokens: 440_000,
-  // The whole KV cache's worth of tokens: vLLM keeps freed blocks cached until memory is needed.
-  prefixCacheTokens: 440_000,
 });
 
 export type FinishReason = 'length' | 'stop';
@@ -119,20 +126,27 @@ type SeqState = 'waiting' | 'running' | 'finished';
 interface Sequence {
   readonly req: EngineRequest;
   readonly output: number;
-  /** prompt + maxTokens: what admission reserves. */
+  /** prompt + maxTokens: what the request needs of the KV cache in all. */
   readonly reserve: number;
+  /** The prompt's whole blocks the cache may share (none when caching is off). */
+  readonly blocks: readonly number[];
+  /** KV tokens of its own while running: reserve less its shared blocks. */
+  readonly private: number;
   /** Prompt tokens to compute: the prompt less its cached prefix (set at admission). */
   prefill: number;
   generated: number;
   state: SeqState;
 }
 
+const NO_BLOCKS: readonly number[] = Object.freeze([]);
+
 export class EngineModel {
   readonly profile: EngineProfile;
   readonly #clock: Clock;
   #waiting: Sequence[] = [];
   #running: Sequence[] = [];
-  #kvReserved = 0;
+  /** KV tokens in use by running requests: their private parts and the blocks they hold. */
+  #kvUsed = 0;
   #timer: TimerHandle | null = null;
   /** True while a step's end is being processed: submits then join the next step directly. */
   #inStep = false;
@@ -144,14 +158,16 @@ export class EngineModel {
   #generationTokens = 0;
   #prefixQueries = 0;
   #prefixHits = 0;
-  /** Cached block hashes, least recently used first (a Map keeps insertion order). */
-  readonly #prefixCache = new Map<number, true>();
-  readonly #prefixCacheBlocks: number;
+  /** Cached block hash → running requests holding it (0: cached in free memory, evictable). */
+  readonly #blocks = new Map<number, number>();
+  /** The blocks no running request holds, least recently released first (a Map keeps insertion order). */
+  readonly #evictable = new Map<number, true>();
+  readonly #cacheBlocks: number;
   /**
-   * A live iterator at the least recently used entry. A fresh `keys()` per eviction would
-   * step over every entry deleted since the Map last compacted (touching a block deletes and
-   * re-adds it), which made a full cache cost ~1 ms per request; a live iterator steps over
-   * each deleted entry once. Everything it has passed was evicted or touched (moved behind it).
+   * A live iterator at the least recently released entry. A fresh `keys()` per eviction would
+   * step over every entry deleted since the Map last compacted (pinning a block deletes it),
+   * which made a full cache cost ~1 ms per request; a live iterator steps over each deleted
+   * entry once. Everything it has passed was evicted or pinned (and re-added behind it).
    */
   #evictFrom: MapIterator<number> | undefined;
 
@@ -159,19 +175,27 @@ export class EngineModel {
     this.profile = { ...DEFAULT_PROFILE, ...stripUndefined(profile) };
     if (this.profile.maxNumSeqs < 1) throw new RangeError('maxNumSeqs must be at least 1');
     if (this.profile.prefillTokensPerSecond <= 0) throw new RangeError('prefillTokensPerSecond must be positive');
+    if (!(this.profile.kvCacheTokens > 0)) throw new RangeError('kvCacheTokens must be positive');
     this.#clock = clock;
-    const cacheTokens = this.profile.prefixCacheTokens ?? this.profile.kvCacheTokens;
+    const cacheTokens = Math.min(this.profile.prefixCacheTokens ?? Infinity, this.profile.kvCacheTokens);
     if (!(cacheTokens >= 0)) throw new RangeError('prefixCacheTokens must be >= 0');
-    this.#prefixCacheBlocks = Math.floor(cacheTokens / PREFIX_BLOCK_TOKENS);
+    this.#cacheBlocks = Math.floor(cacheTokens / PREFIX_BLOCK_TOKENS);
   }
 
   submit(req: EngineRequest): EngineHandle {
     this.#received++;
     const output = Math.max(0, Math.min(req.maxTokens, req.outputTokens ?? req.maxTokens));
+    const reserve = Math.max(0, req.promptTokens) + Math.max(0, req.maxTokens);
+    // A block past the prompt's token count (text longer than its count says) is not shared.
+    const fit = Math.floor(Math.max(0, req.promptTokens) / PREFIX_BLOCK_TOKENS);
+    const all = this.#cacheBlocks > 0 ? (req.promptBlocks ?? NO_BLOCKS) : NO_BLOCKS;
+    const blocks = all.length > fit ? all.slice(0, fit) : all;
     const seq: Sequence = {
       req,
       output,
-      reserve: Math.max(0, req.promptTokens) + Math.max(0, req.maxTokens),
+      reserve,
+      blocks,
+      private: reserve - blocks.length * PREFIX_BLOCK_TOKENS,
       prefill: Math.max(0, req.promptTokens),
       generated: 0,
       state: 'waiting',
@@ -197,7 +221,7 @@ export class EngineModel {
     return {
       running: this.#running.length,
       waiting: this.#waiting.length,
-      kvCacheUsage: this.#kvReserved / this.profile.kvCacheTokens,
+      kvCacheUsage: this.#kvUsed / this.profile.kvCacheTokens,
       received: this.#received,
       completed: this.#completed,
       aborted: this.#aborted,
@@ -207,6 +231,16 @@ export class EngineModel {
       prefixCacheQueries: this.#prefixQueries,
       prefixCacheHits: this.#prefixHits,
     };
+  }
+
+  /**
+   * Leading blocks of `blocks` cached here now (running requests' or free): what a prefill
+   * would skip, in blocks. For a clairvoyant router in the simulation; no engine exports it.
+   */
+  cachedPrefixBlocks(blocks: readonly number[]): number {
+    let n = 0;
+    while (n < blocks.length && this.#blocks.has(blocks[n]!)) n++;
+    return n;
   }
 
   /** Cancels every sequence (e.g. on shutdown) and stops the step loop. */
@@ -224,7 +258,7 @@ export class EngineModel {
     } else {
       const i = this.#running.indexOf(seq);
       if (i >= 0) this.#running.splice(i, 1);
-      this.#kvReserved -= seq.reserve;
+      this.#release(seq);
     }
     seq.state = 'finished';
     this.#aborted++;
@@ -245,9 +279,8 @@ export class EngineModel {
     let admit = 0;
     for (const seq of this.#waiting) {
       if (this.#running.length + admit >= p.maxNumSeqs) break;
-      if (this.#kvReserved + seq.reserve > p.kvCacheTokens) break;
-      this.#kvReserved += seq.reserve;
-      seq.prefill = this.#prefixLookup(seq.req);
+      if (this.#kvUsed + this.#roomNeeded(seq) > p.kvCacheTokens) break;
+      seq.prefill = this.#admit(seq);
       prefillTokens += seq.prefill;
       admit++;
     }
@@ -283,39 +316,79 @@ export class EngineModel {
     this.#beginStep();
   }
 
+  /** KV tokens admitting `seq` takes from free memory: its private part and the blocks no running request holds. */
+  #roomNeeded(seq: Sequence): number {
+    let unheld = 0;
+    for (const h of seq.blocks) if (!this.#blocks.get(h)) unheld++;
+    return seq.private + unheld * PREFIX_BLOCK_TOKENS;
+  }
+
   /**
-   * Looks the prompt's blocks up (leading run only), then caches them; returns the prompt
-   * tokens left to prefill. Blocks are touched deepest first so a prefix is evicted from its end.
+   * Admits `seq`: looks its blocks up (leading run only), holds them, makes room by evicting
+   * free cached blocks; returns the prompt tokens left to prefill.
    */
-  #prefixLookup(req: EngineRequest): number {
-    const prompt = Math.max(0, req.promptTokens);
-    const blocks = req.promptBlocks;
-    if (!blocks || this.#prefixCacheBlocks === 0) return prompt;
-    const cache = this.#prefixCache;
-    let hit = 0;
-    while (hit < blocks.length && cache.has(blocks[hit]!)) hit++;
+  #admit(seq: Sequence): number {
+    const prompt = Math.max(0, seq.req.promptTokens);
+    const blocks = seq.blocks;
+    this.#kvUsed += seq.private;
+    if (seq.req.promptBlocks === undefined || this.#cacheBlocks === 0) {
+      this.#evict();
+      return prompt;
+    }
+    const cache = this.#blocks;
+    const hit = this.cachedPrefixBlocks(blocks);
     const cached = Math.min(hit * PREFIX_BLOCK_TOKENS, Math.max(0, prompt - 1));
     this.#prefixQueries += prompt;
     this.#prefixHits += cached;
-    for (let i = blocks.length - 1; i >= 0; i--) {
-      cache.delete(blocks[i]!);
-      cache.set(blocks[i]!, true);
+    for (const h of blocks) {
+      const holders = cache.get(h);
+      if (holders === undefined || holders === 0) {
+        if (holders === 0) this.#evictable.delete(h);
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+      }
+      cache.set(h, (holders ?? 0) + 1);
     }
-    while (cache.size > this.#prefixCacheBlocks) {
+    this.#evict();
+    return prompt - cached;
+  }
+
+  /** A running request ends: its private room is freed, its blocks stay cached once no one holds them. */
+  #release(seq: Sequence): void {
+    this.#kvUsed -= seq.private;
+    const cache = this.#blocks;
+    // Deepest first, so the prefix's root is released last and evicted last.
+    for (let i = seq.blocks.length - 1; i >= 0; i--) {
+      const h = seq.blocks[i]!;
+      const holders = cache.get(h)! - 1;
+      cache.set(h, holders);
+      if (holders === 0) {
+        this.#evictable.set(h, true);
+        this.#kvUsed -= PREFIX_BLOCK_TOKENS;
+      }
+    }
+    this.#evict();
+  }
+
+  /** Evicts free cached blocks, least recently released first, until they fit beside the used memory and the cache's bound. */
+  #evict(): void {
+    const freeBlocks = Math.floor((this.profile.kvCacheTokens - this.#kvUsed) / PREFIX_BLOCK_TOKENS);
+    const held = this.#blocks.size - this.#evictable.size;
+    const keep = Math.max(0, Math.min(freeBlocks, this.#cacheBlocks - held));
+    while (this.#evictable.size > keep) {
       let oldest = this.#evictFrom?.next();
       if (!oldest || oldest.done) {
-        this.#evictFrom = cache.keys();
+        this.#evictFrom = this.#evictable.keys();
         oldest = this.#evictFrom.next();
       }
-      cache.delete(oldest.value!);
+      this.#evictable.delete(oldest.value!);
+      this.#blocks.delete(oldest.value!);
     }
-    return prompt - cached;
   }
 
   #finish(seq: Sequence): void {
     const i = this.#running.indexOf(seq);
     if (i >= 0) this.#running.splice(i, 1);
-    this.#kvReserved -= seq.reserve;
+    this.#release(seq);
     seq.state = 'finished';
     this.#completed++;
     seq.req.onDone(seq.output < seq.req.maxTokens ? 'stop' : 'length');

@@ -251,6 +251,55 @@ describe('EngineModel prefix cache', () => {
     }
   });
 
+  it('running requests share their common blocks: one copy in the KV cache', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8 }, clock); // 1000 KV tokens
+    const blocks = Array.from({ length: 40 }, (_, i) => i + 1); // 640 tokens
+    const run = () =>
+      model.submit({ promptTokens: 640, maxTokens: 100, promptBlocks: blocks, onToken() {}, onDone() {} });
+    run();
+    run(); // 740 more without sharing (1480 > 1000); 100 of its own with it
+    clock.advance(0);
+    expect(model.stats()).toMatchObject({ running: 2, waiting: 0, kvCacheUsage: 0.84 });
+  });
+
+  /** [label, KV tokens, prefix cache tokens, blocks of r1 and r2 (20 each, run one after the other), r1's blocks hit again] */
+  const bounds: [string, number, number | undefined, number][] = [
+    // While r2 runs it holds 20 blocks and 1 token of output room: 9 of r1's 20 blocks fit beside it.
+    ['the KV cache bounds the prefix cache (40 blocks seen, room for 30)', 30 * PREFIX_BLOCK_TOKENS, undefined, 9],
+    ['prefixCacheTokens bounds it below that', 1000, 25 * PREFIX_BLOCK_TOKENS, 5],
+    ['both fit', 1000, undefined, 20],
+  ];
+  it.each(bounds)('%s', (_label, kvCacheTokens, prefixCacheTokens, hitBlocks) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, kvCacheTokens, prefixCacheTokens }, clock);
+    const r1 = Array.from({ length: 20 }, (_, i) => i + 1);
+    const r2 = Array.from({ length: 20 }, (_, i) => i + 101);
+    const first = (blocks: number[]) => {
+      model.submit({ promptTokens: 320, maxTokens: 1, promptBlocks: blocks, onToken() {}, onDone() {} });
+      clock.advance(10_000);
+    };
+    first(r1);
+    first(r2);
+    expect(model.cachedPrefixBlocks(r1)).toBe(hitBlocks); // r1's root end survives
+    expect(model.cachedPrefixBlocks(r2)).toBe(20);
+  });
+
+  it('a request that needs room evicts free cached blocks, least recently released first', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8 }, clock); // 1000 KV tokens = 62 blocks
+    const old = Array.from({ length: 40 }, (_, i) => i + 1);
+    model.submit({ promptTokens: 640, maxTokens: 1, promptBlocks: old, onToken() {}, onDone() {} });
+    clock.advance(10_000);
+    expect(model.cachedPrefixBlocks(old)).toBe(40);
+    // 500 private tokens (no blocks) leave room for 31 blocks: 9 of the old prompt's deepest go.
+    const handle = model.submit({ promptTokens: 400, maxTokens: 100, onToken() {}, onDone() {} });
+    clock.advance(0);
+    expect(model.stats().kvCacheUsage).toBe(0.5);
+    expect(model.cachedPrefixBlocks(old)).toBe(31);
+    handle.cancel();
+  });
+
   it('prefixCacheTokens 0 turns it off', () => {
     const clock = new VirtualClock();
     const model = new EngineModel({ ...CACHED, prefixCacheTokens: 0 }, clock);
