@@ -28,10 +28,12 @@ export const SIM_GATEWAY_OPTIONS = [
   'worker_unhealthy_timeout',
   'drain_timeout',
   'cache_threshold',
+  'cache_min_chars',
   'balance_abs_threshold',
   'balance_rel_threshold',
   'prefix_tree_max_chars',
   'session_load_factor',
+  'prefix_hash_chars',
   'engine_metrics_interval',
 ] as const satisfies readonly OptionName[];
 
