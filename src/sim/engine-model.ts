@@ -32,6 +32,12 @@
  * not need for running requests: nearly all of it when the engine is idle, little when it is
  * full. `prefixCacheTokens` bounds it further (0 turns caching and sharing off).
  *
+ * KV offload (LMCache, vLLM's CPU offloading), off by default: with `offloadCacheTokens` > 0,
+ * a free cached block that must leave GPU memory moves to host memory instead of being
+ * dropped, up to that many tokens (least recently released dropped first). A prompt's leading
+ * run may continue into host blocks; they are loaded back at `offloadTokensPerSecond` (PCIe),
+ * not recomputed, and count as hits.
+ *
  * Worked example, kvCacheTokens 440,000: a 12,000-token prompt (750 blocks) whose first 700
  * blocks (11,200 tokens) are cached prefills 800 tokens, 80 ms instead of 1.2 s at 10k tokens/s,
  * and takes 50 new blocks + its output's room from free memory.
@@ -55,6 +61,10 @@ export interface EngineProfile {
   readonly kvCacheTokens: number;
   /** Most prompt tokens the prefix cache keeps (it lives in the KV cache, so never more than kvCacheTokens); 0 turns it off. Default: kvCacheTokens. */
   readonly prefixCacheTokens?: number;
+  /** Host-memory tier of the prefix cache, tokens (KV offload); 0 (default) = none. */
+  readonly offloadCacheTokens?: number;
+  /** Tokens per second loaded back from the host tier. Default 160,000: ~20 GB/s of PCIe at 128 KiB per token (Llama-3.1-8B). */
+  readonly offloadTokensPerSecond?: number;
 }
 
 /**
@@ -81,6 +91,8 @@ export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
   decodeStepMsPerSeq: 0.05,
   kvCacheTokens: 440_000,
 });
+
+const DEFAULT_OFFLOAD_TOKENS_PER_SECOND = 160_000;
 
 export type FinishReason = 'length' | 'stop';
 
@@ -119,6 +131,8 @@ export interface EngineStats {
   /** Prompt tokens looked up in the prefix cache, and those found (vLLM's prefix_cache_queries/hits). */
   readonly prefixCacheQueries: number;
   readonly prefixCacheHits: number;
+  /** Of the hits, tokens loaded back from the host tier (KV offload). */
+  readonly offloadCacheHits: number;
 }
 
 type SeqState = 'waiting' | 'running' | 'finished';
@@ -130,15 +144,27 @@ interface Sequence {
   readonly reserve: number;
   /** The prompt's whole blocks the cache may share (none when caching is off). */
   readonly blocks: readonly number[];
+  /** Their cache entries while it runs (set at admission). */
+  held: CachedBlock[];
   /** KV tokens of its own while running: reserve less its shared blocks. */
   readonly private: number;
-  /** Prompt tokens to compute: the prompt less its cached prefix (set at admission). */
-  prefill: number;
+  /** Prefill time: the prompt less its cached prefix computed, host-tier blocks loaded (set at admission). */
+  prefillMs: number;
   generated: number;
   state: SeqState;
 }
 
 const NO_BLOCKS: readonly number[] = Object.freeze([]);
+const NO_HELD: CachedBlock[] = [];
+
+/** One cached block. Sets of these keep the eviction orders (identity-hashed, insertion-ordered). */
+interface CachedBlock {
+  readonly hash: number;
+  /** Running requests holding it; 0: cached in free GPU memory; OFFLOADED: in host memory. */
+  holders: number;
+}
+
+const OFFLOADED = -1;
 
 export class EngineModel {
   readonly profile: EngineProfile;
@@ -158,18 +184,24 @@ export class EngineModel {
   #generationTokens = 0;
   #prefixQueries = 0;
   #prefixHits = 0;
-  /** Cached block hash → running requests holding it (0: cached in free memory, evictable). */
-  readonly #blocks = new Map<number, number>();
-  /** The blocks no running request holds, least recently released first (a Map keeps insertion order). */
-  readonly #evictable = new Map<number, true>();
+  #offloadHits = 0;
+  /** Every cached block by hash: held, free on the GPU, or offloaded. */
+  readonly #blocks = new Map<number, CachedBlock>();
+  /** The blocks no running request holds, least recently released first (a Set keeps insertion order). */
+  readonly #evictable = new Set<CachedBlock>();
+  /** Blocks moved to host memory, least recently moved first. */
+  readonly #offloaded = new Set<CachedBlock>();
   readonly #cacheBlocks: number;
+  readonly #offloadBlocks: number;
   /**
-   * A live iterator at the least recently released entry. A fresh `keys()` per eviction would
-   * step over every entry deleted since the Map last compacted (pinning a block deletes it),
-   * which made a full cache cost ~1 ms per request; a live iterator steps over each deleted
+   * A live iterator at the least recently released entry. A fresh `values()` per eviction would
+   * step over every entry deleted since the Set last compacted (pinning a block deletes it),
+   * about 1 ms per request with a full cache; a live iterator steps over each deleted
    * entry once. Everything it has passed was evicted or pinned (and re-added behind it).
    */
-  #evictFrom: MapIterator<number> | undefined;
+  #evictFrom: SetIterator<CachedBlock> | undefined;
+  /** The same, at the least recently offloaded block. */
+  #dropFrom: SetIterator<CachedBlock> | undefined;
 
   constructor(profile: Partial<EngineProfile> = {}, clock: Clock) {
     this.profile = { ...DEFAULT_PROFILE, ...stripUndefined(profile) };
@@ -180,6 +212,11 @@ export class EngineModel {
     const cacheTokens = Math.min(this.profile.prefixCacheTokens ?? Infinity, this.profile.kvCacheTokens);
     if (!(cacheTokens >= 0)) throw new RangeError('prefixCacheTokens must be >= 0');
     this.#cacheBlocks = Math.floor(cacheTokens / PREFIX_BLOCK_TOKENS);
+    const offload = this.#cacheBlocks > 0 ? (this.profile.offloadCacheTokens ?? 0) : 0;
+    if (!(offload >= 0)) throw new RangeError('offloadCacheTokens must be >= 0');
+    if (!((this.profile.offloadTokensPerSecond ?? 1) > 0))
+      throw new RangeError('offloadTokensPerSecond must be positive');
+    this.#offloadBlocks = Math.floor(offload / PREFIX_BLOCK_TOKENS);
   }
 
   submit(req: EngineRequest): EngineHandle {
@@ -196,7 +233,8 @@ export class EngineModel {
       reserve,
       blocks,
       private: reserve - blocks.length * PREFIX_BLOCK_TOKENS,
-      prefill: Math.max(0, req.promptTokens),
+      prefillMs: 0,
+      held: NO_HELD,
       generated: 0,
       state: 'waiting',
     };
@@ -230,12 +268,14 @@ export class EngineModel {
       generationTokens: this.#generationTokens,
       prefixCacheQueries: this.#prefixQueries,
       prefixCacheHits: this.#prefixHits,
+      offloadCacheHits: this.#offloadHits,
     };
   }
 
   /**
-   * Leading blocks of `blocks` cached here now (running requests' or free): what a prefill
-   * would skip, in blocks. For a clairvoyant router in the simulation; no engine exports it.
+   * Leading blocks of `blocks` cached here now (running requests', free, or offloaded to the
+   * host): what a prefill would skip, in blocks. For a clairvoyant router in the simulation; no
+   * engine exports it.
    */
   cachedPrefixBlocks(blocks: readonly number[]): number {
     let n = 0;
@@ -275,13 +315,13 @@ export class EngineModel {
 
   #beginStep(): void {
     const p = this.profile;
-    let prefillTokens = 0;
+    let prefillMs = 0;
     let admit = 0;
     for (const seq of this.#waiting) {
       if (this.#running.length + admit >= p.maxNumSeqs) break;
       if (this.#kvUsed + this.#roomNeeded(seq) > p.kvCacheTokens) break;
-      seq.prefill = this.#admit(seq);
-      prefillTokens += seq.prefill;
+      seq.prefillMs = this.#admit(seq);
+      prefillMs += seq.prefillMs;
       admit++;
     }
     for (const seq of this.#waiting.splice(0, admit)) {
@@ -290,8 +330,7 @@ export class EngineModel {
       this.#promptTokens += seq.req.promptTokens;
     }
     if (this.#running.length === 0) return; // idle until the next submit
-    const stepMs =
-      p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + (prefillTokens / p.prefillTokensPerSecond) * 1000;
+    const stepMs = p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + prefillMs;
     this.#timer = this.#clock.setTimer(stepMs, () => {
       this.#timer = null;
       this.#endStep();
@@ -316,72 +355,107 @@ export class EngineModel {
     this.#beginStep();
   }
 
-  /** KV tokens admitting `seq` takes from free memory: its private part and the blocks no running request holds. */
+  /** KV tokens admitting `seq` takes from free GPU memory: its private part and the blocks no running request holds. */
   #roomNeeded(seq: Sequence): number {
     let unheld = 0;
-    for (const h of seq.blocks) if (!this.#blocks.get(h)) unheld++;
+    for (const h of seq.blocks) if (!((this.#blocks.get(h)?.holders ?? 0) > 0)) unheld++;
     return seq.private + unheld * PREFIX_BLOCK_TOKENS;
   }
 
   /**
-   * Admits `seq`: looks its blocks up (leading run only), holds them, makes room by evicting
-   * free cached blocks; returns the prompt tokens left to prefill.
+   * Admits `seq`: looks its blocks up (leading run only), holds them, makes room by moving or
+   * evicting free cached blocks; returns its prefill time, ms.
    */
   #admit(seq: Sequence): number {
+    const p = this.profile;
     const prompt = Math.max(0, seq.req.promptTokens);
     const blocks = seq.blocks;
+    const computeMs = (tokens: number): number => (tokens / p.prefillTokensPerSecond) * 1000;
     this.#kvUsed += seq.private;
     if (seq.req.promptBlocks === undefined || this.#cacheBlocks === 0) {
       this.#evict();
-      return prompt;
+      return computeMs(prompt);
     }
     const cache = this.#blocks;
     const hit = this.cachedPrefixBlocks(blocks);
+    let offloadedHit = 0;
+    const held: CachedBlock[] = new Array<CachedBlock>(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const h = blocks[i]!;
+      let block = cache.get(h);
+      if (block === undefined) {
+        block = { hash: h, holders: 0 };
+        cache.set(h, block);
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+      } else if (block.holders === 0) {
+        this.#evictable.delete(block);
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+      } else if (block.holders === OFFLOADED) {
+        this.#offloaded.delete(block);
+        block.holders = 0;
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+        if (i < hit) offloadedHit++;
+      }
+      block.holders++;
+      held[i] = block;
+    }
+    seq.held = held;
     const cached = Math.min(hit * PREFIX_BLOCK_TOKENS, Math.max(0, prompt - 1));
+    const loaded = Math.min(offloadedHit * PREFIX_BLOCK_TOKENS, cached);
     this.#prefixQueries += prompt;
     this.#prefixHits += cached;
-    for (const h of blocks) {
-      const holders = cache.get(h);
-      if (holders === undefined || holders === 0) {
-        if (holders === 0) this.#evictable.delete(h);
-        this.#kvUsed += PREFIX_BLOCK_TOKENS;
-      }
-      cache.set(h, (holders ?? 0) + 1);
-    }
+    this.#offloadHits += loaded;
     this.#evict();
-    return prompt - cached;
+    const loadMs = (loaded / (p.offloadTokensPerSecond ?? DEFAULT_OFFLOAD_TOKENS_PER_SECOND)) * 1000;
+    return computeMs(prompt - cached) + loadMs;
   }
 
   /** A running request ends: its private room is freed, its blocks stay cached once no one holds them. */
   #release(seq: Sequence): void {
     this.#kvUsed -= seq.private;
-    const cache = this.#blocks;
+    const held = seq.held;
     // Deepest first, so the prefix's root is released last and evicted last.
-    for (let i = seq.blocks.length - 1; i >= 0; i--) {
-      const h = seq.blocks[i]!;
-      const holders = cache.get(h)! - 1;
-      cache.set(h, holders);
-      if (holders === 0) {
-        this.#evictable.set(h, true);
+    for (let i = held.length - 1; i >= 0; i--) {
+      const block = held[i]!;
+      if (--block.holders === 0) {
+        this.#evictable.add(block);
         this.#kvUsed -= PREFIX_BLOCK_TOKENS;
       }
     }
+    seq.held = NO_HELD;
     this.#evict();
   }
 
-  /** Evicts free cached blocks, least recently released first, until they fit beside the used memory and the cache's bound. */
+  /**
+   * Free cached blocks beyond the GPU memory running requests leave (or the cache's bound) go,
+   * least recently released first: to the host tier when there is one, else away; the host
+   * tier drops its least recently moved beyond its size.
+   */
   #evict(): void {
     const freeBlocks = Math.floor((this.profile.kvCacheTokens - this.#kvUsed) / PREFIX_BLOCK_TOKENS);
-    const held = this.#blocks.size - this.#evictable.size;
+    const held = this.#blocks.size - this.#evictable.size - this.#offloaded.size;
     const keep = Math.max(0, Math.min(freeBlocks, this.#cacheBlocks - held));
     while (this.#evictable.size > keep) {
       let oldest = this.#evictFrom?.next();
       if (!oldest || oldest.done) {
-        this.#evictFrom = this.#evictable.keys();
+        this.#evictFrom = this.#evictable.values();
         oldest = this.#evictFrom.next();
       }
-      this.#evictable.delete(oldest.value!);
-      this.#blocks.delete(oldest.value!);
+      const block = oldest.value!;
+      this.#evictable.delete(block);
+      if (this.#offloadBlocks > 0) {
+        block.holders = OFFLOADED;
+        this.#offloaded.add(block);
+      } else this.#blocks.delete(block.hash);
+    }
+    while (this.#offloaded.size > this.#offloadBlocks) {
+      let oldest = this.#dropFrom?.next();
+      if (!oldest || oldest.done) {
+        this.#dropFrom = this.#offloaded.values();
+        oldest = this.#dropFrom.next();
+      }
+      this.#offloaded.delete(oldest.value!);
+      this.#blocks.delete(oldest.value!.hash);
     }
   }
 

@@ -285,6 +285,48 @@ describe('EngineModel prefix cache', () => {
     expect(model.cachedPrefixBlocks(r2)).toBe(20);
   });
 
+  /**
+   * KV offload: [label, host tier tokens, TTFT of r1's second run]. KV 480 tokens (30 blocks);
+   * r1 (20 blocks + 10 tokens) then r2 (20 other blocks): r2 running leaves room for 9 of r1's
+   * blocks on the GPU, the deepest 11 go to the host tier (or away). Loading from the host runs
+   * at 16 tokens/ms, computing at 1 token/ms.
+   */
+  const offload: [string, number, number][] = [
+    ['no host tier: 9 blocks cached, 186 tokens computed', 0, 10 + 186],
+    ['host tier: all 20 hit, 11 loaded back (11 ms), 10 tokens computed', 1000, 10 + 10 + 11],
+    [
+      'a host tier of 5 blocks keeps the 5 it got last: 14 hit, 5 loaded, 106 computed',
+      5 * PREFIX_BLOCK_TOKENS,
+      10 + 106 + 5,
+    ],
+  ];
+  it.each(offload)('%s', (_label, offloadCacheTokens, ttft) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(
+      { ...PROFILE, kvCacheTokens: 30 * PREFIX_BLOCK_TOKENS, offloadCacheTokens, offloadTokensPerSecond: 16_000 },
+      clock,
+    );
+    const r1 = Array.from({ length: 20 }, (_, i) => i + 1);
+    const r2 = Array.from({ length: 20 }, (_, i) => i + 101);
+    const run = (blocks: number[]) => {
+      const start = clock.now();
+      let at = -1;
+      model.submit({
+        promptTokens: 330,
+        maxTokens: 1,
+        promptBlocks: blocks,
+        onToken: () => (at = clock.now() - start),
+        onDone() {},
+      });
+      clock.advance(10_000);
+      return at;
+    };
+    run(r1);
+    run(r2);
+    expect(run(r1)).toBe(ttft);
+    expect(model.stats().offloadCacheHits).toBe(offloadCacheTokens === 0 ? 0 : ttft === 31 ? 176 : 80);
+  });
+
   it('a request that needs room evicts free cached blocks, least recently released first', () => {
     const clock = new VirtualClock();
     const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8 }, clock); // 1000 KV tokens = 62 blocks
