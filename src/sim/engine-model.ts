@@ -133,6 +133,8 @@ export interface EngineStats {
   readonly prefixCacheHits: number;
   /** Of the hits, tokens loaded back from the host tier (KV offload). */
   readonly offloadCacheHits: number;
+  /** Time spent prefilling (and loading offloaded blocks), ms: the busy share of a prefill-bound engine. */
+  readonly prefillMs: number;
 }
 
 type SeqState = 'waiting' | 'running' | 'finished';
@@ -185,6 +187,7 @@ export class EngineModel {
   #prefixQueries = 0;
   #prefixHits = 0;
   #offloadHits = 0;
+  #prefillMs = 0;
   /** Every cached block by hash: held, free on the GPU, or offloaded. */
   readonly #blocks = new Map<number, CachedBlock>();
   /** The blocks no running request holds, least recently released first (a Set keeps insertion order). */
@@ -269,6 +272,7 @@ export class EngineModel {
       prefixCacheQueries: this.#prefixQueries,
       prefixCacheHits: this.#prefixHits,
       offloadCacheHits: this.#offloadHits,
+      prefillMs: this.#prefillMs,
     };
   }
 
@@ -330,6 +334,7 @@ export class EngineModel {
       this.#promptTokens += seq.req.promptTokens;
     }
     if (this.#running.length === 0) return; // idle until the next submit
+    this.#prefillMs += prefillMs;
     const stepMs = p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + prefillMs;
     this.#timer = this.#clock.setTimer(stepMs, () => {
       this.#timer = null;

@@ -143,6 +143,11 @@ export interface SimulationResult {
   /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
   readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
   readonly balance: BalanceStats;
+  /**
+   * Σ engine time spent prefilling ÷ worker-seconds: how loaded a prefill-bound fleet was (the
+   * engines step prefills one after another, so 1 is saturation).
+   */
+  readonly prefillUtilisation: number;
   readonly gateway: GatewayCounts;
 }
 
@@ -350,13 +355,14 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   sample();
   gateway.stop();
   const summary = metrics.summary();
-  const { queryTokens, hitTokens } = provisioner.prefixCacheTotals();
+  const { queryTokens, hitTokens, prefillMs } = provisioner.engineTotals();
   return {
     summary,
     timeline,
     scaleEvents,
     launches: fleet.stats.launched,
     prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
+    prefillUtilisation: summary.workerSeconds === 0 ? 0 : prefillMs / 1000 / summary.workerSeconds,
     balance: {
       samples: balance.samples,
       imbalance: balance.sumMean === 0 ? 1 : balance.sumMax / balance.sumMean,

@@ -19,6 +19,7 @@ describe('parseEngineMetrics', () => {
         prefixCacheQueries: 0,
         prefixCacheHits: 0,
         offloadCacheHits: 0,
+        prefillMs: 0,
       }),
       { waiting: 3, running: 5, kvCacheUsage: 0.25 },
     ],
