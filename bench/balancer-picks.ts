@@ -201,7 +201,7 @@ warm-up; medians, because the machine is shared (other work preempts single pick
 ${longRows.join('\n')}
 
 - prefix-cache: the prompt is encoded to UTF-8 in one native call and hashed 4 bytes at a
-  time (\`prefixPoints\`, src/core/hashing.ts), and only ~60 checkpoints of its chained hash are
+  time (\`prefixPoints\`, src/core/hashing.ts), and only ~40 checkpoints of its chained hash are
   looked up and remembered, not its 750 blocks.
 - prefix-hash hashes only the first \`prefix_hash_chars\` (1,024) characters: its cost does not
   grow with the prompt.

@@ -70,8 +70,19 @@ const MOONCAKE_LIVE = { seconds: 180, speedup: 3, prefillTps: 30_000, tokenInter
 
 // ---------------------------------------------------------------- processes
 
+/** Every child still running, so an interrupted run takes its simulators and gateway with it. */
+const children = new Set<ChildProcess>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 function startProcess(args: string[], ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
   const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   return new Promise((resolvePromise, reject) => {
     let out = '';
     let err = '';

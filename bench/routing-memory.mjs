@@ -121,7 +121,7 @@ ${rows
   .join('\n')}
 
 prefix-cache remembers up to \`prefix_tree_max_chars\` of prompt per worker, but keeps only ~60
-checkpoints of each prompt's chained hash (every 64 bytes to 1 KiB, then 8 per doubling), so a
+checkpoints of each prompt's chained hash (every 64 bytes to 1 KiB, then 4 per doubling), so a
 remembered character costs a small fraction of a byte. prefix-hash keeps its ring (100 points
 per worker) and nothing per prompt. Measured on a shared 2-core machine; memory does not depend
 on its load.

@@ -65,7 +65,7 @@ export function promptBlockHashes(text: string, blockChars = PREFIX_BLOCK_CHARS)
 /** Bytes of UTF-8 per router block: 16 tokens of English text, the engine's block size. */
 export const ROUTE_BLOCK_BYTES = 64;
 
-/** Router blocks with a point each before the ladder thins out to 8 points per doubling of depth (16: 1 KiB). */
+/** Router blocks with a point each before the ladder thins out to 4 points per doubling of depth (16: 1 KiB). */
 const DENSE_BLOCKS = 16;
 
 /** A prompt's checkpoints: the chained hash of its first `ends[i]` UTF-8 bytes is `hashes[i]`. */
@@ -84,9 +84,9 @@ let words = new Int32Array(scratch.buffer);
 
 /**
  * Checkpoints of the chained prefix hash of `text`, for routing: one after each of the first
- * 16 blocks of ROUTE_BLOCK_BYTES, then 8 per doubling of depth (every 2nd block up to 32, every
- * 4th up to 64, ...), so a 12k-token prompt (750 blocks) has 61 points and its match length is
- * known to within 1/8. Both ends of a match are on the same ladder, so two prompts sharing a
+ * 16 blocks of ROUTE_BLOCK_BYTES, then 4 per doubling of depth (every 4th block up to 32, every
+ * 8th up to 64, ...), so a 12k-token prompt (750 blocks) has 37 points and its match length is
+ * known to within 1/4. Both ends of a match are on the same ladder, so two prompts sharing a
  * prefix share every point inside it.
  *
  * Speed is the reason for its shape: the text is encoded to UTF-8 in one native call and read
@@ -109,7 +109,7 @@ export function prefixPoints(text: string): PrefixPoints {
   const blocks = Math.floor(bytes / ROUTE_BLOCK_BYTES);
   let a = 0x811c9dc5 | 0;
   let b = 0x9747b28c | 0;
-  // Points every `step` blocks while d ≤ limit: 1 up to 16, 2 up to 32, 4 up to 64, ...
+  // Points every `step` blocks while d ≤ limit: 1 up to 16, 4 up to 32, 8 up to 64, ...
   let step = 1;
   let limit = DENSE_BLOCKS;
   for (let d = 1; d <= blocks; d++) {
@@ -121,8 +121,8 @@ export function prefixPoints(text: string): PrefixPoints {
     a = Math.imul(a ^ (b >>> 15), 0x85ebca6b);
     a ^= a >>> 13;
     if (d > limit) {
-      step *= 2;
       limit *= 2;
+      step = limit / 8;
     }
     if (d % step === 0) {
       hashes.push(a & 0x3fffffff);

@@ -51,9 +51,9 @@ interface Tenant {
  * part of the prefill.
  *
  * The "approximate radix tree per worker" is kept as chained prefix hashes at checkpoints
- * (prefixPoints in src/core/hashing.ts: every 64 bytes up to 1 KiB, then 8 per doubling of
+ * (prefixPoints in src/core/hashing.ts: every 64 bytes up to 1 KiB, then 4 per doubling of
  * depth): a hash names a whole prefix, so one map from hash to the workers holding it is
- * every worker's tree at once, and a lookup walks the prompt's ~60 points once instead of
+ * every worker's tree at once, and a lookup walks the prompt's ~40 points once instead of
  * once per worker. A point stands for the prompt bytes since the point before it; each
  * worker's points are LRU-evicted beyond `prefixTreeMaxChars` of those. They are touched
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
