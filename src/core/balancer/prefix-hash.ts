@@ -1,8 +1,7 @@
 import { hashString } from '../hashing.js';
-import type { Worker } from '../pool.js';
-import { HashRing } from './ring.js';
+import { KeyedRingPolicy, type KeyContext } from './ring.js';
 import { SESSION_AFFINITY_DEFAULTS } from './session-affinity.js';
-import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
+import type { BalancerOptions } from './types.js';
 
 export const PREFIX_HASH_DEFAULTS = {
   /**
@@ -33,41 +32,20 @@ export const PREFIX_HASH_DEFAULTS = {
  * Pick: hashing min(prompt, prefixHashChars) characters (~3 µs for 1,024), then the ring's
  * O(log n) search. No prompt text and no session key → least-connection.
  */
-export class PrefixHash implements BalancerPolicy {
+export class PrefixHash extends KeyedRingPolicy {
   readonly name = 'prefix-hash';
-  readonly #ring: HashRing;
   readonly #chars: number;
 
   constructor(opts: BalancerOptions = {}) {
+    super(opts.sessionLoadFactor ?? SESSION_AFFINITY_DEFAULTS.sessionLoadFactor);
     this.#chars = opts.prefixHashChars ?? PREFIX_HASH_DEFAULTS.prefixHashChars;
     if (!(Number.isInteger(this.#chars) && this.#chars >= 1))
       throw new RangeError(`prefix_hash_chars must be a whole number >= 1, got ${this.#chars}`);
-    this.#ring = new HashRing(
-      opts.sessionLoadFactor ?? SESSION_AFFINITY_DEFAULTS.sessionLoadFactor,
-      'session_load_factor',
-    );
   }
 
-  onMembershipChange(ready: readonly Worker[]): void {
-    this.#ring.setWorkers(ready);
-  }
-
-  /** The key a request routes on, or undefined (then: least-connection). */
-  keyOf(ctx: Pick<PickContext, 'sessionKey' | 'promptText'>): number | undefined {
+  keyOf(ctx: KeyContext): number | undefined {
     if (ctx.sessionKey !== undefined) return hashString(ctx.sessionKey);
     if (ctx.promptText) return hashString(ctx.promptText, this.#chars);
     return undefined;
-  }
-
-  /** The worker a request's key belongs to when no bound applies (the same on every replica). */
-  home(ctx: Pick<PickContext, 'sessionKey' | 'promptText'>): Worker | undefined {
-    const key = this.keyOf(ctx);
-    return key === undefined ? undefined : this.#ring.home(key);
-  }
-
-  pick(candidates: Candidates, ctx: PickContext): Worker | undefined {
-    const key = this.keyOf(ctx);
-    if (key === undefined) return candidates.leastLoaded(ctx.random);
-    return this.#ring.pick(key, candidates) ?? candidates.leastLoaded(ctx.random);
   }
 }

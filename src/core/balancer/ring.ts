@@ -1,6 +1,7 @@
 import { hashString } from '../hashing.js';
 import type { Candidates } from '../load-index.js';
 import type { Worker } from '../pool.js';
+import type { BalancerPolicy, PickContext } from './types.js';
 
 /** Points per worker on the ring: with 100, each worker's share of keys is within ~±20% of 1/n. */
 const VIRTUAL_NODES = 100;
@@ -95,5 +96,41 @@ export class HashRing {
       else hi = mid;
     }
     return lo === points.length ? 0 : lo;
+  }
+}
+
+/** What a keyed policy may route on. */
+export type KeyContext = Pick<PickContext, 'sessionKey' | 'promptText'>;
+
+/**
+ * A policy that routes a request's key on a HashRing (session-affinity, prefix-hash): the
+ * subclass says what the key is; no key → least-connection. The load factor is
+ * session_load_factor for both.
+ */
+export abstract class KeyedRingPolicy implements BalancerPolicy {
+  abstract readonly name: string;
+  readonly #ring: HashRing;
+
+  constructor(loadFactor: number) {
+    this.#ring = new HashRing(loadFactor, 'session_load_factor');
+  }
+
+  /** The hash a request routes on, or undefined (then: least-connection). */
+  abstract keyOf(ctx: KeyContext): number | undefined;
+
+  onMembershipChange(ready: readonly Worker[]): void {
+    this.#ring.setWorkers(ready);
+  }
+
+  /** The worker a request's key belongs to when no bound applies (the same on every replica). */
+  home(ctx: KeyContext): Worker | undefined {
+    const key = this.keyOf(ctx);
+    return key === undefined ? undefined : this.#ring.home(key);
+  }
+
+  pick(candidates: Candidates, ctx: PickContext): Worker | undefined {
+    const key = this.keyOf(ctx);
+    if (key === undefined) return candidates.leastLoaded(ctx.random);
+    return this.#ring.pick(key, candidates) ?? candidates.leastLoaded(ctx.random);
   }
 }

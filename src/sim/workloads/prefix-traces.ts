@@ -46,6 +46,35 @@ function poisson(random: Random, rate: number, n: number): number[] {
   return out;
 }
 
+/** What an open-loop trace's request is made from: a draw source, the id source and the shared system prompt's ids. */
+interface Draw {
+  readonly random: Random;
+  readonly ids: Ids;
+  readonly system: readonly number[];
+}
+
+/**
+ * The frame of the open-loop traces: `o.requests` Poisson arrivals at `o.ratePerSecond`, each
+ * request (lengths and ids) made by `make`; `prepare` runs first, on the same draws (e.g. the
+ * documents a RAG trace picks from).
+ */
+function openLoop<T>(
+  o: {
+    readonly seed: number;
+    readonly requests: number;
+    readonly ratePerSecond: number;
+    readonly systemBlocks: number;
+  },
+  prepare: (d: Draw) => T,
+  make: (d: Draw, prepared: T) => Omit<TraceRequest, 'line' | 'arrivalMs'>,
+): TraceRequest[] {
+  const random = seededRandom(o.seed);
+  const ids = new Ids();
+  const d: Draw = { random, ids, system: ids.take(o.systemBlocks) };
+  const prepared = prepare(d);
+  return finish(poisson(random, o.ratePerSecond, o.requests).map((arrivalMs) => ({ arrivalMs, ...make(d, prepared) })));
+}
+
 /** Requests in arrival order, numbered as lines of a file, arrivals relative to the first. */
 function finish(requests: Omit<TraceRequest, 'line'>[]): TraceRequest[] {
   requests.sort((a, b) => a.arrivalMs - b.arrivalMs);
@@ -82,20 +111,19 @@ export const HOT_PREFIX_DEFAULTS: Omit<HotPrefixOptions, 'seed'> = {
  * of the traffic to the one worker holding that prompt.
  */
 export function hotPrefixTrace(o: HotPrefixOptions): TraceRequest[] {
-  const random = seededRandom(o.seed);
-  const ids = new Ids();
-  const system = ids.take(o.systemBlocks);
   const systemTokens = o.systemBlocks * MOONCAKE_BLOCK_TOKENS;
-  return finish(
-    poisson(random, o.ratePerSecond, o.requests).map((arrivalMs) => {
+  return openLoop(
+    o,
+    () => undefined,
+    ({ random, ids, system }) => {
       const outputTokens = between(random, o.outputTokens);
       if (random() < o.hotShare) {
         const user = between(random, o.userTokens);
-        return { arrivalMs, promptTokens: systemTokens + user, outputTokens, hashIds: [...system, ...ids.take(1)] };
+        return { promptTokens: systemTokens + user, outputTokens, hashIds: [...system, ...ids.take(1)] };
       }
       const tokens = between(random, o.otherTokens);
-      return { arrivalMs, promptTokens: tokens, outputTokens, hashIds: ids.take(blocksFor(tokens)) };
-    }),
+      return { promptTokens: tokens, outputTokens, hashIds: ids.take(blocksFor(tokens)) };
+    },
   );
 }
 
@@ -185,36 +213,33 @@ export const RAG_DEFAULTS: Omit<RagOptions, 'seed'> = {
  * question of the request's own.
  */
 export function ragTrace(o: RagOptions): TraceRequest[] {
-  const random = seededRandom(o.seed);
-  const ids = new Ids();
-  const system = ids.take(o.systemBlocks);
-  const docs = Array.from({ length: o.documents }, () => ids.take(between(random, o.documentBlocks)));
-  const weights = docs.map((_, k) => 1 / Math.pow(k + 1, o.zipf));
-  const cumulative: number[] = [];
-  let sum = 0;
-  for (const w of weights) cumulative.push((sum += w));
-  const pick = (): number[] => {
-    const x = random() * sum;
-    let lo = 0;
-    let hi = cumulative.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cumulative[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return docs[lo]!;
-  };
-  return finish(
-    poisson(random, o.ratePerSecond, o.requests).map((arrivalMs) => {
-      const doc = pick();
+  return openLoop(
+    o,
+    ({ random, ids }) => {
+      const docs = Array.from({ length: o.documents }, () => ids.take(between(random, o.documentBlocks)));
+      const cumulative: number[] = [];
+      let sum = 0;
+      for (let k = 0; k < docs.length; k++) cumulative.push((sum += 1 / Math.pow(k + 1, o.zipf)));
+      return { docs, cumulative, sum };
+    },
+    ({ random, ids, system }, { docs, cumulative, sum }) => {
+      // The document whose cumulative weight first reaches a uniform draw (binary search).
+      const x = random() * sum;
+      let lo = 0;
+      let hi = cumulative.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (cumulative[mid]! < x) lo = mid + 1;
+        else hi = mid;
+      }
+      const doc = docs[lo]!;
       const question = between(random, o.questionTokens);
       return {
-        arrivalMs,
         promptTokens: (o.systemBlocks + doc.length) * MOONCAKE_BLOCK_TOKENS + question,
         outputTokens: between(random, o.outputTokens),
         hashIds: [...system, ...doc, ...ids.take(blocksFor(question))],
       };
-    }),
+    },
   );
 }
 
