@@ -50,13 +50,20 @@ const END = '<!-- virtual-time:end -->';
 const WORKERS = 4;
 
 const ORACLE = 'oracle';
-/** The policies compared (the issue's six) and the yardstick. */
+/** prefix-hash with session-affinity's load factor instead of its own 1: the other side of its trade-off. */
+const PH_125 = 'prefix-hash c=1.25';
+/** Rows that are a policy with other options: the flags that make them. */
+const VARIANTS: Record<string, readonly string[]> = {
+  [PH_125]: ['--load_balancer', 'prefix-hash', '--prefix_hash_load_factor', '1.25'],
+};
+/** The policies compared (the issue's six), prefix-hash's variant, and the yardstick. */
 const POLICIES = [
   'least-connection',
   'power-of-two',
   'session-affinity',
   'prefix-cache',
   'prefix-hash',
+  PH_125,
   'engine-load',
   ORACLE,
 ] as const;
@@ -117,7 +124,8 @@ async function run(section: string, id: string, spec: Spec): Promise<Outcome> {
   }
   const p = PROFILES[spec.profile];
   const argv = ['--min_workers', `${WORKERS}`, '--max_workers', `${WORKERS}`, '--seed', `${spec.seed}`];
-  if (spec.policy !== ORACLE) argv.push('--load_balancer', spec.policy);
+  if (spec.policy in VARIANTS) argv.push(...VARIANTS[spec.policy]!);
+  else if (spec.policy !== ORACLE) argv.push('--load_balancer', spec.policy);
   if (p.prefixTreeMaxChars !== undefined) argv.push('--prefix_tree_max_chars', `${p.prefixTreeMaxChars}`);
   const a = parseSimulateArgs(argv);
   if (a === 'help') throw new Error('unreachable');

@@ -497,7 +497,7 @@ export const OPTIONS = {
     type: 'number',
     default: SESSION_AFFINITY_DEFAULTS.sessionLoadFactor,
     min: 1,
-    help: "session-affinity and prefix-hash: a key's worker is skipped for the next on the hash ring when it has ceil(this x its share of the requests in flight, by capacity) requests.",
+    help: "session-affinity: a session's worker is skipped for the next on the hash ring when it has ceil(this x its share of the requests in flight, by capacity) requests.",
     origin: 'new',
   },
   prefix_hash_chars: {
@@ -505,6 +505,13 @@ export const OPTIONS = {
     default: PREFIX_HASH_DEFAULTS.prefixHashChars,
     min: 1,
     help: 'prefix-hash: leading characters of the prompt hashed into its key (a shorter prompt is hashed whole); a request with a session key (user field or x-session-id) routes on that instead.',
+    origin: 'new',
+  },
+  prefix_hash_load_factor: {
+    type: 'number',
+    default: PREFIX_HASH_DEFAULTS.prefixHashLoadFactor,
+    min: 1,
+    help: "prefix-hash: a key's worker is skipped for the next on the hash ring when it has ceil(this x its share of the requests in flight, by capacity) requests. 1 keeps traffic that shares nothing about as even as least-connection; more keeps more prefixes on their worker.",
     origin: 'new',
   },
   engine_metrics_interval: {

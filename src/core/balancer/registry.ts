@@ -50,6 +50,7 @@ export function balancerOptions(
     readonly prefixTreeMaxChars: number;
     readonly sessionLoadFactor: number;
     readonly prefixHashChars: number;
+    readonly prefixHashLoadFactor: number;
     readonly engineMetricsInterval: number;
   },
   clock: Clock,
@@ -63,6 +64,7 @@ export function balancerOptions(
     prefixTreeMaxChars: c.prefixTreeMaxChars,
     sessionLoadFactor: c.sessionLoadFactor,
     prefixHashChars: c.prefixHashChars,
+    prefixHashLoadFactor: c.prefixHashLoadFactor,
     engineMetricsStaleMs: ENGINE_LOAD_DEFAULTS.staleIntervals * c.engineMetricsInterval * 1000,
   };
 }

@@ -104,15 +104,15 @@ export type KeyContext = Pick<PickContext, 'sessionKey' | 'promptText'>;
 
 /**
  * A policy that routes a request's key on a HashRing (session-affinity, prefix-hash): the
- * subclass says what the key is; no key → least-connection. The load factor is
- * session_load_factor for both.
+ * subclass says what the key is; no key → least-connection.
  */
 export abstract class KeyedRingPolicy implements BalancerPolicy {
   abstract readonly name: string;
   readonly #ring: HashRing;
 
-  constructor(loadFactor: number) {
-    this.#ring = new HashRing(loadFactor, 'session_load_factor');
+  /** `option` names the load factor in errors. */
+  constructor(loadFactor: number, option: string) {
+    this.#ring = new HashRing(loadFactor, option);
   }
 
   /** The hash a request routes on, or undefined (then: least-connection). */

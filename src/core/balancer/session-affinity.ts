@@ -17,7 +17,7 @@ export class SessionAffinity extends KeyedRingPolicy {
   readonly name = 'session-affinity';
 
   constructor(opts: BalancerOptions = {}) {
-    super(opts.sessionLoadFactor ?? SESSION_AFFINITY_DEFAULTS.sessionLoadFactor);
+    super(opts.sessionLoadFactor ?? SESSION_AFFINITY_DEFAULTS.sessionLoadFactor, 'session_load_factor');
   }
 
   keyOf(ctx: KeyContext): number | undefined {

@@ -79,6 +79,7 @@ export interface BalancerOptions {
   readonly prefixTreeMaxChars?: number;
   readonly sessionLoadFactor?: number;
   readonly prefixHashChars?: number;
+  readonly prefixHashLoadFactor?: number;
   /** Engine samples older than this count as unknown (engine-load). */
   readonly engineMetricsStaleMs?: number;
 }

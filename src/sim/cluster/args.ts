@@ -35,6 +35,7 @@ export const SIM_GATEWAY_OPTIONS = [
   'prefix_tree_max_chars',
   'session_load_factor',
   'prefix_hash_chars',
+  'prefix_hash_load_factor',
   'engine_metrics_interval',
 ] as const satisfies readonly OptionName[];
 

@@ -18,6 +18,7 @@ describe('balancer options at start-up', () => {
     [['--engine_metrics_interval', '0'], /--engine_metrics_interval: expected a value >= 0.05/],
     [['--prefix_tree_max_chars', '10'], /--prefix_tree_max_chars: expected a value >= 64/],
     [['--prefix_hash_chars', '0'], /--prefix_hash_chars: expected a value >= 1/],
+    [['--prefix_hash_load_factor', '0.9'], /--prefix_hash_load_factor: expected a value >= 1/],
     [['--cache_min_chars', '-1'], /--cache_min_chars: expected a value >= 0/],
   ];
   it.each(bad)('%j is refused', (flags, message) => {
@@ -32,7 +33,8 @@ describe('balancer options at start-up', () => {
       balanceAbsThreshold: 8,
       balanceRelThreshold: 1.5,
       sessionLoadFactor: 1.25,
-      prefixHashChars: 1024,
+      prefixHashChars: 4096,
+      prefixHashLoadFactor: 1,
       cacheMinChars: 1024,
       engineMetricsInterval: 1,
     });

@@ -5,8 +5,8 @@ import { CHI2_4DF_0_001, chiSquareUniform, policyBench, type WorkerSpec } from '
 
 const idle = (names: readonly string[], capacity = 30): WorkerSpec[] => names.map((n): WorkerSpec => [n, 0, capacity]);
 const NAMES = ['gw-1', 'gw-2', 'gw-3', 'gw-4', 'gw-5'];
-/** Prompts that differ from their first characters on, each longer than the key. */
-const prompts = Array.from({ length: 2000 }, (_, i) => `document ${i}: ${'lorem ipsum dolor sit amet. '.repeat(50)}`);
+/** Prompts that differ from their first characters on, each longer than the key (4,096 characters). */
+const prompts = Array.from({ length: 2000 }, (_, i) => `document ${i}: ${'lorem ipsum dolor sit amet. '.repeat(160)}`);
 
 describe('PrefixHash', () => {
   it('two gateway replicas, workers joining in different orders, send every prefix to the same worker', () => {
@@ -25,6 +25,16 @@ describe('PrefixHash', () => {
       expect(b.pick(benchB.pool.loads, { sessionKey, random })!.name).toBe(
         a.pick(benchA.pool.loads, { sessionKey, random })!.name,
       );
+    }
+  });
+
+  it('the default load factor 1: no worker above ⌈its share⌉ of the requests in flight, even for one hot prefix', () => {
+    const policy = new PrefixHash();
+    const { pool, workers } = policyBench(policy, idle(NAMES.slice(0, 4)));
+    const random = seededRandom(6);
+    for (let i = 1; i <= 40; i++) {
+      pool.acquire(policy.pick(pool.loads, { promptText: prompts[9]! + ` question ${i}`, random })!);
+      for (const w of workers) expect(w.inFlight).toBeLessThanOrEqual(Math.ceil(i / 4));
     }
   });
 
@@ -67,7 +77,7 @@ describe('PrefixHash', () => {
   });
 
   it('bounds a prefix every request shares: no worker above ⌈c × its share⌉, the rest spill along the ring', () => {
-    const policy = new PrefixHash({ sessionLoadFactor: 1.25 });
+    const policy = new PrefixHash({ prefixHashLoadFactor: 1.25 });
     const { pool, workers } = policyBench(policy, idle(NAMES.slice(0, 4)));
     const random = seededRandom(4);
     const hot = prompts[7]!;
@@ -90,6 +100,6 @@ describe('PrefixHash', () => {
 
   it('rejects knobs out of range, naming the option', () => {
     expect(() => new PrefixHash({ prefixHashChars: 0 })).toThrow(/prefix_hash_chars/);
-    expect(() => new PrefixHash({ sessionLoadFactor: 0.5 })).toThrow(/session_load_factor must be >= 1/);
+    expect(() => new PrefixHash({ prefixHashLoadFactor: 0.5 })).toThrow(/prefix_hash_load_factor must be >= 1/);
   });
 });
