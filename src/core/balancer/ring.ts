@@ -1,6 +1,6 @@
 import { hashString } from '../hashing.js';
 import type { Candidates } from '../load-index.js';
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 import type { BalancerPolicy, PickContext } from './types.js';
 
 /** Points per worker on the ring: with 100, each worker's share of keys is within ~±20% of 1/n. */

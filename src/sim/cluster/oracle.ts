@@ -6,7 +6,7 @@
  * routing alone could get from these caches; a policy is judged by how close it comes.
  */
 import type { BalancerPolicy, Candidates, PickContext } from '../../core/balancer/types.js';
-import type { Worker } from '../../core/pool.js';
+import type { Worker } from '../../core/types.js';
 import type { EngineModel } from '../engine-model.js';
 
 export class OracleBalancer implements BalancerPolicy {

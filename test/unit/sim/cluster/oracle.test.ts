@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock, seededRandom } from '../../../../src/core/clock.js';
-import type { Worker } from '../../../../src/core/pool.js';
+import type { Worker } from '../../../../src/core/types.js';
 import { EngineModel } from '../../../../src/sim/engine-model.js';
 import { OracleBalancer } from '../../../../src/sim/cluster/oracle.js';
 import { policyBench } from '../../../helpers/balancer.js';
