@@ -41,7 +41,13 @@ Engine options:
   --token-interval MS  fixed time between tokens, ms (overrides the decode profile)
   --max-num-seqs N     most sequences in one batch (default 256)
   --prefill-tps N      prompt tokens prefilled per second (default 10000)
-  --prefix-cache-tokens N  prompt tokens the prefix cache keeps (LRU; default 440000; 0 = off)
+  --kv-cache-tokens N  KV cache capacity in tokens (default 440000): running requests' prompts
+                       and outputs, and the prefix cache in what they leave free
+  --prefix-cache-tokens N  most prompt tokens the prefix cache keeps (16-token blocks, least
+                       recently used evicted first; default and at most the KV cache; 0 = off)
+  --offload-cache-tokens N  host-memory tier of the prefix cache (KV offload, as LMCache):
+                       blocks leaving the GPU move there, and load back at PCIe speed
+                       instead of being recomputed (default 0: none)
   --seed N             seed of error draws and generated words (default 0)
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
@@ -103,7 +109,9 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'token-interval': { type: 'string' },
         'max-num-seqs': { type: 'string' },
         'prefill-tps': { type: 'string' },
+        'kv-cache-tokens': { type: 'string' },
         'prefix-cache-tokens': { type: 'string' },
+        'offload-cache-tokens': { type: 'string' },
         seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
@@ -118,7 +126,9 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
   const startupDelay = num('startup-delay', values['startup-delay'], { min: 0 });
   const maxNumSeqs = num('max-num-seqs', values['max-num-seqs'], { integer: true, min: 1 });
   const prefillTps = num('prefill-tps', values['prefill-tps'], { min: Number.MIN_VALUE });
+  const kvCacheTokens = num('kv-cache-tokens', values['kv-cache-tokens'], { integer: true, min: 1 });
   const prefixCacheTokens = num('prefix-cache-tokens', values['prefix-cache-tokens'], { integer: true, min: 0 });
+  const offloadCacheTokens = num('offload-cache-tokens', values['offload-cache-tokens'], { integer: true, min: 0 });
   return {
     host: values.host ?? env.FLOCKSERVE_WORKER_HOST ?? '127.0.0.1',
     port: num('port', portText, { integer: true, min: 0, max: 65535 }),
@@ -136,7 +146,9 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     profile: {
       ...(maxNumSeqs === undefined ? {} : { maxNumSeqs }),
       ...(prefillTps === undefined ? {} : { prefillTokensPerSecond: prefillTps }),
+      ...(kvCacheTokens === undefined ? {} : { kvCacheTokens }),
       ...(prefixCacheTokens === undefined ? {} : { prefixCacheTokens }),
+      ...(offloadCacheTokens === undefined ? {} : { offloadCacheTokens }),
     },
   };
 }

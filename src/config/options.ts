@@ -10,6 +10,7 @@ import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';
 import { DEFAULT_TARGET_QUEUE_PER_WORKER } from '../core/autoscaler/target-tracking.js';
 import { ENGINE_LOAD_DEFAULTS } from '../core/balancer/engine-load.js';
 import { PREFIX_CACHE_DEFAULTS } from '../core/balancer/prefix-cache.js';
+import { PREFIX_HASH_DEFAULTS } from '../core/balancer/prefix-hash.js';
 import { BALANCER_NAMES } from '../core/balancer/registry.js';
 import { SESSION_AFFINITY_DEFAULTS } from '../core/balancer/session-affinity.js';
 import { PROVISIONER_NAMES } from '../provisioners/names.js';
@@ -230,7 +231,7 @@ export const OPTIONS = {
     type: 'string',
     default: 'least-connection',
     choices: BALANCER_NAMES,
-    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (user field or x-session-id), prefix-cache (longest prompt-prefix match while balanced), engine-load (in flight plus the engines' /metrics).",
+    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (user field or x-session-id), prefix-cache (longest prompt-prefix match while balanced), prefix-hash (the prompt's first prefix_hash_chars, or the session key, on a consistent-hash ring with bounded loads: no per-gateway state, the same pick from every replica), engine-load (in flight plus the engines' /metrics).",
     origin: 'new',
   },
   autoscaler: {
@@ -511,6 +512,13 @@ export const OPTIONS = {
     help: 'prefix-cache: route to the worker with the longest prompt-prefix match only when the match covers more than this fraction of the prompt.',
     origin: 'new',
   },
+  cache_min_chars: {
+    type: 'int',
+    default: PREFIX_CACHE_DEFAULTS.cacheMinChars,
+    min: 0,
+    help: 'prefix-cache: a match shorter than this many characters only chooses among the least loaded workers, never a busier one (a short shared prefix saves less prefill than a wait costs).',
+    origin: 'new',
+  },
   balance_abs_threshold: {
     type: 'int',
     default: PREFIX_CACHE_DEFAULTS.balanceAbsThreshold,
@@ -536,7 +544,21 @@ export const OPTIONS = {
     type: 'number',
     default: SESSION_AFFINITY_DEFAULTS.sessionLoadFactor,
     min: 1,
-    help: "session-affinity: a session's worker is skipped for the next on the hash ring when it has ceil(this x the mean in flight per worker) requests.",
+    help: "session-affinity: a session's worker is skipped for the next on the hash ring when it has ceil(this x its share of the requests in flight, by capacity) requests.",
+    origin: 'new',
+  },
+  prefix_hash_chars: {
+    type: 'int',
+    default: PREFIX_HASH_DEFAULTS.prefixHashChars,
+    min: 1,
+    help: 'prefix-hash: leading characters of the prompt hashed into its key (a shorter prompt is hashed whole); a request with a session key (user field or x-session-id) routes on that instead.',
+    origin: 'new',
+  },
+  prefix_hash_load_factor: {
+    type: 'number',
+    default: PREFIX_HASH_DEFAULTS.prefixHashLoadFactor,
+    min: 1,
+    help: "prefix-hash: a key's worker is skipped for the next on the hash ring when it has ceil(this x its share of the requests in flight, by capacity) requests. 1 keeps traffic that shares nothing about as even as least-connection; more keeps more prefixes on their worker.",
     origin: 'new',
   },
   engine_metrics_interval: {

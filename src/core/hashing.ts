@@ -1,17 +1,18 @@
 /**
- * String hashing for the balancers, and the prompt-block hashing shared by the prefix-aware balancer (src/core/balancer/prefix-cache.ts) and the
- * engine simulator's prefix cache (src/sim/engine-model.ts), so both cut a prompt the same way.
+ * String hashing for the balancers, and prompt-block hashing in two cuts:
  *
- * A prompt is cut into blocks of PREFIX_BLOCK_CHARS characters; block i's hash covers blocks
- * 0..i (each hash is seeded with the previous one), so equal hashes at position i mean equal
- * prefixes of (i+1) blocks, as in vLLM's automatic prefix caching. A trailing partial block
- * gets no hash (a partial block is never shared).
- *
- * 64 characters ≈ 16 tokens at the usual ~4 characters per token: vLLM's default KV block size.
+ * - promptBlockHashes: the engine's blocks, as the engine simulator's prefix cache keys them
+ *   (src/sim/engine-model.ts). A prompt is cut into blocks of PREFIX_BLOCK_CHARS characters;
+ *   block i's hash covers blocks 0..i (each hash is seeded with the previous one), so equal
+ *   hashes at position i mean equal prefixes of (i+1) blocks, as in vLLM's automatic prefix
+ *   caching. A trailing partial block gets no hash (a partial block is never shared). 64
+ *   characters ≈ 16 tokens at the usual ~4 characters per token: vLLM's default KV block size.
+ * - prefixPoints: the router's view (src/core/balancer/prefix-cache.ts), chained the same way
+ *   but read fast and kept sparse; see there.
  */
 export const PREFIX_BLOCK_CHARS = 64;
 
-/** FNV-1a, 32 bits, over text.charCodeAt(from..to), starting from `seed`. */
+/** FNV-1a, 32 bits, over text.charCodeAt(from..to), starting from `seed`. Deterministic on every platform. */
 export function fnv1a(text: string, seed = 0x811c9dc5, from = 0, to = text.length): number {
   let h = seed >>> 0;
   for (let i = from; i < to; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
@@ -19,11 +20,13 @@ export function fnv1a(text: string, seed = 0x811c9dc5, from = 0, to = text.lengt
 }
 
 /**
- * FNV-1a followed by murmur3's finaliser: FNV alone leaves the high bits of short, similar
- * strings ("w1#0", "w1#1", ...) correlated, which skews a hash ring.
+ * FNV-1a of the first `to` characters (default all) followed by murmur3's finaliser: FNV alone
+ * leaves the high bits of short, similar strings ("w1#0", "w1#1", ...) correlated, which skews
+ * a hash ring. The same on every platform and in every process (no seed), so gateway replicas
+ * hashing the same text agree.
  */
-export function hashString(text: string): number {
-  let h = fnv1a(text);
+export function hashString(text: string, to = text.length): number {
+  let h = fnv1a(text, undefined, 0, Math.min(to, text.length));
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -33,9 +36,11 @@ export function hashString(text: string): number {
 }
 
 /**
- * Chained block hashes of `text`, one per full block, each a safe integer (53 bits:
- * 32 bits of FNV-1a and 21 of a second mix), so collisions stay negligible: about
- * n²/2⁵⁴ for n distinct blocks, 5·10⁻⁷ for a hundred thousand.
+ * Chained block hashes of `text`, one per full block: 32-bit signed integers, which V8 keeps
+ * unboxed, so the engine simulator's cache maps of a million blocks stay fast (a wider hash is a
+ * boxed double, and every Map operation on it about twice as slow). Two lanes are folded into each, so a false match
+ * needs a 32-bit collision with a block cached on the same engine at the same depth of a
+ * matching run: about (cached blocks) / 2³² per lookup, 6·10⁻⁶ for a full 440k-token cache.
  *
  *   promptBlockHashes('x'.repeat(130)).length === 2   (two full blocks of 64, 2 chars left over)
  */
@@ -52,7 +57,77 @@ export function promptBlockHashes(text: string, blockChars = PREFIX_BLOCK_CHARS)
       b = Math.imul(b ^ c, 0x5bd1e995);
       b ^= b >>> 15;
     }
-    out.push((a >>> 0) * 0x200000 + (b >>> 11));
+    out.push((a ^ Math.imul(b ^ (b >>> 16), 0x85ebca6b)) | 0);
   }
   return out;
+}
+
+/** Bytes of UTF-8 per router block: 16 tokens of English text, the engine's block size. */
+export const ROUTE_BLOCK_BYTES = 64;
+
+/** Router blocks with a point each before the ladder thins out to 4 points per doubling of depth (16: 1 KiB). */
+const DENSE_BLOCKS = 16;
+
+/** A prompt's checkpoints: the chained hash of its first `ends[i]` UTF-8 bytes is `hashes[i]`. */
+export interface PrefixPoints {
+  /** 30-bit chained hashes (small integers: V8 keeps them unboxed, so Map lookups stay cheap). */
+  readonly hashes: number[];
+  /** Prefix length in bytes each hash covers, increasing. */
+  readonly ends: number[];
+  /** The whole prompt's length in bytes of UTF-8. */
+  readonly bytes: number;
+}
+
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(64 * 1024);
+let words = new Int32Array(scratch.buffer);
+
+/**
+ * Checkpoints of the chained prefix hash of `text`, for routing: one after each of the first
+ * 16 blocks of ROUTE_BLOCK_BYTES, then 4 per doubling of depth (every 4th block up to 32, every
+ * 8th up to 64, ...), so a 12k-token prompt (750 blocks) has 37 points and its match length is
+ * known to within 1/4. Both ends of a match are on the same ladder, so two prompts sharing a
+ * prefix share every point inside it.
+ *
+ * Speed is the reason for its shape: the text is encoded to UTF-8 in one native call and read
+ * 4 bytes at a time in two independent lanes (~20 µs for 48k characters where a charCodeAt loop
+ * takes ~150 µs). The words are read in the platform's byte order: points are compared only
+ * within one process (prefix-cache's own tree), never across gateways.
+ *
+ *   prefixPoints('x'.repeat(130)).ends  →  [64, 128]   (2 whole blocks; 2 bytes left over)
+ */
+export function prefixPoints(text: string): PrefixPoints {
+  if (scratch.length < text.length * 3) {
+    scratch = new Uint8Array(Math.max(text.length * 3, scratch.length * 2));
+    words = new Int32Array(scratch.buffer);
+  }
+  const bytes = encoder.encodeInto(text, scratch).written;
+  const w32 = words;
+  const hashes: number[] = [];
+  const ends: number[] = [];
+  const W = ROUTE_BLOCK_BYTES / 4;
+  const blocks = Math.floor(bytes / ROUTE_BLOCK_BYTES);
+  let a = 0x811c9dc5 | 0;
+  let b = 0x9747b28c | 0;
+  // Points every `step` blocks while d ≤ limit: 1 up to 16, 4 up to 32, 8 up to 64, ...
+  let step = 1;
+  let limit = DENSE_BLOCKS;
+  for (let d = 1; d <= blocks; d++) {
+    for (let i = (d - 1) * W, end = d * W; i < end; i += 2) {
+      a = Math.imul(a ^ w32[i]!, 0x01000193);
+      b = Math.imul(b ^ w32[i + 1]!, 0x5bd1e995);
+    }
+    // Fold lane b into a at every block, so each block's hash covers both lanes of all before it.
+    a = Math.imul(a ^ (b >>> 15), 0x85ebca6b);
+    a ^= a >>> 13;
+    if (d > limit) {
+      limit *= 2;
+      step = limit / 8;
+    }
+    if (d % step === 0) {
+      hashes.push(a & 0x3fffffff);
+      ends.push(d * ROUTE_BLOCK_BYTES);
+    }
+  }
+  return { hashes, ends, bytes };
 }

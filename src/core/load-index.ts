@@ -22,6 +22,9 @@ export interface Candidates {
   /** Fewest and most requests in flight on one ready worker (0 when none is ready). */
   readonly minInFlight: number;
   readonly maxInFlight: number;
+  /** Lowest and highest inFlight/capacity of one ready worker (0 when none is ready). */
+  readonly minLoad: number;
+  readonly maxLoad: number;
 }
 
 interface Entry {
@@ -84,6 +87,18 @@ export class LoadIndex implements Candidates {
   get maxInFlight(): number {
     let m = 0;
     for (const g of this.#groups) if (g.count > 0 && g.max > m) m = g.max;
+    return m;
+  }
+
+  get minLoad(): number {
+    let m = Infinity;
+    for (const g of this.#groups) if (g.count > 0 && g.min / g.capacity < m) m = g.min / g.capacity;
+    return m === Infinity ? 0 : m;
+  }
+
+  get maxLoad(): number {
+    let m = 0;
+    for (const g of this.#groups) if (g.count > 0 && g.max / g.capacity > m) m = g.max / g.capacity;
     return m;
   }
 

@@ -73,6 +73,11 @@ export interface GatewayAssemblyOptions {
   readonly provisioner: Provisioner | ProvisionerFactory;
   readonly prober: Prober;
   readonly upstream: Upstream;
+  /**
+   * A balancer built by the caller instead of the one `load_balancer` names (the simulation's
+   * clairvoyant yardstick, which reads the simulated engines).
+   */
+  readonly balancer?: BalancerPolicy | undefined;
   /** How the engine-load policy's scraper samples a worker; default: GET its /metrics. */
   readonly engineLoad?: EngineLoadSampler | undefined;
   readonly log?: GatewayLog | undefined;
@@ -123,7 +128,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const pool = new WorkerPool(clock);
   const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
-  const balancer = createBalancer(c.loadBalancer, balancerOptions(c, clock));
+  const balancer = o.balancer ?? createBalancer(c.loadBalancer, balancerOptions(c, clock));
   // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
   const engineMetrics = isEngineLoadSink(balancer)
     ? new EngineMetricsScraper({

@@ -18,14 +18,29 @@
  *   step 1 = 12 + 0.05×4 + 4000/10000×1000 = 412.2 ms → first tokens at 412.2 ms,
  *   then one token every 12.2 ms per request until each has its output length.
  *
- * Prefix cache (vLLM's automatic prefix caching, simplified): a request may carry the chained
- * hashes of its prompt's whole blocks (promptBlockHashes in src/core/hashing.ts, one block =
- * PREFIX_BLOCK_TOKENS tokens). At admission the longest run of leading blocks found in an LRU
- * of `prefixCacheTokens / PREFIX_BLOCK_TOKENS` block hashes is skipped by the prefill (at
- * least one prompt token is always computed, as in vLLM); then the prompt's blocks are
- * inserted. The cache is kept apart from the KV reservation (vLLM keeps cached blocks in
- * free KV memory until it needs them). E.g. a 1,000-token prompt whose first 50 blocks
- * (800 tokens) are cached prefills 200 tokens: 20 ms instead of 100 ms at 10k tokens/s.
+ * Prefix cache (vLLM's automatic prefix caching): a request may carry the chained hashes of
+ * its prompt's whole blocks (promptBlockHashes in src/core/hashing.ts; one block =
+ * PREFIX_BLOCK_TOKENS = 16 tokens, vLLM's default block size). The cache lives in the KV cache,
+ * as vLLM's does: a running request holds its prompt blocks (shared with every other running
+ * request whose prompt has them: one copy, reference-counted) plus private room for the rest of
+ * its prompt and its output; when it ends, its blocks stay cached in free KV memory, least
+ * recently released first in line for eviction (the deepest block of a prompt first, so a
+ * prefix is evicted from its end). Admission needs free room for the private part and for the
+ * prompt blocks no running request holds yet; cached free blocks are evicted to make it. At
+ * admission the longest run of leading blocks found cached is skipped by the prefill (at least
+ * one prompt token is always computed, as in vLLM). So the cache holds what the KV memory does
+ * not need for running requests: nearly all of it when the engine is idle, little when it is
+ * full. `prefixCacheTokens` bounds it further (0 turns caching and sharing off).
+ *
+ * KV offload (LMCache, vLLM's CPU offloading), off by default: with `offloadCacheTokens` > 0,
+ * a free cached block that must leave GPU memory moves to host memory instead of being
+ * dropped, up to that many tokens (least recently released dropped first). A prompt's leading
+ * run may continue into host blocks; they are loaded back at `offloadTokensPerSecond` (PCIe),
+ * not recomputed, and count as hits.
+ *
+ * Worked example, kvCacheTokens 440,000: a 12,000-token prompt (750 blocks) whose first 700
+ * blocks (11,200 tokens) are cached prefills 800 tokens, 80 ms instead of 1.2 s at 10k tokens/s,
+ * and takes 50 new blocks + its output's room from free memory.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { PREFIX_BLOCK_CHARS } from '../core/hashing.js';
@@ -44,8 +59,12 @@ export interface EngineProfile {
   readonly decodeStepMsPerSeq: number;
   /** KV cache capacity in tokens. */
   readonly kvCacheTokens: number;
-  /** Prompt tokens the prefix cache remembers (LRU); 0 turns it off. Default: kvCacheTokens. */
+  /** Most prompt tokens the prefix cache keeps (it lives in the KV cache, so never more than kvCacheTokens); 0 turns it off. Default: kvCacheTokens. */
   readonly prefixCacheTokens?: number;
+  /** Host-memory tier of the prefix cache, tokens (KV offload); 0 (default) = none. */
+  readonly offloadCacheTokens?: number;
+  /** Tokens per second loaded back from the host tier. Default 160,000: ~20 GB/s of PCIe at 128 KiB per token (Llama-3.1-8B). */
+  readonly offloadTokensPerSecond?: number;
 }
 
 /**
@@ -71,9 +90,9 @@ export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
   decodeStepMs: 12,
   decodeStepMsPerSeq: 0.05,
   kvCacheTokens: 440_000,
-  // The whole KV cache's worth of tokens: vLLM keeps freed blocks cached until memory is needed.
-  prefixCacheTokens: 440_000,
 });
+
+const DEFAULT_OFFLOAD_TOKENS_PER_SECOND = 160_000;
 
 export type FinishReason = 'length' | 'stop';
 
@@ -112,6 +131,10 @@ export interface EngineStats {
   /** Prompt tokens looked up in the prefix cache, and those found (vLLM's prefix_cache_queries/hits). */
   readonly prefixCacheQueries: number;
   readonly prefixCacheHits: number;
+  /** Of the hits, tokens loaded back from the host tier (KV offload). */
+  readonly offloadCacheHits: number;
+  /** Time spent prefilling (and loading offloaded blocks), ms: the busy share of a prefill-bound engine. */
+  readonly prefillMs: number;
 }
 
 type SeqState = 'waiting' | 'running' | 'finished';
@@ -119,20 +142,39 @@ type SeqState = 'waiting' | 'running' | 'finished';
 interface Sequence {
   readonly req: EngineRequest;
   readonly output: number;
-  /** prompt + maxTokens: what admission reserves. */
+  /** prompt + maxTokens: what the request needs of the KV cache in all. */
   readonly reserve: number;
-  /** Prompt tokens to compute: the prompt less its cached prefix (set at admission). */
-  prefill: number;
+  /** The prompt's whole blocks the cache may share (none when caching is off). */
+  readonly blocks: readonly number[];
+  /** Their cache entries while it runs (set at admission). */
+  held: CachedBlock[];
+  /** KV tokens of its own while running: reserve less its shared blocks. */
+  readonly private: number;
+  /** Prefill time: the prompt less its cached prefix computed, host-tier blocks loaded (set at admission). */
+  prefillMs: number;
   generated: number;
   state: SeqState;
 }
+
+const NO_BLOCKS: readonly number[] = Object.freeze([]);
+const NO_HELD: CachedBlock[] = [];
+
+/** One cached block. Sets of these keep the eviction orders (identity-hashed, insertion-ordered). */
+interface CachedBlock {
+  readonly hash: number;
+  /** Running requests holding it; 0: cached in free GPU memory; OFFLOADED: in host memory. */
+  holders: number;
+}
+
+const OFFLOADED = -1;
 
 export class EngineModel {
   readonly profile: EngineProfile;
   readonly #clock: Clock;
   #waiting: Sequence[] = [];
   #running: Sequence[] = [];
-  #kvReserved = 0;
+  /** KV tokens in use by running requests: their private parts and the blocks they hold. */
+  #kvUsed = 0;
   #timer: TimerHandle | null = null;
   /** True while a step's end is being processed: submits then join the next step directly. */
   #inStep = false;
@@ -144,35 +186,58 @@ export class EngineModel {
   #generationTokens = 0;
   #prefixQueries = 0;
   #prefixHits = 0;
-  /** Cached block hashes, least recently used first (a Map keeps insertion order). */
-  readonly #prefixCache = new Map<number, true>();
-  readonly #prefixCacheBlocks: number;
+  #offloadHits = 0;
+  #prefillMs = 0;
+  /** Every cached block by hash: held, free on the GPU, or offloaded. */
+  readonly #blocks = new Map<number, CachedBlock>();
+  /** The blocks no running request holds, least recently released first (a Set keeps insertion order). */
+  readonly #evictable = new Set<CachedBlock>();
+  /** Blocks moved to host memory, least recently moved first. */
+  readonly #offloaded = new Set<CachedBlock>();
+  readonly #cacheBlocks: number;
+  readonly #offloadBlocks: number;
   /**
-   * A live iterator at the least recently used entry. A fresh `keys()` per eviction would
-   * step over every entry deleted since the Map last compacted (touching a block deletes and
-   * re-adds it), which made a full cache cost ~1 ms per request; a live iterator steps over
-   * each deleted entry once. Everything it has passed was evicted or touched (moved behind it).
+   * A live iterator at the least recently released entry. A fresh `values()` per eviction would
+   * step over every entry deleted since the Set last compacted (pinning a block deletes it),
+   * about 1 ms per request with a full cache; a live iterator steps over each deleted
+   * entry once. Everything it has passed was evicted or pinned (and re-added behind it).
    */
-  #evictFrom: MapIterator<number> | undefined;
+  #evictFrom: SetIterator<CachedBlock> | undefined;
+  /** The same, at the least recently offloaded block. */
+  #dropFrom: SetIterator<CachedBlock> | undefined;
 
   constructor(profile: Partial<EngineProfile> = {}, clock: Clock) {
     this.profile = { ...DEFAULT_PROFILE, ...stripUndefined(profile) };
     if (this.profile.maxNumSeqs < 1) throw new RangeError('maxNumSeqs must be at least 1');
     if (this.profile.prefillTokensPerSecond <= 0) throw new RangeError('prefillTokensPerSecond must be positive');
+    if (!(this.profile.kvCacheTokens > 0)) throw new RangeError('kvCacheTokens must be positive');
     this.#clock = clock;
-    const cacheTokens = this.profile.prefixCacheTokens ?? this.profile.kvCacheTokens;
+    const cacheTokens = Math.min(this.profile.prefixCacheTokens ?? Infinity, this.profile.kvCacheTokens);
     if (!(cacheTokens >= 0)) throw new RangeError('prefixCacheTokens must be >= 0');
-    this.#prefixCacheBlocks = Math.floor(cacheTokens / PREFIX_BLOCK_TOKENS);
+    this.#cacheBlocks = Math.floor(cacheTokens / PREFIX_BLOCK_TOKENS);
+    const offload = this.#cacheBlocks > 0 ? (this.profile.offloadCacheTokens ?? 0) : 0;
+    if (!(offload >= 0)) throw new RangeError('offloadCacheTokens must be >= 0');
+    if (!((this.profile.offloadTokensPerSecond ?? 1) > 0))
+      throw new RangeError('offloadTokensPerSecond must be positive');
+    this.#offloadBlocks = Math.floor(offload / PREFIX_BLOCK_TOKENS);
   }
 
   submit(req: EngineRequest): EngineHandle {
     this.#received++;
     const output = Math.max(0, Math.min(req.maxTokens, req.outputTokens ?? req.maxTokens));
+    const reserve = Math.max(0, req.promptTokens) + Math.max(0, req.maxTokens);
+    // A block past the prompt's token count (text longer than its count says) is not shared.
+    const fit = Math.floor(Math.max(0, req.promptTokens) / PREFIX_BLOCK_TOKENS);
+    const all = this.#cacheBlocks > 0 ? (req.promptBlocks ?? NO_BLOCKS) : NO_BLOCKS;
+    const blocks = all.length > fit ? all.slice(0, fit) : all;
     const seq: Sequence = {
       req,
       output,
-      reserve: Math.max(0, req.promptTokens) + Math.max(0, req.maxTokens),
-      prefill: Math.max(0, req.promptTokens),
+      reserve,
+      blocks,
+      private: reserve - blocks.length * PREFIX_BLOCK_TOKENS,
+      prefillMs: 0,
+      held: NO_HELD,
       generated: 0,
       state: 'waiting',
     };
@@ -197,7 +262,7 @@ export class EngineModel {
     return {
       running: this.#running.length,
       waiting: this.#waiting.length,
-      kvCacheUsage: this.#kvReserved / this.profile.kvCacheTokens,
+      kvCacheUsage: this.#kvUsed / this.profile.kvCacheTokens,
       received: this.#received,
       completed: this.#completed,
       aborted: this.#aborted,
@@ -206,7 +271,20 @@ export class EngineModel {
       generationTokens: this.#generationTokens,
       prefixCacheQueries: this.#prefixQueries,
       prefixCacheHits: this.#prefixHits,
+      offloadCacheHits: this.#offloadHits,
+      prefillMs: this.#prefillMs,
     };
+  }
+
+  /**
+   * Leading blocks of `blocks` cached here now (running requests', free, or offloaded to the
+   * host): what a prefill would skip, in blocks. For a clairvoyant router in the simulation; no
+   * engine exports it.
+   */
+  cachedPrefixBlocks(blocks: readonly number[]): number {
+    let n = 0;
+    while (n < blocks.length && this.#blocks.has(blocks[n]!)) n++;
+    return n;
   }
 
   /** Cancels every sequence (e.g. on shutdown) and stops the step loop. */
@@ -224,7 +302,7 @@ export class EngineModel {
     } else {
       const i = this.#running.indexOf(seq);
       if (i >= 0) this.#running.splice(i, 1);
-      this.#kvReserved -= seq.reserve;
+      this.#release(seq);
     }
     seq.state = 'finished';
     this.#aborted++;
@@ -241,14 +319,13 @@ export class EngineModel {
 
   #beginStep(): void {
     const p = this.profile;
-    let prefillTokens = 0;
+    let prefillMs = 0;
     let admit = 0;
     for (const seq of this.#waiting) {
       if (this.#running.length + admit >= p.maxNumSeqs) break;
-      if (this.#kvReserved + seq.reserve > p.kvCacheTokens) break;
-      this.#kvReserved += seq.reserve;
-      seq.prefill = this.#prefixLookup(seq.req);
-      prefillTokens += seq.prefill;
+      if (this.#kvUsed + this.#roomNeeded(seq) > p.kvCacheTokens) break;
+      seq.prefillMs = this.#admit(seq);
+      prefillMs += seq.prefillMs;
       admit++;
     }
     for (const seq of this.#waiting.splice(0, admit)) {
@@ -257,8 +334,8 @@ export class EngineModel {
       this.#promptTokens += seq.req.promptTokens;
     }
     if (this.#running.length === 0) return; // idle until the next submit
-    const stepMs =
-      p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + (prefillTokens / p.prefillTokensPerSecond) * 1000;
+    this.#prefillMs += prefillMs;
+    const stepMs = p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + prefillMs;
     this.#timer = this.#clock.setTimer(stepMs, () => {
       this.#timer = null;
       this.#endStep();
@@ -283,39 +360,114 @@ export class EngineModel {
     this.#beginStep();
   }
 
+  /** KV tokens admitting `seq` takes from free GPU memory: its private part and the blocks no running request holds. */
+  #roomNeeded(seq: Sequence): number {
+    let unheld = 0;
+    for (const h of seq.blocks) if (!((this.#blocks.get(h)?.holders ?? 0) > 0)) unheld++;
+    return seq.private + unheld * PREFIX_BLOCK_TOKENS;
+  }
+
   /**
-   * Looks the prompt's blocks up (leading run only), then caches them; returns the prompt
-   * tokens left to prefill. Blocks are touched deepest first so a prefix is evicted from its end.
+   * Admits `seq`: looks its blocks up (leading run only), holds them, makes room by moving or
+   * evicting free cached blocks; returns its prefill time, ms.
    */
-  #prefixLookup(req: EngineRequest): number {
-    const prompt = Math.max(0, req.promptTokens);
-    const blocks = req.promptBlocks;
-    if (!blocks || this.#prefixCacheBlocks === 0) return prompt;
-    const cache = this.#prefixCache;
-    let hit = 0;
-    while (hit < blocks.length && cache.has(blocks[hit]!)) hit++;
+  #admit(seq: Sequence): number {
+    const p = this.profile;
+    const prompt = Math.max(0, seq.req.promptTokens);
+    const blocks = seq.blocks;
+    const computeMs = (tokens: number): number => (tokens / p.prefillTokensPerSecond) * 1000;
+    this.#kvUsed += seq.private;
+    if (seq.req.promptBlocks === undefined || this.#cacheBlocks === 0) {
+      this.#evict();
+      return computeMs(prompt);
+    }
+    const cache = this.#blocks;
+    const hit = this.cachedPrefixBlocks(blocks);
+    let offloadedHit = 0;
+    const held: CachedBlock[] = new Array<CachedBlock>(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const h = blocks[i]!;
+      let block = cache.get(h);
+      if (block === undefined) {
+        block = { hash: h, holders: 0 };
+        cache.set(h, block);
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+      } else if (block.holders === 0) {
+        this.#evictable.delete(block);
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+      } else if (block.holders === OFFLOADED) {
+        this.#offloaded.delete(block);
+        block.holders = 0;
+        this.#kvUsed += PREFIX_BLOCK_TOKENS;
+        if (i < hit) offloadedHit++;
+      }
+      block.holders++;
+      held[i] = block;
+    }
+    seq.held = held;
     const cached = Math.min(hit * PREFIX_BLOCK_TOKENS, Math.max(0, prompt - 1));
+    const loaded = Math.min(offloadedHit * PREFIX_BLOCK_TOKENS, cached);
     this.#prefixQueries += prompt;
     this.#prefixHits += cached;
-    for (let i = blocks.length - 1; i >= 0; i--) {
-      cache.delete(blocks[i]!);
-      cache.set(blocks[i]!, true);
+    this.#offloadHits += loaded;
+    this.#evict();
+    const loadMs = (loaded / (p.offloadTokensPerSecond ?? DEFAULT_OFFLOAD_TOKENS_PER_SECOND)) * 1000;
+    return computeMs(prompt - cached) + loadMs;
+  }
+
+  /** A running request ends: its private room is freed, its blocks stay cached once no one holds them. */
+  #release(seq: Sequence): void {
+    this.#kvUsed -= seq.private;
+    const held = seq.held;
+    // Deepest first, so the prefix's root is released last and evicted last.
+    for (let i = held.length - 1; i >= 0; i--) {
+      const block = held[i]!;
+      if (--block.holders === 0) {
+        this.#evictable.add(block);
+        this.#kvUsed -= PREFIX_BLOCK_TOKENS;
+      }
     }
-    while (cache.size > this.#prefixCacheBlocks) {
+    seq.held = NO_HELD;
+    this.#evict();
+  }
+
+  /**
+   * Free cached blocks beyond the GPU memory running requests leave (or the cache's bound) go,
+   * least recently released first: to the host tier when there is one, else away; the host
+   * tier drops its least recently moved beyond its size.
+   */
+  #evict(): void {
+    const freeBlocks = Math.floor((this.profile.kvCacheTokens - this.#kvUsed) / PREFIX_BLOCK_TOKENS);
+    const held = this.#blocks.size - this.#evictable.size - this.#offloaded.size;
+    const keep = Math.max(0, Math.min(freeBlocks, this.#cacheBlocks - held));
+    while (this.#evictable.size > keep) {
       let oldest = this.#evictFrom?.next();
       if (!oldest || oldest.done) {
-        this.#evictFrom = cache.keys();
+        this.#evictFrom = this.#evictable.values();
         oldest = this.#evictFrom.next();
       }
-      cache.delete(oldest.value!);
+      const block = oldest.value!;
+      this.#evictable.delete(block);
+      if (this.#offloadBlocks > 0) {
+        block.holders = OFFLOADED;
+        this.#offloaded.add(block);
+      } else this.#blocks.delete(block.hash);
     }
-    return prompt - cached;
+    while (this.#offloaded.size > this.#offloadBlocks) {
+      let oldest = this.#dropFrom?.next();
+      if (!oldest || oldest.done) {
+        this.#dropFrom = this.#offloaded.values();
+        oldest = this.#dropFrom.next();
+      }
+      this.#offloaded.delete(oldest.value!);
+      this.#blocks.delete(oldest.value!.hash);
+    }
   }
 
   #finish(seq: Sequence): void {
     const i = this.#running.indexOf(seq);
     if (i >= 0) this.#running.splice(i, 1);
-    this.#kvReserved -= seq.reserve;
+    this.#release(seq);
     seq.state = 'finished';
     this.#completed++;
     seq.req.onDone(seq.output < seq.req.maxTokens ? 'stop' : 'length');

@@ -1,11 +1,18 @@
 import type { Random } from '../clock.js';
-import { PREFIX_BLOCK_CHARS, promptBlockHashes } from '../hashing.js';
+import { ROUTE_BLOCK_BYTES, prefixPoints, type PrefixPoints } from '../hashing.js';
 import type { Worker } from '../types.js';
 import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
 
 export const PREFIX_CACHE_DEFAULTS = {
   /** Route by prefix only when more than this fraction of the prompt matched (SGLang's default). */
   cacheThreshold: 0.3,
+  /**
+   * A match shorter than this (1 KiB ≈ 256 tokens, ~25 ms of prefill on an A100 serving an 8B
+   * model) saves less than a wait behind another request costs: it decides only among the least
+   * loaded workers, never for a busier one. Without it, short prompts that share a short system
+   * prompt pile onto one worker at low concurrency while the others idle.
+   */
+  cacheMinChars: 1024,
   /**
    * Imbalanced when max − min in flight exceeds this (and the ratio below holds). SGLang uses
    * 64 for engines that run 256 sequences at once, 25% of that; 25% of FlockServe's default
@@ -22,13 +29,20 @@ export const PREFIX_CACHE_DEFAULTS = {
   prefixTreeMaxChars: 2 * 1024 * 1024,
 } as const;
 
-/** Holders scanned per pick, so a block every worker holds costs O(1), not O(n). */
+/** Holders scanned per pick, so a prefix every worker holds costs O(1), not O(n). */
 const HOLDER_SCAN = 16;
 
-/** What one worker has been sent: block hashes, least recently routed first (a Map keeps insertion order). */
+/** What one worker has been sent: prefix points, least recently routed first (a Map keeps insertion order). */
 interface Tenant {
   readonly worker: Worker;
-  readonly blocks: Map<number, true>;
+  /** Point hash → the prompt bytes it stands for (its distance from the point before it). */
+  readonly points: Map<number, number>;
+  bytes: number;
+  /**
+   * A live iterator at the least recently routed point: a fresh one per eviction would step
+   * over every point deleted (touched) since the Map last compacted; this one steps over each once.
+   */
+  evictFrom: MapIterator<[number, number]> | undefined;
 }
 
 /**
@@ -36,88 +50,110 @@ interface Tenant {
  * that was recently sent the longest prefix of it, so the engine's prefix cache skips that
  * part of the prefill.
  *
- * The "approximate radix tree per worker" is kept as chained block hashes (see
- * src/core/hashing.ts): a hash at depth i names a whole prefix of i+1 blocks, so one map
- * from hash to the workers holding it is every worker's tree at once, and a lookup walks the
- * prompt once instead of once per worker. Each worker's blocks are LRU-evicted beyond
- * `prefixTreeMaxChars`; they are touched deepest first, so a prefix is evicted from its end
- * and the root stays longest, as in a radix tree.
+ * The "approximate radix tree per worker" is kept as chained prefix hashes at checkpoints
+ * (prefixPoints in src/core/hashing.ts: every 64 bytes up to 1 KiB, then 4 per doubling of
+ * depth): a hash names a whole prefix, so one map from hash to the workers holding it is
+ * every worker's tree at once, and a lookup walks the prompt's ~40 points once instead of
+ * once per worker. A point stands for the prompt bytes since the point before it; each
+ * worker's points are LRU-evicted beyond `prefixTreeMaxChars` of those. They are touched
+ * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
+ * radix tree.
  *
  *   balanced and match > cacheThreshold → the worker with the longest match (if it has room;
- *     else the next shorter match that clears the threshold)
- *   imbalanced (max − min in flight > balanceAbsThreshold and max > balanceRelThreshold × min),
- *     a miss, or no prompt text → least-connection
+ *     else the next shorter match that clears the threshold), unless the match is shorter than
+ *     cacheMinChars and a less loaded worker has room: then that one
+ *   imbalanced (max − min load > balanceAbsThreshold requests and max > balanceRelThreshold × min,
+ *     loads relative to capacity), a miss, or no prompt text → least-connection
  *
  * Worked example, threshold 0.3: a 1,000-char prompt whose first 512 chars (8 blocks) were
  * sent to w2 matches 0.51 → w2. A prompt sharing only a 256-char system prompt (0.26) → least-loaded.
  *
- * Pick: O(prompt length) for hashing and lookups, O(1) in the number of workers.
+ * Pick: O(prompt length) for hashing (~25 µs for 48k characters), O(log prompt length) map
+ * operations, O(1) in the number of workers.
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
   readonly #threshold: number;
+  readonly #minMatch: number;
   readonly #absThreshold: number;
   readonly #relThreshold: number;
-  readonly #maxBlocks: number;
+  readonly #maxBytes: number;
   readonly #tenants = new Map<Worker, Tenant>();
-  /** Block hash → workers whose tree holds it. */
+  /** Point hash → workers whose tree holds it. */
   readonly #holders = new Map<number, Worker[]>();
+  /** The ready workers' number and summed capacity (for the mean capacity in imbalanced()). */
+  #readyCount = 0;
+  #capacity = 0;
 
   constructor(opts: BalancerOptions = {}) {
     const d = PREFIX_CACHE_DEFAULTS;
     this.#threshold = opts.cacheThreshold ?? d.cacheThreshold;
+    this.#minMatch = opts.cacheMinChars ?? d.cacheMinChars;
     this.#absThreshold = opts.balanceAbsThreshold ?? d.balanceAbsThreshold;
     this.#relThreshold = opts.balanceRelThreshold ?? d.balanceRelThreshold;
     const maxChars = opts.prefixTreeMaxChars ?? d.prefixTreeMaxChars;
     if (!(this.#threshold >= 0 && this.#threshold <= 1))
       throw new RangeError(`cache_threshold must be within [0, 1], got ${this.#threshold}`);
+    if (!(this.#minMatch >= 0)) throw new RangeError(`cache_min_chars must be >= 0, got ${this.#minMatch}`);
     if (!(this.#absThreshold >= 0))
       throw new RangeError(`balance_abs_threshold must be >= 0, got ${this.#absThreshold}`);
     if (!(this.#relThreshold >= 1))
       throw new RangeError(`balance_rel_threshold must be >= 1, got ${this.#relThreshold}`);
-    if (!(maxChars >= PREFIX_BLOCK_CHARS))
-      throw new RangeError(`prefix_tree_max_chars must be >= ${PREFIX_BLOCK_CHARS}, got ${maxChars}`);
-    this.#maxBlocks = Math.floor(maxChars / PREFIX_BLOCK_CHARS);
+    if (!(maxChars >= ROUTE_BLOCK_BYTES))
+      throw new RangeError(`prefix_tree_max_chars must be >= ${ROUTE_BLOCK_BYTES}, got ${maxChars}`);
+    this.#maxBytes = maxChars;
   }
 
   pick(candidates: Candidates, ctx: PickContext): Worker | undefined {
     const text = ctx.promptText;
     if (!text) return candidates.leastLoaded(ctx.random);
-    const hashes = promptBlockHashes(text);
+    const points = prefixPoints(text);
+    const { hashes, ends } = points;
     let chosen: Worker | undefined;
     if (hashes.length > 0 && !this.imbalanced(candidates)) {
       let depth = 0;
       while (depth < hashes.length && this.#holders.has(hashes[depth]!)) depth++;
       // From the deepest match back toward the root: the first prefix held by a worker with room.
-      for (let d = depth; d > 0 && (d * PREFIX_BLOCK_CHARS) / text.length > this.#threshold; d--) {
+      for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
         chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, ctx.random);
-        if (chosen) break;
+        if (!chosen) continue;
+        if (ends[d - 1]! < this.#minMatch) {
+          const least = candidates.leastLoaded(ctx.random)!;
+          if (least.inFlight * chosen.capacity < chosen.inFlight * least.capacity) chosen = least;
+        }
+        break;
       }
     }
     chosen ??= candidates.leastLoaded(ctx.random);
-    if (chosen) this.#remember(chosen, hashes);
+    if (chosen) this.#remember(chosen, points);
     return chosen;
   }
 
-  /** SGLang's test: both the absolute and the relative spread of in-flight counts are exceeded. */
+  /**
+   * SGLang's test, on loads relative to capacity (in requests of the mean capacity, so with
+   * equal capacities it is exactly SGLang's): both the absolute and the relative spread are exceeded.
+   */
   imbalanced(c: Candidates): boolean {
-    const max = c.maxInFlight;
-    const min = c.minInFlight;
-    return max - min > this.#absThreshold && max > this.#relThreshold * min;
+    const max = c.maxLoad;
+    const min = c.minLoad;
+    const meanCapacity = this.#capacity / Math.max(1, this.#readyCount);
+    return (max - min) * meanCapacity > this.#absThreshold && max > this.#relThreshold * min;
   }
 
-  /** Characters of prompt remembered for `w` (whole blocks). */
+  /** Characters (bytes of UTF-8) of prompt remembered for `w`. */
   treeChars(w: Worker): number {
-    return (this.#tenants.get(w)?.blocks.size ?? 0) * PREFIX_BLOCK_CHARS;
+    return this.#tenants.get(w)?.bytes ?? 0;
   }
 
   onMembershipChange(ready: readonly Worker[]): void {
     const keep = new Set(ready);
     for (const [worker, tenant] of this.#tenants) {
       if (keep.has(worker)) continue;
-      for (const h of tenant.blocks.keys()) this.#dropHolder(h, worker);
+      for (const h of tenant.points.keys()) this.#dropHolder(h, worker);
       this.#tenants.delete(worker);
     }
+    this.#capacity = ready.reduce((n, w) => n + w.capacity, 0);
+    this.#readyCount = ready.length;
   }
 
   /** The least-loaded holder with room among up to HOLDER_SCAN, from a random offset. */
@@ -134,27 +170,36 @@ export class PrefixCache implements BalancerPolicy {
     return best;
   }
 
-  #remember(worker: Worker, hashes: readonly number[]): void {
+  #remember(worker: Worker, { hashes, ends }: PrefixPoints): void {
     if (hashes.length === 0) return;
     let tenant = this.#tenants.get(worker);
     if (!tenant) {
-      tenant = { worker, blocks: new Map() };
+      tenant = { worker, points: new Map(), bytes: 0, evictFrom: undefined };
       this.#tenants.set(worker, tenant);
     }
-    const blocks = tenant.blocks;
+    const points = tenant.points;
     // Deepest first, so the root ends up most recent and eviction trims prefixes from their ends.
     for (let i = hashes.length - 1; i >= 0; i--) {
       const h = hashes[i]!;
-      if (!blocks.delete(h)) {
+      const bytes = ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
+      if (points.delete(h)) tenant.bytes -= bytes;
+      else {
         const holders = this.#holders.get(h);
         if (holders) holders.push(worker);
         else this.#holders.set(h, [worker]);
       }
-      blocks.set(h, true);
+      points.set(h, bytes);
+      tenant.bytes += bytes;
     }
-    while (blocks.size > this.#maxBlocks) {
-      const oldest = blocks.keys().next().value!;
-      blocks.delete(oldest);
+    while (tenant.bytes > this.#maxBytes) {
+      let next = tenant.evictFrom?.next();
+      if (!next || next.done) {
+        tenant.evictFrom = points.entries();
+        next = tenant.evictFrom.next();
+      }
+      const [oldest, bytes] = next.value!;
+      points.delete(oldest);
+      tenant.bytes -= bytes;
       this.#dropHolder(oldest, worker);
     }
   }

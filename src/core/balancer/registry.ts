@@ -2,6 +2,7 @@ import { EngineLoad } from './engine-load.js';
 import { LeastConnection } from './least-connection.js';
 import { PowerOfTwo } from './power-of-two.js';
 import { PrefixCache } from './prefix-cache.js';
+import { PrefixHash } from './prefix-hash.js';
 import { RandomPick } from './random.js';
 import { RoundRobin } from './round-robin.js';
 import { SessionAffinity } from './session-affinity.js';
@@ -21,6 +22,7 @@ export const BALANCERS = {
   'power-of-two': () => new PowerOfTwo(),
   'session-affinity': (opts) => new SessionAffinity(opts),
   'prefix-cache': (opts) => new PrefixCache(opts),
+  'prefix-hash': (opts) => new PrefixHash(opts),
   'engine-load': (opts) => new EngineLoad(opts),
 } satisfies Record<string, BalancerFactory>;
 
@@ -42,10 +44,13 @@ export function createBalancer(name: string, opts: BalancerOptions = {}): Balanc
 export function balancerOptions(
   c: {
     readonly cacheThreshold: number;
+    readonly cacheMinChars: number;
     readonly balanceAbsThreshold: number;
     readonly balanceRelThreshold: number;
     readonly prefixTreeMaxChars: number;
     readonly sessionLoadFactor: number;
+    readonly prefixHashChars: number;
+    readonly prefixHashLoadFactor: number;
     readonly engineMetricsInterval: number;
   },
   clock: Clock,
@@ -53,10 +58,13 @@ export function balancerOptions(
   return {
     clock,
     cacheThreshold: c.cacheThreshold,
+    cacheMinChars: c.cacheMinChars,
     balanceAbsThreshold: c.balanceAbsThreshold,
     balanceRelThreshold: c.balanceRelThreshold,
     prefixTreeMaxChars: c.prefixTreeMaxChars,
     sessionLoadFactor: c.sessionLoadFactor,
+    prefixHashChars: c.prefixHashChars,
+    prefixHashLoadFactor: c.prefixHashLoadFactor,
     engineMetricsStaleMs: ENGINE_LOAD_DEFAULTS.staleIntervals * c.engineMetricsInterval * 1000,
   };
 }

@@ -73,10 +73,13 @@ export interface BalancerOptions {
   /** Time for policies that judge freshness (engine-load). Default: a clock stuck at 0. */
   readonly clock?: Clock;
   readonly cacheThreshold?: number;
+  readonly cacheMinChars?: number;
   readonly balanceAbsThreshold?: number;
   readonly balanceRelThreshold?: number;
   readonly prefixTreeMaxChars?: number;
   readonly sessionLoadFactor?: number;
+  readonly prefixHashChars?: number;
+  readonly prefixHashLoadFactor?: number;
   /** Engine samples older than this count as unknown (engine-load). */
   readonly engineMetricsStaleMs?: number;
 }

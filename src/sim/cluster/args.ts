@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { BURSTY_DEFAULTS, checkBursty, type BurstyOptions } from '../workloads/bursty.js';
 import { ENVELOPE_DEFAULTS } from '../workloads/envelope.js';
 import { MULTI_TURN_DEFAULTS, type MultiTurnOptions } from '../workloads/multi-turn.js';
+import { DEFAULT_PROFILE, type EngineProfile } from '../engine-model.js';
 import { LAUNCH_DELAY_DISTRIBUTIONS, type LaunchDelayDistribution } from './launch-delay.js';
 
 /** The gateway options a simulation honours; they mean the same as for `flockserve` and come from its table. */
@@ -28,10 +29,13 @@ export const SIM_GATEWAY_OPTIONS = [
   'worker_unhealthy_timeout',
   'drain_timeout',
   'cache_threshold',
+  'cache_min_chars',
   'balance_abs_threshold',
   'balance_rel_threshold',
   'prefix_tree_max_chars',
   'session_load_factor',
+  'prefix_hash_chars',
+  'prefix_hash_load_factor',
   'engine_metrics_interval',
 ] as const satisfies readonly OptionName[];
 
@@ -182,6 +186,23 @@ export const SIM_FLAGS = {
     min: 0,
     help: 'Coefficient of variation (sd/mean) of launch delays, for uniform and lognormal.',
   },
+  kv_cache_tokens: {
+    type: 'int',
+    default: DEFAULT_PROFILE.kvCacheTokens,
+    min: 1,
+    help: "Each simulated engine's KV cache, tokens: running requests' prompts and outputs, and the prefix cache in what they leave free (the default: Llama-3.1-8B on an A100-80GB).",
+  },
+  offload_cache_tokens: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    help: 'Host-memory tier of each engine’s prefix cache, tokens (KV offload, as LMCache): blocks leaving the GPU move there and load back at PCIe speed instead of being recomputed.',
+  },
+  oracle: {
+    type: 'bool',
+    default: false,
+    help: 'Route with a clairvoyant oracle instead of --load_balancer: the worker whose engine holds the longest cached prefix of the prompt, ignoring load. No gateway can; it is the yardstick for prefix-cache hit rates.',
+  },
   initial_workers: {
     type: 'int',
     min: 0,
@@ -286,6 +307,10 @@ export interface SimArgs {
   readonly initialWorkers: number | undefined;
   readonly sampleIntervalS: number;
   readonly settle: boolean;
+  /** The simulated engines' profile, where the flags change the default. */
+  readonly profile: Partial<EngineProfile>;
+  /** Route with the clairvoyant oracle (src/sim/cluster/oracle.ts) instead of the configured balancer. */
+  readonly oracle: boolean;
   readonly timeline: string;
   readonly chart: string;
   readonly json: boolean;
@@ -393,6 +418,8 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
     initialWorkers: sim.get('initial_workers') as number | undefined,
     sampleIntervalS: get('sample_interval'),
     settle: get('settle'),
+    profile: { kvCacheTokens: get('kv_cache_tokens'), offloadCacheTokens: get('offload_cache_tokens') },
+    oracle: get('oracle'),
     timeline: get('timeline'),
     chart: get('chart'),
     json: get('json'),

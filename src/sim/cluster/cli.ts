@@ -140,6 +140,8 @@ export async function runSimulation(
     seed: args.seed,
     sampleIntervalMs: args.sampleIntervalS * 1000,
     settle: args.settle,
+    profile: args.profile,
+    oracle: args.oracle,
     ...(args.initialWorkers === undefined ? {} : { initialWorkers: args.initialWorkers }),
     ...(reporter ? { onProgress: reporter.update } : {}),
   }).finally(() => reporter?.done());
@@ -158,6 +160,8 @@ export async function runSimulation(
       seed: args.seed,
       launch,
       wallS,
+      oracle: args.oracle,
+      profile: args.profile,
     },
   };
 }
@@ -196,6 +200,8 @@ function summaryJson(r: SimulationResult, d: RunDescription): Record<string, unk
     summary: r.summary,
     launches: r.launches,
     prefixCache: r.prefixCache,
+    balance: r.balance,
+    prefillUtilisation: r.prefillUtilisation,
     scaleUps: up,
     scaleDowns: down,
   };

@@ -117,9 +117,8 @@ export class SimProvisioner implements Provisioner {
   readonly #workers = new Map<string, SimWorker>();
   readonly #launching = new Map<string, TimerHandle>();
   #instantLeft: number;
-  /** Prefix-cache counters of workers already gone. */
-  #goneQueries = 0;
-  #goneHits = 0;
+  /** Engine counters of workers already gone. */
+  #gone = { queryTokens: 0, hitTokens: 0, prefillMs: 0 };
   readonly #preemptions = new Map<string, TimerHandle>();
   #faultCounts = { launchFailures: 0, preemptions: 0 };
 
@@ -191,8 +190,9 @@ export class SimProvisioner implements Provisioner {
     const worker = this.#workers.get(name);
     if (!worker) return;
     const s = worker.engine.stats();
-    this.#goneQueries += s.prefixCacheQueries;
-    this.#goneHits += s.prefixCacheHits;
+    this.#gone.queryTokens += s.prefixCacheQueries;
+    this.#gone.hitTokens += s.prefixCacheHits;
+    this.#gone.prefillMs += s.prefillMs;
     this.#workers.delete(name);
     worker.stop();
   }
@@ -223,16 +223,19 @@ export class SimProvisioner implements Provisioner {
     return r();
   }
 
-  /** Prompt tokens looked up in the engines' prefix caches and those found, over every worker ever launched. */
-  prefixCacheTotals(): { readonly queryTokens: number; readonly hitTokens: number } {
-    let queryTokens = this.#goneQueries;
-    let hitTokens = this.#goneHits;
+  /**
+   * Over every worker ever launched: prompt tokens looked up in the engines' prefix caches and
+   * those found, and the time the engines spent prefilling.
+   */
+  engineTotals(): { readonly queryTokens: number; readonly hitTokens: number; readonly prefillMs: number } {
+    const t = { ...this.#gone };
     for (const w of this.#workers.values()) {
       const s = w.engine.stats();
-      queryTokens += s.prefixCacheQueries;
-      hitTokens += s.prefixCacheHits;
+      t.queryTokens += s.prefixCacheQueries;
+      t.hitTokens += s.prefixCacheHits;
+      t.prefillMs += s.prefillMs;
     }
-    return { queryTokens, hitTokens };
+    return t;
   }
 
   list(prefix: string): Promise<ClusterInfo[]> {

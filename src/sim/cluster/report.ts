@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { Config } from '../../config/options.js';
+import { DEFAULT_PROFILE, type EngineProfile } from '../engine-model.js';
 import type { Percentiles } from './metrics.js';
 import type { SimulationResult, TimelineRow } from './run.js';
 
@@ -17,6 +18,10 @@ export interface RunDescription {
   readonly launch: string;
   /** Wall-clock seconds the simulation took. */
   readonly wallS?: number;
+  /** Routed by the clairvoyant oracle instead of the configured balancer. */
+  readonly oracle?: boolean;
+  /** The engines' profile where it is not the default. */
+  readonly profile?: Partial<EngineProfile>;
 }
 
 /** Known public traces, by a word of their file name, and the attribution results from them must carry. */
@@ -85,7 +90,8 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
       : `trace          ${d.trace} (${s.requests} requests), time scale ${d.timeScale}`,
     ...attributions(d).map((a) => `               ${a}`),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
-    `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${c.loadBalancer}`,
+    `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${d.oracle ? 'oracle (clairvoyant: the longest cached prefix, load ignored)' : c.loadBalancer}`,
+    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}`,
     `launches       ${d.launch}; seed ${d.seed}`,
     '',
     'seconds'.padEnd(18) + ['p50', 'p95', 'p99', 'mean', 'max'].map((h) => h.padStart(9)).join(''),
@@ -95,6 +101,7 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
     '',
     `throughput     ${(s.completed / s.durationS).toFixed(2)} req/s, ${(s.outputTokens / s.durationS).toFixed(0)} output tokens/s`,
     `prefix cache   ${(r.prefixCache.hitRate * 100).toFixed(1)}% of prompt tokens served from the engines' caches (${r.prefixCache.hitTokens} of ${r.prefixCache.queryTokens})`,
+    `balance        busiest worker ${r.balance.imbalance.toFixed(2)}x the mean in flight; a worker idle while another queued ${(r.balance.idleWhileQueued * 100).toFixed(1)}% of the time; prefill utilisation ${r.prefillUtilisation.toFixed(2)}`,
     `requests       ${s.requests}, completed ${s.completed}, failed ${nFailed}${failed.length ? ` (${failed.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}${s.unfinished ? `, UNFINISHED ${s.unfinished}` : ''}`,
     `cost           ${s.workerSeconds.toFixed(0)} worker-seconds (${(s.workerSeconds / 3600).toFixed(2)} worker-hours) over ${s.durationS.toFixed(0)} s`,
     `workers        peak ${s.peakWorkers}, launched ${r.launches}; scale events ${r.scaleEvents.length} (${up} up, ${down} down)`,

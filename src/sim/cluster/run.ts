@@ -26,11 +26,13 @@ import { GatewayError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
 import { assembleGateway } from '../../gateway/assemble.js';
+import { promptBlockHashes } from '../../core/hashing.js';
 import { promptTextOf } from '../../routes/rules.js';
 import type { EngineProfile } from '../engine-model.js';
 import { chatPromptText } from '../openai-routes.js';
 import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';
 import { SimMetrics, type RequestRecord, type SimSummary } from './metrics.js';
+import { OracleBalancer } from './oracle.js';
 import { SimProvisioner } from './provisioner.js';
 import { SimUpstream } from './upstream.js';
 import type { RequestOutcome, SimPrompt, SimRequest, SimWorkload } from './workload.js';
@@ -59,6 +61,29 @@ export interface SimulationOptions {
   readonly onProgress?: (tS: number, sent: number) => void;
   /** Seeded faults, each off by default. */
   readonly faults?: SimulationFaults;
+  /**
+   * Route with the clairvoyant OracleBalancer (oracle.ts: the worker whose engine holds the
+   * longest cached prefix, ignoring load) instead of `load_balancer`: the yardstick for hit rates.
+   */
+  readonly oracle?: boolean;
+  /** Virtual ms between samples of the per-worker load (BalanceStats); default 100. */
+  readonly balanceSampleMs?: number;
+}
+
+/**
+ * How evenly the balancer spread the load, sampled every balanceSampleMs of virtual time from
+ * the first request to the last answer, over the ready workers.
+ */
+export interface BalanceStats {
+  readonly samples: number;
+  /**
+   * Σ max in flight on one worker ÷ Σ mean in flight per worker, over the samples: 1 is perfect;
+   * 1.5 means the busiest worker carried 1.5× its share on average. A ratio of sums, so idle
+   * moments (where one request alone makes 4 workers look 4× imbalanced) weigh nothing.
+   */
+  readonly imbalance: number;
+  /** Share of samples in which a worker sat idle while another's engine had requests waiting. */
+  readonly idleWhileQueued: number;
 }
 
 export interface SimulationFaults {
@@ -117,6 +142,12 @@ export interface SimulationResult {
   readonly launches: number;
   /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
   readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
+  readonly balance: BalanceStats;
+  /**
+   * Σ engine time spent prefilling ÷ worker-seconds: how loaded a prefill-bound fleet was (the
+   * engines step prefills one after another, so 1 is saturation).
+   */
+  readonly prefillUtilisation: number;
   readonly gateway: GatewayCounts;
 }
 
@@ -162,7 +193,16 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     random: requestFaultRandom,
   });
   const scaleEvents: ScaleEvent[] = [];
+  // The oracle sees the prompt as the balancer does and looks it up as the engines hash it.
+  const engineBlocks = new Map<string, { blocks: readonly number[]; requests: number }>();
+  const oracle = o.oracle
+    ? new OracleBalancer(
+        (w) => provisioner.worker(w.name)?.engine,
+        (text) => engineBlocks.get(text)?.blocks,
+      )
+    : undefined;
   const gateway = assembleGateway({
+    balancer: oracle,
     config: c,
     clock,
     random,
@@ -208,8 +248,15 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     const rec = metrics.arrived();
     const { routeText, engineText } = promptTexts(req.prompt);
     const headers = upstream.register({ promptTokens: req.promptTokens, outputTokens: req.outputTokens, engineText });
+    const oracleKey = oracle && routeText !== undefined && engineText !== undefined ? routeText : undefined;
+    if (oracleKey !== undefined) {
+      const entry = engineBlocks.get(oracleKey);
+      if (entry) entry.requests++;
+      else engineBlocks.set(oracleKey, { blocks: promptBlockHashes(engineText!), requests: 1 });
+    }
     const ended = (outcome: RequestOutcome): void => {
       upstream.unregister(headers);
+      if (oracleKey !== undefined && --engineBlocks.get(oracleKey)!.requests === 0) engineBlocks.delete(oracleKey);
       unsettled = true; // the slot's release follows the answer's end; a closed-loop workload may send from here
       onEnd?.(outcome);
     };
@@ -245,9 +292,38 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       }, failed);
   };
 
+  // Load balance, on the bare clock (no promise work to settle): Σ max and Σ mean in flight per ready worker.
+  const balanceEveryMs = o.balanceSampleMs ?? 100;
+  if (!(balanceEveryMs > 0)) throw new RangeError(`balance sample interval must be > 0 ms, got ${balanceEveryMs}`);
+  const balance = { samples: 0, sumMax: 0, sumMean: 0, idleWhileQueued: 0 };
+  let balanceOn = true;
+  const sampleBalance = (): void => {
+    if (!balanceOn) return;
+    let ready = 0;
+    let total = 0;
+    let max = 0;
+    let idle = false;
+    let queued = false;
+    for (const w of pool.readyWorkers()) {
+      ready++;
+      total += w.inFlight;
+      if (w.inFlight > max) max = w.inFlight;
+      if (w.inFlight === 0) idle = true;
+      else if (!queued && (provisioner.worker(w.name)?.engine.stats().waiting ?? 0) > 0) queued = true;
+    }
+    if (ready > 0 && metrics.records.length > 0) {
+      balance.samples++;
+      balance.sumMax += max;
+      balance.sumMean += total / ready;
+      if (idle && queued) balance.idleWhileQueued++;
+    }
+    virtual.setTimer(balanceEveryMs, sampleBalance);
+  };
+
   fleet.scaleTo(initialWorkers);
   gateway.start();
   sampleEvery();
+  sampleBalance();
   o.workload.start({ clock, send });
 
   // A guard, not a limit anyone should meet: every request has a timeout, so the run ends
@@ -264,6 +340,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     const exhausted = o.workload.exhausted();
     if (!trafficOver && exhausted && metrics.open === 0) {
       trafficOver = true;
+      balanceOn = false;
       metrics.markTrafficEnd();
     }
     if (trafficOver && (!o.settle || atFloor())) break;
@@ -278,13 +355,19 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   sample();
   gateway.stop();
   const summary = metrics.summary();
-  const { queryTokens, hitTokens } = provisioner.prefixCacheTotals();
+  const { queryTokens, hitTokens, prefillMs } = provisioner.engineTotals();
   return {
     summary,
     timeline,
     scaleEvents,
     launches: fleet.stats.launched,
     prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
+    prefillUtilisation: summary.workerSeconds === 0 ? 0 : prefillMs / 1000 / summary.workerSeconds,
+    balance: {
+      samples: balance.samples,
+      imbalance: balance.sumMean === 0 ? 1 : balance.sumMax / balance.sumMean,
+      idleWhileQueued: balance.samples === 0 ? 0 : balance.idleWhileQueued / balance.samples,
+    },
     gateway: {
       retries: service.stats.retries,
       ejections: gateway.outlier.stats.ejections,

@@ -67,7 +67,7 @@ describe('flockserve-sim CLI', () => {
     const o = parseSimArgs(
       [
         ...['--startup-delay', '1.5', '--max-num-seqs', '4', '--prefill-tps', '500', '--token-interval', '3'],
-        ...['--prefix-cache-tokens', '0', '--hang'],
+        ...['--kv-cache-tokens', '100000', '--prefix-cache-tokens', '0', '--offload-cache-tokens', '5', '--hang'],
       ],
       {},
     );
@@ -75,7 +75,13 @@ describe('flockserve-sim CLI', () => {
       startupDelayMs: 1500,
       tokenIntervalMs: 3,
       hang: 'all',
-      profile: { maxNumSeqs: 4, prefillTokensPerSecond: 500, prefixCacheTokens: 0 },
+      profile: {
+        maxNumSeqs: 4,
+        prefillTokensPerSecond: 500,
+        kvCacheTokens: 100_000,
+        prefixCacheTokens: 0,
+        offloadCacheTokens: 5,
+      },
     });
   });
 

@@ -278,6 +278,16 @@ describe('engine simulator: health, metrics, stats', () => {
     await inflight;
   });
 
+  it('/metrics counts prefix-cache queries and hits in tokens, as vLLM does: a repeated prompt hits its whole blocks', async () => {
+    const sim = await start();
+    const prompt = 'p'.repeat(64 * 10 + 8); // 162 tokens: 10 whole blocks of 16 tokens and 2 left over
+    await postJson(`${sim.url}/v1/completions`, { prompt, max_tokens: 1 });
+    await postJson(`${sim.url}/v1/completions`, { prompt, max_tokens: 1 });
+    const text = await (await fetch(`${sim.url}/metrics`)).text();
+    expect(text).toMatch(/^vllm:prefix_cache_queries_total\{model_name="sim"\} 324$/m);
+    expect(text).toMatch(/^vllm:prefix_cache_hits_total\{model_name="sim"\} 160$/m);
+  });
+
   it('/sim/stats records request bodies with unknown fields and headers', async () => {
     const sim = await start();
     await postJson(

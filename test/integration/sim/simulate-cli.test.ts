@@ -89,6 +89,32 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     expect(res.stdout).toMatch(/^requests {7}(\d+), completed \1, failed 0$/m);
   });
 
+  it('a Mooncake trace: --oracle routes by the engines’ caches, --offload_cache_tokens adds a host tier; the report says so (in-process)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const run = async (extra: string[]) => {
+      const out: string[] = [];
+      const code = await simulateMain(
+        [
+          ...['--trace', join(ROOT, 'test/fixtures/traces/mooncake-synthetic-head.jsonl'), '--quiet'],
+          ...['--min_workers', '4', '--max_workers', '4', '--kv_cache_tokens', '200000'],
+          ...['--timeline', join(dir, 't.csv'), '--chart', join(dir, 'c.svg'), ...extra],
+        ],
+        { out: (t) => out.push(t), err: () => {} },
+      );
+      expect(code).toBe(0);
+      return out.join('');
+    };
+    const oracle = await run(['--oracle', '--offload_cache_tokens', '1000000']);
+    expect(oracle).toMatch(/^fleet .*balancer oracle \(clairvoyant: the longest cached prefix, load ignored\)$/m);
+    expect(oracle).toMatch(/^engines {8}KV cache 200000 tokens, host offload 1000000 tokens$/m);
+    expect(oracle).toMatch(
+      /^balance {8}busiest worker \d+\.\d\dx the mean in flight; a worker idle while another queued \d+\.\d% of the time; prefill utilisation \d\.\d\d$/m,
+    );
+    const hitRate = (report: string): number => Number(/^prefix cache {3}(\d+\.\d)%/m.exec(report)?.[1]);
+    // The first 200 requests share prefixes; least-connection finds fewer of them cached.
+    expect(hitRate(oracle)).toBeGreaterThan(hitRate(await run(['--load_balancer', 'least-connection'])));
+  });
+
   it.each([
     [
       ['--workload', 'envelope', '--rates', '/nonexistent/r.csv'],

@@ -8,7 +8,7 @@ describe('balancer options at start-up', () => {
   const bad: [string[], RegExp][] = [
     [
       ['--load_balancer', 'round-robbin'],
-      /one of least-connection, round-robin, random, power-of-two, session-affinity, prefix-cache, engine-load/,
+      /one of least-connection, round-robin, random, power-of-two, session-affinity, prefix-cache, prefix-hash, engine-load/,
     ],
     [['--cache_threshold', '1.5'], /--cache_threshold: expected a value <= 1/],
     [['--cache_threshold', '-0.1'], /--cache_threshold: expected a value >= 0/],
@@ -17,6 +17,9 @@ describe('balancer options at start-up', () => {
     [['--session_load_factor', '0.9'], /--session_load_factor: expected a value >= 1/],
     [['--engine_metrics_interval', '0'], /--engine_metrics_interval: expected a value >= 0.05/],
     [['--prefix_tree_max_chars', '10'], /--prefix_tree_max_chars: expected a value >= 64/],
+    [['--prefix_hash_chars', '0'], /--prefix_hash_chars: expected a value >= 1/],
+    [['--prefix_hash_load_factor', '0.9'], /--prefix_hash_load_factor: expected a value >= 1/],
+    [['--cache_min_chars', '-1'], /--cache_min_chars: expected a value >= 0/],
   ];
   it.each(bad)('%j is refused', (flags, message) => {
     expect(() => resolveArgs([...base, ...flags])).toThrow(message);
@@ -30,6 +33,9 @@ describe('balancer options at start-up', () => {
       balanceAbsThreshold: 8,
       balanceRelThreshold: 1.5,
       sessionLoadFactor: 1.25,
+      prefixHashChars: 4096,
+      prefixHashLoadFactor: 1,
+      cacheMinChars: 1024,
       engineMetricsInterval: 1,
     });
   });

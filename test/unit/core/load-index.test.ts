@@ -16,6 +16,8 @@ function bruteForce(pool: WorkerPool) {
     total: ready.reduce((n, w) => n + w.inFlight, 0),
     min: ready.length ? Math.min(...ready.map((w) => w.inFlight)) : 0,
     max: ready.length ? Math.max(...ready.map((w) => w.inFlight)) : 0,
+    minLoad: ready.length ? Math.min(...ready.map((w) => w.inFlight / w.capacity)) : 0,
+    maxLoad: ready.length ? Math.max(...ready.map((w) => w.inFlight / w.capacity)) : 0,
     leastLoaded: new Set(room.filter((w) => w.inFlight / w.capacity === lowest)),
   };
 }
@@ -53,6 +55,8 @@ describe('LoadIndex (WorkerPool.loads)', () => {
           expect(got.totalInFlight).toBe(want.total);
           expect(got.minInFlight).toBe(want.min);
           expect(got.maxInFlight).toBe(want.max);
+          expect(got.minLoad).toBe(want.minLoad);
+          expect(got.maxLoad).toBe(want.maxLoad);
           const listed = new Set(Array.from({ length: got.size }, (_, i) => got.at(i)));
           expect(listed).toEqual(want.room);
           for (const x of pool.list()) expect(got.has(x)).toBe(want.room.has(x));

@@ -251,6 +251,97 @@ describe('EngineModel prefix cache', () => {
     }
   });
 
+  it('running requests share their common blocks: one copy in the KV cache', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8 }, clock); // 1000 KV tokens
+    const blocks = Array.from({ length: 40 }, (_, i) => i + 1); // 640 tokens
+    const run = () =>
+      model.submit({ promptTokens: 640, maxTokens: 100, promptBlocks: blocks, onToken() {}, onDone() {} });
+    run();
+    run(); // 740 more without sharing (1480 > 1000); 100 of its own with it
+    clock.advance(0);
+    expect(model.stats()).toMatchObject({ running: 2, waiting: 0, kvCacheUsage: 0.84 });
+  });
+
+  /** [label, KV tokens, prefix cache tokens, blocks of r1 and r2 (20 each, run one after the other), r1's blocks hit again] */
+  const bounds: [string, number, number | undefined, number][] = [
+    // While r2 runs it holds 20 blocks and 1 token of output room: 9 of r1's 20 blocks fit beside it.
+    ['the KV cache bounds the prefix cache (40 blocks seen, room for 30)', 30 * PREFIX_BLOCK_TOKENS, undefined, 9],
+    ['prefixCacheTokens bounds it below that', 1000, 25 * PREFIX_BLOCK_TOKENS, 5],
+    ['both fit', 1000, undefined, 20],
+  ];
+  it.each(bounds)('%s', (_label, kvCacheTokens, prefixCacheTokens, hitBlocks) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, kvCacheTokens, prefixCacheTokens }, clock);
+    const r1 = Array.from({ length: 20 }, (_, i) => i + 1);
+    const r2 = Array.from({ length: 20 }, (_, i) => i + 101);
+    const first = (blocks: number[]) => {
+      model.submit({ promptTokens: 320, maxTokens: 1, promptBlocks: blocks, onToken() {}, onDone() {} });
+      clock.advance(10_000);
+    };
+    first(r1);
+    first(r2);
+    expect(model.cachedPrefixBlocks(r1)).toBe(hitBlocks); // r1's root end survives
+    expect(model.cachedPrefixBlocks(r2)).toBe(20);
+  });
+
+  /**
+   * KV offload: [label, host tier tokens, TTFT of r1's second run]. KV 480 tokens (30 blocks);
+   * r1 (20 blocks + 10 tokens) then r2 (20 other blocks): r2 running leaves room for 9 of r1's
+   * blocks on the GPU, the deepest 11 go to the host tier (or away). Loading from the host runs
+   * at 16 tokens/ms, computing at 1 token/ms.
+   */
+  const offload: [string, number, number][] = [
+    ['no host tier: 9 blocks cached, 186 tokens computed', 0, 10 + 186],
+    ['host tier: all 20 hit, 11 loaded back (11 ms), 10 tokens computed', 1000, 10 + 10 + 11],
+    [
+      'a host tier of 5 blocks keeps the 5 it got last: 14 hit, 5 loaded, 106 computed',
+      5 * PREFIX_BLOCK_TOKENS,
+      10 + 106 + 5,
+    ],
+  ];
+  it.each(offload)('%s', (_label, offloadCacheTokens, ttft) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(
+      { ...PROFILE, kvCacheTokens: 30 * PREFIX_BLOCK_TOKENS, offloadCacheTokens, offloadTokensPerSecond: 16_000 },
+      clock,
+    );
+    const r1 = Array.from({ length: 20 }, (_, i) => i + 1);
+    const r2 = Array.from({ length: 20 }, (_, i) => i + 101);
+    const run = (blocks: number[]) => {
+      const start = clock.now();
+      let at = -1;
+      model.submit({
+        promptTokens: 330,
+        maxTokens: 1,
+        promptBlocks: blocks,
+        onToken: () => (at = clock.now() - start),
+        onDone() {},
+      });
+      clock.advance(10_000);
+      return at;
+    };
+    run(r1);
+    run(r2);
+    expect(run(r1)).toBe(ttft);
+    expect(model.stats().offloadCacheHits).toBe(offloadCacheTokens === 0 ? 0 : ttft === 31 ? 176 : 80);
+  });
+
+  it('a request that needs room evicts free cached blocks, least recently released first', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8 }, clock); // 1000 KV tokens = 62 blocks
+    const old = Array.from({ length: 40 }, (_, i) => i + 1);
+    model.submit({ promptTokens: 640, maxTokens: 1, promptBlocks: old, onToken() {}, onDone() {} });
+    clock.advance(10_000);
+    expect(model.cachedPrefixBlocks(old)).toBe(40);
+    // 500 private tokens (no blocks) leave room for 31 blocks: 9 of the old prompt's deepest go.
+    const handle = model.submit({ promptTokens: 400, maxTokens: 100, onToken() {}, onDone() {} });
+    clock.advance(0);
+    expect(model.stats().kvCacheUsage).toBe(0.5);
+    expect(model.cachedPrefixBlocks(old)).toBe(31);
+    handle.cancel();
+  });
+
   it('prefixCacheTokens 0 turns it off', () => {
     const clock = new VirtualClock();
     const model = new EngineModel({ ...CACHED, prefixCacheTokens: 0 }, clock);

@@ -18,6 +18,8 @@ describe('parseEngineMetrics', () => {
         generationTokens: 0,
         prefixCacheQueries: 0,
         prefixCacheHits: 0,
+        offloadCacheHits: 0,
+        prefillMs: 0,
       }),
       { waiting: 3, running: 5, kvCacheUsage: 0.25 },
     ],

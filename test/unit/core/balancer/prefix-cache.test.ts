@@ -70,7 +70,8 @@ describe('PrefixCache', () => {
     ['the prefix holder is full: least loaded', 30, 25, 64, 1.5, 'b'],
   ];
   it.each(table)('%s', (_label, onA, onB, abs, rel, want) => {
-    const policy = new PrefixCache({ balanceAbsThreshold: abs, balanceRelThreshold: rel });
+    // cache_min_chars 0: these prompts (~450 chars) are short; the rows test the balance thresholds alone.
+    const policy = new PrefixCache({ balanceAbsThreshold: abs, balanceRelThreshold: rel, cacheMinChars: 0 });
     const b = policyBench(policy, [
       ['a', 0, 30],
       ['b', 1, 30],
@@ -83,7 +84,7 @@ describe('PrefixCache', () => {
   });
 
   it('a match below cache_threshold goes to the least loaded', () => {
-    const policy = new PrefixCache({ cacheThreshold: 0.3 });
+    const policy = new PrefixCache({ cacheThreshold: 0.3, cacheMinChars: 0 });
     const b = policyBench(policy, [
       ['a', 0, 30],
       ['b', 1, 30],
@@ -96,6 +97,26 @@ describe('PrefixCache', () => {
     expect(policy.pick(b.pool.loads, { promptText: SYSTEM + 'y'.repeat(1000), random })!.name).toBe('b');
     // All 5 of the first prompt's blocks: 320 / 664 = 0.48 > 0.3 → back to a.
     expect(policy.pick(b.pool.loads, { promptText: first + 'z'.repeat(300), random })!.name).toBe('a');
+  });
+
+  /** [label, chars the two prompts share, in flight on the holder a, on b, expected worker] (cache_min_chars 1,024) */
+  const short: [string, number, number, number, string][] = [
+    ['a short match does not send a request to a busier worker', 640, 1, 0, 'b'],
+    ['... but breaks the tie among the least loaded', 640, 1, 1, 'a'],
+    ['a long match goes to its holder though it is busier', 1280, 3, 0, 'a'],
+  ];
+  it.each(short)('%s', (_label, shared, onA, onB, want) => {
+    const policy = new PrefixCache({ cacheMinChars: 1024 });
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(10);
+    const prefix = 's'.repeat(shared);
+    expect(policy.pick(b.pool.loads, { promptText: prefix + 'x'.repeat(300), random })!.name).toBe('a');
+    load(b, 'a', onA);
+    load(b, 'b', onB);
+    expect(policy.pick(b.pool.loads, { promptText: prefix + 'y'.repeat(300), random })!.name).toBe(want);
   });
 
   it('forgets the least recently routed prompts beyond prefix_tree_max_chars', () => {
@@ -136,5 +157,6 @@ describe('PrefixCache', () => {
     expect(() => new PrefixCache({ cacheThreshold: 1.5 })).toThrow(/cache_threshold/);
     expect(() => new PrefixCache({ balanceRelThreshold: 0.5 })).toThrow(/balance_rel_threshold/);
     expect(() => new PrefixCache({ prefixTreeMaxChars: 10 })).toThrow(/prefix_tree_max_chars/);
+    expect(() => new PrefixCache({ cacheMinChars: -1 })).toThrow(/cache_min_chars/);
   });
 });

@@ -1,0 +1,62 @@
+import { hashString } from '../hashing.js';
+import { KeyedRingPolicy, type KeyContext } from './ring.js';
+import type { BalancerOptions } from './types.js';
+
+export const PREFIX_HASH_DEFAULTS = {
+  /**
+   * Leading characters of the prompt that make its key: 4,096 ≈ 1,000 tokens. Past a short
+   * system prompt, into what tells conversations and documents apart; a prompt shorter than
+   * this is hashed whole, so a conversation's turns share a key once they are this long.
+   */
+  prefixHashChars: 4096,
+  /**
+   * c of the bounded loads: 1, no worker above its share (rounded up) of the requests in
+   * flight. On traffic that shares nothing a key's worker is a random one, and each request
+   * sent to a worker busier than the least loaded may wait behind a long prefill, which shows
+   * in TTFT p99; a larger c keeps more prefixes on their worker when traffic does share them.
+   * Worked example, 4 workers, 10 in flight: c = 1 lets a worker take an 11th request only
+   * while it has at most 2 (⌈11 / 4⌉ = 3); c = 1.25, while it has at most 3.
+   * bench/results/balancing.md compares the two.
+   */
+  prefixHashLoadFactor: 1,
+} as const;
+
+/**
+ * Prefix affinity without a tree: the session key (`user` or x-session-id) where there is one,
+ * else the hash of the prompt's first `prefixHashChars` characters, on a consistent-hash ring
+ * with bounded loads (src/core/balancer/ring.ts, shared with session-affinity; c is
+ * prefix_hash_load_factor). Prompts that start alike go to the same worker, whose engine then has
+ * their prefix cached, while no worker takes more than c × its share of the load: a prefix
+ * most of the traffic shares spills along the ring instead of piling up on one worker.
+ *
+ * A pick depends only on the prompt text or session key and on the ready workers' names (and
+ * on load where the bound applies), so every gateway replica sends a shared prefix to the same
+ * worker with no state to share; a worker joining or leaving moves ~1/n of the prefixes.
+ *
+ * Worked example, 4 workers, prefixHashChars 4,096: two RAG requests with the same 1,000-char
+ * system prompt and the same retrieved document have the same key (the same worker, whose
+ * engine has both cached); two conversations that share the system prompt and differ after it
+ * have different keys. A system prompt longer than prefixHashChars makes every request that
+ * carries it one key: it spills along the ring by load, and conversations under it do not
+ * stick unless they carry a session key.
+ *
+ * Pick: hashing min(prompt, prefixHashChars) characters (~10 µs for 4,096), then the ring's
+ * O(log n) search. No prompt text and no session key → least-connection.
+ */
+export class PrefixHash extends KeyedRingPolicy {
+  readonly name = 'prefix-hash';
+  readonly #chars: number;
+
+  constructor(opts: BalancerOptions = {}) {
+    super(opts.prefixHashLoadFactor ?? PREFIX_HASH_DEFAULTS.prefixHashLoadFactor, 'prefix_hash_load_factor');
+    this.#chars = opts.prefixHashChars ?? PREFIX_HASH_DEFAULTS.prefixHashChars;
+    if (!(Number.isInteger(this.#chars) && this.#chars >= 1))
+      throw new RangeError(`prefix_hash_chars must be a whole number >= 1, got ${this.#chars}`);
+  }
+
+  keyOf(ctx: KeyContext): number | undefined {
+    if (ctx.sessionKey !== undefined) return hashString(ctx.sessionKey);
+    if (ctx.promptText) return hashString(ctx.promptText, this.#chars);
+    return undefined;
+  }
+}
