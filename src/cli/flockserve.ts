@@ -13,16 +13,19 @@ import { FlockServe } from '../index.js';
 const SUMMARY =
   'FlockServe: launches copies of a SkyPilot task as workers, load-balances OpenAI and TGI requests\n' +
   'across them over HTTP and gRPC, and autoscales the worker count from the running mean of the queue length.\n' +
-  'Subcommand: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help).';
+  'Subcommands: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help);\n' +
+  'flockserve plan --trace FILE [options] sweeps fixed fleets, the clairvoyant bound and the policies over it (see plan --help).';
 
 /** Runs the gateway until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  const io = { out: (text: string) => process.stdout.write(text), err: (text: string) => process.stderr.write(text) };
   if (argv[0] === 'simulate') {
     const { simulateMain } = await import('../sim/cluster/cli.js');
-    return simulateMain(argv.slice(1), {
-      out: (text) => process.stdout.write(text),
-      err: (text) => process.stderr.write(text),
-    });
+    return simulateMain(argv.slice(1), io);
+  }
+  if (argv[0] === 'plan') {
+    const { planMain } = await import('../sim/plan/cli.js');
+    return planMain(argv.slice(1), io);
   }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText('flockserve', SUMMARY) + '\n');

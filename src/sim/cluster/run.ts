@@ -23,6 +23,7 @@ import { activeWorkers } from '../../core/autoscaler/snapshot.js';
 import { Cancellation } from '../../core/cancellation.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
 import { GatewayError } from '../../core/errors.js';
+import type { WorkerStateChange } from '../../core/pool.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
 import { assembleGateway } from '../../gateway/assemble.js';
@@ -113,8 +114,15 @@ export interface SimulationResult {
   readonly summary: SimSummary;
   readonly timeline: readonly TimelineRow[];
   readonly scaleEvents: readonly ScaleEvent[];
-  /** Fleet launches (workers started), including replacements. */
+  /** Fleet launches (workers started), including replacements and the initial workers. */
   readonly launches: number;
+  /** Workers up when the traffic started (they count in `launches`). */
+  readonly initialWorkers: number;
+  /**
+   * Launches that began less than one mean launch delay after a scale-down drained a ready
+   * worker: that worker could have served instead, and its relaunch was paid for twice.
+   */
+  readonly quickRelaunches: number;
   /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
   readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
   readonly gateway: GatewayCounts;
@@ -178,6 +186,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const { pool, tracker, admission, fleet, service } = gateway;
   const metrics = new SimMetrics(clock, pool);
   const bounds = gateway.scale;
+  const churn = relaunchCounter(o.launchDelay.meanMs, initialWorkers);
+  pool.onChange((change) => churn.change(change, clock.now()));
 
   const timeline: TimelineRow[] = [];
   const sample = (): void => {
@@ -284,6 +294,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     timeline,
     scaleEvents,
     launches: fleet.stats.launched,
+    initialWorkers,
+    quickRelaunches: churn.count(),
     prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
     gateway: {
       retries: service.stats.retries,
@@ -305,6 +317,33 @@ function promptTexts(prompt: SimPrompt | undefined): { routeText?: string; engin
   if ('messages' in prompt)
     return { routeText: promptTextOf({ messages: prompt.messages }), engineText: chatPromptText(prompt.messages) };
   return { routeText: prompt.prompt, engineText: prompt.prompt };
+}
+
+/**
+ * Counts launches that follow a scale-down of a ready worker by less than `windowMs` (each
+ * drained worker answers for one launch at most). The first `initial` launches are the workers
+ * up at the start.
+ */
+function relaunchCounter(
+  windowMs: number,
+  initial: number,
+): { change(c: WorkerStateChange, now: number): void; count(): number } {
+  const drained: number[] = [];
+  let launches = 0;
+  let quick = 0;
+  return {
+    change({ worker, previous, reason }, now) {
+      if (worker.state === 'draining' && previous === 'ready' && reason === 'scale-down') drained.push(now);
+      else if (reason === 'added' && previous === worker.state && ++launches > initial) {
+        while (drained.length > 0 && drained[0]! < now - windowMs) drained.shift();
+        if (drained.length > 0) {
+          drained.shift();
+          quick++;
+        }
+      }
+    },
+    count: () => quick,
+  };
 }
 
 function failRequest(metrics: SimMetrics, rec: RequestRecord, err: unknown): void {

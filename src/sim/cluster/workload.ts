@@ -159,16 +159,29 @@ export function envelopeWorkload(
   o: EnvelopeOptions,
   label: string,
 ): SimWorkload {
-  const arrivals = envelopeArrivals(env, o);
-  return traceWorkload(withLengths(arrivals, lengths, lengthRandom(o.seed)), 1, label);
+  return traceWorkload(envelopeRequests(env, lengths, o), 1, label);
+}
+
+/** The diurnal workload's requests, as a stream (a fresh call gives the same requests again). */
+export function envelopeRequests(
+  env: RateEnvelope,
+  lengths: TraceLengths,
+  o: EnvelopeOptions,
+): Generator<TraceRequest, void, undefined> {
+  return withLengths(envelopeArrivals(env, o), lengths, lengthRandom(o.seed));
 }
 
 /** Bursts over a low base rate (bursty.ts), lengths drawn from `lengths`. */
 export function burstyWorkload(lengths: TraceLengths, o: BurstyOptions, label: string): SimWorkload {
+  return traceWorkload(burstyRequests(lengths, o), 1, label);
+}
+
+/** The bursty workload's requests, as a stream (a fresh call gives the same requests again). */
+export function burstyRequests(lengths: TraceLengths, o: BurstyOptions): Generator<TraceRequest, void, undefined> {
   const arrivals = (function* () {
     for (const a of burstyArrivals(o)) yield a.atMs;
   })();
-  return traceWorkload(withLengths(arrivals, lengths, lengthRandom(o.seed)), 1, label);
+  return withLengths(arrivals, lengths, lengthRandom(o.seed));
 }
 
 /** The lengths' own stream, so drawing them does not shift the arrivals. */
