@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
-import { FlockServe } from '../index.js';
+import type { FlockServe } from '../index.js';
 
 const SUMMARY =
   'FlockServe: launches copies of a SkyPilot task as workers, load-balances OpenAI and TGI requests\n' +
@@ -31,9 +31,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(helpText('flockserve', SUMMARY) + '\n');
     return 0;
   }
+  // The gateway's modules (HTTP, gRPC, telemetry) load only to run it: simulate and plan start without them.
+  const { FlockServe: Gateway } = await import('../index.js');
   let gateway: FlockServe;
   try {
-    gateway = new FlockServe(resolveArgs(argv, process.env));
+    gateway = new Gateway(resolveArgs(argv, process.env));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`flockserve: ${err.message}\n`);

@@ -217,7 +217,12 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     lastSendAt = clock.now();
     const rec = metrics.arrived();
     const { routeText, engineText } = promptTexts(req.prompt);
-    const headers = upstream.register({ promptTokens: req.promptTokens, outputTokens: req.outputTokens, engineText });
+    const headers = upstream.register({
+      promptTokens: req.promptTokens,
+      outputTokens: req.outputTokens,
+      engineText,
+      uniquePrompt: req.prompt !== undefined && 'unique' in req.prompt && req.prompt.unique === true,
+    });
     const ended = (outcome: RequestOutcome): void => {
       upstream.unregister(headers);
       unsettled = true; // the slot's release follows the answer's end; a closed-loop workload may send from here
@@ -288,7 +293,9 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   sample();
   gateway.stop();
   const summary = metrics.summary();
-  const { queryTokens, hitTokens } = provisioner.prefixCacheTotals();
+  const engines = provisioner.prefixCacheTotals();
+  const queryTokens = engines.queryTokens + upstream.uniquePromptTokens;
+  const hitTokens = engines.hitTokens;
   return {
     summary,
     timeline,

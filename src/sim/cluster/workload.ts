@@ -12,8 +12,14 @@ import { chatMessages, multiTurnSessions, type ChatMessage, type MultiTurnOption
 import { tracePrompt } from '../workloads/trace-prompts.js';
 import type { TraceLengths, TraceRequest } from './trace.js';
 
-/** The request body's prompt, as a client sends it: the gateway and the engine each read it their way. */
-export type SimPrompt = { readonly messages: readonly ChatMessage[] } | { readonly prompt: string };
+/**
+ * The request body's prompt, as a client sends it: the gateway and the engine each read it their
+ * way. `unique`: no other request's prompt shares even its first block (a trace line's own text),
+ * so an engine's prefix-cache lookup could not hit and is skipped (its tokens still count as
+ * looked up); the engine's timing is the same either way.
+ */
+export type SimPrompt =
+  { readonly messages: readonly ChatMessage[] } | { readonly prompt: string; readonly unique?: boolean };
 
 export interface SimRequest {
   readonly promptTokens: number;
@@ -71,7 +77,7 @@ export function traceWorkload(
           send({
             promptTokens: req.promptTokens,
             outputTokens: req.outputTokens,
-            prompt: { prompt: tracePrompt(req) },
+            prompt: { prompt: tracePrompt(req), unique: req.hashIds === undefined },
           });
           scheduleArrival();
         });
