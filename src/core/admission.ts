@@ -20,6 +20,8 @@ export interface AdmissionOptions {
   readonly balancer: BalancerPolicy;
   readonly clock: Clock;
   readonly tracker: LoadTracker;
+  /** Also told every change, with the requests waiting apart (the autoscaler's short-bucket history). */
+  readonly history?: { record(queueLength: number, waiting: number): void };
   readonly random: Random;
   /** Requests that may wait for a slot; one more gets 'queue_full' (429). 0 means none wait. */
   readonly maxQueueLength: number;
@@ -112,6 +114,7 @@ export class Admission {
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
   readonly #tracker: LoadTracker;
+  readonly #history: AdmissionOptions['history'];
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
@@ -127,6 +130,7 @@ export class Admission {
     this.#balancer = opts.balancer;
     this.#clock = opts.clock;
     this.#tracker = opts.tracker;
+    this.#history = opts.history;
     this.#maxQueueLength = opts.maxQueueLength;
     this.#onDemand = opts.onDemand;
     this.#retryAfterSeconds = opts.retryAfterSeconds;
@@ -284,7 +288,10 @@ export class Admission {
   }
 
   #report(): void {
-    this.#tracker.set(this.#pool.inFlight() + this.#waiters.size);
+    const waiting = this.#waiters.size;
+    const queue = this.#pool.inFlight() + waiting;
+    this.#tracker.set(queue);
+    this.#history?.record(queue, waiting);
   }
 
   #timeout(timeoutMs: number, cold: boolean): GatewayError {

@@ -13,12 +13,13 @@ import type { Config } from '../config/options.js';
 import { Admission } from '../core/admission.js';
 import { AutoscalerController } from '../core/autoscaler/controller.js';
 import { createAutoscaler } from '../core/autoscaler/registry.js';
-import { activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
+import { LaunchTimes, activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
 import type { AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from '../core/autoscaler/types.js';
 import { balancerOptions, createBalancer } from '../core/balancer/registry.js';
 import { isEngineLoadSink, type BalancerPolicy, type EngineLoadSample } from '../core/balancer/types.js';
 import type { Clock } from '../core/clock.js';
 import { Fleet } from '../core/fleet.js';
+import { LoadHistory } from '../core/load-history.js';
 import { LoadTracker } from '../core/load-tracker.js';
 import { OutlierDetector } from '../core/outlier.js';
 import { WorkerPool, type Worker, type WorkerStateChange } from '../core/pool.js';
@@ -123,6 +124,9 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const pool = new WorkerPool(clock);
   const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
+  // The autoscaler's short-bucket view of the load (peaks, rates), and how long launches take.
+  const history = new LoadHistory(clock);
+  const launchTimes = new LaunchTimes();
   const balancer = createBalancer(c.loadBalancer, balancerOptions(c, clock));
   // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
   const engineMetrics = isEngineLoadSink(balancer)
@@ -149,6 +153,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     balancer,
     clock,
     tracker,
+    history,
     random: o.random,
     maxQueueLength: c.maxQueueLength,
     coldStartTimeoutMs: c.coldStartTimeout * 1000,
@@ -188,8 +193,14 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     onProbe: (w, ok) => outlier.probed(w, ok),
   });
   fleetRef.current = fleet;
+  let ready = 0;
   pool.onChange((change) => {
     metrics.workerChanged?.(change, clock.now());
+    launchTimes.change(change, clock.now());
+    const added = change.reason === 'added' && change.previous === change.worker.state;
+    const nowReady =
+      ready + (change.worker.state === 'ready' ? 1 : 0) - (!added && change.previous === 'ready' ? 1 : 0);
+    if (nowReady !== ready) history.setReady((ready = nowReady));
     const { worker, previous, reason } = change;
     log.info(
       { worker: worker.name, from: previous, to: worker.state, reason },
@@ -230,7 +241,16 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     policy,
     intervalMs: c.autoscaleInterval * 1000,
     snapshot: () => {
-      const snap = takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds, config });
+      const snap = takeSnapshot({
+        tracker,
+        panicTracker,
+        workers: () => pool.list(),
+        bounds,
+        config,
+        waiting: () => admission.waiting,
+        history,
+        launches: launchTimes,
+      });
       return scale.lastManualAddAt === undefined ? snap : { ...snap, lastScaleUpAt: scale.lastManualAddAt };
     },
     // Every decision with its inputs at debug (counted, and sent to WatchEvents); the ones that change the fleet at info.

@@ -21,6 +21,7 @@ export const SIM_GATEWAY_OPTIONS = [
   'autoscale_interval',
   'downscale_delay',
   'target_queue_per_worker',
+  'queue_wait_slo',
   'panic_window',
   'cold_start_timeout',
   'worker_capacity',

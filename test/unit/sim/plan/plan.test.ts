@@ -173,6 +173,22 @@ describe('flockserve plan (CLI)', () => {
     expect(text).toContain(`Clairvoyant bound: ${json.bound.workerHours.toFixed(2)} worker-h`);
   });
 
+  it('a broken trace exits 2 naming the file and line, before any run', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'plan-')), 'bad.csv');
+    writeFileSync(file, 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:05,1,1\n2023-11-16 18:00:04,1,1\n');
+    const err: string[] = [];
+    const out: string[] = [];
+    expect(await planMain(['--trace', file, '--jobs', '1'], { out: (t) => out.push(t), err: (t) => err.push(t) })).toBe(
+      2,
+    );
+    expect(err.join('')).toMatch(/^flockserve plan: .*bad\.csv:3: timestamp .* is earlier than line 2's/);
+    expect(err.join('')).not.toMatch(/plan: fixed/);
+    expect(out).toEqual([]);
+  });
+
   it('a bad argument exits 2 with the reason', async () => {
     const err: string[] = [];
     expect(await planMain(['--policies', 'nope'], { out: () => {}, err: (t) => err.push(t) })).toBe(2);

@@ -1,0 +1,278 @@
+import type { LoadBucket } from '../load-history.js';
+import { settle } from './settle.js';
+import { activeWorkers } from './snapshot.js';
+import type { AutoscalerOptions, AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from './types.js';
+
+/** Default of `queue_wait_slo`: the p99 gateway queue wait, seconds, an interactive endpoint holds. */
+export const DEFAULT_QUEUE_WAIT_SLO_S = 1;
+
+/** The share of requests whose arrival-time load the fleet is sized for. */
+const QUANTILE = 0.99;
+/** The arrival rate planned for: over this long. */
+const RATE_WINDOW_MS = 5 * 60_000;
+/** A bucket's peak is measured above the mean of the buckets this long before it. */
+const BASELINE_BUCKETS = 6;
+/** No scale-down before the history covers this long (a gateway just started has not seen its load). */
+const MIN_HISTORY_MS = 5 * 60_000;
+/** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained. */
+const SUSTAINED_BUCKETS = 3;
+/** Service time assumed before any request has finished. */
+const PRIOR_SERVICE_S = 5;
+
+/**
+ * Sizes the fleet for a p99 queue-wait SLO from what the load did in the last few launch
+ * delays, and keeps a worker as long as a relaunch would cost (ski rental).
+ *
+ * Inputs: the short-bucket history (LoadHistory: per 10 s the peak of in flight + waiting,
+ * arrivals, departures, ready workers), the observed launch durations, worker_capacity C.
+ *
+ *   D  = median observed launch duration (before any: downscale_delay)
+ *   S  = time in the gateway per request over the window (Little: mean queue / departures)
+ *   a bucket's demand d = its peak, less the backlog carried into it (at most ready·C + arrivals)
+ *   P  = the 99th percentile of d over the window, weighted by arrivals: the load 99% of
+ *        requests arrived into
+ *   need = ⌈P / (C · (1 + slo/S))⌉: a fleet of C·need slots drains an excess of slo/S of its
+ *        slots within slo (a slot frees every S/C per worker), so peaks up to P wait ≤ slo
+ *   sustained overload (requests waiting for 3 buckets and now): the peak counts the backlog;
+ *        size from throughput instead: need = ⌈(arrival rate + backlog/D) / per-worker departures⌉
+ *   desired = max of need over the last D (a worker idle for less than a launch costs less kept
+ *        than relaunched)
+ *
+ * E.g. C = 30, slo = 1 s, S = 4 s: a worker holds peaks of 37.5; P = 70 → 2 workers. A burst
+ * of 200 every 5 minutes is 45% of the requests of a 0.5 req/s base: P ≈ 200 → 6 workers,
+ * kept between bursts; a single such burst in an hour of 5 req/s (1% of requests) is not.
+ * Scale-ups between evaluations (every 2 s) come only from sustained overload: a burst shorter
+ * than a launch is over before a worker launched for it is up.
+ */
+export class SloPolicy implements AutoscalerPolicy {
+  readonly name = 'slo';
+  readonly urgentIntervalMs = 2000;
+  readonly sloS: number;
+  /** Past needs (with room to spare) within the last launch delay: [clock ms, workers], oldest first. */
+  readonly #needs: [number, number][] = [];
+
+  constructor(opts: AutoscalerOptions = {}) {
+    const slo = opts['queueWaitSlo'] ?? DEFAULT_QUEUE_WAIT_SLO_S;
+    if (typeof slo !== 'number' || !(slo >= 0) || !Number.isFinite(slo))
+      throw new RangeError(`slo: queue_wait_slo must be a number >= 0, got ${String(slo)}`);
+    this.sloS = slo;
+  }
+
+  decide(s: ScaleSnapshot, now: number): ScaleDecision {
+    return settle(this.#raw(s, now), s, now);
+  }
+
+  urgent(s: ScaleSnapshot, now: number): ScaleDecision | undefined {
+    if (!((s.waiting ?? 0) > 0)) return undefined;
+    const d = this.decide(s, now);
+    return d.desired > activeWorkers(s) ? d : undefined;
+  }
+
+  #raw(s: ScaleSnapshot, now: number): ScaleDecision {
+    const e = estimate(s, this.sloS);
+    const needs = this.#needs;
+    needs.push([now, e.needDown]);
+    while (needs.length > 0 && needs[0]![0] < now - e.launchMs) needs.shift();
+    let held = 0;
+    for (const [, n] of needs) held = Math.max(held, n);
+    const W = activeWorkers(s);
+    const seenMs = (s.history?.length ?? 0) * (s.historyBucketMs ?? 10_000);
+    // Up to what the load needs at once; down one worker at a time (the next decision sees the
+    // load on the smaller fleet), only when even the last launch delay's load fits with room to
+    // spare, and not before the history has seen a few minutes of load.
+    const down = held < W && !e.sustained && seenMs >= MIN_HISTORY_MS;
+    const desired = e.need > W ? e.need : down ? W - 1 : W;
+    const verb = desired > W ? 'scale up' : desired < W ? 'scale down' : 'no change';
+    const hold =
+      desired === W && held > e.need
+        ? `; kept ${W} (${held} needed with room to spare within the last ${(e.launchMs / 1000).toFixed(0)} s launch)`
+        : '';
+    return { desired, reason: `${verb}: ${e.why}${hold}` };
+  }
+}
+
+interface Estimate {
+  /** Workers that hold the load now: below it, scale up. */
+  readonly need: number;
+  /** Workers that hold it with room to spare (DOWN_MARGIN): the most a scale-down goes to. */
+  readonly needDown: number;
+  readonly sustained: boolean;
+  readonly launchMs: number;
+  readonly why: string;
+}
+
+/**
+ * Time a request spends on a worker as the worker's load grows: S(b) = a0 + a1·b seconds, b the
+ * requests in flight per ready worker. a0 is a request's own time (its decode steps, its prefill),
+ * a1 what each other request in flight adds (the prefills it brings, longer steps). An engine
+ * with continuous batching is close to this line (a prefill-heavy one has a large a1).
+ */
+export interface ServiceModel {
+  readonly a0: number;
+  readonly a1: number;
+}
+
+/** Buckets per point of the fit: two minutes (shorter stretches correlate b and S through their lag). */
+const FIT_BUCKETS = 12;
+/** Before the data can tell, a third of the service time is taken to come from the load. */
+const PRIOR_LOAD_SHARE = 0.3;
+/** How strongly that prior holds: as much as this many departures at a spread of b̄. */
+const PRIOR_STRENGTH = 5;
+/** The share of a worker's time load-induced work (a1·arrival rate per worker) may take: queues grow fast above it. */
+const UTILISATION_MAX = 0.95;
+/** A scale-down must leave this much room (10%): the load moves between decisions, a relaunch costs a launch. */
+const DOWN_MARGIN = 0.9;
+
+/**
+ * Fits S(b) by least squares over the buckets (in flight only: waiting is not engine time),
+ * each bucket a point (b = mean in flight per ready worker, S = its in-flight time over the
+ * requests that went through: Little's law) weighted by its departures; the slope is held to
+ * PRIOR_LOAD_SHARE until the load has varied enough to show it. Undefined before any request
+ * has finished.
+ */
+export function fitServiceModel(buckets: readonly LoadBucket[], bucketMs: number): ServiceModel | undefined {
+  const pts: [b: number, s: number, w: number][] = [];
+  const spanS = (FIT_BUCKETS * bucketMs) / 1000;
+  for (let end = buckets.length; end >= FIT_BUCKETS; end -= FIT_BUCKETS) {
+    let inflight = 0;
+    let ready = 0;
+    let through = 0;
+    for (let i = end - FIT_BUCKETS; i < end; i++) {
+      const k = buckets[i]!;
+      inflight += (k.mean - k.meanWaiting) / FIT_BUCKETS;
+      ready += k.ready / FIT_BUCKETS;
+      // Without waiting a request starts as it arrives: half-way between arrivals and departures
+      // is the throughput of a stretch whose load rose or fell.
+      through += k.meanWaiting === 0 ? (k.arrivals + k.departures) / 2 : k.departures;
+    }
+    if (through > 0 && ready > 0) pts.push([inflight / ready, (inflight * spanS) / through, through]);
+  }
+  const W = pts.reduce((t, p) => t + p[2], 0);
+  if (W === 0) return undefined;
+  const bBar = pts.reduce((t, p) => t + p[0] * p[2], 0) / W;
+  const sBar = pts.reduce((t, p) => t + p[1] * p[2], 0) / W;
+  if (!(bBar > 0)) return { a0: sBar, a1: 0 };
+  let cov = 0;
+  let varB = 0;
+  for (const [b, sv, w] of pts) {
+    cov += w * (b - bBar) * (sv - sBar);
+    varB += w * (b - bBar) ** 2;
+  }
+  const prior = (PRIOR_LOAD_SHARE * sBar) / bBar;
+  const k = PRIOR_STRENGTH * bBar * bBar;
+  const a1 = Math.min(sBar / bBar, Math.max(0, (cov + k * prior) / (varB + k)));
+  return { a0: sBar - a1 * bBar, a1 };
+}
+
+/** The workers the load needs now (see SloPolicy), and what that was worked out from. */
+export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
+  const C = s.config.workerCapacity;
+  const launchMs = median(s.launchDurationsMs) ?? s.config.downscaleDelayMs;
+  const bucketMs = s.historyBucketMs ?? 10_000;
+  const bucketS = bucketMs / 1000;
+  const all = s.history ?? [];
+  const rateWindow = all.slice(-Math.ceil(RATE_WINDOW_MS / bucketMs));
+  const last = all.slice(-SUSTAINED_BUCKETS);
+  const sustained = (s.waiting ?? 0) > 0 && last.length === SUSTAINED_BUCKETS && last.every((b) => b.peakWaiting > 0);
+  const model = fitServiceModel(all, bucketMs);
+  if (!model || all.length === 0) {
+    const need = Math.ceil(s.queueLength / C);
+    return {
+      need,
+      needDown: Math.max(need, activeWorkers(s)),
+      sustained,
+      launchMs,
+      why: `no finished request yet: ${s.queueLength} in the queue → ${need}`,
+    };
+  }
+  // The arrival rate to plan for: the last few minutes' (fluctuations above it are the excess).
+  const rateOf = (bs: readonly LoadBucket[]): number => sum(bs, (b) => b.arrivals) / (bs.length * bucketS);
+  const lambda = rateOf(rateWindow);
+  const excess = burstExcess(all, C);
+  const cap = Math.max(s.maxWorkers, 1) * 4;
+  if (lambda === 0 && s.queueLength === 0)
+    return { need: 0, needDown: 0, sustained, launchMs, why: 'no requests in the window' };
+  const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
+  const down = smallestFleet(model, lambda, excess, C, sloS, DOWN_MARGIN, cap);
+  const { a0, a1 } = model;
+  const why =
+    `${lambda.toFixed(2)} req/s, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
+    (up.fits
+      ? `${up.r} workers hold ${up.b.toFixed(1)} each, peaks ${up.peak.toFixed(0)} of ${up.r * C} slots`
+      : `more than ${cap} workers`);
+  return { need: up.r, needDown: down.r, sustained, launchMs, why };
+}
+
+/**
+ * The fewest workers r that hold the load: utilisation λ·a1/r ≤ UTILISATION_MAX, the mean in
+ * flight per worker b(r) = (λ/r)·a0 / (1 − λ·a1/r) within its C slots, and the peaks, r·b(r) +
+ * excess, within `margin` of what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r))) (a
+ * request over the slots waits for one of them to free, one every S/(r·C)).
+ * E.g. λ 5.3 req/s, S(b) = 2.6 + 0.13·b, excess 29, C 30, slo 1 s: r = 1 is over utilisation…
+ * b(1) = 5.3·2.6/(1 − 0.69) = 44 > 30; r = 2: b = 10.6, peaks 50 ≤ 60·(1 + 1/4.0) = 75 → 2.
+ */
+function smallestFleet(
+  m: ServiceModel,
+  lambda: number,
+  excess: number,
+  C: number,
+  sloS: number,
+  margin: number,
+  cap: number,
+): { r: number; b: number; peak: number; fits: boolean } {
+  for (let r = 1; r <= cap; r++) {
+    const perWorker = lambda / r;
+    const utilisation = perWorker * m.a1;
+    const b = utilisation < 1 ? (perWorker * m.a0) / (1 - utilisation) : Infinity;
+    const peak = r * b + excess;
+    const serviceS = Math.max(m.a0 + m.a1 * b, 1e-3);
+    if (utilisation <= UTILISATION_MAX * margin && b <= C * margin && peak <= margin * r * C * (1 + sloS / serviceS))
+      return { r, b, peak, fits: true };
+  }
+  return { r: cap, b: Infinity, peak: Infinity, fits: false };
+}
+
+/**
+ * How far above the load just before it the load that 99% of requests arrived into stood:
+ * bursts and fluctuations, over the whole history (an hour), weighted by arrivals. A bucket's
+ * peak counts at most ready·C + its arrivals (a backlog carried in is not new load).
+ * E.g. bursts of 200 over a base of 3 in flight, with 45% of the requests in bursts: ≈ 197.
+ */
+export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
+  const pairs: [number, number][] = [];
+  let baseSum = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    const b = buckets[i]!;
+    const n = Math.min(i, BASELINE_BUCKETS);
+    const base = n > 0 ? baseSum / n : b.mean;
+    pairs.push([Math.max(0, Math.min(b.peak, b.ready * C + b.arrivals) - base), b.arrivals]);
+    baseSum += b.mean;
+    if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
+  }
+  return weightedQuantile(pairs, QUANTILE);
+}
+
+/** The value at or below which `q` of the total weight lies; [value, weight] pairs. */
+export function weightedQuantile(pairs: readonly (readonly [number, number])[], q: number): number {
+  const sorted = [...pairs].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((t, [, w]) => t + w, 0);
+  if (total <= 0) return sorted.at(-1)?.[0] ?? 0;
+  let acc = 0;
+  for (const [v, w] of sorted) {
+    acc += w;
+    if (acc >= q * total) return v;
+  }
+  return sorted.at(-1)![0];
+}
+
+function median(xs: readonly number[] | undefined): number | undefined {
+  if (!xs || xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function sum(bs: readonly LoadBucket[], f: (b: LoadBucket) => number): number {
+  let t = 0;
+  for (const b of bs) t += f(b);
+  return t;
+}
