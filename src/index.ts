@@ -167,6 +167,7 @@ export class FlockServe implements ControlPlane {
         totalRequests: () => core().service.totalRequests,
         fleetStats: () => core().fleet.stats,
         targetWorkers: () => core().fleet.target,
+        wantedWorkers: () => core().scale.wanted,
       },
     });
     const gateway = assembleGateway({

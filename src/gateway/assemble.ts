@@ -46,6 +46,8 @@ export interface GatewayMetricsHooks {
   answerFailure?(worker: string, code: string): void;
   repetitionGuardTrip?(worker: string): void;
   autoscalerEvaluated?(direction: 'up' | 'down' | 'none'): void;
+  /** A decision the autoscaler could not take in full: it wanted `wanted` workers, max_workers is `max`. */
+  autoscalerHeldBack?(wanted: number, max: number): void;
 }
 
 /** Where worker changes and autoscaler decisions go as they happen (WatchEvents' EventHub fits). */
@@ -236,6 +238,20 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const policy = createAutoscaler(c.autoscaler, c);
   const config = scaleConfig(c);
   const bounds = (): ScaleState => scale;
+  // max_workers holding the autoscaler back: a warning when it starts, a note when it ends, and
+  // the wanted count in the shared scale state (the status and the metrics read it).
+  const reportCapped = (decision: ScaleDecision, snap: ScaleSnapshot): void => {
+    const wanted = decision.wanted !== undefined && decision.wanted > snap.maxWorkers ? decision.wanted : undefined;
+    if (wanted !== undefined && scale.wanted === undefined)
+      log.warn(
+        { ...decisionFields(decision, snap), policy: policy.name, wanted, maxWorkers: snap.maxWorkers },
+        `autoscaler wants ${wanted} workers; max_workers ${snap.maxWorkers} holds it back (its queue-wait target may not hold)`,
+      );
+    else if (wanted === undefined && scale.wanted !== undefined)
+      log.info({ policy: policy.name, maxWorkers: snap.maxWorkers }, 'autoscaler is within max_workers again');
+    scale.wanted = wanted;
+    if (wanted !== undefined) metrics.autoscalerHeldBack?.(wanted, snap.maxWorkers);
+  };
   const autoscaler: AutoscalerController = new AutoscalerController({
     clock,
     policy,
@@ -255,6 +271,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     },
     // Every decision with its inputs at debug (counted, and sent to WatchEvents); the ones that change the fleet at info.
     onDecision: (decision, snap) => {
+      reportCapped(decision, snap);
       const current = activeWorkers(snap);
       metrics.autoscalerEvaluated?.(decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none');
       if (o.log) log.debug({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler decision');

@@ -12,12 +12,12 @@ const QUANTILE = 0.99;
 const RATE_WINDOW_MS = 5 * 60_000;
 /** A bucket's peak is measured above the mean of the buckets this long before it. */
 const BASELINE_BUCKETS = 6;
+/** Scale-downs at least this far apart: the smaller fleet's load is seen (two fit points) before the next. */
+const DOWN_PACE_MS = 2 * 60_000;
 /** No scale-down before the history covers this long (a gateway just started has not seen its load). */
 const MIN_HISTORY_MS = 5 * 60_000;
 /** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained. */
 const SUSTAINED_BUCKETS = 3;
-/** Service time assumed before any request has finished. */
-const PRIOR_SERVICE_S = 5;
 
 /**
  * Sizes the fleet for a p99 queue-wait SLO from what the load did in the last few launch
@@ -50,6 +50,9 @@ export class SloPolicy implements AutoscalerPolicy {
   readonly sloS: number;
   /** Past needs (with room to spare) within the last launch delay: [clock ms, workers], oldest first. */
   readonly #needs: [number, number][] = [];
+  #lastDownAt = -Infinity;
+  /** The previous decision's model wanted more workers than there were. */
+  #wantedUp = false;
 
   constructor(opts: AutoscalerOptions = {}) {
     const slo = opts['queueWaitSlo'] ?? DEFAULT_QUEUE_WAIT_SLO_S;
@@ -59,7 +62,9 @@ export class SloPolicy implements AutoscalerPolicy {
   }
 
   decide(s: ScaleSnapshot, now: number): ScaleDecision {
-    return settle(this.#raw(s, now), s, now);
+    const d = settle(this.#raw(s, now), s, now);
+    if (d.desired < activeWorkers(s)) this.#lastDownAt = now;
+    return d;
   }
 
   urgent(s: ScaleSnapshot, now: number): ScaleDecision | undefined {
@@ -80,8 +85,14 @@ export class SloPolicy implements AutoscalerPolicy {
     // Up to what the load needs at once; down one worker at a time (the next decision sees the
     // load on the smaller fleet), only when even the last launch delay's load fits with room to
     // spare, and not before the history has seen a few minutes of load.
-    const down = held < W && !e.sustained && seenMs >= MIN_HISTORY_MS;
-    const desired = e.need > W ? e.need : down ? W - 1 : W;
+    const down = held < W && !e.sustained && seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS;
+    // Up at once when requests wait now; on the model's word alone (a rise it sees coming) only
+    // when the previous decision said so too and the fleet did not just shrink: a model fitted
+    // on a minute of the smaller fleet's load is not yet sure.
+    const wanted = e.need > W;
+    const up = wanted && ((s.waiting ?? 0) > 0 || (this.#wantedUp && now - this.#lastDownAt >= DOWN_PACE_MS));
+    this.#wantedUp = wanted;
+    const desired = up ? e.need : down ? W - 1 : W;
     const verb = desired > W ? 'scale up' : desired < W ? 'scale down' : 'no change';
     const hold =
       desired === W && held > e.need
@@ -112,55 +123,74 @@ export interface ServiceModel {
   readonly a1: number;
 }
 
-/** Buckets per point of the fit: two minutes (shorter stretches correlate b and S through their lag). */
-const FIT_BUCKETS = 12;
+/** Buckets per point of the fit: a minute. */
+const FIT_BUCKETS = 6;
+/** The lighter and heavier halves' b must differ by this share of b̄ for their slope to be taken alone. */
+const FULL_TRUST_SPREAD = 0.5;
+/** At least this share of the mean service time is a request's own (a0 ≥ 10% of S̄). */
+const MIN_OWN_SHARE = 0.1;
 /** Before the data can tell, a third of the service time is taken to come from the load. */
 const PRIOR_LOAD_SHARE = 0.3;
-/** How strongly that prior holds: as much as this many departures at a spread of b̄. */
-const PRIOR_STRENGTH = 5;
 /** The share of a worker's time load-induced work (a1·arrival rate per worker) may take: queues grow fast above it. */
 const UTILISATION_MAX = 0.95;
 /** A scale-down must leave this much room (10%): the load moves between decisions, a relaunch costs a launch. */
 const DOWN_MARGIN = 0.9;
 
 /**
- * Fits S(b) by least squares over the buckets (in flight only: waiting is not engine time),
- * each bucket a point (b = mean in flight per ready worker, S = its in-flight time over the
- * requests that went through: Little's law) weighted by its departures; the slope is held to
- * PRIOR_LOAD_SHARE until the load has varied enough to show it. Undefined before any request
- * has finished.
+ * Fits S(b) on minute aggregates of the buckets (in flight only: waiting is not engine time;
+ * aligned to the clock, so a new decision sees the same points plus new ones): b = mean in
+ * flight per ready worker, S = in-flight time over the requests that went through (Little's
+ * law). The slope is the grouped (Wald) estimate: the S difference between the lighter and the
+ * heavier half of the minutes (by b, weighted by requests) over their b difference, which noise
+ * in b biases far less than least squares does. When the two halves' b differ by less than half
+ * of b̄, the slope is blended toward PRIOR_LOAD_SHARE (fully at no spread). a0 keeps at least a
+ * tenth of S̄ (a request's own work). Undefined before any request has finished.
+ * E.g. minutes at b = 6.5, S = 3.4 s (3 workers) and b = 12, S = 4.2 s (2 workers):
+ * a1 = 0.8/5.5 = 0.145, a0 = 2.5.
  */
 export function fitServiceModel(buckets: readonly LoadBucket[], bucketMs: number): ServiceModel | undefined {
-  const pts: [b: number, s: number, w: number][] = [];
-  const spanS = (FIT_BUCKETS * bucketMs) / 1000;
-  for (let end = buckets.length; end >= FIT_BUCKETS; end -= FIT_BUCKETS) {
-    let inflight = 0;
-    let ready = 0;
-    let through = 0;
-    for (let i = end - FIT_BUCKETS; i < end; i++) {
-      const k = buckets[i]!;
-      inflight += (k.mean - k.meanWaiting) / FIT_BUCKETS;
-      ready += k.ready / FIT_BUCKETS;
-      // Without waiting a request starts as it arrives: half-way between arrivals and departures
-      // is the throughput of a stretch whose load rose or fell.
-      through += k.meanWaiting === 0 ? (k.arrivals + k.departures) / 2 : k.departures;
-    }
-    if (through > 0 && ready > 0) pts.push([inflight / ready, (inflight * spanS) / through, through]);
+  const slotMs = FIT_BUCKETS * bucketMs;
+  const slots = new Map<number, { inflight: number; ready: number; through: number }>();
+  for (const k of buckets) {
+    const key = Math.floor(k.startMs / slotMs);
+    let a = slots.get(key);
+    if (!a) slots.set(key, (a = { inflight: 0, ready: 0, through: 0 }));
+    a.inflight += ((k.mean - k.meanWaiting) * bucketMs) / 1000;
+    a.ready += (k.ready * bucketMs) / 1000;
+    // Without waiting a request starts as it arrives: half-way between arrivals and departures
+    // is the throughput of a stretch whose load rose or fell.
+    a.through += k.meanWaiting === 0 ? (k.arrivals + k.departures) / 2 : k.departures;
   }
-  const W = pts.reduce((t, p) => t + p[2], 0);
-  if (W === 0) return undefined;
-  const bBar = pts.reduce((t, p) => t + p[0] * p[2], 0) / W;
-  const sBar = pts.reduce((t, p) => t + p[1] * p[2], 0) / W;
+  const pts: [b: number, s: number, w: number][] = [];
+  // Little's law holds for a stretch its requests turned over in (S within the minute): a minute
+  // of a growing backlog whose requests have not finished yet says nothing about S.
+  for (const a of slots.values()) {
+    const s = a.through > 0 ? a.inflight / a.through : Infinity;
+    if (a.ready > 0 && s <= slotMs / 1000) pts.push([a.inflight / a.ready, s, a.through]);
+  }
+  const mean = (g: readonly [number, number, number][], i: 0 | 1): number =>
+    g.reduce((t, p) => t + p[i] * p[2], 0) / g.reduce((t, p) => t + p[2], 0);
+  if (pts.length === 0) return undefined;
+  const bBar = mean(pts, 0);
+  const sBar = mean(pts, 1);
   if (!(bBar > 0)) return { a0: sBar, a1: 0 };
-  let cov = 0;
-  let varB = 0;
-  for (const [b, sv, w] of pts) {
-    cov += w * (b - bBar) * (sv - sBar);
-    varB += w * (b - bBar) ** 2;
+  pts.sort((x, y) => x[0] - y[0]);
+  const total = pts.reduce((t, p) => t + p[2], 0);
+  const lo: [number, number, number][] = [];
+  const hi: [number, number, number][] = [];
+  let acc = 0;
+  for (const p of pts) {
+    (acc < total / 2 ? lo : hi).push(p);
+    acc += p[2];
   }
   const prior = (PRIOR_LOAD_SHARE * sBar) / bBar;
-  const k = PRIOR_STRENGTH * bBar * bBar;
-  const a1 = Math.min(sBar / bBar, Math.max(0, (cov + k * prior) / (varB + k)));
+  let slope = prior;
+  if (lo.length > 0 && hi.length > 0) {
+    const db = mean(hi, 0) - mean(lo, 0);
+    const trust = Math.min(1, (db / bBar / FULL_TRUST_SPREAD) ** 2);
+    if (db > 0) slope = trust * ((mean(hi, 1) - mean(lo, 1)) / db) + (1 - trust) * prior;
+  }
+  const a1 = Math.min((1 - MIN_OWN_SHARE) * (sBar / bBar), Math.max(0, slope));
   return { a0: sBar - a1 * bBar, a1 };
 }
 
@@ -176,7 +206,8 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   const sustained = (s.waiting ?? 0) > 0 && last.length === SUSTAINED_BUCKETS && last.every((b) => b.peakWaiting > 0);
   const model = fitServiceModel(all, bucketMs);
   if (!model || all.length === 0) {
-    const need = Math.ceil(s.queueLength / C);
+    // Nothing finished yet: slots for what is queued, at most twice the workers ready.
+    const need = Math.min(Math.ceil(s.queueLength / C), 2 * Math.max(1, s.workers.ready));
     return {
       need,
       needDown: Math.max(need, activeWorkers(s)),
@@ -235,7 +266,8 @@ function smallestFleet(
 /**
  * How far above the load just before it the load that 99% of requests arrived into stood:
  * bursts and fluctuations, over the whole history (an hour), weighted by arrivals. A bucket's
- * peak counts at most ready·C + its arrivals (a backlog carried in is not new load).
+ * peak counts at most ready·C + its arrivals, and a bucket that opens on a backlog does not
+ * count (a backlog carried in is not new load).
  * E.g. bursts of 200 over a base of 3 in flight, with 45% of the requests in bursts: ≈ 197.
  */
 export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
@@ -245,7 +277,10 @@ export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
     const b = buckets[i]!;
     const n = Math.min(i, BASELINE_BUCKETS);
     const base = n > 0 ? baseSum / n : b.mean;
-    pairs.push([Math.max(0, Math.min(b.peak, b.ready * C + b.arrivals) - base), b.arrivals]);
+    // A bucket that starts with a backlog carried in (requests waiting through the one before)
+    // shows the backlog, not new load: it is left out.
+    const carried = i > 0 && buckets[i - 1]!.meanWaiting >= 1;
+    if (!carried) pairs.push([Math.max(0, Math.min(b.peak, b.ready * C + b.arrivals) - base), b.arrivals]);
     baseSum += b.mean;
     if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
   }

@@ -61,6 +61,11 @@ export interface ScaleSnapshot {
 export interface ScaleDecision {
   readonly desired: number;
   readonly reason: string;
+  /**
+   * What the policy wanted before max_workers held it back (settle sets it when it clamps to
+   * max_workers): the gateway reports it (a warning, a metric, the status).
+   */
+  readonly wanted?: number;
 }
 
 export interface AutoscalerPolicy {

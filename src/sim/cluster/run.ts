@@ -26,7 +26,7 @@ import { GatewayError } from '../../core/errors.js';
 import type { WorkerStateChange } from '../../core/pool.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
-import { assembleGateway } from '../../gateway/assemble.js';
+import { assembleGateway, type GatewayLog } from '../../gateway/assemble.js';
 import { promptTextOf } from '../../service/prompt.js';
 import type { EngineProfile } from '../engine-model.js';
 import { chatPromptText } from '../openai-routes.js';
@@ -60,6 +60,8 @@ export interface SimulationOptions {
   readonly onProgress?: (tS: number, sent: number) => void;
   /** Seeded faults, each off by default. */
   readonly faults?: SimulationFaults;
+  /** Where the gateway's log lines go (none by default). */
+  readonly log?: GatewayLog;
 }
 
 export interface SimulationFaults {
@@ -123,6 +125,8 @@ export interface SimulationResult {
    * worker: that worker could have served instead, and its relaunch was paid for twice.
    */
   readonly quickRelaunches: number;
+  /** Autoscaler decisions that wanted more workers than max_workers allowed. */
+  readonly heldBack: number;
   /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
   readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
   readonly gateway: GatewayCounts;
@@ -170,6 +174,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     random: requestFaultRandom,
   });
   const scaleEvents: ScaleEvent[] = [];
+  let heldBack = 0;
   const gateway = assembleGateway({
     config: c,
     clock,
@@ -180,6 +185,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     upstream,
     // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
     engineLoad: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
+    log: o.log,
+    metrics: { autoscalerHeldBack: () => heldBack++ },
     onScale: (desired, decision, snap) =>
       scaleEvents.push({ tS: clock.now() / 1000, from: activeWorkers(snap), to: desired, reason: decision.reason }),
   });
@@ -303,6 +310,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     launches: fleet.stats.launched,
     initialWorkers,
     quickRelaunches: churn.count(),
+    heldBack,
     prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
     gateway: {
       retries: service.stats.retries,
