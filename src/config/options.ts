@@ -237,9 +237,9 @@ export const OPTIONS = {
   },
   autoscaler: {
     type: 'string',
-    default: 'target-tracking',
+    default: 'slo',
     choices: AUTOSCALER_NAMES,
-    help: 'Autoscaling policy: target-tracking (ceil(queue length running mean / target_queue_per_worker), with a panic window), running-mean (running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check). See docs/autoscaling.md.',
+    help: "Autoscaling policy: slo (sizes the fleet for queue_wait_slo from the recent load's rate and peaks and a fitted model of the workers' service time; keeps an idle worker for a launch delay), target-tracking (ceil(queue length running mean / target_queue_per_worker), with a panic window), running-mean (running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check). See docs/autoscaling.md.",
     origin: 'new',
   },
   seed: {

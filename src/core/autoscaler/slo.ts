@@ -16,33 +16,40 @@ const BASELINE_BUCKETS = 6;
 const DOWN_PACE_MS = 2 * 60_000;
 /** No scale-down before the history covers this long (a gateway just started has not seen its load). */
 const MIN_HISTORY_MS = 5 * 60_000;
-/** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained. */
+/** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained: no scale-down then. */
 const SUSTAINED_BUCKETS = 3;
 
 /**
- * Sizes the fleet for a p99 queue-wait SLO from what the load did in the last few launch
- * delays, and keeps a worker as long as a relaunch would cost (ski rental).
+ * Sizes the fleet for a p99 queue-wait SLO (queue_wait_slo) from the recent load, and keeps a
+ * worker as long as a relaunch would cost (ski rental). The default policy.
  *
- * Inputs: the short-bucket history (LoadHistory: per 10 s the peak of in flight + waiting,
- * arrivals, departures, ready workers), the observed launch durations, worker_capacity C.
+ * Inputs (ScaleSnapshot): the load history in 10 s buckets (LoadHistory: peak and mean of in
+ * flight + waiting, waiting, ready workers, arrivals, departures, for the last hour), requests
+ * waiting now, the observed launch durations, worker_capacity C.
  *
- *   D  = median observed launch duration (before any: downscale_delay)
- *   S  = time in the gateway per request over the window (Little: mean queue / departures)
- *   a bucket's demand d = its peak, less the backlog carried into it (at most ready·C + arrivals)
- *   P  = the 99th percentile of d over the window, weighted by arrivals: the load 99% of
- *        requests arrived into
- *   need = ⌈P / (C · (1 + slo/S))⌉: a fleet of C·need slots drains an excess of slo/S of its
- *        slots within slo (a slot frees every S/C per worker), so peaks up to P wait ≤ slo
- *   sustained overload (requests waiting for 3 buckets and now): the peak counts the backlog;
- *        size from throughput instead: need = ⌈(arrival rate + backlog/D) / per-worker departures⌉
- *   desired = max of need over the last D (a worker idle for less than a launch costs less kept
- *        than relaunched)
+ *   D    the median observed launch duration (before any is seen: downscale_delay)
+ *   λ    the arrival rate over the last 5 minutes
+ *   S(b) = a0 + a1·b  a request's time on a worker carrying b in flight: a0 its own work, a1 what
+ *        each other request adds (its prefill, longer steps), fitted on the hour's minutes
+ *        (fitServiceModel); at r workers each carries b(r) = (λ/r)·a0 / (1 − λ·a1/r)
+ *   E    how far above the load just before it the load that 99% of requests arrived into
+ *        stood: bursts and fluctuations (burstExcess)
+ *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
+ *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r)))
  *
- * E.g. C = 30, slo = 1 s, S = 4 s: a worker holds peaks of 37.5; P = 70 → 2 workers. A burst
- * of 200 every 5 minutes is 45% of the requests of a 0.5 req/s base: P ≈ 200 → 6 workers,
- * kept between bursts; a single such burst in an hour of 5 req/s (1% of requests) is not.
- * Scale-ups between evaluations (every 2 s) come only from sustained overload: a burst shorter
- * than a launch is over before a worker launched for it is up.
+ * Up at once to `need` when requests are waiting (also between evaluations, every 2 s); on the
+ * model's word alone only when two decisions in a row say so. Down one worker at a time, two
+ * minutes apart, once the history covers five minutes, and only when the load of the last D
+ * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
+ * until it has been idle for about a launch.
+ *
+ * E.g. the conv trace's shape, S(b) = 2.6 + 0.13·b s, C = 30, slo = 1 s: at λ = 5.3 req/s one
+ * worker would carry b = 44 > 30 slots; two carry 10.5 each, peaks 21 + E; with E = 30 that is
+ * 51 ≤ 60·(1 + 1/4.0) = 75 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
+ * the requests: E ≈ 200 → 6 workers, kept between bursts; one such burst in an hour of 5 req/s
+ * (1% of the requests) moves nothing. A prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s: λ·a1
+ * = 6.6 workers of prefill → 7.
+ * Covered by test/unit/core/autoscaler/slo.test.ts; bench/results/autoscaling.md measures it.
  */
 export class SloPolicy implements AutoscalerPolicy {
   readonly name = 'slo';
@@ -85,7 +92,11 @@ export class SloPolicy implements AutoscalerPolicy {
     // Up to what the load needs at once; down one worker at a time (the next decision sees the
     // load on the smaller fleet), only when even the last launch delay's load fits with room to
     // spare, and not before the history has seen a few minutes of load.
-    const down = held < W && !e.sustained && seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS;
+    // An idle fleet (nothing arrived in the rate window) needs no more history to go down;
+    // scale-to-zero still waits for an idle queue_tracking_window (settle).
+    const idle = e.need === 0 && s.queueLength === 0;
+    const down =
+      held < W && !e.sustained && (idle || (seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS));
     // Up at once when requests wait now; on the model's word alone (a rise it sees coming) only
     // when the previous decision said so too and the fleet did not just shrink: a model fitted
     // on a minute of the smaller fleet's load is not yet sure.

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { ConfigError } from '../../config/resolve.js';
 import { optionsHelp, parsePlanArgs, type PlanArgs } from '../cluster/args.js';
 import { describeRun, planWorkload, type SimulateIo } from '../cluster/cli.js';
-import { attributions, policyKnobs } from '../cluster/report.js';
+import { attributions } from '../cluster/report.js';
 import { TraceError } from '../cluster/trace.js';
 import { renderPlanChart } from './chart.js';
 import { runPlan } from './plan.js';
@@ -34,7 +34,7 @@ export async function planMain(argv: readonly string[], io: SimulateIo): Promise
     const chart = renderPlanChart(result, {
       title: `${description.trace === undefined ? description.workload : `${description.trace.split('/').at(-1)}, time scale ${description.timeScale}`}, launches ${description.launch}`,
       notes: [
-        `Each policy's knobs at their defaults unless given: ${policyKnobs(c)}.`,
+        `Knobs: queue_wait_slo ${c.queueWaitSlo} s, target_queue_per_worker ${c.targetQueuePerWorker}, autoscale_up/down ${c.autoscaleUp}/${c.autoscaleDown}; window ${c.queueTrackingWindow} s, interval ${c.autoscaleInterval} s, downscale delay ${c.downscaleDelay} s.`,
         `Capacity ${c.workerCapacity} per worker, min_workers ${c.minWorkers}, seed ${sim.seed}. SIMULATED workers and launches (engine model of flockserve-sim).`,
         ...attributions(description),
       ],
