@@ -121,7 +121,7 @@ for (const w of WORKLOADS) {
     process.stderr.write(`plan ${w.name}, ${delay} s launches ...\n`);
     const p = await plan(w, delay);
     sections.push(section(w, delay, p));
-    commands.push(p.command.replace(`${TRACES}/`, '../shared/traces/'));
+    commands.push(p.command.replaceAll(`${TRACES}/`, '../shared/traces/'));
     const slo = p.policies.filter((r) => r.policy === 'slo');
     process.stderr.write(
       `  ${f1(p.processS)} s; slo: ${slo.map((r) => `${r.start} ${f2(r.workerHours)} worker-h, p99 ${f1(r.queueWaitS.p99)} s, ×bound ${f2(r.vsBound)}`).join('; ')}\n`,

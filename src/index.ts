@@ -6,20 +6,20 @@ import type { Config, FlockServeOptions } from './config/options.js';
 import { seededRandom, type Clock, type TimerHandle } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import type { OutlierStats } from './core/outlier.js';
-import type { Worker } from './core/pool.js';
-import type { Provisioner, TaskSpec } from './core/types.js';
+import type { Provisioner, TaskSpec, Worker } from './core/types.js';
 import { assembleGateway, type Gateway } from './gateway/assemble.js';
 import { buildHttpApp } from './http/app.js';
-import { PROVISIONERS, type ProvisionerName } from './provisioners/registry.js';
-import { loadTask, taskPort } from './provisioners/task.js';
+import type { ProvisionerName } from './provisioners/names.js';
+import { PROVISIONERS } from './provisioners/registry.js';
+import { checkTask, loadTask, taskPort } from './provisioners/task.js';
 import { systemClock } from './runtime/system-clock.js';
-import { loadTls } from './runtime/tls.js';
+import { loadTls, type TlsFiles } from './runtime/tls.js';
 import { GatewayControlPlane, type ScaleState } from './service/control-plane.js';
 import { EventHub, type EventListener } from './service/events.js';
 import { createHealthHandlers, HealthStatus, ServingStatus } from './service/grpc-health.js';
 import { createInferenceHandlers } from './service/grpc-inference.js';
 import { createNodeControlHandlers } from './service/grpc-node-control.js';
-import { startGrpcServer, type GrpcListener, type TlsFiles } from './service/grpc-server.js';
+import { startGrpcServer, type GrpcListener } from './service/grpc-server.js';
 import type { InferenceStats } from './service/inference.js';
 import type { ControlPlane, GatewayStatus, ScaleBounds } from './service/status.js';
 import { createLogger, type LogFormat, type Logger } from './telemetry/logger.js';
@@ -39,6 +39,15 @@ export interface FlockServeDeps {
   readonly provisioner?: Provisioner;
   /** Request spans go here when otel_traces is on (default: exported over OTLP to otel_collector_endpoint). */
   readonly tracer?: Tracer;
+}
+
+/** What run() would start, as check() found it. */
+export interface StartPlan {
+  readonly task: TaskSpec;
+  readonly httpPort: number;
+  /** 0 when the HTTP port is 0 (both pick a free port). */
+  readonly grpcPort: number;
+  readonly tls: TlsFiles | undefined;
 }
 
 export interface Listening {
@@ -100,13 +109,25 @@ export class FlockServe implements ControlPlane {
     return this.#parts?.gateway;
   }
 
-  /** Loads the task, starts the listeners, adopts or launches workers. Resolves once listening. */
+  /**
+   * Checks what run() would start without starting anything: the task file (readable, valid,
+   * with what the provisioner needs of it), the port, the TLS files. Throws a ConfigError that
+   * names the problem; `flockserve --check` prints the plan.
+   */
+  async check(): Promise<StartPlan> {
+    const c = this.config;
+    const task = await loadTask(c.skypilotTask);
+    checkTask(task, c.provisioner);
+    const httpPort = taskPort(task, c.port);
+    const tls = await loadTls(c.tlsCert, c.tlsKey);
+    return { task, httpPort, grpcPort: c.grpcPort >= 0 ? c.grpcPort : httpPort === 0 ? 0 : httpPort + 1, tls };
+  }
+
+  /** Checks the configuration, starts the listeners, adopts or launches workers. Resolves once listening. */
   async run(): Promise<Listening> {
     if (this.#parts) throw new Error('FlockServe is already running');
     const c = this.config;
-    const task = await loadTask(c.skypilotTask);
-    const port = taskPort(task, c.port);
-    const tls = await loadTls(c.tlsCert, c.tlsKey);
+    const { task, httpPort: port, tls } = await this.check();
     const parts = this.#assemble(task, tls);
     this.#parts = parts;
     const g = parts.gateway;

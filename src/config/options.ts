@@ -13,7 +13,7 @@ import { ENGINE_LOAD_DEFAULTS } from '../core/balancer/engine-load.js';
 import { PREFIX_CACHE_DEFAULTS } from '../core/balancer/prefix-cache.js';
 import { BALANCER_NAMES } from '../core/balancer/registry.js';
 import { SESSION_AFFINITY_DEFAULTS } from '../core/balancer/session-affinity.js';
-import { PROVISIONER_NAMES } from '../provisioners/registry.js';
+import { PROVISIONER_NAMES } from '../provisioners/names.js';
 
 export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'json' | 'list';
 
@@ -114,7 +114,7 @@ export const OPTIONS = {
   metrics_id: {
     type: 'int',
     default: 1,
-    help: 'Suffix of the OpenTelemetry metric names (e.g. requestcounter1); negative turns export off.',
+    help: 'Suffix of the OpenTelemetry metric names (e.g. requestcounter1); negative turns OTLP export off (as OTEL_SDK_DISABLED=true does).',
     origin: 'flockserve',
   },
   verbosity: {
@@ -127,8 +127,7 @@ export const OPTIONS = {
   },
   otel_collector_endpoint: {
     type: 'string',
-    default: 'http://localhost:4317',
-    help: 'OTLP gRPC endpoint the metrics (and, with otel_traces, the spans) are exported to.',
+    help: "OTLP gRPC endpoint the metrics (and, with otel_traces, the spans) are exported to. Unset: OpenTelemetry's OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (spans: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), else OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317 (FlockServe's default).",
     origin: 'flockserve',
   },
   otel_metrics_exporter_settings: {
@@ -249,9 +248,8 @@ export const OPTIONS = {
   },
   otel_export_interval: {
     type: 'number',
-    default: 120,
     min: 0.1,
-    help: "Seconds between OTLP metric exports (FlockServe's 120 s).",
+    help: "Seconds between OTLP metric exports. Unset: OpenTelemetry's OTEL_METRIC_EXPORT_INTERVAL (milliseconds), else 120 (FlockServe's).",
     origin: 'new',
   },
   otel_traces: {

@@ -3,7 +3,8 @@ import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
 import { LinkedList, type Linked } from './linked-list.js';
 import type { LoadTracker } from './load-tracker.js';
-import type { Worker, WorkerPool } from './pool.js';
+import type { WorkerPool } from './pool.js';
+import type { Worker } from './types.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
 import { wireBalancer } from './balancer/wire.js';
 

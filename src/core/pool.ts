@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js';
 import { LoadIndex, type Candidates } from './load-index.js';
-import type { WorkerState } from './types.js';
+import type { Worker, WorkerState, WorkerStateChange } from './types.js';
 
 /**
  * Allowed state changes. Only `ready` workers take new requests.
@@ -21,34 +21,6 @@ const TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
 
 export function canTransition(from: WorkerState, to: WorkerState): boolean {
   return TRANSITIONS[from].includes(to);
-}
-
-/** One worker as core sees it. Mutated only through WorkerPool. */
-export interface Worker {
-  readonly name: string;
-  readonly capacity: number;
-  readonly createdAt: number;
-  state: WorkerState;
-  /** Base URL once known (after provisioning). */
-  url: string | undefined;
-  inFlight: number;
-  totalRequests: number;
-  /** When the state last changed (clock ms). */
-  stateSince: number;
-  lastProbeAt: number | undefined;
-  detail: Record<string, string>;
-  /**
-   * Set by outlier detection (src/core/outlier.ts) while the worker is ejected: it keeps its
-   * state (ready, probed as usual) but is no balancing candidate. A flag beside the state, not a
-   * state, as Envoy keeps outlier ejection beside health: a worker can be ready and ejected.
-   */
-  ejected: boolean;
-}
-
-export interface WorkerStateChange {
-  readonly worker: Worker;
-  readonly previous: WorkerState;
-  readonly reason: string;
 }
 
 export type PoolListener = (change: WorkerStateChange) => void;

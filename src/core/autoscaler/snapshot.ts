@@ -1,5 +1,5 @@
 import type { LoadBucket } from '../load-history.js';
-import type { Worker, WorkerStateChange } from '../pool.js';
+import type { Worker, WorkerStateChange } from '../types.js';
 import type { ScaleConfig, ScaleSnapshot, WorkerCounts } from './types.js';
 
 /** Counts workers by the states the autoscaler cares about. */

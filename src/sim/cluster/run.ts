@@ -23,7 +23,7 @@ import { activeWorkers } from '../../core/autoscaler/snapshot.js';
 import { Cancellation } from '../../core/cancellation.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
 import { GatewayError } from '../../core/errors.js';
-import type { WorkerStateChange } from '../../core/pool.js';
+import type { WorkerStateChange } from '../../core/types.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
 import { assembleGateway, type GatewayLog } from '../../gateway/assemble.js';

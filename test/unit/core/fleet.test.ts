@@ -5,13 +5,9 @@ import { WorkerPool } from '../../../src/core/pool.js';
 import type { TaskSpec, WorkerState } from '../../../src/core/types.js';
 import { FakeProber } from '../../fakes/prober.js';
 import { FakeProvisioner, fakeUrl } from '../../fakes/provisioner.js';
+import { flush, runTo as runClockTo } from '../../helpers/virtual-time.js';
 
 const TASK: TaskSpec = { path: '/tmp/task.yaml', run: 'engine', envs: {}, ports: [8000], raw: {} };
-
-/** Lets promise chains started by the last timers run to the end (no real time passes). */
-async function flush(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 // Timings of every test: launch takes 3 s, probes every 1 s, unhealthy after 10 s,
 // drain for at most 5 s, first relaunch 5 s after a failed launch.
@@ -44,13 +40,7 @@ function setup(over: Partial<FleetOptions> = {}) {
     ...over,
   });
   /** Moves virtual time to `until` in 100 ms steps, settling promises after each. */
-  const runTo = async (until: number): Promise<void> => {
-    await flush();
-    while (clock.now() < until) {
-      clock.runUntil(Math.min(until, clock.now() + 100));
-      await flush();
-    }
-  };
+  const runTo = (until: number): Promise<void> => runClockTo(clock, until);
   const states = (): Record<string, WorkerState> => Object.fromEntries(pool.list().map((w) => [w.name, w.state]));
   return { clock, pool, provisioner, prober, fleet, readyAt, history, logs, runTo, states };
 }
@@ -478,5 +468,30 @@ describe('Fleet: manual control', () => {
     expect(() => f.fleet.scaleTo(1.5)).toThrow(/whole number/);
     await expect(f.fleet.remove('w-9')).rejects.toThrow(/unknown worker w-9/);
     await expect(f.fleet.drain('w-9')).rejects.toThrow(/unknown worker w-9/);
+  });
+
+  // [what happened, how, the reason of w-2's ready → draining and in the log]
+  const drains: [string, (f: ReturnType<typeof setup>) => unknown, string][] = [
+    ['the target fell', (f) => f.fleet.scaleTo(1), 'scale-down'],
+    ['an operator removed it', (f) => f.fleet.remove('w-2'), 'removed'],
+    ['an operator drained it', (f) => f.fleet.drain('w-2'), 'drained'],
+    ['the gateway shut down', (f) => f.fleet.shutdown(), 'shutdown'],
+    [
+      'the gateway shut down keeping workers',
+      (f) => f.fleet.shutdown({ keepWorkers: true }),
+      'shutdown (keeping workers)',
+    ],
+  ];
+  it.each(drains)('a drain says why: %s → (%s)', async (_what, act, reason) => {
+    const f = setup();
+    const changes: string[] = [];
+    f.pool.onChange((c) => {
+      if (c.worker.name === 'w-2' && c.worker.state === 'draining') changes.push(c.reason);
+    });
+    f.fleet.scaleTo(2);
+    await f.runTo(3000);
+    void act(f);
+    expect(changes).toEqual([reason]);
+    expect(f.logs).toContain(`info fleet: draining w-2 (${reason}; 0 in flight)`);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { LoadHistory } from '../../../src/core/load-history.js';
 import { LaunchTimes } from '../../../src/core/autoscaler/snapshot.js';
-import type { Worker } from '../../../src/core/pool.js';
+import type { Worker } from '../../../src/core/types.js';
 
 const S = 1000;
 
