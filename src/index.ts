@@ -198,6 +198,7 @@ export class FlockServe implements ControlPlane {
         fleetStats: () => core().fleet.stats,
         targetWorkers: () => core().fleet.target,
         clientConnections: () => connections,
+        wantedWorkers: () => core().scale.wanted,
       },
     });
     const gateway = assembleGateway({

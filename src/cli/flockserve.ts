@@ -9,14 +9,15 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/options.js';
 import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
-import { FlockServe, type StartPlan } from '../index.js';
+import type { FlockServe, StartPlan } from '../index.js';
 import { otlpSettings } from '../telemetry/otel-env.js';
 import { VERSION } from '../version.js';
 
 const SUMMARY =
   'FlockServe: launches copies of a SkyPilot task as workers, load-balances OpenAI and TGI requests\n' +
   'across them over HTTP and gRPC, and autoscales the worker count from the running mean of the queue length.\n' +
-  'Subcommand: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help).\n' +
+  'Subcommands: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help);\n' +
+  'flockserve plan --trace FILE [options] sweeps fixed fleets, the clairvoyant bound and the policies over it (see plan --help).\n' +
   '  --check    validate the flags and the task, print what would run, and exit (0 valid, 2 invalid)\n' +
   '  --version  print the version\n' +
   'Exit codes: 0 stopped cleanly (or --check passed), 1 any other failure, 2 a usage or configuration error.';
@@ -60,12 +61,14 @@ export function planText(config: Config, plan: StartPlan, env: NodeJS.ProcessEnv
 
 /** Runs the gateway until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  const io = { out: (text: string) => process.stdout.write(text), err: (text: string) => process.stderr.write(text) };
   if (argv[0] === 'simulate') {
     const { simulateMain } = await import('../sim/cluster/cli.js');
-    return simulateMain(argv.slice(1), {
-      out: (text) => process.stdout.write(text),
-      err: (text) => process.stderr.write(text),
-    });
+    return simulateMain(argv.slice(1), io);
+  }
+  if (argv[0] === 'plan') {
+    const { planMain } = await import('../sim/plan/cli.js');
+    return planMain(argv.slice(1), io);
   }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText('flockserve', SUMMARY) + '\n');
@@ -80,9 +83,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`flockserve: ${(err as Error).message}\n`);
     return err instanceof ConfigError ? EXIT.usage : EXIT.failure;
   };
+  // The gateway's modules (HTTP, gRPC, telemetry) load only to run it: simulate and plan start without them.
+  const { FlockServe: Gateway } = await import('../index.js');
   let gateway: FlockServe;
   try {
-    gateway = new FlockServe(resolveArgs(checkOnly ? argv.filter((a) => a !== '--check') : argv, process.env));
+    gateway = new Gateway(resolveArgs(checkOnly ? argv.filter((a) => a !== '--check') : argv, process.env));
     if (checkOnly) {
       process.stdout.write(planText(gateway.config, await gateway.check(), process.env) + '\n');
       return EXIT.ok;

@@ -7,6 +7,7 @@
  */
 
 import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';
+import { DEFAULT_QUEUE_WAIT_SLO_S } from '../core/autoscaler/slo.js';
 import { DEFAULT_TARGET_QUEUE_PER_WORKER } from '../core/autoscaler/target-tracking.js';
 import { ENGINE_LOAD_DEFAULTS } from '../core/balancer/engine-load.js';
 import { PREFIX_CACHE_DEFAULTS } from '../core/balancer/prefix-cache.js';
@@ -236,9 +237,9 @@ export const OPTIONS = {
   },
   autoscaler: {
     type: 'string',
-    default: 'target-tracking',
+    default: 'slo',
     choices: AUTOSCALER_NAMES,
-    help: 'Autoscaling policy: target-tracking (ceil(queue length running mean / target_queue_per_worker), with a panic window), running-mean (running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check). See docs/autoscaling.md.',
+    help: "Autoscaling policy: slo (sizes the fleet for queue_wait_slo from the recent load's rate and peaks and a fitted model of the workers' service time; keeps an idle worker for a launch delay), target-tracking (ceil(queue length running mean / target_queue_per_worker), with a panic window), running-mean (running mean per worker against autoscale_up/autoscale_down), flockserve-classic (the original total-queue rule, one step per check). See docs/autoscaling.md.",
     origin: 'new',
   },
   seed: {
@@ -485,6 +486,13 @@ export const OPTIONS = {
     default: DEFAULT_TARGET_QUEUE_PER_WORKER,
     min: 0.01,
     help: 'target-tracking: the running mean of the queue length each worker should carry; desired workers = ceil(mean / this).',
+    origin: 'new',
+  },
+  queue_wait_slo: {
+    type: 'number',
+    default: DEFAULT_QUEUE_WAIT_SLO_S,
+    min: 0,
+    help: 'slo: the p99 gateway queue wait, in seconds, the fleet is sized to hold (from the recent peaks of load per launch delay); a warning, a metric and the status say when max_workers keeps it from holding.',
     origin: 'new',
   },
   panic_window: {

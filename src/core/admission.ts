@@ -21,6 +21,8 @@ export interface AdmissionOptions {
   readonly balancer: BalancerPolicy;
   readonly clock: Clock;
   readonly tracker: LoadTracker;
+  /** Also told every change, with the requests waiting apart (the autoscaler's short-bucket history). */
+  readonly history?: { record(queueLength: number, waiting: number): void };
   readonly random: Random;
   /** Requests that may wait for a slot; one more gets 'queue_full' (429). 0 means none wait. */
   readonly maxQueueLength: number;
@@ -113,6 +115,7 @@ export class Admission {
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
   readonly #tracker: LoadTracker;
+  readonly #history: AdmissionOptions['history'];
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
@@ -128,6 +131,7 @@ export class Admission {
     this.#balancer = opts.balancer;
     this.#clock = opts.clock;
     this.#tracker = opts.tracker;
+    this.#history = opts.history;
     this.#maxQueueLength = opts.maxQueueLength;
     this.#onDemand = opts.onDemand;
     this.#retryAfterSeconds = opts.retryAfterSeconds;
@@ -285,7 +289,10 @@ export class Admission {
   }
 
   #report(): void {
-    this.#tracker.set(this.#pool.inFlight() + this.#waiters.size);
+    const waiting = this.#waiters.size;
+    const queue = this.#pool.inFlight() + waiting;
+    this.#tracker.set(queue);
+    this.#history?.record(queue, waiting);
   }
 
   #timeout(timeoutMs: number, cold: boolean): GatewayError {

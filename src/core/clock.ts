@@ -15,10 +15,19 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): TimerHandle;
 }
 
-interface Pending extends HeapItem {
-  readonly at: number;
-  readonly seq: number;
-  readonly fn: () => void;
+/** A timer of a VirtualClock, and its own handle: one object per timer (the simulation sets millions). */
+class Pending implements HeapItem, TimerHandle {
+  heapPos = -1;
+  constructor(
+    readonly at: number,
+    readonly seq: number,
+    readonly fn: () => void,
+    readonly heap: IndexedHeap<Pending>,
+  ) {}
+
+  cancel(): void {
+    this.heap.remove(this);
+  }
 }
 
 /** Timers fire by time, ties in the order they were set. */
@@ -43,9 +52,9 @@ export class VirtualClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): TimerHandle {
-    const p: Pending = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, heapPos: -1 };
+    const p = new Pending(this.#now + Math.max(0, ms), this.#seq++, fn, this.#timers);
     this.#timers.push(p);
-    return { cancel: () => this.#timers.remove(p) };
+    return p;
   }
 
   /** Timers not yet fired or cancelled. */

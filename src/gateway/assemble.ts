@@ -13,12 +13,13 @@ import type { Config } from '../config/options.js';
 import { Admission } from '../core/admission.js';
 import { AutoscalerController } from '../core/autoscaler/controller.js';
 import { createAutoscaler } from '../core/autoscaler/registry.js';
-import { activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
+import { LaunchTimes, activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
 import type { AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from '../core/autoscaler/types.js';
 import { balancerOptions, createBalancer } from '../core/balancer/registry.js';
 import { isEngineLoadSink, type BalancerPolicy, type EngineLoadSample } from '../core/balancer/types.js';
 import type { Clock } from '../core/clock.js';
 import { Fleet } from '../core/fleet.js';
+import { LoadHistory } from '../core/load-history.js';
 import { LoadTracker } from '../core/load-tracker.js';
 import { OutlierDetector } from '../core/outlier.js';
 import { WorkerPool } from '../core/pool.js';
@@ -45,6 +46,8 @@ export interface GatewayMetricsHooks {
   answerFailure?(worker: string, code: string): void;
   repetitionGuardTrip?(worker: string): void;
   autoscalerEvaluated?(direction: 'up' | 'down' | 'none'): void;
+  /** A decision the autoscaler could not take in full: it wanted `wanted` workers, max_workers is `max`. */
+  autoscalerHeldBack?(wanted: number, max: number): void;
 }
 
 /** Where worker changes and autoscaler decisions go as they happen (WatchEvents' EventHub fits). */
@@ -128,6 +131,9 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const pool = new WorkerPool(clock);
   const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
+  // The autoscaler's short-bucket view of the load (peaks, rates), and how long launches take.
+  const history = new LoadHistory(clock);
+  const launchTimes = new LaunchTimes();
   const balancer = o.balancer ?? createBalancer(c.loadBalancer, balancerOptions(c, clock));
   // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
   const engineMetrics = isEngineLoadSink(balancer)
@@ -154,6 +160,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     balancer,
     clock,
     tracker,
+    history,
     random: o.random,
     maxQueueLength: c.maxQueueLength,
     coldStartTimeoutMs: c.coldStartTimeout * 1000,
@@ -193,8 +200,14 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     onProbe: (w, ok) => outlier.probed(w, ok),
   });
   fleetRef.current = fleet;
+  let ready = 0;
   pool.onChange((change) => {
     metrics.workerChanged?.(change, clock.now());
+    launchTimes.change(change, clock.now());
+    const added = change.reason === 'added' && change.previous === change.worker.state;
+    const nowReady =
+      ready + (change.worker.state === 'ready' ? 1 : 0) - (!added && change.previous === 'ready' ? 1 : 0);
+    if (nowReady !== ready) history.setReady((ready = nowReady));
     const { worker, previous, reason } = change;
     log.info(
       { worker: worker.name, from: previous, to: worker.state, reason },
@@ -230,16 +243,40 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const policy = createAutoscaler(c.autoscaler, c);
   const config = scaleConfig(c);
   const bounds = (): ScaleState => scale;
+  // max_workers holding the autoscaler back: a warning when it starts, a note when it ends, and
+  // the wanted count in the shared scale state (the status and the metrics read it).
+  const reportCapped = (decision: ScaleDecision, snap: ScaleSnapshot): void => {
+    const wanted = decision.wanted !== undefined && decision.wanted > snap.maxWorkers ? decision.wanted : undefined;
+    if (wanted !== undefined && scale.wanted === undefined)
+      log.warn(
+        { ...decisionFields(decision, snap), policy: policy.name, wanted, maxWorkers: snap.maxWorkers },
+        `autoscaler wants ${wanted} workers; max_workers ${snap.maxWorkers} holds it back (its queue-wait target may not hold)`,
+      );
+    else if (wanted === undefined && scale.wanted !== undefined)
+      log.info({ policy: policy.name, maxWorkers: snap.maxWorkers }, 'autoscaler is within max_workers again');
+    scale.wanted = wanted;
+    if (wanted !== undefined) metrics.autoscalerHeldBack?.(wanted, snap.maxWorkers);
+  };
   const autoscaler: AutoscalerController = new AutoscalerController({
     clock,
     policy,
     intervalMs: c.autoscaleInterval * 1000,
     snapshot: () => {
-      const snap = takeSnapshot({ tracker, panicTracker, workers: () => pool.list(), bounds, config });
+      const snap = takeSnapshot({
+        tracker,
+        panicTracker,
+        workers: () => pool.list(),
+        bounds,
+        config,
+        waiting: () => admission.waiting,
+        history,
+        launches: launchTimes,
+      });
       return scale.lastManualAddAt === undefined ? snap : { ...snap, lastScaleUpAt: scale.lastManualAddAt };
     },
     // Every decision with its inputs at debug (counted, and sent to WatchEvents); the ones that change the fleet at info.
     onDecision: (decision, snap) => {
+      reportCapped(decision, snap);
       const current = activeWorkers(snap);
       metrics.autoscalerEvaluated?.(decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none');
       if (o.log) log.debug({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler decision');

@@ -36,6 +36,8 @@ export interface ScaleState {
   min: number;
   max: number;
   lastManualAddAt: number | undefined;
+  /** Workers the autoscaler wants beyond max_workers, while max_workers holds it back (undefined otherwise). */
+  wanted?: number | undefined;
 }
 
 export interface ControlPlaneOptions {
@@ -99,6 +101,7 @@ export class GatewayControlPlane implements ControlPlane {
       workerNames: workers.map((w) => w.name),
       minWorkers: this.#o.scale.min,
       maxWorkers: this.#o.scale.max,
+      autoscalerWantedWorkers: this.#o.scale.wanted,
       autoscaler: c.autoscaler,
       loadBalancer: c.loadBalancer,
       provisioner: g?.provisioner.kind ?? c.provisioner,

@@ -13,6 +13,8 @@ export interface GatewayStatus {
   readonly workerNames: string[];
   readonly minWorkers: number;
   readonly maxWorkers: number;
+  /** Workers the autoscaler wants beyond maxWorkers, while maxWorkers holds it back (its SLO may not hold). */
+  readonly autoscalerWantedWorkers?: number | undefined;
   readonly autoscaler: string;
   readonly loadBalancer: string;
   readonly provisioner: string;
@@ -61,5 +63,7 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
     worker_names: s.workerNames,
     failed_launches: s.failedLaunches,
     unterminated_clusters: s.unterminatedClusters,
+    // null while max_workers does not hold the autoscaler back.
+    autoscaler_wanted_workers: s.autoscalerWantedWorkers ?? null,
   };
 }

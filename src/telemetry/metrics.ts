@@ -38,6 +38,8 @@ export interface GatewayState {
   totalRequests(): number;
   fleetStats(): Readonly<FleetStats>;
   targetWorkers(): number;
+  /** Workers the autoscaler wants beyond max_workers, while max_workers holds it back. */
+  wantedWorkers?(): number | undefined;
   /** Rows the request log wrote and dropped, when it is on. */
   requestLogStats?(): { readonly written: number; readonly dropped: number };
   /** Failed OTLP exports, by signal, of the exporters there are. */
@@ -239,6 +241,13 @@ export class GatewayMetrics {
       [workers, inFlight],
     );
     gauge(meter, 'flockserve_target_workers', 'Workers the fleet is asked to run.', '{worker}', state.targetWorkers);
+    gauge(
+      meter,
+      'flockserve_autoscaler_wanted_workers',
+      'Workers the autoscaler wanted at its last decision, before max_workers: above flockserve_target_workers while max_workers holds it back.',
+      '{worker}',
+      () => state.wantedWorkers?.() ?? state.targetWorkers(),
+    );
     gauge(meter, 'flockserve_queue_length', 'Requests in flight plus waiting at the gateway.', '{request}', () =>
       state.queueLength(),
     );

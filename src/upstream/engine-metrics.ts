@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import type { EngineLoadSample, EngineLoadSink } from '../core/balancer/types.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Worker } from '../core/types.js';
@@ -148,6 +147,8 @@ export class EngineMetricsScraper {
 
   readonly #fetch = async (w: Worker, signal: AbortSignal): Promise<EngineLoadSample | undefined> => {
     if (!w.url) return undefined;
+    // Loaded at the first scrape: the simulation samples its engines directly and never loads it.
+    const { request } = await import('undici');
     const res = await request(w.url.replace(/\/+$/, '') + (this.#o.path ?? '/metrics'), {
       method: 'GET',
       signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.timeoutMs ?? this.#o.intervalMs)]),

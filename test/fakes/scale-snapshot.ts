@@ -14,6 +14,8 @@ export interface SnapshotInput {
   up?: number;
   down?: number;
   delayS?: number;
+  /** worker_capacity; default 30. */
+  capacity?: number;
 }
 
 /** A ScaleSnapshot with FlockServe's defaults (up 7, down 4, delay 300 s), min 1, max 10. */
@@ -26,6 +28,11 @@ export function scaleSnapshot(c: SnapshotInput): ScaleSnapshot {
     minWorkers: c.min ?? 1,
     maxWorkers: c.max ?? 10,
     ...(c.lastScaleUpAt === undefined ? {} : { lastScaleUpAt: c.lastScaleUpAt }),
-    config: { autoscaleUp: c.up ?? 7, autoscaleDown: c.down ?? 4, downscaleDelayMs: (c.delayS ?? 300) * 1000 },
+    config: {
+      autoscaleUp: c.up ?? 7,
+      autoscaleDown: c.down ?? 4,
+      downscaleDelayMs: (c.delayS ?? 300) * 1000,
+      workerCapacity: c.capacity ?? 30,
+    },
   };
 }

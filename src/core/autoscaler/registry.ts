@@ -1,5 +1,6 @@
 import { FlockServeClassic } from './flockserve-classic.js';
 import { RunningMean } from './running-mean.js';
+import { SloPolicy } from './slo.js';
 import { TargetTracking } from './target-tracking.js';
 import type { AutoscalerFactory, AutoscalerOptions, AutoscalerPolicy } from './types.js';
 
@@ -12,6 +13,7 @@ export const AUTOSCALERS = {
   'running-mean': (opts) => new RunningMean(opts),
   'flockserve-classic': (opts) => new FlockServeClassic(opts),
   'target-tracking': (opts) => new TargetTracking(opts),
+  slo: (opts) => new SloPolicy(opts),
 } satisfies Record<string, AutoscalerFactory>;
 
 export type AutoscalerName = keyof typeof AUTOSCALERS;

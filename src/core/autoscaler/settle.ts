@@ -31,12 +31,15 @@ export function settle(raw: ScaleDecision, s: ScaleSnapshot, now: number): Scale
     reason = `no change: scale-down delay, ${left} s left since the last scale-up (wanted: ${reason})`;
   }
 
+  let wanted: number | undefined;
   if (desired > s.maxWorkers) {
+    wanted = desired;
     desired = s.maxWorkers;
     reason += `; clamped to max_workers ${desired}`;
   } else if (desired < s.minWorkers) {
     desired = s.minWorkers;
     reason += `; clamped to min_workers ${desired}`;
   }
-  return desired === raw.desired && reason === raw.reason ? raw : { desired, reason };
+  if (desired === raw.desired && reason === raw.reason) return raw;
+  return wanted === undefined ? { desired, reason } : { desired, reason, wanted };
 }

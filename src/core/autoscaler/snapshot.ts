@@ -1,4 +1,5 @@
-import type { Worker } from '../types.js';
+import type { LoadBucket } from '../load-history.js';
+import type { Worker, WorkerStateChange } from '../types.js';
 import type { ScaleConfig, ScaleSnapshot, WorkerCounts } from './types.js';
 
 /** Counts workers by the states the autoscaler cares about. */
@@ -37,6 +38,12 @@ export interface SnapshotSources {
   /** Read at each evaluation: the bounds can change at run time. */
   readonly bounds: () => { readonly min: number; readonly max: number };
   readonly config: ScaleConfig;
+  /** Requests waiting for a slot now. */
+  readonly waiting?: () => number;
+  /** The short-bucket history (LoadHistory). */
+  readonly history?: { readonly bucketMs: number; buckets(): readonly LoadBucket[] };
+  /** Recent launch durations (LaunchTimes). */
+  readonly launches?: { durations(): readonly number[] };
 }
 
 export function takeSnapshot(src: SnapshotSources): ScaleSnapshot {
@@ -49,7 +56,37 @@ export function takeSnapshot(src: SnapshotSources): ScaleSnapshot {
     minWorkers: min,
     maxWorkers: max,
     config: src.config,
+    ...(src.waiting ? { waiting: src.waiting() } : {}),
+    ...(src.history ? { history: src.history.buckets(), historyBucketMs: src.history.bucketMs } : {}),
+    ...(src.launches ? { launchDurationsMs: src.launches.durations() } : {}),
   };
+}
+
+/**
+ * The durations of recent launches, from the pool's changes: a worker's first readiness after
+ * it was added, minus when it was added. Readiness within a second of being added is a worker
+ * that was already up (adopted; the simulation's initial workers), not a launch. Keeps `keep`.
+ */
+export class LaunchTimes {
+  readonly #keep: number;
+  readonly #durations: number[] = [];
+
+  constructor(keep = 16) {
+    this.#keep = keep;
+  }
+
+  /** Feed every pool change (WorkerPool.onChange) with the time it happened. */
+  change({ worker, previous }: WorkerStateChange, now: number): void {
+    if (worker.state !== 'ready' || previous !== 'starting') return;
+    const took = now - worker.createdAt;
+    if (took < 1000) return;
+    this.#durations.push(took);
+    if (this.#durations.length > this.#keep) this.#durations.shift();
+  }
+
+  durations(): readonly number[] {
+    return this.#durations;
+  }
 }
 
 /** The common knobs from the resolved options (seconds → ms). */
@@ -57,6 +94,12 @@ export function scaleConfig(c: {
   readonly autoscaleUp: number;
   readonly autoscaleDown: number;
   readonly downscaleDelay: number;
+  readonly workerCapacity: number;
 }): ScaleConfig {
-  return { autoscaleUp: c.autoscaleUp, autoscaleDown: c.autoscaleDown, downscaleDelayMs: c.downscaleDelay * 1000 };
+  return {
+    autoscaleUp: c.autoscaleUp,
+    autoscaleDown: c.autoscaleDown,
+    downscaleDelayMs: c.downscaleDelay * 1000,
+    workerCapacity: c.workerCapacity,
+  };
 }

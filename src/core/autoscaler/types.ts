@@ -1,3 +1,5 @@
+import type { LoadBucket } from '../load-history.js';
+
 /**
  * Contracts of the autoscaler. A policy is a pure function of a snapshot and the time,
  * so the same code runs live and in the virtual-time simulation.
@@ -19,6 +21,8 @@ export interface ScaleConfig {
   readonly autoscaleDown: number;
   /** No scale-down within this long after a scale-up (`downscale_delay`). */
   readonly downscaleDelayMs: number;
+  /** Concurrent requests a worker is sent (`worker_capacity`): its slots. */
+  readonly workerCapacity: number;
 }
 
 export interface ScaleSnapshot {
@@ -37,12 +41,31 @@ export interface ScaleSnapshot {
   /** Clock ms of the last scale-up, if any. */
   readonly lastScaleUpAt?: number;
   readonly config: ScaleConfig;
+  /** Requests waiting at the gateway for a slot now (part of queueLength). */
+  readonly waiting?: number;
+  /**
+   * The recent load in short buckets, oldest first (LoadHistory): peaks, means, arrivals,
+   * departures, ready workers. Empty or absent before the first bucket has closed.
+   */
+  readonly history?: readonly LoadBucket[];
+  /** Milliseconds each history bucket spans. */
+  readonly historyBucketMs?: number;
+  /**
+   * How long recent launches took, launch to ready, ms, oldest first: what a scale-down risks
+   * paying again. Workers that were up already (adopted) are not launches and are left out.
+   */
+  readonly launchDurationsMs?: readonly number[];
 }
 
 /** The worker count wanted and why. "No change" (desired = current count) is a normal decision. */
 export interface ScaleDecision {
   readonly desired: number;
   readonly reason: string;
+  /**
+   * What the policy wanted before max_workers held it back (settle sets it when it clamps to
+   * max_workers): the gateway reports it (a warning, a metric, the status).
+   */
+  readonly wanted?: number;
 }
 
 export interface AutoscalerPolicy {

@@ -1,7 +1,6 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import { signalGroup } from '../common.js';
 
 /** The `sky` executable is not on PATH (or not executable). */
@@ -80,6 +79,8 @@ export class SkyCli {
     const command = [this.command, ...args].join(' ');
     this.#onCommand?.([this.command, ...args]);
     const started = performance.now();
+    // Loaded at the first command: a process that never runs `sky` (simulate, plan) does not load it.
+    const { execa } = await import('execa');
     let log: WriteStream | undefined;
     if (opts.logPath) {
       mkdirSync(dirname(opts.logPath), { recursive: true });

@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { AUTOSCALER_NAMES, isAutoscalerName, type AutoscalerName } from '../../core/autoscaler/registry.js';
 import { OPTIONS, camelName, type Config, type OptionName, type OptionSpec } from '../../config/options.js';
 import { ConfigError, coerce, formatDefault, resolveOptions } from '../../config/resolve.js';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,7 @@ export const SIM_GATEWAY_OPTIONS = [
   'autoscale_interval',
   'downscale_delay',
   'target_queue_per_worker',
+  'queue_wait_slo',
   'panic_window',
   'cold_start_timeout',
   'worker_capacity',
@@ -50,7 +53,12 @@ interface SimFlag {
   readonly choices?: readonly string[];
   /** The workloads this flag is a knob of; any other refuses it. */
   readonly workloads?: readonly WorkloadName[];
+  /** The commands that take this flag (default: both). */
+  readonly commands?: readonly SimCommand[];
 }
+
+/** `flockserve simulate` runs one simulation; `flockserve plan` sweeps fixed fleets and policies over one workload. */
+export type SimCommand = 'simulate' | 'plan';
 
 type Range = readonly [min: number, max: number];
 
@@ -74,6 +82,9 @@ export const SHIPPED_TRACES = {
 /** A shipped file's path on this machine (src/sim/cluster/ and dist/sim/cluster/ are both 3 below the root). */
 export const shippedPath = (relative: string): string =>
   fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
+
+/** Simulations `plan` runs at once by default: one per core, at most 2 (they are CPU-bound). */
+export const DEFAULT_PLAN_JOBS = Math.max(1, Math.min(2, availableParallelism()));
 
 /** Flags only the simulation has. */
 export const SIM_FLAGS = {
@@ -206,6 +217,7 @@ export const SIM_FLAGS = {
   initial_workers: {
     type: 'int',
     min: 0,
+    commands: ['simulate'],
     help: 'Workers already up when the trace starts (default: min_workers).',
   },
   sample_interval: {
@@ -270,9 +282,37 @@ export const SIM_FLAGS = {
     workloads: MULTI_TURN_ONLY,
     help: 'Multi-turn: mean seconds between a reply and the next user message (exponential).',
   },
-  timeline: { type: 'string', default: 'simulation-timeline.csv', help: 'Where the timeline CSV is written.' },
-  chart: { type: 'string', default: 'simulation-chart.svg', help: 'Where the SVG chart is written.' },
+  timeline: {
+    type: 'string',
+    default: 'simulation-timeline.csv',
+    commands: ['simulate'],
+    help: 'Where the timeline CSV is written.',
+  },
+  chart: {
+    type: 'string',
+    help: 'Where the SVG chart is written (default: simulation-chart.svg; for plan, plan-chart.svg: the fixed-fleet frontier with the policies as points).',
+  },
   json: { type: 'bool', default: false, help: 'Print the summary as JSON instead of a table.' },
+  policies: {
+    type: 'string',
+    default: AUTOSCALER_NAMES.join(','),
+    commands: ['plan'],
+    help: 'Plan: the autoscaling policies to place against the fixed fleets and the bound, comma-separated.',
+  },
+  jobs: {
+    type: 'int',
+    default: DEFAULT_PLAN_JOBS,
+    min: 1,
+    commands: ['plan'],
+    help: 'Plan: simulations run at once, each in its own thread (they are independent; results do not depend on it).',
+  },
+  max_fixed: {
+    type: 'int',
+    default: 64,
+    min: 1,
+    commands: ['plan'],
+    help: 'Plan: the largest fixed fleet swept, if a smaller one has not already served every request without a wait.',
+  },
   quiet: {
     type: 'bool',
     default: false,
@@ -319,6 +359,17 @@ export interface SimArgs {
   readonly seed: number;
 }
 
+/** `flockserve plan`'s arguments: the simulation's, and what the sweep runs. */
+export interface PlanArgs {
+  /** Every run's base arguments; each run sets the fleet bounds, initial workers and policy. */
+  readonly sim: SimArgs;
+  readonly policies: readonly AutoscalerName[];
+  readonly jobs: number;
+  readonly maxFixed: number;
+  /** max_workers as given; undefined lets plan pick one from the sweep. */
+  readonly maxWorkers: number | undefined;
+}
+
 /** Seed when none is given: a simulation is reproducible by default. */
 export const DEFAULT_SIM_SEED = 1;
 
@@ -327,7 +378,42 @@ const GATEWAY = new Set<string>(SIM_GATEWAY_OPTIONS);
 /** `flockserve simulate` argv → arguments; throws ConfigError naming the flag. */
 export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
   if (argv.includes('--help') || argv.includes('-h')) return 'help';
-  const sim = new Map<SimFlagName, string | number | boolean | Range>();
+  return parseArgs(argv, 'simulate').sim;
+}
+
+/** `flockserve plan` argv → arguments; throws ConfigError naming the flag. */
+export function parsePlanArgs(argv: readonly string[]): PlanArgs | 'help' {
+  if (argv.includes('--help') || argv.includes('-h')) return 'help';
+  const { sim, flags, gatewayGiven } = parseArgs(argv, 'plan');
+  if (sim.workload === 'multi-turn')
+    throw new ConfigError(
+      '--workload multi-turn is closed-loop (each turn waits for the last reply), so its arrivals depend on the fleet: plan needs trace, envelope or bursty',
+    );
+  if (gatewayGiven.has('autoscaler'))
+    throw new ConfigError('plan runs every policy of --policies; give them there, not with --autoscaler');
+  const policies = String(flags.get('policies') ?? SIM_FLAGS.policies.default)
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+  const unknown = policies.filter((p) => !isAutoscalerName(p));
+  if (unknown.length > 0 || policies.length === 0)
+    throw new ConfigError(
+      `--policies: ${unknown.length > 0 ? `unknown ${unknown.join(', ')}` : 'none given'}; from ${AUTOSCALER_NAMES.join(', ')}`,
+    );
+  return {
+    sim,
+    policies: [...new Set(policies)] as AutoscalerName[],
+    jobs: (flags.get('jobs') as number | undefined) ?? DEFAULT_PLAN_JOBS,
+    maxFixed: (flags.get('max_fixed') as number | undefined) ?? SIM_FLAGS.max_fixed.default,
+    maxWorkers: gatewayGiven.has('max_workers') ? sim.config.maxWorkers : undefined,
+  };
+}
+
+function parseArgs(
+  argv: readonly string[],
+  command: SimCommand,
+): { sim: SimArgs; flags: ReadonlyMap<SimFlagName, string | number | boolean | Range>; gatewayGiven: Set<string> } {
+  const flags = new Map<SimFlagName, string | number | boolean | Range>();
   const gateway: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -345,7 +431,9 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
     };
     if (Object.hasOwn(SIM_FLAGS, name)) {
       const spec: SimFlag = SIM_FLAGS[name as SimFlagName];
-      sim.set(name as SimFlagName, coerceSimFlag(flag, spec, takeValue(spec.type === 'bool')));
+      if (spec.commands && !spec.commands.includes(command))
+        throw new ConfigError(`${flag} is an option of ${spec.commands.join(' and ')}, not ${command} (see --help)`);
+      flags.set(name as SimFlagName, coerceSimFlag(flag, spec, takeValue(spec.type === 'bool')));
     } else if (GATEWAY.has(name)) {
       const option = name as OptionName;
       // None of the options the simulation uses is a bool: each takes a value.
@@ -354,26 +442,27 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
       throw new ConfigError(`${flag} is a gateway option the simulation does not use (see --help)`);
     } else throw new ConfigError(`unknown option ${flag} (see --help)`);
   }
-  const workload = (sim.get('workload') ?? 'trace') as WorkloadName;
-  for (const [name] of sim) {
+  const workload = (flags.get('workload') ?? 'trace') as WorkloadName;
+  for (const [name] of flags) {
     const only = (SIM_FLAGS[name] as SimFlag).workloads;
     if (only && !only.includes(workload))
       throw new ConfigError(
         `--${name.replaceAll('_', '-')} is a knob of --workload ${only.join(' and ')}, not ${workload}`,
       );
   }
-  if (sim.get('trace') === '') throw new ConfigError('--trace needs a file');
-  if (sim.has('duration') && sim.has('days')) throw new ConfigError('give --duration or --days, not both');
+  if (flags.get('trace') === '') throw new ConfigError('--trace needs a file');
+  if (flags.has('duration') && flags.has('days')) throw new ConfigError('give --duration or --days, not both');
   const config = resolveOptions({ skypilotTask: '(simulated)', ...gateway });
-  if (config.minWorkers > config.maxWorkers) {
+  // plan sets max_workers itself when it is not given, so only an explicit one must hold min_workers.
+  if (config.minWorkers > config.maxWorkers && (command === 'simulate' || 'maxWorkers' in gateway)) {
     throw new ConfigError(`--min_workers ${config.minWorkers} is above --max_workers ${config.maxWorkers}`);
   }
-  const get = <K extends SimFlagName>(k: K) => (sim.get(k) ?? (SIM_FLAGS[k] as SimFlag).default) as never;
+  const get = <K extends SimFlagName>(k: K) => (flags.get(k) ?? (SIM_FLAGS[k] as SimFlag).default) as never;
   const seed = config.seed ?? DEFAULT_SIM_SEED;
   const file = (k: 'trace' | 'rates' | 'lengths'): string =>
-    (sim.get(k) as string | undefined) ?? shippedPath((SIM_FLAGS[k] as SimFlag).default as string);
-  const days = sim.get('days') as number | undefined;
-  const duration = sim.get('duration') as number | undefined;
+    (flags.get(k) as string | undefined) ?? shippedPath((SIM_FLAGS[k] as SimFlag).default as string);
+  const days = flags.get('days') as number | undefined;
+  const duration = flags.get('duration') as number | undefined;
   const bursty: BurstyOptions = {
     seed,
     durationS: duration ?? BURSTY.durationS,
@@ -389,7 +478,7 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
       throw new ConfigError((err as Error).message);
     }
   }
-  return {
+  const sim: SimArgs = {
     workload,
     trace: workload === 'trace' ? file('trace') : undefined,
     timeScale: get('time_scale'),
@@ -415,18 +504,22 @@ export function parseSimulateArgs(argv: readonly string[]): SimArgs | 'help' {
     provisionDelayS: get('provision_delay'),
     provisionDelayDist: get('provision_delay_dist'),
     provisionDelayCv: get('provision_delay_cv'),
-    initialWorkers: sim.get('initial_workers') as number | undefined,
+    initialWorkers: flags.get('initial_workers') as number | undefined,
     sampleIntervalS: get('sample_interval'),
     settle: get('settle'),
     profile: { kvCacheTokens: get('kv_cache_tokens'), offloadCacheTokens: get('offload_cache_tokens') },
     oracle: get('oracle'),
     timeline: get('timeline'),
-    chart: get('chart'),
+    chart:
+      (flags.get('chart') as string | undefined) ?? (command === 'plan' ? 'plan-chart.svg' : 'simulation-chart.svg'),
     json: get('json'),
     config,
     seed,
   };
+  return { sim, flags, gatewayGiven: new Set(Object.keys(gateway).map(snakeName)) };
 }
+
+const snakeName = (camel: string): string => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | number | boolean | Range {
   const bad = (expected: string): never => {
@@ -462,7 +555,7 @@ function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | numbe
 
 /** `flockserve simulate --help`, from the two tables. */
 export function simulateHelp(): string {
-  const lines = [
+  return [
     'Usage: flockserve simulate [--trace FILE] [options]',
     '       flockserve simulate --workload multi-turn|envelope|bursty [options]',
     '',
@@ -473,19 +566,26 @@ export function simulateHelp(): string {
     'peak workers and scale events; writes a timeline CSV and an SVG chart.',
     `Same seed, same numbers (default seed ${DEFAULT_SIM_SEED}).`,
     '',
-    'Simulation options:',
-  ];
+    ...optionsHelp('simulate'),
+  ].join('\n');
+}
+
+/** The options a command takes, from the two tables, as --help lists them. */
+export function optionsHelp(command: SimCommand): string[] {
+  const lines = ['Simulation options:'];
   for (const [name, spec] of Object.entries(SIM_FLAGS) as [string, SimFlag][]) {
+    if (spec.commands && !spec.commands.includes(command)) continue;
     const shown = Array.isArray(spec.default) ? spec.default.join('-') : String(spec.default);
     const def = spec.default === undefined ? '' : ` (default: ${shown})`;
     const choices = spec.choices ? `; one of ${spec.choices.join(', ')}` : '';
     lines.push(`  --${name.replaceAll('_', '-')} <${spec.type}>${def}${choices}`, `      ${spec.help}`);
   }
-  lines.push('', 'Gateway options the simulation uses (as for flockserve):');
+  lines.push('', `Gateway options the ${command === 'plan' ? 'runs use' : 'simulation uses'} (as for flockserve):`);
   for (const name of SIM_GATEWAY_OPTIONS) {
+    if (command === 'plan' && name === 'autoscaler') continue;
     const spec: OptionSpec = OPTIONS[name];
     const def = formatDefault(spec.default);
     lines.push(`  --${name} <${spec.type}> (default: ${def})`, `      ${spec.help}`);
   }
-  return lines.join('\n');
+  return lines;
 }

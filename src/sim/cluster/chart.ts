@@ -136,9 +136,9 @@ export function niceMax(v: number): number {
   return 10 * p;
 }
 
-const f = (v: number): string => v.toFixed(1);
-const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+export const f = (v: number): string => v.toFixed(1);
+export const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(1));
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }

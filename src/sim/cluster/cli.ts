@@ -7,8 +7,16 @@ import { formatReport, policyKnobs, attributions, scaleCounts, timelineCsv, type
 import { progressReporter, type Progress } from './progress.js';
 import { readRateEnvelope } from './rates.js';
 import { simulate, type SimulationResult } from './run.js';
-import { TraceError, readLengths, scanTrace, traceRequests } from './trace.js';
-import { burstyWorkload, envelopeWorkload, multiTurnWorkload, traceWorkload, type SimWorkload } from './workload.js';
+import { TraceError, readLengths, scanTrace, traceRequests, type TraceRequest } from './trace.js';
+import {
+  burstyRequests,
+  burstyWorkload,
+  envelopeRequests,
+  envelopeWorkload,
+  multiTurnWorkload,
+  traceWorkload,
+  type SimWorkload,
+} from './workload.js';
 import { envelopeMeanRate, envelopeSpanS } from '../workloads/envelope.js';
 
 export interface SimulateIo {
@@ -69,6 +77,12 @@ export interface PlannedWorkload {
   readonly spanS?: number;
   /** Files it reads, for the report's attributions. */
   readonly sources: readonly string[];
+  /**
+   * The same requests as a fresh stream, arrivals in the run's time (a trace's time scale
+   * applied): what the clairvoyant bound is computed from. None for a closed-loop workload,
+   * whose arrivals depend on the fleet.
+   */
+  readonly requests?: () => Iterable<TraceRequest>;
 }
 
 /**
@@ -87,6 +101,7 @@ export function planWorkload(args: SimArgs): PlannedWorkload {
         workload: traceWorkload(traceRequests(file), args.timeScale, file, scan.requests),
         spanS: scan.lastArrivalMs / args.timeScale / 1000,
         sources: [file],
+        requests: () => scaled(traceRequests(file), args.timeScale),
       };
     }
     case 'envelope': {
@@ -102,19 +117,31 @@ export function planWorkload(args: SimArgs): PlannedWorkload {
         throw new TraceError(`${e.rates}: every window's rate_rps is 0 over the first ${e.durationS} s`);
       const kind = e.arrivalCv === 1 ? 'Poisson' : `Gamma, cv ${e.arrivalCv}`;
       const label = `envelope ${basename(e.rates)} scaled to a mean of ${e.meanRate} req/s over ${e.durationS} s (${kind}), lengths from ${basename(args.lengths)}`;
+      const o = { seed: args.seed, ...e };
       return {
-        workload: envelopeWorkload(env, lengths, { seed: args.seed, ...e }, label),
+        workload: envelopeWorkload(env, lengths, o, label),
         spanS: e.durationS,
         sources: [e.rates, args.lengths],
+        requests: () => envelopeRequests(env, lengths, o),
       };
     }
     case 'bursty': {
       const b = args.bursty;
       const lengths = readLengths(args.lengths);
       const label = `bursty: base ${b.baseRate} req/s, bursts of ${b.burstSize.join('-')} over ${b.burstWidthS} s every ~${b.burstEveryS} s, ${b.durationS} s, lengths from ${basename(args.lengths)}`;
-      return { workload: burstyWorkload(lengths, b, label), spanS: b.durationS, sources: [args.lengths] };
+      return {
+        workload: burstyWorkload(lengths, b, label),
+        spanS: b.durationS,
+        sources: [args.lengths],
+        requests: () => burstyRequests(lengths, b),
+      };
     }
   }
+}
+
+/** A trace's requests with arrivals `timeScale` times sooner. */
+function* scaled(requests: Iterable<TraceRequest>, timeScale: number): Generator<TraceRequest, void, undefined> {
+  for (const r of requests) yield timeScale === 1 ? r : { ...r, arrivalMs: r.arrivalMs / timeScale };
 }
 
 /**
@@ -146,23 +173,24 @@ export async function runSimulation(
     ...(reporter ? { onProgress: reporter.update } : {}),
   }).finally(() => reporter?.done());
   const wallS = (performance.now() - started) / 1000;
+  return { result, description: { ...describeRun(args, plan), wallS } };
+}
+
+/** How a run is set up, as the report and the chart say it. */
+export function describeRun(args: SimArgs, plan: PlannedWorkload): Omit<RunDescription, 'wallS'> {
   const launch =
     args.provisionDelayDist === 'fixed'
       ? `fixed ${args.provisionDelayS} s`
       : `${args.provisionDelayDist}, mean ${args.provisionDelayS} s${args.provisionDelayDist === 'exponential' ? '' : `, cv ${args.provisionDelayCv}`}`;
   return {
-    result,
-    description: {
-      workload: workload.label,
-      ...(args.workload === 'trace' ? { trace: args.trace!, timeScale: args.timeScale } : {}),
-      sources: plan.sources,
-      config: args.config,
-      seed: args.seed,
-      launch,
-      wallS,
-      oracle: args.oracle,
-      profile: args.profile,
-    },
+    workload: plan.workload.label,
+    ...(args.workload === 'trace' ? { trace: args.trace!, timeScale: args.timeScale } : {}),
+    sources: plan.sources,
+    config: args.config,
+    seed: args.seed,
+    launch,
+    oracle: args.oracle,
+    profile: args.profile,
   };
 }
 

@@ -60,6 +60,8 @@ export function attributions(d: RunDescription): string[] {
 export function policyKnobs(c: Config): string {
   const common = `window ${c.queueTrackingWindow} s, interval ${c.autoscaleInterval} s, downscale delay ${c.downscaleDelay} s`;
   switch (c.autoscaler) {
+    case 'slo':
+      return `p99 queue wait target (queue_wait_slo) ${c.queueWaitSlo} s, interval ${c.autoscaleInterval} s, downscale delay ${c.downscaleDelay} s (also the launch time assumed before one is seen)`;
     case 'target-tracking':
       return `target ${c.targetQueuePerWorker}/worker, panic window ${c.panicWindow} s, ${common}`;
     default:

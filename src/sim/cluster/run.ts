@@ -23,9 +23,10 @@ import { activeWorkers } from '../../core/autoscaler/snapshot.js';
 import { Cancellation } from '../../core/cancellation.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
 import { GatewayError } from '../../core/errors.js';
+import type { WorkerStateChange } from '../../core/types.js';
 import type { TaskSpec } from '../../core/types.js';
 import type { Config } from '../../config/options.js';
-import { assembleGateway } from '../../gateway/assemble.js';
+import { assembleGateway, type GatewayLog } from '../../gateway/assemble.js';
 import { promptBlockHashes } from '../../core/hashing.js';
 import { promptTextOf } from '../../routes/rules.js';
 import type { EngineProfile } from '../engine-model.js';
@@ -68,6 +69,8 @@ export interface SimulationOptions {
   readonly oracle?: boolean;
   /** Virtual ms between samples of the per-worker load (BalanceStats); default 100. */
   readonly balanceSampleMs?: number;
+  /** Where the gateway's log lines go (none by default). */
+  readonly log?: GatewayLog;
 }
 
 /**
@@ -138,8 +141,17 @@ export interface SimulationResult {
   readonly summary: SimSummary;
   readonly timeline: readonly TimelineRow[];
   readonly scaleEvents: readonly ScaleEvent[];
-  /** Fleet launches (workers started), including replacements. */
+  /** Fleet launches (workers started), including replacements and the initial workers. */
   readonly launches: number;
+  /** Workers up when the traffic started (they count in `launches`). */
+  readonly initialWorkers: number;
+  /**
+   * Launches that began less than one mean launch delay after a scale-down drained a ready
+   * worker: that worker could have served instead, and its relaunch was paid for twice.
+   */
+  readonly quickRelaunches: number;
+  /** Autoscaler decisions that wanted more workers than max_workers allowed. */
+  readonly heldBack: number;
   /** Prompt tokens looked up in the engines' prefix caches and found there, over all workers. */
   readonly prefixCache: { readonly queryTokens: number; readonly hitTokens: number; readonly hitRate: number };
   readonly balance: BalanceStats;
@@ -201,6 +213,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
         (text) => engineBlocks.get(text)?.blocks,
       )
     : undefined;
+  let heldBack = 0;
   const gateway = assembleGateway({
     balancer: oracle,
     config: c,
@@ -212,12 +225,16 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     upstream,
     // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
     engineLoad: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
+    log: o.log,
+    metrics: { autoscalerHeldBack: () => heldBack++ },
     onScale: (desired, decision, snap) =>
       scaleEvents.push({ tS: clock.now() / 1000, from: activeWorkers(snap), to: desired, reason: decision.reason }),
   });
   const { pool, tracker, admission, fleet, service } = gateway;
   const metrics = new SimMetrics(clock, pool);
   const bounds = gateway.scale;
+  const churn = relaunchCounter(o.launchDelay.meanMs, initialWorkers);
+  pool.onChange((change) => churn.change(change, clock.now()));
 
   const timeline: TimelineRow[] = [];
   const sample = (): void => {
@@ -247,7 +264,12 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     lastSendAt = clock.now();
     const rec = metrics.arrived();
     const { routeText, engineText } = promptTexts(req.prompt);
-    const headers = upstream.register({ promptTokens: req.promptTokens, outputTokens: req.outputTokens, engineText });
+    const headers = upstream.register({
+      promptTokens: req.promptTokens,
+      outputTokens: req.outputTokens,
+      engineText,
+      uniquePrompt: req.prompt !== undefined && 'unique' in req.prompt && req.prompt.unique === true,
+    });
     const oracleKey = oracle && routeText !== undefined && engineText !== undefined ? routeText : undefined;
     if (oracleKey !== undefined) {
       const entry = engineBlocks.get(oracleKey);
@@ -355,12 +377,18 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   sample();
   gateway.stop();
   const summary = metrics.summary();
-  const { queryTokens, hitTokens, prefillMs } = provisioner.engineTotals();
+  const engines = provisioner.engineTotals();
+  const queryTokens = engines.queryTokens + upstream.uniquePromptTokens;
+  const hitTokens = engines.hitTokens;
+  const prefillMs = engines.prefillMs;
   return {
     summary,
     timeline,
     scaleEvents,
     launches: fleet.stats.launched,
+    initialWorkers,
+    quickRelaunches: churn.count(),
+    heldBack,
     prefixCache: { queryTokens, hitTokens, hitRate: queryTokens === 0 ? 0 : hitTokens / queryTokens },
     prefillUtilisation: summary.workerSeconds === 0 ? 0 : prefillMs / 1000 / summary.workerSeconds,
     balance: {
@@ -388,6 +416,33 @@ function promptTexts(prompt: SimPrompt | undefined): { routeText?: string; engin
   if ('messages' in prompt)
     return { routeText: promptTextOf({ messages: prompt.messages }), engineText: chatPromptText(prompt.messages) };
   return { routeText: prompt.prompt, engineText: prompt.prompt };
+}
+
+/**
+ * Counts launches that follow a scale-down of a ready worker by less than `windowMs` (each
+ * drained worker answers for one launch at most). The first `initial` launches are the workers
+ * up at the start.
+ */
+function relaunchCounter(
+  windowMs: number,
+  initial: number,
+): { change(c: WorkerStateChange, now: number): void; count(): number } {
+  const drained: number[] = [];
+  let launches = 0;
+  let quick = 0;
+  return {
+    change({ worker, previous, reason }, now) {
+      if (worker.state === 'draining' && previous === 'ready' && reason === 'scale-down') drained.push(now);
+      else if (reason === 'added' && previous === worker.state && ++launches > initial) {
+        while (drained.length > 0 && drained[0]! < now - windowMs) drained.shift();
+        if (drained.length > 0) {
+          drained.shift();
+          quick++;
+        }
+      }
+    },
+    count: () => quick,
+  };
 }
 
 function failRequest(metrics: SimMetrics, rec: RequestRecord, err: unknown): void {

@@ -155,36 +155,43 @@ function* azureRows(
   // Whole milliseconds since the epoch (~1.7e12) and the fraction apart: their sum would keep
   // only ~0.0002 ms of the fraction; the differences between requests keep it all.
   let origin: { ms: number; frac: number } | undefined;
-  let prev: { ms: number; frac: number; line: number; raw: string } | undefined;
+  let prevMs = -Infinity;
+  let prevFrac = 0;
+  let prevLine = 0;
+  let prevStamp = '';
   for (const { text: raw, line } of rows) {
-    const where = `${file}:${line}`;
+    // Messages are built only on the error paths: this loop runs once per request of the trace.
+    const where = (): string => `${file}:${line}`;
     if (raw.trim() === '')
-      throw new TraceError(`${where}: empty line; expected "timestamp,context tokens,generated tokens"`);
+      throw new TraceError(`${where()}: empty line; expected "timestamp,context tokens,generated tokens"`);
     const cells = raw.split(',');
     if (cells.length !== header.length) {
       throw new TraceError(
-        `${where}: expected ${header.length} comma-separated fields (${HEADER.join(',')}), got ${cells.length}: "${raw}"`,
+        `${where()}: expected ${header.length} comma-separated fields (${HEADER.join(',')}), got ${cells.length}: "${raw}"`,
       );
     }
     const stamp = cells[tCol]!.trim();
     const at = parseTimestamp(stamp);
     if (at === undefined) {
       throw new TraceError(
-        `${where}: expected a timestamp like "2023-11-16 18:15:46.6805900", got ${stamp === '' ? 'none' : `"${stamp}"`}`,
+        `${where()}: expected a timestamp like "2023-11-16 18:15:46.6805900", got ${stamp === '' ? 'none' : `"${stamp}"`}`,
       );
     }
     const prompt = parseCount(cells[pCol]!);
     if (prompt === undefined)
-      throw new TraceError(`${where}: expected ContextTokens as a whole number >= 0, got "${cells[pCol]}"`);
+      throw new TraceError(`${where()}: expected ContextTokens as a whole number >= 0, got "${cells[pCol]}"`);
     const output = parseCount(cells[oCol]!);
     if (output === undefined)
-      throw new TraceError(`${where}: expected GeneratedTokens as a whole number >= 0, got "${cells[oCol]}"`);
-    if (prev && (at.ms < prev.ms || (at.ms === prev.ms && at.frac < prev.frac))) {
+      throw new TraceError(`${where()}: expected GeneratedTokens as a whole number >= 0, got "${cells[oCol]}"`);
+    if (at.ms < prevMs || (at.ms === prevMs && at.frac < prevFrac)) {
       throw new TraceError(
-        `${where}: timestamp ${stamp} is earlier than line ${prev.line}'s (${prev.raw}); the trace must be sorted by time`,
+        `${where()}: timestamp ${stamp} is earlier than line ${prevLine}'s (${prevStamp}); the trace must be sorted by time`,
       );
     }
-    prev = { ...at, line, raw: cells[tCol]!.trim() };
+    prevMs = at.ms;
+    prevFrac = at.frac;
+    prevLine = line;
+    prevStamp = stamp;
     origin ??= at;
     yield {
       arrivalMs: at.ms - origin.ms + (at.frac - origin.frac),
@@ -255,23 +262,39 @@ const excerpt = (s: string): string => (s.length > 60 ? `${s.slice(0, 57)}...` :
 
 /** Whole ms since the epoch and the fraction of a ms, or undefined if `s` is not a valid timestamp. */
 function parseTimestamp(s: string): { ms: number; frac: number } | undefined {
-  const m = TIMESTAMP.exec(s);
+  // Consecutive rows share their minute: the date is checked once per minute, the seconds each row.
+  const minute = s.slice(0, 16);
+  let base = minuteCache.get(minute);
+  if (base === undefined) {
+    const m = TIMESTAMP.exec(s);
+    if (!m) return undefined;
+    const [, y, mo, d, h, mi, sec] = m;
+    const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec));
+    // Date.UTC rolls over impossible dates (Feb 30 → Mar 2): reject them instead.
+    const back = new Date(ms);
+    const same =
+      back.getUTCMonth() === Number(mo) - 1 &&
+      back.getUTCDate() === Number(d) &&
+      back.getUTCHours() === Number(h) &&
+      back.getUTCMinutes() === Number(mi) &&
+      back.getUTCSeconds() === Number(sec);
+    if (!same) return undefined;
+    base = ms - Number(sec) * 1000;
+    if (minuteCache.size > 1024) minuteCache.clear();
+    minuteCache.set(minute, base);
+  }
+  const m = SECONDS.exec(s);
   if (!m) return undefined;
-  const [, y, mo, d, h, mi, sec, frac] = m;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec));
-  // Date.UTC rolls over impossible dates (Feb 30 → Mar 2): reject them instead.
-  const back = new Date(ms);
-  const same =
-    back.getUTCMonth() === Number(mo) - 1 &&
-    back.getUTCDate() === Number(d) &&
-    back.getUTCHours() === Number(h) &&
-    back.getUTCMinutes() === Number(mi) &&
-    back.getUTCSeconds() === Number(sec);
-  if (!same) return undefined;
+  const sec = Number(m[1]);
+  if (sec > 59) return undefined;
   // "6805900" → 680 whole ms + 0.59 ms.
-  const micro = frac ? Number(`0.${frac}`) * 1000 : 0;
-  return { ms: ms + Math.floor(micro), frac: micro - Math.floor(micro) };
+  const micro = m[2] ? Number(`0.${m[2]}`) * 1000 : 0;
+  return { ms: base + sec * 1000 + Math.floor(micro), frac: micro - Math.floor(micro) };
 }
+
+/** "YYYY-MM-DD HH:MM" → that minute's ms since the epoch, for minutes already checked. */
+const minuteCache = new Map<string, number>();
+const SECONDS = /^.{16}:(\d{2})(?:\.(\d{1,9}))?Z?$/;
 
 function parseCount(s: string): number | undefined {
   const t = s.trim();

@@ -23,6 +23,8 @@ export interface SimJobSpec {
   readonly outputTokens: number;
   /** The prompt as the engine reads it (its prefix cache keys on its blocks); none → no cache lookup. */
   readonly engineText?: string | undefined;
+  /** No other prompt shares a block with this one: no lookup (it could not hit), its tokens counted as looked up. */
+  readonly uniquePrompt?: boolean;
 }
 
 export interface SimUpstreamOptions {
@@ -53,6 +55,7 @@ export class SimUpstream implements Upstream {
   readonly #jobs = new Map<string, Job>();
   #nextId = 0;
   #requestFailures = 0;
+  #uniquePromptTokens = 0;
 
   constructor(options: SimUpstreamOptions) {
     if ((options.requestFailureRate ?? 0) > 0 && !options.random)
@@ -63,6 +66,11 @@ export class SimUpstream implements Upstream {
   /** Simulated 503s answered so far. */
   get requestFailures(): number {
     return this.#requestFailures;
+  }
+
+  /** Prompt tokens of unique prompts sent to engines: looked up in their caches, as it were, and never found. */
+  get uniquePromptTokens(): number {
+    return this.#uniquePromptTokens;
   }
 
   /** Registers a request's job; send the returned headers with it, and forget() them once it ended. */
@@ -94,7 +102,8 @@ export class SimUpstream implements Upstream {
     }
     const signal = req.signal;
     const spec = job.spec;
-    if (spec.engineText !== undefined) job.blocks ??= promptBlockHashes(spec.engineText);
+    if (spec.uniquePrompt) this.#uniquePromptTokens += spec.promptTokens;
+    else if (spec.engineText !== undefined) job.blocks ??= promptBlockHashes(spec.engineText);
     // The engine's events arrive on the clock, never inside run(): the handle is set before any.
     const running: { handle?: { cancel(): void } } = {};
     const body = new BodyStream({ pause() {}, resume() {}, abort: () => running.handle?.cancel() });

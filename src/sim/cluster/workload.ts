@@ -12,8 +12,14 @@ import { chatMessages, multiTurnSessions, type ChatMessage, type MultiTurnOption
 import { tracePrompt } from '../workloads/trace-prompts.js';
 import type { TraceLengths, TraceRequest } from './trace.js';
 
-/** The request body's prompt, as a client sends it: the gateway and the engine each read it their way. */
-export type SimPrompt = { readonly messages: readonly ChatMessage[] } | { readonly prompt: string };
+/**
+ * The request body's prompt, as a client sends it: the gateway and the engine each read it their
+ * way. `unique`: no other request's prompt shares even its first block (a trace line's own text),
+ * so an engine's prefix-cache lookup could not hit and is skipped (its tokens still count as
+ * looked up); the engine's timing is the same either way.
+ */
+export type SimPrompt =
+  { readonly messages: readonly ChatMessage[] } | { readonly prompt: string; readonly unique?: boolean };
 
 export interface SimRequest {
   readonly promptTokens: number;
@@ -71,7 +77,7 @@ export function traceWorkload(
           send({
             promptTokens: req.promptTokens,
             outputTokens: req.outputTokens,
-            prompt: { prompt: tracePrompt(req) },
+            prompt: { prompt: tracePrompt(req), unique: req.hashIds === undefined },
           });
           scheduleArrival();
         });
@@ -159,16 +165,29 @@ export function envelopeWorkload(
   o: EnvelopeOptions,
   label: string,
 ): SimWorkload {
-  const arrivals = envelopeArrivals(env, o);
-  return traceWorkload(withLengths(arrivals, lengths, lengthRandom(o.seed)), 1, label);
+  return traceWorkload(envelopeRequests(env, lengths, o), 1, label);
+}
+
+/** The diurnal workload's requests, as a stream (a fresh call gives the same requests again). */
+export function envelopeRequests(
+  env: RateEnvelope,
+  lengths: TraceLengths,
+  o: EnvelopeOptions,
+): Generator<TraceRequest, void, undefined> {
+  return withLengths(envelopeArrivals(env, o), lengths, lengthRandom(o.seed));
 }
 
 /** Bursts over a low base rate (bursty.ts), lengths drawn from `lengths`. */
 export function burstyWorkload(lengths: TraceLengths, o: BurstyOptions, label: string): SimWorkload {
+  return traceWorkload(burstyRequests(lengths, o), 1, label);
+}
+
+/** The bursty workload's requests, as a stream (a fresh call gives the same requests again). */
+export function burstyRequests(lengths: TraceLengths, o: BurstyOptions): Generator<TraceRequest, void, undefined> {
   const arrivals = (function* () {
     for (const a of burstyArrivals(o)) yield a.atMs;
   })();
-  return traceWorkload(withLengths(arrivals, lengths, lengthRandom(o.seed)), 1, label);
+  return withLengths(arrivals, lengths, lengthRandom(o.seed));
 }
 
 /** The lengths' own stream, so drawing them does not shift the arrivals. */

@@ -14,6 +14,7 @@ function setup(metricsId = 1) {
     waiting: 0,
     total: 0,
     target: 0,
+    wanted: undefined as number | undefined,
     fleet: { launched: 0, launchFailures: 0, replaced: 0, terminated: 0, terminateFailures: 0 } as FleetStats,
   };
   const { provider, histograms, reader } = meterWithReader();
@@ -25,6 +26,7 @@ function setup(metricsId = 1) {
     totalRequests: () => state.total,
     fleetStats: () => state.fleet,
     targetWorkers: () => state.target,
+    wantedWorkers: () => state.wanted,
   });
   pool.onChange((c) => metrics.workerChanged(c, clock.now()));
   return { clock, pool, state, metrics, reader };
@@ -54,6 +56,8 @@ describe('GatewayMetrics', () => {
       ['flockserve_queue_length_running_mean', {}, 1.25],
       ['flockserve_gateway_queue_length', {}, 2],
       ['flockserve_target_workers', {}, 2],
+      // max_workers does not hold the autoscaler back: it wants what the fleet is asked to run.
+      ['flockserve_autoscaler_wanted_workers', {}, 2],
       ['flockserve_worker_launches', {}, 2],
       ['flockserve_worker_launch_failures', {}, 1],
       ['requestcounter1', {}, 17],
@@ -63,7 +67,10 @@ describe('GatewayMetrics', () => {
       expect([name, attrs, pointValue(m.get(name), attrs)]).toEqual([name, attrs, want]);
 
     state.total = 20;
-    expect(pointValue((await reader.snapshot()).get('requestcounter1'))).toBe(20);
+    state.wanted = 5;
+    const again = await reader.snapshot();
+    expect(pointValue(again.get('requestcounter1'))).toBe(20);
+    expect(pointValue(again.get('flockserve_autoscaler_wanted_workers'))).toBe(5);
   });
 
   it('one finished request: counter by route/status/worker, duration, TTFT, queue wait, tokens', async () => {

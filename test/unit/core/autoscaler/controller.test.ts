@@ -20,7 +20,7 @@ function fleet(clock: VirtualClock, opts: { workers?: number; delayS?: number } 
     workers: { ready: state.workers, starting: 0, provisioning: 0, notReady: 0, draining: 0 },
     minWorkers: 1,
     maxWorkers: 8,
-    config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: (opts.delayS ?? 300) * S },
+    config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: (opts.delayS ?? 300) * S, workerCapacity: 30 },
   });
   const controller = new AutoscalerController({
     clock,
@@ -79,7 +79,7 @@ describe('AutoscalerController', () => {
         workers: { ready: 1, starting: 0, provisioning: 0, notReady: 0, draining: 0 },
         minWorkers: 1,
         maxWorkers: 3,
-        config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: 0 },
+        config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: 0, workerCapacity: 30 },
       }),
       apply,
     });

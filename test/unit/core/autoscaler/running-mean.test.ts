@@ -165,7 +165,7 @@ function snapshot(c: Case): ScaleSnapshot {
     minWorkers: c.min ?? 1,
     maxWorkers: c.max ?? 10,
     ...(c.lastScaleUpAt === undefined ? {} : { lastScaleUpAt: c.lastScaleUpAt }),
-    config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: 300 * S },
+    config: { autoscaleUp: 7, autoscaleDown: 4, downscaleDelayMs: 300 * S, workerCapacity: 30 },
   };
 }
 

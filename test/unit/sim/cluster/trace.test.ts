@@ -95,6 +95,18 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
   ['missing timestamp', 't.csv', `${HEADER}\n,1,1`, /^F:2: expected a timestamp like .*, got none/],
   ['impossible date', 't.csv', `${HEADER}\n2023-02-30 18:00:00,1,1`, /^F:2: expected a timestamp/],
   [
+    'second 60 in a minute already read',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:59,1,1\n2023-11-16 18:00:60,1,1`,
+    /^F:3: expected a timestamp like .*, got "2023-11-16 18:00:60"/,
+  ],
+  [
+    'garbage after the seconds',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:01,1,1\n2023-11-16 18:00:02.5s,1,1`,
+    /^F:3: expected a timestamp like .*, got "2023-11-16 18:00:02\.5s"/,
+  ],
+  [
     'unsorted timestamps',
     't.csv',
     `${HEADER}\n2023-11-16 18:00:05,1,1\n2023-11-16 18:00:04.9,1,1`,

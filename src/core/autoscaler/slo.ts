@@ -1,0 +1,333 @@
+import type { LoadBucket } from '../load-history.js';
+import { settle } from './settle.js';
+import { activeWorkers } from './snapshot.js';
+import type { AutoscalerOptions, AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from './types.js';
+
+/** Default of `queue_wait_slo`: the p99 gateway queue wait, seconds, an interactive endpoint holds. */
+export const DEFAULT_QUEUE_WAIT_SLO_S = 1;
+
+/** The share of requests whose arrival-time load the fleet is sized for. */
+const QUANTILE = 0.99;
+/** The arrival rate planned for: over this long. */
+const RATE_WINDOW_MS = 5 * 60_000;
+/** A bucket's peak is measured above the mean of the buckets this long before it. */
+const BASELINE_BUCKETS = 6;
+/** Scale-downs at least this far apart: the smaller fleet's load is seen (two fit points) before the next. */
+const DOWN_PACE_MS = 2 * 60_000;
+/** No scale-down before the history covers this long (a gateway just started has not seen its load). */
+const MIN_HISTORY_MS = 5 * 60_000;
+/** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained: no scale-down then. */
+const SUSTAINED_BUCKETS = 3;
+
+/**
+ * Sizes the fleet for a p99 queue-wait SLO (queue_wait_slo) from the recent load, and keeps a
+ * worker as long as a relaunch would cost (ski rental). The default policy.
+ *
+ * Inputs (ScaleSnapshot): the load history in 10 s buckets (LoadHistory: peak and mean of in
+ * flight + waiting, waiting, ready workers, arrivals, departures, for the last hour), requests
+ * waiting now, the observed launch durations, worker_capacity C.
+ *
+ *   D    the median observed launch duration (before any is seen: downscale_delay)
+ *   λ    the arrival rate over the last 5 minutes
+ *   S(b) = a0 + a1·b  a request's time on a worker carrying b in flight: a0 its own work, a1 what
+ *        each other request adds (its prefill, longer steps), fitted on the hour's minutes
+ *        (fitServiceModel); at r workers each carries b(r) = (λ/r)·a0 / (1 − λ·a1/r)
+ *   E    how far above the load just before it the load that 99% of requests arrived into
+ *        stood: bursts and fluctuations (burstExcess)
+ *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
+ *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r)))
+ *
+ * Up at once to `need` when requests are waiting (also between evaluations, every 2 s); on the
+ * model's word alone only when two decisions in a row say so. Down one worker at a time, two
+ * minutes apart, once the history covers five minutes, and only when the load of the last D
+ * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
+ * until it has been idle for about a launch.
+ *
+ * E.g. the conv trace's shape, S(b) = 2.6 + 0.13·b s, C = 30, slo = 1 s: at λ = 5.3 req/s one
+ * worker would carry b = 44 > 30 slots; two carry 10.5 each, peaks 21 + E; with E = 30 that is
+ * 51 ≤ 60·(1 + 1/4.0) = 75 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
+ * the requests: E ≈ 200 → 6 workers, kept between bursts; one such burst in an hour of 5 req/s
+ * (1% of the requests) moves nothing. A prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s: λ·a1
+ * = 6.6 workers of prefill → 7.
+ * Covered by test/unit/core/autoscaler/slo.test.ts; bench/results/autoscaling.md measures it.
+ */
+export class SloPolicy implements AutoscalerPolicy {
+  readonly name = 'slo';
+  readonly urgentIntervalMs = 2000;
+  readonly sloS: number;
+  /** Past needs (with room to spare) within the last launch delay: [clock ms, workers], oldest first. */
+  readonly #needs: [number, number][] = [];
+  #lastDownAt = -Infinity;
+  /** The previous decision's model wanted more workers than there were. */
+  #wantedUp = false;
+
+  constructor(opts: AutoscalerOptions = {}) {
+    const slo = opts['queueWaitSlo'] ?? DEFAULT_QUEUE_WAIT_SLO_S;
+    if (typeof slo !== 'number' || !(slo >= 0) || !Number.isFinite(slo))
+      throw new RangeError(`slo: queue_wait_slo must be a number >= 0, got ${String(slo)}`);
+    this.sloS = slo;
+  }
+
+  decide(s: ScaleSnapshot, now: number): ScaleDecision {
+    const d = settle(this.#raw(s, now), s, now);
+    if (d.desired < activeWorkers(s)) this.#lastDownAt = now;
+    return d;
+  }
+
+  urgent(s: ScaleSnapshot, now: number): ScaleDecision | undefined {
+    if (!((s.waiting ?? 0) > 0)) return undefined;
+    const d = this.decide(s, now);
+    return d.desired > activeWorkers(s) ? d : undefined;
+  }
+
+  #raw(s: ScaleSnapshot, now: number): ScaleDecision {
+    const e = estimate(s, this.sloS);
+    const needs = this.#needs;
+    needs.push([now, e.needDown]);
+    while (needs.length > 0 && needs[0]![0] < now - e.launchMs) needs.shift();
+    let held = 0;
+    for (const [, n] of needs) held = Math.max(held, n);
+    const W = activeWorkers(s);
+    const seenMs = (s.history?.length ?? 0) * (s.historyBucketMs ?? 10_000);
+    // Up to what the load needs at once; down one worker at a time (the next decision sees the
+    // load on the smaller fleet), only when even the last launch delay's load fits with room to
+    // spare, and not before the history has seen a few minutes of load.
+    // An idle fleet (nothing arrived in the rate window) needs no more history to go down;
+    // scale-to-zero still waits for an idle queue_tracking_window (settle).
+    const idle = e.need === 0 && s.queueLength === 0;
+    const down =
+      held < W && !e.sustained && (idle || (seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS));
+    // Up at once when requests wait now; on the model's word alone (a rise it sees coming) only
+    // when the previous decision said so too and the fleet did not just shrink: a model fitted
+    // on a minute of the smaller fleet's load is not yet sure.
+    const wanted = e.need > W;
+    const up = wanted && ((s.waiting ?? 0) > 0 || (this.#wantedUp && now - this.#lastDownAt >= DOWN_PACE_MS));
+    this.#wantedUp = wanted;
+    const desired = up ? e.need : down ? W - 1 : W;
+    const verb = desired > W ? 'scale up' : desired < W ? 'scale down' : 'no change';
+    const hold =
+      desired === W && held > e.need
+        ? `; kept ${W} (${held} needed with room to spare within the last ${(e.launchMs / 1000).toFixed(0)} s launch)`
+        : '';
+    return { desired, reason: `${verb}: ${e.why}${hold}` };
+  }
+}
+
+interface Estimate {
+  /** Workers that hold the load now: below it, scale up. */
+  readonly need: number;
+  /** Workers that hold it with room to spare (DOWN_MARGIN): the most a scale-down goes to. */
+  readonly needDown: number;
+  readonly sustained: boolean;
+  readonly launchMs: number;
+  readonly why: string;
+}
+
+/**
+ * Time a request spends on a worker as the worker's load grows: S(b) = a0 + a1·b seconds, b the
+ * requests in flight per ready worker. a0 is a request's own time (its decode steps, its prefill),
+ * a1 what each other request in flight adds (the prefills it brings, longer steps). An engine
+ * with continuous batching is close to this line (a prefill-heavy one has a large a1).
+ */
+export interface ServiceModel {
+  readonly a0: number;
+  readonly a1: number;
+}
+
+/** Buckets per point of the fit: a minute. */
+const FIT_BUCKETS = 6;
+/** The lighter and heavier halves' b must differ by this share of b̄ for their slope to be taken alone. */
+const FULL_TRUST_SPREAD = 0.5;
+/** At least this share of the mean service time is a request's own (a0 ≥ 10% of S̄). */
+const MIN_OWN_SHARE = 0.1;
+/** Before the data can tell, a third of the service time is taken to come from the load. */
+const PRIOR_LOAD_SHARE = 0.3;
+/** The share of a worker's time load-induced work (a1·arrival rate per worker) may take: queues grow fast above it. */
+const UTILISATION_MAX = 0.95;
+/** A scale-down must leave this much room (10%): the load moves between decisions, a relaunch costs a launch. */
+const DOWN_MARGIN = 0.9;
+
+/**
+ * Fits S(b) on minute aggregates of the buckets (in flight only: waiting is not engine time;
+ * aligned to the clock, so a new decision sees the same points plus new ones): b = mean in
+ * flight per ready worker, S = in-flight time over the requests that went through (Little's
+ * law). The slope is the grouped (Wald) estimate: the S difference between the lighter and the
+ * heavier half of the minutes (by b, weighted by requests) over their b difference, which noise
+ * in b biases far less than least squares does. When the two halves' b differ by less than half
+ * of b̄, the slope is blended toward PRIOR_LOAD_SHARE (fully at no spread). a0 keeps at least a
+ * tenth of S̄ (a request's own work). Undefined before any request has finished.
+ * E.g. minutes at b = 6.5, S = 3.4 s (3 workers) and b = 12, S = 4.2 s (2 workers):
+ * a1 = 0.8/5.5 = 0.145, a0 = 2.5.
+ */
+export function fitServiceModel(buckets: readonly LoadBucket[], bucketMs: number): ServiceModel | undefined {
+  const slotMs = FIT_BUCKETS * bucketMs;
+  const slots = new Map<number, { inflight: number; ready: number; through: number }>();
+  for (const k of buckets) {
+    const key = Math.floor(k.startMs / slotMs);
+    let a = slots.get(key);
+    if (!a) slots.set(key, (a = { inflight: 0, ready: 0, through: 0 }));
+    a.inflight += ((k.mean - k.meanWaiting) * bucketMs) / 1000;
+    a.ready += (k.ready * bucketMs) / 1000;
+    // Without waiting a request starts as it arrives: half-way between arrivals and departures
+    // is the throughput of a stretch whose load rose or fell.
+    a.through += k.meanWaiting === 0 ? (k.arrivals + k.departures) / 2 : k.departures;
+  }
+  const pts: [b: number, s: number, w: number][] = [];
+  // Little's law holds for a stretch its requests turned over in (S within the minute): a minute
+  // of a growing backlog whose requests have not finished yet says nothing about S.
+  for (const a of slots.values()) {
+    const s = a.through > 0 ? a.inflight / a.through : Infinity;
+    if (a.ready > 0 && s <= slotMs / 1000) pts.push([a.inflight / a.ready, s, a.through]);
+  }
+  const mean = (g: readonly [number, number, number][], i: 0 | 1): number =>
+    g.reduce((t, p) => t + p[i] * p[2], 0) / g.reduce((t, p) => t + p[2], 0);
+  if (pts.length === 0) return undefined;
+  const bBar = mean(pts, 0);
+  const sBar = mean(pts, 1);
+  if (!(bBar > 0)) return { a0: sBar, a1: 0 };
+  pts.sort((x, y) => x[0] - y[0]);
+  const total = pts.reduce((t, p) => t + p[2], 0);
+  const lo: [number, number, number][] = [];
+  const hi: [number, number, number][] = [];
+  let acc = 0;
+  for (const p of pts) {
+    (acc < total / 2 ? lo : hi).push(p);
+    acc += p[2];
+  }
+  const prior = (PRIOR_LOAD_SHARE * sBar) / bBar;
+  let slope = prior;
+  if (lo.length > 0 && hi.length > 0) {
+    const db = mean(hi, 0) - mean(lo, 0);
+    const trust = Math.min(1, (db / bBar / FULL_TRUST_SPREAD) ** 2);
+    if (db > 0) slope = trust * ((mean(hi, 1) - mean(lo, 1)) / db) + (1 - trust) * prior;
+  }
+  const a1 = Math.min((1 - MIN_OWN_SHARE) * (sBar / bBar), Math.max(0, slope));
+  return { a0: sBar - a1 * bBar, a1 };
+}
+
+/** The workers the load needs now (see SloPolicy), and what that was worked out from. */
+export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
+  const C = s.config.workerCapacity;
+  const launchMs = median(s.launchDurationsMs) ?? s.config.downscaleDelayMs;
+  const bucketMs = s.historyBucketMs ?? 10_000;
+  const bucketS = bucketMs / 1000;
+  const all = s.history ?? [];
+  const rateWindow = all.slice(-Math.ceil(RATE_WINDOW_MS / bucketMs));
+  const last = all.slice(-SUSTAINED_BUCKETS);
+  const sustained = (s.waiting ?? 0) > 0 && last.length === SUSTAINED_BUCKETS && last.every((b) => b.peakWaiting > 0);
+  const model = fitServiceModel(all, bucketMs);
+  if (!model || all.length === 0) {
+    // Nothing finished yet: slots for what is queued, at most twice the workers ready.
+    const need = Math.min(Math.ceil(s.queueLength / C), 2 * Math.max(1, s.workers.ready));
+    return {
+      need,
+      needDown: Math.max(need, activeWorkers(s)),
+      sustained,
+      launchMs,
+      why: `no finished request yet: ${s.queueLength} in the queue → ${need}`,
+    };
+  }
+  // The arrival rate to plan for: the last few minutes' (fluctuations above it are the excess).
+  const rateOf = (bs: readonly LoadBucket[]): number => sum(bs, (b) => b.arrivals) / (bs.length * bucketS);
+  const lambda = rateOf(rateWindow);
+  const excess = burstExcess(all, C);
+  const cap = Math.max(s.maxWorkers, 1) * 4;
+  // Ski rental: an idle worker is kept about as long as relaunching it would take, not for the
+  // whole rate window (sparse traffic on a fast launch would keep a worker for minutes).
+  const sinceLaunch = all.slice(-Math.max(1, Math.ceil(launchMs / bucketMs)));
+  if (s.queueLength === 0 && (lambda === 0 || sum(sinceLaunch, (b) => b.arrivals) === 0))
+    return {
+      need: 0,
+      needDown: 0,
+      sustained,
+      launchMs,
+      why: `no requests in the last ${(Math.max(launchMs, bucketMs) / 1000).toFixed(0)} s`,
+    };
+  const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
+  const down = smallestFleet(model, lambda, excess, C, sloS, DOWN_MARGIN, cap);
+  const { a0, a1 } = model;
+  const why =
+    `${lambda.toFixed(2)} req/s, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
+    (up.fits
+      ? `${up.r} workers hold ${up.b.toFixed(1)} each, peaks ${up.peak.toFixed(0)} of ${up.r * C} slots`
+      : `more than ${cap} workers`);
+  return { need: up.r, needDown: down.r, sustained, launchMs, why };
+}
+
+/**
+ * The fewest workers r that hold the load: utilisation λ·a1/r ≤ UTILISATION_MAX, the mean in
+ * flight per worker b(r) = (λ/r)·a0 / (1 − λ·a1/r) within its C slots, and the peaks, r·b(r) +
+ * excess, within `margin` of what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r))) (a
+ * request over the slots waits for one of them to free, one every S/(r·C)).
+ * E.g. λ 5.3 req/s, S(b) = 2.6 + 0.13·b, excess 29, C 30, slo 1 s: r = 1 is over utilisation…
+ * b(1) = 5.3·2.6/(1 − 0.69) = 44 > 30; r = 2: b = 10.6, peaks 50 ≤ 60·(1 + 1/4.0) = 75 → 2.
+ */
+function smallestFleet(
+  m: ServiceModel,
+  lambda: number,
+  excess: number,
+  C: number,
+  sloS: number,
+  margin: number,
+  cap: number,
+): { r: number; b: number; peak: number; fits: boolean } {
+  for (let r = 1; r <= cap; r++) {
+    const perWorker = lambda / r;
+    const utilisation = perWorker * m.a1;
+    const b = utilisation < 1 ? (perWorker * m.a0) / (1 - utilisation) : Infinity;
+    const peak = r * b + excess;
+    const serviceS = Math.max(m.a0 + m.a1 * b, 1e-3);
+    if (utilisation <= UTILISATION_MAX * margin && b <= C * margin && peak <= margin * r * C * (1 + sloS / serviceS))
+      return { r, b, peak, fits: true };
+  }
+  return { r: cap, b: Infinity, peak: Infinity, fits: false };
+}
+
+/**
+ * How far above the load just before it the load that 99% of requests arrived into stood:
+ * bursts and fluctuations, over the whole history (an hour), weighted by arrivals. A bucket's
+ * peak counts at most ready·C + its arrivals, and a bucket that opens on a backlog does not
+ * count (a backlog carried in is not new load).
+ * E.g. bursts of 200 over a base of 3 in flight, with 45% of the requests in bursts: ≈ 197.
+ */
+export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
+  const pairs: [number, number][] = [];
+  let baseSum = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    const b = buckets[i]!;
+    const n = Math.min(i, BASELINE_BUCKETS);
+    const base = n > 0 ? baseSum / n : b.mean;
+    // A bucket that starts with a backlog carried in (requests waiting through the one before)
+    // shows the backlog, not new load: it is left out.
+    const carried = i > 0 && buckets[i - 1]!.meanWaiting >= 1;
+    if (!carried) pairs.push([Math.max(0, Math.min(b.peak, b.ready * C + b.arrivals) - base), b.arrivals]);
+    baseSum += b.mean;
+    if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
+  }
+  return weightedQuantile(pairs, QUANTILE);
+}
+
+/** The value at or below which `q` of the total weight lies; [value, weight] pairs. */
+export function weightedQuantile(pairs: readonly (readonly [number, number])[], q: number): number {
+  const sorted = [...pairs].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((t, [, w]) => t + w, 0);
+  if (total <= 0) return sorted.at(-1)?.[0] ?? 0;
+  let acc = 0;
+  for (const [v, w] of sorted) {
+    acc += w;
+    if (acc >= q * total) return v;
+  }
+  return sorted.at(-1)![0];
+}
+
+function median(xs: readonly number[] | undefined): number | undefined {
+  if (!xs || xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function sum(bs: readonly LoadBucket[], f: (b: LoadBucket) => number): number {
+  let t = 0;
+  for (const b of bs) t += f(b);
+  return t;
+}

@@ -1,0 +1,131 @@
+import type { Clock } from './clock.js';
+
+/** What the gateway's load did over one stretch of time (LoadHistory's bucket). */
+export interface LoadBucket {
+  /** Clock ms the bucket starts at; it spans LoadHistory.bucketMs. */
+  readonly startMs: number;
+  /** Most requests in flight + waiting at any moment in it. */
+  readonly peak: number;
+  /** Time-weighted mean of in flight + waiting. */
+  readonly mean: number;
+  /** Most requests waiting at the gateway (for a free slot) at any moment in it. */
+  readonly peakWaiting: number;
+  /** Time-weighted mean of the requests waiting (so mean − meanWaiting is the mean in flight). */
+  readonly meanWaiting: number;
+  /** Time-weighted mean of ready workers. */
+  readonly ready: number;
+  /** Requests that came in (the queue length's rises). */
+  readonly arrivals: number;
+  /** Requests that left: answered, failed or gave up (its falls). */
+  readonly departures: number;
+}
+
+/**
+ * The recent past of the gateway's load in short buckets (default 10 s, the last hour): each
+ * bucket keeps the peak and the mean of the queue length (in flight + waiting), the peak of
+ * the requests waiting for a slot, the mean of ready workers, and the arrivals and departures.
+ * A policy reads peaks that a running mean hides (a burst of 200 requests in 5 s is a peak of
+ * 200 in its bucket, a mean of ~2 over 10 minutes) and rates it can forecast.
+ *
+ * Fed on every change of the queue length (Admission reports it) and of the ready workers;
+ * O(1) per change, and the buckets kept are bounded (`keep`). Arrivals and departures are
+ * counted from the queue length's rises and falls: a request adds one when it arrives and
+ * takes one when it leaves (taking a slot moves it from waiting to in flight, no change).
+ */
+export class LoadHistory {
+  readonly bucketMs: number;
+  readonly #keep: number;
+  readonly #clock: Clock;
+  readonly #done: LoadBucket[] = [];
+  #start: number;
+  #queue = 0;
+  #waiting = 0;
+  #ready = 0;
+  #since: number;
+  #peak = 0;
+  #peakWaiting = 0;
+  #area = 0;
+  #waitingArea = 0;
+  #readyArea = 0;
+  #arrivals = 0;
+  #departures = 0;
+
+  constructor(clock: Clock, o: { bucketMs?: number; keep?: number } = {}) {
+    this.bucketMs = o.bucketMs ?? 10_000;
+    this.#keep = o.keep ?? 360;
+    if (!(this.bucketMs > 0)) throw new RangeError(`bucket must be > 0 ms, got ${this.bucketMs}`);
+    if (!(Number.isInteger(this.#keep) && this.#keep >= 1))
+      throw new RangeError(`keep must be >= 1, got ${this.#keep}`);
+    this.#clock = clock;
+    this.#start = clock.now();
+    this.#since = this.#start;
+  }
+
+  /** The queue length (in flight + waiting) and the requests waiting for a slot, as of now. */
+  record(queue: number, waiting: number): void {
+    this.#roll(this.#clock.now());
+    const delta = queue - this.#queue;
+    if (delta > 0) this.#arrivals += delta;
+    else this.#departures -= delta;
+    this.#advance(this.#clock.now());
+    this.#queue = queue;
+    this.#waiting = waiting;
+    if (queue > this.#peak) this.#peak = queue;
+    if (waiting > this.#peakWaiting) this.#peakWaiting = waiting;
+  }
+
+  /** Ready workers, as of now. */
+  setReady(ready: number): void {
+    this.#roll(this.#clock.now());
+    this.#advance(this.#clock.now());
+    this.#ready = ready;
+  }
+
+  /** The finished buckets, oldest first (at most `keep`); the one under way is not among them. */
+  buckets(): readonly LoadBucket[] {
+    this.#roll(this.#clock.now());
+    return this.#done;
+  }
+
+  /** Accumulates the time since the last change into the bucket under way. */
+  #advance(now: number): void {
+    const dt = now - this.#since;
+    this.#area += this.#queue * dt;
+    this.#waitingArea += this.#waiting * dt;
+    this.#readyArea += this.#ready * dt;
+    this.#since = now;
+  }
+
+  /** Closes every bucket that ended by `now`; an idle stretch closes as buckets of the last values. */
+  #roll(now: number): void {
+    while (now >= this.#start + this.bucketMs) {
+      const end = this.#start + this.bucketMs;
+      this.#advance(end);
+      this.#done.push({
+        startMs: this.#start,
+        peak: this.#peak,
+        mean: this.#area / this.bucketMs,
+        peakWaiting: this.#peakWaiting,
+        meanWaiting: this.#waitingArea / this.bucketMs,
+        ready: this.#readyArea / this.bucketMs,
+        arrivals: this.#arrivals,
+        departures: this.#departures,
+      });
+      if (this.#done.length > this.#keep) this.#done.shift();
+      this.#start = end;
+      this.#peak = this.#queue;
+      this.#peakWaiting = this.#waiting;
+      this.#area = 0;
+      this.#waitingArea = 0;
+      this.#readyArea = 0;
+      this.#arrivals = 0;
+      this.#departures = 0;
+      // A long idle stretch: the buckets before the last `keep` would be dropped at once.
+      if (now - this.#start > this.bucketMs * (this.#keep + 1)) {
+        const skip = Math.floor((now - this.#start) / this.bucketMs) - this.#keep;
+        this.#start += skip * this.bucketMs;
+        this.#since = this.#start;
+      }
+    }
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * `flockserve plan`: how many workers a workload needs, and what autoscaling saves. On one
+ * workload (a trace, an envelope or bursts, as `simulate` runs them) it runs
+ *
+ *   1. the fixed-fleet frontier: N = 1, 2, ... workers (min = max = initial = N) until one
+ *      serves every request without a wait (or max_fixed);
+ *   2. the clairvoyant bound (bound.ts over demand.ts's curve, zero wait, the mean launch delay);
+ *   3. each policy twice: cold (from min_workers) and warm (from the fixed size that waits for
+ *      nothing), each placed against the bound and against the cheapest fixed fleet whose p99
+ *      queue wait is no worse.
+ *
+ * Every run is `simulate` with the same seed and workload, so their differences are the fleet's.
+ */
+import type { AutoscalerName } from '../../core/autoscaler/registry.js';
+import type { PlanArgs, SimArgs } from '../cluster/args.js';
+import { planWorkload } from '../cluster/cli.js';
+import type { SimSummary } from '../cluster/metrics.js';
+import { scaleCounts } from '../cluster/report.js';
+import type { SimulationResult } from '../cluster/run.js';
+import type { TraceRequest } from '../cluster/trace.js';
+import { clairvoyantBound } from './bound.js';
+import { demandCurve } from './demand.js';
+import { runAll, type RunOutcome } from './runner.js';
+
+export type Start = 'cold' | 'warm';
+
+export interface PlanRun {
+  /** "fixed" for a fixed fleet, else the policy's name. */
+  readonly policy: AutoscalerName | 'fixed';
+  readonly start: Start;
+  /** Workers up at the start (for a fixed fleet, its size). */
+  readonly initialWorkers: number;
+  readonly maxWorkers: number;
+  readonly summary: SimSummary;
+  /** Launches after the start (replacements included). */
+  readonly launches: number;
+  readonly launchesPerHour: number;
+  readonly quickRelaunches: number;
+  readonly scaleUps: number;
+  readonly scaleDowns: number;
+  readonly workerHours: number;
+  readonly failed: number;
+  readonly wallS: number;
+  /** The bound at this run's own longest wait: what no run that waited no longer can beat. */
+  readonly boundAtOwnWait: number | undefined;
+}
+
+export interface PolicyPlacement extends PlanRun {
+  /** workerHours ÷ the bound. */
+  readonly vsBound: number;
+  /** The cheapest fixed fleet whose p99 queue wait is no worse, if any. */
+  readonly fixedMatch: { readonly workers: number; readonly workerHours: number } | undefined;
+  /** workerHours ÷ that fleet's. */
+  readonly vsFixed: number | undefined;
+  /** A fixed fleet costs no more, waits no longer at p99 and fails no more requests, and is better in one. */
+  readonly dominatedBy: number | undefined;
+}
+
+export interface PlanBound {
+  readonly workerHours: number;
+  /** The schedule's launches beyond the workers needed at t = 0. */
+  readonly launches: number;
+  readonly peak: number;
+  /** Σ of the requests' least engine time: a floor on ready worker-hours for any run that serves them all. */
+  readonly workHours: number;
+  /** The layered schedule over the slot demand (the bound is the larger of it and the work). */
+  readonly slotHours: number;
+  readonly launchDelayS: number;
+  readonly waitS: number;
+  readonly minWorkers: number;
+}
+
+export interface PlanResult {
+  readonly fixed: readonly PlanRun[];
+  /** The smallest fixed fleet that served every request without a wait (or the largest swept). */
+  readonly zeroWaitWorkers: number;
+  readonly bound: PlanBound;
+  readonly policies: readonly PolicyPlacement[];
+  /** max_workers the policies ran with, and whether plan chose it. */
+  readonly maxWorkers: { readonly value: number; readonly chosen: boolean };
+  readonly requests: number;
+  readonly wallS: number;
+}
+
+export interface PlanHooks {
+  /** One line per finished run (and per phase). */
+  readonly progress?: (line: string) => void;
+}
+
+/** Runs the sweep, the bound and the policies. Throws TraceError for a bad workload file. */
+export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanResult> {
+  const started = performance.now();
+  const say = hooks.progress ?? (() => {});
+  const base = p.sim;
+  // Checks the workload's files whole (a bad line stops the plan before any run) and gives its requests.
+  const planned = planWorkload(base);
+  if (!planned.requests) throw new Error(`plan needs a workload with arrivals known in advance, not ${base.workload}`);
+  const requests = planned.requests;
+  const c = base.config;
+
+  // 1. Fixed fleets, `jobs` sizes at a time, until one waits for nothing.
+  const fixed: PlanRun[] = [];
+  let zeroWait: number | undefined;
+  for (let n = 1; zeroWait === undefined && n <= p.maxFixed; n += p.jobs) {
+    const sizes = Array.from({ length: Math.min(p.jobs, p.maxFixed - n + 1) }, (_, i) => n + i);
+    const outcomes = await runAll(
+      sizes.map((size) => withFleet(base, { min: size, max: size, initial: size })),
+      p.jobs,
+      (i, o) => say(`fixed ${sizes[i]} workers: ${brief(o.result.summary)} (${o.wallS.toFixed(1)} s)`),
+    );
+    outcomes.forEach((o, i) => fixed.push(planRun('fixed', 'warm', sizes[i]!, sizes[i]!, o)));
+    zeroWait = fixed.find(
+      (r) => r.summary.queueWaitS.max === 0 && r.failed === 0 && r.summary.unfinished === 0,
+    )?.initialWorkers;
+  }
+  const zeroWaitWorkers = zeroWait ?? fixed.at(-1)!.initialWorkers;
+
+  // 2. The bound.
+  const bound = boundOf(requests, base, 0);
+  say(
+    `clairvoyant bound (zero wait): ${bound.workerHours.toFixed(2)} worker-h, ${bound.launches} launches, peak ${bound.peak}`,
+  );
+
+  // 3. Policies, cold and warm.
+  const maxWorkers = p.maxWorkers ?? Math.max(2, 2 * zeroWaitWorkers, c.minWorkers);
+  const specs: { policy: AutoscalerName; start: Start; args: SimArgs }[] = [];
+  for (const policy of p.policies)
+    for (const start of ['cold', 'warm'] as const) {
+      const initial = start === 'cold' ? c.minWorkers : Math.min(maxWorkers, Math.max(c.minWorkers, zeroWaitWorkers));
+      specs.push({
+        policy,
+        start,
+        args: withFleet(base, { min: c.minWorkers, max: maxWorkers, initial, autoscaler: policy }),
+      });
+    }
+  const outcomes = await runAll(
+    specs.map((s) => s.args),
+    p.jobs,
+    (i, o) => say(`${specs[i]!.policy}, ${specs[i]!.start}: ${brief(o.result.summary)} (${o.wallS.toFixed(1)} s)`),
+  );
+  const runs = outcomes.map((o, i) =>
+    planRun(specs[i]!.policy, specs[i]!.start, specs[i]!.args.initialWorkers!, maxWorkers, o),
+  );
+
+  // Each run against the bound at its own longest wait (only runs that served every request compare).
+  const atWait = new Map<number, number>();
+  const check = (r: PlanRun): PlanRun => {
+    if (r.failed > 0 || r.summary.unfinished > 0) return r;
+    const w = r.summary.queueWaitS.max;
+    if (!atWait.has(w)) atWait.set(w, boundOf(requests, base, w).workerHours);
+    return { ...r, boundAtOwnWait: atWait.get(w)! };
+  };
+  return {
+    fixed: fixed.map(check),
+    zeroWaitWorkers,
+    bound,
+    policies: runs.map(check).map((r) => place(r, fixed, bound)),
+    maxWorkers: { value: maxWorkers, chosen: p.maxWorkers === undefined },
+    requests: fixed[0]!.summary.requests,
+    wallS: (performance.now() - started) / 1000,
+  };
+}
+
+/** The bound for the workload's requests at a longest wait of `waitS`. */
+function boundOf(requests: () => Iterable<TraceRequest>, args: SimArgs, waitS: number): PlanBound {
+  const c = args.config;
+  const demand = demandCurve(requests(), { capacity: c.workerCapacity, waitMs: waitS * 1000 });
+  const launchDelayMs = args.provisionDelayS * 1000;
+  const layered = clairvoyantBound(demand.workers, { launchDelayMs, floor: c.minWorkers });
+  const slotHours = layered.workerSeconds / 3600;
+  const workHours = demand.workSeconds / 3600;
+  return {
+    workerHours: Math.max(slotHours, workHours),
+    launches: layered.launches,
+    peak: layered.peak,
+    workHours,
+    slotHours,
+    launchDelayS: args.provisionDelayS,
+    waitS,
+    minWorkers: c.minWorkers,
+  };
+}
+
+/** The arguments with the fleet's bounds, initial workers and (optionally) policy replaced. */
+function withFleet(a: SimArgs, f: { min: number; max: number; initial: number; autoscaler?: AutoscalerName }): SimArgs {
+  return {
+    ...a,
+    initialWorkers: f.initial,
+    config: {
+      ...a.config,
+      minWorkers: f.min,
+      maxWorkers: f.max,
+      ...(f.autoscaler ? { autoscaler: f.autoscaler } : {}),
+    },
+  };
+}
+
+function planRun(policy: PlanRun['policy'], start: Start, initial: number, max: number, o: RunOutcome): PlanRun {
+  const r: SimulationResult = o.result;
+  const s = r.summary;
+  const { up, down } = scaleCounts(r);
+  const launches = r.launches - r.initialWorkers;
+  return {
+    policy,
+    start,
+    initialWorkers: initial,
+    maxWorkers: max,
+    summary: s,
+    launches,
+    launchesPerHour: s.durationS > 0 ? launches / (s.durationS / 3600) : 0,
+    quickRelaunches: r.quickRelaunches,
+    scaleUps: up,
+    scaleDowns: down,
+    workerHours: s.workerSeconds / 3600,
+    failed: failedCount(s),
+    wallS: o.wallS,
+    boundAtOwnWait: undefined,
+  };
+}
+
+/** A policy's run against the bound and the fixed fleets. */
+export function place(r: PlanRun, fixed: readonly PlanRun[], bound: PlanBound): PolicyPlacement {
+  const p99 = r.summary.queueWaitS.p99;
+  let match: PlanRun | undefined;
+  for (const f of fixed)
+    if (f.summary.queueWaitS.p99 <= p99 && (match === undefined || f.workerHours < match.workerHours)) match = f;
+  const dominator = fixed.find((f) => {
+    const fp = f.summary.queueWaitS.p99;
+    const noWorse = f.workerHours <= r.workerHours && fp <= p99 && f.failed <= r.failed;
+    return noWorse && (f.workerHours < r.workerHours || fp < p99 || f.failed < r.failed);
+  });
+  return {
+    ...r,
+    vsBound: r.workerHours / bound.workerHours,
+    fixedMatch: match ? { workers: match.initialWorkers, workerHours: match.workerHours } : undefined,
+    vsFixed: match ? r.workerHours / match.workerHours : undefined,
+    dominatedBy: dominator?.initialWorkers,
+  };
+}
+
+export function failedCount(s: SimSummary): number {
+  return Object.values(s.failed).reduce((n, k) => n + k, 0);
+}
+
+/** A run in a few words, for the progress lines. */
+function brief(s: SimSummary): string {
+  const failed = failedCount(s);
+  return `p99 wait ${s.queueWaitS.p99.toFixed(1)} s, ${(s.workerSeconds / 3600).toFixed(2)} worker-h${failed ? `, ${failed} failed` : ''}`;
+}

@@ -1,0 +1,287 @@
+import { describe, expect, it } from 'vitest';
+import {
+  SloPolicy,
+  burstExcess,
+  estimate,
+  fitServiceModel,
+  weightedQuantile,
+} from '../../../../src/core/autoscaler/slo.js';
+import type { ScaleSnapshot } from '../../../../src/core/autoscaler/types.js';
+import type { LoadBucket } from '../../../../src/core/load-history.js';
+import { scaleSnapshot } from '../../../fakes/scale-snapshot.js';
+
+const S = 1000;
+const BUCKET = 10 * S;
+
+/**
+ * `minutes` of 10 s buckets of a steady load on `workers` workers whose service time follows
+ * S(b) = a0 + a1·b (b in flight per worker): the mean in flight per worker is the fixed point
+ * b = (λ/r)·S(b), as an engine under that load would settle at. `peakOver` lifts each peak.
+ */
+function regime(o: {
+  startMs?: number;
+  minutes: number;
+  rate: number;
+  workers: number;
+  a0?: number;
+  a1?: number;
+  peakOver?: number;
+}): LoadBucket[] {
+  const { rate, workers: r, a0 = 2.6, a1 = 0.13, peakOver = 0 } = o;
+  const perWorker = rate / r;
+  const b = (perWorker * a0) / (1 - perWorker * a1);
+  const start = o.startMs ?? 0;
+  return Array.from({ length: o.minutes * 6 }, (_, i) => ({
+    startMs: start + i * BUCKET,
+    peak: r * b + peakOver,
+    mean: r * b,
+    peakWaiting: 0,
+    meanWaiting: 0,
+    ready: r,
+    arrivals: rate * 10,
+    departures: rate * 10,
+  }));
+}
+
+/** A snapshot with `history`, `workers` ready, capacity 30, launches of `launchS` if given. */
+function snap(history: LoadBucket[], workers: number, extra: Partial<ScaleSnapshot> & { launchS?: number } = {}) {
+  const { launchS, ...rest } = extra;
+  return {
+    ...scaleSnapshot({ mean: 0, workers: { ready: workers }, max: 20, delayS: 300 }),
+    history,
+    historyBucketMs: BUCKET,
+    waiting: 0,
+    ...(launchS === undefined ? {} : { launchDurationsMs: [launchS * S] }),
+    ...rest,
+  } satisfies ScaleSnapshot;
+}
+
+describe('weightedQuantile', () => {
+  it.each([
+    {
+      label: 'equal weights: the 99th of 100 values',
+      pairs: [...Array(100).keys()].map((v) => [v + 1, 1]),
+      q: 0.99,
+      want: 99,
+    },
+    {
+      label: 'a heavy value dominates',
+      pairs: [
+        [1, 1],
+        [5, 98],
+        [9, 1],
+      ],
+      q: 0.99,
+      want: 5,
+    },
+    {
+      label: 'the tail holds 2% of the weight',
+      pairs: [
+        [1, 98],
+        [9, 2],
+      ],
+      q: 0.99,
+      want: 9,
+    },
+    {
+      label: 'no weight: the largest value',
+      pairs: [
+        [3, 0],
+        [7, 0],
+      ],
+      q: 0.5,
+      want: 7,
+    },
+  ] as { label: string; pairs: [number, number][]; q: number; want: number }[])('$label', ({ pairs, q, want }) => {
+    expect(weightedQuantile(pairs, q)).toBe(want);
+  });
+});
+
+describe('burstExcess: the load 99% of requests arrived into, above the load just before', () => {
+  it('bursts of 200 every 5 minutes over a quiet base: ≈ 200 (they are half the requests)', () => {
+    const h = regime({ minutes: 60, rate: 0.5, workers: 5, peakOver: 0 });
+    for (let i = 20; i < h.length; i += 30) h[i] = { ...h[i]!, peak: h[i]!.mean + 200, arrivals: 200 };
+    expect(burstExcess(h, 30)).toBeCloseTo(200, 0);
+  });
+
+  it('one such burst in an hour of 5 req/s (under 1% of the requests): not counted', () => {
+    const h = regime({ minutes: 60, rate: 5, workers: 2, peakOver: 10 });
+    h[100] = { ...h[100]!, peak: h[100]!.mean + 200, arrivals: 150 };
+    expect(burstExcess(h, 30)).toBeCloseTo(10, 0);
+  });
+
+  it('a backlog carried from bucket to bucket is not new load; a peak counts at most ready·C + arrivals', () => {
+    const h = regime({ minutes: 10, rate: 5, workers: 1, peakOver: 5 });
+    // A minute of waiting requests piling up: each bucket opens on the previous one's backlog.
+    for (let i = 30; i < 36; i++) h[i] = { ...h[i]!, peak: 300 + 20 * i, meanWaiting: 100 };
+    // The first of them is new load, but no more than the slots and what arrived in it.
+    expect(burstExcess(h, 30)).toBeLessThanOrEqual(30 + 50);
+  });
+});
+
+describe('fitServiceModel: S(b) = a0 + a1·b from the buckets', () => {
+  it('two regimes of a known line (3 workers, then 2): recovers it', () => {
+    const h = [
+      ...regime({ minutes: 20, rate: 5.3, workers: 3 }),
+      ...regime({ startMs: 20 * 60 * S, minutes: 20, rate: 5.3, workers: 2 }),
+    ];
+    const m = fitServiceModel(h, BUCKET)!;
+    expect(m.a1).toBeCloseTo(0.13, 6);
+    expect(m.a0).toBeCloseTo(2.6, 6);
+  });
+
+  it('one regime (b never moved): the slope is the prior, a third of the service time', () => {
+    const h = regime({ minutes: 20, rate: 5.3, workers: 3 });
+    const m = fitServiceModel(h, BUCKET)!;
+    const b = h[0]!.mean / 3;
+    const s = m.a0 + m.a1 * b;
+    expect(m.a1 * b).toBeCloseTo(s * 0.3, 6);
+  });
+
+  it('a minute whose requests have not turned over (a backlog building) is left out; none at all → undefined', () => {
+    expect(fitServiceModel([], BUCKET)).toBeUndefined();
+    const stuck = regime({ minutes: 1, rate: 5, workers: 1 }).map((b) => ({
+      ...b,
+      mean: 30,
+      departures: 1,
+      arrivals: 1,
+    }));
+    expect(fitServiceModel(stuck, BUCKET)).toBeUndefined();
+  });
+});
+
+describe('estimate: the fewest workers that hold the load and its peaks within the SLO', () => {
+  // The conv trace's shape: S(b) = 2.6 + 0.13·b s, capacity 30, 1 s SLO.
+  const cases: {
+    label: string;
+    rate: number;
+    over: number;
+    workers: number;
+    want: number;
+    a0?: number;
+    a1?: number;
+  }[] = [
+    { label: '5.3 req/s: one worker would carry 44 (> 30 slots) → 2', rate: 5.3, over: 0, workers: 3, want: 2 },
+    { label: '2 req/s → 1', rate: 2, over: 0, workers: 2, want: 1 },
+    {
+      label: '5.3 req/s with peaks 60 above the mean → 3 (on 2: 81 > 60 slots, which drain 15 more within 1 s)',
+      rate: 5.3,
+      over: 60,
+      workers: 3,
+      want: 3,
+    },
+    { label: '16 req/s → 4 (on 3 each would carry 45 > 30 slots)', rate: 16, over: 0, workers: 8, want: 4 },
+    {
+      label: 'a prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s → 7, held under 95% utilisation (6.6 workers)',
+      rate: 3.9,
+      over: 0,
+      workers: 8,
+      want: 7,
+      a0: 1.5,
+      a1: 1.7,
+    },
+    { label: 'no requests at all → 0', rate: 0, over: 0, workers: 2, want: 0 },
+  ];
+  it.each(cases)('$label', ({ rate, over, workers, want, a0, a1 }) => {
+    const line = { ...(a0 === undefined ? {} : { a0 }), ...(a1 === undefined ? {} : { a1 }) };
+    const h = [
+      ...regime({ minutes: 20, rate, workers, peakOver: over, ...line }),
+      // A second regime pins the slope.
+      ...regime({ startMs: 20 * 60 * S, minutes: 20, rate, workers: workers + 1, peakOver: over, ...line }),
+    ];
+    expect(estimate(snap(h, workers + 1), 1).need).toBe(want);
+  });
+
+  it('sparse traffic: a worker is needed while a request came within the last launch delay, none after (ski rental)', () => {
+    // 20 minutes at 0.05 req/s, then quiet buckets: the 5-minute rate stays above 0 throughout.
+    const busy = regime({ minutes: 20, rate: 0.05, workers: 1 });
+    const quiet = (n: number): LoadBucket[] =>
+      Array.from({ length: n }, (_, i) => ({
+        ...busy.at(-1)!,
+        startMs: (120 + i) * BUCKET,
+        arrivals: 0,
+        departures: 0,
+      }));
+    // Launches take 60 s: 3 quiet buckets (30 s) still need the worker, 6 (60 s) do not.
+    expect(estimate(snap([...busy, ...quiet(3)], 1, { launchS: 60 }), 1).need).toBe(1);
+    expect(estimate(snap([...busy, ...quiet(6)], 1, { launchS: 60 }), 1)).toMatchObject({
+      need: 0,
+      why: 'no requests in the last 60 s',
+    });
+    // Launches take 5 minutes: the same 60 s quiet keeps it.
+    expect(estimate(snap([...busy, ...quiet(6)], 1, { launchS: 300 }), 1).need).toBe(1);
+  });
+});
+
+describe('SloPolicy on a virtual clock', () => {
+  /** Decisions every 30 s from `from` for `minutes`, the history growing by a steady regime. */
+  function timeline(o: {
+    policy: SloPolicy;
+    workers: number;
+    rate: number;
+    minutes: number;
+    launchS?: number;
+    max?: number;
+    waiting?: (t: number) => number;
+  }): [number, number][] {
+    const changes: [number, number][] = [];
+    let workers = o.workers;
+    const h: LoadBucket[] = [];
+    for (let t = 30 * S; t <= o.minutes * 60 * S; t += 30 * S) {
+      while (h.length * BUCKET < t)
+        h.push(...regime({ startMs: h.length * BUCKET, minutes: 1, rate: o.rate, workers }).slice(0, 3));
+      const d = o.policy.decide(
+        snap(h, workers, {
+          waiting: o.waiting?.(t) ?? 0,
+          maxWorkers: o.max ?? 20,
+          ...(o.launchS === undefined ? {} : { launchDurationsMs: [o.launchS * S] }),
+        }),
+        t,
+      );
+      if (d.desired !== workers) changes.push([t / S, (workers = d.desired)]);
+    }
+    return changes;
+  }
+
+  it('warm at 5 with a load 2 hold: no scale-down for 5 minutes of history and a launch delay (prior 300 s), then one worker at a time, 2 minutes apart, down to 2', () => {
+    const changes = timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30 });
+    expect(changes).toEqual([
+      [300, 4],
+      [420, 3],
+      [540, 2],
+    ]);
+  });
+
+  it('having seen launches take 60 s, the same descent starts as soon as the history allows', () => {
+    const changes = timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30, launchS: 60 });
+    expect(changes.map(([, w]) => w)).toEqual([4, 3, 2]);
+    expect(changes[0]![0]).toBe(300);
+  });
+
+  it('requests waiting now: up at once to what the load needs (and urgent says so between evaluations)', () => {
+    const p = new SloPolicy();
+    const h = [
+      ...regime({ minutes: 20, rate: 5.3, workers: 2 }),
+      ...regime({ startMs: 1200 * S, minutes: 10, rate: 12, workers: 2 }),
+    ];
+    const s = snap(h, 2, { waiting: 40, queueLength: 100 });
+    expect(p.urgent(s, 1800 * S)?.desired).toBeGreaterThanOrEqual(3);
+    expect(new SloPolicy().urgent(snap(h, 2), 1800 * S)).toBeUndefined();
+  });
+
+  it('more than max_workers needed: clamped, and the decision says what it wanted', () => {
+    const h = [
+      ...regime({ minutes: 20, rate: 20, workers: 8 }),
+      ...regime({ startMs: 1200 * S, minutes: 10, rate: 20, workers: 9 }),
+    ];
+    const d = new SloPolicy().decide(snap(h, 2, { maxWorkers: 2, waiting: 5 }), 1800 * S);
+    expect(d.desired).toBe(2);
+    expect(d.wanted).toBeGreaterThan(2);
+    expect(d.reason).toMatch(/clamped to max_workers 2/);
+  });
+
+  it('refuses an SLO that is not a number >= 0', () => {
+    expect(() => new SloPolicy({ queueWaitSlo: -1 })).toThrow(/queue_wait_slo/);
+    expect(() => new SloPolicy({ queueWaitSlo: 'fast' })).toThrow(/queue_wait_slo/);
+  });
+});

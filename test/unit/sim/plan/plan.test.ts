@@ -1,0 +1,197 @@
+import { describe, expect, it } from 'vitest';
+import { parsePlanArgs, type PlanArgs } from '../../../../src/sim/cluster/args.js';
+import { planMain } from '../../../../src/sim/plan/cli.js';
+import { place, runPlan, type PlanBound, type PlanRun } from '../../../../src/sim/plan/plan.js';
+import type { SimSummary } from '../../../../src/sim/cluster/metrics.js';
+
+const CONV_HEAD = 'test/fixtures/traces/azure-llm-2023-conv-head.csv';
+const MOONCAKE_HEAD = 'test/fixtures/traces/mooncake-synthetic-head.jsonl';
+
+const planArgs = (argv: string[]): PlanArgs => {
+  const a = parsePlanArgs([...argv, '--quiet', '--jobs', '1']);
+  if (a === 'help') throw new Error('help');
+  return a;
+};
+
+/** A run as plan records it, from its cost, p99 wait and failures. */
+function run(
+  workers: number,
+  workerHours: number,
+  p99: number,
+  failed = 0,
+  policy: PlanRun['policy'] = 'fixed',
+): PlanRun {
+  const w = { p50: 0, p95: 0, p99, mean: 0, max: p99 };
+  return {
+    policy,
+    start: 'warm',
+    initialWorkers: workers,
+    maxWorkers: workers,
+    summary: { queueWaitS: w, ttftS: w, e2eS: w, peakWorkers: workers, durationS: 3600 } as unknown as SimSummary,
+    launches: 0,
+    launchesPerHour: 0,
+    quickRelaunches: 0,
+    scaleUps: 0,
+    scaleDowns: 0,
+    workerHours,
+    failed,
+    wallS: 0,
+    boundAtOwnWait: undefined,
+  };
+}
+
+const BOUND = { workerHours: 1 } as PlanBound;
+const FRONTIER = [run(1, 1, 60, 300), run(2, 2, 3), run(3, 3, 0)];
+
+describe('place: a policy against the fixed fleets', () => {
+  it.each([
+    {
+      label: 'cheaper than the fleet that waits as little: not dominated',
+      cost: 1.6,
+      p99: 3,
+      match: 2,
+      vs: 0.8,
+      by: undefined,
+    },
+    { label: 'costs more and waits more than 2 workers: dominated by 2', cost: 2.4, p99: 5, match: 2, vs: 1.2, by: 2 },
+    { label: 'same wait as 3, costs more: dominated by 3', cost: 3.3, p99: 0, match: 3, vs: 1.1, by: 3 },
+    {
+      label: 'same cost and wait as 2: not dominated (nothing strictly better)',
+      cost: 2,
+      p99: 3,
+      match: 2,
+      vs: 1,
+      by: undefined,
+    },
+    {
+      label: 'waits less than any fixed fleet: no match',
+      cost: 5,
+      p99: -1,
+      match: undefined,
+      vs: undefined,
+      by: undefined,
+    },
+  ])('$label', ({ cost, p99, match, vs, by }) => {
+    const p = place(run(0, cost, p99, 0, 'target-tracking'), FRONTIER, BOUND);
+    expect(p.fixedMatch?.workers).toBe(match);
+    if (vs === undefined) expect(p.vsFixed).toBeUndefined();
+    else expect(p.vsFixed).toBeCloseTo(vs, 9);
+    expect(p.dominatedBy).toBe(by);
+    expect(p.vsBound).toBeCloseTo(cost, 9);
+  });
+
+  it('a fleet that fails requests dominates only a policy that fails as many', () => {
+    // 1 worker: cheap but 300 failed; a policy that fails none is not dominated by it.
+    expect(place(run(0, 1.5, 60, 0, 'target-tracking'), FRONTIER, BOUND).dominatedBy).toBeUndefined();
+    expect(place(run(0, 1.5, 60, 400, 'target-tracking'), FRONTIER, BOUND).dominatedBy).toBe(1);
+  });
+});
+
+describe('runPlan on a real trace slice (1,000 requests, 30 s launches)', () => {
+  it('sweeps fixed fleets until nothing waits, then places each policy cold and warm; no run beats the bound', async () => {
+    const p = await runPlan(
+      planArgs([
+        '--trace',
+        CONV_HEAD,
+        '--provision-delay',
+        '30',
+        '--provision-delay-dist',
+        'fixed',
+        '--time-scale',
+        '4',
+        '--policies',
+        'target-tracking,running-mean',
+      ]),
+    );
+    const sizes = p.fixed.map((r) => r.initialWorkers);
+    expect(sizes).toEqual(Array.from({ length: sizes.length }, (_, i) => i + 1));
+    const zero = p.fixed.find((r) => r.initialWorkers === p.zeroWaitWorkers)!;
+    expect(zero.summary.queueWaitS.max).toBe(0);
+    // Every smaller fleet made some request wait.
+    for (const r of p.fixed.filter((x) => x.initialWorkers < p.zeroWaitWorkers))
+      expect(r.summary.queueWaitS.max).toBeGreaterThan(0);
+    expect(p.maxWorkers).toEqual({ value: 2 * p.zeroWaitWorkers, chosen: true });
+    expect(p.policies.map((r) => `${r.policy} ${r.start} ${r.initialWorkers}`)).toEqual(
+      p.policies.map((r) => `${r.policy} ${r.start} ${r.start === 'cold' ? 1 : p.zeroWaitWorkers}`),
+    );
+    expect(p.policies).toHaveLength(2 * new Set(p.policies.map((r) => r.policy)).size);
+    // The bound: below every run that served all, at zero wait and at the run's own longest wait.
+    expect(p.bound.workerHours).toBeGreaterThan(0);
+    for (const r of [...p.fixed, ...p.policies]) {
+      if (r.failed > 0) continue;
+      expect(r.boundAtOwnWait, `${r.policy} ${r.start}`).toBeDefined();
+      expect(r.workerHours, `${r.policy} ${r.start}`).toBeGreaterThanOrEqual(r.boundAtOwnWait!);
+      expect(r.boundAtOwnWait!).toBeLessThanOrEqual(p.bound.workerHours + 1e-12);
+    }
+    expect(zero.workerHours).toBeGreaterThanOrEqual(p.bound.workerHours);
+  });
+
+  it('refuses what it cannot plan, naming the flag', () => {
+    expect(() => planArgs(['--workload', 'multi-turn'])).toThrow(/closed-loop/);
+    expect(() => planArgs(['--autoscaler', 'running-mean'])).toThrow(/--policies/);
+    expect(() => planArgs(['--policies', 'nope,running-mean'])).toThrow(/unknown nope/);
+    expect(() => planArgs(['--initial-workers', '2'])).toThrow(/option of simulate, not plan/);
+    expect(() => planArgs(['--timeline', 'x.csv'])).toThrow(/option of simulate, not plan/);
+  });
+});
+
+describe('flockserve plan (CLI)', () => {
+  it('prints the table, writes the chart, and reports progress on stderr; --json has the same numbers', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const chart = `${process.env['TMPDIR'] ?? '/tmp'}/plan-test-${process.pid}.svg`;
+    const argv = [
+      '--trace',
+      MOONCAKE_HEAD,
+      '--provision-delay',
+      '20',
+      '--policies',
+      'running-mean',
+      '--jobs',
+      '1',
+      '--chart',
+      chart,
+    ];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+    expect(await planMain(argv, io)).toBe(0);
+    const text = out.join('');
+    expect(text).toMatch(/Fixed fleets/);
+    expect(text).toMatch(/Clairvoyant bound: [\d.]+ worker-h/);
+    expect(text).toMatch(/running-mean\s+cold \(1\)/);
+    expect(text).toMatch(/Mooncake/);
+    expect(err.join('')).toMatch(/plan: fixed 1 workers: p99 wait/);
+    const { readFile } = await import('node:fs/promises');
+    expect(await readFile(chart, 'utf8')).toMatch(/^<svg[\s\S]*bound [\d.]+[\s\S]*<\/svg>\n$/);
+    out.length = 0;
+    expect(await planMain([...argv, '--json', '--quiet'], io)).toBe(0);
+    const json = JSON.parse(out.join('')) as {
+      fixed: unknown[];
+      policies: { policy: string }[];
+      bound: { workerHours: number };
+    };
+    expect(json.policies.map((p) => p.policy)).toEqual(['running-mean', 'running-mean']);
+    expect(text).toContain(`Clairvoyant bound: ${json.bound.workerHours.toFixed(2)} worker-h`);
+  });
+
+  it('a broken trace exits 2 naming the file and line, before any run', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'plan-')), 'bad.csv');
+    writeFileSync(file, 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:05,1,1\n2023-11-16 18:00:04,1,1\n');
+    const err: string[] = [];
+    const out: string[] = [];
+    expect(await planMain(['--trace', file, '--jobs', '1'], { out: (t) => out.push(t), err: (t) => err.push(t) })).toBe(
+      2,
+    );
+    expect(err.join('')).toMatch(/^flockserve plan: .*bad\.csv:3: timestamp .* is earlier than line 2's/);
+    expect(err.join('')).not.toMatch(/plan: fixed/);
+    expect(out).toEqual([]);
+  });
+
+  it('a bad argument exits 2 with the reason', async () => {
+    const err: string[] = [];
+    expect(await planMain(['--policies', 'nope'], { out: () => {}, err: (t) => err.push(t) })).toBe(2);
+    expect(err.join('')).toMatch(/^flockserve plan: --policies: unknown nope/);
+  });
+});
