@@ -13,6 +13,7 @@ import type { Config } from '../config/options.js';
 import { Admission } from '../core/admission.js';
 import { AutoscalerController } from '../core/autoscaler/controller.js';
 import { createAutoscaler } from '../core/autoscaler/registry.js';
+import type { Coordinator } from '../core/coordination.js';
 import { activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
 import type { AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from '../core/autoscaler/types.js';
 import { balancerOptions, createBalancer } from '../core/balancer/registry.js';
@@ -26,6 +27,7 @@ import type { Prober, Provisioner, TaskSpec } from '../core/types.js';
 import type { ScaleState } from '../service/control-plane.js';
 import type { DecisionEvent } from '../service/events.js';
 import { InferenceService } from '../service/inference.js';
+import { InProcessCoordinator } from '../coordination/in-process.js';
 import { EngineMetricsScraper } from '../upstream/engine-metrics.js';
 import type { Upstream } from '../upstream/types.js';
 
@@ -80,6 +82,11 @@ export interface GatewayAssemblyOptions {
   readonly events?: GatewayEventSink | undefined;
   /** Default: [min_workers, max_workers] from the options, no hold. */
   readonly scale?: ScaleState | undefined;
+  /**
+   * How this gateway shares its fleet with other replicas (src/coordination: etcd); default
+   * in-process: one gateway that leads alone.
+   */
+  readonly coordinator?: Coordinator | undefined;
   /** The autoscaler changed the fleet's target (after the fleet was told). */
   readonly onScale?: ((desired: number, decision: ScaleDecision, snapshot: ScaleSnapshot) => void) | undefined;
 }
@@ -101,6 +108,7 @@ export interface Gateway {
   readonly service: InferenceService;
   readonly upstream: Upstream;
   readonly provisioner: Provisioner;
+  readonly coordinator: Coordinator;
   /** Only with a balancer that reads engine load (engine-load). */
   readonly engineMetrics: EngineMetricsScraper | undefined;
   readonly scale: ScaleState;
@@ -120,6 +128,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const log = o.log ?? NO_LOG;
   const metrics = o.metrics ?? {};
   const scale: ScaleState = o.scale ?? { min: c.minWorkers, max: c.maxWorkers, lastManualAddAt: undefined };
+  const coordinator = o.coordinator ?? new InProcessCoordinator();
   const pool = new WorkerPool(clock);
   const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
@@ -268,6 +277,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     service,
     upstream,
     provisioner,
+    coordinator,
     engineMetrics,
     scale,
     start() {
