@@ -78,7 +78,9 @@ export type FleetCommand =
   | { readonly op: 'add'; readonly name?: string | undefined }
   | { readonly op: 'remove'; readonly name?: string | undefined }
   | { readonly op: 'drain'; readonly name: string }
-  | { readonly op: 'scale'; readonly min?: number | undefined; readonly max?: number | undefined };
+  | { readonly op: 'scale'; readonly min?: number | undefined; readonly max?: number | undefined }
+  /** A request arrived at a follower while no worker is live: scale from zero now. */
+  | { readonly op: 'demand' };
 
 /** The leader's answer to a FleetCommand: the worker it acted on, or the new bounds, or an error of the catalogue. */
 export type FleetCommandResult =
@@ -103,8 +105,12 @@ export interface CoordinationListener {
   command(cmd: FleetCommand): Promise<FleetCommandResult>;
 }
 
-/** How a leaving replica ended: it handed the fleet to another replica, or it was the last one. */
-export type LeaveOutcome = 'handed-over' | 'last';
+/**
+ * How a leaving replica ended: another replica holds the fleet now ('handed-over': keep the
+ * workers), none stays ('last': tear the fleet down, or keep it with keep_workers_on_exit), or
+ * the store did not answer ('unreachable': keep the workers for whoever leads next).
+ */
+export type LeaveOutcome = 'handed-over' | 'last' | 'unreachable';
 
 export interface Coordinator {
   readonly kind: string;
@@ -129,7 +135,11 @@ export interface Coordinator {
   checkFence(action: string): void;
   /** Whether checkFence would pass now. */
   holdsFence(): boolean;
-  /** Writes the fleet, fenced (etcd: a transaction that compares the term). Rejects with a FencedError when this replica no longer leads. */
+  /**
+   * Writes the fleet, fenced (etcd: a transaction that compares the term). Rejects with a
+   * FencedError when this replica no longer leads, with another error when the store did not
+   * answer (the caller tries again while it leads).
+   */
   publishFleet(fleet: FleetSnapshot): Promise<void>;
   /** This replica's load, for the others (etcd: under a lease-bound key; writes are throttled by the caller). */
   publishLoad(load: Omit<ReplicaLoad, 'replica'>): void;
@@ -138,11 +148,10 @@ export interface Coordinator {
   /** Passes node control to the leader and resolves with its answer. */
   submit(cmd: FleetCommand): Promise<FleetCommandResult>;
   /**
-   * A graceful exit: marks this replica leaving; if it leads, hands the leadership to a replica
-   * that stays ('handed-over': keep the workers) or reports that none stays ('last': the caller
-   * tears the fleet down, or keeps it with keep_workers_on_exit). A follower resolves once a
-   * leader other than itself holds the fleet ('handed-over'), or with 'last' if it becomes the
-   * leader meanwhile and nobody else stays.
+   * A graceful exit: marks this replica leaving (it is handed nothing from now on). A leader
+   * hands the leadership to a replica that stays, or reports that none does ('last'); a follower
+   * resolves once another replica holds the leadership, or, if it comes to lead meanwhile, as a
+   * leader does. So when every replica leaves at once, exactly one of them is 'last'.
    */
   leave(): Promise<LeaveOutcome>;
 }
