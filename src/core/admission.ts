@@ -3,7 +3,7 @@ import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
 import { LinkedList, type Linked } from './linked-list.js';
 import type { LoadTracker } from './load-tracker.js';
-import type { Worker, WorkerPool } from './pool.js';
+import { load, type Worker, type WorkerPool } from './pool.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
 import { wireBalancer } from './balancer/wire.js';
 
@@ -79,13 +79,13 @@ export function eligible(pool: WorkerPool, exclude: ReadonlySet<string> | undefi
   return candidates.filter((w) => !exclude.has(w.name));
 }
 
-/** The worker with the lowest inFlight/capacity in `list`, ties uniformly at random (one pass, reservoir sampling). */
+/** The worker with the lowest load/capacity in `list`, ties uniformly at random (one pass, reservoir sampling). */
 function leastLoadedOf(list: readonly Worker[], random: Random): Worker | undefined {
   let best: Worker | undefined;
   let ties = 0;
   for (const w of list) {
-    // Compare inFlight/capacity cross-multiplied, so 1/3 and 2/6 tie exactly.
-    const cmp = best === undefined ? -1 : w.inFlight * best.capacity - best.inFlight * w.capacity;
+    // Compare load/capacity cross-multiplied, so 1/3 and 2/6 tie exactly.
+    const cmp = best === undefined ? -1 : load(w) * best.capacity - load(best) * w.capacity;
     if (cmp < 0) {
       best = w;
       ties = 1;

@@ -1,5 +1,7 @@
 import type { Clock } from './clock.js';
-import { LoadIndex, type Candidates } from './load-index.js';
+import { LoadIndex, load, type Candidates } from './load-index.js';
+
+export { load } from './load-index.js';
 import type { WorkerState } from './types.js';
 
 /**
@@ -23,6 +25,31 @@ export function canTransition(from: WorkerState, to: WorkerState): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
+/**
+ * The shortest chain of allowed moves from `from` to `to` (`to` last; empty when equal), or
+ * undefined when `to` cannot be reached (e.g. draining → ready). A follower replays the leader's
+ * view with it, which may have skipped states in between: starting → draining becomes
+ * [draining], provisioning → ready becomes [starting, ready], ready → gone [terminating, gone].
+ */
+export function transitionPath(from: WorkerState, to: WorkerState): WorkerState[] | undefined {
+  const cameFrom = new Map<WorkerState, WorkerState>([[from, from]]);
+  const queue: WorkerState[] = [from];
+  for (let s = queue.shift(); s !== undefined; s = queue.shift()) {
+    if (s === to) {
+      const path: WorkerState[] = [];
+      for (let at = to; at !== from; at = cameFrom.get(at)!) path.unshift(at);
+      return path;
+    }
+    for (const next of TRANSITIONS[s]) {
+      // Through `failed` only when it is where the worker goes: a retired worker is terminated, not failed.
+      if (cameFrom.has(next) || (next === 'failed' && to !== 'failed')) continue;
+      cameFrom.set(next, s);
+      queue.push(next);
+    }
+  }
+  return undefined;
+}
+
 /** One worker as core sees it. Mutated only through WorkerPool. */
 export interface Worker {
   readonly name: string;
@@ -31,7 +58,13 @@ export interface Worker {
   state: WorkerState;
   /** Base URL once known (after provisioning). */
   url: string | undefined;
+  /** Requests in flight from this gateway. */
   inFlight: number;
+  /**
+   * Requests in flight from the other gateway replicas, as they last published it (about once a
+   * second; src/core/replica.ts); 0 with one gateway. Balancing and capacity count both.
+   */
+  remoteInFlight: number;
   totalRequests: number;
   /** When the state last changed (clock ms). */
   stateSince: number;
@@ -78,6 +111,7 @@ export class WorkerPool {
       state,
       url: undefined,
       inFlight: 0,
+      remoteInFlight: 0,
       totalRequests: 0,
       stateSince: now,
       lastProbeAt: undefined,
@@ -145,6 +179,16 @@ export class WorkerPool {
     return out;
   }
 
+  /** Sets the requests the other replicas have in flight on `name` (their published sum). */
+  setRemoteInFlight(name: string, n: number): void {
+    const w = this.#workers.get(name);
+    if (!w || w.remoteInFlight === n) return;
+    const delta = n - w.remoteInFlight;
+    w.remoteInFlight = n;
+    this.#index.update(w, delta);
+    for (const l of this.#loadListeners) l(w);
+  }
+
   /** Counts a request onto a worker. */
   acquire(w: Worker): void {
     w.inFlight++;
@@ -173,12 +217,11 @@ export class WorkerPool {
   /** Serving workers with a free slot as a list, in insertion order (O(n); `loads` is the fast path). */
   candidates(): Worker[] {
     const out: Worker[] = [];
-    for (const w of this.#workers.values())
-      if (w.state === 'ready' && !w.ejected && w.inFlight < w.capacity) out.push(w);
+    for (const w of this.#workers.values()) if (w.state === 'ready' && !w.ejected && load(w) < w.capacity) out.push(w);
     return out;
   }
 
-  /** Requests in flight across all workers. */
+  /** Requests in flight from this gateway across all workers. */
   inFlight(): number {
     let n = 0;
     for (const w of this.#workers.values()) n += w.inFlight;
