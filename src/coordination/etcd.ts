@@ -92,6 +92,7 @@ interface Session {
  */
 export class EtcdCoordinator implements Coordinator {
   readonly kind = 'etcd';
+  readonly replicated = true;
   readonly replica: string;
   readonly #o: EtcdCoordinatorOptions;
   readonly #log: CoordinationLog;

@@ -17,6 +17,7 @@ import {
  */
 export class InProcessCoordinator implements Coordinator {
   readonly kind = 'in-process';
+  readonly replicated = false;
   readonly replica: string;
   readonly #startedAt: number;
   readonly #now: () => number;

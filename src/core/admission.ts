@@ -2,7 +2,6 @@ import type { Clock, Random, TimerHandle } from './clock.js';
 import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
 import { LinkedList, type Linked } from './linked-list.js';
-import type { LoadTracker } from './load-tracker.js';
 import { load, type Worker, type WorkerPool } from './pool.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
 import { wireBalancer } from './balancer/wire.js';
@@ -19,7 +18,8 @@ export interface AdmissionOptions {
   readonly pool: WorkerPool;
   readonly balancer: BalancerPolicy;
   readonly clock: Clock;
-  readonly tracker: LoadTracker;
+  /** Told the queue length (in flight + waiting here) on every change: the load tracker, or the replicas' sum. */
+  readonly tracker: { set(queueLength: number): void };
   readonly random: Random;
   /** Requests that may wait for a slot; one more gets 'queue_full' (429). 0 means none wait. */
   readonly maxQueueLength: number;
@@ -111,7 +111,7 @@ export class Admission {
   readonly #pool: WorkerPool;
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
-  readonly #tracker: LoadTracker;
+  readonly #tracker: { set(queueLength: number): void };
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;

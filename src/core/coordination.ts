@@ -114,6 +114,8 @@ export type LeaveOutcome = 'handed-over' | 'last' | 'unreachable';
 
 export interface Coordinator {
   readonly kind: string;
+  /** Whether other replicas may share the fleet (false: in-process, which publishes nothing). */
+  readonly replicated: boolean;
   /** This replica's id (shown in status). */
   readonly replica: string;
   /** Joins the replicas: registers, starts watching and campaigning. Events go to `listener` from now on. */
