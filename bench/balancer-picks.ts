@@ -13,7 +13,8 @@ import { seededRandom, VirtualClock } from '../src/core/clock.js';
 import { BALANCER_NAMES, createBalancer } from '../src/core/balancer/registry.js';
 import { isEngineLoadSink, type BalancerPolicy, type PickContext } from '../src/core/balancer/types.js';
 import { wireBalancer } from '../src/core/balancer/wire.js';
-import { WorkerPool, type Worker } from '../src/core/pool.js';
+import { WorkerPool } from '../src/core/pool.js';
+import type { Worker } from '../src/core/types.js';
 import { promptTextOf } from '../src/service/prompt.js';
 import { chatMessages, multiTurnSessions } from '../src/sim/workloads/multi-turn.js';
 

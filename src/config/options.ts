@@ -12,7 +12,7 @@ import { ENGINE_LOAD_DEFAULTS } from '../core/balancer/engine-load.js';
 import { PREFIX_CACHE_DEFAULTS } from '../core/balancer/prefix-cache.js';
 import { BALANCER_NAMES } from '../core/balancer/registry.js';
 import { SESSION_AFFINITY_DEFAULTS } from '../core/balancer/session-affinity.js';
-import { PROVISIONER_NAMES } from '../provisioners/registry.js';
+import { PROVISIONER_NAMES } from '../provisioners/names.js';
 
 export type OptionType = 'string' | 'int' | 'number' | 'bool' | 'json' | 'list';
 

@@ -2,7 +2,8 @@ import type { Clock, Random, TimerHandle } from './clock.js';
 import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
 import { LinkedList, type Linked } from './linked-list.js';
-import { load, type Worker, type WorkerPool } from './pool.js';
+import { load, type WorkerPool } from './pool.js';
+import type { Worker } from './types.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
 import { wireBalancer } from './balancer/wire.js';
 

@@ -268,3 +268,8 @@ export function toOpenAIError(err: unknown): OpenAIErrorBody {
   const g = toGatewayError(err);
   return { error: { message: g.message, type: g.type, param: g.param ?? null, code: g.code } };
 }
+
+/** The message of anything thrown, for logs and worker details. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

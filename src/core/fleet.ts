@@ -1,9 +1,10 @@
 import type { Clock, TimerHandle } from './clock.js';
-import type { Worker, WorkerPool } from './pool.js';
-import type { Prober, Provisioner, TaskSpec, WorkerState } from './types.js';
-
-export type FleetLogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type FleetLog = (level: FleetLogLevel, msg: string, fields?: Record<string, unknown>) => void;
+import { errorMessage } from './errors.js';
+import { HealthChecker } from './health-checker.js';
+import type { WorkerPool } from './pool.js';
+import { ProvisionerGate } from './provisioner-gate.js';
+import { Terminator, type Departure } from './terminator.js';
+import type { FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
 
 export interface FleetOptions {
   readonly pool: WorkerPool;
@@ -91,12 +92,11 @@ const FAILED_RECORDS_KEPT = 10;
 
 /** The states that count toward the target (workers still provisioning count too). */
 const LIVE: readonly WorkerState[] = ['provisioning', 'starting', 'ready', 'not_ready'];
-const PROBED: readonly WorkerState[] = ['starting', 'ready', 'not_ready'];
 
 /** The fleet's bookkeeping for one worker it owns. */
 interface Tracked {
   readonly name: string;
-  /** Aborts the launch while provisioning, and any probe in flight afterwards. */
+  /** Aborts the launch while provisioning, and the wait before a launch retry. */
   readonly abort: AbortController;
   /** Settles (never rejects) once provisioner.launch has settled. */
   launchSettled: Promise<void>;
@@ -106,19 +106,16 @@ interface Tracked {
   cancelled: boolean;
   /** Launch attempts under this name so far (retries after failures count). */
   attempt: number;
-  probing: boolean;
-  probeTimer: TimerHandle | undefined;
-  drainTimers: TimerHandle[];
-  drainDeadline: number;
-  /** Set while draining: finishes the drain (and starts the teardown). */
-  drainFinish: (() => void) | undefined;
 }
 
 /**
- * Keeps a number of workers running: launches them through a Provisioner, probes them
- * until ready, replaces the unhealthy, drains and terminates the surplus. Pure: time
- * comes from the Clock, I/O only through the Provisioner and Prober interfaces, and
- * every state change goes through the WorkerPool.
+ * Keeps a number of workers running: holds the target, launches workers through the
+ * provisioner (retrying failed launches with backoff), reconciles the live count with the
+ * target, and adopts the clusters an earlier gateway left. Two units do the rest: the
+ * HealthChecker probes workers until ready and asks for replacements, the Terminator drains
+ * and tears down. Every provisioner call goes through one ProvisionerGate. Pure: time comes
+ * from the Clock, I/O only through the Provisioner and Prober interfaces, and every state
+ * change goes through the WorkerPool.
  *
  * Public `launch()` / `remove()` move the target by one (manual add/remove); the
  * autoscaler sets it with `scaleTo(n)`.
@@ -128,14 +125,15 @@ export class Fleet {
   readonly #pool: WorkerPool;
   readonly #clock: Clock;
   readonly #log: FleetLog;
+  readonly #provisioner: ProvisionerGate;
+  readonly #health: HealthChecker;
+  readonly #terminator: Terminator;
   readonly #tracked = new Map<string, Tracked>();
   /** Teardowns of clusters that never joined the pool (adoption). */
   readonly #orphanTeardowns = new Map<string, Promise<void>>();
-  readonly #stats: FleetStats = emptyFleetStats();
+  readonly #launchStats = { launched: 0, launchFailures: 0, launchGiveUps: 0 };
   /** Workers given up on after their launch retries, oldest first, kept as `failed` records. */
   readonly #failedRecords: string[] = [];
-  /** Clusters whose teardown was given up on: reported until a later terminate succeeds. */
-  readonly #unterminated = new Set<string>();
   #target = 0;
   #failuresInARow = 0;
   /** No launches before this time (backoff after failures). */
@@ -145,11 +143,35 @@ export class Fleet {
 
   constructor(opts: FleetOptions) {
     if (opts.capacity < 1) throw new Error('fleet: capacity must be ≥ 1');
-    if (opts.probeIntervalMs <= 0) throw new Error('fleet: probeIntervalMs must be > 0');
     this.#o = opts;
     this.#pool = opts.pool;
     this.#clock = opts.clock;
     this.#log = opts.log ?? (() => {});
+    this.#provisioner = new ProvisionerGate(opts.provisioner);
+    this.#health = new HealthChecker({
+      pool: opts.pool,
+      prober: opts.prober,
+      clock: opts.clock,
+      probeIntervalMs: opts.probeIntervalMs,
+      unhealthyTimeoutMs: opts.unhealthyTimeoutMs,
+      log: this.#log,
+      replace: (w) => this.#replace(w),
+      onReady: (w) => {
+        this.#failuresInARow = 0;
+        opts.onReady?.(w);
+      },
+      onProbe: opts.onProbe,
+    });
+    this.#terminator = new Terminator({
+      pool: opts.pool,
+      clock: opts.clock,
+      provisioner: this.#provisioner,
+      drainTimeoutMs: opts.drainTimeoutMs,
+      drainPollMs: opts.probeIntervalMs,
+      retryDelayMs: opts.retryDelayMs,
+      terminateAttempts: opts.terminateAttempts,
+      log: this.#log,
+    });
   }
 
   get target(): number {
@@ -157,12 +179,12 @@ export class Fleet {
   }
 
   get stats(): Readonly<FleetStats> {
-    return { ...this.#stats };
+    return { ...this.#launchStats, replaced: this.#health.replaced, ...this.#terminator.stats };
   }
 
   /** Clusters that would not go away after terminateAttempts tries: they may still be running. */
   unterminated(): string[] {
-    return [...this.#unterminated].sort();
+    return this.#terminator.unterminated();
   }
 
   /** Workers counting toward the target: provisioning, starting, ready, not_ready. */
@@ -213,12 +235,12 @@ export class Fleet {
     const t = this.#tracked.get(name);
     const w = this.#pool.get(name);
     if (!t || !w) return Promise.reject(new Error(`fleet: unknown worker ${name}`));
-    return this.#drain(t, w, true);
+    return this.#retire(t, w, true);
   }
 
   /** Call when a request on some worker finished: a draining worker may now be empty. */
   notifyRelease(): void {
-    for (const t of this.#tracked.values()) this.#checkDrain(t);
+    this.#terminator.notifyRelease();
   }
 
   /**
@@ -229,12 +251,7 @@ export class Fleet {
     const t = this.#tracked.get(name);
     const w = this.#pool.get(name);
     if (!t || !w || t.done) return;
-    this.#log('warn', `fleet: worker ${name} lost: ${reason}`, { worker: name, reason });
-    this.#stats.replaced++;
-    this.#stopProbing(t);
-    if (w.state !== 'failed') this.#pool.setState(name, 'failed', `lost: ${reason}`);
-    t.done = this.#teardown(t);
-    this.#reconcile();
+    this.#health.lost(w, reason);
   }
 
   /**
@@ -243,7 +260,7 @@ export class Fleet {
    * crash never leaks a worker. The target rises to at least the number of live workers.
    */
   async adopt(opts: { reinit?: boolean } = {}): Promise<AdoptResult> {
-    const clusters = await this.#o.provisioner.list(this.#o.namePrefix);
+    const clusters = await this.#provisioner.list(this.#o.namePrefix);
     const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [] };
     const ours = new RegExp(`^${escapeRegExp(this.#o.namePrefix)}-\\d+$`);
     for (const c of clusters) {
@@ -254,22 +271,21 @@ export class Fleet {
       if (this.#pool.get(c.name) || this.#tracked.has(c.name) || this.#orphanTeardowns.has(c.name)) continue;
       if (c.status === 'UP' && c.endpoint && !this.#closing && opts.reinit) {
         // --reinit: stop the old jobs, then launch the task on the same cluster.
-        const cancel = this.#o.provisioner.cancelJobs?.bind(this.#o.provisioner);
-        this.#startLaunch(c.name, cancel ? () => cancel(c.name) : undefined);
+        const gate = this.#provisioner;
+        this.#startLaunch(c.name, gate.canCancelJobs ? () => gate.cancelJobs(c.name) : undefined);
         result.reinitialized.push(c.name);
       } else if (c.status === 'UP' && c.endpoint && !this.#closing) {
-        const t = this.#track(c.name);
-        this.#pool.add(c.name, this.#o.capacity, 'provisioning');
-        const w = this.#pool.get(c.name)!;
+        this.#track(c.name);
+        const w = this.#pool.add(c.name, this.#o.capacity, 'provisioning');
         w.url = c.endpoint.url;
         w.detail = { ...c.endpoint.detail };
         this.#pool.setState(c.name, 'starting', 'adopted');
         result.adopted.push(c.name);
-        this.#startProbing(t);
+        this.#health.watch(w);
       } else {
         result.terminated.push(c.name);
         this.#log('info', `fleet: tearing down ${c.name} (${c.status}${c.endpoint ? '' : ', no endpoint'})`);
-        const p = this.#terminateWithRetries(c.name).then(() => {
+        const p = this.#terminator.terminate(c.name).then(() => {
           this.#orphanTeardowns.delete(c.name);
         });
         this.#orphanTeardowns.set(c.name, p);
@@ -303,7 +319,7 @@ export class Fleet {
       const w = this.#pool.get(t.name);
       if (!w) continue;
       const keep = opts.keepWorkers === true && w.state !== 'provisioning' && w.state !== 'failed';
-      waits.push(this.#drain(t, w, !keep));
+      waits.push(this.#retire(t, w, !keep));
     }
     await Promise.all(waits);
   }
@@ -314,7 +330,7 @@ export class Fleet {
   #startLaunch(name: string, before?: () => Promise<void>): Worker {
     const t = this.#track(name);
     const w = this.#pool.add(name, this.#o.capacity, 'provisioning');
-    this.#stats.launched++;
+    this.#launchStats.launched++;
     this.#log('info', `fleet: launching ${name}`, { worker: name });
     this.#runLaunch(t, w, before);
     return w;
@@ -324,7 +340,7 @@ export class Fleet {
   #runLaunch(t: Tracked, w: Worker, before?: () => Promise<void>): void {
     t.attempt++;
     const launched = (before ? before() : Promise.resolve()).then(() =>
-      this.#o.provisioner.launch(t.name, this.#o.task, t.abort.signal),
+      this.#provisioner.launch(t.name, this.#o.task, t.abort.signal),
     );
     t.launchSettled = launched.then(
       () => undefined,
@@ -350,12 +366,12 @@ export class Fleet {
     w.detail = { ...detail };
     this.#pool.setState(t.name, 'starting', 'launched');
     this.#log('info', `fleet: ${t.name} is up at ${url}; waiting for readiness`, { worker: t.name, url });
-    this.#startProbing(t);
+    this.#health.watch(w);
   }
 
   #onLaunchFailed(t: Tracked, w: Worker, err: unknown): void {
     if (t.cancelled || t.done || this.#pool.get(t.name) !== w) return; // expected: we aborted it
-    this.#stats.launchFailures++;
+    this.#launchStats.launchFailures++;
     const retries = this.#o.maxLaunchRetries ?? 0;
     if (t.attempt <= retries && !this.#closing) {
       this.#retryLaunch(t, w, errorMessage(err));
@@ -363,7 +379,7 @@ export class Fleet {
     }
     const givenUp = retries > 0;
     if (givenUp) {
-      this.#stats.launchGiveUps++;
+      this.#launchStats.launchGiveUps++;
       this.#log('error', `fleet: giving up on ${t.name} after ${t.attempt} failed launch attempts`, {
         worker: t.name,
         attempts: t.attempt,
@@ -381,7 +397,11 @@ export class Fleet {
     this.#pool.setState(t.name, 'failed', `launch failed: ${message}`);
     // The provisioner may have made part of a worker (a half-up cluster): tear it down.
     // A worker given up on stays listed as `failed` (its name is not reused) once its cluster is gone.
-    t.done = this.#teardown(t, givenUp);
+    this.#stopLaunchAndProbes(t);
+    t.done = this.#terminator.teardown(
+      t.name,
+      this.#departure(t, givenUp ? `given up after ${t.attempt} failed launches; cluster torn down` : undefined),
+    );
     this.#reconcile();
   }
 
@@ -400,7 +420,7 @@ export class Fleet {
     w.detail = { ...w.detail, attempt: String(t.attempt), last_error: message };
     const still = (): boolean => !t.cancelled && !t.done && !this.#closing && this.#pool.get(t.name) === w;
     t.launchSettled = (async () => {
-      const gone = await this.#terminateWithRetries(t.name);
+      const gone = await this.#terminator.terminate(t.name);
       if (!still()) return;
       if (!gone) {
         // The partial cluster would not go away: relaunching under its name could reuse a broken cluster.
@@ -418,79 +438,6 @@ export class Fleet {
     })();
   }
 
-  // ---- probing -----------------------------------------------------------------------
-
-  #startProbing(t: Tracked): void {
-    this.#tick(t);
-  }
-
-  #stopProbing(t: Tracked): void {
-    t.probeTimer?.cancel();
-    t.probeTimer = undefined;
-    if (!t.abort.signal.aborted) t.abort.abort(new Error('worker leaving'));
-  }
-
-  /** Every probe interval: replace if unhealthy too long, else probe (unless one is still out). */
-  #tick(t: Tracked): void {
-    t.probeTimer = undefined;
-    const w = this.#pool.get(t.name);
-    if (!w || t.done || this.#closing || !PROBED.includes(w.state)) return;
-    const stuck = w.state === 'starting' || w.state === 'not_ready';
-    if (stuck && this.#clock.now() - w.stateSince >= this.#o.unhealthyTimeoutMs) {
-      this.#replace(t, w);
-      return;
-    }
-    t.probeTimer = this.#clock.setTimer(this.#o.probeIntervalMs, () => this.#tick(t));
-    if (!t.probing) void this.#probe(t, w);
-  }
-
-  async #probe(t: Tracked, w: Worker): Promise<void> {
-    t.probing = true;
-    let ok: boolean;
-    try {
-      ok = await this.#o.prober.probe(w.url ?? '', t.abort.signal);
-    } catch {
-      ok = false;
-    } finally {
-      t.probing = false;
-    }
-    if (t.done || this.#closing || this.#pool.get(t.name) !== w || !PROBED.includes(w.state)) return;
-    w.lastProbeAt = this.#clock.now();
-    if (ok && w.state !== 'ready') {
-      this.#pool.setState(t.name, 'ready', 'readiness probe passed');
-      this.#failuresInARow = 0;
-      this.#log('info', `fleet: ${t.name} is ready`, { worker: t.name });
-      try {
-        this.#o.onReady?.(w);
-      } catch (err) {
-        this.#log('error', `fleet: onReady threw: ${errorMessage(err)}`);
-      }
-    } else if (!ok && w.state === 'ready') {
-      this.#pool.setState(t.name, 'not_ready', 'readiness probe failed');
-      this.#log('warn', `fleet: ${t.name} failed its readiness probe`, { worker: t.name });
-    }
-    try {
-      this.#o.onProbe?.(w, ok);
-    } catch (err) {
-      this.#log('error', `fleet: onProbe threw: ${errorMessage(err)}`);
-    }
-  }
-
-  #replace(t: Tracked, w: Worker): void {
-    const since = this.#clock.now() - w.stateSince;
-    this.#log(
-      'warn',
-      `fleet: ${t.name} ${w.state} for ${since} ms (limit ${this.#o.unhealthyTimeoutMs}); replacing it`,
-      {
-        worker: t.name,
-        state: w.state,
-      },
-    );
-    this.#stats.replaced++;
-    void this.#drain(t, w, true);
-    this.#reconcile();
-  }
-
   // ---- scaling -----------------------------------------------------------------------
 
   #reconcile(): void {
@@ -499,7 +446,7 @@ export class Fleet {
     if (live.length > this.#target) {
       for (const w of this.#pickVictims(live.length - this.#target)) {
         const t = this.#tracked.get(w.name)!;
-        void this.#drain(t, w, true);
+        void this.#retire(t, w, true);
       }
       return;
     }
@@ -538,83 +485,46 @@ export class Fleet {
     }
   }
 
-  // ---- draining and teardown ---------------------------------------------------------
+  // ---- leaving -----------------------------------------------------------------------
 
-  /** Drains (or cancels, if still provisioning) and then, if `terminate`, tears down. */
-  #drain(t: Tracked, w: Worker, terminate: boolean): Promise<void> {
+  /** The health checker's verdict: the worker goes (drained, or torn down if lost) and reconcile replaces it. */
+  #replace(w: Worker): void {
+    const t = this.#tracked.get(w.name);
+    if (t) void this.#retire(t, w, true);
+    this.#reconcile();
+  }
+
+  /** Hands the worker to the Terminator (once): drained, or cancelled if still provisioning, then torn down if `terminate`. */
+  #retire(t: Tracked, w: Worker, terminate: boolean): Promise<void> {
     if (t.done) return t.done;
-    this.#stopProbing(t);
-    if (w.state === 'provisioning') {
-      // Not up yet: abort the launch, then terminate whatever it made.
-      t.cancelled = true;
-      this.#pool.setState(t.name, 'terminating', 'cancelled while provisioning');
-      t.done = this.#teardown(t);
-      return t.done;
-    }
-    if (w.state === 'failed' || w.state === 'terminating') {
-      t.done = this.#teardown(t);
-      return t.done;
-    }
-    this.#pool.setState(t.name, 'draining', terminate ? 'scale-down' : 'shutdown (keeping workers)');
-    this.#log('info', `fleet: draining ${t.name} (${w.inFlight} in flight)`, { worker: t.name, inFlight: w.inFlight });
-    t.drainDeadline = this.#clock.now() + this.#o.drainTimeoutMs;
-    t.done = new Promise<void>((resolve) => {
-      t.drainFinish = () => {
-        for (const timer of t.drainTimers) timer.cancel();
-        t.drainTimers = [];
-        t.drainFinish = undefined;
-        if (w.inFlight > 0) {
-          this.#log('warn', `fleet: ${t.name} still had ${w.inFlight} in flight after the drain timeout`, {
-            worker: t.name,
-          });
-        }
-        if (terminate) resolve(this.#teardown(t));
-        else {
-          this.#tracked.delete(t.name);
-          resolve();
-        }
-      };
-    });
-    // Checked on release notifications, on a poll (in case nobody notifies), and at the deadline.
-    const poll = (): void => {
-      if (!this.#checkDrain(t)) t.drainTimers.push(this.#clock.setTimer(this.#o.probeIntervalMs, poll));
-    };
-    t.drainTimers.push(this.#clock.setTimer(this.#o.drainTimeoutMs, () => this.#checkDrain(t)));
-    poll();
+    this.#stopLaunchAndProbes(t);
+    // Not up yet: the launch is aborted above, and its rejection is expected.
+    if (w.state === 'provisioning') t.cancelled = true;
+    t.done = this.#terminator.drain(w, terminate, this.#departure(t));
     return t.done;
   }
 
-  /** Ends the drain once nothing is in flight or the drain timeout has passed; true when it is over. */
-  #checkDrain(t: Tracked): boolean {
-    const finish = t.drainFinish;
-    if (!finish) return true;
-    const w = this.#pool.get(t.name);
-    if (w && w.inFlight > 0 && this.#clock.now() < t.drainDeadline) return false;
-    finish();
-    return true;
+  #stopLaunchAndProbes(t: Tracked): void {
+    this.#health.unwatch(t.name);
+    if (!t.abort.signal.aborted) t.abort.abort(new Error('worker leaving'));
   }
 
-  /** terminating → provisioner.terminate → gone, retrying; never rejects. */
-  async #teardown(t: Tracked, keepRecord = false): Promise<void> {
-    this.#stopProbing(t);
-    await t.launchSettled;
-    const gone = await this.#terminateWithRetries(t.name, () => {
-      const w = this.#pool.get(t.name);
-      if (w && w.state !== 'terminating') this.#pool.setState(t.name, 'terminating', 'terminate');
-    });
-    const w = this.#pool.get(t.name);
-    if (gone && keepRecord && w) {
-      this.#pool.setState(t.name, 'failed', `given up after ${t.attempt} failed launches; cluster torn down`);
-      this.#tracked.delete(t.name);
-      this.#keepFailedRecord(t.name);
-    } else if (gone) {
-      if (w) this.#pool.setState(t.name, 'gone', 'terminated');
-      this.#tracked.delete(t.name);
-    } else {
-      if (w && w.state !== 'failed') this.#pool.setState(t.name, 'failed', 'terminate failed');
-      t.done = undefined; // drain(name), remove(name) or shutdown() tries again
-    }
-    this.#reconcile();
+  /** What the Terminator needs of a tracked worker, and what the fleet does once it has left. */
+  #departure(t: Tracked, keepFailed?: string): Departure {
+    return {
+      launchSettled: () => t.launchSettled,
+      keepFailed,
+      settled: (outcome) => {
+        if (outcome === 'unterminated') {
+          t.done = undefined; // drain(name), remove(name) or shutdown() tries again
+        } else {
+          this.#tracked.delete(t.name);
+          if (outcome === 'kept') return;
+          if (keepFailed !== undefined && this.#pool.get(t.name)) this.#keepFailedRecord(t.name);
+        }
+        this.#reconcile();
+      },
+    };
   }
 
   /** Keeps the last few given-up workers listed as `failed` (status shows them); older ones go. */
@@ -628,39 +538,6 @@ export class Fleet {
     }
   }
 
-  /** Calls provisioner.terminate up to terminateAttempts times; true once it succeeded. */
-  async #terminateWithRetries(name: string, beforeAttempt?: () => void): Promise<boolean> {
-    const attempts = this.#o.terminateAttempts ?? 3;
-    for (let i = 1; ; i++) {
-      beforeAttempt?.();
-      try {
-        await this.#o.provisioner.terminate(name);
-        this.#stats.terminated++;
-        this.#unterminated.delete(name);
-        this.#log('info', `fleet: ${name} terminated`, { worker: name });
-        return true;
-      } catch (err) {
-        this.#stats.terminateFailures++;
-        const w = this.#pool.get(name);
-        if (w && w.state === 'terminating')
-          this.#pool.setState(name, 'failed', `terminate failed: ${errorMessage(err)}`);
-        if (i >= attempts) {
-          this.#stats.teardownGiveUps++;
-          this.#unterminated.add(name);
-          this.#log(
-            'error',
-            `fleet: could not terminate ${name} after ${i} attempts; it may still be running (and billing): tear it down by hand`,
-            { worker: name, error: errorMessage(err) },
-          );
-          return false;
-        }
-        const delay = (this.#o.retryDelayMs ?? 5000) * i;
-        this.#log('warn', `fleet: terminate of ${name} failed (${errorMessage(err)}); retrying in ${delay} ms`);
-        await new Promise<void>((resolve) => this.#clock.setTimer(delay, resolve));
-      }
-    }
-  }
-
   #track(name: string): Tracked {
     const t: Tracked = {
       name,
@@ -669,19 +546,10 @@ export class Fleet {
       done: undefined,
       cancelled: false,
       attempt: 0,
-      probing: false,
-      probeTimer: undefined,
-      drainTimers: [],
-      drainDeadline: Infinity,
-      drainFinish: undefined,
     };
     this.#tracked.set(name, t);
     return t;
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function escapeRegExp(s: string): string {

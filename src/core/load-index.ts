@@ -1,5 +1,5 @@
 import type { Random } from './clock.js';
-import type { Worker } from './pool.js';
+import type { Worker } from './types.js';
 
 /**
  * What a balancer chooses from: the ready workers, indexed by load so that every question

@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js';
-import type { Worker, WorkerPool } from './pool.js';
+import type { WorkerPool } from './pool.js';
+import type { Worker } from './types.js';
 
 export interface OutlierOptions {
   readonly pool: WorkerPool;

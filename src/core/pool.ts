@@ -1,8 +1,8 @@
 import type { Clock } from './clock.js';
 import { LoadIndex, load, type Candidates } from './load-index.js';
+import type { Worker, WorkerState, WorkerStateChange } from './types.js';
 
 export { load } from './load-index.js';
-import type { WorkerState } from './types.js';
 
 /**
  * Allowed state changes. Only `ready` workers take new requests.
@@ -48,40 +48,6 @@ export function transitionPath(from: WorkerState, to: WorkerState): WorkerState[
     }
   }
   return undefined;
-}
-
-/** One worker as core sees it. Mutated only through WorkerPool. */
-export interface Worker {
-  readonly name: string;
-  readonly capacity: number;
-  readonly createdAt: number;
-  state: WorkerState;
-  /** Base URL once known (after provisioning). */
-  url: string | undefined;
-  /** Requests in flight from this gateway. */
-  inFlight: number;
-  /**
-   * Requests in flight from the other gateway replicas, as they last published it (about once a
-   * second; src/core/replica.ts); 0 with one gateway. Balancing and capacity count both.
-   */
-  remoteInFlight: number;
-  totalRequests: number;
-  /** When the state last changed (clock ms). */
-  stateSince: number;
-  lastProbeAt: number | undefined;
-  detail: Record<string, string>;
-  /**
-   * Set by outlier detection (src/core/outlier.ts) while the worker is ejected: it keeps its
-   * state (ready, probed as usual) but is no balancing candidate. A flag beside the state, not a
-   * state, as Envoy keeps outlier ejection beside health: a worker can be ready and ejected.
-   */
-  ejected: boolean;
-}
-
-export interface WorkerStateChange {
-  readonly worker: Worker;
-  readonly previous: WorkerState;
-  readonly reason: string;
 }
 
 export type PoolListener = (change: WorkerStateChange) => void;

@@ -11,7 +11,8 @@ import {
   type SharedFleet,
 } from './coordination.js';
 import { mirrorWorkers, shareWorkers } from './fleet-mirror.js';
-import type { Worker, WorkerPool } from './pool.js';
+import type { WorkerPool } from './pool.js';
+import type { Worker } from './types.js';
 import type { Prober } from './types.js';
 
 /** What a replica does with the fleet when it comes to lead it, and when it stops. */

@@ -61,3 +61,41 @@ export interface Prober {
 
 export type WorkerState =
   'provisioning' | 'starting' | 'ready' | 'not_ready' | 'draining' | 'terminating' | 'gone' | 'failed';
+
+/** One worker as core sees it. Mutated only through WorkerPool. */
+export interface Worker {
+  readonly name: string;
+  readonly capacity: number;
+  readonly createdAt: number;
+  state: WorkerState;
+  /** Base URL once known (after provisioning). */
+  url: string | undefined;
+  /** Requests in flight from this gateway. */
+  inFlight: number;
+  /**
+   * Requests in flight from the other gateway replicas, as they last published it (about once a
+   * second; src/core/replica.ts); 0 with one gateway. Balancing and capacity count both.
+   */
+  remoteInFlight: number;
+  totalRequests: number;
+  /** When the state last changed (clock ms). */
+  stateSince: number;
+  lastProbeAt: number | undefined;
+  detail: Record<string, string>;
+  /**
+   * Set by outlier detection (src/core/outlier.ts) while the worker is ejected: it keeps its
+   * state (ready, probed as usual) but is no balancing candidate. A flag beside the state, not a
+   * state, as Envoy keeps outlier ejection beside health: a worker can be ready and ejected.
+   */
+  ejected: boolean;
+}
+
+export interface WorkerStateChange {
+  readonly worker: Worker;
+  readonly previous: WorkerState;
+  readonly reason: string;
+}
+
+export type FleetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** How the fleet and its units (health checking, termination) log: a level, a message, structured fields. */
+export type FleetLog = (level: FleetLogLevel, msg: string, fields?: Record<string, unknown>) => void;

@@ -1,14 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, createWriteStream, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterInfo, Endpoint, Provisioner, TaskSpec } from '../core/types.js';
+import { abortReason, defaultLogDir, signalGroup, type ProvisionerLog } from './common.js';
 import { freePort } from './free-port.js';
 import { localUnsupportedKeys } from './task.js';
-
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type ProvisionerLog = (level: LogLevel, msg: string) => void;
 
 export interface LocalProvisionerOptions {
   readonly log?: ProvisionerLog;
@@ -65,7 +62,7 @@ export class LocalProvisioner implements Provisioner {
   constructor(opts: LocalProvisionerOptions = {}) {
     this.#log = opts.log ?? (() => {});
     this.#host = opts.host ?? '127.0.0.1';
-    this.#logDir = opts.logDir ?? join(homedir(), '.flockserve', 'logs');
+    this.#logDir = opts.logDir ?? defaultLogDir();
     this.#graceMs = opts.killGraceMs ?? 5000;
     this.#shell = opts.shell ?? 'bash';
     this.#onExit = opts.onExit;
@@ -242,7 +239,7 @@ export class LocalProvisioner implements Provisioner {
   }
 
   async #killGroups(entry: Entry): Promise<void> {
-    const alive = (): boolean => entry.groups.some(groupAlive) || running(entry.proc);
+    const alive = (): boolean => entry.groups.some((pgid) => signalGroup(pgid, 0)) || running(entry.proc);
     if (!alive()) return;
     signalGroups(entry.groups, 'SIGTERM');
     const termDeadline = performance.now() + this.#graceMs;
@@ -276,22 +273,7 @@ export class LocalProvisioner implements Provisioner {
 }
 
 function signalGroups(groups: readonly number[], sig: NodeJS.Signals): void {
-  for (const pgid of groups) {
-    try {
-      process.kill(-pgid, sig);
-    } catch {
-      // ESRCH: the group is already gone.
-    }
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  for (const pgid of groups) signalGroup(pgid, sig);
 }
 
 function running(proc: ChildProcess | undefined): boolean {
@@ -304,9 +286,4 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new Error(`launch aborted: ${String(r)}`);
 }

@@ -1,6 +1,8 @@
 import type { Clock } from '../core/clock.js';
 import type { Provisioner } from '../core/types.js';
-import { LocalProvisioner, type ProvisionerLog } from './local.js';
+import type { ProvisionerLog } from './common.js';
+import { LocalProvisioner } from './local.js';
+import type { ProvisionerName } from './names.js';
 import { SkyPilotProvisioner } from './skypilot/skypilot.js';
 import { StaticProvisioner } from './static.js';
 
@@ -29,7 +31,7 @@ export interface ProvisionerContext {
 
 export type ProvisionerFactory = (ctx: ProvisionerContext) => Provisioner;
 
-/** The one table of provisioners; the `provisioner` option's choices are its keys. */
+/** The one table of provisioners, one factory for each of the names in names.ts. */
 export const PROVISIONERS = {
   skypilot: (ctx) =>
     new SkyPilotProvisioner({
@@ -51,8 +53,4 @@ export const PROVISIONERS = {
     if (ctx.workers.length === 0) throw new Error('provisioner static needs --workers URL[,URL...]');
     return new StaticProvisioner(ctx.workers);
   },
-} satisfies Record<string, ProvisionerFactory>;
-
-export type ProvisionerName = keyof typeof PROVISIONERS;
-
-export const PROVISIONER_NAMES = Object.keys(PROVISIONERS) as ProvisionerName[];
+} satisfies Record<ProvisionerName, ProvisionerFactory>;

@@ -1,5 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import type { TlsFiles } from '../service/grpc-server.js';
+
+/** PEM certificate chain and private key; the HTTP and gRPC listeners use the same pair. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
 
 /** Reads tls_cert and tls_key; both or neither must be set. Undefined means plain text. */
 export async function loadTls(

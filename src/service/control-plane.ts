@@ -1,7 +1,8 @@
 import type { Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
 import type { Fleet } from '../core/fleet.js';
-import type { Worker, WorkerPool } from '../core/pool.js';
+import type { WorkerPool } from '../core/pool.js';
+import type { Worker } from '../core/types.js';
 import type { EventHub, EventListener } from './events.js';
 import type { ControlPlane, GatewayStatus, ScaleBounds } from './status.js';
 import { workerNameFor } from './workers.js';

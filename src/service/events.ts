@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import type { WorkerStateChange } from '../core/pool.js';
+import type { WorkerStateChange } from '../core/types.js';
 import type { WatchEventsResponse } from '../gen/flockserve/v1/node_control.js';
 import { STATE, workerToProto } from './workers.js';
 

@@ -2,13 +2,8 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { InferenceServiceService, type InferenceServiceServer } from '../gen/flockserve/v1/inference.js';
 import { NodeControlServiceService, type NodeControlServiceServer } from '../gen/flockserve/v1/node_control.js';
 import { HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
+import type { TlsFiles } from '../runtime/tls.js';
 import { createReflection } from './reflection.js';
-
-/** PEM certificate chain and private key; both listeners use the same pair. */
-export interface TlsFiles {
-  readonly cert: Buffer;
-  readonly key: Buffer;
-}
 
 export interface GrpcListener {
   readonly port: number;

@@ -3,7 +3,7 @@ import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
 import { LinkedList, type Linked } from '../core/linked-list.js';
-import type { Worker } from '../core/pool.js';
+import type { Worker } from '../core/types.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import { bodyKind, checkedBody } from '../upstream/checked-body.js';

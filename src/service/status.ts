@@ -1,4 +1,4 @@
-import type { Worker } from '../core/pool.js';
+import type { Worker } from '../core/types.js';
 import type { EventListener } from './events.js';
 
 /** What GetStatus and `GET /` report; one snapshot, two renderings. */

@@ -1,7 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
-import type { Worker } from '../core/pool.js';
-import type { WorkerState } from '../core/types.js';
+import type { Worker, WorkerState } from '../core/types.js';
 import { WorkerState as ProtoWorkerState, type Worker as ProtoWorker } from '../gen/flockserve/v1/node_control.js';
 
 export const STATE: Record<WorkerState, ProtoWorkerState> = {

@@ -1,7 +1,6 @@
 import type { Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
 import type { FleetStats } from '../core/fleet.js';
-import type { Worker, WorkerStateChange } from '../core/pool.js';
-import type { WorkerState } from '../core/types.js';
+import type { Worker, WorkerState, WorkerStateChange } from '../core/types.js';
 import type { SummedHistogram, SummedHistograms } from './summed-histograms.js';
 import { Tally } from './tally.js';
 

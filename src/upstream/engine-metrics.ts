@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import type { EngineLoadSample, EngineLoadSink } from '../core/balancer/types.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import type { Worker } from '../core/pool.js';
+import type { Worker } from '../core/types.js';
 
 /**
  * The metrics the engine-load policy reads, by engine. vLLM renamed its KV gauge

@@ -4,8 +4,8 @@ import { VirtualClock, seededRandom } from '../../src/core/clock.js';
 import { LoadTracker } from '../../src/core/load-tracker.js';
 import type { BalancerPolicy } from '../../src/core/balancer/types.js';
 import { wireBalancer } from '../../src/core/balancer/wire.js';
-import { WorkerPool, type Worker } from '../../src/core/pool.js';
-import type { WorkerState } from '../../src/core/types.js';
+import { WorkerPool } from '../../src/core/pool.js';
+import type { Worker, WorkerState } from '../../src/core/types.js';
 
 /** [name, in flight, capacity, state (default ready)] */
 export type WorkerSpec = readonly [string, number, number, WorkerState?];

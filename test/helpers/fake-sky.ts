@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/provisioners/free-port.js';
-import { signalGroup } from '../../src/provisioners/skypilot/cli.js';
+import { signalGroup } from '../../src/provisioners/common.js';
 import { ROOT, simTask } from './gateway.js';
 
 /** Folder holding the FAKE `sky` executable (test/fixtures/fake-sky/sky): put it first on PATH. */

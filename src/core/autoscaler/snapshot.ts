@@ -1,4 +1,4 @@
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 import type { ScaleConfig, ScaleSnapshot, WorkerCounts } from './types.js';
 
 /** Counts workers by the states the autoscaler cares about. */

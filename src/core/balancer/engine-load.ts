@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { IndexedHeap, type HeapItem } from '../heap.js';
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 import type {
   BalancerOptions,
   BalancerPolicy,

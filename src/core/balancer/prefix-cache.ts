@@ -1,6 +1,6 @@
 import type { Random } from '../clock.js';
 import { PREFIX_BLOCK_CHARS, promptBlockHashes } from '../hashing.js';
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
 
 export const PREFIX_CACHE_DEFAULTS = {

@@ -1,4 +1,4 @@
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 import type { BalancerPolicy, Candidates, PickContext } from './types.js';
 
 /**

@@ -1,5 +1,5 @@
 import { hashString } from '../hashing.js';
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
 
 export const SESSION_AFFINITY_DEFAULTS = {

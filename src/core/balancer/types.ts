@@ -1,6 +1,6 @@
 import type { Clock, Random } from '../clock.js';
 import type { Candidates } from '../load-index.js';
-import type { Worker } from '../pool.js';
+import type { Worker } from '../types.js';
 
 export type { Candidates } from '../load-index.js';
 

@@ -2,6 +2,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { signalGroup } from '../common.js';
 
 /** The `sky` executable is not on PATH (or not executable). */
 export class SkyNotFoundError extends Error {
@@ -159,16 +160,6 @@ export class SkyCli {
       if (!signalGroup(pgid, 0)) return;
     }
     signalGroup(pgid, 'SIGKILL');
-  }
-}
-
-/** Sends `sig` to process group `pgid`; false when the group no longer exists (ESRCH is not thrown). */
-export function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pgid, sig);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

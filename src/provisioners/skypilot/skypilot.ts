@@ -1,9 +1,8 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { ClusterInfo, Endpoint, Provisioner, TaskSpec } from '../../core/types.js';
 import { systemClock } from '../../runtime/system-clock.js';
-import type { ProvisionerLog } from '../local.js';
+import { abortReason, defaultLogDir, type ProvisionerLog } from '../common.js';
 import { SkyCli, describeFailure, type SkyResult } from './cli.js';
 import { formatElapsed, nextPhase, type LaunchPhase } from './launch-progress.js';
 import { LaunchSlots } from './launch-slots.js';
@@ -84,7 +83,7 @@ export class SkyPilotProvisioner implements Provisioner {
     this.#launchTimeoutMs = opts.launchTimeoutMs ?? 30 * 60_000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 120_000;
     this.#refreshIntervalMs = opts.refreshIntervalMs ?? 60_000;
-    this.#logDir = opts.logDir ?? join(homedir(), '.flockserve', 'logs');
+    this.#logDir = opts.logDir ?? defaultLogDir();
     this.#envArgs = envArgs(opts.workerEnv ?? []);
     if (opts.autostopMinutes !== undefined && (!Number.isInteger(opts.autostopMinutes) || opts.autostopMinutes < 0)) {
       throw new Error(`worker_autostop_minutes must be a whole number ≥ 0, got ${opts.autostopMinutes}`);
@@ -311,9 +310,4 @@ export function envArgs(entries: readonly string[]): string[] {
     out.push('--env', entry);
   }
   return out;
-}
-
-function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
-  return r instanceof Error ? r : new Error(`launch aborted: ${String(r)}`);
 }

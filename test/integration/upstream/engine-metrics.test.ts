@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineLoadSample } from '../../../src/core/balancer/types.js';
 import { VirtualClock } from '../../../src/core/clock.js';
-import { WorkerPool, type Worker } from '../../../src/core/pool.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+import type { Worker } from '../../../src/core/types.js';
 import { startEngineSimulator, type EngineSimulator } from '../../../src/sim/server.js';
 import { EngineMetricsScraper } from '../../../src/upstream/engine-metrics.js';
 import { waitFor } from '../../helpers/wait.js';

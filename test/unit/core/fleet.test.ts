@@ -5,13 +5,9 @@ import { WorkerPool } from '../../../src/core/pool.js';
 import type { TaskSpec, WorkerState } from '../../../src/core/types.js';
 import { FakeProber } from '../../fakes/prober.js';
 import { FakeProvisioner, fakeUrl } from '../../fakes/provisioner.js';
+import { flush, runTo as runClockTo } from '../../helpers/virtual-time.js';
 
 const TASK: TaskSpec = { path: '/tmp/task.yaml', run: 'engine', envs: {}, ports: [8000], raw: {} };
-
-/** Lets promise chains started by the last timers run to the end (no real time passes). */
-async function flush(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 // Timings of every test: launch takes 3 s, probes every 1 s, unhealthy after 10 s,
 // drain for at most 5 s, first relaunch 5 s after a failed launch.
@@ -44,13 +40,7 @@ function setup(over: Partial<FleetOptions> = {}) {
     ...over,
   });
   /** Moves virtual time to `until` in 100 ms steps, settling promises after each. */
-  const runTo = async (until: number): Promise<void> => {
-    await flush();
-    while (clock.now() < until) {
-      clock.runUntil(Math.min(until, clock.now() + 100));
-      await flush();
-    }
-  };
+  const runTo = (until: number): Promise<void> => runClockTo(clock, until);
   const states = (): Record<string, WorkerState> => Object.fromEntries(pool.list().map((w) => [w.name, w.state]));
   return { clock, pool, provisioner, prober, fleet, readyAt, history, logs, runTo, states };
 }

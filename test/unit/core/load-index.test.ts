@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { seededRandom, VirtualClock } from '../../../src/core/clock.js';
-import { load, WorkerPool, type Worker } from '../../../src/core/pool.js';
+import { load, WorkerPool } from '../../../src/core/pool.js';
+import type { Worker } from '../../../src/core/types.js';
 
 /** What the index must agree with: the same questions answered by scanning every worker. */
 function bruteForce(pool: WorkerPool) {

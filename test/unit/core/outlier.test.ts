@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { OutlierDetector } from '../../../src/core/outlier.js';
-import { WorkerPool, type Worker } from '../../../src/core/pool.js';
+import { WorkerPool } from '../../../src/core/pool.js';
+import type { Worker } from '../../../src/core/types.js';
 
 const S = 1000;
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../../../src/core/admission.js';
 import { seededRandom, VirtualClock } from '../../../../src/core/clock.js';
 import { BALANCER_NAMES, createBalancer } from '../../../../src/core/balancer/registry.js';
-import type { Worker } from '../../../../src/core/pool.js';
+import type { Worker } from '../../../../src/core/types.js';
 import {
   CHI2_4DF_0_001,
   chiSquareUniform,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../src/core/clock.js';
 import { PrefixCache } from '../../../../src/core/balancer/prefix-cache.js';
-import type { Worker } from '../../../../src/core/pool.js';
+import type { Worker } from '../../../../src/core/types.js';
 import { policyBench, type PolicyBench } from '../../../helpers/balancer.js';
 
 const SYSTEM = 'You are FlockBot. Answer in one short paragraph and cite nothing. '.repeat(4); // 264 chars

@@ -1,0 +1,201 @@
+import type { Clock, TimerHandle } from './clock.js';
+import { errorMessage } from './errors.js';
+import type { WorkerPool } from './pool.js';
+import type { ProvisionerGate } from './provisioner-gate.js';
+import type { FleetLog, Worker } from './types.js';
+
+export interface TerminatorOptions {
+  readonly pool: WorkerPool;
+  readonly clock: Clock;
+  readonly provisioner: ProvisionerGate;
+  /** How long a draining worker's in-flight requests get before it is terminated (option drain_timeout). */
+  readonly drainTimeoutMs: number;
+  /** How often a draining worker is looked at, in case no release is notified. */
+  readonly drainPollMs: number;
+  /** A failed terminate is tried again after retryDelayMs × attempts so far (5 s → 5, 10, 15 ... s). */
+  readonly retryDelayMs?: number;
+  /** Attempts at provisioner.terminate before a worker is left `failed` (and logged as possibly leaked). */
+  readonly terminateAttempts?: number;
+  readonly log?: FleetLog;
+}
+
+/**
+ * How a departure ended: `terminated` (the cluster is gone), `kept` (drained and left
+ * running) or `unterminated` (teardown given up on; the worker is `failed`, a later
+ * departure may try again).
+ */
+export type DepartureOutcome = 'terminated' | 'kept' | 'unterminated';
+
+/** What the owner of a departing worker tells the Terminator, and is told back. */
+export interface Departure {
+  /** Settles once the worker's launch has settled: the teardown waits for it, so it never races the launch. */
+  readonly launchSettled: () => Promise<void>;
+  /** Once the cluster is gone, leave the worker listed `failed` for this reason instead of removing it. */
+  readonly keepFailed?: string;
+  /** Runs right after the last state change of the departure. */
+  readonly settled: (outcome: DepartureOutcome) => void;
+}
+
+export interface TerminatorStats {
+  terminated: number;
+  terminateFailures: number;
+  /** Teardowns given up on after terminateAttempts: clusters that may still be running (and billing). */
+  teardownGiveUps: number;
+}
+
+/** A drain in progress. */
+interface Drain {
+  readonly deadline: number;
+  readonly timers: TimerHandle[];
+  /** Ends the drain (and starts the teardown). */
+  readonly finish: () => void;
+}
+
+/**
+ * Termination: drains a worker (no new requests; those in flight get the drain timeout),
+ * then tears it down through the provisioner, retrying a failed terminate and giving up
+ * after terminateAttempts, and keeps the list of clusters it gave up on. Pure: time from
+ * the Clock, I/O only through the ProvisionerGate, state changes through the WorkerPool.
+ */
+export class Terminator {
+  readonly #o: TerminatorOptions;
+  readonly #pool: WorkerPool;
+  readonly #clock: Clock;
+  readonly #log: FleetLog;
+  readonly #drains = new Map<string, Drain>();
+  readonly #stats: TerminatorStats = { terminated: 0, terminateFailures: 0, teardownGiveUps: 0 };
+  /** Clusters whose teardown was given up on: reported until a later terminate succeeds. */
+  readonly #unterminated = new Set<string>();
+
+  constructor(opts: TerminatorOptions) {
+    this.#o = opts;
+    this.#pool = opts.pool;
+    this.#clock = opts.clock;
+    this.#log = opts.log ?? (() => {});
+  }
+
+  get stats(): Readonly<TerminatorStats> {
+    return { ...this.#stats };
+  }
+
+  /** Clusters that would not go away after terminateAttempts tries: they may still be running. */
+  unterminated(): string[] {
+    return [...this.#unterminated].sort();
+  }
+
+  /**
+   * Takes `w` out of service whatever its state: a provisioning worker is cancelled
+   * (terminating at once), a failed or terminating one is torn down, any other drains first.
+   * Without `terminate`, a drained worker is left running (`kept`). Resolves when it is over;
+   * never rejects.
+   */
+  drain(w: Worker, terminate: boolean, d: Departure): Promise<void> {
+    const name = w.name;
+    if (w.state === 'provisioning') {
+      // Not up yet: the owner aborted the launch; terminate whatever it made.
+      this.#pool.setState(name, 'terminating', 'cancelled while provisioning');
+      return this.teardown(name, d);
+    }
+    if (w.state === 'failed' || w.state === 'terminating') return this.teardown(name, d);
+    this.#pool.setState(name, 'draining', terminate ? 'scale-down' : 'shutdown (keeping workers)');
+    this.#log('info', `fleet: draining ${name} (${w.inFlight} in flight)`, { worker: name, inFlight: w.inFlight });
+    const timers: TimerHandle[] = [];
+    const done = new Promise<void>((resolve) => {
+      const finish = (): void => {
+        for (const timer of timers) timer.cancel();
+        this.#drains.delete(name);
+        if (w.inFlight > 0) {
+          this.#log('warn', `fleet: ${name} still had ${w.inFlight} in flight after the drain timeout`, {
+            worker: name,
+          });
+        }
+        if (terminate) resolve(this.teardown(name, d));
+        else {
+          d.settled('kept');
+          resolve();
+        }
+      };
+      this.#drains.set(name, { deadline: this.#clock.now() + this.#o.drainTimeoutMs, timers, finish });
+    });
+    // Checked on release notifications, on a poll (in case nobody notifies), and at the deadline.
+    const poll = (): void => {
+      if (!this.#checkDrain(name)) timers.push(this.#clock.setTimer(this.#o.drainPollMs, poll));
+    };
+    timers.push(this.#clock.setTimer(this.#o.drainTimeoutMs, () => this.#checkDrain(name)));
+    poll();
+    return done;
+  }
+
+  /** Call when a request on some worker finished: a draining worker may now be empty. */
+  notifyRelease(): void {
+    for (const name of [...this.#drains.keys()]) this.#checkDrain(name);
+  }
+
+  /** terminating → provisioner.terminate → gone (or `keepFailed`), retrying; never rejects. */
+  async teardown(name: string, d: Departure): Promise<void> {
+    await d.launchSettled();
+    const gone = await this.#terminate(name, () => {
+      const w = this.#pool.get(name);
+      if (w && w.state !== 'terminating') this.#pool.setState(name, 'terminating', 'terminate');
+    });
+    const w = this.#pool.get(name);
+    if (gone && d.keepFailed !== undefined && w) {
+      this.#pool.setState(name, 'failed', d.keepFailed);
+      d.settled('terminated');
+    } else if (gone) {
+      if (w) this.#pool.setState(name, 'gone', 'terminated');
+      d.settled('terminated');
+    } else {
+      if (w && w.state !== 'failed') this.#pool.setState(name, 'failed', 'terminate failed');
+      d.settled('unterminated');
+    }
+  }
+
+  /** Tears down a cluster that has no worker in the pool; true once it is gone. */
+  terminate(name: string): Promise<boolean> {
+    return this.#terminate(name);
+  }
+
+  /** Ends the drain once nothing is in flight or the drain timeout has passed; true when it is over. */
+  #checkDrain(name: string): boolean {
+    const drain = this.#drains.get(name);
+    if (!drain) return true;
+    const w = this.#pool.get(name);
+    if (w && w.inFlight > 0 && this.#clock.now() < drain.deadline) return false;
+    drain.finish();
+    return true;
+  }
+
+  /** Calls provisioner.terminate up to terminateAttempts times; true once it succeeded. */
+  async #terminate(name: string, beforeAttempt?: () => void): Promise<boolean> {
+    const attempts = this.#o.terminateAttempts ?? 3;
+    for (let i = 1; ; i++) {
+      beforeAttempt?.();
+      try {
+        await this.#o.provisioner.terminate(name);
+        this.#stats.terminated++;
+        this.#unterminated.delete(name);
+        this.#log('info', `fleet: ${name} terminated`, { worker: name });
+        return true;
+      } catch (err) {
+        this.#stats.terminateFailures++;
+        const w = this.#pool.get(name);
+        if (w && w.state === 'terminating')
+          this.#pool.setState(name, 'failed', `terminate failed: ${errorMessage(err)}`);
+        if (i >= attempts) {
+          this.#stats.teardownGiveUps++;
+          this.#unterminated.add(name);
+          this.#log(
+            'error',
+            `fleet: could not terminate ${name} after ${i} attempts; it may still be running (and billing): tear it down by hand`,
+            { worker: name, error: errorMessage(err) },
+          );
+          return false;
+        }
+        const delay = (this.#o.retryDelayMs ?? 5000) * i;
+        this.#log('warn', `fleet: terminate of ${name} failed (${errorMessage(err)}); retrying in ${delay} ms`);
+        await new Promise<void>((resolve) => this.#clock.setTimer(delay, resolve));
+      }
+    }
+  }
+}
