@@ -6,7 +6,9 @@ import type { Config, FlockServeOptions } from './config/options.js';
 import { seededRandom, type Clock, type TimerHandle } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import type { OutlierStats } from './core/outlier.js';
-import type { Provisioner, TaskSpec, Worker } from './core/types.js';
+import type { Coordinator } from './core/coordination.js';
+import type { Provisioner, ProvisionerFence, TaskSpec, Worker } from './core/types.js';
+import { createCoordinator } from './coordination/index.js';
 import { assembleGateway, type Gateway } from './gateway/assemble.js';
 import { buildHttpApp } from './http/app.js';
 import type { ProvisionerName } from './provisioners/names.js';
@@ -107,7 +109,8 @@ export class FlockServe implements ControlPlane {
     const task = await loadTask(c.skypilotTask);
     const port = taskPort(task, c.port);
     const tls = await loadTls(c.tlsCert, c.tlsKey);
-    const parts = this.#assemble(task, tls);
+    const coordinator = await createCoordinator(c, this.log);
+    const parts = this.#assemble(task, tls, coordinator);
     this.#parts = parts;
     const g = parts.gateway;
     // Fail before binding any port when the provisioner cannot work (e.g. `sky` is not installed).
@@ -127,14 +130,8 @@ export class FlockServe implements ControlPlane {
     });
     this.#health.setAll(ServingStatus.SERVING);
 
-    const adopted = await g.fleet.adopt({ reinit: c.reinit });
-    if (adopted.adopted.length > 0) this.log.info({ adopted: adopted.adopted }, 'adopted running workers');
-    if (adopted.reinitialized.length > 0) {
-      this.log.info({ reinitialized: adopted.reinitialized }, 'reinit: relaunching the task on running workers');
-    }
-    const kept = adopted.adopted.length + adopted.reinitialized.length;
-    g.fleet.scaleTo(Math.min(c.maxWorkers, Math.max(c.minWorkers, kept)));
-    g.start();
+    // Joins the replicas (alone, without etcd); a leader adopts the running workers, sets the target and scales.
+    await g.start();
     this.#scheduleStatusLine();
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
@@ -147,7 +144,7 @@ export class FlockServe implements ControlPlane {
   }
 
   /** The core from src/gateway, with the live provisioner, prober and upstream; telemetry and the HTTP app around it. */
-  #assemble(task: TaskSpec, tls: TlsFiles | undefined): Parts {
+  #assemble(task: TaskSpec, tls: TlsFiles | undefined, coordinator: Coordinator): Parts {
     const c = this.config;
     const clock = this.#clock;
     // Telemetry reads the core's state lazily (at each collection), so it is made first and
@@ -174,7 +171,9 @@ export class FlockServe implements ControlPlane {
       clock,
       random: seededRandom(c.seed ?? Math.floor(Math.random() * 2 ** 32)),
       task,
-      provisioner: this.#deps.provisioner ?? ((onWorkerLost) => this.#createProvisioner(task, onWorkerLost)),
+      provisioner:
+        this.#deps.provisioner ?? ((onWorkerLost, fence) => this.#createProvisioner(task, onWorkerLost, fence)),
+      coordinator,
       prober: new HttpProber({ path: c.workerReadyPath, timeoutMs: c.workerProbeTimeout * 1000 }),
       upstream: new UpstreamClient({
         connections: c.workerCapacity,
@@ -203,7 +202,11 @@ export class FlockServe implements ControlPlane {
     return { gateway, http, telemetry, grpc: undefined };
   }
 
-  #createProvisioner(task: TaskSpec, onWorkerLost: (name: string, reason: string) => void): Provisioner {
+  #createProvisioner(
+    task: TaskSpec,
+    onWorkerLost: (name: string, reason: string) => void,
+    fence: ProvisionerFence,
+  ): Provisioner {
     const c = this.config;
     const factory = PROVISIONERS[c.provisioner as ProvisionerName];
     if (!factory) throw new Error(`provisioner ${c.provisioner} is not available in this build`);
@@ -211,6 +214,7 @@ export class FlockServe implements ControlPlane {
       workers: c.workers,
       log: (level, msg) => this.log[level](msg),
       onWorkerLost,
+      fence,
       logDir: c.logDir?.replace(/^~(?=$|\/)/, homedir()),
       workerPort: task.ports[0] ?? c.port,
       skypilot: {
@@ -267,19 +271,19 @@ export class FlockServe implements ControlPlane {
     return this.#plane.workers();
   }
 
-  addWorker(name?: string): Worker {
+  addWorker(name?: string): Promise<Worker> {
     return this.#plane.addWorker(name);
   }
 
-  removeWorker(name?: string): Worker {
+  removeWorker(name?: string): Promise<Worker> {
     return this.#plane.removeWorker(name);
   }
 
-  drainWorker(name: string): Worker {
+  drainWorker(name: string): Promise<Worker> {
     return this.#plane.drainWorker(name);
   }
 
-  setScaleBounds(min?: number, max?: number): ScaleBounds {
+  setScaleBounds(min?: number, max?: number): Promise<ScaleBounds> {
     return this.#plane.setScaleBounds(min, max);
   }
 
@@ -307,6 +311,9 @@ export class FlockServe implements ControlPlane {
     this.#health.setAll(ServingStatus.NOT_SERVING);
     g.stop();
     this.#statusTimer?.cancel();
+    // Among several replicas the fleet goes to one that stays, at once; the last one out (or a
+    // gateway alone) tears it down, or keeps it, once its own requests are done.
+    const leaving = g.replica.leave();
     g.admission.close(new GatewayError('shutting_down'));
     // Keep-alive connections whose last response finished after close() began would hold the
     // server open until their idle timeout: close them as they go idle. At drain_timeout the
@@ -331,21 +338,32 @@ export class FlockServe implements ControlPlane {
     sweep.cancel();
     abort.cancel();
     force.cancel();
-    const names = g.fleet.live().map((w) => w.name);
-    this.log.info(
-      { workers: names },
-      opts.keepWorkers
-        ? `keep_workers_on_exit: leaving ${names.length} workers running for the next start to adopt (launches in progress are torn down)`
-        : `tearing down ${names.length} workers`,
-    );
-    await g.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
-    const leaked = g.fleet.unterminated();
-    if (leaked.length > 0) {
-      this.log.error(
-        { clusters: leaked },
-        `these clusters could not be torn down and may still be running: ${leaked.join(', ')}`,
+    const outcome = await leaving;
+    if (outcome === 'last') {
+      const names = g.fleet.live().map((w) => w.name);
+      this.log.info(
+        { workers: names },
+        opts.keepWorkers
+          ? `keep_workers_on_exit: leaving ${names.length} workers running for the next start to adopt (launches in progress are torn down)`
+          : `tearing down ${names.length} workers`,
+      );
+      await g.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
+      const leaked = g.fleet.unterminated();
+      if (leaked.length > 0) {
+        this.log.error(
+          { clusters: leaked },
+          `these clusters could not be torn down and may still be running: ${leaked.join(', ')}`,
+        );
+      }
+    } else {
+      this.log.info(
+        { outcome },
+        outcome === 'handed-over'
+          ? 'another replica holds the fleet: leaving the workers running'
+          : 'etcd did not answer: leaving the workers running for whichever replica leads next (or the next start) to adopt',
       );
     }
+    await g.replica.close();
     await g.upstream.close();
     await g.provisioner.close?.();
     await p.telemetry.close();

@@ -58,7 +58,9 @@ export function checkCoordinationOptions(c: CoordinationConfig): void {
   }
   if (schemes.size > 1) throw new ConfigError('--etcd_endpoints: use all http:// or all https://, not both');
   if (schemes.has('https:') && c.etcdCa === undefined) {
-    throw new ConfigError("--etcd_endpoints are https://: give --etcd_ca, the CA that signed the members' certificates");
+    throw new ConfigError(
+      "--etcd_endpoints are https://: give --etcd_ca, the CA that signed the members' certificates",
+    );
   }
   if (schemes.has('http:') && (c.etcdCa !== undefined || c.etcdCert !== undefined)) {
     throw new ConfigError('--etcd_ca and --etcd_cert are for https:// endpoints; these are http://');

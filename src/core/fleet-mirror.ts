@@ -1,15 +1,36 @@
 import type { SharedWorker } from './coordination.js';
 import { transitionPath, type WorkerPool } from './pool.js';
+import type { Worker } from './types.js';
+
+/** One worker as the leader publishes it. */
+export function shareWorker(w: Worker): SharedWorker {
+  return { name: w.name, state: w.state, url: w.url, capacity: w.capacity, detail: { ...w.detail } };
+}
 
 /** The pool's workers as the leader publishes them: every one not gone, in pool order. */
 export function shareWorkers(pool: WorkerPool): SharedWorker[] {
-  return pool.list().map((w) => ({
-    name: w.name,
-    state: w.state,
-    url: w.url,
-    capacity: w.capacity,
-    detail: { ...w.detail },
-  }));
+  return pool.list().map(shareWorker);
+}
+
+/**
+ * A worker as the leader reported it, for a follower that passed node control to the leader
+ * and answers its client with it (the follower's own pool catches up with the next fleet write).
+ */
+export function sharedWorkerView(s: SharedWorker, now: number): Worker {
+  return {
+    name: s.name,
+    capacity: s.capacity,
+    createdAt: now,
+    state: s.state,
+    url: s.url,
+    inFlight: 0,
+    remoteInFlight: 0,
+    totalRequests: 0,
+    stateSince: now,
+    lastProbeAt: undefined,
+    detail: { ...s.detail },
+    ejected: false,
+  };
 }
 
 /**

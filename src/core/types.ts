@@ -52,6 +52,22 @@ export interface Provisioner {
    * again (`--reinit`; SkyPilot: cancel all jobs on the cluster).
    */
   cancelJobs?(name: string): Promise<void>;
+  /**
+   * Several gateway replicas: a worker another replica launched is this one's now. For a
+   * provisioner that cannot list what other processes made (static: which URLs are taken).
+   */
+  claim?(name: string, endpoint: Endpoint): void;
+}
+
+/**
+ * With several gateway replicas, whether this one may still act on the fleet, asked without
+ * I/O right before a command that makes or unmakes a cluster runs (src/core/coordination.ts).
+ */
+export interface ProvisionerFence {
+  /** Throws a FencedError unless this replica leads and its lease has not run out. */
+  check(action: string): void;
+  /** Whether check would pass now. */
+  holds(): boolean;
 }
 
 /** Asks a worker whether it can serve (readiness path answers 200). */

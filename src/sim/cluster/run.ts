@@ -246,7 +246,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   };
 
   fleet.scaleTo(initialWorkers);
-  gateway.start();
+  await gateway.start();
   sampleEvery();
   o.workload.start({ clock, send });
 
