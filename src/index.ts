@@ -164,6 +164,7 @@ export class FlockServe implements ControlPlane {
         totalRequests: () => core().service.totalRequests,
         fleetStats: () => core().fleet.stats,
         targetWorkers: () => core().fleet.target,
+        coordination: () => core().replica.coordinator.status(),
       },
     });
     const gateway = assembleGateway({

@@ -1,4 +1,5 @@
 import type { Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
+import type { CoordinationStatus } from '../core/coordination.js';
 import type { FleetStats } from '../core/fleet.js';
 import type { Worker, WorkerState, WorkerStateChange } from '../core/types.js';
 import type { SummedHistogram, SummedHistograms } from './summed-histograms.js';
@@ -35,6 +36,8 @@ export interface GatewayState {
   targetWorkers(): number;
   /** Rows the request log wrote and dropped, when it is on. */
   requestLogStats?(): { readonly written: number; readonly dropped: number };
+  /** The replicas that share the fleet, which leads, and whether etcd answers. */
+  coordination?(): CoordinationStatus;
 }
 
 /** One finished request, as the request observer measured it. */
@@ -248,6 +251,31 @@ export class GatewayMetrics {
       'Clusters whose teardown was given up on: they may still be running, and billing.',
       (s) => s.teardownGiveUps,
     );
+
+    const coordination = state.coordination;
+    if (coordination) {
+      gauge(
+        meter,
+        'flockserve_replica_leader',
+        'Whether this gateway replica leads the fleet (1) or follows (0).',
+        '1',
+        () => (coordination().leading ? 1 : 0),
+      );
+      gauge(
+        meter,
+        'flockserve_replicas',
+        'Gateway replicas sharing the fleet, as this one sees them.',
+        '{replica}',
+        () => Math.max(1, coordination().replicas.length),
+      );
+      gauge(
+        meter,
+        'flockserve_coordination_store_reachable',
+        'Whether etcd answers this replica (1), or not (0: serving with the last fleet seen, no scaling); 1 without etcd.',
+        '1',
+        () => (coordination().storeReachable ? 1 : 0),
+      );
+    }
 
     const readLog = state.requestLogStats;
     if (readLog) {
