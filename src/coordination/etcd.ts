@@ -62,6 +62,9 @@ export interface EtcdCoordinatorOptions {
 
 const NO_LOG: CoordinationLog = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** After a keepalive etcd did not answer, the next one goes this much later. */
+const KEEPALIVE_RETRY_MS = 100;
+
 /** This replica's hold on etcd: one lease carries its replica key, its load key and, when it leads, the leader key. */
 interface Session {
   readonly lease: string;
@@ -125,6 +128,8 @@ export class EtcdCoordinator implements Coordinator {
 
   #reachable = true;
   #unreachableSince: number | undefined;
+  /** Clock ms of the last call etcd answered. */
+  #lastAnswer = 0;
 
   /** Load publishing: one write at a time, the newest value wins. */
   #loadWriting = false;
@@ -252,7 +257,9 @@ export class EtcdCoordinator implements Coordinator {
     const term = this.#term;
     let succeeded: boolean;
     try {
-      const res = await this.#ns.if(KEYS.leader, 'Create', '==', term).commit();
+      // The read makes it linearizable: etcd serves a transaction of compares alone from the
+      // member it reaches, quorum or not (it counts as serializable), which fences nothing.
+      const res = await this.#ns.if(KEYS.leader, 'Create', '==', term).then(this.#ns.get(KEYS.leader)).commit();
       succeeded = res.succeeded;
       this.#reached();
     } catch (err) {
@@ -529,6 +536,10 @@ export class EtcdCoordinator implements Coordinator {
       this.#unreached(err);
       if (this.#session === session && this.#clock.now() >= session.deadline) {
         this.#dropSession('no keepalive confirmed within the lease TTL (etcd unreachable)', true);
+      } else if (this.#session === session) {
+        // Soon again, most likely on another member: the lease has a TTL to spend, not a third of one.
+        this.#scheduleKeepAlive(KEEPALIVE_RETRY_MS);
+        return;
       }
     }
     // A dropped session has its rejoin scheduled already.
@@ -642,7 +653,6 @@ export class EtcdCoordinator implements Coordinator {
     watcher.on('put', (kv) => this.#onPut(kv.key.toString(), kv));
     watcher.on('delete', (kv) => this.#onDelete(kv.key.toString()));
     watcher.on('disconnected', (err) => this.#unreached(err));
-    watcher.on('connected', () => this.#reached());
     watcher.on('error', (err) => this.#unreached(err));
     this.#watcher = watcher;
   }
@@ -724,6 +734,7 @@ export class EtcdCoordinator implements Coordinator {
   // ---- store health --------------------------------------------------------------------
 
   #reached(): void {
+    this.#lastAnswer = this.#clock.now();
     if (this.#reachable) return;
     this.#reachable = true;
     this.#log.info({ since: this.#unreachableSince }, 'etcd: reachable again');
@@ -731,8 +742,14 @@ export class EtcdCoordinator implements Coordinator {
     this.#tell((l) => l.store(true));
   }
 
+  /**
+   * A call failed. etcd counts as unreachable once nothing has answered for a third of the lease
+   * (at most a second): a member that dies costs a failed call or two, retried on another
+   * member, and should not read as etcd being gone.
+   */
   #unreached(err: unknown): void {
     if (!this.#reachable || this.#closed) return;
+    if (this.#clock.now() - this.#lastAnswer < Math.min(1000, this.#ttlMs / 3)) return;
     this.#reachable = false;
     this.#unreachableSince = this.#wallNow();
     this.#log.warn(

@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
-import type { Coordinator, FleetCommand, FleetCommandResult } from '../core/coordination.js';
-import { GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
+import { isFencedError, type Coordinator, type FleetCommand, type FleetCommandResult } from '../core/coordination.js';
+import { ERRORS, GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
 import type { Fleet } from '../core/fleet.js';
 import { shareWorker, sharedWorkerView } from '../core/fleet-mirror.js';
 import type { WorkerPool } from '../core/pool.js';
@@ -31,7 +31,7 @@ export interface ControlledGateway {
   /** This gateway among the replicas that share the fleet: only the leader changes it. */
   readonly replica: {
     readonly leading: boolean;
-    readonly coordinator: Pick<Coordinator, 'status' | 'submit'>;
+    readonly coordinator: Pick<Coordinator, 'status' | 'submit' | 'fence'>;
     handleCommands(handler: CommandHandler): void;
   };
 }
@@ -173,6 +173,12 @@ export class GatewayControlPlane implements ControlPlane {
     try {
       const g = this.#live();
       if (!g.replica.leading) throw new GatewayError('no_leader');
+      // etcd confirms the leadership first: a leader cut off from it must not answer "added" for a launch it may not make.
+      await g.replica.coordinator.fence(`node control: ${cmd.op}`).catch((err: unknown) => {
+        throw isFencedError(err)
+          ? new GatewayError('no_leader', { message: `${ERRORS.no_leader.message} (${err.why})`, cause: err })
+          : err;
+      });
       switch (cmd.op) {
         case 'add':
           return { ok: true, worker: shareWorker(this.#addHere(g, cmd.name)) };

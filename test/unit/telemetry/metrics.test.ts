@@ -58,7 +58,7 @@ describe('GatewayMetrics', () => {
       targetWorkers: () => 0,
       coordination: () => status,
     });
-    const read = async (): Promise<number[]> => {
+    const read = async (): Promise<(number | undefined)[]> => {
       const m = await reader.snapshot();
       return ['flockserve_replica_leader', 'flockserve_replicas', 'flockserve_coordination_store_reachable'].map(
         (name) => pointValue(m.get(name)),
