@@ -9,10 +9,14 @@
  * cluster is launched twice under one name; none is left when the last gateway is gone (unless
  * kept on purpose); every cluster torn down is torn down once.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseFleet } from '../../src/coordination/etcd-keys.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { ROOT } from '../helpers/gateway.js';
 import { startLoad, startReplicas, type Load, type Replica, type ReplicaSet } from '../helpers/replicas.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -42,6 +46,20 @@ afterEach(async () => {
 });
 
 const statuses = (rs: Replica[]) => Promise.all(rs.map((r) => r.status()));
+
+/** flockctl (the real CLI) against one replica's gRPC port. */
+async function flockctl(r: Replica, ...args: string[]): Promise<string> {
+  const cli = join(ROOT, 'dist/cli/flockctl.js');
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    cli,
+    '-a',
+    `127.0.0.1:${r.grpcPort}`,
+    '-k',
+    'k',
+    ...args,
+  ]);
+  return stdout;
+}
 
 /** Both workers ready at every running replica. */
 async function fleetUp(s: ReplicaSet, workers = 2): Promise<void> {
@@ -94,7 +112,8 @@ async function watchFleet(
   };
 }
 
-describe('several gateways, one fleet (real etcd, real processes)', () => {
+// Each scenario starts 3 gateways and 2 workers, and stops them all: about 15-25 s on a busy 2-core machine.
+describe('several gateways, one fleet (real etcd, real processes)', { timeout: 90_000 }, () => {
   it('SIGKILL the leader: a follower leads within TTL + 2 s and adopts the fleet — no launch, no teardown', async () => {
     set = await startReplicas({ etcd: etcd.endpoints, leaseTtl: TTL_S });
     const s = set;
@@ -127,6 +146,13 @@ describe('several gateways, one fleet (real etcd, real processes)', () => {
         .slice(before)
         .filter((e) => e.argv[0] === 'launch' || e.argv[0] === 'down'),
     ).toEqual([]);
+    // flockctl against the follower: it names the leader, and its node control reaches the leader.
+    const follower = survivors.find((r) => r !== next)!;
+    const said = await flockctl(follower, 'status');
+    expect(said).toContain(`replica:            ${follower.name} (leader: ${next.name}, since `);
+    expect(said).toMatch(/^replicas: .*\(leader\)/m);
+    expect(await flockctl(follower, 'scale', '--max', '4')).toBe('scale bounds: min 2, max 4\n');
+    await waitFor(async () => /min 2, max 4/.test(await flockctl(next, 'status')), 'the bounds at the leader');
     await load.stop();
     answered(load);
     // Only requests that were on the killed gateway failed, and they failed at once at the client.
@@ -227,6 +253,8 @@ describe('several gateways, one fleet (real etcd, real processes)', () => {
       );
       // Node control that would scale is refused with an explicit error, on any replica.
       const refused = await fetch(`${s.replicas[0]!.url}/add_new_node`, { headers: { node_control_key: 'k' } });
+      const alsoRefused = await fetch(`${s.replicas[1]!.url}/add_new_node`, { headers: { node_control_key: 'k' } });
+      expect(alsoRefused.status).toBe(503);
       expect(refused.status).toBe(503);
       expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('no_leader');
       const sentAt = load.sent;
@@ -243,8 +271,10 @@ describe('several gateways, one fleet (real etcd, real processes)', () => {
       'a leader again, scaling active everywhere',
       20_000,
     );
-    // Scaling resumes: a third worker, asked of any replica, is launched once.
-    const added = await fetch(`${s.replicas[2]!.url}/add_new_node`, { headers: { node_control_key: 'k' } });
+    // Scaling resumes: a third worker, asked of a follower, is launched once.
+    const leader = (await s.leader())!;
+    const follower = s.replicas.find((r) => r !== leader)!;
+    const added = await fetch(`${follower.url}/add_new_node`, { headers: { node_control_key: 'k' } });
     expect(added.status).toBe(200);
     await fleetUp(s, 3);
     await load.stop();
