@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the README's quick start (`npm start`), sends the README's curl request, then stops it
-# with SIGTERM and checks that it exits cleanly and leaves no worker process behind.
+# Runs the README's quick start (`npm start`), sends the README's curl request, reaches it with
+# buf curl (reflection) and flockctl, then stops it with SIGTERM and checks that it exits cleanly
+# and leaves no worker process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,28 @@ answer=$(curl -s localhost:8080/v1/chat/completions -H 'content-type: applicatio
   -d '{"model":"sim","messages":[{"role":"user","content":"hi"}]}')
 echo "$answer" | grep -q '"chat.completion"' || { echo "quick start: unexpected answer: $answer"; cat "$log"; exit 1; }
 echo "quick start answered: ${answer:0:120}..."
+
+# Standard tools against the quick start, as the README shows them: buf curl with the schema from
+# server reflection only (list, then a streamed ChatCompletion and grpc.health.v1 Check), and
+# flockctl pointed at the HTTP port by mistake (it must say so and name the gRPC port).
+grpc=(npx --no-install buf curl --protocol grpc --http2-prior-knowledge)
+methods=$("${grpc[@]}" --list-methods http://localhost:8081)
+echo "$methods" | grep -qx 'flockserve.v1.InferenceService/ChatCompletion' ||
+  { echo "quick start: buf curl --list-methods: $methods"; exit 1; }
+chat=$("${grpc[@]}" -d '{"model":"sim","messages":[{"role":"user","text":"hi"}],"max_tokens":3,"stream":true}' \
+  http://localhost:8081/flockserve.v1.InferenceService/ChatCompletion)
+[ "$(echo "$chat" | grep -c '"text"')" -ge 4 ] && echo "$chat" | grep -q '"finishReason": "length"' ||
+  { echo "quick start: buf curl ChatCompletion: $chat"; exit 1; }
+health=$("${grpc[@]}" http://localhost:8081/grpc.health.v1.Health/Check)
+echo "$health" | grep -q '"SERVING"' || { echo "quick start: buf curl Health/Check: $health"; exit 1; }
+echo "quick start: buf curl listed, streamed ChatCompletion and checked health through reflection"
+set +e
+wrong_port=$(npx --no-install flockctl --address localhost:8080 status 2>&1)
+code=$?
+set -e
+[ "$code" = 3 ] && echo "$wrong_port" | grep -q "looks like the gateway's HTTP port.*try --address localhost:8081" ||
+  { echo "quick start: flockctl at the HTTP port (exit $code): $wrong_port"; exit 1; }
+echo "quick start: flockctl at the HTTP port says so (exit 3)"
 
 # The quick start's workers: simulator processes running in this checkout.
 workers=""

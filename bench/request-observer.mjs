@@ -113,7 +113,7 @@ function run(observer, wholeAnswer = false) {
       for (let c = 0; c < CHUNKS; c++) r.chunk(chunk);
       r.chunk(done);
     }
-    r.finish({ status: 200 });
+    r.finish({ status: 200, model: 'meta-llama/Llama-3.1-8B-Instruct' });
   }
   const used = process.cpuUsage(t0);
   return (used.user + used.system) / N; // µs of CPU per request

@@ -13,7 +13,7 @@ import { assembleGateway, type Gateway } from './gateway/assemble.js';
 import { buildHttpApp } from './http/app.js';
 import type { ProvisionerName } from './provisioners/names.js';
 import { PROVISIONERS } from './provisioners/registry.js';
-import { loadTask, taskPort } from './provisioners/task.js';
+import { checkTask, loadTask, taskPort } from './provisioners/task.js';
 import { systemClock } from './runtime/system-clock.js';
 import { loadTls, type TlsFiles } from './runtime/tls.js';
 import { GatewayControlPlane, type ScaleState } from './service/control-plane.js';
@@ -41,6 +41,15 @@ export interface FlockServeDeps {
   readonly provisioner?: Provisioner;
   /** Request spans go here when otel_traces is on (default: exported over OTLP to otel_collector_endpoint). */
   readonly tracer?: Tracer;
+}
+
+/** What run() would start, as check() found it. */
+export interface StartPlan {
+  readonly task: TaskSpec;
+  readonly httpPort: number;
+  /** 0 when the HTTP port is 0 (both pick a free port). */
+  readonly grpcPort: number;
+  readonly tls: TlsFiles | undefined;
 }
 
 export interface Listening {
@@ -102,13 +111,25 @@ export class FlockServe implements ControlPlane {
     return this.#parts?.gateway;
   }
 
-  /** Loads the task, starts the listeners, adopts or launches workers. Resolves once listening. */
+  /**
+   * Checks what run() would start without starting anything: the task file (readable, valid,
+   * with what the provisioner needs of it), the port, the TLS files. Throws a ConfigError that
+   * names the problem; `flockserve --check` prints the plan.
+   */
+  async check(): Promise<StartPlan> {
+    const c = this.config;
+    const task = await loadTask(c.skypilotTask);
+    checkTask(task, c.provisioner);
+    const httpPort = taskPort(task, c.port);
+    const tls = await loadTls(c.tlsCert, c.tlsKey);
+    return { task, httpPort, grpcPort: c.grpcPort >= 0 ? c.grpcPort : httpPort === 0 ? 0 : httpPort + 1, tls };
+  }
+
+  /** Checks the configuration, starts the listeners, adopts or launches workers. Resolves once listening. */
   async run(): Promise<Listening> {
     if (this.#parts) throw new Error('FlockServe is already running');
     const c = this.config;
-    const task = await loadTask(c.skypilotTask);
-    const port = taskPort(task, c.port);
-    const tls = await loadTls(c.tlsCert, c.tlsKey);
+    const { task, httpPort: port, tls } = await this.check();
     const coordinator = await createCoordinator(c, this.log);
     const parts = this.#assemble(task, tls, coordinator);
     this.#parts = parts;

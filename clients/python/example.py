@@ -2,10 +2,13 @@
 """FlockServe from Python over gRPC: list the workers (NodeControl) and stream a chat
 completion (InferenceService).
 
-    FLOCKSERVE_NODE_CONTROL_KEY=... python3 clients/python/example.py [address]
+    [FLOCKSERVE_NODE_CONTROL_KEY=...] python3 clients/python/example.py [address]
 
 address defaults to $FLOCKSERVE_GRPC_ADDRESS, else localhost:8081 (the quick start's
-gateway). Needs grpcio and protobuf (Debian: apt-get install python3-grpcio python3-protobuf).
+gateway). Listing the workers needs node control, which is off unless the gateway was started
+with --node_control_key (npm start -- --node_control_key KEY) and the same key is in
+$FLOCKSERVE_NODE_CONTROL_KEY; without it the example says so and goes on to the chat.
+Needs grpcio and protobuf (Debian: apt-get install python3-grpcio python3-protobuf).
 """
 import os
 import sys
@@ -18,10 +21,24 @@ from flockserve.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 from flockserve.v1 import node_control_pb2, node_control_pb2_grpc  # noqa: E402
 
 
+# Node control refuses the call: off on the gateway (FAILED_PRECONDITION), or no or a wrong key.
+NODE_CONTROL_REFUSED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED)
+
+
 def list_workers(channel, key):
     control = node_control_pb2_grpc.NodeControlServiceStub(channel)
     metadata = [("authorization", f"Bearer {key}")] if key else []
-    res = control.ListWorkers(node_control_pb2.ListWorkersRequest(), metadata=metadata, timeout=10)
+    try:
+        res = control.ListWorkers(node_control_pb2.ListWorkersRequest(), metadata=metadata, timeout=10)
+    except grpc.RpcError as err:
+        if err.code() not in NODE_CONTROL_REFUSED:
+            raise
+        print(
+            f"(skipping the worker list: {err.details()} Start the gateway with --node_control_key KEY"
+            " and set FLOCKSERVE_NODE_CONTROL_KEY=KEY to list the workers.)",
+            file=sys.stderr,
+        )
+        return
     for w in res.workers:
         state = node_control_pb2.WorkerState.Name(w.state).removeprefix("WORKER_STATE_").lower()
         print(f"{w.name}\t{state}\t{w.url or '-'}\t{w.in_flight}/{w.capacity} in flight")

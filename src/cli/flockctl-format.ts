@@ -3,6 +3,7 @@ import {
   workerStateToJSON,
   type Coordination,
   type GetStatusResponse,
+  type ListWorkersResponse,
   type WatchEventsResponse,
   type Worker,
 } from '../gen/flockserve/v1/node_control.js';
@@ -111,4 +112,39 @@ export function eventLine(e: WatchEventsResponse): string {
     return `${at} autoscaler ${d.policy} ${d.currentWorkers} → ${d.desiredWorkers} workers, queue mean ${d.queueLengthRunningMean.toFixed(2)}: ${d.reason}`;
   }
   return `${at} unknown event`;
+}
+
+// ---- --json: every field, zeros included, states in the table's words -------------------------
+// The proto's canonical JSON (toJSON) leaves out fields at their default (`inFlight` at 0) and
+// spells states as enum names (WORKER_STATE_READY): a script would have to know both rules.
+
+/** A worker as JSON: every field, its state as the table says it (`ready`). */
+export function workerJson(w: Worker): Record<string, unknown> {
+  return { ...w, state: stateName(w.state), provisionerDetail: { ...w.provisionerDetail } };
+}
+
+export function workersJson(res: ListWorkersResponse): Record<string, unknown> {
+  return { workers: res.workers.map(workerJson) };
+}
+
+export function statusJson(s: GetStatusResponse): Record<string, unknown> {
+  return { ...s, workerNames: [...s.workerNames] };
+}
+
+/** One event as JSON: `{unixMs, workerStateChanged: {...}}` or `{unixMs, autoscalerDecision: {...}}`. */
+export function eventJson(e: WatchEventsResponse): Record<string, unknown> {
+  const ev = e.event;
+  if (ev?.$case === 'workerStateChanged') {
+    const { worker, previousState, reason } = ev.value;
+    return {
+      unixMs: e.unixMs,
+      workerStateChanged: {
+        worker: worker ? workerJson(worker) : null,
+        previousState: stateName(previousState),
+        reason,
+      },
+    };
+  }
+  if (ev?.$case === 'autoscalerDecision') return { unixMs: e.unixMs, autoscalerDecision: { ...ev.value } };
+  return { unixMs: e.unixMs };
 }

@@ -3,15 +3,18 @@ import { credentials, Metadata, status, type ChannelCredentials, type ServiceErr
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { GetStatusResponse, ListWorkersResponse, WatchEventsResponse } from '../gen/flockserve/v1/node_control.js';
+import { NodeControlServiceClient, WorkerState, type Worker } from '../gen/flockserve/v1/node_control.js';
+import { VERSION } from '../version.js';
 import {
-  GetStatusResponse,
-  ListWorkersResponse,
-  NodeControlServiceClient,
-  WatchEventsResponse,
-  WorkerState,
-  type Worker,
-} from '../gen/flockserve/v1/node_control.js';
-import { eventLine, stateName, statusText, workersTable } from './flockctl-format.js';
+  eventJson,
+  eventLine,
+  stateName,
+  statusJson,
+  statusText,
+  workersJson,
+  workersTable,
+} from './flockctl-format.js';
 
 /** Exit codes, one per failure a script may want to tell apart. */
 export const EXIT = {
@@ -87,10 +90,26 @@ export function exitFor(err: ServiceError, g: GlobalOptions): Exit {
     return new Exit(EXIT.unauthenticated, `${details} (${hint})`);
   }
   if (catalogue === 'unknown_worker' || err.code === status.NOT_FOUND) return new Exit(EXIT.unknownWorker, details);
+  if (catalogue === undefined && err.code === status.UNAVAILABLE && /Protocol error/i.test(details))
+    return new Exit(EXIT.unreachable, notGrpc(g.address));
   if (catalogue === undefined && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED))
     return new Exit(EXIT.unreachable, `cannot reach the gateway at ${g.address}: ${details}`);
   if (err.code === status.INVALID_ARGUMENT) return new Exit(EXIT.usage, details);
   return new Exit(EXIT.other, details);
+}
+
+/**
+ * Something answered at `address`, but not in HTTP/2: gRPC's bare "Protocol error". Most often it
+ * is the gateway's HTTP port, whose gRPC port is the next one by default (grpc_port -1).
+ */
+export function notGrpc(address: string): string {
+  const m = /^(.*):(\d+)$/.exec(address);
+  const next = m && Number(m[2]) < 65535 ? `${m[1]}:${Number(m[2]) + 1}` : undefined;
+  return (
+    `${address} answered, but not in gRPC (HTTP/2): this looks like the gateway's HTTP port. ` +
+    `flockctl talks to its gRPC port, which is the HTTP port + 1 unless --grpc_port says otherwise` +
+    (next ? ` (try --address ${next})` : '')
+  );
 }
 
 function isServiceError(e: unknown): e is ServiceError {
@@ -188,6 +207,7 @@ function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option('--tls', 'connect with TLS (system trust roots)')
     .option('--ca <file>', 'connect with TLS, trusting this PEM certificate (e.g. a self-signed one)')
     .option('--timeout <seconds>', 'deadline of each call', seconds, 10)
+    .version(VERSION, '--version', 'print the version')
     .addHelpText('after', EXIT_HELP)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -211,25 +231,21 @@ function buildProgram(io: Io, setCode: (code: number) => void): Command {
     program.command(spec).description(description).addHelpText('after', EXIT_HELP).exitOverride();
 
   sub('status', "the gateway's status: workers, bounds, queue, policies, and the replicas and their leader")
-    .option('--json', 'print the GetStatus response as JSON')
+    .option('--json', 'print the status as JSON (every field)')
     .action(
       run(async (conn, _g, opts: { json?: boolean }) => {
         const s = await conn.call<GetStatusResponse>((md, o, cb) => conn.client.getStatus({}, md, o, cb));
-        io.out((opts.json ? JSON.stringify(GetStatusResponse.toJSON(s), null, 2) : statusText(s)) + '\n');
+        io.out((opts.json ? JSON.stringify(statusJson(s), null, 2) : statusText(s)) + '\n');
         return EXIT.ok;
       }),
     );
 
   sub('workers', 'list the workers: name, state, URL, in flight/capacity, age, last probe, provisioner detail')
-    .option('--json', 'print the ListWorkers response as JSON (for scripts)')
+    .option('--json', 'print the workers as JSON for scripts: every field, states as the table names them')
     .action(
       run(async (conn, _g, opts: { json?: boolean }) => {
         const res = await conn.listWorkers();
-        io.out(
-          (opts.json
-            ? JSON.stringify(ListWorkersResponse.toJSON(res), null, 2)
-            : workersTable(res.workers, Date.now())) + '\n',
-        );
+        io.out((opts.json ? JSON.stringify(workersJson(res), null, 2) : workersTable(res.workers, Date.now())) + '\n');
         return EXIT.ok;
       }),
     );
@@ -322,7 +338,7 @@ function buildProgram(io: Io, setCode: (code: number) => void): Command {
             };
             call.on('metadata', () => io.err(`watching ${g.address} (Ctrl-C to stop)\n`));
             call.on('data', (e: WatchEventsResponse) =>
-              io.out((opts.json ? JSON.stringify(WatchEventsResponse.toJSON(e)) : eventLine(e)) + '\n'),
+              io.out((opts.json ? JSON.stringify(eventJson(e)) : eventLine(e)) + '\n'),
             );
             call.on('error', (err: ServiceError) =>
               finish(() => (stopping && err.code === status.CANCELLED ? resolve(EXIT.ok) : reject(exitFor(err, g)))),

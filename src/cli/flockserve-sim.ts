@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startEngineSimulator } from '../sim/server.js';
+import { VERSION } from '../version.js';
 import type { EngineSimulator, EngineSimulatorOptions } from '../sim/server.js';
 
 export const HELP = `flockserve-sim — an engine SIMULATOR (not a real inference engine)
@@ -23,6 +24,7 @@ Options:
   --host H             host (else $FLOCKSERVE_WORKER_HOST, else 127.0.0.1)
   --model NAME         served model name (default "sim")
   -h, --help           show this help
+  --version            print the version and exit
 
 Simulator test knobs (faults to inject; no real engine has these flags):
   --startup-delay S    /health answers 503 for S seconds (default 0; a huge S: never ready)
@@ -78,7 +80,7 @@ function num(flag: string, v: string | undefined, opts: { integer?: boolean; min
 }
 
 /** Parses argv (without node and script) into simulator options; throws UsageError. */
-export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimulatorOptions | 'help' {
+export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimulatorOptions | 'help' | 'version' {
   let values;
   try {
     ({ values } = parseArgs({
@@ -104,12 +106,14 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'prefix-cache-tokens': { type: 'string' },
         seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     }));
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
   if (values.help) return 'help';
+  if (values.version) return 'version';
   const portText = values.port ?? env.FLOCKSERVE_WORKER_PORT ?? env.PORT ?? '8000';
   const startupDelay = num('startup-delay', values['startup-delay'], { min: 0 });
   const maxNumSeqs = num('max-num-seqs', values['max-num-seqs'], { integer: true, min: 1 });
@@ -145,7 +149,7 @@ export async function main(
   argv: string[] = process.argv.slice(2),
   io: CliIo = processIo,
 ): Promise<EngineSimulator | undefined> {
-  let options: EngineSimulatorOptions | 'help';
+  let options: EngineSimulatorOptions | 'help' | 'version';
   try {
     options = parseSimArgs(argv, io.env);
   } catch (e) {
@@ -157,6 +161,10 @@ export async function main(
   }
   if (options === 'help') {
     io.out(HELP.trimEnd());
+    return undefined;
+  }
+  if (options === 'version') {
+    io.out(VERSION);
     return undefined;
   }
   const sim = await startEngineSimulator({ ...options, onCrash: () => io.exit(1) });

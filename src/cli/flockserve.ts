@@ -7,13 +7,56 @@
 // installed `flockserve`, the benchmarks.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/options.js';
 import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
-import { FlockServe } from '../index.js';
+import { FlockServe, type StartPlan } from '../index.js';
+import { otlpSettings } from '../telemetry/otel-env.js';
+import { VERSION } from '../version.js';
 
 const SUMMARY =
   'FlockServe: launches copies of a SkyPilot task as workers, load-balances OpenAI and TGI requests\n' +
   'across them over HTTP and gRPC, and autoscales the worker count from the running mean of the queue length.\n' +
-  'Subcommand: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help).';
+  'Subcommand: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help).\n' +
+  '  --check    validate the flags and the task, print what would run, and exit (0 valid, 2 invalid)\n' +
+  '  --version  print the version\n' +
+  'Exit codes: 0 stopped cleanly (or --check passed), 1 any other failure, 2 a usage or configuration error.';
+
+/** Exit codes: a usage or configuration error is 2, any other failure 1. */
+const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** What the gateway would start, for `--check`; `env` holds the OTEL_* variables telemetry reads. */
+export function planText(config: Config, plan: StartPlan, env: NodeJS.ProcessEnv): string {
+  const otlp = otlpSettings(config, env);
+  const exported =
+    config.metricsId < 0
+      ? 'OTLP export off (metrics_id < 0)'
+      : otlp.disabled
+        ? 'OTLP export off (OTEL_SDK_DISABLED)'
+        : `OTLP to ${otlp.metricsEndpoint} every ${otlp.exportInterval} s`;
+  const run = (plan.task.run ?? '').trim().split('\n');
+  const grpc = plan.grpcPort === 0 ? 'a free port' : String(plan.grpcPort);
+  const rows: [string, string][] = [
+    ['task', `${plan.task.path}${plan.task.name ? ` (${plan.task.name})` : ''}`],
+    ['run', run.join('\n' + ' '.repeat(16))],
+    [
+      'provisioner',
+      config.provisioner === 'static'
+        ? `static: ${config.workers.join(', ')}`
+        : `${config.provisioner}: ${config.minWorkers} to ${config.maxWorkers} workers, ${config.workerCapacity} requests each`,
+    ],
+    [
+      'listen',
+      `${plan.tls ? 'HTTPS' : 'HTTP'} ${config.host}:${plan.httpPort === 0 ? 'a free port' : plan.httpPort}, gRPC ${config.host}:${grpc}${plan.tls ? ' (TLS)' : ''}`,
+    ],
+    ['policies', `autoscaler ${config.autoscaler}, load balancer ${config.loadBalancer}`],
+    ['node control', config.nodeControlKey ? 'on (bearer key set)' : 'off (no --node_control_key)'],
+    ['metrics', `GET /metrics; ${exported}`],
+  ];
+  if (plan.task.run === undefined) rows.splice(1, 1);
+  return ['flockserve: configuration OK; nothing was started', ...rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`)].join(
+    '\n',
+  );
+}
 
 /** Runs the gateway until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -26,25 +69,35 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText('flockserve', SUMMARY) + '\n');
-    return 0;
+    return EXIT.ok;
   }
+  if (argv.includes('--version')) {
+    process.stdout.write(VERSION + '\n');
+    return EXIT.ok;
+  }
+  const checkOnly = argv.includes('--check');
+  const fail = (err: unknown): number => {
+    process.stderr.write(`flockserve: ${(err as Error).message}\n`);
+    return err instanceof ConfigError ? EXIT.usage : EXIT.failure;
+  };
   let gateway: FlockServe;
   try {
-    gateway = new FlockServe(resolveArgs(argv, process.env));
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`flockserve: ${err.message}\n`);
-      return 2;
+    gateway = new FlockServe(resolveArgs(checkOnly ? argv.filter((a) => a !== '--check') : argv, process.env));
+    if (checkOnly) {
+      process.stdout.write(planText(gateway.config, await gateway.check(), process.env) + '\n');
+      return EXIT.ok;
     }
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err);
     throw err;
   }
   try {
     const { httpUrl, grpcAddress } = await gateway.run();
     process.stdout.write(`FlockServe listening on ${httpUrl} (HTTP) and ${grpcAddress} (gRPC)\n`);
   } catch (err) {
-    process.stderr.write(`flockserve: ${(err as Error).message}\n`);
+    const code = fail(err);
     await gateway.close().catch(() => undefined);
-    return 1;
+    return code;
   }
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -64,10 +117,10 @@ export async function main(argv: readonly string[]): Promise<number> {
           : alone;
       process.stderr.write(`flockserve: ${signal}: draining, then ${then} (${signal} again to exit now)\n`);
       gateway.close().then(
-        () => resolve(0),
+        () => resolve(EXIT.ok),
         (err: unknown) => {
           process.stderr.write(`flockserve: shutdown failed: ${(err as Error).message}\n`);
-          resolve(1);
+          resolve(EXIT.failure);
         },
       );
     };

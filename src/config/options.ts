@@ -113,7 +113,7 @@ export const OPTIONS = {
   metrics_id: {
     type: 'int',
     default: 1,
-    help: 'Suffix of the OpenTelemetry metric names (e.g. requestcounter1); negative turns export off.',
+    help: 'Suffix of the OpenTelemetry metric names (e.g. requestcounter1); negative turns OTLP export off (as OTEL_SDK_DISABLED=true does).',
     origin: 'flockserve',
   },
   verbosity: {
@@ -126,8 +126,7 @@ export const OPTIONS = {
   },
   otel_collector_endpoint: {
     type: 'string',
-    default: 'http://localhost:4317',
-    help: 'OTLP gRPC endpoint the metrics (and, with otel_traces, the spans) are exported to.',
+    help: "OTLP gRPC endpoint the metrics (and, with otel_traces, the spans) are exported to. Unset: OpenTelemetry's OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (spans: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), else OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4317 (FlockServe's default).",
     origin: 'flockserve',
   },
   otel_metrics_exporter_settings: {
@@ -248,9 +247,8 @@ export const OPTIONS = {
   },
   otel_export_interval: {
     type: 'number',
-    default: 120,
     min: 0.1,
-    help: "Seconds between OTLP metric exports (FlockServe's 120 s).",
+    help: "Seconds between OTLP metric exports. Unset: OpenTelemetry's OTEL_METRIC_EXPORT_INTERVAL (milliseconds), else 120 (FlockServe's).",
     origin: 'new',
   },
   otel_traces: {

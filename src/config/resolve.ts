@@ -1,9 +1,7 @@
+import { ConfigError } from './config-error.js';
 import { OPTIONS, camelName, envName, kebabName, type Config, type OptionName, type OptionSpec } from './options.js';
 
-/** A bad flag, env var or option value; the message names it and says what is valid. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError } from './config-error.js';
 
 type RawValue = string | number | boolean | readonly string[] | Record<string, unknown>;
 
@@ -67,12 +65,16 @@ export function coerce(name: OptionName, raw: unknown, source: string): RawValue
 /**
  * With the static provisioner the listed engines are the fleet: unless the user set them,
  * min_workers and max_workers follow the list's length, so four URLs give four workers. A list
- * longer than an explicit max_workers would leave engines unused without a word: an error.
+ * longer than an explicit max_workers would leave engines unused without a word: an error, as
+ * is no list at all.
  */
 function staticFleetBounds(values: Map<OptionName, RawValue>): void {
   if ((values.get('provisioner') ?? OPTIONS.provisioner.default) !== 'static') return;
   const urls = values.get('workers') as readonly string[] | undefined;
-  if (!urls || urls.length === 0) return;
+  if (!urls || urls.length === 0)
+    throw new ConfigError(
+      '--provisioner static needs --workers URL[,URL...]: the base URLs of engines that already run',
+    );
   const max = values.get('max_workers') as number | undefined;
   if (max === undefined) values.set('max_workers', urls.length);
   else if (max < urls.length) {

@@ -229,7 +229,7 @@ export class Fleet {
     const w = this.#pool.get(victim);
     if (!w || !this.#tracked.has(victim)) throw new Error(`fleet: unknown worker ${victim}`);
     if (LIVE.includes(w.state)) this.#target = Math.max(0, this.#target - 1);
-    await this.drain(victim);
+    await this.drain(victim, 'removed');
     return victim;
   }
 
@@ -238,11 +238,11 @@ export class Fleet {
    * finish, then it is terminated. Resolves once it is gone. Does not change the target
    * (reconcile will launch a replacement if the fleet is now short).
    */
-  drain(name: string): Promise<void> {
+  drain(name: string, reason = 'drained'): Promise<void> {
     const t = this.#tracked.get(name);
     const w = this.#pool.get(name);
     if (!t || !w) return Promise.reject(new Error(`fleet: unknown worker ${name}`));
-    return this.#retire(t, w, true);
+    return this.#retire(t, w, true, reason);
   }
 
   /** Call when a request on some worker finished: a draining worker may now be empty. */
@@ -333,7 +333,8 @@ export class Fleet {
       if (w.state === 'failed') continue; // a record (given up on), or a teardown that failed: nothing runs
       const t = this.#track(w.name);
       if (w.url !== undefined) this.#provisioner.claim(w.name, { url: w.url, detail: w.detail });
-      if (w.state === 'draining' || w.state === 'terminating') void this.#retire(t, w, true);
+      if (w.state === 'draining' || w.state === 'terminating')
+        void this.#retire(t, w, true, 'the previous leader was taking it out');
       else this.#health.watch(w);
     }
   }
@@ -374,7 +375,7 @@ export class Fleet {
       const w = this.#pool.get(t.name);
       if (!w) continue;
       const keep = opts.keepWorkers === true && w.state !== 'provisioning' && w.state !== 'failed';
-      waits.push(this.#retire(t, w, !keep));
+      waits.push(this.#retire(t, w, !keep, keep ? 'shutdown (keeping workers)' : 'shutdown'));
     }
     await Promise.all(waits);
   }
@@ -508,7 +509,7 @@ export class Fleet {
     if (live.length > this.#target) {
       for (const w of this.#pickVictims(live.length - this.#target)) {
         const t = this.#tracked.get(w.name)!;
-        void this.#retire(t, w, true);
+        void this.#retire(t, w, true, 'scale-down');
       }
       return;
     }
@@ -551,17 +552,20 @@ export class Fleet {
   /** The health checker's verdict: the worker goes (drained, or torn down if lost) and reconcile replaces it. */
   #replace(w: Worker): void {
     const t = this.#tracked.get(w.name);
-    if (t) void this.#retire(t, w, true);
+    if (t) void this.#retire(t, w, true, `${w.state} too long, replacing`);
     this.#reconcile();
   }
 
-  /** Hands the worker to the Terminator (once): drained, or cancelled if still provisioning, then torn down if `terminate`. */
-  #retire(t: Tracked, w: Worker, terminate: boolean): Promise<void> {
+  /**
+   * Hands the worker to the Terminator (once): drained, or cancelled if still provisioning, then
+   * torn down if `terminate`; `reason` says why (the state change and the log carry it).
+   */
+  #retire(t: Tracked, w: Worker, terminate: boolean, reason: string): Promise<void> {
     if (t.done) return t.done;
     this.#stopLaunchAndProbes(t);
     // Not up yet: the launch is aborted above, and its rejection is expected.
     if (w.state === 'provisioning') t.cancelled = true;
-    t.done = this.#terminator.drain(w, terminate, this.#departure(t));
+    t.done = this.#terminator.drain(w, terminate, this.#departure(t), reason);
     return t.done;
   }
 

@@ -89,10 +89,11 @@ export class Terminator {
   /**
    * Takes `w` out of service whatever its state: a provisioning worker is cancelled
    * (terminating at once), a failed or terminating one is torn down, any other drains first.
-   * Without `terminate`, a drained worker is left running (`kept`). Resolves when it is over;
-   * never rejects.
+   * Without `terminate`, a drained worker is left running (`kept`). `reason` is what the state
+   * change and the log say happened (scale-down, removed, drained, shutdown...). Resolves when it
+   * is over; never rejects.
    */
-  drain(w: Worker, terminate: boolean, d: Departure): Promise<void> {
+  drain(w: Worker, terminate: boolean, d: Departure, reason: string): Promise<void> {
     const name = w.name;
     if (w.state === 'provisioning') {
       // Not up yet: the owner aborted the launch; terminate whatever it made.
@@ -100,8 +101,12 @@ export class Terminator {
       return this.teardown(name, d);
     }
     if (w.state === 'failed' || w.state === 'terminating') return this.teardown(name, d);
-    this.#pool.setState(name, 'draining', terminate ? 'scale-down' : 'shutdown (keeping workers)');
-    this.#log('info', `fleet: draining ${name} (${load(w)} in flight)`, { worker: name, inFlight: load(w) });
+    this.#pool.setState(name, 'draining', reason);
+    this.#log('info', `fleet: draining ${name} (${reason}; ${load(w)} in flight)`, {
+      worker: name,
+      inFlight: load(w),
+      reason,
+    });
     const timers: TimerHandle[] = [];
     const done = new Promise<void>((resolve) => {
       const finish = (): void => {

@@ -56,7 +56,13 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
     promptText: f.promptText,
   });
   const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
-  f.record.answered({ worker: upstream.worker, status: upstream.status, stream, queueWaitMs: upstream.queueWaitMs });
+  f.record.answered({
+    worker: upstream.worker,
+    status: upstream.status,
+    stream,
+    queueWaitMs: upstream.queueWaitMs,
+    headers: upstream.headers,
+  });
   if (stream) {
     answerStream(res, upstream, f.record);
     return;
@@ -163,7 +169,7 @@ function midAnswerError(err: unknown, worker: string): GatewayError {
 export function recordUntilClose(
   record: RequestRecord,
   res: ServerResponse,
-  details: () => { user: string | undefined; requestBody: Buffer | undefined },
+  details: () => { user: string | undefined; model?: string | undefined; requestBody: Buffer | undefined },
 ): void {
   res.once('close', () => {
     const aborted = !res.writableFinished;

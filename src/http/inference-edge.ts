@@ -47,6 +47,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
     let body: JsonObject | undefined;
     recordUntilClose(record, res, () => ({
       user: typeof body?.['user'] === 'string' ? body['user'] : undefined,
+      model: typeof body?.['model'] === 'string' ? body['model'] : undefined,
       requestBody: raw,
     }));
     readBody(req, o.maxBodySize, (bytes) => {

@@ -1,3 +1,4 @@
+import { ConfigError } from '../config/config-error.js';
 import type { Clock } from '../core/clock.js';
 import type { Provisioner, ProvisionerFence } from '../core/types.js';
 import type { ProvisionerLog } from './common.js';
@@ -53,7 +54,7 @@ export const PROVISIONERS = {
         ctx.onWorkerLost?.(name, code === null ? `process killed by ${signal}` : `process exited with code ${code}`),
     }),
   static: (ctx) => {
-    if (ctx.workers.length === 0) throw new Error('provisioner static needs --workers URL[,URL...]');
+    if (ctx.workers.length === 0) throw new ConfigError('provisioner static needs --workers URL[,URL...]');
     return new StaticProvisioner(ctx.workers);
   },
 } satisfies Record<ProvisionerName, ProvisionerFactory>;

@@ -1,12 +1,14 @@
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
+import { ConfigError } from '../config/config-error.js';
 import type { TaskSpec } from '../core/types.js';
 
 /**
  * Reads a SkyPilot task YAML into a TaskSpec. Only the keys FlockServe needs are checked;
  * everything else is kept in `raw` for provisioners that pass the file on (SkyPilot).
- * Every error names the file and what is wrong with it.
+ * Every error is a ConfigError that names the file and what is wrong with it.
  */
 export async function loadTask(path: string): Promise<TaskSpec> {
   const abs = resolve(path);
@@ -16,7 +18,7 @@ export async function loadTask(path: string): Promise<TaskSpec> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String(err);
-    throw new Error(`task ${abs}: ${why}`, { cause: err });
+    throw new ConfigError(`task ${abs}: ${why}`, { cause: err });
   }
   return parseTask(text, abs);
 }
@@ -28,14 +30,14 @@ export function parseTask(text: string, path: string): TaskSpec {
   const first = doc.errors[0];
   if (first) {
     const at = first.linePos?.[0] ?? lines.linePos(first.pos[0]);
-    throw new Error(`task ${path}: invalid YAML at line ${at.line}: ${first.message.split('\n')[0]}`);
+    throw new ConfigError(`task ${path}: invalid YAML at line ${at.line}: ${first.message.split('\n')[0]}`);
   }
   const raw: unknown = doc.toJS();
-  if (raw === null || raw === undefined) throw new Error(`task ${path}: the file is empty`);
-  if (!isRecord(raw)) throw new Error(`task ${path}: the top level must be a mapping, got ${typeName(raw)}`);
+  if (raw === null || raw === undefined) throw new ConfigError(`task ${path}: the file is empty`);
+  if (!isRecord(raw)) throw new ConfigError(`task ${path}: the top level must be a mapping, got ${typeName(raw)}`);
 
   const bad = (key: string, want: string, got: unknown): Error =>
-    new Error(`task ${path}: ${key} must be ${want}, got ${typeName(got)}`);
+    new ConfigError(`task ${path}: ${key} must be ${want}, got ${typeName(got)}`);
   const optString = (key: string): string | undefined => {
     const v = raw[key];
     if (v === undefined || v === null) return undefined;
@@ -62,16 +64,16 @@ export function parseTask(text: string, path: string): TaskSpec {
 
 function parseEnvs(v: unknown, path: string): Record<string, string> {
   if (v === undefined || v === null) return {};
-  if (!isRecord(v)) throw new Error(`task ${path}: envs must be a mapping, got ${typeName(v)}`);
+  if (!isRecord(v)) throw new ConfigError(`task ${path}: envs must be a mapping, got ${typeName(v)}`);
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(v)) {
     // SkyPilot refuses to launch a task whose env is declared without a value: it must be
     // given with --env. We have no --env, so say which one is missing.
     if (value === null || value === undefined) {
-      throw new Error(`task ${path}: envs.${key} has no value; set it in the task YAML`);
+      throw new ConfigError(`task ${path}: envs.${key} has no value; set it in the task YAML`);
     }
     if (typeof value === 'object')
-      throw new Error(`task ${path}: envs.${key} must be a scalar, got ${typeName(value)}`);
+      throw new ConfigError(`task ${path}: envs.${key} must be a scalar, got ${typeName(value)}`);
     out[key] = String(value);
   }
   return out;
@@ -83,7 +85,7 @@ function parsePorts(v: unknown, path: string): number[] {
   const items = Array.isArray(v) ? v : [v];
   const out: number[] = [];
   const fail = (item: unknown): Error =>
-    new Error(
+    new ConfigError(
       `task ${path}: resources.ports must be a port, "LOW-HIGH" range or list of those, got ${JSON.stringify(item)}`,
     );
   const port = (s: string, item: unknown): number => {
@@ -110,11 +112,41 @@ function parsePorts(v: unknown, path: string): number[] {
   return out;
 }
 
+/** Provisioners that start the task's `run` on each worker: without it a worker never serves. */
+const RUNS_THE_TASK: ReadonlySet<string> = new Set(['local', 'skypilot']);
+
+/**
+ * What the provisioner will need of the task, checked before the gateway listens (as `nginx -t`
+ * checks its configuration), so a broken task fails at startup with its reason instead of
+ * failing launch after launch: a `run` command for the provisioners that launch the task, and
+ * for `local`, a workdir that exists.
+ */
+export function checkTask(task: TaskSpec, provisioner: string): void {
+  if (!RUNS_THE_TASK.has(provisioner)) return;
+  if (task.run === undefined || task.run.trim() === '') {
+    throw new ConfigError(
+      `task ${task.path}: no run command: a worker runs the task's \`run\` (the command that starts the engine), and this task has none`,
+    );
+  }
+  if (provisioner === 'local') {
+    const cwd = task.workdir ?? dirname(task.path);
+    if (!isDirectory(cwd)) throw new ConfigError(`task ${task.path}: workdir ${cwd} is not a directory`);
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** The worker's HTTP port: --port when given (≥ 0), else the task's first resources.ports entry. */
 export function taskPort(task: TaskSpec, cliPort: number): number {
   if (cliPort >= 0) return cliPort;
   const first = task.ports[0];
-  if (first === undefined) throw new Error(`no port: pass --port or set resources.ports in ${task.path}`);
+  if (first === undefined) throw new ConfigError(`no port: pass --port or set resources.ports in ${task.path}`);
   return first;
 }
 

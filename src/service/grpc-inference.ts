@@ -6,19 +6,20 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import type { BodyStream } from '../upstream/body-stream.js';
+import { forwardableHeaders } from '../upstream/client.js';
 import { GatewayError } from '../core/errors.js';
-import type {
-  ChatCompletionRequest,
+import {
   ChatCompletionResponse,
-  CompletionRequest,
   CompletionResponse,
-  EmbeddingsRequest,
   EmbeddingsResponse,
-  ForwardRequest,
-  ForwardResponse,
-  GenerateRequest,
   GenerateResponse,
-  InferenceServiceServer,
+  type ChatCompletionRequest,
+  type CompletionRequest,
+  type EmbeddingsRequest,
+  type ForwardRequest,
+  type ForwardResponse,
+  type GenerateRequest,
+  type InferenceServiceServer,
 } from '../gen/flockserve/v1/inference.js';
 import type { InferenceReply, InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
@@ -35,7 +36,12 @@ interface JsonRoute<Req, Res> {
   response: Parameters<typeof T.toProto>[1];
   sessionKey?(req: Req): string | undefined;
   check?(req: Req): string | undefined;
-  _res?: Res;
+  /**
+   * The response message with every field set (ts-proto's fromPartial): the encoder writes
+   * whatever a field holds, so a key the worker left out (a delta's `role` after the first
+   * chunk) would otherwise go out as the text "undefined".
+   */
+  complete(partial: JsonObject): Res;
 }
 
 const CHAT: JsonRoute<ChatCompletionRequest, ChatCompletionResponse> = {
@@ -43,6 +49,7 @@ const CHAT: JsonRoute<ChatCompletionRequest, ChatCompletionResponse> = {
   streaming: (r) => r.stream,
   request: T.CHAT_REQUEST,
   response: T.CHAT_RESPONSE,
+  complete: (o) => ChatCompletionResponse.fromPartial(o as never),
   sessionKey: (r) => r.user,
   check: (r) => (r.messages.length === 0 ? 'messages must be a non-empty list' : undefined),
 };
@@ -52,6 +59,7 @@ const COMPLETION: JsonRoute<CompletionRequest, CompletionResponse> = {
   streaming: (r) => r.stream,
   request: T.COMPLETION_REQUEST,
   response: T.COMPLETION_RESPONSE,
+  complete: (o) => CompletionResponse.fromPartial(o as never),
   sessionKey: (r) => r.user,
   check: (r) => (r.prompt === undefined ? 'prompt is required' : undefined),
 };
@@ -61,6 +69,7 @@ const GENERATE: JsonRoute<GenerateRequest, GenerateResponse> = {
   streaming: (r) => r.stream,
   request: T.GENERATE_REQUEST,
   response: T.GENERATE_RESPONSE,
+  complete: (o) => GenerateResponse.fromPartial(o as never),
   check: (r) => (r.inputs === '' ? 'inputs is required' : undefined),
 };
 
@@ -69,6 +78,7 @@ const EMBEDDINGS: JsonRoute<EmbeddingsRequest, EmbeddingsResponse> = {
   streaming: () => false,
   request: T.EMBEDDINGS_REQUEST,
   response: T.EMBEDDINGS_RESPONSE,
+  complete: (o) => EmbeddingsResponse.fromPartial(o as never),
   sessionKey: (r) => r.user,
   check: (r) => (r.input === undefined ? 'input is required' : undefined),
 };
@@ -185,9 +195,12 @@ export function createInferenceHandlers(
     emit: (res: Res) => void,
   ): Promise<void> {
     const record = observer.begin({ transport: 'grpc', method: 'POST', route: route.path(req), headers });
-    await observed(record, signal, route.sessionKey?.(req), (seen) =>
-      answer(route, req, signal, headers, emit, record, seen),
-    );
+    const model = (req as { model?: unknown }).model;
+    const about = {
+      user: route.sessionKey?.(req),
+      model: typeof model === 'string' && model !== '' ? model : undefined,
+    };
+    await observed(record, signal, about, (seen) => answer(route, req, signal, headers, emit, record, seen));
   }
 
   async function answer<Req, Res>(
@@ -203,7 +216,7 @@ export function createInferenceHandlers(
     if (problem) throw new GatewayError('bad_request', { message: problem });
     const json = T.toJson(req as unknown as JsonObject, route.request);
     if (route.streaming(req) && route.path(req).startsWith('/v1/')) json['stream'] = true;
-    const toRes = (o: JsonObject): Res => T.toProto(o, route.response) as Res;
+    const toRes = (o: JsonObject): Res => route.complete(T.toProto(o, route.response));
     const events = sseEvents((o) => emit(toRes(o)));
     const reply = await service.dispatch({
       method: 'POST',
@@ -216,7 +229,13 @@ export function createInferenceHandlers(
       onSseEvents: events.onEvents,
     });
     const stream = (reply.headers['content-type'] ?? '').startsWith('text/event-stream');
-    record.answered({ worker: reply.worker, status: reply.status, stream, queueWaitMs: reply.queueWaitMs });
+    record.answered({
+      worker: reply.worker,
+      status: reply.status,
+      stream,
+      queueWaitMs: reply.queueWaitMs,
+      headers: reply.headers,
+    });
     seen(reply.status);
     if (reply.status >= 400) throw await workerError(reply);
     if (stream) {
@@ -288,7 +307,7 @@ export function createInferenceHandlers(
             call.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
           }
         })();
-      observed(record, ac.signal, undefined, go).then(
+      observed(record, ac.signal, {}, go).then(
         () => call.end(),
         (err: unknown) => {
           if (!ac.signal.aborted) call.emit('error', toGrpcError(err));
@@ -306,7 +325,7 @@ export function createInferenceHandlers(
 async function observed(
   record: RequestRecord,
   signal: AbortSignal,
-  user: string | undefined,
+  about: { readonly user?: string | undefined; readonly model?: string | undefined },
   body: (seen: (status: number) => void) => Promise<void>,
 ): Promise<void> {
   let status = 200;
@@ -320,17 +339,22 @@ async function observed(
     throw err;
   } finally {
     if (signal.aborted) status = 499;
-    record.finish({ status, aborted: signal.aborted, user, error });
+    record.finish({ status, aborted: signal.aborted, user: about.user, model: about.model, error });
   }
 }
 
-/** gRPC metadata that is meant for the worker (e.g. its API key); gRPC's own keys stay behind. */
+/**
+ * gRPC metadata that is meant for the worker (e.g. its API key). gRPC's own keys stay behind, and
+ * so do the headers that describe the gRPC request's body rather than the JSON one the worker
+ * gets: a content-length (Go's HTTP/2 clients send one) would not match it, and an
+ * accept-encoding would let the worker compress an answer the gateway has to read.
+ */
 function forwardedMetadata(map: Record<string, string | Buffer>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(map)) {
-    if (k.startsWith('grpc-') || k.startsWith(':') || k === 'content-type' || k === 'te' || k === 'user-agent')
-      continue;
+    if (k.startsWith('grpc-') || k.startsWith(':') || k === 'content-type' || k === 'user-agent') continue;
+    if (k === 'accept-encoding') continue;
     if (typeof v === 'string') out[k] = v;
   }
-  return out;
+  return forwardableHeaders(out);
 }

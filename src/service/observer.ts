@@ -26,6 +26,8 @@ export interface RequestAnswered {
   readonly stream: boolean;
   /** Time the request waited in the gateway queue for a slot. */
   readonly queueWaitMs: number;
+  /** The worker's response headers (TGI reports its token counts in x-generated-tokens and x-prompt-tokens). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface RequestEnd {
@@ -35,6 +37,8 @@ export interface RequestEnd {
   readonly aborted?: boolean;
   /** The request's `user` field, when it has one (request log). */
   readonly user?: string | undefined;
+  /** The request's `model` field, when it has one (the metrics' model label). */
+  readonly model?: string | undefined;
   /** The request body as received (request log with bodies). */
   readonly requestBody?: Buffer | undefined;
   readonly error?: string | undefined;

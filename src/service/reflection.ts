@@ -1,23 +1,28 @@
-import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { ReflectionService } from '@grpc/reflection';
-import { fileURLToPath } from 'node:url';
+import { FILE_DESCRIPTOR_SET_BASE64 } from '../gen/descriptors.js';
 
-/** proto/ at the package root: two levels up from both src/service and dist/service (it ships in the npm package). */
-export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
-
-/** Every .proto the gRPC listener serves, relative to PROTO_DIR. */
-export const SERVED_PROTOS = [
-  'flockserve/v1/inference.proto',
-  'flockserve/v1/node_control.proto',
-  'grpc/health/v1/health.proto',
-] as const;
-
-/** The served protos as @grpc/proto-loader reads them (google/protobuf/* come with protobufjs). */
-export function servedPackageDefinition(): PackageDefinition {
-  return loadSync([...SERVED_PROTOS], { includeDirs: [PROTO_DIR], keepCase: true, defaults: false });
+/**
+ * The served protos' descriptors as the compiler made them (src/gen/descriptors.ts, from
+ * `npm run gen`): each file under its own name (`flockserve/v1/inference.proto`,
+ * `google/protobuf/struct.proto`, ...) with its dependency list. Strict reflection clients
+ * (buf curl, grpcurl, Postman) link the files by those names and refuse a file whose imports
+ * are missing, so the files go out as they are, never re-derived from a loaded schema.
+ */
+export function servedFileDescriptors(): Uint8Array[] {
+  const set = fromBinary(FileDescriptorSetSchema, Buffer.from(FILE_DESCRIPTOR_SET_BASE64, 'base64'));
+  return set.file.map((f) => toBinary(FileDescriptorProtoSchema, f));
 }
 
-/** Server reflection (v1 and v1alpha) over the served protos, so grpcurl works without the .proto files. */
+/**
+ * Server reflection (v1 and v1alpha) over the served files. @grpc/reflection reads the
+ * `fileDescriptorProtos` of a package definition's entries and serves each file, with the
+ * files it depends on, as it finds it.
+ */
 export function createReflection(): ReflectionService {
-  return new ReflectionService(servedPackageDefinition());
+  const definition = {
+    'flockserve.served': { format: 'FileDescriptorProtos', fileDescriptorProtos: servedFileDescriptors() },
+  } as unknown as ConstructorParameters<typeof ReflectionService>[0];
+  return new ReflectionService(definition);
 }

@@ -1,6 +1,7 @@
 /**
  * TGI's routes in the engine simulator, shaped like text-generation-inference's router:
- * POST /generate → `{"generated_text", "details"?}`; POST /generate_stream → `data:{StreamResponse}`
+ * POST /generate → `{"generated_text", "details"?}` with its `x-prompt-tokens` and
+ * `x-generated-tokens` headers; POST /generate_stream → `data:{StreamResponse}`
  * events, the last one carrying generated_text and details; errors `{"error","error_type"}`.
  * `/generate` with `"stream": true` streams too, as TGI's compat route `/` does.
  */
@@ -80,7 +81,11 @@ export function handleGenerate(ctx: SimContext, body: Body, res: ServerResponse)
         prefill: [],
         tokens: Array.from({ length: p.maxTokens }, (_, i) => token(ctx, i)),
       };
-      sendJson(res, 200, p.details ? { generated_text: text, details } : { generated_text: text });
+      // TGI's router reports the counts in headers too, details or not.
+      sendJson(res, 200, p.details ? { generated_text: text, details } : { generated_text: text }, {
+        'x-prompt-tokens': String(p.promptTokens),
+        'x-generated-tokens': String(p.maxTokens),
+      });
     },
     onError: (e) => sendTgiError(res, 422, e.message, 'validation'),
   });

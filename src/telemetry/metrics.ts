@@ -14,8 +14,12 @@ import { Tally } from './tally.js';
  *   histograms recorded at each periodic load check (here: each autoscaler evaluation,
  *   every `autoscale_interval`, 30 s as FlockServe's). Left out when metrics_id < 0.
  * - `flockserve_*`, named the Prometheus way (the Prometheus reader does not add units,
- *   counters get `_total`): requests by route/status/worker, latency histograms, tokens,
- *   workers by state, queues, autoscaler decisions, launches, retries, ejections.
+ *   counters get `_total`): requests by route/status/worker/model, latency histograms (time to
+ *   first token, time per output token), tokens, workers by state, queues, autoscaler
+ *   decisions, launches, retries, ejections, failed exports.
+ *
+ * Every counter exists from the start, at 0 (a series without attributes, or one per known
+ * value), so a dashboard shows 0 rather than "No data" before the first retry or ejection.
  *
  * State the gateway already keeps (workers, queue lengths, fleet counters) is read by
  * observable instruments at collection time, so nothing is recorded on the request path
@@ -38,6 +42,8 @@ export interface GatewayState {
   requestLogStats?(): { readonly written: number; readonly dropped: number };
   /** The replicas that share the fleet, which leads, and whether etcd answers. */
   coordination?(): CoordinationStatus;
+  /** Failed OTLP exports, by signal, of the exporters there are. */
+  exportFailures?(): readonly { readonly signal: string; readonly failures: number }[];
 }
 
 /** One finished request, as the request observer measured it. */
@@ -48,8 +54,12 @@ export interface RequestMeasurement {
   /** Empty when no worker was reached (queue timeout, bad request). */
   readonly worker: string;
   readonly durationMs: number;
+  /** The request's `model` field, when it has one. */
+  readonly model?: string | undefined;
   /** Streamed answers only: arrival → first body chunk. */
   readonly ttftMs?: number | undefined;
+  /** Streamed answers only: (first chunk → end) / (completion tokens − 1), vLLM's time per output token. */
+  readonly tpotMs?: number | undefined;
   readonly queueWaitMs?: number | undefined;
   readonly completionTokens?: number | undefined;
   readonly promptTokens?: number | undefined;
@@ -70,6 +80,8 @@ const ALL_STATES: readonly WorkerState[] = [
 // Bucket bounds in seconds. LLM answers range from a 50 ms embedding to minutes of generation.
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320];
 const TTFT_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// vLLM's bounds for time per output token: a decode step takes 10-100 ms on a busy GPU.
+const TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
 // 0 is its own bucket: most requests get a slot at once.
 const QUEUE_WAIT_BUCKETS = [0, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120];
 // A local process is up in a second; a GPU cluster takes 5-15 minutes.
@@ -89,7 +101,9 @@ export class GatewayMetrics {
   readonly #requests: Tally;
   readonly #duration: SummedHistogram;
   readonly #ttft: SummedHistogram;
+  readonly #tpot: SummedHistogram;
   readonly #queueWait: SummedHistogram;
+  readonly #models = new ModelLabels();
   readonly #generated: Tally;
   readonly #prompt: Tally;
   readonly #retries: Counter;
@@ -132,23 +146,31 @@ export class GatewayMetrics {
     }
 
     this.#requests = new Tally(meter, 'flockserve_requests', {
-      description: 'Inference requests finished, by route, status, worker and transport.',
+      description: 'Inference requests finished, by route, status, worker, transport and model.',
       unit: '{request}',
-      attributes: ['route', 'status', 'worker', 'transport'],
+      attributes: ['route', 'status', 'worker', 'transport', 'model'],
     });
     this.#duration = histograms.create({
       name: 'flockserve_request_duration_seconds',
       description: 'Time from a request arriving to its answer completing (or failing).',
       unit: 's',
       boundaries: DURATION_BUCKETS,
-      attributes: ['route', 'status'],
+      attributes: ['route', 'status', 'model'],
     });
     this.#ttft = histograms.create({
       name: 'flockserve_time_to_first_token_seconds',
       description: 'Streamed requests: time from arrival to the first chunk of the answer.',
       unit: 's',
       boundaries: TTFT_BUCKETS,
-      attributes: ['route', 'worker'],
+      attributes: ['route', 'worker', 'model'],
+    });
+    this.#tpot = histograms.create({
+      name: 'flockserve_time_per_output_token_seconds',
+      description:
+        'Streamed requests of 2 tokens or more: time from the first chunk to the end of the answer over the tokens after the first (inter-token latency).',
+      unit: 's',
+      boundaries: TPOT_BUCKETS,
+      attributes: ['route', 'worker', 'model'],
     });
     this.#queueWait = histograms.create({
       name: 'flockserve_queue_wait_seconds',
@@ -158,14 +180,15 @@ export class GatewayMetrics {
       attributes: [],
     });
     this.#generated = new Tally(meter, 'flockserve_generated_tokens', {
-      description: 'Tokens generated: the answer’s usage when reported, else counted stream events.',
+      description:
+        'Tokens generated: the answer’s usage (TGI: details or its x-generated-tokens header) when reported, else counted stream events.',
       unit: '{token}',
-      attributes: ['route', 'worker'],
+      attributes: ['route', 'worker', 'model'],
     });
     this.#prompt = new Tally(meter, 'flockserve_prompt_tokens', {
-      description: 'Prompt tokens, as reported in the answer’s usage.',
+      description: 'Prompt tokens, as reported in the answer’s usage (TGI: its x-prompt-tokens header).',
       unit: '{token}',
-      attributes: ['route', 'worker'],
+      attributes: ['route', 'worker', 'model'],
     });
     this.#retries = meter.createCounter('flockserve_retries', {
       description: 'Requests sent again to another worker after a failure before the first byte.',
@@ -188,6 +211,8 @@ export class GatewayMetrics {
       description: 'Autoscaler evaluations, by direction (up, down, none).',
       unit: '{decision}',
     });
+    for (const c of [this.#retries, this.#ejections, this.#answerFailures, this.#repetitionTrips]) c.add(0);
+    for (const direction of ['up', 'down', 'none'] satisfies ScaleDirection[]) this.#decisions.add(0, { direction });
     this.#launchDuration = meter.createHistogram('flockserve_worker_launch_duration_seconds', {
       description: 'Worker launch: to the cluster being up (phase=up) and to the first ready probe (phase=ready).',
       unit: 's',
@@ -252,58 +277,64 @@ export class GatewayMetrics {
       (s) => s.teardownGiveUps,
     );
 
-    const coordination = state.coordination;
-    if (coordination) {
-      gauge(
-        meter,
-        'flockserve_replica_leader',
-        'Whether this gateway replica leads the fleet (1) or follows (0).',
-        '1',
-        () => (coordination().leading ? 1 : 0),
-      );
-      gauge(
-        meter,
-        'flockserve_replicas',
-        'Gateway replicas sharing the fleet, as this one sees them.',
-        '{replica}',
-        () => Math.max(1, coordination().replicas.length),
-      );
-      gauge(
-        meter,
-        'flockserve_coordination_store_reachable',
-        'Whether etcd answers this replica (1), or not (0: serving with the last fleet seen, no scaling); 1 without etcd.',
-        '1',
-        () => (coordination().storeReachable ? 1 : 0),
-      );
-    }
+    // A gateway without etcd leads alone, and its store (none) always answers.
+    const coordination = (): Pick<CoordinationStatus, 'leading' | 'replicas' | 'storeReachable'> =>
+      state.coordination?.() ?? { leading: true, replicas: [], storeReachable: true };
+    gauge(
+      meter,
+      'flockserve_replica_leader',
+      'Whether this gateway replica leads the fleet (1) or follows (0).',
+      '1',
+      () => (coordination().leading ? 1 : 0),
+    );
+    gauge(meter, 'flockserve_replicas', 'Gateway replicas sharing the fleet, as this one sees them.', '{replica}', () =>
+      Math.max(1, coordination().replicas.length),
+    );
+    gauge(
+      meter,
+      'flockserve_coordination_store_reachable',
+      'Whether etcd answers this replica (1), or not (0: serving with the last fleet seen, no scaling); 1 without etcd.',
+      '1',
+      () => (coordination().storeReachable ? 1 : 0),
+    );
 
-    const readLog = state.requestLogStats;
-    if (readLog) {
-      meter
-        .createObservableCounter('flockserve_request_log_rows', {
-          description: 'Request log rows written.',
-          unit: '{row}',
-        })
-        .addCallback((r) => r.observe(readLog().written));
-      meter
-        .createObservableCounter('flockserve_request_log_dropped_rows', {
-          description: 'Request log rows dropped (buffer full, or the file could not be written).',
-          unit: '{row}',
-        })
-        .addCallback((r) => r.observe(readLog().dropped));
-    }
+    // 0 while the request log is off (option request_log).
+    const readLog = (): { written: number; dropped: number } => state.requestLogStats?.() ?? { written: 0, dropped: 0 };
+    meter
+      .createObservableCounter('flockserve_request_log_rows', {
+        description: 'Request log rows written.',
+        unit: '{row}',
+      })
+      .addCallback((r) => r.observe(readLog().written));
+    meter
+      .createObservableCounter('flockserve_request_log_dropped_rows', {
+        description: 'Request log rows dropped (buffer full, or the file could not be written).',
+        unit: '{row}',
+      })
+      .addCallback((r) => r.observe(readLog().dropped));
+    meter
+      .createObservableCounter('flockserve_otlp_export_failures', {
+        description:
+          'OTLP exports that failed (the collector unreachable or refusing), by signal; the first of a run is logged.',
+        unit: '{export}',
+      })
+      .addCallback((r) => {
+        for (const w of state.exportFailures?.() ?? []) r.observe(w.failures, { signal: w.signal });
+      });
   }
 
   /** A request finished (called once per request by the request observer). */
   request(m: RequestMeasurement): void {
     const { route, status } = m;
     const worker = m.worker || 'none';
-    this.#requests.add(1, route, status, worker, m.transport);
-    this.#duration.record(m.durationMs / 1000, route, status);
-    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, route, worker);
+    const model = this.#models.label(m.model);
+    this.#requests.add(1, route, status, worker, m.transport, model);
+    this.#duration.record(m.durationMs / 1000, route, status, model);
+    if (m.ttftMs !== undefined) this.#ttft.record(m.ttftMs / 1000, route, worker, model);
+    if (m.tpotMs !== undefined) this.#tpot.record(m.tpotMs / 1000, route, worker, model);
     if (m.queueWaitMs !== undefined) this.#queueWait.record(m.queueWaitMs / 1000);
-    if (m.completionTokens) this.#generated.add(m.completionTokens, route, worker);
-    if (m.promptTokens) this.#prompt.add(m.promptTokens, route, worker);
+    if (m.completionTokens) this.#generated.add(m.completionTokens, route, worker, model);
+    if (m.promptTokens) this.#prompt.add(m.promptTokens, route, worker, model);
   }
 
   retry(worker: string, reason: string): void {
@@ -357,4 +388,33 @@ export class GatewayMetrics {
 
 function gauge(meter: Meter, name: string, description: string, unit: string, read: () => number): void {
   meter.createObservableGauge(name, { description, unit }).addCallback((r: ObservableResult) => r.observe(read()));
+}
+
+/** Distinct model names kept as label values; the rest are counted under `other`. */
+export const MODEL_LABEL_LIMIT = 32;
+/** Longest model name kept as it is; a longer one is cut (a label value is kept for good). */
+const MODEL_LABEL_LENGTH = 128;
+
+/**
+ * The `model` label: the request's `model` field (vLLM's model_name), bounded. Clients choose the
+ * value, so only the first MODEL_LABEL_LIMIT names seen get their own series; later ones share
+ * `other`. A request without a model (TGI's routes) is `none`.
+ */
+export class ModelLabels {
+  readonly #known = new Map<string, string>();
+  readonly #limit: number;
+
+  constructor(limit = MODEL_LABEL_LIMIT) {
+    this.#limit = limit;
+  }
+
+  label(model: string | undefined): string {
+    if (model === undefined || model === '') return 'none';
+    const known = this.#known.get(model);
+    if (known !== undefined) return known;
+    if (this.#known.size >= this.#limit) return 'other';
+    const value = model.length > MODEL_LABEL_LENGTH ? model.slice(0, MODEL_LABEL_LENGTH) : model;
+    this.#known.set(model, value);
+    return value;
+  }
 }

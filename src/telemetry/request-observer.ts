@@ -70,6 +70,8 @@ class Record implements RequestRecord {
   answered(info: RequestAnswered): void {
     this.#answer = info;
     this.#tally = new TokenTally(info.stream);
+    const h = info.headers;
+    if (h !== undefined && h['x-generated-tokens'] !== undefined) this.#tally.reported(h);
     if (this.#o.logBodies && this.#o.requestLog) this.#body = [];
   }
 
@@ -93,13 +95,19 @@ class Record implements RequestRecord {
     const ttftMs = a?.stream && this.#firstChunkAt !== undefined ? this.#firstChunkAt - this.#startedAt : undefined;
     const tokens = this.#tally?.counts;
     const worker = a?.worker ?? '';
+    // The chunks after the first carry the other tokens; the answer ends with its last chunk.
+    const after = (tokens?.completion ?? 0) - 1;
+    const tpotMs =
+      ttftMs !== undefined && after > 0 && end.status < 400 && !end.aborted ? (durationMs - ttftMs) / after : undefined;
     o.metrics.request({
       transport: s.transport,
       route: s.route,
       status: end.status,
       worker,
+      model: end.model,
       durationMs,
       ttftMs,
+      tpotMs,
       queueWaitMs: a?.queueWaitMs,
       completionTokens: tokens?.completion,
       promptTokens: tokens?.prompt,

@@ -14,7 +14,7 @@ type Level<T> = Map<SeriesKey, Level<T> | T>;
  * keyed by the values themselves. The SDK's synchronous instruments hash the attribute object on
  * every record (sort its keys, JSON.stringify the pairs: sdk-metrics 2 `hashAttributes`); here a
  * lookup is one Map.get per attribute, and the attribute object is built once, with the series.
- * Up to four attributes. Past `limit` series, new combinations share one overflow series marked
+ * Up to five attributes. Past `limit` series, new combinations share one overflow series marked
  * `otel.metric.overflow`, as the SDK's do: workers come and go, and the map must not grow forever.
  */
 export class SeriesMap<T> {
@@ -26,20 +26,20 @@ export class SeriesMap<T> {
   #overflow: T | undefined;
 
   constructor(names: readonly string[], create: (attributes: Attributes) => T, limit = SERIES_LIMIT) {
-    if (names.length > 4) throw new Error('SeriesMap: at most four attributes');
+    if (names.length > 5) throw new Error('SeriesMap: at most five attributes');
     this.#names = names;
     this.#create = create;
     this.#limit = limit;
   }
 
   /** The series for these attribute values, given in the order of `names`. */
-  get(k0?: SeriesKey, k1?: SeriesKey, k2?: SeriesKey, k3?: SeriesKey): T {
+  get(k0?: SeriesKey, k1?: SeriesKey, k2?: SeriesKey, k3?: SeriesKey, k4?: SeriesKey): T {
     const depth = this.#names.length;
     let level = this.#root;
     for (let i = 0; i < depth; i++) {
-      const key = (i === 0 ? k0 : i === 1 ? k1 : i === 2 ? k2 : k3) ?? '';
+      const key = (i === 0 ? k0 : i === 1 ? k1 : i === 2 ? k2 : i === 3 ? k3 : k4) ?? '';
       const next = level.get(key);
-      if (next === undefined) return this.#add(level, i, [k0, k1, k2, k3]);
+      if (next === undefined) return this.#add(level, i, [k0, k1, k2, k3, k4]);
       if (i === depth - 1) return next as T;
       level = next as Level<T>;
     }

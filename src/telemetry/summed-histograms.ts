@@ -53,9 +53,9 @@ export class SummedHistogram {
   }
 
   /** As the SDK's: NaN and negative values are dropped (a histogram takes non-negative values). */
-  record(value: number, k0?: SeriesKey, k1?: SeriesKey, k2?: SeriesKey, k3?: SeriesKey): void {
+  record(value: number, k0?: SeriesKey, k1?: SeriesKey, k2?: SeriesKey, k3?: SeriesKey, k4?: SeriesKey): void {
     if (!(value >= 0)) return;
-    const s = this.#series.get(k0, k1, k2, k3);
+    const s = this.#series.get(k0, k1, k2, k3, k4);
     s.count++;
     s.sum += value;
     if (value < s.min) s.min = value;

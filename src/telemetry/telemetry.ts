@@ -3,7 +3,6 @@ import { DiagLogLevel, diag, type Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
   InstrumentType,
@@ -16,7 +15,9 @@ import { performance } from 'node:perf_hooks';
 import { ConfigError } from '../config/resolve.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from './logger.js';
+import { ExportWatch, WatchedMetricExporter, WatchedSpanExporter } from './export-watch.js';
 import { GatewayMetrics, type GatewayState } from './metrics.js';
+import { gatewayResource, otlpSettings } from './otel-env.js';
 import { RequestLog } from './request-log.js';
 import { TelemetryObserver } from './request-observer.js';
 import { SummedHistograms } from './summed-histograms.js';
@@ -24,10 +25,11 @@ import { RequestTracer } from './tracing.js';
 
 export interface TelemetryConfig {
   readonly metricsId: number;
-  readonly otelCollectorEndpoint: string;
+  /** Unset: the OTEL_EXPORTER_OTLP_* variables, else FlockServe's default (see otel-env.ts). */
+  readonly otelCollectorEndpoint: string | undefined;
   readonly otelMetricsExporterSettings: Record<string, unknown>;
-  /** Seconds between OTLP exports. */
-  readonly otelExportInterval: number;
+  /** Seconds between OTLP exports; unset: OTEL_METRIC_EXPORT_INTERVAL, else 120. */
+  readonly otelExportInterval: number | undefined;
   readonly otelTraces: boolean;
   readonly requestLog: string | undefined;
   readonly requestLogBodies: boolean;
@@ -35,7 +37,9 @@ export interface TelemetryConfig {
 
 export interface TelemetryOptions {
   readonly config: TelemetryConfig;
-  readonly state: Omit<GatewayState, 'requestLogStats'>;
+  readonly state: Omit<GatewayState, 'requestLogStats' | 'exportFailures'>;
+  /** Where the OTEL_* variables are read (default: process.env). */
+  readonly env?: NodeJS.ProcessEnv;
   /** Drives the request log's flushes. */
   readonly clock: Clock;
   readonly log: Logger;
@@ -50,10 +54,12 @@ export interface TelemetryOptions {
 const SHUTDOWN_GRACE_MS = 3000;
 
 /**
- * The gateway's telemetry, assembled from the options: one MeterProvider whose meters
+ * The gateway's telemetry, assembled from the options (and OpenTelemetry's OTEL_* variables
+ * where the options leave a setting open: otel-env.ts): one MeterProvider whose meters
  * feed both a Prometheus reader (serialised on demand for `GET /metrics`) and, unless
- * metrics_id < 0, a periodic OTLP gRPC exporter; with otel_traces, a tracer provider
- * batching request spans to the same collector; the request observer; the request log.
+ * metrics_id < 0 or OTEL_SDK_DISABLED, a periodic OTLP gRPC exporter; with otel_traces, a
+ * tracer provider batching request spans to the collector; the request observer; the
+ * request log. Export failures are watched (export-watch.ts): one warning, then a count.
  */
 export class Telemetry {
   readonly metrics: GatewayMetrics;
@@ -68,6 +74,8 @@ export class Telemetry {
   constructor(opts: TelemetryOptions) {
     const c = opts.config;
     routeDiagnostics(opts.log);
+    const otlp = otlpSettings(c, opts.env ?? process.env);
+    for (const why of otlp.ignored) opts.log.warn(`opentelemetry: ignoring ${why}`);
     const histograms = new SummedHistograms('flockserve');
     // Served by the gateway's own HTTP listener: the exporter's server stays off.
     this.#prometheus = new PrometheusExporter({
@@ -75,34 +83,47 @@ export class Telemetry {
       metricProducers: [histograms.producer(AggregationTemporality.CUMULATIVE)],
     });
     const readers: IMetricReader[] = [this.#prometheus];
-    if (c.metricsId >= 0) {
+    const watches: ExportWatch[] = [];
+    if (c.metricsId >= 0 && !otlp.disabled) {
+      const watch = new ExportWatch('metrics', otlp.metricsEndpoint, opts.log);
+      watches.push(watch);
       const exporter = new OTLPMetricExporter(
-        otlpExporterConfig(c.otelCollectorEndpoint, c.otelMetricsExporterSettings),
+        otlpExporterConfig(otlp.metricsEndpoint, {
+          timeoutMillis: otlp.exporterTimeoutMs,
+          ...c.otelMetricsExporterSettings,
+        }),
       );
       readers.push(
         new PeriodicExportingMetricReader({
-          exporter,
-          exportIntervalMillis: c.otelExportInterval * 1000,
-          exportTimeoutMillis: Math.min(30_000, c.otelExportInterval * 1000),
+          exporter: new WatchedMetricExporter(exporter, watch),
+          exportIntervalMillis: otlp.exportInterval * 1000,
+          exportTimeoutMillis: otlp.readerTimeoutMs,
           metricProducers: [histograms.producer(exporter.selectAggregationTemporality(InstrumentType.HISTOGRAM))],
         }),
       );
     }
-    const resource = resourceFromAttributes({ 'service.name': 'flockserve' });
+    const resource = gatewayResource();
     this.#provider = new MeterProvider({ resource, readers });
     // The exporter settings are shared with metrics (metadata, timeoutMillis, compression...);
     // metric-only keys such as temporalityPreference are ignored by the trace exporter.
-    this.#tracerProvider =
-      c.otelTraces && !opts.tracer
-        ? new BasicTracerProvider({
-            resource,
-            spanProcessors: [
-              new BatchSpanProcessor(
-                new OTLPTraceExporter(otlpExporterConfig(c.otelCollectorEndpoint, c.otelMetricsExporterSettings)),
+    let spanWatch: ExportWatch | undefined;
+    if (c.otelTraces && !opts.tracer && !otlp.disabled) {
+      spanWatch = new ExportWatch('traces', otlp.tracesEndpoint, opts.log);
+      watches.push(spanWatch);
+    }
+    this.#tracerProvider = spanWatch
+      ? new BasicTracerProvider({
+          resource,
+          spanProcessors: [
+            new BatchSpanProcessor(
+              new WatchedSpanExporter(
+                new OTLPTraceExporter(otlpExporterConfig(otlp.tracesEndpoint, c.otelMetricsExporterSettings)),
+                spanWatch,
               ),
-            ],
-          })
-        : undefined;
+            ),
+          ],
+        })
+      : undefined;
     const tracer = opts.tracer ?? this.#tracerProvider?.getTracer('flockserve');
     this.requestLog = c.requestLog
       ? new RequestLog({ path: c.requestLog, clock: opts.clock, log: opts.log })
@@ -111,13 +132,15 @@ export class Telemetry {
     this.metrics = new GatewayMetrics(this.#provider.getMeter('flockserve'), histograms, c.metricsId, {
       ...opts.state,
       ...(requestLog ? { requestLogStats: () => requestLog.stats } : {}),
+      exportFailures: () => watches,
     });
     this.observer = new TelemetryObserver({
       metrics: this.metrics,
       now: () => performance.now(),
       wallClock: () => Date.now(),
       log: opts.log,
-      tracer: c.otelTraces ? new RequestTracer(tracer) : undefined,
+      // OTEL_SDK_DISABLED turns the spans off with the rest: no traceparent either.
+      tracer: c.otelTraces && !(otlp.disabled && !opts.tracer) ? new RequestTracer(tracer) : undefined,
       requestLog,
       logBodies: c.requestLogBodies,
     });

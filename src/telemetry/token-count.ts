@@ -3,14 +3,15 @@
  * parsing the JSON: plain substring searches find the few fields that matter.
  *
  * - When the answer reports its own count it wins: OpenAI `usage.completion_tokens` /
- *   `usage.prompt_tokens` (vLLM, TGI's OpenAI routes, SGLang), TGI `details.generated_tokens`.
+ *   `usage.prompt_tokens` (vLLM, TGI's OpenAI routes, SGLang), TGI `details.generated_tokens`,
+ *   and TGI /generate's `x-generated-tokens` / `x-prompt-tokens` response headers.
  * - Otherwise a stream counts its `data:` events, leaving out `[DONE]`, the usage-only
  *   event (`"choices":[]`) and events with empty content (vLLM's first chunk carries
  *   only the role, its last often only finish_reason). E.g. a vLLM chat stream of
  *   max_tokens=5 without include_usage: role chunk, 5 token chunks, `[DONE]` → 5.
  *   An engine that coalesces several tokens into one event is under-counted; ask for
  *   `stream_options.include_usage` to get exact numbers.
- * - A non-streamed answer without usage (TGI /generate without details) has no count.
+ * - A non-streamed answer without usage or those headers has no count.
  */
 
 const DATA = 'data:';
@@ -58,6 +59,14 @@ export class TokenTally {
       start = nl + 1;
     }
     this.#carry = start < buf.length ? buf.slice(start) : '';
+  }
+
+  /** Counts the worker reported in its response headers (TGI /generate); a count in the body still wins. */
+  reported(headers: Readonly<Record<string, string | undefined>>): void {
+    const completion = intAt(headers['x-generated-tokens'] ?? '', 0);
+    const prompt = intAt(headers['x-prompt-tokens'] ?? '', 0);
+    if (completion !== undefined) this.#reportedCompletion = completion;
+    if (prompt !== undefined) this.#reportedPrompt = prompt;
   }
 
   get counts(): TokenCounts {

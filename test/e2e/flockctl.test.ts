@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -76,11 +77,34 @@ describe('flockctl against a running gateway', () => {
       /^skypilot-worker-1\s+ready\s+http:\/\/127\.0\.0\.1:\d+\s+0\/30\s+\S+\s+\S+ ago\s+\d+\s+pid=\d+/,
     );
 
+    // Every field, zeros included, and the table's words for states.
     const json = await flockctl(['workers', '--json']);
-    const parsed = JSON.parse(json.stdout) as { workers: { name: string; state: string; capacity: number }[] };
-    expect(parsed.workers.map((w) => [w.name, w.state, w.capacity])).toEqual([
-      ['skypilot-worker-1', 'WORKER_STATE_READY', 30],
-    ]);
+    const parsed = JSON.parse(json.stdout) as { workers: Record<string, unknown>[] };
+    expect(parsed.workers).toHaveLength(1);
+    expect(Object.keys(parsed.workers[0]!).sort()).toEqual(
+      [
+        'name',
+        'state',
+        'url',
+        'inFlight',
+        'capacity',
+        'ageSeconds',
+        'lastProbeUnixMs',
+        'totalRequests',
+        'provisionerDetail',
+        'ejected',
+      ].sort(),
+    );
+    expect(parsed.workers[0]).toMatchObject({
+      name: 'skypilot-worker-1',
+      state: 'ready',
+      inFlight: 0,
+      capacity: 30,
+      totalRequests: 0,
+      ejected: false,
+    });
+    const statusJson = JSON.parse((await flockctl(['status', '--json'])).stdout) as Record<string, unknown>;
+    expect(statusJson).toMatchObject({ workerCount: 1, readyWorkerCount: 1, gatewayQueueLength: 0, totalRequests: 0 });
   });
 
   it('watch subscribes and waits', async () => {
@@ -137,7 +161,7 @@ describe('flockctl against a running gateway', () => {
       'worker skypilot-worker-2 added (provisioning)',
       'worker skypilot-worker-2 provisioning → starting (launched)',
       'worker skypilot-worker-2 starting → ready (readiness probe passed)',
-      'worker skypilot-worker-2 ready → draining (scale-down)',
+      'worker skypilot-worker-2 ready → draining (removed)',
       'worker skypilot-worker-2 draining → terminating (terminate)',
       'worker skypilot-worker-2 terminating → gone (terminated)',
     ]);
@@ -147,8 +171,8 @@ describe('flockctl against a running gateway', () => {
     expect(code).toBe(0);
   });
 
-  // [what, exit code, args, options ('off': the gateway without a key), stderr must match]
-  const failures: [string, number, string[], Parameters<typeof flockctl>[1] | 'off', RegExp][] = [
+  // [what, exit code, args, options ('off': the gateway without a key; 'http': its HTTP port), stderr must match]
+  const failures: [string, number, string[], Parameters<typeof flockctl>[1] | 'off' | 'http', RegExp][] = [
     ['usage: scale without bounds', 2, ['scale'], {}, /give --min, --max or both/],
     ['usage: not a number', 2, ['scale', '--min', 'two'], {}, /expected a whole number/],
     ['usage: bounds the gateway refuses', 2, ['scale', '--min', '5', '--max', '2'], {}, /min_workers ≤ max_workers/],
@@ -158,11 +182,23 @@ describe('flockctl against a running gateway', () => {
     ['node control off', 5, ['status'], 'off', /--node_control_key/],
     ['unknown worker', 6, ['drain', 'skypilot-worker-42'], {}, /No worker is named skypilot-worker-42/],
     ['at max_workers', 1, ['add'], {}, /max_workers is 1/],
+    ['the HTTP port', 3, ['status'], 'http', /looks like the gateway's HTTP port.*HTTP port \+ 1.*try --address/],
   ];
   it.each(failures)('%s → exit %i', async (_what, code, args, opts, message) => {
-    const r = await flockctl(args, opts === 'off' ? { address: off.grpcAddress } : opts);
+    const where =
+      opts === 'off' ? { address: off.grpcAddress } : opts === 'http' ? { address: new URL(t.url).host } : opts;
+    const r = await flockctl(args, where);
     expect(r.code).toBe(code);
     expect(r.stderr).toMatch(message);
+    if (opts === 'http') {
+      const port = Number(new URL(t.url).port);
+      expect(r.stderr).toContain(`try --address 127.0.0.1:${port + 1}`);
+    }
+  });
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(await flockctl(['--version'])).toMatchObject({ code: 0, stdout: `${version}\n` });
   });
 
   it('--help documents the exit codes, for every command', async () => {

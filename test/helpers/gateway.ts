@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { FlockServe, type FlockServeOptions } from '../../src/index.js';
+import { FlockServe, type FlockServeDeps, type FlockServeOptions } from '../../src/index.js';
 import { waitFor } from './wait.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -49,6 +49,7 @@ export interface TestGateway {
 /** Starts a gateway in-process with the local provisioner and simulator workers, and waits for them to be ready. */
 export async function startGateway(
   options: Partial<FlockServeOptions> & { simArgs?: string; ready?: number } = {},
+  deps: FlockServeDeps = {},
 ): Promise<TestGateway> {
   const { simArgs, ready, ...rest } = options;
   const gw = new FlockServe(
@@ -61,7 +62,7 @@ export async function startGateway(
       drainTimeout: 5,
       ...rest,
     },
-    { logger: pino({ level: 'silent' }) },
+    { logger: pino({ level: 'silent' }), ...deps },
   );
   const listening = await gw.run();
   const want = ready ?? gw.config.minWorkers;

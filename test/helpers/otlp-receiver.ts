@@ -98,7 +98,8 @@ export class OtlpReceiver {
   readonly #server = new Server();
   port = 0;
 
-  async start(): Promise<string> {
+  /** Listens on 127.0.0.1:`port` (0: a free one); resolves with its endpoint URL. */
+  async start(port = 0): Promise<string> {
     const def = loadSync(
       [
         'opentelemetry/proto/collector/metrics/v1/metrics_service.proto',
@@ -133,8 +134,8 @@ export class OtlpReceiver {
       },
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      this.#server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
+      this.#server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
       ),
     );
     return `http://127.0.0.1:${this.port}`;

@@ -1,5 +1,7 @@
 /**
- * Lists the gateway's workers through NodeControl (needs the node control key).
+ * Lists the gateway's workers through NodeControl. Node control is off unless the gateway was
+ * started with --node_control_key (the quick start: npm start -- --node_control_key KEY); pass the
+ * same key in FLOCKSERVE_NODE_CONTROL_KEY.
  *
  *   npm run build && npx tsc -p clients/typescript && \
  *     FLOCKSERVE_NODE_CONTROL_KEY=... node clients/typescript/dist/examples/list-workers.js [address]
@@ -10,6 +12,7 @@ import {
   NodeControlServiceClient,
   bearer,
   credentials,
+  status,
   workerStateToJSON,
   type ListWorkersResponse,
   type ServiceError,
@@ -24,7 +27,11 @@ client.listWorkers(
   (err: ServiceError | null, res?: ListWorkersResponse) => {
     client.close();
     if (err || !res) {
-      console.error(`ListWorkers failed: ${err?.details ?? 'no answer'}`);
+      const refused = err?.code === status.FAILED_PRECONDITION || err?.code === status.UNAUTHENTICATED;
+      const hint = refused
+        ? ' Start the gateway with --node_control_key KEY and set FLOCKSERVE_NODE_CONTROL_KEY=KEY here.'
+        : '';
+      console.error(`ListWorkers failed: ${err?.details ?? 'no answer'}${hint}`);
       process.exitCode = 1;
       return;
     }

@@ -37,9 +37,16 @@ export function progressReporter(o: ProgressOptions): Progress {
     return undefined;
   };
   const describe = (tS: number, sent: number): string => {
-    const of = o.spanS === undefined ? '' : ` of ${Math.round(o.spanS).toLocaleString('en-US')}`;
+    const n = (x: number): string => Math.round(x).toLocaleString('en-US');
+    // Past the traffic's span the run drains the requests still queued or in flight.
+    const time =
+      o.spanS === undefined
+        ? `${n(tS)} simulated s`
+        : tS <= o.spanS
+          ? `${n(tS)} of ${n(o.spanS)} simulated s`
+          : `${n(tS)} simulated s (traffic over at ${n(o.spanS)} s, draining)`;
     const wall = ((o.now() - startedAt) / 1000).toFixed(1);
-    return `${Math.round(tS).toLocaleString('en-US')}${of} simulated s, ${sent.toLocaleString('en-US')} requests sent, ${wall} s wall`;
+    return `${time}, ${sent.toLocaleString('en-US')} requests sent, ${wall} s wall`;
   };
   return {
     update(tS, sent) {

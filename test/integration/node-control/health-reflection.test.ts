@@ -1,7 +1,4 @@
-import { credentials, loadPackageDefinition, status, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   HealthCheckResponse_ServingStatus as ServingStatus,
@@ -9,7 +6,7 @@ import {
   type HealthCheckResponse,
 } from '../../../src/gen/grpc/health/v1/health.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { bearer, unary, unaryError } from '../../helpers/grpc.js';
+import { bearer, reflect, unary, unaryError } from '../../helpers/grpc.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // grpc.health.v1 and server reflection, as grpcurl and load balancers use them: no
@@ -26,33 +23,6 @@ afterAll(async () => {
   health?.close();
   await t?.close();
 });
-
-/** The reflection client from @grpc/reflection's own copy of the standard reflection.proto. */
-function reflectionClient(): { ServerReflectionInfo(): NodeJS.ReadWriteStream & { end(): void } } {
-  const pkgDir = dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json'));
-  const def = loadSync(join(pkgDir, 'build/proto/grpc/reflection/v1/reflection.proto'), { keepCase: true });
-  const ns = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: GrpcObject } } };
-  const Ctor = ns.grpc.reflection.v1['ServerReflection'] as unknown as new (
-    address: string,
-    creds: ReturnType<typeof credentials.createInsecure>,
-  ) => { ServerReflectionInfo(): NodeJS.ReadWriteStream & { end(): void }; close(): void };
-  return new Ctor(t.grpcAddress, credentials.createInsecure());
-}
-
-/** One request on the reflection stream, its one answer. */
-async function reflect(request: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const client = reflectionClient();
-  const call = client.ServerReflectionInfo();
-  const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
-    call.once('data', (d: Record<string, unknown>) => resolve(d));
-    call.once('error', reject);
-  });
-  call.write(request as never);
-  const res = await answer;
-  call.end();
-  (client as unknown as { close(): void }).close();
-  return res;
-}
 
 describe('grpc.health.v1', () => {
   // [service, status]
@@ -72,7 +42,7 @@ describe('grpc.health.v1', () => {
   });
 
   it('reflection lists every service and describes them', async () => {
-    const list = await reflect({ list_services: '*' });
+    const list = await reflect(t.grpcAddress, { list_services: '*' });
     const names = (list['list_services_response'] as { service: { name: string }[] }).service.map((s) => s.name);
     expect(names).toEqual(
       expect.arrayContaining([
@@ -81,7 +51,7 @@ describe('grpc.health.v1', () => {
         'grpc.health.v1.Health',
       ]),
     );
-    const file = await reflect({ file_containing_symbol: 'flockserve.v1.NodeControlService' });
+    const file = await reflect(t.grpcAddress, { file_containing_symbol: 'flockserve.v1.NodeControlService' });
     const protos = (file['file_descriptor_response'] as { file_descriptor_proto: Buffer[] }).file_descriptor_proto;
     const text = Buffer.concat(protos).toString('latin1');
     for (const rpc of ['AddWorker', 'RemoveWorker', 'DrainWorker', 'SetScaleBounds', 'WatchEvents'])

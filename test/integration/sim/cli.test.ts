@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main, parseSimArgs } from '../../../src/cli/flockserve-sim.js';
 import type { CliIo } from '../../../src/cli/flockserve-sim.js';
@@ -28,6 +30,15 @@ describe('flockserve-sim CLI', () => {
     expect(await main(['--help'], io)).toBeUndefined();
     expect(out.join('\n')).toMatch(/SIMULATOR \(not a real inference engine\)/);
     expect(exits).toEqual([]);
+  });
+
+  it('--version prints the package version', async () => {
+    const { io, out, exits } = fakeIo();
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '../../../package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(await main(['--version'], io)).toBeUndefined();
+    expect([out, exits]).toEqual([[version], []]);
   });
 
   it.each([

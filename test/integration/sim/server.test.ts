@@ -187,6 +187,9 @@ describe('engine simulator: TGI routes', () => {
     const p = JSON.parse(plain.text) as Record<string, unknown>;
     expect(Object.keys(p)).toEqual(['generated_text']);
     expect((p.generated_text as string).split(' ')).toHaveLength(3);
+    // TGI's router reports the counts in headers, details or not.
+    expect(plain.headers.get('x-generated-tokens')).toBe('3');
+    expect(Number(plain.headers.get('x-prompt-tokens'))).toBeGreaterThan(0);
 
     const detailed = JSON.parse(
       (await postJson(`${sim.url}/generate`, { inputs: 'x', parameters: { max_new_tokens: 3, details: true } })).text,

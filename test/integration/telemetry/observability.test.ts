@@ -25,7 +25,7 @@ let logPath: string;
  *   #  transport  route                 what                         tokens
  *   a  http       /v1/chat/completions  openai, JSON                 7 (usage)
  *   b  http       /v1/chat/completions  openai, stream + usage       5 (usage)
- *   c  http       /generate             TGI, details: true           3 (generated_tokens)
+ *   c  http       /generate             TGI, no details              3 (x-generated-tokens header)
  *   d  http       /v1/chat/completions  JSON, client traceparent     2
  *   e  grpc       /v1/chat/completions  ChatCompletion, unary-ish    4
  *   f  http       /v1/chat/completions  no messages → 400            -
@@ -60,9 +60,7 @@ beforeAll(async () => {
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
     });
-  expect((await post('/generate', { inputs: 'hi', parameters: { max_new_tokens: 3, details: true } })).status).toBe(
-    200,
-  );
+  expect((await post('/generate', { inputs: 'hi', parameters: { max_new_tokens: 3 } })).status).toBe(200);
   const traced = await post(
     '/v1/chat/completions',
     { model: 'sim', messages, max_tokens: 2 },
@@ -105,8 +103,16 @@ describe('observability of a running gateway', () => {
       ['flockserve_requests_total', { route: '/v1/chat/completions', status: '200', transport: 'grpc' }, 1],
       ['flockserve_requests_total', { route: '/generate', status: '200' }, 1],
       ['flockserve_requests_total', { route: '/v1/chat/completions', status: '400', worker: 'none' }, 1],
+      // The model label: the request's model; TGI's requests have none.
+      ['flockserve_requests_total', { route: '/v1/chat/completions', status: '200', model: 'sim' }, 4],
+      ['flockserve_requests_total', { route: '/generate', model: 'none' }, 1],
       ['flockserve_generated_tokens_total', {}, 7 + 5 + 3 + 2 + 4],
+      ['flockserve_generated_tokens_total', { route: '/generate' }, 3],
       ['flockserve_time_to_first_token_seconds_count', {}, 1],
+      ['flockserve_time_per_output_token_seconds_count', { model: 'sim' }, 1],
+      // Counters with nothing to count yet read 0, not "No data".
+      ['flockserve_retries_total', {}, 0],
+      ['flockserve_worker_ejections_total', {}, 0],
       ['flockserve_request_duration_seconds_count', {}, 6],
       ['flockserve_queue_wait_seconds_count', {}, 5],
       ['flockserve_workers', { state: 'ready' }, 2],

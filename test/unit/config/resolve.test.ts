@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { otlpSettings } from '../../../src/telemetry/otel-env.js';
 import { OPTIONS } from '../../../src/config/options.js';
 import { ConfigError, helpText, resolveArgs, resolveOptions } from '../../../src/config/resolve.js';
 
@@ -22,9 +23,12 @@ describe('resolveArgs', () => {
       nodeControlKey: undefined,
       metricsId: 1,
       verbosity: 1,
-      otelCollectorEndpoint: 'http://localhost:4317',
+      // Unset, so that OpenTelemetry's OTEL_EXPORTER_OTLP_* variables can name it; unset there
+      // too, it is FlockServe's localhost:4317, every 120 s.
+      otelCollectorEndpoint: undefined,
       otelMetricsExporterSettings: {},
     });
+    expect(otlpSettings(c, {})).toMatchObject({ metricsEndpoint: 'http://localhost:4317', exportInterval: 120 });
   });
 
   it.each([

@@ -470,6 +470,31 @@ describe('Fleet: manual control', () => {
     await expect(f.fleet.remove('w-9')).rejects.toThrow(/unknown worker w-9/);
     await expect(f.fleet.drain('w-9')).rejects.toThrow(/unknown worker w-9/);
   });
+
+  // [what happened, how, the reason of w-2's ready → draining and in the log]
+  const drains: [string, (f: ReturnType<typeof setup>) => unknown, string][] = [
+    ['the target fell', (f) => f.fleet.scaleTo(1), 'scale-down'],
+    ['an operator removed it', (f) => f.fleet.remove('w-2'), 'removed'],
+    ['an operator drained it', (f) => f.fleet.drain('w-2'), 'drained'],
+    ['the gateway shut down', (f) => f.fleet.shutdown(), 'shutdown'],
+    [
+      'the gateway shut down keeping workers',
+      (f) => f.fleet.shutdown({ keepWorkers: true }),
+      'shutdown (keeping workers)',
+    ],
+  ];
+  it.each(drains)('a drain says why: %s → (%s)', async (_what, act, reason) => {
+    const f = setup();
+    const changes: string[] = [];
+    f.pool.onChange((c) => {
+      if (c.worker.name === 'w-2' && c.worker.state === 'draining') changes.push(c.reason);
+    });
+    f.fleet.scaleTo(2);
+    await f.runTo(3000);
+    void act(f);
+    expect(changes).toEqual([reason]);
+    expect(f.logs).toContain(`info fleet: draining w-2 (${reason}; 0 in flight)`);
+  });
 });
 
 describe('Fleet among several gateway replicas: taking over and standing down', () => {

@@ -76,7 +76,7 @@ describe('Terminator: drain', () => {
       const t = setup();
       const w = t.worker('w-1', state);
       t.history.length = 0;
-      await t.terminator.drain(w, true, t.departure('w-1'));
+      await t.terminator.drain(w, true, t.departure('w-1'), 'scale-down');
       expect(
         t.history.map((h) => h.split(' ')[2]),
         state,
@@ -105,7 +105,7 @@ describe('Terminator: drain', () => {
       const t = setup();
       const w = t.worker('w-1', 'ready');
       t.pool.acquire(w);
-      void t.terminator.drain(w, true, t.departure('w-1'));
+      void t.terminator.drain(w, true, t.departure('w-1'), 'scale-down');
       await t.runTo(2500);
       expect(w.state, label).toBe('draining');
       release(t);
@@ -127,7 +127,7 @@ describe('Terminator: drain', () => {
   it('without terminate, a drained worker is kept running', async () => {
     const t = setup();
     const w = t.worker('w-1', 'ready');
-    await t.terminator.drain(w, false, t.departure('w-1'));
+    await t.terminator.drain(w, false, t.departure('w-1'), 'shutdown (keeping workers)');
     expect(t.outcomes).toEqual(['0 w-1 kept']);
     expect(w.state).toBe('draining');
     expect(t.provisioner.alive).toEqual(['w-1']);
@@ -139,7 +139,7 @@ describe('Terminator: drain', () => {
     const w = t.worker('w-1', 'provisioning');
     let settle = (): void => {};
     const launch = new Promise<void>((resolve) => (settle = resolve));
-    const done = t.terminator.drain(w, true, t.departure('w-1', { launchSettled: () => launch }));
+    const done = t.terminator.drain(w, true, t.departure('w-1', { launchSettled: () => launch }), 'scale-down');
     await t.runTo(3000);
     expect(w.state).toBe('terminating');
     expect(t.terminates()).toEqual([]);
@@ -175,7 +175,7 @@ describe('Terminator: teardown retries', () => {
     const t = setup({ terminateAttempts: 2 });
     const w = t.worker('w-1', 'ready');
     t.provisioner.failTerminates = 2;
-    void t.terminator.drain(w, true, t.departure('w-1'));
+    void t.terminator.drain(w, true, t.departure('w-1'), 'scale-down');
     await t.runTo(10_000);
     expect(t.terminates()).toEqual([0, 5000]);
     expect(t.outcomes).toEqual(['5000 w-1 unterminated']);
@@ -185,7 +185,7 @@ describe('Terminator: teardown retries', () => {
     expect(t.logs).toContain(
       'error fleet: could not terminate w-1 after 2 attempts; it may still be running (and billing): tear it down by hand',
     );
-    await t.terminator.drain(w, true, t.departure('w-1'));
+    await t.terminator.drain(w, true, t.departure('w-1'), 'scale-down');
     expect(t.terminator.unterminated()).toEqual([]);
     expect(t.provisioner.alive).toEqual([]);
   });

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTask, localUnsupportedKeys, parseTask, taskPort } from '../../../src/provisioners/task.js';
+import { ConfigError } from '../../../src/config/resolve.js';
+import { checkTask, loadTask, localUnsupportedKeys, parseTask, taskPort } from '../../../src/provisioners/task.js';
 
 const P = '/tasks/serve.yaml';
 
@@ -73,6 +74,33 @@ describe('parseTask', () => {
   ])('%j fails: %s', (text, want) => {
     expect(() => parseTask(text, P)).toThrow(want);
     expect(() => parseTask(text, P)).toThrow(P);
+    // A configuration error: the CLI exits 2 on it.
+    expect(() => parseTask(text, P)).toThrow(ConfigError);
+  });
+});
+
+describe('checkTask: what the provisioner needs, before the gateway listens', () => {
+  const here = mkdtempSync(join(tmpdir(), 'fs-check-'));
+  const at = (text: string) => parseTask(text, join(here, 'task.yaml'));
+  // [task, provisioner, error or undefined]
+  const cases: [string, string, RegExp | undefined][] = [
+    ['run: serve', 'skypilot', undefined],
+    ['run: serve', 'local', undefined],
+    ['setup: pip install x', 'skypilot', /no run command/],
+    ['setup: pip install x', 'local', /no run command/],
+    ['run: "  "', 'local', /no run command/],
+    ['setup: x', 'static', undefined],
+    ['run: serve\nworkdir: ./nowhere', 'local', /workdir .*nowhere is not a directory/],
+    ['run: serve\nworkdir: ./nowhere', 'skypilot', undefined],
+    ['run: serve\nworkdir: .', 'local', undefined],
+  ];
+  it.each(cases)('%j with %s → %s', (text, provisioner, error) => {
+    const check = () => checkTask(at(text), provisioner);
+    if (error === undefined) expect(check).not.toThrow();
+    else {
+      expect(check).toThrow(error);
+      expect(check).toThrow(ConfigError);
+    }
   });
 });
 
@@ -109,6 +137,7 @@ describe('taskPort', () => {
   });
   it('fails when neither names a port', () => {
     expect(() => taskPort(without, -1)).toThrow(`no port: pass --port or set resources.ports in ${P}`);
+    expect(() => taskPort(without, -1)).toThrow(ConfigError);
   });
 });
 

@@ -27,6 +27,7 @@ async function exposedNames(): Promise<Set<string>> {
     idleGatewayState({
       workers: () => pool.list(),
       requestLogStats: () => ({ written: 0, dropped: 0 }),
+      exportFailures: () => [{ signal: 'metrics', failures: 0 }],
     }),
   );
   pool.onChange((c) => metrics.workerChanged(c, clock.now()));
@@ -40,6 +41,7 @@ async function exposedNames(): Promise<Set<string>> {
     worker: 'w-0',
     durationMs: 1,
     ttftMs: 1,
+    tpotMs: 1,
     queueWaitMs: 0,
     completionTokens: 1,
     promptTokens: 1,

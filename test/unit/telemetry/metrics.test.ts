@@ -3,7 +3,7 @@ import { VirtualClock } from '../../../src/core/clock.js';
 import type { CoordinationStatus } from '../../../src/core/coordination.js';
 import type { FleetStats } from '../../../src/core/fleet.js';
 import { WorkerPool } from '../../../src/core/pool.js';
-import { GatewayMetrics } from '../../../src/telemetry/metrics.js';
+import { GatewayMetrics, MODEL_LABEL_LIMIT } from '../../../src/telemetry/metrics.js';
 import { histogramPoint, meterWithReader, pointValue } from '../../helpers/metrics.js';
 
 function setup(metricsId = 1) {
@@ -149,6 +149,100 @@ describe('GatewayMetrics', () => {
     expect(wait.buckets.counts[0]).toBe(1); // le=0: the request that got a slot at once
     expect(pointValue(m.get('flockserve_generated_tokens'), { worker: 'w-0' })).toBe(42);
     expect(pointValue(m.get('flockserve_prompt_tokens'), { worker: 'w-0' })).toBe(9);
+  });
+
+  it('the model label: the request’s model, none without one, other past the limit', async () => {
+    const { metrics, reader } = setup();
+    const request = (model: string | undefined) =>
+      metrics.request({
+        transport: 'http',
+        route: '/v1/completions',
+        status: 200,
+        worker: 'w-0',
+        durationMs: 10,
+        model,
+      });
+    request('llama');
+    request('llama');
+    request(undefined);
+    for (let i = 0; i < MODEL_LABEL_LIMIT + 5; i++) request(`lora-${i}`);
+    const m = await reader.snapshot();
+    const requests = (model: string) => pointValue(m.get('flockserve_requests'), { model });
+    // [model label, requests]: llama is the first name, so 31 LoRA names fit and 6 overflow.
+    const table: [string, number | undefined][] = [
+      ['llama', 2],
+      ['none', 1],
+      ['lora-0', 1],
+      [`lora-${MODEL_LABEL_LIMIT - 2}`, 1],
+      [`lora-${MODEL_LABEL_LIMIT - 1}`, undefined],
+      ['other', 6],
+    ];
+    expect(table.map(([model]) => [model, requests(model)])).toEqual(table);
+    expect(histogramPoint(m.get('flockserve_request_duration_seconds'), { model: 'llama' })?.count).toBe(2);
+  });
+
+  it('time per output token: one value per streamed request', async () => {
+    const { metrics, reader } = setup();
+    const streamed = {
+      transport: 'http',
+      route: '/v1/chat/completions',
+      status: 200,
+      worker: 'w-0',
+      model: 'm',
+    } as const;
+    metrics.request({ ...streamed, durationMs: 1100, ttftMs: 100, tpotMs: 25 });
+    metrics.request({ ...streamed, durationMs: 500, ttftMs: 50, tpotMs: 15 });
+    metrics.request({ ...streamed, durationMs: 500 }); // not streamed: none
+    const m = await reader.snapshot();
+    const tpot = histogramPoint(m.get('flockserve_time_per_output_token_seconds'), { worker: 'w-0', model: 'm' });
+    expect(tpot?.count).toBe(2);
+    expect(tpot?.sum).toBeCloseTo(0.04);
+  });
+
+  it('every counter is there from the start, at 0', async () => {
+    const { reader } = setup();
+    const m = await reader.snapshot();
+    const counters = [
+      'flockserve_requests',
+      'flockserve_generated_tokens',
+      'flockserve_prompt_tokens',
+      'flockserve_retries',
+      'flockserve_worker_ejections',
+      'flockserve_answer_failures',
+      'flockserve_repetition_guard_trips',
+      'flockserve_autoscaler_decisions',
+      'flockserve_worker_launches',
+      'flockserve_worker_launch_failures',
+      'flockserve_request_log_rows',
+      'flockserve_request_log_dropped_rows',
+    ];
+    expect(counters.map((name) => [name, pointValue(m.get(name))])).toEqual(counters.map((name) => [name, 0]));
+    for (const direction of ['up', 'down', 'none'])
+      expect(pointValue(m.get('flockserve_autoscaler_decisions'), { direction })).toBe(0);
+  });
+
+  it('failed OTLP exports, by signal, from the exporters there are', async () => {
+    const { provider, histograms, reader } = meterWithReader();
+    const failures = [
+      { signal: 'metrics', failures: 0 },
+      { signal: 'traces', failures: 0 },
+    ];
+    new GatewayMetrics(provider.getMeter('test'), histograms, 1, {
+      workers: () => [],
+      queueLength: () => 0,
+      queueLengthMean: () => 0,
+      gatewayQueueLength: () => 0,
+      totalRequests: () => 0,
+      fleetStats: () =>
+        ({ launched: 0, launchFailures: 0, replaced: 0, terminated: 0, terminateFailures: 0 }) as FleetStats,
+      targetWorkers: () => 0,
+      exportFailures: () => failures,
+    });
+    const count = async (signal: string) =>
+      pointValue((await reader.snapshot()).get('flockserve_otlp_export_failures'), { signal });
+    expect([await count('metrics'), await count('traces')]).toEqual([0, 0]);
+    failures[0]!.failures = 3;
+    expect([await count('metrics'), await count('traces')]).toEqual([3, 0]);
   });
 
   it('autoscaler evaluations: decisions by direction and FlockServe’s periodic histograms', async () => {

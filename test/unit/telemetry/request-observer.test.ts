@@ -84,14 +84,19 @@ describe('TelemetryObserver (timeline of one streamed request)', () => {
     r.chunk(sse('{"choices":[{"delta":{"content":"a"}}]}'));
     advance(800); //                                                         t=1 s: the rest
     r.chunk(sse('{"choices":[{"delta":{"content":"b"}}]}', '[DONE]'));
-    r.finish({ status: 200 });
+    r.finish({ status: 200, model: 'llama' });
     r.finish({ status: 500 }); // only the first finish counts
 
     const m = await reader.snapshot();
     expect(histogramPoint(m.get('flockserve_time_to_first_token_seconds'))?.sum).toBeCloseTo(0.2);
     expect(histogramPoint(m.get('flockserve_request_duration_seconds'))).toMatchObject({ count: 1, sum: 1 });
     expect(histogramPoint(m.get('flockserve_queue_wait_seconds'))?.sum).toBeCloseTo(0.025);
-    expect(pointValue(m.get('flockserve_generated_tokens'), { worker: 'w-0' })).toBe(2);
+    expect(pointValue(m.get('flockserve_generated_tokens'), { worker: 'w-0', model: 'llama' })).toBe(2);
+    // Time per output token: first token at 200 ms, the end at 1 s, one token after the first.
+    expect(histogramPoint(m.get('flockserve_time_per_output_token_seconds'), { model: 'llama' })).toMatchObject({
+      count: 1,
+      sum: 0.8,
+    });
     expect(pointValue(m.get('flockserve_requests'), { status: '500' })).toBeUndefined();
     const debug = lines.filter((l) => l['level'] === 20);
     expect(debug).toHaveLength(1);
@@ -111,6 +116,25 @@ describe('TelemetryObserver (timeline of one streamed request)', () => {
     const m = await reader.snapshot();
     expect(pointValue(m.get('flockserve_requests'), { worker: 'none', status: '503', transport: 'grpc' })).toBe(1);
     expect(histogramPoint(m.get('flockserve_time_to_first_token_seconds'))).toBeUndefined();
+  });
+});
+
+describe('TelemetryObserver: TGI /generate', () => {
+  it('counts the tokens of x-generated-tokens and x-prompt-tokens when the body has none', async () => {
+    const { observer, reader } = setup();
+    const r = observer.begin({ transport: 'http', method: 'POST', route: '/generate', headers: {} });
+    r.answered({
+      worker: 'w-0',
+      status: 200,
+      stream: false,
+      queueWaitMs: 0,
+      headers: { 'content-type': 'application/json', 'x-generated-tokens': '17', 'x-prompt-tokens': '5' },
+    });
+    r.chunk(Buffer.from('{"generated_text":"the worker engine"}'));
+    r.finish({ status: 200 });
+    const m = await reader.snapshot();
+    expect(pointValue(m.get('flockserve_generated_tokens'), { route: '/generate', model: 'none' })).toBe(17);
+    expect(pointValue(m.get('flockserve_prompt_tokens'), { route: '/generate' })).toBe(5);
   });
 });
 

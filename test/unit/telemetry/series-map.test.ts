@@ -41,7 +41,18 @@ describe('SeriesMap', () => {
     ]);
   });
 
-  it('more than four attributes is refused', () => {
-    expect(() => cells(['a', 'b', 'c', 'd', 'e'])).toThrow(/at most four/);
+  it('five attributes, each its own level', () => {
+    const m = cells(['route', 'status', 'worker', 'transport', 'model']);
+    m.get('/generate', 200, 'w-0', 'http', 'a').n++;
+    m.get('/generate', 200, 'w-0', 'http', 'b').n++;
+    m.get('/generate', 200, 'w-0', 'http', 'a').n++;
+    expect([...m.entries()].map(([a, c]) => [a['model'], c.n])).toEqual([
+      ['a', 2],
+      ['b', 1],
+    ]);
+  });
+
+  it('more than five attributes is refused', () => {
+    expect(() => cells(['a', 'b', 'c', 'd', 'e', 'f'])).toThrow(/at most five/);
   });
 });

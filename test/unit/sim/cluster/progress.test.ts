@@ -22,6 +22,16 @@ describe('simulation progress', () => {
     expect(out.every((l) => l.endsWith('\n') && !l.includes('\r'))).toBe(true);
   });
 
+  it('past the span (the queued requests draining), the time is not "of" the span', () => {
+    const { out, p } = reporter({ tty: false, spanS: 175 });
+    p.update(120, 14_000);
+    p.update(180, 19_366);
+    expect(out.map((l) => l.split(', ').slice(0, 2).join(', '))).toEqual([
+      'simulate: 60%, 120 of 175 simulated s',
+      'simulate: 100%, 180 simulated s (traffic over at 175 s',
+    ]);
+  });
+
   it('on a terminal: a bar redrawn in place, at most every 200 ms of wall time, cleared at the end', () => {
     const { out, p, advance } = reporter({ tty: true, spanS: 86_400 });
     p.update(60, 10);
