@@ -8,7 +8,7 @@ import { GatewayError } from './core/errors.js';
 import type { OutlierStats } from './core/outlier.js';
 import type { Coordinator } from './core/coordination.js';
 import type { Provisioner, ProvisionerFence, TaskSpec, Worker } from './core/types.js';
-import { createCoordinator } from './coordination/index.js';
+import { checkCoordinationOptions, createCoordinator } from './coordination/index.js';
 import { assembleGateway, type Gateway } from './gateway/assemble.js';
 import { buildHttpApp } from './http/app.js';
 import type { ProvisionerName } from './provisioners/names.js';
@@ -113,7 +113,7 @@ export class FlockServe implements ControlPlane {
 
   /**
    * Checks what run() would start without starting anything: the task file (readable, valid,
-   * with what the provisioner needs of it), the port, the TLS files. Throws a ConfigError that
+   * with what the provisioner needs of it), the port, the TLS files, the etcd options. Throws a ConfigError that
    * names the problem; `flockserve --check` prints the plan.
    */
   async check(): Promise<StartPlan> {
@@ -122,6 +122,7 @@ export class FlockServe implements ControlPlane {
     checkTask(task, c.provisioner);
     const httpPort = taskPort(task, c.port);
     const tls = await loadTls(c.tlsCert, c.tlsKey);
+    checkCoordinationOptions(c);
     return { task, httpPort, grpcPort: c.grpcPort >= 0 ? c.grpcPort : httpPort === 0 ? 0 : httpPort + 1, tls };
   }
 
