@@ -12,7 +12,7 @@
  *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
  */
 import type { FleetCommand, FleetCommandResult, ReplicaInfo, SharedFleet, SharedWorker } from '../core/coordination.js';
-import type { WorkerState } from '../core/types.js';
+import { isWorkerState } from '../core/pool.js';
 
 export const KEYS = {
   leader: 'leader',
@@ -39,17 +39,6 @@ export interface CommandValue {
   readonly command: FleetCommand;
 }
 
-const STATES: readonly WorkerState[] = [
-  'provisioning',
-  'starting',
-  'ready',
-  'not_ready',
-  'draining',
-  'terminating',
-  'gone',
-  'failed',
-];
-
 type Json = Record<string, unknown>;
 
 function object(text: string): Json | undefined {
@@ -64,21 +53,12 @@ function object(text: string): Json | undefined {
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const isString = (v: unknown): v is string => typeof v === 'string';
 
-function stringRecord(v: unknown): Record<string, string> | undefined {
+/** A JSON object whose every value passes `is`, or undefined. */
+function recordOf<T>(v: unknown, is: (x: unknown) => x is T): Record<string, T> | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const out: Record<string, string> = {};
+  const out: Record<string, T> = {};
   for (const [k, x] of Object.entries(v)) {
-    if (!isString(x)) return undefined;
-    out[k] = x;
-  }
-  return out;
-}
-
-function countRecord(v: unknown): Record<string, number> | undefined {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const out: Record<string, number> = {};
-  for (const [k, x] of Object.entries(v)) {
-    if (!isCount(x)) return undefined;
+    if (!is(x)) return undefined;
     out[k] = x;
   }
   return out;
@@ -98,17 +78,17 @@ export function parseReplica(text: string): ReplicaInfo | undefined {
 
 export function parseLoad(text: string): LoadValue | undefined {
   const o = object(text);
-  const inFlight = o ? countRecord(o.inFlight) : undefined;
+  const inFlight = o ? recordOf(o.inFlight, isCount) : undefined;
   return o && isCount(o.queueLength) && inFlight ? { queueLength: o.queueLength, inFlight } : undefined;
 }
 
 function parseWorker(v: unknown): SharedWorker | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Json;
-  const detail = stringRecord(o.detail);
-  if (!isString(o.name) || !STATES.includes(o.state as WorkerState) || !detail) return undefined;
+  const detail = recordOf(o.detail, isString);
+  if (!isString(o.name) || !isWorkerState(o.state) || !detail) return undefined;
   if (!(o.url === undefined || isString(o.url)) || !isCount(o.capacity) || o.capacity < 1) return undefined;
-  return { name: o.name, state: o.state as WorkerState, url: o.url, capacity: o.capacity, detail };
+  return { name: o.name, state: o.state, url: o.url, capacity: o.capacity, detail };
 }
 
 export function parseFleet(text: string): SharedFleet | undefined {

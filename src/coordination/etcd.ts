@@ -15,6 +15,7 @@ import {
   type ReplicaLoad,
   type SharedFleet,
 } from '../core/coordination.js';
+import type { StructuredLog } from '../core/types.js';
 import { systemClock } from '../runtime/system-clock.js';
 import {
   KEYS,
@@ -29,12 +30,7 @@ import {
 } from './etcd-keys.js';
 
 /** The log lines the coordinator writes (pino's Logger fits). */
-export interface CoordinationLog {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
+export type CoordinationLog = StructuredLog;
 
 export interface EtcdCoordinatorOptions {
   /** Client URLs of the etcd members, e.g. http://10.0.0.1:2379 (https:// with TLS). */

@@ -21,6 +21,11 @@ const TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
   gone: [],
 };
 
+/** Whether `s` names a worker state (a value read from outside, e.g. etcd). */
+export function isWorkerState(s: unknown): s is WorkerState {
+  return typeof s === 'string' && Object.hasOwn(TRANSITIONS, s);
+}
+
 export function canTransition(from: WorkerState, to: WorkerState): boolean {
   return TRANSITIONS[from].includes(to);
 }

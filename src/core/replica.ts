@@ -12,8 +12,7 @@ import {
 } from './coordination.js';
 import { mirrorWorkers, shareWorkers } from './fleet-mirror.js';
 import type { WorkerPool } from './pool.js';
-import type { Worker } from './types.js';
-import type { Prober } from './types.js';
+import type { Prober, StructuredLog, Worker } from './types.js';
 
 /** What a replica does with the fleet when it comes to lead it, and when it stops. */
 export interface ReplicaFleet {
@@ -58,11 +57,7 @@ export class GlobalQueue {
   }
 }
 
-export interface ReplicaLog {
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
+export type ReplicaLog = Pick<StructuredLog, 'info' | 'warn' | 'error'>;
 
 export interface ReplicaOptions {
   readonly coordinator: Coordinator;

@@ -113,5 +113,8 @@ export interface WorkerStateChange {
 }
 
 export type FleetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Log lines with fields, as pino's Logger writes them: what the gateway's parts log to. */
+export type StructuredLog = Record<FleetLogLevel, (fields: Record<string, unknown>, msg: string) => void>;
 /** How the fleet and its units (health checking, termination) log: a level, a message, structured fields. */
 export type FleetLog = (level: FleetLogLevel, msg: string, fields?: Record<string, unknown>) => void;

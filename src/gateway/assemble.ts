@@ -28,7 +28,15 @@ import { LoadTracker } from '../core/load-tracker.js';
 import { OutlierDetector } from '../core/outlier.js';
 import { WorkerPool } from '../core/pool.js';
 import { GlobalQueue, Replica } from '../core/replica.js';
-import type { Prober, Provisioner, ProvisionerFence, TaskSpec, Worker, WorkerStateChange } from '../core/types.js';
+import type {
+  Prober,
+  Provisioner,
+  ProvisionerFence,
+  StructuredLog,
+  TaskSpec,
+  Worker,
+  WorkerStateChange,
+} from '../core/types.js';
 import type { ScaleState } from '../service/control-plane.js';
 import type { DecisionEvent } from '../service/events.js';
 import { InferenceService } from '../service/inference.js';
@@ -37,12 +45,7 @@ import { EngineMetricsScraper } from '../upstream/engine-metrics.js';
 import type { Upstream } from '../upstream/types.js';
 
 /** The log lines the core's parts write; pino's Logger fits, the simulation passes none. */
-export interface GatewayLog {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
+export type GatewayLog = StructuredLog;
 
 /** What the parts count as they go; the telemetry's GatewayMetrics fits. Every method is optional. */
 export interface GatewayMetricsHooks {

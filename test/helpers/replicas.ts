@@ -60,6 +60,8 @@ export interface ReplicaSet {
   lifecycle(): { launches: Map<string, LedgerEntry[]>; downs: Map<string, LedgerEntry[]> };
   /** SIGTERMs every running replica and waits for them to exit; kills the engines left (test clean-up). */
   stopAll(): Promise<void>;
+  /** Starts one more replica (the next name) with the same options; resolves once it answers GET /. */
+  add(): Promise<Replica>;
 }
 
 export interface ReplicaOptions {
@@ -69,6 +71,10 @@ export interface ReplicaOptions {
   readonly minWorkers?: number;
   readonly maxWorkers?: number;
   readonly extra?: readonly string[];
+  /** Workers from the fake `sky` (default), or these engines' URLs (--provisioner static). */
+  readonly staticWorkers?: readonly string[];
+  /** Log level of the gateways (--verbosity): 1 by default; 0 for benchmarks. */
+  readonly verbosity?: number;
 }
 
 let fleetN = 0;
@@ -81,17 +87,17 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
   const workerPrefix = `ha${process.pid}x${++fleetN}`;
   const prefix = `/flockserve-test/${workerPrefix}/`;
   const replicas: Replica[] = [];
-  for (let i = 0; i < (o.count ?? 3); i++) {
+  const workers = o.staticWorkers
+    ? ['--provisioner', 'static', '--workers', o.staticWorkers.join(','), '--skypilot_task', task]
+    : ['--provisioner', 'skypilot', '--skypilot_task', task];
+  const launch = async (i: number): Promise<Replica> => {
     const name = `gw${i}`;
     const [port, grpcPort] = [await freePort(), await freePort()];
     const logPath = join(dir, `${name}.log`);
     const log = createWriteStream(logPath);
     const args = [
       join(ROOT, 'dist/cli/flockserve.js'),
-      '--skypilot_task',
-      task,
-      '--provisioner',
-      'skypilot',
+      ...workers,
       '--host',
       '127.0.0.1',
       '--port',
@@ -131,7 +137,7 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
       '--log_format',
       'json',
       '--verbosity',
-      '1',
+      String(o.verbosity ?? 1),
       '--log_dir',
       join(dir, 'sky-logs'),
       ...(o.extra ?? []),
@@ -162,7 +168,9 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
     };
     void r.exit.then(() => (r.exited = true));
     replicas.push(r);
-  }
+    return r;
+  };
+  for (let i = 0; i < (o.count ?? 3); i++) await launch(i);
   const set: ReplicaSet = {
     replicas,
     sky,
@@ -192,6 +200,11 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
       for (const r of set.running()) r.signal('SIGCONT');
       for (const r of set.running()) r.signal('SIGTERM');
       await Promise.all(replicas.map((r) => r.exit));
+    },
+    async add() {
+      const r = await launch(replicas.length);
+      await waitFor(async () => (await r.status()) !== undefined, `${r.name} listening`, 20_000);
+      return r;
     },
   };
   await waitFor(
