@@ -371,6 +371,7 @@ export class FlockServe implements ControlPlane {
           : `tearing down ${names.length} workers`,
       );
       await g.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
+      await g.replica.retire();
       const leaked = g.fleet.unterminated();
       if (leaked.length > 0) {
         this.log.error(

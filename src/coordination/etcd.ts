@@ -293,6 +293,16 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
+  async retireFleet(): Promise<void> {
+    this.checkFence('fleet retirement');
+    const res = await this.#ns
+      .if(KEYS.leader, 'Create', '==', this.#term)
+      .then(this.#ns.delete().key(KEYS.fleet))
+      .commit();
+    if (!res.succeeded) throw new FencedError('fleet retirement', 'another replica leads now');
+    this.#fleet = undefined;
+  }
+
   lastFleet(): SharedFleet | undefined {
     return this.#fleet;
   }

@@ -73,6 +73,10 @@ export class InProcessCoordinator implements Coordinator {
     this.#fleet = { ...fleet, leader: this.replica, term: 1 };
   }
 
+  async retireFleet(): Promise<void> {
+    this.#fleet = undefined;
+  }
+
   publishLoad(): void {}
 
   lastFleet(): SharedFleet | undefined {

@@ -143,6 +143,12 @@ export interface Coordinator {
    * answer (the caller tries again while it leads).
    */
   publishFleet(fleet: FleetSnapshot): Promise<void>;
+  /**
+   * The last replica out, once the fleet is shut down (torn down, or kept running): deletes the
+   * shared fleet, fenced, so that the next start takes the workers from the provisioner as a lone
+   * gateway does (kept clusters adopted as they are), not from a record of states that ended.
+   */
+  retireFleet(): Promise<void>;
   /** This replica's load, for the others (etcd: under a lease-bound key; writes are throttled by the caller). */
   publishLoad(load: Omit<ReplicaLoad, 'replica'>): void;
   /** The fleet the leader last wrote, as this replica knows it (undefined before any). */

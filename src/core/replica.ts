@@ -125,11 +125,14 @@ export class Replica implements CoordinationListener {
   #loadTimer: TimerHandle | undefined;
   #probeTimer: TimerHandle | undefined;
   #publishTimer: TimerHandle | undefined;
-  #publishing = false;
+  /** The fleet write under way, if any. */
+  #publishing: Promise<void> | undefined;
   #dirty = false;
   #published: string | undefined;
   #demanding = false;
   #closed = false;
+  /** The fleet was shut down by this replica, the last one out: nothing is published any more. */
+  #retired = false;
   readonly #unlisten: () => void;
 
   constructor(opts: ReplicaOptions) {
@@ -186,6 +189,24 @@ export class Replica implements CoordinationListener {
     }
     if (this.#leading) this.#stepDown('leaving');
     return outcome;
+  }
+
+  /**
+   * The last one out, once the fleet is shut down: stops publishing and deletes the shared fleet,
+   * so the next start adopts what runs (kept workers) from the provisioner, as a lone gateway
+   * does. A failure is logged: the next leader then starts from the last record, and its probes
+   * and the provisioner's list correct it.
+   */
+  async retire(): Promise<void> {
+    this.#retired = true;
+    this.#publishTimer?.cancel();
+    this.#publishTimer = undefined;
+    await this.#publishing;
+    try {
+      await this.#c.retireFleet();
+    } catch (err) {
+      this.#log.warn({ err }, 'could not delete the shared fleet record');
+    }
   }
 
   /** A request found no live worker: scale from zero (a follower asks the leader). */
@@ -303,7 +324,7 @@ export class Replica implements CoordinationListener {
 
   /** A pool change: published at the end of this turn, with whatever else changes in it. */
   #schedulePublish(): void {
-    if (!this.#leading || this.#publishTimer || this.#closed || !this.#c.replicated) return;
+    if (!this.#leading || this.#publishTimer || this.#closed || this.#retired || !this.#c.replicated) return;
     this.#publishTimer = this.#o.clock.setTimer(0, () => {
       this.#publishTimer = undefined;
       void this.#publish();
@@ -311,16 +332,20 @@ export class Replica implements CoordinationListener {
   }
 
   /** Writes the fleet if it changed since the last write; one write at a time, the newest wins. */
-  async #publish(): Promise<void> {
+  #publish(): Promise<void> {
     if (this.#publishing) {
       this.#dirty = true;
-      return;
+      return this.#publishing;
     }
-    this.#publishing = true;
+    this.#publishing = this.#write().finally(() => (this.#publishing = undefined));
+    return this.#publishing;
+  }
+
+  async #write(): Promise<void> {
     try {
       do {
         this.#dirty = false;
-        if (!this.#leading) return;
+        if (!this.#leading || this.#retired) return;
         const snapshot = this.#snapshot();
         const text = JSON.stringify(snapshot);
         if (text === this.#published) continue;
@@ -330,15 +355,13 @@ export class Replica implements CoordinationListener {
     } catch (err) {
       if (isFencedError(err)) {
         this.#log.warn({ why: err.why }, `fleet write refused: ${err.why}`);
-      } else if (this.#leading && !this.#closed) {
+      } else if (this.#leading && !this.#closed && !this.#retired) {
         this.#log.warn({ err }, 'fleet write unanswered; writing again shortly');
         this.#publishTimer ??= this.#o.clock.setTimer(REPUBLISH_DELAY_MS, () => {
           this.#publishTimer = undefined;
           void this.#publish();
         });
       }
-    } finally {
-      this.#publishing = false;
     }
   }
 

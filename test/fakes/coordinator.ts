@@ -101,6 +101,15 @@ export class DrivenCoordinator implements Coordinator {
     this.shared = { ...fleet, leader: this.replica, term: this.term };
   }
 
+  /** Set once the fleet was retired (the last one out). */
+  retired = false;
+
+  async retireFleet(): Promise<void> {
+    this.checkFence('fleet retirement');
+    this.retired = true;
+    this.shared = undefined;
+  }
+
   publishLoad(load: Omit<ReplicaLoad, 'replica'>): void {
     this.loads.push(load);
   }

@@ -49,6 +49,8 @@ export interface Replica {
 export interface ReplicaSet {
   readonly replicas: Replica[];
   readonly sky: FakeSky;
+  /** The task YAML every replica runs. */
+  readonly task: string;
   /** The etcd key prefix of this fleet. */
   readonly prefix: string;
   readonly workerPrefix: string;
@@ -75,16 +77,18 @@ export interface ReplicaOptions {
   readonly staticWorkers?: readonly string[];
   /** Log level of the gateways (--verbosity): 1 by default; 0 for benchmarks. */
   readonly verbosity?: number;
+  /** A new start of a service whose replicas are all gone: the same fake sky, task and names. */
+  readonly after?: ReplicaSet | undefined;
 }
 
 let fleetN = 0;
 
 /** Starts `count` gateways on one fake sky and one etcd prefix; resolves once all listen and agree on a leader. */
 export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
-  const sky = fakeSky();
+  const sky = o.after?.sky ?? fakeSky();
   const dir = mkdtempSync(join(tmpdir(), 'flockserve-replicas-'));
-  const task = skyTask(await clusterPort(), '--token-interval 2');
-  const workerPrefix = `ha${process.pid}x${++fleetN}`;
+  const task = o.after?.task ?? skyTask(await clusterPort(), '--token-interval 2');
+  const workerPrefix = o.after?.workerPrefix ?? `ha${process.pid}x${++fleetN}`;
   const prefix = `/flockserve-test/${workerPrefix}/`;
   const replicas: Replica[] = [];
   const workers = o.staticWorkers
@@ -174,6 +178,7 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
   const set: ReplicaSet = {
     replicas,
     sky,
+    task,
     prefix,
     workerPrefix,
     running: () => replicas.filter((r) => !r.exited),

@@ -310,5 +310,13 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 9
     expect(await Promise.all(s.replicas.map((r) => r.exit))).toEqual([0, 0, 0]);
     accounted(s, { kept: true });
     expect(s.sky.clusters().map((c) => c.status)).toEqual(['UP', 'UP']);
+    // The next start adopts them as they are: no launch, the same two serving.
+    const launched = s.sky.ledger().filter((e) => e.argv[0] === 'launch').length;
+    set = await startReplicas({ etcd: etcd.endpoints, leaseTtl: TTL_S, after: s });
+    const again = set;
+    await fleetUp(again);
+    expect(again.sky.ledger().filter((e) => e.argv[0] === 'launch')).toHaveLength(launched);
+    await again.stopAll();
+    accounted(again);
   });
 });

@@ -284,3 +284,25 @@ describe('Replica leading', () => {
     expect(last.fleet.calls).toEqual(['takeOver(fresh)']);
   });
 });
+
+describe('Replica, the last one out', () => {
+  it('retires the shared fleet after the shutdown and publishes nothing more', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.share(fleet([worker('w-1')]));
+    t.coordinator.lead(2);
+    await settle();
+    expect(await t.replica.leave()).toBe('last');
+    const writes = t.coordinator.writes.length;
+    // The fleet's shutdown drains and tears down: then the record goes, and the next start adopts.
+    t.pool.setState('w-1', 'draining', 'shutdown');
+    await t.replica.retire();
+    t.pool.setState('w-1', 'terminating', 'terminate');
+    t.clock.advance(2000);
+    await settle();
+    expect(t.coordinator.retired).toBe(true);
+    expect(t.coordinator.lastFleet()).toBeUndefined();
+    expect(t.coordinator.writes.length).toBeLessThanOrEqual(writes + 1);
+    expect(t.coordinator.writes.slice(writes).every((w) => w.workers[0]?.state !== 'terminating')).toBe(true);
+  });
+});
