@@ -334,7 +334,14 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
   log('scaleout: haproxy (TCP) in front of 1, then 2 replicas');
   const load0 = loadavg()[0]!.toFixed(1);
   const nofile = 65536;
-  const results: { replicas: number; rps: number[]; p99: number[]; cpuUs: number[]; haproxyUs: number[] }[] = [];
+  const results: {
+    replicas: number;
+    rps: number[];
+    p99: number[];
+    cpuUs: number[];
+    haproxyUs: number[];
+    spread: number[];
+  }[] = [];
   for (const n of [1, 2]) {
     const ports = Array.from({ length: n }, (_, i) => 18620 + i * 2);
     const prefix = `/flockserve-bench/scaleout-${process.pid}-${n}/`;
@@ -368,6 +375,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
       p99: [] as number[],
       cpuUs: [] as number[],
       haproxyUs: [] as number[],
+      spread: [] as number[],
     };
     try {
       for (const p of ports) {
@@ -382,7 +390,9 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
         await sleep(1000);
         const cpu0 = gws.reduce((s, g) => s + cpuOf(g.child.pid!), 0);
         const h0 = cpuOf(haproxy.pid!);
+        const sampling = sampleSpread(workers);
         const w = await wrk({ dir: tmp, url, body, connections: 64, seconds: SECONDS });
+        r.spread.push(await sampling.stop());
         const requests = w.rps * SECONDS;
         r.rps.push(w.rps);
         r.p99.push(w.p99);
@@ -397,7 +407,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
     results.push(r);
   }
   const row = (r: (typeof results)[number]): string =>
-    `| ${r.replicas} | ${median(r.rps).toFixed(0)} (${r.rps.map((x) => x.toFixed(0)).join(', ')}) | ${median(r.p99).toFixed(1)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.haproxyUs).toFixed(0)} |`;
+    `| ${r.replicas} | ${median(r.rps).toFixed(0)} (${r.rps.map((x) => x.toFixed(0)).join(', ')}) | ${median(r.p99).toFixed(1)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.haproxyUs).toFixed(0)} | ${median(r.spread).toFixed(2)} |`;
   return `## Scale-out: 1 and 2 replicas behind haproxy (TCP)
 
 Phase A of bench/datapath.mjs (non-streaming chat, \`max_tokens\` 8, worker delay 0, \`wrk -t1 -c64\`) through
@@ -406,13 +416,41 @@ the fleet through etcd; 4 simulator workers. ${SECONDS} s runs after ${WARMUP} s
 (each round in brackets). ${cpus().length} cores: the replicas, haproxy, the workers and wrk share them; the load
 average was ${load0} at the start and ${loadavg()[0]!.toFixed(1)} at the end (a quiet machine reads below 1 before the run).
 
-| replicas | requests/s | p99 (ms) | gateways' CPU per request (us) | haproxy's CPU per request (us) |
-| --- | --- | --- | --- | --- |
+| replicas | requests/s | p99 (ms) | gateways' CPU per request (us) | haproxy's CPU per request (us) | in-flight spread |
+| --- | --- | --- | --- | --- | --- |
 ${results.map(row).join('\n')}
+
+In-flight spread: how evenly the 4 workers are loaded, sampled every 200 ms during the measured runs:
+the mean over samples of (most − fewest requests running on a worker) / (the mean running per worker).
+0 is perfectly even; with 2 replicas each counts the other's in flight (published once a second), so
+the closer it is to the 1-replica figure, the closer least-connection across replicas is to one gateway's.
 `;
 }
 
 // ---- helpers -------------------------------------------------------------------------------
+
+/** Samples the workers' running requests every 200 ms; stop() gives the mean relative spread. */
+function sampleSpread(workers: string[]): { stop(): Promise<number> } {
+  const spreads: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const counts = await Promise.all(
+        workers.map(async (w) => ((await (await fetch(`${w}/sim/stats`)).json()) as { running: number }).running),
+      );
+      const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
+      if (mean > 0) spreads.push((Math.max(...counts) - Math.min(...counts)) / mean);
+      await sleep(200);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return spreads.length > 0 ? spreads.reduce((a, b) => a + b, 0) / spreads.length : NaN;
+    },
+  };
+}
 
 function cpuOf(pid: number): number {
   return processTree(pid).reduce((s: number, p: number) => s + cpuSeconds(p), 0);
