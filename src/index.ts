@@ -6,7 +6,9 @@ import type { Config, FlockServeOptions } from './config/options.js';
 import { seededRandom, type Clock, type TimerHandle } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
 import type { OutlierStats } from './core/outlier.js';
-import type { Provisioner, TaskSpec, Worker } from './core/types.js';
+import type { Coordinator } from './core/coordination.js';
+import type { Provisioner, ProvisionerFence, TaskSpec, Worker } from './core/types.js';
+import { checkCoordinationOptions, createCoordinator } from './coordination/index.js';
 import { assembleGateway, type Gateway } from './gateway/assemble.js';
 import { buildHttpApp } from './http/app.js';
 import type { ProvisionerName } from './provisioners/names.js';
@@ -112,7 +114,7 @@ export class FlockServe implements ControlPlane {
 
   /**
    * Checks what run() would start without starting anything: the task file (readable, valid,
-   * with what the provisioner needs of it), the port, the TLS files. Throws a ConfigError that
+   * with what the provisioner needs of it), the port, the TLS files, the etcd options. Throws a ConfigError that
    * names the problem; `flockserve --check` prints the plan.
    */
   async check(): Promise<StartPlan> {
@@ -121,6 +123,7 @@ export class FlockServe implements ControlPlane {
     checkTask(task, c.provisioner);
     const httpPort = taskPort(task, c.port);
     const tls = await loadTls(c.tlsCert, c.tlsKey);
+    checkCoordinationOptions(c);
     return { task, httpPort, grpcPort: c.grpcPort >= 0 ? c.grpcPort : httpPort === 0 ? 0 : httpPort + 1, tls };
   }
 
@@ -129,7 +132,8 @@ export class FlockServe implements ControlPlane {
     if (this.#parts) throw new Error('FlockServe is already running');
     const c = this.config;
     const { task, httpPort: port, tls } = await this.check();
-    const parts = this.#assemble(task, tls);
+    const coordinator = await createCoordinator(c, this.log);
+    const parts = this.#assemble(task, tls, coordinator);
     this.#parts = parts;
     const g = parts.gateway;
     // Fail before binding any port when the provisioner cannot work (e.g. `sky` is not installed).
@@ -156,14 +160,8 @@ export class FlockServe implements ControlPlane {
     });
     this.#health.setAll(ServingStatus.SERVING);
 
-    const adopted = await g.fleet.adopt({ reinit: c.reinit });
-    if (adopted.adopted.length > 0) this.log.info({ adopted: adopted.adopted }, 'adopted running workers');
-    if (adopted.reinitialized.length > 0) {
-      this.log.info({ reinitialized: adopted.reinitialized }, 'reinit: relaunching the task on running workers');
-    }
-    const kept = adopted.adopted.length + adopted.reinitialized.length;
-    g.fleet.scaleTo(Math.min(c.maxWorkers, Math.max(c.minWorkers, kept)));
-    g.start();
+    // Joins the replicas (alone, without etcd); a leader adopts the running workers, sets the target and scales.
+    await g.start();
     this.#scheduleStatusLine();
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
@@ -176,7 +174,7 @@ export class FlockServe implements ControlPlane {
   }
 
   /** The core from src/gateway, with the live provisioner, prober and upstream; telemetry and the HTTP app around it. */
-  #assemble(task: TaskSpec, tls: TlsFiles | undefined): Parts {
+  #assemble(task: TaskSpec, tls: TlsFiles | undefined, coordinator: Coordinator): Parts {
     const c = this.config;
     const clock = this.#clock;
     // Telemetry reads the core's state lazily (at each collection), so it is made first and
@@ -199,6 +197,7 @@ export class FlockServe implements ControlPlane {
         targetWorkers: () => core().fleet.target,
         clientConnections: () => connections,
         wantedWorkers: () => core().scale.wanted,
+        coordination: () => core().replica.coordinator.status(),
       },
     });
     const gateway = assembleGateway({
@@ -206,7 +205,9 @@ export class FlockServe implements ControlPlane {
       clock,
       random: seededRandom(c.seed ?? Math.floor(Math.random() * 2 ** 32)),
       task,
-      provisioner: this.#deps.provisioner ?? ((onWorkerLost) => this.#createProvisioner(task, onWorkerLost)),
+      provisioner:
+        this.#deps.provisioner ?? ((onWorkerLost, fence) => this.#createProvisioner(task, onWorkerLost, fence)),
+      coordinator,
       prober: new HttpProber({ path: c.workerReadyPath, timeoutMs: c.workerProbeTimeout * 1000 }),
       upstream: new UpstreamClient({
         connections: c.workerCapacity,
@@ -244,7 +245,11 @@ export class FlockServe implements ControlPlane {
     return { gateway, http, telemetry, connections, grpc: undefined };
   }
 
-  #createProvisioner(task: TaskSpec, onWorkerLost: (name: string, reason: string) => void): Provisioner {
+  #createProvisioner(
+    task: TaskSpec,
+    onWorkerLost: (name: string, reason: string) => void,
+    fence: ProvisionerFence,
+  ): Provisioner {
     const c = this.config;
     const factory = PROVISIONERS[c.provisioner as ProvisionerName];
     if (!factory) throw new Error(`provisioner ${c.provisioner} is not available in this build`);
@@ -252,6 +257,7 @@ export class FlockServe implements ControlPlane {
       workers: c.workers,
       log: (level, msg) => this.log[level](msg),
       onWorkerLost,
+      fence,
       logDir: c.logDir?.replace(/^~(?=$|\/)/, homedir()),
       workerPort: task.ports[0] ?? c.port,
       skypilot: {
@@ -308,19 +314,19 @@ export class FlockServe implements ControlPlane {
     return this.#plane.workers();
   }
 
-  addWorker(name?: string): Worker {
+  addWorker(name?: string): Promise<Worker> {
     return this.#plane.addWorker(name);
   }
 
-  removeWorker(name?: string): Worker {
+  removeWorker(name?: string): Promise<Worker> {
     return this.#plane.removeWorker(name);
   }
 
-  drainWorker(name: string): Worker {
+  drainWorker(name: string): Promise<Worker> {
     return this.#plane.drainWorker(name);
   }
 
-  setScaleBounds(min?: number, max?: number): ScaleBounds {
+  setScaleBounds(min?: number, max?: number): Promise<ScaleBounds> {
     return this.#plane.setScaleBounds(min, max);
   }
 
@@ -348,6 +354,9 @@ export class FlockServe implements ControlPlane {
     this.#health.setAll(ServingStatus.NOT_SERVING);
     g.stop();
     this.#statusTimer?.cancel();
+    // Among several replicas the fleet goes to one that stays, at once; the last one out (or a
+    // gateway alone) tears it down, or keeps it, once its own requests are done.
+    const leaving = g.replica.leave();
     g.admission.close(new GatewayError('shutting_down'));
     // Keep-alive connections whose last response finished after close() began would hold the
     // server open until their idle timeout: close them as they go idle. At drain_timeout the
@@ -372,21 +381,33 @@ export class FlockServe implements ControlPlane {
     sweep.cancel();
     abort.cancel();
     force.cancel();
-    const names = g.fleet.live().map((w) => w.name);
-    this.log.info(
-      { workers: names },
-      opts.keepWorkers
-        ? `keep_workers_on_exit: leaving ${names.length} workers running for the next start to adopt (launches in progress are torn down)`
-        : `tearing down ${names.length} workers`,
-    );
-    await g.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
-    const leaked = g.fleet.unterminated();
-    if (leaked.length > 0) {
-      this.log.error(
-        { clusters: leaked },
-        `these clusters could not be torn down and may still be running: ${leaked.join(', ')}`,
+    const outcome = await leaving;
+    if (outcome === 'last') {
+      const names = g.fleet.live().map((w) => w.name);
+      this.log.info(
+        { workers: names },
+        opts.keepWorkers
+          ? `keep_workers_on_exit: leaving ${names.length} workers running for the next start to adopt (launches in progress are torn down)`
+          : `tearing down ${names.length} workers`,
+      );
+      await g.fleet.shutdown({ keepWorkers: opts.keepWorkers ?? false });
+      await g.replica.retire();
+      const leaked = g.fleet.unterminated();
+      if (leaked.length > 0) {
+        this.log.error(
+          { clusters: leaked },
+          `these clusters could not be torn down and may still be running: ${leaked.join(', ')}`,
+        );
+      }
+    } else {
+      this.log.info(
+        { outcome },
+        outcome === 'handed-over'
+          ? 'another replica holds the fleet: leaving the workers running'
+          : 'etcd did not answer: leaving the workers running for whichever replica leads next (or the next start) to adopt',
       );
     }
+    await g.replica.close();
     await g.upstream.close();
     await g.provisioner.close?.();
     await p.telemetry.close();

@@ -107,6 +107,34 @@ ${workers.map((w, i) => `  server w${i} ${w}`).join('\n')}
 `;
 }
 
+/**
+ * haproxy in TCP mode in front of several FlockServe replicas (the README's config): each
+ * connection goes to the replica with the fewest, a replica whose port refuses is marked down
+ * within a second, and a refused connection is tried on another (redispatch).
+ */
+export function haproxyTcpConfig(dir, { port, workers, nofile }) {
+  const maxconn = Math.floor((nofile - 256) / 2);
+  return `global
+  maxconn ${maxconn}
+  pidfile ${dir}/haproxy.pid
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 3600s
+  timeout server 3600s
+  maxconn ${maxconn}
+  retries 2
+  option redispatch
+frontend fe
+  bind 127.0.0.1:${port}
+  backlog 4096
+  default_backend gateways
+backend gateways
+  balance leastconn
+${workers.map((w, i) => `  server g${i} ${w} check inter 500 fall 2 rise 2`).join('\n')}
+`;
+}
+
 /** Starts a proxy in the foreground; resolves with its child process once its port answers. */
 export async function startProxy(kind, dir, opts) {
   mkdirSync(dir, { recursive: true });
@@ -120,7 +148,7 @@ export async function startProxy(kind, dir, opts) {
     });
   } else {
     const conf = join(dir, 'haproxy.cfg');
-    writeFileSync(conf, haproxyConfig(dir, opts));
+    writeFileSync(conf, (kind === 'haproxy-tcp' ? haproxyTcpConfig : haproxyConfig)(dir, opts));
     execFileSync('haproxy', ['-c', '-q', '-f', conf], { stdio: 'inherit' });
     child = spawn('haproxy', ['-db', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr.on('data', (d) => process.stderr.write(d));

@@ -1,6 +1,7 @@
 import {
   WorkerState,
   workerStateToJSON,
+  type Coordination,
   type GetStatusResponse,
   type ListWorkersResponse,
   type WatchEventsResponse,
@@ -50,7 +51,34 @@ export function workersTable(workers: readonly Worker[], nowMs: number): string 
   return table(['NAME', 'STATE', 'URL', 'IN FLIGHT', 'AGE', 'LAST PROBE', 'REQUESTS', 'DETAIL'], rows);
 }
 
-export function statusText(s: GetStatusResponse): string {
+/**
+ * The replicas' lines of `flockctl status` (none for one gateway without etcd), e.g.
+ *   replica:    gw-b (leader: gw-a, since 2025-01-02T03:04:05.000Z, 12m04s ago)
+ *   replicas:   gw-a (leader), gw-b, gw-c (leaving)
+ *   etcd:       reachable
+ */
+function replicaRows(c: Coordination, nowMs: number): [string, string][] {
+  if (c.kind === 'in-process') return [];
+  const since = (ms: number): string => `${new Date(ms).toISOString()}, ${formatAge((nowMs - ms) / 1000)} ago`;
+  const leader = c.leader === '' ? 'none (election under way, or etcd unreachable)' : c.leader;
+  const leading = c.leader === c.replica ? 'leads' : `leader: ${leader}`;
+  return [
+    ['replica', `${c.replica} (${leading}${c.leaderSinceUnixMs > 0 ? `, since ${since(c.leaderSinceUnixMs)}` : ''})`],
+    [
+      'replicas',
+      c.replicas.map((r) => `${r.id}${r.id === c.leader ? ' (leader)' : r.leaving ? ' (leaving)' : ''}`).join(', ') ||
+        '-',
+    ],
+    [
+      c.kind,
+      c.storeReachable
+        ? 'reachable'
+        : `UNREACHABLE since ${since(c.storeUnreachableSinceUnixMs)}: serving with the last fleet seen, scaling paused`,
+    ],
+  ];
+}
+
+export function statusText(s: GetStatusResponse, nowMs = Date.now()): string {
   const rows: [string, string][] = [
     ['workers', `${s.workerCount} (${s.readyWorkerCount} ready)`],
     ['scale bounds', `min ${s.minWorkers}, max ${s.maxWorkers}`],
@@ -62,6 +90,7 @@ export function statusText(s: GetStatusResponse): string {
     ['load balancer', s.loadBalancer],
     ['provisioner', s.provisioner],
     ['worker names', s.workerNames.join(', ') || '-'],
+    ...(s.coordination ? replicaRows(s.coordination, nowMs) : []),
   ];
   return rows.map(([k, v]) => `${`${k}:`.padEnd(20)}${v}`).join('\n');
 }

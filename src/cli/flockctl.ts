@@ -230,7 +230,7 @@ function buildProgram(io: Io, setCode: (code: number) => void): Command {
   const sub = (spec: string, description: string): Command =>
     program.command(spec).description(description).addHelpText('after', EXIT_HELP).exitOverride();
 
-  sub('status', "the gateway's status: workers, bounds, queue, policies")
+  sub('status', "the gateway's status: workers, bounds, queue, policies, and the replicas and their leader")
     .option('--json', 'print the status as JSON (every field)')
     .action(
       run(async (conn, _g, opts: { json?: boolean }) => {

@@ -112,9 +112,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.exit(130);
       }
       stopping = true;
-      const then = gateway.config.keepWorkersOnExit
+      const alone = gateway.config.keepWorkersOnExit
         ? 'leaving the workers running (keep_workers_on_exit)'
         : 'tearing the workers down';
+      // With etcd the fleet goes to a replica that stays; only the last one out tears it down.
+      const then =
+        gateway.config.etcdEndpoints.length > 0
+          ? `handing the fleet to a replica that stays (the last one out: ${alone})`
+          : alone;
       process.stderr.write(`flockserve: ${signal}: draining, then ${then} (${signal} again to exit now)\n`);
       gateway.close().then(
         () => resolve(EXIT.ok),

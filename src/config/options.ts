@@ -512,6 +512,54 @@ export const OPTIONS = {
     help: 'PEM private key file of tls_cert.',
     origin: 'new',
   },
+  etcd_endpoints: {
+    type: 'list',
+    default: [],
+    help: 'Comma-separated etcd client URLs (all http:// or all https://): gateway replicas with the same etcd_prefix share one fleet, one of them leading it. Empty: one gateway, no etcd.',
+    origin: 'new',
+  },
+  etcd_prefix: {
+    type: 'string',
+    help: 'Key prefix of this service in etcd; replicas with the same prefix share one fleet, so two services can share one etcd. Default /flockserve/<worker_name_prefix>/.',
+    origin: 'new',
+  },
+  etcd_lease_ttl: {
+    type: 'int',
+    default: 5,
+    min: 1,
+    help: "Seconds a replica's etcd lease outlives its last keepalive: a dead leader is replaced after about this long, and a leader cut off from etcd stops scaling after it.",
+    origin: 'new',
+  },
+  etcd_ca: {
+    type: 'string',
+    help: "PEM file of the CA that signed the etcd members' certificates (needed for https:// endpoints).",
+    origin: 'new',
+  },
+  etcd_cert: {
+    type: 'string',
+    help: 'PEM client certificate (with etcd_key), for an etcd that asks for one (--client-cert-auth).',
+    origin: 'new',
+  },
+  etcd_key: {
+    type: 'string',
+    help: 'PEM private key of etcd_cert.',
+    origin: 'new',
+  },
+  etcd_user: {
+    type: 'string',
+    help: 'etcd user name, when etcd has authentication on (with etcd_password).',
+    origin: 'new',
+  },
+  etcd_password: {
+    type: 'string',
+    help: 'Password of etcd_user; prefer the environment variable to the flag, which ps shows.',
+    origin: 'new',
+  },
+  replica_name: {
+    type: 'string',
+    help: "This gateway's name among the replicas that share a fleet (status, logs, etcd keys); unique per replica. Default <hostname>-<pid>.",
+    origin: 'new',
+  },
   cache_threshold: {
     type: 'number',
     default: PREFIX_CACHE_DEFAULTS.cacheThreshold,

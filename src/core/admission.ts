@@ -2,8 +2,7 @@ import type { Clock, Random, TimerHandle } from './clock.js';
 import type { CancelSignal } from './cancellation.js';
 import { GatewayError } from './errors.js';
 import { LinkedList, type Linked } from './linked-list.js';
-import type { LoadTracker } from './load-tracker.js';
-import type { WorkerPool } from './pool.js';
+import { load, type WorkerPool } from './pool.js';
 import type { Worker } from './types.js';
 import type { BalancerPolicy, PickContext } from './balancer/types.js';
 import { wireBalancer } from './balancer/wire.js';
@@ -20,7 +19,8 @@ export interface AdmissionOptions {
   readonly pool: WorkerPool;
   readonly balancer: BalancerPolicy;
   readonly clock: Clock;
-  readonly tracker: LoadTracker;
+  /** Told the queue length (in flight + waiting here) on every change: the load tracker, or the replicas' sum. */
+  readonly tracker: { set(queueLength: number): void };
   /** Also told every change, with the requests waiting apart (the autoscaler's short-bucket history). */
   readonly history?: { record(queueLength: number, waiting: number): void };
   readonly random: Random;
@@ -82,13 +82,13 @@ export function eligible(pool: WorkerPool, exclude: ReadonlySet<string> | undefi
   return candidates.filter((w) => !exclude.has(w.name));
 }
 
-/** The worker with the lowest inFlight/capacity in `list`, ties uniformly at random (one pass, reservoir sampling). */
+/** The worker with the lowest load/capacity in `list`, ties uniformly at random (one pass, reservoir sampling). */
 function leastLoadedOf(list: readonly Worker[], random: Random): Worker | undefined {
   let best: Worker | undefined;
   let ties = 0;
   for (const w of list) {
-    // Compare inFlight/capacity cross-multiplied, so 1/3 and 2/6 tie exactly.
-    const cmp = best === undefined ? -1 : w.inFlight * best.capacity - best.inFlight * w.capacity;
+    // Compare load/capacity cross-multiplied, so 1/3 and 2/6 tie exactly.
+    const cmp = best === undefined ? -1 : load(w) * best.capacity - load(best) * w.capacity;
     if (cmp < 0) {
       best = w;
       ties = 1;
@@ -114,7 +114,7 @@ export class Admission {
   readonly #pool: WorkerPool;
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
-  readonly #tracker: LoadTracker;
+  readonly #tracker: { set(queueLength: number): void };
   readonly #history: AdmissionOptions['history'];
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;

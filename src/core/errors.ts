@@ -177,6 +177,16 @@ export const ERRORS = {
     message: 'No worker is ready to serve; retry later.',
     retryAfterSeconds: 10,
   },
+  // Several gateway replicas: node control that changes the fleet runs on the leader, and right
+  // now none leads (an election is under way, or this replica cannot reach etcd).
+  no_leader: {
+    status: 503,
+    grpc: 'UNAVAILABLE',
+    type: 'server_error',
+    message:
+      'No gateway replica leads the fleet right now (an election is under way, or etcd is unreachable); retry shortly.',
+    retryAfterSeconds: 2,
+  },
   shutting_down: {
     status: 503,
     grpc: 'UNAVAILABLE',

@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
 import { HealthChecker } from './health-checker.js';
-import type { WorkerPool } from './pool.js';
+import { load, type WorkerPool } from './pool.js';
 import { ProvisionerGate } from './provisioner-gate.js';
 import { Terminator, type Departure } from './terminator.js';
 import type { FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
@@ -48,6 +48,11 @@ export interface FleetOptions {
   readonly onReady?: (w: Worker) => void;
   /** Every readiness probe's result, after the state change it caused (outlier detection readmits on it). */
   readonly onProbe?: (w: Worker, ok: boolean) => void;
+  /**
+   * Several gateway replicas: every provisioner call waits for it; it rejects (a FencedError)
+   * once this replica no longer leads, and the call is not made.
+   */
+  readonly fence?: (action: string) => Promise<void>;
 }
 
 export interface FleetStats {
@@ -140,6 +145,8 @@ export class Fleet {
   #retryAt = -Infinity;
   #retryTimer: TimerHandle | undefined;
   #closing = false;
+  /** Bumped by standDown: an adoption listed before it is stale. */
+  #epoch = 0;
 
   constructor(opts: FleetOptions) {
     if (opts.capacity < 1) throw new Error('fleet: capacity must be ≥ 1');
@@ -147,7 +154,7 @@ export class Fleet {
     this.#pool = opts.pool;
     this.#clock = opts.clock;
     this.#log = opts.log ?? (() => {});
-    this.#provisioner = new ProvisionerGate(opts.provisioner);
+    this.#provisioner = new ProvisionerGate(opts.provisioner, opts.fence);
     this.#health = new HealthChecker({
       pool: opts.pool,
       prober: opts.prober,
@@ -260,8 +267,10 @@ export class Fleet {
    * crash never leaks a worker. The target rises to at least the number of live workers.
    */
   async adopt(opts: { reinit?: boolean } = {}): Promise<AdoptResult> {
+    const epoch = this.#epoch;
     const clusters = await this.#provisioner.list(this.#o.namePrefix);
     const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [] };
+    if (epoch !== this.#epoch) return result; // stood down meanwhile: nothing is ours to adopt
     const ours = new RegExp(`^${escapeRegExp(this.#o.namePrefix)}-\\d+$`);
     for (const c of clusters) {
       if (!ours.test(c.name)) {
@@ -305,6 +314,53 @@ export class Fleet {
   }
 
   /**
+   * Several gateway replicas, when this one comes to lead: the workers already in the pool (the
+   * previous leader's, as this replica mirrored them) become this fleet's as they are. Serving
+   * and starting workers keep their state and are probed from now on; a draining or
+   * terminating one is drained and torn down, finishing what the previous leader began. A
+   * provisioning one leaves the pool without a call: its launch belonged to the previous
+   * leader, and adopt() finds its cluster (UP: adopted; not up: torn down). Call adopt() next.
+   */
+  own(): void {
+    if (this.#closing) return;
+    for (const w of this.#pool.list()) {
+      if (this.#tracked.has(w.name)) continue;
+      if (w.state === 'provisioning') {
+        this.#pool.setState(w.name, 'terminating', 'its launch was the previous leader’s');
+        this.#pool.setState(w.name, 'gone', 'its launch was the previous leader’s');
+        continue;
+      }
+      if (w.state === 'failed') continue; // a record (given up on), or a teardown that failed: nothing runs
+      const t = this.#track(w.name);
+      if (w.url !== undefined) this.#provisioner.claim(w.name, { url: w.url, detail: w.detail });
+      if (w.state === 'draining' || w.state === 'terminating')
+        void this.#retire(t, w, true, 'the previous leader was taking it out');
+      else this.#health.watch(w);
+    }
+  }
+
+  /**
+   * Several gateway replicas, when this one stops leading: every fleet action stops (probes,
+   * launches in progress are aborted, drains, retries, teardowns not yet under way) and the
+   * fleet owns nothing. No cluster is touched: the next leader takes them over. The pool stays
+   * as it is.
+   */
+  standDown(): void {
+    this.#retryTimer?.cancel();
+    this.#retryTimer = undefined;
+    this.#retryAt = -Infinity;
+    this.#failuresInARow = 0;
+    const tracked = [...this.#tracked.values()];
+    // Forgotten first: the callbacks of launches and drains under way find their worker untracked and do nothing.
+    this.#tracked.clear();
+    this.#orphanTeardowns.clear();
+    this.#epoch++;
+    for (const t of tracked) this.#stopLaunchAndProbes(t);
+    this.#terminator.standDown();
+    this.#target = 0;
+  }
+
+  /**
    * Stops launching and probing; drains every worker (bounded by drainTimeoutMs) and
    * terminates it unless keepWorkers (then running workers stay up, e.g. to be adopted
    * by the next gateway; launches still in progress are torn down either way).
@@ -339,9 +395,11 @@ export class Fleet {
   /** One launch attempt of an already tracked, provisioning worker. */
   #runLaunch(t: Tracked, w: Worker, before?: () => Promise<void>): void {
     t.attempt++;
-    const launched = (before ? before() : Promise.resolve()).then(() =>
-      this.#provisioner.launch(t.name, this.#o.task, t.abort.signal),
-    );
+    const launched = (before ? before() : Promise.resolve()).then(() => {
+      // Removed, or stood down, before the call went out: it does not.
+      t.abort.signal.throwIfAborted();
+      return this.#provisioner.launch(t.name, this.#o.task, t.abort.signal);
+    });
     t.launchSettled = launched.then(
       () => undefined,
       () => undefined,
@@ -360,8 +418,13 @@ export class Fleet {
     return Math.round(r ? delay * (0.8 + 0.4 * r()) : delay);
   }
 
+  /** Whether `t` is still this fleet's own, unchanged worker `w` (not removed, nor forgotten by standDown). */
+  #owns(t: Tracked, w: Worker): boolean {
+    return !t.cancelled && !t.done && this.#pool.get(t.name) === w && this.#tracked.get(t.name) === t;
+  }
+
   #onLaunched(t: Tracked, w: Worker, url: string, detail: Readonly<Record<string, string>> | undefined): void {
-    if (t.cancelled || t.done || this.#pool.get(t.name) !== w) return; // removed meanwhile; teardown runs
+    if (!this.#owns(t, w)) return; // removed meanwhile (its teardown runs), or stood down
     w.url = url;
     w.detail = { ...detail };
     this.#pool.setState(t.name, 'starting', 'launched');
@@ -370,7 +433,7 @@ export class Fleet {
   }
 
   #onLaunchFailed(t: Tracked, w: Worker, err: unknown): void {
-    if (t.cancelled || t.done || this.#pool.get(t.name) !== w) return; // expected: we aborted it
+    if (!this.#owns(t, w)) return; // expected: we aborted it
     this.#launchStats.launchFailures++;
     const retries = this.#o.maxLaunchRetries ?? 0;
     if (t.attempt <= retries && !this.#closing) {
@@ -418,7 +481,7 @@ export class Fleet {
       { worker: t.name, attempt: t.attempt, error: message, retryInMs: delay },
     );
     w.detail = { ...w.detail, attempt: String(t.attempt), last_error: message };
-    const still = (): boolean => !t.cancelled && !t.done && !this.#closing && this.#pool.get(t.name) === w;
+    const still = (): boolean => this.#owns(t, w) && !this.#closing;
     t.launchSettled = (async () => {
       const gone = await this.#terminator.terminate(t.name);
       if (!still()) return;
@@ -465,16 +528,15 @@ export class Fleet {
 
   /**
    * Who goes first on scale-down: not_ready, then provisioning, then starting (newest
-   * first: the least sunk cost), then ready with the fewest requests in flight.
+   * first: the least sunk cost), then ready with the fewest requests in flight (from every
+   * gateway replica).
    */
   #pickVictims(n: number): Worker[] {
     const rank: Partial<Record<WorkerState, number>> = { not_ready: 0, provisioning: 1, starting: 2, ready: 3 };
     // Reversed first so that, all else equal, the later-added worker goes (the sort is stable).
     return this.live()
       .reverse()
-      .sort(
-        (a, b) => (rank[a.state] ?? 9) - (rank[b.state] ?? 9) || a.inFlight - b.inFlight || b.createdAt - a.createdAt,
-      )
+      .sort((a, b) => (rank[a.state] ?? 9) - (rank[b.state] ?? 9) || load(a) - load(b) || b.createdAt - a.createdAt)
       .slice(0, n);
   }
 
@@ -518,6 +580,7 @@ export class Fleet {
       launchSettled: () => t.launchSettled,
       keepFailed,
       settled: (outcome) => {
+        if (this.#tracked.get(t.name) !== t) return; // stood down meanwhile: not this fleet's any more
         if (outcome === 'unterminated') {
           t.done = undefined; // drain(name), remove(name) or shutdown() tries again
         } else {

@@ -13,13 +13,13 @@ export interface Candidates {
   at(i: number): Worker;
   /** Whether `w` is ready and has a free slot. */
   has(w: Worker): boolean;
-  /** A worker with the lowest inFlight/capacity among those with a free slot; ties uniformly at random. */
+  /** A worker with the lowest load/capacity among those with a free slot; ties uniformly at random. */
   leastLoaded(random: Random): Worker | undefined;
   /** Ready workers, full ones included. */
   readonly readyCount: number;
-  /** Requests in flight on ready workers. */
+  /** Requests in flight on ready workers (from every gateway replica, as everywhere here). */
   readonly totalInFlight: number;
-  /** Fewest and most requests in flight on one ready worker (0 when none is ready). */
+  /** Fewest and most requests in flight on one ready worker, each capped at its capacity (0 when none is ready). */
   readonly minInFlight: number;
   readonly maxInFlight: number;
   /** Lowest and highest inFlight/capacity of one ready worker (0 when none is ready). */
@@ -27,17 +27,22 @@ export interface Candidates {
   readonly maxLoad: number;
 }
 
+/** Requests in flight on `w` from every gateway replica: what balancing and capacity count. */
+export function load(w: Worker): number {
+  return w.inFlight + w.remoteInFlight;
+}
+
 interface Entry {
   readonly worker: Worker;
   readonly group: CapacityGroup;
-  /** min(inFlight, capacity): the bucket it sits in. */
+  /** min(load, capacity): the bucket it sits in. */
   level: number;
   /** Position in its bucket and in `room` (-1 when full): swap-removal in O(1). */
   bucketPos: number;
   roomPos: number;
 }
 
-/** Workers of one capacity, bucketed by in-flight count 0..capacity. */
+/** Workers of one capacity, bucketed by load (requests in flight from every replica) 0..capacity. */
 interface CapacityGroup {
   readonly capacity: number;
   readonly buckets: Entry[][];
@@ -49,12 +54,13 @@ interface CapacityGroup {
 
 /**
  * The index behind `Candidates`, kept by WorkerPool: it is told when a worker becomes ready
- * or stops being ready (`add`/`remove`) and when its in-flight count changes (`update`).
+ * or stops being ready (`add`/`remove`) and when its load changes (`update`).
  *
- * Workers sit in buckets by in-flight count, one bucket array per capacity. The least-loaded
+ * Workers sit in buckets by load, one bucket array per capacity. The least-loaded
  * bucket of a group is tracked as `min`: taking a slot moves a worker up one bucket, giving
  * one back moves it down one, so `min` and `max` move by at most one step per change (a
- * removal may scan up to `capacity` buckets: 30 by default, independent of the fleet size).
+ * removal, or the other replicas' load arriving, about once a second, may scan up to
+ * `capacity` buckets: 30 by default, independent of the fleet size).
  *
  * Worked example, capacity 4, in flight [1, 1, 3]: buckets 1 → {a, b}, 3 → {c}; min 1.
  * leastLoaded draws a or b with probability ½ each; a takes a slot → bucket 1 {b}, 2 {a}.
@@ -150,7 +156,7 @@ export class LoadIndex implements Candidates {
     const group = this.#group(w.capacity);
     const e: Entry = { worker: w, group, level: levelOf(w, group), bucketPos: -1, roomPos: -1 };
     this.#entries.set(w, e);
-    this.#totalInFlight += w.inFlight;
+    this.#totalInFlight += load(w);
     this.#place(e);
   }
 
@@ -158,11 +164,11 @@ export class LoadIndex implements Candidates {
     const e = this.#entries.get(w);
     if (!e) return;
     this.#entries.delete(w);
-    this.#totalInFlight -= w.inFlight;
+    this.#totalInFlight -= load(w);
     this.#unplace(e);
   }
 
-  /** The worker's inFlight changed by `delta` (±1 from WorkerPool.acquire/release). */
+  /** The worker's load changed by `delta` (±1 from WorkerPool.acquire/release; any from setRemoteInFlight). */
   update(w: Worker, delta: number): void {
     const e = this.#entries.get(w);
     if (!e) return;
@@ -222,7 +228,7 @@ export class LoadIndex implements Candidates {
 }
 
 function levelOf(w: Worker, g: CapacityGroup): number {
-  return Math.max(0, Math.min(w.inFlight, g.capacity));
+  return Math.max(0, Math.min(load(w), g.capacity));
 }
 
 // Module-level, so acquire/release allocate no closures.

@@ -1,6 +1,8 @@
 import type { Clock } from './clock.js';
-import { LoadIndex, type Candidates } from './load-index.js';
+import { LoadIndex, load, type Candidates } from './load-index.js';
 import type { Worker, WorkerState, WorkerStateChange } from './types.js';
+
+export { load } from './load-index.js';
 
 /**
  * Allowed state changes. Only `ready` workers take new requests.
@@ -19,8 +21,38 @@ const TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
   gone: [],
 };
 
+/** Whether `s` names a worker state (a value read from outside, e.g. etcd). */
+export function isWorkerState(s: unknown): s is WorkerState {
+  return typeof s === 'string' && Object.hasOwn(TRANSITIONS, s);
+}
+
 export function canTransition(from: WorkerState, to: WorkerState): boolean {
   return TRANSITIONS[from].includes(to);
+}
+
+/**
+ * The shortest chain of allowed moves from `from` to `to` (`to` last; empty when equal), or
+ * undefined when `to` cannot be reached (e.g. draining → ready). A follower replays the leader's
+ * view with it, which may have skipped states in between: starting → draining becomes
+ * [draining], provisioning → ready becomes [starting, ready], ready → gone [terminating, gone].
+ */
+export function transitionPath(from: WorkerState, to: WorkerState): WorkerState[] | undefined {
+  const cameFrom = new Map<WorkerState, WorkerState>([[from, from]]);
+  const queue: WorkerState[] = [from];
+  for (let s = queue.shift(); s !== undefined; s = queue.shift()) {
+    if (s === to) {
+      const path: WorkerState[] = [];
+      for (let at = to; at !== from; at = cameFrom.get(at)!) path.unshift(at);
+      return path;
+    }
+    for (const next of TRANSITIONS[s]) {
+      // Through `failed` only when it is where the worker goes: a retired worker is terminated, not failed.
+      if (cameFrom.has(next) || (next === 'failed' && to !== 'failed')) continue;
+      cameFrom.set(next, s);
+      queue.push(next);
+    }
+  }
+  return undefined;
 }
 
 export type PoolListener = (change: WorkerStateChange) => void;
@@ -50,6 +82,7 @@ export class WorkerPool {
       state,
       url: undefined,
       inFlight: 0,
+      remoteInFlight: 0,
       totalRequests: 0,
       stateSince: now,
       lastProbeAt: undefined,
@@ -117,6 +150,16 @@ export class WorkerPool {
     return out;
   }
 
+  /** Sets the requests the other replicas have in flight on `name` (their published sum). */
+  setRemoteInFlight(name: string, n: number): void {
+    const w = this.#workers.get(name);
+    if (!w || w.remoteInFlight === n) return;
+    const delta = n - w.remoteInFlight;
+    w.remoteInFlight = n;
+    this.#index.update(w, delta);
+    for (const l of this.#loadListeners) l(w);
+  }
+
   /** Counts a request onto a worker. */
   acquire(w: Worker): void {
     w.inFlight++;
@@ -145,12 +188,11 @@ export class WorkerPool {
   /** Serving workers with a free slot as a list, in insertion order (O(n); `loads` is the fast path). */
   candidates(): Worker[] {
     const out: Worker[] = [];
-    for (const w of this.#workers.values())
-      if (w.state === 'ready' && !w.ejected && w.inFlight < w.capacity) out.push(w);
+    for (const w of this.#workers.values()) if (w.state === 'ready' && !w.ejected && load(w) < w.capacity) out.push(w);
     return out;
   }
 
-  /** Requests in flight across all workers. */
+  /** Requests in flight from this gateway across all workers. */
   inFlight(): number {
     let n = 0;
     for (const w of this.#workers.values()) n += w.inFlight;

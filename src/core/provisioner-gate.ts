@@ -11,17 +11,27 @@ export type ProvisionerOp = 'launch' | 'terminate' | 'list' | 'cancelJobs';
  */
 export class ProvisionerGate {
   readonly #provisioner: Provisioner;
+  readonly #fence: ((action: string) => Promise<void>) | undefined;
 
-  constructor(provisioner: Provisioner) {
+  /**
+   * `fence`, with several gateway replicas: resolves while this replica still leads (checked
+   * with the coordinator's store), rejects with a FencedError otherwise; every call waits for it.
+   */
+  constructor(provisioner: Provisioner, fence?: (action: string) => Promise<void>) {
     this.#provisioner = provisioner;
+    this.#fence = fence;
   }
 
   launch(name: string, task: TaskSpec, signal: AbortSignal): Promise<Endpoint> {
     return this.#call('launch', name, () => this.#provisioner.launch(name, task, signal));
   }
 
-  terminate(name: string): Promise<void> {
-    return this.#call('terminate', name, () => this.#provisioner.terminate(name));
+  /** `before` runs once the call may go ahead, right before the provisioner's terminate (the worker turns terminating). */
+  terminate(name: string, before?: () => void): Promise<void> {
+    return this.#call('terminate', name, () => {
+      before?.();
+      return this.#provisioner.terminate(name);
+    });
   }
 
   list(prefix: string): Promise<ClusterInfo[]> {
@@ -37,8 +47,13 @@ export class ProvisionerGate {
     return this.#call('cancelJobs', name, () => this.#provisioner.cancelJobs?.(name) ?? Promise.resolve());
   }
 
-  // `op` and `name` say what the call is, for whatever checks it here.
-  #call<T>(_op: ProvisionerOp, _name: string, run: () => Promise<T>): Promise<T> {
-    return run();
+  /** A worker another gateway replica launched is this one's now (no I/O: the provisioner takes note). */
+  claim(name: string, endpoint: Endpoint): void {
+    this.#provisioner.claim?.(name, endpoint);
+  }
+
+  #call<T>(op: ProvisionerOp, name: string, run: () => Promise<T>): Promise<T> {
+    const fence = this.#fence;
+    return fence ? fence(`${op} ${name}`).then(run) : run();
   }
 }

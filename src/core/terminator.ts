@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
-import type { WorkerPool } from './pool.js';
+import { isFencedError } from './coordination.js';
+import { load, type WorkerPool } from './pool.js';
 import type { ProvisionerGate } from './provisioner-gate.js';
 import type { FleetLog, Worker } from './types.js';
 
@@ -66,6 +67,8 @@ export class Terminator {
   readonly #stats: TerminatorStats = { terminated: 0, terminateFailures: 0, teardownGiveUps: 0 };
   /** Clusters whose teardown was given up on: reported until a later terminate succeeds. */
   readonly #unterminated = new Set<string>();
+  /** Bumped by standDown: a teardown begun before it makes no further call. */
+  #epoch = 0;
 
   constructor(opts: TerminatorOptions) {
     this.#o = opts;
@@ -99,9 +102,9 @@ export class Terminator {
     }
     if (w.state === 'failed' || w.state === 'terminating') return this.teardown(name, d);
     this.#pool.setState(name, 'draining', reason);
-    this.#log('info', `fleet: draining ${name} (${reason}; ${w.inFlight} in flight)`, {
+    this.#log('info', `fleet: draining ${name} (${reason}; ${load(w)} in flight)`, {
       worker: name,
-      inFlight: w.inFlight,
+      inFlight: load(w),
       reason,
     });
     const timers: TimerHandle[] = [];
@@ -109,8 +112,8 @@ export class Terminator {
       const finish = (): void => {
         for (const timer of timers) timer.cancel();
         this.#drains.delete(name);
-        if (w.inFlight > 0) {
-          this.#log('warn', `fleet: ${name} still had ${w.inFlight} in flight after the drain timeout`, {
+        if (load(w) > 0) {
+          this.#log('warn', `fleet: ${name} still had ${load(w)} in flight after the drain timeout`, {
             worker: name,
           });
         }
@@ -131,6 +134,17 @@ export class Terminator {
     return done;
   }
 
+  /**
+   * Several gateway replicas, when this one stops leading: drains under way stop where they are
+   * (the next leader finishes them); their departures never settle. Teardowns already under
+   * way find their provisioner calls fenced and stop.
+   */
+  standDown(): void {
+    for (const drain of this.#drains.values()) for (const timer of drain.timers) timer.cancel();
+    this.#drains.clear();
+    this.#epoch++;
+  }
+
   /** Call when a request on some worker finished: a draining worker may now be empty. */
   notifyRelease(): void {
     for (const name of [...this.#drains.keys()]) this.#checkDrain(name);
@@ -138,16 +152,20 @@ export class Terminator {
 
   /** terminating → provisioner.terminate → gone (or `keepFailed`), retrying; never rejects. */
   async teardown(name: string, d: Departure): Promise<void> {
+    const epoch = this.#epoch;
     await d.launchSettled();
-    const gone = await this.#terminate(name, () => {
+    if (epoch !== this.#epoch) return; // stood down meanwhile: the next leader tears it down
+    const outcome = await this.#terminate(name, () => {
       const w = this.#pool.get(name);
       if (w && w.state !== 'terminating') this.#pool.setState(name, 'terminating', 'terminate');
     });
+    // Fenced: this replica stopped leading; the worker is the next leader's, as it is.
+    if (outcome === 'fenced') return;
     const w = this.#pool.get(name);
-    if (gone && d.keepFailed !== undefined && w) {
+    if (outcome === 'gone' && d.keepFailed !== undefined && w) {
       this.#pool.setState(name, 'failed', d.keepFailed);
       d.settled('terminated');
-    } else if (gone) {
+    } else if (outcome === 'gone') {
       if (w) this.#pool.setState(name, 'gone', 'terminated');
       d.settled('terminated');
     } else {
@@ -157,32 +175,43 @@ export class Terminator {
   }
 
   /** Tears down a cluster that has no worker in the pool; true once it is gone. */
-  terminate(name: string): Promise<boolean> {
-    return this.#terminate(name);
+  async terminate(name: string): Promise<boolean> {
+    return (await this.#terminate(name)) === 'gone';
   }
 
-  /** Ends the drain once nothing is in flight or the drain timeout has passed; true when it is over. */
+  /**
+   * Ends the drain once nothing is in flight (from any gateway replica, as they last published
+   * it) or the drain timeout has passed; true when it is over.
+   */
   #checkDrain(name: string): boolean {
     const drain = this.#drains.get(name);
     if (!drain) return true;
     const w = this.#pool.get(name);
-    if (w && w.inFlight > 0 && this.#clock.now() < drain.deadline) return false;
+    if (w && load(w) > 0 && this.#clock.now() < drain.deadline) return false;
     drain.finish();
     return true;
   }
 
-  /** Calls provisioner.terminate up to terminateAttempts times; true once it succeeded. */
-  async #terminate(name: string, beforeAttempt?: () => void): Promise<boolean> {
+  /**
+   * Calls provisioner.terminate up to terminateAttempts times: 'gone' once it succeeded,
+   * 'failed' after the last attempt failed, 'fenced' when this replica may no longer act.
+   */
+  async #terminate(name: string, beforeAttempt?: () => void): Promise<'gone' | 'failed' | 'fenced'> {
     const attempts = this.#o.terminateAttempts ?? 3;
     for (let i = 1; ; i++) {
-      beforeAttempt?.();
       try {
-        await this.#o.provisioner.terminate(name);
+        // The fence is checked first, so a replica that no longer leads changes nothing here.
+        await this.#o.provisioner.terminate(name, beforeAttempt);
         this.#stats.terminated++;
         this.#unterminated.delete(name);
         this.#log('info', `fleet: ${name} terminated`, { worker: name });
-        return true;
+        return 'gone';
       } catch (err) {
+        if (isFencedError(err)) {
+          // This replica no longer leads: the cluster is the next leader's to tear down, not a leak.
+          this.#log('warn', `fleet: not tearing down ${name}: ${err.why}; the leader does`, { worker: name });
+          return 'fenced';
+        }
         this.#stats.terminateFailures++;
         const w = this.#pool.get(name);
         if (w && w.state === 'terminating')
@@ -195,11 +224,13 @@ export class Terminator {
             `fleet: could not terminate ${name} after ${i} attempts; it may still be running (and billing): tear it down by hand`,
             { worker: name, error: errorMessage(err) },
           );
-          return false;
+          return 'failed';
         }
         const delay = (this.#o.retryDelayMs ?? 5000) * i;
         this.#log('warn', `fleet: terminate of ${name} failed (${errorMessage(err)}); retrying in ${delay} ms`);
+        const epoch = this.#epoch;
         await new Promise<void>((resolve) => this.#clock.setTimer(delay, resolve));
+        if (epoch !== this.#epoch) return 'fenced'; // stood down meanwhile: the next leader tears it down
       }
     }
   }

@@ -52,6 +52,22 @@ export interface Provisioner {
    * again (`--reinit`; SkyPilot: cancel all jobs on the cluster).
    */
   cancelJobs?(name: string): Promise<void>;
+  /**
+   * Several gateway replicas: a worker another replica launched is this one's now. For a
+   * provisioner that cannot list what other processes made (static: which URLs are taken).
+   */
+  claim?(name: string, endpoint: Endpoint): void;
+}
+
+/**
+ * With several gateway replicas, whether this one may still act on the fleet, asked without
+ * I/O right before a command that makes or unmakes a cluster runs (src/core/coordination.ts).
+ */
+export interface ProvisionerFence {
+  /** Throws a FencedError unless this replica leads and its lease has not run out. */
+  check(action: string): void;
+  /** Whether check would pass now. */
+  holds(): boolean;
 }
 
 /** Asks a worker whether it can serve (readiness path answers 200). */
@@ -70,7 +86,13 @@ export interface Worker {
   state: WorkerState;
   /** Base URL once known (after provisioning). */
   url: string | undefined;
+  /** Requests in flight from this gateway. */
   inFlight: number;
+  /**
+   * Requests in flight from the other gateway replicas, as they last published it (about once a
+   * second; src/core/replica.ts); 0 with one gateway. Balancing and capacity count both.
+   */
+  remoteInFlight: number;
   totalRequests: number;
   /** When the state last changed (clock ms). */
   stateSince: number;
@@ -91,5 +113,8 @@ export interface WorkerStateChange {
 }
 
 export type FleetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Log lines with fields, as pino's Logger writes them: what the gateway's parts log to. */
+export type StructuredLog = Record<FleetLogLevel, (fields: Record<string, unknown>, msg: string) => void>;
 /** How the fleet and its units (health checking, termination) log: a level, a message, structured fields. */
 export type FleetLog = (level: FleetLogLevel, msg: string, fields?: Record<string, unknown>) => void;

@@ -6,6 +6,10 @@
  * retries with backoff and jitter), autoscaler (with the manual-add hold) and inference
  * service (request retries). Nothing else wires core pieces together.
  *
+ * With a coordinator (src/coordination: etcd) the gateway is one replica of several that share
+ * the fleet: its Replica leads (the fleet and autoscaler run, every provisioner call fenced) or
+ * follows (the pool mirrors the leader's fleet). The default in-process coordinator leads alone.
+ *
  * It imports core, the inference service and interfaces only: no HTTP, no gRPC, no undici
  * (the live upstream, prober and engine-metrics sampler come in from outside).
  */
@@ -13,6 +17,7 @@ import type { Config } from '../config/options.js';
 import { Admission } from '../core/admission.js';
 import { AutoscalerController } from '../core/autoscaler/controller.js';
 import { createAutoscaler } from '../core/autoscaler/registry.js';
+import type { Coordinator, SharedFleet } from '../core/coordination.js';
 import { LaunchTimes, activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
 import type { AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from '../core/autoscaler/types.js';
 import { balancerOptions, createBalancer } from '../core/balancer/registry.js';
@@ -23,20 +28,25 @@ import { LoadHistory } from '../core/load-history.js';
 import { LoadTracker } from '../core/load-tracker.js';
 import { OutlierDetector } from '../core/outlier.js';
 import { WorkerPool } from '../core/pool.js';
-import type { Prober, Provisioner, TaskSpec, Worker, WorkerStateChange } from '../core/types.js';
+import { GlobalQueue, Replica } from '../core/replica.js';
+import type {
+  Prober,
+  Provisioner,
+  ProvisionerFence,
+  StructuredLog,
+  TaskSpec,
+  Worker,
+  WorkerStateChange,
+} from '../core/types.js';
 import type { ScaleState } from '../service/control-plane.js';
 import type { DecisionEvent } from '../service/events.js';
 import { InferenceService } from '../service/inference.js';
+import { InProcessCoordinator } from '../coordination/in-process.js';
 import { EngineMetricsScraper } from '../upstream/engine-metrics.js';
 import type { Upstream } from '../upstream/types.js';
 
 /** The log lines the core's parts write; pino's Logger fits, the simulation passes none. */
-export interface GatewayLog {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
+export type GatewayLog = StructuredLog;
 
 /** What the parts count as they go; the telemetry's GatewayMetrics fits. Every method is optional. */
 export interface GatewayMetricsHooks {
@@ -56,8 +66,14 @@ export interface GatewayEventSink {
   decision(event: DecisionEvent): void;
 }
 
-/** What a provisioner is made from: the fleet's lost() path, for workers that vanish on their own. */
-export type ProvisionerFactory = (onWorkerLost: (name: string, reason: string) => void) => Provisioner;
+/**
+ * What a provisioner is made from: the fleet's lost() path, for workers that vanish on their
+ * own, and the fence it checks right before a command that makes or unmakes a cluster runs.
+ */
+export type ProvisionerFactory = (
+  onWorkerLost: (name: string, reason: string) => void,
+  fence: ProvisionerFence,
+) => Provisioner;
 
 /** One worker's engine load, as a scrape of its /metrics would say (the engine-load policy's input). */
 export type EngineLoadSampler = (worker: Worker, signal: AbortSignal) => Promise<EngineLoadSample | undefined>;
@@ -88,6 +104,11 @@ export interface GatewayAssemblyOptions {
   readonly events?: GatewayEventSink | undefined;
   /** Default: [min_workers, max_workers] from the options, no hold. */
   readonly scale?: ScaleState | undefined;
+  /**
+   * How this gateway shares its fleet with other replicas (src/coordination: etcd); default
+   * in-process: one gateway that leads alone.
+   */
+  readonly coordinator?: Coordinator | undefined;
   /** The autoscaler changed the fleet's target (after the fleet was told). */
   readonly onScale?: ((desired: number, decision: ScaleDecision, snapshot: ScaleSnapshot) => void) | undefined;
 }
@@ -109,12 +130,21 @@ export interface Gateway {
   readonly service: InferenceService;
   readonly upstream: Upstream;
   readonly provisioner: Provisioner;
+  /** This gateway among the replicas that share the fleet (it leads alone without etcd). */
+  readonly replica: Replica;
   /** Only with a balancer that reads engine load (engine-load). */
   readonly engineMetrics: EngineMetricsScraper | undefined;
   readonly scale: ScaleState;
-  /** Starts the autoscaler's ticks and the engine-metrics scrapes (the fleet starts with scaleTo or adopt). */
-  start(): void;
-  /** Stops the ticks and scrapes; the fleet's shutdown and the upstream's close are the caller's (they take time). */
+  /**
+   * Starts the engine-metrics scrapes and joins the replicas; resolves once joined and, when this
+   * replica leads, once it has taken the fleet over (adopted the clusters, set the target) and
+   * started the autoscaler.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops the autoscaler and the scrapes; the replica's leave and close, the fleet's shutdown
+   * and the upstream's close are the caller's (they take time).
+   */
   stop(): void;
 }
 
@@ -128,6 +158,11 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const log = o.log ?? NO_LOG;
   const metrics = o.metrics ?? {};
   const scale: ScaleState = o.scale ?? { min: c.minWorkers, max: c.maxWorkers, lastManualAddAt: undefined };
+  const coordinator = o.coordinator ?? new InProcessCoordinator();
+  const fence: ProvisionerFence = {
+    check: (action) => coordinator.checkFence(action),
+    holds: () => coordinator.holdsFence(),
+  };
   const pool = new WorkerPool(clock);
   const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
@@ -152,20 +187,22 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const fleetRef: { current?: Fleet } = {};
   const provisioner =
     typeof o.provisioner === 'function'
-      ? o.provisioner((name, reason) => fleetRef.current?.lost(name, reason))
+      ? o.provisioner((name, reason) => fleetRef.current?.lost(name, reason), fence)
       : o.provisioner;
   const upstream = o.upstream;
+  // The autoscaler's queue length: this replica's, plus what the other replicas publish.
+  const queue = new GlobalQueue(tracker);
   const admission: Admission = new Admission({
     pool,
     balancer,
     clock,
-    tracker,
+    tracker: queue,
     history,
     random: o.random,
     maxQueueLength: c.maxQueueLength,
     coldStartTimeoutMs: c.coldStartTimeout * 1000,
-    // Scale from zero: a request with no worker anywhere launches one at once.
-    onDemand: () => autoscaler.demand(),
+    // Scale from zero: a request with no worker anywhere launches one at once (a follower asks the leader).
+    onDemand: () => replica.demand(),
   });
   const outlier = new OutlierDetector({
     pool,
@@ -198,6 +235,8 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
     onReady: () => admission.wake(),
     onProbe: (w, ok) => outlier.probed(w, ok),
+    // With several replicas every provisioner call waits until etcd confirms this one still leads.
+    ...(coordinator.replicated ? { fence: (action: string) => coordinator.fence(action) } : {}),
   });
   fleetRef.current = fleet;
   let ready = 0;
@@ -295,6 +334,28 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     },
     onError: (err) => log.error({ err }, 'autoscaler evaluation failed'),
   });
+  const replica: Replica = new Replica({
+    coordinator,
+    pool,
+    fleet: {
+      get target() {
+        return fleet.target;
+      },
+      takeOver: (shared, reinit) => takeOver(fleet, scale, shared, reinit, log),
+      standDown: () => fleet.standDown(),
+    },
+    autoscaler,
+    scale,
+    queue,
+    waiting: () => admission.waiting,
+    wake: () => admission.wake(),
+    clock,
+    prober: o.prober,
+    onProbe: (w, ok) => outlier.probed(w, ok),
+    probeIntervalMs: c.workerProbeInterval * 1000,
+    reinit: c.reinit,
+    log,
+  });
   return {
     config: c,
     clock,
@@ -310,17 +371,40 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     service,
     upstream,
     provisioner,
+    replica,
     engineMetrics,
     scale,
-    start() {
-      autoscaler.start();
+    async start() {
       engineMetrics?.start();
+      await replica.start();
     },
     stop() {
       autoscaler.stop();
       engineMetrics?.stop();
     },
   };
+}
+
+/**
+ * A replica comes to lead: the workers it mirrored become the fleet's, the provisioner's
+ * clusters are adopted (or torn down when unusable), and the target is set: the previous
+ * leader's, or (a fresh fleet) what was adopted, within [min_workers, max_workers].
+ */
+async function takeOver(
+  fleet: Fleet,
+  scale: ScaleState,
+  shared: SharedFleet | undefined,
+  reinit: boolean,
+  log: GatewayLog,
+): Promise<void> {
+  fleet.own();
+  const adopted = await fleet.adopt({ reinit });
+  if (adopted.adopted.length > 0) log.info({ adopted: adopted.adopted }, 'adopted running workers');
+  if (adopted.reinitialized.length > 0) {
+    log.info({ reinitialized: adopted.reinitialized }, 'reinit: relaunching the task on running workers');
+  }
+  const want = shared ? shared.target : fleet.live().length;
+  fleet.scaleTo(Math.min(scale.max, Math.max(scale.min, want)));
 }
 
 /** A decision and the inputs it was made on, as log fields. */

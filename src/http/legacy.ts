@@ -20,13 +20,13 @@ export function registerLegacyRoutes(app: FastifyInstance, plane: ControlPlane):
 
   app.get('/add_new_node', async (req) => {
     authorize(req);
-    const w = plane.addWorker(header(req, 'worker_name'));
+    const w = await plane.addWorker(header(req, 'worker_name'));
     return { message: `New node added: ${w.name} is ${w.state}.`, worker_name: w.name, state: w.state };
   });
 
   app.get('/remove_existing_node', async (req) => {
     authorize(req);
-    const w = plane.removeWorker(header(req, 'worker_name'));
+    const w = await plane.removeWorker(header(req, 'worker_name'));
     return {
       message: `Removing the node: ${w.name} is ${w.state}; it is terminated once its requests finish.`,
       worker_name: w.name,

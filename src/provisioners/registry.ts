@@ -1,6 +1,6 @@
 import { ConfigError } from '../config/config-error.js';
 import type { Clock } from '../core/clock.js';
-import type { Provisioner } from '../core/types.js';
+import type { Provisioner, ProvisionerFence } from '../core/types.js';
 import type { ProvisionerLog } from './common.js';
 import { LocalProvisioner } from './local.js';
 import type { ProvisionerName } from './names.js';
@@ -18,6 +18,8 @@ export interface ProvisionerContext {
   readonly logDir?: string;
   /** The workers' HTTP port when the task names none in resources.ports (option port; -1 = none). */
   readonly workerPort?: number;
+  /** Several gateway replicas: checked right before a command that makes or unmakes a cluster runs. */
+  readonly fence?: ProvisionerFence;
   /** Settings of the skypilot provisioner, from the options of the same names. */
   readonly skypilot?: {
     readonly workerEnv: readonly string[];
@@ -41,6 +43,7 @@ export const PROVISIONERS = {
       logDir: ctx.logDir,
       log: ctx.log,
       clock: ctx.clock,
+      fence: ctx.fence,
       onWorkerLost: ctx.onWorkerLost,
     }),
   local: (ctx) =>

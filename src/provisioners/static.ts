@@ -40,6 +40,12 @@ export class StaticProvisioner implements Provisioner {
     return { url };
   }
 
+  /** A worker another gateway replica launched: its URL is taken. */
+  claim(name: string, endpoint: Endpoint): void {
+    const url = endpoint.url.replace(/\/+$/, '');
+    if (this.#urls.includes(url)) this.#inUse.set(name, url);
+  }
+
   async terminate(name: string): Promise<void> {
     this.#inUse.delete(name);
   }

@@ -1,7 +1,10 @@
 import type { Clock } from '../core/clock.js';
-import { GatewayError } from '../core/errors.js';
+import { isFencedError, type Coordinator, type FleetCommand, type FleetCommandResult } from '../core/coordination.js';
+import { ERRORS, GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
 import type { Fleet } from '../core/fleet.js';
+import { shareWorker, sharedWorkerView } from '../core/fleet-mirror.js';
 import type { WorkerPool } from '../core/pool.js';
+import type { CommandHandler } from '../core/replica.js';
 import type { Worker } from '../core/types.js';
 import type { EventHub, EventListener } from './events.js';
 import type { ControlPlane, GatewayStatus, ScaleBounds } from './status.js';
@@ -25,6 +28,12 @@ export interface ControlledGateway {
   readonly service: { readonly totalRequests: number };
   readonly autoscaler: { evaluateNow(): unknown };
   readonly provisioner: { readonly kind: string };
+  /** This gateway among the replicas that share the fleet: only the leader changes it. */
+  readonly replica: {
+    readonly leading: boolean;
+    readonly coordinator: Pick<Coordinator, 'status' | 'submit' | 'fence'>;
+    handleCommands(handler: CommandHandler): void;
+  };
 }
 
 /**
@@ -59,6 +68,10 @@ export interface ControlPlaneOptions {
  * Node control (gRPC NodeControl, flockctl, the legacy /add_new_node routes) over the
  * assembled gateway. Before attach() and after shutdown() began, the commands that change
  * the fleet answer shutting_down; status and bounds work throughout.
+ *
+ * With several gateway replicas, only the leader changes the fleet: a command that reaches a
+ * follower is passed to the leader (through the coordinator) and answered with the leader's
+ * answer, errors included, so flockctl works against any replica.
  */
 export class GatewayControlPlane implements ControlPlane {
   readonly #o: ControlPlaneOptions;
@@ -75,9 +88,10 @@ export class GatewayControlPlane implements ControlPlane {
     return this.#o.config.nodeControlKey;
   }
 
-  /** The gateway is assembled: commands reach it from now on. */
+  /** The gateway is assembled: commands reach it from now on (on the leader, followers' too). */
   attach(gateway: ControlledGateway): void {
     this.#gateway = gateway;
+    gateway.replica.handleCommands((cmd) => this.#runHere(cmd));
   }
 
   /** Shutdown began: commands that change the fleet answer shutting_down from now on. */
@@ -107,6 +121,7 @@ export class GatewayControlPlane implements ControlPlane {
       provisioner: g?.provisioner.kind ?? c.provisioner,
       failedLaunches: g ? g.fleet.stats.launchGiveUps : 0,
       unterminatedClusters: g ? g.fleet.unterminated() : [],
+      coordination: g?.replica.coordinator.status(),
     };
   }
 
@@ -114,8 +129,78 @@ export class GatewayControlPlane implements ControlPlane {
     return this.#gateway ? this.#gateway.pool.list() : [];
   }
 
-  addWorker(name?: string): Worker {
+  async addWorker(name?: string): Promise<Worker> {
+    return this.#worker(await this.#command({ op: 'add', name }));
+  }
+
+  async removeWorker(name?: string): Promise<Worker> {
+    return this.#worker(await this.#command({ op: 'remove', name }));
+  }
+
+  async drainWorker(name: string): Promise<Worker> {
+    return this.#worker(await this.#command({ op: 'drain', name }));
+  }
+
+  /**
+   * Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. The
+   * autoscaler decides at once with the new bounds rather than at its next tick.
+   */
+  async setScaleBounds(min?: number, max?: number): Promise<ScaleBounds> {
+    const g = this.#gateway;
+    // Before the gateway runs, or on its way out, the bounds are this replica's own to set.
+    if (!g || this.#closing || g.replica.leading) return this.#boundsHere(min, max);
+    const r = await this.#command({ op: 'scale', min, max });
+    return r.bounds ?? { minWorkers: this.#o.scale.min, maxWorkers: this.#o.scale.max };
+  }
+
+  /** Runs a command here when this replica leads, else on the leader; throws its error either way. */
+  async #command(cmd: FleetCommand): Promise<Extract<FleetCommandResult, { ok: true }>> {
     const g = this.#live();
+    const r = g.replica.leading ? this.#runHere(cmd) : g.replica.coordinator.submit(cmd);
+    const result = await r;
+    if (result.ok) return result;
+    throw new GatewayError(isErrorCode(result.code) ? result.code : 'internal', {
+      message: result.message,
+      param: result.param,
+    });
+  }
+
+  #worker(r: Extract<FleetCommandResult, { ok: true }>): Worker {
+    if (!r.worker) throw new GatewayError('internal', { message: 'The leader answered without the worker.' });
+    const here = this.#gateway?.pool.get(r.worker.name);
+    return here && here.state === r.worker.state ? here : sharedWorkerView(r.worker, this.#o.clock.now());
+  }
+
+  /** A command carried out on this replica, which leads: the answer, or the error as the catalogue has it. */
+  async #runHere(cmd: FleetCommand): Promise<FleetCommandResult> {
+    try {
+      const g = this.#live();
+      if (!g.replica.leading) throw new GatewayError('no_leader');
+      // etcd confirms the leadership first: a leader cut off from it must not answer "added" for a launch it may not make.
+      await g.replica.coordinator.fence(`node control: ${cmd.op}`).catch((err: unknown) => {
+        throw isFencedError(err)
+          ? new GatewayError('no_leader', { message: `${ERRORS.no_leader.message} (${err.why})`, cause: err })
+          : err;
+      });
+      switch (cmd.op) {
+        case 'add':
+          return { ok: true, worker: shareWorker(this.#addHere(g, cmd.name)) };
+        case 'remove':
+          return { ok: true, worker: shareWorker(this.#removeHere(g, cmd.name)) };
+        case 'drain':
+          return { ok: true, worker: shareWorker(this.#drainHere(g, cmd.name)) };
+        case 'scale':
+          return { ok: true, bounds: this.#boundsHere(cmd.min, cmd.max) };
+        case 'demand':
+          return { ok: true };
+      }
+    } catch (err) {
+      const e = toGatewayError(err);
+      return { ok: false, code: e.code, message: e.message, param: e.param };
+    }
+  }
+
+  #addHere(g: ControlledGateway, name?: string): Worker {
     const scale = this.#o.scale;
     const chosen = name === undefined ? undefined : workerNameFor(name, this.#o.config.workerNamePrefix);
     if (chosen !== undefined && g.pool.get(chosen))
@@ -139,8 +224,7 @@ export class GatewayControlPlane implements ControlPlane {
     return w;
   }
 
-  removeWorker(name?: string): Worker {
-    const g = this.#live();
+  #removeHere(g: ControlledGateway, name?: string): Worker {
     const w = name === undefined ? leastLoaded(g.fleet.live()) : this.#known(g, name);
     if (!w) throw new GatewayError('unknown_worker', { message: 'There is no worker to remove.' });
     if (w.state === 'draining' || w.state === 'terminating') return w; // already leaving
@@ -151,8 +235,7 @@ export class GatewayControlPlane implements ControlPlane {
     return w;
   }
 
-  drainWorker(name: string): Worker {
-    const g = this.#live();
+  #drainHere(g: ControlledGateway, name: string): Worker {
     const w = this.#known(g, name);
     if (w.state === 'draining' || w.state === 'terminating') return w;
     g.fleet
@@ -162,11 +245,7 @@ export class GatewayControlPlane implements ControlPlane {
     return w;
   }
 
-  /**
-   * Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. The
-   * autoscaler decides at once with the new bounds rather than at its next tick.
-   */
-  setScaleBounds(min?: number, max?: number): ScaleBounds {
+  #boundsHere(min?: number, max?: number): ScaleBounds {
     const scale = this.#o.scale;
     const next = { min: min ?? scale.min, max: max ?? scale.max };
     const whole = (n: number): boolean => Number.isInteger(n) && n >= 0;

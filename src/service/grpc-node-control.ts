@@ -2,6 +2,7 @@ import { Metadata, type ServerUnaryCall, type ServerWritableStream, type sendUna
 import type { Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
 import type {
+  GetStatusResponse,
   NodeControlServiceServer,
   WatchEventsRequest,
   WatchEventsResponse,
@@ -9,7 +10,7 @@ import type {
 import { checkNodeControlKey } from './auth.js';
 import { BoundedWriter } from './bounded-writer.js';
 import { toGrpcError } from './grpc-errors.js';
-import type { ControlPlane } from './status.js';
+import type { ControlPlane, GatewayStatus } from './status.js';
 import { workerToProto } from './workers.js';
 
 export { workerToProto } from './workers.js';
@@ -39,6 +40,25 @@ function unary<Req, Res>(plane: ControlPlane, fn: (req: Req) => Res | Promise<Re
   };
 }
 
+/** GetStatus: the status as it is, with the replicas' part in the proto's shape. */
+function statusToProto(s: GatewayStatus): GetStatusResponse {
+  const c = s.coordination;
+  return {
+    ...s,
+    coordination: c
+      ? {
+          kind: c.kind,
+          replica: c.replica,
+          leader: c.leader ?? '',
+          leaderSinceUnixMs: c.leaderSince ?? 0,
+          replicas: c.replicas.map((r) => ({ id: r.id, startedUnixMs: r.startedAt, leaving: r.leaving })),
+          storeReachable: c.storeReachable,
+          storeUnreachableSinceUnixMs: c.storeUnreachableSince ?? 0,
+        }
+      : undefined,
+  };
+}
+
 /** proto3 `optional string name`: absent and empty both mean "not named". */
 const named = (name: string | undefined): string | undefined => (name === undefined || name === '' ? undefined : name);
 
@@ -51,13 +71,13 @@ export function createNodeControlHandlers(
   const proto = (w: Parameters<typeof workerToProto>[0]) => workerToProto(w, clock, Date.now());
 
   return {
-    getStatus: unary(plane, () => plane.status()),
+    getStatus: unary(plane, () => statusToProto(plane.status())),
     listWorkers: unary(plane, () => ({ workers: plane.workers().map(proto) })),
-    addWorker: unary(plane, (req) => ({ worker: proto(plane.addWorker(named(req.name))) })),
-    removeWorker: unary(plane, (req) => ({ worker: proto(plane.removeWorker(named(req.name))) })),
-    drainWorker: unary(plane, (req) => {
+    addWorker: unary(plane, async (req) => ({ worker: proto(await plane.addWorker(named(req.name))) })),
+    removeWorker: unary(plane, async (req) => ({ worker: proto(await plane.removeWorker(named(req.name))) })),
+    drainWorker: unary(plane, async (req) => {
       if (req.name === '') throw new GatewayError('bad_request', { message: 'name is required', param: 'name' });
-      return { worker: proto(plane.drainWorker(req.name)) };
+      return { worker: proto(await plane.drainWorker(req.name)) };
     }),
     setScaleBounds: unary(plane, (req) => plane.setScaleBounds(req.minWorkers, req.maxWorkers)),
     watchEvents(call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) {

@@ -1,3 +1,4 @@
+import type { CoordinationStatus } from '../core/coordination.js';
 import type { Worker } from '../core/types.js';
 import type { EventListener } from './events.js';
 
@@ -22,6 +23,8 @@ export interface GatewayStatus {
   readonly failedLaunches: number;
   /** Clusters whose teardown failed every attempt: they may still be running (and billing). */
   readonly unterminatedClusters: string[];
+  /** The gateway replicas that share this fleet, which one leads, and whether etcd answers (once running). */
+  readonly coordination?: CoordinationStatus | undefined;
 }
 
 export interface ScaleBounds {
@@ -30,22 +33,23 @@ export interface ScaleBounds {
 }
 
 /**
- * The gateway as node control sees it. The commands throw GatewayErrors (unknown_worker,
- * worker_exists, at_max_workers, bad_request, shutting_down) and return the worker as it is
- * right after the command took effect: add → provisioning, remove and drain → draining.
+ * The gateway as node control sees it. The commands reject with GatewayErrors (unknown_worker,
+ * worker_exists, at_max_workers, bad_request, shutting_down, no_leader) and resolve with the
+ * worker as it is right after the command took effect: add → provisioning, remove and drain →
+ * draining. They are asynchronous because on a follower replica they run on the leader.
  */
 export interface ControlPlane {
   status(): GatewayStatus;
   workers(): Worker[];
   readonly nodeControlKey: string | undefined;
   /** Launches one more worker, `<prefix>-<n>` (or `n`), or the next free name. */
-  addWorker(name?: string): Worker;
+  addWorker(name?: string): Promise<Worker>;
   /** Drains then terminates `name`, or the least-loaded ready worker; the target drops by one. */
-  removeWorker(name?: string): Worker;
+  removeWorker(name?: string): Promise<Worker>;
   /** Drains then terminates `name`; the target stays, so a replacement is launched. */
-  drainWorker(name: string): Worker;
+  drainWorker(name: string): Promise<Worker>;
   /** Changes [min_workers, max_workers] at runtime; an omitted bound keeps its value. */
-  setScaleBounds(min?: number, max?: number): ScaleBounds;
+  setScaleBounds(min?: number, max?: number): Promise<ScaleBounds>;
   /** Worker state changes and autoscaler decisions as they happen; returns unsubscribe. */
   watch(listener: EventListener): () => void;
 }
@@ -65,5 +69,31 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
     unterminated_clusters: s.unterminatedClusters,
     // null while max_workers does not hold the autoscaler back.
     autoscaler_wanted_workers: s.autoscalerWantedWorkers ?? null,
+    ...(s.coordination ? { coordination: coordinationJson(s.coordination) } : {}),
+  };
+}
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/**
+ * The replicas part of `GET /`: who answered, who leads and since when, the replicas, and whether
+ * etcd answers. While it does not, this replica serves with the last fleet it saw and nothing
+ * scales (`scaling: "paused"`).
+ */
+function coordinationJson(c: CoordinationStatus): Record<string, unknown> {
+  return {
+    kind: c.kind,
+    replica: c.replica,
+    leader: c.leader ?? null,
+    leader_since: iso(c.leaderSince),
+    replicas: c.replicas.map((r) => ({
+      id: r.id,
+      leader: r.id === c.leader,
+      started_at: iso(r.startedAt),
+      leaving: r.leaving,
+    })),
+    store_reachable: c.storeReachable,
+    store_unreachable_since: iso(c.storeUnreachableSince),
+    scaling: c.leader !== undefined && c.storeReachable ? 'active' : 'paused',
   };
 }

@@ -1,4 +1,5 @@
 import type { Counter, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
+import type { CoordinationStatus } from '../core/coordination.js';
 import type { FleetStats } from '../core/fleet.js';
 import type { Worker, WorkerState, WorkerStateChange } from '../core/types.js';
 import type { ClientConnectionStats } from '../service/connections.js';
@@ -42,6 +43,8 @@ export interface GatewayState {
   wantedWorkers?(): number | undefined;
   /** Rows the request log wrote and dropped, when it is on. */
   requestLogStats?(): { readonly written: number; readonly dropped: number };
+  /** The replicas that share the fleet, which leads, and whether etcd answers. */
+  coordination?(): CoordinationStatus;
   /** Failed OTLP exports, by signal, of the exporters there are. */
   exportFailures?(): readonly { readonly signal: string; readonly failures: number }[];
   /** The listeners' client connections and what the client limits cut. */
@@ -288,6 +291,27 @@ export class GatewayMetrics {
 
     const clients = state.clientConnections;
     if (clients) observeClientConnections(meter, clients);
+
+    // A gateway without etcd leads alone, and its store (none) always answers.
+    const coordination = (): Pick<CoordinationStatus, 'leading' | 'replicas' | 'storeReachable'> =>
+      state.coordination?.() ?? { leading: true, replicas: [], storeReachable: true };
+    gauge(
+      meter,
+      'flockserve_replica_leader',
+      'Whether this gateway replica leads the fleet (1) or follows (0).',
+      '1',
+      () => (coordination().leading ? 1 : 0),
+    );
+    gauge(meter, 'flockserve_replicas', 'Gateway replicas sharing the fleet, as this one sees them.', '{replica}', () =>
+      Math.max(1, coordination().replicas.length),
+    );
+    gauge(
+      meter,
+      'flockserve_coordination_store_reachable',
+      'Whether etcd answers this replica (1), or not (0: serving with the last fleet seen, no scaling); 1 without etcd.',
+      '1',
+      () => (coordination().storeReachable ? 1 : 0),
+    );
 
     // 0 while the request log is off (option request_log).
     const readLog = (): { written: number; dropped: number } => state.requestLogStats?.() ?? { written: 0, dropped: 0 };

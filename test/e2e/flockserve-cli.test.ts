@@ -56,7 +56,7 @@ describe('flockserve --check and exit codes', () => {
       '  run           exec node dist/cli/flockserve-sim.js --model sim',
       '  provisioner   local: 2 to 2 workers, 30 requests each',
       '  listen        HTTP 0.0.0.0:8080, gRPC 0.0.0.0:8081',
-      '  policies      autoscaler target-tracking, load balancer least-connection',
+      '  policies      autoscaler slo, load balancer least-connection',
       '  node control  off (no --node_control_key)',
       '  metrics       GET /metrics; OTLP to http://localhost:4317 every 120 s',
       '',

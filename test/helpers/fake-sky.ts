@@ -15,12 +15,23 @@ export interface FakeCluster {
   readonly jobs: { readonly id: number; readonly pgid: number }[];
 }
 
+/** One `sky` invocation as the fake's ledger recorded it. */
+export interface LedgerEntry {
+  /** Wall-clock ms when it started. */
+  readonly at: number;
+  /** $FAKE_SKY_CALLER of the process that ran it ('' when unset). */
+  readonly caller: string;
+  readonly argv: readonly string[];
+}
+
 export interface FakeSky {
   readonly stateDir: string;
   /** Environment that makes `sky` the fake, with this state dir, plus fault switches. */
   env(faults?: Record<string, string>): Record<string, string>;
   /** Every `sky` command line run so far, in order. */
   commands(): string[];
+  /** Every `sky` invocation so far, in order, with who ran it and when. */
+  ledger(): LedgerEntry[];
   /** Clusters that exist in the fake, by name. */
   clusters(): FakeCluster[];
   /** Pids of fake `sky` commands that hung (see FAKE_SKY_*_HANG). */
@@ -61,6 +72,11 @@ export function fakeSky(): FakeSky {
       read(join(stateDir, 'commands.log'))
         .split('\n')
         .filter((l) => l !== ''),
+    ledger: () =>
+      read(join(stateDir, 'ledger.jsonl'))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as LedgerEntry),
     clusters,
     hung: () => list('hung').map(Number),
     killJobs: () => {

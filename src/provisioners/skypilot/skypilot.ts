@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../core/clock.js';
-import type { ClusterInfo, Endpoint, Provisioner, TaskSpec } from '../../core/types.js';
+import type { ClusterInfo, Endpoint, Provisioner, ProvisionerFence, TaskSpec } from '../../core/types.js';
 import { systemClock } from '../../runtime/system-clock.js';
 import { abortReason, defaultLogDir, type ProvisionerLog } from '../common.js';
 import { SkyCli, describeFailure, type SkyResult } from './cli.js';
@@ -33,6 +33,12 @@ export interface SkyPilotProvisionerOptions {
   readonly log?: ProvisionerLog;
   /** A worker's cluster is gone, STOPPED or back in INIT (preemption): the fleet replaces it. */
   readonly onWorkerLost?: (name: string, reason: string) => void;
+  /**
+   * Several gateway replicas: checked right before `sky launch`, `sky down` and `sky cancel`
+   * run (nothing in between, so a replica paused past its lease cannot run one when it wakes),
+   * and before each `sky status --refresh` (only the leader refreshes).
+   */
+  readonly fence?: ProvisionerFence | undefined;
   readonly clock?: Clock;
 }
 
@@ -115,6 +121,8 @@ export class SkyPilotProvisioner implements Provisioner {
     try {
       const args = ['launch', '-c', name, task.path, '-y', '-d', ...this.#envArgs];
       if (this.#o.autostopMinutes !== undefined) args.push('-i', String(this.#o.autostopMinutes), '--down');
+      // The last word before the command runs: #runWithProgress spawns it without awaiting first.
+      this.#o.fence?.check(`sky launch ${name}`);
       const r = await this.#runWithProgress(name, args, logPath, signal);
       if (r.aborted) throw abortReason(signal);
       if (r.timedOut) {
@@ -136,6 +144,7 @@ export class SkyPilotProvisioner implements Provisioner {
   /** `sky down -y NAME`, then confirms with `sky status NAME`. Idempotent. */
   async terminate(name: string): Promise<void> {
     this.#watched.delete(name);
+    this.#o.fence?.check(`sky down ${name}`);
     const down = await this.#cli.run(['down', '-y', name], { timeoutMs: this.#commandTimeoutMs });
     if (down.exitCode !== 0) throw new Error(describeFailure(down, this.#commandTimeoutMs));
     const left = (await this.#status([name])).find((c) => c.name === name);
@@ -170,6 +179,7 @@ export class SkyPilotProvisioner implements Provisioner {
 
   /** `sky cancel -a -y NAME`: stops the task's jobs so the task can be launched again (--reinit). */
   async cancelJobs(name: string): Promise<void> {
+    this.#o.fence?.check(`sky cancel ${name}`);
     const r = await this.#cli.run(['cancel', '-a', '-y', name], { timeoutMs: this.#commandTimeoutMs });
     if (r.exitCode !== 0) throw new Error(describeFailure(r, this.#commandTimeoutMs));
   }
@@ -270,6 +280,11 @@ export class SkyPilotProvisioner implements Provisioner {
   }
 
   async #refresh(): Promise<void> {
+    // Only the leader watches for preemption; a replica that stopped leading forgets its clusters.
+    if (this.#o.fence && !this.#o.fence.holds()) {
+      this.#watched.clear();
+      return;
+    }
     const names = [...this.#watched].sort();
     let rows: SkyClusterRow[];
     try {

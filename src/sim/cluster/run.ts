@@ -343,7 +343,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   };
 
   fleet.scaleTo(initialWorkers);
-  gateway.start();
+  await gateway.start();
   sampleEvery();
   sampleBalance();
   o.workload.start({ clock, send });

@@ -15,6 +15,9 @@ const client = (url: string): OpenAI => new OpenAI({ baseURL: `${url}/v1`, apiKe
 describe('autoscaling end to end (local provisioner, simulator workers, real clock)', () => {
   it('scale-to-zero: the first request launches a worker, waits for it and is served; idle returns to zero', async () => {
     t = await startGateway({
+      // target-tracking returns to zero after one idle queue_tracking_window (2 s here); slo keeps
+      // an idle worker about a launch delay in 10 s buckets, which its virtual-clock tests cover.
+      autoscaler: 'target-tracking',
       minWorkers: 0,
       maxWorkers: 1,
       // A worker process needs far longer than 0.05 s to start: only cold_start_timeout lets the
@@ -65,13 +68,13 @@ describe('autoscaling end to end (local provisioner, simulator workers, real clo
   it('setScaleBounds changes [min, max] at run time and the fleet follows at once', async () => {
     t = await startGateway({ minWorkers: 1, maxWorkers: 1, autoscaleInterval: 3600 });
     const { gw } = t;
-    expect(gw.setScaleBounds(2, 3)).toEqual({ minWorkers: 2, maxWorkers: 3 });
+    expect(await gw.setScaleBounds(2, 3)).toEqual({ minWorkers: 2, maxWorkers: 3 });
     expect(gw.status()).toMatchObject({ minWorkers: 2, maxWorkers: 3 });
     // The hour-long interval shows the change does not wait for the next evaluation.
     await waitFor(() => gw.status().readyWorkerCount === 2, '2 ready workers after min 2');
 
     // Lowering max wins over the scale-down delay of the scale-up just made.
-    gw.setScaleBounds(0, 1);
+    await gw.setScaleBounds(0, 1);
     await waitFor(() => gw.status().workerCount === 1, 'one worker after max 1');
 
     for (const [min, max] of [
@@ -80,7 +83,7 @@ describe('autoscaling end to end (local provisioner, simulator workers, real clo
       [0, 0],
       [1.5, 2],
     ] as const) {
-      expect(() => gw.setScaleBounds(min, max)).toThrow(GatewayError);
+      await expect(gw.setScaleBounds(min, max)).rejects.toThrow(GatewayError);
     }
     expect(gw.status()).toMatchObject({ minWorkers: 0, maxWorkers: 1 });
   });

@@ -224,6 +224,6 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     expect(res.exitCode).toBe(0);
     expect(res.stdout).toMatch(/--provision-delay <number> \(default: 300\)/);
     expect(res.stdout).toMatch(/--target_queue_per_worker <number> \(default: 7\)/);
-    expect(res.stdout).toMatch(/--autoscaler <string> \(default: target-tracking\)/);
+    expect(res.stdout).toMatch(/--autoscaler <string> \(default: slo\)/);
   });
 });

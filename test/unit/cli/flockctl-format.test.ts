@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { eventLine, formatAge, table, workersTable } from '../../../src/cli/flockctl-format.js';
-import { WorkerState } from '../../../src/gen/flockserve/v1/node_control.js';
+import { eventLine, formatAge, statusText, table, workersTable } from '../../../src/cli/flockctl-format.js';
+import { GetStatusResponse, WorkerState } from '../../../src/gen/flockserve/v1/node_control.js';
 
 describe('flockctl formatting', () => {
   it.each([
@@ -22,6 +22,48 @@ describe('flockctl formatting', () => {
         ],
       ),
     ).toBe('A    BB    C\nxxx  y\n     zzzz  w');
+  });
+
+  it('status names the replicas, the leader and since when, and says when etcd is unreachable', () => {
+    const now = Date.parse('2025-01-02T03:16:09Z');
+    const base = GetStatusResponse.fromPartial({ workerCount: 2, readyWorkerCount: 2 });
+    const coordination = {
+      kind: 'etcd',
+      replica: 'gw-b',
+      leader: 'gw-a',
+      leaderSinceUnixMs: Date.parse('2025-01-02T03:04:05Z'),
+      replicas: [
+        { id: 'gw-a', startedUnixMs: 0, leaving: false },
+        { id: 'gw-b', startedUnixMs: 0, leaving: false },
+        { id: 'gw-c', startedUnixMs: 0, leaving: true },
+      ],
+      storeReachable: true,
+      storeUnreachableSinceUnixMs: 0,
+    };
+    const lines = (c: typeof coordination): string[] =>
+      statusText({ ...base, coordination: c }, now)
+        .split('\n')
+        .slice(-3);
+    expect(lines(coordination)).toEqual([
+      'replica:            gw-b (leader: gw-a, since 2025-01-02T03:04:05.000Z, 12m04s ago)',
+      'replicas:           gw-a (leader), gw-b, gw-c (leaving)',
+      'etcd:               reachable',
+    ]);
+    expect(
+      lines({
+        ...coordination,
+        leader: '',
+        leaderSinceUnixMs: 0,
+        storeReachable: false,
+        storeUnreachableSinceUnixMs: now - 65_000,
+      }),
+    ).toEqual([
+      'replica:            gw-b (leader: none (election under way, or etcd unreachable))',
+      'replicas:           gw-a, gw-b, gw-c (leaving)',
+      'etcd:               UNREACHABLE since 2025-01-02T03:15:04.000Z, 1m05s ago: serving with the last fleet seen, scaling paused',
+    ]);
+    // One gateway without etcd: no replica lines.
+    expect(statusText({ ...base, coordination: { ...coordination, kind: 'in-process' } }, now)).not.toMatch(/replica/);
   });
 
   it('workersTable shows in-flight/capacity, ages and provisioner detail', () => {

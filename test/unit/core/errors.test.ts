@@ -33,6 +33,7 @@ const table: [ErrorCode, number, status, string, boolean][] = [
   ['upstream_unavailable', 502, status.UNAVAILABLE, 'server_error', false],
   ['queue_timeout', 503, status.UNAVAILABLE, 'server_error', true],
   ['no_workers', 503, status.UNAVAILABLE, 'server_error', true],
+  ['no_leader', 503, status.UNAVAILABLE, 'server_error', true],
   ['shutting_down', 503, status.UNAVAILABLE, 'server_error', false],
   ['deadline_exceeded', 504, status.DEADLINE_EXCEEDED, 'server_error', false],
   ['upstream_timeout', 504, status.DEADLINE_EXCEEDED, 'server_error', false],

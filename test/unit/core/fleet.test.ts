@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
+import { FencedError } from '../../../src/core/coordination.js';
 import { Fleet, type FleetOptions } from '../../../src/core/fleet.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import type { TaskSpec, WorkerState } from '../../../src/core/types.js';
@@ -493,5 +494,73 @@ describe('Fleet: manual control', () => {
     void act(f);
     expect(changes).toEqual([reason]);
     expect(f.logs).toContain(`info fleet: draining w-2 (${reason}; 0 in flight)`);
+  });
+});
+
+describe('Fleet among several gateway replicas: taking over and standing down', () => {
+  /** A follower's pool, as the previous leader's last fleet write left it. */
+  function mirrored(f: ReturnType<typeof setup>): void {
+    const add = (name: string, path: WorkerState[]): void => {
+      const w = f.pool.add(name, 4, 'provisioning');
+      w.url = fakeUrl(name);
+      for (const s of path) f.pool.setState(name, s, 'as the leader reports');
+    };
+    add('w-1', ['starting', 'ready']);
+    add('w-2', ['starting', 'ready', 'draining']);
+    add('w-3', []);
+    for (const name of ['w-1', 'w-2', 'w-3']) f.provisioner.seed(name, name === 'w-3' ? 'INIT' : 'UP');
+  }
+
+  it('own + adopt: serving workers stay as they are, a drain goes on, a launch of the old leader is not redone', async () => {
+    const f = setup();
+    mirrored(f);
+    f.fleet.own();
+    const adopted = await f.fleet.adopt();
+    // w-2 had nothing in flight: its drain is over at once, and its teardown under way.
+    expect(f.states()).toMatchObject({ 'w-1': 'ready', 'w-2': 'terminating' });
+    // w-3 was the previous leader's launch: it left the pool; its INIT cluster is torn down, not relaunched.
+    expect(adopted).toMatchObject({ adopted: [], terminated: ['w-3'] });
+    f.fleet.scaleTo(1);
+    await f.runTo(6000);
+    expect(f.provisioner.count('launch')).toBe(0);
+    expect(f.provisioner.alive).toEqual(['w-1']);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    // w-1 is probed by this fleet now.
+    expect(f.prober.count(fakeUrl('w-1'))).toBeGreaterThan(0);
+  });
+
+  it('standDown: launches are aborted, nothing is torn down, late callbacks change nothing', async () => {
+    const f = setup();
+    f.fleet.scaleTo(2);
+    await f.runTo(4000);
+    expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'ready' });
+    f.fleet.scaleTo(3); // w-3 launching
+    f.pool.acquire(f.pool.get('w-2')!);
+    void f.fleet.drain('w-2'); // w-2 draining, a request in flight
+    const before = f.provisioner.calls.length;
+    f.fleet.standDown();
+    await f.runTo(20_000);
+    expect(f.provisioner.calls.slice(before)).toEqual([]);
+    // The pool stays as the fleet left it (the replica mirrors the new leader's fleet over it).
+    expect(f.states()).toMatchObject({ 'w-1': 'ready', 'w-2': 'draining', 'w-3': 'provisioning' });
+    expect(f.fleet.live()).toEqual([]);
+    expect(f.fleet.target).toBe(0);
+  });
+
+  it('a fenced provisioner call is not made, and a fenced teardown is no leak', async () => {
+    let leading = true;
+    const f = setup({
+      fence: (action) =>
+        leading ? Promise.resolve() : Promise.reject(new FencedError(action, 'another replica leads now')),
+    });
+    f.fleet.scaleTo(1);
+    await f.runTo(4000);
+    leading = false;
+    void f.fleet.drain('w-1');
+    await f.runTo(30_000);
+    expect(f.provisioner.count('terminate')).toBe(0);
+    expect(f.fleet.unterminated()).toEqual([]);
+    expect(f.fleet.stats).toMatchObject({ terminateFailures: 0, teardownGiveUps: 0 });
+    expect(f.logs.some((l) => l.includes('not tearing down w-1: another replica leads now'))).toBe(true);
   });
 });

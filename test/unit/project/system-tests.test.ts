@@ -8,7 +8,7 @@ import systemConfig from '../../../vitest.system.config.js';
 // test/system/ and runs from `npm run test:system`, which `.ci/run` calls after installing them.
 
 const ROOT = join(import.meta.dirname, '../../..');
-const SYSTEM_TOOLS = /\/usr\/bin\/python3|run-examples\.sh|grpc_python_plugin|\bprotoc\b/;
+const SYSTEM_TOOLS = /\/usr\/bin\/python3|run-examples\.sh|grpc_python_plugin|\bprotoc\b|\bstartEtcd\b|\bhaproxy\b/;
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
+import type { CoordinationStatus } from '../../../src/core/coordination.js';
 import type { FleetStats } from '../../../src/core/fleet.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import { GatewayMetrics, MODEL_LABEL_LIMIT } from '../../../src/telemetry/metrics.js';
@@ -35,6 +36,44 @@ function setup(metricsId = 1) {
 const S = 1000;
 
 describe('GatewayMetrics', () => {
+  it('replicas: whether this one leads, how many there are, whether etcd answers', async () => {
+    const { provider, histograms, reader } = meterWithReader();
+    const c: CoordinationStatus = {
+      kind: 'etcd',
+      replica: 'gw-b',
+      leading: false,
+      leader: 'gw-a',
+      leaderSince: 1,
+      replicas: ['gw-a', 'gw-b', 'gw-c'].map((id) => ({ id, startedAt: 0, leaving: false })),
+      storeReachable: true,
+      storeUnreachableSince: undefined,
+    };
+    let status = c;
+    const pool = new WorkerPool(new VirtualClock());
+    new GatewayMetrics(provider.getMeter('test'), histograms, -1, {
+      workers: () => pool.list(),
+      queueLength: () => 0,
+      queueLengthMean: () => 0,
+      gatewayQueueLength: () => 0,
+      totalRequests: () => 0,
+      fleetStats: () => ({}) as FleetStats,
+      targetWorkers: () => 0,
+      coordination: () => status,
+    });
+    const read = async (): Promise<(number | undefined)[]> => {
+      const m = await reader.snapshot();
+      return ['flockserve_replica_leader', 'flockserve_replicas', 'flockserve_coordination_store_reachable'].map(
+        (name) => pointValue(m.get(name)),
+      );
+    };
+    expect(await read()).toEqual([0, 3, 1]);
+    // etcd lost: the leader gave up its lease, nobody leads, the metric says so.
+    status = { ...c, leader: undefined, storeReachable: false, storeUnreachableSince: 5 };
+    expect(await read()).toEqual([0, 3, 0]);
+    status = { ...c, leading: true, leader: 'gw-b' };
+    expect(await read()).toEqual([1, 3, 1]);
+  });
+
   it('observable instruments read the state at collection time, not before', async () => {
     const { pool, state, reader } = setup();
     pool.add('w-0', 4, 'provisioning');

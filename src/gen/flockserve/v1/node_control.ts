@@ -142,6 +142,39 @@ export interface GetStatusResponse {
   autoscaler: string;
   loadBalancer: string;
   provisioner: string;
+  /** The gateway replicas that share this fleet (one, without etcd), and which one leads. */
+  coordination?: Coordination | undefined;
+}
+
+/**
+ * Several gateway replicas steer one fleet through etcd: one leads (it alone launches, tears
+ * down and autoscales), every one serves.
+ */
+export interface Coordination {
+  /** "in-process" (one gateway) or "etcd". */
+  kind: string;
+  /** The replica that answered. */
+  replica: string;
+  /** The replica that leads the fleet; empty while none does (an election, or etcd unreachable). */
+  leader: string;
+  /** When the leader took over, milliseconds since the epoch; 0 while none leads. */
+  leaderSinceUnixMs: number;
+  replicas: Replica[];
+  /**
+   * Whether the answering replica reaches etcd. While it does not, it serves with the last
+   * fleet it saw and nothing scales.
+   */
+  storeReachable: boolean;
+  /** Since when it does not, milliseconds since the epoch; 0 while it does. */
+  storeUnreachableSinceUnixMs: number;
+}
+
+/** One gateway replica, as the others see it. */
+export interface Replica {
+  id: string;
+  startedUnixMs: number;
+  /** Shutting down: it takes no new requests and is not handed the fleet. */
+  leaving: boolean;
 }
 
 export interface ListWorkersRequest {
@@ -645,6 +678,7 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     autoscaler: "",
     loadBalancer: "",
     provisioner: "",
+    coordination: undefined,
   };
 }
 
@@ -688,6 +722,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.provisioner !== "") {
       writer.uint32(106).string(message.provisioner);
+    }
+    if (message.coordination !== undefined) {
+      Coordination.encode(message.coordination, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -809,6 +846,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.provisioner = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.coordination = Coordination.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -880,6 +925,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         ? globalThis.String(object.load_balancer)
         : "",
       provisioner: isSet(object.provisioner) ? globalThis.String(object.provisioner) : "",
+      coordination: isSet(object.coordination) ? Coordination.fromJSON(object.coordination) : undefined,
     };
   },
 
@@ -924,6 +970,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.provisioner !== "") {
       obj.provisioner = message.provisioner;
     }
+    if (message.coordination !== undefined) {
+      obj.coordination = Coordination.toJSON(message.coordination);
+    }
     return obj;
   },
 
@@ -945,6 +994,299 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.autoscaler = object.autoscaler ?? "";
     message.loadBalancer = object.loadBalancer ?? "";
     message.provisioner = object.provisioner ?? "";
+    message.coordination = (object.coordination !== undefined && object.coordination !== null)
+      ? Coordination.fromPartial(object.coordination)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCoordination(): Coordination {
+  return {
+    kind: "",
+    replica: "",
+    leader: "",
+    leaderSinceUnixMs: 0,
+    replicas: [],
+    storeReachable: false,
+    storeUnreachableSinceUnixMs: 0,
+  };
+}
+
+export const Coordination: MessageFns<Coordination> = {
+  encode(message: Coordination, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.replica !== "") {
+      writer.uint32(18).string(message.replica);
+    }
+    if (message.leader !== "") {
+      writer.uint32(26).string(message.leader);
+    }
+    if (message.leaderSinceUnixMs !== 0) {
+      writer.uint32(32).int64(message.leaderSinceUnixMs);
+    }
+    for (const v of message.replicas) {
+      Replica.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.storeReachable !== false) {
+      writer.uint32(48).bool(message.storeReachable);
+    }
+    if (message.storeUnreachableSinceUnixMs !== 0) {
+      writer.uint32(56).int64(message.storeUnreachableSinceUnixMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Coordination {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCoordination();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaderSinceUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.replicas.push(Replica.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.storeReachable = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.storeUnreachableSinceUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Coordination {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      leader: isSet(object.leader) ? globalThis.String(object.leader) : "",
+      leaderSinceUnixMs: isSet(object.leaderSinceUnixMs)
+        ? globalThis.Number(object.leaderSinceUnixMs)
+        : isSet(object.leader_since_unix_ms)
+        ? globalThis.Number(object.leader_since_unix_ms)
+        : 0,
+      replicas: globalThis.Array.isArray(object?.replicas) ? object.replicas.map((e: any) => Replica.fromJSON(e)) : [],
+      storeReachable: isSet(object.storeReachable)
+        ? globalThis.Boolean(object.storeReachable)
+        : isSet(object.store_reachable)
+        ? globalThis.Boolean(object.store_reachable)
+        : false,
+      storeUnreachableSinceUnixMs: isSet(object.storeUnreachableSinceUnixMs)
+        ? globalThis.Number(object.storeUnreachableSinceUnixMs)
+        : isSet(object.store_unreachable_since_unix_ms)
+        ? globalThis.Number(object.store_unreachable_since_unix_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Coordination): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    if (message.leader !== "") {
+      obj.leader = message.leader;
+    }
+    if (message.leaderSinceUnixMs !== 0) {
+      obj.leaderSinceUnixMs = Math.round(message.leaderSinceUnixMs);
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => Replica.toJSON(e));
+    }
+    if (message.storeReachable !== false) {
+      obj.storeReachable = message.storeReachable;
+    }
+    if (message.storeUnreachableSinceUnixMs !== 0) {
+      obj.storeUnreachableSinceUnixMs = Math.round(message.storeUnreachableSinceUnixMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Coordination>, I>>(base?: I): Coordination {
+    return Coordination.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Coordination>, I>>(object: I): Coordination {
+    const message = createBaseCoordination();
+    message.kind = object.kind ?? "";
+    message.replica = object.replica ?? "";
+    message.leader = object.leader ?? "";
+    message.leaderSinceUnixMs = object.leaderSinceUnixMs ?? 0;
+    message.replicas = object.replicas?.map((e) => Replica.fromPartial(e)) || [];
+    message.storeReachable = object.storeReachable ?? false;
+    message.storeUnreachableSinceUnixMs = object.storeUnreachableSinceUnixMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseReplica(): Replica {
+  return { id: "", startedUnixMs: 0, leaving: false };
+}
+
+export const Replica: MessageFns<Replica> = {
+  encode(message: Replica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.startedUnixMs !== 0) {
+      writer.uint32(16).int64(message.startedUnixMs);
+    }
+    if (message.leaving !== false) {
+      writer.uint32(24).bool(message.leaving);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Replica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.startedUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leaving = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Replica {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      startedUnixMs: isSet(object.startedUnixMs)
+        ? globalThis.Number(object.startedUnixMs)
+        : isSet(object.started_unix_ms)
+        ? globalThis.Number(object.started_unix_ms)
+        : 0,
+      leaving: isSet(object.leaving) ? globalThis.Boolean(object.leaving) : false,
+    };
+  },
+
+  toJSON(message: Replica): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.startedUnixMs !== 0) {
+      obj.startedUnixMs = Math.round(message.startedUnixMs);
+    }
+    if (message.leaving !== false) {
+      obj.leaving = message.leaving;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Replica>, I>>(base?: I): Replica {
+    return Replica.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Replica>, I>>(object: I): Replica {
+    const message = createBaseReplica();
+    message.id = object.id ?? "";
+    message.startedUnixMs = object.startedUnixMs ?? 0;
+    message.leaving = object.leaving ?? false;
     return message;
   },
 };

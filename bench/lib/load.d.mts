@@ -1,0 +1,3 @@
+// Types of load.mjs for the TypeScript benchmarks (bench/*.ts).
+export function cpuSeconds(pid: number): number;
+export function median(xs: readonly number[]): number;

@@ -1,0 +1,161 @@
+/**
+ * The keys one FlockServe service keeps under its prefix in etcd, and their JSON values. Every
+ * value read back is checked before use: a key written by another version, or by hand, is
+ * reported and ignored, never trusted.
+ *
+ *   leader            {id, since}            the leader's lease; its create revision is the term
+ *   fleet             SharedFleet            written by the leader only, in a transaction that
+ *                                            compares the leader key's create revision (fenced)
+ *   replicas/<id>     {id, startedAt, leaving}   each replica's lease
+ *   load/<id>         {queueLength, inFlight}    each replica's lease; about once a second
+ *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease
+ *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
+ */
+import type { FleetCommand, FleetCommandResult, ReplicaInfo, SharedFleet, SharedWorker } from '../core/coordination.js';
+import { isWorkerState } from '../core/pool.js';
+
+export const KEYS = {
+  leader: 'leader',
+  fleet: 'fleet',
+  replicas: 'replicas/',
+  load: 'load/',
+  commands: 'commands/',
+  results: 'results/',
+} as const;
+
+export interface LeaderValue {
+  readonly id: string;
+  /** Wall-clock ms since the epoch when it took over. */
+  readonly since: number;
+}
+
+export interface LoadValue {
+  readonly queueLength: number;
+  readonly inFlight: Readonly<Record<string, number>>;
+}
+
+export interface CommandValue {
+  readonly from: string;
+  readonly command: FleetCommand;
+}
+
+type Json = Record<string, unknown>;
+
+function object(text: string): Json | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/** A JSON object whose every value passes `is`, or undefined. */
+function recordOf<T>(v: unknown, is: (x: unknown) => x is T): Record<string, T> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: Record<string, T> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (!is(x)) return undefined;
+    out[k] = x;
+  }
+  return out;
+}
+
+export function parseLeader(text: string): LeaderValue | undefined {
+  const o = object(text);
+  return o && isString(o.id) && typeof o.since === 'number' ? { id: o.id, since: o.since } : undefined;
+}
+
+export function parseReplica(text: string): ReplicaInfo | undefined {
+  const o = object(text);
+  return o && isString(o.id) && typeof o.startedAt === 'number' && typeof o.leaving === 'boolean'
+    ? { id: o.id, startedAt: o.startedAt, leaving: o.leaving }
+    : undefined;
+}
+
+export function parseLoad(text: string): LoadValue | undefined {
+  const o = object(text);
+  const inFlight = o ? recordOf(o.inFlight, isCount) : undefined;
+  return o && isCount(o.queueLength) && inFlight ? { queueLength: o.queueLength, inFlight } : undefined;
+}
+
+function parseWorker(v: unknown): SharedWorker | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Json;
+  const detail = recordOf(o.detail, isString);
+  if (!isString(o.name) || !isWorkerState(o.state) || !detail) return undefined;
+  if (!(o.url === undefined || isString(o.url)) || !isCount(o.capacity) || o.capacity < 1) return undefined;
+  return { name: o.name, state: o.state, url: o.url, capacity: o.capacity, detail };
+}
+
+export function parseFleet(text: string): SharedFleet | undefined {
+  const o = object(text);
+  if (!o || !isString(o.leader) || !isCount(o.term) || !isCount(o.target)) return undefined;
+  if (!isCount(o.minWorkers) || !isCount(o.maxWorkers) || !Array.isArray(o.workers)) return undefined;
+  const workers: SharedWorker[] = [];
+  for (const w of o.workers) {
+    const parsed = parseWorker(w);
+    if (!parsed) return undefined;
+    workers.push(parsed);
+  }
+  return {
+    leader: o.leader,
+    term: o.term,
+    target: o.target,
+    minWorkers: o.minWorkers,
+    maxWorkers: o.maxWorkers,
+    workers,
+  };
+}
+
+function optionalCount(v: unknown): v is number | undefined {
+  return v === undefined || isCount(v);
+}
+
+function parseCommand(v: unknown): FleetCommand | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Json;
+  const name = o.name;
+  switch (o.op) {
+    case 'add':
+    case 'remove':
+      return name === undefined || isString(name) ? { op: o.op, name } : undefined;
+    case 'drain':
+      return isString(name) ? { op: 'drain', name } : undefined;
+    case 'scale':
+      return optionalCount(o.min) && optionalCount(o.max) ? { op: 'scale', min: o.min, max: o.max } : undefined;
+    case 'demand':
+      return { op: 'demand' };
+    default:
+      return undefined;
+  }
+}
+
+export function parseCommandValue(text: string): CommandValue | undefined {
+  const o = object(text);
+  const command = o ? parseCommand(o.command) : undefined;
+  return o && isString(o.from) && command ? { from: o.from, command } : undefined;
+}
+
+export function parseResult(text: string): FleetCommandResult | undefined {
+  const o = object(text);
+  if (!o) return undefined;
+  if (o.ok === false) {
+    return isString(o.code) && isString(o.message) && (o.param === undefined || isString(o.param))
+      ? { ok: false, code: o.code, message: o.message, param: o.param }
+      : undefined;
+  }
+  if (o.ok !== true) return undefined;
+  const worker = o.worker === undefined ? undefined : parseWorker(o.worker);
+  if (o.worker !== undefined && !worker) return undefined;
+  const b = o.bounds as Json | undefined;
+  if (b !== undefined && !(isCount(b.minWorkers) && isCount(b.maxWorkers))) return undefined;
+  return {
+    ok: true,
+    worker,
+    bounds: b === undefined ? undefined : { minWorkers: b.minWorkers as number, maxWorkers: b.maxWorkers as number },
+  };
+}

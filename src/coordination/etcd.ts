@@ -1,0 +1,785 @@
+import { randomUUID } from 'node:crypto';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import {
+  FencedError,
+  type CoordinationListener,
+  type CoordinationStatus,
+  type Coordinator,
+  type FleetCommand,
+  type FleetCommandResult,
+  type FleetSnapshot,
+  type LeaveOutcome,
+  type ReplicaInfo,
+  type ReplicaLoad,
+  type SharedFleet,
+} from '../core/coordination.js';
+import type { StructuredLog } from '../core/types.js';
+import { systemClock } from '../runtime/system-clock.js';
+import {
+  KEYS,
+  parseCommandValue,
+  parseFleet,
+  parseLeader,
+  parseLoad,
+  parseReplica,
+  parseResult,
+  type CommandValue,
+  type LeaderValue,
+} from './etcd-keys.js';
+
+/** The log lines the coordinator writes (pino's Logger fits). */
+export type CoordinationLog = StructuredLog;
+
+export interface EtcdCoordinatorOptions {
+  /** Client URLs of the etcd members, e.g. http://10.0.0.1:2379 (https:// with TLS). */
+  readonly endpoints: readonly string[];
+  /** Every key of this service lives under it; replicas with the same prefix share one fleet. */
+  readonly prefix: string;
+  /** Seconds a replica's lease lives without a keepalive; a dead leader is replaced after about this long. */
+  readonly leaseTtlSeconds: number;
+  /** This replica's id, unique among the replicas. */
+  readonly replica: string;
+  /** TLS to etcd: the CA that signed the members' certificates, and a client certificate and key if they ask for one. */
+  readonly tls?:
+    { readonly ca: Buffer; readonly cert?: Buffer | undefined; readonly key?: Buffer | undefined } | undefined;
+  readonly auth?: { readonly username: string; readonly password: string } | undefined;
+  readonly log?: CoordinationLog | undefined;
+  /** Timers and lease deadlines: a monotonic clock (keeps counting while the process is stopped). */
+  readonly clock?: Clock | undefined;
+  /** Wall-clock ms since the epoch, for what status shows (started, leader since). */
+  readonly wallNow?: (() => number) | undefined;
+  /** Deadline of one etcd call; default a quarter of the lease, within 0.3..2 s. */
+  readonly requestTimeoutMs?: number | undefined;
+  /** How long a follower waits for the leader to answer forwarded node control. Default 15 s. */
+  readonly commandTimeoutMs?: number | undefined;
+}
+
+const NO_LOG: CoordinationLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** After a keepalive etcd did not answer, the next one goes this much later. */
+const KEEPALIVE_RETRY_MS = 100;
+
+/** This replica's hold on etcd: one lease carries its replica key, its load key and, when it leads, the leader key. */
+interface Session {
+  readonly lease: string;
+  /** Clock ms until which the lease surely lives: the send time of the last keepalive etcd answered, plus the TTL. */
+  deadline: number;
+}
+
+/**
+ * Several gateway replicas, one fleet, through etcd (v3 API, the `etcd3` client over gRPC).
+ *
+ * Leadership: each replica holds one lease (TTL `leaseTtlSeconds`, kept alive every third of
+ * it). The leader is whoever created the `leader` key on its lease; the key's create revision is
+ * its term. When the key goes (the leader's lease ran out, or it resigned), every replica that
+ * watches it campaigns at once; one transaction wins.
+ *
+ * Fencing: a leader acts only while (a) etcd confirms, in a transaction that compares the
+ * leader key's create revision with its term, that it still leads — before every provisioner
+ * call and as the condition of every fleet write — and (b) by its own monotonic clock, the last
+ * keepalive etcd answered was sent less than a TTL ago (etcd counts the TTL from when the
+ * keepalive arrived, so this deadline is earlier than etcd's). (b) needs no I/O and is checked
+ * right before `sky launch`/`sky down` runs: a leader that was stopped past its lease finds its
+ * deadline gone when it wakes, before etcd has even told it.
+ *
+ * Losing etcd: calls fail, keepalives fail, and once the deadline passes the leader stops
+ * leading; every replica keeps serving with the fleet it last saw. When etcd answers again the
+ * replica revokes the lease it gave up on (freeing the leader key at once), takes a new one and
+ * campaigns.
+ */
+export class EtcdCoordinator implements Coordinator {
+  readonly kind = 'etcd';
+  readonly replicated = true;
+  readonly replica: string;
+  readonly #o: EtcdCoordinatorOptions;
+  readonly #log: CoordinationLog;
+  readonly #clock: Clock;
+  readonly #wallNow: () => number;
+  readonly #ttlMs: number;
+  readonly #timeoutMs: number;
+  readonly #client: Etcd3;
+  readonly #ns: Namespace;
+  readonly #startedAt: number;
+
+  #listener: CoordinationListener | undefined;
+  #watcher: Watcher | undefined;
+  #session: Session | undefined;
+  /** A lease given up on while etcd was unreachable: revoked once etcd answers, so its leader key goes at once. */
+  #abandoned: string | undefined;
+  #sessionTimer: TimerHandle | undefined;
+  #closed = false;
+  #leaving = false;
+
+  #leading = false;
+  #term = 0;
+  /** The leader key as last seen: its holder and create revision. */
+  #leader: (LeaderValue & { readonly term: number }) | undefined;
+  #campaigning = false;
+
+  readonly #replicas = new Map<string, ReplicaInfo>();
+  readonly #loads = new Map<string, ReplicaLoad>();
+  #fleet: SharedFleet | undefined;
+
+  #reachable = true;
+  #unreachableSince: number | undefined;
+  /** Clock ms of the last call etcd answered. */
+  #lastAnswer = 0;
+
+  /** Load publishing: one write at a time, the newest value wins. */
+  #loadWriting = false;
+  #loadNext: string | undefined;
+  #loadWritten: string | undefined;
+
+  /** Forwarded node control waiting for the leader's answer, by command id. */
+  readonly #pending = new Map<string, (r: FleetCommandResult) => void>();
+  /** Commands this replica ran as leader (a watch that reconnects replays events). */
+  readonly #ran = new Set<string>();
+
+  constructor(opts: EtcdCoordinatorOptions) {
+    if (opts.endpoints.length === 0) throw new Error('etcd coordination needs at least one endpoint');
+    if (!(opts.leaseTtlSeconds >= 1) || !Number.isInteger(opts.leaseTtlSeconds)) {
+      throw new Error(`etcd lease TTL must be a whole number of seconds ≥ 1, got ${opts.leaseTtlSeconds}`);
+    }
+    this.#o = opts;
+    this.replica = opts.replica;
+    this.#log = opts.log ?? NO_LOG;
+    this.#clock = opts.clock ?? systemClock;
+    this.#wallNow = opts.wallNow ?? Date.now;
+    this.#ttlMs = opts.leaseTtlSeconds * 1000;
+    this.#timeoutMs = opts.requestTimeoutMs ?? Math.min(2000, Math.max(300, this.#ttlMs / 4));
+    this.#startedAt = this.#wallNow();
+    const timeoutMs = this.#timeoutMs;
+    this.#client = new Etcd3({
+      hosts: [...opts.endpoints],
+      ...(opts.tls
+        ? {
+            credentials: {
+              rootCertificate: opts.tls.ca,
+              ...(opts.tls.key ? { privateKey: opts.tls.key } : {}),
+              ...(opts.tls.cert ? { certChain: opts.tls.cert } : {}),
+            },
+          }
+        : {}),
+      ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
+      dialTimeout: timeoutMs,
+      // Every unary call has a deadline, so a call to a cluster without quorum fails in time
+      // rather than hanging; streams (watch, keepalive) get theirs where they are opened.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+      faultHandling: {
+        // A member that fails twice in a row is skipped for a second; a failed call is tried
+        // once more on another member. So one member down costs a retry, not an outage.
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(2) }),
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: 1 }),
+        // A watch cut off (its member died) comes back within a second. etcd3 declares this
+        // an IBackoff but calls next() on it as a factory, which ExponentialBackoff is.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as IBackoff<unknown>,
+      },
+    });
+    this.#ns = this.#client.namespace(opts.prefix);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------
+
+  /** Reads the service's keys, watches them, takes a lease and campaigns. Rejects when etcd does not answer. */
+  async start(listener: CoordinationListener): Promise<void> {
+    if (this.#listener) throw new Error('etcd coordinator already started');
+    this.#listener = listener;
+    try {
+      await this.#sync();
+      await this.#openSession();
+    } catch (err) {
+      await this.close();
+      throw new Error(`etcd at ${this.#o.endpoints.join(', ')} did not answer: ${message(err)}`, { cause: err });
+    }
+    this.#log.info(
+      { replica: this.replica, prefix: this.#o.prefix, leader: this.#leader?.id },
+      `etcd: joined as ${this.replica}; ${this.#leading ? 'leading' : `following ${this.#leader?.id ?? '(no leader yet)'}`}`,
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sessionTimer?.cancel();
+    this.#sessionTimer = undefined;
+    for (const resolve of this.#pending.values()) {
+      resolve({ ok: false, code: 'shutting_down', message: 'The gateway is shutting down.' });
+    }
+    this.#pending.clear();
+    if (this.#leading) this.#setLeading(false, 'closing');
+    const session = this.#session;
+    this.#session = undefined;
+    await this.#watcher?.cancel().catch(() => {});
+    // Revoking the lease deletes the leader, replica and load keys at once: the others need not wait out the TTL.
+    if (session) await this.#ns.leaseClient.leaseRevoke({ ID: session.lease }).catch(() => {});
+    this.#client.close();
+  }
+
+  status(): CoordinationStatus {
+    return {
+      kind: this.kind,
+      replica: this.replica,
+      leading: this.#leading,
+      leader: this.#leader?.id,
+      leaderSince: this.#leader?.since,
+      replicas: [...this.#replicas.values()].sort((a, b) => a.id.localeCompare(b.id)),
+      storeReachable: this.#reachable,
+      storeUnreachableSince: this.#unreachableSince,
+    };
+  }
+
+  // ---- fencing -------------------------------------------------------------------------
+
+  holdsFence(): boolean {
+    return this.#leading && this.#session !== undefined && this.#clock.now() < this.#session.deadline;
+  }
+
+  checkFence(action: string): void {
+    if (this.#closed) throw new FencedError(action, 'the coordinator is closed');
+    if (!this.#leading) throw new FencedError(action, 'this replica does not lead');
+    if (!this.#session || this.#clock.now() >= this.#session.deadline) {
+      // Maybe etcd still keeps the lease (and with it the leader key): give it up, so another
+      // replica can lead at once, and rejoin with a new one.
+      this.#dropSession('no keepalive confirmed within the lease TTL', true);
+      throw new FencedError(action, 'the lease may have run out (no keepalive confirmed within the TTL)');
+    }
+  }
+
+  async fence(action: string): Promise<void> {
+    this.checkFence(action);
+    const term = this.#term;
+    let succeeded: boolean;
+    try {
+      // The read makes it linearizable: etcd serves a transaction of compares alone from the
+      // member it reaches, quorum or not (it counts as serializable), which fences nothing.
+      const res = await this.#ns.if(KEYS.leader, 'Create', '==', term).then(this.#ns.get(KEYS.leader)).commit();
+      succeeded = res.succeeded;
+      this.#reached();
+    } catch (err) {
+      this.#unreached(err);
+      throw new FencedError(action, `etcd did not confirm the leadership: ${message(err)}`);
+    }
+    if (!succeeded) {
+      this.#lostTerm(term, 'the leader key changed');
+      throw new FencedError(action, 'another replica leads now');
+    }
+    // etcd said yes; the lease may still have run out while the answer travelled.
+    this.checkFence(action);
+  }
+
+  async publishFleet(fleet: FleetSnapshot): Promise<void> {
+    this.checkFence('fleet write');
+    const term = this.#term;
+    const record: SharedFleet = { ...fleet, leader: this.replica, term };
+    let succeeded: boolean;
+    try {
+      const res = await this.#ns
+        .if(KEYS.leader, 'Create', '==', term)
+        .then(this.#ns.put(KEYS.fleet).value(JSON.stringify(record)))
+        .commit();
+      succeeded = res.succeeded;
+      this.#reached();
+    } catch (err) {
+      // Not refused, unanswered (etcd electing a new raft leader, or gone): the caller tries again.
+      this.#unreached(err);
+      throw new Error(`etcd did not take the fleet write: ${message(err)}`, { cause: err });
+    }
+    if (!succeeded) {
+      this.#lostTerm(term, 'the leader key changed');
+      throw new FencedError('fleet write', 'another replica leads now');
+    }
+  }
+
+  async retireFleet(): Promise<void> {
+    this.checkFence('fleet retirement');
+    const res = await this.#ns
+      .if(KEYS.leader, 'Create', '==', this.#term)
+      .then(this.#ns.delete().key(KEYS.fleet))
+      .commit();
+    if (!res.succeeded) throw new FencedError('fleet retirement', 'another replica leads now');
+    this.#fleet = undefined;
+  }
+
+  lastFleet(): SharedFleet | undefined {
+    return this.#fleet;
+  }
+
+  // ---- load ----------------------------------------------------------------------------
+
+  publishLoad(load: Omit<ReplicaLoad, 'replica'>): void {
+    const value = JSON.stringify({ queueLength: load.queueLength, inFlight: load.inFlight });
+    if (value === this.#loadWritten && !this.#loadWriting) return;
+    this.#loadNext = value;
+    if (!this.#loadWriting) void this.#writeLoad();
+  }
+
+  async #writeLoad(): Promise<void> {
+    this.#loadWriting = true;
+    try {
+      while (this.#loadNext !== undefined && this.#session && !this.#closed) {
+        const value = this.#loadNext;
+        this.#loadNext = undefined;
+        if (value === this.#loadWritten) continue;
+        try {
+          await this.#ns
+            .put(KEYS.load + this.replica)
+            .value(value)
+            .lease(this.#session.lease);
+          this.#loadWritten = value;
+          this.#reached();
+        } catch (err) {
+          this.#unreached(err);
+          return;
+        }
+      }
+    } finally {
+      this.#loadWriting = false;
+    }
+  }
+
+  // ---- node control --------------------------------------------------------------------
+
+  async submit(cmd: FleetCommand): Promise<FleetCommandResult> {
+    const listener = this.#listener;
+    if (this.#leading && listener) return listener.command(cmd);
+    const session = this.#session;
+    if (!session || !this.#leader) {
+      return {
+        ok: false,
+        code: 'no_leader',
+        message: this.#reachable
+          ? 'No replica leads the fleet right now (an election is under way); retry in a few seconds.'
+          : 'This replica cannot reach etcd, so it cannot pass the command to the leader; retry later or ask another replica.',
+      };
+    }
+    const id = randomUUID();
+    const timeoutMs = this.#o.commandTimeoutMs ?? 15_000;
+    let timer: TimerHandle | undefined;
+    const answer = new Promise<FleetCommandResult>((resolve) => {
+      this.#pending.set(id, resolve);
+      timer = this.#clock.setTimer(timeoutMs, () => {
+        if (!this.#pending.delete(id)) return;
+        resolve({
+          ok: false,
+          code: 'no_leader',
+          message: `The leader did not answer within ${timeoutMs / 1000} s; retry.`,
+        });
+      });
+    }).finally(() => timer?.cancel());
+    try {
+      const value: CommandValue = { from: this.replica, command: cmd };
+      await this.#ns
+        .put(KEYS.commands + id)
+        .value(JSON.stringify(value))
+        .lease(session.lease);
+    } catch (err) {
+      this.#unreached(err);
+      this.#pending.delete(id);
+      return { ok: false, code: 'no_leader', message: `etcd did not take the command: ${message(err)}` };
+    }
+    const result = await answer;
+    void this.#ns
+      .delete()
+      .key(KEYS.results + id)
+      .catch(() => {});
+    return result;
+  }
+
+  /** As leader: runs a follower's command once and writes the answer, fenced. */
+  async #run(id: string, value: CommandValue): Promise<void> {
+    const listener = this.#listener;
+    if (!listener || !this.#leading || this.#ran.has(id)) return;
+    this.#ran.add(id);
+    let result: FleetCommandResult;
+    try {
+      result = await listener.command(value.command);
+    } catch (err) {
+      result = { ok: false, code: 'internal', message: message(err) };
+    }
+    const term = this.#term;
+    const session = this.#session;
+    if (!session || !this.#leading) return;
+    try {
+      await this.#ns
+        .if(KEYS.leader, 'Create', '==', term)
+        .then(
+          this.#ns
+            .put(KEYS.results + id)
+            .value(JSON.stringify(result))
+            .lease(session.lease),
+          this.#ns.delete().key(KEYS.commands + id),
+        )
+        .commit();
+    } catch (err) {
+      this.#unreached(err);
+    }
+    this.#log.info(
+      { from: value.from, command: value.command, ok: result.ok },
+      'etcd: ran node control for a follower',
+    );
+  }
+
+  // ---- leaving -------------------------------------------------------------------------
+
+  async leave(): Promise<LeaveOutcome> {
+    this.#leaving = true;
+    try {
+      if (this.#session) await this.#putReplica(this.#session);
+      for (let round = 0; round < 20 && !this.#closed; round++) {
+        if (this.#leading) {
+          const outcome = await this.#handOver();
+          if (outcome) return outcome;
+          continue;
+        }
+        const kv = await this.#ns.get(KEYS.leader).exec();
+        this.#reached();
+        const holder = kv.kvs[0] ? parseLeader(kv.kvs[0].value.toString()) : undefined;
+        if (holder && holder.id !== this.replica) return 'handed-over';
+        // Nobody leads (the leader just resigned, or died): take it, so that someone decides.
+        await this.#campaign();
+        if (!this.#leading) await this.#sleep(Math.min(500, this.#ttlMs / 4));
+      }
+      return 'unreachable';
+    } catch (err) {
+      this.#unreached(err);
+      this.#log.warn({ err: message(err) }, 'etcd: could not agree on who keeps the fleet while leaving');
+      return 'unreachable';
+    }
+  }
+
+  /** A leaving leader: resign to a replica that stays, or report that none does. Undefined: decide again. */
+  async #handOver(): Promise<LeaveOutcome | undefined> {
+    const term = this.#term;
+    const res = await this.#ns.getAll().prefix(KEYS.replicas).exec();
+    this.#reached();
+    const staying = res.kvs
+      .map((kv) => ({ kv, info: parseReplica(kv.value.toString()) }))
+      .find(({ info }) => info && info.id !== this.replica && !info.leaving);
+    if (!staying) return 'last';
+    // Resign only if that replica has not started leaving meanwhile (its key is unchanged).
+    const txn = await this.#ns
+      .if(KEYS.leader, 'Create', '==', term)
+      .and(staying.kv.key.toString(), 'Mod', '==', staying.kv.mod_revision)
+      .then(this.#ns.delete().key(KEYS.leader))
+      .commit();
+    if (txn.succeeded) {
+      this.#setLeading(false, `handed over (${staying.info!.id} stays)`);
+      return 'handed-over';
+    }
+    await this.#confirmTerm(term);
+    return undefined;
+  }
+
+  // ---- session: lease, replica key, keepalive ------------------------------------------
+
+  async #openSession(): Promise<void> {
+    if (this.#abandoned) {
+      const old = this.#abandoned;
+      await this.#ns.leaseClient.leaseRevoke({ ID: old }).catch(() => {});
+      this.#abandoned = undefined;
+    }
+    const sentAt = this.#clock.now();
+    const grant = await this.#ns.leaseClient.leaseGrant({ TTL: this.#o.leaseTtlSeconds });
+    const session: Session = { lease: grant.ID, deadline: sentAt + Number(grant.TTL) * 1000 };
+    try {
+      await this.#putReplica(session);
+    } catch (err) {
+      this.#abandoned = session.lease;
+      throw err;
+    }
+    this.#session = session;
+    this.#loadWritten = undefined;
+    this.#reached();
+    this.#scheduleKeepAlive();
+    await this.#campaign();
+  }
+
+  #putReplica(session: Session): Promise<unknown> {
+    const info: ReplicaInfo = { id: this.replica, startedAt: this.#startedAt, leaving: this.#leaving };
+    return this.#ns
+      .put(KEYS.replicas + this.replica)
+      .value(JSON.stringify(info))
+      .lease(session.lease)
+      .exec();
+  }
+
+  #scheduleKeepAlive(delayMs = this.#ttlMs / 3): void {
+    if (this.#closed) return;
+    this.#sessionTimer?.cancel();
+    this.#sessionTimer = this.#clock.setTimer(delayMs, () => {
+      this.#sessionTimer = undefined;
+      void this.#keepAlive();
+    });
+  }
+
+  async #keepAlive(): Promise<void> {
+    const session = this.#session;
+    if (this.#closed) return;
+    if (!session) {
+      // The lease was lost: try for a new one.
+      try {
+        await this.#openSession();
+        this.#log.info({ replica: this.replica }, 'etcd: reachable again; rejoined with a new lease');
+      } catch (err) {
+        this.#unreached(err);
+        this.#scheduleKeepAlive();
+      }
+      return;
+    }
+    const sentAt = this.#clock.now();
+    try {
+      const ttl = await this.#keepAliveOnce(session.lease);
+      this.#reached();
+      if (ttl <= 0) {
+        this.#dropSession('etcd says the lease expired');
+      } else if (this.#session === session) {
+        session.deadline = Math.max(session.deadline, sentAt + ttl * 1000);
+      }
+    } catch (err) {
+      this.#unreached(err);
+      if (this.#session === session && this.#clock.now() >= session.deadline) {
+        this.#dropSession('no keepalive confirmed within the lease TTL (etcd unreachable)', true);
+      } else if (this.#session === session) {
+        // Soon again, most likely on another member: the lease has a TTL to spend, not a third of one.
+        this.#scheduleKeepAlive(KEEPALIVE_RETRY_MS);
+        return;
+      }
+    }
+    // A dropped session has its rejoin scheduled already.
+    if (this.#session === session) this.#scheduleKeepAlive();
+  }
+
+  /** One keepalive round trip; resolves with the TTL etcd granted (0: the lease is gone). */
+  async #keepAliveOnce(lease: string): Promise<number> {
+    const stream = await this.#ns.leaseClient.leaseKeepAlive({ deadline: Date.now() + this.#timeoutMs });
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)));
+        stream.on('error', reject);
+        stream.on('end', () => reject(new Error('keepalive stream ended')));
+        stream.write({ ID: lease });
+      });
+    } finally {
+      stream.end();
+    }
+  }
+
+  /**
+   * Gives up the lease. `abandon`: etcd may still keep it, so it is revoked before the next one
+   * is taken (which frees the leader key at once if it was ours). The keepalive loop rejoins.
+   */
+  #dropSession(why: string, abandon = false): void {
+    const session = this.#session;
+    if (!session) return;
+    this.#session = undefined;
+    if (abandon) this.#abandoned = session.lease;
+    this.#log.warn({ replica: this.replica, why }, `etcd: gave up the lease: ${why}`);
+    if (this.#leading) this.#setLeading(false, why);
+    this.#scheduleKeepAlive(0);
+  }
+
+  // ---- election ------------------------------------------------------------------------
+
+  async #campaign(): Promise<void> {
+    const session = this.#session;
+    if (!session || this.#leading || this.#campaigning || this.#closed) return;
+    this.#campaigning = true;
+    try {
+      const since = this.#wallNow();
+      const value: LeaderValue = { id: this.replica, since };
+      const res = await this.#ns
+        .if(KEYS.leader, 'Create', '==', 0)
+        .then(this.#ns.put(KEYS.leader).value(JSON.stringify(value)).lease(session.lease))
+        .else(this.#ns.get(KEYS.leader))
+        .commit();
+      this.#reached();
+      if (res.succeeded && this.#session === session && !this.#closed) {
+        this.#term = Number(res.header.revision);
+        this.#leader = { ...value, term: this.#term };
+        this.#setLeading(true, 'won the election');
+      } else if (!res.succeeded) {
+        const kv = res.responses[0]?.response_range?.kvs[0];
+        if (kv) this.#seeLeader(kv);
+      }
+    } catch (err) {
+      this.#unreached(err);
+    } finally {
+      this.#campaigning = false;
+    }
+  }
+
+  /** After a failed fenced transaction: is the term still ours (the compare that failed was another one)? */
+  async #confirmTerm(term: number): Promise<void> {
+    const res = await this.#ns.get(KEYS.leader).exec();
+    const kv = res.kvs[0];
+    if (!kv || Number(kv.create_revision) !== term) this.#lostTerm(term, 'the leader key changed');
+  }
+
+  #lostTerm(term: number, why: string): void {
+    if (this.#leading && this.#term === term) this.#setLeading(false, why);
+  }
+
+  #setLeading(leading: boolean, why: string): void {
+    if (this.#leading === leading) return;
+    this.#leading = leading;
+    if (leading) {
+      this.#ran.clear();
+      this.#log.info(
+        { replica: this.replica, term: this.#term, why },
+        `etcd: ${this.replica} leads (term ${this.#term})`,
+      );
+    } else {
+      this.#log.warn({ replica: this.replica, term: this.#term, why }, `etcd: ${this.replica} no longer leads: ${why}`);
+    }
+    this.#tell((l) => l.leadership(leading, this.#term));
+    if (leading) void this.#runWaitingCommands();
+  }
+
+  async #runWaitingCommands(): Promise<void> {
+    try {
+      const res = await this.#ns.getAll().prefix(KEYS.commands).exec();
+      for (const kv of res.kvs) this.#onCommand(kv.key.toString(), kv);
+    } catch (err) {
+      this.#unreached(err);
+    }
+  }
+
+  // ---- watching ------------------------------------------------------------------------
+
+  /** Reads every key of the service, then watches from the next revision on, so nothing falls between. */
+  async #sync(): Promise<void> {
+    const res = await this.#ns.getAll().prefix('').exec();
+    for (const kv of res.kvs) this.#onPut(kv.key.toString(), kv);
+    const next = (BigInt(res.header.revision) + 1n).toString();
+    const watcher = await this.#ns.watch().prefix('').startRevision(next).create();
+    // The namespace takes the prefix off every key it returns, read or watched.
+    watcher.on('put', (kv) => this.#onPut(kv.key.toString(), kv));
+    watcher.on('delete', (kv) => this.#onDelete(kv.key.toString()));
+    watcher.on('disconnected', (err) => this.#unreached(err));
+    watcher.on('error', (err) => this.#unreached(err));
+    this.#watcher = watcher;
+  }
+
+  #onPut(key: string, kv: IKeyValue): void {
+    const text = kv.value.toString();
+    if (key === KEYS.leader) {
+      this.#seeLeader(kv);
+    } else if (key === KEYS.fleet) {
+      const fleet = parseFleet(text);
+      if (!fleet) return this.#ignored(key);
+      this.#fleet = fleet;
+      this.#tell((l) => l.fleet(fleet));
+    } else if (key.startsWith(KEYS.replicas)) {
+      const info = parseReplica(text);
+      if (!info) return this.#ignored(key);
+      this.#replicas.set(key.slice(KEYS.replicas.length), info);
+    } else if (key.startsWith(KEYS.load)) {
+      const id = key.slice(KEYS.load.length);
+      if (id === this.replica) return;
+      const load = parseLoad(text);
+      if (!load) return this.#ignored(key);
+      this.#loads.set(id, { replica: id, ...load });
+      this.#tellLoads();
+    } else if (key.startsWith(KEYS.commands)) {
+      this.#onCommand(key, kv);
+    } else if (key.startsWith(KEYS.results)) {
+      const id = key.slice(KEYS.results.length);
+      const resolve = this.#pending.get(id);
+      if (!resolve) return;
+      const result = parseResult(text);
+      this.#pending.delete(id);
+      resolve(result ?? { ok: false, code: 'internal', message: 'The leader answered with something unreadable.' });
+    }
+  }
+
+  #onDelete(key: string): void {
+    if (key === KEYS.leader) {
+      this.#leader = undefined;
+      if (this.#leading) this.#setLeading(false, 'the leader key was deleted');
+      // A leaving replica campaigns only from leave(), when it finds nobody leading.
+      if (!this.#leaving) void this.#campaign();
+    } else if (key.startsWith(KEYS.replicas)) {
+      this.#replicas.delete(key.slice(KEYS.replicas.length));
+    } else if (key.startsWith(KEYS.load)) {
+      if (this.#loads.delete(key.slice(KEYS.load.length))) this.#tellLoads();
+    }
+  }
+
+  #seeLeader(kv: IKeyValue): void {
+    const value = parseLeader(kv.value.toString());
+    if (!value) return this.#ignored(KEYS.leader);
+    const term = Number(kv.create_revision);
+    this.#leader = { ...value, term };
+    // Our own key, seen before our campaign's answer: the answer sets the term.
+    if (this.#leading && term !== this.#term) this.#setLeading(false, `${value.id} leads now`);
+  }
+
+  #onCommand(key: string, kv: IKeyValue): void {
+    if (!this.#leading) return;
+    const id = key.slice(KEYS.commands.length);
+    const value = parseCommandValue(kv.value.toString());
+    if (!value) return this.#ignored(key);
+    void this.#run(id, value);
+  }
+
+  #tellLoads(): void {
+    const loads = [...this.#loads.values()];
+    this.#tell((l) => l.loads(loads));
+  }
+
+  #ignored(key: string): void {
+    this.#log.warn(
+      { key: this.#o.prefix + key },
+      `etcd: ignoring ${this.#o.prefix}${key}: not a value this version reads`,
+    );
+  }
+
+  // ---- store health --------------------------------------------------------------------
+
+  #reached(): void {
+    this.#lastAnswer = this.#clock.now();
+    if (this.#reachable) return;
+    this.#reachable = true;
+    this.#log.info({ since: this.#unreachableSince }, 'etcd: reachable again');
+    this.#unreachableSince = undefined;
+    this.#tell((l) => l.store(true));
+  }
+
+  /**
+   * A call failed. etcd counts as unreachable once nothing has answered for a third of the lease
+   * (at most a second): a member that dies costs a failed call or two, retried on another
+   * member, and should not read as etcd being gone.
+   */
+  #unreached(err: unknown): void {
+    if (!this.#reachable || this.#closed) return;
+    if (this.#clock.now() - this.#lastAnswer < Math.min(1000, this.#ttlMs / 3)) return;
+    this.#reachable = false;
+    this.#unreachableSince = this.#wallNow();
+    this.#log.warn(
+      { err: message(err) },
+      'etcd: unreachable; serving with the last fleet seen, no scaling until it answers again',
+    );
+    this.#tell((l) => l.store(false));
+  }
+
+  #tell(fn: (l: CoordinationListener) => void): void {
+    const l = this.#listener;
+    if (!l || this.#closed) return;
+    try {
+      fn(l);
+    } catch (err) {
+      this.#log.error({ err }, 'etcd: a coordination listener threw');
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#clock.setTimer(ms, resolve));
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,417 @@
+import type { Clock, TimerHandle } from './clock.js';
+import {
+  isFencedError,
+  type CoordinationListener,
+  type Coordinator,
+  type FleetCommand,
+  type FleetCommandResult,
+  type FleetSnapshot,
+  type LeaveOutcome,
+  type ReplicaLoad,
+  type SharedFleet,
+} from './coordination.js';
+import { mirrorWorkers, shareWorkers } from './fleet-mirror.js';
+import type { WorkerPool } from './pool.js';
+import type { Prober, StructuredLog, Worker } from './types.js';
+
+/** What a replica does with the fleet when it comes to lead it, and when it stops. */
+export interface ReplicaFleet {
+  /**
+   * Takes the fleet over: the workers in the pool (the previous leader's, as this replica
+   * mirrored them) and the provisioner's clusters become this replica's to probe, replace and
+   * scale, without launching or tearing down anything that serves. `shared` is the fleet the
+   * previous leader last wrote (its target and bounds carry over); `reinit` relaunches the task
+   * on running workers (--reinit, on a fresh start only).
+   */
+  takeOver(shared: SharedFleet | undefined, reinit: boolean): Promise<void>;
+  /** Stops every fleet action (probes, launches, drains, retries) and owns nothing; the pool stays as it is. */
+  standDown(): void;
+  /** Workers the fleet is asked to run. */
+  readonly target: number;
+}
+
+/** The queue length the autoscaler reads: this replica's (set by admission) plus the others' (published). */
+export class GlobalQueue {
+  readonly #tracker: { set(value: number): void };
+  #local = 0;
+  #remote = 0;
+
+  constructor(tracker: { set(value: number): void }) {
+    this.#tracker = tracker;
+  }
+
+  /** This replica's in flight + waiting. */
+  get local(): number {
+    return this.#local;
+  }
+
+  set(local: number): void {
+    this.#local = local;
+    this.#tracker.set(local + this.#remote);
+  }
+
+  setRemote(remote: number): void {
+    if (remote === this.#remote) return;
+    this.#remote = remote;
+    this.#tracker.set(this.#local + remote);
+  }
+}
+
+export type ReplicaLog = Pick<StructuredLog, 'info' | 'warn' | 'error'>;
+
+export interface ReplicaOptions {
+  readonly coordinator: Coordinator;
+  readonly pool: WorkerPool;
+  readonly fleet: ReplicaFleet;
+  /** Runs only while this replica leads. */
+  readonly autoscaler: { start(): void; stop(): void; demand(): unknown };
+  /** The autoscaler's bounds: the leader publishes them, followers take them from the shared fleet. */
+  readonly scale: { min: number; max: number };
+  readonly queue: GlobalQueue;
+  /** Requests waiting at this replica for a slot. */
+  readonly waiting: () => number;
+  /** Hands free slots to waiting requests (admission's wake): the others' load fell, or workers joined. */
+  readonly wake: () => void;
+  readonly clock: Clock;
+  /** A follower probes the workers its outlier detection ejected, to readmit them (readiness is the leader's). */
+  readonly prober?: Prober | undefined;
+  readonly onProbe?: ((w: Worker, ok: boolean) => void) | undefined;
+  readonly probeIntervalMs?: number | undefined;
+  /** How often this replica publishes its load. Default 1000 ms. */
+  readonly loadIntervalMs?: number | undefined;
+  /** --reinit: relaunch the task on running workers, when this replica starts a fresh fleet. */
+  readonly reinit?: boolean | undefined;
+  readonly log?: ReplicaLog | undefined;
+  /** Leadership and store changes, for metrics and events. */
+  readonly onLeadership?: ((leading: boolean) => void) | undefined;
+  readonly onStore?: ((reachable: boolean) => void) | undefined;
+}
+
+/** Node control run on the leader for a follower (the control plane sets it). */
+export type CommandHandler = (cmd: FleetCommand) => Promise<FleetCommandResult>;
+
+const NO_LOG: ReplicaLog = { info() {}, warn() {}, error() {} };
+
+/** After a fleet write etcd did not answer, the leader writes again this much later. */
+const REPUBLISH_DELAY_MS = 250;
+
+/**
+ * One gateway replica's part in a fleet shared with others (src/core/coordination.ts).
+ *
+ * Leading: the fleet is this replica's (its probes decide readiness, it launches, drains and
+ * tears down, the autoscaler runs on the load of every replica), and every change of the pool
+ * is published at once, fenced. Following: the pool mirrors the fleet the leader last wrote,
+ * and this replica serves over it. Followers trust the leader's readiness rather than probe every
+ * worker themselves: one probe stream per worker whatever the number of replicas, and one view
+ * of which workers serve, the same on every replica (a prefix-hash ring agrees only if the
+ * ready sets do), at the cost of the write's delay (milliseconds). A follower still sees its
+ * own requests fail: its outlier detection ejects a failing worker for itself at once, and it
+ * probes the workers it ejected to readmit them.
+ *
+ * Every replica publishes its load (queue length, in flight per worker) about once a second.
+ * The others' share counts in the autoscaler's queue length (the leader scales on the sum) and
+ * in each worker's load (least-connection on every replica weighs the whole fleet's requests,
+ * and worker_capacity bounds all replicas together, give or take a second's drift).
+ */
+export class Replica implements CoordinationListener {
+  readonly #o: ReplicaOptions;
+  readonly #c: Coordinator;
+  readonly #log: ReplicaLog;
+  #leading = false;
+  #term = 0;
+  #takeovers = 0;
+  #takeover: Promise<void> | undefined;
+  #handler: CommandHandler | undefined;
+  #loadTimer: TimerHandle | undefined;
+  #probeTimer: TimerHandle | undefined;
+  #publishTimer: TimerHandle | undefined;
+  /** The fleet write under way, if any. */
+  #publishing: Promise<void> | undefined;
+  #dirty = false;
+  #published: string | undefined;
+  #demanding = false;
+  #closed = false;
+  /** The fleet was shut down by this replica, the last one out: nothing is published any more. */
+  #retired = false;
+  readonly #unlisten: () => void;
+
+  constructor(opts: ReplicaOptions) {
+    this.#o = opts;
+    this.#c = opts.coordinator;
+    this.#log = opts.log ?? NO_LOG;
+    this.#unlisten = opts.pool.onChange(() => this.#schedulePublish());
+  }
+
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  get coordinator(): Coordinator {
+    return this.#c;
+  }
+
+  /** Where followers' node control runs on the leader. */
+  handleCommands(handler: CommandHandler): void {
+    this.#handler = handler;
+  }
+
+  /** Joins the replicas; resolves once joined, and, if this replica leads, once it has taken the fleet over. */
+  async start(): Promise<void> {
+    await this.#c.start(this);
+    if (this.#c.replicated) {
+      this.#scheduleLoad();
+      this.#scheduleProbes();
+    }
+    await this.#takeover;
+  }
+
+  /** Stops the timers and leaves the coordinator (the fleet's shutdown is the caller's, before this). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#unlisten();
+    for (const t of [this.#loadTimer, this.#probeTimer, this.#publishTimer]) t?.cancel();
+    await this.#c.close();
+  }
+
+  /**
+   * A graceful exit, before the fleet's shutdown: hands the fleet to a replica that stays
+   * (outcome 'handed-over': this replica stands down and keeps the workers running) or finds
+   * none ('last': this replica still leads, and the caller tears the fleet down or keeps it).
+   */
+  async leave(): Promise<LeaveOutcome> {
+    if (this.#leading) this.#o.autoscaler.stop();
+    const outcome = await this.#c.leave();
+    if (outcome === 'last') {
+      // Nobody else holds the fleet: the teardown is ours, fenced as ever.
+      if (!this.#leading) return 'unreachable';
+      await this.#takeover;
+      return this.#leading ? 'last' : 'unreachable';
+    }
+    if (this.#leading) this.#stepDown('leaving');
+    return outcome;
+  }
+
+  /**
+   * The last one out, once the fleet is shut down: stops publishing and deletes the shared fleet,
+   * so the next start adopts what runs (kept workers) from the provisioner, as a lone gateway
+   * does. A failure is logged: the next leader then starts from the last record, and its probes
+   * and the provisioner's list correct it.
+   */
+  async retire(): Promise<void> {
+    this.#retired = true;
+    this.#publishTimer?.cancel();
+    this.#publishTimer = undefined;
+    await this.#publishing;
+    try {
+      await this.#c.retireFleet();
+    } catch (err) {
+      this.#log.warn({ err }, 'could not delete the shared fleet record');
+    }
+  }
+
+  /** A request found no live worker: scale from zero (a follower asks the leader). */
+  demand(): void {
+    if (this.#leading) {
+      this.#o.autoscaler.demand();
+      return;
+    }
+    if (this.#demanding) return;
+    this.#demanding = true;
+    void this.#c
+      .submit({ op: 'demand' })
+      .then((r) => {
+        if (!r.ok) this.#log.warn({ code: r.code }, `could not ask the leader to scale from zero: ${r.message}`);
+      })
+      .finally(() => (this.#demanding = false));
+  }
+
+  // ---- CoordinationListener --------------------------------------------------------
+
+  leadership(leading: boolean, term: number): void {
+    if (leading) {
+      this.#leading = true;
+      this.#term = term;
+      this.#published = undefined;
+      this.#takeover = this.#takeOver(term);
+    } else if (this.#leading) {
+      this.#stepDown('lost the leadership');
+    }
+    this.#o.onLeadership?.(leading);
+  }
+
+  fleet(shared: SharedFleet): void {
+    if (this.#leading) return;
+    this.#follow(shared);
+  }
+
+  loads(others: readonly ReplicaLoad[]): void {
+    let queue = 0;
+    const perWorker = new Map<string, number>();
+    for (const l of others) {
+      queue += l.queueLength;
+      for (const [name, n] of Object.entries(l.inFlight)) perWorker.set(name, (perWorker.get(name) ?? 0) + n);
+    }
+    for (const w of this.#o.pool.list()) this.#o.pool.setRemoteInFlight(w.name, perWorker.get(w.name) ?? 0);
+    this.#o.queue.setRemote(queue);
+    this.#o.wake();
+  }
+
+  store(reachable: boolean): void {
+    this.#o.onStore?.(reachable);
+  }
+
+  async command(cmd: FleetCommand): Promise<FleetCommandResult> {
+    if (cmd.op === 'demand') {
+      this.#o.autoscaler.demand();
+      return { ok: true };
+    }
+    if (!this.#handler) return { ok: false, code: 'shutting_down', message: 'Node control is not available here.' };
+    return this.#handler(cmd);
+  }
+
+  // ---- leading ---------------------------------------------------------------------
+
+  async #takeOver(term: number): Promise<void> {
+    const shared = this.#c.lastFleet();
+    const reinit = this.#o.reinit === true && this.#takeovers === 0 && shared === undefined;
+    this.#takeovers++;
+    const started = this.#o.clock.now();
+    if (shared) {
+      this.#o.scale.min = shared.minWorkers;
+      this.#o.scale.max = shared.maxWorkers;
+    }
+    try {
+      await this.#o.fleet.takeOver(shared, reinit);
+    } catch (err) {
+      this.#log.error({ err }, 'taking the fleet over failed; scaling waits for the next leader');
+      return;
+    }
+    if (!this.#leading || this.#term !== term || this.#closed) return;
+    this.#o.autoscaler.start();
+    if (!this.#c.replicated) return;
+    this.#log.info(
+      {
+        term,
+        workers: this.#o.pool.list().length,
+        target: this.#o.fleet.target,
+        tookMs: Math.round(this.#o.clock.now() - started),
+      },
+      shared ? `leading the fleet from ${shared.leader} on (term ${term})` : `leading the fleet (term ${term})`,
+    );
+    await this.#publish();
+  }
+
+  #stepDown(why: string): void {
+    this.#leading = false;
+    this.#o.autoscaler.stop();
+    this.#o.fleet.standDown();
+    this.#publishTimer?.cancel();
+    this.#publishTimer = undefined;
+    this.#log.warn({ why }, `following: ${why}`);
+    // Whatever this replica changed as it lost the leadership, the shared fleet is the truth.
+    const shared = this.#c.lastFleet();
+    if (shared) this.#follow(shared);
+  }
+
+  #snapshot(): FleetSnapshot {
+    return {
+      target: this.#o.fleet.target,
+      minWorkers: this.#o.scale.min,
+      maxWorkers: this.#o.scale.max,
+      workers: shareWorkers(this.#o.pool),
+    };
+  }
+
+  /** A pool change: published at the end of this turn, with whatever else changes in it. */
+  #schedulePublish(): void {
+    if (!this.#leading || this.#publishTimer || this.#closed || this.#retired || !this.#c.replicated) return;
+    this.#publishTimer = this.#o.clock.setTimer(0, () => {
+      this.#publishTimer = undefined;
+      void this.#publish();
+    });
+  }
+
+  /** Writes the fleet if it changed since the last write; one write at a time, the newest wins. */
+  #publish(): Promise<void> {
+    if (this.#publishing) {
+      this.#dirty = true;
+      return this.#publishing;
+    }
+    this.#publishing = this.#write().finally(() => (this.#publishing = undefined));
+    return this.#publishing;
+  }
+
+  async #write(): Promise<void> {
+    try {
+      do {
+        this.#dirty = false;
+        if (!this.#leading || this.#retired) return;
+        const snapshot = this.#snapshot();
+        const text = JSON.stringify(snapshot);
+        if (text === this.#published) continue;
+        await this.#c.publishFleet(snapshot);
+        this.#published = text;
+      } while (this.#dirty);
+    } catch (err) {
+      if (isFencedError(err)) {
+        this.#log.warn({ why: err.why }, `fleet write refused: ${err.why}`);
+      } else if (this.#leading && !this.#closed && !this.#retired) {
+        this.#log.warn({ err }, 'fleet write unanswered; writing again shortly');
+        this.#publishTimer ??= this.#o.clock.setTimer(REPUBLISH_DELAY_MS, () => {
+          this.#publishTimer = undefined;
+          void this.#publish();
+        });
+      }
+    }
+  }
+
+  // ---- following -------------------------------------------------------------------
+
+  #follow(shared: SharedFleet): void {
+    this.#o.scale.min = shared.minWorkers;
+    this.#o.scale.max = shared.maxWorkers;
+    mirrorWorkers(this.#o.pool, shared.workers);
+    this.#o.wake();
+  }
+
+  /** A follower probes the workers it ejected, past their ejection time, to readmit them. */
+  #scheduleProbes(): void {
+    const { prober, onProbe, probeIntervalMs } = this.#o;
+    if (!prober || !onProbe || !probeIntervalMs || this.#closed) return;
+    this.#probeTimer = this.#o.clock.setTimer(probeIntervalMs, () => {
+      if (!this.#leading) {
+        for (const w of this.#o.pool.inState('ready')) {
+          if (!w.ejected || !w.url) continue;
+          const abort = new AbortController();
+          const timer = this.#o.clock.setTimer(probeIntervalMs, () => abort.abort(new Error('probe timed out')));
+          void prober
+            .probe(w.url, abort.signal)
+            .then(
+              (ok) => onProbe(w, ok),
+              () => onProbe(w, false),
+            )
+            .finally(() => timer.cancel());
+        }
+      }
+      this.#scheduleProbes();
+    });
+  }
+
+  // ---- load --------------------------------------------------------------------------
+
+  #scheduleLoad(): void {
+    if (this.#closed) return;
+    this.#loadTimer = this.#o.clock.setTimer(this.#o.loadIntervalMs ?? 1000, () => {
+      this.#publishLoad();
+      // Bounds changed by node control, or the target by the autoscaler: written with the next tick.
+      this.#schedulePublish();
+      this.#scheduleLoad();
+    });
+  }
+
+  #publishLoad(): void {
+    const inFlight: Record<string, number> = {};
+    for (const w of this.#o.pool.list()) if (w.inFlight > 0) inFlight[w.name] = w.inFlight;
+    this.#c.publishLoad({ queueLength: this.#o.queue.local, inFlight });
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * Several FlockServe gateways as real processes (`node dist/cli/flockserve.js`) sharing one
+ * fleet through a real etcd, with the fake `sky` (test/fixtures) making their workers; and
+ * clients that spread requests over them and retry a refused connection on the next gateway,
+ * as an L4 balancer in front of them would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { freePort } from '../../src/provisioners/free-port.js';
+import { clusterPort, fakeSky, skyTask, type FakeSky, type LedgerEntry } from './fake-sky.js';
+import { ROOT } from './gateway.js';
+import { waitFor } from './wait.js';
+
+/** What GET / says about the replicas (src/service/status.ts). */
+export interface StatusJson {
+  readonly ready_worker_count: number;
+  readonly worker_count: number;
+  readonly worker_names: string[];
+  readonly coordination: {
+    readonly replica: string;
+    readonly leader: string | null;
+    readonly leader_since: string | null;
+    readonly replicas: { id: string; leader: boolean; leaving: boolean }[];
+    readonly store_reachable: boolean;
+    readonly scaling: 'active' | 'paused';
+  };
+}
+
+export interface Replica {
+  readonly name: string;
+  readonly port: number;
+  readonly grpcPort: number;
+  readonly url: string;
+  readonly logPath: string;
+  proc: ChildProcess;
+  /** Whether the process has exited (it may be stopped and still alive). */
+  exited: boolean;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exit: Promise<number | null>;
+  status(): Promise<StatusJson | undefined>;
+  /** The gateway's log lines so far (JSON, parsed). */
+  logs(): { msg: string; [k: string]: unknown }[];
+  signal(sig: NodeJS.Signals): void;
+}
+
+export interface ReplicaSet {
+  readonly replicas: Replica[];
+  readonly sky: FakeSky;
+  /** The task YAML every replica runs. */
+  readonly task: string;
+  /** The etcd key prefix of this fleet. */
+  readonly prefix: string;
+  readonly workerPrefix: string;
+  /** Replicas that have not exited. */
+  running(): Replica[];
+  /** The leader as every running, answering replica names it: undefined until they agree. */
+  leader(among?: Replica[]): Promise<Replica | undefined>;
+  /** launch/down of each cluster name, from the fake sky's ledger. */
+  lifecycle(): { launches: Map<string, LedgerEntry[]>; downs: Map<string, LedgerEntry[]> };
+  /** SIGTERMs every running replica and waits for them to exit; kills the engines left (test clean-up). */
+  stopAll(): Promise<void>;
+  /** Starts one more replica (the next name) with the same options; resolves once it answers GET /. */
+  add(): Promise<Replica>;
+}
+
+export interface ReplicaOptions {
+  readonly etcd: readonly string[];
+  readonly count?: number;
+  readonly leaseTtl?: number;
+  readonly minWorkers?: number;
+  readonly maxWorkers?: number;
+  readonly extra?: readonly string[];
+  /** Workers from the fake `sky` (default), or these engines' URLs (--provisioner static). */
+  readonly staticWorkers?: readonly string[];
+  /** Log level of the gateways (--verbosity): 1 by default; 0 for benchmarks. */
+  readonly verbosity?: number;
+  /** A new start of a service whose replicas are all gone: the same fake sky, task and names. */
+  readonly after?: ReplicaSet | undefined;
+}
+
+let fleetN = 0;
+
+/** Starts `count` gateways on one fake sky and one etcd prefix; resolves once all listen and agree on a leader. */
+export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
+  const sky = o.after?.sky ?? fakeSky();
+  const dir = mkdtempSync(join(tmpdir(), 'flockserve-replicas-'));
+  const task = o.after?.task ?? skyTask(await clusterPort(), '--token-interval 2');
+  const workerPrefix = o.after?.workerPrefix ?? `ha${process.pid}x${++fleetN}`;
+  const prefix = `/flockserve-test/${workerPrefix}/`;
+  const replicas: Replica[] = [];
+  const workers = o.staticWorkers
+    ? ['--provisioner', 'static', '--workers', o.staticWorkers.join(','), '--skypilot_task', task]
+    : ['--provisioner', 'skypilot', '--skypilot_task', task];
+  const launch = async (i: number): Promise<Replica> => {
+    const name = `gw${i}`;
+    const [port, grpcPort] = [await freePort(), await freePort()];
+    const logPath = join(dir, `${name}.log`);
+    const log = createWriteStream(logPath);
+    const args = [
+      join(ROOT, 'dist/cli/flockserve.js'),
+      ...workers,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--grpc_port',
+      String(grpcPort),
+      '--etcd_endpoints',
+      o.etcd.join(','),
+      '--etcd_prefix',
+      prefix,
+      '--etcd_lease_ttl',
+      String(o.leaseTtl ?? 2),
+      '--replica_name',
+      name,
+      '--worker_name_prefix',
+      workerPrefix,
+      '--min_workers',
+      String(o.minWorkers ?? 2),
+      '--max_workers',
+      String(o.maxWorkers ?? 3),
+      '--worker_probe_interval',
+      '0.1',
+      '--worker_unhealthy_timeout',
+      '5',
+      '--drain_timeout',
+      '2',
+      '--sky_command_timeout',
+      '20',
+      '--sky_refresh_interval',
+      '1',
+      '--node_control_key',
+      'k',
+      '--status_log_interval',
+      '0',
+      '--metrics_id',
+      '-1',
+      '--log_format',
+      'json',
+      '--verbosity',
+      String(o.verbosity ?? 1),
+      '--log_dir',
+      join(dir, 'sky-logs'),
+      ...(o.extra ?? []),
+    ];
+    const proc = spawn(process.execPath, args, {
+      env: { ...process.env, ...sky.env(), FAKE_SKY_CALLER: name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout.pipe(log);
+    proc.stderr.pipe(log);
+    const url = `http://127.0.0.1:${port}`;
+    const r: Replica = {
+      name,
+      port,
+      grpcPort,
+      url,
+      logPath,
+      proc,
+      exited: false,
+      exit: new Promise((resolve) => proc.once('exit', (code) => resolve(code))),
+      status: () => getStatus(url),
+      logs: () =>
+        readFileSync(logPath, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { msg: string }),
+      signal: (sig) => void proc.kill(sig),
+    };
+    void r.exit.then(() => (r.exited = true));
+    replicas.push(r);
+    return r;
+  };
+  for (let i = 0; i < (o.count ?? 3); i++) await launch(i);
+  const set: ReplicaSet = {
+    replicas,
+    sky,
+    task,
+    prefix,
+    workerPrefix,
+    running: () => replicas.filter((r) => !r.exited),
+    async leader(among = set.running()) {
+      const statuses = await Promise.all(among.map((r) => r.status()));
+      const named = new Set(statuses.map((s) => s?.coordination.leader ?? undefined));
+      if (named.size !== 1) return undefined;
+      const [id] = [...named];
+      return replicas.find((r) => r.name === id);
+    },
+    lifecycle() {
+      const launches = new Map<string, LedgerEntry[]>();
+      const downs = new Map<string, LedgerEntry[]>();
+      for (const e of sky.ledger()) {
+        const [cmd] = e.argv;
+        const name = cmd === 'launch' ? e.argv[e.argv.indexOf('-c') + 1] : cmd === 'down' ? e.argv.at(-1) : undefined;
+        if (name === undefined) continue;
+        const map = cmd === 'launch' ? launches : downs;
+        map.set(name, [...(map.get(name) ?? []), e]);
+      }
+      return { launches, downs };
+    },
+    async stopAll() {
+      for (const r of set.running()) r.signal('SIGCONT');
+      for (const r of set.running()) r.signal('SIGTERM');
+      await Promise.all(replicas.map((r) => r.exit));
+    },
+    async add() {
+      const r = await launch(replicas.length);
+      await waitFor(async () => (await r.status()) !== undefined, `${r.name} listening`, 20_000);
+      return r;
+    },
+  };
+  await waitFor(
+    async () => (await Promise.all(replicas.map((r) => r.status()))).every(Boolean),
+    'replicas listening',
+    20_000,
+  );
+  await waitFor(async () => (await set.leader()) !== undefined, 'one leader named by all', 20_000);
+  return set;
+}
+
+const agent = new Agent({ connections: 64, keepAliveTimeout: 1000 });
+
+async function getStatus(url: string): Promise<StatusJson | undefined> {
+  try {
+    const res = await request(`${url}/`, { dispatcher: agent, headersTimeout: 2000, bodyTimeout: 2000 });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      return undefined;
+    }
+    return (await res.body.json()) as StatusJson;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How one client request ended. */
+export type Outcome = 'ok' | 'error-answer' | 'failed-at-client' | 'refused-everywhere';
+
+export interface Load {
+  readonly counts: Record<Outcome, number>;
+  /** Requests sent so far (each retry of a refused connection on another gateway is the same request). */
+  readonly sent: number;
+  /** Failures seen by the clients, with when and where. */
+  readonly failures: { at: number; gateway: string; outcome: Outcome; detail: string }[];
+  /** Stops sending; resolves once every request in flight has ended. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `concurrency` clients, each sending one completion after another to the gateways in turn.
+ * A refused connection is tried on the next gateway (as an L4 balancer does: the request was
+ * never taken); any other failure counts where it happened. A request that takes longer than
+ * `timeoutMs` counts as failed at the client (a hang would show there).
+ */
+export function startLoad(targets: () => Replica[], concurrency = 6, timeoutMs = 30_000): Load {
+  const counts: Record<Outcome, number> = { ok: 0, 'error-answer': 0, 'failed-at-client': 0, 'refused-everywhere': 0 };
+  const failures: Load['failures'] = [];
+  let sent = 0;
+  let stopping = false;
+  let turn = 0;
+  const one = async (): Promise<void> => {
+    sent++;
+    const list = targets();
+    for (let attempt = 0; attempt < list.length; attempt++) {
+      const r = list[(turn++ + attempt) % list.length]!;
+      try {
+        const res = await request(`${r.url}/v1/completions`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'sim', prompt: 'hello there', max_tokens: 4 }),
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        });
+        const text = await res.body.text();
+        if (res.statusCode === 200) counts.ok++;
+        else {
+          counts['error-answer']++;
+          failures.push({
+            at: Date.now(),
+            gateway: r.name,
+            outcome: 'error-answer',
+            detail: `${res.statusCode} ${text}`,
+          });
+        }
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (code === 'ECONNREFUSED') continue;
+        counts['failed-at-client']++;
+        failures.push({
+          at: Date.now(),
+          gateway: r.name,
+          outcome: 'failed-at-client',
+          detail: `${code} ${(err as Error).message}`,
+        });
+        return;
+      }
+    }
+    counts['refused-everywhere']++;
+    failures.push({ at: Date.now(), gateway: '-', outcome: 'refused-everywhere', detail: 'every gateway refused' });
+  };
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (!stopping) await one();
+  });
+  return {
+    counts,
+    get sent() {
+      return sent;
+    },
+    failures,
+    async stop() {
+      stopping = true;
+      await Promise.all(loops);
+    },
+  };
+}

@@ -1,0 +1,256 @@
+/**
+ * The etcd coordinator against a real 3-member etcd (Debian's etcd-server): election, fencing,
+ * shared fleet and load, node control through the leader, leaving, and etcd faults. Gateways
+ * with the fake `sky` over this come in ha.test.ts.
+ */
+import { Etcd3 } from 'etcd3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/core/clock.js';
+import {
+  FencedError,
+  type CoordinationListener,
+  type FleetCommand,
+  type ReplicaLoad,
+  type SharedFleet,
+} from '../../src/core/coordination.js';
+import { EtcdCoordinator } from '../../src/coordination/etcd.js';
+import { systemClock } from '../../src/runtime/system-clock.js';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/wait.js';
+
+const TTL_S = 2;
+
+interface Recorder extends CoordinationListener {
+  readonly terms: [boolean, number][];
+  readonly fleets: SharedFleet[];
+  seenLoads: readonly ReplicaLoad[];
+  readonly commands: FleetCommand[];
+  readonly stores: boolean[];
+}
+
+function recorder(): Recorder {
+  const r: Recorder = {
+    terms: [],
+    fleets: [],
+    seenLoads: [],
+    commands: [],
+    stores: [],
+    leadership: (leading, term) => r.terms.push([leading, term]),
+    fleet: (f) => r.fleets.push(f),
+    loads: (others) => (r.seenLoads = others),
+    store: (ok) => r.stores.push(ok),
+    command: async (cmd) => {
+      r.commands.push(cmd);
+      return { ok: true, bounds: { minWorkers: 1, maxWorkers: 4 } };
+    },
+  };
+  return r;
+}
+
+/** A clock that can jump ahead, as a process stopped with SIGSTOP sees it when it wakes. */
+function jumpingClock(): Clock & { jump(ms: number): void } {
+  let offset = 0;
+  return {
+    now: () => systemClock.now() + offset,
+    setTimer: (ms, fn) => systemClock.setTimer(ms, fn),
+    jump: (ms) => (offset += ms),
+  };
+}
+
+let etcd: EtcdCluster;
+let prefixN = 0;
+const open: EtcdCoordinator[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd(3);
+}, 60_000);
+
+afterAll(async () => {
+  await etcd?.close();
+});
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()));
+});
+
+async function join(n: number, clock?: Clock): Promise<{ cs: EtcdCoordinator[]; rs: Recorder[]; prefix: string }> {
+  const prefix = `/flockserve-test/${process.pid}-${++prefixN}/`;
+  const cs: EtcdCoordinator[] = [];
+  const rs: Recorder[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = new EtcdCoordinator({
+      endpoints: etcd.endpoints,
+      prefix,
+      leaseTtlSeconds: TTL_S,
+      replica: `gw${i}`,
+      ...(clock && i === 0 ? { clock } : {}),
+    });
+    open.push(c);
+    const r = recorder();
+    await c.start(r);
+    cs.push(c);
+    rs.push(r);
+  }
+  return { cs, rs, prefix };
+}
+
+const leaders = (cs: EtcdCoordinator[]): EtcdCoordinator[] => cs.filter((c) => c.status().leading);
+
+describe('etcd coordinator (real etcd, 3 members)', () => {
+  it('elects one leader that every replica names; the others follow', async () => {
+    const { cs } = await join(3);
+    await waitFor(() => leaders(cs).length === 1 && cs.every((c) => c.status().replicas.length === 3), 'one leader');
+    const leader = leaders(cs)[0]!;
+    for (const c of cs) {
+      expect(c.status()).toMatchObject({ kind: 'etcd', leader: leader.replica, storeReachable: true });
+      expect(c.status().replicas.map((r) => r.id)).toEqual(['gw0', 'gw1', 'gw2']);
+    }
+    expect(leader.holdsFence()).toBe(true);
+    for (const f of cs.filter((c) => c !== leader)) expect(f.holdsFence()).toBe(false);
+  });
+
+  it('fences fleet writes: the leader writes and every replica sees it; a follower is refused', async () => {
+    const { cs, rs } = await join(3);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const leader = leaders(cs)[0]!;
+    const follower = cs.find((c) => c !== leader)!;
+    const snapshot = {
+      target: 1,
+      minWorkers: 1,
+      maxWorkers: 3,
+      workers: [{ name: 'w-1', state: 'ready' as const, url: 'http://127.0.0.2:9000', capacity: 4, detail: {} }],
+    };
+    await leader.publishFleet(snapshot);
+    await waitFor(() => rs.every((r) => r.fleets.length === 1), 'the fleet at every replica');
+    expect(rs[cs.indexOf(follower)]!.fleets[0]).toMatchObject({ leader: leader.replica, ...snapshot });
+    await expect(follower.publishFleet({ ...snapshot, target: 9 })).rejects.toBeInstanceOf(FencedError);
+    await expect(follower.fence('sky launch w-2')).rejects.toBeInstanceOf(FencedError);
+    expect(leader.lastFleet()?.target).toBe(1);
+  });
+
+  it('a leader that leaves hands over at once: a follower leads with a higher term, no TTL wait', async () => {
+    const { cs, rs } = await join(3);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const old = leaders(cs)[0]!;
+    const oldTerm = rs[cs.indexOf(old)]!.terms.at(-1)![1];
+    const t0 = Date.now();
+    expect(await old.leave()).toBe('handed-over');
+    await waitFor(() => leaders(cs).length === 1 && leaders(cs)[0] !== old, 'a new leader');
+    expect(Date.now() - t0).toBeLessThan(TTL_S * 1000);
+    const next = leaders(cs)[0]!;
+    expect(rs[cs.indexOf(next)]!.terms.at(-1)![1]).toBeGreaterThan(oldTerm);
+    await expect(old.fence('sky down w-1')).rejects.toBeInstanceOf(FencedError);
+  });
+
+  it('a leader whose lease etcd dropped is refused by etcd, and one that slept past its lease refuses itself', async () => {
+    const clock = jumpingClock();
+    const { cs, prefix } = await join(2, clock);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    // gw0 joined first, so it leads; it "sleeps" past its lease: no I/O needed to refuse.
+    const sleeper = cs[0]!;
+    expect(sleeper.status().leading).toBe(true);
+    clock.jump(TTL_S * 1000);
+    expect(sleeper.holdsFence()).toBe(false);
+    expect(() => sleeper.checkFence('sky launch w-3')).toThrow(FencedError);
+    expect(sleeper.status().leading).toBe(false);
+
+    // The other one: its lease revoked behind its back (as etcd does when it expires).
+    await waitFor(() => cs[1]!.status().leading || cs[0]!.status().leading, 'a leader again');
+    const leader = leaders(cs)[0]!;
+    const admin = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const kv = (await admin.get(`${prefix}leader`).exec()).kvs[0]!;
+      await admin.leaseClient.leaseRevoke({ ID: kv.lease });
+    } finally {
+      admin.close();
+    }
+    await expect(leader.publishFleet({ target: 0, minWorkers: 0, maxWorkers: 1, workers: [] })).rejects.toBeInstanceOf(
+      FencedError,
+    );
+    expect(leader.status().leading).toBe(false);
+  });
+
+  it('shares load: each replica sees the others’ load, and a replica’s load goes with it', async () => {
+    const { cs, rs } = await join(3);
+    cs[0]!.publishLoad({ queueLength: 5, inFlight: { 'w-1': 3, 'w-2': 2 } });
+    cs[1]!.publishLoad({ queueLength: 1, inFlight: { 'w-1': 1 } });
+    const seenBy = (i: number): readonly ReplicaLoad[] => rs[i]!.seenLoads;
+    await waitFor(() => seenBy(2).length === 2, 'two loads at gw2');
+    expect([...seenBy(2)].sort((a, b) => a.replica.localeCompare(b.replica))).toEqual([
+      { replica: 'gw0', queueLength: 5, inFlight: { 'w-1': 3, 'w-2': 2 } },
+      { replica: 'gw1', queueLength: 1, inFlight: { 'w-1': 1 } },
+    ]);
+    expect(seenBy(0).map((l) => l.replica)).toEqual(['gw1']);
+    await cs[0]!.close();
+    await waitFor(() => seenBy(2).length === 1, 'gw0’s load gone');
+  });
+
+  it('passes node control from a follower to the leader and returns its answer', async () => {
+    const { cs, rs } = await join(2);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const leader = leaders(cs)[0]!;
+    const follower = cs.find((c) => c !== leader)!;
+    const result = await follower.submit({ op: 'scale', min: 1, max: 4 });
+    expect(result).toEqual({ ok: true, worker: undefined, bounds: { minWorkers: 1, maxWorkers: 4 } });
+    expect(rs[cs.indexOf(leader)]!.commands).toEqual([{ op: 'scale', min: 1, max: 4 }]);
+  });
+
+  it('when every replica leaves at once, exactly one is the last', async () => {
+    const { cs } = await join(3);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const outcomes = await Promise.all(cs.map((c) => c.leave()));
+    expect(outcomes.filter((o) => o === 'last')).toHaveLength(1);
+    expect(outcomes.filter((o) => o === 'handed-over')).toHaveLength(2);
+  });
+});
+
+describe('etcd faults', () => {
+  it('one member killed: leadership, fleet writes and load go on', async () => {
+    const { cs, rs } = await join(3);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const leader = leaders(cs)[0]!;
+    await etcd.kill(0);
+    try {
+      // A write that etcd leaves unanswered while it elects a new raft leader is written again,
+      // as the gateway's publisher does; none is refused.
+      for (let i = 0; i < 5; i++) {
+        const snapshot = { target: i, minWorkers: 0, maxWorkers: 9, workers: [] };
+        await waitFor(
+          () =>
+            leader.publishFleet(snapshot).then(
+              () => true,
+              (err) => (expect(err).not.toBeInstanceOf(FencedError), false),
+            ),
+          `write ${i}`,
+        );
+      }
+      await waitFor(() => rs.every((r) => r.fleets.at(-1)?.target === 4), 'the last write everywhere');
+      expect(leaders(cs)).toEqual([leader]);
+      // etcd electing a new raft leader may be unanswered for a second; then every replica reaches it again.
+      await waitFor(() => cs.every((c) => c.status().storeReachable), 'etcd reachable from every replica');
+    } finally {
+      await etcd.restart(0);
+    }
+  });
+
+  it('quorum lost: the leader stops leading within its TTL; back: a leader again', async () => {
+    const { cs, rs } = await join(2);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const leader = leaders(cs)[0]!;
+    await etcd.kill(1);
+    await etcd.kill(2);
+    try {
+      // At once, before its lease runs out: etcd cannot confirm the leadership, so nothing may be done.
+      await expect(leader.fence('sky launch w-9')).rejects.toBeInstanceOf(FencedError);
+      await waitFor(() => leaders(cs).length === 0, 'no leader', (TTL_S + 3) * 1000);
+      await waitFor(() => cs.every((c) => !c.status().storeReachable), 'etcd unreachable at both');
+      expect(rs.every((r) => r.stores.includes(false))).toBe(true);
+    } finally {
+      await etcd.restart(1);
+      await etcd.restart(2);
+    }
+    await waitFor(() => leaders(cs).length === 1, 'a leader again', 20_000);
+    await waitFor(() => cs.every((c) => c.status().storeReachable), 'etcd reachable again');
+    await leaders(cs)[0]!.publishFleet({ target: 1, minWorkers: 0, maxWorkers: 2, workers: [] });
+  });
+});

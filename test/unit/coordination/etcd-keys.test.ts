@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import {
+  parseCommandValue,
+  parseFleet,
+  parseLeader,
+  parseLoad,
+  parseReplica,
+  parseResult,
+} from '../../../src/coordination/etcd-keys.js';
+
+// What is read back from etcd is checked before use: another version's key, or one written by hand, is ignored.
+describe('etcd values', () => {
+  const worker = { name: 'w-1', state: 'ready', url: 'http://a:1', capacity: 4, detail: {} };
+  const fleet = { leader: 'gw0', term: 7, target: 1, minWorkers: 1, maxWorkers: 2, workers: [worker] };
+
+  it.each<[string, (text: string) => unknown, unknown, boolean]>([
+    ['leader', parseLeader, { id: 'gw0', since: 1 }, true],
+    ['leader without since', parseLeader, { id: 'gw0' }, false],
+    ['replica', parseReplica, { id: 'gw0', startedAt: 1, leaving: false }, true],
+    ['replica, leaving as a string', parseReplica, { id: 'gw0', startedAt: 1, leaving: 'no' }, false],
+    ['load', parseLoad, { queueLength: 3, inFlight: { 'w-1': 2 } }, true],
+    ['load, negative in flight', parseLoad, { queueLength: 3, inFlight: { 'w-1': -2 } }, false],
+    ['fleet', parseFleet, fleet, true],
+    ['fleet, a worker in an unknown state', parseFleet, { ...fleet, workers: [{ ...worker, state: 'asleep' }] }, false],
+    ['fleet, capacity 0', parseFleet, { ...fleet, workers: [{ ...worker, capacity: 0 }] }, false],
+    ['fleet as an array', parseFleet, [fleet], false],
+    ['command add', parseCommandValue, { from: 'gw1', command: { op: 'add', name: 'w-3' } }, true],
+    ['command scale', parseCommandValue, { from: 'gw1', command: { op: 'scale', max: 4 } }, true],
+    ['command drain without a name', parseCommandValue, { from: 'gw1', command: { op: 'drain' } }, false],
+    ['command of an unknown op', parseCommandValue, { from: 'gw1', command: { op: 'reboot' } }, false],
+    ['result with a worker', parseResult, { ok: true, worker }, true],
+    ['result with an error', parseResult, { ok: false, code: 'at_max_workers', message: 'full' }, true],
+    ['result, ok missing', parseResult, { code: 'x', message: 'y' }, false],
+  ])('%s', (_, parse, value, valid) => {
+    const parsed = parse(JSON.stringify(value));
+    if (valid) expect(parsed).toMatchObject(value as object);
+    else expect(parsed).toBeUndefined();
+  });
+
+  it('ignores what is not JSON', () => {
+    for (const parse of [parseLeader, parseReplica, parseLoad, parseFleet, parseCommandValue, parseResult])
+      expect(parse('{not json')).toBeUndefined();
+  });
+});
