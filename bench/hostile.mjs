@@ -29,7 +29,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { startGateway, startSim } from './lib/fleet.mjs';
+import { startFleet } from './lib/fleet.mjs';
 import { closedLoop } from './lib/load.mjs';
 import { ROOT } from './lib/procs.mjs';
 import { writeSection } from './lib/sections.mjs';
@@ -93,20 +93,11 @@ async function main() {
   const gatewayArgs = values['gateway-args'].split(' ').filter(Boolean);
 
   log(`starting ${values.workers} workers and the gateway`);
-  const sims = await Promise.all(
-    Array.from({ length: Number(values.workers) }, () => startSim(['--token-interval', '1', '--max-num-seqs', '512'])),
-  );
-  const gw = await startGateway({
-    workers: sims,
-    args: [
-      '--min_workers',
-      values.workers,
-      '--max_workers',
-      values.workers,
-      '--worker_capacity',
-      '256',
-      ...gatewayArgs,
-    ],
+  const { sims, gw } = await startFleet({
+    workers: Number(values.workers),
+    simArgs: ['--token-interval', '1', '--max-num-seqs', '512'],
+    capacity: 256,
+    args: gatewayArgs,
   });
   const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello' }], max_tokens: 16 });
   const load = () =>

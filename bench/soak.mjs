@@ -40,7 +40,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { InferenceServiceClient } from '../dist/gen/flockserve/v1/inference.js';
-import { startGateway, startSim } from './lib/fleet.mjs';
+import { startFleet } from './lib/fleet.mjs';
 import { ROOT } from './lib/procs.mjs';
 import { writeSection } from './lib/sections.mjs';
 import { gatewayCounters, slowClients } from './lib/slow-clients.mjs';
@@ -343,22 +343,11 @@ function workerCounters(sims) {
 
 async function main() {
   log(`starting ${values.workers} workers and the gateway`);
-  const sims = await Promise.all(
-    Array.from({ length: Number(values.workers) }, () =>
-      startSim(['--token-interval', String(TOKEN_MS), '--max-num-seqs', '256']),
-    ),
-  );
-  const gw = await startGateway({
-    workers: sims,
-    args: [
-      '--min_workers',
-      values.workers,
-      '--max_workers',
-      values.workers,
-      '--worker_capacity',
-      '64',
-      ...GATEWAY_ARGS,
-    ],
+  const { sims, gw } = await startFleet({
+    workers: Number(values.workers),
+    simArgs: ['--token-interval', String(TOKEN_MS), '--max-num-seqs', '256'],
+    capacity: 64,
+    args: GATEWAY_ARGS,
   });
   const dispatcher = new Agent({ connections: 256 });
   const grpc = new InferenceServiceClient(gw.grpcAddress, credentials.createInsecure());

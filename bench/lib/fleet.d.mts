@@ -40,3 +40,11 @@ export function startGateway(options: {
   nodeArgs?: string[];
   env?: Record<string, string>;
 }): Promise<GatewayProcess>;
+export function startFleet(options: {
+  workers: number;
+  simArgs?: string[];
+  capacity: number;
+  args?: string[];
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+}): Promise<{ sims: Sim[]; gw: GatewayProcess }>;

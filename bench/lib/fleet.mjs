@@ -145,3 +145,18 @@ function socketsOf(pid, ownPorts, workerPorts) {
   }
   return by;
 }
+
+/**
+ * `workers` simulators started with `simArgs`, and a gateway over exactly them (min = max =
+ * `workers`, `capacity` requests each) with `args` added; resolves once every worker is ready.
+ */
+export async function startFleet({ workers, simArgs = [], capacity, args = [], ...gateway }) {
+  const sims = await Promise.all(Array.from({ length: workers }, () => startSim(simArgs)));
+  const n = String(workers);
+  const gw = await startGateway({
+    ...gateway,
+    workers: sims,
+    args: ['--min_workers', n, '--max_workers', n, '--worker_capacity', String(capacity), ...args],
+  });
+  return { sims, gw };
+}
