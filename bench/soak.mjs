@@ -18,7 +18,8 @@
 //   memory     RSS, heap and buffers sampled every --sample s, the heap after a forced GC every
 //              --gc-every s; slopes over the last 2/3 of the run (after warm-up)
 //   handles    the gateway's open files (/proc/PID/fd) and its active handles
-//              (process.getActiveResourcesInfo(): sockets, timers, servers) over time
+//              (process.getActiveResourcesInfo(): sockets, timers, servers) over time, and its TCP
+//              sockets by peer (from clients, to workers, left in CLOSE_WAIT)
 //
 // Traffic: Poisson arrivals at --rate requests/s, each one of the kinds in MIX (whole and
 // streamed answers over HTTP and gRPC, slow and stalled readers, clients that go, bad input at
