@@ -72,7 +72,12 @@ describe('OTLP export towards a collector that is not there, then is', () => {
   it('present: the exports arrive, the recovery is logged at info, and the count stops growing', async () => {
     receiver = new OtlpReceiver();
     await receiver.start(port);
-    await waitFor(() => receiver!.exports.length >= 2, 'two exports at the receiver', 30_000);
+    // The receiver holds an export before the exporter hears its answer: the recovery line follows.
+    await waitFor(
+      () => receiver!.exports.length >= 2 && exportLines().length >= 2,
+      'two exports at the receiver and the recovery logged',
+      30_000,
+    );
     const lines = exportLines();
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(
