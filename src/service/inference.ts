@@ -73,7 +73,7 @@ export interface InferenceServiceOptions {
   readonly onRepetitionGuard?: (worker: string) => void;
 }
 
-/** Counters for metrics (issue 8 wires them); all only grow. */
+/** Counters the telemetry reads (reliabilityStats, the simulation's report); all only grow. */
 export interface InferenceStats {
   requests: number;
   retries: number;

@@ -3,7 +3,8 @@ import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // FlockServe's GET /add_new_node and /remove_existing_node, as existing scripts call them:
-// the key in the node_control_key header, an optional worker_name. Honest status codes now.
+// the key in the node_control_key header, an optional worker_name; a refusal answers its own status
+// code (401, 403, 404, 409), where the original answered 200.
 
 let t: TestGateway;
 let off: TestGateway;
