@@ -115,7 +115,7 @@ const REPUBLISH_DELAY_MS = 250;
  */
 export class Replica implements CoordinationListener {
   readonly #options: ReplicaOptions;
-  readonly #c: Coordinator;
+  readonly #coordinator: Coordinator;
   readonly #log: ReplicaLog;
   #leading = false;
   #term = 0;
@@ -137,7 +137,7 @@ export class Replica implements CoordinationListener {
 
   constructor(opts: ReplicaOptions) {
     this.#options = opts;
-    this.#c = opts.coordinator;
+    this.#coordinator = opts.coordinator;
     this.#log = opts.log ?? NO_LOG;
     this.#unlisten = opts.pool.onChange(() => this.#schedulePublish());
   }
@@ -147,7 +147,7 @@ export class Replica implements CoordinationListener {
   }
 
   get coordinator(): Coordinator {
-    return this.#c;
+    return this.#coordinator;
   }
 
   /** Where followers' node control runs on the leader. */
@@ -157,8 +157,8 @@ export class Replica implements CoordinationListener {
 
   /** Joins the replicas; resolves once joined, and, if this replica leads, once it has taken the fleet over. */
   async start(): Promise<void> {
-    await this.#c.start(this);
-    if (this.#c.replicated) {
+    await this.#coordinator.start(this);
+    if (this.#coordinator.replicated) {
       this.#scheduleLoad();
       this.#scheduleProbes();
     }
@@ -170,7 +170,7 @@ export class Replica implements CoordinationListener {
     this.#closed = true;
     this.#unlisten();
     for (const t of [this.#loadTimer, this.#probeTimer, this.#publishTimer]) t?.cancel();
-    await this.#c.close();
+    await this.#coordinator.close();
   }
 
   /**
@@ -180,7 +180,7 @@ export class Replica implements CoordinationListener {
    */
   async leave(): Promise<LeaveOutcome> {
     if (this.#leading) this.#options.autoscaler.stop();
-    const outcome = await this.#c.leave();
+    const outcome = await this.#coordinator.leave();
     if (outcome === 'last') {
       // Nobody else holds the fleet: the teardown is ours, fenced as ever.
       if (!this.#leading) return 'unreachable';
@@ -203,7 +203,7 @@ export class Replica implements CoordinationListener {
     this.#publishTimer = undefined;
     await this.#publishing;
     try {
-      await this.#c.retireFleet();
+      await this.#coordinator.retireFleet();
     } catch (err) {
       this.#log.warn({ err }, 'could not delete the shared fleet record');
     }
@@ -217,7 +217,7 @@ export class Replica implements CoordinationListener {
     }
     if (this.#demanding) return;
     this.#demanding = true;
-    void this.#c
+    void this.#coordinator
       .submit({ op: 'demand' })
       .then((r) => {
         if (!r.ok) this.#log.warn({ code: r.code }, `could not ask the leader to scale from zero: ${r.message}`);
@@ -272,7 +272,7 @@ export class Replica implements CoordinationListener {
   // ---- leading ---------------------------------------------------------------------
 
   async #takeOver(term: number): Promise<void> {
-    const shared = this.#c.lastFleet();
+    const shared = this.#coordinator.lastFleet();
     const reinit = this.#options.reinit === true && this.#takeovers === 0 && shared === undefined;
     this.#takeovers++;
     const started = this.#options.clock.now();
@@ -288,7 +288,7 @@ export class Replica implements CoordinationListener {
     }
     if (!this.#leading || this.#term !== term || this.#closed) return;
     this.#options.autoscaler.start();
-    if (!this.#c.replicated) return;
+    if (!this.#coordinator.replicated) return;
     this.#log.info(
       {
         term,
@@ -309,7 +309,7 @@ export class Replica implements CoordinationListener {
     this.#publishTimer = undefined;
     this.#log.warn({ why }, `following: ${why}`);
     // Whatever this replica changed as it lost the leadership, the shared fleet is the truth.
-    const shared = this.#c.lastFleet();
+    const shared = this.#coordinator.lastFleet();
     if (shared) this.#follow(shared);
   }
 
@@ -324,7 +324,7 @@ export class Replica implements CoordinationListener {
 
   /** A pool change: published at the end of this turn, with whatever else changes in it. */
   #schedulePublish(): void {
-    if (!this.#leading || this.#publishTimer || this.#closed || this.#retired || !this.#c.replicated) return;
+    if (!this.#leading || this.#publishTimer || this.#closed || this.#retired || !this.#coordinator.replicated) return;
     this.#publishTimer = this.#options.clock.setTimer(0, () => {
       this.#publishTimer = undefined;
       void this.#publish();
@@ -349,7 +349,7 @@ export class Replica implements CoordinationListener {
         const snapshot = this.#snapshot();
         const text = JSON.stringify(snapshot);
         if (text === this.#published) continue;
-        await this.#c.publishFleet(snapshot);
+        await this.#coordinator.publishFleet(snapshot);
         this.#published = text;
       } while (this.#dirty);
     } catch (err) {
@@ -412,6 +412,6 @@ export class Replica implements CoordinationListener {
   #publishLoad(): void {
     const inFlight: Record<string, number> = {};
     for (const w of this.#options.pool.list()) if (w.inFlight > 0) inFlight[w.name] = w.inFlight;
-    this.#c.publishLoad({ queueLength: this.#options.queue.local, inFlight });
+    this.#coordinator.publishLoad({ queueLength: this.#options.queue.local, inFlight });
   }
 }
