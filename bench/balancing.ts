@@ -7,11 +7,12 @@
  * once, in a rotated order), so a change in the machine's load spreads over all of them, and
  * each row records the load average it ran under. Beside every workload, the clairvoyant
  * oracle's hit rate on the same requests and engines in virtual time: the bound routing could
- * reach. Writes the `live` section of bench/results/balancing.md and bench/results/balancing.raw.json.
+ * reach. Writes the `live` section (or --section NAME, for a repeat beside it) of
+ * bench/results/balancing.md and bench/results/balancing.raw.json (or --out FILE).
  *
  *   npx tsc -p tsconfig.build.json && npx vite-node bench/balancing.ts --mode short   # ~12 min
  *   npx tsc -p tsconfig.build.json && npx vite-node bench/balancing.ts --mode full    # ~2 h
- *     [--policies a,b] [--workloads mooncake,hot,multi-turn,conv] [--rounds N]
+ *     [--policies a,b] [--workloads mooncake,hot,multi-turn,conv] [--rounds N] [--section NAME] [--out FILE]
  *
  * Measured at the client (streaming completions): TTFT = time to the first SSE event (the
  * simulator sends it with the first token), end-to-end = time to the end of the stream. Cache
@@ -156,6 +157,7 @@ async function startCluster(policy: string, simArgs: readonly string[]): Promise
   }
   const gateway = await startGateway({
     workers: sims,
+    startTimeoutMs: 120_000,
     args: [
       ...['--min_workers', String(WORKERS), '--max_workers', String(WORKERS)],
       ...['--status_log_interval', '0', '--worker_probe_interval', '0.2', '--seed', '1', '--load_balancer', policy],
@@ -542,6 +544,7 @@ const { values } = parseArgs({
     workloads: { type: 'string' },
     rounds: { type: 'string' },
     out: { type: 'string' },
+    section: { type: 'string', default: 'live' },
   },
 });
 if (!(values.mode! in MODES)) throw new Error(`--mode is short or full, got ${values.mode}`);
@@ -575,26 +578,32 @@ for (let round = 1; round <= rounds; round++) {
       results[w.name]!.push(row);
       console.log(w.name, JSON.stringify(row));
     }
+    // Written after every workload, so a run stopped part-way keeps what it measured.
+    report(workloads.filter((x) => results[x.name]));
   }
 }
 await agent.close();
-const finished = new Date();
-const out = values.out ?? resolve(ROOT, 'bench/results/balancing.raw.json');
-writeFileSync(
-  out,
-  JSON.stringify({ date: started.toISOString(), mode, node: process.version, oracles, results }, null, 2) + '\n',
-);
 
-const flags = [
-  `--mode ${mode}`,
-  ...(values.policies ? [`--policies ${values.policies}`] : []),
-  ...(values.workloads ? [`--workloads ${values.workloads}`] : []),
-  ...(values.rounds ? [`--rounds ${values.rounds}`] : []),
-];
-const loads = Object.values(results)
-  .flat()
-  .map((r) => r.loadAvg);
-const section = `## Live: 4 simulator processes behind the gateway (${mode} run, ${started.toISOString().slice(0, 16).replace('T', ' ')}–${finished.toISOString().slice(11, 16)} UTC)
+function report(done: readonly LiveWorkload[]): void {
+  const finished = new Date();
+  const out = values.out ?? resolve(ROOT, 'bench/results/balancing.raw.json');
+  writeFileSync(
+    out,
+    JSON.stringify({ date: started.toISOString(), mode, node: process.version, oracles, results }, null, 2) + '\n',
+  );
+
+  const flags = [
+    `--mode ${mode}`,
+    ...(values.policies ? [`--policies ${values.policies}`] : []),
+    ...(values.workloads ? [`--workloads ${values.workloads}`] : []),
+    ...(values.rounds ? [`--rounds ${values.rounds}`] : []),
+    ...(values.section !== 'live' ? [`--section ${values.section}`] : []),
+    ...(values.out ? [`--out ${values.out}`] : []),
+  ];
+  const loads = Object.values(results)
+    .flat()
+    .map((r) => r.loadAvg);
+  const section = `## Live: 4 simulator processes behind the gateway (${mode} run, ${started.toISOString().slice(0, 16).replace('T', ' ')}–${finished.toISOString().slice(11, 16)} UTC)
 
 Command: \`npx tsc -p tsconfig.build.json && npx vite-node bench/balancing.ts ${flags.join(' ')}\`
 
@@ -605,6 +614,6 @@ The oracle row is the clairvoyant yardstick on the same requests and engines in 
 (\`flockserve simulate --oracle\`): its hit rate is what routing alone could get; its latencies
 are the engine model's without the machine.
 
-${workloads.map((w) => `### ${w.title}\n\n${table(results[w.name]!, policies, oracles[w.name]!)}\n\n${verdict(w, results[w.name]!, oracles[w.name]!)}.`).join('\n\n')}`;
-writeSection(resolve(ROOT, 'bench/results/balancing.md'), 'live', section);
-console.log(section);
+${done.map((w) => `### ${w.title}\n\n${table(results[w.name]!, policies, oracles[w.name]!)}\n\n${verdict(w, results[w.name]!, oracles[w.name]!)}.`).join('\n\n')}`;
+  writeSection(resolve(ROOT, 'bench/results/balancing.md'), values.section!, section);
+}

@@ -35,4 +35,6 @@ export function startGateway(options: {
   args?: string[];
   nodeArgs?: string[];
   env?: Record<string, string>;
+  /** How long it may take to start and see every worker ready (20 s). */
+  startTimeoutMs?: number;
 }): Promise<GatewayProcess>;
