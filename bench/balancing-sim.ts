@@ -430,9 +430,9 @@ flight per worker, sampled every 100 ms: 1.00 is even), idle while queued (share
 which a worker had nothing in flight while another's engine had requests waiting), prefill
 utilisation (engine time spent prefilling ÷ worker time).
 
-Command (${runs} runs${only ? ` of sections ${only.join(', ')}; the rest from the JSON file` : ''}${values.resume ? ', besides those an interrupted run had stored' : ''}, ${wallS.toFixed(0)} s of wall time on a shared 2-core machine; numbers in \`balancing-sim.json\`):
+Command (${runs} runs${only ? ` of sections ${only.join(', ')}; the rest from the JSON file` : ''}${values.resume ? ' in this pass, the rest taken from the JSON file, where earlier passes of the same command stored them' : ''}, ${wallS.toFixed(0)} s of wall time on a shared 2-core machine; numbers in \`balancing-sim.json\`):
 
-    npx vite-node bench/balancing-sim.ts
+    npx vite-node bench/balancing-sim.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}
 
 Rows by hand (Mooncake near saturation; the first with prefix-cache on the gpu profile, the
 second the oracle on the offload profile):
