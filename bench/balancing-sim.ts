@@ -8,9 +8,11 @@
  * Replaces the "Virtual-time simulation" section of bench/results/balancing.md; every run's
  * numbers go to bench/results/balancing-sim.json.
  *
- *   npx vite-node bench/balancing-sim.ts [--only mooncake,seeds,generated,hot,conv,multi-turn]
+ *   npx vite-node bench/balancing-sim.ts [--only mooncake,seeds,generated,hot,conv,multi-turn] [--skip ...] [--resume]
  *
- * With --only, the other sections are rendered from the numbers already in the JSON file.
+ * With --only, the other sections are rendered from the numbers already in the JSON file; with
+ * --resume, every run the JSON file already holds is taken from it (a run stopped half-way goes
+ * on where it stopped); --skip leaves sections out of the run and the report.
  *
  * TTFT = gateway queue wait + time to the engine's first token; e2e = to the last token;
  * throughput = completed requests / time until the last one ended; cache hit rate = prompt
@@ -21,8 +23,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseSimulateArgs } from '../src/sim/cluster/args.js';
-import { simulate, type SimulationResult } from '../src/sim/cluster/run.js';
+import type { SimulationResult } from '../src/sim/cluster/run.js';
 import { readTrace, type TraceRequest } from '../src/sim/cluster/trace.js';
 import { multiTurnWorkload, traceWorkload, type SimWorkload } from '../src/sim/cluster/workload.js';
 import {
@@ -39,6 +40,7 @@ import {
   MOONCAKE_TRACE,
   MULTI_TURN,
   PROFILES,
+  simulateFleet,
   type ProfileName,
 } from './lib/balancing-workloads.js';
 
@@ -47,7 +49,6 @@ const MD = resolve(ROOT, 'bench/results/balancing.md');
 const RAW = resolve(ROOT, 'bench/results/balancing-sim.json');
 const BEGIN = '<!-- virtual-time:begin (written by npx vite-node bench/balancing-sim.ts) -->';
 const END = '<!-- virtual-time:end -->';
-const WORKERS = 4;
 
 const ORACLE = 'oracle';
 /** prefix-hash with session-affinity's load factor instead of its own 1: the other side of its trade-off. */
@@ -105,8 +106,11 @@ interface Spec {
   readonly seed: number;
 }
 
-const { values } = parseArgs({ options: { only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { only: { type: 'string' }, skip: { type: 'string' }, resume: { type: 'boolean' } },
+});
 const only = values.only?.split(',');
+const skip = new Set(values.skip?.split(',') ?? []);
 const stored: Record<string, Outcome> = existsSync(RAW)
   ? (JSON.parse(readFileSync(RAW, 'utf8')) as { runs: Record<string, Outcome> }).runs
   : {};
@@ -117,27 +121,23 @@ const started = performance.now();
 /** Runs one simulation (or takes it from the JSON file when its section is not being rerun). */
 async function run(section: string, id: string, spec: Spec): Promise<Outcome> {
   const key = `${section}/${id}/${spec.profile}/${spec.policy}/seed ${spec.seed}`;
+  const old = stored[key];
   if (only && !only.includes(section)) {
-    const old = stored[key];
     if (!old) throw new Error(`no stored result for ${key}: rerun with --only ${section}`);
     return (results[key] = old);
   }
+  if (values.resume && old) return (results[key] = old);
   const p = PROFILES[spec.profile];
-  const argv = ['--min_workers', `${WORKERS}`, '--max_workers', `${WORKERS}`, '--seed', `${spec.seed}`];
-  if (spec.policy in VARIANTS) argv.push(...VARIANTS[spec.policy]!);
-  else if (spec.policy !== ORACLE) argv.push('--load_balancer', spec.policy);
-  if (p.prefixTreeMaxChars !== undefined) argv.push('--prefix_tree_max_chars', `${p.prefixTreeMaxChars}`);
-  const a = parseSimulateArgs(argv);
-  if (a === 'help') throw new Error('unreachable');
-  const r = await simulate({
+  const flags: string[] = [];
+  if (spec.policy in VARIANTS) flags.push(...VARIANTS[spec.policy]!);
+  else if (spec.policy !== ORACLE) flags.push('--load_balancer', spec.policy);
+  if (p.prefixTreeMaxChars !== undefined) flags.push('--prefix_tree_max_chars', `${p.prefixTreeMaxChars}`);
+  const r = await simulateFleet({
     workload: await spec.workload(),
-    config: a.config,
-    launchDelay: { distribution: 'fixed', meanMs: 0, cv: 0 },
-    seed: spec.seed,
-    sampleIntervalMs: 60_000,
-    initialWorkers: WORKERS,
     profile: p.profile,
+    flags,
     oracle: spec.policy === ORACLE,
+    seed: spec.seed,
   });
   runs++;
   const o = outcome(r);
@@ -220,34 +220,38 @@ const out: string[] = [];
 
 // 1. The Mooncake trace, both engine profiles, two offered loads each, every policy.
 const mooncakeVerdicts: string[] = [];
-out.push(`### Mooncake trace (\`mooncake-synthetic.jsonl\`, 3,993 requests, mean prompt 15.3k tokens)
+if (!skip.has('mooncake')) {
+  out.push(`### Mooncake trace (\`mooncake-synthetic.jsonl\`, 3,993 requests, mean prompt 15.3k tokens)
 
 Two engine profiles (\`bench/lib/balancing-workloads.ts\`): **gpu**, the simulator's default, where
 the prefix cache is what of the 440k-token KV cache running requests leave free; **offload**, the
 same with 2M tokens of host memory behind it (LMCache-style KV offload, loaded back at PCIe
 speed). Loads are time scales of the trace: near saturation is the highest at which
 least-connection still answered every request.`);
-for (const profile of ['gpu', 'offload'] as const) {
-  for (const [load, scale] of Object.entries(MOONCAKE_LOADS[profile])) {
-    const label = load === 'moderate' ? 'moderate' : 'near saturation';
-    const rows = await rowsOf('mooncake', `x${scale}`, { workload: mooncakeAt(scale), profile, seed: 1 });
-    const v = verdict(rows);
-    mooncakeVerdicts.push(`${profile}, ${label}: ${v.text}`);
-    out.push(`#### ${profile}, ${label} (×${scale}: ${(mooncake.length / (mooncake.at(-1)!.arrivalMs / 1000 / scale)).toFixed(2)} req/s)
+  for (const profile of ['gpu', 'offload'] as const) {
+    for (const [load, scale] of Object.entries(MOONCAKE_LOADS[profile])) {
+      const label = load === 'moderate' ? 'moderate' : 'near saturation';
+      const rows = await rowsOf('mooncake', `x${scale}`, { workload: mooncakeAt(scale), profile, seed: 1 });
+      const v = verdict(rows);
+      mooncakeVerdicts.push(`${profile}, ${label}: ${v.text}`);
+      out.push(`#### ${profile}, ${label} (×${scale}: ${(mooncake.length / (mooncake.at(-1)!.arrivalMs / 1000 / scale)).toFixed(2)} req/s)
 
 ${table(rows)}
 
 ${v.text}.`);
+    }
   }
 }
 
 // 2. The same trace near saturation with other seeds (the balancers' tie-breaks and draws).
 const seedLines: string[] = [];
-for (const profile of ['gpu', 'offload'] as const) {
-  for (const [load, scale] of Object.entries(MOONCAKE_LOADS[profile]).filter(([l]) => l === 'saturated')) {
-    for (const seed of [2, 3]) {
-      const rows = await rowsOf('seeds', `x${scale}`, { workload: mooncakeAt(scale), profile, seed }, KEY_POLICIES);
-      seedLines.push(seedRow(`Mooncake ×${scale}`, profile, load, seed, rows));
+if (!skip.has('seeds')) {
+  for (const profile of ['gpu', 'offload'] as const) {
+    for (const [load, scale] of Object.entries(MOONCAKE_LOADS[profile]).filter(([l]) => l === 'saturated')) {
+      for (const seed of [2, 3]) {
+        const rows = await rowsOf('seeds', `x${scale}`, { workload: mooncakeAt(scale), profile, seed }, KEY_POLICIES);
+        seedLines.push(seedRow(`Mooncake ×${scale}`, profile, load, seed, rows));
+      }
     }
   }
 }
@@ -264,18 +268,20 @@ const GENERATED = {
   },
 } as const;
 const generatedLines: string[] = [];
-for (const [name, g] of Object.entries(GENERATED)) {
-  for (const seed of [1, 2, 3]) {
-    const trace = g.make(seed);
-    // Both loads for the first seed, near saturation for the others.
-    for (const [load, scale] of Object.entries(g.loads).filter(([l]) => seed === 1 || l === 'saturated')) {
-      const rows = await rowsOf(
-        'generated',
-        `${name} x${scale}`,
-        { workload: () => traceWorkload(trace, scale, `${name}.jsonl`), profile: 'gpu', seed },
-        KEY_POLICIES,
-      );
-      generatedLines.push(seedRow(`${name} ×${scale}`, 'gpu', load, seed, rows));
+if (!skip.has('generated')) {
+  for (const [name, g] of Object.entries(GENERATED)) {
+    for (const seed of [1, 2, 3]) {
+      const trace = g.make(seed);
+      // Both loads for the first seed, near saturation for the others.
+      for (const [load, scale] of Object.entries(g.loads).filter(([l]) => seed === 1 || l === 'saturated')) {
+        const rows = await rowsOf(
+          'generated',
+          `${name} x${scale}`,
+          { workload: () => traceWorkload(trace, scale, `${name}.jsonl`), profile: 'gpu', seed },
+          KEY_POLICIES,
+        );
+        generatedLines.push(seedRow(`${name} ×${scale}`, 'gpu', load, seed, rows));
+      }
     }
   }
 }
@@ -316,7 +322,8 @@ const SEED_HEAD =
   '| trace | profile | load | seed | least-connection TTFT p50 / p99 (ms) | prefix-cache | prefix-hash | best ÷ least-connection, p50 / p99 | hit rate: LC / PC / PH / oracle | targets |\n' +
   '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |';
 
-out.push(`### The same targets on other draws and other prefix-sharing shapes
+if (seedLines.length + generatedLines.length > 0)
+  out.push(`### The same targets on other draws and other prefix-sharing shapes
 
 Mooncake near saturation with other seeds (the balancers' tie-breaks and draws), and generated
 traces of the Mooncake format (\`src/sim/workloads/prefix-traces.ts\`), three seeds each (both
@@ -333,68 +340,74 @@ ${[...seedLines, ...generatedLines].join('\n')}`);
 
 // 4. One hot system prompt: the hot-spot test.
 const hotRows: string[] = [];
-for (const scale of [1, 2, 4]) {
-  const trace = hotPrefixTrace({ ...HOT_PREFIX_DEFAULTS, seed: 1 });
-  const rows = await rowsOf('hot', `x${scale}`, {
-    workload: () => traceWorkload(trace, scale, 'hot-prefix.jsonl'),
-    profile: 'gpu',
-    seed: 1,
-  });
-  hotRows.push(`#### ${HOT_PREFIX_DEFAULTS.ratePerSecond * scale} req/s
+if (!skip.has('hot')) {
+  for (const scale of [1, 2, 4]) {
+    const trace = hotPrefixTrace({ ...HOT_PREFIX_DEFAULTS, seed: 1 });
+    const rows = await rowsOf('hot', `x${scale}`, {
+      workload: () => traceWorkload(trace, scale, 'hot-prefix.jsonl'),
+      profile: 'gpu',
+      seed: 1,
+    });
+    hotRows.push(`#### ${HOT_PREFIX_DEFAULTS.ratePerSecond * scale} req/s
 
 ${table(rows)}
 
 prefix-cache imbalance ${rows.find((r) => r.policy === 'prefix-cache')!.o.imbalance.toFixed(2)}, prefix-hash ${rows.find((r) => r.policy === 'prefix-hash')!.o.imbalance.toFixed(2)} (target ≤ 1.5: ${mark(PREFIX_AWARE.every((p) => rows.find((r) => r.policy === p)!.o.imbalance <= 1.5))}).`);
-}
-out.push(`### One hot system prompt (the hot-spot test)
+  }
+  out.push(`### One hot system prompt (the hot-spot test)
 
 ${HOT_PREFIX_DEFAULTS.requests.toLocaleString('en')} requests (\`hotPrefixTrace\`): 80% are one 2,048-token system prompt and a user turn of
 20–400 tokens, the rest 200–4,000 tokens sharing nothing; Poisson arrivals at three rates.
 
 ${hotRows.join('\n\n')}`);
+}
 
 // 5. The Azure conversation trace: nothing shared.
 const conv = (await readTrace(CONV_TRACE))
   .filter((r) => r.arrivalMs >= 600_000 && r.arrivalMs < 1_200_000)
   .map((r) => ({ ...r, arrivalMs: r.arrivalMs - 600_000 }));
-const convParts: string[] = [];
-for (const [load, scale] of Object.entries({ moderate: 2, saturated: 3 })) {
-  const rows = await rowsOf('conv', `x${scale}`, {
-    workload: () => traceWorkload(conv, scale, 'azure-llm-2023-conv.csv'),
-    profile: 'gpu',
-    seed: 1,
-  });
-  const lc = rows.find((r) => r.policy === 'least-connection')!.o;
-  const within = (o: Outcome): boolean =>
-    Math.abs(o.ttftP50 / lc.ttftP50 - 1) <= 0.05 && Math.abs(o.ttftP99 / lc.ttftP99 - 1) <= 0.05;
-  const lines = PREFIX_AWARE.map((p) => {
-    const o = rows.find((r) => r.policy === p)!.o;
-    const sign = (x: number): string => `${x >= 1 ? '+' : '−'}${Math.abs((x - 1) * 100).toFixed(1)}%`;
-    return `${p} TTFT p50 ${sign(o.ttftP50 / lc.ttftP50)}, p99 ${sign(o.ttftP99 / lc.ttftP99)} against least-connection (target within 5%: ${mark(within(o))})`;
-  });
-  convParts.push(`#### ${load === 'moderate' ? 'moderate' : 'near saturation'} (×${scale})
+if (!skip.has('conv')) {
+  const convParts: string[] = [];
+  for (const [load, scale] of Object.entries({ moderate: 2, saturated: 3 })) {
+    const rows = await rowsOf('conv', `x${scale}`, {
+      workload: () => traceWorkload(conv, scale, 'azure-llm-2023-conv.csv'),
+      profile: 'gpu',
+      seed: 1,
+    });
+    const lc = rows.find((r) => r.policy === 'least-connection')!.o;
+    const within = (o: Outcome): boolean =>
+      Math.abs(o.ttftP50 / lc.ttftP50 - 1) <= 0.05 && Math.abs(o.ttftP99 / lc.ttftP99 - 1) <= 0.05;
+    const lines = PREFIX_AWARE.map((p) => {
+      const o = rows.find((r) => r.policy === p)!.o;
+      const sign = (x: number): string => `${x >= 1 ? '+' : '−'}${Math.abs((x - 1) * 100).toFixed(1)}%`;
+      return `${p} TTFT p50 ${sign(o.ttftP50 / lc.ttftP50)}, p99 ${sign(o.ttftP99 / lc.ttftP99)} against least-connection (target within 5%: ${mark(within(o))})`;
+    });
+    convParts.push(`#### ${load === 'moderate' ? 'moderate' : 'near saturation'} (×${scale})
 
 ${table(rows)}
 
 ${lines.join('; ')}.`);
-}
-out.push(`### Azure conversation trace (nothing shared)
+  }
+  out.push(`### Azure conversation trace (nothing shared)
 
 Minutes 10–20 of \`azure-llm-2023-conv.csv\` (${conv.length.toLocaleString('en')} requests; Patel et al., "Splitwise", ISCA 2024, CC-BY 4.0), each
 prompt unique text of its row's length: prefix routing can only cost here. Near saturation is
 the gateway's slots filling (×3.5 queued for seconds).
 
 ${convParts.join('\n\n')}`);
+}
 
 // 6. The multi-turn workload of the live run.
-const mtRows = await rowsOf('multi-turn', 'live sessions', {
-  workload: () => multiTurnWorkload(MULTI_TURN),
-  profile: 'gpu',
-  seed: MULTI_TURN.seed,
-});
-out.push(`### Multi-turn chat, the live run's sessions (${MULTI_TURN.sessions} sessions at ${MULTI_TURN.sessionsPerSecond}/s, closed loop, session key in \`user\`)
+if (!skip.has('multi-turn')) {
+  const mtRows = await rowsOf('multi-turn', 'live sessions', {
+    workload: () => multiTurnWorkload(MULTI_TURN),
+    profile: 'gpu',
+    seed: MULTI_TURN.seed,
+  });
+  out.push(`### Multi-turn chat, the live run's sessions (${MULTI_TURN.sessions} sessions at ${MULTI_TURN.sessionsPerSecond}/s, closed loop, session key in \`user\`)
 
 ${table(mtRows)}`);
+}
 
 // ---------------------------------------------------------------- write
 
@@ -417,9 +430,9 @@ flight per worker, sampled every 100 ms: 1.00 is even), idle while queued (share
 which a worker had nothing in flight while another's engine had requests waiting), prefill
 utilisation (engine time spent prefilling ÷ worker time).
 
-Command (${runs} runs${only ? ` of sections ${only.join(', ')}; the rest from the JSON file` : ''}, ${wallS.toFixed(0)} s of wall time on a shared 2-core machine; numbers in \`balancing-sim.json\`):
+Command (${runs} runs${only ? ` of sections ${only.join(', ')}; the rest from the JSON file` : ''}${values.resume ? ' in this pass, the rest taken from the JSON file, where earlier passes of the same command stored them' : ''}, ${wallS.toFixed(0)} s of wall time on a shared 2-core machine; numbers in \`balancing-sim.json\`):
 
-    npx vite-node bench/balancing-sim.ts
+    npx vite-node bench/balancing-sim.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}
 
 Rows by hand (Mooncake near saturation; the first with prefix-cache on the gpu profile, the
 second the oracle on the offload profile):

@@ -5,7 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseSimulateArgs } from '../../src/sim/cluster/args.js';
+import { simulate, type SimulationResult } from '../../src/sim/cluster/run.js';
 import { readTrace, type TraceRequest } from '../../src/sim/cluster/trace.js';
+import type { SimWorkload } from '../../src/sim/cluster/workload.js';
 import type { EngineProfile } from '../../src/sim/engine-model.js';
 import type { MultiTurnOptions } from '../../src/sim/workloads/multi-turn.js';
 
@@ -43,6 +46,55 @@ export const MOONCAKE_LOADS: Record<ProfileName, { moderate: number; saturated: 
   offload: { moderate: 0.4, saturated: 0.7 },
 };
 
+/**
+ * Engines 5× faster than the default profile (prefill 50k tokens/s, a token every 2.4 ms), for
+ * live runs of Mooncake-sized prompts that take minutes rather than a quarter of an hour: the
+ * simulator's flags, and the same engines as a profile for the virtual-time yardstick.
+ */
+export const FAST_ENGINES = {
+  speedup: 5,
+  simArgs: ['--prefill-tps', '50000', '--token-interval', '2.4'],
+  profile: { prefillTokensPerSecond: 50_000, decodeStepMs: 2.4, decodeStepMsPerSeq: 0 } as Partial<EngineProfile>,
+} as const;
+
+/** The 4 workers of every balancing run. */
+export const WORKERS = 4;
+
+/**
+ * One virtual-time run of a balancing workload: `WORKERS` simulated workers already up, min =
+ * max (the autoscaler never acts), the gateway's defaults but for `flags` (e.g.
+ * `['--load_balancer', 'prefix-cache']`); `oracle` routes with the clairvoyant yardstick instead.
+ */
+export async function simulateFleet(o: {
+  readonly workload: SimWorkload;
+  readonly profile?: Partial<EngineProfile>;
+  readonly flags?: readonly string[];
+  readonly oracle?: boolean;
+  readonly seed: number;
+}): Promise<SimulationResult> {
+  const argv = [
+    '--min_workers',
+    `${WORKERS}`,
+    '--max_workers',
+    `${WORKERS}`,
+    '--seed',
+    `${o.seed}`,
+    ...(o.flags ?? []),
+  ];
+  const a = parseSimulateArgs(argv);
+  if (a === 'help') throw new Error(`unexpected --help in ${argv.join(' ')}`);
+  return simulate({
+    workload: o.workload,
+    config: a.config,
+    launchDelay: { distribution: 'fixed', meanMs: 0, cv: 0 },
+    seed: o.seed,
+    sampleIntervalMs: 60_000,
+    initialWorkers: WORKERS,
+    ...(o.profile ? { profile: o.profile } : {}),
+    oracle: o.oracle ?? false,
+  });
+}
+
 /** Sized for a shared 2-core machine: about a minute live. */
 export const MULTI_TURN = { seed: 11, sessions: 60, sessionsPerSecond: 2 } as const satisfies Partial<MultiTurnOptions>;
 
@@ -50,13 +102,13 @@ export const MULTI_TURN = { seed: 11, sessions: 60, sessionsPerSecond: 2 } as co
 export const CONV = { fromSeconds: 600, seconds: 60, speedup: 2, maxReplyTokens: 300 } as const;
 
 /**
- * The conv slice, arrivals in ms from the slice's start (not yet sped up), at least 1 and at
- * most CONV.maxReplyTokens tokens out each.
+ * The conv slice (`seconds` of it from CONV.fromSeconds), arrivals in ms from the slice's start
+ * (not yet sped up), at least 1 and at most CONV.maxReplyTokens tokens out each.
  */
-export async function convSlice(file = CONV_TRACE): Promise<TraceRequest[]> {
+export async function convSlice(seconds: number = CONV.seconds, file = CONV_TRACE): Promise<TraceRequest[]> {
   const from = CONV.fromSeconds * 1000;
   return (await readTrace(file))
-    .filter((r) => r.arrivalMs >= from && r.arrivalMs < from + CONV.seconds * 1000)
+    .filter((r) => r.arrivalMs >= from && r.arrivalMs < from + seconds * 1000)
     .map((r) => ({
       ...r,
       arrivalMs: r.arrivalMs - from,

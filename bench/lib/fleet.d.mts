@@ -39,6 +39,8 @@ export function startGateway(options: {
   args?: string[];
   nodeArgs?: string[];
   env?: Record<string, string>;
+  /** How long it may take to start and see every worker ready (20 s). */
+  startTimeoutMs?: number;
 }): Promise<GatewayProcess>;
 export function startFleet(options: {
   workers: number;

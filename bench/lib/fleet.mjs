@@ -54,7 +54,7 @@ export async function startSim(args = []) {
  * plus --expose-gc and bench/lib/memory-probe.mjs, so `memory({ gc })` reads its heap and RSS
  * over an IPC channel; `env` is added to its environment. Resolves once every worker is ready.
  */
-export async function startGateway({ workers, args = [], nodeArgs = [], env = {} }) {
+export async function startGateway({ workers, args = [], nodeArgs = [], env = {}, startTimeoutMs }) {
   const [port, grpcPort] = [await freePort(), await freePort()];
   const { child } = await startCli(
     'flockserve',
@@ -80,10 +80,10 @@ export async function startGateway({ workers, args = [], nodeArgs = [], env = {}
     /listening on/,
     env,
     ['--expose-gc', '--import', join(ROOT, 'bench/lib/memory-probe.mjs'), ...nodeArgs],
-    { ipc: true },
+    { ipc: true, timeoutMs: startTimeoutMs },
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitHttp(`${url}/`, async (r) => (await r.json()).ready_worker_count === workers.length);
+  await waitHttp(`${url}/`, async (r) => (await r.json()).ready_worker_count === workers.length, startTimeoutMs);
   let seq = 0;
   return {
     url,

@@ -21,7 +21,8 @@ export function startCli(cli, args, ready, env = {}, nodeArgs = [], options = {}
 /**
  * Starts `node [the script's shebang flags] [nodeArgs] script args`, as running the script itself
  * does, and resolves once stdout matches `ready`. (Node rather than the script, so that nodeArgs
- * such as --cpu-prof can be added.) `options.ipc`: with an IPC channel (child.send, 'message').
+ * such as --cpu-prof can be added.) `options.ipc`: with an IPC channel (child.send, 'message');
+ * `options.timeoutMs`: how long it may take to start (20 s; more on a busy machine).
  */
 export function startScript(script, args, ready, env = {}, nodeArgs = [], options = {}) {
   const cli = basename(script);
@@ -34,8 +35,8 @@ export function startScript(script, args, ready, env = {}, nodeArgs = [], option
   child.once('exit', () => children.delete(child));
   let out = '';
   return new Promise((resolve, reject) => {
-    // Generous: on a shared, busy machine a node process can take a minute and more to start.
-    const timer = setTimeout(() => reject(new Error(`${cli} did not start: ${out}`)), 120_000);
+    // Generous by default: on a shared, busy machine a node process can take a minute and more to start.
+    const timer = setTimeout(() => reject(new Error(`${cli} did not start: ${out}`)), options.timeoutMs ?? 120_000);
     const onData = (d) => {
       out += d.toString();
       const m = ready.exec(out);
