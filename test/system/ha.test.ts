@@ -113,7 +113,7 @@ async function watchFleet(
 }
 
 // Each scenario starts 3 gateways and 2 workers, and stops them all: about 15-25 s on a busy 2-core machine.
-describe('several gateways, one fleet (real etcd, real processes)', { timeout: 90_000 }, () => {
+describe('several gateways, one fleet (real etcd, real processes)', { timeout: 180_000 }, () => {
   it('SIGKILL the leader: a follower leads within TTL + 2 s and adopts the fleet — no launch, no teardown', async () => {
     set = await startReplicas({ etcd: etcd.endpoints, leaseTtl: TTL_S });
     const s = set;
