@@ -211,14 +211,16 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
     },
     async add() {
       const r = await launch(replicas.length);
-      await waitFor(async () => (await r.status()) !== undefined, `${r.name} listening`, STARTUP_MS);
+      await waitFor(async () => (await r.status()) !== undefined && started(r), `${r.name} started`, STARTUP_MS);
       return r;
     },
   };
   try {
+    // Started, not only listening: a replica serves status while it is still joining etcd
+    // (taking its lease), and one that loses etcd then exits rather than serving.
     await waitFor(
-      async () => (await Promise.all(replicas.map((r) => r.status()))).every(Boolean),
-      'replicas listening',
+      async () => (await Promise.all(replicas.map((r) => r.status()))).every(Boolean) && replicas.every(started),
+      'replicas started',
       STARTUP_MS,
     );
     await waitFor(async () => (await set.leader()) !== undefined, 'one leader named by all', STARTUP_MS);
@@ -230,6 +232,11 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
     throw new Error(`${(err as Error).message}\n${tails.join('\n')}`);
   }
   return set;
+}
+
+/** The replica said it is up: its gateway started (it joined etcd) and listens. */
+function started(r: Replica): boolean {
+  return readFileSync(r.logPath, 'utf8').includes('FlockServe listening on');
 }
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 1000 });
