@@ -43,7 +43,7 @@ export function versions() {
 }
 
 /**
- * nginx as the issue asks: least_conn, upstream keepalive, proxy_buffering off. One worker
+ * nginx as a user would set it up to balance engines: least_conn, upstream keepalive, proxy_buffering off. One worker
  * process per core (auto), as an nginx user would run it.
  */
 export function nginxConfig(dir, { port, workers, nofile }) {
@@ -82,7 +82,7 @@ ${workers.map((w) => `    server ${w} max_fails=0;`).join('\n')}
 `;
 }
 
-/** haproxy as the issue asks: balance leastconn, http-reuse always, option http-no-delay. */
+/** haproxy as a user would set it up to balance engines: balance leastconn, http-reuse always, option http-no-delay. */
 export function haproxyConfig(dir, { port, workers, nofile }) {
   // haproxy's maxconn counts client connections; each also holds one to a worker (2 files).
   const maxconn = Math.floor((nofile - 256) / 2);
