@@ -7,11 +7,12 @@
  *   fleet             SharedFleet            written by the leader only, in a transaction that
  *                                            compares the leader key's create revision (fenced)
  *   replicas/<id>     {id, startedAt, leaving}   each replica's lease
- *   load/<id>         {queueLength, inFlight}    each replica's lease; about once a second
+ *   load/<id>         {queueLength, inFlight, waiting, buckets}   each replica's lease; about once a second
  *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease
  *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
  */
 import type { FleetCommand, FleetCommandResult, ReplicaInfo, SharedFleet, SharedWorker } from '../core/coordination.js';
+import type { LoadBucket } from '../core/load-history.js';
 import { isWorkerState } from '../core/pool.js';
 
 export const KEYS = {
@@ -32,6 +33,8 @@ export interface LeaderValue {
 export interface LoadValue {
   readonly queueLength: number;
   readonly inFlight: Readonly<Record<string, number>>;
+  readonly waiting?: number | undefined;
+  readonly buckets?: readonly LoadBucket[] | undefined;
 }
 
 export interface CommandValue {
@@ -79,7 +82,39 @@ export function parseReplica(text: string): ReplicaInfo | undefined {
 export function parseLoad(text: string): LoadValue | undefined {
   const o = object(text);
   const inFlight = o ? recordOf(o.inFlight, isCount) : undefined;
-  return o && isCount(o.queueLength) && inFlight ? { queueLength: o.queueLength, inFlight } : undefined;
+  if (!o || !isCount(o.queueLength) || !inFlight || !optionalCount(o.waiting)) return undefined;
+  // Waiting and buckets are absent from a replica that does not publish them.
+  let buckets: LoadBucket[] | undefined;
+  if (o.buckets !== undefined) {
+    if (!Array.isArray(o.buckets)) return undefined;
+    buckets = [];
+    for (const b of o.buckets) {
+      const parsed = parseBucket(b);
+      if (!parsed) return undefined;
+      buckets.push(parsed);
+    }
+  }
+  return { queueLength: o.queueLength, inFlight, waiting: o.waiting, buckets };
+}
+
+const isAmount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+function parseBucket(v: unknown): LoadBucket | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Json;
+  if (typeof o.startMs !== 'number' || !Number.isFinite(o.startMs)) return undefined;
+  if (!isCount(o.peak) || !isCount(o.peakWaiting) || !isCount(o.arrivals) || !isCount(o.departures)) return undefined;
+  if (!isAmount(o.mean) || !isAmount(o.meanWaiting) || !isAmount(o.ready)) return undefined;
+  return {
+    startMs: o.startMs,
+    peak: o.peak,
+    mean: o.mean,
+    peakWaiting: o.peakWaiting,
+    meanWaiting: o.meanWaiting,
+    ready: o.ready,
+    arrivals: o.arrivals,
+    departures: o.departures,
+  };
 }
 
 function parseWorker(v: unknown): SharedWorker | undefined {

@@ -310,7 +310,12 @@ export class EtcdCoordinator implements Coordinator {
   // ---- load ----------------------------------------------------------------------------
 
   publishLoad(load: Omit<ReplicaLoad, 'replica'>): void {
-    const value = JSON.stringify({ queueLength: load.queueLength, inFlight: load.inFlight });
+    const value = JSON.stringify({
+      queueLength: load.queueLength,
+      inFlight: load.inFlight,
+      waiting: load.waiting,
+      buckets: load.buckets,
+    });
     if (value === this.#loadWritten && !this.#loadWriting) return;
     this.#loadNext = value;
     if (!this.#loadWriting) void this.#writeLoad();

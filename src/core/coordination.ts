@@ -8,6 +8,7 @@
  * (in etcd: its lease, and the leader key's create revision as the term) is still current.
  * Every replica serves requests over the fleet the leader last wrote.
  */
+import type { LoadBucket } from './load-history.js';
 import type { WorkerState } from './types.js';
 
 /** One worker as the leader publishes it to every replica. */
@@ -44,6 +45,13 @@ export interface ReplicaLoad {
   readonly queueLength: number;
   /** Requests in flight from this replica, by worker name (workers with none are left out). */
   readonly inFlight: Readonly<Record<string, number>>;
+  /** Of queueLength, the requests waiting for a slot (absent from a replica that does not publish it: none). */
+  readonly waiting?: number | undefined;
+  /**
+   * Its newest finished load-history buckets, oldest first (FleetHistory: the leader's autoscaler
+   * sums every replica's by start time). Absent: it publishes none.
+   */
+  readonly buckets?: readonly LoadBucket[] | undefined;
 }
 
 /** A replica as the others see it. */

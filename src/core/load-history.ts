@@ -50,15 +50,22 @@ export class LoadHistory {
   #arrivals = 0;
   #departures = 0;
 
-  constructor(clock: Clock, o: { bucketMs?: number; keep?: number } = {}) {
+  /**
+   * `aligned`: buckets start at multiples of bucketMs on the clock rather than when the history
+   * does, so replicas whose clocks agree (the wall clock) close their buckets at the same instants
+   * and the leader sums them by start time (FleetHistory). The first bucket then covers only part
+   * of its span: the load before the start counts as none, as it was none at this replica.
+   */
+  constructor(clock: Clock, o: { bucketMs?: number; keep?: number; aligned?: boolean } = {}) {
     this.bucketMs = o.bucketMs ?? 10_000;
     this.#keep = o.keep ?? 360;
     if (!(this.bucketMs > 0)) throw new RangeError(`bucket must be > 0 ms, got ${this.bucketMs}`);
     if (!(Number.isInteger(this.#keep) && this.#keep >= 1))
       throw new RangeError(`keep must be >= 1, got ${this.#keep}`);
     this.#clock = clock;
-    this.#start = clock.now();
-    this.#since = this.#start;
+    const now = clock.now();
+    this.#start = o.aligned ? Math.floor(now / this.bucketMs) * this.bucketMs : now;
+    this.#since = now;
   }
 
   /** The queue length (in flight + waiting) and the requests waiting for a slot, as of now. */

@@ -10,6 +10,7 @@ import {
   type ReplicaLoad,
   type SharedFleet,
 } from './coordination.js';
+import type { FleetHistory } from './fleet-history.js';
 import { mirrorWorkers, shareWorkers } from './fleet-mirror.js';
 import type { WorkerPool } from './pool.js';
 import type { Prober, StructuredLog, Worker } from './types.js';
@@ -30,11 +31,15 @@ export interface ReplicaFleet {
   readonly target: number;
 }
 
-/** The queue length the autoscaler reads: this replica's (set by admission) plus the others' (published). */
+/**
+ * The queue length the autoscaler reads: this replica's (set by admission) plus the others'
+ * (published); and the others' requests waiting for a slot, which the leader adds to its own.
+ */
 export class GlobalQueue {
   readonly #tracker: { set(value: number): void };
   #local = 0;
   #remote = 0;
+  #remoteWaiting = 0;
 
   constructor(tracker: { set(value: number): void }) {
     this.#tracker = tracker;
@@ -50,7 +55,13 @@ export class GlobalQueue {
     this.#tracker.set(local + this.#remote);
   }
 
-  setRemote(remote: number): void {
+  /** Requests waiting at the other replicas, as they last published. */
+  get remoteWaiting(): number {
+    return this.#remoteWaiting;
+  }
+
+  setRemote(remote: number, waiting = 0): void {
+    this.#remoteWaiting = waiting;
     if (remote === this.#remote) return;
     this.#remote = remote;
     this.#tracker.set(this.#local + remote);
@@ -68,6 +79,8 @@ export interface ReplicaOptions {
   /** The autoscaler's bounds: the leader publishes them, followers take them from the shared fleet. */
   readonly scale: { min: number; max: number };
   readonly queue: GlobalQueue;
+  /** This replica's load history, published, and the others', kept for whenever this replica leads. */
+  readonly history?: FleetHistory | undefined;
   /** Requests waiting at this replica for a slot. */
   readonly waiting: () => number;
   /** Hands free slots to waiting requests (admission's wake): the others' load fell, or workers joined. */
@@ -108,8 +121,9 @@ const REPUBLISH_DELAY_MS = 250;
  * own requests fail: its outlier detection ejects a failing worker for itself at once, and it
  * probes the workers it ejected to readmit them.
  *
- * Every replica publishes its load (queue length, in flight per worker) about once a second.
- * The others' share counts in the autoscaler's queue length (the leader scales on the sum) and
+ * Every replica publishes its load (queue length, waiting, in flight per worker, its newest
+ * load-history buckets) about once a second. The others' share counts in the autoscaler's
+ * queue length, requests waiting and load history (the leader scales on the fleet's load) and
  * in each worker's load (least-connection on every replica weighs the whole fleet's requests,
  * and worker_capacity bounds all replicas together, give or take a second's drift).
  */
@@ -246,13 +260,16 @@ export class Replica implements CoordinationListener {
 
   loads(others: readonly ReplicaLoad[]): void {
     let queue = 0;
+    let waiting = 0;
     const perWorker = new Map<string, number>();
     for (const l of others) {
       queue += l.queueLength;
+      waiting += l.waiting ?? 0;
       for (const [name, n] of Object.entries(l.inFlight)) perWorker.set(name, (perWorker.get(name) ?? 0) + n);
     }
     for (const w of this.#options.pool.list()) this.#options.pool.setRemoteInFlight(w.name, perWorker.get(w.name) ?? 0);
-    this.#options.queue.setRemote(queue);
+    this.#options.queue.setRemote(queue, waiting);
+    this.#options.history?.setRemote(others);
     this.#options.wake();
   }
 
@@ -412,6 +429,11 @@ export class Replica implements CoordinationListener {
   #publishLoad(): void {
     const inFlight: Record<string, number> = {};
     for (const w of this.#options.pool.list()) if (w.inFlight > 0) inFlight[w.name] = w.inFlight;
-    this.#coordinator.publishLoad({ queueLength: this.#options.queue.local, inFlight });
+    this.#coordinator.publishLoad({
+      queueLength: this.#options.queue.local,
+      inFlight,
+      waiting: this.#options.waiting(),
+      ...(this.#options.history ? { buckets: this.#options.history.recent() } : {}),
+    });
   }
 }

@@ -161,6 +161,9 @@ export class Terminator {
     });
     // Fenced: this replica stopped leading; the worker is the next leader's, as it is.
     if (outcome === 'fenced') return;
+    // Stood down while the call ran: the pool mirrors the next leader's fleet now, whose state
+    // for the worker is its own to change; only the departure learns how the call ended.
+    if (epoch !== this.#epoch) return d.settled(outcome === 'gone' ? 'terminated' : 'unterminated');
     const w = this.#pool.get(name);
     if (outcome === 'gone' && d.keepFailed !== undefined && w) {
       this.#pool.setState(name, 'failed', d.keepFailed);

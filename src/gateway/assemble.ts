@@ -24,6 +24,7 @@ import { balancerOptions, createBalancer } from '../core/balancer/registry.js';
 import { isEngineLoadSink, type BalancerPolicy, type EngineLoadSample } from '../core/balancer/types.js';
 import type { Clock } from '../core/clock.js';
 import { Fleet } from '../core/fleet.js';
+import { FleetHistory } from '../core/fleet-history.js';
 import { LoadHistory } from '../core/load-history.js';
 import { LoadTracker } from '../core/load-tracker.js';
 import { OutlierDetector } from '../core/outlier.js';
@@ -167,7 +168,9 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const tracker = new LoadTracker(clock, c.queueTrackingWindow * 1000);
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
   // The autoscaler's short-bucket view of the load (peaks, rates), and how long launches take.
-  const history = new LoadHistory(clock);
+  // Admission records this replica's; the autoscaler reads the fleet's (every replica's, summed).
+  const history = new LoadHistory(clock, { aligned: coordinator.replicated });
+  const fleetHistory = new FleetHistory(history);
   const launchTimes = new LaunchTimes();
   const balancer = o.balancer ?? createBalancer(c.loadBalancer, balancerOptions(c, clock));
   // engine-load reads the engines' /metrics; the scraper pushes them in, off the request path.
@@ -307,8 +310,8 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
         workers: () => pool.list(),
         bounds,
         config,
-        waiting: () => admission.waiting,
-        history,
+        waiting: () => admission.waiting + queue.remoteWaiting,
+        history: fleetHistory,
         launches: launchTimes,
       });
       return scale.lastManualAddAt === undefined ? snap : { ...snap, lastScaleUpAt: scale.lastManualAddAt };
@@ -347,6 +350,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     autoscaler,
     scale,
     queue,
+    history: fleetHistory,
     waiting: () => admission.waiting,
     wake: () => admission.wake(),
     clock,

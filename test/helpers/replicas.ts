@@ -14,6 +14,9 @@ import { clusterPort, fakeSky, skyTask, type FakeSky, type LedgerEntry } from '.
 import { ROOT } from './gateway.js';
 import { waitFor } from './wait.js';
 
+/** How long a replica may take to listen and agree on a leader: node's start alone takes seconds on a busy machine. */
+const STARTUP_MS = 60_000;
+
 /** What GET / says about the replicas (src/service/status.ts). */
 export interface StatusJson {
   readonly ready_worker_count: number;
@@ -208,17 +211,32 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
     },
     async add() {
       const r = await launch(replicas.length);
-      await waitFor(async () => (await r.status()) !== undefined, `${r.name} listening`, 20_000);
+      await waitFor(async () => (await r.status()) !== undefined && started(r), `${r.name} started`, STARTUP_MS);
       return r;
     },
   };
-  await waitFor(
-    async () => (await Promise.all(replicas.map((r) => r.status()))).every(Boolean),
-    'replicas listening',
-    20_000,
-  );
-  await waitFor(async () => (await set.leader()) !== undefined, 'one leader named by all', 20_000);
+  try {
+    // Started, not only listening: a replica serves status while it is still joining etcd
+    // (taking its lease), and one that loses etcd then exits rather than serving.
+    await waitFor(
+      async () => (await Promise.all(replicas.map((r) => r.status()))).every(Boolean) && replicas.every(started),
+      'replicas started',
+      STARTUP_MS,
+    );
+    await waitFor(async () => (await set.leader()) !== undefined, 'one leader named by all', STARTUP_MS);
+  } catch (err) {
+    // What each replica said last: why it is not up, or not agreeing on a leader.
+    const tails = replicas.map(
+      (r) => `${r.name}:\n${readFileSync(r.logPath, 'utf8').split('\n').slice(-8).join('\n')}`,
+    );
+    throw new Error(`${(err as Error).message}\n${tails.join('\n')}`);
+  }
   return set;
+}
+
+/** The replica said it is up: its gateway started (it joined etcd) and listens. */
+function started(r: Replica): boolean {
+  return readFileSync(r.logPath, 'utf8').includes('FlockServe listening on');
 }
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 1000 });

@@ -173,12 +173,35 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
   it('shares load: each replica sees the others’ load, and a replica’s load goes with it', async () => {
     const { cs, rs } = await join(3);
     cs[0]!.publishLoad({ queueLength: 5, inFlight: { 'w-1': 3, 'w-2': 2 } });
-    cs[1]!.publishLoad({ queueLength: 1, inFlight: { 'w-1': 1 } });
+    // gw1 has one request waiting, and its load history's newest buckets (the leader's autoscaler sums them).
+    const buckets = [
+      {
+        startMs: 1_700_000_000_000,
+        peak: 3,
+        mean: 1.25,
+        peakWaiting: 1,
+        meanWaiting: 0.1,
+        ready: 2,
+        arrivals: 7,
+        departures: 6,
+      },
+      {
+        startMs: 1_700_000_010_000,
+        peak: 1,
+        mean: 0.5,
+        peakWaiting: 0,
+        meanWaiting: 0,
+        ready: 2,
+        arrivals: 1,
+        departures: 2,
+      },
+    ];
+    cs[1]!.publishLoad({ queueLength: 1, inFlight: { 'w-1': 1 }, waiting: 1, buckets });
     const seenBy = (i: number): readonly ReplicaLoad[] => rs[i]!.seenLoads;
     await waitFor(() => seenBy(2).length === 2, 'two loads at gw2');
     expect([...seenBy(2)].sort((a, b) => a.replica.localeCompare(b.replica))).toEqual([
       { replica: 'gw0', queueLength: 5, inFlight: { 'w-1': 3, 'w-2': 2 } },
-      { replica: 'gw1', queueLength: 1, inFlight: { 'w-1': 1 } },
+      { replica: 'gw1', queueLength: 1, inFlight: { 'w-1': 1 }, waiting: 1, buckets },
     ]);
     expect(seenBy(0).map((l) => l.replica)).toEqual(['gw1']);
     await cs[0]!.close();

@@ -22,6 +22,7 @@
 import { activeWorkers } from '../../core/autoscaler/snapshot.js';
 import { Cancellation } from '../../core/cancellation.js';
 import { VirtualClock, seededRandom, type Clock } from '../../core/clock.js';
+import type { Coordinator } from '../../core/coordination.js';
 import { GatewayError } from '../../core/errors.js';
 import type { WorkerStateChange } from '../../core/types.js';
 import type { TaskSpec } from '../../core/types.js';
@@ -35,6 +36,7 @@ import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';
 import { SimMetrics, type RequestRecord, type SimSummary } from './metrics.js';
 import { OracleBalancer } from './oracle.js';
 import { SimProvisioner } from './provisioner.js';
+import { SimReplicaGroup } from './replicas.js';
 import { SimUpstream } from './upstream.js';
 import type { RequestOutcome, SimPrompt, SimRequest, SimWorkload } from './workload.js';
 
@@ -71,6 +73,12 @@ export interface SimulationOptions {
   readonly balanceSampleMs?: number;
   /** Where the gateway's log lines go (none by default). */
   readonly log?: GatewayLog;
+  /**
+   * Gateway replicas steering the fleet (default 1): replica 0 leads, the others follow through a
+   * simulated shared store (SimReplicaGroup), and each request goes to one of them at random, as
+   * an L4 balancer spreads connections.
+   */
+  readonly replicas?: number;
 }
 
 /**
@@ -188,6 +196,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const random = seededRandom(o.seed);
   const launchRandom = seededRandom((o.seed ^ 0x5bd1e995) >>> 0);
   const faultRandom = seededRandom((o.seed ^ 0x27d4eb2f) >>> 0);
+  const spreadRandom = seededRandom((o.seed ^ 0x61c88647) >>> 0);
   const requestFaultRandom = seededRandom((o.seed ^ 0x165667b1) >>> 0);
   const faults = o.faults ?? {};
   const provisioner: SimProvisioner = new SimProvisioner({
@@ -214,23 +223,30 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       )
     : undefined;
   let heldBack = 0;
-  const gateway = assembleGateway({
-    balancer: oracle,
-    config: c,
-    clock,
-    random,
-    task: SIM_TASK,
-    provisioner,
-    prober: provisioner.prober,
-    upstream,
-    // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
-    engineLoad: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
-    log: o.log,
-    metrics: { autoscalerHeldBack: () => heldBack++ },
-    onScale: (desired, decision, snap) =>
-      scaleEvents.push({ tS: clock.now() / 1000, from: activeWorkers(snap), to: desired, reason: decision.reason }),
-  });
-  const { pool, tracker, admission, fleet, service } = gateway;
+  const replicas = o.replicas ?? 1;
+  if (oracle && replicas > 1) throw new RangeError('the oracle routes for one gateway: run it with one replica');
+  const group = replicas > 1 ? new SimReplicaGroup(clock, replicas) : undefined;
+  const assemble = (coordinator: Coordinator | undefined) =>
+    assembleGateway({
+      coordinator,
+      balancer: oracle,
+      config: c,
+      clock,
+      random,
+      task: SIM_TASK,
+      provisioner,
+      prober: provisioner.prober,
+      upstream,
+      // engine-load reads the engines' load as the gateway's scraper would, every engine_metrics_interval.
+      engineLoad: (w) => Promise.resolve(provisioner.worker(w.name)?.engineLoad()),
+      log: o.log,
+      metrics: { autoscalerHeldBack: () => heldBack++ },
+      onScale: (desired, decision, snap) =>
+        scaleEvents.push({ tS: clock.now() / 1000, from: activeWorkers(snap), to: desired, reason: decision.reason }),
+    });
+  const gateway = assemble(group?.leader);
+  const gateways = [gateway, ...(group?.members.slice(1) ?? []).map((m) => assemble(m))];
+  const { pool, tracker, fleet } = gateway;
   const metrics = new SimMetrics(clock, pool);
   const bounds = gateway.scale;
   const churn = relaunchCounter(o.launchDelay.meanMs, initialWorkers);
@@ -250,7 +266,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       ready,
       launching,
       queue: tracker.current(),
-      waiting: admission.waiting,
+      waiting: gateways.reduce((n, g) => n + g.admission.waiting, 0),
       queueMean: tracker.mean(),
     });
   };
@@ -286,7 +302,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       failRequest(metrics, rec, err);
       ended({ ok: false });
     };
-    service
+    const at = gateways.length === 1 ? gateway : gateways[Math.floor(spreadRandom() * gateways.length)]!;
+    at.service
       .dispatch({
         method: 'POST',
         path: '/v1/completions',
@@ -328,9 +345,12 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     let queued = false;
     for (const w of pool.readyWorkers()) {
       ready++;
-      total += w.inFlight;
-      if (w.inFlight > max) max = w.inFlight;
-      if (w.inFlight === 0) idle = true;
+      // Every replica's requests on it (one gateway: its own).
+      let inFlight = w.inFlight;
+      for (let i = 1; i < gateways.length; i++) inFlight += gateways[i]!.pool.get(w.name)?.inFlight ?? 0;
+      total += inFlight;
+      if (inFlight > max) max = inFlight;
+      if (inFlight === 0) idle = true;
       else if (!queued && (provisioner.worker(w.name)?.engine.stats().waiting ?? 0) > 0) queued = true;
     }
     if (ready > 0 && metrics.records.length > 0) {
@@ -343,7 +363,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   };
 
   fleet.scaleTo(initialWorkers);
-  await gateway.start();
+  for (const g of gateways) await g.start();
   sampleEvery();
   sampleBalance();
   o.workload.start({ clock, send });
@@ -375,7 +395,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     }
   }
   sample();
-  gateway.stop();
+  for (const g of gateways) g.stop();
   const summary = metrics.summary();
   const engines = provisioner.engineTotals();
   const queryTokens = engines.queryTokens + upstream.uniquePromptTokens;
@@ -397,8 +417,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       idleWhileQueued: balance.samples === 0 ? 0 : balance.idleWhileQueued / balance.samples,
     },
     gateway: {
-      retries: service.stats.retries,
-      ejections: gateway.outlier.stats.ejections,
+      retries: gateways.reduce((n, g) => n + g.service.stats.retries, 0),
+      ejections: gateways.reduce((n, g) => n + g.outlier.stats.ejections, 0),
       launchFailures: fleet.stats.launchFailures,
       launchGiveUps: fleet.stats.launchGiveUps,
       replaced: fleet.stats.replaced,

@@ -12,6 +12,16 @@ import {
 describe('etcd values', () => {
   const worker = { name: 'w-1', state: 'ready', url: 'http://a:1', capacity: 4, detail: {} };
   const fleet = { leader: 'gw0', term: 7, target: 1, minWorkers: 1, maxWorkers: 2, workers: [worker] };
+  const bucket = {
+    startMs: 10_000,
+    peak: 4,
+    mean: 2.5,
+    peakWaiting: 0,
+    meanWaiting: 0,
+    ready: 2,
+    arrivals: 9,
+    departures: 8,
+  };
 
   it.each<[string, (text: string) => unknown, unknown, boolean]>([
     ['leader', parseLeader, { id: 'gw0', since: 1 }, true],
@@ -20,6 +30,21 @@ describe('etcd values', () => {
     ['replica, leaving as a string', parseReplica, { id: 'gw0', startedAt: 1, leaving: 'no' }, false],
     ['load', parseLoad, { queueLength: 3, inFlight: { 'w-1': 2 } }, true],
     ['load, negative in flight', parseLoad, { queueLength: 3, inFlight: { 'w-1': -2 } }, false],
+    ['load with waiting and buckets', parseLoad, { queueLength: 3, inFlight: {}, waiting: 1, buckets: [bucket] }, true],
+    ['load, waiting a fraction', parseLoad, { queueLength: 3, inFlight: {}, waiting: 0.5 }, false],
+    ['load, buckets not a list', parseLoad, { queueLength: 3, inFlight: {}, buckets: bucket }, false],
+    [
+      'load, a bucket with a negative mean',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, mean: -1 }] },
+      false,
+    ],
+    [
+      'load, a bucket without arrivals',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, arrivals: undefined }] },
+      false,
+    ],
     ['fleet', parseFleet, fleet, true],
     ['fleet, a worker in an unknown state', parseFleet, { ...fleet, workers: [{ ...worker, state: 'asleep' }] }, false],
     ['fleet, capacity 0', parseFleet, { ...fleet, workers: [{ ...worker, capacity: 0 }] }, false],

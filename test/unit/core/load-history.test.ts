@@ -62,6 +62,20 @@ describe('LoadHistory', () => {
     expect(b.at(-1)!.startMs + 20 * S).toBeGreaterThan(clock.now());
   });
 
+  it('aligned: buckets start on the clock’s multiples of the bucket, so replicas close them together', () => {
+    const clock = new VirtualClock(1_000_004 * S);
+    const h = new LoadHistory(clock, { aligned: true });
+    // Started 4 s into the bucket [1_000_000 s, 1_000_010 s): the 4 s before count as no load.
+    h.record(2, 0);
+    clock.advance(6 * S);
+    h.record(0, 0);
+    clock.advance(10 * S);
+    expect(h.buckets().map((b) => [b.startMs / S, b.mean, b.arrivals])).toEqual([
+      [1_000_000, (2 * 6) / 10, 2],
+      [1_000_010, 0, 0],
+    ]);
+  });
+
   it('refuses a bucket or a keep that makes no sense', () => {
     expect(() => new LoadHistory(new VirtualClock(), { bucketMs: 0 })).toThrow(/bucket/);
     expect(() => new LoadHistory(new VirtualClock(), { keep: 0 })).toThrow(/keep/);

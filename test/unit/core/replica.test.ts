@@ -117,12 +117,14 @@ describe('Replica following', () => {
     t.coordinator.share(fleet([worker('w-1'), worker('w-2')]));
     t.queue.set(2);
     t.coordinator.others([
-      { replica: 'b', queueLength: 5, inFlight: { 'w-1': 3, 'w-2': 1 } },
+      { replica: 'b', queueLength: 5, inFlight: { 'w-1': 3, 'w-2': 1 }, waiting: 1 },
       { replica: 'c', queueLength: 1, inFlight: { 'w-1': 1 } },
     ]);
     expect(t.pool.get('w-1')?.remoteInFlight).toBe(4);
     expect(t.pool.get('w-2')?.remoteInFlight).toBe(1);
     expect(t.tracker.current()).toBe(2 + 5 + 1);
+    // A request waiting at b counts for the leader's autoscaler as one waiting here does.
+    expect(t.queue.remoteWaiting).toBe(1);
     // w-1 holds 4 of its 4 slots through the others: the least loaded with room is w-2.
     expect(t.pool.loads.has(t.pool.get('w-1')!)).toBe(false);
     expect(t.pool.loads.leastLoaded(() => 0)?.name).toBe('w-2');
@@ -131,16 +133,18 @@ describe('Replica following', () => {
     expect(t.pool.get('w-1')?.remoteInFlight).toBe(1);
     expect(t.pool.get('w-2')?.remoteInFlight).toBe(0);
     expect(t.tracker.current()).toBe(2 + 1);
+    expect(t.queue.remoteWaiting).toBe(0);
   });
 
-  it('publishes its own load every second: its queue length and in flight per worker', async () => {
+  it('publishes its own load every second: its queue length, waiting and in flight per worker', async () => {
     const t = setup();
     await t.replica.start();
     t.coordinator.share(fleet([worker('w-1'), worker('w-2')]));
     t.pool.acquire(t.pool.get('w-2')!);
     t.queue.set(3);
+    t.setWaiting(2);
     t.clock.advance(1000);
-    expect(t.coordinator.loads).toEqual([{ queueLength: 3, inFlight: { 'w-2': 1 } }]);
+    expect(t.coordinator.loads).toEqual([{ queueLength: 3, inFlight: { 'w-2': 1 }, waiting: 2 }]);
     t.clock.advance(1000);
     expect(t.coordinator.loads).toHaveLength(2);
   });

@@ -147,6 +147,26 @@ describe('Terminator: drain', () => {
     await done;
     expect(t.terminates()).toEqual([3000]);
   });
+
+  it('stood down while its terminate runs: the pool, mirroring the next leader now, is left as that leader has it', async () => {
+    const t = setup();
+    t.provisioner.terminateDelayMs = 2000;
+    const w = t.worker('w-1', 'ready');
+    const done = t.terminator.drain(w, true, t.departure('w-1'), 'shutdown');
+    await t.runTo(1000);
+    expect(w.state).toBe('terminating');
+    // The lease ran out mid-call; the next leader's fleet says the worker is draining.
+    t.terminator.standDown();
+    t.pool.setState('w-1', 'gone', 'as the leader reports');
+    t.pool.add('w-1', 4, 'provisioning');
+    t.pool.setState('w-1', 'starting', 'as the leader reports');
+    t.pool.setState('w-1', 'ready', 'as the leader reports');
+    t.pool.setState('w-1', 'draining', 'as the leader reports');
+    await t.runTo(3000);
+    await done;
+    expect(t.pool.get('w-1')?.state).toBe('draining');
+    expect(t.outcomes).toEqual(['2000 w-1 terminated']);
+  });
 });
 
 describe('Terminator: teardown retries', () => {
