@@ -104,7 +104,13 @@ describe('flockctl against a running gateway', () => {
       ejected: false,
     });
     const statusJson = JSON.parse((await flockctl(['status', '--json'])).stdout) as Record<string, unknown>;
-    expect(statusJson).toMatchObject({ workerCount: 1, readyWorkerCount: 1, gatewayQueueLength: 0, totalRequests: 0 });
+    expect(statusJson).toMatchObject({
+      workerCount: 1,
+      readyWorkerCount: 1,
+      gatewayQueueLength: 0,
+      totalRequests: 0,
+      heldAtWorkerCapacity: false,
+    });
   });
 
   it('watch subscribes and waits', async () => {
