@@ -147,6 +147,11 @@ export class Admission {
     wireBalancer(opts.pool, opts.balancer);
   }
 
+  /** Whether the balancer reads a request's prompt text (PickContext.promptText). */
+  get readsPrompt(): boolean {
+    return this.#balancer.readsPrompt === true;
+  }
+
   /** Requests waiting for a slot. */
   get waiting(): number {
     return this.#waiters.size;
