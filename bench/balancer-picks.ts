@@ -6,8 +6,8 @@
  *
  * Each worker has capacity 30 and a random load 0..29 (seeded). A "cycle" is what a request
  * costs the balancer: pick, take the slot, give it back (loads stay put, the index updates
- * twice). "scan (before)" is the O(n) least-connection this issue replaced: build the
- * candidate array, then one pass with reservoir tie-breaks. Writes bench/results/balancer-picks.md.
+ * twice). "scan (before)" is the O(n) least-connection the load index replaces, kept as the
+ * yardstick: build the candidate array, then one pass with reservoir tie-breaks. Writes bench/results/balancer-picks.md.
  */
 import { writeFileSync } from 'node:fs';
 import { seededRandom, VirtualClock } from '../src/core/clock.js';
@@ -26,7 +26,7 @@ const SIZES = [10, 100, 1000];
 const CYCLES = 100_000;
 const CAPACITY = 30;
 
-/** The pre-issue least-connection: O(n) array build + scan (kept here only as the baseline). */
+/** Least-connection without the load index: O(n) array build + scan (kept here only as the baseline). */
 function scanPick(pool: WorkerPool, ctx: PickContext): Worker | undefined {
   const candidates = pool.candidates();
   let best: Worker | undefined;
@@ -173,10 +173,10 @@ capacity 30 and a seeded random load of 0..29. Best of 3 runs of ${CYCLES.toLoca
 | --- | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
-- **scan (before)** is the least-connection this issue replaced: \`pool.candidates()\` builds an
+- **scan (before)** is the least-connection before the load index: \`pool.candidates()\` builds an
   array of every ready worker with room, then one pass picks the least loaded. O(n): its cost
   grows with the fleet.
-- The pool now keeps ready workers in buckets by in-flight count (\`src/core/load-index.ts\`):
+- The pool keeps ready workers in buckets by in-flight count (\`src/core/load-index.ts\`):
   least-connection, round-robin, random and power-of-two are O(1); session-affinity is a binary
   search on a ring of 100 points per worker, O(log n); engine-load is a heap, O(log n).
 - prefix-cache hashes the prompt (mean ${meanPromptChars.toLocaleString('en')} characters here: multi-turn

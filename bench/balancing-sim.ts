@@ -56,7 +56,7 @@ const PH_125 = 'prefix-hash c=1.25';
 const VARIANTS: Record<string, readonly string[]> = {
   [PH_125]: ['--load_balancer', 'prefix-hash', '--prefix_hash_load_factor', '1.25'],
 };
-/** The policies compared (the six), prefix-hash's variant, and the yardstick. */
+/** The six policies compared, prefix-hash's variant, and the yardstick. */
 const POLICIES = [
   'least-connection',
   'power-of-two',

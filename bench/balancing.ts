@@ -56,7 +56,7 @@ interface Row {
   readonly idleWhileQueued: number;
 }
 
-/** The six policies the comparison is about (round-robin and random are in the earlier runs below). */
+/** The six policies the comparison is about (round-robin and random run with --policies). */
 const POLICIES = ['least-connection', 'power-of-two', 'session-affinity', 'prefix-cache', 'prefix-hash', 'engine-load'];
 
 /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // CPU per SSE chunk of the gateway's own work on a streamed answer, in process (no network):
-// a worker's chunk through the answer check (checkedBody) to the reader, one chunk per stream
+// a worker's chunk through the answer check (checkedAnswer) to the reader, one chunk per stream
 // per event-loop turn as sockets deliver them, over 200 streams. Phase S of bench/datapath.mjs
 // runs this path 18,000 times a second; this isolates it from the sockets and the VM's noise.
 //   npm run build && node bench/chunk-path.mjs [--chunks 400000]
@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { BodyStream } from '../dist/upstream/body-stream.js';
-import { checkedBody } from '../dist/upstream/checked-body.js';
+import { checkedAnswer } from '../dist/upstream/checked-answer.js';
 import { TokenTally } from '../dist/telemetry/token-count.js';
 import { median } from './lib/load.mjs';
 
@@ -33,7 +33,7 @@ const source = () => new BodyStream({ pause() {}, resume() {}, abort() {} });
 const reader = (onChunk) => ({ data: onChunk, end() {}, error() {} });
 
 const check = (kind) => (source, onChunk) => {
-  const out = checkedBody(source, {
+  const out = checkedAnswer(source, {
     kind,
     worker: 'w',
     repetitionLimit: 0,

@@ -68,10 +68,10 @@ async function main() {
       settle: { type: 'string', default: '1' },
       // A, B, S and G measure every target this many times, in turns (nginx, haproxy, ...,
       // FlockServe, then again), and report each figure's median. This VM's speed drifts within
-      // a minute (the Node floor measured 97 to 139 us of CPU per request in one hour; FlockServe
-      // 142 to 220 in five minutes), so one run per target lets a slow minute land on one target
-      // only. Five: a slow stretch lasts a minute or two, and with three rounds one covered two
-      // of FlockServe's three runs (datapath-profile.md, sixth round).
+      // a minute (the Node floor's CPU per request ranges from 97 to 139 us within an hour,
+      // FlockServe's from 142 to 220 within five minutes), so one run per target lets a slow
+      // minute land on one target only. Five: a slow stretch lasts a minute or two, long enough to cover two of three
+      // runs of one target (datapath-profile.md).
       rounds: { type: 'string', default: '5' },
       phases: { type: 'string', default: 'A,B,S,G,M,PA,PB,PS' },
       'm-streams': { type: 'string', default: '10000' },
@@ -226,10 +226,9 @@ async function main() {
         const body = chat({ max_tokens: 8 });
         // The warm-up in two runs with the pause between, as the measured rounds run: the end of
         // a wrk run (every connection closed with a request in flight) takes a Node proxy down
-        // paths it has not JIT-compiled for. Under --trace-deopt, 25 of FlockServe's hot functions
-        // were deoptimized there (mostly "wrong map") and re-compiled during the next run: 188
-        // optimizations in it, against 2-12 in each later run. Its first measured round was
-        // the worst in every run (A p99 1.63-1.78 x nginx, the later rounds 1.38-1.59).
+        // paths it has not JIT-compiled for: under --trace-deopt about 25 of FlockServe's hot
+        // functions deoptimize there (mostly "wrong map") and re-compile during the next run,
+        // so a warm-up of one run leaves the first measured round the slowest of all.
         for (const t of targets) {
           const half = { dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds: warmup / 2 };
           await wrk(half);

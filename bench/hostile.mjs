@@ -25,14 +25,15 @@
 // `ulimit -n`), and the counts are capped to fit it otherwise.
 import { fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { startGateway, startSim } from './lib/fleet.mjs';
+import { startFleet } from './lib/fleet.mjs';
 import { closedLoop } from './lib/load.mjs';
 import { ROOT } from './lib/procs.mjs';
 import { writeSection } from './lib/sections.mjs';
+import { gatewayCounters, slowClients } from './lib/slow-clients.mjs';
 
 const NOFILE = 65536;
 const TITLE = '# Slow clients: normal clients and gateway memory while thousands of connections trickle';
@@ -92,20 +93,11 @@ async function main() {
   const gatewayArgs = values['gateway-args'].split(' ').filter(Boolean);
 
   log(`starting ${values.workers} workers and the gateway`);
-  const sims = await Promise.all(
-    Array.from({ length: Number(values.workers) }, () => startSim(['--token-interval', '1', '--max-num-seqs', '512'])),
-  );
-  const gw = await startGateway({
-    workers: sims,
-    args: [
-      '--min_workers',
-      values.workers,
-      '--max_workers',
-      values.workers,
-      '--worker_capacity',
-      '256',
-      ...gatewayArgs,
-    ],
+  const { sims, gw } = await startFleet({
+    workers: Number(values.workers),
+    simArgs: ['--token-interval', '1', '--max-num-seqs', '512'],
+    capacity: 256,
+    args: gatewayArgs,
   });
   const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello' }], max_tokens: 16 });
   const load = () =>
@@ -119,7 +111,10 @@ async function main() {
     });
 
   const samples = [];
-  const sampler = setInterval(() => samples.push({ t: performance.now(), rss: gw.rssMiB(), fds: gw.fds() }), 1000);
+  const sampler = setInterval(
+    () => samples.push({ t: performance.now(), rss: gw.rssMiB(), fds: gw.fds(), load: loadavg()[0] }),
+    1000,
+  );
   const phase = (name) => ({ name, from: performance.now() });
 
   log(`warm-up: ${normal} normal clients for ${seconds} s (not counted)`);
@@ -233,101 +228,6 @@ async function attackers({ port, slowHeader, slowBody, trickleS }) {
   process.exit(0);
 }
 
-/**
- * The slow clients: each a raw socket that sends its bytes on a shared ticker (one timer for
- * all, each socket every `trickleS` seconds). Reopened when the gateway closes it, until stop().
- */
-function slowClients({ port, slowHeader, slowBody, trickleS }) {
-  const HEAD = 'POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n';
-  const kinds = [
-    ...Array.from({ length: slowHeader }, () => 'header'),
-    ...Array.from({ length: slowBody }, (_, i) => (i % 2 === 0 ? 'body-trickle' : 'body-stall')),
-  ];
-  const tally = {};
-  const count = (kind, what) => {
-    tally[kind] ??= { opened: 0, answered408: 0, answeredOther: 0, closedSilently: 0, openAtEnd: 0 };
-    tally[kind][what]++;
-  };
-  const live = new Set();
-  let stopping = false;
-  let pendingCloses = 0;
-  let allClosed = () => {};
-  const closed = new Promise((r) => (allClosed = r));
-
-  const open = (kind) =>
-    new Promise((resolve) => {
-      const s = connect(Number(port), '127.0.0.1');
-      const c = { kind, s, got: '' };
-      s.setEncoding('latin1');
-      s.on('data', (d) => (c.got += d));
-      s.on('error', () => {});
-      s.once('connect', () => {
-        // Reopened just as the attack ended: not part of it.
-        if (stopping) {
-          s.destroy();
-          resolve();
-          return;
-        }
-        count(kind, 'opened');
-        live.add(c);
-        if (kind === 'header') s.write(`${HEAD}X-Slow: `);
-        else s.write(`${HEAD}Content-Length: 100000\r\n\r\n${kind === 'body-stall' ? '{"model":"' : '{'}`);
-        resolve();
-      });
-      s.once('close', () => {
-        const wasLive = live.delete(c);
-        if (stopping) {
-          if (wasLive && --pendingCloses === 0) allClosed();
-          return;
-        }
-        if (c.got.startsWith('HTTP/1.1 408')) count(kind, 'answered408');
-        else if (c.got) count(kind, 'answeredOther');
-        else count(kind, 'closedSilently');
-        void open(kind);
-      });
-    });
-  const opened = (async () => {
-    for (let i = 0; i < kinds.length; i += 200) await Promise.all(kinds.slice(i, i + 200).map(open));
-  })();
-  // Every second a fifth of the trickling sockets (trickleS = 5) send one more byte.
-  let turn = 0;
-  const ticker = setInterval(() => {
-    turn = (turn + 1) % trickleS;
-    let i = 0;
-    for (const c of live) {
-      if (i++ % trickleS !== turn || c.kind === 'body-stall') continue;
-      c.s.write(c.kind === 'header' ? 'a' : ' ');
-    }
-  }, 1000);
-  return {
-    opened,
-    closed,
-    tally,
-    open: () => live.size,
-    stop() {
-      stopping = true;
-      clearInterval(ticker);
-      pendingCloses = live.size;
-      for (const c of live) {
-        count(c.kind, 'openAtEnd');
-        c.s.destroy();
-      }
-      if (pendingCloses === 0) allClosed();
-    },
-  };
-}
-
-/** The gateway's client-connection counters from its /metrics. */
-async function gatewayCounters(url) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const out = {};
-  for (const line of text.split('\n')) {
-    const m = /^(flockserve_client_\w+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out[`${m[1]}${m[2] ?? ''}`] = Number(m[3]);
-  }
-  return out;
-}
-
 function render({
   values,
   slowHeader,
@@ -360,13 +260,15 @@ function render({
     `Slow clients: ${slowHeader} sending a head one byte every ${values.trickle} s; ${slowBody} sending a body, half one byte every`,
     `${values.trickle} s, half 10 bytes then nothing; each reopened when the gateway closes it.`,
     '',
-    '| phase | normal requests | p50 (ms) | p99 (ms) | errors | gateway RSS max (MiB) | open files max |',
-    '| --- | --: | --: | --: | --: | --: | --: |',
+    'The machine is shared: the load average (1 min) beside each phase says how busy it was.',
+    '',
+    '| phase | normal requests | p50 (ms) | p99 (ms) | errors | gateway RSS max (MiB) | open files max | load average |',
+    '| --- | --: | --: | --: | --: | --: | --: | --- |',
   ];
   for (const p of phases) {
     const s = inPhase(p);
     L.push(
-      `| ${p.name} | ${p.result.requests} | ${f(p.result.p50)} | ${f(p.result.p99)} | ${p.result.errors} | ${f(max(s.map((x) => x.rss)))} | ${max(s.map((x) => x.fds))} |`,
+      `| ${p.name} | ${p.result.requests} | ${f(p.result.p50)} | ${f(p.result.p99)} | ${p.result.errors} | ${f(max(s.map((x) => x.rss)))} | ${max(s.map((x) => x.fds))} | ${f(Math.min(...s.map((x) => x.load)))}–${f(max(s.map((x) => x.load)))} |`,
     );
   }
   L.push(

@@ -222,9 +222,9 @@ async function main(): Promise<void> {
   ];
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
-  // bench/soak.mjs writes its own section of the file: kept as it is.
-  const soak = readSection(join(dir, 'reliability.md'), 'soak');
-  writeFileSync(join(dir, 'reliability.md'), lines.join('\n') + (soak ? `\n${soak}` : ''));
+  // bench/soak.mjs writes its own section of the file, and the reading of it its own: kept as they are.
+  const kept = ['soak', 'soak-notes'].map((name) => readSection(join(dir, 'reliability.md'), name)).filter(Boolean);
+  writeFileSync(join(dir, 'reliability.md'), [lines.join('\n'), ...kept].join('\n'));
   process.stdout.write(lines.join('\n'));
 }
 

@@ -16,6 +16,8 @@ export function startSim(args?: string[]): Promise<Sim>;
 export interface GatewayMemory extends NodeJS.MemoryUsage {
   /** Anonymous memory (KiB) from /proc/self/smaps_rollup: heaps and malloc, not mapped files. */
   readonly anonKiB: number;
+  /** process.getActiveResourcesInfo() counted by kind (TCPSocketWrap, Timeout, ...). */
+  readonly resources: Readonly<Record<string, number>>;
 }
 
 export interface GatewayProcess {
@@ -27,6 +29,8 @@ export interface GatewayProcess {
   memory(options?: { gc?: boolean; snapshot?: string }): Promise<GatewayMemory>;
   rssMiB(): number;
   fds(): number;
+  /** The gateway's TCP sockets by what is at their other end. */
+  sockets(): { listening: number; fromClients: number; toWorkers: number; other: number; closeWait: number };
   status(): Promise<{ current_queue_length: number; ready_worker_count: number; total_requests: number }>;
   stop(): Promise<void>;
 }
@@ -36,3 +40,11 @@ export function startGateway(options: {
   nodeArgs?: string[];
   env?: Record<string, string>;
 }): Promise<GatewayProcess>;
+export function startFleet(options: {
+  workers: number;
+  simArgs?: string[];
+  capacity: number;
+  args?: string[];
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+}): Promise<{ sims: Sim[]; gw: GatewayProcess }>;

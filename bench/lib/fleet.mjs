@@ -1,6 +1,6 @@
 // Simulator workers and a FlockServe gateway over them, as separate processes, for the benches
 // that watch the gateway's own memory and file descriptors (hostile, stalled-streams, soak).
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, rssKiB, startCli, stop, waitHttp } from './procs.mjs';
@@ -106,8 +106,57 @@ export async function startGateway({ workers, args = [], nodeArgs = [], env = {}
     rssMiB: () => rssKiB(child.pid) / 1024,
     /** Open file descriptors of the gateway process. */
     fds: () => readdirSync(`/proc/${child.pid}/fd`).length,
+    /** The gateway's TCP sockets by what is at their other end (Linux: /proc/net/tcp*). */
+    sockets: () => socketsOf(child.pid, [port, grpcPort], new Set(workers.map((w) => Number(new URL(w.url).port)))),
     /** FlockServe's status JSON (GET /). */
     status: async () => (await fetch(`${url}/`)).json(),
     stop: () => stop(child),
   };
+}
+
+/**
+ * The TCP sockets among a process's open files, sorted: listening, accepted on one of
+ * `ownPorts` (from clients), connected to one of `workerPorts`, or other; and how many of them
+ * are in CLOSE_WAIT.
+ */
+function socketsOf(pid, ownPorts, workerPorts) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      /* closed while we read */
+    }
+  }
+  // closeWait: the other end has closed and this process has not (a socket it forgot, if it stays).
+  const by = { listening: 0, fromClients: 0, toWorkers: 0, other: 0, closeWait: 0 };
+  const port = (addr) => parseInt(addr.split(':')[1], 16);
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9])) continue;
+      if (f[3] === '08') by.closeWait++;
+      if (f[3] === '0A') by.listening++;
+      else if (ownPorts.includes(port(f[1]))) by.fromClients++;
+      else if (workerPorts.has(port(f[2]))) by.toWorkers++;
+      else by.other++;
+    }
+  }
+  return by;
+}
+
+/**
+ * `workers` simulators started with `simArgs`, and a gateway over exactly them (min = max =
+ * `workers`, `capacity` requests each) with `args` added; resolves once every worker is ready.
+ */
+export async function startFleet({ workers, simArgs = [], capacity, args = [], ...gateway }) {
+  const sims = await Promise.all(Array.from({ length: workers }, () => startSim(simArgs)));
+  const n = String(workers);
+  const gw = await startGateway({
+    ...gateway,
+    workers: sims,
+    args: ['--min_workers', n, '--max_workers', n, '--worker_capacity', String(capacity), ...args],
+  });
+  return { sims, gw };
 }

@@ -22,7 +22,11 @@ if (process.send) {
     } catch {
       /* not Linux */
     }
-    process.send({ probe: m.probe, ...u, anonKiB });
+    // What keeps the event loop alive (sockets, timers, servers...), by kind: a count that grows
+    // is a leaked handle even where memory does not show it.
+    const resources = {};
+    for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+    process.send({ probe: m.probe, ...u, anonKiB, resources });
   });
   process.channel?.unref();
 }

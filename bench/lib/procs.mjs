@@ -34,7 +34,8 @@ export function startScript(script, args, ready, env = {}, nodeArgs = [], option
   child.once('exit', () => children.delete(child));
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cli} did not start: ${out}`)), 20_000);
+    // Generous: on a shared, busy machine a node process can take a minute and more to start.
+    const timer = setTimeout(() => reject(new Error(`${cli} did not start: ${out}`)), 120_000);
     const onData = (d) => {
       out += d.toString();
       const m = ready.exec(out);
@@ -65,7 +66,7 @@ export async function stop(child) {
   await exited;
 }
 
-export async function waitHttp(url, check, timeoutMs = 20_000) {
+export async function waitHttp(url, check, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -43,7 +43,7 @@ export function versions() {
 }
 
 /**
- * nginx as the issue asks: least_conn, upstream keepalive, proxy_buffering off. One worker
+ * nginx as a user would set it up to balance engines: least_conn, upstream keepalive, proxy_buffering off. One worker
  * process per core (auto), as an nginx user would run it; `single`: one worker process.
  */
 export function nginxConfig(dir, { port, workers, nofile, single = false }) {
@@ -83,8 +83,8 @@ ${workers.map((w) => `    server ${w} max_fails=0;`).join('\n')}
 }
 
 /**
- * haproxy as the issue asks: balance leastconn, http-reuse always, option http-no-delay. Its
- * default threads (one per core); `single`: one thread.
+ * haproxy as a user would set it up to balance engines: balance leastconn, http-reuse always,
+ * option http-no-delay. Its default threads (one per core); `single`: one thread.
  */
 export function haproxyConfig(dir, { port, workers, nofile, single = false }) {
   // haproxy's maxconn counts client connections; each also holds one to a worker (2 files).

@@ -119,10 +119,10 @@ function isServiceError(e: unknown): e is ServiceError {
 /** Client, metadata and call helpers for one invocation. */
 class Connection {
   readonly client: NodeControlServiceClient;
-  readonly #g: GlobalOptions;
+  readonly #global: GlobalOptions;
 
   constructor(g: GlobalOptions) {
-    this.#g = g;
+    this.#global = g;
     let creds: ChannelCredentials = credentials.createInsecure();
     if (g.tls || g.ca) {
       let ca: Buffer | undefined;
@@ -140,7 +140,7 @@ class Connection {
 
   metadata(): Metadata {
     const md = new Metadata();
-    if (this.#g.key) md.set('authorization', `Bearer ${this.#g.key}`);
+    if (this.#global.key) md.set('authorization', `Bearer ${this.#global.key}`);
     return md;
   }
 
@@ -148,9 +148,9 @@ class Connection {
   call<Res>(
     invoke: (md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => unknown,
   ): Promise<Res> {
-    const deadline = new Date(Date.now() + this.#g.timeout * 1000);
+    const deadline = new Date(Date.now() + this.#global.timeout * 1000);
     return new Promise((resolve, reject) =>
-      invoke(this.metadata(), { deadline }, (err, res) => (err ? reject(exitFor(err, this.#g)) : resolve(res))),
+      invoke(this.metadata(), { deadline }, (err, res) => (err ? reject(exitFor(err, this.#global)) : resolve(res))),
     );
   }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=64
 // Semi-spaces of 64 MiB for the young generation (V8's default is 16): a request's objects live
 // as long as its answer takes, and with 16 MiB the scavenger copies hundreds of in-flight
-// requests' objects at every scavenge. At 256 concurrent 160 ms requests the p99 went from 1.24
-// to 1.10–1.14 × nginx's (bench/results/datapath-profile.md, eighth round). V8 sizes it only at
+// requests' objects at every scavenge; at 256 concurrent 160 ms requests that shows in the p99
+// (bench/results/datapath-profile.md measures both sizes). V8 sizes it only at
 // startup, so it is set here, in the bin, which every launch goes through: `npm start`, an
 // installed `flockserve`, the benchmarks.
 import { realpathSync } from 'node:fs';

@@ -3,7 +3,7 @@
  * variables, the programmatic API's camelCase fields, `--help` and the README's
  * arguments table are all derived from it: add an option here and nowhere else.
  *
- * Names and defaults of the original FlockServe's arguments are kept as they were.
+ * Names and defaults of the original FlockServe's arguments are the original's, so its command lines work unchanged.
  */
 
 import { AUTOSCALER_NAMES } from '../core/autoscaler/registry.js';

@@ -93,7 +93,7 @@ export class EtcdCoordinator implements Coordinator {
   readonly kind = 'etcd';
   readonly replicated = true;
   readonly replica: string;
-  readonly #o: EtcdCoordinatorOptions;
+  readonly #options: EtcdCoordinatorOptions;
   readonly #log: CoordinationLog;
   readonly #clock: Clock;
   readonly #wallNow: () => number;
@@ -142,7 +142,7 @@ export class EtcdCoordinator implements Coordinator {
     if (!(opts.leaseTtlSeconds >= 1) || !Number.isInteger(opts.leaseTtlSeconds)) {
       throw new Error(`etcd lease TTL must be a whole number of seconds ≥ 1, got ${opts.leaseTtlSeconds}`);
     }
-    this.#o = opts;
+    this.#options = opts;
     this.replica = opts.replica;
     this.#log = opts.log ?? NO_LOG;
     this.#clock = opts.clock ?? systemClock;
@@ -192,10 +192,10 @@ export class EtcdCoordinator implements Coordinator {
       await this.#openSession();
     } catch (err) {
       await this.close();
-      throw new Error(`etcd at ${this.#o.endpoints.join(', ')} did not answer: ${message(err)}`, { cause: err });
+      throw new Error(`etcd at ${this.#options.endpoints.join(', ')} did not answer: ${message(err)}`, { cause: err });
     }
     this.#log.info(
-      { replica: this.replica, prefix: this.#o.prefix, leader: this.#leader?.id },
+      { replica: this.replica, prefix: this.#options.prefix, leader: this.#leader?.id },
       `etcd: joined as ${this.replica}; ${this.#leading ? 'leading' : `following ${this.#leader?.id ?? '(no leader yet)'}`}`,
     );
   }
@@ -356,7 +356,7 @@ export class EtcdCoordinator implements Coordinator {
       };
     }
     const id = randomUUID();
-    const timeoutMs = this.#o.commandTimeoutMs ?? 15_000;
+    const timeoutMs = this.#options.commandTimeoutMs ?? 15_000;
     let timer: TimerHandle | undefined;
     const answer = new Promise<FleetCommandResult>((resolve) => {
       this.#pending.set(id, resolve);
@@ -482,7 +482,7 @@ export class EtcdCoordinator implements Coordinator {
       this.#abandoned = undefined;
     }
     const sentAt = this.#clock.now();
-    const grant = await this.#ns.leaseClient.leaseGrant({ TTL: this.#o.leaseTtlSeconds });
+    const grant = await this.#ns.leaseClient.leaseGrant({ TTL: this.#options.leaseTtlSeconds });
     const session: Session = { lease: grant.ID, deadline: sentAt + Number(grant.TTL) * 1000 };
     try {
       await this.#putReplica(session);
@@ -732,8 +732,8 @@ export class EtcdCoordinator implements Coordinator {
 
   #ignored(key: string): void {
     this.#log.warn(
-      { key: this.#o.prefix + key },
-      `etcd: ignoring ${this.#o.prefix}${key}: not a value this version reads`,
+      { key: this.#options.prefix + key },
+      `etcd: ignoring ${this.#options.prefix}${key}: not a value this version reads`,
     );
   }
 

@@ -126,7 +126,7 @@ interface Tracked {
  * autoscaler sets it with `scaleTo(n)`.
  */
 export class Fleet {
-  readonly #o: FleetOptions;
+  readonly #options: FleetOptions;
   readonly #pool: WorkerPool;
   readonly #clock: Clock;
   readonly #log: FleetLog;
@@ -150,7 +150,7 @@ export class Fleet {
 
   constructor(opts: FleetOptions) {
     if (opts.capacity < 1) throw new Error('fleet: capacity must be ≥ 1');
-    this.#o = opts;
+    this.#options = opts;
     this.#pool = opts.pool;
     this.#clock = opts.clock;
     this.#log = opts.log ?? (() => {});
@@ -268,10 +268,10 @@ export class Fleet {
    */
   async adopt(opts: { reinit?: boolean } = {}): Promise<AdoptResult> {
     const epoch = this.#epoch;
-    const clusters = await this.#provisioner.list(this.#o.namePrefix);
+    const clusters = await this.#provisioner.list(this.#options.namePrefix);
     const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [] };
     if (epoch !== this.#epoch) return result; // stood down meanwhile: nothing is ours to adopt
-    const ours = new RegExp(`^${escapeRegExp(this.#o.namePrefix)}-\\d+$`);
+    const ours = new RegExp(`^${escapeRegExp(this.#options.namePrefix)}-\\d+$`);
     for (const c of clusters) {
       if (!ours.test(c.name)) {
         result.ignored.push(c.name);
@@ -285,7 +285,7 @@ export class Fleet {
         result.reinitialized.push(c.name);
       } else if (c.status === 'UP' && c.endpoint && !this.#closing) {
         this.#track(c.name);
-        const w = this.#pool.add(c.name, this.#o.capacity, 'provisioning');
+        const w = this.#pool.add(c.name, this.#options.capacity, 'provisioning');
         w.url = c.endpoint.url;
         w.detail = { ...c.endpoint.detail };
         this.#pool.setState(c.name, 'starting', 'adopted');
@@ -385,7 +385,7 @@ export class Fleet {
   /** Tracks a new worker and launches it; `before` runs first (reinit: cancel the old jobs). */
   #startLaunch(name: string, before?: () => Promise<void>): Worker {
     const t = this.#track(name);
-    const w = this.#pool.add(name, this.#o.capacity, 'provisioning');
+    const w = this.#pool.add(name, this.#options.capacity, 'provisioning');
     this.#launchStats.launched++;
     this.#log('info', `fleet: launching ${name}`, { worker: name });
     this.#runLaunch(t, w, before);
@@ -398,7 +398,7 @@ export class Fleet {
     const launched = (before ? before() : Promise.resolve()).then(() => {
       // Removed, or stood down, before the call went out: it does not.
       t.abort.signal.throwIfAborted();
-      return this.#provisioner.launch(t.name, this.#o.task, t.abort.signal);
+      return this.#provisioner.launch(t.name, this.#options.task, t.abort.signal);
     });
     t.launchSettled = launched.then(
       () => undefined,
@@ -412,9 +412,9 @@ export class Fleet {
 
   /** base × 2^(n−1), capped, scaled by the jitter factor. */
   #backoff(n: number): number {
-    const base = this.#o.retryDelayMs ?? 5000;
-    const delay = Math.min(base * 2 ** (n - 1), this.#o.maxRetryDelayMs ?? 300_000);
-    const r = this.#o.random;
+    const base = this.#options.retryDelayMs ?? 5000;
+    const delay = Math.min(base * 2 ** (n - 1), this.#options.maxRetryDelayMs ?? 300_000);
+    const r = this.#options.random;
     return Math.round(r ? delay * (0.8 + 0.4 * r()) : delay);
   }
 
@@ -435,7 +435,7 @@ export class Fleet {
   #onLaunchFailed(t: Tracked, w: Worker, err: unknown): void {
     if (!this.#owns(t, w)) return; // expected: we aborted it
     this.#launchStats.launchFailures++;
-    const retries = this.#o.maxLaunchRetries ?? 0;
+    const retries = this.#options.maxLaunchRetries ?? 0;
     if (t.attempt <= retries && !this.#closing) {
       this.#retryLaunch(t, w, errorMessage(err));
       return;
@@ -474,7 +474,7 @@ export class Fleet {
    */
   #retryLaunch(t: Tracked, w: Worker, message: string): void {
     const delay = this.#backoff(t.attempt);
-    const retries = this.#o.maxLaunchRetries ?? 0;
+    const retries = this.#options.maxLaunchRetries ?? 0;
     this.#log(
       'warn',
       `fleet: launch of ${t.name} failed (attempt ${t.attempt} of ${retries + 1}): ${message}; tearing it down and retrying in ${delay} ms`,
@@ -542,7 +542,7 @@ export class Fleet {
 
   #nextName(): string {
     for (let n = 1; ; n++) {
-      const name = `${this.#o.namePrefix}-${n}`;
+      const name = `${this.#options.namePrefix}-${n}`;
       if (!this.#pool.get(name) && !this.#tracked.has(name) && !this.#orphanTeardowns.has(name)) return name;
     }
   }

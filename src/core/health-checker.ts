@@ -43,14 +43,14 @@ interface Watch {
  * reported lost. Pure: time from the Clock, I/O only through the Prober.
  */
 export class HealthChecker {
-  readonly #o: HealthCheckerOptions;
+  readonly #options: HealthCheckerOptions;
   readonly #log: FleetLog;
   readonly #watched = new Map<string, Watch>();
   #replaced = 0;
 
   constructor(opts: HealthCheckerOptions) {
     if (opts.probeIntervalMs <= 0) throw new Error('fleet: probeIntervalMs must be > 0');
-    this.#o = opts;
+    this.#options = opts;
     this.#log = opts.log ?? (() => {});
   }
 
@@ -82,25 +82,25 @@ export class HealthChecker {
     this.#log('warn', `fleet: worker ${w.name} lost: ${reason}`, { worker: w.name, reason });
     this.#replaced++;
     this.unwatch(w.name);
-    if (w.state !== 'failed') this.#o.pool.setState(w.name, 'failed', `lost: ${reason}`);
-    this.#o.replace(w);
+    if (w.state !== 'failed') this.#options.pool.setState(w.name, 'failed', `lost: ${reason}`);
+    this.#options.replace(w);
   }
 
   /** Every probe interval: replace if unhealthy too long, else probe (unless one is still out). */
   #tick(name: string, watch: Watch): void {
     watch.timer = undefined;
-    const w = this.#o.pool.get(name);
+    const w = this.#options.pool.get(name);
     if (this.#watched.get(name) !== watch) return;
     if (!w || !PROBED.includes(w.state)) {
       this.unwatch(name);
       return;
     }
     const stuck = w.state === 'starting' || w.state === 'not_ready';
-    if (stuck && this.#o.clock.now() - w.stateSince >= this.#o.unhealthyTimeoutMs) {
+    if (stuck && this.#options.clock.now() - w.stateSince >= this.#options.unhealthyTimeoutMs) {
       this.#replace(w);
       return;
     }
-    watch.timer = this.#o.clock.setTimer(this.#o.probeIntervalMs, () => this.#tick(name, watch));
+    watch.timer = this.#options.clock.setTimer(this.#options.probeIntervalMs, () => this.#tick(name, watch));
     if (!watch.probing) void this.#probe(w, watch);
   }
 
@@ -108,20 +108,20 @@ export class HealthChecker {
     watch.probing = true;
     let ok: boolean;
     try {
-      ok = await this.#o.prober.probe(w.url ?? '', watch.abort.signal);
+      ok = await this.#options.prober.probe(w.url ?? '', watch.abort.signal);
     } catch {
       ok = false;
     } finally {
       watch.probing = false;
     }
-    const { pool } = this.#o;
+    const { pool } = this.#options;
     if (this.#watched.get(w.name) !== watch || pool.get(w.name) !== w || !PROBED.includes(w.state)) return;
-    w.lastProbeAt = this.#o.clock.now();
+    w.lastProbeAt = this.#options.clock.now();
     if (ok && w.state !== 'ready') {
       pool.setState(w.name, 'ready', 'readiness probe passed');
       this.#log('info', `fleet: ${w.name} is ready`, { worker: w.name });
       try {
-        this.#o.onReady?.(w);
+        this.#options.onReady?.(w);
       } catch (err) {
         this.#log('error', `fleet: onReady threw: ${errorMessage(err)}`);
       }
@@ -130,21 +130,21 @@ export class HealthChecker {
       this.#log('warn', `fleet: ${w.name} failed its readiness probe`, { worker: w.name });
     }
     try {
-      this.#o.onProbe?.(w, ok);
+      this.#options.onProbe?.(w, ok);
     } catch (err) {
       this.#log('error', `fleet: onProbe threw: ${errorMessage(err)}`);
     }
   }
 
   #replace(w: Worker): void {
-    const since = this.#o.clock.now() - w.stateSince;
+    const since = this.#options.clock.now() - w.stateSince;
     this.#log(
       'warn',
-      `fleet: ${w.name} ${w.state} for ${since} ms (limit ${this.#o.unhealthyTimeoutMs}); replacing it`,
+      `fleet: ${w.name} ${w.state} for ${since} ms (limit ${this.#options.unhealthyTimeoutMs}); replacing it`,
       { worker: w.name, state: w.state },
     );
     this.#replaced++;
     this.unwatch(w.name);
-    this.#o.replace(w);
+    this.#options.replace(w);
   }
 }

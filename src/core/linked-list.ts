@@ -12,9 +12,8 @@ export interface Linked<T> {
  * few dozen requests, and a table the GC has already moved to the old generation still points
  * at the items it held. Until the next full GC those stale pointers keep each request's objects
  * (and everything they reach) alive through young-generation collections, which then promote
- * them: at about 5,000 requests/s the gateway's Set of running requests alone promoted about 330
- * bytes per request, and there were 3–4 full GCs per 10 s instead of 1
- * (bench/results/datapath-profile.md). Here a deleted item is unlinked and forgets its
+ * them: at about 5,000 requests/s a Set of running requests alone promotes about 330 bytes per
+ * request and brings 3–4 full GCs per 10 s instead of 1 (bench/results/datapath-profile.md). Here a deleted item is unlinked and forgets its
  * neighbours, so nothing stale points at a young item.
  */
 export class LinkedList<T extends Linked<T>> {

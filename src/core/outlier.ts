@@ -59,14 +59,14 @@ interface Record {
  * Pure: time from the Clock, no timers of its own.
  */
 export class OutlierDetector {
-  readonly #o: OutlierOptions;
+  readonly #options: OutlierOptions;
   readonly #maxEjectionMs: number;
   readonly #records = new Map<string, Record>();
   readonly #stats: OutlierStats = { ejections: 0, readmissions: 0, sparedLastWorker: 0 };
   readonly #unlisten: () => void;
 
   constructor(opts: OutlierOptions) {
-    this.#o = opts;
+    this.#options = opts;
     this.#maxEjectionMs = opts.maxEjectionMs ?? 10 * opts.baseEjectionMs;
     this.#unlisten = opts.pool.onChange(({ worker }) => {
       if (worker.state === 'gone') this.#records.delete(worker.name);
@@ -86,31 +86,31 @@ export class OutlierDetector {
 
   /** A request on `worker` failed (connect error, timeout, 5xx, broken stream). */
   failure(worker: Worker): void {
-    if (this.#o.consecutiveFailures <= 0) return;
+    if (this.#options.consecutiveFailures <= 0) return;
     const r = this.#record(worker.name);
     r.failures++;
-    if (r.failures < this.#o.consecutiveFailures || worker.ejected || worker.state !== 'ready') return;
-    if (!this.#o.pool.serving().some((w) => w !== worker)) {
+    if (r.failures < this.#options.consecutiveFailures || worker.ejected || worker.state !== 'ready') return;
+    if (!this.#options.pool.serving().some((w) => w !== worker)) {
       this.#stats.sparedLastWorker++;
       return;
     }
-    const now = this.#o.clock.now();
+    const now = this.#options.clock.now();
     if (now - r.lastReadmitAt >= this.#maxEjectionMs) r.ejections = 0;
     r.ejections++;
-    const forMs = Math.min(this.#o.baseEjectionMs * 2 ** (r.ejections - 1), this.#maxEjectionMs);
+    const forMs = Math.min(this.#options.baseEjectionMs * 2 ** (r.ejections - 1), this.#maxEjectionMs);
     r.ejectedUntil = now + forMs;
     const failures = r.failures;
     r.failures = 0;
-    this.#o.pool.setEjected(worker.name, true);
+    this.#options.pool.setEjected(worker.name, true);
     this.#stats.ejections++;
-    this.#o.onEject?.(worker, { failures, ejections: r.ejections, forMs });
+    this.#options.onEject?.(worker, { failures, ejections: r.ejections, forMs });
   }
 
   /** The fleet's readiness probe of `worker` answered `ok`: readmits an ejected worker whose time is over. */
   probed(worker: Worker, ok: boolean): void {
     if (!ok || !worker.ejected || worker.state !== 'ready') return;
     const r = this.#records.get(worker.name);
-    if (r && this.#o.clock.now() < r.ejectedUntil) return;
+    if (r && this.#options.clock.now() < r.ejectedUntil) return;
     this.#readmit(worker, 'readiness probe passed after the ejection time');
   }
 
@@ -124,17 +124,17 @@ export class OutlierDetector {
   }
 
   #readmit(worker: Worker, reason: string): void {
-    if (!this.#o.pool.setEjected(worker.name, false)) return;
+    if (!this.#options.pool.setEjected(worker.name, false)) return;
     const r = this.#record(worker.name);
     r.failures = 0;
-    r.lastReadmitAt = this.#o.clock.now();
+    r.lastReadmitAt = this.#options.clock.now();
     this.#stats.readmissions++;
-    this.#o.onReadmit?.(worker, reason);
+    this.#options.onReadmit?.(worker, reason);
   }
 
   /** Panic fallback: with nobody serving, the ejected ready worker due back soonest serves again. */
   #keepOneServing(): void {
-    const pool = this.#o.pool;
+    const pool = this.#options.pool;
     if (pool.serving().length > 0) return;
     let best: Worker | undefined;
     for (const w of pool.inState('ready')) {

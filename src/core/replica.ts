@@ -114,8 +114,8 @@ const REPUBLISH_DELAY_MS = 250;
  * and worker_capacity bounds all replicas together, give or take a second's drift).
  */
 export class Replica implements CoordinationListener {
-  readonly #o: ReplicaOptions;
-  readonly #c: Coordinator;
+  readonly #options: ReplicaOptions;
+  readonly #coordinator: Coordinator;
   readonly #log: ReplicaLog;
   #leading = false;
   #term = 0;
@@ -136,8 +136,8 @@ export class Replica implements CoordinationListener {
   readonly #unlisten: () => void;
 
   constructor(opts: ReplicaOptions) {
-    this.#o = opts;
-    this.#c = opts.coordinator;
+    this.#options = opts;
+    this.#coordinator = opts.coordinator;
     this.#log = opts.log ?? NO_LOG;
     this.#unlisten = opts.pool.onChange(() => this.#schedulePublish());
   }
@@ -147,7 +147,7 @@ export class Replica implements CoordinationListener {
   }
 
   get coordinator(): Coordinator {
-    return this.#c;
+    return this.#coordinator;
   }
 
   /** Where followers' node control runs on the leader. */
@@ -157,8 +157,8 @@ export class Replica implements CoordinationListener {
 
   /** Joins the replicas; resolves once joined, and, if this replica leads, once it has taken the fleet over. */
   async start(): Promise<void> {
-    await this.#c.start(this);
-    if (this.#c.replicated) {
+    await this.#coordinator.start(this);
+    if (this.#coordinator.replicated) {
       this.#scheduleLoad();
       this.#scheduleProbes();
     }
@@ -170,7 +170,7 @@ export class Replica implements CoordinationListener {
     this.#closed = true;
     this.#unlisten();
     for (const t of [this.#loadTimer, this.#probeTimer, this.#publishTimer]) t?.cancel();
-    await this.#c.close();
+    await this.#coordinator.close();
   }
 
   /**
@@ -179,8 +179,8 @@ export class Replica implements CoordinationListener {
    * none ('last': this replica still leads, and the caller tears the fleet down or keeps it).
    */
   async leave(): Promise<LeaveOutcome> {
-    if (this.#leading) this.#o.autoscaler.stop();
-    const outcome = await this.#c.leave();
+    if (this.#leading) this.#options.autoscaler.stop();
+    const outcome = await this.#coordinator.leave();
     if (outcome === 'last') {
       // Nobody else holds the fleet: the teardown is ours, fenced as ever.
       if (!this.#leading) return 'unreachable';
@@ -203,7 +203,7 @@ export class Replica implements CoordinationListener {
     this.#publishTimer = undefined;
     await this.#publishing;
     try {
-      await this.#c.retireFleet();
+      await this.#coordinator.retireFleet();
     } catch (err) {
       this.#log.warn({ err }, 'could not delete the shared fleet record');
     }
@@ -212,12 +212,12 @@ export class Replica implements CoordinationListener {
   /** A request found no live worker: scale from zero (a follower asks the leader). */
   demand(): void {
     if (this.#leading) {
-      this.#o.autoscaler.demand();
+      this.#options.autoscaler.demand();
       return;
     }
     if (this.#demanding) return;
     this.#demanding = true;
-    void this.#c
+    void this.#coordinator
       .submit({ op: 'demand' })
       .then((r) => {
         if (!r.ok) this.#log.warn({ code: r.code }, `could not ask the leader to scale from zero: ${r.message}`);
@@ -236,7 +236,7 @@ export class Replica implements CoordinationListener {
     } else if (this.#leading) {
       this.#stepDown('lost the leadership');
     }
-    this.#o.onLeadership?.(leading);
+    this.#options.onLeadership?.(leading);
   }
 
   fleet(shared: SharedFleet): void {
@@ -251,18 +251,18 @@ export class Replica implements CoordinationListener {
       queue += l.queueLength;
       for (const [name, n] of Object.entries(l.inFlight)) perWorker.set(name, (perWorker.get(name) ?? 0) + n);
     }
-    for (const w of this.#o.pool.list()) this.#o.pool.setRemoteInFlight(w.name, perWorker.get(w.name) ?? 0);
-    this.#o.queue.setRemote(queue);
-    this.#o.wake();
+    for (const w of this.#options.pool.list()) this.#options.pool.setRemoteInFlight(w.name, perWorker.get(w.name) ?? 0);
+    this.#options.queue.setRemote(queue);
+    this.#options.wake();
   }
 
   store(reachable: boolean): void {
-    this.#o.onStore?.(reachable);
+    this.#options.onStore?.(reachable);
   }
 
   async command(cmd: FleetCommand): Promise<FleetCommandResult> {
     if (cmd.op === 'demand') {
-      this.#o.autoscaler.demand();
+      this.#options.autoscaler.demand();
       return { ok: true };
     }
     if (!this.#handler) return { ok: false, code: 'shutting_down', message: 'Node control is not available here.' };
@@ -272,29 +272,29 @@ export class Replica implements CoordinationListener {
   // ---- leading ---------------------------------------------------------------------
 
   async #takeOver(term: number): Promise<void> {
-    const shared = this.#c.lastFleet();
-    const reinit = this.#o.reinit === true && this.#takeovers === 0 && shared === undefined;
+    const shared = this.#coordinator.lastFleet();
+    const reinit = this.#options.reinit === true && this.#takeovers === 0 && shared === undefined;
     this.#takeovers++;
-    const started = this.#o.clock.now();
+    const started = this.#options.clock.now();
     if (shared) {
-      this.#o.scale.min = shared.minWorkers;
-      this.#o.scale.max = shared.maxWorkers;
+      this.#options.scale.min = shared.minWorkers;
+      this.#options.scale.max = shared.maxWorkers;
     }
     try {
-      await this.#o.fleet.takeOver(shared, reinit);
+      await this.#options.fleet.takeOver(shared, reinit);
     } catch (err) {
       this.#log.error({ err }, 'taking the fleet over failed; scaling waits for the next leader');
       return;
     }
     if (!this.#leading || this.#term !== term || this.#closed) return;
-    this.#o.autoscaler.start();
-    if (!this.#c.replicated) return;
+    this.#options.autoscaler.start();
+    if (!this.#coordinator.replicated) return;
     this.#log.info(
       {
         term,
-        workers: this.#o.pool.list().length,
-        target: this.#o.fleet.target,
-        tookMs: Math.round(this.#o.clock.now() - started),
+        workers: this.#options.pool.list().length,
+        target: this.#options.fleet.target,
+        tookMs: Math.round(this.#options.clock.now() - started),
       },
       shared ? `leading the fleet from ${shared.leader} on (term ${term})` : `leading the fleet (term ${term})`,
     );
@@ -303,29 +303,29 @@ export class Replica implements CoordinationListener {
 
   #stepDown(why: string): void {
     this.#leading = false;
-    this.#o.autoscaler.stop();
-    this.#o.fleet.standDown();
+    this.#options.autoscaler.stop();
+    this.#options.fleet.standDown();
     this.#publishTimer?.cancel();
     this.#publishTimer = undefined;
     this.#log.warn({ why }, `following: ${why}`);
     // Whatever this replica changed as it lost the leadership, the shared fleet is the truth.
-    const shared = this.#c.lastFleet();
+    const shared = this.#coordinator.lastFleet();
     if (shared) this.#follow(shared);
   }
 
   #snapshot(): FleetSnapshot {
     return {
-      target: this.#o.fleet.target,
-      minWorkers: this.#o.scale.min,
-      maxWorkers: this.#o.scale.max,
-      workers: shareWorkers(this.#o.pool),
+      target: this.#options.fleet.target,
+      minWorkers: this.#options.scale.min,
+      maxWorkers: this.#options.scale.max,
+      workers: shareWorkers(this.#options.pool),
     };
   }
 
   /** A pool change: published at the end of this turn, with whatever else changes in it. */
   #schedulePublish(): void {
-    if (!this.#leading || this.#publishTimer || this.#closed || this.#retired || !this.#c.replicated) return;
-    this.#publishTimer = this.#o.clock.setTimer(0, () => {
+    if (!this.#leading || this.#publishTimer || this.#closed || this.#retired || !this.#coordinator.replicated) return;
+    this.#publishTimer = this.#options.clock.setTimer(0, () => {
       this.#publishTimer = undefined;
       void this.#publish();
     });
@@ -349,7 +349,7 @@ export class Replica implements CoordinationListener {
         const snapshot = this.#snapshot();
         const text = JSON.stringify(snapshot);
         if (text === this.#published) continue;
-        await this.#c.publishFleet(snapshot);
+        await this.#coordinator.publishFleet(snapshot);
         this.#published = text;
       } while (this.#dirty);
     } catch (err) {
@@ -357,7 +357,7 @@ export class Replica implements CoordinationListener {
         this.#log.warn({ why: err.why }, `fleet write refused: ${err.why}`);
       } else if (this.#leading && !this.#closed && !this.#retired) {
         this.#log.warn({ err }, 'fleet write unanswered; writing again shortly');
-        this.#publishTimer ??= this.#o.clock.setTimer(REPUBLISH_DELAY_MS, () => {
+        this.#publishTimer ??= this.#options.clock.setTimer(REPUBLISH_DELAY_MS, () => {
           this.#publishTimer = undefined;
           void this.#publish();
         });
@@ -368,22 +368,22 @@ export class Replica implements CoordinationListener {
   // ---- following -------------------------------------------------------------------
 
   #follow(shared: SharedFleet): void {
-    this.#o.scale.min = shared.minWorkers;
-    this.#o.scale.max = shared.maxWorkers;
-    mirrorWorkers(this.#o.pool, shared.workers);
-    this.#o.wake();
+    this.#options.scale.min = shared.minWorkers;
+    this.#options.scale.max = shared.maxWorkers;
+    mirrorWorkers(this.#options.pool, shared.workers);
+    this.#options.wake();
   }
 
   /** A follower probes the workers it ejected, past their ejection time, to readmit them. */
   #scheduleProbes(): void {
-    const { prober, onProbe, probeIntervalMs } = this.#o;
+    const { prober, onProbe, probeIntervalMs } = this.#options;
     if (!prober || !onProbe || !probeIntervalMs || this.#closed) return;
-    this.#probeTimer = this.#o.clock.setTimer(probeIntervalMs, () => {
+    this.#probeTimer = this.#options.clock.setTimer(probeIntervalMs, () => {
       if (!this.#leading) {
-        for (const w of this.#o.pool.inState('ready')) {
+        for (const w of this.#options.pool.inState('ready')) {
           if (!w.ejected || !w.url) continue;
           const abort = new AbortController();
-          const timer = this.#o.clock.setTimer(probeIntervalMs, () => abort.abort(new Error('probe timed out')));
+          const timer = this.#options.clock.setTimer(probeIntervalMs, () => abort.abort(new Error('probe timed out')));
           void prober
             .probe(w.url, abort.signal)
             .then(
@@ -401,7 +401,7 @@ export class Replica implements CoordinationListener {
 
   #scheduleLoad(): void {
     if (this.#closed) return;
-    this.#loadTimer = this.#o.clock.setTimer(this.#o.loadIntervalMs ?? 1000, () => {
+    this.#loadTimer = this.#options.clock.setTimer(this.#options.loadIntervalMs ?? 1000, () => {
       this.#publishLoad();
       // Bounds changed by node control, or the target by the autoscaler: written with the next tick.
       this.#schedulePublish();
@@ -411,7 +411,7 @@ export class Replica implements CoordinationListener {
 
   #publishLoad(): void {
     const inFlight: Record<string, number> = {};
-    for (const w of this.#o.pool.list()) if (w.inFlight > 0) inFlight[w.name] = w.inFlight;
-    this.#c.publishLoad({ queueLength: this.#o.queue.local, inFlight });
+    for (const w of this.#options.pool.list()) if (w.inFlight > 0) inFlight[w.name] = w.inFlight;
+    this.#coordinator.publishLoad({ queueLength: this.#options.queue.local, inFlight });
   }
 }

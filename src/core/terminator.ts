@@ -59,7 +59,7 @@ interface Drain {
  * the Clock, I/O only through the ProvisionerGate, state changes through the WorkerPool.
  */
 export class Terminator {
-  readonly #o: TerminatorOptions;
+  readonly #options: TerminatorOptions;
   readonly #pool: WorkerPool;
   readonly #clock: Clock;
   readonly #log: FleetLog;
@@ -71,7 +71,7 @@ export class Terminator {
   #epoch = 0;
 
   constructor(opts: TerminatorOptions) {
-    this.#o = opts;
+    this.#options = opts;
     this.#pool = opts.pool;
     this.#clock = opts.clock;
     this.#log = opts.log ?? (() => {});
@@ -123,13 +123,13 @@ export class Terminator {
           resolve();
         }
       };
-      this.#drains.set(name, { deadline: this.#clock.now() + this.#o.drainTimeoutMs, timers, finish });
+      this.#drains.set(name, { deadline: this.#clock.now() + this.#options.drainTimeoutMs, timers, finish });
     });
     // Checked on release notifications, on a poll (in case nobody notifies), and at the deadline.
     const poll = (): void => {
-      if (!this.#checkDrain(name)) timers.push(this.#clock.setTimer(this.#o.drainPollMs, poll));
+      if (!this.#checkDrain(name)) timers.push(this.#clock.setTimer(this.#options.drainPollMs, poll));
     };
-    timers.push(this.#clock.setTimer(this.#o.drainTimeoutMs, () => this.#checkDrain(name)));
+    timers.push(this.#clock.setTimer(this.#options.drainTimeoutMs, () => this.#checkDrain(name)));
     poll();
     return done;
   }
@@ -197,11 +197,11 @@ export class Terminator {
    * 'failed' after the last attempt failed, 'fenced' when this replica may no longer act.
    */
   async #terminate(name: string, beforeAttempt?: () => void): Promise<'gone' | 'failed' | 'fenced'> {
-    const attempts = this.#o.terminateAttempts ?? 3;
+    const attempts = this.#options.terminateAttempts ?? 3;
     for (let i = 1; ; i++) {
       try {
         // The fence is checked first, so a replica that no longer leads changes nothing here.
-        await this.#o.provisioner.terminate(name, beforeAttempt);
+        await this.#options.provisioner.terminate(name, beforeAttempt);
         this.#stats.terminated++;
         this.#unterminated.delete(name);
         this.#log('info', `fleet: ${name} terminated`, { worker: name });
@@ -226,7 +226,7 @@ export class Terminator {
           );
           return 'failed';
         }
-        const delay = (this.#o.retryDelayMs ?? 5000) * i;
+        const delay = (this.#options.retryDelayMs ?? 5000) * i;
         this.#log('warn', `fleet: terminate of ${name} failed (${errorMessage(err)}); retrying in ${delay} ms`);
         const epoch = this.#epoch;
         await new Promise<void>((resolve) => this.#clock.setTimer(delay, resolve));

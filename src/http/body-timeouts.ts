@@ -40,12 +40,12 @@ const SWEEPS = 4;
  * whether a byte came since the watch began.
  */
 export class BodyTimeouts<B> {
-  readonly #o: BodyTimeoutsOptions<B>;
+  readonly #options: BodyTimeoutsOptions<B>;
   readonly #watched = new LinkedList<Watch<B>>();
   #timer: TimerHandle | undefined;
 
   constructor(options: BodyTimeoutsOptions<B>) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Bodies being watched. */
@@ -55,8 +55,8 @@ export class BodyTimeouts<B> {
 
   /** Watches `body` until stop(); undefined when the timeout is off. */
   watch(body: B): Watch<B> | undefined {
-    if (this.#o.timeoutMs <= 0) return undefined;
-    const w: Watch<B> = { body, bytes: this.#o.bytesRead(body), quiet: -1, prev: undefined, next: undefined };
+    if (this.#options.timeoutMs <= 0) return undefined;
+    const w: Watch<B> = { body, bytes: this.#options.bytesRead(body), quiet: -1, prev: undefined, next: undefined };
     this.#watched.add(w);
     this.#timer ??= this.#arm();
     return w;
@@ -77,11 +77,11 @@ export class BodyTimeouts<B> {
     this.#timer = undefined;
     const expired: Watch<B>[] = [];
     for (const w of this.#watched) {
-      if (this.#o.complete(w.body)) {
+      if (this.#options.complete(w.body)) {
         this.#watched.delete(w);
         continue;
       }
-      const bytes = this.#o.bytesRead(w.body);
+      const bytes = this.#options.bytesRead(w.body);
       if (bytes !== w.bytes) {
         w.bytes = bytes;
         w.quiet = 0;
@@ -89,12 +89,12 @@ export class BodyTimeouts<B> {
     }
     for (const w of expired) {
       this.#watched.delete(w);
-      this.#o.onTimeout(w.body);
+      this.#options.onTimeout(w.body);
     }
     if (this.#watched.size > 0) this.#timer = this.#arm();
   }
 
   #arm(): TimerHandle {
-    return this.#o.clock.setTimer(this.#o.timeoutMs / SWEEPS, () => this.#sweep());
+    return this.#options.clock.setTimer(this.#options.timeoutMs / SWEEPS, () => this.#sweep());
   }
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import { mustTellWorkerToStream, promptTextOf, requestIdOf, sessionKeyOf, wantsStream } from '../routes/rules.js';
 import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
-import { checkedBody, checkedRoutes, type JsonObject } from '../routes/validation.js';
+import { parseRequestBody, checkedRoutes, type JsonObject } from '../routes/validation.js';
 import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
 import { answer, recordUntilClose, writeError, type ErrorLog } from './answer.js';
@@ -65,7 +65,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       }
       raw = bytes;
       try {
-        body = checkedBody(bytes, o.maxJsonDepth, check);
+        body = parseRequestBody(bytes, o.maxJsonDepth, check);
       } catch (e) {
         writeError(res, toGatewayError(e), requestId, o.log);
         return;

@@ -29,7 +29,7 @@ export function checkedRoutes(): ReadonlyMap<string, CheckedRoute> {
 }
 
 /** The bytes of an HTTP body as a JSON object that meets its route's schema, or the catalogue's 400. */
-export function checkedBody(raw: Buffer, maxDepth: number, check: CheckedRoute): JsonObject {
+export function parseRequestBody(raw: Buffer, maxDepth: number, check: CheckedRoute): JsonObject {
   return checkedJson(parseJson(raw, maxDepth), check);
 }
 

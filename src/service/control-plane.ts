@@ -75,18 +75,18 @@ export interface ControlPlaneOptions {
  * answer, errors included, so flockctl works against any replica.
  */
 export class GatewayControlPlane implements ControlPlane {
-  readonly #o: ControlPlaneOptions;
+  readonly #options: ControlPlaneOptions;
   readonly #startedAt: number;
   #gateway: ControlledGateway | undefined;
   #closing = false;
 
   constructor(options: ControlPlaneOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#startedAt = options.clock.now();
   }
 
   get nodeControlKey(): string | undefined {
-    return this.#o.config.nodeControlKey;
+    return this.#options.config.nodeControlKey;
   }
 
   /** The gateway is assembled: commands reach it from now on (on the leader, followers' too). */
@@ -102,7 +102,7 @@ export class GatewayControlPlane implements ControlPlane {
 
   status(): GatewayStatus {
     const g = this.#gateway;
-    const c = this.#o.config;
+    const c = this.#options.config;
     const workers = g ? g.pool.list() : [];
     return {
       // An ejected worker is ready but takes no traffic: it does not count as ready here.
@@ -113,12 +113,12 @@ export class GatewayControlPlane implements ControlPlane {
       gatewayQueueLength: g ? g.admission.waiting : 0,
       workerCapacity: c.workerCapacity,
       heldAtWorkerCapacity: g ? g.admission.heldAtCapacity : false,
-      uptimeSeconds: (this.#o.clock.now() - this.#startedAt) / 1000,
+      uptimeSeconds: (this.#options.clock.now() - this.#startedAt) / 1000,
       totalRequests: g ? g.service.totalRequests : 0,
       workerNames: workers.map((w) => w.name),
-      minWorkers: this.#o.scale.min,
-      maxWorkers: this.#o.scale.max,
-      autoscalerWantedWorkers: this.#o.scale.wanted,
+      minWorkers: this.#options.scale.min,
+      maxWorkers: this.#options.scale.max,
+      autoscalerWantedWorkers: this.#options.scale.wanted,
       autoscaler: c.autoscaler,
       loadBalancer: c.loadBalancer,
       provisioner: g?.provisioner.kind ?? c.provisioner,
@@ -153,7 +153,7 @@ export class GatewayControlPlane implements ControlPlane {
     // Before the gateway runs, or on its way out, the bounds are this replica's own to set.
     if (!g || this.#closing || g.replica.leading) return this.#boundsHere(min, max);
     const r = await this.#command({ op: 'scale', min, max });
-    return r.bounds ?? { minWorkers: this.#o.scale.min, maxWorkers: this.#o.scale.max };
+    return r.bounds ?? { minWorkers: this.#options.scale.min, maxWorkers: this.#options.scale.max };
   }
 
   /** Runs a command here when this replica leads, else on the leader; throws its error either way. */
@@ -171,7 +171,7 @@ export class GatewayControlPlane implements ControlPlane {
   #worker(r: Extract<FleetCommandResult, { ok: true }>): Worker {
     if (!r.worker) throw new GatewayError('internal', { message: 'The leader answered without the worker.' });
     const here = this.#gateway?.pool.get(r.worker.name);
-    return here && here.state === r.worker.state ? here : sharedWorkerView(r.worker, this.#o.clock.now());
+    return here && here.state === r.worker.state ? here : sharedWorkerView(r.worker, this.#options.clock.now());
   }
 
   /** A command carried out on this replica, which leads: the answer, or the error as the catalogue has it. */
@@ -204,8 +204,8 @@ export class GatewayControlPlane implements ControlPlane {
   }
 
   #addHere(g: ControlledGateway, name?: string): Worker {
-    const scale = this.#o.scale;
-    const chosen = name === undefined ? undefined : workerNameFor(name, this.#o.config.workerNamePrefix);
+    const scale = this.#options.scale;
+    const chosen = name === undefined ? undefined : workerNameFor(name, this.#options.config.workerNamePrefix);
     if (chosen !== undefined && g.pool.get(chosen))
       throw new GatewayError('worker_exists', { message: `A worker named ${chosen} already exists.`, param: 'name' });
     const live = g.fleet.live().length;
@@ -222,8 +222,8 @@ export class GatewayControlPlane implements ControlPlane {
       throw new GatewayError('worker_exists', { message: (err as Error).message, cause: err });
     }
     // A manual add holds off scale-down as an autoscaler scale-up does.
-    scale.lastManualAddAt = this.#o.clock.now();
-    this.#o.log.info({ worker: w.name }, 'node control: worker added');
+    scale.lastManualAddAt = this.#options.clock.now();
+    this.#options.log.info({ worker: w.name }, 'node control: worker added');
     return w;
   }
 
@@ -233,8 +233,8 @@ export class GatewayControlPlane implements ControlPlane {
     if (w.state === 'draining' || w.state === 'terminating') return w; // already leaving
     g.fleet
       .remove(w.name)
-      .catch((err: unknown) => this.#o.log.error({ err, worker: w.name }, 'removing a worker failed'));
-    this.#o.log.info({ worker: w.name }, 'node control: removing worker');
+      .catch((err: unknown) => this.#options.log.error({ err, worker: w.name }, 'removing a worker failed'));
+    this.#options.log.info({ worker: w.name }, 'node control: removing worker');
     return w;
   }
 
@@ -243,13 +243,13 @@ export class GatewayControlPlane implements ControlPlane {
     if (w.state === 'draining' || w.state === 'terminating') return w;
     g.fleet
       .drain(w.name)
-      .catch((err: unknown) => this.#o.log.error({ err, worker: w.name }, 'draining a worker failed'));
-    this.#o.log.info({ worker: w.name }, 'node control: draining worker');
+      .catch((err: unknown) => this.#options.log.error({ err, worker: w.name }, 'draining a worker failed'));
+    this.#options.log.info({ worker: w.name }, 'node control: draining worker');
     return w;
   }
 
   #boundsHere(min?: number, max?: number): ScaleBounds {
-    const scale = this.#o.scale;
+    const scale = this.#options.scale;
     const next = { min: min ?? scale.min, max: max ?? scale.max };
     const whole = (n: number): boolean => Number.isInteger(n) && n >= 0;
     if (!whole(next.min) || !whole(next.max) || next.max < 1 || next.min > next.max) {
@@ -259,19 +259,19 @@ export class GatewayControlPlane implements ControlPlane {
     }
     scale.min = next.min;
     scale.max = next.max;
-    this.#o.log.info({ minWorkers: next.min, maxWorkers: next.max }, 'scale bounds changed');
+    this.#options.log.info({ minWorkers: next.min, maxWorkers: next.max }, 'scale bounds changed');
     if (this.#gateway && !this.#closing) {
       try {
         this.#gateway.autoscaler.evaluateNow();
       } catch (err) {
-        this.#o.log.error({ err }, 'autoscaler evaluation failed');
+        this.#options.log.error({ err }, 'autoscaler evaluation failed');
       }
     }
     return { minWorkers: next.min, maxWorkers: next.max };
   }
 
   watch(listener: EventListener): () => void {
-    return this.#o.events.subscribe(listener);
+    return this.#options.events.subscribe(listener);
   }
 
   /** The running gateway, or shutting_down once shutdown began (or before attach). */

@@ -6,7 +6,7 @@ import { LinkedList, type Linked } from '../core/linked-list.js';
 import type { Worker } from '../core/types.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
-import { bodyKind, checkedBody } from '../upstream/checked-body.js';
+import { bodyKind, checkedAnswer } from '../upstream/checked-answer.js';
 import { isRetryable, lowLevelCode } from '../upstream/errors.js';
 import type { Headers, Upstream } from '../upstream/types.js';
 
@@ -28,7 +28,7 @@ export interface InferenceCall {
    */
   readonly timeoutMs?: number | undefined;
   /**
-   * For an SSE answer: receives the JSON of its checked events as they pass (see checkedBody's
+   * For an SSE answer: receives the JSON of its checked events as they pass (see checkedAnswer's
    * onEvents), so an adapter that needs objects (gRPC) reuses the service's parse.
    */
   readonly onSseEvents?: ((events: unknown[]) => void) | undefined;
@@ -38,7 +38,7 @@ export interface InferenceReply {
   readonly status: number;
   readonly headers: Headers;
   /**
-   * The worker's body, checked on its way (see checkedBody); it flows once resumed, and the
+   * The worker's body, checked on its way (see checkedAnswer); it flows once resumed, and the
    * worker's slot is released when it closes. A failure after the headers errors it with a
    * GatewayError (upstream_interrupted, upstream_stalled, upstream_malformed, shutting_down).
    */
@@ -73,7 +73,7 @@ export interface InferenceServiceOptions {
   readonly onRepetitionGuard?: (worker: string) => void;
 }
 
-/** Counters for metrics (issue 8 wires them); all only grow. */
+/** Counters the telemetry reads (reliabilityStats, the simulation's report); all only grow. */
 export interface InferenceStats {
   requests: number;
   retries: number;
@@ -103,7 +103,7 @@ interface Active extends Linked<Active> {
  * on its way, and tie the slot's release to the answer's end.
  */
 export class InferenceService {
-  readonly #o: InferenceServiceOptions;
+  readonly #options: InferenceServiceOptions;
   readonly #clock: Clock;
   /**
    * The requests running, oldest first. Every request gets the same timeout, so this is also
@@ -121,7 +121,7 @@ export class InferenceService {
   };
 
   constructor(options: InferenceServiceOptions) {
-    this.#o = options;
+    this.#options = options;
     this.#clock = options.clock ?? systemClock;
   }
 
@@ -130,7 +130,7 @@ export class InferenceService {
    * it only then, as joining a long history costs a copy of it per request.
    */
   get readsPrompt(): boolean {
-    return this.#o.admission.readsPrompt;
+    return this.#options.admission.readsPrompt;
   }
 
   get totalRequests(): number {
@@ -178,9 +178,9 @@ export class InferenceService {
       // Whatever ends the request (the client, its deadline, the request timeout) ends its wait.
       let lease: Lease;
       try {
-        lease = await this.#o.admission.acquire({
+        lease = await this.#options.admission.acquire({
           ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
-          timeoutMs: this.#o.queueTimeoutMs,
+          timeoutMs: this.#options.queueTimeoutMs,
           signal,
         });
       } catch (err) {
@@ -188,10 +188,10 @@ export class InferenceService {
       }
       const worker = lease.worker;
       queueWaitMs += lease.waitedMs;
-      const retriesLeft = attempt < this.#o.maxRetries;
+      const retriesLeft = attempt < this.#options.maxRetries;
       let res;
       try {
-        res = await this.#o.upstream.send(worker.url ?? '', {
+        res = await this.#options.upstream.send(worker.url ?? '', {
           method: call.method,
           path: call.path,
           headers: call.headers,
@@ -206,14 +206,14 @@ export class InferenceService {
         // The upstream names its failures from the catalogue (src/upstream/errors.ts); one that
         // is the request's fault (undici refused to send it) is no failure of the worker's.
         const failure = toGatewayError(err);
-        if (failure.status >= 500) this.#o.onOutcome?.(worker, false);
+        if (failure.status >= 500) this.#options.onOutcome?.(worker, false);
         if (retriesLeft && isRetryable(failure)) {
           this.#retry(tried, worker, lowLevelCode(failure.cause));
           continue;
         }
         throw failure;
       }
-      if (res.status >= 500) this.#o.onOutcome?.(worker, false);
+      if (res.status >= 500) this.#options.onOutcome?.(worker, false);
       if (RETRYABLE_STATUS.has(res.status) && retriesLeft) {
         res.body.discard();
         this.#release(lease);
@@ -221,14 +221,14 @@ export class InferenceService {
         continue;
       }
       const kind = bodyKind(call.method, res.status, res.headers);
-      const body = checkedBody(res.body, {
+      const body = checkedAnswer(res.body, {
         kind,
         worker: worker.name,
-        repetitionLimit: this.#o.repetitionGuard ?? 0,
+        repetitionLimit: this.#options.repetitionGuard ?? 0,
         doneEvent: call.path.startsWith('/v1/'),
         onRepetition: () => {
           this.#stats.repetitionGuardTrips++;
-          this.#o.onRepetitionGuard?.(worker.name);
+          this.#options.onRepetitionGuard?.(worker.name);
         },
         mapError: (err) => this.#bodyError(err, call.signal, signal),
         onEvents: call.onSseEvents,
@@ -241,12 +241,12 @@ export class InferenceService {
   #retry(tried: Set<string>, worker: Worker, reason: string): void {
     tried.add(worker.name);
     this.#stats.retries++;
-    this.#o.onRetry?.(worker.name, reason);
+    this.#options.onRetry?.(worker.name, reason);
   }
 
   /** retry_backoff × 2^(attempt−1): 50 ms, 100 ms, 200 ms ... for the default 50 ms. */
   #backoff(attempt: number, signal: CancelSignal): Promise<void> {
-    const ms = (this.#o.retryBackoffMs ?? 0) * 2 ** (attempt - 1);
+    const ms = (this.#options.retryBackoffMs ?? 0) * 2 ** (attempt - 1);
     if (ms <= 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
@@ -289,14 +289,14 @@ export class InferenceService {
       this.#untrack(active);
       if (client.aborted) return;
       if (failure === undefined) {
-        if (statusOk) this.#o.onOutcome?.(lease.worker, true);
+        if (statusOk) this.#options.onOutcome?.(lease.worker, true);
         return;
       }
       const g = failure instanceof GatewayError ? failure : undefined;
       if (g?.code === 'client_closed') return;
       this.#stats.midStreamFailures++;
-      if (g?.code !== 'shutting_down') this.#o.onOutcome?.(lease.worker, false);
-      this.#o.onMidStreamFailure?.(
+      if (g?.code !== 'shutting_down') this.#options.onOutcome?.(lease.worker, false);
+      this.#options.onMidStreamFailure?.(
         lease.worker.name,
         g ?? new GatewayError('upstream_interrupted', { cause: failure }),
       );
@@ -305,7 +305,7 @@ export class InferenceService {
 
   #release(lease: Lease): void {
     lease.release();
-    this.#o.onRelease?.();
+    this.#options.onRelease?.();
   }
 
   #track(client: CancelSignal, clientTimeoutMs: number | undefined): Active {
@@ -313,7 +313,7 @@ export class InferenceService {
     const onClient = (): void => abort.abort(new GatewayError('client_closed', { cause: client.reason }));
     if (client.aborted) onClient();
     else client.addEventListener('abort', onClient, { once: true });
-    const limit = this.#o.requestTimeoutMs ?? 0;
+    const limit = this.#options.requestTimeoutMs ?? 0;
     const active: Active = {
       abort,
       deadline: limit > 0 ? this.#clock.now() + limit : Infinity,
@@ -359,7 +359,7 @@ export class InferenceService {
       }
       if (!a.abort.aborted) expired.push(a);
     }
-    const limit = this.#o.requestTimeoutMs ?? 0;
+    const limit = this.#options.requestTimeoutMs ?? 0;
     for (const a of expired) {
       a.abort.abort(
         new GatewayError('upstream_timeout', {

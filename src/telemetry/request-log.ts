@@ -79,7 +79,7 @@ export interface RequestLogOptions {
 type Insert = (rows: readonly RequestLogRow[]) => void;
 
 export class RequestLog {
-  readonly #o: Required<Omit<RequestLogOptions, 'log' | 'clock' | 'path'>> & RequestLogOptions;
+  readonly #options: Required<Omit<RequestLogOptions, 'log' | 'clock' | 'path'>> & RequestLogOptions;
   #buffer: RequestLogRow[] = [];
   #db: Database.Database | undefined;
   #insert: Insert | undefined;
@@ -92,9 +92,9 @@ export class RequestLog {
   #closed = false;
 
   constructor(options: RequestLogOptions) {
-    this.#o = { flushIntervalMs: 1000, maxBatch: 500, maxBuffered: 10_000, busyTimeoutMs: 50, ...options };
+    this.#options = { flushIntervalMs: 1000, maxBatch: 500, maxBuffered: 10_000, busyTimeoutMs: 50, ...options };
     this.#open();
-    this.#schedule(this.#o.flushIntervalMs);
+    this.#schedule(this.#options.flushIntervalMs);
   }
 
   get stats(): { written: number; dropped: number; buffered: number } {
@@ -104,13 +104,13 @@ export class RequestLog {
   /** Queues a row; O(1), never throws, never writes. */
   add(row: RequestLogRow): void {
     if (this.#closed) return;
-    if (this.#buffer.length >= this.#o.maxBuffered) {
+    if (this.#buffer.length >= this.#options.maxBuffered) {
       this.#dropped++;
-      this.#problem('buffer_full', `request log buffer full (${this.#o.maxBuffered} rows); dropping rows`);
+      this.#problem('buffer_full', `request log buffer full (${this.#options.maxBuffered} rows); dropping rows`);
       return;
     }
     this.#buffer.push(row);
-    if (this.#buffer.length >= this.#o.maxBatch && !this.#soon) {
+    if (this.#buffer.length >= this.#options.maxBatch && !this.#soon) {
       // A full batch is written on the next turn of the event loop, not in this request.
       this.#soon = true;
       this.#timer?.cancel();
@@ -127,19 +127,23 @@ export class RequestLog {
       return;
     }
     while (this.#buffer.length > 0) {
-      const batch = this.#buffer.slice(0, this.#o.maxBatch);
+      const batch = this.#buffer.slice(0, this.#options.maxBatch);
       try {
         this.#insert!(batch);
       } catch (err) {
         const code = (err as { code?: string }).code ?? '';
         if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
           // Locked by another process: keep the rows for the next flush (the buffer bound still holds).
-          this.#problem(code, `request log ${this.#o.path} is locked; will retry`, err);
+          this.#problem(code, `request log ${this.#options.path} is locked; will retry`, err);
           return;
         }
         this.#buffer.splice(0, batch.length);
         this.#dropped += batch.length;
-        this.#problem(code || 'write', `request log ${this.#o.path}: write failed; ${batch.length} rows dropped`, err);
+        this.#problem(
+          code || 'write',
+          `request log ${this.#options.path}: write failed; ${batch.length} rows dropped`,
+          err,
+        );
         if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code.startsWith('SQLITE_IOERR'))
           this.#reopenLater();
         continue;
@@ -165,16 +169,16 @@ export class RequestLog {
   }
 
   #schedule(ms: number): void {
-    this.#timer = this.#o.clock.setTimer(ms, () => {
+    this.#timer = this.#options.clock.setTimer(ms, () => {
       this.#soon = false;
       this.flush();
-      if (!this.#closed) this.#schedule(this.#o.flushIntervalMs);
+      if (!this.#closed) this.#schedule(this.#options.flushIntervalMs);
     });
   }
 
   #open(): boolean {
     try {
-      const db = new Database(this.#o.path, { timeout: this.#o.busyTimeoutMs });
+      const db = new Database(this.#options.path, { timeout: this.#options.busyTimeoutMs });
       try {
         db.pragma('journal_mode = WAL');
         const cols = NAMES.map((n) => `${n} ${COLUMNS[n]}`).join(', ');
@@ -196,7 +200,7 @@ export class RequestLog {
       this.#recovered();
       return true;
     } catch (err) {
-      this.#problem('open', `request log ${this.#o.path} cannot be opened; rows are dropped until it can`, err);
+      this.#problem('open', `request log ${this.#options.path} cannot be opened; rows are dropped until it can`, err);
       return false;
     }
   }
@@ -214,12 +218,12 @@ export class RequestLog {
   #problem(kind: string, msg: string, err?: unknown): void {
     if (this.#failing === kind) return;
     this.#failing = kind;
-    this.#o.log.warn({ path: this.#o.path, err: err === undefined ? undefined : String(err) }, msg);
+    this.#options.log.warn({ path: this.#options.path, err: err === undefined ? undefined : String(err) }, msg);
   }
 
   #recovered(): void {
     if (this.#failing === undefined) return;
     this.#failing = undefined;
-    this.#o.log.info({ path: this.#o.path, dropped: this.#dropped }, 'request log is writing again');
+    this.#options.log.info({ path: this.#options.path, dropped: this.#dropped }, 'request log is writing again');
   }
 }

@@ -29,19 +29,19 @@ const MAX_LOGGED_BODY = 1024 * 1024;
  * the instruments' record calls at the end.
  */
 export class TelemetryObserver implements RequestObserver {
-  readonly #o: TelemetryObserverOptions;
+  readonly #options: TelemetryObserverOptions;
 
   constructor(options: TelemetryObserverOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   begin(start: RequestStart): RequestRecord {
-    return new Record(this.#o, start);
+    return new ObservedRequest(this.#options, start);
   }
 }
 
-class Record implements RequestRecord {
-  readonly #o: TelemetryObserverOptions;
+class ObservedRequest implements RequestRecord {
+  readonly #options: TelemetryObserverOptions;
   readonly #start: RequestStart;
   readonly #startedAt: number;
   readonly #span: RequestSpan | undefined;
@@ -54,7 +54,7 @@ class Record implements RequestRecord {
   #done = false;
 
   constructor(o: TelemetryObserverOptions, start: RequestStart) {
-    this.#o = o;
+    this.#options = o;
     this.#start = start;
     this.#startedAt = o.now();
     if (o.tracer) {
@@ -72,11 +72,11 @@ class Record implements RequestRecord {
     this.#tally = new TokenTally(info.stream);
     const h = info.headers;
     if (h !== undefined && h['x-generated-tokens'] !== undefined) this.#tally.reported(h);
-    if (this.#o.logBodies && this.#o.requestLog) this.#body = [];
+    if (this.#options.logBodies && this.#options.requestLog) this.#body = [];
   }
 
   chunk(data: Buffer): void {
-    this.#firstChunkAt ??= this.#o.now();
+    this.#firstChunkAt ??= this.#options.now();
     this.#tally?.add(data);
     if (this.#body && this.#bodyBytes < MAX_LOGGED_BODY) {
       const part = data.subarray(0, MAX_LOGGED_BODY - this.#bodyBytes);
@@ -88,7 +88,7 @@ class Record implements RequestRecord {
   finish(end: RequestEnd): void {
     if (this.#done) return;
     this.#done = true;
-    const o = this.#o;
+    const o = this.#options;
     const s = this.#start;
     const a = this.#answer;
     const durationMs = o.now() - this.#startedAt;

@@ -38,8 +38,8 @@ const DISCARD: BodyReader = { data() {}, end() {}, error() {} };
  * Lighter than a Readable, which buffers, defers its 'end' by a tick and schedules a read per
  * chunk, and than an EventEmitter, whose listener lists and once-wrappers cost more than the
  * calls themselves: on the gateway's hottest path (a worker's answer to the client, through two
- * of these per request) those costs were most of what a stream layer added, and the deferred
- * 'end' sent a stream's last chunk and its end in two writes (bench/results/datapath-profile.md).
+ * of these per request) those costs are most of what a stream layer adds, and a deferred 'end'
+ * sends a stream's last chunk and its end in two writes (bench/results/datapath-profile.md).
  */
 export class BodyStream {
   readonly #control: BodyControl;

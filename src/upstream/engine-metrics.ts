@@ -94,14 +94,14 @@ export interface EngineMetricsScraperOptions {
  * finished, so slow engines never pile up scrapes.
  */
 export class EngineMetricsScraper {
-  readonly #o: EngineMetricsScraperOptions;
+  readonly #options: EngineMetricsScraperOptions;
   #timer: TimerHandle | undefined;
   #stopped = false;
   readonly #abort = new AbortController();
   readonly #failing = new WeakSet<Worker>();
 
   constructor(options: EngineMetricsScraperOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   start(): void {
@@ -118,28 +118,28 @@ export class EngineMetricsScraper {
 
   /** One round now; resolves once the samples have been pushed. */
   async scrapeOnce(): Promise<void> {
-    const workers = this.#o.workers();
+    const workers = this.#options.workers();
     const samples = await Promise.all(workers.map((w) => this.#scrape(w)));
     if (this.#stopped) return;
-    this.#o.sink.reportEngineLoad(new Map(workers.map((w, i) => [w, samples[i]])));
+    this.#options.sink.reportEngineLoad(new Map(workers.map((w, i) => [w, samples[i]])));
   }
 
   #schedule(): void {
     if (this.#stopped) return;
-    this.#timer = this.#o.clock.setTimer(this.#o.intervalMs, () => {
+    this.#timer = this.#options.clock.setTimer(this.#options.intervalMs, () => {
       void this.scrapeOnce().finally(() => this.#schedule());
     });
   }
 
   async #scrape(w: Worker): Promise<EngineLoadSample | undefined> {
     try {
-      const sample = await (this.#o.sample ?? this.#fetch)(w, this.#abort.signal);
-      if (this.#failing.delete(w)) this.#o.onRecover?.(w);
+      const sample = await (this.#options.sample ?? this.#fetch)(w, this.#abort.signal);
+      if (this.#failing.delete(w)) this.#options.onRecover?.(w);
       return sample;
     } catch (err) {
       if (!this.#stopped && !this.#failing.has(w)) {
         this.#failing.add(w);
-        this.#o.onError?.(w, err);
+        this.#options.onError?.(w, err);
       }
       return undefined;
     }
@@ -149,9 +149,9 @@ export class EngineMetricsScraper {
     if (!w.url) return undefined;
     // Loaded at the first scrape: the simulation samples its engines directly and never loads it.
     const { request } = await import('undici');
-    const res = await request(w.url.replace(/\/+$/, '') + (this.#o.path ?? '/metrics'), {
+    const res = await request(w.url.replace(/\/+$/, '') + (this.#options.path ?? '/metrics'), {
       method: 'GET',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.timeoutMs ?? this.#o.intervalMs)]),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(this.#options.timeoutMs ?? this.#options.intervalMs)]),
     });
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`GET /metrics answered ${res.statusCode}`);

@@ -19,7 +19,7 @@ afterEach(async () => {
 
 /**
  * What each scenario must show besides "nothing lost": the fault really happened and was
- * handled the way the issue asks. [scenario, requests, check]
+ * handled as the gateway promises (retried, replaced, answered with an explicit error). [scenario, requests, check]
  */
 const table: [ScenarioName, number, (t: Tally, env: ScenarioEnv, urlsBefore: string[]) => Promise<void> | void][] = [
   [

@@ -3,8 +3,8 @@ import { activeWorkers } from './snapshot.js';
 import type { AutoscalerOptions, AutoscalerPolicy, ScaleDecision, ScaleSnapshot } from './types.js';
 
 /**
- * FlockServe's thresholds, per worker (the default until bench/results/autoscaling.md showed
- * target-tracking ahead on every cell it measured).
+ * FlockServe's thresholds, per worker, as the original scales (bench/results/autoscaling.md
+ * places it against the other policies).
  *
  *   L = running mean of the queue length (time-weighted, queue_tracking_window)
  *   W = workers counted: ready + starting + provisioning + not_ready (all but draining)

@@ -68,7 +68,7 @@ export class SkyPilotProvisioner implements Provisioner {
   readonly #log: ProvisionerLog;
   readonly #clock: Clock;
   readonly #slots: LaunchSlots;
-  readonly #o: SkyPilotProvisionerOptions;
+  readonly #options: SkyPilotProvisionerOptions;
   readonly #envArgs: string[];
   readonly #launchTimeoutMs: number;
   readonly #commandTimeoutMs: number;
@@ -81,7 +81,7 @@ export class SkyPilotProvisioner implements Provisioner {
   #closed = false;
 
   constructor(opts: SkyPilotProvisionerOptions = {}) {
-    this.#o = opts;
+    this.#options = opts;
     this.#cli = opts.cli ?? new SkyCli();
     this.#log = opts.log ?? (() => {});
     this.#clock = opts.clock ?? systemClock;
@@ -120,9 +120,9 @@ export class SkyPilotProvisioner implements Provisioner {
     const logPath = join(this.#logDir, `${name}.log`);
     try {
       const args = ['launch', '-c', name, task.path, '-y', '-d', ...this.#envArgs];
-      if (this.#o.autostopMinutes !== undefined) args.push('-i', String(this.#o.autostopMinutes), '--down');
+      if (this.#options.autostopMinutes !== undefined) args.push('-i', String(this.#options.autostopMinutes), '--down');
       // The last word before the command runs: #runWithProgress spawns it without awaiting first.
-      this.#o.fence?.check(`sky launch ${name}`);
+      this.#options.fence?.check(`sky launch ${name}`);
       const r = await this.#runWithProgress(name, args, logPath, signal);
       if (r.aborted) throw abortReason(signal);
       if (r.timedOut) {
@@ -144,7 +144,7 @@ export class SkyPilotProvisioner implements Provisioner {
   /** `sky down -y NAME`, then confirms with `sky status NAME`. Idempotent. */
   async terminate(name: string): Promise<void> {
     this.#watched.delete(name);
-    this.#o.fence?.check(`sky down ${name}`);
+    this.#options.fence?.check(`sky down ${name}`);
     const down = await this.#cli.run(['down', '-y', name], { timeoutMs: this.#commandTimeoutMs });
     if (down.exitCode !== 0) throw new Error(describeFailure(down, this.#commandTimeoutMs));
     const left = (await this.#status([name])).find((c) => c.name === name);
@@ -167,7 +167,7 @@ export class SkyPilotProvisioner implements Provisioner {
       }
       let endpoint: Endpoint | undefined;
       try {
-        endpoint = { url: await this.#endpoint(row.name, this.#o.port ?? -1), detail: { cluster: row.name } };
+        endpoint = { url: await this.#endpoint(row.name, this.#options.port ?? -1), detail: { cluster: row.name } };
         this.#watch(row.name);
       } catch (err) {
         this.#log('warn', `skypilot: no endpoint for ${row.name}: ${(err as Error).message}`);
@@ -179,7 +179,7 @@ export class SkyPilotProvisioner implements Provisioner {
 
   /** `sky cancel -a -y NAME`: stops the task's jobs so the task can be launched again (--reinit). */
   async cancelJobs(name: string): Promise<void> {
-    this.#o.fence?.check(`sky cancel ${name}`);
+    this.#options.fence?.check(`sky cancel ${name}`);
     const r = await this.#cli.run(['cancel', '-a', '-y', name], { timeoutMs: this.#commandTimeoutMs });
     if (r.exitCode !== 0) throw new Error(describeFailure(r, this.#commandTimeoutMs));
   }
@@ -223,7 +223,7 @@ export class SkyPilotProvisioner implements Provisioner {
   }
 
   #workerPort(task: TaskSpec): number {
-    const port = task.ports[0] ?? ((this.#o.port ?? -1) > 0 ? this.#o.port! : undefined);
+    const port = task.ports[0] ?? ((this.#options.port ?? -1) > 0 ? this.#options.port! : undefined);
     if (port === undefined) throw new Error(`no worker port: set resources.ports in ${task.path} or pass --port`);
     return port;
   }
@@ -236,7 +236,7 @@ export class SkyPilotProvisioner implements Provisioner {
     let phase: LaunchPhase = 'starting';
     const report = (): void => this.#log('info', `${name} ${phase} ${formatElapsed(this.#clock.now() - started)}`);
     report();
-    const every = this.#o.progressIntervalMs ?? 30_000;
+    const every = this.#options.progressIntervalMs ?? 30_000;
     let timer: TimerHandle | undefined;
     const tick = (): void => {
       report();
@@ -281,7 +281,7 @@ export class SkyPilotProvisioner implements Provisioner {
 
   async #refresh(): Promise<void> {
     // Only the leader watches for preemption; a replica that stopped leading forgets its clusters.
-    if (this.#o.fence && !this.#o.fence.holds()) {
+    if (this.#options.fence && !this.#options.fence.holds()) {
       this.#watched.clear();
       return;
     }
@@ -308,7 +308,7 @@ export class SkyPilotProvisioner implements Provisioner {
       if (reason === undefined) continue;
       this.#watched.delete(name);
       this.#log('warn', `skypilot: ${name}: ${reason}`);
-      this.#o.onWorkerLost?.(name, reason);
+      this.#options.onWorkerLost?.(name, reason);
     }
   }
 }

@@ -113,7 +113,7 @@ export const URL_PREFIX = 'sim://';
  */
 export class SimProvisioner implements Provisioner {
   readonly kind = 'simulated';
-  readonly #o: SimProvisionerOptions;
+  readonly #options: SimProvisionerOptions;
   readonly #workers = new Map<string, SimWorker>();
   readonly #launching = new Map<string, TimerHandle>();
   #instantLeft: number;
@@ -123,7 +123,7 @@ export class SimProvisioner implements Provisioner {
   #faultCounts = { launchFailures: 0, preemptions: 0 };
 
   constructor(opts: SimProvisionerOptions) {
-    this.#o = opts;
+    this.#options = opts;
     this.#instantLeft = opts.instantLaunches ?? 0;
   }
 
@@ -146,20 +146,23 @@ export class SimProvisioner implements Provisioner {
       // Workers already up when the trace starts neither wait nor fail.
       const instant = this.#instantLeft > 0;
       if (instant) this.#instantLeft--;
-      const delay = instant ? 0 : Math.max(0, this.#o.launchDelayMs());
+      const delay = instant ? 0 : Math.max(0, this.#options.launchDelayMs());
       this.#launching.set(
         name,
-        this.#o.clock.setTimer(delay, () => {
+        this.#options.clock.setTimer(delay, () => {
           this.#launching.delete(name);
           signal.removeEventListener('abort', onAbort);
-          if (!instant && this.#draw(this.#o.faults?.launchFailureRate)) {
+          if (!instant && this.#draw(this.#options.faults?.launchFailureRate)) {
             this.#faultCounts.launchFailures++;
             reject(new Error(`simulated launch failure of ${name}`));
             return;
           }
           this.#workers.set(
             name,
-            new SimWorker(name, new EngineModel(this.#o.profile ?? {}, this.#o.engineClock ?? this.#o.clock)),
+            new SimWorker(
+              name,
+              new EngineModel(this.#options.profile ?? {}, this.#options.engineClock ?? this.#options.clock),
+            ),
           );
           this.#schedulePreemption(name);
           resolve({
@@ -199,16 +202,16 @@ export class SimProvisioner implements Provisioner {
 
   /** A running worker's lifetime until preemption is exponential with mean 1/rate hours. */
   #schedulePreemption(name: string): void {
-    const rate = this.#o.faults?.preemptionsPerHour ?? 0;
+    const rate = this.#options.faults?.preemptionsPerHour ?? 0;
     if (!(rate > 0)) return;
     const lifetimeMs = (-Math.log(1 - this.#random()) / rate) * 3600_000;
     this.#preemptions.set(
       name,
-      this.#o.clock.setTimer(lifetimeMs, () => {
+      this.#options.clock.setTimer(lifetimeMs, () => {
         this.#preemptions.delete(name);
         this.#faultCounts.preemptions++;
         this.#remove(name);
-        this.#o.onWorkerLost?.(name, 'preempted (simulated)');
+        this.#options.onWorkerLost?.(name, 'preempted (simulated)');
       }),
     );
   }
@@ -218,7 +221,7 @@ export class SimProvisioner implements Provisioner {
   }
 
   #random(): number {
-    const r = this.#o.faults?.random;
+    const r = this.#options.faults?.random;
     if (!r) throw new Error('simulated faults need a random source');
     return r();
   }

@@ -51,7 +51,7 @@ interface Job {
 }
 
 export class SimUpstream implements Upstream {
-  readonly #o: SimUpstreamOptions;
+  readonly #options: SimUpstreamOptions;
   readonly #jobs = new Map<string, Job>();
   #nextId = 0;
   #requestFailures = 0;
@@ -60,7 +60,7 @@ export class SimUpstream implements Upstream {
   constructor(options: SimUpstreamOptions) {
     if ((options.requestFailureRate ?? 0) > 0 && !options.random)
       throw new Error('a request failure rate needs a random source');
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Simulated 503s answered so far. */
@@ -87,13 +87,13 @@ export class SimUpstream implements Upstream {
   }
 
   send(url: string, req: UpstreamRequest): Promise<UpstreamResponse> {
-    const worker = url.startsWith(URL_PREFIX) ? this.#o.worker(url.slice(URL_PREFIX.length)) : undefined;
+    const worker = url.startsWith(URL_PREFIX) ? this.#options.worker(url.slice(URL_PREFIX.length)) : undefined;
     if (!worker) return Promise.reject(beforeHeadersError(connectionReset(`nothing answers at ${url}`), url));
     const id = req.headers[JOB_HEADER];
     const job = id === undefined ? undefined : this.#jobs.get(id);
     if (!job) return Promise.reject(new Error(`simulated request without a registered job (header ${JOB_HEADER})`));
-    const rate = this.#o.requestFailureRate ?? 0;
-    if (rate > 0 && this.#o.random!() < rate) {
+    const rate = this.#options.requestFailureRate ?? 0;
+    if (rate > 0 && this.#options.random!() < rate) {
       this.#requestFailures++;
       const body = new BodyStream(NO_CONTROL);
       body.push(OVERLOADED);

@@ -3,7 +3,8 @@ import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // FlockServe's GET /add_new_node and /remove_existing_node, as existing scripts call them:
-// the key in the node_control_key header, an optional worker_name. Honest status codes now.
+// the key in the node_control_key header, an optional worker_name; a refusal answers its own status
+// code (401, 403, 404, 409), where the original answered 200.
 
 let t: TestGateway;
 let off: TestGateway;
@@ -46,7 +47,8 @@ describe('legacy node control routes', () => {
     expect(names()).toEqual(['skypilot-worker-1']);
   });
 
-  it('add_new_node with worker_name 5 launches skypilot-worker-5; a second add is refused at max_workers', async () => {
+  it('a session: add_new_node 5, refused at max_workers; remove_existing_node 5 (bearer header), then without a name', async () => {
+    // add_new_node with worker_name 5 launches skypilot-worker-5; a second add is refused at max_workers.
     const res = await get(t.url, '/add_new_node', { node_control_key: 'sekret', worker_name: '5' });
     expect(res).toEqual({
       status: 200,
@@ -60,23 +62,21 @@ describe('legacy node control routes', () => {
     expect(full.status).toBe(409);
     expect((full.body['error'] as { code: string }).code).toBe('at_max_workers');
     await waitFor(() => t.gw.status().readyWorkerCount === 2, 'two ready workers');
-  });
 
-  it('remove_existing_node with worker_name drains it; the bearer header works too', async () => {
-    const res = await get(t.url, '/remove_existing_node', {
+    // remove_existing_node with worker_name drains it; the bearer header works too.
+    const removed = await get(t.url, '/remove_existing_node', {
       authorization: 'Bearer sekret',
       worker_name: 'skypilot-worker-5',
     });
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ worker_name: 'skypilot-worker-5', state: 'draining' });
+    expect(removed.status).toBe(200);
+    expect(removed.body).toMatchObject({ worker_name: 'skypilot-worker-5', state: 'draining' });
     await waitFor(() => !names().includes('skypilot-worker-5'), 'skypilot-worker-5 gone');
     expect(names()).toEqual(['skypilot-worker-1']);
-  });
 
-  it('remove_existing_node without a name takes the least-loaded ready worker', async () => {
-    const res = await get(t.url, '/remove_existing_node', { node_control_key: 'sekret' });
-    expect(res.status).toBe(200);
-    expect(res.body['worker_name']).toBe('skypilot-worker-1');
+    // remove_existing_node without a name takes the least-loaded ready worker.
+    const unnamed = await get(t.url, '/remove_existing_node', { node_control_key: 'sekret' });
+    expect(unnamed.status).toBe(200);
+    expect(unnamed.body['worker_name']).toBe('skypilot-worker-1');
     await waitFor(() => names().length === 0, 'no workers');
   });
 });

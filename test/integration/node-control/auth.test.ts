@@ -61,17 +61,15 @@ describe('NodeControl authentication', () => {
       const err = await invoke(client, md);
       expect(err.code).toBe(want);
       expect(err.details).toMatch(words);
+      // Refused before it acted: the fleets and bounds are as they were.
+      for (const t of [keyed, open]) {
+        expect(t.gw.workers().map((w) => [w.name, w.state])).toEqual([['skypilot-worker-1', 'ready']]);
+        expect(t.gw.status()).toMatchObject({ minWorkers: 1, maxWorkers: 3 });
+      }
     });
   }
 
-  it('left the fleets and bounds as they were', () => {
-    for (const t of [keyed, open]) {
-      expect(t.gw.workers().map((w) => [w.name, w.state])).toEqual([['skypilot-worker-1', 'ready']]);
-      expect(t.gw.status()).toMatchObject({ minWorkers: 1, maxWorkers: 3 });
-    }
-  });
-
-  it('the right key is accepted (the test above can fail)', async () => {
+  it('the right key is accepted (the refusals above can fail)', async () => {
     const err = await unaryError(keyedClient.removeWorker.bind(keyedClient), { name: 'nope' }, bearer('sekret'));
     // Past authentication: the worker name is what is wrong now.
     expect(err.code).toBe(status.NOT_FOUND);

@@ -11,7 +11,8 @@ import { waitFor } from '../../helpers/wait.js';
 
 // NodeControl against a real gateway: local provisioner, simulator workers. The autoscaler's
 // interval and scale-down delay are long, so every change here comes from the RPCs (and from
-// the one evaluation SetScaleBounds asks for).
+// the one evaluation SetScaleBounds asks for). The reads and refusals see the fleet as it
+// starts; the commands that change it run last, as one timeline.
 
 let t: TestGateway;
 let client: NodeControlServiceClient;
@@ -83,27 +84,6 @@ describe('NodeControl commands', () => {
     expect(w.lastProbeUnixMs).toBeLessThanOrEqual(Date.now());
   });
 
-  it('AddWorker launches one more; WatchEvents shows it becoming ready', async () => {
-    const { events, call } = await watch();
-    const { worker } = await unary(client.addWorker.bind(client), {}, md());
-    expect(worker).toMatchObject({ name: 'skypilot-worker-2', state: WorkerState.WORKER_STATE_PROVISIONING });
-    await waitFor(() => statesOf(events, 'skypilot-worker-2').includes(WorkerState.WORKER_STATE_READY), 'ready event');
-    call.cancel();
-    expect(statesOf(events, 'skypilot-worker-2')).toEqual([
-      WorkerState.WORKER_STATE_PROVISIONING,
-      WorkerState.WORKER_STATE_STARTING,
-      WorkerState.WORKER_STATE_READY,
-    ]);
-    const ready = events.find(
-      (e) => e.event?.$case === 'workerStateChanged' && e.event.value.worker?.state === WorkerState.WORKER_STATE_READY,
-    );
-    expect(ready?.event?.$case === 'workerStateChanged' && ready.event.value).toMatchObject({
-      previousState: WorkerState.WORKER_STATE_STARTING,
-      reason: 'readiness probe passed',
-    });
-    expect(ready?.unixMs).toBeGreaterThan(Date.now() - 60_000);
-  });
-
   // [name asked for, gRPC status, catalogue code]
   const refusals: [string, status, string][] = [
     ['skypilot-worker-1', status.ALREADY_EXISTS, 'worker_exists'],
@@ -114,42 +94,6 @@ describe('NodeControl commands', () => {
   it.each(refusals)('AddWorker %j → %s (%s)', async (name, code, errorCode) => {
     const err = await unaryError(client.addWorker.bind(client), { name }, md());
     expect(err).toMatchObject({ code, errorCode });
-  });
-
-  it('AddWorker with a number names the worker <prefix>-<n>, and stops at max_workers', async () => {
-    const { worker } = await unary(client.addWorker.bind(client), { name: '7' }, md());
-    expect(worker?.name).toBe('skypilot-worker-7');
-    const err = await unaryError(client.addWorker.bind(client), {}, md());
-    expect(err).toMatchObject({ code: status.FAILED_PRECONDITION, errorCode: 'at_max_workers' });
-    expect(err.details).toContain('max_workers is 3');
-    await waitFor(() => stateOf('skypilot-worker-7') === 'ready', 'worker 7 ready');
-  });
-
-  it('DrainWorker drains a worker and the fleet replaces it', async () => {
-    const { events, call } = await watch();
-    const { worker } = await unary(client.drainWorker.bind(client), { name: 'skypilot-worker-7' }, md());
-    expect(worker?.state).toBe(WorkerState.WORKER_STATE_DRAINING);
-    await waitFor(() => stateOf('skypilot-worker-7') === undefined, 'worker 7 gone');
-    await waitFor(() => t.gw.status().readyWorkerCount === 3, 'a replacement ready');
-    call.cancel();
-    expect(statesOf(events, 'skypilot-worker-7')).toEqual([
-      WorkerState.WORKER_STATE_DRAINING,
-      WorkerState.WORKER_STATE_TERMINATING,
-      WorkerState.WORKER_STATE_GONE,
-    ]);
-  });
-
-  it('RemoveWorker without a name drains the least-loaded ready worker, then it is gone and not replaced', async () => {
-    const names = t.gw.workers().map((w) => w.name);
-    // Load every worker but the newest, so the choice is not just "the first in the list".
-    const busy = t.gw.workers().slice(0, -1);
-    for (const w of busy) w.inFlight += 1;
-    const { worker } = await unary(client.removeWorker.bind(client), {}, md());
-    for (const w of busy) w.inFlight -= 1;
-    expect(worker?.name).toBe(names.at(-1));
-    expect(worker?.state).toBe(WorkerState.WORKER_STATE_DRAINING);
-    await waitFor(() => stateOf(worker!.name) === undefined, 'removed worker gone');
-    expect(t.gw.workers()).toHaveLength(2);
   });
 
   it('RemoveWorker and DrainWorker of an unknown name → NOT_FOUND naming the workers', async () => {
@@ -174,18 +118,86 @@ describe('NodeControl commands', () => {
     expect(t.gw.status()).toMatchObject({ minWorkers: 1, maxWorkers: 3 });
   });
 
-  it('SetScaleBounds applies at once: the autoscaler decides with the new bounds (and WatchEvents shows it)', async () => {
-    const { events, call } = await watch();
-    const res = await unary(client.setScaleBounds.bind(client), { minWorkers: 3 }, md());
-    expect(res).toEqual({ minWorkers: 3, maxWorkers: 3 });
-    const decision = events.find((e) => e.event?.$case === 'autoscalerDecision');
-    expect(decision?.event?.$case === 'autoscalerDecision' && decision.event.value).toMatchObject({
-      policy: 'running-mean',
-      currentWorkers: 2,
-      desiredWorkers: 3,
-    });
-    await waitFor(() => t.gw.status().readyWorkerCount === 3, 'three ready workers');
-    call.cancel();
-    expect(t.gw.status()).toMatchObject({ minWorkers: 3, maxWorkers: 3 });
+  it('a session of commands: add, add by number up to max_workers, drain, remove, new bounds', async () => {
+    // AddWorker launches one more; WatchEvents shows it becoming ready.
+    {
+      const { events, call } = await watch();
+      const { worker } = await unary(client.addWorker.bind(client), {}, md());
+      expect(worker).toMatchObject({ name: 'skypilot-worker-2', state: WorkerState.WORKER_STATE_PROVISIONING });
+      await waitFor(
+        () => statesOf(events, 'skypilot-worker-2').includes(WorkerState.WORKER_STATE_READY),
+        'ready event',
+      );
+      call.cancel();
+      expect(statesOf(events, 'skypilot-worker-2')).toEqual([
+        WorkerState.WORKER_STATE_PROVISIONING,
+        WorkerState.WORKER_STATE_STARTING,
+        WorkerState.WORKER_STATE_READY,
+      ]);
+      const ready = events.find(
+        (e) =>
+          e.event?.$case === 'workerStateChanged' && e.event.value.worker?.state === WorkerState.WORKER_STATE_READY,
+      );
+      expect(ready?.event?.$case === 'workerStateChanged' && ready.event.value).toMatchObject({
+        previousState: WorkerState.WORKER_STATE_STARTING,
+        reason: 'readiness probe passed',
+      });
+      expect(ready?.unixMs).toBeGreaterThan(Date.now() - 60_000);
+    }
+
+    // AddWorker with a number names the worker <prefix>-<n>, and stops at max_workers.
+    {
+      const { worker } = await unary(client.addWorker.bind(client), { name: '7' }, md());
+      expect(worker?.name).toBe('skypilot-worker-7');
+      const err = await unaryError(client.addWorker.bind(client), {}, md());
+      expect(err).toMatchObject({ code: status.FAILED_PRECONDITION, errorCode: 'at_max_workers' });
+      expect(err.details).toContain('max_workers is 3');
+      await waitFor(() => stateOf('skypilot-worker-7') === 'ready', 'worker 7 ready');
+    }
+
+    // DrainWorker drains a worker and the fleet replaces it.
+    {
+      const { events, call } = await watch();
+      const { worker } = await unary(client.drainWorker.bind(client), { name: 'skypilot-worker-7' }, md());
+      expect(worker?.state).toBe(WorkerState.WORKER_STATE_DRAINING);
+      await waitFor(() => stateOf('skypilot-worker-7') === undefined, 'worker 7 gone');
+      await waitFor(() => t.gw.status().readyWorkerCount === 3, 'a replacement ready');
+      call.cancel();
+      expect(statesOf(events, 'skypilot-worker-7')).toEqual([
+        WorkerState.WORKER_STATE_DRAINING,
+        WorkerState.WORKER_STATE_TERMINATING,
+        WorkerState.WORKER_STATE_GONE,
+      ]);
+    }
+
+    // RemoveWorker without a name drains the least-loaded ready worker, then it is gone and not replaced.
+    {
+      const names = t.gw.workers().map((w) => w.name);
+      // Load every worker but the newest, so the choice is not just "the first in the list".
+      const busy = t.gw.workers().slice(0, -1);
+      for (const w of busy) w.inFlight += 1;
+      const { worker } = await unary(client.removeWorker.bind(client), {}, md());
+      for (const w of busy) w.inFlight -= 1;
+      expect(worker?.name).toBe(names.at(-1));
+      expect(worker?.state).toBe(WorkerState.WORKER_STATE_DRAINING);
+      await waitFor(() => stateOf(worker!.name) === undefined, 'removed worker gone');
+      expect(t.gw.workers()).toHaveLength(2);
+    }
+
+    // SetScaleBounds applies at once: the autoscaler decides with the new bounds (and WatchEvents shows it).
+    {
+      const { events, call } = await watch();
+      const res = await unary(client.setScaleBounds.bind(client), { minWorkers: 3 }, md());
+      expect(res).toEqual({ minWorkers: 3, maxWorkers: 3 });
+      const decision = events.find((e) => e.event?.$case === 'autoscalerDecision');
+      expect(decision?.event?.$case === 'autoscalerDecision' && decision.event.value).toMatchObject({
+        policy: 'running-mean',
+        currentWorkers: 2,
+        desiredWorkers: 3,
+      });
+      await waitFor(() => t.gw.status().readyWorkerCount === 3, 'three ready workers');
+      call.cancel();
+      expect(t.gw.status()).toMatchObject({ minWorkers: 3, maxWorkers: 3 });
+    }
   });
 });

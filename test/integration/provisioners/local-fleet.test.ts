@@ -8,6 +8,7 @@ import { LocalProvisioner } from '../../../src/provisioners/local.js';
 import { loadTask } from '../../../src/provisioners/task.js';
 import { systemClock } from '../../../src/runtime/system-clock.js';
 import { HttpProber } from '../../../src/upstream/prober.js';
+import { waitFor } from '../../helpers/wait.js';
 
 describe('Fleet over LocalProvisioner (real processes, real clock)', () => {
   it('brings two tiny workers to ready, replaces one that crashes, and leaves no process after shutdown', async () => {
@@ -35,23 +36,18 @@ describe('Fleet over LocalProvisioner (real processes, real clock)', () => {
       drainTimeoutMs: 1000,
       retryDelayMs: 200,
     });
-    const waitFor = async (cond: () => boolean): Promise<void> => {
-      const deadline = performance.now() + 10_000;
-      while (!cond()) {
-        if (performance.now() > deadline) throw new Error(`timed out; pool: ${JSON.stringify(pool.list())}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const showing = (what: string) => (): string => `${what}; pool: ${JSON.stringify(pool.list())}`;
     ref.fleet = fleet;
     try {
       fleet.scaleTo(2);
-      await waitFor(() => pool.inState('ready').length === 2);
+      await waitFor(() => pool.inState('ready').length === 2, showing('two ready workers'));
       const pids = pool.list().map((w) => Number(w.detail['pid']));
 
       // Crash tiny-1: the provisioner reports the exit, the fleet launches a replacement.
       process.kill(pids[0]!, 'SIGKILL');
       await waitFor(
         () => pool.inState('ready').length === 2 && !pids.includes(Number(pool.get('tiny-1')?.detail['pid'])),
+        showing('a replacement for tiny-1'),
       );
       expect(fleet.stats.replaced).toBe(1);
 

@@ -6,6 +6,7 @@ import type { TaskSpec } from '../../../src/core/types.js';
 import { LocalProvisioner } from '../../../src/provisioners/local.js';
 import { parseTask } from '../../../src/provisioners/task.js';
 import { HttpProber } from '../../../src/upstream/prober.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const WORKER = resolve('test/fixtures/tiny-worker.mjs');
 
@@ -24,14 +25,6 @@ function task(yaml: string): { task: TaskSpec; dir: string } {
   const path = join(dir, 'task.yaml');
   writeFileSync(path, yaml);
   return { task: parseTask(yaml, path), dir };
-}
-
-async function until(cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!(await cond())) {
-    if (performance.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const open: LocalProvisioner[] = [];
@@ -55,7 +48,10 @@ describe('LocalProvisioner', () => {
     expect(a.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(a.url).not.toBe(b.url);
     const prober = new HttpProber({ path: '/health', timeoutMs: 1000 });
-    await until(async () => (await prober.probe(a.url, signal)) && (await prober.probe(b.url, signal)));
+    await waitFor(
+      async () => (await prober.probe(a.url, signal)) && (await prober.probe(b.url, signal)),
+      'both workers answering their probe',
+    );
 
     // The worker got the task's envs, its name, and the task folder as cwd.
     const body = (await (await fetch(`${a.url}/whoami`)).json()) as Record<string, unknown>;
@@ -97,12 +93,15 @@ describe('LocalProvisioner', () => {
     const p = provisioner(dir, { killGraceMs: 20_000 });
     const ac = new AbortController();
     const launching = p.launch('w-1', t, ac.signal);
-    await until(() => existsSync(join(dir, 'child.pid')) && readFileSync(join(dir, 'child.pid'), 'utf8').trim() !== '');
+    await waitFor(
+      () => existsSync(join(dir, 'child.pid')) && readFileSync(join(dir, 'child.pid'), 'utf8').trim() !== '',
+      'the child to write its pid',
+    );
     const sleepPid = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
     expect(pidAlive(sleepPid)).toBe(true);
     ac.abort();
     await expect(launching).rejects.toThrow(/abort/i);
-    await until(() => !pidAlive(sleepPid), 3000);
+    await waitFor(() => !pidAlive(sleepPid), 'the grandchild gone', 3000);
     expect(await p.list('w-')).toEqual([]);
   });
 
@@ -111,7 +110,7 @@ describe('LocalProvisioner', () => {
     const p = provisioner(dir, { killGraceMs: 300 });
     const ep = await p.launch('w-1', t, new AbortController().signal);
     const prober = new HttpProber({ timeoutMs: 500 });
-    await until(() => prober.probe(ep.url, new AbortController().signal));
+    await waitFor(() => prober.probe(ep.url, new AbortController().signal), 'the worker answering its probe');
     const t0 = performance.now();
     await p.terminate('w-1');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
@@ -124,7 +123,7 @@ describe('LocalProvisioner', () => {
     const exits: Array<[string, number | null]> = [];
     const p = provisioner(dir, { onExit: (name, code) => exits.push([name, code]) });
     await p.launch('w-1', t, new AbortController().signal);
-    await until(() => exits.length > 0);
+    await waitFor(() => exits.length > 0, 'the exit reported');
     expect(exits).toEqual([['w-1', 7]]);
     expect(await p.list('w-')).toEqual([]);
   });

@@ -122,11 +122,12 @@ describe('SkyPilotProvisioner through the fake sky', () => {
   });
 
   it('kills a hanging `sky status` at sky_command_timeout, process group and all', async () => {
-    const s = await setup({ FAKE_SKY_STATUS_HANG: '1' }, { commandTimeoutMs: 600 });
+    // 2 s: long enough for `sky --version` (the fake, a node process) to start on a busy machine.
+    const s = await setup({ FAKE_SKY_STATUS_HANG: '1' }, { commandTimeoutMs: 2000 });
     try {
       const started = performance.now();
-      await expect(s.provisioner.list('w-')).rejects.toThrow(/`sky status` timed out after 1 s and was killed/);
-      expect(performance.now() - started).toBeLessThan(5000);
+      await expect(s.provisioner.list('w-')).rejects.toThrow(/`sky status` timed out after 2 s and was killed/);
+      expect(performance.now() - started).toBeLessThan(6000);
       expect(s.sky.hung()).toHaveLength(1);
       await waitFor(() => s.sky.hung().every((pid) => !alive(pid)), 'the hung sky to be gone');
     } finally {

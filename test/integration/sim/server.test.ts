@@ -3,6 +3,7 @@ import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEngineSimulator } from '../../../src/sim/server.js';
 import type { EngineSimulator, EngineSimulatorOptions, SimStats } from '../../../src/sim/server.js';
+import { waitForValue } from '../../helpers/wait.js';
 
 const running: EngineSimulator[] = [];
 
@@ -36,15 +37,6 @@ function sseData(text: string, prefix = 'data: '): string[] {
 
 async function simStats(url: string): Promise<SimStats> {
   return (await (await fetch(`${url}/sim/stats`)).json()) as SimStats;
-}
-
-async function waitFor<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (ok(v) || Date.now() > until) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('engine simulator: OpenAI routes through the official openai client', () => {
@@ -255,19 +247,20 @@ describe('engine simulator: health, metrics, stats', () => {
     const sim = await start({ startupDelayMs: 200 });
     const first = await fetch(`${sim.url}/health`);
     expect(first.status).toBe(503);
-    const later = await waitFor(
+    await waitForValue(
       () => fetch(`${sim.url}/health`).then((r) => r.status),
       (s) => s === 200,
+      '/health to answer 200',
     );
-    expect(later).toBe(200);
   });
 
   it('/metrics exposes vLLM’s and TGI’s gauge names with the running count', async () => {
     const sim = await start({ tokenIntervalMs: 50 });
     const inflight = postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 6 });
-    await waitFor(
+    await waitForValue(
       () => simStats(sim.url),
       (s) => s.running === 1,
+      'one running sequence',
     );
     const text = await (await fetch(`${sim.url}/metrics`)).text();
     expect(text).toContain('vllm:num_requests_running{model_name="sim"} 1');
@@ -321,9 +314,10 @@ describe('engine simulator: disconnects, backpressure, faults', () => {
     const reader = res.body!.getReader();
     await reader.read(); // some bytes flowed
     ac.abort();
-    const s = await waitFor(
+    const s = await waitForValue(
       () => simStats(sim.url),
       (v) => v.aborted === 1,
+      'the sequence aborted',
     );
     expect(s).toMatchObject({ aborted: 1, running: 0, completed: 0 });
   });
@@ -337,17 +331,19 @@ describe('engine simulator: disconnects, backpressure, faults', () => {
       body: JSON.stringify({ inputs: 'x', parameters: { max_new_tokens: 1000 } }),
       signal: ac.signal,
     }).catch(() => undefined);
-    await waitFor(
+    await waitForValue(
       () => simStats(sim.url),
       (v) => v.running === 1,
+      'one running sequence',
     );
     ac.abort();
     await pending;
-    const s = await waitFor(
+    const s = await waitForValue(
       () => simStats(sim.url),
       (v) => v.aborted === 1,
+      'the sequence aborted',
     );
-    expect(s.aborted).toBe(1);
+    expect(s).toMatchObject({ running: 0, completed: 0 });
   });
 
   it('a reader that does not read gets a bounded stream that completes once it reads', async () => {

@@ -34,8 +34,10 @@ describe('EngineMetricsScraper against the engine simulator', () => {
     const requests = [1, 2].map(() =>
       fetch(`${sim.url}/v1/completions`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }),
     );
-    await waitFor(() => sim.stats().running + sim.stats().waiting === 2, 'one running, one waiting');
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => {
+      const s = sim.stats();
+      return s.running === 1 && s.waiting === 1 && s.kvCacheUsage > 0;
+    }, 'one request running (holding KV cache), one waiting');
 
     await scraper.scrapeOnce();
     expect(rounds).toHaveLength(1);

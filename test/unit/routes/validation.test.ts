@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GatewayError } from '../../../src/core/errors.js';
 import {
-  checkedBody,
+  parseRequestBody,
   checkedJson,
   checkedRoutes,
   exceedsDepth,
@@ -55,7 +55,7 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
 
   it.each(table)('%s %j → %s', (path, body, message, param) => {
     const fromJson = failure(() => checkedJson(body, check(path)));
-    const fromBytes = failure(() => checkedBody(Buffer.from(JSON.stringify(body)), 64, check(path)));
+    const fromBytes = failure(() => parseRequestBody(Buffer.from(JSON.stringify(body)), 64, check(path)));
     expect(fromJson).toEqual({ code: 'bad_request', message, param });
     expect(fromBytes).toEqual(fromJson);
   });

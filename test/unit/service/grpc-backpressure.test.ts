@@ -6,7 +6,7 @@ import type { ChatCompletionRequest, ChatCompletionResponse } from '../../../src
 import { createInferenceHandlers } from '../../../src/service/grpc-inference.js';
 import type { InferenceCall, InferenceService } from '../../../src/service/inference.js';
 import { BodyStream, HIGH_WATER_MARK } from '../../../src/upstream/body-stream.js';
-import { checkedBody } from '../../../src/upstream/checked-body.js';
+import { checkedAnswer } from '../../../src/upstream/checked-answer.js';
 
 // The ChatCompletion handler between a worker that sends as fast as it is let and a client that
 // reads nothing, then everything: the real BodyStreams and SSE check in between, the worker's
@@ -92,7 +92,7 @@ function serviceFor(worker: Worker): InferenceService {
       headers: { 'content-type': 'text/event-stream' },
       worker: 'w',
       queueWaitMs: 0,
-      body: checkedBody(worker.body, {
+      body: checkedAnswer(worker.body, {
         kind: 'sse',
         worker: 'w',
         repetitionLimit: 0,

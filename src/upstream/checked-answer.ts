@@ -15,7 +15,7 @@ export function bodyKind(method: string, status: number, headers: Headers): Body
   return 'raw';
 }
 
-export interface CheckOptions {
+export interface AnswerCheckOptions {
   readonly kind: BodyKind;
   readonly worker: string;
   /** Repetition guard limit for SSE answers (option repetition_guard); 0 turns it off. */
@@ -52,7 +52,7 @@ const KNOWN_FIELDS = new Set(['data', 'event', 'id', 'retry']);
  * the source, which aborts the upstream request (the worker stops generating). A failure of
  * the source fails the result with `mapError` of it, after the events passed before it.
  */
-export function checkedBody(source: BodyStream, o: CheckOptions): BodyStream {
+export function checkedAnswer(source: BodyStream, o: AnswerCheckOptions): BodyStream {
   const check = o.kind === 'sse' ? sseCheck(o) : o.kind === 'json' ? jsonCheck(o) : undefined;
   // The answer is over for this side (failed, stopped or ended): later news of the source is moot.
   let over = false;
@@ -125,7 +125,7 @@ interface Check {
   end(): Buffer | undefined;
 }
 
-function jsonCheck(o: CheckOptions): Check {
+function jsonCheck(o: AnswerCheckOptions): Check {
   const seen: Buffer[] = [];
   return {
     push(chunk) {
@@ -142,7 +142,7 @@ function jsonCheck(o: CheckOptions): Check {
   };
 }
 
-function sseCheck(o: CheckOptions): Check {
+function sseCheck(o: AnswerCheckOptions): Check {
   const max = o.maxEventBytes ?? 1024 * 1024;
   const guards = o.repetitionLimit > 0 ? new Map<number, RepetitionGuard>() : undefined;
   // The start of an event the last reads did not finish.

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/core/errors.js';
 import { BodyStream } from '../../../src/upstream/body-stream.js';
-import { bodyKind, checkedBody, type CheckOptions } from '../../../src/upstream/checked-body.js';
+import { bodyKind, checkedAnswer, type AnswerCheckOptions } from '../../../src/upstream/checked-answer.js';
 
-const opts = (o: Partial<CheckOptions> = {}): CheckOptions => ({
+const opts = (o: Partial<AnswerCheckOptions> = {}): AnswerCheckOptions => ({
   kind: 'sse',
   worker: 'w-1',
   repetitionLimit: 0,
@@ -45,12 +45,12 @@ function workerBody(chunks: (string | Error)[]): { body: BodyStream; aborted: ()
 }
 
 /** Runs the checker over `chunks`; what came out, and the error it ended with. */
-async function run(chunks: (string | Error)[], o: Partial<CheckOptions> = {}) {
+async function run(chunks: (string | Error)[], o: Partial<AnswerCheckOptions> = {}) {
   const source = workerBody(chunks);
   const out: string[] = [];
   let error: GatewayError | undefined;
   try {
-    for await (const b of checkedBody(source.body, opts(o))) out.push(b.toString());
+    for await (const b of checkedAnswer(source.body, opts(o))) out.push(b.toString());
   } catch (e) {
     error = e as GatewayError;
   }
@@ -66,7 +66,7 @@ const events = (out: string[]): number =>
 const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
 const chat = (content: string) => ev({ choices: [{ index: 0, delta: { content } }] });
 
-describe('checkedBody: SSE', () => {
+describe('checkedAnswer: SSE', () => {
   it('passes whole events through byte for byte, however the chunks fall', async () => {
     const text =
       chat('a') + ': keep-alive\n\n' + 'data: {"a":\ndata: 1}\n\n' + 'data:{"x":1}\r\n\r\n' + 'data: [DONE]\n\n';
@@ -142,7 +142,7 @@ describe('checkedBody: SSE', () => {
   });
 });
 
-describe('checkedBody: JSON and raw', () => {
+describe('checkedAnswer: JSON and raw', () => {
   it('a JSON answer that parses passes; one cut short → upstream_malformed', async () => {
     const whole = await run(['{"a":', '1}'], { kind: 'json' });
     expect(whole.error).toBeUndefined();
