@@ -7,9 +7,14 @@
 //   S  200 concurrent SSE streams × 50 tokens every 10 ms (time to first chunk, chunks/s, completion)
 //   G  S over FlockServe's gRPC ChatCompletion stream (compared with FlockServe's own HTTP S)
 //   M  10,000 concurrent open streams: proxy RSS per stream
+// and, proxy-bound, the same loads over 4 light workers (bench/lib/light-worker.mjs: node:http
+// answering from memory, a few µs per request), so the proxies, not the workers, set the pace;
+// nginx and haproxy then run one worker process / thread each, as FlockServe and the Node floor
+// run one process:
+//   PA  as A (8-token answers at once), PB  as B (each answer after 20 ms), PS  as S
 // Each proxy's CPU seconds (user + system, all its processes) are read from /proc around each load.
 //
-//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--rounds 5] [--phases A,B,S,G,M] [--m-streams 10000]
+//   npm run build && node bench/datapath.mjs [--seconds 10] [--warmup 10] [--settle 1] [--rounds 5] [--phases A,B,S,G,M,PA,PB,PS] [--m-streams 10000]
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-old-space-size=512']   node flags for the gateway beside its bin's
 //        [--out FILE]          default bench/results/datapath.md
@@ -17,7 +22,7 @@
 // to 65536 (re-running itself under `ulimit -n`; needs root or a high hard limit).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -68,7 +73,7 @@ async function main() {
       // minute land on one target only. Five: a slow stretch lasts a minute or two, long enough to cover two of three
       // runs of one target (datapath-profile.md).
       rounds: { type: 'string', default: '5' },
-      phases: { type: 'string', default: 'A,B,S,G,M' },
+      phases: { type: 'string', default: 'A,B,S,G,M,PA,PB,PS' },
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
       'gateway-node-args': { type: 'string', default: '' },
@@ -102,25 +107,40 @@ async function main() {
     S: { sim: ['--token-interval', '10', '--max-num-seqs', '1024'] },
     // 2,500 streams per worker × 101 tokens fit the simulator's KV cache (440k tokens).
     M: { sim: ['--token-interval', '2000', '--max-num-seqs', '20000'] },
+    PA: { light: ['--delay-ms', '0', '--tokens', '8'] },
+    PB: { light: ['--delay-ms', '20', '--tokens', '8'] },
+    PS: { light: ['--tokens', '50', '--token-interval', '10'] },
   };
-  const results = { A: [], B: [], S: [], G: [], M: [] };
+  const results = { A: [], B: [], S: [], G: [], M: [], PA: [], PB: [], PS: [] };
+  /** The 1-minute load average at the start and end of each phase: the machine is shared. */
+  const load = {};
 
   /** Starts the 4 workers, nginx, haproxy and FlockServe; returns the targets and a stop function. */
-  async function startAll(phase, simArgs) {
+  async function startAll(phase, { sim, light }) {
     const sims = await Promise.all(
       HOSTS.map((h) =>
-        startCli('flockserve-sim', ['--host', h, '--port', String(SIM_PORT), ...simArgs], /listening on/),
+        light
+          ? startScript(
+              join(ROOT, 'bench/lib/light-worker.mjs'),
+              ['--host', h, '--port', String(SIM_PORT), ...light],
+              /listening on/,
+            )
+          : startCli('flockserve-sim', ['--host', h, '--port', String(SIM_PORT), ...sim], /listening on/),
       ),
     );
+    // Proxy-bound, every proxy gets one process (one thread): the peers of one Node process.
+    const single = light !== undefined;
     const nginx = await startProxy('nginx', join(tmp, `nginx-${phase}`), {
       port: PORTS.nginx,
       workers,
       nofile,
+      single,
     });
     const haproxy = await startProxy('haproxy', join(tmp, `haproxy-${phase}`), {
       port: PORTS.haproxy,
       workers,
       nofile,
+      single,
     });
     const floor = await startScript(
       join(ROOT, 'bench/lib/node-floor.mjs'),
@@ -195,13 +215,14 @@ async function main() {
   const rssOf = (pid) => processTree(pid).reduce((sum, p) => sum + rssKiB(p), 0);
   const log = (...a) => console.log(new Date().toISOString().slice(11, 19), ...a);
 
-  for (const phase of ['A', 'B', 'S', 'M']) {
+  for (const phase of ['A', 'B', 'S', 'M', 'PA', 'PB', 'PS']) {
     if (!phases.has(phase) && !(phase === 'S' && phases.has('G'))) continue;
     log(`phase ${phase}: starting workers and proxies`);
-    const { targets, stopAll, simPids } = await startAll(phase, PHASES[phase].sim);
+    const { targets, stopAll, simPids } = await startAll(phase, PHASES[phase]);
+    load[phase] = { start: loadavg()[0] };
     try {
-      if (phase === 'A' || phase === 'B') {
-        const connections = phase === 'A' ? 64 : 256;
+      if (phase === 'A' || phase === 'B' || phase === 'PA' || phase === 'PB') {
+        const connections = phase === 'A' || phase === 'PA' ? 64 : 256;
         const body = chat({ max_tokens: 8 });
         // The warm-up in two runs with the pause between, as the measured rounds run: the end of
         // a wrk run (every connection closed with a request in flight) takes a Node proxy down
@@ -239,8 +260,11 @@ async function main() {
           results[phase].push({
             target: t.name,
             ours: t.ours,
+            floor: t.floor,
             proxy: t.proxy,
             rps: med('rps'),
+            rpss: rs.map((r) => r.rps),
+            cpus: rs.map((r) => r.cpu),
             p50: med('p50'),
             p99: med('p99'),
             p99s: rs.map((r) => r.p99),
@@ -250,7 +274,7 @@ async function main() {
           });
         }
       }
-      if (phase === 'S') {
+      if (phase === 'S' || phase === 'PS') {
         // In rounds, as A and B: a slow minute of the VM would otherwise land on one target only.
         const body = chat({ max_tokens: 50, stream: true });
         const gw = targets.find((t) => t.ours);
@@ -264,9 +288,9 @@ async function main() {
         };
         // Each load: its target, the results it goes to, and one measured window of it.
         const loads = [
-          ...(phases.has('S') ? targets : []).map((t) => ({
+          ...(phases.has(phase) ? targets : []).map((t) => ({
             t,
-            list: results.S,
+            list: results[phase],
             run: (warmupMs, onWindow) =>
               sseLoop({
                 url: t.url,
@@ -278,7 +302,7 @@ async function main() {
                 onWindow,
               }),
           })),
-          ...(phases.has('G')
+          ...(phase === 'S' && phases.has('G')
             ? [
                 {
                   t: { ...gw, name: 'FlockServe gRPC' },
@@ -314,6 +338,7 @@ async function main() {
           l.list.push({
             target: l.t.name,
             ours: l.t.ours,
+            floor: l.t.floor,
             proxy: l.t.proxy,
             streams: sum('streams'),
             complete: sum('complete'),
@@ -367,6 +392,7 @@ async function main() {
         }
       }
     } finally {
+      load[phase].end = loadavg()[0];
       await stopAll();
     }
   }
@@ -382,13 +408,14 @@ async function main() {
     nofile,
     phases: values.phases,
     versions: versions(),
+    load,
   });
   writeFileSync(values.out, report);
   writeFileSync(values.out.replace(/\.md$/, '.json'), JSON.stringify(results, null, 2) + '\n');
   console.log(report);
 }
 
-function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nofile, phases, versions: v }) {
+function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nofile, phases, versions: v, load }) {
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
   const verdict = (ok) => (ok ? 'met' : '**missed**');
@@ -413,6 +440,10 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
     "(CPU too; errors, streams and completions are summed): this VM's speed drifts within a minute,",
     'and one run per target would let a slow minute land on one target only.',
     'What the CPU profile of the gateway showed, what was changed, and what is left: datapath-profile.md.',
+    '',
+    `Load average (1 min) at the start → end of each phase, the machine being shared: ${Object.entries(load)
+      .map(([p, l]) => `${p} ${f(l.start, 2)} → ${f(l.end, 2)}`)
+      .join(', ')}.`,
     '',
   ];
   const byName = (rows, name) => rows.find((r) => r.target === name);
@@ -556,5 +587,84 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
       );
     L.push('');
   }
+  proxyBound(L, results, { seconds, f, ratio, verdict });
   return L.join('\n');
+}
+
+/**
+ * The proxy-bound phases (light workers): each target's req/s, latency and CPU per request, and
+ * FlockServe against the Node floor (the least a one-process Node gateway pays) and nginx.
+ */
+function proxyBound(L, results, { seconds, f, ratio, verdict }) {
+  if (results.PA.length + results.PB.length + results.PS.length === 0) return;
+  const usPerRequest = (r) => (r.cpu * 1e6) / (r.rps * seconds);
+  L.push(
+    '# Proxy-bound: 4 light workers, the proxy is the bottleneck',
+    '',
+    'The workers are bench/lib/light-worker.mjs (node:http answering from memory, a few µs of CPU per',
+    'request), so each proxy runs as fast as its own CPU allows. nginx runs 1 worker process and haproxy',
+    '1 thread here, as FlockServe and the Node floor run one process; FlockServe as above',
+    '(`--provisioner static` over the 4 workers, `--worker_capacity` high enough that nothing queues).',
+    '"CPU µs/req" is the proxy\'s user + system CPU during the measured run over the requests it answered.',
+    '',
+    'The original Python FlockServe (github.com/jdoodle-dev/flockserve) is not among the targets: it',
+    "imports SkyPilot's Python API (`sky.launch`, `sky.status`, `sky.queue`, `sky.down`) at start and",
+    'launches its first worker through it, and it needs `opentelemetry-instrumentation-fastapi`, the',
+    'OTLP gRPC exporter and `fire`; none of these is packaged in Debian 12, and the package index this',
+    "bench ran against does not carry them. Running it would take a stand-in for SkyPilot's Python API",
+    'written for the purpose, so its requests/s were not measured here.',
+    '',
+  );
+  for (const [phase, title] of [
+    ['PA', `PA — non-streaming chat (8 tokens) answered at once, \`wrk -t1 -c64 -d${seconds}s\``],
+    ['PB', `PB — non-streaming chat (8 tokens) answered after 20 ms, \`wrk -t1 -c256 -d${seconds}s\``],
+  ]) {
+    const rows = results[phase];
+    if (rows.length === 0) continue;
+    const ours = rows.find((r) => r.ours);
+    const floor = rows.find((r) => r.floor);
+    const nginx = rows.find((r) => r.target === 'nginx');
+    L.push(
+      `## ${title}`,
+      '',
+      '| target | req/s | p50 ms | p99 ms | errors | CPU s | CPU µs/req |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (r) =>
+          `| ${r.target} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.errors} | ${f(r.cpu, 2)} | ${f(usPerRequest(r), 0)} |`,
+      ),
+      `| **FlockServe / Node floor** | **${ratio(ours.rps, floor.rps)}** | ${ratio(ours.p50, floor.p50)} | ${ratio(ours.p99, floor.p99)} | | | **${ratio(usPerRequest(ours), usPerRequest(floor))}** |`,
+      `| **FlockServe / nginx** | ${ratio(ours.rps, nginx.rps)} | ${ratio(ours.p50, nginx.p50)} | ${ratio(ours.p99, nginx.p99)} | | | ${ratio(usPerRequest(ours), usPerRequest(nginx))} |`,
+      '',
+      `Target: req/s ≥ 0.9 × the Node floor — ${ratio(ours.rps, floor.rps)}, ${verdict(ours.rps >= 0.9 * floor.rps)}; ` +
+        `CPU per request ≤ 1.15 × the Node floor — ${ratio(usPerRequest(ours), usPerRequest(floor))}, ${verdict(usPerRequest(ours) <= 1.15 * usPerRequest(floor))}.`,
+      '',
+      `CPU µs per request in each round: ${rows.map((r) => `${r.target} ${r.cpus.map((c, i) => f((c * 1e6) / (r.rpss[i] * seconds), 0)).join(', ')}`).join('; ')}.`,
+      '',
+    );
+  }
+  const rows = results.PS;
+  if (rows.length > 0) {
+    const ours = rows.find((r) => r.ours);
+    const floor = rows.find((r) => r.floor);
+    const nginx = rows.find((r) => r.target === 'nginx');
+    const perChunk = (r) => (r.cpu * 1e6) / (r.chunksPerSecond * seconds);
+    L.push(
+      `## PS — 200 concurrent SSE streams × 50 tokens every 10 ms, closed loop for ${seconds} s`,
+      '',
+      '| target | streams | complete | failed | chunks/s | TTFC p50 ms | TTFC p99 ms | CPU s | CPU µs/chunk |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (r) =>
+          `| ${r.target} | ${r.streams} | ${r.complete} | ${r.failures} | ${f(r.chunksPerSecond, 0)} | ${f(r.ttfcP50, 2)} | ${f(r.ttfcP99, 2)} | ${f(r.cpu, 2)} | ${f(perChunk(r), 1)} |`,
+      ),
+      `| **FlockServe / Node floor** | | | | ${ratio(ours.chunksPerSecond, floor.chunksPerSecond)} | ${ratio(ours.ttfcP50, floor.ttfcP50)} | ${ratio(ours.ttfcP99, floor.ttfcP99)} | | ${ratio(perChunk(ours), perChunk(floor))} |`,
+      `| **FlockServe / nginx** | | | | ${ratio(ours.chunksPerSecond, nginx.chunksPerSecond)} | ${ratio(ours.ttfcP50, nginx.ttfcP50)} | ${ratio(ours.ttfcP99, nginx.ttfcP99)} | | ${ratio(perChunk(ours), perChunk(nginx))} |`,
+      '',
+      `Target: TTFC p50 ≤ the Node floor's + 2 ms — ${f(ours.ttfcP50 - floor.ttfcP50, 2)} ms more, ${verdict(ours.ttfcP50 <= floor.ttfcP50 + 2)}; ` +
+        `chunks/s ≥ 0.95 × nginx — ${ratio(ours.chunksPerSecond, nginx.chunksPerSecond)}, ${verdict(ours.chunksPerSecond >= 0.95 * nginx.chunksPerSecond)}; ` +
+        `every stream complete — ${ours.complete}/${ours.streams}, ${verdict(ours.failures === 0 && ours.complete === ours.streams)}.`,
+      '',
+    );
+  }
 }

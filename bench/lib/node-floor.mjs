@@ -70,6 +70,8 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 3600_000;
+// Exits on SIGTERM through process.exit, so that `node --cpu-prof` writes its profile.
+process.once('SIGTERM', () => process.exit(0));
 server.listen(Number(values.port), values.host, () =>
   console.log(`node-floor listening on ${values.host}:${values.port}`),
 );

@@ -5,5 +5,5 @@ export function ensureTools(): void;
 export function startProxy(
   kind: 'nginx' | 'haproxy' | 'haproxy-tcp',
   dir: string,
-  opts: { port: number; workers: readonly string[]; nofile: number },
+  opts: { port: number; workers: readonly string[]; nofile: number; single?: boolean },
 ): Promise<ChildProcess>;

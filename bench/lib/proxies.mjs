@@ -44,11 +44,11 @@ export function versions() {
 
 /**
  * nginx as a user would set it up to balance engines: least_conn, upstream keepalive, proxy_buffering off. One worker
- * process per core (auto), as an nginx user would run it.
+ * process per core (auto), as an nginx user would run it; `single`: one worker process.
  */
-export function nginxConfig(dir, { port, workers, nofile }) {
+export function nginxConfig(dir, { port, workers, nofile, single = false }) {
   // worker_connections counts both sides of a proxied request; each takes one file.
-  return `worker_processes auto;
+  return `worker_processes ${single ? 1 : 'auto'};
 worker_rlimit_nofile ${nofile};
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
@@ -82,13 +82,16 @@ ${workers.map((w) => `    server ${w} max_fails=0;`).join('\n')}
 `;
 }
 
-/** haproxy as a user would set it up to balance engines: balance leastconn, http-reuse always, option http-no-delay. */
-export function haproxyConfig(dir, { port, workers, nofile }) {
+/**
+ * haproxy as a user would set it up to balance engines: balance leastconn, http-reuse always,
+ * option http-no-delay. Its default threads (one per core); `single`: one thread.
+ */
+export function haproxyConfig(dir, { port, workers, nofile, single = false }) {
   // haproxy's maxconn counts client connections; each also holds one to a worker (2 files).
   const maxconn = Math.floor((nofile - 256) / 2);
   return `global
   maxconn ${maxconn}
-  pidfile ${dir}/haproxy.pid
+${single ? '  nbthread 1\n' : ''}  pidfile ${dir}/haproxy.pid
 defaults
   mode http
   timeout connect 5s

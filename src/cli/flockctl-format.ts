@@ -83,6 +83,10 @@ export function statusText(s: GetStatusResponse, nowMs = Date.now()): string {
     ['workers', `${s.workerCount} (${s.readyWorkerCount} ready)`],
     ['scale bounds', `min ${s.minWorkers}, max ${s.maxWorkers}`],
     ['queue', `${s.currentQueueLength} now (${s.gatewayQueueLength} waiting at the gateway)`],
+    [
+      'worker capacity',
+      `${s.workerCapacity} requests per worker${s.heldAtWorkerCapacity ? ': REACHED, requests wait at the gateway for a free slot' : ''}`,
+    ],
     ['queue running mean', s.queueLengthRunningMean.toFixed(2)],
     ['requests', String(s.totalRequests)],
     ['uptime', formatAge(s.uptimeSeconds)],

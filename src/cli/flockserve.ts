@@ -42,7 +42,7 @@ export function planText(config: Config, plan: StartPlan, env: NodeJS.ProcessEnv
     [
       'provisioner',
       config.provisioner === 'static'
-        ? `static: ${config.workers.join(', ')}`
+        ? `static: ${config.minWorkers} to ${config.maxWorkers} workers of ${config.workers.join(', ')}, ${config.workerCapacity} requests each`
         : `${config.provisioner}: ${config.minWorkers} to ${config.maxWorkers} workers, ${config.workerCapacity} requests each`,
     ],
     [

@@ -41,6 +41,11 @@ export interface AdmissionOptions {
    * min(its cold-start deadline, now + its own timeout). Unset: every request uses its own.
    */
   readonly coldStartTimeoutMs?: number;
+  /**
+   * Called when a request starts waiting although workers are ready, because every one of them
+   * is at its capacity (`worker_capacity`): told how many wait. The caller rate-limits its notice.
+   */
+  readonly onHeldAtCapacity?: (waiting: number) => void;
 }
 
 export interface AcquireOptions {
@@ -120,6 +125,7 @@ export class Admission {
   readonly #onDemand: (() => void) | undefined;
   readonly #retryAfterSeconds: number | undefined;
   readonly #coldStartTimeoutMs: number | undefined;
+  readonly #onHeldAtCapacity: ((waiting: number) => void) | undefined;
   // FIFO, and a timed-out waiter leaves from the middle in O(1).
   readonly #waiters = new LinkedList<Waiter>();
   /** Reused for every pick, so dispatching a request allocates no context object. */
@@ -136,13 +142,28 @@ export class Admission {
     this.#onDemand = opts.onDemand;
     this.#retryAfterSeconds = opts.retryAfterSeconds;
     this.#coldStartTimeoutMs = opts.coldStartTimeoutMs;
+    this.#onHeldAtCapacity = opts.onHeldAtCapacity;
     this.#pickCtx = { sessionKey: undefined, promptText: undefined, random: opts.random };
     wireBalancer(opts.pool, opts.balancer);
+  }
+
+  /** Whether the balancer reads a request's prompt text (PickContext.promptText). */
+  get readsPrompt(): boolean {
+    return this.#balancer.readsPrompt === true;
   }
 
   /** Requests waiting for a slot. */
   get waiting(): number {
     return this.#waiters.size;
+  }
+
+  /**
+   * Requests wait because every serving worker is at its capacity (not because none serves):
+   * more workers, or a higher `worker_capacity`, would let them through.
+   */
+  get heldAtCapacity(): boolean {
+    const loads = this.#pool.loads;
+    return this.#waiters.size > 0 && loads.readyCount > 0 && loads.size === 0;
   }
 
   acquire(opts: AcquireOptions): Promise<Lease> {
@@ -190,6 +211,7 @@ export class Admission {
       this.#report();
       // A slot may be free while others wait (e.g. a worker became ready without wake()).
       this.#dispatch();
+      if (this.#onHeldAtCapacity && this.heldAtCapacity) this.#onHeldAtCapacity(this.#waiters.size);
     });
   }
 

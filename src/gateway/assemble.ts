@@ -27,6 +27,7 @@ import { Fleet } from '../core/fleet.js';
 import { FleetHistory } from '../core/fleet-history.js';
 import { LoadHistory } from '../core/load-history.js';
 import { LoadTracker } from '../core/load-tracker.js';
+import { OncePer } from '../core/once-per.js';
 import { OutlierDetector } from '../core/outlier.js';
 import { WorkerPool } from '../core/pool.js';
 import { GlobalQueue, Replica } from '../core/replica.js';
@@ -195,6 +196,8 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const upstream = o.upstream;
   // The autoscaler's queue length: this replica's, plus what the other replicas publish.
   const queue = new GlobalQueue(tracker);
+  // Requests held at the gateway by worker_capacity are said once a minute at most, not per request.
+  const capacityNotice = new OncePer(clock, 60_000);
   const admission: Admission = new Admission({
     pool,
     balancer,
@@ -206,6 +209,13 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     coldStartTimeoutMs: c.coldStartTimeout * 1000,
     // Scale from zero: a request with no worker anywhere launches one at once (a follower asks the leader).
     onDemand: () => replica.demand(),
+    onHeldAtCapacity: (waiting) => {
+      if (!capacityNotice.take()) return;
+      log.info(
+        { waiting, workerCapacity: c.workerCapacity, readyWorkers: pool.loads.readyCount, maxWorkers: scale.max },
+        `requests wait at the gateway: every ready worker is at worker_capacity (${c.workerCapacity}); more workers or a higher worker_capacity would let them through`,
+      );
+    },
   });
   const outlier = new OutlierDetector({
     pool,

@@ -86,7 +86,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
           requestId,
           errorShape: route.api,
           sessionKey: sessionKeyOf(body, headerOf(req, SESSION_HEADER)),
-          promptText: promptTextOf(body),
+          promptText: o.service.readsPrompt ? promptTextOf(body) : undefined,
         },
         o.log,
       );

@@ -24,7 +24,7 @@ export interface ControlledGateway {
   readonly pool: WorkerPool;
   readonly fleet: Fleet;
   readonly tracker: { mean(): number; current(): number };
-  readonly admission: { readonly waiting: number };
+  readonly admission: { readonly waiting: number; readonly heldAtCapacity: boolean };
   readonly service: { readonly totalRequests: number };
   readonly autoscaler: { evaluateNow(): unknown };
   readonly provisioner: { readonly kind: string };
@@ -52,6 +52,7 @@ export interface ScaleState {
 export interface ControlPlaneOptions {
   readonly config: {
     readonly workerNamePrefix: string;
+    readonly workerCapacity: number;
     readonly nodeControlKey?: string | undefined;
     readonly autoscaler: string;
     readonly loadBalancer: string;
@@ -110,6 +111,8 @@ export class GatewayControlPlane implements ControlPlane {
       queueLengthRunningMean: g ? g.tracker.mean() : 0,
       currentQueueLength: g ? g.tracker.current() : 0,
       gatewayQueueLength: g ? g.admission.waiting : 0,
+      workerCapacity: c.workerCapacity,
+      heldAtWorkerCapacity: g ? g.admission.heldAtCapacity : false,
       uptimeSeconds: (this.#options.clock.now() - this.#startedAt) / 1000,
       totalRequests: g ? g.service.totalRequests : 0,
       workerNames: workers.map((w) => w.name),

@@ -215,7 +215,7 @@ export function createInferenceHandlers(
       headers,
       body: Buffer.from(JSON.stringify(json)),
       sessionKey: sessionKeyOf(json, call.metadata[SESSION_HEADER]),
-      promptText: promptTextOf(json),
+      promptText: service.readsPrompt ? promptTextOf(json) : undefined,
       signal: call.signal,
       timeoutMs: call.timeoutMs(),
       onSseEvents: events.onEvents,

@@ -125,6 +125,14 @@ export class InferenceService {
     this.#clock = options.clock ?? systemClock;
   }
 
+  /**
+   * Whether a call's `promptText` is read (the balancer routes on the prompt): the edges build
+   * it only then, as joining a long history costs a copy of it per request.
+   */
+  get readsPrompt(): boolean {
+    return this.#options.admission.readsPrompt;
+  }
+
   get totalRequests(): number {
     return this.#stats.requests;
   }

@@ -9,6 +9,10 @@ export interface GatewayStatus {
   readonly queueLengthRunningMean: number;
   readonly currentQueueLength: number;
   readonly gatewayQueueLength: number;
+  /** Requests at most in flight on one worker (`worker_capacity`). */
+  readonly workerCapacity: number;
+  /** The gateway queue holds requests because every ready worker is at workerCapacity. */
+  readonly heldAtWorkerCapacity: boolean;
   readonly uptimeSeconds: number;
   readonly totalRequests: number;
   readonly workerNames: string[];
@@ -62,6 +66,9 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
     queue_length_running_mean: s.queueLengthRunningMean,
     current_queue_length: s.currentQueueLength,
     gateway_queue_length: s.gatewayQueueLength,
+    worker_capacity: s.workerCapacity,
+    // true while requests wait because every ready worker has worker_capacity requests in flight.
+    held_at_worker_capacity: s.heldAtWorkerCapacity,
     uptime: s.uptimeSeconds,
     total_requests: s.totalRequests,
     worker_names: s.workerNames,

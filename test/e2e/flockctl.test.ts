@@ -120,7 +120,13 @@ describe('flockctl against a running gateway', () => {
       ejected: false,
     });
     const statusJson = JSON.parse((await flockctl(['status', '--json'])).stdout) as Record<string, unknown>;
-    expect(statusJson).toMatchObject({ workerCount: 1, readyWorkerCount: 1, gatewayQueueLength: 0, totalRequests: 0 });
+    expect(statusJson).toMatchObject({
+      workerCount: 1,
+      readyWorkerCount: 1,
+      gatewayQueueLength: 0,
+      totalRequests: 0,
+      heldAtWorkerCapacity: false,
+    });
   });
 
   it('an operator session: watch, add, remove, scale; watch printed every event and stops on SIGINT', async () => {

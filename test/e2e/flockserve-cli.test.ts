@@ -35,6 +35,8 @@ function flockserve(args: string[]): Promise<{ code: number; stdout: string; std
   );
 }
 
+const STATIC_3 = 'http://127.0.0.1:9001,http://127.0.0.1:9002,http://127.0.0.1:9003';
+
 describe('flockserve --check and exit codes', () => {
   it('--check prints what would run and exits 0, starting nothing', async () => {
     const r = await flockserve([
@@ -63,12 +65,34 @@ describe('flockserve --check and exit codes', () => {
     ]);
   });
 
+  it('--check with static workers: the fleet is every listed engine', async () => {
+    const r = await flockserve([
+      '--check',
+      '--skypilot_task',
+      LOCAL_SIM,
+      '--provisioner',
+      'static',
+      '--workers',
+      STATIC_3,
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '  provisioner   static: 3 to 3 workers of http://127.0.0.1:9001, http://127.0.0.1:9002, http://127.0.0.1:9003, 30 requests each',
+    );
+  });
+
   // [what, exit code, args, stderr]: the task checks themselves are in test/unit/provisioners/task.test.ts.
   const cases: [string, number, string[], RegExp][] = [
     ['a task without run (--check)', 2, ['--check', '--skypilot_task', NO_RUN], /no run command/],
     ['a task without run, started for real', 2, ['--skypilot_task', NO_RUN, '--port', '0'], /no run command/],
     ['a missing task file', 2, ['--skypilot_task', join(dir, 'nope.yaml'), '--port', '0'], /nope\.yaml: no such file/],
     ['an unknown flag', 2, ['--check', '--skypilot_task', LOCAL_SIM, '--bogus'], /unknown option --bogus/],
+    [
+      'static: more engines listed than --max_workers',
+      2,
+      ['--check', '--skypilot_task', LOCAL_SIM, '--provisioner', 'static', '--workers', STATIC_3, '--max_workers', '2'],
+      /--workers lists 3 engines but --max_workers is 2, so 1 would never be used/,
+    ],
   ];
   it.each(cases)('%s → exit %i, before anything listens', async (_what, code, args, message) => {
     const r = await flockserve(args);

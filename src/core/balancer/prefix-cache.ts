@@ -73,6 +73,7 @@ interface Tenant {
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
+  readonly readsPrompt = true;
   readonly #threshold: number;
   readonly #minMatch: number;
   readonly #absThreshold: number;

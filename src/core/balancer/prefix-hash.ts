@@ -45,6 +45,7 @@ export const PREFIX_HASH_DEFAULTS = {
  */
 export class PrefixHash extends KeyedRingPolicy {
   readonly name = 'prefix-hash';
+  readonly readsPrompt = true;
   readonly #chars: number;
 
   constructor(opts: BalancerOptions = {}) {

@@ -35,6 +35,11 @@ export interface PickContext {
  */
 export interface BalancerPolicy {
   readonly name: string;
+  /**
+   * True when `pick` reads `ctx.promptText`. The edges build the prompt text (every message of
+   * the history joined) only for such a policy; the others are not handed it.
+   */
+  readonly readsPrompt?: boolean;
   pick(candidates: Candidates, ctx: PickContext): Worker | undefined;
   /** Called with the ready workers when one joins or leaves the ready set; stateless policies omit it. */
   onMembershipChange?(ready: readonly Worker[]): void;

@@ -11,6 +11,7 @@ import type { EngineModel } from '../engine-model.js';
 
 export class OracleBalancer implements BalancerPolicy {
   readonly name = 'oracle';
+  readonly readsPrompt = true;
   readonly #engine: (w: Worker) => EngineModel | undefined;
   readonly #blocks: (routeText: string) => readonly number[] | undefined;
 

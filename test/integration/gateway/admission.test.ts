@@ -26,6 +26,12 @@ describe('least connection with worker_capacity', () => {
     const workers = gw.workers();
     expect(workers.map((w) => w.inFlight)).toEqual([2, 2]);
     expect(gw.status().gatewayQueueLength).toBe(2);
+    // The status JSON says why they wait: both workers hold worker_capacity requests.
+    expect(await (await fetch(`${url}/`)).json()).toMatchObject({
+      gateway_queue_length: 2,
+      worker_capacity: 2,
+      held_at_worker_capacity: true,
+    });
     // The engines agree: each runs exactly two sequences.
     const running = async (): Promise<number[]> =>
       (await Promise.all(workers.map((w) => simStats(w.url ?? '')))).map((s) => s.running);
@@ -34,6 +40,10 @@ describe('least connection with worker_capacity', () => {
     const answers = await Promise.all(requests);
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(workers.reduce((n, w) => n + w.totalRequests, 0)).toBe(6);
+    expect(await (await fetch(`${url}/`)).json()).toMatchObject({
+      gateway_queue_length: 0,
+      held_at_worker_capacity: false,
+    });
   });
 
   it('N concurrent requests spread evenly over the workers', async () => {

@@ -66,6 +66,20 @@ describe('flockctl formatting', () => {
     expect(statusText({ ...base, coordination: { ...coordination, kind: 'in-process' } }, now)).not.toMatch(/replica/);
   });
 
+  it.each([
+    [false, 0, 'worker capacity:    30 requests per worker'],
+    [true, 5, 'worker capacity:    30 requests per worker: REACHED, requests wait at the gateway for a free slot'],
+  ])('status says whether requests wait because worker_capacity is reached (held %s)', (held, waiting, line) => {
+    const s = GetStatusResponse.fromPartial({
+      workerCount: 2,
+      readyWorkerCount: 2,
+      gatewayQueueLength: waiting,
+      workerCapacity: 30,
+      heldAtWorkerCapacity: held,
+    });
+    expect(statusText(s).split('\n')).toContain(line);
+  });
+
   it('workersTable shows in-flight/capacity, ages and provisioner detail', () => {
     const now = 1_700_000_010_000;
     const w = {

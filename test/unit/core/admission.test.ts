@@ -28,6 +28,7 @@ function setup(
     maxQueueLength?: number;
     onDemand?: () => void;
     coldStartTimeoutMs?: number;
+    onHeldAtCapacity?: (waiting: number) => void;
   } = {},
 ) {
   const clock = new VirtualClock();
@@ -48,6 +49,7 @@ function setup(
     random: seededRandom(1),
     maxQueueLength: opts.maxQueueLength ?? 10,
     ...(opts.onDemand ? { onDemand: opts.onDemand } : {}),
+    ...(opts.onHeldAtCapacity ? { onHeldAtCapacity: opts.onHeldAtCapacity } : {}),
     ...(opts.coldStartTimeoutMs === undefined ? {} : { coldStartTimeoutMs: opts.coldStartTimeoutMs }),
   });
   const request = (timeoutMs = 10 * S, signal?: AbortSignal): Outcome => {
@@ -73,6 +75,27 @@ describe('Admission', () => {
     expect(pool.list().map((w) => w.inFlight)).toEqual([2, 2]);
     expect(reported).toEqual([1, 2, 3, 4, 5, 6]);
     expect(tracker.current()).toBe(6);
+  });
+
+  it('says when requests wait because every ready worker is at its capacity, and not when none is ready', async () => {
+    const told: number[] = [];
+    const { pool, admission, request } = setup({ workers: 2, capacity: 1, onHeldAtCapacity: (n) => told.push(n) });
+    const rs = [request(), request()];
+    await flush();
+    expect([admission.waiting, admission.heldAtCapacity, told]).toEqual([0, false, []]);
+    request();
+    request();
+    await flush();
+    expect([admission.waiting, admission.heldAtCapacity, told]).toEqual([2, true, [1, 2]]);
+    rs[0]!.lease!.release();
+    await flush();
+    expect([admission.waiting, admission.heldAtCapacity]).toEqual([1, true]);
+    // No worker serves: the queue waits for a worker, not for capacity.
+    pool.setState('w-1', 'not_ready', 'test');
+    pool.setState('w-2', 'not_ready', 'test');
+    request();
+    await flush();
+    expect([admission.waiting, admission.heldAtCapacity, told]).toEqual([2, false, [1, 2]]);
   });
 
   it('resolves at once (before any timer or I/O) when a slot is free', async () => {

@@ -143,7 +143,16 @@ export interface GetStatusResponse {
   loadBalancer: string;
   provisioner: string;
   /** The gateway replicas that share this fleet (one, without etcd), and which one leads. */
-  coordination?: Coordination | undefined;
+  coordination?:
+    | Coordination
+    | undefined;
+  /** Requests at most in flight on one worker (worker_capacity). */
+  workerCapacity: number;
+  /**
+   * True while the gateway queue holds requests because every ready worker has worker_capacity
+   * requests in flight: more workers, or a higher worker_capacity, would let them through.
+   */
+  heldAtWorkerCapacity: boolean;
 }
 
 /**
@@ -679,6 +688,8 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     loadBalancer: "",
     provisioner: "",
     coordination: undefined,
+    workerCapacity: 0,
+    heldAtWorkerCapacity: false,
   };
 }
 
@@ -725,6 +736,12 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.coordination !== undefined) {
       Coordination.encode(message.coordination, writer.uint32(114).fork()).join();
+    }
+    if (message.workerCapacity !== 0) {
+      writer.uint32(120).uint32(message.workerCapacity);
+    }
+    if (message.heldAtWorkerCapacity !== false) {
+      writer.uint32(128).bool(message.heldAtWorkerCapacity);
     }
     return writer;
   },
@@ -854,6 +871,22 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.coordination = Coordination.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.workerCapacity = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.heldAtWorkerCapacity = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -926,6 +959,16 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : "",
       provisioner: isSet(object.provisioner) ? globalThis.String(object.provisioner) : "",
       coordination: isSet(object.coordination) ? Coordination.fromJSON(object.coordination) : undefined,
+      workerCapacity: isSet(object.workerCapacity)
+        ? globalThis.Number(object.workerCapacity)
+        : isSet(object.worker_capacity)
+        ? globalThis.Number(object.worker_capacity)
+        : 0,
+      heldAtWorkerCapacity: isSet(object.heldAtWorkerCapacity)
+        ? globalThis.Boolean(object.heldAtWorkerCapacity)
+        : isSet(object.held_at_worker_capacity)
+        ? globalThis.Boolean(object.held_at_worker_capacity)
+        : false,
     };
   },
 
@@ -973,6 +1016,12 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.coordination !== undefined) {
       obj.coordination = Coordination.toJSON(message.coordination);
     }
+    if (message.workerCapacity !== 0) {
+      obj.workerCapacity = Math.round(message.workerCapacity);
+    }
+    if (message.heldAtWorkerCapacity !== false) {
+      obj.heldAtWorkerCapacity = message.heldAtWorkerCapacity;
+    }
     return obj;
   },
 
@@ -997,6 +1046,8 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.coordination = (object.coordination !== undefined && object.coordination !== null)
       ? Coordination.fromPartial(object.coordination)
       : undefined;
+    message.workerCapacity = object.workerCapacity ?? 0;
+    message.heldAtWorkerCapacity = object.heldAtWorkerCapacity ?? false;
     return message;
   },
 };

@@ -25,6 +25,28 @@ const contexts = (i: number) => [
 ];
 
 describe.each(BALANCER_NAMES)('%s', (name) => {
+  it('says whether it reads the prompt text, as its picks do (the edges build the text only then)', () => {
+    const policy = createBalancer(name, { clock: new VirtualClock() });
+    const { pool } = policyBench(policy, [
+      ['a', 0, 4],
+      ['b', 1, 4],
+    ]);
+    let read = false;
+    const random = seededRandom(3);
+    for (let i = 0; i < 20; i++) {
+      const text = `${SYSTEM}question ${i % 5}`;
+      const ctx = {
+        random,
+        get promptText() {
+          read = true;
+          return text;
+        },
+      };
+      policy.pick(pool.loads, ctx);
+    }
+    expect(read).toBe(policy.readsPrompt === true);
+  });
+
   it('picks only ready workers with a free slot, and none when no worker has room', () => {
     /** [workers, names that may be picked] */
     const table: [WorkerSpec[], string[]][] = [
