@@ -37,8 +37,9 @@ const SUSTAINED_BUCKETS = 3;
  *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
  *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r)))
  *
- * Up at once to `need` when requests are waiting (also between evaluations, every 2 s); on the
- * model's word alone only when two decisions in a row say so. Down one worker at a time, two
+ * Up at once to `need` when more requests wait than the ready slots take in within the SLO
+ * (also between evaluations, every 2 s); on the model's word alone only when the mean load
+ * outgrows the fleet's slots and two decisions in a row say so. Down one worker at a time, two
  * minutes apart, once the history covers five minutes, and only when the load of the last D
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.
