@@ -24,6 +24,7 @@ answer=$(curl -s localhost:8080/v1/chat/completions -H 'content-type: applicatio
   -d '{"model":"sim","messages":[{"role":"user","content":"hi"}]}')
 echo "$answer" | grep -q '"chat.completion"' || { echo "quick start: unexpected answer: $answer"; cat "$log"; exit 1; }
 echo "quick start answered: ${answer:0:120}..."
+node .ci/openai-worker-error.mjs http://localhost:8080/v1 || { cat "$log"; exit 1; }
 
 # Standard tools against the quick start, as the README shows them: buf curl with the schema from
 # server reflection only (list, then a streamed ChatCompletion and grpc.health.v1 Check), and

@@ -63,5 +63,6 @@ describe('against the quick-start gateway (node control off), as documented', ()
     const r = await run(process.execPath, ['clients/typescript/dist/examples/list-workers.js', quickStart.grpcAddress]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Node control is disabled.*Start the gateway with --node_control_key KEY/);
-  });
+    // A whole tsc compile of the client: slow on a busy two-core machine.
+  }, 120_000);
 });
