@@ -36,8 +36,8 @@ const CASES = [
     flags: ['--provision-delay-dist', 'uniform', '--provision-delay-cv', '0.5'],
   },
   { what: 'launch delays exponential (cv 1)', flags: ['--provision-delay-dist', 'exponential'] },
-  { what: '20% of launches fail', flags: ['--launch-failure-rate', '0.2'], fixedToo: true },
-  { what: '1 preemption per worker-hour', flags: ['--preemptions-per-hour', '1'], fixedToo: true },
+  { what: 'half of launches fail', flags: ['--launch-failure-rate', '0.5'], fixedToo: true },
+  { what: '4 preemptions per worker-hour', flags: ['--preemptions-per-hour', '4'], fixedToo: true },
 ];
 const FLEETS = {
   slo: ['--autoscaler', 'slo', '--min_workers', '1', '--max_workers', '6'],
