@@ -6,11 +6,17 @@
  * the simulation's speed. Writes bench/results/autoscaling.md (between its results markers) and
  * one SVG per workload × launch delay.
  *
- *   npm run build && node bench/autoscaling.mjs [--only conv,bursty] [--delays 60,300] [--no-speed]
+ *   npm run build && node bench/autoscaling.mjs [--only conv,bursty] [--delays 60,300] [--no-speed] [--resume]
  *
  * The traces are read from ../shared/traces/ (relative to the project root; TRACES=dir to
  * change it). About 15 minutes of CPU in all, most of it the simulated days of the envelope;
- * plan runs its simulations two at a time.
+ * plan runs its simulations two at a time. Each plan's JSON is kept in
+ * bench/results/autoscaling.raw.json as it finishes; --resume takes the plans found there
+ * instead of running them again (so workloads can run in separate processes, and an
+ * interrupted run goes on where it stopped), and the report covers every plan it holds.
+ * --replace slo (with --resume) runs `plan --policies slo` for each kept plan and puts its rows
+ * in place of that policy's (after a change to one policy; the fixed sweep, which does not
+ * depend on it, must come out the same).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -30,6 +36,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     delays: { type: 'string', default: '60,300' },
     'no-speed': { type: 'boolean', default: false },
+    resume: { type: 'boolean', default: false },
+    replace: { type: 'string' },
   },
 });
 
@@ -60,6 +68,10 @@ const WORKLOADS = [
       '--mean-rate',
       '5',
     ],
+    // A simulated day is ~30× the conv hour's work: one launch delay and the three policies
+    // that are not the original rule keep its sweep within the bench's budget.
+    delays: [300],
+    policies: 'slo,target-tracking,running-mean',
   },
   {
     name: 'bursty',
@@ -76,9 +88,18 @@ for (const w of WORKLOADS) {
 }
 
 /** One `flockserve plan --json`; its parsed result, the command and its wall time. */
-async function plan(w, delay) {
+async function plan(w, delay, policies = w.policies) {
   const chart = join(OUT, `autoscaling-${w.name}-${delay}s.svg`);
-  const args = ['dist/cli/flockserve.js', 'plan', ...w.args, '--provision-delay', String(delay), '--json', '--quiet'];
+  const args = [
+    'dist/cli/flockserve.js',
+    'plan',
+    ...w.args,
+    ...(policies ? ['--policies', policies] : []),
+    '--provision-delay',
+    String(delay),
+    '--json',
+    '--quiet',
+  ];
   const started = performance.now();
   const { stdout } = await run('node', [...args, '--chart', chart], { cwd: ROOT, maxBuffer: 1 << 26 });
   const wallS = (performance.now() - started) / 1000;
@@ -113,21 +134,49 @@ function section(w, delay, p) {
   return lines.join('\n');
 }
 
-const sections = [];
-const commands = [];
+const rawPath = join(OUT, 'autoscaling.raw.json');
+/** The plans kept so far, by `workload-delay`; re-read before each write (other runs may add theirs). */
+const readRaw = async () => (existsSync(rawPath) ? JSON.parse(await readFile(rawPath, 'utf8')) : {});
+const raw = values.resume ? await readRaw() : {};
 for (const w of WORKLOADS) {
   if (only && !only.includes(w.name)) continue;
   for (const delay of delays) {
-    process.stderr.write(`plan ${w.name}, ${delay} s launches ...\n`);
-    const p = await plan(w, delay);
-    sections.push(section(w, delay, p));
-    commands.push(p.command.replaceAll(`${TRACES}/`, '../shared/traces/'));
+    if (w.delays && !w.delays.includes(delay)) continue;
+    const key = `${w.name}-${delay}`;
+    const kept = raw[key];
+    if (kept && !values.replace) continue;
+    process.stderr.write(`plan ${w.name}, ${delay} s launches${kept ? `, ${values.replace} again` : ''} ...\n`);
+    let p = await plan(w, delay, kept ? values.replace : undefined);
+    p.command = p.command.replaceAll(`${TRACES}/`, '../shared/traces/');
+    if (kept) {
+      const sweep = (x) => JSON.stringify(x.fixed.map((r) => [r.initialWorkers, r.workerHours, r.queueWaitS]));
+      if (sweep(p) !== sweep(kept)) throw new Error(`${key}: the fixed sweep differs from the kept plan's`);
+      const again = new Set(values.replace.split(','));
+      p = {
+        ...kept,
+        policies: [...kept.policies.filter((r) => !again.has(r.policy)), ...p.policies],
+        command: `${kept.command}\n    ${p.command}  (${values.replace} again, in place of the first command's)`,
+      };
+    }
+    raw[key] = p;
+    await writeFile(rawPath, JSON.stringify({ ...(await readRaw()), [key]: p }, null, 1) + '\n');
     const slo = p.policies.filter((r) => r.policy === 'slo');
     process.stderr.write(
       `  ${f1(p.processS)} s; slo: ${slo.map((r) => `${r.start} ${f2(r.workerHours)} worker-h, p99 ${f1(r.queueWaitS.p99)} s, ×bound ${f2(r.vsBound)}`).join('; ')}\n`,
     );
   }
 }
+Object.assign(raw, { ...(await readRaw()), ...raw });
+const sections = [];
+const commands = [];
+const keptDelays = [...new Set(Object.keys(raw).map((k) => Number(k.split('-').at(-1))))].sort((a, b) => a - b);
+for (const w of WORKLOADS)
+  for (const delay of keptDelays) {
+    const p = raw[`${w.name}-${delay}`];
+    if (!p) continue;
+    sections.push(section(w, delay, p));
+    commands.push(p.command);
+  }
 
 /** Wall seconds of `node args...`, best of `n` runs. */
 async function timed(args, n) {

@@ -37,8 +37,9 @@ const SUSTAINED_BUCKETS = 3;
  *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
  *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r)))
  *
- * Up at once to `need` when requests are waiting (also between evaluations, every 2 s); on the
- * model's word alone only when two decisions in a row say so. Down one worker at a time, two
+ * Up at once to `need` when more requests wait than the ready slots take in within the SLO
+ * (also between evaluations, every 2 s); on the model's word alone only when the mean load
+ * outgrows the fleet's slots and two decisions in a row say so. Down one worker at a time, two
  * minutes apart, once the history covers five minutes, and only when the load of the last D
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.
@@ -75,7 +76,8 @@ export class SloPolicy implements AutoscalerPolicy {
   }
 
   urgent(s: ScaleSnapshot, now: number): ScaleDecision | undefined {
-    if (!((s.waiting ?? 0) > 0)) return undefined;
+    const waiting = s.waiting ?? 0;
+    if (!(waiting > 0) || waiting <= estimate(s, this.sloS).drainable) return undefined;
     const d = this.decide(s, now);
     return d.desired > activeWorkers(s) ? d : undefined;
   }
@@ -97,12 +99,16 @@ export class SloPolicy implements AutoscalerPolicy {
     const idle = e.need === 0 && s.queueLength === 0;
     const down =
       held < W && !e.sustained && (idle || (seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS));
-    // Up at once when requests wait now; on the model's word alone (a rise it sees coming) only
-    // when the previous decision said so too and the fleet did not just shrink: a model fitted
-    // on a minute of the smaller fleet's load is not yet sure.
-    const wanted = e.need > W;
-    const up = wanted && ((s.waiting ?? 0) > 0 || (this.#wantedUp && now - this.#lastDownAt >= DOWN_PACE_MS));
-    this.#wantedUp = wanted;
+    // Up at once when more requests wait than the slots take in within the SLO (or some have
+    // waited for three buckets): a shorter wait holds the SLO, and a launch lands too late for
+    // it. On the model's word alone (a rise it sees coming) only when the mean load outgrows the
+    // fleet's slots, the previous decision said so too and the fleet did not just shrink: a
+    // model fitted on a minute of the smaller fleet's load is not yet sure, and headroom for
+    // bursts is bought when they make requests wait.
+    const overloaded = (s.waiting ?? 0) > e.drainable || e.sustained;
+    const foreseen = e.needMean > W;
+    const up = e.need > W && (overloaded || (foreseen && this.#wantedUp && now - this.#lastDownAt >= DOWN_PACE_MS));
+    this.#wantedUp = foreseen;
     const desired = up ? e.need : down ? W - 1 : W;
     const verb = desired > W ? 'scale up' : desired < W ? 'scale down' : 'no change';
     const hold =
@@ -116,9 +122,20 @@ export class SloPolicy implements AutoscalerPolicy {
 interface Estimate {
   /** Workers that hold the load now: below it, scale up. */
   readonly need: number;
+  /**
+   * Workers whose slots hold the mean load, bursts aside: a rise the model sees coming is
+   * launched for only when this grows past the fleet (headroom for bursts is bought when they
+   * make requests wait, and kept).
+   */
+  readonly needMean: number;
   /** Workers that hold it with room to spare (DOWN_MARGIN): the most a scale-down goes to. */
   readonly needDown: number;
   readonly sustained: boolean;
+  /**
+   * Requests that may wait now and still reach a slot within the SLO: the ready slots free
+   * ready·C·slo/S of them in that time. A wait that short is no overload to launch for.
+   */
+  readonly drainable: number;
   readonly launchMs: number;
   readonly why: string;
 }
@@ -221,8 +238,10 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
     const need = Math.min(Math.ceil(s.queueLength / C), 2 * Math.max(1, s.workers.ready));
     return {
       need,
+      needMean: need,
       needDown: Math.max(need, activeWorkers(s)),
       sustained,
+      drainable: 0,
       launchMs,
       why: `no finished request yet: ${s.queueLength} in the queue → ${need}`,
     };
@@ -238,20 +257,27 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   if (s.queueLength === 0 && (lambda === 0 || sum(sinceLaunch, (b) => b.arrivals) === 0))
     return {
       need: 0,
+      needMean: 0,
       needDown: 0,
       sustained,
+      drainable: 0,
       launchMs,
       why: `no requests in the last ${(Math.max(launchMs, bucketMs) / 1000).toFixed(0)} s`,
     };
   const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
   const down = smallestFleet(model, lambda, excess, C, sloS, DOWN_MARGIN, cap);
+  const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap);
   const { a0, a1 } = model;
   const why =
     `${lambda.toFixed(2)} req/s, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
     (up.fits
       ? `${up.r} workers hold ${up.b.toFixed(1)} each, peaks ${up.peak.toFixed(0)} of ${up.r * C} slots`
       : `more than ${cap} workers`);
-  return { need: up.r, needDown: down.r, sustained, launchMs, why };
+  const ready = s.workers.ready;
+  const u = (lambda / Math.max(ready, 1)) * a1;
+  const bNow = u < 1 ? ((lambda / Math.max(ready, 1)) * a0) / (1 - u) : Infinity;
+  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * Math.min(bNow, C), 1e-3) : 0;
+  return { need: up.r, needMean: mean.r, needDown: down.r, sustained, drainable, launchMs, why };
 }
 
 /**

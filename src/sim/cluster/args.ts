@@ -48,6 +48,7 @@ interface SimFlag {
   readonly help: string;
   readonly default?: string | number | boolean | Range;
   readonly min?: number;
+  readonly max?: number;
   /** The value must be strictly greater than `min`. */
   readonly exclusiveMin?: boolean;
   readonly choices?: readonly string[];
@@ -209,6 +210,19 @@ export const SIM_FLAGS = {
     min: 0,
     help: 'Host-memory tier of each engine’s prefix cache, tokens (KV offload, as LMCache): blocks leaving the GPU move there and load back at PCIe speed instead of being recomputed.',
   },
+  launch_failure_rate: {
+    type: 'number',
+    default: 0,
+    min: 0,
+    max: 1,
+    help: 'Fault: the share of launches that fail at the end of their delay (the fleet retries them with backoff), seeded.',
+  },
+  preemptions_per_hour: {
+    type: 'number',
+    default: 0,
+    min: 0,
+    help: 'Fault: preemptions per hour of a running worker (exponential lifetimes): it vanishes with its requests and is replaced, seeded.',
+  },
   oracle: {
     type: 'bool',
     default: false,
@@ -351,6 +365,8 @@ export interface SimArgs {
   readonly profile: Partial<EngineProfile>;
   /** Route with the clairvoyant oracle (src/sim/cluster/oracle.ts) instead of the configured balancer. */
   readonly oracle: boolean;
+  /** Seeded faults; none by default. */
+  readonly faults: { readonly launchFailureRate: number; readonly preemptionsPerHour: number };
   readonly timeline: string;
   readonly chart: string;
   readonly json: boolean;
@@ -509,6 +525,7 @@ function parseArgs(
     settle: get('settle'),
     profile: { kvCacheTokens: get('kv_cache_tokens'), offloadCacheTokens: get('offload_cache_tokens') },
     oracle: get('oracle'),
+    faults: { launchFailureRate: get('launch_failure_rate'), preemptionsPerHour: get('preemptions_per_hour') },
     timeline: get('timeline'),
     chart:
       (flags.get('chart') as string | undefined) ?? (command === 'plan' ? 'plan-chart.svg' : 'simulation-chart.svg'),
@@ -548,6 +565,7 @@ function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | numbe
         bad(spec.type === 'int' ? 'an integer' : 'a number');
       if (spec.min !== undefined && (spec.exclusiveMin ? n <= spec.min : n < spec.min))
         bad(`a value ${spec.exclusiveMin ? '>' : '>='} ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) bad(`a value <= ${spec.max}`);
       return n;
     }
   }

@@ -169,6 +169,7 @@ export async function runSimulation(
     settle: args.settle,
     profile: args.profile,
     oracle: args.oracle,
+    faults: args.faults,
     ...(args.initialWorkers === undefined ? {} : { initialWorkers: args.initialWorkers }),
     ...(reporter ? { onProgress: reporter.update } : {}),
   }).finally(() => reporter?.done());
@@ -182,13 +183,18 @@ export function describeRun(args: SimArgs, plan: PlannedWorkload): Omit<RunDescr
     args.provisionDelayDist === 'fixed'
       ? `fixed ${args.provisionDelayS} s`
       : `${args.provisionDelayDist}, mean ${args.provisionDelayS} s${args.provisionDelayDist === 'exponential' ? '' : `, cv ${args.provisionDelayCv}`}`;
+  const { launchFailureRate, preemptionsPerHour } = args.faults;
+  const faults = [
+    ...(launchFailureRate > 0 ? [`${+(launchFailureRate * 100).toFixed(1)}% of launches fail`] : []),
+    ...(preemptionsPerHour > 0 ? [`${preemptionsPerHour} preemptions per worker-hour`] : []),
+  ];
   return {
     workload: plan.workload.label,
     ...(args.workload === 'trace' ? { trace: args.trace!, timeScale: args.timeScale } : {}),
     sources: plan.sources,
     config: args.config,
     seed: args.seed,
-    launch,
+    launch: [launch, ...faults].join('; '),
     oracle: args.oracle,
     profile: args.profile,
   };
@@ -232,5 +238,6 @@ function summaryJson(r: SimulationResult, d: RunDescription): Record<string, unk
     prefillUtilisation: r.prefillUtilisation,
     scaleUps: up,
     scaleDowns: down,
+    gateway: r.gateway,
   };
 }

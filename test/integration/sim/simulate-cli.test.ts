@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { simulateMain } from '../../../src/sim/cluster/cli.js';
+import { planMain } from '../../../src/sim/plan/cli.js';
 import { ROOT } from '../../helpers/gateway.js';
 
 const SLICE = join(ROOT, 'test/fixtures/traces/azure-llm-2023-conv-head.csv');
@@ -128,6 +129,8 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     [['--trace', SLICE, '--port', '80'], /--port is a gateway option the simulation does not use/],
     [['--trace', SLICE, '--min_workers', '4', '--max_workers', '2'], /--min_workers 4 is above --max_workers 2/],
     [['--trace', SLICE, '--warp'], /unknown option --warp/],
+    [['--trace', SLICE, '--launch-failure-rate', '1.5'], /--launch-failure-rate: expected a value <= 1, got "1\.5"/],
+    [['--trace', SLICE, '--preemptions-per-hour', '-1'], /--preemptions-per-hour: expected a value >= 0, got "-1"/],
     [['--trace', '/nonexistent/trace.csv'], /\/nonexistent\/trace\.csv: cannot read the trace \(no such file\)/],
   ])('%j → exit 2 and a message that says what is wrong (in-process)', async (args, message) => {
     const err: string[] = [];
@@ -136,6 +139,86 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     expect(err.join('')).toMatch(message);
     expect(out).toEqual([]);
   });
+
+  /** Broken input files → the flags that read them and the message; every one exits 2 from both commands. */
+  const BROKEN_FILES: [
+    label: string,
+    name: string,
+    text: string,
+    flags: (file: string) => string[],
+    message: string,
+  ][] = [
+    [
+      'a Mooncake line that is not JSON',
+      'bad.jsonl',
+      '{"timestamp": 0, "input_length": 5, "output_length": 2, "hash_ids": [0]}\n{"timestamp": 9, oops\n',
+      (f) => ['--trace', f],
+      ':2: not JSON (',
+    ],
+    [
+      'a CSV without its GeneratedTokens column',
+      'cols.csv',
+      'TIMESTAMP,ContextTokens\n2023-11-16 18:15:46.6,374\n',
+      (f) => ['--trace', f],
+      ':1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens", got "TIMESTAMP,ContextTokens" (no GeneratedTokens column)',
+    ],
+    [
+      'a negative length',
+      'neg.csv',
+      'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6,374,44\n2023-11-16 18:15:47.0,-12,3\n',
+      (f) => ['--trace', f],
+      ':3: expected ContextTokens as a whole number >= 0, got "-12"',
+    ],
+    ['an empty file', 'empty.csv', '', (f) => ['--trace', f], ': the trace is empty'],
+    [
+      'an unsorted Mooncake trace, as the lengths of a generated workload',
+      'lengths.jsonl',
+      '{"timestamp": 5, "input_length": 5, "output_length": 2, "hash_ids": []}\n{"timestamp": 1, "input_length": 5, "output_length": 2, "hash_ids": []}\n',
+      (f) => ['--workload', 'bursty', '--lengths', f],
+      ":2: timestamp 1 is earlier than line 1's (5); the trace must be sorted by time",
+    ],
+    [
+      'a rate envelope with a negative rate',
+      'rates.csv',
+      'window_start_s,rate_rps\n0,2\n600,-1\n',
+      (f) => ['--workload', 'envelope', '--rates', f],
+      ':3: expected rate_rps as a number >= 0, got "-1"',
+    ],
+    [
+      'a rate envelope without its rate column',
+      'norate.csv',
+      'window_start_s,requests\n0,2\n',
+      (f) => ['--workload', 'envelope', '--rates', f],
+      ':1: the header has no rate_rps column',
+    ],
+  ];
+
+  it.each(BROKEN_FILES.flatMap((b) => (['simulate', 'plan'] as const).map((cmd) => [cmd, ...b] as const)))(
+    '%s, %s → exit 2, the file and line named, nothing run',
+    async (cmd, _label, name, text, flags, message) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'broken-')), name);
+      writeFileSync(file, text);
+      const out: string[] = [];
+      const err: string[] = [];
+      const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+      const dir = mkdtempSync(join(tmpdir(), 'broken-out-'));
+      const args = [...flags(file), '--quiet', '--chart', join(dir, 'c.svg')];
+      const code =
+        cmd === 'simulate'
+          ? await simulateMain([...args, '--timeline', join(dir, 't.csv')], io)
+          : await planMain([...args, '--jobs', '1'], io);
+      expect(code).toBe(2);
+      const want = `flockserve ${cmd}: ${file}${message}`;
+      expect(err.join('').slice(0, want.length)).toBe(want);
+      expect(
+        err
+          .join('')
+          .split('\n')
+          .filter((l) => l !== ''),
+      ).toHaveLength(1);
+      expect(out).toEqual([]);
+    },
+  );
 
   it('a trace with a bad row is refused, naming the file and the line', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'simulate-')), 'bad.csv');

@@ -269,6 +269,38 @@ describe('SloPolicy on a virtual clock', () => {
     expect(new SloPolicy().urgent(snap(h, 2), 1800 * S)).toBeUndefined();
   });
 
+  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 slots take in 15 waiting within the 1 s SLO)', () => {
+    const h = [
+      ...regime({ minutes: 20, rate: 5.3, workers: 3, peakOver: 60 }),
+      ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
+    ];
+    it.each([
+      // waiting now → urgent (every 2 s), then two evaluations 30 s apart
+      [0, undefined, [2, 2]],
+      [10, undefined, [2, 2]],
+      [15, undefined, [2, 2]],
+      [16, 3, [3, 3]],
+      [40, 3, [3, 3]],
+    ] as const)('%i waiting: urgent → %s, decisions → %j', (waiting, urgent, decisions) => {
+      const p = new SloPolicy();
+      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)?.desired).toBe(urgent);
+      const q = new SloPolicy();
+      const got = [1800, 1830].map((t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired);
+      expect(got).toEqual(decisions);
+    });
+  });
+
+  it('a rise the model sees coming (the mean outgrows the slots): up on the second decision that says so, with no request waiting yet', () => {
+    const h = [
+      ...regime({ minutes: 20, rate: 5.3, workers: 2 }),
+      ...regime({ startMs: 1200 * S, minutes: 5, rate: 10, workers: 2 }),
+    ];
+    const p = new SloPolicy();
+    const first = p.decide(snap(h, 2), 1500 * S);
+    expect(first.desired).toBe(2);
+    expect(p.decide(snap(h, 2), 1530 * S).desired).toBeGreaterThanOrEqual(3);
+  });
+
   it('more than max_workers needed: clamped, and the decision says what it wanted', () => {
     const h = [
       ...regime({ minutes: 20, rate: 20, workers: 8 }),
