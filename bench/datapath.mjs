@@ -20,13 +20,13 @@
 //        [--out FILE]          default bench/results/datapath.md
 // nginx, haproxy and wrk are installed with apt-get when missing; the open-file limit is raised
 // to 65536 (re-running itself under `ulimit -n`; needs root or a high hard limit).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, median } from './lib/load.mjs';
+import { openFileLimit, withOpenFileLimit } from './lib/nofile.mjs';
 import { ROOT, processTree, rssKiB, startCli, startScript, stop, waitHttp } from './lib/procs.mjs';
 import { ensureTools, startProxy, versions } from './lib/proxies.mjs';
 import { grpcLoop, openStreams, sseLoop } from './lib/stream-load.mjs';
@@ -37,19 +37,7 @@ const NOFILE = 65536;
 const NODE_FLOOR = 'Node floor (bare node:http + undici)';
 /** Before each later round's S window: the 200 streams ramp up again (each target is warm by then). */
 const STREAM_RAMP_MS = 2000;
-const limits = () => readFileSync('/proc/self/limits', 'utf8');
-const softNofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
-if (softNofile < NOFILE && !process.env.DATAPATH_REEXEC) {
-  // Raise the soft limit as far as the hard limit lets (a container may cap it below NOFILE).
-  const raise = `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"`;
-  const child = spawn('bash', ['-c', `${raise}; exec "$@"`, 'bash', process.execPath, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, DATAPATH_REEXEC: '1' },
-  });
-  child.on('exit', (code) => process.exit(code ?? 1));
-} else {
-  await main();
-}
+await withOpenFileLimit(NOFILE, main);
 
 async function main() {
   const { values } = parseArgs({
@@ -86,7 +74,7 @@ async function main() {
   const rounds = Math.max(1, Number(values.rounds));
   const phases = new Set(values.phases.split(','));
   // A proxy holds two sockets per open stream (client and worker side): the open-file limit bounds M.
-  const nofile = Number(/Max open files\s+(\d+)/.exec(limits())?.[1] ?? 0);
+  const nofile = openFileLimit();
   const mStreams = Math.min(Number(values['m-streams']), Math.floor((nofile - 512) / 2 / 100) * 100);
   if (mStreams < Number(values['m-streams']))
     console.log(`open-file limit ${nofile}: phase M opens ${mStreams} streams instead of ${values['m-streams']}`);

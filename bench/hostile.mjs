@@ -23,31 +23,22 @@
 // The bench holds one socket per slow client and the gateway one per client plus its workers':
 // the open-file limit is raised to 65536 if the hard limit allows (re-running itself under
 // `ulimit -n`), and the counts are capped to fit it otherwise.
-import { fork, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startFleet } from './lib/fleet.mjs';
 import { closedLoop } from './lib/load.mjs';
+import { openFileLimit, withOpenFileLimit } from './lib/nofile.mjs';
 import { ROOT } from './lib/procs.mjs';
 import { writeSection } from './lib/sections.mjs';
 import { gatewayCounters, slowClients } from './lib/slow-clients.mjs';
 
 const NOFILE = 65536;
 const TITLE = '# Slow clients: normal clients and gateway memory while thousands of connections trickle';
-const nofile = () => Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0);
-if (nofile() < NOFILE && !process.env.HOSTILE_REEXEC) {
-  const raise = `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"`;
-  const child = spawn('bash', ['-c', `${raise}; exec "$@"`, 'bash', process.execPath, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, HOSTILE_REEXEC: '1' },
-  });
-  child.on('exit', (code) => process.exit(code ?? 1));
-} else {
-  await main();
-}
+await withOpenFileLimit(NOFILE, main);
 
 async function main() {
   const { values } = parseArgs({
@@ -71,7 +62,7 @@ async function main() {
       port: { type: 'string', default: '0' },
     },
   });
-  const limit = nofile();
+  const limit = openFileLimit();
   // Each slow client holds a socket here and one in the gateway (a process of its own).
   const room = Math.max(0, limit - 1024);
   let slowHeader = Number(values['slow-header']);
