@@ -256,9 +256,8 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   pool.onChange((change) => {
     metrics.workerChanged?.(change, clock.now());
     launchTimes.change(change, clock.now());
-    const added = change.reason === 'added' && change.previous === change.worker.state;
-    const nowReady =
-      ready + (change.worker.state === 'ready' ? 1 : 0) - (!added && change.previous === 'ready' ? 1 : 0);
+    // State changes are rare (launches, drains): counting the ready workers again is cheap.
+    const nowReady = pool.inState('ready').length;
     if (nowReady !== ready) history.setReady((ready = nowReady));
     const { worker, previous, reason } = change;
     log.info(
