@@ -149,9 +149,7 @@ export abstract class KeyedRingPolicy implements BalancerPolicy {
   pick(candidates: Candidates, ctx: PickContext): Worker | undefined {
     const key = this.keyOf(ctx);
     if (key === undefined) return candidates.leastLoaded(ctx.random);
-    const w = this.sticks(key, ctx)
-      ? this.#ring.pick(key, candidates)
-      : this.#ring.homeIfLeastLoaded(key, candidates);
+    const w = this.sticks(key, ctx) ? this.#ring.pick(key, candidates) : this.#ring.homeIfLeastLoaded(key, candidates);
     return w ?? candidates.leastLoaded(ctx.random);
   }
 }
