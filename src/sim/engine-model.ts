@@ -85,7 +85,7 @@ export interface EngineProfile {
  *   keeps 2 (K,V) × 32 × 8 × 128 × 2 bytes (BF16) = 128 KiB. The A100-80GB has 80 GiB; vLLM's
  *   --gpu-memory-utilization 0.9 gives it 72 GiB, less 15 GiB of weights (8.03 B parameters × 2
  *   bytes) and ~3 GiB of activation peak and CUDA graphs: ≈ 54 GiB of KV cache → ~440k tokens,
- *   the "GPU KV cache size" vLLM logs at start-up for this model and GPU.
+ *   computed as vLLM computes the "GPU KV cache size" it logs at start-up.
  */
 export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
   maxNumSeqs: 256,
