@@ -11,6 +11,22 @@ function homeOf(ctx: { promptText?: string; sessionKey?: string }): string {
   policyBench(policy, idle(NAMES.slice(0, 4)));
   return policy.home(ctx)!.name;
 }
+
+/** NAMES[0..3] behind `policy`, the key's home with `homeLoad` in flight, the others with `otherLoads`. */
+function aroundHome(
+  policy: PrefixHash,
+  ctx: { promptText?: string; sessionKey?: string },
+  homeLoad: number,
+  otherLoads: number[],
+) {
+  const home = homeOf(ctx);
+  const others = NAMES.slice(0, 4).filter((n) => n !== home);
+  const bench = policyBench(policy, [
+    [home, homeLoad, 30],
+    ...others.map((n, i): WorkerSpec => [n, otherLoads[i]!, 30]),
+  ]);
+  return { ...bench, home: bench.byName(home), others: others.map(bench.byName) };
+}
 /** Prompts that differ from their first characters on, each longer than the key (4,096 characters). */
 const prompts = Array.from({ length: 2000 }, (_, i) => `document ${i}: ${'lorem ipsum dolor sit amet. '.repeat(160)}`);
 
@@ -109,31 +125,17 @@ describe('PrefixHash', () => {
   it.each(firstOrAgain)('%s', (_label, before, session, expected) => {
     const policy = new PrefixHash();
     const ctx = session ? { sessionKey: 'alice', promptText: prompts[3]! } : { promptText: prompts[3]! };
-    const home = homeOf(ctx);
-    const others = NAMES.slice(0, 4).filter((n) => n !== home);
-    const { pool, byName } = policyBench(policy, [
-      [home, 2, 30],
-      [others[0]!, 3, 30],
-      [others[1]!, 3, 30],
-      [others[2]!, 1, 30],
-    ]);
+    const { pool, home, others } = aroundHome(policy, ctx, 2, [3, 3, 1]);
     const random = seededRandom(7);
     for (let i = 0; i < before; i++) policy.pick(pool.loads, { ...ctx, random });
-    expect(policy.pick(pool.loads, { ...ctx, random })).toBe(byName(expected === 'home' ? home : others[2]!));
+    expect(policy.pick(pool.loads, { ...ctx, random })).toBe(expected === 'home' ? home : others[2]);
   });
 
   it('a prompt key seen for the first time goes to its home when no worker is less loaded (whatever the draw)', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const policy = new PrefixHash();
-      const home = homeOf({ promptText: prompts[4]! });
-      const others = NAMES.slice(0, 4).filter((n) => n !== home);
-      const { pool, byName } = policyBench(policy, [
-        [home, 1, 30],
-        [others[0]!, 1, 30],
-        [others[1]!, 2, 30],
-        [others[2]!, 2, 30],
-      ]);
-      expect(policy.pick(pool.loads, { promptText: prompts[4]!, random: seededRandom(seed) })).toBe(byName(home));
+      const { pool, home } = aroundHome(policy, { promptText: prompts[4]! }, 1, [1, 2, 2]);
+      expect(policy.pick(pool.loads, { promptText: prompts[4]!, random: seededRandom(seed) })).toBe(home);
     }
   });
 
@@ -157,16 +159,12 @@ describe('PrefixHash', () => {
   it('the bound counts the other gateway replicas’ requests on the worker, as the fleet’s total does', () => {
     const policy = new PrefixHash();
     const ctx = { promptText: prompts[5]!, random: seededRandom(10) };
-    const home = homeOf(ctx);
     // 9 in flight: this replica's 1 on each other worker, the other replicas' 6 on the home,
     // which is over its bound ⌈10 / 4⌉ = 3.
-    const { pool, byName } = policyBench(
-      policy,
-      NAMES.slice(0, 4).map((n): WorkerSpec => [n, n === home ? 0 : 1, 30]),
-    );
-    pool.setRemoteInFlight(home, 6);
+    const { pool, home } = aroundHome(policy, ctx, 0, [1, 1, 1]);
+    pool.setRemoteInFlight(home.name, 6);
     policy.pick(pool.loads, ctx); // the key is now one that recurs
-    expect(policy.pick(pool.loads, ctx)).not.toBe(byName(home));
+    expect(policy.pick(pool.loads, ctx)).not.toBe(home);
   });
 
   it('no prompt and no session key: least-connection', () => {
