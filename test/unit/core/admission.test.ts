@@ -37,9 +37,10 @@ function setup(
   const tracker = new LoadTracker(clock, 60 * S);
   const reported: number[] = [];
   const set = tracker.set.bind(tracker);
-  vi.spyOn(tracker, 'set').mockImplementation((v) => {
+  // Passes on the time admission read for the change: the means below then hold it to the clock.
+  vi.spyOn(tracker, 'set').mockImplementation((v, now) => {
     reported.push(v);
-    set(v);
+    set(v, now);
   });
   const admission = new Admission({
     pool,
