@@ -169,6 +169,17 @@ export class Admission {
     return this.#waiters.size > 0 && loads.readyCount > 0 && loads.size === 0;
   }
 
+  /**
+   * A slot at once, when one is free and nobody waits before this request; else undefined, and
+   * acquire() decides (it waits, or says why not). What acquire() would do at once, without
+   * the promise: a request that gets its slot goes on in the same turn.
+   */
+  tryAcquire(opts: AcquireOptions): Lease | undefined {
+    if (this.#closedWith || opts.signal?.aborted || this.#waiters.size > 0) return undefined;
+    const worker = this.#pick(opts.ctx);
+    return worker ? this.#lease(worker, 0) : undefined;
+  }
+
   acquire(opts: AcquireOptions): Promise<Lease> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const { signal } = opts;
