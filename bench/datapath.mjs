@@ -249,7 +249,9 @@ async function main() {
         // functions deoptimize there (mostly "wrong map") and re-compile during the next run,
         // so a warm-up of one run leaves the first measured round the slowest of all.
         for (const t of targets) {
-          const half = { dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds: warmup / 2 };
+          // wrk takes whole seconds only (`-d1.5s` is an error).
+          const seconds = Math.max(1, Math.ceil(warmup / 2));
+          const half = { dir: tmp, url: `${t.url}/v1/chat/completions`, body, connections, seconds };
           await wrk(half);
           await sleep(settle * 1000);
           await wrk(half);

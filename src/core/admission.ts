@@ -19,10 +19,13 @@ export interface AdmissionOptions {
   readonly pool: WorkerPool;
   readonly balancer: BalancerPolicy;
   readonly clock: Clock;
-  /** Told the queue length (in flight + waiting here) on every change: the load tracker, or the replicas' sum. */
-  readonly tracker: { set(queueLength: number): void };
+  /**
+   * Told the queue length (in flight + waiting here) on every change, with the clock's time of
+   * the change: the load tracker, or the replicas' sum.
+   */
+  readonly tracker: { set(queueLength: number, now: number): void };
   /** Also told every change, with the requests waiting apart (the autoscaler's short-bucket history). */
-  readonly history?: { record(queueLength: number, waiting: number): void };
+  readonly history?: { record(queueLength: number, waiting: number, now: number): void };
   readonly random: Random;
   /** Requests that may wait for a slot; one more gets 'queue_full' (429). 0 means none wait. */
   readonly maxQueueLength: number;
@@ -119,7 +122,7 @@ export class Admission {
   readonly #pool: WorkerPool;
   readonly #balancer: BalancerPolicy;
   readonly #clock: Clock;
-  readonly #tracker: { set(queueLength: number): void };
+  readonly #tracker: AdmissionOptions['tracker'];
   readonly #history: AdmissionOptions['history'];
   readonly #maxQueueLength: number;
   readonly #onDemand: (() => void) | undefined;
@@ -164,6 +167,17 @@ export class Admission {
   get heldAtCapacity(): boolean {
     const loads = this.#pool.loads;
     return this.#waiters.size > 0 && loads.readyCount > 0 && loads.size === 0;
+  }
+
+  /**
+   * A slot at once, when one is free and nobody waits before this request; else undefined, and
+   * acquire() decides (it waits, or says why not). What acquire() would do at once, without
+   * the promise: a request that gets its slot goes on in the same turn.
+   */
+  tryAcquire(opts: AcquireOptions): Lease | undefined {
+    if (this.#closedWith || opts.signal?.aborted || this.#waiters.size > 0) return undefined;
+    const worker = this.#pick(opts.ctx);
+    return worker ? this.#lease(worker, 0) : undefined;
   }
 
   acquire(opts: AcquireOptions): Promise<Lease> {
@@ -313,8 +327,10 @@ export class Admission {
   #report(): void {
     const waiting = this.#waiters.size;
     const queue = this.#pool.inFlight() + waiting;
-    this.#tracker.set(queue);
-    this.#history?.record(queue, waiting);
+    // One reading of the clock for both: each change is reported twice per request.
+    const now = this.#clock.now();
+    this.#tracker.set(queue, now);
+    this.#history?.record(queue, waiting, now);
   }
 
   #timeout(timeoutMs: number, cold: boolean): GatewayError {

@@ -68,13 +68,16 @@ export class LoadHistory {
     this.#since = now;
   }
 
-  /** The queue length (in flight + waiting) and the requests waiting for a slot, as of now. */
-  record(queue: number, waiting: number): void {
-    this.#roll(this.#clock.now());
+  /**
+   * The queue length (in flight + waiting) and the requests waiting for a slot, as of `now`
+   * (the clock's time, read by the caller when it reads it anyway).
+   */
+  record(queue: number, waiting: number, now = this.#clock.now()): void {
+    this.#roll(now);
     const delta = queue - this.#queue;
     if (delta > 0) this.#arrivals += delta;
     else this.#departures -= delta;
-    this.#advance(this.#clock.now());
+    this.#advance(now);
     this.#queue = queue;
     this.#waiting = waiting;
     if (queue > this.#peak) this.#peak = queue;
@@ -83,8 +86,9 @@ export class LoadHistory {
 
   /** Ready workers, as of now. */
   setReady(ready: number): void {
-    this.#roll(this.#clock.now());
-    this.#advance(this.#clock.now());
+    const now = this.#clock.now();
+    this.#roll(now);
+    this.#advance(now);
     this.#ready = ready;
   }
 

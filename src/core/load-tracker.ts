@@ -59,12 +59,11 @@ export class LoadTracker {
     return this.#windowMs;
   }
 
-  /** Reports the queue length as of now. */
-  set(value: number): void {
+  /** Reports the queue length as of `now` (the clock's time; the caller's reading, if it has one). */
+  set(value: number, now = this.#clock.now()): void {
     if (!(value >= 0) || !Number.isFinite(value)) throw new RangeError(`queue length must be >= 0, got ${value}`);
     if (value === this.#openValue) return;
-    for (const f of this.#followers) f.set(value);
-    const now = this.#clock.now();
+    for (const f of this.#followers) f.set(value, now);
     if (now > this.#openStart) {
       this.#close(this.#openStart, this.#openValue, now);
       this.#closedArea += this.#openValue * (now - this.#openStart);

@@ -36,12 +36,12 @@ export interface ReplicaFleet {
  * (published); and the others' requests waiting for a slot, which the leader adds to its own.
  */
 export class GlobalQueue {
-  readonly #tracker: { set(value: number): void };
+  readonly #tracker: { set(value: number, now?: number): void };
   #local = 0;
   #remote = 0;
   #remoteWaiting = 0;
 
-  constructor(tracker: { set(value: number): void }) {
+  constructor(tracker: { set(value: number, now?: number): void }) {
     this.#tracker = tracker;
   }
 
@@ -50,9 +50,9 @@ export class GlobalQueue {
     return this.#local;
   }
 
-  set(local: number): void {
+  set(local: number, now?: number): void {
     this.#local = local;
-    this.#tracker.set(local + this.#remote);
+    this.#tracker.set(local + this.#remote, now);
   }
 
   /** Requests waiting at the other replicas, as they last published. */

@@ -26,6 +26,11 @@ export interface Forward {
   /** Signals for affinity policies; either may be missing. */
   readonly sessionKey?: string | undefined;
   readonly promptText?: string | undefined;
+  /**
+   * What cancels the request when its client goes away, when the caller already watches the
+   * response's close (one listener instead of two); else forward makes its own (cancelOnClose).
+   */
+  readonly abort?: Cancellation | undefined;
 }
 
 /** Where an unexpected (internal) error is reported. */
@@ -44,18 +49,15 @@ export async function answer(
   log?: ErrorLog | undefined,
 ): Promise<void> {
   try {
-    await forward(service, res, f);
+    await forward(service, res, f, log);
   } catch (err) {
     writeError(res, toGatewayError(err), f.requestId, log);
   }
 }
 
-async function forward(service: InferenceService, res: ServerResponse, f: Forward): Promise<void> {
+async function forward(service: InferenceService, res: ServerResponse, f: Forward, log?: ErrorLog): Promise<void> {
   // A client that goes away cancels its wait in the queue and its upstream request.
-  const abort = new Cancellation();
-  res.once('close', () => {
-    if (!res.writableFinished) abort.abort(new GatewayError('client_closed'));
-  });
+  const abort = f.abort ?? cancelOnClose(res);
   const headers = forwardableHeaders(f.headers, f.record.upstreamHeaders);
   headers[REQUEST_ID_HEADER] = f.requestId;
   const upstream = await service.dispatch({
@@ -76,21 +78,41 @@ async function forward(service: InferenceService, res: ServerResponse, f: Forwar
     headers: upstream.headers,
   });
   if (upstream.status >= 400 && f.errorShape === 'openai') {
-    const whole = await readWhole(upstream);
-    f.record.chunk(whole);
-    throw workerError(upstream.status, upstream.headers, whole);
+    readWhole(
+      upstream,
+      (whole) => {
+        f.record.chunk(whole);
+        writeError(res, workerError(upstream.status, upstream.headers, whole), f.requestId, log);
+      },
+      (err) => writeError(res, err, f.requestId, log),
+    );
+    return;
   }
   upstream.headers[REQUEST_ID_HEADER] = f.requestId;
   if (stream) {
     answerStream(res, upstream, f.record);
     return;
   }
-  const whole = await readWhole(upstream);
-  f.record.chunk(whole);
-  // The whole body is at hand: its length goes out with it, instead of chunked framing.
-  const answerHeaders = upstream.headers;
-  if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) answerHeaders['content-length'] = String(whole.length);
-  res.writeHead(upstream.status, answerHeaders).end(whole);
+  readWhole(
+    upstream,
+    (whole) => {
+      f.record.chunk(whole);
+      // The whole body is at hand: its length goes out with it, instead of chunked framing.
+      const answerHeaders = upstream.headers;
+      if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) answerHeaders['content-length'] = String(whole.length);
+      res.writeHead(upstream.status, answerHeaders).end(whole);
+    },
+    (err) => writeError(res, err, f.requestId, log),
+  );
+}
+
+/** A Cancellation that a client going away (the response closing before its end) aborts. */
+function cancelOnClose(res: ServerResponse): Cancellation {
+  const abort = new Cancellation();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort(new GatewayError('client_closed'));
+  });
+  return abort;
 }
 
 /** A 1xx, 204 or 304 answer has no body, and no content-length either (RFC 9110 §8.6). */
@@ -131,19 +153,26 @@ export function writeError(
 /**
  * A non-streamed answer is read whole, so a worker that fails mid-body still gets the client a
  * clean 502 (or 504 when it stalled) instead of half a body. (A JSON answer arrives as one
- * chunk: the service checks it whole.)
+ * chunk: the service checks it whole.) Callbacks rather than a promise: an answer that came
+ * with its headers is whole at once, and goes out in the same turn.
  */
-function readWhole(upstream: InferenceReply): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    upstream.body
-      .read({
-        data: (c) => chunks.push(c),
-        end: () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
-        error: (err) => reject(midAnswerError(err, upstream.worker)),
-      })
-      .resume();
-  });
+function readWhole(upstream: InferenceReply, done: (whole: Buffer) => void, failed: (err: GatewayError) => void): void {
+  const chunks: Buffer[] = [];
+  upstream.body
+    .read({
+      data: (c) => chunks.push(c),
+      end: () => {
+        // What done() throws (e.g. a header node refuses to write) is the answer's error, as
+        // anything thrown on the way to it: it must not unwind into the worker's body.
+        try {
+          done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        } catch (err) {
+          failed(toGatewayError(err));
+        }
+      },
+      error: (err) => failed(midAnswerError(err, upstream.worker)),
+    })
+    .resume();
 }
 
 /**
@@ -192,14 +221,19 @@ function midAnswerError(err: unknown, worker: string): GatewayError {
 /**
  * Finishes `record` when the response is over: sent, failed, or cut by the client (then 499,
  * nginx's "client closed request", if no answer had begun). `details` is read at that moment.
+ * Returns what the client going away (the response closing before its end) aborts, for
+ * Forward.abort: one close listener serves both.
  */
 export function recordUntilClose(
   record: RequestRecord,
   res: ServerResponse,
   details: () => { user: string | undefined; model?: string | undefined; requestBody: Buffer | undefined },
-): void {
+): Cancellation {
+  const abort = new Cancellation();
   res.once('close', () => {
     const aborted = !res.writableFinished;
     record.finish({ status: aborted && !res.headersSent ? 499 : res.statusCode, aborted, ...details() });
+    if (aborted) abort.abort(new GatewayError('client_closed'));
   });
+  return abort;
 }

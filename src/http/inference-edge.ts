@@ -51,7 +51,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
     });
     let raw: Buffer | undefined;
     let body: JsonObject | undefined;
-    recordUntilClose(record, res, () => ({
+    const abort = recordUntilClose(record, res, () => ({
       user: typeof body?.['user'] === 'string' ? body['user'] : undefined,
       model: typeof body?.['model'] === 'string' ? body['model'] : undefined,
       requestBody: raw,
@@ -84,6 +84,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
           body: forwarded,
           record,
           requestId,
+          abort,
           errorShape: route.api,
           sessionKey: sessionKeyOf(body, headerOf(req, SESSION_HEADER)),
           promptText: o.service.readsPrompt ? promptTextOf(body) : undefined,

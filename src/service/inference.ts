@@ -170,21 +170,25 @@ export class InferenceService {
   }
 
   async #attempts(call: InferenceCall, active: Active): Promise<InferenceReply> {
-    const tried = new Set<string>();
+    // The workers this request failed on; made at its first retry (few requests retry).
+    let tried: Set<string> | undefined;
     const signal = active.abort;
     let queueWaitMs = 0;
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) await this.#backoff(attempt, signal);
       // Whatever ends the request (the client, its deadline, the request timeout) ends its wait.
-      let lease: Lease;
-      try {
-        lease = await this.#options.admission.acquire({
-          ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
-          timeoutMs: this.#options.queueTimeoutMs,
-          signal,
-        });
-      } catch (err) {
-        throw signal.aborted ? abortReason(signal) : err;
+      const wanted = {
+        ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
+        timeoutMs: this.#options.queueTimeoutMs,
+        signal,
+      };
+      let lease = this.#options.admission.tryAcquire(wanted);
+      if (!lease) {
+        try {
+          lease = await this.#options.admission.acquire(wanted);
+        } catch (err) {
+          throw signal.aborted ? abortReason(signal) : err;
+        }
       }
       const worker = lease.worker;
       queueWaitMs += lease.waitedMs;
@@ -208,7 +212,7 @@ export class InferenceService {
         const failure = toGatewayError(err);
         if (failure.status >= 500) this.#options.onOutcome?.(worker, false);
         if (retriesLeft && isRetryable(failure)) {
-          this.#retry(tried, worker, lowLevelCode(failure.cause));
+          tried = this.#retry(tried, worker, lowLevelCode(failure.cause));
           continue;
         }
         throw failure;
@@ -217,7 +221,7 @@ export class InferenceService {
       if (RETRYABLE_STATUS.has(res.status) && retriesLeft) {
         res.body.discard();
         this.#release(lease);
-        this.#retry(tried, worker, `status ${res.status}`);
+        tried = this.#retry(tried, worker, `status ${res.status}`);
         continue;
       }
       const kind = bodyKind(call.method, res.status, res.headers);
@@ -238,10 +242,13 @@ export class InferenceService {
     }
   }
 
-  #retry(tried: Set<string>, worker: Worker, reason: string): void {
-    tried.add(worker.name);
+  /** Counts a retry and returns `tried` with the worker added. */
+  #retry(tried: Set<string> | undefined, worker: Worker, reason: string): Set<string> {
+    const set = tried ?? new Set<string>();
+    set.add(worker.name);
     this.#stats.retries++;
     this.#options.onRetry?.(worker.name, reason);
+    return set;
   }
 
   /** retry_backoff × 2^(attempt−1): 50 ms, 100 ms, 200 ms ... for the default 50 ms. */

@@ -1,4 +1,4 @@
-import { Pool, type buildConnector, type Dispatcher } from 'undici';
+import { Pool, util, type buildConnector, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
 import { BodyStream } from './body-stream.js';
@@ -70,6 +70,23 @@ export function forwardableHeaders(
   return out;
 }
 
+/**
+ * forwardableHeaders of an answer's raw headers (undici's name, value, name, value ... as
+ * bytes): names lower-cased, a repeated header's values joined.
+ */
+export function forwardableRawHeaders(raw: readonly (Buffer | string)[]): Headers {
+  const out: Headers = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = util.headerNameToString(raw[i]!);
+    if (HOP_BY_HOP.has(key)) continue;
+    const value = raw[i + 1]!.toString('latin1');
+    const seen = out[key];
+    // An own property only: a header named like an Object.prototype member is an ordinary one.
+    out[key] = seen !== undefined && Object.hasOwn(out, key) ? `${seen}, ${value}` : value;
+  }
+  return out;
+}
+
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_PATH = /[^\u0021-\u00ff]/;
@@ -129,30 +146,75 @@ export class UpstreamClient {
    * the signal's reason when it aborts; a failure after them fails the body likewise (afterHeadersError).
    * Straight on `dispatch` rather than `request()`: no stream layer (a Readable buffers, ticks
    * and calls read() per chunk) and one handler less per request on the gateway's hottest path.
+   * The handler has the hooks undici's connection code calls itself (onConnect, onHeaders, onData,
+   * onComplete, onError): its newer ones (onRequestStart ...) are a wrapper around these that
+   * builds a controller per request and parses the headers into an object, which would be copied
+   * again here to drop the hop-by-hop ones; the raw headers are read once instead.
    */
   send(url: string, req: UpstreamRequest): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
       const signal = req.signal;
-      let controller: Dispatcher.DispatchController | undefined;
+      let abortRequest: ((err: Error) => void) | undefined;
       let body: BodyStream | undefined;
       let settled = false;
+      // The body's reader paused it: onData answers false, and undici waits for resumeSocket.
+      let paused = false;
+      let resumeSocket: (() => void) | undefined;
       // undici closes the socket with an error of its own: a cancellation needs no stack traced.
-      const cancel = (c: Dispatcher.DispatchController): void =>
-        untraced(() => c.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted')));
+      const cancel = (abort: (err: Error) => void): void =>
+        untraced(() => abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted')));
       const settle = (): void => {
         settled = true;
         signal?.removeEventListener('abort', onAbort);
       };
-      // Before the request reaches a socket there is no controller yet: it ends here at once (its
-      // slot is not held on undici starting it), and onRequestStart aborts it if it ever starts.
+      // Before the request reaches a socket there is nothing to abort yet: it ends here at once (its
+      // slot is not held on undici starting it), and onConnect aborts it if it ever starts.
       const onAbort = (): void => {
-        if (controller) cancel(controller);
+        if (abortRequest) cancel(abortRequest);
         else if (!settled) {
           settle();
           reject(signal!.reason);
         }
       };
       signal?.addEventListener('abort', onAbort, { once: true });
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect(abort) {
+          abortRequest = abort;
+          if (signal?.aborted) cancel(abort);
+        },
+        onHeaders(statusCode, rawHeaders, resume) {
+          if (statusCode < 200) return true; // 1xx: the real answer follows
+          resumeSocket = resume;
+          body = new BodyStream({
+            pause: () => {
+              paused = true;
+            },
+            resume: () => {
+              if (!paused) return;
+              paused = false;
+              resumeSocket!();
+            },
+            abort: () => abortRequest?.(new Error('the answer was dropped before its end')),
+          });
+          resolve({ status: statusCode, headers: forwardableRawHeaders(rawHeaders), body });
+          return !paused;
+        },
+        onData(chunk) {
+          body!.push(chunk);
+          return !paused;
+        },
+        onComplete() {
+          settle();
+          body!.finish();
+        },
+        onError(err) {
+          if (settled) return;
+          settle();
+          if (!body) reject(beforeHeadersError(err, req.worker ?? url));
+          // After the headers: the reader sees the chunks already pushed, then the error.
+          else queueMicrotask(() => body!.fail(afterHeadersError(err, req.worker ?? url)));
+        },
+      };
       this.#pool(url).dispatch(
         {
           method: req.method as Dispatcher.HttpMethod,
@@ -160,35 +222,7 @@ export class UpstreamClient {
           headers: req.headers,
           body: req.body,
         },
-        {
-          onRequestStart(c) {
-            controller = c;
-            if (signal?.aborted) cancel(c);
-          },
-          onResponseStart(c, statusCode, headers) {
-            if (statusCode < 200) return; // 1xx: the real answer follows
-            body = new BodyStream({
-              pause: () => c.pause(),
-              resume: () => c.resume(),
-              abort: () => c.abort(new Error('the answer was dropped before its end')),
-            });
-            resolve({ status: statusCode, headers: forwardableHeaders(headers), body });
-          },
-          onResponseData(_c, chunk) {
-            body!.push(chunk);
-          },
-          onResponseEnd() {
-            settle();
-            body!.finish();
-          },
-          onResponseError(_c, err) {
-            if (settled) return;
-            settle();
-            if (!body) reject(beforeHeadersError(err, req.worker ?? url));
-            // After the headers: the reader sees the chunks already pushed, then the error.
-            else queueMicrotask(() => body!.fail(afterHeadersError(err, req.worker ?? url)));
-          },
-        },
+        handler,
       );
     });
   }

@@ -1,8 +1,11 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cancellation } from '../../../src/core/cancellation.js';
 import { GatewayError } from '../../../src/core/errors.js';
 import { startEngineSimulator, type EngineSimulator } from '../../../src/sim/server.js';
-import { forwardableHeaders, unsendable, UpstreamClient } from '../../../src/upstream/client.js';
+import { forwardableHeaders, forwardableRawHeaders, unsendable, UpstreamClient } from '../../../src/upstream/client.js';
 
 let sim: EngineSimulator;
 let hanging: EngineSimulator;
@@ -42,6 +45,97 @@ describe('UpstreamClient', () => {
       res.body.discard();
     }
     await up.close();
+  });
+});
+
+describe("forwardableRawHeaders: an answer's raw headers as the client gets them", () => {
+  const raw = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
+  it.each([
+    [
+      'names lower-cased',
+      raw('Content-Type', 'application/json', 'X-Request-Id', 'r1'),
+      { 'content-type': 'application/json', 'x-request-id': 'r1' },
+    ],
+    [
+      'hop-by-hop left out',
+      raw(
+        'Connection',
+        'keep-alive',
+        'Keep-Alive',
+        'timeout=5',
+        'Transfer-Encoding',
+        'chunked',
+        'Content-Length',
+        '2',
+        'x-a',
+        '1',
+      ),
+      { 'x-a': '1' },
+    ],
+    [
+      'a repeated header joined',
+      raw('Set-Cookie', 'a=1', 'x-b', '2', 'set-cookie', 'b=2'),
+      { 'set-cookie': 'a=1, b=2', 'x-b': '2' },
+    ],
+    ['obs-text kept byte for byte', raw('x-a', 'caf\u00e9'), { 'x-a': 'caf\u00e9' }],
+    [
+      'a name like an Object member is an ordinary header',
+      raw('constructor', 'c', 'toString', 't'),
+      { constructor: 'c', tostring: 't' },
+    ],
+    ['__proto__ changes nothing', raw('__proto__', 'x', 'x-a', '1'), { 'x-a': '1' }],
+  ])('%s', (_what, headers, want) => {
+    const got = forwardableRawHeaders(headers);
+    expect({ ...got }).toEqual(want);
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+  });
+
+  it('as UpstreamClient.send reads them from a worker, with a body its reader pauses and resumes', async () => {
+    const server: Server = createServer((_req, res) => {
+      res.setHeader('Set-Cookie', ['a=1', 'b=2']);
+      res.setHeader('X-Engine', 'light');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // More than the body's high-water mark, so its feeder is paused and resumed on the way.
+      res.end(JSON.stringify({ pad: 'x'.repeat(64 * 1024) }));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const up = new UpstreamClient({ connections: 1 });
+    try {
+      const res = await up.send(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+        ...models,
+        headers: {},
+      });
+      expect(res.headers).toMatchObject({
+        'set-cookie': 'a=1, b=2',
+        'x-engine': 'light',
+        'content-type': 'application/json',
+      });
+      expect(res.headers).not.toHaveProperty('connection');
+      // The reader pauses at each chunk and goes on a turn of the event loop later: the socket
+      // is paused (onData answers false) and resumed each time, and the body arrives whole.
+      const chunks: Buffer[] = [];
+      let pauses = 0;
+      await new Promise<void>((resolve, reject) =>
+        res.body
+          .read({
+            data: (c) => {
+              chunks.push(c);
+              pauses++;
+              res.body.pause();
+              setImmediate(() => res.body.resume());
+            },
+            end: resolve,
+            error: reject,
+          })
+          .resume(),
+      );
+      expect(pauses).toBeGreaterThan(1);
+      expect((JSON.parse(Buffer.concat(chunks).toString()) as { pad: string }).pad.length).toBe(64 * 1024);
+    } finally {
+      await up.close();
+      server.close();
+    }
   });
 });
 

@@ -37,9 +37,10 @@ function setup(
   const tracker = new LoadTracker(clock, 60 * S);
   const reported: number[] = [];
   const set = tracker.set.bind(tracker);
-  vi.spyOn(tracker, 'set').mockImplementation((v) => {
+  // Passes on the time admission read for the change: the means below then hold it to the clock.
+  vi.spyOn(tracker, 'set').mockImplementation((v, now) => {
     reported.push(v);
-    set(v);
+    set(v, now);
   });
   const admission = new Admission({
     pool,
@@ -102,6 +103,29 @@ describe('Admission', () => {
     const { admission } = setup();
     const lease = await admission.acquire({ ctx: {}, timeoutMs: 0 });
     expect(lease.worker.inFlight).toBe(1);
+  });
+
+  it('tryAcquire: a slot in the same turn only where acquire would give one at once', async () => {
+    const { admission, request, pool } = setup({ workers: 1, capacity: 2 });
+    const now = () => admission.tryAcquire({ ctx: {}, timeoutMs: 10 * S });
+    // timeline: a free slot; the last free slot; full; a waiter ahead; an aborted client; closed
+    const first = now();
+    expect(first?.worker.name).toBe('w-1');
+    expect(now()?.worker.inFlight).toBe(2);
+    expect(now()).toBeUndefined(); // full: acquire() queues it
+    const waiter = request();
+    await flush();
+    first!.release(); // the slot goes to the waiter, not to a later tryAcquire
+    await flush();
+    expect(waiter.lease).toBeDefined();
+    expect(now()).toBeUndefined();
+    waiter.lease!.release();
+    const aborted = new AbortController();
+    aborted.abort();
+    expect(admission.tryAcquire({ ctx: {}, timeoutMs: 10 * S, signal: aborted.signal })).toBeUndefined();
+    expect(pool.list()[0]!.inFlight).toBe(1);
+    admission.close();
+    expect(now()).toBeUndefined();
   });
 
   it('hands released slots to waiters in FIFO order; release is idempotent', async () => {
