@@ -35,7 +35,8 @@ const SUSTAINED_BUCKETS = 3;
  *   E    how far above the load just before it the load that 99% of requests arrived into
  *        stood: bursts and fluctuations (burstExcess)
  *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
- *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r)))
+ *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)): in a
+ *        peak every slot is taken, so they free at the full-load pace S(C), not the mean's
  *
  * Up at once to `need` when more requests wait than the ready slots take in within the SLO
  * (also between evaluations, every 2 s); on the model's word alone only when the mean load
@@ -46,8 +47,8 @@ const SUSTAINED_BUCKETS = 3;
  *
  * E.g. the conv trace's shape, S(b) = 2.6 + 0.13·b s, C = 30, slo = 1 s: at λ = 5.3 req/s one
  * worker would carry b = 44 > 30 slots; two carry 10.5 each, peaks 21 + E; with E = 30 that is
- * 51 ≤ 60·(1 + 1/4.0) = 75 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
- * the requests: E ≈ 200 → 6 workers, kept between bursts; one such burst in an hour of 5 req/s
+ * 51 ≤ 60·(1 + 1/6.5) = 69 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
+ * the requests: E ≈ 200 → 6 workers (200 ≤ 6·30·(1 + 1/6.5) = 208), kept between bursts; one such burst in an hour of 5 req/s
  * (1% of the requests) moves nothing. A prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s: λ·a1
  * = 6.6 workers of prefill → 7.
  * Covered by test/unit/core/autoscaler/slo.test.ts; bench/results/autoscaling.md measures it.
@@ -133,7 +134,8 @@ interface Estimate {
   readonly sustained: boolean;
   /**
    * Requests that may wait now and still reach a slot within the SLO: the ready slots free
-   * ready·C·slo/S of them in that time. A wait that short is no overload to launch for.
+   * ready·C·slo/S(C) of them in that time (requests wait only when every slot is taken). A
+   * wait that short is no overload to launch for.
    */
   readonly drainable: number;
   readonly launchMs: number;
@@ -273,20 +275,20 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
     (up.fits
       ? `${up.r} workers hold ${up.b.toFixed(1)} each, peaks ${up.peak.toFixed(0)} of ${up.r * C} slots`
       : `more than ${cap} workers`);
+  // Requests wait only when every ready slot is taken: they drain at the full-load pace S(C).
   const ready = s.workers.ready;
   const u = (lambda / Math.max(ready, 1)) * a1;
-  const bNow = u < 1 ? ((lambda / Math.max(ready, 1)) * a0) / (1 - u) : Infinity;
-  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * Math.min(bNow, C), 1e-3) : 0;
+  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * C, 1e-3) : 0;
   return { need: up.r, needMean: mean.r, needDown: down.r, sustained, drainable, launchMs, why };
 }
 
 /**
  * The fewest workers r that hold the load: utilisation λ·a1/r ≤ UTILISATION_MAX, the mean in
  * flight per worker b(r) = (λ/r)·a0 / (1 − λ·a1/r) within its C slots, and the peaks, r·b(r) +
- * excess, within `margin` of what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r))) (a
- * request over the slots waits for one of them to free, one every S/(r·C)).
+ * excess, within `margin` of what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)) (a
+ * request over the slots waits for one of them to free, one every S(C)/(r·C): all are taken).
  * E.g. λ 5.3 req/s, S(b) = 2.6 + 0.13·b, excess 29, C 30, slo 1 s: r = 1 is over utilisation…
- * b(1) = 5.3·2.6/(1 − 0.69) = 44 > 30; r = 2: b = 10.6, peaks 50 ≤ 60·(1 + 1/4.0) = 75 → 2.
+ * b(1) = 5.3·2.6/(1 − 0.69) = 44 > 30; r = 2: b = 10.6, peaks 50 ≤ 60·(1 + 1/6.5) = 69 → 2.
  */
 function smallestFleet(
   m: ServiceModel,
@@ -302,7 +304,9 @@ function smallestFleet(
     const utilisation = perWorker * m.a1;
     const b = utilisation < 1 ? (perWorker * m.a0) / (1 - utilisation) : Infinity;
     const peak = r * b + excess;
-    const serviceS = Math.max(m.a0 + m.a1 * b, 1e-3);
+    // Requests over the slots arrive in a peak, when every slot is taken: a slot frees at the
+    // full-load pace, one every S(C)/(r·C), not the mean load's S(b).
+    const serviceS = Math.max(m.a0 + m.a1 * C, 1e-3);
     if (utilisation <= UTILISATION_MAX * margin && b <= C * margin && peak <= margin * r * C * (1 + sloS / serviceS))
       return { r, b, peak, fits: true };
   }

@@ -170,6 +170,14 @@ describe('estimate: the fewest workers that hold the load and its peaks within t
       workers: 3,
       want: 3,
     },
+    {
+      label:
+        '5.3 req/s with peaks 90 above the mean → 4: the slots over the mean drain at the full-load pace S(30), not the mean load’s S(b) (by which 3 would do)',
+      rate: 5.3,
+      over: 90,
+      workers: 4,
+      want: 4,
+    },
     { label: '16 req/s → 4 (on 3 each would carry 45 > 30 slots)', rate: 16, over: 0, workers: 8, want: 4 },
     {
       label: 'a prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s → 7, held under 95% utilisation (6.6 workers)',
@@ -269,7 +277,7 @@ describe('SloPolicy on a virtual clock', () => {
     expect(new SloPolicy().urgent(snap(h, 2), 1800 * S)).toBeUndefined();
   });
 
-  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 slots take in 15 waiting within the 1 s SLO)', () => {
+  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 full slots free 60·1/S(30) = 9.2 within the 1 s SLO)', () => {
     const h = [
       ...regime({ minutes: 20, rate: 5.3, workers: 3, peakOver: 60 }),
       ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
@@ -277,9 +285,9 @@ describe('SloPolicy on a virtual clock', () => {
     it.each([
       // waiting now → urgent (every 2 s), then two evaluations 30 s apart
       [0, undefined, [2, 2]],
-      [10, undefined, [2, 2]],
-      [15, undefined, [2, 2]],
-      [16, 3, [3, 3]],
+      [5, undefined, [2, 2]],
+      [9, undefined, [2, 2]],
+      [10, 3, [3, 3]],
       [40, 3, [3, 3]],
     ] as const)('%i waiting: urgent → %s, decisions → %j', (waiting, urgent, decisions) => {
       const p = new SloPolicy();
