@@ -10,6 +10,8 @@ export const DEFAULT_QUEUE_WAIT_SLO_S = 1;
 const QUANTILE = 0.99;
 /** The arrival rate planned for: over this long. */
 const RATE_WINDOW_MS = 5 * 60_000;
+/** The shares a bucket's arrivals are spread over between its mean load and its peak. */
+const ARRIVAL_SHARES = 4;
 /** A bucket's peak is measured above the mean of the buckets this long before it. */
 const BASELINE_BUCKETS = 6;
 /** Scale-downs at least this far apart: the smaller fleet's load is seen (two fit points) before the next. */
@@ -134,8 +136,9 @@ interface Estimate {
   readonly sustained: boolean;
   /**
    * Requests that may wait now and still reach a slot within the SLO: the ready slots free
-   * ready·C·slo/S(C) of them in that time (requests wait only when every slot is taken). A
-   * wait that short is no overload to launch for.
+   * ready·C·slo/S of them in that time, at the pace of the load now (a short spike over the
+   * slots does not slow them to the full-load pace). A wait that short is no overload to launch
+   * for: a launch lands long after it has drained.
    */
   readonly drainable: number;
   readonly launchMs: number;
@@ -275,10 +278,10 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
     (up.fits
       ? `${up.r} workers hold ${up.b.toFixed(1)} each, peaks ${up.peak.toFixed(0)} of ${up.r * C} slots`
       : `more than ${cap} workers`);
-  // Requests wait only when every ready slot is taken: they drain at the full-load pace S(C).
   const ready = s.workers.ready;
   const u = (lambda / Math.max(ready, 1)) * a1;
-  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * C, 1e-3) : 0;
+  const bNow = u < 1 ? ((lambda / Math.max(ready, 1)) * a0) / (1 - u) : Infinity;
+  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * Math.min(bNow, C), 1e-3) : 0;
   return { need: up.r, needMean: mean.r, needDown: down.r, sustained, drainable, launchMs, why };
 }
 
@@ -330,7 +333,15 @@ export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
     // A bucket that starts with a backlog carried in (requests waiting through the one before)
     // shows the backlog, not new load: it is left out.
     const carried = i > 0 && buckets[i - 1]!.meanWaiting >= 1;
-    if (!carried) pairs.push([Math.max(0, Math.min(b.peak, b.ready * C + b.arrivals) - base), b.arrivals]);
+    if (!carried) {
+      // The bucket's arrivals saw loads between its mean and its peak, not all of them the peak:
+      // its arrivals are spread in equal shares over that range, the last share at the peak
+      // (a burst that is a large share of the requests keeps its peak as the quantile).
+      const top = Math.min(b.peak, b.ready * C + b.arrivals);
+      const low = Math.min(b.mean, top);
+      for (let k = 1; k <= ARRIVAL_SHARES; k++)
+        pairs.push([Math.max(0, low + ((top - low) * k) / ARRIVAL_SHARES - base), b.arrivals / ARRIVAL_SHARES]);
+    }
     baseSum += b.mean;
     if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
   }

@@ -110,6 +110,26 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
     expect(burstExcess(h, 30)).toBeCloseTo(10, 0);
   });
 
+  it.each([
+    // Two 10 s spikes in 100 flat buckets of 50 arrivals: their 100 arrivals are 2% of the
+    // requests, spread between the spike's mean (+10) and its peak (+40) in quarters of 12.5.
+    { label: 'a spike’s arrivals saw loads between its mean and its peak, not all the peak', over: 10, want: 25 },
+    { label: 'a spike whose mean is its peak (a level shift): the peak', over: 40, want: 40 },
+  ])('$label', ({ over, want }) => {
+    const h: LoadBucket[] = Array.from({ length: 101 }, (_, i) => ({
+      startMs: i * BUCKET,
+      peak: 20,
+      mean: 20,
+      peakWaiting: 0,
+      meanWaiting: 0,
+      ready: 2,
+      arrivals: 50,
+      departures: 50,
+    }));
+    for (const i of [40, 80]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
+    expect(burstExcess(h, 30)).toBeCloseTo(want, 6);
+  });
+
   it('a backlog carried from bucket to bucket is not new load; a peak counts at most ready·C + arrivals', () => {
     const h = regime({ minutes: 10, rate: 5, workers: 1, peakOver: 5 });
     // A minute of waiting requests piling up: each bucket opens on the previous one's backlog.
@@ -277,7 +297,7 @@ describe('SloPolicy on a virtual clock', () => {
     expect(new SloPolicy().urgent(snap(h, 2), 1800 * S)).toBeUndefined();
   });
 
-  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 full slots free 60·1/S(30) = 9.2 within the 1 s SLO)', () => {
+  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 slots take in 15 waiting within the 1 s SLO)', () => {
     const h = [
       ...regime({ minutes: 20, rate: 5.3, workers: 3, peakOver: 60 }),
       ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
@@ -285,9 +305,9 @@ describe('SloPolicy on a virtual clock', () => {
     it.each([
       // waiting now → urgent (every 2 s), then two evaluations 30 s apart
       [0, undefined, [2, 2]],
-      [5, undefined, [2, 2]],
-      [9, undefined, [2, 2]],
-      [10, 3, [3, 3]],
+      [10, undefined, [2, 2]],
+      [15, undefined, [2, 2]],
+      [16, 3, [3, 3]],
       [40, 3, [3, 3]],
     ] as const)('%i waiting: urgent → %s, decisions → %j', (waiting, urgent, decisions) => {
       const p = new SloPolicy();
