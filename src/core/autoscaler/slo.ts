@@ -10,6 +10,8 @@ export const DEFAULT_QUEUE_WAIT_SLO_S = 1;
 const QUANTILE = 0.99;
 /** The arrival rate planned for: over this long. */
 const RATE_WINDOW_MS = 5 * 60_000;
+/** The shares a bucket's arrivals are spread over between its mean load and its peak. */
+const ARRIVAL_SHARES = 4;
 /** A bucket's peak is measured above the mean of the buckets this long before it. */
 const BASELINE_BUCKETS = 6;
 /** Scale-downs at least this far apart: the smaller fleet's load is seen (two fit points) before the next. */
@@ -35,7 +37,8 @@ const SUSTAINED_BUCKETS = 3;
  *   E    how far above the load just before it the load that 99% of requests arrived into
  *        stood: bursts and fluctuations (burstExcess)
  *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
- *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r)))
+ *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)): in a
+ *        peak every slot is taken, so they free at the full-load pace S(C), not the mean's
  *
  * Up at once to `need` when more requests wait than the ready slots take in within the SLO
  * (also between evaluations, every 2 s); on the model's word alone only when the mean load
@@ -46,8 +49,8 @@ const SUSTAINED_BUCKETS = 3;
  *
  * E.g. the conv trace's shape, S(b) = 2.6 + 0.13·b s, C = 30, slo = 1 s: at λ = 5.3 req/s one
  * worker would carry b = 44 > 30 slots; two carry 10.5 each, peaks 21 + E; with E = 30 that is
- * 51 ≤ 60·(1 + 1/4.0) = 75 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
- * the requests: E ≈ 200 → 6 workers, kept between bursts; one such burst in an hour of 5 req/s
+ * 51 ≤ 60·(1 + 1/6.5) = 69 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
+ * the requests: E ≈ 200 → 6 workers (200 ≤ 6·30·(1 + 1/6.5) = 208), kept between bursts; one such burst in an hour of 5 req/s
  * (1% of the requests) moves nothing. A prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s: λ·a1
  * = 6.6 workers of prefill → 7.
  * Covered by test/unit/core/autoscaler/slo.test.ts; bench/results/autoscaling.md measures it.
@@ -133,7 +136,9 @@ interface Estimate {
   readonly sustained: boolean;
   /**
    * Requests that may wait now and still reach a slot within the SLO: the ready slots free
-   * ready·C·slo/S of them in that time. A wait that short is no overload to launch for.
+   * ready·C·slo/S of them in that time, at the pace of the load now (a short spike over the
+   * slots does not slow them to the full-load pace). A wait that short is no overload to launch
+   * for: a launch lands long after it has drained.
    */
   readonly drainable: number;
   readonly launchMs: number;
@@ -283,10 +288,10 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
 /**
  * The fewest workers r that hold the load: utilisation λ·a1/r ≤ UTILISATION_MAX, the mean in
  * flight per worker b(r) = (λ/r)·a0 / (1 − λ·a1/r) within its C slots, and the peaks, r·b(r) +
- * excess, within `margin` of what r·C slots drain inside the SLO, r·C·(1 + slo/S(b(r))) (a
- * request over the slots waits for one of them to free, one every S/(r·C)).
+ * excess, within `margin` of what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)) (a
+ * request over the slots waits for one of them to free, one every S(C)/(r·C): all are taken).
  * E.g. λ 5.3 req/s, S(b) = 2.6 + 0.13·b, excess 29, C 30, slo 1 s: r = 1 is over utilisation…
- * b(1) = 5.3·2.6/(1 − 0.69) = 44 > 30; r = 2: b = 10.6, peaks 50 ≤ 60·(1 + 1/4.0) = 75 → 2.
+ * b(1) = 5.3·2.6/(1 − 0.69) = 44 > 30; r = 2: b = 10.6, peaks 50 ≤ 60·(1 + 1/6.5) = 69 → 2.
  */
 function smallestFleet(
   m: ServiceModel,
@@ -302,7 +307,9 @@ function smallestFleet(
     const utilisation = perWorker * m.a1;
     const b = utilisation < 1 ? (perWorker * m.a0) / (1 - utilisation) : Infinity;
     const peak = r * b + excess;
-    const serviceS = Math.max(m.a0 + m.a1 * b, 1e-3);
+    // Requests over the slots arrive in a peak, when every slot is taken: a slot frees at the
+    // full-load pace, one every S(C)/(r·C), not the mean load's S(b).
+    const serviceS = Math.max(m.a0 + m.a1 * C, 1e-3);
     if (utilisation <= UTILISATION_MAX * margin && b <= C * margin && peak <= margin * r * C * (1 + sloS / serviceS))
       return { r, b, peak, fits: true };
   }
@@ -326,7 +333,15 @@ export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
     // A bucket that starts with a backlog carried in (requests waiting through the one before)
     // shows the backlog, not new load: it is left out.
     const carried = i > 0 && buckets[i - 1]!.meanWaiting >= 1;
-    if (!carried) pairs.push([Math.max(0, Math.min(b.peak, b.ready * C + b.arrivals) - base), b.arrivals]);
+    if (!carried) {
+      // The bucket's arrivals saw loads between its mean and its peak, not all of them the peak:
+      // its arrivals are spread in equal shares over that range, the last share at the peak
+      // (a burst that is a large share of the requests keeps its peak as the quantile).
+      const top = Math.min(b.peak, b.ready * C + b.arrivals);
+      const low = Math.min(b.mean, top);
+      for (let k = 1; k <= ARRIVAL_SHARES; k++)
+        pairs.push([Math.max(0, low + ((top - low) * k) / ARRIVAL_SHARES - base), b.arrivals / ARRIVAL_SHARES]);
+    }
     baseSum += b.mean;
     if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
   }

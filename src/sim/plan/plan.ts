@@ -54,6 +54,11 @@ export interface PolicyPlacement extends PlanRun {
   readonly vsFixed: number | undefined;
   /** A fixed fleet costs no more, waits no longer at p99 and fails no more requests, and is better in one. */
   readonly dominatedBy: number | undefined;
+  /**
+   * Churn within bounds: launches at most 2 × the bound's + 2, and no quick relaunch (no ready
+   * worker scaled down less than a launch delay before a launch it could have served).
+   */
+  readonly churnOk: boolean;
 }
 
 export interface PlanBound {
@@ -235,6 +240,7 @@ export function place(r: PlanRun, fixed: readonly PlanRun[], bound: PlanBound): 
     fixedMatch: match ? { workers: match.initialWorkers, workerHours: match.workerHours } : undefined,
     vsFixed: match ? r.workerHours / match.workerHours : undefined,
     dominatedBy: dominator?.initialWorkers,
+    churnOk: r.launches <= 2 * bound.launches + 2 && r.quickRelaunches === 0,
   };
 }
 

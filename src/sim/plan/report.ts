@@ -35,6 +35,7 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
     h(x.vsBound),
     x.vsFixed === undefined ? '-' : `${h(x.vsFixed)} (${x.fixedMatch!.workers})`,
     x.dominatedBy === undefined ? 'no' : `yes, by ${x.dominatedBy}`,
+    x.churnOk ? 'ok' : 'over',
   ]);
   const warnings = [...r.fixed, ...r.policies]
     .filter((x) => x.boundAtOwnWait !== undefined && x.workerHours < x.boundAtOwnWait - 1e-9)
@@ -76,13 +77,14 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
         '× bound',
         '× fixed (N)',
         'dominated',
+        'churn',
       ],
       policyRows,
     ),
     '',
     '× fixed: cost over the cheapest fixed fleet (N workers) whose p99 wait is no worse; dominated: a fixed fleet',
     'costs no more, waits no longer at p99 and fails no more requests. Quick relaunches: launches less than one',
-    'launch delay after a scale-down of a ready worker.',
+    `launch delay after a scale-down of a ready worker. Churn ok: launches ≤ 2 × the bound's (${b.launches}) + 2 and no quick relaunch.`,
     ...warnings,
     `planned in ${r.wallS.toFixed(1)} s`,
   ].join('\n');
@@ -139,6 +141,7 @@ export function planJson(r: PlanResult, d: PlanDescription): Record<string, unkn
       fixedMatch: x.fixedMatch,
       vsFixed: x.vsFixed,
       dominatedBy: x.dominatedBy,
+      churnOk: x.churnOk,
     })),
     wallS: r.wallS,
   };

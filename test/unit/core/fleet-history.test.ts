@@ -208,8 +208,11 @@ describe('the leader’s autoscaler sees the whole fleet’s load', () => {
     decideUpTo(clock.now() + BUCKET);
 
     expect(decisions.length).toBeGreaterThan(60);
-    // The leader's decisions are the lone gateway's, every one of them.
-    expect(decisions.map(([l]) => l)).toEqual(decisions.map(([, s]) => s));
+    // The leader's decisions are the lone gateway's, but where the replicas' summed peaks (at
+    // least the peak of the sum) tip a burst estimate: then never fewer workers, and rarely.
+    const differ = decisions.filter(([l, s]) => l !== s);
+    expect(differ.every(([l, s]) => l > s)).toBe(true);
+    expect(differ.length).toBeLessThanOrEqual(decisions.length * 0.05);
     // The load changes what is decided (1 worker at first, more later)...
     expect(new Set(decisions.map(([, s]) => s)).size).toBeGreaterThan(1);
     // ...and a leader reading only its own share would size the fleet for half of it.

@@ -110,6 +110,26 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
     expect(burstExcess(h, 30)).toBeCloseTo(10, 0);
   });
 
+  it.each([
+    // Two 10 s spikes in 100 flat buckets of 50 arrivals: their 100 arrivals are 2% of the
+    // requests, spread between the spike's mean (+10) and its peak (+40) in quarters of 12.5.
+    { label: 'a spike’s arrivals saw loads between its mean and its peak, not all the peak', over: 10, want: 25 },
+    { label: 'a spike whose mean is its peak (a level shift): the peak', over: 40, want: 40 },
+  ])('$label', ({ over, want }) => {
+    const h: LoadBucket[] = Array.from({ length: 101 }, (_, i) => ({
+      startMs: i * BUCKET,
+      peak: 20,
+      mean: 20,
+      peakWaiting: 0,
+      meanWaiting: 0,
+      ready: 2,
+      arrivals: 50,
+      departures: 50,
+    }));
+    for (const i of [40, 80]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
+    expect(burstExcess(h, 30)).toBeCloseTo(want, 6);
+  });
+
   it('a backlog carried from bucket to bucket is not new load; a peak counts at most ready·C + arrivals', () => {
     const h = regime({ minutes: 10, rate: 5, workers: 1, peakOver: 5 });
     // A minute of waiting requests piling up: each bucket opens on the previous one's backlog.
@@ -169,6 +189,14 @@ describe('estimate: the fewest workers that hold the load and its peaks within t
       over: 60,
       workers: 3,
       want: 3,
+    },
+    {
+      label:
+        '5.3 req/s with peaks 90 above the mean → 4: the slots over the mean drain at the full-load pace S(30), not the mean load’s S(b) (by which 3 would do)',
+      rate: 5.3,
+      over: 90,
+      workers: 4,
+      want: 4,
     },
     { label: '16 req/s → 4 (on 3 each would carry 45 > 30 slots)', rate: 16, over: 0, workers: 8, want: 4 },
     {

@@ -87,6 +87,19 @@ describe('place: a policy against the fixed fleets', () => {
   });
 });
 
+describe('place: churn against the bound’s launches', () => {
+  // The bound launches 3: a policy may launch up to 2·3 + 2 = 8, none of them a quick relaunch.
+  it.each([
+    { launches: 0, quick: 0, ok: true },
+    { launches: 8, quick: 0, ok: true },
+    { launches: 9, quick: 0, ok: false },
+    { launches: 2, quick: 1, ok: false },
+  ])('$launches launches, $quick quick relaunches → ok $ok', ({ launches, quick, ok }) => {
+    const r = { ...run(0, 2, 0, 0, 'slo'), launches, quickRelaunches: quick };
+    expect(place(r, FRONTIER, { workerHours: 1, launches: 3 } as PlanBound).churnOk).toBe(ok);
+  });
+});
+
 describe('runPlan on a real trace slice (1,000 requests, 30 s launches)', () => {
   it('sweeps fixed fleets until nothing waits, then places each policy cold and warm; no run beats the bound', async () => {
     const p = await runPlan(
