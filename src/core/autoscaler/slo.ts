@@ -40,8 +40,8 @@ const SUSTAINED_BUCKETS = 3;
  *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)): in a
  *        peak every slot is taken, so they free at the full-load pace S(C), not the mean's
  *
- * Up at once to `need` when more requests wait than the ready slots take in within the SLO
- * (also between evaluations, every 2 s); on the model's word alone only when the mean load
+ * Up at once to `need` when more requests wait than the ready slots take in within the SLO,
+ * and still do one SLO later (checked between evaluations too, every 2 s); on the model's word alone only when the mean load
  * outgrows the fleet's slots and two decisions in a row say so. Down one worker at a time, two
  * minutes apart, once the history covers five minutes, and only when the load of the last D
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
@@ -64,6 +64,8 @@ export class SloPolicy implements AutoscalerPolicy {
   #lastDownAt = -Infinity;
   /** The previous decision's model wanted more workers than there were. */
   #wantedUp = false;
+  /** Since when more requests have waited than the ready slots take in within the SLO. */
+  #overSince: number | undefined;
 
   constructor(opts: AutoscalerOptions = {}) {
     const slo = opts['queueWaitSlo'] ?? DEFAULT_QUEUE_WAIT_SLO_S;
@@ -80,7 +82,10 @@ export class SloPolicy implements AutoscalerPolicy {
 
   urgent(s: ScaleSnapshot, now: number): ScaleDecision | undefined {
     const waiting = s.waiting ?? 0;
-    if (!(waiting > 0) || waiting <= estimate(s, this.sloS).drainable) return undefined;
+    if (!(waiting > 0) || waiting <= estimate(s, this.sloS).drainable) {
+      this.#overSince = undefined;
+      return undefined;
+    }
     const d = this.decide(s, now);
     return d.desired > activeWorkers(s) ? d : undefined;
   }
@@ -102,13 +107,18 @@ export class SloPolicy implements AutoscalerPolicy {
     const idle = e.need === 0 && s.queueLength === 0;
     const down =
       held < W && !e.sustained && (idle || (seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS));
-    // Up at once when more requests wait than the slots take in within the SLO (or some have
-    // waited for three buckets): a shorter wait holds the SLO, and a launch lands too late for
-    // it. On the model's word alone (a rise it sees coming) only when the mean load outgrows the
+    // Up at once when more requests wait than the slots take in within the SLO, and still do
+    // one SLO later (or some have waited for three buckets): a shorter wait holds the SLO, and a
+    // launch lands too late for it. On the model's word alone (a rise it sees coming) only when the mean load outgrows the
     // fleet's slots, the previous decision said so too and the fleet did not just shrink: a
     // model fitted on a minute of the smaller fleet's load is not yet sure, and headroom for
     // bursts is bought when they make requests wait.
-    const overloaded = (s.waiting ?? 0) > e.drainable || e.sustained;
+    // A spike whose wait the slots clear within the SLO is gone long before a launch lands,
+    // which would then be paid for a launch delay or more after it.
+    const over = (s.waiting ?? 0) > e.drainable;
+    if (!over) this.#overSince = undefined;
+    else this.#overSince ??= now;
+    const overloaded = (over && now - this.#overSince! >= this.sloS * 1000) || e.sustained;
     const foreseen = e.needMean > W;
     const up = e.need > W && (overloaded || (foreseen && this.#wantedUp && now - this.#lastDownAt >= DOWN_PACE_MS));
     this.#wantedUp = foreseen;
@@ -320,11 +330,15 @@ function smallestFleet(
  * How far above the load just before it the load that 99% of requests arrived into stood:
  * bursts and fluctuations, over the whole history (an hour), weighted by arrivals. A bucket's
  * peak counts at most ready·C + its arrivals, and a bucket that opens on a backlog does not
- * count (a backlog carried in is not new load).
- * E.g. bursts of 200 over a base of 3 in flight, with 45% of the requests in bursts: ≈ 197.
+ * count (a backlog carried in is not new load). The highest burst counts over the history only
+ * while it lasts (its peak within the last minute) or when another like it shows that it recurs.
+ * E.g. bursts of 200 over a base of 3 in flight, with 45% of the requests in bursts: ≈ 197;
+ * one burst of 400 requests in 20 minutes of 5 req/s: 200 during it, the base's 10 a minute after.
  */
 export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
-  const pairs: [number, number][] = [];
+  const pairs: [value: number, weight: number, bucket: number][] = [];
+  let top = -1;
+  let topValue = -Infinity;
   let baseSum = 0;
   for (let i = 0; i < buckets.length; i++) {
     const b = buckets[i]!;
@@ -337,19 +351,26 @@ export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
       // The bucket's arrivals saw loads between its mean and its peak, not all of them the peak:
       // its arrivals are spread in equal shares over that range, the last share at the peak
       // (a burst that is a large share of the requests keeps its peak as the quantile).
-      const top = Math.min(b.peak, b.ready * C + b.arrivals);
-      const low = Math.min(b.mean, top);
+      const high = Math.min(b.peak, b.ready * C + b.arrivals);
+      const low = Math.min(b.mean, high);
       for (let k = 1; k <= ARRIVAL_SHARES; k++)
-        pairs.push([Math.max(0, low + ((top - low) * k) / ARRIVAL_SHARES - base), b.arrivals / ARRIVAL_SHARES]);
+        pairs.push([Math.max(0, low + ((high - low) * k) / ARRIVAL_SHARES - base), b.arrivals / ARRIVAL_SHARES, i]);
+      if (b.arrivals > 0 && pairs.at(-1)![0] > topValue) [top, topValue] = [i, pairs.at(-1)![0]];
     }
     baseSum += b.mean;
     if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
   }
-  return weightedQuantile(pairs, QUANTILE);
+  // A burst counts over the whole history when it recurs: the history without the highest
+  // burst (the minute around its peak) still shows it. A lone burst counts while it lasts; once
+  // it has passed, the workers bought for it are kept about a launch delay (SloPolicy's ski
+  // rental), not for as long as the history remembers it.
+  const passed = top >= 0 && top < buckets.length - BASELINE_BUCKETS;
+  const counted = passed ? pairs.filter(([, , i]) => Math.abs(i - top) > BASELINE_BUCKETS) : pairs;
+  return weightedQuantile(counted, QUANTILE);
 }
 
 /** The value at or below which `q` of the total weight lies; [value, weight] pairs. */
-export function weightedQuantile(pairs: readonly (readonly [number, number])[], q: number): number {
+export function weightedQuantile(pairs: readonly (readonly [number, number, ...number[]])[], q: number): number {
   const sorted = [...pairs].sort((a, b) => a[0] - b[0]);
   const total = sorted.reduce((t, [, w]) => t + w, 0);
   if (total <= 0) return sorted.at(-1)?.[0] ?? 0;

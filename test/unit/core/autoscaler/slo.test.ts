@@ -111,12 +111,13 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
   });
 
   it.each([
-    // Two 10 s spikes in 100 flat buckets of 50 arrivals: their 100 arrivals are 2% of the
-    // requests, spread between the spike's mean (+10) and its peak (+40) in quarters of 12.5.
+    // Three 10 s spikes in 150 flat buckets of 50 arrivals. The highest is set aside (a burst
+    // counts over the history when it recurs); the other two's 100 arrivals are 1.4% of the
+    // rest, spread between the spike's mean (+10) and its peak (+40) in quarters of 12.5.
     { label: 'a spike’s arrivals saw loads between its mean and its peak, not all the peak', over: 10, want: 25 },
     { label: 'a spike whose mean is its peak (a level shift): the peak', over: 40, want: 40 },
   ])('$label', ({ over, want }) => {
-    const h: LoadBucket[] = Array.from({ length: 101 }, (_, i) => ({
+    const h: LoadBucket[] = Array.from({ length: 151 }, (_, i) => ({
       startMs: i * BUCKET,
       peak: 20,
       mean: 20,
@@ -126,8 +127,19 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
       arrivals: 50,
       departures: 50,
     }));
-    for (const i of [40, 80]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
+    for (const i of [40, 80, 120]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
     expect(burstExcess(h, 30)).toBeCloseTo(want, 6);
+  });
+
+  it.each([
+    // One 10 s spike of 400 arrivals, +200 at its peak, in 20 minutes of 5 req/s on 2 workers.
+    { label: 'a lone spike, while it lasts (in the last minute): counted', at: 115, want: 200 },
+    { label: 'the same spike once it has passed (over a minute ago): not counted', at: 100, want: 10 },
+    { label: 'a second spike like it later: recurring, counted after it has passed', at: [40, 100], want: 200 },
+  ])('$label', ({ at, want }) => {
+    const h = regime({ minutes: 20, rate: 5, workers: 2, peakOver: 10 });
+    for (const i of [at].flat()) h[i] = { ...h[i]!, peak: h[i]!.mean + 200, arrivals: 400 };
+    expect(burstExcess(h, 30)).toBeCloseTo(want, 0);
   });
 
   it('a backlog carried from bucket to bucket is not new load; a peak counts at most ready·C + arrivals', () => {
@@ -251,13 +263,21 @@ describe('SloPolicy on a virtual clock', () => {
     launchS?: number;
     max?: number;
     waiting?: (t: number) => number;
+    /** The arrival rate of the bucket starting at `t` (ms), if not `rate`. */
+    rateAt?: (t: number) => number | undefined;
+    /** How far the peak of the bucket starting at `t` (ms) stands above its mean. */
+    peakOver?: (t: number) => number;
   }): [number, number][] {
     const changes: [number, number][] = [];
     let workers = o.workers;
     const h: LoadBucket[] = [];
     for (let t = 30 * S; t <= o.minutes * 60 * S; t += 30 * S) {
-      while (h.length * BUCKET < t)
-        h.push(...regime({ startMs: h.length * BUCKET, minutes: 1, rate: o.rate, workers }).slice(0, 3));
+      while (h.length * BUCKET < t) {
+        const startMs = h.length * BUCKET;
+        const peakOver = o.peakOver?.(startMs) ?? 0;
+        const rate = o.rateAt?.(startMs) ?? o.rate;
+        h.push(...regime({ startMs, minutes: 1, rate, workers, peakOver }).slice(0, 1));
+      }
       const d = o.policy.decide(
         snap(h, workers, {
           waiting: o.waiting?.(t) ?? 0,
@@ -280,20 +300,59 @@ describe('SloPolicy on a virtual clock', () => {
     ]);
   });
 
+  describe('a lone spike over a 5.3 req/s load on 2 workers, then the same load: the spike buys nothing it would keep', () => {
+    // Decisions every 30 s; requests wait over the slots at the decisions in `waitAt` (s), the
+    // spike's bucket peaks 80 above its mean; launches have been seen to take `launchS`.
+    it.each([
+      { label: 'cleared within the SLO (seen at one decision): no launch', waitAt: [1230], launchS: 300, want: [] },
+      {
+        label: 'outlasting the SLO, 300 s launches: up, then back to 2 about a launch delay later',
+        waitAt: [1230, 1260],
+        launchS: 300,
+        want: [
+          [1260, 3],
+          [1590, 2],
+        ],
+      },
+      {
+        label: 'the same with 60 s launches: back to 2 sooner',
+        waitAt: [1230, 1260],
+        launchS: 60,
+        want: [
+          [1260, 3],
+          [1350, 2],
+        ],
+      },
+    ])('$label', ({ waitAt, launchS, want }) => {
+      const changes = timeline({
+        policy: new SloPolicy(),
+        workers: 2,
+        rate: 5.3,
+        minutes: 40,
+        launchS,
+        waiting: (t) => (waitAt.includes(t / S) ? 40 : 0),
+        rateAt: (t) => (t >= 1200 * S && t < 1230 * S ? 10 : undefined),
+        peakOver: (t) => (t >= 1220 * S && t < 1230 * S ? 80 : 0),
+      });
+      expect(changes).toEqual(want);
+    });
+  });
+
   it('having seen launches take 60 s, the same descent starts as soon as the history allows', () => {
     const changes = timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30, launchS: 60 });
     expect(changes.map(([, w]) => w)).toEqual([4, 3, 2]);
     expect(changes[0]![0]).toBe(300);
   });
 
-  it('requests waiting now: up at once to what the load needs (and urgent says so between evaluations)', () => {
+  it('requests waiting now, still over the slots one SLO later: up at once to what the load needs (urgent says so between evaluations)', () => {
     const p = new SloPolicy();
     const h = [
       ...regime({ minutes: 20, rate: 5.3, workers: 2 }),
       ...regime({ startMs: 1200 * S, minutes: 10, rate: 12, workers: 2 }),
     ];
     const s = snap(h, 2, { waiting: 40, queueLength: 100 });
-    expect(p.urgent(s, 1800 * S)?.desired).toBeGreaterThanOrEqual(3);
+    expect(p.urgent(s, 1800 * S)).toBeUndefined();
+    expect(p.urgent(s, 1802 * S)?.desired).toBeGreaterThanOrEqual(3);
     expect(new SloPolicy().urgent(snap(h, 2), 1800 * S)).toBeUndefined();
   });
 
@@ -303,15 +362,17 @@ describe('SloPolicy on a virtual clock', () => {
       ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
     ];
     it.each([
-      // waiting now → urgent (every 2 s), then two evaluations 30 s apart
+      // waiting at two urgent checks 2 s apart → the second's answer; two evaluations 30 s apart
+      // (the first sees the backlog begin, the second sees it outlast the SLO)
       [0, undefined, [2, 2]],
       [10, undefined, [2, 2]],
       [15, undefined, [2, 2]],
-      [16, 3, [3, 3]],
-      [40, 3, [3, 3]],
+      [16, 3, [2, 3]],
+      [40, 3, [2, 3]],
     ] as const)('%i waiting: urgent → %s, decisions → %j', (waiting, urgent, decisions) => {
       const p = new SloPolicy();
-      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)?.desired).toBe(urgent);
+      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)).toBeUndefined();
+      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1802 * S)?.desired).toBe(urgent);
       const q = new SloPolicy();
       const got = [1800, 1830].map((t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired);
       expect(got).toEqual(decisions);
@@ -334,7 +395,9 @@ describe('SloPolicy on a virtual clock', () => {
       ...regime({ minutes: 20, rate: 20, workers: 8 }),
       ...regime({ startMs: 1200 * S, minutes: 10, rate: 20, workers: 9 }),
     ];
-    const d = new SloPolicy().decide(snap(h, 2, { maxWorkers: 2, waiting: 5 }), 1800 * S);
+    const p = new SloPolicy();
+    p.decide(snap(h, 2, { maxWorkers: 2, waiting: 5 }), 1770 * S);
+    const d = p.decide(snap(h, 2, { maxWorkers: 2, waiting: 5 }), 1800 * S);
     expect(d.desired).toBe(2);
     expect(d.wanted).toBeGreaterThan(2);
     expect(d.reason).toMatch(/clamped to max_workers 2/);
