@@ -278,11 +278,13 @@ function render({
     `Gateway CPU: ${f(perRequestUs)} µs per normal request (before and after); the attack phase's CPU beyond its normal requests' (opening, holding and cutting the slow connections) is`,
     `${f(extraUs / 1e6, 2)} s, **${f(extraUs / cut, 0)} µs per slow connection answered 408** (${cut} of them) and opened again.`,
     '',
-    '| slow client | opened | answered 408 | answered otherwise | closed without an answer | open at the end |',
-    '| --- | --: | --: | --: | --: | --: |',
+    '| slow client | opened | answered 408 | answered otherwise | closed without an answer | open at the end | connect failed (tried again) |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
   );
   for (const [kind, t] of Object.entries(slow)) {
-    L.push(`| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} |`);
+    L.push(
+      `| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} | ${t.connectFailed} |`,
+    );
   }
   L.push('', "The gateway's counters (/metrics) at the end of the attack and after:", '', '```');
   for (const [k, v] of Object.entries(metricsDuring)) L.push(`${k} ${v} → ${metricsAfter[k] ?? '—'}`);

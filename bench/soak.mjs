@@ -606,11 +606,13 @@ function render(r) {
   L.push(
     `| **all** | ${totals.sent} | ${totals.ok} | ${totals.error} | ${totals.cancelled} | **${totals.lost}** |`,
     '',
-    '| slow connection | opened | answered 408 | answered otherwise | closed without an answer | open at the end |',
-    '| --- | --: | --: | --: | --: | --: |',
+    '| slow connection | opened | answered 408 | answered otherwise | closed without an answer | open at the end | connect failed (tried again) |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
   );
   for (const [kind, t] of slowRows)
-    L.push(`| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} |`);
+    L.push(
+      `| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} | ${t.connectFailed} |`,
+    );
   L.push(
     '',
     `- **Lost: ${totals.lost} requests, ${slowLost} slow connections.** Errors seen: ${
