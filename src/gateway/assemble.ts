@@ -249,7 +249,11 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     onReady: () => admission.wake(),
     onProbe: (w, ok) => outlier.probed(w, ok),
     // With several replicas every provisioner call waits until etcd confirms this one still leads.
-    ...(coordinator.replicated ? { fence: (action: string) => coordinator.fence(action) } : {}),
+    // and every launch is recorded in the store first, so that the next leader awaits it rather than redoing it.
+    ...(coordinator.replicated
+      ? { fence: (action: string) => coordinator.fence(action), launches: coordinator.launches }
+      : {}),
+    launchTimeoutMs: c.launchTimeout * 1000,
   });
   fleetRef.current = fleet;
   let ready = 0;
