@@ -76,6 +76,8 @@ export interface ReplicaOptions {
   readonly minWorkers?: number;
   readonly maxWorkers?: number;
   readonly extra?: readonly string[];
+  /** The fake `sky`'s fault switches (test/fixtures/fake-sky) for every replica's `sky` calls, given the worker name prefix. */
+  readonly skyFaults?: (workerPrefix: string) => Readonly<Record<string, string>>;
   /** Workers from the fake `sky` (default), or these engines' URLs (--provisioner static). */
   readonly staticWorkers?: readonly string[];
   /** Log level of the gateways (--verbosity): 1 by default; 0 for benchmarks. */
@@ -150,7 +152,7 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
       ...(o.extra ?? []),
     ];
     const proc = spawn(process.execPath, args, {
-      env: { ...process.env, ...sky.env(), FAKE_SKY_CALLER: name },
+      env: { ...process.env, ...sky.env({ ...o.skyFaults?.(workerPrefix) }), FAKE_SKY_CALLER: name },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stdout.pipe(log);
