@@ -169,7 +169,8 @@ function parseCommand(v: unknown): FleetCommand | undefined {
     case 'remove':
       return name === undefined || isString(name) ? { op: o.op, name } : undefined;
     case 'drain':
-      return isString(name) ? { op: 'drain', name } : undefined;
+    case 'launch-ended':
+      return isString(name) ? { op: o.op, name } : undefined;
     case 'scale':
       return optionalCount(o.min) && optionalCount(o.max) ? { op: 'scale', min: o.min, max: o.max } : undefined;
     case 'demand':

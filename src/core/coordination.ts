@@ -89,7 +89,13 @@ export type FleetCommand =
   | { readonly op: 'drain'; readonly name: string }
   | { readonly op: 'scale'; readonly min?: number | undefined; readonly max?: number | undefined }
   /** A request arrived at a follower while no worker is live: scale from zero now. */
-  | { readonly op: 'demand' };
+  | { readonly op: 'demand' }
+  /**
+   * From a replica that stopped leading: its launch of `name` was aborted and has ended (its
+   * `sky launch` is gone). The leader, which awaits that launch, need not wait for launch_timeout:
+   * the cluster it finds not up now is torn down.
+   */
+  | { readonly op: 'launch-ended'; readonly name: string };
 
 /** The leader's answer to a FleetCommand: the worker it acted on, or the new bounds, or an error of the catalogue. */
 export type FleetCommandResult =

@@ -65,6 +65,11 @@ export interface FleetOptions {
    * Default 30 min.
    */
   readonly launchTimeoutMs?: number;
+  /**
+   * A launch this fleet aborted as it stood down has ended (its provisioner call settled): the
+   * leader that awaits it can stop waiting (Replica tells it).
+   */
+  readonly onLaunchAbandoned?: (name: string) => void;
 }
 
 export interface FleetStats {
@@ -136,6 +141,8 @@ interface Tracked {
   attempt: number;
   /** Its launch is the previous leader's, awaited here: never retried, never made again. */
   inherited: boolean;
+  /** Ends the wait between two reads of the provisioner's list (an inherited launch said to have ended). */
+  wake: (() => void) | undefined;
 }
 
 /**
@@ -172,6 +179,8 @@ export class Fleet {
   #closing = false;
   /** Bumped by standDown: an adoption listed before it is stale. */
   #epoch = 0;
+  /** Launches of the previous leader's that it says have ended (they may be told before they are inherited). */
+  readonly #endedLaunches = new Set<string>();
 
   constructor(opts: FleetOptions) {
     if (opts.capacity < 1) throw new Error('fleet: capacity must be ≥ 1');
@@ -412,10 +421,24 @@ export class Fleet {
     // Forgotten first: the callbacks of launches and drains under way find their worker untracked and do nothing.
     this.#tracked.clear();
     this.#orphanTeardowns.clear();
+    this.#endedLaunches.clear();
     this.#epoch++;
-    for (const t of tracked) this.#stopLaunchAndProbes(t);
+    for (const t of tracked) {
+      const launching = this.#pool.get(t.name)?.state === 'provisioning' && !t.inherited && !t.done;
+      this.#stopLaunchAndProbes(t);
+      if (launching) void t.launchSettled.then(() => this.#options.onLaunchAbandoned?.(t.name));
+    }
     this.#terminator.standDown();
     this.#target = 0;
+  }
+
+  /**
+   * The previous leader says its launch of `name` has ended (aborted as it stood down): the
+   * wait for it ends at once; a cluster not up now is torn down.
+   */
+  launchEnded(name: string): void {
+    this.#endedLaunches.add(name);
+    this.#tracked.get(name)?.wake?.();
   }
 
   /**
@@ -483,15 +506,31 @@ export class Fleet {
    * the wait (its teardown must come after the launch, not race it); standing down does.
    */
   async #awaitInherited(t: Tracked): Promise<Endpoint> {
+    try {
+      return await this.#pollInherited(t);
+    } finally {
+      this.#endedLaunches.delete(t.name);
+    }
+  }
+
+  async #pollInherited(t: Tracked): Promise<Endpoint> {
     const started = this.#clock.now();
     const deadline = started + (this.#options.launchTimeoutMs ?? 30 * 60_000);
     let listedAt: number | undefined;
     for (;;) {
-      await new Promise<void>((resolve) => this.#clock.setTimer(INHERITED_POLL_MS, resolve));
+      if (!this.#endedLaunches.has(t.name)) {
+        await new Promise<void>((resolve) => {
+          const timer = this.#clock.setTimer(INHERITED_POLL_MS, resolve);
+          t.wake = () => (timer.cancel(), resolve());
+        });
+        t.wake = undefined;
+      }
       if (this.#tracked.get(t.name) !== t) throw new Error('stood down');
+      const ended = this.#endedLaunches.has(t.name);
       const c = (await this.#provisioner.list(this.#options.namePrefix)).find((x) => x.name === t.name);
       if (this.#tracked.get(t.name) !== t) throw new Error('stood down');
       if (c?.status === 'UP' && c.endpoint) return c.endpoint;
+      if (ended) throw new Error(`the previous leader's launch ended (${c?.status ?? 'not listed'})`);
       const now = this.#clock.now();
       if (c) listedAt = now;
       if (listedAt === undefined && now - started >= INHERITED_UNLISTED_MS) {
@@ -743,6 +782,7 @@ export class Fleet {
       cancelled: false,
       attempt: 0,
       inherited: false,
+      wake: undefined,
     };
     this.#tracked.set(name, t);
     return t;

@@ -195,6 +195,7 @@ export class GatewayControlPlane implements ControlPlane {
         case 'scale':
           return { ok: true, bounds: this.#boundsHere(cmd.min, cmd.max) };
         case 'demand':
+        case 'launch-ended':
           return { ok: true };
       }
     } catch (err) {

@@ -614,7 +614,9 @@ describe('Fleet among several gateway replicas: a launch the previous leader lef
       retryDelayMs: 5000,
       fence: (action) => (oldAlive ? Promise.resolve() : Promise.reject(new FencedError(action, 'dead'))),
       launches: ledger('old', () => oldAlive),
+      onLaunchAbandoned: (name) => abandoned.push(name),
     });
+    const abandoned: string[] = [];
     oldFleet.scaleTo(3);
     await old.runTo(10_000);
     if (opts.recordOnly) {
@@ -667,7 +669,7 @@ describe('Fleet among several gateway replicas: a launch the previous leader lef
         .slice(since)
         .filter((c) => c.op !== 'list')
         .map((c) => `${c.at} ${c.op} ${c.name}`);
-    return { clock, provisioner, fleet, pool, adopted, intents, logs, runTo, states, actions };
+    return { clock, provisioner, fleet, oldFleet, abandoned, pool, adopted, intents, logs, runTo, states, actions };
   }
 
   const ready3 = { 'w-1': 'ready', 'w-2': 'ready', 'w-3': 'ready' } as const;
@@ -730,6 +732,20 @@ describe('Fleet among several gateway replicas: a launch the previous leader lef
     expect(f.actions()).toEqual(['131000 terminate w-4', '131000 launch w-5']);
     expect(f.states()).toEqual({ ...ready3, 'w-4': 'failed', 'w-5': 'ready' });
     expect(f.logs.some((l) => l.includes('not up within launch_timeout (INIT)'))).toBe(true);
+  });
+
+  it('the old leader paused mid-launch (SIGSTOP), then woken: its launch aborted, it says so, and the new leader tears the cluster down at once', async () => {
+    const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 4, published: ready3 });
+    await f.runTo(12_000);
+    f.oldFleet.standDown(); // it wakes, finds its lease gone, and stands down: its launch of w-4 is aborted
+    await f.runTo(12_100);
+    expect(f.abandoned).toEqual(['w-4']);
+    f.fleet.launchEnded('w-4'); // what the old leader's Replica submits, and the new leader's runs
+    await f.runTo(20_000);
+    // Not at launch_timeout: at once, and a new name in its place.
+    expect(f.actions()).toEqual(['12100 terminate w-4', '12100 launch w-5']);
+    expect(f.states()).toEqual({ ...ready3, 'w-4': 'failed', 'w-5': 'ready' });
+    expect(f.provisioner.alive).toEqual(['w-1', 'w-2', 'w-3', 'w-5']);
   });
 
   it('standing down while awaiting a launch: no further call, the worker stays as the pool has it', async () => {

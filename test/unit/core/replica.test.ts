@@ -7,6 +7,7 @@ import type { Worker } from '../../../src/core/types.js';
 import { GlobalQueue, Replica, type ReplicaFleet } from '../../../src/core/replica.js';
 import { DrivenCoordinator } from '../../fakes/coordinator.js';
 import { FakeProber } from '../../fakes/prober.js';
+import { runTo } from '../../helpers/virtual-time.js';
 
 /** Lets promises settle (no time passes on the virtual clock). */
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -46,6 +47,10 @@ class HeldFleet implements ReplicaFleet {
 
   standDown(): void {
     this.calls.push('standDown');
+  }
+
+  launchEnded(name: string): void {
+    this.calls.push(`launchEnded(${name})`);
   }
 }
 
@@ -161,6 +166,22 @@ describe('Replica following', () => {
     expect(t.autoscaler.demands).toBe(0);
   });
 
+  it('tells the leader of a launch it aborted as it stood down, again each second while none leads', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.submitResult = { ok: false, code: 'no_leader', message: 'No replica leads.' };
+    t.replica.launchAbandoned('w-4');
+    await runTo(t.clock, 2000);
+    expect(t.coordinator.submitted).toEqual([
+      { op: 'launch-ended', name: 'w-4' },
+      { op: 'launch-ended', name: 'w-4' },
+      { op: 'launch-ended', name: 'w-4' },
+    ]);
+    t.coordinator.submitResult = { ok: true };
+    await runTo(t.clock, 10_000);
+    expect(t.coordinator.submitted).toHaveLength(4);
+  });
+
   it('probes the workers it ejected itself, to readmit them; readiness is the leader’s', async () => {
     const t = setup();
     await t.replica.start();
@@ -263,6 +284,9 @@ describe('Replica leading', () => {
       bounds: { minWorkers: 3, maxWorkers: 4 },
     });
     expect(await t.replica.command({ op: 'demand' })).toEqual({ ok: true });
+    // A launch the previous leader aborted: the fleet stops waiting for it.
+    expect(await t.replica.command({ op: 'launch-ended', name: 'w-4' })).toEqual({ ok: true });
+    expect(t.fleet.calls).toContain('launchEnded(w-4)');
     t.replica.demand();
     expect(t.autoscaler.demands).toBe(2);
     expect(t.coordinator.submitted).toEqual([]);
