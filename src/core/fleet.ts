@@ -490,15 +490,7 @@ export class Fleet {
     const w = this.#pool.get(name) ?? this.#pool.add(name, this.#options.capacity, 'provisioning');
     w.detail = { ...w.detail, launch: 'the previous leader’s, awaited' };
     this.#log('info', `fleet: awaiting ${name}, launched by the previous leader`, { worker: name });
-    const launched = this.#awaitInherited(t);
-    t.launchSettled = launched.then(
-      () => undefined,
-      () => undefined,
-    );
-    launched.then(
-      (ep) => this.#onLaunched(t, w, ep.url, ep.detail),
-      (err: unknown) => this.#onLaunchFailed(t, w, err),
-    );
+    this.#followLaunch(t, w, this.#awaitInherited(t));
   }
 
   /**
@@ -550,6 +542,11 @@ export class Fleet {
       t.abort.signal.throwIfAborted();
       return this.#provisioner.launch(t.name, this.#options.task, t.abort.signal);
     });
+    this.#followLaunch(t, w, launched);
+  }
+
+  /** What a launch's end does to its worker: up → starting; failed → torn down, retried or replaced. */
+  #followLaunch(t: Tracked, w: Worker, launched: Promise<Endpoint>): void {
     t.launchSettled = launched.then(
       () => undefined,
       () => undefined,
