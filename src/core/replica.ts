@@ -170,6 +170,11 @@ export class Replica implements CoordinationListener {
     return this.#coordinator;
   }
 
+  /** Resolves once this replica's takeover of the fleet (if one is under way) is over; never rejects. */
+  async takenOver(): Promise<void> {
+    await this.#takeover;
+  }
+
   /** Where followers' node control runs on the leader. */
   handleCommands(handler: CommandHandler): void {
     this.#handler = handler;
@@ -307,6 +312,9 @@ export class Replica implements CoordinationListener {
   }
 
   async command(cmd: FleetCommand): Promise<FleetCommandResult> {
+    // Run on the fleet once it is taken over: the takeover sets the target from the shared
+    // fleet, which would undo a worker added or removed meanwhile.
+    await this.takenOver();
     if (cmd.op === 'demand') {
       this.#options.autoscaler.demand();
       return { ok: true };

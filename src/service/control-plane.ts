@@ -33,6 +33,8 @@ export interface ControlledGateway {
     readonly leading: boolean;
     readonly coordinator: Pick<Coordinator, 'status' | 'submit' | 'fence'>;
     handleCommands(handler: CommandHandler): void;
+    /** Resolves once this replica's takeover of the fleet (if one is under way) is over. */
+    takenOver(): Promise<void>;
   };
 }
 
@@ -178,6 +180,9 @@ export class GatewayControlPlane implements ControlPlane {
   async #runHere(cmd: FleetCommand): Promise<FleetCommandResult> {
     try {
       const g = this.#live();
+      if (!g.replica.leading) throw new GatewayError('no_leader');
+      // The takeover sets the target from the shared fleet: a worker added or removed before it ends would be undone.
+      await g.replica.takenOver();
       if (!g.replica.leading) throw new GatewayError('no_leader');
       // etcd confirms the leadership first: a leader cut off from it must not answer "added" for a launch it may not make.
       await g.replica.coordinator.fence(`node control: ${cmd.op}`).catch((err: unknown) => {

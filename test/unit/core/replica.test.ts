@@ -232,6 +232,25 @@ describe('Replica leading', () => {
     expect(failover.fleet.calls).toEqual(['takeOver(target 1)']);
   });
 
+  it('runs a follower’s node control once the takeover is over, not during it (the takeover’s target would undo it)', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.share(fleet([worker('w-1')]));
+    const ran: string[] = [];
+    t.replica.handleCommands(async (cmd) => {
+      ran.push(`${cmd.op} after ${t.fleet.calls.join(', ')}`);
+      return { ok: true };
+    });
+    t.fleet.hold = true;
+    t.coordinator.lead(3);
+    const answer = t.replica.command({ op: 'add' });
+    await settle();
+    expect(ran).toEqual([]);
+    t.fleet.release();
+    expect(await answer).toEqual({ ok: true });
+    expect(ran).toEqual(['add after takeOver(target 1)']);
+  });
+
   it('loses the lead during the takeover: it never scales, stands down, and shows the shared fleet again', async () => {
     const t = setup();
     await t.replica.start();
