@@ -13,6 +13,7 @@
  *   npm run build && node node_modules/.bin/vite-node bench/stalled-streams.ts \
  *     [--streams 1000] [--stall 30] [--after 60] [--tokens 3000] [--token-interval 5] [--workers 4] \
  *     [--transports http,grpc] [--out bench/results/stalled-streams.md] [--heap-snapshots DIR] [--gateway-env K=V,...]
+ *     [--read-timeout 300]
  *
  * A stalled HTTP client pauses its socket; a stalled gRPC client pauses its HTTP/2 stream (one
  * connection per stream, test/helpers/raw-grpc.ts): both stop granting the gateway window, as a
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     'heap-snapshots': { type: 'string' },
     // KEY=VALUE,... added to the gateway's environment (e.g. MALLOC_ARENA_MAX=2, to see what glibc keeps).
     'gateway-env': { type: 'string', default: '' },
+    'read-timeout': { type: 'string', default: '300' },
   },
 });
 const snapshot = (transport: Transport, when: string): { snapshot?: string } =>
@@ -53,6 +55,7 @@ const STALL_S = Number(values.stall);
 const AFTER_S = Number(values.after);
 const TOKENS = Number(values.tokens);
 const WORKERS = Number(values.workers);
+const READ_TIMEOUT_S = Number(values['read-timeout']);
 const transports = values.transports.split(',') as Transport[];
 type Transport = 'http' | 'grpc';
 
@@ -171,6 +174,10 @@ interface PhaseResult {
   fds0: number;
   fdsAfter: number;
   stallSeconds: number;
+  /** From the first stream's opening to the resume: how long the earliest streams went unread. */
+  longestStallSeconds: number;
+  /** Streams with no end READ_TIMEOUT_S after the resume. */
+  hung: number;
 }
 
 async function phase(transport: Transport): Promise<PhaseResult> {
@@ -213,6 +220,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
     );
 
     const streams: Stream[] = [];
+    const firstOpened = performance.now();
     for (let i = 0; i < N; i += 100) {
       const batch = Array.from({ length: Math.min(100, N - i) }, open);
       streams.push(...batch);
@@ -230,10 +238,21 @@ async function phase(transport: Transport): Promise<PhaseResult> {
     const stallSeconds = (performance.now() - stallStart) / 1000;
     log(`${transport}: stalled RSS ${rssStalled.toFixed(1)} MiB (peak ${rssPeak.toFixed(1)}); resuming`);
     for (const s of streams) s.resume();
-    const results = await Promise.all(streams.map((s) => s.done));
+    // The first streams stalled longest: from their opening (the batches open one after another).
+    const longestStallSeconds = (performance.now() - firstOpened) / 1000;
+    // A stream that never ends is a finding, not a reason for the benchmark to hang: it is
+    // counted as hung once READ_TIMEOUT_S has passed since the resume.
+    const hung = { text: '', complete: false, hung: true };
+    const deadline = sleep(READ_TIMEOUT_S * 1000, hung);
+    const results: { text: string; complete: boolean; hung?: boolean }[] = await Promise.all(
+      streams.map((s) => Promise.race([s.done, deadline])),
+    );
+    const hungCount = results.filter((r) => r.hung).length;
     const complete = results.filter((r) => r.complete).length;
     const exact = results.filter((r) => r.complete && r.text === reference.text).length;
-    log(`${transport}: ${complete}/${N} complete, ${exact}/${N} exact; watching the RSS for ${AFTER_S} s`);
+    log(
+      `${transport}: ${complete}/${N} complete, ${exact}/${N} exact, ${hungCount} hung; watching the RSS for ${AFTER_S} s`,
+    );
     await sleep(AFTER_S * 1000);
     const rssAfter = gw.rssMiB();
     const heapAfter = await gw.memory({ gc: true, ...snapshot(transport, 'after') });
@@ -255,6 +274,8 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       fds0,
       fdsAfter,
       stallSeconds,
+      longestStallSeconds,
+      hung: hungCount,
     };
   } finally {
     await gw.stop();
@@ -298,7 +319,9 @@ function render(rows: PhaseResult[]): string {
   row('buffers outside the heap per stream (after GC), KiB', (r) =>
     f((r.heapStalled.external - r.heap0.external) / 1024 / N),
   );
+  row('longest stall (the first streams opened), s', (r) => f(r.longestStallSeconds));
   row('complete / exact', (r) => `${r.complete} / ${r.exact} of ${N}`);
+  row(`hung (no end ${READ_TIMEOUT_S} s after the resume)`, (r) => String(r.hung));
   row(
     `RSS ${AFTER_S} s after, MiB (vs start)`,
     (r) => `${f(r.rssAfter)} (${f(((r.rssAfter - r.rss0) / r.rss0) * 100)} %)`,
