@@ -122,7 +122,7 @@ describe('SkyPilotProvisioner through the fake sky', () => {
   });
 
   it('as SkyPilot: a second launch of one name waits for the first and reuses its cluster; a down during a launch fails and leaves it', async () => {
-    const s = await setup({ FAKE_SKY_LAUNCH_DELAY_MS: '1500', FAKE_SKY_LOCK_TIMEOUT_MS: '300' });
+    const s = await setup({ FAKE_SKY_LAUNCH_DELAY_MS: '6000', FAKE_SKY_LOCK_TIMEOUT_MS: '300' });
     try {
       const first = s.launch('w-1');
       await waitFor(() => s.sky.clusters().length === 1, 'the INIT cluster');
