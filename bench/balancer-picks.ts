@@ -11,6 +11,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { seededRandom, VirtualClock } from '../src/core/clock.js';
+import { PREFIX_HASH_DEFAULTS } from '../src/core/balancer/prefix-hash.js';
 import { BALANCER_NAMES, createBalancer } from '../src/core/balancer/registry.js';
 import { isEngineLoadSink, type BalancerPolicy, type PickContext } from '../src/core/balancer/types.js';
 import { wireBalancer } from '../src/core/balancer/wire.js';
@@ -204,7 +205,7 @@ ${longRows.join('\n')}
 - prefix-cache: the prompt is encoded to UTF-8 in one native call and hashed 4 bytes at a
   time (\`prefixPoints\`, src/core/hashing.ts), and only ~40 checkpoints of its chained hash are
   looked up and remembered, not its 750 blocks.
-- prefix-hash hashes only the first \`prefix_hash_chars\` (1,024) characters: its cost does not
+- prefix-hash hashes only the first \`prefix_hash_chars\` (${PREFIX_HASH_DEFAULTS.prefixHashChars.toLocaleString('en')}) characters and looks its key up in a fixed table of recent keys: its cost does not
   grow with the prompt.
 
 Command: \`npx tsc -p tsconfig.build.json && npx vite-node bench/balancer-picks.ts\`

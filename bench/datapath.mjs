@@ -18,17 +18,25 @@
 //        [--profile-dir DIR]   run FlockServe under node --cpu-prof (one .cpuprofile per phase)
 //        [--gateway-node-args '--max-old-space-size=512']   node flags for the gateway beside its bin's
 //        [--out FILE]          default bench/results/datapath.md
+//        [--python-flockserve DIR]   add the original Python FlockServe to PA and PB, from a checkout
+//                              (git clone https://github.com/jdoodle-dev/flockserve DIR): bench/lib/python-flockserve.mjs
 // nginx, haproxy and wrk are installed with apt-get when missing; the open-file limit is raised
 // to 65536 (re-running itself under `ulimit -n`; needs root or a high hard limit).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, median } from './lib/load.mjs';
 import { openFileLimit, withOpenFileLimit } from './lib/nofile.mjs';
 import { ROOT, processTree, rssKiB, startCli, startScript, stop, waitHttp } from './lib/procs.mjs';
 import { ensureTools, startProxy, versions } from './lib/proxies.mjs';
+import {
+  PYTHON_FLOCKSERVE,
+  preparePythonFlockServe,
+  startPythonFlockServe,
+  stopPythonFlockServe,
+} from './lib/python-flockserve.mjs';
 import { grpcLoop, openStreams, sseLoop } from './lib/stream-load.mjs';
 import { wrk } from './lib/wrk.mjs';
 
@@ -37,6 +45,7 @@ const NOFILE = 65536;
 const NODE_FLOOR = 'Node floor (bare node:http + undici)';
 /** Before each later round's S window: the 200 streams ramp up again (each target is warm by then). */
 const STREAM_RAMP_MS = 2000;
+const DEFAULT_OUT = join(ROOT, 'bench/results/datapath.md');
 await withOpenFileLimit(NOFILE, main);
 
 async function main() {
@@ -65,7 +74,8 @@ async function main() {
       'm-streams': { type: 'string', default: '10000' },
       'profile-dir': { type: 'string' },
       'gateway-node-args': { type: 'string', default: '' },
-      out: { type: 'string', default: join(ROOT, 'bench/results/datapath.md') },
+      out: { type: 'string', default: DEFAULT_OUT },
+      'python-flockserve': { type: 'string' },
     },
   });
   const seconds = Number(values.seconds);
@@ -79,6 +89,11 @@ async function main() {
   if (mStreams < Number(values['m-streams']))
     console.log(`open-file limit ${nofile}: phase M opens ${mStreams} streams instead of ${values['m-streams']}`);
   ensureTools();
+  const py = values['python-flockserve'] ? preparePythonFlockServe(values['python-flockserve']) : undefined;
+  if (!py && (phases.has('PA') || phases.has('PB')))
+    console.log(
+      'PA, PB: the original Python FlockServe is not among the targets (--python-flockserve DIR adds it: a checkout of github.com/jdoodle-dev/flockserve)',
+    );
   const tmp = mkdtempSync('/tmp/flockserve-datapath-');
 
   const SIM_PORT = 18500;
@@ -173,15 +188,31 @@ async function main() {
       ],
     );
     await waitHttp(`http://127.0.0.1:${PORTS.flockserve}/`, async (r) => (await r.json()).ready_worker_count === 4);
+    // Proxy-bound A and B only: it answers OpenAI streams only when asked with a `stream: 1`
+    // header, which no OpenAI client sends. It reaches each worker at the worker's address and
+    // its own port, so it listens on the workers' port at 127.0.0.1.
+    const python =
+      py && (phase === 'PA' || phase === 'PB')
+        ? await startPythonFlockServe(py, {
+            dir: join(tmp, `python-flockserve-${phase}`),
+            host: '127.0.0.1',
+            port: SIM_PORT,
+            workerHosts: HOSTS,
+            workerCapacity: Math.max(4096, mStreams),
+          })
+        : undefined;
     const targets = [
       { name: 'direct (one worker)', url: `http://${workers[0]}`, pid: sims[0].child.pid, proxy: false },
       { name: 'nginx', url: `http://127.0.0.1:${PORTS.nginx}`, pid: nginx.pid, proxy: true },
       { name: 'haproxy', url: `http://127.0.0.1:${PORTS.haproxy}`, pid: haproxy.pid, proxy: true },
       { name: NODE_FLOOR, url: `http://127.0.0.1:${PORTS.floor}`, pid: floor.child.pid, proxy: true, floor: true },
       { name: 'FlockServe', url: `http://127.0.0.1:${PORTS.flockserve}`, pid: gw.child.pid, proxy: true, ours: true },
+      ...(python
+        ? [{ name: PYTHON_FLOCKSERVE, url: python.url, pid: python.child.pid, proxy: true, python: true }]
+        : []),
     ];
     const stopAll = async () => {
-      await Promise.all([stop(gw.child), stop(floor.child)]);
+      await Promise.all([stop(gw.child), stop(floor.child), ...(python ? [stopPythonFlockServe(python.child)] : [])]);
       await Promise.all([stop(nginx), stop(haproxy)]);
       await Promise.all(sims.map((s) => stop(s.child)));
     };
@@ -249,6 +280,7 @@ async function main() {
             target: t.name,
             ours: t.ours,
             floor: t.floor,
+            python: t.python,
             proxy: t.proxy,
             rps: med('rps'),
             rpss: rs.map((r) => r.rps),
@@ -397,20 +429,37 @@ async function main() {
     phases: values.phases,
     versions: versions(),
     load,
+    out: values.out,
+    py,
   });
   writeFileSync(values.out, report);
   writeFileSync(values.out.replace(/\.md$/, '.json'), JSON.stringify(results, null, 2) + '\n');
   console.log(report);
 }
 
-function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nofile, phases, versions: v, load }) {
+function render({
+  results,
+  seconds,
+  warmup,
+  settle,
+  rounds,
+  mStreams,
+  asked,
+  nofile,
+  phases,
+  versions: v,
+  load,
+  out,
+  py,
+}) {
   const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   const ratio = (a, b) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
   const verdict = (ok) => (ok ? 'met' : '**missed**');
   const L = [
     '# Data path: FlockServe side by side with nginx and haproxy',
     '',
-    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --settle ${settle} --rounds ${rounds} --phases ${phases} --m-streams ${asked}\``,
+    `Command: \`npm run build && node bench/datapath.mjs --seconds ${seconds} --warmup ${warmup} --settle ${settle} --rounds ${rounds} --phases ${phases} --m-streams ${asked}` +
+      `${py ? ' --python-flockserve DIR' : ''}${out === DEFAULT_OUT ? '' : ` --out ${relative(ROOT, out)}`}\``,
     '',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB; ${v.nginx}; ${v.haproxy}; ${v.wrk}; Node ${v.node}.`,
     'Load generator, proxies and the 4 simulator workers (127.0.0.2–127.0.0.5) share these 2 cores, so',
@@ -575,7 +624,7 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
       );
     L.push('');
   }
-  proxyBound(L, results, { seconds, f, ratio, verdict });
+  proxyBound(L, results, { seconds, f, ratio, verdict, py });
   return L.join('\n');
 }
 
@@ -583,7 +632,7 @@ function render({ results, seconds, warmup, settle, rounds, mStreams, asked, nof
  * The proxy-bound phases (light workers): each target's req/s, latency and CPU per request, and
  * FlockServe against the Node floor (the least a one-process Node gateway pays) and nginx.
  */
-function proxyBound(L, results, { seconds, f, ratio, verdict }) {
+function proxyBound(L, results, { seconds, f, ratio, verdict, py }) {
   if (results.PA.length + results.PB.length + results.PS.length === 0) return;
   const usPerRequest = (r) => (r.cpu * 1e6) / (r.rps * seconds);
   L.push(
@@ -595,13 +644,9 @@ function proxyBound(L, results, { seconds, f, ratio, verdict }) {
     '(`--provisioner static` over the 4 workers, `--worker_capacity` high enough that nothing queues).',
     '"CPU µs/req" is the proxy\'s user + system CPU during the measured run over the requests it answered.',
     '',
-    'The original Python FlockServe (github.com/jdoodle-dev/flockserve) is not among the targets: it',
-    "imports SkyPilot's Python API (`sky.launch`, `sky.status`, `sky.queue`, `sky.down`) at start and",
-    'launches its first worker through it, and it needs `opentelemetry-instrumentation-fastapi`, the',
-    'OTLP gRPC exporter and `fire`; none of these is packaged in Debian 12, and the package index this',
-    "bench ran against does not carry them. Running it would take a stand-in for SkyPilot's Python API",
-    'written for the purpose, so its requests/s were not measured here.',
-    '',
+    ...(py
+      ? pythonTarget(py)
+      : ['The original Python FlockServe is not among the targets here (`--python-flockserve DIR` adds it).', '']),
   );
   for (const [phase, title] of [
     ['PA', `PA — non-streaming chat (8 tokens) answered at once, \`wrk -t1 -c64 -d${seconds}s\``],
@@ -612,6 +657,7 @@ function proxyBound(L, results, { seconds, f, ratio, verdict }) {
     const ours = rows.find((r) => r.ours);
     const floor = rows.find((r) => r.floor);
     const nginx = rows.find((r) => r.target === 'nginx');
+    const python = rows.find((r) => r.python);
     L.push(
       `## ${title}`,
       '',
@@ -623,10 +669,22 @@ function proxyBound(L, results, { seconds, f, ratio, verdict }) {
       ),
       `| **FlockServe / Node floor** | **${ratio(ours.rps, floor.rps)}** | ${ratio(ours.p50, floor.p50)} | ${ratio(ours.p99, floor.p99)} | | | **${ratio(usPerRequest(ours), usPerRequest(floor))}** |`,
       `| **FlockServe / nginx** | ${ratio(ours.rps, nginx.rps)} | ${ratio(ours.p50, nginx.p50)} | ${ratio(ours.p99, nginx.p99)} | | | ${ratio(usPerRequest(ours), usPerRequest(nginx))} |`,
+      ...(python
+        ? [
+            `| **FlockServe / Python FlockServe** | **${ratio(ours.rps, python.rps)}** | ${ratio(ours.p50, python.p50)} | ${ratio(ours.p99, python.p99)} | | | ${ratio(usPerRequest(ours), usPerRequest(python))} |`,
+            `| **Node floor / Python FlockServe** | ${ratio(floor.rps, python.rps)} | ${ratio(floor.p50, python.p50)} | ${ratio(floor.p99, python.p99)} | | | ${ratio(usPerRequest(floor), usPerRequest(python))} |`,
+          ]
+        : []),
       '',
       `Target: req/s ≥ 0.9 × the Node floor — ${ratio(ours.rps, floor.rps)}, ${verdict(ours.rps >= 0.9 * floor.rps)}; ` +
         `CPU per request ≤ 1.15 × the Node floor — ${ratio(usPerRequest(ours), usPerRequest(floor))}, ${verdict(usPerRequest(ours) <= 1.15 * usPerRequest(floor))}.`,
       '',
+      ...(python && phase === 'PA'
+        ? [
+            `Target: req/s ≥ 6 × the Python FlockServe's — ${ratio(ours.rps, python.rps)}, ${verdict(ours.rps >= 6 * python.rps)}.`,
+            '',
+          ]
+        : []),
       `CPU µs per request in each round: ${rows.map((r) => `${r.target} ${r.cpus.map((c, i) => f((c * 1e6) / (r.rpss[i] * seconds), 0)).join(', ')}`).join('; ')}.`,
       '',
     );
@@ -655,4 +713,34 @@ function proxyBound(L, results, { seconds, f, ratio, verdict }) {
       '',
     );
   }
+}
+
+/** What the Python FlockServe target is: its source, how it runs, and what stands in for what. */
+function pythonTarget(py) {
+  return [
+    `"${PYTHON_FLOCKSERVE}" is github.com/jdoodle-dev/flockserve at commit \`${py.commit}\`, unchanged, under`,
+    `${py.version} (bench/lib/python-flockserve.mjs): started as its CLI starts it (FastAPI served by uvicorn,`,
+    "with uvloop and httptools, uvicorn's fastest; its own access log on), `--worker_capacity` as FlockServe's,",
+    '`--min_workers`/`--max_workers` 4 (so its autoscaler neither adds nor removes one), `--verbosity 0`, its',
+    'other options at their defaults; its fleet is brought to 4 through its own `/add_new_node` and it is',
+    'measured once all 4 are ready. It forwards each request with one shared aiohttp session (its default',
+    'pool: 100 connections) to a worker picked at random among the ready ones. Its SQLite request log',
+    'covers `/generate` only, so these chat requests do not reach it. Stand-ins (bench/lib/python-flockserve/standins),',
+    'for what the package index used does not carry; each is off its data path or takes work off it:',
+    '',
+    "- `sky`: SkyPilot's Python API (Task.from_yaml, launch, status, queue, cancel, down): a cluster is launched",
+    "  at once with the next of the 4 light workers' addresses as its head IP. Only its start-up and 30 s worker checks call it.",
+    "- `fire`: the CLI's `--name value` arguments into `FlockServe(**kwargs)`.",
+    '- `opentelemetry.instrumentation.fastapi.FastAPIInstrumentor`: a no-op. The real one makes a span and',
+    '  records metrics on every request: without it the Python FlockServe is faster, so the ratios below are',
+    "  conservative (FlockServe's lead over it is, if anything, larger).",
+    '- `opentelemetry.sdk` (metrics and trace providers), the OTLP gRPC metric exporter, the Cloud Trace',
+    "  exporter and propagator: the API's no-op providers, exporters that drop what they get. (opentelemetry-sdk",
+    '  is in the index, but opentelemetry-semantic-conventions, which it requires, is not.) It records its',
+    '  meters only every 10 and 30 s, never on a request.',
+    '',
+    'It answers OpenAI streams only when asked with a `stream: 1` header, which no OpenAI client sends, so it',
+    'is not a target of PS.',
+    '',
+  ];
 }

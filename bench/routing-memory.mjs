@@ -44,7 +44,8 @@ const MiB = 1024 * 1024;
 function settle() {
   for (let i = 0; i < 3; i++) globalThis.gc();
   const m = process.memoryUsage();
-  return { heap: m.heapUsed, rss: m.rss };
+  // ArrayBuffers (typed arrays' memory) live outside V8's heap: counted with it.
+  return { heap: m.heapUsed + m.arrayBuffers, rss: m.rss };
 }
 
 /** Routes PROMPTS prompts through `name`; returns the memory it holds afterwards, and what its tree says it remembers. */
@@ -105,7 +106,7 @@ const md = `# Routing state in memory
 
 ${PROMPTS.toLocaleString('en')} prompts routed over ${WORKERS} workers (the Mooncake trace's ${requests.length.toLocaleString('en')} requests, ${Math.ceil(PROMPTS / requests.length)} rounds with
 their block ids shifted each round: ${(rows[0].chars / 1e9).toFixed(1)} G characters, mean ${Math.round(rows[0].chars / PROMPTS).toLocaleString('en')} per prompt), then a full
-GC, each policy in a process of its own. Heap = V8's heapUsed after it, minus before the
+GC, each policy in a process of its own. Heap = V8's heapUsed and ArrayBuffer memory after it, minus before the
 policy was made: the routing state the policy keeps. RSS is the process's resident memory, same
 difference; it also holds heap pages the GC freed but the OS has not taken back, which
 least-connection (no routing state) shows: the growth over its growth is the routing state's. Default options: \`prefix_tree_max_chars\`
@@ -123,7 +124,7 @@ ${rows
 prefix-cache remembers up to \`prefix_tree_max_chars\` of prompt per worker, but keeps only ~60
 checkpoints of each prompt's chained hash (every 64 bytes to 1 KiB, then 4 per doubling), so a
 remembered character costs a small fraction of a byte. prefix-hash keeps its ring (100 points
-per worker) and nothing per prompt. Measured on a shared 2-core machine; memory does not depend
+per worker) and a fixed table of 65,536 recent prompt keys (256 KiB), nothing per prompt. Measured on a shared 2-core machine; memory does not depend
 on its load.
 
 Command: \`npm run build && node --expose-gc bench/routing-memory.mjs\`

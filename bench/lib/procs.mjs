@@ -21,14 +21,27 @@ export function startCli(cli, args, ready, env = {}, nodeArgs = [], options = {}
 /**
  * Starts `node [the script's shebang flags] [nodeArgs] script args`, as running the script itself
  * does, and resolves once stdout matches `ready`. (Node rather than the script, so that nodeArgs
- * such as --cpu-prof can be added.) `options.ipc`: with an IPC channel (child.send, 'message');
- * `options.timeoutMs`: how long it may take to start (20 s; more on a busy machine).
+ * such as --cpu-prof can be added.) `options` as startProcess's.
  */
 export function startScript(script, args, ready, env = {}, nodeArgs = [], options = {}) {
-  const cli = basename(script);
-  const child = spawn(process.execPath, [...shebangNodeArgs(script), ...nodeArgs, script, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
+  return startProcess(process.execPath, [...shebangNodeArgs(script), ...nodeArgs, script, ...args], ready, {
+    ...options,
+    env,
+    name: basename(script),
+  });
+}
+
+/**
+ * Starts `command args` (in the repo root unless `options.cwd`, with `options.env` over this
+ * process's environment) and resolves once its stdout matches `ready` (or its stderr too, with
+ * `options.readyOnStderr`: a Python server logs there). `options.ipc`: with an IPC channel
+ * (child.send, 'message'); `options.timeoutMs`: how long it may take to start (120 s).
+ */
+export function startProcess(command, args, ready, options = {}) {
+  const name = options.name ?? basename(command);
+  const child = spawn(command, args, {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc ? ['ipc'] : [])],
   });
   children.add(child);
@@ -36,20 +49,22 @@ export function startScript(script, args, ready, env = {}, nodeArgs = [], option
   let out = '';
   return new Promise((resolve, reject) => {
     // Generous by default: on a shared, busy machine a node process can take a minute and more to start.
-    const timer = setTimeout(() => reject(new Error(`${cli} did not start: ${out}`)), options.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), options.timeoutMs ?? 120_000);
     const onData = (d) => {
       out += d.toString();
       const m = ready.exec(out);
       if (m) {
         clearTimeout(timer);
         child.stdout.off('data', onData);
+        child.stderr.off('data', onData);
         child.stdout.resume();
+        child.stderr.resume();
         resolve({ child, match: m });
       }
     };
     child.stdout.on('data', onData);
-    child.stderr.on('data', (d) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`${cli} exited with ${code}: ${out}`)));
+    child.stderr.on('data', options.readyOnStderr ? onData : (d) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${out}`)));
   });
 }
 

@@ -80,9 +80,12 @@ export interface EngineProfile {
  *   A100's 312 TFLOPS BF16 gives ~19.5k tokens/s at 100% MFU, ~10k at a typical 50%.
  * - maxNumSeqs 256: vLLM's default for the OpenAI server; it picks 1024 only for ≥70 GiB GPUs
  *   that are not A100s (vllm tests/engine/test_arg_utils.py, test_defaults_with_usage_context).
- * - kvCacheTokens 440000: Llama-3.1-8B keeps 32 layers × 8 KV heads × 128 dims × 2 (K,V) × 2 bytes
- *   = 128 KiB per token; 80 GiB × 0.9 utilisation − ~15 GiB weights − ~3 GiB activations
- *   ≈ 54 GiB → ~440k tokens.
+ * - kvCacheTokens 440000: Llama-3.1-8B's config.json has num_hidden_layers 32,
+ *   num_key_value_heads 8 and head_dim 128 (hidden_size 4096 / 32 attention heads), so a token
+ *   keeps 2 (K,V) × 32 × 8 × 128 × 2 bytes (BF16) = 128 KiB. The A100-80GB has 80 GiB; vLLM's
+ *   --gpu-memory-utilization 0.9 gives it 72 GiB, less 15 GiB of weights (8.03 B parameters × 2
+ *   bytes) and ~3 GiB of activation peak and CUDA graphs: ≈ 54 GiB of KV cache → ~440k tokens,
+ *   computed as vLLM computes the "GPU KV cache size" it logs at start-up.
  */
 export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
   maxNumSeqs: 256,

@@ -1,5 +1,5 @@
 import { hashString } from '../hashing.js';
-import type { Candidates } from '../load-index.js';
+import { load, type Candidates } from '../load-index.js';
 import type { Worker } from '../types.js';
 import type { BalancerPolicy, PickContext } from './types.js';
 
@@ -19,6 +19,8 @@ interface Point {
  * its share of the load, relative to its capacity, times the load factor c:
  *
  *   bound(w) = ⌈c × (in flight + 1) × capacity(w) / Σ capacity⌉
+ *
+ * where in flight counts every gateway replica's requests, on the worker and in the total.
  *
  * Worked example, 4 workers of capacity 30, 10 in flight, c = 1.25: bound = ⌈1.25 × 11 / 4⌉ = 4,
  * so a key's home worker with 4 in flight passes the request to the next worker on the ring. A
@@ -67,6 +69,12 @@ export class HashRing {
     return this.#points[this.#start(keyHash)]?.worker;
   }
 
+  /** The key's home if it has a free slot and no worker is less loaded (relative to capacity), else undefined. */
+  homeIfLeastLoaded(keyHash: number, candidates: Candidates): Worker | undefined {
+    const w = this.home(keyHash);
+    return w !== undefined && candidates.has(w) && load(w) / w.capacity <= candidates.minLoad ? w : undefined;
+  }
+
   /**
    * The first worker clockwise from `keyHash` with a free slot and under its bound; undefined
    * when every worker is at its bound or full (the bounds round up, so only when all are full),
@@ -75,11 +83,12 @@ export class HashRing {
   pick(keyHash: number, candidates: Candidates): Worker | undefined {
     const points = this.#points;
     if (points.length === 0) return undefined;
-    const load = this.#factor * (candidates.totalInFlight + 1);
+    // The worker's requests from every gateway replica, as the total counts them: the fleet's bound.
+    const share = this.#factor * (candidates.totalInFlight + 1);
     let i = this.#start(keyHash);
     for (let step = 0; step < points.length; step++) {
       const w = points[i]!.worker;
-      if (w.inFlight + 1 <= Math.ceil((load * w.capacity) / this.#capacity) && candidates.has(w)) return w;
+      if (load(w) + 1 <= Math.ceil((share * w.capacity) / this.#capacity) && candidates.has(w)) return w;
       i = i + 1 === points.length ? 0 : i + 1;
     }
     return undefined;
@@ -118,6 +127,15 @@ export abstract class KeyedRingPolicy implements BalancerPolicy {
   /** The hash a request routes on, or undefined (then: least-connection). */
   abstract keyOf(ctx: KeyContext): number | undefined;
 
+  /**
+   * Whether a request's key is worth keeping on its worker (the ring with its bound); when not,
+   * the request goes to the least-loaded worker, its home on a tie. Always, unless a subclass
+   * knows better.
+   */
+  protected sticks(_key: number, _ctx: KeyContext): boolean {
+    return true;
+  }
+
   onMembershipChange(ready: readonly Worker[]): void {
     this.#ring.setWorkers(ready);
   }
@@ -131,6 +149,7 @@ export abstract class KeyedRingPolicy implements BalancerPolicy {
   pick(candidates: Candidates, ctx: PickContext): Worker | undefined {
     const key = this.keyOf(ctx);
     if (key === undefined) return candidates.leastLoaded(ctx.random);
-    return this.#ring.pick(key, candidates) ?? candidates.leastLoaded(ctx.random);
+    const w = this.sticks(key, ctx) ? this.#ring.pick(key, candidates) : this.#ring.homeIfLeastLoaded(key, candidates);
+    return w ?? candidates.leastLoaded(ctx.random);
   }
 }

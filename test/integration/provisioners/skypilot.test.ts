@@ -157,10 +157,12 @@ describe('SkyPilotProvisioner through the fake sky', () => {
   });
 
   it('kills a hanging `sky launch` at launch_timeout and leaves its INIT cluster for teardown', async () => {
-    const s = await setup({ FAKE_SKY_LAUNCH_HANG: 'w-1' }, { launchTimeoutMs: 800 });
+    // 3 s: long enough for the fake (a node process) to start, mark its cluster INIT and hang on a
+    // busy machine; a launch killed before it started would leave nothing to check.
+    const s = await setup({ FAKE_SKY_LAUNCH_HANG: 'w-1' }, { launchTimeoutMs: 3000 });
     try {
       await expect(s.launch('w-1')).rejects.toThrow(
-        /launch of w-1 timed out after 0s \(launch_timeout\); its process group was killed/,
+        /launch of w-1 timed out after 3s \(launch_timeout\); its process group was killed/,
       );
       await waitFor(
         () => s.sky.hung().length === 1 && s.sky.hung().every((pid) => !alive(pid)),

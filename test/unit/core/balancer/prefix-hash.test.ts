@@ -5,6 +5,28 @@ import { CHI2_4DF_0_001, chiSquareUniform, policyBench, type WorkerSpec } from '
 
 const idle = (names: readonly string[], capacity = 30): WorkerSpec[] => names.map((n): WorkerSpec => [n, 0, capacity]);
 const NAMES = ['gw-1', 'gw-2', 'gw-3', 'gw-4', 'gw-5'];
+/** The worker of NAMES[0..3] a request's key belongs to (the ring is a function of the names alone). */
+function homeOf(ctx: { promptText?: string; sessionKey?: string }): string {
+  const policy = new PrefixHash();
+  policyBench(policy, idle(NAMES.slice(0, 4)));
+  return policy.home(ctx)!.name;
+}
+
+/** NAMES[0..3] behind `policy`, the key's home with `homeLoad` in flight, the others with `otherLoads`. */
+function aroundHome(
+  policy: PrefixHash,
+  ctx: { promptText?: string; sessionKey?: string },
+  homeLoad: number,
+  otherLoads: number[],
+) {
+  const home = homeOf(ctx);
+  const others = NAMES.slice(0, 4).filter((n) => n !== home);
+  const bench = policyBench(policy, [
+    [home, homeLoad, 30],
+    ...others.map((n, i): WorkerSpec => [n, otherLoads[i]!, 30]),
+  ]);
+  return { ...bench, home: bench.byName(home), others: others.map(bench.byName) };
+}
 /** Prompts that differ from their first characters on, each longer than the key (4,096 characters). */
 const prompts = Array.from({ length: 2000 }, (_, i) => `document ${i}: ${'lorem ipsum dolor sit amet. '.repeat(160)}`);
 
@@ -87,6 +109,62 @@ describe('PrefixHash', () => {
       for (const w of workers) expect(w.inFlight).toBeLessThanOrEqual(Math.ceil((1.25 * i) / 4));
     }
     expect(home.inFlight).toBe(13); // ⌈1.25 × 40 / 4⌉
+  });
+
+  /**
+   * 4 workers: the key's home with 2 in flight, the others 3, 3 and 1 (10 in flight: the home is
+   * under its bound ⌈11 / 4⌉ = 3, one request busier than the least loaded).
+   * [case, how many times the prompt was routed before, session key?, where it goes]
+   */
+  const firstOrAgain: [string, number, boolean, 'home' | 'least loaded'][] = [
+    ['a prompt key seen for the first time goes to the least-loaded worker', 0, false, 'least loaded'],
+    ['the same prompt key again sticks to its home, under its bound', 1, false, 'home'],
+    ['... and every time after', 5, false, 'home'],
+    ['a session key sticks from its first request', 0, true, 'home'],
+  ];
+  it.each(firstOrAgain)('%s', (_label, before, session, expected) => {
+    const policy = new PrefixHash();
+    const ctx = session ? { sessionKey: 'alice', promptText: prompts[3]! } : { promptText: prompts[3]! };
+    const { pool, home, others } = aroundHome(policy, ctx, 2, [3, 3, 1]);
+    const random = seededRandom(7);
+    for (let i = 0; i < before; i++) policy.pick(pool.loads, { ...ctx, random });
+    expect(policy.pick(pool.loads, { ...ctx, random })).toBe(expected === 'home' ? home : others[2]);
+  });
+
+  it('a prompt key seen for the first time goes to its home when no worker is less loaded (whatever the draw)', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const policy = new PrefixHash();
+      const { pool, home } = aroundHome(policy, { promptText: prompts[4]! }, 1, [1, 2, 2]);
+      expect(policy.pick(pool.loads, { promptText: prompts[4]!, random: seededRandom(seed) })).toBe(home);
+    }
+  });
+
+  it('traffic that shares no prefix: over a timeline of arrivals and ends, every request goes to a least-loaded worker', () => {
+    const policy = new PrefixHash();
+    const { pool, workers } = policyBench(policy, idle(NAMES));
+    const random = seededRandom(9);
+    const live: (typeof workers)[number][] = [];
+    for (const [i, promptText] of prompts.entries()) {
+      // Between 0 and 2 requests end before each arrival: the fleet's load wanders between 0 and ~40.
+      for (let e = Math.floor(random() * 3); e > 0 && live.length > 0; e--)
+        pool.release(live.splice(Math.floor(random() * live.length), 1)[0]!);
+      const least = Math.min(...workers.map((w) => w.inFlight));
+      const w = policy.pick(pool.loads, { promptText, random })!;
+      expect(w.inFlight, `request ${i}`).toBe(least);
+      pool.acquire(w);
+      live.push(w);
+    }
+  });
+
+  it('the bound counts the other gateway replicas’ requests on the worker, as the fleet’s total does', () => {
+    const policy = new PrefixHash();
+    const ctx = { promptText: prompts[5]!, random: seededRandom(10) };
+    // 9 in flight: this replica's 1 on each other worker, the other replicas' 6 on the home,
+    // which is over its bound ⌈10 / 4⌉ = 3.
+    const { pool, home } = aroundHome(policy, ctx, 0, [1, 1, 1]);
+    pool.setRemoteInFlight(home.name, 6);
+    policy.pick(pool.loads, ctx); // the key is now one that recurs
+    expect(policy.pick(pool.loads, ctx)).not.toBe(home);
   });
 
   it('no prompt and no session key: least-connection', () => {

@@ -31,7 +31,7 @@ describe('multi-turn chat (80 sessions) on 4 workers, 1 gateway vs 3 replicas', 
   const trace = chatTrace({ ...CHAT_DEFAULTS, sessions: 80, sessionsPerSecond: 1, seed: 2 });
   const fixed = { minWorkers: 4, maxWorkers: 4 };
 
-  it('prefix-hash picks the same worker on every replica: its hit rate holds; prefix-cache’s per-replica tree loses some', async () => {
+  it('prefix-hash picks the same worker on every replica: its hit rate and balance hold; prefix-cache’s per-replica tree loses some', async () => {
     const [ph1, ph3, pc1, pc3] = [
       await run(trace, 1, { ...fixed, loadBalancer: 'prefix-hash' }),
       await run(trace, 3, { ...fixed, loadBalancer: 'prefix-hash' }),
@@ -39,8 +39,11 @@ describe('multi-turn chat (80 sessions) on 4 workers, 1 gateway vs 3 replicas', 
       await run(trace, 3, { ...fixed, loadBalancer: 'prefix-cache' }),
     ];
     for (const r of [ph1, ph3, pc1, pc3]) expect(r.summary.completed).toBe(trace.length);
-    // (Here it gains: its bound on a worker's load counts the other replicas' requests a second late.)
-    expect(ph3.prefixCache.hitRate).toBeGreaterThan(ph1.prefixCache.hitRate - 0.02);
+    // Each replica sees a key's first request itself (which goes to the least loaded), and the
+    // other replicas' load a second late: a few points.
+    expect(ph3.prefixCache.hitRate).toBeGreaterThan(ph1.prefixCache.hitRate - 0.03);
+    // Its bound counts every replica's requests on a worker: no hot spot the one gateway does not have.
+    expect(ph3.balance.imbalance / ph1.balance.imbalance).toBeLessThan(1.2);
     expect(pc3.prefixCache.hitRate).toBeLessThan(pc1.prefixCache.hitRate - 0.05);
   });
 
