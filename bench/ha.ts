@@ -30,7 +30,9 @@ import { parseFleet, parseLeader } from '../src/coordination/etcd-keys.js';
 import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
 import { startLoad, startReplicas, type Replica, type ReplicaSet } from '../test/helpers/replicas.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { freePort } from './lib/fleet.mjs';
 import { cpuSeconds, median } from './lib/load.mjs';
+import { openFileLimit } from './lib/nofile.mjs';
 import { ROOT, processTree, startCli, stop, waitHttp } from './lib/procs.mjs';
 import { ensureTools, startProxy } from './lib/proxies.mjs';
 import { wrk } from './lib/wrk.mjs';
@@ -333,7 +335,8 @@ once a second, off the request path, and a lone replica writes its load once a s
 async function scaleOutPart(workers: string[], tmp: string, body: string): Promise<string> {
   log('scaleout: haproxy (TCP) in front of 1, then 2 replicas');
   const load0 = loadavg()[0]!.toFixed(1);
-  const nofile = 65536;
+  // haproxy sizes maxconn to the files it may open, and refuses to start above the limit it is given.
+  const nofile = Math.min(65536, openFileLimit());
   const results: {
     replicas: number;
     rps: number[];
@@ -341,6 +344,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
     cpuUs: number[];
     haproxyUs: number[];
     spread: number[];
+    errors: number[];
   }[] = [];
   for (const n of [1, 2]) {
     const ports = Array.from({ length: n }, (_, i) => 18620 + i * 2);
@@ -363,7 +367,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
         ),
       );
     }
-    const haproxyPort = 18640;
+    const haproxyPort = await freePort();
     const haproxy = await startProxy('haproxy-tcp', join(tmp, `haproxy-${n}`), {
       port: haproxyPort,
       workers: ports.map((p) => `127.0.0.1:${p}`),
@@ -376,6 +380,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
       cpuUs: [] as number[],
       haproxyUs: [] as number[],
       spread: [] as number[],
+      errors: [] as number[],
     };
     try {
       for (const p of ports) {
@@ -393,6 +398,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
         const sampling = sampleSpread(workers);
         const w = await wrk({ dir: tmp, url, body, connections: 64, seconds: SECONDS });
         r.spread.push(await sampling.stop());
+        r.errors.push(w.errors);
         const requests = w.rps * SECONDS;
         r.rps.push(w.rps);
         r.p99.push(w.p99);
@@ -407,7 +413,7 @@ async function scaleOutPart(workers: string[], tmp: string, body: string): Promi
     results.push(r);
   }
   const row = (r: (typeof results)[number]): string =>
-    `| ${r.replicas} | ${median(r.rps).toFixed(0)} (${r.rps.map((x) => x.toFixed(0)).join(', ')}) | ${median(r.p99).toFixed(1)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.haproxyUs).toFixed(0)} | ${median(r.spread).toFixed(2)} |`;
+    `| ${r.replicas} | ${median(r.rps).toFixed(0)} (${r.rps.map((x) => x.toFixed(0)).join(', ')}) | ${median(r.p99).toFixed(1)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.haproxyUs).toFixed(0)} | ${median(r.spread).toFixed(2)} | ${r.errors.join(', ')} |`;
   return `## Scale-out: 1 and 2 replicas behind haproxy (TCP)
 
 Phase A of bench/datapath.mjs (non-streaming chat, \`max_tokens\` 8, worker delay 0, \`wrk -t1 -c64\`) through
@@ -416,8 +422,8 @@ the fleet through etcd; 4 simulator workers. ${SECONDS} s runs after ${WARMUP} s
 (each round in brackets). ${cpus().length} cores: the replicas, haproxy, the workers and wrk share them; the load
 average was ${load0} at the start and ${loadavg()[0]!.toFixed(1)} at the end (a quiet machine reads below 1 before the run).
 
-| replicas | requests/s | p99 (ms) | gateways' CPU per request (us) | haproxy's CPU per request (us) | in-flight spread |
-| --- | --- | --- | --- | --- | --- |
+| replicas | requests/s | p99 (ms) | gateways' CPU per request (us) | haproxy's CPU per request (us) | in-flight spread | errors (wrk: socket errors and non-2xx, each round) |
+| --- | --- | --- | --- | --- | --- | --- |
 ${results.map(row).join('\n')}
 
 In-flight spread: how evenly the 4 workers are loaded, sampled every 200 ms during the measured runs:

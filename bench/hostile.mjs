@@ -18,6 +18,7 @@
 //
 //   npm run build && node bench/hostile.mjs [--slow-header 2000] [--slow-body 2000] [--attack 60]
 //        [--seconds 20] [--normal 16] [--trickle 5] [--workers 4] [--gateway-args='--client_body_timeout 10']
+//        [--gateway-node-args='--cpu-prof --cpu-prof-dir DIR']
 //        [--out bench/results/hostile.md] [--section defaults]   (the section of --out this run replaces)
 //
 // The bench holds one socket per slow client and the gateway one per client plus its workers':
@@ -30,7 +31,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startFleet } from './lib/fleet.mjs';
-import { closedLoop } from './lib/load.mjs';
+import { closedLoop, cpuSeconds } from './lib/load.mjs';
 import { openFileLimit, withOpenFileLimit } from './lib/nofile.mjs';
 import { ROOT } from './lib/procs.mjs';
 import { writeSection } from './lib/sections.mjs';
@@ -89,6 +90,7 @@ async function main() {
     simArgs: ['--token-interval', '1', '--max-num-seqs', '512'],
     capacity: 256,
     args: gatewayArgs,
+    nodeArgs: values['gateway-node-args'].split(' ').filter(Boolean),
   });
   const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello' }], max_tokens: 16 });
   const load = () =>
@@ -106,13 +108,16 @@ async function main() {
     () => samples.push({ t: performance.now(), rss: gw.rssMiB(), fds: gw.fds(), load: loadavg()[0] }),
     1000,
   );
-  const phase = (name) => ({ name, from: performance.now() });
+  // The gateway's CPU seconds over a phase: unlike latency, its cost per request or per slow
+  // connection cut hardly depends on how busy the machine is.
+  const phase = (name) => ({ name, from: performance.now(), cpuFrom: cpuSeconds(gw.pid) });
+  const end = (p) => Object.assign(p, { to: performance.now(), cpu: cpuSeconds(gw.pid) - p.cpuFrom });
 
   log(`warm-up: ${normal} normal clients for ${seconds} s (not counted)`);
   await load();
   log(`before: ${normal} normal clients for ${seconds} s`);
   const before = { ...phase('before'), result: await load() };
-  before.to = performance.now();
+  end(before);
   log(`before: p50 ${before.result.p50.toFixed(1)} ms, p99 ${before.result.p99.toFixed(1)} ms`);
 
   log(`attack: ${slowHeader} slow-header and ${slowBody} slow-body clients for ${attackS} s`);
@@ -120,12 +125,14 @@ async function main() {
   const slow = spawnAttackers({ port: new URL(gw.url).port, slowHeader, slowBody, trickleS });
   log(`attack: ${await slow.opened} slow connections open; normal clients start`);
   const loaded = [];
-  const attackEnd = attack.from + attackS * 1000;
+  // The attack lasts --attack seconds from when every slow client is open (opening thousands
+  // takes a while on a busy machine).
+  const attackEnd = performance.now() + attackS * 1000;
   while (performance.now() + seconds * 1000 + 2000 <= attackEnd) loaded.push(await load());
   while (performance.now() < attackEnd) await sleep(200);
   const metricsDuring = await gatewayCounters(gw.url);
   const slowTally = slow.stop();
-  attack.to = performance.now();
+  end(attack);
   attack.result = merge(loaded);
   log(
     `attack: p50 ${attack.result.p50.toFixed(1)} ms, p99 ${attack.result.p99.toFixed(1)} ms over ${loaded.length} runs`,
@@ -134,7 +141,7 @@ async function main() {
 
   log(`after: ${normal} normal clients for ${seconds} s`);
   const after = { ...phase('after'), result: await load() };
-  after.to = performance.now();
+  end(after);
   clearInterval(sampler);
   const metricsAfter = await gatewayCounters(gw.url);
   log(`after: p50 ${after.result.p50.toFixed(1)} ms, p99 ${after.result.p99.toFixed(1)} ms`);
@@ -236,6 +243,9 @@ function render({
   const max = (xs) => (xs.length ? Math.max(...xs) : NaN);
   const [before, attack, after] = phases;
   const unloadedP99 = (before.result.p99 + after.result.p99) / 2;
+  const perRequestUs = ((before.cpu + after.cpu) * 1e6) / (before.result.requests + after.result.requests);
+  const extraUs = attack.cpu * 1e6 - attack.result.requests * perRequestUs;
+  const cut = Object.values(slow).reduce((n, t) => n + t.answered408, 0);
   const L = [
     `## ${gatewayArgs.length ? `With \`${gatewayArgs.join(' ')}\`` : 'With the default client limits'}`,
     '',
@@ -253,24 +263,28 @@ function render({
     '',
     'The machine is shared: the load average (1 min) beside each phase says how busy it was.',
     '',
-    '| phase | normal requests | p50 (ms) | p99 (ms) | errors | gateway RSS max (MiB) | open files max | load average |',
-    '| --- | --: | --: | --: | --: | --: | --: | --- |',
+    '| phase | normal requests | p50 (ms) | p99 (ms) | errors | gateway CPU (% of a core) | gateway RSS max (MiB) | open files max | load average |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: | --- |',
   ];
   for (const p of phases) {
     const s = inPhase(p);
     L.push(
-      `| ${p.name} | ${p.result.requests} | ${f(p.result.p50)} | ${f(p.result.p99)} | ${p.result.errors} | ${f(max(s.map((x) => x.rss)))} | ${max(s.map((x) => x.fds))} | ${f(Math.min(...s.map((x) => x.load)))}–${f(max(s.map((x) => x.load)))} |`,
+      `| ${p.name} | ${p.result.requests} | ${f(p.result.p50)} | ${f(p.result.p99)} | ${p.result.errors} | ${f((100 * p.cpu * 1000) / (p.to - p.from), 0)} | ${f(max(s.map((x) => x.rss)))} | ${max(s.map((x) => x.fds))} | ${f(Math.min(...s.map((x) => x.load)))}–${f(max(s.map((x) => x.load)))} |`,
     );
   }
   L.push(
     '',
     `p99 under attack / unloaded (mean of before and after): **${f(attack.result.p99 / unloadedP99, 2)}** (target ≤ 1.5).`,
+    `Gateway CPU: ${f(perRequestUs)} µs per normal request (before and after); the attack phase's CPU beyond its normal requests' (opening, holding and cutting the slow connections) is`,
+    `${f(extraUs / 1e6, 2)} s, **${f(extraUs / cut, 0)} µs per slow connection answered 408** (${cut} of them) and opened again.`,
     '',
-    '| slow client | opened | answered 408 | answered otherwise | closed without an answer | open at the end |',
-    '| --- | --: | --: | --: | --: | --: |',
+    '| slow client | opened | answered 408 | answered otherwise | closed without an answer | open at the end | connect failed (tried again) |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
   );
   for (const [kind, t] of Object.entries(slow)) {
-    L.push(`| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} |`);
+    L.push(
+      `| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} | ${t.connectFailed} |`,
+    );
   }
   L.push('', "The gateway's counters (/metrics) at the end of the attack and after:", '', '```');
   for (const [k, v] of Object.entries(metricsDuring)) L.push(`${k} ${v} → ${metricsAfter[k] ?? '—'}`);

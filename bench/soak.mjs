@@ -15,8 +15,10 @@
 //              two, not 20 s later; the workers' own abort counters are reported beside them
 //   leaked     in-flight slots left once the traffic stops: the status JSON's
 //              current_queue_length must return to 0
-//   memory     RSS, heap and buffers sampled every --sample s, the heap after a forced GC every
-//              --gc-every s; slopes over the last 2/3 of the run (after warm-up)
+//   memory     RSS and what it is made of (V8's heap: used and committed; external memory and
+//              array buffers; the anonymous memory left outside both: malloc arenas, libuv,
+//              nghttp2) sampled every --sample s, the heap after a forced GC every --gc-every s;
+//              slopes over the last --window minutes (at most the last 2/3 of the run: after warm-up)
 //   handles    the gateway's open files (/proc/PID/fd) and its active handles
 //              (process.getActiveResourcesInfo(): sockets, timers, servers) over time, and its TCP
 //              sockets by peer (from clients, to workers, left in CLOSE_WAIT)
@@ -28,7 +30,9 @@
 //
 //   npm run build && node bench/soak.mjs [--minutes 30] [--rate 20] [--kill-every 180] [--down 10]
 //        [--slow 200] [--trickle 5] [--workers 4] [--sample 5] [--gc-every 60] [--seed 1]
-//        [--gateway-args='--client_header_timeout 10 ...'] [--short] [--out bench/results/reliability.md]
+//        [--gateway-args='--client_header_timeout 10 ...'] [--gateway-env='MALLOC_ARENA_MAX=2']
+//        [--gateway-node-args='--max-semi-space-size=...'] [--window 20] [--short]
+//        [--out bench/results/reliability.md]
 //
 // The gateway runs with client timeouts shorter than its defaults (--gateway-args), so that slow
 // connections come and go many times within the run, as they would over hours with the defaults.
@@ -62,6 +66,9 @@ const { values } = parseArgs({
       type: 'string',
       default: '--client_header_timeout 10 --client_body_timeout 10 --client_request_timeout 30 --max_body_size 262144',
     },
+    'gateway-env': { type: 'string', default: '' },
+    'gateway-node-args': { type: 'string', default: '' },
+    window: { type: 'string', default: '20' },
     short: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/reliability.md') },
   },
@@ -74,6 +81,13 @@ const SAMPLE_MS = Number(values.sample) * 1000;
 const GC_EVERY_MS = Number(values['gc-every']) * 1000;
 const SLOW = Number(values.slow);
 const GATEWAY_ARGS = values['gateway-args'].split(' ').filter(Boolean);
+const GATEWAY_ENV = Object.fromEntries(
+  values['gateway-env']
+    .split(' ')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
+const GATEWAY_NODE_ARGS = values['gateway-node-args'].split(' ').filter(Boolean);
 const MAX_BODY = Number(GATEWAY_ARGS[GATEWAY_ARGS.indexOf('--max_body_size') + 1] ?? 10 * 2 ** 20);
 const PATIENCE_MS = 120_000;
 const TOKEN_MS = 5;
@@ -349,6 +363,8 @@ async function main() {
     simArgs: ['--token-interval', String(TOKEN_MS), '--max-num-seqs', '256'],
     capacity: 64,
     args: GATEWAY_ARGS,
+    env: GATEWAY_ENV,
+    nodeArgs: GATEWAY_NODE_ARGS,
   });
   const dispatcher = new Agent({ connections: 256 });
   const grpc = new InferenceServiceClient(gw.grpcAddress, credentials.createInsecure());
@@ -365,15 +381,13 @@ async function main() {
   const since = () => (performance.now() - t0) / 1000;
   const gcSample = async () => {
     const m = await gw.memory({ gc: true });
-    gcSamples.push({ s: since(), heap: m.heapUsed / 2 ** 20, rss: m.rss / 2 ** 20, buffers: m.arrayBuffers / 2 ** 20 });
+    gcSamples.push({ s: since(), ...breakdown(m) });
   };
   const sample = async () => {
     const [status, m, busy] = await Promise.all([gw.status().catch(() => undefined), gw.memory(), workers.read()]);
     samples.push({
       s: since(),
-      rss: gw.rssMiB(),
-      heap: m.heapUsed / 2 ** 20,
-      buffers: m.arrayBuffers / 2 ** 20,
+      ...breakdown(m),
       fds: gw.fds(),
       sockets: gw.sockets(),
       handles: Object.values(m.resources).reduce((a, b) => a + b, 0),
@@ -489,6 +503,25 @@ async function main() {
   process.exit(0);
 }
 
+/**
+ * The gateway's memory in MiB: RSS; V8's heap used and committed (heapTotal: pages V8 holds,
+ * live or not); external memory (array buffers among it); the anonymous memory outside V8's heap
+ * and the external memory (malloc arenas and their fragmentation, libuv, nghttp2, V8's own
+ * malloc, thread stacks).
+ */
+function breakdown(m) {
+  const mib = (b) => b / 2 ** 20;
+  return {
+    rss: mib(m.rss),
+    heap: mib(m.heapUsed),
+    heapTotal: mib(m.heapTotal),
+    newSpace: mib(m.newSpaceSize),
+    external: mib(m.external),
+    buffers: mib(m.arrayBuffers),
+    native: m.anonKiB / 1024 - mib(m.heapTotal) - mib(m.external),
+  };
+}
+
 /** Least-squares slope of y over x. */
 function slope(points) {
   const n = points.length;
@@ -513,7 +546,9 @@ function render(r) {
   );
   const runS = DURATION_MS / 1000;
   const during = samples.slice(0, -1);
-  const tail = (rows) => rows.filter((s) => s.s >= runS / 3 && s.s <= runS);
+  const windowS = Math.min(Number(values.window) * 60, (runS * 2) / 3);
+  const tail = (rows) => rows.filter((s) => s.s >= runS - windowS && s.s <= runS);
+  const win = `the last ${f(windowS / 60, 0)} min`;
   const perHour = (rows, key) => slope(tail(rows).map((s) => ({ x: s.s / 3600, y: s[key] })));
   const at = (rows, frac) =>
     rows.reduce((best, s) => (Math.abs(s.s - frac * runS) < Math.abs(best.s - frac * runS) ? s : best));
@@ -528,8 +563,14 @@ function render(r) {
   const command = [
     `node bench/soak.mjs --minutes ${values.minutes} --rate ${RATE} --kill-every ${values['kill-every']} --down ${values.down}`,
     `--slow ${SLOW} --trickle ${values.trickle} --workers ${values.workers} --sample ${values.sample} --gc-every ${values['gc-every']}`,
-    `--seed ${values.seed} --gateway-args='${GATEWAY_ARGS.join(' ')}'${values.short ? ' --short' : ''}`,
-  ].join(' ');
+    `--seed ${values.seed} --gateway-args='${GATEWAY_ARGS.join(' ')}'`,
+    values['gateway-env'] ? `--gateway-env='${values['gateway-env']}'` : '',
+    GATEWAY_NODE_ARGS.length ? `--gateway-node-args='${values['gateway-node-args']}'` : '',
+    values.window !== '20' ? `--window ${values.window}` : '',
+    values.short ? '--short' : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   const lastResources = samples.at(-1).resources;
   const L = [
     values.short
@@ -543,7 +584,11 @@ function render(r) {
     '```',
     '',
     `Run ${new Date().toISOString()}, Node ${process.version}, ${f(endS, 0)} s; load average ${f(r.load0)} at the start, ${f(Math.max(...samples.map((s) => s.load)))} at most (the machine is shared).`,
-    `${values.workers} simulator workers (${TOKEN_MS} ms per token) behind \`flockserve --provisioner static ${GATEWAY_ARGS.join(' ')}\`;`,
+    `${values.workers} simulator workers (${TOKEN_MS} ms per token) behind \`${Object.entries(GATEWAY_ENV)
+      .map(([k, v]) => `${k}=${v} `)
+      .join(
+        '',
+      )}flockserve --provisioner static ${GATEWAY_ARGS.join(' ')}\`${GATEWAY_NODE_ARGS.length ? ` (node ${GATEWAY_NODE_ARGS.join(' ')})` : ''};`,
     `one worker killed with SIGKILL and started again ${values.down} s later every ${values['kill-every']} s (${kills} kills).`,
     `Poisson arrivals at ${RATE}/s (at most ${maxInFlight} requests in flight at once) and ${SLOW} slow connections throughout`,
     `(half trickling a request head, half a body; each opened again when the gateway closes it).`,
@@ -561,11 +606,13 @@ function render(r) {
   L.push(
     `| **all** | ${totals.sent} | ${totals.ok} | ${totals.error} | ${totals.cancelled} | **${totals.lost}** |`,
     '',
-    '| slow connection | opened | answered 408 | answered otherwise | closed without an answer | open at the end |',
-    '| --- | --: | --: | --: | --: | --: |',
+    '| slow connection | opened | answered 408 | answered otherwise | closed without an answer | open at the end | connect failed (tried again) |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
   );
   for (const [kind, t] of slowRows)
-    L.push(`| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} |`);
+    L.push(
+      `| ${kind} | ${t.opened} | ${t.answered408} | ${t.answeredOther} | ${t.closedSilently} | ${t.openAtEnd} | ${t.connectFailed} |`,
+    );
   L.push(
     '',
     `- **Lost: ${totals.lost} requests, ${slowLost} slow connections.** Errors seen: ${
@@ -577,9 +624,14 @@ function render(r) {
       ` Workers idle **${f(r.idleAfterS)} s** after the last client was done (${r.busyAtEnd} requests still running on them);` +
       ` sequences the workers aborted: ${workerTotals.aborted} (of ${workerTotals.received} received, ${workerTotals.completed} completed; a killed worker's last counts are lost with it).`,
     `- **Leaked in-flight slots: ${queue}** (current_queue_length once the traffic stopped and every request ended).`,
-    `- **RSS (MiB)**: ${series(during, 'rss')}; slope over the last 2/3: **${f(perHour(during, 'rss'))} MiB/hour**.`,
-    `- **Heap after a forced GC (MiB)**, every ${values['gc-every']} s: ${series(gcSamples.slice(0, -1), 'heap')}, ${f(gcSamples.at(-1).heap)} once the clients were gone; slope over the last 2/3: **${f(perHour(gcSamples, 'heap'))} MiB/hour**. Array buffers after GC: ${f(gcSamples[0].buffers)} → ${f(gcSamples.at(-1).buffers)} MiB.`,
-    `- **Open files**: ${series(during, 'fds', 0)}, ${samples.at(-1).fds} once the traffic and the clients' connections were gone; slope over the last 2/3: ${f(perHour(during, 'fds'))} per hour.`,
+    `- **RSS (MiB)**: ${series(during, 'rss')}; slope over ${win}: **${f(perHour(during, 'rss'))} MiB/hour**.`,
+    `- **What the RSS is made of (MiB)**, slope over ${win} in MiB/hour: V8's heap committed (heapTotal) ${series(during, 'heapTotal')}, **${f(perHour(during, 'heapTotal'))}**;` +
+      ` the young generation among it ${series(during, 'newSpace')}, **${f(perHour(during, 'newSpace'))}**;` +
+      ` external memory ${series(during, 'external')}, **${f(perHour(during, 'external'))}**;` +
+      ` anonymous memory outside both (malloc arenas, libuv, nghttp2, stacks) ${series(during, 'native')}, **${f(perHour(during, 'native'))}**.`,
+    `- **Heap after a forced GC (MiB)**, every ${values['gc-every']} s: ${series(gcSamples.slice(0, -1), 'heap')}, ${f(gcSamples.at(-1).heap)} once the clients were gone; slope over ${win}: **${f(perHour(gcSamples, 'heap'))} MiB/hour**.` +
+      ` After the same GCs: heap committed ${f(gcSamples[0].heapTotal)} → ${f(gcSamples.at(-1).heapTotal)}, external ${f(gcSamples[0].external)} → ${f(gcSamples.at(-1).external)}, array buffers ${f(gcSamples[0].buffers)} → ${f(gcSamples.at(-1).buffers)}, outside both ${f(gcSamples[0].native)} → ${f(gcSamples.at(-1).native)}, RSS ${f(gcSamples[0].rss)} → ${f(gcSamples.at(-1).rss)} MiB.`,
+    `- **Open files**: ${series(during, 'fds', 0)}, ${samples.at(-1).fds} once the traffic and the clients' connections were gone; slope over ${win}: ${f(perHour(during, 'fds'))} per hour.`,
     `- **Sockets** at the end, once the clients had gone: ${Object.entries(samples.at(-1).sockets)
       .map(
         ([k, v]) =>
@@ -592,7 +644,7 @@ function render(r) {
       lastResources,
     )
       .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}); slope over the last 2/3: ${f(perHour(during, 'handles'))} per hour.`,
+      .join(', ')}); slope over ${win}: ${f(perHour(during, 'handles'))} per hour.`,
     `- The gateway's client counters at the end of the traffic: ${Object.entries(r.countersDuring)
       .filter(([k]) => !k.includes('grpc'))
       .map(([k, v]) => `${k} ${v}`)
@@ -601,7 +653,9 @@ function render(r) {
   if (lostDetails.length) L.push('', 'Lost requests (the first 10):', ...lostDetails.map((d) => `- ${d}`));
   L.push(
     '',
-    `Samples (time s, RSS MiB, heap MiB, array buffers MiB, open files, sockets from clients, sockets to workers,`,
+    `Samples (time s; MiB: RSS, heap used, heap committed, young generation committed (among the heap), external, array buffers,`,
+    'anonymous outside heap and external;',
+    'open files, sockets from clients, sockets to workers,',
     'active handles, current_queue_length, requests running on workers, client requests in flight, slow connections',
     'open, load average):',
     '',
@@ -616,7 +670,11 @@ function render(r) {
         pad(f(s.s, 0), 6),
         pad(s.rss, 7),
         pad(s.heap, 6),
+        pad(s.heapTotal, 6),
+        pad(s.newSpace, 6),
+        pad(s.external, 6),
         pad(s.buffers, 6),
+        pad(s.native, 6),
         pad(s.fds, 5),
         pad(s.sockets.fromClients, 5),
         pad(s.sockets.toWorkers, 4),

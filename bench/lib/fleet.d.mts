@@ -16,6 +16,10 @@ export function startSim(args?: string[]): Promise<Sim>;
 export interface GatewayMemory extends NodeJS.MemoryUsage {
   /** Anonymous memory (KiB) from /proc/self/smaps_rollup: heaps and malloc, not mapped files. */
   readonly anonKiB: number;
+  /** v8.getHeapStatistics().malloced_memory: what V8 allocates with malloc outside its heap. */
+  readonly mallocedMemory: number;
+  /** The young generation's committed size (v8.getHeapSpaceStatistics()'s new_space space_size). */
+  readonly newSpaceSize: number;
   /** process.getActiveResourcesInfo() counted by kind (TCPSocketWrap, Timeout, ...). */
   readonly resources: Readonly<Record<string, number>>;
 }

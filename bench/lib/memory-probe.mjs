@@ -4,7 +4,7 @@
 // path `snapshot` names), so a bench can tell the JavaScript heap and the buffers outside it from
 // the rest of the RSS. It never keeps the process alive.
 import { readFileSync } from 'node:fs';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 
 if (process.send) {
   process.on('message', (m) => {
@@ -26,7 +26,13 @@ if (process.send) {
     // is a leaked handle even where memory does not show it.
     const resources = {};
     for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
-    process.send({ probe: m.probe, ...u, anonKiB, resources });
+    // V8's own malloc (compiler zones, parser) apart from its heap pages, so what is left of the
+    // anonymous memory is the rest of the native side: libuv, OpenSSL, nghttp2, glibc's arenas.
+    const mallocedMemory = getHeapStatistics().malloced_memory;
+    // The young generation's share of heapTotal: it grows by doubling up to
+    // --max-semi-space-size as more objects survive a scavenge, and holds on to its size.
+    const newSpaceSize = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? NaN;
+    process.send({ probe: m.probe, ...u, anonKiB, mallocedMemory, newSpaceSize, resources });
   });
   process.channel?.unref();
 }

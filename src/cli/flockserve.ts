@@ -1,10 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=64 --min-semi-space-size=64
 // Semi-spaces of 64 MiB for the young generation (V8's default is 16): a request's objects live
 // as long as its answer takes, and with 16 MiB the scavenger copies hundreds of in-flight
 // requests' objects at every scavenge; at 256 concurrent 160 ms requests that shows in the p99
-// (bench/results/datapath-profile.md measures both sizes). V8 sizes it only at
-// startup, so it is set here, in the bin, which every launch goes through: `npm start`, an
-// installed `flockserve`, the benchmarks.
+// (bench/results/datapath-profile.md measures both sizes). The size is fixed, not only capped:
+// V8 otherwise doubles and halves the young generation between 1 and 64 MiB semi-spaces as the
+// traffic changes, and the RSS steps up and down by tens of MiB with it (the soak in
+// bench/results/reliability.md shows both). V8 sizes it only at startup, so it is set here, in
+// the bin, which every launch goes through: `npm start`, an installed `flockserve`, the
+// benchmarks.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/options.js';

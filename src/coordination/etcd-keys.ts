@@ -10,6 +10,9 @@
  *   load/<id>         {queueLength, inFlight, waiting, buckets}   each replica's lease; about once a second
  *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease
  *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
+ *   launches/<name>   {leader, term}         a launch under way: written by the leader, fenced, before
+ *                                            it starts; deleted once the worker is up or gone (no lease:
+ *                                            it outlives the leader, for the next one to find)
  */
 import type { FleetCommand, FleetCommandResult, ReplicaInfo, SharedFleet, SharedWorker } from '../core/coordination.js';
 import type { LoadBucket } from '../core/load-history.js';
@@ -22,6 +25,7 @@ export const KEYS = {
   load: 'load/',
   commands: 'commands/',
   results: 'results/',
+  launches: 'launches/',
 } as const;
 
 export interface LeaderValue {
@@ -70,6 +74,12 @@ function recordOf<T>(v: unknown, is: (x: unknown) => x is T): Record<string, T> 
 export function parseLeader(text: string): LeaderValue | undefined {
   const o = object(text);
   return o && isString(o.id) && typeof o.since === 'number' ? { id: o.id, since: o.since } : undefined;
+}
+
+/** The value of `launches/<name>` (the name is the key's). */
+export function parseLaunch(text: string): { leader: string; term: number } | undefined {
+  const o = object(text);
+  return o && isString(o.leader) && isCount(o.term) ? { leader: o.leader, term: o.term } : undefined;
 }
 
 export function parseReplica(text: string): ReplicaInfo | undefined {
@@ -159,7 +169,8 @@ function parseCommand(v: unknown): FleetCommand | undefined {
     case 'remove':
       return name === undefined || isString(name) ? { op: o.op, name } : undefined;
     case 'drain':
-      return isString(name) ? { op: 'drain', name } : undefined;
+    case 'launch-ended':
+      return isString(name) ? { op: o.op, name } : undefined;
     case 'scale':
       return optionalCount(o.min) && optionalCount(o.max) ? { op: 'scale', min: o.min, max: o.max } : undefined;
     case 'demand':

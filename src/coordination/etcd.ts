@@ -15,12 +15,14 @@ import {
   type ReplicaLoad,
   type SharedFleet,
 } from '../core/coordination.js';
+import type { LaunchIntent, LaunchLedger } from '../core/launch-ledger.js';
 import type { StructuredLog } from '../core/types.js';
 import { systemClock } from '../runtime/system-clock.js';
 import {
   KEYS,
   parseCommandValue,
   parseFleet,
+  parseLaunch,
   parseLeader,
   parseLoad,
   parseReplica,
@@ -305,6 +307,60 @@ export class EtcdCoordinator implements Coordinator {
 
   lastFleet(): SharedFleet | undefined {
     return this.#fleet;
+  }
+
+  // ---- launches --------------------------------------------------------------------------
+
+  readonly launches: LaunchLedger = {
+    record: (name) => this.#recordLaunch(name),
+    clear: (name) => this.#clearLaunch(name),
+    open: () => this.#openLaunches(),
+  };
+
+  async #recordLaunch(name: string): Promise<void> {
+    const action = `launch record ${name}`;
+    this.checkFence(action);
+    const term = this.#term;
+    let succeeded: boolean;
+    try {
+      const res = await this.#ns
+        .if(KEYS.leader, 'Create', '==', term)
+        .then(this.#ns.put(KEYS.launches + name).value(JSON.stringify({ leader: this.replica, term })))
+        .commit();
+      succeeded = res.succeeded;
+      this.#reached();
+    } catch (err) {
+      this.#unreached(err);
+      throw new Error(`etcd did not take the record of the launch of ${name}: ${message(err)}`, { cause: err });
+    }
+    if (!succeeded) {
+      this.#lostTerm(term, 'the leader key changed');
+      throw new FencedError(action, 'another replica leads now');
+    }
+  }
+
+  /** Fenced too: a replica that no longer leads leaves the records to the leader. */
+  async #clearLaunch(name: string): Promise<void> {
+    if (!this.#leading) return;
+    await this.#ns
+      .if(KEYS.leader, 'Create', '==', this.#term)
+      .then(this.#ns.delete().key(KEYS.launches + name))
+      .commit();
+  }
+
+  async #openLaunches(): Promise<LaunchIntent[]> {
+    const res = await this.#ns.getAll().prefix(KEYS.launches).exec();
+    const out: LaunchIntent[] = [];
+    for (const kv of res.kvs) {
+      const key = kv.key.toString();
+      const value = parseLaunch(kv.value.toString());
+      if (!value) {
+        this.#ignored(key);
+        continue;
+      }
+      out.push({ name: key.slice(KEYS.launches.length), ...value });
+    }
+    return out;
   }
 
   // ---- load ----------------------------------------------------------------------------

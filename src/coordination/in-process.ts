@@ -9,6 +9,7 @@ import {
   type LeaveOutcome,
   type SharedFleet,
 } from '../core/coordination.js';
+import { MemoryLaunchLedger } from '../core/launch-ledger.js';
 
 /**
  * One gateway, no shared store: the default when no etcd endpoint is given. This replica leads
@@ -24,6 +25,10 @@ export class InProcessCoordinator implements Coordinator {
   #leading = false;
   #leaderSince: number | undefined;
   #fleet: SharedFleet | undefined;
+  readonly launches = new MemoryLaunchLedger(
+    (action) => this.checkFence(action),
+    () => ({ leader: this.replica, term: 1 }),
+  );
 
   /** `now` gives wall-clock ms for status (leader since). */
   constructor(replica = 'local', now: () => number = Date.now) {

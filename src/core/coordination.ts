@@ -8,6 +8,7 @@
  * (in etcd: its lease, and the leader key's create revision as the term) is still current.
  * Every replica serves requests over the fleet the leader last wrote.
  */
+import type { LaunchLedger } from './launch-ledger.js';
 import type { LoadBucket } from './load-history.js';
 import type { WorkerState } from './types.js';
 
@@ -88,7 +89,13 @@ export type FleetCommand =
   | { readonly op: 'drain'; readonly name: string }
   | { readonly op: 'scale'; readonly min?: number | undefined; readonly max?: number | undefined }
   /** A request arrived at a follower while no worker is live: scale from zero now. */
-  | { readonly op: 'demand' };
+  | { readonly op: 'demand' }
+  /**
+   * From a replica that stopped leading: its launch of `name` was aborted and has ended (its
+   * `sky launch` is gone). The leader, which awaits that launch, need not wait for launch_timeout:
+   * the cluster it finds not up now is torn down.
+   */
+  | { readonly op: 'launch-ended'; readonly name: string };
 
 /** The leader's answer to a FleetCommand: the worker it acted on, or the new bounds, or an error of the catalogue. */
 export type FleetCommandResult =
@@ -157,6 +164,11 @@ export interface Coordinator {
    * gateway does (kept clusters adopted as they are), not from a record of states that ended.
    */
   retireFleet(): Promise<void>;
+  /**
+   * Launches under way, in the store (etcd: `launches/<name>`, written fenced): the leader
+   * records each before it starts, and a new leader awaits the ones its predecessor left.
+   */
+  readonly launches: LaunchLedger;
   /** This replica's load, for the others (etcd: under a lease-bound key; writes are throttled by the caller). */
   publishLoad(load: Omit<ReplicaLoad, 'replica'>): void;
   /** The fleet the leader last wrote, as this replica knows it (undefined before any). */

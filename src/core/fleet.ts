@@ -1,10 +1,11 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
 import { HealthChecker } from './health-checker.js';
+import type { LaunchLedger } from './launch-ledger.js';
 import { load, type WorkerPool } from './pool.js';
 import { ProvisionerGate } from './provisioner-gate.js';
 import { Terminator, type Departure } from './terminator.js';
-import type { FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
+import type { Endpoint, FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
 
 export interface FleetOptions {
   readonly pool: WorkerPool;
@@ -53,6 +54,22 @@ export interface FleetOptions {
    * once this replica no longer leads, and the call is not made.
    */
   readonly fence?: (action: string) => Promise<void>;
+  /**
+   * Several gateway replicas: every launch is recorded here before it starts and cleared once it
+   * has ended; adopt() awaits the launches the previous leader left under way.
+   */
+  readonly launches?: LaunchLedger;
+  /**
+   * How long a launch may take (option launch_timeout): a launch the previous leader left under
+   * way that is not up this long after the takeover is given up on and its cluster torn down.
+   * Default 30 min.
+   */
+  readonly launchTimeoutMs?: number;
+  /**
+   * A launch this fleet aborted as it stood down has ended (its provisioner call settled): the
+   * leader that awaits it can stop waiting (Replica tells it).
+   */
+  readonly onLaunchAbandoned?: (name: string) => void;
 }
 
 export interface FleetStats {
@@ -90,10 +107,21 @@ export interface AdoptResult {
   readonly ignored: string[];
   /** UP clusters whose jobs were cancelled and the task launched again on them (reinit). */
   readonly reinitialized: string[];
+  /** Launches the previous leader left under way: awaited as `provisioning` workers, adopted once up. */
+  readonly inherited: string[];
 }
 
 /** How many given-up workers stay listed as `failed` (their names are not reused meanwhile). */
 const FAILED_RECORDS_KEPT = 10;
+
+/** How often the provisioner's list is read while a launch the previous leader began is awaited. */
+const INHERITED_POLL_MS = 5000;
+
+/**
+ * A launch the previous leader recorded that its provisioner has not listed for this long is
+ * taken for one that never started (the leader stopped between the record and the command).
+ */
+const INHERITED_UNLISTED_MS = 60_000;
 
 /** The states that count toward the target (workers still provisioning count too). */
 const LIVE: readonly WorkerState[] = ['provisioning', 'starting', 'ready', 'not_ready'];
@@ -111,6 +139,10 @@ interface Tracked {
   cancelled: boolean;
   /** Launch attempts under this name so far (retries after failures count). */
   attempt: number;
+  /** Its launch is the previous leader's, awaited here: never retried, never made again. */
+  inherited: boolean;
+  /** Ends the wait between two reads of the provisioner's list (an inherited launch said to have ended). */
+  wake: (() => void) | undefined;
 }
 
 /**
@@ -147,6 +179,8 @@ export class Fleet {
   #closing = false;
   /** Bumped by standDown: an adoption listed before it is stale. */
   #epoch = 0;
+  /** Launches of the previous leader's that it says have ended (they may be told before they are inherited). */
+  readonly #endedLaunches = new Set<string>();
 
   constructor(opts: FleetOptions) {
     if (opts.capacity < 1) throw new Error('fleet: capacity must be ≥ 1');
@@ -154,7 +188,12 @@ export class Fleet {
     this.#pool = opts.pool;
     this.#clock = opts.clock;
     this.#log = opts.log ?? (() => {});
-    this.#provisioner = new ProvisionerGate(opts.provisioner, opts.fence);
+    const ledger = opts.launches;
+    this.#provisioner = new ProvisionerGate(
+      opts.provisioner,
+      opts.fence,
+      ledger ? (name) => ledger.record(name) : undefined,
+    );
     this.#health = new HealthChecker({
       pool: opts.pool,
       prober: opts.prober,
@@ -262,49 +301,81 @@ export class Fleet {
   }
 
   /**
-   * At start-up: UP clusters named `<prefix>-<n>` that have an endpoint join the pool as
-   * `starting` (and are probed); other `<prefix>-<n>` clusters are torn down so that a
-   * crash never leaks a worker. The target rises to at least the number of live workers.
+   * At start-up, or when this replica comes to lead: UP clusters named `<prefix>-<n>` that have
+   * an endpoint join the pool as `starting` (and are probed); other `<prefix>-<n>` clusters are
+   * torn down so that a crash never leaks a worker. A launch the previous leader left under way
+   * (recorded in the launch ledger, or `provisioning` in the pool it mirrored) is neither torn
+   * down nor made again: it is awaited as a `provisioning` worker (see #inherit). The target
+   * rises to at least the number of live workers.
    */
   async adopt(opts: { reinit?: boolean } = {}): Promise<AdoptResult> {
     const epoch = this.#epoch;
+    const intents = (await this.#options.launches?.open()) ?? [];
     const clusters = await this.#provisioner.list(this.#options.namePrefix);
-    const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [] };
+    const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [], inherited: [] };
     if (epoch !== this.#epoch) return result; // stood down meanwhile: nothing is ours to adopt
     const ours = new RegExp(`^${escapeRegExp(this.#options.namePrefix)}-\\d+$`);
+    const known = (name: string): boolean => this.#tracked.has(name) || this.#orphanTeardowns.has(name);
+    // Launches under way when the previous leader stopped: its records, and its provisioning workers.
+    const inherited = new Set<string>();
+    for (const { name } of intents) {
+      if (!ours.test(name)) continue;
+      const w = this.#pool.get(name);
+      if (known(name) || (w && w.state !== 'provisioning'))
+        void this.#clearLaunch(name); // ended, record left
+      else inherited.add(name);
+    }
+    for (const w of this.#pool.inState('provisioning')) if (!known(w.name)) inherited.add(w.name);
     for (const c of clusters) {
       if (!ours.test(c.name)) {
         result.ignored.push(c.name);
         continue;
       }
-      if (this.#pool.get(c.name) || this.#tracked.has(c.name) || this.#orphanTeardowns.has(c.name)) continue;
-      if (c.status === 'UP' && c.endpoint && !this.#closing && opts.reinit) {
+      const up = c.status === 'UP' && c.endpoint !== undefined;
+      if (known(c.name) || (this.#pool.get(c.name) && !inherited.has(c.name))) continue;
+      // Not up yet: its launch is still running somewhere (awaited below), or ended half-done (torn down then).
+      if (inherited.has(c.name) && !up) continue;
+      inherited.delete(c.name);
+      if (up && !this.#closing && opts.reinit) {
         // --reinit: stop the old jobs, then launch the task on the same cluster.
         const gate = this.#provisioner;
         this.#startLaunch(c.name, gate.canCancelJobs ? () => gate.cancelJobs(c.name) : undefined);
         result.reinitialized.push(c.name);
-      } else if (c.status === 'UP' && c.endpoint && !this.#closing) {
+      } else if (up && !this.#closing) {
         this.#track(c.name);
-        const w = this.#pool.add(c.name, this.#options.capacity, 'provisioning');
-        w.url = c.endpoint.url;
-        w.detail = { ...c.endpoint.detail };
+        const w = this.#pool.get(c.name) ?? this.#pool.add(c.name, this.#options.capacity, 'provisioning');
+        w.url = c.endpoint!.url;
+        w.detail = { ...c.endpoint!.detail };
         this.#pool.setState(c.name, 'starting', 'adopted');
         result.adopted.push(c.name);
         this.#health.watch(w);
+        void this.#clearLaunch(c.name);
       } else {
         result.terminated.push(c.name);
         this.#log('info', `fleet: tearing down ${c.name} (${c.status}${c.endpoint ? '' : ', no endpoint'})`);
-        const p = this.#terminator.terminate(c.name).then(() => {
+        const p = this.#terminator.terminate(c.name).then((gone) => {
           this.#orphanTeardowns.delete(c.name);
+          if (gone) void this.#clearLaunch(c.name);
         });
         this.#orphanTeardowns.set(c.name, p);
       }
     }
-    if (result.adopted.length + result.terminated.length + result.reinitialized.length > 0) {
+    for (const name of inherited) {
+      if (this.#closing) break;
+      this.#inherit(name);
+      result.inherited.push(name);
+    }
+    const acted = result.adopted.length + result.terminated.length + result.reinitialized.length;
+    if (acted + result.inherited.length > 0) {
       this.#log(
         'info',
-        `fleet: adopted ${result.adopted.length}, reinitialising ${result.reinitialized.length}, tearing down ${result.terminated.length}`,
-        { adopted: result.adopted, reinitialized: result.reinitialized, terminated: result.terminated },
+        `fleet: adopted ${result.adopted.length}, reinitialising ${result.reinitialized.length}, tearing down ${result.terminated.length}, awaiting ${result.inherited.length} launches of the previous leader`,
+        {
+          adopted: result.adopted,
+          reinitialized: result.reinitialized,
+          terminated: result.terminated,
+          inherited: result.inherited,
+        },
       );
     }
     // Keep what was adopted: the target rises to cover it, and the autoscaler's next
@@ -318,18 +389,14 @@ export class Fleet {
    * previous leader's, as this replica mirrored them) become this fleet's as they are. Serving
    * and starting workers keep their state and are probed from now on; a draining or
    * terminating one is drained and torn down, finishing what the previous leader began. A
-   * provisioning one leaves the pool without a call: its launch belonged to the previous
-   * leader, and adopt() finds its cluster (UP: adopted; not up: torn down). Call adopt() next.
+   * provisioning one stays as it is: its launch was the previous leader's, and adopt() awaits
+   * it. Call adopt() next.
    */
   own(): void {
     if (this.#closing) return;
     for (const w of this.#pool.list()) {
       if (this.#tracked.has(w.name)) continue;
-      if (w.state === 'provisioning') {
-        this.#pool.setState(w.name, 'terminating', 'its launch was the previous leader’s');
-        this.#pool.setState(w.name, 'gone', 'its launch was the previous leader’s');
-        continue;
-      }
+      if (w.state === 'provisioning') continue; // adopt() awaits its launch
       if (w.state === 'failed') continue; // a record (given up on), or a teardown that failed: nothing runs
       const t = this.#track(w.name);
       if (w.url !== undefined) this.#provisioner.claim(w.name, { url: w.url, detail: w.detail });
@@ -354,10 +421,24 @@ export class Fleet {
     // Forgotten first: the callbacks of launches and drains under way find their worker untracked and do nothing.
     this.#tracked.clear();
     this.#orphanTeardowns.clear();
+    this.#endedLaunches.clear();
     this.#epoch++;
-    for (const t of tracked) this.#stopLaunchAndProbes(t);
+    for (const t of tracked) {
+      const launching = this.#pool.get(t.name)?.state === 'provisioning' && !t.inherited && !t.done;
+      this.#stopLaunchAndProbes(t);
+      if (launching) void t.launchSettled.then(() => this.#options.onLaunchAbandoned?.(t.name));
+    }
     this.#terminator.standDown();
     this.#target = 0;
+  }
+
+  /**
+   * The previous leader says its launch of `name` has ended (aborted as it stood down): the
+   * wait for it ends at once; a cluster not up now is torn down.
+   */
+  launchEnded(name: string): void {
+    this.#endedLaunches.add(name);
+    this.#tracked.get(name)?.wake?.();
   }
 
   /**
@@ -392,6 +473,67 @@ export class Fleet {
     return w;
   }
 
+  /**
+   * A launch the previous leader began: `name` is a `provisioning` worker of this fleet from now
+   * on (it counts toward the target, so nothing is launched in its place), and the provisioner's
+   * list is read every few seconds until its cluster is up (then it is this fleet's, as if this
+   * fleet had launched it), its launch is over by launch_timeout, or its cluster never appears.
+   * It is never launched again: the launch may still be running (the previous leader's `sky
+   * launch` outlives a gateway killed with SIGKILL), and a second launch of one name would race
+   * it for one cluster. A worker given up on is torn down once, and stays listed as `failed` so
+   * that its name is not used again while the launch may still make its cluster.
+   */
+  #inherit(name: string): void {
+    const t = this.#track(name);
+    t.inherited = true;
+    t.attempt = 1;
+    const w = this.#pool.get(name) ?? this.#pool.add(name, this.#options.capacity, 'provisioning');
+    w.detail = { ...w.detail, launch: 'the previous leader’s, awaited' };
+    this.#log('info', `fleet: awaiting ${name}, launched by the previous leader`, { worker: name });
+    this.#followLaunch(t, w, this.#awaitInherited(t));
+  }
+
+  /**
+   * Reads the provisioner's list until `t`'s cluster is up. Removing the worker does not stop
+   * the wait (its teardown must come after the launch, not race it); standing down does.
+   */
+  async #awaitInherited(t: Tracked): Promise<Endpoint> {
+    try {
+      return await this.#pollInherited(t);
+    } finally {
+      this.#endedLaunches.delete(t.name);
+    }
+  }
+
+  async #pollInherited(t: Tracked): Promise<Endpoint> {
+    const started = this.#clock.now();
+    const deadline = started + (this.#options.launchTimeoutMs ?? 30 * 60_000);
+    let listedAt: number | undefined;
+    for (;;) {
+      if (!this.#endedLaunches.has(t.name)) {
+        await new Promise<void>((resolve) => {
+          const timer = this.#clock.setTimer(INHERITED_POLL_MS, resolve);
+          t.wake = () => (timer.cancel(), resolve());
+        });
+        t.wake = undefined;
+      }
+      if (this.#tracked.get(t.name) !== t) throw new Error('stood down');
+      const ended = this.#endedLaunches.has(t.name);
+      const c = (await this.#provisioner.list(this.#options.namePrefix)).find((x) => x.name === t.name);
+      if (this.#tracked.get(t.name) !== t) throw new Error('stood down');
+      if (c?.status === 'UP' && c.endpoint) return c.endpoint;
+      if (ended) throw new Error(`the previous leader's launch ended (${c?.status ?? 'not listed'})`);
+      const now = this.#clock.now();
+      if (c) listedAt = now;
+      if (listedAt === undefined && now - started >= INHERITED_UNLISTED_MS) {
+        throw new Error(`the previous leader's launch never reached the provisioner's list`);
+      }
+      if (now >= deadline) {
+        throw new Error(`the previous leader's launch was not up within launch_timeout (${c?.status ?? 'not listed'})`);
+      }
+    }
+  }
+
   /** One launch attempt of an already tracked, provisioning worker. */
   #runLaunch(t: Tracked, w: Worker, before?: () => Promise<void>): void {
     t.attempt++;
@@ -400,6 +542,11 @@ export class Fleet {
       t.abort.signal.throwIfAborted();
       return this.#provisioner.launch(t.name, this.#options.task, t.abort.signal);
     });
+    this.#followLaunch(t, w, launched);
+  }
+
+  /** What a launch's end does to its worker: up → starting; failed → torn down, retried or replaced. */
+  #followLaunch(t: Tracked, w: Worker, launched: Promise<Endpoint>): void {
     t.launchSettled = launched.then(
       () => undefined,
       () => undefined,
@@ -425,6 +572,7 @@ export class Fleet {
 
   #onLaunched(t: Tracked, w: Worker, url: string, detail: Readonly<Record<string, string>> | undefined): void {
     if (!this.#owns(t, w)) return; // removed meanwhile (its teardown runs), or stood down
+    void this.#clearLaunch(t.name);
     w.url = url;
     w.detail = { ...detail };
     this.#pool.setState(t.name, 'starting', 'launched');
@@ -434,23 +582,24 @@ export class Fleet {
 
   #onLaunchFailed(t: Tracked, w: Worker, err: unknown): void {
     if (!this.#owns(t, w)) return; // expected: we aborted it
-    this.#launchStats.launchFailures++;
+    if (!t.inherited) this.#launchStats.launchFailures++;
     const retries = this.#options.maxLaunchRetries ?? 0;
-    if (t.attempt <= retries && !this.#closing) {
+    if (t.attempt <= retries && !this.#closing && !t.inherited) {
       this.#retryLaunch(t, w, errorMessage(err));
       return;
     }
-    const givenUp = retries > 0;
-    if (givenUp) {
+    const givenUp = retries > 0 || t.inherited;
+    if (givenUp && !t.inherited) {
       this.#launchStats.launchGiveUps++;
       this.#log('error', `fleet: giving up on ${t.name} after ${t.attempt} failed launch attempts`, {
         worker: t.name,
         attempts: t.attempt,
       });
     }
-    this.#failuresInARow++;
-    const delay = this.#backoff(this.#failuresInARow);
-    this.#retryAt = this.#clock.now() + delay;
+    // A launch of the previous leader's that did not come up says nothing of this leader's launches.
+    if (!t.inherited) this.#failuresInARow++;
+    const delay = t.inherited ? 0 : this.#backoff(this.#failuresInARow);
+    if (!t.inherited) this.#retryAt = this.#clock.now() + delay;
     const message = errorMessage(err);
     this.#log('warn', `fleet: launch of ${t.name} failed: ${message}; next launch in ${delay} ms`, {
       worker: t.name,
@@ -463,7 +612,14 @@ export class Fleet {
     this.#stopLaunchAndProbes(t);
     t.done = this.#terminator.teardown(
       t.name,
-      this.#departure(t, givenUp ? `given up after ${t.attempt} failed launches; cluster torn down` : undefined),
+      this.#departure(
+        t,
+        t.inherited
+          ? 'the previous leader’s launch did not come up; cluster torn down'
+          : givenUp
+            ? `given up after ${t.attempt} failed launches; cluster torn down`
+            : undefined,
+      ),
     );
     this.#reconcile();
   }
@@ -585,6 +741,7 @@ export class Fleet {
           t.done = undefined; // drain(name), remove(name) or shutdown() tries again
         } else {
           this.#tracked.delete(t.name);
+          void this.#clearLaunch(t.name);
           if (outcome === 'kept') return;
           if (keepFailed !== undefined && this.#pool.get(t.name)) this.#keepFailedRecord(t.name);
         }
@@ -604,6 +761,15 @@ export class Fleet {
     }
   }
 
+  /** The launch of `name` has ended (its worker is up, or gone): its record goes. A failure leaves it for the next leader. */
+  async #clearLaunch(name: string): Promise<void> {
+    try {
+      await this.#options.launches?.clear(name);
+    } catch (err) {
+      this.#log('warn', `fleet: could not clear the launch record of ${name}: ${errorMessage(err)}`, { worker: name });
+    }
+  }
+
   #track(name: string): Tracked {
     const t: Tracked = {
       name,
@@ -612,6 +778,8 @@ export class Fleet {
       done: undefined,
       cancelled: false,
       attempt: 0,
+      inherited: false,
+      wake: undefined,
     };
     this.#tracked.set(name, t);
     return t;

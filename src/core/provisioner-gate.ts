@@ -12,18 +12,31 @@ export type ProvisionerOp = 'launch' | 'terminate' | 'list' | 'cancelJobs';
 export class ProvisionerGate {
   readonly #provisioner: Provisioner;
   readonly #fence: ((action: string) => Promise<void>) | undefined;
+  readonly #recordLaunch: ((name: string) => Promise<void>) | undefined;
 
   /**
    * `fence`, with several gateway replicas: resolves while this replica still leads (checked
    * with the coordinator's store), rejects with a FencedError otherwise; every call waits for it.
+   * `recordLaunch`: writes (fenced) that a launch of `name` is under way, before it starts, so
+   * that a leader taking over finds it even when the launch has not reached the provisioner's
+   * list yet; the launch is not made unless the record is written.
    */
-  constructor(provisioner: Provisioner, fence?: (action: string) => Promise<void>) {
+  constructor(
+    provisioner: Provisioner,
+    fence?: (action: string) => Promise<void>,
+    recordLaunch?: (name: string) => Promise<void>,
+  ) {
     this.#provisioner = provisioner;
     this.#fence = fence;
+    this.#recordLaunch = recordLaunch;
   }
 
   launch(name: string, task: TaskSpec, signal: AbortSignal): Promise<Endpoint> {
-    return this.#call('launch', name, () => this.#provisioner.launch(name, task, signal));
+    return this.#call('launch', name, async () => {
+      await this.#recordLaunch?.(name);
+      signal.throwIfAborted();
+      return this.#provisioner.launch(name, task, signal);
+    });
   }
 
   /** `before` runs once the call may go ahead, right before the provisioner's terminate (the worker turns terminating). */

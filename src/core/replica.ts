@@ -27,6 +27,8 @@ export interface ReplicaFleet {
   takeOver(shared: SharedFleet | undefined, reinit: boolean): Promise<void>;
   /** Stops every fleet action (probes, launches, drains, retries) and owns nothing; the pool stays as it is. */
   standDown(): void;
+  /** A launch of the previous leader's has ended (it says so): the fleet stops waiting for it. */
+  launchEnded(name: string): void;
   /** Workers the fleet is asked to run. */
   readonly target: number;
 }
@@ -105,6 +107,10 @@ export type CommandHandler = (cmd: FleetCommand) => Promise<FleetCommandResult>;
 
 const NO_LOG: ReplicaLog = { info() {}, warn() {}, error() {} };
 
+/** A replica that stood down tells the leader of its aborted launches this many times, this far apart, while none leads. */
+const ABANDONED_TELL_ATTEMPTS = 30;
+const ABANDONED_TELL_DELAY_MS = 1000;
+
 /** After a fleet write etcd did not answer, the leader writes again this much later. */
 const REPUBLISH_DELAY_MS = 250;
 
@@ -162,6 +168,11 @@ export class Replica implements CoordinationListener {
 
   get coordinator(): Coordinator {
     return this.#coordinator;
+  }
+
+  /** Resolves once this replica's takeover of the fleet (if one is under way) is over; never rejects. */
+  async takenOver(): Promise<void> {
+    await this.#takeover;
   }
 
   /** Where followers' node control runs on the leader. */
@@ -239,6 +250,29 @@ export class Replica implements CoordinationListener {
       .finally(() => (this.#demanding = false));
   }
 
+  /**
+   * This replica stopped leading with a launch under way: it was aborted, and its `sky launch`
+   * has ended. The leader awaits that launch; told, it tears the cluster down now rather than
+   * at launch_timeout. Told again while no replica leads (an election), for a while.
+   */
+  launchAbandoned(name: string): void {
+    const tell = (attempt: number): void => {
+      if (this.#closed || this.#leading) return;
+      void this.#coordinator.submit({ op: 'launch-ended', name }).then((r) => {
+        if (r.ok) return;
+        if (r.code === 'no_leader' && attempt < ABANDONED_TELL_ATTEMPTS) {
+          this.#options.clock.setTimer(ABANDONED_TELL_DELAY_MS, () => tell(attempt + 1));
+          return;
+        }
+        this.#log.warn(
+          { worker: name, code: r.code },
+          `could not tell the leader that the launch of ${name} ended: ${r.message}; it waits for launch_timeout`,
+        );
+      });
+    };
+    tell(1);
+  }
+
   // ---- CoordinationListener --------------------------------------------------------
 
   leadership(leading: boolean, term: number): void {
@@ -278,8 +312,15 @@ export class Replica implements CoordinationListener {
   }
 
   async command(cmd: FleetCommand): Promise<FleetCommandResult> {
+    // Run on the fleet once it is taken over: the takeover sets the target from the shared
+    // fleet, which would undo a worker added or removed meanwhile.
+    await this.takenOver();
     if (cmd.op === 'demand') {
       this.#options.autoscaler.demand();
+      return { ok: true };
+    }
+    if (cmd.op === 'launch-ended') {
+      this.#options.fleet.launchEnded(cmd.name);
       return { ok: true };
     }
     if (!this.#handler) return { ok: false, code: 'shutting_down', message: 'Node control is not available here.' };

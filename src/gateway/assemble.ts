@@ -248,8 +248,14 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
     onReady: () => admission.wake(),
     onProbe: (w, ok) => outlier.probed(w, ok),
+    // A launch aborted as this replica stopped leading: the leader, which awaits it, learns it ended.
+    onLaunchAbandoned: (name) => replica.launchAbandoned(name),
     // With several replicas every provisioner call waits until etcd confirms this one still leads.
-    ...(coordinator.replicated ? { fence: (action: string) => coordinator.fence(action) } : {}),
+    // and every launch is recorded in the store first, so that the next leader awaits it rather than redoing it.
+    ...(coordinator.replicated
+      ? { fence: (action: string) => coordinator.fence(action), launches: coordinator.launches }
+      : {}),
+    launchTimeoutMs: c.launchTimeout * 1000,
   });
   fleetRef.current = fleet;
   let ready = 0;
@@ -355,6 +361,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
       },
       takeOver: (shared, reinit) => takeOver(fleet, scale, shared, reinit, log),
       standDown: () => fleet.standDown(),
+      launchEnded: (name) => fleet.launchEnded(name),
     },
     autoscaler,
     scale,

@@ -258,7 +258,8 @@ function answerSlowClient(res: ServerResponse, err: GatewayError): void {
  * gets 431, a head or a whole request that did not arrive within client_header_timeout or
  * client_request_timeout 408, anything else that is not HTTP 400, all OpenAI-shaped, then the
  * connection closes. A request whose head was read already is answered through its response
- * (so the observer records it); one whose response has begun is cut.
+ * (so the observer records it); one whose response has begun is cut. A client that closed its
+ * side mid-request gets no answer.
  */
 function answerClientError(err: Error & { code?: string }, socket: Socket, connections: ClientConnectionStats): void {
   // The response of the request being read on this connection, if its head was read: node's own
@@ -266,8 +267,13 @@ function answerClientError(err: Error & { code?: string }, socket: Socket, conne
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') connections.timeouts[inFlight ? 'request' : 'headers']++;
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  if (!socket.writable) {
-    socket.destroy(err);
+  // A client that closed its side in the middle of a request (node finishes the parser at the
+  // end of its input: HPE_INVALID_EOF_STATE) reads no answer, and a connection this side has
+  // ended already (after its 408) has nothing left to say: both are closed at once, without an
+  // answer and without the error (destroying with it formats its stack, which costs more than
+  // the rest). A request whose head was read is recorded as its client's going (499).
+  if (err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
+    socket.destroy();
     return;
   }
   const g =

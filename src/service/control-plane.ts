@@ -33,6 +33,8 @@ export interface ControlledGateway {
     readonly leading: boolean;
     readonly coordinator: Pick<Coordinator, 'status' | 'submit' | 'fence'>;
     handleCommands(handler: CommandHandler): void;
+    /** Resolves once this replica's takeover of the fleet (if one is under way) is over. */
+    takenOver(): Promise<void>;
   };
 }
 
@@ -179,6 +181,9 @@ export class GatewayControlPlane implements ControlPlane {
     try {
       const g = this.#live();
       if (!g.replica.leading) throw new GatewayError('no_leader');
+      // The takeover sets the target from the shared fleet: a worker added or removed before it ends would be undone.
+      await g.replica.takenOver();
+      if (!g.replica.leading) throw new GatewayError('no_leader');
       // etcd confirms the leadership first: a leader cut off from it must not answer "added" for a launch it may not make.
       await g.replica.coordinator.fence(`node control: ${cmd.op}`).catch((err: unknown) => {
         throw isFencedError(err)
@@ -195,6 +200,7 @@ export class GatewayControlPlane implements ControlPlane {
         case 'scale':
           return { ok: true, bounds: this.#boundsHere(cmd.min, cmd.max) };
         case 'demand':
+        case 'launch-ended':
           return { ok: true };
       }
     } catch (err) {

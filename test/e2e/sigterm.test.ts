@@ -54,6 +54,7 @@ describe('flockserve CLI, SIGTERM', () => {
       const argv = readFileSync(`/proc/${gw.pid}/cmdline`, 'utf8').split('\0');
       expect(argv[0]).toMatch(/node$/);
       expect(argv).toContain('--max-semi-space-size=64');
+      expect(argv).toContain('--min-semi-space-size=64');
       await waitFor(
         async () => ((await (await fetch(url)).json()) as { ready_worker_count: number }).ready_worker_count === 2,
         'two ready workers',

@@ -10,6 +10,7 @@ import {
   type ReplicaLoad,
   type SharedFleet,
 } from '../../src/core/coordination.js';
+import { MemoryLaunchLedger } from '../../src/core/launch-ledger.js';
 
 /**
  * A coordinator the test drives: it decides when this replica leads or loses the lead, what the
@@ -33,6 +34,10 @@ export class DrivenCoordinator implements Coordinator {
   unanswered = 0;
   submitResult: FleetCommandResult = { ok: true };
   leaveOutcome: LeaveOutcome = 'last';
+  readonly launches = new MemoryLaunchLedger(
+    (action) => this.checkFence(action),
+    () => ({ leader: this.replica, term: this.term }),
+  );
 
   async start(listener: CoordinationListener): Promise<void> {
     this.listener = listener;

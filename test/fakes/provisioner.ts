@@ -20,6 +20,11 @@ export class FakeProvisioner implements Provisioner {
   readonly clusters = new Map<string, ClusterInfo>();
   readonly calls: ProvisionerCall[] = [];
   launchDelayMs = 1000;
+  /**
+   * A launch's INIT cluster is listed only this long after the launch starts (SkyPilot records
+   * the cluster once its optimizer has picked the resources). Default 0: at once.
+   */
+  unlistedMs = 0;
   terminateDelayMs = 0;
   /** Launches to fail, in order: the next launch fails when the head is true. */
   readonly launchScript: boolean[] = [];
@@ -48,7 +53,11 @@ export class FakeProvisioner implements Provisioner {
   launch(name: string, _task: TaskSpec, signal: AbortSignal): Promise<Endpoint> {
     this.calls.push({ op: 'launch', name, at: this.#clock.now() });
     const fail = this.launchScript.shift() ?? false;
-    this.clusters.set(name, { name, status: 'INIT' });
+    const listed = (): void => {
+      if (!this.clusters.has(name)) this.clusters.set(name, { name, status: 'INIT' });
+    };
+    if (this.unlistedMs > 0) this.#clock.setTimer(this.unlistedMs, listed);
+    else listed();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         timer.cancel();

@@ -9,7 +9,6 @@ import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { freePort } from '../../src/provisioners/free-port.js';
 import { clusterPort, fakeSky, skyTask, type FakeSky, type LedgerEntry } from './fake-sky.js';
 import { ROOT } from './gateway.js';
 import { waitFor } from './wait.js';
@@ -34,9 +33,10 @@ export interface StatusJson {
 
 export interface Replica {
   readonly name: string;
-  readonly port: number;
-  readonly grpcPort: number;
-  readonly url: string;
+  /** The ports it listens on (it binds port 0: known once it has started). */
+  port: number;
+  grpcPort: number;
+  url: string;
   readonly logPath: string;
   proc: ChildProcess;
   /** Whether the process has exited (it may be stopped and still alive). */
@@ -76,6 +76,8 @@ export interface ReplicaOptions {
   readonly minWorkers?: number;
   readonly maxWorkers?: number;
   readonly extra?: readonly string[];
+  /** The fake `sky`'s fault switches (test/fixtures/fake-sky) for every replica's `sky` calls, given the worker name prefix. */
+  readonly skyFaults?: (workerPrefix: string) => Readonly<Record<string, string>>;
   /** Workers from the fake `sky` (default), or these engines' URLs (--provisioner static). */
   readonly staticWorkers?: readonly string[];
   /** Log level of the gateways (--verbosity): 1 by default; 0 for benchmarks. */
@@ -99,7 +101,6 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
     : ['--provisioner', 'skypilot', '--skypilot_task', task];
   const launch = async (i: number): Promise<Replica> => {
     const name = `gw${i}`;
-    const [port, grpcPort] = [await freePort(), await freePort()];
     const logPath = join(dir, `${name}.log`);
     const log = createWriteStream(logPath);
     const args = [
@@ -107,10 +108,12 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
       ...workers,
       '--host',
       '127.0.0.1',
+      // Port 0: the kernel's pick, read back from the listening line. A port picked free here
+      // could be taken by another process on this machine before the gateway binds it.
       '--port',
-      String(port),
+      '0',
       '--grpc_port',
-      String(grpcPort),
+      '0',
       '--etcd_endpoints',
       o.etcd.join(','),
       '--etcd_prefix',
@@ -150,22 +153,21 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
       ...(o.extra ?? []),
     ];
     const proc = spawn(process.execPath, args, {
-      env: { ...process.env, ...sky.env(), FAKE_SKY_CALLER: name },
+      env: { ...process.env, ...sky.env({ ...o.skyFaults?.(workerPrefix) }), FAKE_SKY_CALLER: name },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stdout.pipe(log);
     proc.stderr.pipe(log);
-    const url = `http://127.0.0.1:${port}`;
     const r: Replica = {
       name,
-      port,
-      grpcPort,
-      url,
+      port: 0,
+      grpcPort: 0,
+      url: '',
       logPath,
       proc,
       exited: false,
       exit: new Promise((resolve) => proc.once('exit', (code) => resolve(code))),
-      status: () => getStatus(url),
+      status: () => (started(r) ? getStatus(r.url) : Promise.resolve(undefined)),
       logs: () =>
         readFileSync(logPath, 'utf8')
           .split('\n')
@@ -235,8 +237,21 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
 }
 
 /** The replica said it is up: its gateway started (it joined etcd) and listens. */
+/** Whether it listens; the first time, its ports are read from the listening line. */
 function started(r: Replica): boolean {
-  return readFileSync(r.logPath, 'utf8').includes('FlockServe listening on');
+  if (r.url !== '') return true;
+  let log: string;
+  try {
+    log = readFileSync(r.logPath, 'utf8');
+  } catch {
+    return false; // the log file is not open yet
+  }
+  const m = /FlockServe listening on (http:\/\/127\.0\.0\.1:(\d+)) \(HTTP\) and 127\.0\.0\.1:(\d+) \(gRPC\)/.exec(log);
+  if (!m) return false;
+  r.port = Number(m[2]);
+  r.grpcPort = Number(m[3]);
+  r.url = m[1]!;
+  return true;
 }
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 1000 });

@@ -128,6 +128,28 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
     expect(leader.lastFleet()?.target).toBe(1);
   });
 
+  it('records launches, fenced: the leader records and clears, a follower is refused, the records outlive the leader', async () => {
+    const { cs, rs } = await join(3);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const leader = leaders(cs)[0]!;
+    const term = rs[cs.indexOf(leader)]!.terms.at(-1)![1];
+    const follower = cs.find((c) => c !== leader)!;
+    await leader.launches.record('w-3');
+    await leader.launches.record('w-4');
+    await expect(follower.launches.record('w-5')).rejects.toBeInstanceOf(FencedError);
+    await leader.launches.clear('w-4');
+    await follower.launches.clear('w-3'); // not the leader's: it leaves the record alone
+    expect(await follower.launches.open()).toEqual([{ name: 'w-3', leader: leader.replica, term }]);
+    // The leader goes; its record stays for the next one.
+    expect(await leader.leave()).toBe('handed-over');
+    await waitFor(() => leaders(cs).length === 1 && leaders(cs)[0] !== leader, 'a new leader');
+    const next = leaders(cs)[0]!;
+    expect((await next.launches.open()).map((i) => i.name)).toEqual(['w-3']);
+    await expect(leader.launches.record('w-6')).rejects.toBeInstanceOf(FencedError);
+    await next.launches.clear('w-3');
+    expect(await next.launches.open()).toEqual([]);
+  });
+
   it('a leader that leaves hands over at once: a follower leads with a higher term, no TTL wait', async () => {
     const { cs, rs } = await join(3);
     await waitFor(() => leaders(cs).length === 1, 'a leader');

@@ -214,6 +214,97 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
     accounted(s);
   });
 
+  it('SIGKILL the leader while its `sky launch` runs: the new leader awaits that launch and adopts its cluster', async () => {
+    set = await startReplicas({
+      etcd: etcd.endpoints,
+      leaseTtl: TTL_S,
+      // The third worker's launch takes 8 s more: long enough to outlive its leader and the election.
+      skyFaults: (prefix) => ({ FAKE_SKY_LAUNCH_DELAY_MS: '8000', FAKE_SKY_LAUNCH_DELAY_FOR: `${prefix}-3` }),
+    });
+    const s = set;
+    await fleetUp(s);
+    load = startLoad(() => s.running());
+    const old = (await s.leader())!;
+    const third = `${s.workerPrefix}-3`;
+    const added = await fetch(`${old.url}/add_new_node`, { headers: { node_control_key: 'k' } });
+    expect(added.status).toBe(200);
+    await waitFor(() => s.sky.clusters().some((c) => c.name === third), `${third} INIT, its launch running`);
+    old.signal('SIGKILL');
+    await old.exit;
+    const survivors = s.running();
+    await waitFor(
+      async () => {
+        const l = await s.leader(survivors);
+        return l !== undefined && l !== old;
+      },
+      'a new leader named by both survivors',
+      (TTL_S + 2) * 1000,
+    );
+    const next = (await s.leader(survivors))!;
+    // Its `sky launch` outlived the gateway that ran it: the new leader waits for it rather than launch the name again.
+    await waitFor(
+      () => next.logs().some((l) => l.msg === `fleet: awaiting ${third}, launched by the previous leader`),
+      'the new leader awaiting the launch',
+      10_000,
+    );
+    await fleetUp(s, 3);
+    const { launches, downs } = s.lifecycle();
+    expect(launches.get(third)?.map((e) => e.caller)).toEqual([old.name]);
+    expect(downs.size).toBe(0);
+    await load.stop();
+    answered(load);
+    await s.stopAll();
+    accounted(s);
+  });
+
+  it('SIGSTOP the leader while its `sky launch` runs, then SIGCONT: it aborts the launch and says so; the new leader tears that cluster down once and launches a new name', async () => {
+    set = await startReplicas({
+      etcd: etcd.endpoints,
+      leaseTtl: TTL_S,
+      // The third worker's launch takes 30 s more: still running when the old leader wakes.
+      skyFaults: (prefix) => ({ FAKE_SKY_LAUNCH_DELAY_MS: '30000', FAKE_SKY_LAUNCH_DELAY_FOR: `${prefix}-3` }),
+    });
+    const s = set;
+    await fleetUp(s);
+    const old = (await s.leader())!;
+    const others = s.running().filter((r) => r !== old);
+    load = startLoad(() => others);
+    const [third, fourth] = [`${s.workerPrefix}-3`, `${s.workerPrefix}-4`];
+    const added = await fetch(`${old.url}/add_new_node`, { headers: { node_control_key: 'k' } });
+    expect(added.status).toBe(200);
+    await waitFor(() => s.sky.clusters().some((c) => c.name === third), `${third} INIT, its launch running`);
+    old.signal('SIGSTOP');
+    await waitFor(
+      async () => {
+        const l = await s.leader(others);
+        return l !== undefined && l !== old;
+      },
+      'a new leader among the others',
+      (TTL_S + 2) * 1000,
+    );
+    const next = (await s.leader(others))!;
+    await waitFor(
+      () => next.logs().some((l) => l.msg === `fleet: awaiting ${third}, launched by the previous leader`),
+      'the new leader awaiting the launch',
+      10_000,
+    );
+    const wokeAt = Date.now();
+    old.signal('SIGCONT');
+    // It stands down, kills its `sky launch`, and tells the leader, which tears the INIT cluster down and launches anew.
+    await fleetUp(s, 3);
+    const { launches, downs } = s.lifecycle();
+    expect(launches.get(third)?.map((e) => e.caller)).toEqual([old.name]);
+    expect(downs.get(third)?.map((e) => e.caller)).toEqual([next.name]);
+    expect(launches.get(fourth)?.map((e) => e.caller)).toEqual([next.name]);
+    expect(s.sky.ledger().filter((e) => e.caller === old.name && e.at >= wokeAt)).toEqual([]);
+    // Told, not timed out: long before launch_timeout.
+    expect(downs.get(third)![0]!.at - wokeAt).toBeLessThan(15_000);
+    await load.stop();
+    answered(load);
+    await s.stopAll();
+    accounted(s);
+  });
+
   it('one etcd member killed: nothing the clients can see', async () => {
     set = await startReplicas({ etcd: etcd.endpoints, leaseTtl: TTL_S });
     const s = set;

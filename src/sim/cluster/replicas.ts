@@ -11,6 +11,7 @@ import {
   type ReplicaLoad,
   type SharedFleet,
 } from '../../core/coordination.js';
+import { MemoryLaunchLedger, type LaunchIntent } from '../../core/launch-ledger.js';
 
 /**
  * Gateway replicas in one simulation: a SIMULATED shared store standing in for etcd, so several
@@ -21,6 +22,8 @@ import {
  */
 export class SimReplicaGroup {
   readonly members: readonly SimReplicaCoordinator[];
+  /** The launches the leader recorded and has not cleared (the store's `launches/`). */
+  readonly launchIntents = new Map<string, LaunchIntent>();
 
   constructor(clock: Clock, replicas: number, delayMs = 5) {
     if (!(Number.isInteger(replicas) && replicas >= 2)) throw new RangeError(`replicas must be >= 2, got ${replicas}`);
@@ -44,6 +47,7 @@ export class SimReplicaCoordinator implements Coordinator {
   readonly #delayMs: number;
   #listener: CoordinationListener | undefined;
   #fleet: SharedFleet | undefined;
+  readonly launches: MemoryLaunchLedger;
   /** The others' loads as this replica last heard them, by replica. */
   readonly #loads = new Map<string, ReplicaLoad>();
 
@@ -52,6 +56,11 @@ export class SimReplicaCoordinator implements Coordinator {
     this.#clock = clock;
     this.replica = replica;
     this.#delayMs = delayMs;
+    this.launches = new MemoryLaunchLedger(
+      (action) => this.checkFence(action),
+      () => ({ leader: replica, term: 1 }),
+      group.launchIntents,
+    );
   }
 
   get #leading(): boolean {

@@ -156,6 +156,32 @@ describe('HTTP: a client that sends too slowly is answered 408 and its connectio
   });
 });
 
+describe('HTTP: a client that closes its side mid-request', () => {
+  gatewayWith(LIMITS);
+
+  it.each([
+    { what: 'half a head, then the end of its stream', send: `${HEAD}Content-Len`, end: true, answer: '' },
+    {
+      what: 'a head and half a body, then the end of its stream',
+      send: `${HEAD}Content-Length: ${BODY.length}\r\n\r\n${BODY.slice(0, 10)}`,
+      end: true,
+      answer: '',
+    },
+    {
+      what: 'bytes that are not HTTP, the stream left open',
+      send: 'NOT HTTP AT ALL\r\n\r\n',
+      end: false,
+      answer: '400',
+    },
+  ])('$what: answered "$answer", then the connection closes', async ({ send, end, answer }) => {
+    const c = await raw();
+    if (end) c.socket.end(send);
+    else c.socket.write(send);
+    await c.closed;
+    expect(c.received() === '' ? '' : String(answerOf(c.received()).status)).toBe(answer);
+  });
+});
+
 describe('idle connections', () => {
   gatewayWith(LIMITS);
 

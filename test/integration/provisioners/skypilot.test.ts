@@ -121,6 +121,27 @@ describe('SkyPilotProvisioner through the fake sky', () => {
     }
   });
 
+  it('as SkyPilot: a second launch of one name waits for the first and reuses its cluster; a down during a launch fails and leaves it', async () => {
+    const s = await setup({ FAKE_SKY_LAUNCH_DELAY_MS: '6000', FAKE_SKY_LOCK_TIMEOUT_MS: '300' });
+    try {
+      const first = s.launch('w-1');
+      await waitFor(() => s.sky.clusters().length === 1, 'the INIT cluster');
+      // `sky down` during the launch: it waits for the cluster's lock, gives up, and the cluster stays.
+      await expect(s.provisioner.terminate('w-1')).rejects.toThrow(
+        /w-1 is still listed as INIT \(sky said: Cluster\(s\) failed/,
+      );
+      const second = s.launch('w-1');
+      const [a, b] = await Promise.all([first, second]);
+      expect(b.url).toBe(a.url);
+      // One cluster, the task run on it once per launch.
+      expect(s.sky.clusters().map((c) => [c.name, c.status, c.jobs.length])).toEqual([['w-1', 'UP', 2]]);
+      await s.provisioner.terminate('w-1');
+      expect(s.sky.clusters()).toEqual([]);
+    } finally {
+      await s.provisioner.close();
+    }
+  });
+
   it('kills a hanging `sky status` at sky_command_timeout, process group and all', async () => {
     // 2 s: long enough for `sky --version` (the fake, a node process) to start on a busy machine.
     const s = await setup({ FAKE_SKY_STATUS_HANG: '1' }, { commandTimeoutMs: 2000 });

@@ -120,8 +120,13 @@ describe('GatewayError', () => {
   it('traces server faults (5xx) but not answers about the request (4xx)', () => {
     const here = /errors\.test\.ts/;
     expect(new GatewayError('upstream_error').stack).toMatch(here);
+    const before = Error.stackTraceLimit;
     const clientSide = new GatewayError('client_closed', { message: 'gone' });
     expect(clientSide.stack).toBe('GatewayError: gone');
+    // A 4xx is made without capturing frames; the errors made after it are traced again.
+    expect(Error.stackTraceLimit).toBe(before);
+    expect(new Error('after').stack).toMatch(here);
+    expect(new GatewayError('upstream_error').stack).toMatch(here);
   });
 
   it('untraced runs without stack capture and restores it, also when it throws', () => {

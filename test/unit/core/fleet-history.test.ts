@@ -107,7 +107,7 @@ function replica(clock: VirtualClock, c: Linked) {
   const r = new Replica({
     coordinator: c,
     pool: new WorkerPool(clock),
-    fleet: { target: 2, takeOver: () => Promise.resolve(), standDown() {} },
+    fleet: { target: 2, takeOver: () => Promise.resolve(), standDown() {}, launchEnded() {} },
     autoscaler: { start() {}, stop() {}, demand() {} },
     scale: { min: 1, max: 20 },
     queue: new GlobalQueue(new LoadTracker(clock, 60_000)),

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { FencedError } from '../../../src/core/coordination.js';
 import { Fleet, type FleetOptions } from '../../../src/core/fleet.js';
+import { MemoryLaunchLedger, type LaunchIntent } from '../../../src/core/launch-ledger.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import type { TaskSpec, WorkerState } from '../../../src/core/types.js';
 import { FakeProber } from '../../fakes/prober.js';
@@ -414,6 +415,7 @@ describe('Fleet: adopt', () => {
       terminated: ['w-2', 'w-3', 'w-4'],
       ignored: ['w-other'],
       reinitialized: [],
+      inherited: [],
     });
     await f.runTo(100);
     expect(f.states()).toEqual({ 'w-1': 'ready' });
@@ -511,20 +513,22 @@ describe('Fleet among several gateway replicas: taking over and standing down', 
     for (const name of ['w-1', 'w-2', 'w-3']) f.provisioner.seed(name, name === 'w-3' ? 'INIT' : 'UP');
   }
 
-  it('own + adopt: serving workers stay as they are, a drain goes on, a launch of the old leader is not redone', async () => {
+  it('own + adopt: serving workers stay as they are, a drain goes on, a launch of the old leader is awaited, not redone', async () => {
     const f = setup();
     mirrored(f);
     f.fleet.own();
     const adopted = await f.fleet.adopt();
     // w-2 had nothing in flight: its drain is over at once, and its teardown under way.
-    expect(f.states()).toMatchObject({ 'w-1': 'ready', 'w-2': 'terminating' });
-    // w-3 was the previous leader's launch: it left the pool; its INIT cluster is torn down, not relaunched.
-    expect(adopted).toMatchObject({ adopted: [], terminated: ['w-3'] });
-    f.fleet.scaleTo(1);
-    await f.runTo(6000);
+    expect(f.states()).toMatchObject({ 'w-1': 'ready', 'w-3': 'provisioning' });
+    // w-3 was the previous leader's launch, its cluster still INIT: awaited, neither torn down nor launched again.
+    expect(adopted).toMatchObject({ adopted: [], terminated: [], inherited: ['w-3'] });
+    f.fleet.scaleTo(2);
+    f.provisioner.seed('w-3', 'UP'); // the previous leader's `sky launch` finishes
+    await f.runTo(8000);
     expect(f.provisioner.count('launch')).toBe(0);
-    expect(f.provisioner.alive).toEqual(['w-1']);
-    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.provisioner.count('terminate')).toBe(1); // w-2, whose drain the previous leader began
+    expect(f.provisioner.alive).toEqual(['w-1', 'w-3']);
+    expect(f.states()).toEqual({ 'w-1': 'ready', 'w-3': 'ready' });
     // w-1 is probed by this fleet now.
     expect(f.prober.count(fakeUrl('w-1'))).toBeGreaterThan(0);
   });
@@ -562,5 +566,194 @@ describe('Fleet among several gateway replicas: taking over and standing down', 
     expect(f.fleet.unterminated()).toEqual([]);
     expect(f.fleet.stats).toMatchObject({ terminateFailures: 0, teardownGiveUps: 0 });
     expect(f.logs.some((l) => l.includes('not tearing down w-1: another replica leads now'))).toBe(true);
+  });
+});
+
+describe('Fleet among several gateway replicas: a launch the previous leader left under way', () => {
+  /**
+   * Two leaders of one fleet, one after the other, on one clock, one provisioner (the clouds) and
+   * one launch ledger (the store). The old leader runs 3 workers and starts a 4th at 10 s; its
+   * launch takes 3 s. At `killAt` the old leader dies (SIGKILL): it makes no call from then on,
+   * but its launch goes on (a `sky launch` outlives its gateway). The new leader's pool mirrors
+   * what the old one last published, `published`, and it takes over at `takeOverAt`.
+   */
+  async function failover(opts: {
+    killAt: number;
+    takeOverAt: number;
+    published: Record<string, WorkerState>;
+    target: number;
+    unlistedMs?: number;
+    recordOnly?: boolean;
+    /** The old leader's launch of w-4 never ends (the cloud never delivers). */
+    hangs?: boolean;
+  }) {
+    const old = setup();
+    const { clock, provisioner, prober } = old;
+    provisioner.unlistedMs = opts.unlistedMs ?? 0;
+    const intents = new Map<string, LaunchIntent>();
+    let oldAlive = true;
+    const ledger = (leader: string, leading: () => boolean): MemoryLaunchLedger =>
+      new MemoryLaunchLedger(
+        (action) => {
+          if (!leading()) throw new FencedError(action, `${leader} does not lead`);
+        },
+        () => ({ leader, term: leader === 'old' ? 1 : 2 }),
+        intents,
+      );
+    const oldFleet = new Fleet({
+      pool: old.pool,
+      provisioner,
+      prober,
+      task: TASK,
+      clock,
+      namePrefix: 'w',
+      capacity: 4,
+      probeIntervalMs: 1000,
+      unhealthyTimeoutMs: 10_000,
+      drainTimeoutMs: 5000,
+      retryDelayMs: 5000,
+      fence: (action) => (oldAlive ? Promise.resolve() : Promise.reject(new FencedError(action, 'dead'))),
+      launches: ledger('old', () => oldAlive),
+      onLaunchAbandoned: (name) => abandoned.push(name),
+    });
+    const abandoned: string[] = [];
+    oldFleet.scaleTo(3);
+    await old.runTo(10_000);
+    if (opts.recordOnly) {
+      // It recorded the launch and died before `sky launch` ran.
+      intents.set('w-4', { name: 'w-4', leader: 'old', term: 1 });
+    } else {
+      if (opts.hangs) provisioner.launchDelayMs = 1e9;
+      oldFleet.scaleTo(4);
+    }
+    await old.runTo(opts.killAt);
+    provisioner.launchDelayMs = 3000;
+    oldAlive = false;
+
+    const pool = new WorkerPool(clock);
+    for (const [name, state] of Object.entries(opts.published)) {
+      const w = pool.add(name, 4, 'provisioning');
+      if (state === 'ready') {
+        w.url = fakeUrl(name);
+        pool.setState(name, 'starting', 'as the leader reports');
+        pool.setState(name, 'ready', 'as the leader reports');
+      }
+    }
+    const logs: string[] = [];
+    const fleet = new Fleet({
+      pool,
+      provisioner,
+      prober,
+      task: TASK,
+      clock,
+      namePrefix: 'w',
+      capacity: 4,
+      probeIntervalMs: 1000,
+      unhealthyTimeoutMs: 10_000,
+      drainTimeoutMs: 5000,
+      retryDelayMs: 5000,
+      launches: ledger('new', () => true),
+      launchTimeoutMs: 120_000,
+      log: (level, msg) => logs.push(`${clock.now()} ${level} ${msg}`),
+    });
+    await old.runTo(opts.takeOverAt);
+    fleet.own();
+    const adopted = await fleet.adopt();
+    fleet.scaleTo(opts.target);
+    const runTo = (until: number): Promise<void> => runClockTo(clock, until);
+    const states = (): Record<string, WorkerState> => Object.fromEntries(pool.list().map((w) => [w.name, w.state]));
+    /** Every launch and teardown the clouds saw, from the new leader's takeover on. */
+    const since = provisioner.calls.length;
+    const actions = (): string[] =>
+      provisioner.calls
+        .slice(since)
+        .filter((c) => c.op !== 'list')
+        .map((c) => `${c.at} ${c.op} ${c.name}`);
+    return { clock, provisioner, fleet, oldFleet, abandoned, pool, adopted, intents, logs, runTo, states, actions };
+  }
+
+  const ready3 = { 'w-1': 'ready', 'w-2': 'ready', 'w-3': 'ready' } as const;
+
+  // The old leader's launch of w-4 runs from 10 s to 13 s; the new leader takes over at 11 s.
+  it.each([
+    ['INIT at the takeover, not in the last fleet write', { unlistedMs: 0, published: ready3 }],
+    ['not yet listed at the takeover, not in the last fleet write', { unlistedMs: 1500, published: ready3 }],
+    [
+      'INIT at the takeover, provisioning in the last fleet write',
+      { unlistedMs: 0, published: { ...ready3, 'w-4': 'provisioning' as const } },
+    ],
+  ])(
+    'the old leader killed mid-launch, its cluster %s: awaited and adopted, launched once, never torn down',
+    async (_, o) => {
+      const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 4, ...o });
+      const atTakeover = f.states();
+      await f.runTo(30_000);
+      expect(f.actions()).toEqual([]); // no launch in its place, no teardown
+      expect(f.provisioner.count('launch', 'w-4')).toBe(1);
+      expect(f.adopted).toMatchObject({ adopted: [], terminated: [], inherited: ['w-4'] });
+      expect(atTakeover).toMatchObject({ 'w-4': 'provisioning' });
+      expect(f.states()).toEqual({ ...ready3, 'w-4': 'ready' });
+      expect(f.provisioner.alive).toEqual(['w-1', 'w-2', 'w-3', 'w-4']);
+      expect([...f.intents.keys()]).toEqual([]); // up: its record is cleared
+      await f.fleet.shutdown();
+      expect(f.provisioner.alive).toEqual([]);
+      expect(['w-1', 'w-2', 'w-3', 'w-4'].map((n) => f.provisioner.count('terminate', n))).toEqual([1, 1, 1, 1]);
+    },
+  );
+
+  it('a scale-down of a launch under way waits for the launch to end, then tears its cluster down once', async () => {
+    // The old leader's last write still said 3.
+    const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 3, published: ready3 });
+    expect(f.states()).toMatchObject({ 'w-4': 'terminating' });
+    await f.runTo(30_000);
+    // The launch ended at 13 s; the next look at the list (every 5 s from the takeover) finds it up.
+    expect(f.actions()).toEqual(['16000 terminate w-4']);
+    expect(f.states()).toEqual(ready3);
+    expect(f.provisioner.alive).toEqual(['w-1', 'w-2', 'w-3']);
+    expect([...f.intents.keys()]).toEqual([]);
+  });
+
+  it('a launch recorded whose command never ran: awaited 60 s, then replaced under a new name; its name is not reused', async () => {
+    const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 4, published: ready3, recordOnly: true });
+    expect(f.adopted).toMatchObject({ inherited: ['w-4'] });
+    await f.runTo(76_000);
+    // Unlisted at the first look at or past 60 s (71 s): failed; the unknown cluster's teardown is a no-op; w-5 in its place.
+    expect(f.actions()).toEqual(['71000 terminate w-4', '71000 launch w-5']);
+    expect(f.states()).toEqual({ ...ready3, 'w-4': 'failed', 'w-5': 'ready' });
+    expect([...f.intents.keys()]).toEqual([]);
+  });
+
+  it('a launch still INIT at launch_timeout (120 s here) is given up: torn down once, replaced under a new name', async () => {
+    const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 4, published: ready3, hangs: true });
+    await f.runTo(130_900);
+    expect(f.states()).toMatchObject({ 'w-4': 'provisioning' });
+    expect(f.actions()).toEqual([]);
+    await f.runTo(135_000);
+    expect(f.actions()).toEqual(['131000 terminate w-4', '131000 launch w-5']);
+    expect(f.states()).toEqual({ ...ready3, 'w-4': 'failed', 'w-5': 'ready' });
+    expect(f.logs.some((l) => l.includes('not up within launch_timeout (INIT)'))).toBe(true);
+  });
+
+  it('the old leader paused mid-launch (SIGSTOP), then woken: its launch aborted, it says so, and the new leader tears the cluster down at once', async () => {
+    const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 4, published: ready3 });
+    await f.runTo(12_000);
+    f.oldFleet.standDown(); // it wakes, finds its lease gone, and stands down: its launch of w-4 is aborted
+    await f.runTo(12_100);
+    expect(f.abandoned).toEqual(['w-4']);
+    f.fleet.launchEnded('w-4'); // what the old leader's Replica submits, and the new leader's runs
+    await f.runTo(20_000);
+    // Not at launch_timeout: at once, and a new name in its place.
+    expect(f.actions()).toEqual(['12100 terminate w-4', '12100 launch w-5']);
+    expect(f.states()).toEqual({ ...ready3, 'w-4': 'failed', 'w-5': 'ready' });
+    expect(f.provisioner.alive).toEqual(['w-1', 'w-2', 'w-3', 'w-5']);
+  });
+
+  it('standing down while awaiting a launch: no further call, the worker stays as the pool has it', async () => {
+    const f = await failover({ killAt: 10_500, takeOverAt: 11_000, target: 4, published: ready3 });
+    const before = f.provisioner.calls.length;
+    f.fleet.standDown();
+    await f.runTo(30_000);
+    expect(f.provisioner.calls.slice(before)).toEqual([]);
+    expect(f.states()).toMatchObject({ 'w-4': 'provisioning' });
   });
 });

@@ -7,6 +7,7 @@ import type { Worker } from '../../../src/core/types.js';
 import { GlobalQueue, Replica, type ReplicaFleet } from '../../../src/core/replica.js';
 import { DrivenCoordinator } from '../../fakes/coordinator.js';
 import { FakeProber } from '../../fakes/prober.js';
+import { runTo } from '../../helpers/virtual-time.js';
 
 /** Lets promises settle (no time passes on the virtual clock). */
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -46,6 +47,10 @@ class HeldFleet implements ReplicaFleet {
 
   standDown(): void {
     this.calls.push('standDown');
+  }
+
+  launchEnded(name: string): void {
+    this.calls.push(`launchEnded(${name})`);
   }
 }
 
@@ -161,6 +166,22 @@ describe('Replica following', () => {
     expect(t.autoscaler.demands).toBe(0);
   });
 
+  it('tells the leader of a launch it aborted as it stood down, again each second while none leads', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.submitResult = { ok: false, code: 'no_leader', message: 'No replica leads.' };
+    t.replica.launchAbandoned('w-4');
+    await runTo(t.clock, 2000);
+    expect(t.coordinator.submitted).toEqual([
+      { op: 'launch-ended', name: 'w-4' },
+      { op: 'launch-ended', name: 'w-4' },
+      { op: 'launch-ended', name: 'w-4' },
+    ]);
+    t.coordinator.submitResult = { ok: true };
+    await runTo(t.clock, 10_000);
+    expect(t.coordinator.submitted).toHaveLength(4);
+  });
+
   it('probes the workers it ejected itself, to readmit them; readiness is the leader’s', async () => {
     const t = setup();
     await t.replica.start();
@@ -209,6 +230,25 @@ describe('Replica leading', () => {
     failover.coordinator.lead(2);
     await settle();
     expect(failover.fleet.calls).toEqual(['takeOver(target 1)']);
+  });
+
+  it('runs a follower’s node control once the takeover is over, not during it (the takeover’s target would undo it)', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.share(fleet([worker('w-1')]));
+    const ran: string[] = [];
+    t.replica.handleCommands(async (cmd) => {
+      ran.push(`${cmd.op} after ${t.fleet.calls.join(', ')}`);
+      return { ok: true };
+    });
+    t.fleet.hold = true;
+    t.coordinator.lead(3);
+    const answer = t.replica.command({ op: 'add' });
+    await settle();
+    expect(ran).toEqual([]);
+    t.fleet.release();
+    expect(await answer).toEqual({ ok: true });
+    expect(ran).toEqual(['add after takeOver(target 1)']);
   });
 
   it('loses the lead during the takeover: it never scales, stands down, and shows the shared fleet again', async () => {
@@ -263,6 +303,9 @@ describe('Replica leading', () => {
       bounds: { minWorkers: 3, maxWorkers: 4 },
     });
     expect(await t.replica.command({ op: 'demand' })).toEqual({ ok: true });
+    // A launch the previous leader aborted: the fleet stops waiting for it.
+    expect(await t.replica.command({ op: 'launch-ended', name: 'w-4' })).toEqual({ ok: true });
+    expect(t.fleet.calls).toContain('launchEnded(w-4)');
     t.replica.demand();
     expect(t.autoscaler.demands).toBe(2);
     expect(t.coordinator.submitted).toEqual([]);
