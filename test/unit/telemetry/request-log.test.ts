@@ -1,12 +1,23 @@
 import Database from 'better-sqlite3';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { RequestLog, type RequestLogRow } from '../../../src/telemetry/request-log.js';
 
-const dir = (): string => mkdtempSync(join(tmpdir(), 'flockserve-reqlog-'));
+const dirs: string[] = [];
+const dir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'flockserve-reqlog-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) {
+    chmodSync(d, 0o700); // a case makes its directory read-only
+    rmSync(d, { recursive: true, force: true });
+  }
+});
 
 function row(i: number, over: Partial<RequestLogRow> = {}): RequestLogRow {
   return {
