@@ -18,7 +18,7 @@ import { parseFleet } from '../../src/coordination/etcd-keys.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { ROOT } from '../helpers/gateway.js';
 import { startLoad, startReplicas, type Load, type Replica, type ReplicaSet } from '../helpers/replicas.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, waitForValue } from '../helpers/wait.js';
 
 // Long enough that a busy machine's stalls (seconds, under CI or parallel builds) do not cost a
 // replica its lease where a scenario does not mean it to.
@@ -61,6 +61,17 @@ async function flockctl(r: Replica, ...args: string[]): Promise<string> {
     ...args,
   ]);
   return stdout;
+}
+
+/** The leader `among` name once it is not `old`: within the lease TTL and 2 s. */
+async function newLeader(s: ReplicaSet, among: Replica[], old: Replica, what: string): Promise<Replica> {
+  const next = await waitForValue(
+    () => s.leader(among),
+    (l) => l !== undefined && l !== old,
+    what,
+    (TTL_S + 2) * 1000,
+  );
+  return next!;
 }
 
 /** Both workers ready at every running replica. */
@@ -127,17 +138,9 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
     old.signal('SIGKILL');
     await old.exit;
     const survivors = s.running();
-    await waitFor(
-      async () => {
-        const l = await s.leader(survivors);
-        return l !== undefined && l !== old;
-      },
-      'a new leader named by both survivors',
-      (TTL_S + 2) * 1000,
-    );
+    const next = await newLeader(s, survivors, old, 'a new leader named by both survivors');
     const tookMs = Date.now() - killedAt;
     expect(tookMs).toBeLessThanOrEqual((TTL_S + 2) * 1000);
-    const next = (await s.leader(survivors))!;
     // The new leader has taken over once it logs so; its pool then holds the same two ready workers.
     await waitFor(() => next.logs().some((l) => l.msg.startsWith('leading the fleet from gw')), 'the takeover', 10_000);
     const after = (await statuses(survivors)).map((x) => [x?.worker_count, x?.ready_worker_count, x?.worker_names]);
@@ -173,15 +176,7 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
       const others = s.running().filter((r) => r !== old);
       load = startLoad(() => others);
       old.signal('SIGSTOP');
-      await waitFor(
-        async () => {
-          const l = await s.leader(others);
-          return l !== undefined && l !== old;
-        },
-        'a new leader among the others',
-        (TTL_S + 2) * 1000,
-      );
-      const next = (await s.leader(others))!;
+      const next = await newLeader(s, others, old, 'a new leader among the others');
       await waitFor(
         () => next.logs().some((l) => l.msg.startsWith('leading the fleet from gw')),
         'the takeover',
@@ -232,15 +227,7 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
     old.signal('SIGKILL');
     await old.exit;
     const survivors = s.running();
-    await waitFor(
-      async () => {
-        const l = await s.leader(survivors);
-        return l !== undefined && l !== old;
-      },
-      'a new leader named by both survivors',
-      (TTL_S + 2) * 1000,
-    );
-    const next = (await s.leader(survivors))!;
+    const next = await newLeader(s, survivors, old, 'a new leader named by both survivors');
     // Its `sky launch` outlived the gateway that ran it: the new leader waits for it rather than launch the name again.
     await waitFor(
       () => next.logs().some((l) => l.msg === `fleet: awaiting ${third}, launched by the previous leader`),
@@ -274,15 +261,7 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
     expect(added.status).toBe(200);
     await waitFor(() => s.sky.clusters().some((c) => c.name === third), `${third} INIT, its launch running`);
     old.signal('SIGSTOP');
-    await waitFor(
-      async () => {
-        const l = await s.leader(others);
-        return l !== undefined && l !== old;
-      },
-      'a new leader among the others',
-      (TTL_S + 2) * 1000,
-    );
-    const next = (await s.leader(others))!;
+    const next = await newLeader(s, others, old, 'a new leader among the others');
     await waitFor(
       () => next.logs().some((l) => l.msg === `fleet: awaiting ${third}, launched by the previous leader`),
       'the new leader awaiting the launch',
