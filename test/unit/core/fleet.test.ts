@@ -10,6 +10,15 @@ import { FakeProvisioner, fakeUrl } from '../../fakes/provisioner.js';
 import { flush, runTo as runClockTo } from '../../helpers/virtual-time.js';
 
 const TASK: TaskSpec = { path: '/tmp/task.yaml', run: 'engine', envs: {}, ports: [8000], raw: {} };
+/** The names, capacity and timings every fleet of this file runs with. */
+const TIMINGS = {
+  namePrefix: 'w',
+  capacity: 4,
+  probeIntervalMs: 1000,
+  unhealthyTimeoutMs: 10_000,
+  drainTimeoutMs: 5000,
+  retryDelayMs: 5000,
+} satisfies Partial<FleetOptions>;
 
 // Timings of every test: launch takes 3 s, probes every 1 s, unhealthy after 10 s,
 // drain for at most 5 s, first relaunch 5 s after a failed launch.
@@ -31,12 +40,7 @@ function setup(over: Partial<FleetOptions> = {}) {
     prober,
     task: TASK,
     clock,
-    namePrefix: 'w',
-    capacity: 4,
-    probeIntervalMs: 1000,
-    unhealthyTimeoutMs: 10_000,
-    drainTimeoutMs: 5000,
-    retryDelayMs: 5000,
+    ...TIMINGS,
     onReady: (w) => readyAt.push(`${clock.now()} ${w.name}`),
     log: (level, msg) => logs.push(`${level} ${msg}`),
     ...over,
@@ -606,12 +610,7 @@ describe('Fleet among several gateway replicas: a launch the previous leader lef
       prober,
       task: TASK,
       clock,
-      namePrefix: 'w',
-      capacity: 4,
-      probeIntervalMs: 1000,
-      unhealthyTimeoutMs: 10_000,
-      drainTimeoutMs: 5000,
-      retryDelayMs: 5000,
+      ...TIMINGS,
       fence: (action) => (oldAlive ? Promise.resolve() : Promise.reject(new FencedError(action, 'dead'))),
       launches: ledger('old', () => oldAlive),
       onLaunchAbandoned: (name) => abandoned.push(name),
@@ -646,12 +645,7 @@ describe('Fleet among several gateway replicas: a launch the previous leader lef
       prober,
       task: TASK,
       clock,
-      namePrefix: 'w',
-      capacity: 4,
-      probeIntervalMs: 1000,
-      unhealthyTimeoutMs: 10_000,
-      drainTimeoutMs: 5000,
-      retryDelayMs: 5000,
+      ...TIMINGS,
       launches: ledger('new', () => true),
       launchTimeoutMs: 120_000,
       log: (level, msg) => logs.push(`${clock.now()} ${level} ${msg}`),
