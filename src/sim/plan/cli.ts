@@ -68,7 +68,7 @@ export function planHelp(): string {
     '     nothing), against both: cost ÷ bound, cost ÷ the cheapest fixed fleet with a p99 wait no',
     '     worse, dominated or not, launches per hour.',
     'Prints a table (or --json), writes an SVG of the frontier with the policies as points, and',
-    'reports progress on stderr. max_workers, when not given, is twice the fleet that waits for nothing.',
+    'reports progress on stderr. max_workers, when not given, is twice the fleet in which no request waits.',
     '',
     ...optionsHelp('plan'),
   ].join('\n');

@@ -6,8 +6,8 @@
  *      serves every request without a wait (or max_fixed);
  *   2. the clairvoyant bound (bound.ts over demand.ts's curve, zero wait, the mean launch delay);
  *   3. each policy twice: cold (from min_workers) and warm (from the fixed size that waits for
- *      nothing), each placed against the bound and against the cheapest fixed fleet whose p99
- *      queue wait is no worse.
+ *      nothing at p99: warmStartWorkers), each placed against the bound and against the cheapest
+ *      fixed fleet whose p99 queue wait is no worse.
  *
  * Every run is `simulate` with the same seed and workload, so their differences are the fleet's.
  */
@@ -23,6 +23,29 @@ import { demandCurve } from './demand.js';
 import { runAll, type RunOutcome } from './runner.js';
 
 export type Start = 'cold' | 'warm';
+
+/**
+ * A p99 queue wait below this "waits for nothing": it prints as 0.0 s at the precision plan's
+ * tables give (a tenth of a second), and is a twentieth of the default SLO.
+ */
+export const ZERO_WAIT_P99_S = 0.05;
+
+/**
+ * The warm start: the smallest fixed fleet that waits for nothing at p99 (ZERO_WAIT_P99_S) and
+ * serves every request, else the smallest whose longest wait is 0, else the largest swept.
+ * Not the longest wait: one request in 20,000 waiting 2 s on 2 workers would start every policy
+ * at 3, and a policy that keeps that start for any time at all then costs more than 2 workers
+ * that wait as little at the precision reported. E.g. p99 / longest wait 60 / 60, 0.0045 / 2.1,
+ * 0 / 0 s on 1, 2, 3 workers → 2.
+ */
+export function warmStartWorkers(fixed: readonly PlanRun[]): number {
+  const served = fixed.filter((r) => r.failed === 0 && r.summary.unfinished === 0);
+  return (
+    served.find((r) => r.summary.queueWaitS.p99 < ZERO_WAIT_P99_S)?.initialWorkers ??
+    served.find((r) => r.summary.queueWaitS.max === 0)?.initialWorkers ??
+    fixed.at(-1)!.initialWorkers
+  );
+}
 
 export interface PlanRun {
   /** "fixed" for a fixed fleet, else the policy's name. */
@@ -79,6 +102,8 @@ export interface PlanResult {
   readonly fixed: readonly PlanRun[];
   /** The smallest fixed fleet that served every request without a wait (or the largest swept). */
   readonly zeroWaitWorkers: number;
+  /** Where warm runs start: the smallest fixed fleet that waits for nothing at p99 (warmStartWorkers). */
+  readonly warmWorkers: number;
   readonly bound: PlanBound;
   readonly policies: readonly PolicyPlacement[];
   /** max_workers the policies ran with, and whether plan chose it. */
@@ -119,6 +144,7 @@ export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanR
     )?.initialWorkers;
   }
   const zeroWaitWorkers = zeroWait ?? fixed.at(-1)!.initialWorkers;
+  const warmWorkers = warmStartWorkers(fixed);
 
   // 2. The bound.
   const bound = boundOf(requests, base, 0);
@@ -131,7 +157,7 @@ export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanR
   const specs: { policy: AutoscalerName; start: Start; args: SimArgs }[] = [];
   for (const policy of p.policies)
     for (const start of ['cold', 'warm'] as const) {
-      const initial = start === 'cold' ? c.minWorkers : Math.min(maxWorkers, Math.max(c.minWorkers, zeroWaitWorkers));
+      const initial = start === 'cold' ? c.minWorkers : Math.min(maxWorkers, Math.max(c.minWorkers, warmWorkers));
       specs.push({
         policy,
         start,
@@ -158,6 +184,7 @@ export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanR
   return {
     fixed: fixed.map(check),
     zeroWaitWorkers,
+    warmWorkers,
     bound,
     policies: runs.map(check).map((r) => place(r, fixed, bound)),
     maxWorkers: { value: maxWorkers, chosen: p.maxWorkers === undefined },

@@ -1,6 +1,6 @@
 /** What `flockserve plan` prints: a text table, or the same numbers as JSON. */
 import { attributions, type RunDescription } from '../cluster/report.js';
-import type { PlanResult, PlanRun, PolicyPlacement } from './plan.js';
+import { ZERO_WAIT_P99_S, type PlanResult, type PlanRun, type PolicyPlacement } from './plan.js';
 
 /** What was planned on, as `simulate` describes a run (workload, launches, attributions). */
 export type PlanDescription = Omit<RunDescription, 'wallS'>;
@@ -20,7 +20,12 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
     ...waitCols(x),
     String(x.failed),
     h(x.workerHours),
-    x.initialWorkers === r.zeroWaitWorkers ? 'waits for nothing' : '',
+    [
+      x.initialWorkers === r.warmWorkers ? 'waits for nothing at p99 (the warm start)' : '',
+      x.initialWorkers === r.zeroWaitWorkers ? 'no request waits' : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
   ]);
   const b = r.bound;
   const policyRows = r.policies.map((x: PolicyPlacement) => [
@@ -50,7 +55,7 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
       ? `workload       ${d.workload}`
       : `trace          ${d.trace} (${r.requests} requests), time scale ${d.timeScale}`,
     ...attributions(d).map((a) => `               ${a}`),
-    `fleet          capacity ${c.workerCapacity}, balancer ${c.loadBalancer}, min_workers ${c.minWorkers}; policies up to max_workers ${r.maxWorkers.value}${r.maxWorkers.chosen ? ' (twice the fleet that waits for nothing; set --max_workers to choose)' : ''}`,
+    `fleet          capacity ${c.workerCapacity}, balancer ${c.loadBalancer}, min_workers ${c.minWorkers}; policies up to max_workers ${r.maxWorkers.value}${r.maxWorkers.chosen ? ' (twice the fleet in which no request waits; set --max_workers to choose)' : ''}`,
     `launches       ${d.launch}; seed ${d.seed}`,
     '',
     'Fixed fleets (seconds; cost in worker-hours)',
@@ -60,7 +65,7 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
     `arrival, serves each at once (no wait) in its least engine time, and pays ${b.launchDelayS} s for each launch;`,
     `the larger of its slot schedule (${h(b.slotHours)}) and the engine work (${h(b.workHours)}). See docs/autoscaling.md.`,
     '',
-    'Policies (cold: from min_workers; warm: from the fixed fleet that waits for nothing)',
+    `Policies (cold: from min_workers; warm: from ${r.warmWorkers}, the smallest fixed fleet whose p99 wait is under ${ZERO_WAIT_P99_S} s)`,
     table(
       [
         'policy',
@@ -133,6 +138,7 @@ export function planJson(r: PlanResult, d: PlanDescription): Record<string, unkn
     requests: r.requests,
     maxWorkers: r.maxWorkers,
     zeroWaitWorkers: r.zeroWaitWorkers,
+    warmWorkers: r.warmWorkers,
     bound: r.bound,
     fixed: r.fixed.map(run),
     policies: r.policies.map((x) => ({

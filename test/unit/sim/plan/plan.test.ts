@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePlanArgs, type PlanArgs } from '../../../../src/sim/cluster/args.js';
 import { planMain } from '../../../../src/sim/plan/cli.js';
-import { place, runPlan, type PlanBound, type PlanRun } from '../../../../src/sim/plan/plan.js';
+import { place, runPlan, warmStartWorkers, type PlanBound, type PlanRun } from '../../../../src/sim/plan/plan.js';
 import type { SimSummary } from '../../../../src/sim/cluster/metrics.js';
 
 const CONV_HEAD = 'test/fixtures/traces/azure-llm-2023-conv-head.csv';
@@ -20,14 +20,22 @@ function run(
   p99: number,
   failed = 0,
   policy: PlanRun['policy'] = 'fixed',
+  longest = p99,
 ): PlanRun {
-  const w = { p50: 0, p95: 0, p99, mean: 0, max: p99 };
+  const w = { p50: 0, p95: 0, p99, mean: 0, max: Math.max(p99, longest) };
   return {
     policy,
     start: 'warm',
     initialWorkers: workers,
     maxWorkers: workers,
-    summary: { queueWaitS: w, ttftS: w, e2eS: w, peakWorkers: workers, durationS: 3600 } as unknown as SimSummary,
+    summary: {
+      queueWaitS: w,
+      ttftS: w,
+      e2eS: w,
+      peakWorkers: workers,
+      durationS: 3600,
+      unfinished: 0,
+    } as unknown as SimSummary,
     launches: 0,
     launchesPerHour: 0,
     quickRelaunches: 0,
@@ -87,6 +95,65 @@ describe('place: a policy against the fixed fleets', () => {
   });
 });
 
+describe('the warm start: the smallest fixed fleet that waits for nothing at p99', () => {
+  // Fixed fleets as [p99, longest wait, failed] per size 1, 2, 3, ...
+  it.each([
+    {
+      label: 'the conv hour: 2 workers wait 0.0045 s at p99 (one request 2.1 s): 2, not 3',
+      fleets: [
+        [60, 60, 2944],
+        [0.0045, 2.13, 0],
+        [0, 0, 0],
+      ],
+      warm: 2,
+    },
+    {
+      label: 'the bursty shape: 1.57 s at p99 on 1 worker, 0 (0.73 s at most) on 2: 2',
+      fleets: [
+        [1.57, 2.3, 0],
+        [0, 0.73, 0],
+        [0, 0, 0],
+      ],
+      warm: 2,
+    },
+    {
+      label: 'a p99 of 0.05 s is not nothing (it prints as 0.1 s)',
+      fleets: [
+        [0.05, 1, 0],
+        [0, 0, 0],
+      ],
+      warm: 2,
+    },
+    {
+      label: 'a fleet that fails requests is never the warm start',
+      fleets: [
+        [0, 60, 3],
+        [0.01, 1, 0],
+      ],
+      warm: 2,
+    },
+    {
+      label: 'none waits for nothing at p99, one never waits: that one',
+      fleets: [
+        [3, 5, 0],
+        [0, 0, 0],
+      ],
+      warm: 2,
+    },
+    {
+      label: 'none of them: the largest swept',
+      fleets: [
+        [60, 60, 9],
+        [9, 30, 0],
+      ],
+      warm: 2,
+    },
+  ])('$label', ({ fleets, warm }) => {
+    const runs = fleets.map(([p99, longest, failed], i) => run(i + 1, i + 1, p99!, failed, 'fixed', longest));
+    expect(warmStartWorkers(runs)).toBe(warm);
+  });
+});
+
 describe('place: churn against the bound’s launches', () => {
   // The bound launches 3: a policy may launch up to 2·3 + 2 = 8, none of them a quick relaunch.
   it.each([
@@ -124,8 +191,13 @@ describe('runPlan on a real trace slice (1,000 requests, 30 s launches)', () => 
     for (const r of p.fixed.filter((x) => x.initialWorkers < p.zeroWaitWorkers))
       expect(r.summary.queueWaitS.max).toBeGreaterThan(0);
     expect(p.maxWorkers).toEqual({ value: 2 * p.zeroWaitWorkers, chosen: true });
+    // Warm runs start at the smallest fleet that waits for nothing at p99: no larger than the one
+    // in which no request waits.
+    expect(p.warmWorkers).toBe(warmStartWorkers(p.fixed));
+    expect(p.warmWorkers).toBeLessThanOrEqual(p.zeroWaitWorkers);
+    expect(p.fixed.find((r) => r.initialWorkers === p.warmWorkers)!.summary.queueWaitS.p99).toBeLessThan(0.05);
     expect(p.policies.map((r) => `${r.policy} ${r.start} ${r.initialWorkers}`)).toEqual(
-      p.policies.map((r) => `${r.policy} ${r.start} ${r.start === 'cold' ? 1 : p.zeroWaitWorkers}`),
+      p.policies.map((r) => `${r.policy} ${r.start} ${r.start === 'cold' ? 1 : p.warmWorkers}`),
     );
     expect(p.policies).toHaveLength(2 * new Set(p.policies.map((r) => r.policy)).size);
     // The bound: below every run that served all, at zero wait and at the run's own longest wait.
