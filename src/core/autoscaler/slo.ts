@@ -118,7 +118,15 @@ export class SloPolicy implements AutoscalerPolicy {
     const over = (s.waiting ?? 0) > e.drainable;
     if (!over) this.#overSince = undefined;
     else this.#overSince ??= now;
-    const overloaded = (over && now - this.#overSince! >= this.sloS * 1000) || e.sustained;
+    // A backlog is launched for only when it is an overload of the fleet there is: not one
+    // carried from a smaller fleet that the ready workers drain before a launch could land (a
+    // cold start's), and not a spike whose late requests, with every other the fleet of this
+    // size made late in the history, stay within the 1% a p99 SLO allows (a launch for it lands
+    // after it and is then paid for a launch delay).
+    const overloaded =
+      !e.backlog.transient &&
+      ((over && now - this.#overSince! >= this.sloS * 1000 && (e.backlog.carried || e.backlog.overBudget)) ||
+        e.sustained);
     const foreseen = e.needMean > W;
     const up = e.need > W && (overloaded || (foreseen && this.#wantedUp && now - this.#lastDownAt >= DOWN_PACE_MS));
     this.#wantedUp = foreseen;
@@ -144,6 +152,7 @@ interface Estimate {
   /** Workers that hold it with room to spare (DOWN_MARGIN): the most a scale-down goes to. */
   readonly needDown: number;
   readonly sustained: boolean;
+  readonly backlog: BacklogAccount;
   /**
    * Requests that may wait now and still reach a slot within the SLO: the ready slots free
    * ready·C·slo/S of them in that time, at the pace of the load now (a short spike over the
@@ -256,6 +265,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       needMean: need,
       needDown: Math.max(need, activeWorkers(s)),
       sustained,
+      backlog: NO_BACKLOG_ACCOUNT,
       drainable: 0,
       launchMs,
       why: `no finished request yet: ${s.queueLength} in the queue → ${need}`,
@@ -275,6 +285,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       needMean: 0,
       needDown: 0,
       sustained,
+      backlog: NO_BACKLOG_ACCOUNT,
       drainable: 0,
       launchMs,
       why: `no requests in the last ${(Math.max(launchMs, bucketMs) / 1000).toFixed(0)} s`,
@@ -292,7 +303,73 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   const u = (lambda / Math.max(ready, 1)) * a1;
   const bNow = u < 1 ? ((lambda / Math.max(ready, 1)) * a0) / (1 - u) : Infinity;
   const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * Math.min(bNow, C), 1e-3) : 0;
-  return { need: up.r, needMean: mean.r, needDown: down.r, sustained, drainable, launchMs, why };
+  const backlog = backlogAccount(all, s.waiting ?? 0, ready, bucketS, sloS);
+  // A carried backlog drains at the full-load pace of the ready workers less the arrivals.
+  const drainRate = (ready * C) / Math.max(a0 + a1 * C, 1e-3) - lambda;
+  const transient = backlog.carried && drainRate > 0 && (s.waiting ?? 0) / drainRate <= launchMs / 1000;
+  return {
+    need: up.r,
+    needMean: mean.r,
+    needDown: down.r,
+    sustained,
+    backlog: { ...backlog, transient },
+    drainable,
+    launchMs,
+    why: `${why}; ${backlog.late.toFixed(0)} late of ${backlog.budget.toFixed(0)} allowed${transient ? ', backlog carried from a smaller fleet drains before a launch lands' : ''}`,
+  };
+}
+
+/**
+ * What the requests waiting now are, for a scale-up: the gateway's history cut into backlog
+ * episodes (runs of buckets in which some request waited), each belonging to the ready workers
+ * at its start.
+ */
+export interface BacklogAccount {
+  /**
+   * At most how many requests waited past the SLO on a fleet at least this size over the
+   * history (Σ its episodes' waiting-seconds ÷ slo: each late request waited slo or more), plus
+   * every request waiting now unless the backlog was carried in.
+   */
+  readonly late: number;
+  /** The late requests a p99 allows over the history: 1% of its arrivals. */
+  readonly budget: number;
+  readonly overBudget: boolean;
+  /** The requests waiting now are a backlog that began on fewer ready workers than now (a cold start's). */
+  readonly carried: boolean;
+  /** Carried, and the ready workers drain it (at the full-load pace, less the arrivals) within a launch delay. */
+  readonly transient: boolean;
+}
+
+const NO_BACKLOG_ACCOUNT: BacklogAccount = { late: 0, budget: 0, overBudget: true, carried: false, transient: false };
+
+/**
+ * Counts the history's backlog episodes against the p99 (see BacklogAccount). An episode that
+ * began on fewer ready workers than now (half a worker's margin, ready being a bucket's mean) is
+ * another fleet's: it does not count, and when it goes on now, the waiting is carried.
+ * E.g. 2 ready, 13 waiting now, the hour's episodes on 2 workers 30 waiting-seconds, 9,000
+ * arrivals, slo 1 s: 30 + 13 = 43 late of 90 allowed: not over budget.
+ */
+export function backlogAccount(
+  buckets: readonly LoadBucket[],
+  waitingNow: number,
+  readyNow: number,
+  bucketS: number,
+  sloS: number,
+): Omit<BacklogAccount, 'transient'> {
+  let waitedS = 0;
+  let arrivals = 0;
+  let episodeReady: number | undefined;
+  for (const b of buckets) {
+    arrivals += b.arrivals;
+    if (b.peakWaiting > 0) episodeReady ??= b.ready;
+    else episodeReady = undefined;
+    if (episodeReady !== undefined && episodeReady >= readyNow - 0.5) waitedS += b.meanWaiting * bucketS;
+  }
+  // Waiting now goes on the last bucket's episode, if it had one.
+  const carried = waitingNow > 0 && episodeReady !== undefined && episodeReady < readyNow - 0.5;
+  const late = waitedS / Math.max(sloS, 1e-3) + (carried ? 0 : waitingNow);
+  const budget = (1 - QUANTILE) * arrivals;
+  return { late, budget, overBudget: late > budget, carried };
 }
 
 /**

@@ -267,6 +267,8 @@ describe('SloPolicy on a virtual clock', () => {
     rateAt?: (t: number) => number | undefined;
     /** How far the peak of the bucket starting at `t` (ms) stands above its mean. */
     peakOver?: (t: number) => number;
+    /** Waiting-seconds in the bucket starting at `t` (ms): requests that waited then. */
+    waitedS?: (t: number) => number;
   }): [number, number][] {
     const changes: [number, number][] = [];
     let workers = o.workers;
@@ -276,7 +278,9 @@ describe('SloPolicy on a virtual clock', () => {
         const startMs = h.length * BUCKET;
         const peakOver = o.peakOver?.(startMs) ?? 0;
         const rate = o.rateAt?.(startMs) ?? o.rate;
-        h.push(...regime({ startMs, minutes: 1, rate, workers, peakOver }).slice(0, 1));
+        const bucket = regime({ startMs, minutes: 1, rate, workers, peakOver })[0]!;
+        const waitedS = o.waitedS?.(startMs) ?? 0;
+        h.push(waitedS > 0 ? { ...bucket, peakWaiting: waitedS, meanWaiting: waitedS / 10 } : bucket);
       }
       const d = o.policy.decide(
         snap(h, workers, {
@@ -301,13 +305,31 @@ describe('SloPolicy on a virtual clock', () => {
   });
 
   describe('a lone spike over a 5.3 req/s load on 2 workers, then the same load: the spike buys nothing it would keep', () => {
-    // Decisions every 30 s; requests wait over the slots at the decisions in `waitAt` (s), the
-    // spike's bucket peaks 80 above its mean; launches have been seen to take `launchS`.
+    // Decisions every 30 s; 40 requests wait over the slots at the decisions in `waitAt` (s), the
+    // spike's bucket peaks 80 above its mean; launches have been seen to take `launchS`. By
+    // 1260 s about 6,600 requests have arrived: a p99 allows 66 late. `waitedBefore`
+    // waiting-seconds at 600 s on the same 2 workers count against it (each late request waited
+    // a second or more).
     it.each([
-      { label: 'cleared within the SLO (seen at one decision): no launch', waitAt: [1230], launchS: 300, want: [] },
       {
-        label: 'outlasting the SLO, 300 s launches: up, then back to 2 about a launch delay later',
+        label: 'cleared within the SLO (seen at one decision): no launch',
+        waitAt: [1230],
+        waitedBefore: 40,
+        launchS: 300,
+        want: [],
+      },
+      {
+        label: 'outlasting the SLO, within the p99 budget (40 waiting, nothing late before): no launch',
         waitAt: [1230, 1260],
+        waitedBefore: 0,
+        launchS: 300,
+        want: [],
+      },
+      {
+        label:
+          'outlasting the SLO, over the budget (40 + 40 late), 300 s launches: up, then back to 2 a launch delay later',
+        waitAt: [1230, 1260],
+        waitedBefore: 40,
         launchS: 300,
         want: [
           [1260, 3],
@@ -317,13 +339,14 @@ describe('SloPolicy on a virtual clock', () => {
       {
         label: 'the same with 60 s launches: back to 2 sooner',
         waitAt: [1230, 1260],
+        waitedBefore: 40,
         launchS: 60,
         want: [
           [1260, 3],
           [1350, 2],
         ],
       },
-    ])('$label', ({ waitAt, launchS, want }) => {
+    ])('$label', ({ waitAt, waitedBefore, launchS, want }) => {
       const changes = timeline({
         policy: new SloPolicy(),
         workers: 2,
@@ -333,6 +356,7 @@ describe('SloPolicy on a virtual clock', () => {
         waiting: (t) => (waitAt.includes(t / S) ? 40 : 0),
         rateAt: (t) => (t >= 1200 * S && t < 1230 * S ? 10 : undefined),
         peakOver: (t) => (t >= 1220 * S && t < 1230 * S ? 80 : 0),
+        waitedS: (t) => (t === 600 * S ? waitedBefore : 0),
       });
       expect(changes).toEqual(want);
     });
@@ -357,26 +381,89 @@ describe('SloPolicy on a virtual clock', () => {
   });
 
   describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 slots take in 15 waiting within the 1 s SLO)', () => {
-    const h = [
-      ...regime({ minutes: 20, rate: 5.3, workers: 3, peakOver: 60 }),
-      ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
-    ];
+    // 30 minutes of 5.3 req/s: 9,540 arrivals, of which a p99 allows 95 late.
+    const history = (waitedS: number) => {
+      const h = [
+        ...regime({ minutes: 20, rate: 5.3, workers: 3, peakOver: 60 }),
+        ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
+      ];
+      h[125] = { ...h[125]!, peakWaiting: waitedS, meanWaiting: waitedS / 10 };
+      return h;
+    };
     it.each([
-      // waiting at two urgent checks 2 s apart → the second's answer; two evaluations 30 s apart
-      // (the first sees the backlog begin, the second sees it outlast the SLO)
-      [0, undefined, [2, 2]],
-      [10, undefined, [2, 2]],
-      [15, undefined, [2, 2]],
-      [16, 3, [2, 3]],
-      [40, 3, [2, 3]],
-    ] as const)('%i waiting: urgent → %s, decisions → %j', (waiting, urgent, decisions) => {
+      // waiting now; waiting-seconds earlier on 2 workers; the answer of the second of two urgent
+      // checks 2 s apart; two evaluations 30 s apart (the first sees the backlog begin, the
+      // second sees it outlast the SLO)
+      [0, 100, undefined, [2, 2]],
+      [10, 100, undefined, [2, 2]],
+      [15, 100, undefined, [2, 2]],
+      [16, 0, undefined, [2, 2]],
+      [16, 80, 3, [2, 3]],
+      [40, 50, undefined, [2, 2]],
+      [40, 60, 3, [2, 3]],
+    ] as const)(
+      '%i waiting, %i waiting-s before: urgent → %s, decisions → %j',
+      (waiting, waitedS, urgent, decisions) => {
+        const h = history(waitedS);
+        const p = new SloPolicy();
+        expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)).toBeUndefined();
+        expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1802 * S)?.desired).toBe(urgent);
+        const q = new SloPolicy();
+        const got = [1800, 1830].map(
+          (t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired,
+        );
+        expect(got).toEqual(decisions);
+      },
+    );
+  });
+
+  describe('a backlog carried from a smaller fleet (a cold start): launched for only when the ready workers cannot drain it within a launch delay', () => {
+    // 20 minutes on 2 workers with peaks 60 over the mean (the model needs 3), then 5 minutes
+    // on `started` workers that fell behind (requests waited in every bucket; they served 4
+    // req/s each while `rate` arrived), then 2 workers ready for 20 s with 160 waiting: a backlog
+    // that lasted, so the decision at 1520 s launches unless the backlog is transient. 2 workers
+    // drain it at 60 / S(30) = 9.2 req/s less the arrivals.
+    const history = (rate: number, started: 1 | 2) => {
+      const arriving = (b: LoadBucket): LoadBucket => ({ ...b, arrivals: rate * 10 });
+      return [
+        ...regime({ minutes: 20, rate: 5.3, workers: 2, peakOver: 60 }),
+        ...regime({ startMs: 1200 * S, minutes: 5, rate: 4 * started, workers: started }).map((b) =>
+          backlogged(arriving(b), 100, 80),
+        ),
+        ...regime({ startMs: 1500 * S, minutes: 1, rate: 8, workers: 2 })
+          .slice(0, 2)
+          .map((b) => backlogged(arriving(b), 160, 150)),
+      ];
+    };
+    it.each([
+      {
+        label: '5.3 req/s on 1 worker, now 2: the 160 drain in 41 s, before a 300 s launch lands: no launch',
+        rate: 5.3,
+        started: 1,
+        want: 2,
+      },
+      { label: '9.5 req/s: 2 workers never drain it: up to 3', rate: 9.5, started: 1, want: 3 },
+      {
+        label: 'the same 5.3 req/s backlog begun on these 2 workers is theirs: up to 3',
+        rate: 5.3,
+        started: 2,
+        want: 3,
+      },
+    ] as const)('$label', ({ rate, started, want }) => {
+      const h = history(rate, started);
       const p = new SloPolicy();
-      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)).toBeUndefined();
-      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1802 * S)?.desired).toBe(urgent);
-      const q = new SloPolicy();
-      const got = [1800, 1830].map((t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired);
-      expect(got).toEqual(decisions);
+      const d = p.decide(snap(h, 2, { waiting: 160, queueLength: 220 }), 1520 * S);
+      expect(d.desired, d.reason).toBe(want);
     });
+  });
+
+  /** The bucket with requests waiting on top of its load in flight. */
+  const backlogged = (b: LoadBucket, peakWaiting: number, meanWaiting: number): LoadBucket => ({
+    ...b,
+    peak: b.peak + peakWaiting,
+    mean: b.mean + meanWaiting,
+    peakWaiting,
+    meanWaiting,
   });
 
   it('a rise the model sees coming (the mean outgrows the slots): up on the second decision that says so, with no request waiting yet', () => {
