@@ -176,6 +176,7 @@ interface Sequence {
 }
 
 const NO_BLOCKS: readonly number[] = Object.freeze([]);
+const NO_SEQUENCES: readonly Sequence[] = Object.freeze([]);
 const NO_HELD: CachedBlock[] = [];
 
 /** One cached block. Sets of these keep the eviction orders (identity-hashed, insertion-ordered). */
@@ -195,7 +196,7 @@ export class EngineModel {
   #stepsBegun = 0;
   #stepsEnded = 0;
   /** firstTokenOnly: the sequences admitted by the running step, in admission order. */
-  #admitted: Sequence[] = [];
+  #admitted: readonly Sequence[] = NO_SEQUENCES;
   /** firstTokenOnly: the sequences each later step finishes, by step, in admission order. */
   readonly #finishing = new Map<number, Sequence[]>();
   #waiting: Sequence[] = [];
@@ -323,7 +324,7 @@ export class EngineModel {
     this.#timer?.cancel();
     this.#timer = null;
     this.#finishing.clear();
-    this.#admitted = [];
+    this.#admitted = NO_SEQUENCES;
     this.#stepsEnded = this.#stepsBegun;
   }
 
@@ -363,7 +364,8 @@ export class EngineModel {
       admit++;
     }
     const step = this.#stepsBegun;
-    const admitted = this.#waiting.splice(0, admit);
+    // Most steps admit nothing: no new array for them.
+    const admitted = admit === 0 ? NO_SEQUENCES : this.#waiting.splice(0, admit);
     for (const seq of admitted) {
       seq.state = 'running';
       this.#running.push(seq);
@@ -381,11 +383,14 @@ export class EngineModel {
     this.#admitted = admitted;
     this.#prefillMs += prefillMs;
     const stepMs = p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + prefillMs;
-    this.#timer = this.#clock.setTimer(stepMs, () => {
-      this.#timer = null;
-      this.#endStep();
-    });
+    this.#timer = this.#clock.setTimer(stepMs, this.#onStepEnd);
   }
+
+  /** One closure for every step's timer (an engine steps hundreds of thousands of times in a simulated hour). */
+  readonly #onStepEnd = (): void => {
+    this.#timer = null;
+    this.#endStep();
+  };
 
   #endStep(): void {
     this.#inStep = true;
