@@ -289,6 +289,11 @@ export class EngineModel {
     return { cancel: () => this.#cancel(seq) };
   }
 
+  /** Requests waiting for admission (stats().waiting, without making the rest). */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   stats(): EngineStats {
     return {
       running: this.#running.length,

@@ -358,7 +358,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       total += inFlight;
       if (inFlight > max) max = inFlight;
       if (inFlight === 0) idle = true;
-      else if (!queued && (provisioner.worker(w.name)?.engine.stats().waiting ?? 0) > 0) queued = true;
+      else if (!queued && (provisioner.worker(w.name)?.engine.waiting ?? 0) > 0) queued = true;
     }
     if (ready > 0 && metrics.records.length > 0) {
       balance.samples++;
