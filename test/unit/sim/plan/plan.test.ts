@@ -96,60 +96,23 @@ describe('place: a policy against the fixed fleets', () => {
 });
 
 describe('the warm start: the smallest fixed fleet that waits for nothing at p99', () => {
-  // Fixed fleets as [p99, longest wait, failed] per size 1, 2, 3, ...
+  // Fixed fleets of 1, 2, 3, ... workers: "p99 longest-wait failed" each, separated by |.
   it.each([
-    {
-      label: 'the conv hour: 2 workers wait 0.0045 s at p99 (one request 2.1 s): 2, not 3',
-      fleets: [
-        [60, 60, 2944],
-        [0.0045, 2.13, 0],
-        [0, 0, 0],
-      ],
-      warm: 2,
-    },
-    {
-      label: 'the bursty shape: 1.57 s at p99 on 1 worker, 0 (0.73 s at most) on 2: 2',
-      fleets: [
-        [1.57, 2.3, 0],
-        [0, 0.73, 0],
-        [0, 0, 0],
-      ],
-      warm: 2,
-    },
-    {
-      label: 'a p99 of 0.05 s is not nothing (it prints as 0.1 s)',
-      fleets: [
-        [0.05, 1, 0],
-        [0, 0, 0],
-      ],
-      warm: 2,
-    },
-    {
-      label: 'a fleet that fails requests is never the warm start',
-      fleets: [
-        [0, 60, 3],
-        [0.01, 1, 0],
-      ],
-      warm: 2,
-    },
-    {
-      label: 'none waits for nothing at p99, one never waits: that one',
-      fleets: [
-        [3, 5, 0],
-        [0, 0, 0],
-      ],
-      warm: 2,
-    },
-    {
-      label: 'none of them: the largest swept',
-      fleets: [
-        [60, 60, 9],
-        [9, 30, 0],
-      ],
-      warm: 2,
-    },
-  ])('$label', ({ fleets, warm }) => {
-    const runs = fleets.map(([p99, longest, failed], i) => run(i + 1, i + 1, p99!, failed, 'fixed', longest));
+    [
+      'the conv hour: 2 workers wait 0.0045 s at p99 (one request 2.1 s): 2, not 3',
+      '60 60 2944 | 0.0045 2.13 0 | 0 0 0',
+      2,
+    ],
+    ['the bursty shape: 1.57 s at p99 on 1 worker, 0 (0.73 s at most) on 2: 2', '1.57 2.3 0 | 0 0.73 0 | 0 0 0', 2],
+    ['a p99 of 0.05 s is not nothing (it prints as 0.1 s)', '0.05 1 0 | 0 0 0', 2],
+    ['a fleet that fails requests is never the warm start', '0 60 3 | 0.01 1 0', 2],
+    ['none waits for nothing at p99, one never waits: that one', '3 5 0 | 0 0 0', 2],
+    ['none of them: the largest swept', '60 60 9 | 9 30 0', 2],
+  ] as const)('%s', (_label, fleets, warm) => {
+    const runs = fleets.split('|').map((f, i) => {
+      const [p99, longest, failed] = f.trim().split(' ').map(Number);
+      return run(i + 1, i + 1, p99!, failed, 'fixed', longest);
+    });
     expect(warmStartWorkers(runs)).toBe(warm);
   });
 });
