@@ -152,7 +152,14 @@ for (const w of WORKLOADS) {
     if (kept && !values.replace) continue;
     process.stderr.write(`plan ${w.name}, ${delay} s launches${kept ? `, ${values.replace} again` : ''} ...\n`);
     let p = await plan(w, delay, kept ? values.replace : undefined);
-    p.command = p.command.replaceAll(`${TRACES}/`, '../shared/traces/');
+    // The kept JSON names traces as the README does, not by this machine's TRACES directory.
+    const shared = (text) => text.replaceAll(`${TRACES}/`, '../shared/traces/');
+    p = {
+      ...p,
+      command: shared(p.command),
+      trace: p.trace && shared(p.trace),
+      workload: p.workload && shared(p.workload),
+    };
     if (kept) {
       const sweep = (x) => JSON.stringify(x.fixed.map((r) => [r.initialWorkers, r.workerHours, r.queueWaitS]));
       if (sweep(p) !== sweep(kept)) throw new Error(`${key}: the fixed sweep differs from the kept plan's`);
