@@ -1,10 +1,10 @@
 // What a stalled answer costs the gateway on the worker's side alone: N streaming answers read
 // through the gateway's own UpstreamClient (dist/upstream/client.js: undici, one socket per
-// answer), each reader taking the first chunk and then halting the body, as the gRPC handler
+// answer), each reader taking the first chunk and then pausing the body, as the gRPC handler
 // does for a client that reads nothing. The worker here is a plain HTTP server that writes SSE
 // events as fast as its socket takes them, so the gateway's socket is held up with the kernel's
 // buffers full, as a stalled stream's is. With --sips, each reader comes back that many times
-// (every 20 ms) to take one more chunk and halt again, as a client that reads a few messages now
+// (every 20 ms) to take one more chunk and pause again, as a client that reads a few messages now
 // and then. Reports, per stalled answer, the growth of the process's ArrayBuffers and RSS after
 // a full GC, and the bytes its readers were handed.
 //
@@ -69,7 +69,7 @@ await Promise.all(
       .read({
         data(chunk) {
           handed += chunk.length;
-          res.body.halt();
+          res.body.pause();
           if (sips-- > 0) setTimeout(() => res.body.resume(), 20);
         },
         end() {},

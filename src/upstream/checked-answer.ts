@@ -57,8 +57,7 @@ export function checkedAnswer(source: BodyStream, o: AnswerCheckOptions): BodySt
   // The answer is over for this side (failed, stopped or ended): later news of the source is moot.
   let over = false;
   const out = new BodyStream({
-    // Asked at the answer's high-water mark: the source holds nothing more on top of it.
-    pause: () => source.halt(),
+    pause: () => source.pause(),
     resume: () => source.resume(),
     abort: () => {
       over = true;
