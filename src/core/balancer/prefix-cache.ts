@@ -38,6 +38,9 @@ interface Held extends Linked<Held> {
   readonly hash: number;
   /** The prompt bytes it stands for (its distance from the point before it). */
   bytes: number;
+  /** The point before it on the prompt that made it: a prefix of a held point is held too. */
+  readonly parent: Held | undefined;
+  evicted: boolean;
 }
 
 /** What one worker has been sent. */
@@ -120,7 +123,7 @@ export class PrefixCache implements BalancerPolicy {
     const { hashes, ends } = points;
     let chosen: Worker | undefined;
     if (hashes.length > 0 && !this.imbalanced(candidates)) {
-      const depth = this.#heldDepth(hashes);
+      const depth = heldDepth(hashes, this.#holders);
       // From the deepest match back toward the root: the first prefix held by a worker with room.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
         chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, ctx.random);
@@ -178,23 +181,6 @@ export class PrefixCache implements BalancerPolicy {
     return best;
   }
 
-  /**
-   * How many of the prompt's points, from the root, some worker holds. What a worker holds is
-   * closed under prefixes (a prompt's points are touched deepest first, so a point is evicted
-   * before every point above it), and so is the union: a binary search finds the first point
-   * no worker holds in log₂ of the ~40 points, not one lookup per point matched.
-   */
-  #heldDepth(hashes: readonly number[]): number {
-    let lo = 0;
-    let hi = hashes.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#holders.has(hashes[mid]!)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   #remember(worker: Worker, { hashes, ends }: PrefixPoints): void {
     if (hashes.length === 0) return;
     let tenant = this.#tenants.get(worker);
@@ -203,32 +189,42 @@ export class PrefixCache implements BalancerPolicy {
       this.#tenants.set(worker, tenant);
     }
     const { points, lru } = tenant;
-    // Deepest first, so the root ends up most recent and eviction trims prefixes from their ends.
+    // The points it holds already are the prompt's first `held`; the others are new, made root
+    // side first so each links to its parent.
+    const held = heldDepth(hashes, points);
+    let node = held === 0 ? undefined : points.get(hashes[held - 1]!);
+    for (let i = held; i < hashes.length; i++) node = points.get(hashes[i]!) ?? this.#hold(tenant, hashes[i]!, node);
+    // Touched deepest first, so the root ends up most recent and eviction trims prefixes from
+    // their ends; the parent links reach every point without a lookup. A link that does not
+    // name the expected point (only after a 32-bit hash collision) falls back to the map.
     for (let i = hashes.length - 1; i >= 0; i--) {
       const hash = hashes[i]!;
-      const bytes = ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
-      let held = points.get(hash);
-      if (held) {
-        lru.delete(held);
-        tenant.bytes -= held.bytes;
-        held.bytes = bytes;
-      } else {
-        held = { hash, bytes, prev: undefined, next: undefined };
-        points.set(hash, held);
-        const holders = this.#holders.get(hash);
-        if (holders) holders.push(worker);
-        else this.#holders.set(hash, [worker]);
-      }
-      lru.add(held);
-      tenant.bytes += bytes;
+      if (node === undefined || node.hash !== hash || node.evicted)
+        node = points.get(hash) ?? this.#hold(tenant, hash, undefined);
+      if (lru.delete(node)) tenant.bytes -= node.bytes;
+      node.bytes = ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
+      lru.add(node);
+      tenant.bytes += node.bytes;
+      node = node.parent;
     }
     while (tenant.bytes > this.#maxBytes) {
       const oldest = lru.first!;
       lru.delete(oldest);
+      oldest.evicted = true;
       points.delete(oldest.hash);
       tenant.bytes -= oldest.bytes;
       this.#dropHolder(oldest.hash, worker);
     }
+  }
+
+  /** A new point for `tenant` (not yet in its LRU order), and the tenant's worker among its holders. */
+  #hold(tenant: Tenant, hash: number, parent: Held | undefined): Held {
+    const node: Held = { hash, bytes: 0, parent, evicted: false, prev: undefined, next: undefined };
+    tenant.points.set(hash, node);
+    const holders = this.#holders.get(hash);
+    if (holders) holders.push(tenant.worker);
+    else this.#holders.set(hash, [tenant.worker]);
+    return node;
   }
 
   #dropHolder(h: number, worker: Worker): void {
@@ -240,4 +236,22 @@ export class PrefixCache implements BalancerPolicy {
     holders.pop();
     if (holders.length === 0) this.#holders.delete(h);
   }
+}
+
+/**
+ * How many of the prompt's points, from the root, `held` has (a worker's points, or the map
+ * of every worker's). What a worker holds is closed under prefixes (a prompt's points are
+ * touched deepest first, so a point is evicted before every point above it), and so is the
+ * union: a binary search finds the first point not held in log₂ of the ~40 points, not one
+ * lookup per point matched.
+ */
+function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>): number {
+  let lo = 0;
+  let hi = hashes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (held.has(hashes[mid]!)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
