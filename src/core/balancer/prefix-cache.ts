@@ -40,6 +40,7 @@ interface Held extends Linked<Held> {
   bytes: number;
   /** The point before it on the prompt that made it: a prefix of a held point is held too. */
   readonly parent: Held | undefined;
+  /** Out of the tree: a link that still reaches it is not followed. */
   evicted: boolean;
 }
 
@@ -79,8 +80,9 @@ interface Tenant {
  * Worked example, threshold 0.3: a 1,000-char prompt whose first 512 chars (8 blocks) were
  * sent to w2 matches 0.51 → w2. A prompt sharing only a 256-char system prompt (0.26) → least-loaded.
  *
- * Pick: O(prompt length) for hashing (~25 µs for 48k characters), O(log prompt length) map
- * operations, O(1) in the number of workers.
+ * Pick: O(prompt length) for encoding and hashing (~20 µs for 48k characters), O(log prompt
+ * length) map operations (binary searches, and a lookup per new point), O(1) in the number of
+ * workers.
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
