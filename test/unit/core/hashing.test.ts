@@ -93,8 +93,10 @@ describe('hashString and promptBlockHashes', () => {
       return (h ^ (h >>> 16)) >>> 0;
     };
     const text = 'prompt é € 😀 \ud800 Ā '.repeat(400); // lone surrogates and pairs, 8,400 code units
-    for (const to of [1, 63, 64, 65, 4095, 4096, 4097, text.length])
-      expect(hashString(text, to), `first ${to}`).toBe(reference(text.slice(0, to)));
+    const plain = 'plain ASCII prompt, read from its UTF-8 bytes. '.repeat(200);
+    for (const t of [text, plain, plain + 'é'])
+      for (const to of [1, 63, 64, 65, 4095, 4096, 4097, t.length])
+        expect(hashString(t, to), `first ${to}`).toBe(reference(t.slice(0, to)));
   });
 
   it('promptBlockHashes: one 32-bit integer per whole 64-character block, chained', () => {
