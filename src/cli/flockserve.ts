@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/options.js';
 import { ConfigError, helpText, resolveArgs } from '../config/resolve.js';
 import type { FlockServe, StartPlan } from '../index.js';
-import { otlpSettings } from '../telemetry/otel-env.js';
+import type { OtlpSettings } from '../telemetry/otel-env.js';
 import { VERSION } from '../version.js';
 
 const SUMMARY =
@@ -28,9 +28,8 @@ const SUMMARY =
 /** Exit codes: a usage or configuration error is 2, any other failure 1. */
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
-/** What the gateway would start, for `--check`; `env` holds the OTEL_* variables telemetry reads. */
-export function planText(config: Config, plan: StartPlan, env: NodeJS.ProcessEnv): string {
-  const otlp = otlpSettings(config, env);
+/** What the gateway would start, for `--check`; `otlp`: where telemetry would export (otlpSettings). */
+export function planText(config: Config, plan: StartPlan, otlp: OtlpSettings): string {
   const exported =
     config.metricsId < 0
       ? 'OTLP export off (metrics_id < 0)'
@@ -92,7 +91,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     gateway = new Gateway(resolveArgs(checkOnly ? argv.filter((a) => a !== '--check') : argv, process.env));
     if (checkOnly) {
-      process.stdout.write(planText(gateway.config, await gateway.check(), process.env) + '\n');
+      const plan = await gateway.check();
+      // Loaded here, with the gateway: OpenTelemetry's resource detectors cost simulate and plan a start-up they never use.
+      const { otlpSettings } = await import('../telemetry/otel-env.js');
+      process.stdout.write(planText(gateway.config, plan, otlpSettings(gateway.config, process.env)) + '\n');
       return EXIT.ok;
     }
   } catch (err) {

@@ -114,6 +114,19 @@ export interface EngineRequest {
   onError?(error: Error): void;
 }
 
+/** How the model runs, apart from the engine it models. */
+export interface EngineModelOptions {
+  /**
+   * Call `onToken` for the first token only (index 0): for a caller that only needs to know when
+   * the answer starts and when it ends (the cluster simulation). The model then visits a
+   * sequence at the step that admits it and the step that finishes it, not at every step in
+   * between; timings, order of callbacks and every stat are the same, except that generation
+   * tokens are counted as each request ends (finished, or cancelled: the tokens of the steps
+   * ended by then). Default false: a call per token, as a streaming server needs.
+   */
+  readonly firstTokenOnly?: boolean;
+}
+
 export interface EngineHandle {
   /** Removes the sequence wherever it is (counts as aborted); no callback fires afterwards. */
   cancel(): void;
@@ -157,9 +170,13 @@ interface Sequence {
   prefillMs: number;
   generated: number;
   state: SeqState;
+  /** The step that admitted it (its first token's), and the step that finishes it (firstTokenOnly). */
+  firstStep: number;
+  lastStep: number;
 }
 
 const NO_BLOCKS: readonly number[] = Object.freeze([]);
+const NO_SEQUENCES: readonly Sequence[] = Object.freeze([]);
 const NO_HELD: CachedBlock[] = [];
 
 /** One cached block. Sets of these keep the eviction orders (identity-hashed, insertion-ordered). */
@@ -174,6 +191,14 @@ const OFFLOADED = -1;
 export class EngineModel {
   readonly profile: EngineProfile;
   readonly #clock: Clock;
+  readonly #firstTokenOnly: boolean;
+  /** Steps begun (the running step's index is one less), and steps whose end has been processed. */
+  #stepsBegun = 0;
+  #stepsEnded = 0;
+  /** firstTokenOnly: the sequences admitted by the running step, in admission order. */
+  #admitted: readonly Sequence[] = NO_SEQUENCES;
+  /** firstTokenOnly: the sequences each later step finishes, by step, in admission order. */
+  readonly #finishing = new Map<number, Sequence[]>();
   #waiting: Sequence[] = [];
   #running: Sequence[] = [];
   /** KV tokens in use by running requests: their private parts and the blocks they hold. */
@@ -209,8 +234,9 @@ export class EngineModel {
   /** The same, at the least recently offloaded block. */
   #dropFrom: SetIterator<CachedBlock> | undefined;
 
-  constructor(profile: Partial<EngineProfile> = {}, clock: Clock) {
+  constructor(profile: Partial<EngineProfile> = {}, clock: Clock, options: EngineModelOptions = {}) {
     this.profile = { ...DEFAULT_PROFILE, ...stripUndefined(profile) };
+    this.#firstTokenOnly = options.firstTokenOnly === true;
     if (this.profile.maxNumSeqs < 1) throw new RangeError('maxNumSeqs must be at least 1');
     if (this.profile.prefillTokensPerSecond <= 0) throw new RangeError('prefillTokensPerSecond must be positive');
     if (!(this.profile.kvCacheTokens > 0)) throw new RangeError('kvCacheTokens must be positive');
@@ -243,6 +269,8 @@ export class EngineModel {
       held: NO_HELD,
       generated: 0,
       state: 'waiting',
+      firstStep: -1,
+      lastStep: -1,
     };
     if (seq.reserve > this.profile.kvCacheTokens) {
       this.#rejected++;
@@ -259,6 +287,11 @@ export class EngineModel {
     this.#waiting.push(seq);
     this.#kick();
     return { cancel: () => this.#cancel(seq) };
+  }
+
+  /** Requests waiting for admission (stats().waiting, without making the rest). */
+  get waiting(): number {
+    return this.#waiting.length;
   }
 
   stats(): EngineStats {
@@ -295,6 +328,9 @@ export class EngineModel {
     for (const seq of [...this.#running, ...this.#waiting]) this.#cancel(seq);
     this.#timer?.cancel();
     this.#timer = null;
+    this.#finishing.clear();
+    this.#admitted = NO_SEQUENCES;
+    this.#stepsEnded = this.#stepsBegun;
   }
 
   #cancel(seq: Sequence): void {
@@ -306,6 +342,7 @@ export class EngineModel {
       const i = this.#running.indexOf(seq);
       if (i >= 0) this.#running.splice(i, 1);
       this.#release(seq);
+      if (this.#firstTokenOnly) this.#generationTokens += Math.min(seq.output, this.#stepsEnded - seq.firstStep);
     }
     seq.state = 'finished';
     this.#aborted++;
@@ -331,36 +368,76 @@ export class EngineModel {
       prefillMs += seq.prefillMs;
       admit++;
     }
-    for (const seq of this.#waiting.splice(0, admit)) {
+    const step = this.#stepsBegun;
+    // Most steps admit nothing: no new array for them.
+    const admitted = admit === 0 ? NO_SEQUENCES : this.#waiting.splice(0, admit);
+    for (const seq of admitted) {
       seq.state = 'running';
       this.#running.push(seq);
       this.#promptTokens += seq.req.promptTokens;
+      seq.firstStep = step;
+      seq.lastStep = step + Math.max(seq.output, 1) - 1;
+      if (this.#firstTokenOnly && seq.lastStep > step) {
+        const at = this.#finishing.get(seq.lastStep);
+        if (at) at.push(seq);
+        else this.#finishing.set(seq.lastStep, [seq]);
+      }
     }
     if (this.#running.length === 0) return; // idle until the next submit
+    this.#stepsBegun++;
+    this.#admitted = admitted;
     this.#prefillMs += prefillMs;
     const stepMs = p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + prefillMs;
-    this.#timer = this.#clock.setTimer(stepMs, () => {
-      this.#timer = null;
-      this.#endStep();
-    });
+    this.#timer = this.#clock.setTimer(stepMs, this.#onStepEnd);
   }
+
+  /** One closure for every step's timer (an engine steps hundreds of thousands of times in a simulated hour). */
+  readonly #onStepEnd = (): void => {
+    this.#timer = null;
+    this.#endStep();
+  };
 
   #endStep(): void {
     this.#inStep = true;
     try {
-      // A snapshot: callbacks may cancel or submit; a cancelled sequence is skipped by its state.
-      for (const seq of [...this.#running]) {
-        if (seq.state !== 'running') continue;
-        if (seq.generated < seq.output) {
-          seq.req.onToken(seq.generated++);
-          this.#generationTokens++;
-        }
-        if (seq.state === 'running' && seq.generated >= seq.output) this.#finish(seq);
-      }
+      if (this.#firstTokenOnly) this.#endStepQuietly();
+      else this.#endStepEveryToken();
     } finally {
       this.#inStep = false;
+      this.#stepsEnded++;
     }
     this.#beginStep();
+  }
+
+  #endStepEveryToken(): void {
+    // A snapshot: callbacks may cancel or submit; a cancelled sequence is skipped by its state.
+    for (const seq of [...this.#running]) {
+      if (seq.state !== 'running') continue;
+      if (seq.generated < seq.output) {
+        seq.req.onToken(seq.generated++);
+        this.#generationTokens++;
+      }
+      if (seq.state === 'running' && seq.generated >= seq.output) this.#finish(seq);
+    }
+  }
+
+  /**
+   * The same callbacks in the same order as #endStepEveryToken, less the tokens after the first:
+   * the running array is in admission order, so the sequences this step finishes that an
+   * earlier step admitted come first (in admission order), then those this step admitted.
+   */
+  #endStepQuietly(): void {
+    const step = this.#stepsBegun - 1;
+    const finishing = this.#finishing.get(step);
+    if (finishing) {
+      this.#finishing.delete(step);
+      for (const seq of finishing) if (seq.state === 'running') this.#finish(seq);
+    }
+    for (const seq of this.#admitted) {
+      if (seq.state !== 'running') continue;
+      if (seq.output > 0) seq.req.onToken(0);
+      if (seq.state === 'running' && seq.lastStep === step) this.#finish(seq);
+    }
   }
 
   /** KV tokens admitting `seq` takes from free GPU memory: its private part and the blocks no running request holds. */
@@ -473,6 +550,7 @@ export class EngineModel {
     this.#release(seq);
     seq.state = 'finished';
     this.#completed++;
+    if (this.#firstTokenOnly) this.#generationTokens += seq.output;
     seq.req.onDone(seq.output < seq.req.maxTokens ? 'stop' : 'length');
   }
 }

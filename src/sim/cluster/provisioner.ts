@@ -161,7 +161,10 @@ export class SimProvisioner implements Provisioner {
             name,
             new SimWorker(
               name,
-              new EngineModel(this.#options.profile ?? {}, this.#options.engineClock ?? this.#options.clock),
+              // The simulated upstream answers with one event at the first token (upstream.ts): no call per token.
+              new EngineModel(this.#options.profile ?? {}, this.#options.engineClock ?? this.#options.clock, {
+                firstTokenOnly: true,
+              }),
             ),
           );
           this.#schedulePreemption(name);

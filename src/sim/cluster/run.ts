@@ -275,16 +275,23 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     clock.setTimer(o.sampleIntervalMs, sampleEvery);
   };
 
+  const readsPrompt = gateway.service.readsPrompt;
   let lastSendAt = 0;
   const send = (req: SimRequest, onEnd?: (outcome: RequestOutcome) => void): void => {
     lastSendAt = clock.now();
     const rec = metrics.arrived();
-    const { routeText, engineText } = promptTexts(req.prompt);
+    const uniquePrompt = req.prompt !== undefined && 'unique' in req.prompt && req.prompt.unique === true;
+    const { routeText, engineText } = promptTexts(req.prompt, {
+      // As the HTTP and gRPC edges do: the prompt text only for a balancer that reads it.
+      route: readsPrompt,
+      // An engine looks a unique prompt up in no cache: its text is not needed (but the oracle's).
+      engine: !uniquePrompt || oracle !== undefined,
+    });
     const headers = upstream.register({
       promptTokens: req.promptTokens,
       outputTokens: req.outputTokens,
       engineText,
-      uniquePrompt: req.prompt !== undefined && 'unique' in req.prompt && req.prompt.unique === true,
+      uniquePrompt,
     });
     const oracleKey = oracle && routeText !== undefined && engineText !== undefined ? routeText : undefined;
     if (oracleKey !== undefined) {
@@ -351,7 +358,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
       total += inFlight;
       if (inFlight > max) max = inFlight;
       if (inFlight === 0) idle = true;
-      else if (!queued && (provisioner.worker(w.name)?.engine.stats().waiting ?? 0) > 0) queued = true;
+      else if (!queued && (provisioner.worker(w.name)?.engine.waiting ?? 0) > 0) queued = true;
     }
     if (ready > 0 && metrics.records.length > 0) {
       balance.samples++;
@@ -428,14 +435,24 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
 }
 
 /**
- * The prompt as each side reads it: the gateway's balancer (promptTextOf, as the HTTP and
- * gRPC adapters pass it) and the engine simulator (whose block hashes its prefix cache keys on).
+ * The prompt as each side reads it, for the sides that read it (`need`): the gateway's balancer
+ * (promptTextOf, as the HTTP and gRPC adapters pass it) and the engine simulator (whose block
+ * hashes its prefix cache keys on). A trace's prompt text is made only when read (workload.ts).
  */
-function promptTexts(prompt: SimPrompt | undefined): { routeText?: string; engineText?: string } {
+function promptTexts(
+  prompt: SimPrompt | undefined,
+  need: { readonly route: boolean; readonly engine: boolean },
+): { routeText?: string; engineText?: string } {
   if (!prompt) return {};
   if ('messages' in prompt)
-    return { routeText: promptTextOf({ messages: prompt.messages }), engineText: chatPromptText(prompt.messages) };
-  return { routeText: prompt.prompt, engineText: prompt.prompt };
+    return {
+      ...(need.route ? { routeText: promptTextOf({ messages: prompt.messages }) } : {}),
+      ...(need.engine ? { engineText: chatPromptText(prompt.messages) } : {}),
+    };
+  return {
+    ...(need.route ? { routeText: prompt.prompt } : {}),
+    ...(need.engine ? { engineText: prompt.prompt } : {}),
+  };
 }
 
 /**

@@ -77,7 +77,7 @@ export function traceWorkload(
           send({
             promptTokens: req.promptTokens,
             outputTokens: req.outputTokens,
-            prompt: { prompt: tracePrompt(req), unique: req.hashIds === undefined },
+            prompt: new LazyTracePrompt(req),
           });
           scheduleArrival();
         });
@@ -85,6 +85,27 @@ export function traceWorkload(
       scheduleArrival();
     },
   };
+}
+
+/**
+ * A trace request's prompt, its text made on first read: a request of lengths only has a
+ * unique prompt that no engine looks up, so unless the balancer reads prompts its text (about
+ * 4 KB a request, gigabytes over a simulated day) is never made. A class, not an object literal
+ * with a getter: one is made per request.
+ */
+class LazyTracePrompt {
+  readonly unique: boolean;
+  readonly #req: TraceRequest;
+  #text: string | undefined;
+
+  constructor(req: TraceRequest) {
+    this.#req = req;
+    this.unique = req.hashIds === undefined;
+  }
+
+  get prompt(): string {
+    return (this.#text ??= tracePrompt(this.#req));
+  }
 }
 
 /**

@@ -357,3 +357,60 @@ describe('EngineModel prefix cache', () => {
     expect(firstToken(model, clock, 51, promptBlockHashes(text + ' more'))).toBe(10 + 51 - 48);
   });
 });
+
+describe('EngineModel with firstTokenOnly', () => {
+  /**
+   * The same requests into an engine that calls onToken per token and one that calls it for the
+   * first only: every first token and every end at the same time and in the same order, with
+   * cancellations, submits from inside callbacks, a full batch and outputs of 0 and 1 tokens.
+   */
+  function run(firstTokenOnly: boolean): { events: string[]; stats: ReturnType<EngineModel['stats']> } {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 3, decodeStepMsPerSeq: 0.5 }, clock, { firstTokenOnly });
+    const events: string[] = [];
+    const handles = new Map<string, { cancel(): void }>();
+    const send = (name: string, prompt: number, output: number, then?: () => void): void => {
+      handles.set(
+        name,
+        model.submit({
+          promptTokens: prompt,
+          maxTokens: output + 1,
+          outputTokens: output,
+          onToken: (i) => {
+            if (i === 0) events.push(`${clock.now()} ${name} first`);
+          },
+          onDone: (reason) => {
+            events.push(`${clock.now()} ${name} done ${reason}`);
+            then?.();
+          },
+        }),
+      );
+    };
+    // name, at, prompt, output
+    const table: [string, number, number, number][] = [
+      ['a', 0, 40, 5],
+      ['b', 0, 10, 1],
+      ['c', 0, 20, 0],
+      ['d', 3, 30, 12],
+      ['e', 25, 15, 4],
+      ['f', 25, 15, 9],
+      ['g', 60, 200, 3],
+      ['h', 61, 5, 30],
+    ];
+    for (const [name, at, prompt, output] of table)
+      clock.setTimer(at, () => send(name, prompt, output, name === 'e' ? () => send('e2', 8, 2) : undefined));
+    clock.setTimer(430, () => handles.get('h')!.cancel()); // running
+    clock.setTimer(70, () => handles.get('f')!.cancel()); // running or waiting
+    clock.advance(5000);
+    return { events, stats: model.stats() };
+  }
+
+  it('calls back at the same times in the same order, and counts the same', () => {
+    const every = run(false);
+    const first = run(true);
+    expect(first.events).toEqual(every.events);
+    expect(first.events).toHaveLength(14); // every first token and end, but f's (cancelled waiting) and h's end (cancelled running)
+    expect(first.stats).toEqual(every.stats);
+    expect(first.stats).toMatchObject({ completed: 7, aborted: 2, running: 0, waiting: 0 });
+  });
+});
