@@ -2,14 +2,18 @@
  * Micro-benchmark: time per balancer pick at 10, 100 and 1,000 ready workers; then the
  * prefix-aware policies on 12k-token prompts (the Mooncake trace's mean is 15k) at 16 workers.
  *
- *   npx tsc -p tsconfig.build.json && npx vite-node bench/balancer-picks.ts
+ *   npx tsc -p tsconfig.build.json && npx vite-node bench/balancer-picks.ts [--long]
  *
  * Each worker has capacity 30 and a random load 0..29 (seeded). A "cycle" is what a request
  * costs the balancer: pick, take the slot, give it back (loads stay put, the index updates
  * twice). "scan (before)" is the O(n) least-connection the load index replaces, kept as the
- * yardstick: build the candidate array, then one pass with reservoir tie-breaks. Writes bench/results/balancer-picks.md.
+ * yardstick: build the candidate array, then one pass with reservoir tie-breaks. Writes bench/results/balancer-picks.md,
+ * keeping its hand-written "Paired runs" section. --long: only the 12k-token section, printed and
+ * not written (for paired runs against another checkout, run alternately in both).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
 import { seededRandom, VirtualClock } from '../src/core/clock.js';
 import { PREFIX_HASH_DEFAULTS } from '../src/core/balancer/prefix-hash.js';
 import { BALANCER_NAMES, createBalancer } from '../src/core/balancer/registry.js';
@@ -23,6 +27,8 @@ import { chatMessages, multiTurnSessions } from '../src/sim/workloads/multi-turn
 import { mooncakePrompt } from '../src/sim/workloads/trace-prompts.js';
 import { MOONCAKE_TRACE } from './lib/balancing-workloads.js';
 
+const { values: args } = parseArgs({ options: { long: { type: 'boolean', default: false } } });
+const loadAtStart = loadavg()[0]!;
 const SIZES = [10, 100, 1000];
 const CYCLES = 100_000;
 const CAPACITY = 30;
@@ -108,7 +114,7 @@ function measure(n: number, name: string): number {
   return Math.min(run(cycles), run(cycles), run(cycles));
 }
 
-const names = ['scan (before)', ...BALANCER_NAMES];
+const names = args.long ? [] : ['scan (before)', ...BALANCER_NAMES];
 const rows: string[] = [];
 for (const name of names) {
   const cells = SIZES.map((n) => measure(n, name));
@@ -163,12 +169,14 @@ for (const name of ['least-connection', 'prefix-cache', 'prefix-hash']) {
   );
   console.log(longRows.at(-1));
 }
+if (args.long) process.exit(0);
 
 const md = `# Balancer pick cost
 
 Nanoseconds per request cycle — pick, take the slot, give it back — with every worker at
 capacity 30 and a seeded random load of 0..29. Best of 3 runs of ${CYCLES.toLocaleString('en')} cycles
-(prefix-cache: ${(CYCLES / 10).toLocaleString('en')}) after a warm-up, on the shared 2-core dev machine, Node ${process.version}.
+(prefix-cache: ${(CYCLES / 10).toLocaleString('en')}) after a warm-up, on the shared 2-core dev machine, Node ${process.version}; 1-minute
+load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end.
 
 | policy | 10 workers | 100 workers | 1,000 workers | 1,000 ÷ 10 |
 | --- | ---: | ---: | ---: | ---: |
@@ -187,7 +195,7 @@ ${rows.join('\n')}
   trees are still filling during the run), which is what grows with the fleet, not the lookup.
 - Growth that remains at 1,000 workers for the O(1)/O(log n) policies is memory, not work:
   1,000 workers' entries (and session-affinity's 100,000 ring points) no longer fit in the
-  CPU caches. The machine is shared (load average 5–13): numbers move ±50% between runs; the
+  CPU caches. The machine is shared: numbers move ±50% between runs; the
   scan's 100× growth from 10 to 1,000 workers does not.
 
 ## 12k-token prompts at 16 workers
@@ -203,12 +211,19 @@ warm-up; medians, because the machine is shared (other work preempts single pick
 ${longRows.join('\n')}
 
 - prefix-cache: the prompt is encoded to UTF-8 in one native call and hashed 4 bytes at a
-  time (\`prefixPoints\`, src/core/hashing.ts), and only ~40 checkpoints of its chained hash are
-  looked up and remembered, not its 750 blocks.
-- prefix-hash hashes only the first \`prefix_hash_chars\` (${PREFIX_HASH_DEFAULTS.prefixHashChars.toLocaleString('en')}) characters and looks its key up in a fixed table of recent keys: its cost does not
+  time up to its last checkpoint (\`prefixPoints\`, src/core/hashing.ts): ~40 checkpoints of
+  its chained hash, not its 750 blocks. The longest prefix some worker holds is found by a
+  binary search over them, and the chosen worker's LRU order is a linked list a touch moves a
+  node in.
+- prefix-hash hashes only the first \`prefix_hash_chars\` (${PREFIX_HASH_DEFAULTS.prefixHashChars.toLocaleString('en')}) characters, read as UTF-16 code units
+  from a typed array, and looks its key up in a fixed table of recent keys: its cost does not
   grow with the prompt.
 
 Command: \`npx tsc -p tsconfig.build.json && npx vite-node bench/balancer-picks.ts\`
 `;
-writeFileSync(new URL('./results/balancer-picks.md', import.meta.url), md);
+const out = new URL('./results/balancer-picks.md', import.meta.url);
+const PAIRED = '\n## Paired runs';
+const old = existsSync(out) ? readFileSync(out, 'utf8') : '';
+const kept = old.includes(PAIRED) ? old.slice(old.indexOf(PAIRED)) : '';
+writeFileSync(out, md + kept);
 console.log(md);

@@ -1,5 +1,6 @@
 import type { Random } from '../clock.js';
 import { ROUTE_BLOCK_BYTES, prefixPoints, type PrefixPoints } from '../hashing.js';
+import { LinkedList, type Linked } from '../linked-list.js';
 import type { Worker } from '../types.js';
 import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
 
@@ -32,17 +33,28 @@ export const PREFIX_CACHE_DEFAULTS = {
 /** Holders scanned per pick, so a prefix every worker holds costs O(1), not O(n). */
 const HOLDER_SCAN = 16;
 
-/** What one worker has been sent: prefix points, least recently routed first (a Map keeps insertion order). */
+/** A prefix point one worker holds. */
+interface Held extends Linked<Held> {
+  readonly hash: number;
+  /** The prompt bytes it stands for (its distance from the point before it). */
+  bytes: number;
+  /** The point before it on the prompt that made it: a prefix of a held point is held too. */
+  readonly parent: Held | undefined;
+  /** Out of the tree: a link that still reaches it is not followed. */
+  evicted: boolean;
+}
+
+/** What one worker has been sent. */
 interface Tenant {
   readonly worker: Worker;
-  /** Point hash → the prompt bytes it stands for (its distance from the point before it). */
-  readonly points: Map<number, number>;
-  bytes: number;
+  readonly points: Map<number, Held>;
   /**
-   * A live iterator at the least recently routed point: a fresh one per eviction would step
-   * over every point deleted (touched) since the Map last compacted; this one steps over each once.
+   * The same points, least recently routed first. A touch moves a point to the end of the list
+   * (two pointer updates) instead of deleting it from the map and setting it again, which
+   * fills the map's table with deleted entries and rehashes it every few hundred picks.
    */
-  evictFrom: MapIterator<[number, number]> | undefined;
+  readonly lru: LinkedList<Held>;
+  bytes: number;
 }
 
 /**
@@ -53,7 +65,7 @@ interface Tenant {
  * The "approximate radix tree per worker" is kept as chained prefix hashes at checkpoints
  * (prefixPoints in src/core/hashing.ts: every 64 bytes up to 1 KiB, then 4 per doubling of
  * depth): a hash names a whole prefix, so one map from hash to the workers holding it is
- * every worker's tree at once, and a lookup walks the prompt's ~40 points once instead of
+ * every worker's tree at once, and a lookup searches the prompt's ~40 points once instead of
  * once per worker. A point stands for the prompt bytes since the point before it; each
  * worker's points are LRU-evicted beyond `prefixTreeMaxChars` of those. They are touched
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
@@ -68,8 +80,9 @@ interface Tenant {
  * Worked example, threshold 0.3: a 1,000-char prompt whose first 512 chars (8 blocks) were
  * sent to w2 matches 0.51 → w2. A prompt sharing only a 256-char system prompt (0.26) → least-loaded.
  *
- * Pick: O(prompt length) for hashing (~25 µs for 48k characters), O(log prompt length) map
- * operations, O(1) in the number of workers.
+ * Pick: O(prompt length) for encoding and hashing (~20 µs for 48k characters), O(log prompt
+ * length) map operations (binary searches, and a lookup per new point), O(1) in the number of
+ * workers.
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
@@ -112,8 +125,7 @@ export class PrefixCache implements BalancerPolicy {
     const { hashes, ends } = points;
     let chosen: Worker | undefined;
     if (hashes.length > 0 && !this.imbalanced(candidates)) {
-      let depth = 0;
-      while (depth < hashes.length && this.#holders.has(hashes[depth]!)) depth++;
+      const depth = heldDepth(hashes, this.#holders);
       // From the deepest match back toward the root: the first prefix held by a worker with room.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
         chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, ctx.random);
@@ -175,34 +187,46 @@ export class PrefixCache implements BalancerPolicy {
     if (hashes.length === 0) return;
     let tenant = this.#tenants.get(worker);
     if (!tenant) {
-      tenant = { worker, points: new Map(), bytes: 0, evictFrom: undefined };
+      tenant = { worker, points: new Map(), lru: new LinkedList(), bytes: 0 };
       this.#tenants.set(worker, tenant);
     }
-    const points = tenant.points;
-    // Deepest first, so the root ends up most recent and eviction trims prefixes from their ends.
+    const { points, lru } = tenant;
+    // The points it holds already are the prompt's first `held`; the others are new, made root
+    // side first so each links to its parent.
+    const held = heldDepth(hashes, points);
+    let node = held === 0 ? undefined : points.get(hashes[held - 1]!);
+    for (let i = held; i < hashes.length; i++) node = points.get(hashes[i]!) ?? this.#hold(tenant, hashes[i]!, node);
+    // Touched deepest first, so the root ends up most recent and eviction trims prefixes from
+    // their ends; the parent links reach every point without a lookup. A link that does not
+    // name the expected point (only after a 32-bit hash collision) falls back to the map.
     for (let i = hashes.length - 1; i >= 0; i--) {
-      const h = hashes[i]!;
-      const bytes = ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
-      if (points.delete(h)) tenant.bytes -= bytes;
-      else {
-        const holders = this.#holders.get(h);
-        if (holders) holders.push(worker);
-        else this.#holders.set(h, [worker]);
-      }
-      points.set(h, bytes);
-      tenant.bytes += bytes;
+      const hash = hashes[i]!;
+      if (node === undefined || node.hash !== hash || node.evicted)
+        node = points.get(hash) ?? this.#hold(tenant, hash, undefined);
+      if (lru.delete(node)) tenant.bytes -= node.bytes;
+      node.bytes = ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
+      lru.add(node);
+      tenant.bytes += node.bytes;
+      node = node.parent;
     }
     while (tenant.bytes > this.#maxBytes) {
-      let next = tenant.evictFrom?.next();
-      if (!next || next.done) {
-        tenant.evictFrom = points.entries();
-        next = tenant.evictFrom.next();
-      }
-      const [oldest, bytes] = next.value!;
-      points.delete(oldest);
-      tenant.bytes -= bytes;
-      this.#dropHolder(oldest, worker);
+      const oldest = lru.first!;
+      lru.delete(oldest);
+      oldest.evicted = true;
+      points.delete(oldest.hash);
+      tenant.bytes -= oldest.bytes;
+      this.#dropHolder(oldest.hash, worker);
     }
+  }
+
+  /** A new point for `tenant` (not yet in its LRU order), and the tenant's worker among its holders. */
+  #hold(tenant: Tenant, hash: number, parent: Held | undefined): Held {
+    const node: Held = { hash, bytes: 0, parent, evicted: false, prev: undefined, next: undefined };
+    tenant.points.set(hash, node);
+    const holders = this.#holders.get(hash);
+    if (holders) holders.push(tenant.worker);
+    else this.#holders.set(hash, [tenant.worker]);
+    return node;
   }
 
   #dropHolder(h: number, worker: Worker): void {
@@ -214,4 +238,22 @@ export class PrefixCache implements BalancerPolicy {
     holders.pop();
     if (holders.length === 0) this.#holders.delete(h);
   }
+}
+
+/**
+ * How many of the prompt's points, from the root, `held` has (a worker's points, or the map
+ * of every worker's). What a worker holds is closed under prefixes (a prompt's points are
+ * touched deepest first, so a point is evicted before every point above it), and so is the
+ * union: a binary search finds the first point not held in log₂ of the ~40 points, not one
+ * lookup per point matched.
+ */
+function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>): number {
+  let lo = 0;
+  let hi = hashes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (held.has(hashes[mid]!)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -11,6 +11,13 @@ describe('prefixPoints (prefix-cache’s view of a prompt)', () => {
       64 * 130,
       [...Array.from({ length: 16 }, (_, i) => i + 1), 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128],
     ],
+    [
+      'the last point is the ladder step at or before the end: 750 blocks end at 640',
+      64 * 750 + 9,
+      [...Array.from({ length: 16 }, (_, i) => i + 1), 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128].concat([
+        160, 192, 224, 256, 320, 384, 448, 512, 640,
+      ]),
+    ],
   ];
   it.each(ladders)('%s', (_label, bytes, blocks) => {
     const p = prefixPoints('x'.repeat(bytes));
@@ -21,6 +28,22 @@ describe('prefixPoints (prefix-cache’s view of a prompt)', () => {
 
   it('a 12k-token prompt (48,000 characters) has 37 points', () => {
     expect(prefixPoints('y'.repeat(48_000)).hashes).toHaveLength(37);
+  });
+
+  it('prompts of any length (odd ones too) grow the buffer it encodes into', () => {
+    for (const n of [50_001, 100_003, 200_005]) expect(prefixPoints('x'.repeat(n)).bytes).toBe(n);
+  });
+
+  it('the text after the last point changes no point, the text before it every point from there', () => {
+    const base = 'y'.repeat(64 * 700);
+    const p = prefixPoints(base);
+    expect(prefixPoints(base + 'tail').hashes).toEqual(p.hashes);
+    expect(prefixPoints(base.slice(0, 64 * 639) + 'z' + base.slice(64 * 639 + 1)).hashes.slice(0, -1)).toEqual(
+      p.hashes.slice(0, -1),
+    );
+    expect(prefixPoints(base.slice(0, 64 * 639) + 'z' + base.slice(64 * 639 + 1)).hashes.at(-1)).not.toBe(
+      p.hashes.at(-1),
+    );
   });
 
   it('two prompts share exactly the points inside their common prefix', () => {
@@ -58,6 +81,22 @@ describe('hashString and promptBlockHashes', () => {
     expect(hashString('abcdef', 3)).toBe(hashString('abc'));
     expect(hashString('abc', 100)).toBe(hashString('abc'));
     expect(hashString('w1#0')).not.toBe(hashString('w1#1'));
+  });
+
+  it('hashString reads long texts as their UTF-16 code units, surrogate pairs cut or not', () => {
+    /** FNV-1a and the finaliser, one charCodeAt at a time: what hashString computes. */
+    const reference = (text: string): number => {
+      let h = 0x811c9dc5;
+      for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+      h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+      return (h ^ (h >>> 16)) >>> 0;
+    };
+    const text = 'prompt é € 😀 \ud800 Ā '.repeat(400); // lone surrogates and pairs, 8,400 code units
+    const plain = 'plain ASCII prompt, read from its UTF-8 bytes. '.repeat(200);
+    for (const t of [text, plain, plain + 'é'])
+      for (const to of [1, 63, 64, 65, 4095, 4096, 4097, t.length])
+        expect(hashString(t, to), `first ${to}`).toBe(reference(t.slice(0, to)));
   });
 
   it('promptBlockHashes: one 32-bit integer per whole 64-character block, chained', () => {

@@ -139,6 +139,27 @@ describe('PrefixCache', () => {
     expect(policy.pick(b.pool.loads, { promptText: old, random })!.name).toBe('b');
   });
 
+  it('a prompt routed again counts as recent: eviction takes the least recently routed one instead', () => {
+    // Room for 2.5 prompts of 20 blocks (1,280 bytes, over cache_min_chars, so a match needs no tie-break).
+    const policy = new PrefixCache({ prefixTreeMaxChars: 64 * 50 });
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(9);
+    const [p1, p2, p3] = ['1', '2', '3'].map((c) => c.repeat(64 * 20));
+    // Timeline on a (the least loaded throughout): p1, p2, p1 again, then p3 overflows the tree.
+    for (const prompt of [p1, p2, p1, p3])
+      expect(policy.pick(b.pool.loads, { promptText: prompt, random })!.name).toBe('a');
+    expect(policy.treeChars(b.byName('a'))).toBeLessThanOrEqual(64 * 50);
+    // Now b is the least loaded: the prompt a still holds whole goes to a; p2, cut to a short
+    // match, to b.
+    load(b, 'a', 2);
+    load(b, 'b', 0);
+    expect(policy.pick(b.pool.loads, { promptText: p1, random })!.name).toBe('a');
+    expect(policy.pick(b.pool.loads, { promptText: p2, random })!.name).toBe('b');
+  });
+
   it('forgets a worker that leaves', () => {
     const policy = new PrefixCache();
     const b = policyBench(policy, [
