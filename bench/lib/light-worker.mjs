@@ -6,6 +6,8 @@
 //   POST any path, non-streaming: one chat.completion of `--tokens` tokens after `--delay-ms`
 //   POST with "stream":true: `--tokens` chunks, one every `--token-interval` ms, then [DONE]
 //   GET /health: 200
+//   --stamp: a stream's first chunk also carries t_arr (request head seen), t_end (body read) and
+//            t_w (first chunk written), epoch ms (performance.timeOrigin + now()), for bench/ttfc-stages.mjs
 //
 //   node bench/lib/light-worker.mjs --host 127.0.0.2 --port 18600 [--delay-ms 0] [--tokens 8] [--token-interval 10]
 import http from 'node:http';
@@ -18,6 +20,7 @@ const { values } = parseArgs({
     'delay-ms': { type: 'string', default: '0' },
     tokens: { type: 'string', default: '8' },
     'token-interval': { type: 'string', default: '10' },
+    stamp: { type: 'boolean', default: false },
   },
 });
 const delayMs = Number(values['delay-ms']);
@@ -42,9 +45,11 @@ const answer = Buffer.from(
   }),
 );
 const event = (obj) => Buffer.from(`data: ${JSON.stringify(obj)}\n\n`);
-const chunk = (i) =>
+const epochMs = () => performance.timeOrigin + performance.now();
+const chunk = (i, stamps) =>
   event({
     ...head('chat.completion.chunk'),
+    ...stamps,
     choices: [
       {
         index: 0,
@@ -59,11 +64,12 @@ const done = Buffer.from('data: [DONE]\n\n');
 const JSON_HEADERS = { 'content-type': 'application/json', 'content-length': answer.length };
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 
-function stream(res) {
+function stream(res, tArr, tEnd) {
   res.writeHead(200, SSE_HEADERS);
   let i = 0;
   const timer = setInterval(() => {
-    res.write(chunks[i++]);
+    res.write(i === 0 && values.stamp ? chunk(i, { t_arr: tArr, t_end: tEnd, t_w: epochMs() }) : chunks[i]);
+    i++;
     if (i === tokens) {
       clearInterval(timer);
       res.end(done);
@@ -77,12 +83,13 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 }).end('{}');
     return;
   }
+  const tArr = values.stamp ? epochMs() : 0;
   let streamed = false;
   req.on('data', (c) => {
     if (!streamed && (c.includes('"stream":true') || c.includes('"stream": true'))) streamed = true;
   });
   req.on('end', () => {
-    if (streamed) return stream(res);
+    if (streamed) return stream(res, tArr, values.stamp ? epochMs() : 0);
     if (delayMs > 0) setTimeout(() => res.writeHead(200, JSON_HEADERS).end(answer), delayMs);
     else res.writeHead(200, JSON_HEADERS).end(answer);
   });

@@ -5,18 +5,30 @@
 // least-busy of the workers, the answer copied back chunk by chunk with backpressure. Nothing
 // else: no queue, no checks of the answer, no metrics, no retries. Not a product; a yardstick.
 //
-//   node bench/lib/node-floor.mjs --port 18505 --workers 127.0.0.2:18500,127.0.0.3:18500
+//   node bench/lib/node-floor.mjs --port 18505 --workers 127.0.0.2:18500,127.0.0.3:18500 [--burn-ns N]
+// --burn-ns N: spin N ns of CPU per read of a worker's answer (bench/ttfc-stages.mjs: how the
+// first chunk's wait follows a proxy's CPU per chunk on a saturated machine).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 
 const { values } = parseArgs({
-  options: { port: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' }, workers: { type: 'string' } },
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    workers: { type: 'string' },
+    'burn-ns': { type: 'string', default: '0' },
+  },
 });
 const workers = values.workers.split(',').map((w) => ({
   pool: new Pool(`http://${w}`, { connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 }),
   inFlight: 0,
 }));
+const burnNs = BigInt(values['burn-ns']);
+const burn = () => {
+  const until = process.hrtime.bigint() + burnNs;
+  while (process.hrtime.bigint() < until);
+};
 const leastBusy = () => workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
 
 const server = http.createServer((req, res) => {
@@ -50,6 +62,7 @@ const server = http.createServer((req, res) => {
           res.writeHead(status, { 'content-type': headers['content-type'] ?? 'application/json' });
         },
         onResponseData(c, chunk) {
+          if (burnNs > 0n) burn();
           if (!res.write(chunk)) {
             c.pause();
             res.once('drain', () => c.resume());
