@@ -39,12 +39,20 @@ export const ZERO_WAIT_P99_S = 0.05;
  * 0 / 0 s on 1, 2, 3 workers → 2.
  */
 export function warmStartWorkers(fixed: readonly PlanRun[]): number {
-  const served = fixed.filter((r) => r.failed === 0 && r.summary.unfinished === 0);
-  return (
-    served.find((r) => r.summary.queueWaitS.p99 < ZERO_WAIT_P99_S)?.initialWorkers ??
-    served.find((r) => r.summary.queueWaitS.max === 0)?.initialWorkers ??
-    fixed.at(-1)!.initialWorkers
-  );
+  return smallestServing(fixed, (wait) => wait.p99 < ZERO_WAIT_P99_S) ?? zeroWaitWorkersOf(fixed);
+}
+
+/** The smallest fixed fleet that served every request without any wait, else the largest swept. */
+function zeroWaitWorkersOf(fixed: readonly PlanRun[]): number {
+  return smallestServing(fixed, (wait) => wait.max === 0) ?? fixed.at(-1)!.initialWorkers;
+}
+
+/** The smallest fixed fleet that failed nothing, left nothing unfinished and whose queue wait passes `ok`. */
+function smallestServing(
+  fixed: readonly PlanRun[],
+  ok: (wait: PlanRun['summary']['queueWaitS']) => boolean,
+): number | undefined {
+  return fixed.find((r) => r.failed === 0 && r.summary.unfinished === 0 && ok(r.summary.queueWaitS))?.initialWorkers;
 }
 
 export interface PlanRun {
@@ -139,11 +147,9 @@ export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanR
       (i, o) => say(`fixed ${sizes[i]} workers: ${brief(o.result.summary)} (${o.wallS.toFixed(1)} s)`),
     );
     outcomes.forEach((o, i) => fixed.push(planRun('fixed', 'warm', sizes[i]!, sizes[i]!, o)));
-    zeroWait = fixed.find(
-      (r) => r.summary.queueWaitS.max === 0 && r.failed === 0 && r.summary.unfinished === 0,
-    )?.initialWorkers;
+    zeroWait = smallestServing(fixed, (wait) => wait.max === 0);
   }
-  const zeroWaitWorkers = zeroWait ?? fixed.at(-1)!.initialWorkers;
+  const zeroWaitWorkers = zeroWaitWorkersOf(fixed);
   const warmWorkers = warmStartWorkers(fixed);
 
   // 2. The bound.
