@@ -1,6 +1,7 @@
 import type { Random } from '../clock.js';
 import { ROUTE_BLOCK_BYTES, prefixPoints, type PrefixPoints } from '../hashing.js';
 import { LinkedList, type Linked } from '../linked-list.js';
+import { load } from '../load-index.js';
 import type { Worker } from '../types.js';
 import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
 
@@ -71,11 +72,17 @@ interface Tenant {
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
  * radix tree.
  *
- *   balanced and match > cacheThreshold → the worker with the longest match (if it has room;
- *     else the next shorter match that clears the threshold), unless the match is shorter than
- *     cacheMinChars and a less loaded worker has room: then that one
- *   imbalanced (max − min load > balanceAbsThreshold requests and max > balanceRelThreshold × min,
- *     loads relative to capacity), a miss, or no prompt text → least-connection
+ *   match > cacheThreshold → the least-loaded holder of the longest match that has room and is
+ *     not overloaded (else the next shorter match that clears the threshold), unless the match
+ *     is shorter than cacheMinChars and a less loaded worker has room: then that one
+ *   a miss, no holder left, or no prompt text → least-connection
+ *
+ * A holder is overloaded when it would run more than balanceAbsThreshold requests above its
+ * share of the fleet's load and more than balanceRelThreshold × that share (SGLang's two
+ * thresholds, measured against the mean instead of the least loaded worker, and per holder
+ * instead of for the whole fleet): only the prefixes of a worker far ahead of the rest move,
+ * and a fleet that is busy everywhere keeps its affinity, which is when the prefill it saves
+ * matters most.
  *
  * Worked example, threshold 0.3: a 1,000-char prompt whose first 512 chars (8 blocks) were
  * sent to w2 matches 0.51 → w2. A prompt sharing only a 256-char system prompt (0.26) → least-loaded.
@@ -95,7 +102,7 @@ export class PrefixCache implements BalancerPolicy {
   readonly #tenants = new Map<Worker, Tenant>();
   /** Point hash → workers whose tree holds it. */
   readonly #holders = new Map<number, Worker[]>();
-  /** The ready workers' number and summed capacity (for the mean capacity in imbalanced()). */
+  /** The ready workers' number and summed capacity (for the shares in overloaded()). */
   #readyCount = 0;
   #capacity = 0;
 
@@ -124,9 +131,10 @@ export class PrefixCache implements BalancerPolicy {
     const points = prefixPoints(text);
     const { hashes, ends } = points;
     let chosen: Worker | undefined;
-    if (hashes.length > 0 && !this.imbalanced(candidates)) {
+    if (hashes.length > 0) {
       const depth = heldDepth(hashes, this.#holders);
-      // From the deepest match back toward the root: the first prefix held by a worker with room.
+      // From the deepest match back toward the root: the first prefix held by a worker with room
+      // that is not overloaded.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
         chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, ctx.random);
         if (!chosen) continue;
@@ -143,14 +151,19 @@ export class PrefixCache implements BalancerPolicy {
   }
 
   /**
-   * SGLang's test, on loads relative to capacity (in requests of the mean capacity, so with
-   * equal capacities it is exactly SGLang's): both the absolute and the relative spread are exceeded.
+   * Whether `w` taking one more request would put it past both bounds on its share of the
+   * fleet's load (the requests in flight, this one included, shared in proportion to capacity):
+   * more than balanceAbsThreshold requests (of the mean capacity) above its share, and more
+   * than balanceRelThreshold × its share. Measured against the mean, not the least loaded
+   * worker: as the fleet fills up, every worker's share grows with it, so a busy fleet keeps
+   * sending prefixes to the workers that hold them (leaving them would add prefill work where
+   * there is least room for it), while one worker running far ahead of the others is passed over.
    */
-  imbalanced(c: Candidates): boolean {
-    const max = c.maxLoad;
-    const min = c.minLoad;
+  overloaded(w: Worker, c: Candidates): boolean {
+    const share = (c.totalInFlight + 1) / Math.max(1, this.#capacity);
+    const after = (load(w) + 1) / w.capacity;
     const meanCapacity = this.#capacity / Math.max(1, this.#readyCount);
-    return (max - min) * meanCapacity > this.#absThreshold && max > this.#relThreshold * min;
+    return (after - share) * meanCapacity > this.#absThreshold && after > this.#relThreshold * share;
   }
 
   /** Characters (bytes of UTF-8) of prompt remembered for `w`. */
@@ -171,13 +184,13 @@ export class PrefixCache implements BalancerPolicy {
 
   /** The least-loaded holder with room among up to HOLDER_SCAN, from a random offset. */
   #bestHolder(holders: readonly Worker[], c: Candidates, random: Random): Worker | undefined {
-    if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it
+    if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it: the least loaded is never overloaded
     const n = holders.length;
     const start = Math.floor(random() * n);
     let best: Worker | undefined;
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
-      if (!c.has(w)) continue;
+      if (!c.has(w) || this.overloaded(w, c)) continue;
       if (best === undefined || w.inFlight * best.capacity < best.inFlight * w.capacity) best = w;
     }
     return best;
