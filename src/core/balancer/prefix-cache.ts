@@ -16,12 +16,12 @@ export const PREFIX_CACHE_DEFAULTS = {
    */
   cacheMinChars: 1024,
   /**
-   * Imbalanced when max − min in flight exceeds this (and the ratio below holds). SGLang uses
-   * 64 for engines that run 256 sequences at once, 25% of that; 25% of FlockServe's default
-   * worker_capacity of 30 is 7.5 → 8.
+   * A prefix's holder is passed over only when it would run more than this many requests (of
+   * the mean capacity) ... SGLang uses 64 for engines that run 256 sequences at once, 25% of
+   * that; 25% of FlockServe's default worker_capacity of 30 is 7.5 → 8.
    */
   balanceAbsThreshold: 8,
-  /** ... and max in flight > this × min in flight (SGLang's default). */
+  /** ... and more than this × its share of the requests in flight (SGLang's default ratio). */
   balanceRelThreshold: 1.5,
   /**
    * Prompt characters remembered per worker: 2 Mi chars ≈ 524k tokens at 4 chars/token, a
@@ -77,12 +77,12 @@ interface Tenant {
  *     is shorter than cacheMinChars and a less loaded worker has room: then that one
  *   a miss, no holder left, or no prompt text → least-connection
  *
- * A holder is overloaded when it would run more than balanceAbsThreshold requests above its
- * share of the fleet's load and more than balanceRelThreshold × that share (SGLang's two
- * thresholds, measured against the mean instead of the least loaded worker, and per holder
- * instead of for the whole fleet): only the prefixes of a worker far ahead of the rest move,
- * and a fleet that is busy everywhere keeps its affinity, which is when the prefill it saves
- * matters most.
+ * A holder is overloaded when it would run more than balanceRelThreshold × its share of the
+ * fleet's load and more than balanceAbsThreshold requests: the bounded load of consistent
+ * hashing, per holder, where SGLang routes the whole fleet by load once its most and least
+ * loaded workers drift apart. Only the prefixes of a worker far ahead of the mean move, and a
+ * fleet that is busy everywhere keeps its affinity, which is when the prefill it saves matters
+ * most.
  *
  * Worked example, threshold 0.3: a 1,000-char prompt whose first 512 chars (8 blocks) were
  * sent to w2 matches 0.51 → w2. A prompt sharing only a 256-char system prompt (0.26) → least-loaded.
@@ -151,19 +151,21 @@ export class PrefixCache implements BalancerPolicy {
   }
 
   /**
-   * Whether `w` taking one more request would put it past both bounds on its share of the
-   * fleet's load (the requests in flight, this one included, shared in proportion to capacity):
-   * more than balanceAbsThreshold requests (of the mean capacity) above its share, and more
-   * than balanceRelThreshold × its share. Measured against the mean, not the least loaded
-   * worker: as the fleet fills up, every worker's share grows with it, so a busy fleet keeps
-   * sending prefixes to the workers that hold them (leaving them would add prefill work where
-   * there is least room for it), while one worker running far ahead of the others is passed over.
+   * Whether `w` taking one more request would put it past both bounds: more than
+   * balanceRelThreshold × its share of the fleet's load (the requests in flight, this one
+   * included, shared in proportion to capacity), and more than balanceAbsThreshold requests (of
+   * the mean capacity: a worker of half the mean capacity, half as many). The first is
+   * consistent hashing's bounded load, relative to the mean: as the fleet fills up, every
+   * worker's share grows with it, so a busy fleet keeps sending prefixes to the workers that
+   * hold them (leaving them would add prefill work where there is least room for it), while a
+   * worker running far ahead of the others is passed over. The second keeps a lightly loaded
+   * fleet's few requests on the workers that hold their prefixes.
    */
   overloaded(w: Worker, c: Candidates): boolean {
     const share = (c.totalInFlight + 1) / Math.max(1, this.#capacity);
     const after = (load(w) + 1) / w.capacity;
     const meanCapacity = this.#capacity / Math.max(1, this.#readyCount);
-    return (after - share) * meanCapacity > this.#absThreshold && after > this.#relThreshold * share;
+    return after > this.#relThreshold * share && after * meanCapacity > this.#absThreshold;
   }
 
   /** Characters (bytes of UTF-8) of prompt remembered for `w`. */
