@@ -579,14 +579,14 @@ export const OPTIONS = {
     type: 'int',
     default: PREFIX_CACHE_DEFAULTS.balanceAbsThreshold,
     min: 0,
-    help: 'prefix-cache: a worker holding a prompt\'s prefix is passed over (for a shorter match\'s holder, else the least loaded) when it would run more than this many requests in flight (scaled to its capacity) ...',
+    help: "prefix-cache: a worker holding a prompt's prefix is passed over (for a shorter match's holder, else the least loaded) when it would run more than this many requests in flight (scaled to its capacity) ...",
     origin: 'new',
   },
   balance_rel_threshold: {
     type: 'number',
     default: PREFIX_CACHE_DEFAULTS.balanceRelThreshold,
     min: 1,
-    help: '... and more than this many times its share of the fleet\'s requests in flight (bounded load, relative to the mean, so a fleet busy everywhere keeps its prefixes where they are cached).',
+    help: "... and more than this many times its share of the fleet's requests in flight (bounded load, relative to the mean, so a fleet busy everywhere keeps its prefixes where they are cached).",
     origin: 'new',
   },
   prefix_tree_max_chars: {
