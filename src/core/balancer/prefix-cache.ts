@@ -17,10 +17,12 @@ export const PREFIX_CACHE_DEFAULTS = {
   cacheMinChars: 1024,
   /**
    * A prefix's holder is passed over only when it would run more than this many requests (of
-   * the mean capacity) ... SGLang uses 64 for engines that run 256 sequences at once, 25% of
-   * that; 25% of FlockServe's default worker_capacity of 30 is 7.5 → 8.
+   * the mean capacity) ... 4, an eighth of the default worker_capacity: with fewer in flight a
+   * holder's queue is short enough that its cached prefix is worth the wait. Larger lets one
+   * hot prefix pile up on its holder at low load (4 req/s of one system prompt: max ÷ mean in
+   * flight 1.76 at 8), smaller moves conversations off the workers holding their history.
    */
-  balanceAbsThreshold: 8,
+  balanceAbsThreshold: 4,
   /** ... and more than this × its share of the requests in flight (SGLang's default ratio). */
   balanceRelThreshold: 1.5,
   /**
