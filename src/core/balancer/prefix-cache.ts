@@ -104,7 +104,7 @@ export class PrefixCache implements BalancerPolicy {
   readonly #tenants = new Map<Worker, Tenant>();
   /** Point hash → workers whose tree holds it. */
   readonly #holders = new Map<number, Worker[]>();
-  /** The ready workers' number and summed capacity (for the shares in overloaded()). */
+  /** The ready workers' number and summed capacity (for the shares in maxLoad()). */
   #readyCount = 0;
   #capacity = 0;
 
@@ -135,10 +135,11 @@ export class PrefixCache implements BalancerPolicy {
     let chosen: Worker | undefined;
     if (hashes.length > 0) {
       const depth = heldDepth(hashes, this.#holders);
+      const maxLoad = depth > 0 ? this.maxLoad(candidates) : 0;
       // From the deepest match back toward the root: the first prefix held by a worker with room
       // that is not overloaded.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
-        chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, ctx.random);
+        chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, maxLoad, ctx.random);
         if (!chosen) continue;
         if (ends[d - 1]! < this.#minMatch) {
           const least = candidates.leastLoaded(ctx.random)!;
@@ -153,21 +154,21 @@ export class PrefixCache implements BalancerPolicy {
   }
 
   /**
-   * Whether `w` taking one more request would put it past both bounds: more than
-   * balanceRelThreshold × its share of the fleet's load (the requests in flight, this one
-   * included, shared in proportion to capacity), and more than balanceAbsThreshold requests (of
-   * the mean capacity: a worker of half the mean capacity, half as many). The first is
-   * consistent hashing's bounded load, relative to the mean: as the fleet fills up, every
-   * worker's share grows with it, so a busy fleet keeps sending prefixes to the workers that
-   * hold them (leaving them would add prefill work where there is least room for it), while a
-   * worker running far ahead of the others is passed over. The second keeps a lightly loaded
-   * fleet's few requests on the workers that hold their prefixes.
+   * The most load (in flight ÷ capacity, this request included) a prefix's holder may take on;
+   * past it the holder is overloaded: above both balanceRelThreshold × its share of the fleet's
+   * load (the requests in flight, this one included, shared in proportion to capacity) and
+   * balanceAbsThreshold requests (of the mean capacity: a worker of half the mean capacity,
+   * half as many). The first is consistent hashing's bounded load, relative to the mean: as
+   * the fleet fills up, every worker's share grows with it, so a busy fleet keeps sending
+   * prefixes to the workers that hold them (leaving them would add prefill work where there is
+   * least room for it), while a worker running far ahead of the others is passed over. The
+   * second keeps a lightly loaded fleet's few requests on the workers that hold their prefixes.
+   * One bound per pick, whichever holder it is compared with.
    */
-  overloaded(w: Worker, c: Candidates): boolean {
+  maxLoad(c: Candidates): number {
     const share = (c.totalInFlight + 1) / Math.max(1, this.#capacity);
-    const after = (load(w) + 1) / w.capacity;
     const meanCapacity = this.#capacity / Math.max(1, this.#readyCount);
-    return after > this.#relThreshold * share && after * meanCapacity > this.#absThreshold;
+    return Math.max(this.#relThreshold * share, this.#absThreshold / meanCapacity);
   }
 
   /** Characters (bytes of UTF-8) of prompt remembered for `w`. */
@@ -186,15 +187,15 @@ export class PrefixCache implements BalancerPolicy {
     this.#readyCount = ready.length;
   }
 
-  /** The least-loaded holder with room among up to HOLDER_SCAN, from a random offset. */
-  #bestHolder(holders: readonly Worker[], c: Candidates, random: Random): Worker | undefined {
-    if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it: the least loaded is never overloaded
+  /** The least-loaded holder with room and at most `maxLoad` among up to HOLDER_SCAN, from a random offset. */
+  #bestHolder(holders: readonly Worker[], c: Candidates, maxLoad: number, random: Random): Worker | undefined {
+    if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it: the least loaded is never over maxLoad
     const n = holders.length;
     const start = Math.floor(random() * n);
     let best: Worker | undefined;
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
-      if (!c.has(w) || this.overloaded(w, c)) continue;
+      if (!c.has(w) || (load(w) + 1) / w.capacity > maxLoad) continue;
       if (best === undefined || w.inFlight * best.capacity < best.inFlight * w.capacity) best = w;
     }
     return best;
