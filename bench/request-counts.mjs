@@ -195,7 +195,7 @@ function rawAnswer(url, body) {
 
 const gcFlags = [
   '--trace-gc-nvp',
-  ...(values.perf ? ['--perf-basic-prof'] : []),
+  ...(values.perf ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(tmp, 'v8.log')}`] : []),
   ...(values.async ? ['--import', join(ROOT, 'bench/lib/async-counts.mjs')] : []),
 ];
 const floorScript = join(ROOT, 'bench/lib/node-floor.mjs');
