@@ -17,6 +17,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort, staticGatewayArgs } from './lib/fleet.mjs';
 import { shebangNodeArgs } from './lib/procs.mjs';
 import { wrk } from './lib/wrk.mjs';
 
@@ -78,8 +79,7 @@ function start(args, ready) {
   });
 }
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
-const workerPort = freePort();
+const workerPort = await freePort();
 const workers = HOSTS.map((h) => `${h}:${workerPort}`);
 
 /** utime and stime in ticks of a process and of each of its threads, by thread name. */
@@ -221,7 +221,7 @@ async function main() {
     ),
   );
   const targets = [];
-  const floorPort = freePort();
+  const floorPort = await freePort();
   targets.push({
     name: 'floor',
     port: floorPort,
@@ -236,35 +236,15 @@ async function main() {
     ...values.variant.map((v) => [`FlockServe ${v}`, join(ROOT, 'dist'), v.split(' ').filter(Boolean)]),
   ];
   for (const [name, dist, nodeArgs] of builds) {
-    const port = freePort();
+    const port = await freePort();
     const t = await start(
       [
         ...shebangNodeArgs(join(dist, 'cli/flockserve.js')),
         ...nodeArgs,
         ...gcFlags,
         join(dist, 'cli/flockserve.js'),
-        '--provisioner',
-        'static',
-        '--workers',
-        workers.map((w) => `http://${w}`).join(','),
-        '--skypilot_task',
-        'examples/serving_sim_local.yaml',
-        '--min_workers',
-        '4',
-        '--max_workers',
-        '4',
-        '--worker_capacity',
-        '4096',
-        '--metrics_id',
-        '-1',
-        '--verbosity',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--grpc_port',
-        String(freePort()),
+        ...staticGatewayArgs({ workers: workers.map((w) => `http://${w}`), port, grpcPort: await freePort() }),
+        ...['--min_workers', '4', '--max_workers', '4', '--worker_capacity', '4096'],
       ],
       /listening on/,
     );
