@@ -1,16 +1,28 @@
 #!/usr/bin/env node
 // What one proxy-bound request costs each Node gateway, in counts that hold at any machine load:
 // PA's load (4 light workers, `wrk -t1 -c64`, 8-token answers at once) through the Node floor and
-// one or more FlockServe builds in turns, and per request answered in a fixed window:
-//   - CPU: user and system time of the process, and per thread (main, V8's GC helpers, libuv pool)
-//   - GC: scavenges and mark-compacts, their pause, and the bytes allocated (`--trace-gc-nvp`)
-//   - system calls by name (`strace -c -f -p PID` over a second window of the same load)
-//   - connections to the workers opened in the window (`connect` calls) and open at its end
-//   - the response the client reads: bytes and header lines
+// one or more FlockServe builds in turns, per request answered in a fixed window:
+//   - CPU: user and system time of the process (/proc/PID/stat), and per thread (main, V8's
+//     helpers, libuv's pool); minor page faults; voluntary and involuntary context switches
+//   - GC: scavenges and mark-compacts, their pause, and the bytes allocated (`--trace-gc-nvp`;
+//     with FlockServe's 64 MiB semi-space a window holds a few scavenges, so bytes per request
+//     are good to about one scavenge's worth)
+//   - the response the client reads: header lines, body bytes, chunked or not
+//   --strace  system calls by name (`strace -c -f -p PID`, a second window of the same load) and
+//             the connections to the workers open before and after it
+//   --async   async resources created, by type (PROMISE, TickObject, Timeout, Immediate ...;
+//             bench/lib/async-counts.mjs preloaded): the hook slows the process, so a run with it
+//             counts, its CPU figures do not
+//   --perf    a third window under `perf record -e cpu-clock` (CPU time samples, not wall time:
+//             preemption on a loaded machine is not charged to whatever ran next), with
+//             `--perf-basic-prof` for JS names: `perf report -i FILE --no-children --sort dso,sym`
+//             (PERF_CALLGRAPH=1 records call stacks too)
 //
-//   npm run build && node bench/request-counts.mjs [--seconds 5] [--rounds 3] [--strace] [--base DIST_DIR]
-// --base DIR: a second FlockServe build (another checkout's `dist`, e.g. main's, copied beside
-// this one so that it finds the same node_modules) measured in the same rounds.
+//   npm run build && node bench/request-counts.mjs [--seconds 5] [--rounds 3] [--strace] [--async] [--perf]
+//       [--base DIR/dist] [--variant="NODE FLAGS"]
+// --base DIR/dist: a second FlockServe build measured in the same rounds (another checkout's
+//   `dist`; DIR needs the project's package.json and node_modules, a copy or a link)
+// --variant="FLAGS": this build again with these node flags after its own (e.g. other GC sizes)
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
