@@ -132,10 +132,10 @@ export class PrefixCache implements BalancerPolicy {
     if (!text) return candidates.leastLoaded(ctx.random);
     const points = prefixPoints(text);
     const { hashes, ends } = points;
+    const maxLoad = this.maxLoad(candidates);
     let chosen: Worker | undefined;
     if (hashes.length > 0) {
       const depth = heldDepth(hashes, this.#holders);
-      const maxLoad = depth > 0 ? this.maxLoad(candidates) : 0;
       // From the deepest match back toward the root: the first prefix held by a worker with room
       // that is not overloaded.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
@@ -148,9 +148,32 @@ export class PrefixCache implements BalancerPolicy {
         break;
       }
     }
+    // The holder against the least loaded worker and one drawn at random: whichever a request
+    // would wait least on for its first token.
+    let toPrefill = Infinity;
+    if (chosen) toPrefill = points.bytes - this.#matched(chosen, points);
+    for (const other of [candidates.leastLoaded(ctx.random), randomCandidate(candidates, ctx.random)]) {
+      if (!other || other === chosen || (load(other) + 1) / other.capacity > maxLoad) continue;
+      const left = points.bytes - this.#matched(other, points);
+      if (chosen === undefined || waitsLess(other, left, chosen, toPrefill)) {
+        chosen = other;
+        toPrefill = left;
+      }
+    }
     chosen ??= candidates.leastLoaded(ctx.random);
-    if (chosen) this.#remember(chosen, points);
+    if (chosen) {
+      ctx.prefill = Number.isFinite(toPrefill) ? toPrefill : points.bytes;
+      this.#remember(chosen, points);
+    }
     return chosen;
+  }
+
+  /** Bytes of the prompt's prefix `w` was sent (its tree's deepest point on the prompt). */
+  #matched(w: Worker, { hashes, ends }: PrefixPoints): number {
+    const tenant = this.#tenants.get(w);
+    if (!tenant) return 0;
+    const d = heldDepth(hashes, tenant.points);
+    return d === 0 ? 0 : ends[d - 1]!;
   }
 
   /**
@@ -187,7 +210,10 @@ export class PrefixCache implements BalancerPolicy {
     this.#readyCount = ready.length;
   }
 
-  /** The least-loaded holder with room and at most `maxLoad` among up to HOLDER_SCAN, from a random offset. */
+  /**
+   * The holder with the least prefill waiting (then the least loaded) with room and at most
+   * `maxLoad` among up to HOLDER_SCAN, from a random offset.
+   */
   #bestHolder(holders: readonly Worker[], c: Candidates, maxLoad: number, random: Random): Worker | undefined {
     if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it: the least loaded is never over maxLoad
     const n = holders.length;
@@ -196,7 +222,7 @@ export class PrefixCache implements BalancerPolicy {
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
       if (!c.has(w) || (load(w) + 1) / w.capacity > maxLoad) continue;
-      if (best === undefined || w.inFlight * best.capacity < best.inFlight * w.capacity) best = w;
+      if (best === undefined || waitsLess(w, 0, best, 0)) best = w;
     }
     return best;
   }
@@ -274,4 +300,22 @@ function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Whether a request leaving `left` bytes to prefill on `a` gets its first token sooner than one
+ * leaving `leftB` on `b`: an engine prefills what it has admitted before it answers, so the
+ * wait is the prefill queued there plus the request's own (a cached byte is worth the byte of
+ * prefill it saves). Ties go to the less loaded by in-flight count (decode shares the steps).
+ */
+function waitsLess(a: Worker, left: number, b: Worker, leftB: number): boolean {
+  const wa = a.pendingPrefill + left;
+  const wb = b.pendingPrefill + leftB;
+  if (wa !== wb) return wa < wb;
+  return load(a) * b.capacity < load(b) * a.capacity;
+}
+
+/** A worker with room drawn uniformly, or undefined when none has room. */
+function randomCandidate(c: Candidates, random: Random): Worker | undefined {
+  return c.size === 0 ? undefined : c.at(Math.floor(random() * c.size));
 }
