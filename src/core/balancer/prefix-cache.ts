@@ -36,6 +36,12 @@ export const PREFIX_CACHE_DEFAULTS = {
 /** Holders scanned per pick, so a prefix every worker holds costs O(1), not O(n). */
 const HOLDER_SCAN = 16;
 
+/** Workers drawn at random per pick to compare with the prefix's holder and the least loaded. */
+const RANDOM_PROBES = 2;
+
+/** What a byte of cached prefix is worth against a byte of prefill queued on a worker (see #waitsLess). */
+const CACHED_BYTE_WEIGHT = 2;
+
 /** A prefix point one worker holds. */
 interface Held extends Linked<Held> {
   readonly hash: number;
@@ -74,10 +80,20 @@ interface Tenant {
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
  * radix tree.
  *
- *   match > cacheThreshold → the least-loaded holder of the longest match that has room and is
+ *   match > cacheThreshold → the holder of the longest match with the least prefill pending that has room and is
  *     not overloaded (else the next shorter match that clears the threshold), unless the match
  *     is shorter than cacheMinChars and a less loaded worker has room: then that one
  *   a miss, no holder left, or no prompt text → least-connection
+ *   then the worker so chosen, the least loaded and RANDOM_PROBES random workers are compared
+ *     by the wait for a first token: the prefill pending on each (prompt bytes sent there and
+ *     not yet answered) less what its cached prefix saves (#waitsLess); the least wins
+ *
+ * Balancing request counts alone leaves a short prompt queued behind a long uncached one on
+ * its worker: engines prefill every admitted prompt before answering any, so on traffic whose
+ * prompts range from hundreds to tens of thousands of tokens most of a time to first token is
+ * other requests' prefill. The comparison sends a request where least of it waits, as llm-d's
+ * prefix and queue scorers and SGLang's router weigh cache against queue; the holder's
+ * overload bound applies to every worker compared.
  *
  * A holder is overloaded when it would run more than balanceRelThreshold × its share of the
  * fleet's load and more than balanceAbsThreshold requests: the bounded load of consistent
@@ -91,7 +107,8 @@ interface Tenant {
  *
  * Pick: O(prompt length) for encoding and hashing (~20 µs for 48k characters), O(log prompt
  * length) map operations (binary searches, and a lookup per new point), O(1) in the number of
- * workers.
+ * workers (up to HOLDER_SCAN holders and 1 + RANDOM_PROBES others, each a binary search of its
+ * own points).
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
@@ -148,24 +165,45 @@ export class PrefixCache implements BalancerPolicy {
         break;
       }
     }
-    // The holder against the least loaded worker and one drawn at random: whichever a request
-    // would wait least on for its first token.
-    let toPrefill = Infinity;
-    if (chosen) toPrefill = points.bytes - this.#matched(chosen, points);
-    for (const other of [candidates.leastLoaded(ctx.random), randomCandidate(candidates, ctx.random)]) {
+    // The holder against the least loaded worker and RANDOM_PROBES drawn at random: whichever
+    // the request would wait least on for its first token.
+    let matched = chosen ? this.#matched(chosen, points) : 0;
+    for (let k = 0; k <= RANDOM_PROBES; k++) {
+      const other = k === 0 ? candidates.leastLoaded(ctx.random) : randomCandidate(candidates, ctx.random);
       if (!other || other === chosen || (load(other) + 1) / other.capacity > maxLoad) continue;
-      const left = points.bytes - this.#matched(other, points);
-      if (chosen === undefined || waitsLess(other, left, chosen, toPrefill)) {
+      const m = this.#matched(other, points);
+      if (chosen === undefined || this.#waitsLess(other, m, chosen, matched, points.bytes)) {
         chosen = other;
-        toPrefill = left;
+        matched = m;
       }
     }
     chosen ??= candidates.leastLoaded(ctx.random);
     if (chosen) {
-      ctx.prefill = Number.isFinite(toPrefill) ? toPrefill : points.bytes;
+      ctx.prefill = points.bytes - matched;
       this.#remember(chosen, points);
     }
     return chosen;
+  }
+
+  /**
+   * Whether a request whose prompt `a` holds `matchA` bytes of gets its first token sooner there
+   * than on `b` holding `matchB`. An engine prefills every prompt it has admitted before it
+   * answers any of them, so the wait is the prefill pending there (Worker.pendingPrefill) plus
+   * the request's own. A cached byte counts CACHED_BYTE_WEIGHT times: the prefill this request
+   * skips, and the same prefill kept out of the queue of the requests that come after it. A
+   * match too short to route by (cacheThreshold, cacheMinChars) counts for nothing; ties go to
+   * the less loaded by requests in flight (decode shares the steps).
+   */
+  #waitsLess(a: Worker, matchA: number, b: Worker, matchB: number, bytes: number): boolean {
+    const wa = a.pendingPrefill - CACHED_BYTE_WEIGHT * this.#counted(matchA, bytes);
+    const wb = b.pendingPrefill - CACHED_BYTE_WEIGHT * this.#counted(matchB, bytes);
+    if (wa !== wb) return wa < wb;
+    return load(a) * b.capacity < load(b) * a.capacity;
+  }
+
+  /** A match of a `bytes`-long prompt as it counts against queued prefill: 0 unless it clears cacheThreshold and cacheMinChars. */
+  #counted(match: number, bytes: number): number {
+    return match >= this.#minMatch && match / bytes > this.#threshold ? match : 0;
   }
 
   /** Bytes of the prompt's prefix `w` was sent (its tree's deepest point on the prompt). */
@@ -222,7 +260,7 @@ export class PrefixCache implements BalancerPolicy {
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
       if (!c.has(w) || (load(w) + 1) / w.capacity > maxLoad) continue;
-      if (best === undefined || waitsLess(w, 0, best, 0)) best = w;
+      if (best === undefined || this.#waitsLess(w, 0, best, 0, 1)) best = w;
     }
     return best;
   }
@@ -300,19 +338,6 @@ function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>
     else hi = mid;
   }
   return lo;
-}
-
-/**
- * Whether a request leaving `left` bytes to prefill on `a` gets its first token sooner than one
- * leaving `leftB` on `b`: an engine prefills what it has admitted before it answers, so the
- * wait is the prefill queued there plus the request's own (a cached byte is worth the byte of
- * prefill it saves). Ties go to the less loaded by in-flight count (decode shares the steps).
- */
-function waitsLess(a: Worker, left: number, b: Worker, leftB: number): boolean {
-  const wa = a.pendingPrefill + left;
-  const wb = b.pendingPrefill + leftB;
-  if (wa !== wb) return wa < wb;
-  return load(a) * b.capacity < load(b) * a.capacity;
 }
 
 /** A worker with room drawn uniformly, or undefined when none has room. */
