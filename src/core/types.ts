@@ -98,7 +98,8 @@ export interface Worker {
    * that has not answered a first byte, the part of the prompt the balancer expected the
    * worker's prefix cache not to hold (0 for policies that do not read prompts). An engine
    * prefills the prompts it admits before it answers any of them, so this is the work a new
-   * request waits behind.
+   * request waits behind. A whole (not streamed) answer's first byte comes with its end, so its
+   * prompt counts until then: an overestimate for workers serving such requests.
    */
   pendingPrefill: number;
   totalRequests: number;
