@@ -310,14 +310,14 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       launchMs,
       why: `no requests in the last ${(Math.max(launchMs, bucketMs) / 1000).toFixed(0)} s`,
     };
-  // Where a wrong guess costs a launch delay of late requests (a backlog the fleet did not hold,
-  // a scale-down), the slope the data has not pinned down is taken at its most (cautious); a
-  // rise the model alone foresees is judged on the central guess.
+  // A scale-down is judged on the slope at its most where the data has not pinned it down
+  // (cautious): shed on a guess, a worker a prefill-bound load needs costs a launch delay of late
+  // requests before it is back, while one kept costs its time until the data shows the spread.
   const cautious = fitServiceModel(all, bucketMs, { cautious: true }) ?? model;
-  const up = smallestFleet(cautious, lambda, excess, C, sloS, 1, cap);
+  const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
   const down = smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap);
   const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap);
-  const { a0, a1 } = cautious;
+  const { a0, a1 } = model;
   const why =
     `${lambda.toFixed(2)} req/s, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
     (up.fits
