@@ -18,6 +18,11 @@ const BASELINE_BUCKETS = 6;
 const DOWN_PACE_MS = 2 * 60_000;
 /** No scale-down before the history covers this long (a gateway just started has not seen its load). */
 const MIN_HISTORY_MS = 5 * 60_000;
+/**
+ * A scale-down reads the slope at its most while the history is shorter than this: a fleet that has
+ * held this long has seen its load move, or been surplus for long enough to try one fewer.
+ */
+const CAUTIOUS_HISTORY_MS = 30 * 60_000;
 /** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained: no scale-down then. */
 const SUSTAINED_BUCKETS = 3;
 
@@ -310,10 +315,12 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       launchMs,
       why: `no requests in the last ${(Math.max(launchMs, bucketMs) / 1000).toFixed(0)} s`,
     };
-  // A scale-down is judged on the slope at its most where the data has not pinned it down
-  // (cautious): shed on a guess, a worker a prefill-bound load needs costs a launch delay of late
-  // requests before it is back, while one kept costs its time until the data shows the spread.
-  const cautious = fitServiceModel(all, bucketMs, { cautious: true }) ?? model;
+  // In a young history a scale-down is judged on the slope at its most where the data has not
+  // pinned it down (cautious): shed on a guess, a worker a prefill-bound load needs costs a
+  // launch delay of late requests before it is back, while one kept costs its time until the
+  // data shows the spread or the history is CAUTIOUS_HISTORY_MS long.
+  const young = all.length * bucketMs < CAUTIOUS_HISTORY_MS;
+  const cautious = (young && fitServiceModel(all, bucketMs, { cautious: true })) || model;
   const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
   const down = smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap);
   const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap);

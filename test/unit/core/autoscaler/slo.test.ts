@@ -353,8 +353,12 @@ describe('SloPolicy on a virtual clock', () => {
     return changes;
   }
 
-  it('warm at 5 with a load 2 hold, b never moved: kept, as the data cannot tell a decode-bound engine (2 hold it) from a prefill-bound one (each request in flight adding its own work: 4 would not)', () => {
-    expect(timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30 })).toEqual([]);
+  it('warm at 5 with a load 2 hold, b never moved: kept while the history is young (the data cannot tell a decode-bound engine, which 2 hold, from a prefill-bound one, each request in flight adding its own work: 4 would not); from 30 minutes, a launch delay after the last cautious need, one at a time to 2', () => {
+    expect(timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 45 })).toEqual([
+      [2100, 4],
+      [2220, 3],
+      [2340, 2],
+    ]);
   });
 
   /** 10 req/s for the first 2 minutes, then 5.3: b moved, so the history pins the slope. */
