@@ -116,6 +116,9 @@ function leastLoadedOf(list: readonly Worker[], random: Random): Worker | undefi
 /** Worker states that will (or may again) take traffic without a new launch. */
 const LIVE_STATES = ['ready', 'starting', 'provisioning', 'not_ready'] as const;
 
+/** The lease's `prefilled` when its pick left the worker nothing to prefill: one function for all of them, none made per request. */
+const NOTHING_TO_PREFILL = (): void => {};
+
 /**
  * The bounded gateway queue between requests and worker slots.
  *
@@ -308,13 +311,8 @@ export class Admission {
     this.#pickPrefill = 0;
     this.#pool.acquire(worker, prefill);
     this.#report();
-    let pending = prefill > 0;
     let released = false;
-    const prefilled = (): void => {
-      if (!pending) return;
-      pending = false;
-      this.#pool.prefilled(worker, prefill);
-    };
+    const prefilled = prefill > 0 ? this.#prefilledOnce(worker, prefill) : NOTHING_TO_PREFILL;
     return {
       worker,
       waitedMs,
@@ -327,6 +325,16 @@ export class Admission {
         this.#report();
         this.#dispatch();
       },
+    };
+  }
+
+  /** Takes `prefill` off the worker's pending prefill the first time it is called. */
+  #prefilledOnce(worker: Worker, prefill: number): () => void {
+    let pending = true;
+    return () => {
+      if (!pending) return;
+      pending = false;
+      this.#pool.prefilled(worker, prefill);
     };
   }
 

@@ -39,7 +39,7 @@ const HOLDER_SCAN = 16;
 /** Workers drawn at random per pick to compare with the prefix's holder and the least loaded. */
 const RANDOM_PROBES = 2;
 
-/** What a byte of cached prefix is worth against a byte of prefill queued on a worker (see #waitsLess). */
+/** What a byte of cached prefix is worth against a byte of prefill queued on a worker (see waitsLess). */
 const CACHED_BYTE_WEIGHT = 2;
 
 /** A prefix point one worker holds. */
@@ -86,7 +86,7 @@ interface Tenant {
  *   a miss, no holder left, or no prompt text → least-connection
  *   then the worker so chosen, the least loaded and RANDOM_PROBES random workers are compared
  *     by the wait for a first token: the prefill pending on each (prompt bytes sent there and
- *     not yet answered) less what its cached prefix saves (#waitsLess); the least wins
+ *     not yet answered) less what its cached prefix saves (waitsLess); the least wins
  *
  * Balancing request counts alone leaves a short prompt queued behind a long uncached one on
  * its worker: engines prefill every admitted prompt before answering any, so on traffic whose
@@ -170,9 +170,12 @@ export class PrefixCache implements BalancerPolicy {
     let matched = chosen ? this.#matched(chosen, points) : 0;
     for (let k = 0; k <= RANDOM_PROBES; k++) {
       const other = k === 0 ? candidates.leastLoaded(ctx.random) : randomCandidate(candidates, ctx.random);
-      if (!other || other === chosen || (load(other) + 1) / other.capacity > maxLoad) continue;
+      if (!other || other === chosen || overloaded(other, maxLoad)) continue;
       const m = this.#matched(other, points);
-      if (chosen === undefined || this.#waitsLess(other, m, chosen, matched, points.bytes)) {
+      if (
+        chosen === undefined ||
+        waitsLess(other, this.#counted(m, points.bytes), chosen, this.#counted(matched, points.bytes))
+      ) {
         chosen = other;
         matched = m;
       }
@@ -185,23 +188,7 @@ export class PrefixCache implements BalancerPolicy {
     return chosen;
   }
 
-  /**
-   * Whether a request whose prompt `a` holds `matchA` bytes of gets its first token sooner there
-   * than on `b` holding `matchB`. An engine prefills every prompt it has admitted before it
-   * answers any of them, so the wait is the prefill pending there (Worker.pendingPrefill) plus
-   * the request's own. A cached byte counts CACHED_BYTE_WEIGHT times: the prefill this request
-   * skips, and the same prefill kept out of the queue of the requests that come after it. A
-   * match too short to route by (cacheThreshold, cacheMinChars) counts for nothing; ties go to
-   * the less loaded by requests in flight (decode shares the steps).
-   */
-  #waitsLess(a: Worker, matchA: number, b: Worker, matchB: number, bytes: number): boolean {
-    const wa = a.pendingPrefill - CACHED_BYTE_WEIGHT * this.#counted(matchA, bytes);
-    const wb = b.pendingPrefill - CACHED_BYTE_WEIGHT * this.#counted(matchB, bytes);
-    if (wa !== wb) return wa < wb;
-    return load(a) * b.capacity < load(b) * a.capacity;
-  }
-
-  /** A match of a `bytes`-long prompt as it counts against queued prefill: 0 unless it clears cacheThreshold and cacheMinChars. */
+  /** A match of a `bytes`-long prompt as it counts against queued prefill (waitsLess): 0 unless it clears cacheThreshold and cacheMinChars. */
   #counted(match: number, bytes: number): number {
     return match >= this.#minMatch && match / bytes > this.#threshold ? match : 0;
   }
@@ -259,8 +246,8 @@ export class PrefixCache implements BalancerPolicy {
     let best: Worker | undefined;
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
-      if (!c.has(w) || (load(w) + 1) / w.capacity > maxLoad) continue;
-      if (best === undefined || this.#waitsLess(w, 0, best, 0, 1)) best = w;
+      if (!c.has(w) || overloaded(w, maxLoad)) continue;
+      if (best === undefined || waitsLess(w, 0, best, 0)) best = w;
     }
     return best;
   }
@@ -338,6 +325,27 @@ function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Whether a request gets its first token sooner on `a`, whose cache holds `cachedA` bytes of its
+ * prompt that count (PrefixCache.#counted), than on `b` holding `cachedB`. An engine prefills
+ * every prompt it has admitted before it answers any of them, so the wait is the prefill pending
+ * there (Worker.pendingPrefill) plus the request's own. A cached byte counts CACHED_BYTE_WEIGHT
+ * times: the prefill this request skips, and the same prefill kept out of the queue of the
+ * requests that come after it. Ties go to the less loaded by requests in flight (decode shares
+ * the steps).
+ */
+function waitsLess(a: Worker, cachedA: number, b: Worker, cachedB: number): boolean {
+  const wa = a.pendingPrefill - CACHED_BYTE_WEIGHT * cachedA;
+  const wb = b.pendingPrefill - CACHED_BYTE_WEIGHT * cachedB;
+  if (wa !== wb) return wa < wb;
+  return load(a) * b.capacity < load(b) * a.capacity;
+}
+
+/** Whether one more request would take `w` past the most load a pick allows it (PrefixCache.maxLoad). */
+function overloaded(w: Worker, maxLoad: number): boolean {
+  return (load(w) + 1) / w.capacity > maxLoad;
 }
 
 /** A worker with room drawn uniformly, or undefined when none has room. */
