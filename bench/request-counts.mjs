@@ -65,8 +65,10 @@ function start(args, ready) {
     env: { ...process.env, BENCH_ASYNC_COUNTS: countsFile },
   });
   children.push(child);
-  const out = { text: '', length: 0, gc: [], countsFile };
+  const out = { text: '', length: 0, gc: [], countsFile, ready: false };
   const onLine = (line) => {
+    // Per line, not in the text kept: a small young generation's GC lines can fill that first.
+    if (ready.test(line)) out.ready = true;
     const m = /pause=([\d.]+) .*?gc=(\w+) .*?allocated=(\d+)/.exec(line);
     if (m) out.gc.push({ pause: Number(m[1]), kind: m[2], allocated: Number(m[3]) });
   };
@@ -82,7 +84,7 @@ function start(args, ready) {
   child.stderr.on('data', (c) => (out.text.length < 100_000 ? (out.text += c) : undefined));
   return new Promise((res, rej) => {
     const t = setInterval(() => {
-      if (ready.test(out.text)) {
+      if (out.ready || ready.test(out.text)) {
         clearInterval(t);
         res({ child, out });
       }
@@ -90,6 +92,11 @@ function start(args, ready) {
     child.once('exit', (code) => rej(new Error(`${args.join(' ')} exited ${code}\n${out.text}`)));
   });
 }
+
+// However it ends (procs.mjs exits on SIGINT and SIGTERM), the processes it started go with it.
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
 
 const workerPort = await freePort();
 const workers = HOSTS.map((h) => `${h}:${workerPort}`);
@@ -278,7 +285,9 @@ async function main() {
     t.rounds = [];
   }
   for (let round = 1; round <= rounds; round++) {
-    for (const t of targets) {
+    // Each round starts one target later: no build always follows the same one, or always goes first.
+    const shift = (round - 1) % targets.length;
+    for (const t of [...targets.slice(shift), ...targets.slice(0, shift)]) {
       await sleep(500);
       const pid = t.child.pid;
       const asyncCounts = async () => {
@@ -384,6 +393,22 @@ async function main() {
     console.log(
       `${t.name.padEnd(16)} req/s ${k((m) => m.rps).toFixed(0)}  cpu ${k((m) => m.userUs + m.sysUs).toFixed(1)} us (user ${k((m) => m.userUs).toFixed(1)}, sys ${k((m) => m.sysUs).toFixed(1)})  alloc ${(k((m) => m.allocatedBytes) / 1024).toFixed(2)} KiB  scavenges/1k req ${k((m) => (1000 * m.scavenges) / m.requests).toFixed(2)}`,
     );
+  }
+  // Every other build against this one, round by round (the first round left out: its JIT is
+  // still compiling on a loaded machine). Each target is one process, and a process keeps its
+  // own speed from round to round: compare builds over several processes, not only rounds.
+  const own = targets.find((t) => t.name === 'FlockServe');
+  const others = targets.filter((t) => t !== own && t.name !== 'floor');
+  if (own && others.length > 0 && rounds > 2) {
+    console.log('\nCPU per request ÷ FlockServe (this build), rounds 2 on: median [range]');
+    const cpuOf = (m) => m.userUs + m.sysUs;
+    for (const t of others) {
+      const ratios = t.rounds.slice(1).map((m, i) => cpuOf(m) / cpuOf(own.rounds[i + 1]));
+      const sorted = [...ratios].sort((a, b) => a - b);
+      console.log(
+        `${t.name.padEnd(16)} ${med(ratios).toFixed(3)} [${sorted[0].toFixed(3)}–${sorted.at(-1).toFixed(3)}]  by round ${ratios.map((r) => r.toFixed(2)).join(' ')}`,
+      );
+    }
   }
 }
 

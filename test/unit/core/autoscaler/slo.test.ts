@@ -231,6 +231,37 @@ describe('fitServiceModel on a cold start’s backlog: what a worker serves, not
   });
 });
 
+describe('fitServiceModel after a saturated start: minutes at the cap are one load, not two halves', () => {
+  // 8 workers, every slot taken for 7 minutes (b = 30, 100 waiting) while a request's time on a
+  // worker reads 37 or 44 s by the minute; then the backlog is gone and 3.8 req/s run on the
+  // line S(b) = 2 + 1.45·b (b = 3.05). The minute after the drain counts the backlog's last
+  // departures against its fall in flight, so it reads S = 12.2 s: the line through it and the
+  // saturated minutes has a slope of about 1.
+  const saturated = (minute: number, s: number): LoadBucket[] =>
+    Array.from({ length: 6 }, (_, k) => ({
+      startMs: (minute * 6 + k) * BUCKET,
+      peak: 340,
+      mean: 340,
+      peakWaiting: 100,
+      meanWaiting: 100,
+      ready: 8,
+      arrivals: 38,
+      departures: (240 * 10) / s,
+      abandoned: 0,
+    }));
+  const history = [
+    ...[37, 44, 37, 44, 37, 44, 37].flatMap((s, minute) => saturated(minute, s)),
+    ...regime({ startMs: 7 * 60 * S, minutes: 1, rate: 3.8, workers: 8, a0: 2, a1: 1.45 }),
+  ];
+
+  it('the slope runs from the light minute to the saturated ones (split by weight inside the tie at b = 30, it read their 37-to-44 s noise: a1 = 0.41, a0 = 25 s)', () => {
+    const m = fitServiceModel(history, BUCKET)!;
+    expect(m.a1).toBeGreaterThan(0.9);
+    expect(m.a1).toBeLessThan(1.2);
+    expect(m.a0).toBeLessThan(10);
+  });
+});
+
 describe('estimate: the fewest workers that hold the load and its peaks within the SLO', () => {
   // The conv trace's shape: S(b) = 2.6 + 0.13·b s, capacity 30, 1 s SLO.
   const cases: {
