@@ -23,7 +23,8 @@ const OFFLOAD = 2_000_000;
 interface Reuse {
   readonly hitRate: number;
   readonly halfCached: number;
-  readonly prefillP50Ms: number;
+  /** The no-queue prefill at the 45th, 50th and 55th percentiles: how steep the median is. */
+  readonly prefillMs: readonly [number, number, number];
 }
 
 /** One LRU of `tokens` (Infinity: every block ever seen) in front of every request, in arrival order. */
@@ -51,7 +52,8 @@ function reuse(tokens: number): Reuse {
     }
   }
   prefillMs.sort((a, b) => a - b);
-  return { hitRate: found / looked, halfCached: half / trace.length, prefillP50Ms: prefillMs[prefillMs.length >> 1]! };
+  const at = (q: number): number => prefillMs[Math.floor(q * prefillMs.length)]!;
+  return { hitRate: found / looked, halfCached: half / trace.length, prefillMs: [at(0.45), at(0.5), at(0.55)] };
 }
 
 const kv = DEFAULT_PROFILE.kvCacheTokens;
@@ -75,7 +77,7 @@ const { moderate, saturated } = MOONCAKE_LOADS.gpu;
 
 const rows = sizes.map(([label, tokens]) => {
   const r = reuse(tokens);
-  return `| ${label} | ${(r.hitRate * 100).toFixed(1)}% | ${(r.halfCached * 100).toFixed(1)}% | ${r.prefillP50Ms.toFixed(0)} |`;
+  return `| ${label} | ${(r.hitRate * 100).toFixed(1)}% | ${(r.halfCached * 100).toFixed(1)}% | ${r.prefillMs.map((ms) => ms.toFixed(0)).join(' / ')} |`;
 });
 
 const md = `# What the Mooncake trace's prefixes can give, routing aside
@@ -83,11 +85,13 @@ const md = `# What the Mooncake trace's prefixes can give, routing aside
 Every request of \`mooncake-synthetic.jsonl\` (${trace.length.toLocaleString('en')} requests) sent to ONE least-recently-used cache
 of ${MOONCAKE_BLOCK_TOKENS}-token blocks of the given size — the whole fleet's KV memory as a single cache, no running
 request taking any of it, so more than four engines' caches can hold whatever the routing — and a
-prompt's cached part its leading run of blocks found there. "Prefill p50" is the median over requests
-of the TTFT each would have with no queue at all: its uncached tokens at the engine's
-${DEFAULT_PROFILE.prefillTokensPerSecond.toLocaleString('en')} tokens/s.
+prompt's cached part its leading run of blocks found there. "Prefill p45 / p50 / p55" are percentiles over
+requests of the TTFT each would have with no queue at all: its uncached tokens at the engine's
+${DEFAULT_PROFILE.prefillTokensPerSecond.toLocaleString('en')} tokens/s. Around the median they climb steeply (the requests that find
+their history cached against those that find none), so a policy's TTFT p50 moves a lot with a few
+points of requests that hit or wait.
 
-| cache (tokens) | hit rate | requests with ≥ half their prompt cached | prefill p50, no queue (ms) |
+| cache (tokens) | hit rate | requests with ≥ half their prompt cached | prefill p45 / p50 / p55, no queue (ms) |
 | --- | ---: | ---: | ---: |
 ${rows.join('\n')}
 

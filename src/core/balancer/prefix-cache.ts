@@ -36,7 +36,14 @@ export const PREFIX_CACHE_DEFAULTS = {
 /** Holders scanned per pick, so a prefix every worker holds costs O(1), not O(n). */
 const HOLDER_SCAN = 16;
 
-/** Workers drawn at random per pick to compare with the prefix's holder and the least loaded. */
+/**
+ * A fleet of at most this many ready workers has every one compared with the prefix's holder:
+ * a handful of random draws (with replacement) miss the worker with the least prefill queued
+ * about half the time in a fleet of 4, and a request sent past it waits behind a long prefill.
+ */
+const COMPARE_ALL = 8;
+
+/** In a larger fleet, workers drawn at random per pick to compare with the prefix's holder and the least loaded. */
 const RANDOM_PROBES = 2;
 
 /** What a byte of cached prefix is worth against a byte of prefill queued on a worker (see waitsLess). */
@@ -84,8 +91,9 @@ interface Tenant {
  *     not overloaded (else the next shorter match that clears the threshold), unless the match
  *     is shorter than cacheMinChars and a less loaded worker has room: then that one
  *   a miss, no holder left, or no prompt text → least-connection
- *   then the worker so chosen, the least loaded and RANDOM_PROBES random workers are compared
- *     by the wait for a first token: the prefill pending on each (prompt bytes sent there and
+ *   then the worker so chosen and every other worker (in a fleet of up to COMPARE_ALL; in a
+ *     larger one the least loaded and RANDOM_PROBES random workers) are compared by the wait
+ *     for a first token: the prefill pending on each (prompt bytes sent there and
  *     not yet answered) less what its cached prefix saves (waitsLess); the least wins
  *
  * Balancing request counts alone leaves a short prompt queued behind a long uncached one on
@@ -107,8 +115,8 @@ interface Tenant {
  *
  * Pick: O(prompt length) for encoding and hashing (~20 µs for 48k characters), O(log prompt
  * length) map operations (binary searches, and a lookup per new point), O(1) in the number of
- * workers (up to HOLDER_SCAN holders and 1 + RANDOM_PROBES others, each a binary search of its
- * own points).
+ * workers (up to HOLDER_SCAN holders and COMPARE_ALL others, each a binary search of its own
+ * points).
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
@@ -165,11 +173,17 @@ export class PrefixCache implements BalancerPolicy {
         break;
       }
     }
-    // The holder against the least loaded worker and RANDOM_PROBES drawn at random: whichever
-    // the request would wait least on for its first token.
+    // The holder against every worker in a small fleet, else the least loaded and RANDOM_PROBES
+    // drawn at random: whichever the request would wait least on for its first token.
     let matched = chosen ? this.#matched(chosen, points) : 0;
-    for (let k = 0; k <= RANDOM_PROBES; k++) {
-      const other = k === 0 ? candidates.leastLoaded(ctx.random) : randomCandidate(candidates, ctx.random);
+    const everyOne = candidates.size <= COMPARE_ALL;
+    const compared = everyOne ? candidates.size : RANDOM_PROBES + 1;
+    for (let k = 0; k < compared; k++) {
+      const other = everyOne
+        ? candidates.at(k)
+        : k === 0
+          ? candidates.leastLoaded(ctx.random)
+          : randomCandidate(candidates, ctx.random);
       if (!other || other === chosen || overloaded(other, maxLoad)) continue;
       const m = this.#matched(other, points);
       if (

@@ -158,6 +158,39 @@ describe('PrefixCache', () => {
     expect(ctx.prefill).toBe(want === 'a' ? 1000 : 5096);
   });
 
+  /**
+   * [fleet size, the worker with no prefill queued]: every worker runs 2 requests, and all but
+   * one queue 20,000 bytes of prefill, so the least loaded by requests is a tie and a couple of
+   * random draws often miss the one a new prompt would not wait on. A fleet of up to 8 compares
+   * every worker: the free one, at every seed.
+   */
+  const free: [number, string][] = [
+    [2, 'w1'],
+    [4, 'w0'],
+    [4, 'w3'],
+    [8, 'w5'],
+  ];
+  it.each(free)(
+    'in a fleet of %i, a prompt no one holds goes to %s, the one worker with no prefill queued',
+    (n, want) => {
+      const policy = new PrefixCache();
+      const b = policyBench(
+        policy,
+        Array.from({ length: n }, (_, i) => [`w${i}`, 0, 30] as const),
+      );
+      for (const w of b.workers) {
+        b.pool.acquire(w, w.name === want ? 0 : 20_000);
+        b.pool.acquire(w);
+      }
+      const picked = new Set<string>();
+      for (let seed = 1; seed <= 40; seed++) {
+        const promptText = `question ${seed}: ${'why is the sky blue? '.repeat(100)}`;
+        picked.add(policy.pick(b.pool.loads, { promptText, random: seededRandom(seed) })!.name);
+      }
+      expect([...picked]).toEqual([want]);
+    },
+  );
+
   it('forgets the least recently routed prompts beyond prefix_tree_max_chars', () => {
     const policy = new PrefixCache({ prefixTreeMaxChars: 64 * 20 });
     const b = policyBench(policy, [
