@@ -134,7 +134,9 @@ function sseEvents(onObject: (o: JsonObject) => void): {
         reject(err);
       };
       // Read as the HTTP edge reads (answer.ts): flowing, paused only while the client is
-      // behind, and then until it has read (the paused body pauses the worker's socket).
+      // behind, and then until it has read. The pause stops the worker's socket at once: the
+      // events of what the body would hold became messages for the call already (onEvents), so
+      // a high-water mark held here is the client's backlog grown by ~80 messages.
       body
         .read({
           data: (chunk) => {
@@ -142,7 +144,7 @@ function sseEvents(onObject: (o: JsonObject) => void): {
             if (failure) return stop(failure);
             const wait = writable();
             if (!wait) return;
-            body.pause();
+            body.halt();
             wait.then(() => body.resume(), stop);
           },
           end: () => (failure ? reject(failure) : resolve()),

@@ -57,7 +57,8 @@ export function checkedAnswer(source: BodyStream, o: AnswerCheckOptions): BodySt
   // The answer is over for this side (failed, stopped or ended): later news of the source is moot.
   let over = false;
   const out = new BodyStream({
-    pause: () => source.pause(),
+    // Asked at the answer's high-water mark: the source holds nothing more on top of it.
+    pause: () => source.halt(),
     resume: () => source.resume(),
     abort: () => {
       over = true;
