@@ -1,7 +1,9 @@
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
+import { UpstreamClient } from '../../../src/upstream/client.js';
 import { stoppingConnector } from '../../../src/upstream/stopping-connector.js';
 
 // A worker socket as undici's parser uses it, over loopback: read() on 'readable', then, paused
@@ -102,4 +104,80 @@ it('a socket whose reader put nothing back (paused at the end of a read) reads o
   expect(socket.readableLength).toBeGreaterThan(0);
   expect(first.length).toBeGreaterThan(0);
   socket.destroy();
+});
+
+// Many answers through the gateway's own client (undici over these sockets), all stalled with
+// the worker held up, then resumed at once by readers that take one chunk at a time and halt
+// again: every answer reads on to its end, byte for byte.
+it('64 answers halted until their worker is held up, then resumed at once and sipped, all read to the end, exact', async () => {
+  const N = 64;
+  const EVENTS = 5000;
+  const event = (i: number): string => `data: {"i":${i},"pad":"${'x'.repeat(180)}"}\n\n`;
+  const whole = Array.from({ length: EVENTS }, (_, i) => event(i)).join('');
+  // A worker that writes batches of events as fast as its socket takes them; each answer says
+  // when it is held up (write() returned false) or has written everything.
+  let heldUp = 0;
+  let allHeldUp: () => void = () => {};
+  const everyWorkerHeldUp = new Promise<void>((resolve) => (allHeldUp = resolve));
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let next = 0;
+    let counted = false;
+    const count = (): void => {
+      if (!counted && (counted = true) && ++heldUp === N) allHeldUp();
+    };
+    const pump = (): void => {
+      while (next < EVENTS) {
+        const batch = Array.from({ length: Math.min(64, EVENTS - next) }, (_, k) => event(next + k)).join('');
+        next += 64;
+        if (!res.write(batch)) {
+          count();
+          res.once('drain', pump);
+          return;
+        }
+      }
+      count();
+      res.end();
+    };
+    pump();
+  });
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const client = new UpstreamClient({ connections: N });
+  try {
+    // Each reader takes the first chunk and halts; after the resume of the stall, it takes
+    // one chunk at a time and halts again, resuming on the next turn of the loop.
+    const readers: { text: Promise<string>; start: () => void }[] = [];
+    let stalled = 0;
+    let allStalled: () => void = () => {};
+    const everyBodyStalled = new Promise<void>((resolve) => (allStalled = resolve));
+    for (let i = 0; i < N; i++) {
+      const { body } = await client.send(url, { method: 'GET', path: '/', headers: {} });
+      let sipping = false;
+      const chunks: Buffer[] = [];
+      const text = new Promise<string>((resolve, reject) => {
+        body
+          .read({
+            data(chunk) {
+              chunks.push(chunk);
+              body.halt();
+              if (sipping) setImmediate(() => body.resume());
+              else if (chunks.length === 1 && ++stalled === N) allStalled();
+            },
+            end: () => resolve(Buffer.concat(chunks).toString('utf8')),
+            error: reject,
+          })
+          .resume();
+      });
+      readers.push({ text, start: () => ((sipping = true), body.resume()) });
+    }
+    await Promise.all([everyBodyStalled, everyWorkerHeldUp]);
+    for (const r of readers) r.start();
+    const texts = await Promise.all(readers.map((r) => r.text));
+    expect(texts.filter((t) => t === whole)).toHaveLength(N);
+  } finally {
+    await client.close();
+    http.close();
+  }
 });
