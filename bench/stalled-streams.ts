@@ -1,7 +1,8 @@
 /**
  * Stalled streams: N streaming chat completions whose clients read the first chunk, then
- * nothing for --stall seconds, then everything; over HTTP (SSE) and over gRPC (ChatCompletion),
- * each on a fresh gateway process over fresh simulator workers, in one run. Per transport:
+ * nothing for --stall seconds, then everything; over HTTP (SSE) and over gRPC (ChatCompletion) in
+ * two connection layouts, each on a fresh gateway process over fresh simulator workers, in one
+ * run. Per transport:
  *
  *   - RSS growth per stalled stream: the gateway's RSS at the end of the stall less its RSS
  *     before the streams opened (after a forced GC), over N; beside it the live JavaScript heap
@@ -12,12 +13,15 @@
  *
  *   npm run build && node node_modules/.bin/vite-node bench/stalled-streams.ts \
  *     [--streams 1000] [--stall 30] [--after 60] [--tokens 3000] [--token-interval 5] [--workers 4] \
- *     [--transports http,grpc] [--out bench/results/stalled-streams.md] [--heap-snapshots DIR] [--gateway-env K=V,...]
- *     [--read-timeout 300]
+ *     [--transports http,grpc,grpc-conn-per-stream] [--grpc-streams-per-connection 1000]
+ *     [--out bench/results/stalled-streams.md] [--heap-snapshots DIR] [--gateway-env K=V,...] [--read-timeout 300]
  *
- * A stalled HTTP client pauses its socket; a stalled gRPC client pauses its HTTP/2 stream (one
- * connection per stream, test/helpers/raw-grpc.ts): both stop granting the gateway window, as a
- * wedged client does. The gateway is `flockserve --provisioner static` as its bin runs it, plus
+ * A stalled HTTP client pauses its socket (HTTP/1.1, one connection per stream); a stalled gRPC
+ * client pauses its HTTP/2 stream (test/helpers/raw-grpc.ts): both stop granting the gateway
+ * window, as a wedged client does. `grpc` puts --grpc-streams-per-connection streams on each
+ * HTTP/2 connection, as a grpc-js or grpc-go channel multiplexes its calls on one connection
+ * (the default: one connection for up to the gateway's grpc_max_concurrent_streams);
+ * `grpc-conn-per-stream` opens one connection per stream, as that many separate clients do. The gateway is `flockserve --provisioner static` as its bin runs it, plus
  * --expose-gc and bench/lib/memory-probe.mjs (heap and buffer figures over IPC).
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -25,6 +29,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import http2 from 'node:http2';
+import { OPTIONS } from '../src/config/options.js';
 import { ChatCompletionRequest, ChatCompletionResponse } from '../src/gen/flockserve/v1/inference.js';
 import { rawGrpcCall } from '../test/helpers/raw-grpc.js';
 import { startGateway, startSim, type GatewayMemory, type GatewayProcess } from './lib/fleet.mjs';
@@ -39,7 +45,8 @@ const { values } = parseArgs({
     tokens: { type: 'string', default: '3000' },
     'token-interval': { type: 'string', default: '5' },
     workers: { type: 'string', default: '4' },
-    transports: { type: 'string', default: 'http,grpc' },
+    transports: { type: 'string', default: 'http,grpc,grpc-conn-per-stream' },
+    'grpc-streams-per-connection': { type: 'string', default: String(OPTIONS.grpc_max_concurrent_streams.default) },
     out: { type: 'string', default: join(ROOT, 'bench/results/stalled-streams.md') },
     // Write the gateway's heap snapshots (start, stalled, after) to this folder.
     'heap-snapshots': { type: 'string' },
@@ -56,8 +63,22 @@ const AFTER_S = Number(values.after);
 const TOKENS = Number(values.tokens);
 const WORKERS = Number(values.workers);
 const READ_TIMEOUT_S = Number(values['read-timeout']);
+const TRANSPORTS = ['http', 'grpc', 'grpc-conn-per-stream'] as const;
+type Transport = (typeof TRANSPORTS)[number];
 const transports = values.transports.split(',') as Transport[];
-type Transport = 'http' | 'grpc';
+for (const t of transports)
+  if (!TRANSPORTS.includes(t)) throw new Error(`--transports: ${t} is not one of ${TRANSPORTS.join(', ')}`);
+const PER_CONNECTION = Number(values['grpc-streams-per-connection']);
+// More calls on a connection than the gateway lets run at once would wait in the client, unstalled.
+if (!(PER_CONNECTION >= 1 && PER_CONNECTION <= OPTIONS.grpc_max_concurrent_streams.default))
+  throw new Error(
+    `--grpc-streams-per-connection: 1 to ${OPTIONS.grpc_max_concurrent_streams.default} (the gateway's grpc_max_concurrent_streams)`,
+  );
+const LABELS: Record<Transport, string> = {
+  http: 'HTTP (SSE)',
+  grpc: `gRPC, ${Math.min(PER_CONNECTION, N)} streams per connection`,
+  'grpc-conn-per-stream': 'gRPC, a connection per stream',
+};
 
 const log = (...a: unknown[]): void => console.log(new Date().toISOString().slice(11, 19), ...a);
 const MiB = (bytes: number): number => bytes / 2 ** 20;
@@ -129,7 +150,7 @@ function sseText(status: number, raw: string): { text: string; complete: boolean
   return { text, complete: status === 200 && complete && !error };
 }
 
-function grpcStream(address: string): Stream {
+function grpcStream(address: string, session?: http2.ClientHttp2Session): Stream {
   const req: ChatCompletionRequest = {
     model: 'sim',
     messages: [{ role: 'user', content: { $case: 'text', value: prompt } }],
@@ -142,6 +163,7 @@ function grpcStream(address: string): Stream {
     '/flockserve.v1.InferenceService/ChatCompletion',
     ChatCompletionRequest.encode(req).finish(),
     (b) => ChatCompletionResponse.decode(b),
+    session,
   );
   return {
     first: call.first,
@@ -206,7 +228,21 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       String(N * 2),
     ],
   });
-  const open = (): Stream => (transport === 'http' ? httpStream(gw.url) : grpcStream(gw.grpcAddress));
+  // The stalled streams' shared HTTP/2 connections (transport grpc), one per PER_CONNECTION streams.
+  const sessions: http2.ClientHttp2Session[] = [];
+  const sessionFor = (i: number): http2.ClientHttp2Session => {
+    const k = Math.floor(i / PER_CONNECTION);
+    if (!sessions[k]) {
+      // The client's own buffers for its paused streams may exceed node's 10 MB default.
+      sessions[k] = http2.connect(`http://${gw.grpcAddress}`, { maxSessionMemory: 4096 });
+      sessions[k].on('error', () => {});
+    }
+    return sessions[k];
+  };
+  const open = (i?: number): Stream =>
+    transport === 'http'
+      ? httpStream(gw.url)
+      : grpcStream(gw.grpcAddress, transport === 'grpc' && i !== undefined ? sessionFor(i) : undefined);
   try {
     // The reference: the same request read as it comes. It also warms the gateway up.
     const reference = await open().done;
@@ -222,7 +258,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
     const streams: Stream[] = [];
     const firstOpened = performance.now();
     for (let i = 0; i < N; i += 100) {
-      const batch = Array.from({ length: Math.min(100, N - i) }, open);
+      const batch = Array.from({ length: Math.min(100, N - i) }, (_, j) => open(i + j));
       streams.push(...batch);
       await Promise.all(batch.map((s) => s.first.then(() => s.pause())));
     }
@@ -247,6 +283,8 @@ async function phase(transport: Transport): Promise<PhaseResult> {
     const results: { text: string; complete: boolean; hung?: boolean }[] = await Promise.all(
       streams.map((s) => Promise.race([s.done, deadline])),
     );
+    // The shared connections close with their last call, as a channel's when its client is done.
+    for (const s of sessions) s.close();
     const hungCount = results.filter((r) => r.hung).length;
     const complete = results.filter((r) => r.complete).length;
     const exact = results.filter((r) => r.complete && r.text === reference.text).length;
@@ -278,6 +316,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       hung: hungCount,
     };
   } finally {
+    for (const s of sessions) s.destroy();
     await gw.stop();
     await Promise.all(sims.map((s) => s.stop()));
   }
@@ -291,7 +330,7 @@ function render(rows: PhaseResult[]): string {
     'Command (after `npm run build`):',
     '',
     '```',
-    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}${values['gateway-env'] ? ` --gateway-env ${values['gateway-env']}` : ''}`,
+    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}${transports.includes('grpc') ? ` --grpc-streams-per-connection ${PER_CONNECTION}` : ''}${values['gateway-env'] ? ` --gateway-env ${values['gateway-env']}` : ''}`,
     '```',
     '',
     `Run ${new Date().toISOString()}, Node ${process.version}. ${N} streaming chat completions of ${TOKENS} tokens`,
@@ -299,16 +338,10 @@ function render(rows: PhaseResult[]): string {
     `for ${STALL_S} s, then reads to the end. A fresh gateway process per transport. RSS from /proc; heap and`,
     "buffers from the gateway's process.memoryUsage() after two forced GCs (bench/lib/memory-probe.mjs).",
     '',
-    '| | HTTP (SSE) | gRPC (ChatCompletion) |',
-    '| --- | --: | --: |',
+    `| | ${rows.map((r) => LABELS[r.transport]).join(' | ')} |`,
+    `| --- |${rows.map(() => ' --: |').join('')}`,
   ];
-  const cell = (fn: (r: PhaseResult) => string): string =>
-    ['http', 'grpc']
-      .map((t) => {
-        const r = rows.find((x) => x.transport === t);
-        return r ? fn(r) : '—';
-      })
-      .join(' | ');
+  const cell = (fn: (r: PhaseResult) => string): string => rows.map(fn).join(' | ');
   const row = (name: string, fn: (r: PhaseResult) => string): void => {
     L.push(`| ${name} | ${cell(fn)} |`);
   };
@@ -337,10 +370,12 @@ function render(rows: PhaseResult[]): string {
   );
   row('anonymous memory after, MiB (start)', (r) => `${f(r.heapAfter.anonKiB / 1024)} (${f(r.heap0.anonKiB / 1024)})`);
   row('open fds before → after', (r) => `${r.fds0} → ${r.fdsAfter}`);
-  const grpc = rows.find((r) => r.transport === 'grpc');
-  if (http && grpc) {
-    const ratio = perStream(grpc) / perStream(http);
-    L.push('', `gRPC / HTTP growth per stalled stream: **${f(ratio, 2)}** (target ≤ 1.20).`);
+  if (http) {
+    const ratios = rows
+      .filter((r) => r !== http)
+      .map((r) => `${LABELS[r.transport]}: **${f(perStream(r) / perStream(http), 2)}**`);
+    if (ratios.length > 0)
+      L.push('', `Growth per stalled stream against HTTP's (target ≤ 1.20): ${ratios.join('; ')}.`);
   }
   return L.join('\n') + '\n';
 }

@@ -3,9 +3,11 @@ import http2 from 'node:http2';
 /**
  * A gRPC server-streaming call made over plain HTTP/2, so that its reader can stop: paused, it
  * grants the server no more flow-control window, as a wedged client does. (A paused grpc-js
- * client stream is no such client: grpc-js keeps reading into its own unbounded buffer.) One
- * HTTP/2 connection per call, as one client per stream: a connection's window is shared by its
- * streams.
+ * client stream is no such client: grpc-js keeps reading into its own unbounded buffer.) By
+ * default one HTTP/2 connection per call, as one client per stream; calls given a `session`
+ * share it, as a grpc-js or grpc-go channel multiplexes its calls on one connection (node
+ * grants the connection's window back as it receives, so a paused call closes its own
+ * stream's window only).
  */
 export interface RawGrpcCall<Res> {
   /** Resolves when the first message has arrived. */
@@ -24,9 +26,10 @@ export function rawGrpcCall<Res>(
   path: string,
   body: Uint8Array,
   decode: (bytes: Uint8Array) => Res,
+  shared?: http2.ClientHttp2Session,
 ): RawGrpcCall<Res> {
-  const session = http2.connect(`http://${address}`);
-  session.on('error', () => {});
+  const session = shared ?? http2.connect(`http://${address}`);
+  if (!shared) session.on('error', () => {});
   const stream = session.request({
     ':method': 'POST',
     ':path': path,
@@ -63,7 +66,7 @@ export function rawGrpcCall<Res>(
   stream.on('trailers', read);
   const done = new Promise<{ messages: Res[]; status: number; details: string }>((resolve) =>
     stream.once('close', () => {
-      session.close();
+      if (!shared) session.close();
       gotFirst();
       resolve({ messages, status, details });
     }),
@@ -73,6 +76,6 @@ export function rawGrpcCall<Res>(
     pause: () => stream.pause(),
     resume: () => stream.resume(),
     done,
-    close: () => session.destroy(),
+    close: () => (shared ? stream.close(http2.constants.NGHTTP2_CANCEL) : session.destroy()),
   };
 }
