@@ -226,8 +226,8 @@ if (!skip.has('mooncake')) {
 Two engine profiles (\`bench/lib/balancing-workloads.ts\`): **gpu**, the simulator's default, where
 the prefix cache is what of the 440k-token KV cache running requests leave free; **offload**, the
 same with 2M tokens of host memory behind it (LMCache-style KV offload, loaded back at PCIe
-speed). Loads are time scales of the trace: near saturation is the highest at which
-least-connection still answered every request.`);
+speed). Loads are time scales of the trace: near saturation is the highest step of 0.05 at which
+least-connection still answers every request (the next step times requests out).`);
   for (const profile of ['gpu', 'offload'] as const) {
     for (const [load, scale] of Object.entries(MOONCAKE_LOADS[profile])) {
       const label = load === 'moderate' ? 'moderate' : 'near saturation';
@@ -437,9 +437,9 @@ Command (${runs} runs${only ? ` of sections ${only.join(', ')}; the rest from th
 Rows by hand (Mooncake near saturation; the first with prefix-cache on the gpu profile, the
 second the oracle on the offload profile):
 
-    node dist/cli/flockserve.js simulate --trace ../shared/traces/mooncake-synthetic.jsonl --time-scale 0.5 \\
+    node dist/cli/flockserve.js simulate --trace ../shared/traces/mooncake-synthetic.jsonl --time-scale ${MOONCAKE_LOADS.gpu.saturated} \\
       --min_workers 4 --max_workers 4 --seed 1 --load_balancer prefix-cache
-    node dist/cli/flockserve.js simulate --trace ../shared/traces/mooncake-synthetic.jsonl --time-scale 0.7 \\
+    node dist/cli/flockserve.js simulate --trace ../shared/traces/mooncake-synthetic.jsonl --time-scale ${MOONCAKE_LOADS.offload.saturated} \\
       --min_workers 4 --max_workers 4 --seed 1 --offload_cache_tokens 2000000 --prefix_tree_max_chars 10000000 --oracle
 
 Targets at a glance (Mooncake):

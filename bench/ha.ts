@@ -27,6 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { parseFleet, parseLeader } from '../src/coordination/etcd-keys.js';
+import { staticGatewayArgs } from './lib/fleet.mjs';
 import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
 import { startLoad, startReplicas, type Replica, type ReplicaSet } from '../test/helpers/replicas.js';
 import { waitFor } from '../test/helpers/wait.js';
@@ -242,28 +243,8 @@ async function dataPath(): Promise<{ cpu?: string; scaleout?: string }> {
 /** The flags of a gateway over the static workers that never queues (as bench/datapath.mjs runs it). */
 function gatewayArgs(workers: string[], port: number): string[] {
   return [
-    '--provisioner',
-    'static',
-    '--workers',
-    workers.join(','),
-    '--skypilot_task',
-    'examples/serving_sim_local.yaml',
-    '--worker_capacity',
-    '4096',
-    '--max_queue_length',
-    '8192',
-    '--metrics_id',
-    '-1',
-    '--verbosity',
-    '0',
-    '--status_log_interval',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--grpc_port',
-    String(port + 50),
+    ...staticGatewayArgs({ workers, port, grpcPort: port + 50 }),
+    ...['--worker_capacity', '4096', '--max_queue_length', '8192', '--status_log_interval', '0'],
   ];
 }
 

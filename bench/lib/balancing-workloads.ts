@@ -37,13 +37,15 @@ export type ProfileName = keyof typeof PROFILES;
 
 /**
  * Offered loads, as time scales of the Mooncake trace (×0.5: half its rate). Near saturation is
- * the highest at which least-connection still answered every request (its fleet's prefill
- * utilisation ~0.70 on gpu, ~0.83 with offload; the next step up timed requests out); moderate
- * puts that utilisation at ~0.4–0.5.
+ * the highest step of 0.05 at which least-connection still answers every request, per profile
+ * (`flockserve simulate`, seed 1: on gpu ×0.55 answers all 3,993 and ×0.6 times 27 out; with
+ * offload ×0.75 and ×0.8, 54 out): past it the fleet is over capacity and every policy's
+ * numbers are the queue timeout's. Moderate puts least-connection's prefill utilisation at
+ * ~0.4–0.5.
  */
 export const MOONCAKE_LOADS: Record<ProfileName, { moderate: number; saturated: number }> = {
-  gpu: { moderate: 0.3, saturated: 0.5 },
-  offload: { moderate: 0.4, saturated: 0.7 },
+  gpu: { moderate: 0.3, saturated: 0.55 },
+  offload: { moderate: 0.4, saturated: 0.75 },
 };
 
 /**

@@ -54,3 +54,6 @@ export function startFleet(options: {
   nodeArgs?: string[];
   env?: Record<string, string>;
 }): Promise<{ sims: Sim[]; gw: GatewayProcess }>;
+
+/** The command line of `flockserve --provisioner static` over `workers` (URLs) on 127.0.0.1. */
+export function staticGatewayArgs(o: { workers: string[]; port: number; grpcPort: number }): string[];

@@ -50,6 +50,31 @@ export async function startSim(args = []) {
 }
 
 /**
+ * The command line of `flockserve --provisioner static` over `workers` (URLs) on 127.0.0.1:
+ * quiet (no log lines, no metrics push), the simulator's task file.
+ */
+export function staticGatewayArgs({ workers, port, grpcPort }) {
+  return [
+    '--provisioner',
+    'static',
+    '--workers',
+    workers.join(','),
+    '--skypilot_task',
+    'examples/serving_sim_local.yaml',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--grpc_port',
+    String(grpcPort),
+    '--metrics_id',
+    '-1',
+    '--verbosity',
+    '0',
+  ];
+}
+
+/**
  * `flockserve --provisioner static` over `workers` (simulators), started as its bin starts it
  * plus --expose-gc and bench/lib/memory-probe.mjs, so `memory({ gc })` reads its heap and RSS
  * over an IPC channel; `env` is added to its environment. Resolves once every worker is ready.
@@ -58,25 +83,7 @@ export async function startGateway({ workers, args = [], nodeArgs = [], env = {}
   const [port, grpcPort] = [await freePort(), await freePort()];
   const { child } = await startCli(
     'flockserve',
-    [
-      '--provisioner',
-      'static',
-      '--workers',
-      workers.map((w) => w.url).join(','),
-      '--skypilot_task',
-      'examples/serving_sim_local.yaml',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--grpc_port',
-      String(grpcPort),
-      '--metrics_id',
-      '-1',
-      '--verbosity',
-      '0',
-      ...args,
-    ],
+    [...staticGatewayArgs({ workers: workers.map((w) => w.url), port, grpcPort }), ...args],
     /listening on/,
     env,
     ['--expose-gc', '--import', join(ROOT, 'bench/lib/memory-probe.mjs'), ...nodeArgs],

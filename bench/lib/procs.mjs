@@ -69,7 +69,7 @@ export function startProcess(command, args, ready, options = {}) {
 }
 
 /** The node flags in a script's `#!/usr/bin/env -S node FLAGS` line; none for any other first line. */
-function shebangNodeArgs(script) {
+export function shebangNodeArgs(script) {
   const first = readFileSync(script, 'utf8').split('\n', 1)[0];
   const m = /^#!.*\bnode((?:\s+\S+)*)\s*$/.exec(first);
   return m ? m[1].split(/\s+/).filter(Boolean) : [];

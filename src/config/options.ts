@@ -232,7 +232,7 @@ export const OPTIONS = {
     type: 'string',
     default: 'least-connection',
     choices: BALANCER_NAMES,
-    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (user field or x-session-id), prefix-cache (longest prompt-prefix match while balanced), prefix-hash (the prompt's first prefix_hash_chars, or the session key, on a consistent-hash ring with bounded loads: no per-gateway state, the same pick from every replica), engine-load (in flight plus the engines' /metrics).",
+    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (user field or x-session-id), prefix-cache (longest prompt-prefix match, unless its worker runs far past its share), prefix-hash (the prompt's first prefix_hash_chars, or the session key, on a consistent-hash ring with bounded loads: no per-gateway state, the same pick from every replica), engine-load (in flight plus the engines' /metrics).",
     origin: 'new',
   },
   autoscaler: {
@@ -579,14 +579,14 @@ export const OPTIONS = {
     type: 'int',
     default: PREFIX_CACHE_DEFAULTS.balanceAbsThreshold,
     min: 0,
-    help: 'prefix-cache: the fleet counts as imbalanced (route to the least loaded, ignoring prefixes) when max - min requests in flight per worker exceeds this ...',
+    help: "prefix-cache: a worker holding a prompt's prefix is passed over (for a shorter match's holder, else the least loaded) when it would run more than this many requests in flight (scaled to its capacity) ...",
     origin: 'new',
   },
   balance_rel_threshold: {
     type: 'number',
     default: PREFIX_CACHE_DEFAULTS.balanceRelThreshold,
     min: 1,
-    help: '... and the most loaded worker has more than this many times the requests in flight of the least loaded.',
+    help: "... and more than this many times its share of the fleet's requests in flight (bounded load, relative to the mean, so a fleet busy everywhere keeps its prefixes where they are cached).",
     origin: 'new',
   },
   prefix_tree_max_chars: {

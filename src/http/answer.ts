@@ -48,62 +48,60 @@ export async function answer(
   f: Forward,
   log?: ErrorLog | undefined,
 ): Promise<void> {
+  // One async function from the request to the answer's write: a forward() of its own under
+  // this try would cost a promise and an await more per request.
   try {
-    await forward(service, res, f, log);
-  } catch (err) {
-    writeError(res, toGatewayError(err), f.requestId, log);
-  }
-}
-
-async function forward(service: InferenceService, res: ServerResponse, f: Forward, log?: ErrorLog): Promise<void> {
-  // A client that goes away cancels its wait in the queue and its upstream request.
-  const abort = f.abort ?? cancelOnClose(res);
-  const headers = forwardableHeaders(f.headers, f.record.upstreamHeaders);
-  headers[REQUEST_ID_HEADER] = f.requestId;
-  const upstream = await service.dispatch({
-    method: f.method,
-    path: f.url,
-    headers,
-    body: f.body,
-    signal: abort,
-    sessionKey: f.sessionKey,
-    promptText: f.promptText,
-  });
-  const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
-  f.record.answered({
-    worker: upstream.worker,
-    status: upstream.status,
-    stream,
-    queueWaitMs: upstream.queueWaitMs,
-    headers: upstream.headers,
-  });
-  if (upstream.status >= 400 && f.errorShape === 'openai') {
+    // A client that goes away cancels its wait in the queue and its upstream request.
+    const abort = f.abort ?? cancelOnClose(res);
+    const headers = forwardableHeaders(f.headers, f.record.upstreamHeaders);
+    headers[REQUEST_ID_HEADER] = f.requestId;
+    const upstream = await service.dispatch({
+      method: f.method,
+      path: f.url,
+      headers,
+      body: f.body,
+      signal: abort,
+      sessionKey: f.sessionKey,
+      promptText: f.promptText,
+    });
+    const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
+    f.record.answered({
+      worker: upstream.worker,
+      status: upstream.status,
+      stream,
+      queueWaitMs: upstream.queueWaitMs,
+      headers: upstream.headers,
+    });
+    if (upstream.status >= 400 && f.errorShape === 'openai') {
+      readWhole(
+        upstream,
+        (whole) => {
+          f.record.chunk(whole);
+          writeError(res, workerError(upstream.status, upstream.headers, whole), f.requestId, log);
+        },
+        (err) => writeError(res, err, f.requestId, log),
+      );
+      return;
+    }
+    upstream.headers[REQUEST_ID_HEADER] = f.requestId;
+    if (stream) {
+      answerStream(res, upstream, f.record);
+      return;
+    }
     readWhole(
       upstream,
       (whole) => {
         f.record.chunk(whole);
-        writeError(res, workerError(upstream.status, upstream.headers, whole), f.requestId, log);
+        // The whole body is at hand: its length goes out with it, instead of chunked framing.
+        const answerHeaders = upstream.headers;
+        if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) answerHeaders['content-length'] = String(whole.length);
+        res.writeHead(upstream.status, answerHeaders).end(whole);
       },
       (err) => writeError(res, err, f.requestId, log),
     );
-    return;
+  } catch (err) {
+    writeError(res, toGatewayError(err), f.requestId, log);
   }
-  upstream.headers[REQUEST_ID_HEADER] = f.requestId;
-  if (stream) {
-    answerStream(res, upstream, f.record);
-    return;
-  }
-  readWhole(
-    upstream,
-    (whole) => {
-      f.record.chunk(whole);
-      // The whole body is at hand: its length goes out with it, instead of chunked framing.
-      const answerHeaders = upstream.headers;
-      if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) answerHeaders['content-length'] = String(whole.length);
-      res.writeHead(upstream.status, answerHeaders).end(whole);
-    },
-    (err) => writeError(res, err, f.requestId, log),
-  );
 }
 
 /** A Cancellation that a client going away (the response closing before its end) aborts. */

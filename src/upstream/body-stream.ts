@@ -224,10 +224,9 @@ export class BodyStream {
 
   #close(): void {
     this.#over = true;
-    process.nextTick(closed, this.#onClose, this.#failure);
+    // The callback set by now is the one called (a later onClose() is not): a body nobody
+    // watches, such as the worker's answer under the service's checked one, schedules no tick.
+    const callback = this.#onClose;
+    if (callback) process.nextTick(callback, this.#failure);
   }
-}
-
-function closed(callback: ((failure: Error | undefined) => void) | undefined, failure: Error | undefined): void {
-  callback?.(failure);
 }

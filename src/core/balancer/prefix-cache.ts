@@ -1,6 +1,7 @@
 import type { Random } from '../clock.js';
 import { ROUTE_BLOCK_BYTES, prefixPoints, type PrefixPoints } from '../hashing.js';
 import { LinkedList, type Linked } from '../linked-list.js';
+import { load } from '../load-index.js';
 import type { Worker } from '../types.js';
 import type { BalancerOptions, BalancerPolicy, Candidates, PickContext } from './types.js';
 
@@ -15,12 +16,14 @@ export const PREFIX_CACHE_DEFAULTS = {
    */
   cacheMinChars: 1024,
   /**
-   * Imbalanced when max − min in flight exceeds this (and the ratio below holds). SGLang uses
-   * 64 for engines that run 256 sequences at once, 25% of that; 25% of FlockServe's default
-   * worker_capacity of 30 is 7.5 → 8.
+   * A prefix's holder is passed over only when it would run more than this many requests (of
+   * the mean capacity) ... 4, an eighth of the default worker_capacity: with fewer in flight a
+   * holder's queue is short enough that its cached prefix is worth the wait. Larger lets one
+   * hot prefix pile up on its holder at low load (4 req/s of one system prompt: max ÷ mean in
+   * flight 1.76 at 8), smaller moves conversations off the workers holding their history.
    */
-  balanceAbsThreshold: 8,
-  /** ... and max in flight > this × min in flight (SGLang's default). */
+  balanceAbsThreshold: 4,
+  /** ... and more than this × its share of the requests in flight (SGLang's default ratio). */
   balanceRelThreshold: 1.5,
   /**
    * Prompt characters remembered per worker: 2 Mi chars ≈ 524k tokens at 4 chars/token, a
@@ -71,11 +74,17 @@ interface Tenant {
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
  * radix tree.
  *
- *   balanced and match > cacheThreshold → the worker with the longest match (if it has room;
- *     else the next shorter match that clears the threshold), unless the match is shorter than
- *     cacheMinChars and a less loaded worker has room: then that one
- *   imbalanced (max − min load > balanceAbsThreshold requests and max > balanceRelThreshold × min,
- *     loads relative to capacity), a miss, or no prompt text → least-connection
+ *   match > cacheThreshold → the least-loaded holder of the longest match that has room and is
+ *     not overloaded (else the next shorter match that clears the threshold), unless the match
+ *     is shorter than cacheMinChars and a less loaded worker has room: then that one
+ *   a miss, no holder left, or no prompt text → least-connection
+ *
+ * A holder is overloaded when it would run more than balanceRelThreshold × its share of the
+ * fleet's load and more than balanceAbsThreshold requests: the bounded load of consistent
+ * hashing, per holder, where SGLang routes the whole fleet by load once its most and least
+ * loaded workers drift apart. Only the prefixes of a worker far ahead of the mean move, and a
+ * fleet that is busy everywhere keeps its affinity, which is when the prefill it saves matters
+ * most.
  *
  * Worked example, threshold 0.3: a 1,000-char prompt whose first 512 chars (8 blocks) were
  * sent to w2 matches 0.51 → w2. A prompt sharing only a 256-char system prompt (0.26) → least-loaded.
@@ -95,7 +104,7 @@ export class PrefixCache implements BalancerPolicy {
   readonly #tenants = new Map<Worker, Tenant>();
   /** Point hash → workers whose tree holds it. */
   readonly #holders = new Map<number, Worker[]>();
-  /** The ready workers' number and summed capacity (for the mean capacity in imbalanced()). */
+  /** The ready workers' number and summed capacity (for the shares in maxLoad()). */
   #readyCount = 0;
   #capacity = 0;
 
@@ -124,11 +133,13 @@ export class PrefixCache implements BalancerPolicy {
     const points = prefixPoints(text);
     const { hashes, ends } = points;
     let chosen: Worker | undefined;
-    if (hashes.length > 0 && !this.imbalanced(candidates)) {
+    if (hashes.length > 0) {
       const depth = heldDepth(hashes, this.#holders);
-      // From the deepest match back toward the root: the first prefix held by a worker with room.
+      const maxLoad = depth > 0 ? this.maxLoad(candidates) : 0;
+      // From the deepest match back toward the root: the first prefix held by a worker with room
+      // that is not overloaded.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
-        chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, ctx.random);
+        chosen = this.#bestHolder(this.#holders.get(hashes[d - 1]!)!, candidates, maxLoad, ctx.random);
         if (!chosen) continue;
         if (ends[d - 1]! < this.#minMatch) {
           const least = candidates.leastLoaded(ctx.random)!;
@@ -143,14 +154,21 @@ export class PrefixCache implements BalancerPolicy {
   }
 
   /**
-   * SGLang's test, on loads relative to capacity (in requests of the mean capacity, so with
-   * equal capacities it is exactly SGLang's): both the absolute and the relative spread are exceeded.
+   * The most load (in flight ÷ capacity, this request included) a prefix's holder may take on;
+   * past it the holder is overloaded: above both balanceRelThreshold × its share of the fleet's
+   * load (the requests in flight, this one included, shared in proportion to capacity) and
+   * balanceAbsThreshold requests (of the mean capacity: a worker of half the mean capacity,
+   * half as many). The first is consistent hashing's bounded load, relative to the mean: as
+   * the fleet fills up, every worker's share grows with it, so a busy fleet keeps sending
+   * prefixes to the workers that hold them (leaving them would add prefill work where there is
+   * least room for it), while a worker running far ahead of the others is passed over. The
+   * second keeps a lightly loaded fleet's few requests on the workers that hold their prefixes.
+   * One bound per pick, whichever holder it is compared with.
    */
-  imbalanced(c: Candidates): boolean {
-    const max = c.maxLoad;
-    const min = c.minLoad;
+  maxLoad(c: Candidates): number {
+    const share = (c.totalInFlight + 1) / Math.max(1, this.#capacity);
     const meanCapacity = this.#capacity / Math.max(1, this.#readyCount);
-    return (max - min) * meanCapacity > this.#absThreshold && max > this.#relThreshold * min;
+    return Math.max(this.#relThreshold * share, this.#absThreshold / meanCapacity);
   }
 
   /** Characters (bytes of UTF-8) of prompt remembered for `w`. */
@@ -169,15 +187,15 @@ export class PrefixCache implements BalancerPolicy {
     this.#readyCount = ready.length;
   }
 
-  /** The least-loaded holder with room among up to HOLDER_SCAN, from a random offset. */
-  #bestHolder(holders: readonly Worker[], c: Candidates, random: Random): Worker | undefined {
-    if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it
+  /** The least-loaded holder with room and at most `maxLoad` among up to HOLDER_SCAN, from a random offset. */
+  #bestHolder(holders: readonly Worker[], c: Candidates, maxLoad: number, random: Random): Worker | undefined {
+    if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it: the least loaded is never over maxLoad
     const n = holders.length;
     const start = Math.floor(random() * n);
     let best: Worker | undefined;
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
-      if (!c.has(w)) continue;
+      if (!c.has(w) || (load(w) + 1) / w.capacity > maxLoad) continue;
       if (best === undefined || w.inFlight * best.capacity < best.inFlight * w.capacity) best = w;
     }
     return best;

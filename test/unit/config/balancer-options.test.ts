@@ -30,7 +30,7 @@ describe('balancer options at start-up', () => {
     expect(c).toMatchObject({
       loadBalancer: 'least-connection',
       cacheThreshold: 0.3,
-      balanceAbsThreshold: 8,
+      balanceAbsThreshold: 4,
       balanceRelThreshold: 1.5,
       sessionLoadFactor: 1.25,
       prefixHashChars: 4096,

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BodyStream, HIGH_WATER_MARK, type BodyControl } from '../../../src/upstream/body-stream.js';
 
 /** The feeder's side (undici's, in the client): what it was told, in order. */
@@ -172,6 +172,30 @@ describe('BodyStream', () => {
     dropped.destroy();
     await tick();
     expect(c).toEqual(['close']);
+  });
+
+  it("calls the close callback set before the body is over, on the next tick; a body without one (the worker's answer under the checked one) schedules nothing", async () => {
+    const watched = new BodyStream(controller());
+    const seen = reader(watched);
+    const unwatched = new BodyStream(controller());
+    unwatched.read({ data() {}, end() {}, error() {} });
+    const nextTick = vi.spyOn(process, 'nextTick');
+    try {
+      unwatched.resume();
+      unwatched.finish();
+      expect(nextTick).not.toHaveBeenCalled();
+      let late = false;
+      unwatched.onClose(() => (late = true));
+      watched.resume();
+      watched.finish();
+      expect(nextTick).toHaveBeenCalledTimes(1);
+      expect(seen).toEqual(['end']);
+      await tick();
+      expect(seen).toEqual(['end', 'close']);
+      expect(late).toBe(false);
+    } finally {
+      nextTick.mockRestore();
+    }
   });
 
   it('reads as an async iterable, one chunk held at a time; leaving the loop early destroys it', async () => {

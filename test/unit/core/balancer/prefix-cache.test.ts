@@ -59,14 +59,16 @@ describe('PrefixCache', () => {
 
   /**
    * Worker a served the conversation; [label, in flight on a, on b, abs, rel, expected worker].
-   * Imbalanced = max − min > abs AND max > rel × min.
+   * a is overloaded when, with this request, it would run more than rel × its share of the
+   * fleet's requests in flight ((a + b + 1) / 2) and more than abs requests.
    */
   const table: [string, number, number, number, number, string][] = [
     ['balanced: follow the prefix', 3, 0, 8, 1.5, 'a'],
-    ['spread 9 > 8 and 10 > 1.5 × 1: imbalanced → least loaded', 10, 1, 8, 1.5, 'b'],
-    ['spread 7 ≤ 8: still balanced', 10, 3, 8, 1.5, 'a'],
-    ['spread 3 > 2 but 12 ≤ 1.5 × 9: balanced', 12, 9, 2, 1.5, 'a'],
-    ['spread 3 > 2 and 12 > 1.2 × 9: imbalanced', 12, 9, 2, 1.2, 'b'],
+    ['11 > 1.5 × 6 and 11 > 8: overloaded → least loaded', 10, 1, 8, 1.5, 'b'],
+    ['11 > 1.5 × 7 and 11 > 8: overloaded', 10, 3, 8, 1.5, 'b'],
+    ['11 ≤ 1.5 × 8: within its share', 10, 5, 8, 1.5, 'a'],
+    ['7 > 1.5 × 4 but 7 ≤ 8: few requests stay with their prefix', 6, 1, 8, 1.5, 'a'],
+    ['busy everywhere: 29 ≤ 1.5 × 23.5, though 10 more than b and 28 > 1.5 × 18', 28, 18, 8, 1.5, 'a'],
     ['the prefix holder is full: least loaded', 30, 25, 64, 1.5, 'b'],
   ];
   it.each(table)('%s', (_label, onA, onB, abs, rel, want) => {
