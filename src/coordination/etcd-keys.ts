@@ -115,6 +115,8 @@ function parseBucket(v: unknown): LoadBucket | undefined {
   if (typeof o.startMs !== 'number' || !Number.isFinite(o.startMs)) return undefined;
   if (!isCount(o.peak) || !isCount(o.peakWaiting) || !isCount(o.arrivals) || !isCount(o.departures)) return undefined;
   if (!isAmount(o.mean) || !isAmount(o.meanWaiting) || !isAmount(o.ready)) return undefined;
+  // A replica of a version before `abandoned` publishes none: its departures all count as served.
+  if (!(o.abandoned === undefined || (isCount(o.abandoned) && o.abandoned <= o.departures))) return undefined;
   return {
     startMs: o.startMs,
     peak: o.peak,
@@ -124,6 +126,7 @@ function parseBucket(v: unknown): LoadBucket | undefined {
     ready: o.ready,
     arrivals: o.arrivals,
     departures: o.departures,
+    abandoned: o.abandoned ?? 0,
   };
 }
 

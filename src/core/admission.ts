@@ -12,6 +12,12 @@ export interface Lease {
   readonly worker: Worker;
   /** How long the request waited in the gateway queue for this slot (0 when one was free). */
   readonly waitedMs: number;
+  /**
+   * The answer's first byte came back: the worker has prefilled the prompt, and its bytes leave
+   * the worker's `pendingPrefill`. Idempotent; `release` does it too, for a request that ends
+   * (fails, is retried, is cancelled) before its first byte.
+   */
+  prefilled(): void;
   release(): void;
 }
 
@@ -110,6 +116,9 @@ function leastLoadedOf(list: readonly Worker[], random: Random): Worker | undefi
 /** Worker states that will (or may again) take traffic without a new launch. */
 const LIVE_STATES = ['ready', 'starting', 'provisioning', 'not_ready'] as const;
 
+/** The lease's `prefilled` when its pick left the worker nothing to prefill: one function for all of them, none made per request. */
+const NOTHING_TO_PREFILL = (): void => {};
+
 /**
  * The bounded gateway queue between requests and worker slots.
  *
@@ -132,7 +141,14 @@ export class Admission {
   // FIFO, and a timed-out waiter leaves from the middle in O(1).
   readonly #waiters = new LinkedList<Waiter>();
   /** Reused for every pick, so dispatching a request allocates no context object. */
-  readonly #pickCtx: { sessionKey: string | undefined; promptText: string | undefined; random: Random };
+  readonly #pickCtx: {
+    sessionKey: string | undefined;
+    promptText: string | undefined;
+    random: Random;
+    prefill: number | undefined;
+  };
+  /** What the last pick left the chosen worker to prefill (PickContext.prefill), for its lease. */
+  #pickPrefill = 0;
   #closedWith: Error | undefined;
 
   constructor(opts: AdmissionOptions) {
@@ -146,7 +162,7 @@ export class Admission {
     this.#retryAfterSeconds = opts.retryAfterSeconds;
     this.#coldStartTimeoutMs = opts.coldStartTimeoutMs;
     this.#onHeldAtCapacity = opts.onHeldAtCapacity;
-    this.#pickCtx = { sessionKey: undefined, promptText: undefined, random: opts.random };
+    this.#pickCtx = { sessionKey: undefined, promptText: undefined, random: opts.random, prefill: undefined };
     wireBalancer(opts.pool, opts.balancer);
   }
 
@@ -273,30 +289,52 @@ export class Admission {
     const candidates = this.#pool.loads;
     if (candidates.size === 0) return undefined;
     const pc = this.#pickCtx;
-    // A retry (rare) goes to the least-loaded serving worker it has not failed on, past the policy.
-    if (ctx.exclude && ctx.exclude.size > 0) return leastLoadedOf(eligible(this.#pool, ctx.exclude), pc.random);
+    // A retry (rare) goes to the least-loaded serving worker it has not failed on, past the policy,
+    // which has not seen its prompt there: all of it is left to prefill.
+    if (ctx.exclude && ctx.exclude.size > 0) {
+      this.#pickPrefill = ctx.promptText?.length ?? 0;
+      return leastLoadedOf(eligible(this.#pool, ctx.exclude), pc.random);
+    }
     pc.sessionKey = ctx.sessionKey;
     pc.promptText = ctx.promptText;
+    pc.prefill = undefined;
     const worker = this.#balancer.pick(candidates, pc);
     pc.promptText = undefined; // do not keep a large prompt alive until the next pick
+    this.#pickPrefill = pc.prefill ?? 0;
     // A policy returning a full or not-ready worker is a bug; never exceed a worker's capacity for it.
     return worker && candidates.has(worker) ? worker : candidates.leastLoaded(pc.random);
   }
 
+  /** A slot on `worker`, carrying the prefill the pick just before it estimated. */
   #lease(worker: Worker, waitedMs: number): Lease {
-    this.#pool.acquire(worker);
+    const prefill = this.#pickPrefill;
+    this.#pickPrefill = 0;
+    this.#pool.acquire(worker, prefill);
     this.#report();
     let released = false;
+    const prefilled = prefill > 0 ? this.#prefilledOnce(worker, prefill) : NOTHING_TO_PREFILL;
     return {
       worker,
       waitedMs,
+      prefilled,
       release: () => {
         if (released) return;
         released = true;
+        prefilled();
         this.#pool.release(worker);
         this.#report();
         this.#dispatch();
       },
+    };
+  }
+
+  /** Takes `prefill` off the worker's pending prefill the first time it is called. */
+  #prefilledOnce(worker: Worker, prefill: number): () => void {
+    let pending = true;
+    return () => {
+      if (!pending) return;
+      pending = false;
+      this.#pool.prefilled(worker, prefill);
     };
   }
 

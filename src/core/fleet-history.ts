@@ -112,4 +112,5 @@ function add(acc: Sum, b: LoadBucket): void {
   acc.ready = Math.max(acc.ready, b.ready);
   acc.arrivals += b.arrivals;
   acc.departures += b.departures;
+  acc.abandoned += b.abandoned;
 }

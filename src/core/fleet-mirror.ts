@@ -25,6 +25,7 @@ export function sharedWorkerView(s: SharedWorker, now: number): Worker {
     url: s.url,
     inFlight: 0,
     remoteInFlight: 0,
+    pendingPrefill: 0,
     totalRequests: 0,
     stateSince: now,
     lastProbeAt: undefined,

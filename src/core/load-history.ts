@@ -18,6 +18,11 @@ export interface LoadBucket {
   readonly arrivals: number;
   /** Requests that left: answered, failed or gave up (its falls). */
   readonly departures: number;
+  /**
+   * Of the departures, requests that left from the wait queue without a slot (queue timeout, the
+   * client gone, shutdown): they took no worker time, so a worker's service is the other ones'.
+   */
+  readonly abandoned: number;
 }
 
 /**
@@ -49,6 +54,7 @@ export class LoadHistory {
   #readyArea = 0;
   #arrivals = 0;
   #departures = 0;
+  #abandoned = 0;
 
   /**
    * `aligned`: buckets start at multiples of bucketMs on the clock rather than when the history
@@ -76,7 +82,12 @@ export class LoadHistory {
     this.#roll(now);
     const delta = queue - this.#queue;
     if (delta > 0) this.#arrivals += delta;
-    else this.#departures -= delta;
+    else {
+      this.#departures -= delta;
+      // The gateway reports each change apart (a slot freed, then a waiter leased it): a fall that
+      // the waiting count falls with in the same report is requests leaving the wait queue itself.
+      this.#abandoned += Math.min(-delta, Math.max(0, this.#waiting - waiting));
+    }
     this.#advance(now);
     this.#queue = queue;
     this.#waiting = waiting;
@@ -121,6 +132,7 @@ export class LoadHistory {
         ready: this.#readyArea / this.bucketMs,
         arrivals: this.#arrivals,
         departures: this.#departures,
+        abandoned: this.#abandoned,
       });
       if (this.#done.length > this.#keep) this.#done.shift();
       this.#start = end;
@@ -131,6 +143,7 @@ export class LoadHistory {
       this.#readyArea = 0;
       this.#arrivals = 0;
       this.#departures = 0;
+      this.#abandoned = 0;
       // A long idle stretch: the buckets before the last `keep` would be dropped at once.
       if (now - this.#start > this.bucketMs * (this.#keep + 1)) {
         const skip = Math.floor((now - this.#start) / this.bucketMs) - this.#keep;

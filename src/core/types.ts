@@ -93,6 +93,15 @@ export interface Worker {
    * second; src/core/replica.ts); 0 with one gateway. Balancing and capacity count both.
    */
   remoteInFlight: number;
+  /**
+   * Prompt bytes this gateway sent that the worker has yet to prefill: for each of its requests
+   * that has not answered a first byte, the part of the prompt the balancer expected the
+   * worker's prefix cache not to hold (0 for policies that do not read prompts). An engine
+   * prefills the prompts it admits before it answers any of them, so this is the work a new
+   * request waits behind. A whole (not streamed) answer's first byte comes with its end, so its
+   * prompt counts until then: an overestimate for workers serving such requests.
+   */
+  pendingPrefill: number;
   totalRequests: number;
   /** When the state last changed (clock ms). */
   stateSince: number;

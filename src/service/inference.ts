@@ -235,6 +235,7 @@ export class InferenceService {
           },
           mapError: (err) => this.#bodyError(err, call.signal, signal),
           onEvents: call.onSseEvents,
+          onFirstChunk: lease.prefilled,
         });
         this.#settleWhenClosed(body, lease, active, res.status < 500, call.signal);
         return { status: res.status, headers: res.headers, body, worker: worker.name, queueWaitMs };

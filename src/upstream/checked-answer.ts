@@ -33,6 +33,8 @@ export interface AnswerCheckOptions {
    * parse the bytes a second time. Called only for events that pass the checks.
    */
   readonly onEvents?: (events: unknown[]) => void;
+  /** Called once, when the worker's first chunk arrives (the engine has prefilled the prompt). */
+  readonly onFirstChunk?: () => void;
 }
 
 const DONE = Buffer.from('data: [DONE]\n\n');
@@ -56,6 +58,7 @@ export function checkedAnswer(source: BodyStream, o: AnswerCheckOptions): BodySt
   const check = o.kind === 'sse' ? sseCheck(o) : o.kind === 'json' ? jsonCheck(o) : undefined;
   // The answer is over for this side (failed, stopped or ended): later news of the source is moot.
   let over = false;
+  let onFirstChunk = o.onFirstChunk;
   const out = new BodyStream({
     // Asked at the answer's high-water mark: the source holds nothing more on top of it.
     pause: () => source.halt(),
@@ -74,6 +77,10 @@ export function checkedAnswer(source: BodyStream, o: AnswerCheckOptions): BodySt
   // its high-water mark, then pauses the worker.
   source.read({
     data(chunk) {
+      if (onFirstChunk) {
+        onFirstChunk();
+        onFirstChunk = undefined;
+      }
       if (over) return;
       let pass: Buffer | undefined = chunk;
       if (check) {

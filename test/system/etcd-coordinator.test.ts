@@ -206,6 +206,7 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
         ready: 2,
         arrivals: 7,
         departures: 6,
+        abandoned: 1,
       },
       {
         startMs: 1_700_000_010_000,
@@ -216,6 +217,7 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
         ready: 2,
         arrivals: 1,
         departures: 2,
+        abandoned: 0,
       },
     ];
     cs[1]!.publishLoad({ queueLength: 1, inFlight: { 'w-1': 1 }, waiting: 1, buckets });

@@ -18,6 +18,11 @@ const BASELINE_BUCKETS = 6;
 const DOWN_PACE_MS = 2 * 60_000;
 /** No scale-down before the history covers this long (a gateway just started has not seen its load). */
 const MIN_HISTORY_MS = 5 * 60_000;
+/**
+ * A scale-down reads the slope at its most while the history is shorter than this: a fleet that has
+ * held this long has seen its load move, or been surplus for long enough to try one fewer.
+ */
+const CAUTIOUS_HISTORY_MS = 30 * 60_000;
 /** Buckets in a row with requests waiting (and some waiting now) that make an overload sustained: no scale-down then. */
 const SUSTAINED_BUCKETS = 3;
 
@@ -194,26 +199,40 @@ const DOWN_MARGIN = 0.9;
  * Fits S(b) on minute aggregates of the buckets (in flight only: waiting is not engine time;
  * aligned to the clock, so a new decision sees the same points plus new ones): b = mean in
  * flight per ready worker, S = in-flight time over the requests that went through (Little's
- * law). The slope is the grouped (Wald) estimate: the S difference between the lighter and the
- * heavier half of the minutes (by b, weighted by requests) over their b difference, which noise
- * in b biases far less than least squares does. When the two halves' b differ by less than half
- * of b̄, the slope is blended toward PRIOR_LOAD_SHARE (fully at no spread). a0 keeps at least a
- * tenth of S̄ (a request's own work). Undefined before any request has finished.
+ * law; through = served, without the requests that gave up waiting, plus half the rise in
+ * flight). The slope is the grouped (Wald) estimate: the S difference between the lighter and
+ * the heavier half of the minutes (by b, weighted by requests) over their b difference, which
+ * noise in b biases far less than least squares does. When the two halves' b differ by less
+ * than half of b̄, the slope is blended toward a prior (fully at no spread): PRIOR_LOAD_SHARE
+ * of S̄ from the load, or, `cautious`, the most the load can add (a1 = a0). a0 keeps at least a
+ * tenth of S̄ (a request's own work). Undefined before any request has taken a slot.
+ * The history's first bucket counts its requests in flight as risen from none, as they did
+ * when the gateway started (an hour later, a bias of one point in sixty).
  * E.g. minutes at b = 6.5, S = 3.4 s (3 workers) and b = 12, S = 4.2 s (2 workers):
  * a1 = 0.8/5.5 = 0.145, a0 = 2.5.
  */
-export function fitServiceModel(buckets: readonly LoadBucket[], bucketMs: number): ServiceModel | undefined {
+export function fitServiceModel(
+  buckets: readonly LoadBucket[],
+  bucketMs: number,
+  o: { cautious?: boolean } = {},
+): ServiceModel | undefined {
   const slotMs = FIT_BUCKETS * bucketMs;
   const slots = new Map<number, { inflight: number; ready: number; through: number }>();
+  let inflightBefore = 0;
   for (const k of buckets) {
     const key = Math.floor(k.startMs / slotMs);
     let a = slots.get(key);
     if (!a) slots.set(key, (a = { inflight: 0, ready: 0, through: 0 }));
-    a.inflight += ((k.mean - k.meanWaiting) * bucketMs) / 1000;
+    const inflight = k.mean - k.meanWaiting;
+    a.inflight += (inflight * bucketMs) / 1000;
     a.ready += (k.ready * bucketMs) / 1000;
-    // Without waiting a request starts as it arrives: half-way between arrivals and departures
-    // is the throughput of a stretch whose load rose or fell.
-    a.through += k.meanWaiting === 0 ? (k.arrivals + k.departures) / 2 : k.departures;
+    // The throughput of a stretch is half-way between the requests that took a slot in it and
+    // the ones that left one: served (departures less the ones that gave up waiting, which took
+    // no worker time) plus half the rise of the requests in flight. A worker that lands on a
+    // backlog fills every slot at once and serves none of them for a service time: counted by
+    // its departures alone, its first minute would look twice as slow as it is.
+    a.through += k.departures - k.abandoned + (inflight - inflightBefore) / 2;
+    inflightBefore = inflight;
   }
   const pts: [b: number, s: number, w: number][] = [];
   // Little's law holds for a stretch its requests turned over in (S within the minute): a minute
@@ -237,7 +256,11 @@ export function fitServiceModel(buckets: readonly LoadBucket[], bucketMs: number
     (acc < total / 2 ? lo : hi).push(p);
     acc += p[2];
   }
-  const prior = (PRIOR_LOAD_SHARE * sBar) / bBar;
+  // Cautious, the prior is the most the load can add: each request in flight as much as a
+  // request's own work (a0 = a1, an engine that shares its time and batches nothing: processor
+  // sharing), so a flat history cannot talk a prefill-bound fleet into shrinking.
+  const share = o.cautious ? Math.max(PRIOR_LOAD_SHARE, bBar / (1 + bBar)) : PRIOR_LOAD_SHARE;
+  const prior = (share * sBar) / bBar;
   let slope = prior;
   if (lo.length > 0 && hi.length > 0) {
     const db = mean(hi, 0) - mean(lo, 0);
@@ -292,8 +315,14 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       launchMs,
       why: `no requests in the last ${(Math.max(launchMs, bucketMs) / 1000).toFixed(0)} s`,
     };
+  // In a young history a scale-down is judged on the slope at its most where the data has not
+  // pinned it down (cautious): shed on a guess, a worker a prefill-bound load needs costs a
+  // launch delay of late requests before it is back, while one kept costs its time until the
+  // data shows the spread or the history is CAUTIOUS_HISTORY_MS long.
+  const young = all.length * bucketMs < CAUTIOUS_HISTORY_MS;
+  const cautious = (young && fitServiceModel(all, bucketMs, { cautious: true })) || model;
   const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
-  const down = smallestFleet(model, lambda, excess, C, sloS, DOWN_MARGIN, cap);
+  const down = smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap);
   const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap);
   const { a0, a1 } = model;
   const why =

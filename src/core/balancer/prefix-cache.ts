@@ -36,6 +36,12 @@ export const PREFIX_CACHE_DEFAULTS = {
 /** Holders scanned per pick, so a prefix every worker holds costs O(1), not O(n). */
 const HOLDER_SCAN = 16;
 
+/** Workers drawn at random per pick to compare with the prefix's holder and the least loaded. */
+const RANDOM_PROBES = 2;
+
+/** What a byte of cached prefix is worth against a byte of prefill queued on a worker (see waitsLess). */
+const CACHED_BYTE_WEIGHT = 2;
+
 /** A prefix point one worker holds. */
 interface Held extends Linked<Held> {
   readonly hash: number;
@@ -74,10 +80,20 @@ interface Tenant {
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
  * radix tree.
  *
- *   match > cacheThreshold → the least-loaded holder of the longest match that has room and is
+ *   match > cacheThreshold → the holder of the longest match with the least prefill pending that has room and is
  *     not overloaded (else the next shorter match that clears the threshold), unless the match
  *     is shorter than cacheMinChars and a less loaded worker has room: then that one
  *   a miss, no holder left, or no prompt text → least-connection
+ *   then the worker so chosen, the least loaded and RANDOM_PROBES random workers are compared
+ *     by the wait for a first token: the prefill pending on each (prompt bytes sent there and
+ *     not yet answered) less what its cached prefix saves (waitsLess); the least wins
+ *
+ * Balancing request counts alone leaves a short prompt queued behind a long uncached one on
+ * its worker: engines prefill every admitted prompt before answering any, so on traffic whose
+ * prompts range from hundreds to tens of thousands of tokens most of a time to first token is
+ * other requests' prefill. The comparison sends a request where least of it waits, as llm-d's
+ * prefix and queue scorers and SGLang's router weigh cache against queue; the holder's
+ * overload bound applies to every worker compared.
  *
  * A holder is overloaded when it would run more than balanceRelThreshold × its share of the
  * fleet's load and more than balanceAbsThreshold requests: the bounded load of consistent
@@ -91,7 +107,8 @@ interface Tenant {
  *
  * Pick: O(prompt length) for encoding and hashing (~20 µs for 48k characters), O(log prompt
  * length) map operations (binary searches, and a lookup per new point), O(1) in the number of
- * workers.
+ * workers (up to HOLDER_SCAN holders and 1 + RANDOM_PROBES others, each a binary search of its
+ * own points).
  */
 export class PrefixCache implements BalancerPolicy {
   readonly name = 'prefix-cache';
@@ -132,10 +149,10 @@ export class PrefixCache implements BalancerPolicy {
     if (!text) return candidates.leastLoaded(ctx.random);
     const points = prefixPoints(text);
     const { hashes, ends } = points;
+    const maxLoad = this.maxLoad(candidates);
     let chosen: Worker | undefined;
     if (hashes.length > 0) {
       const depth = heldDepth(hashes, this.#holders);
-      const maxLoad = depth > 0 ? this.maxLoad(candidates) : 0;
       // From the deepest match back toward the root: the first prefix held by a worker with room
       // that is not overloaded.
       for (let d = depth; d > 0 && ends[d - 1]! / points.bytes > this.#threshold; d--) {
@@ -148,9 +165,40 @@ export class PrefixCache implements BalancerPolicy {
         break;
       }
     }
+    // The holder against the least loaded worker and RANDOM_PROBES drawn at random: whichever
+    // the request would wait least on for its first token.
+    let matched = chosen ? this.#matched(chosen, points) : 0;
+    for (let k = 0; k <= RANDOM_PROBES; k++) {
+      const other = k === 0 ? candidates.leastLoaded(ctx.random) : randomCandidate(candidates, ctx.random);
+      if (!other || other === chosen || overloaded(other, maxLoad)) continue;
+      const m = this.#matched(other, points);
+      if (
+        chosen === undefined ||
+        waitsLess(other, this.#counted(m, points.bytes), chosen, this.#counted(matched, points.bytes))
+      ) {
+        chosen = other;
+        matched = m;
+      }
+    }
     chosen ??= candidates.leastLoaded(ctx.random);
-    if (chosen) this.#remember(chosen, points);
+    if (chosen) {
+      ctx.prefill = points.bytes - matched;
+      this.#remember(chosen, points);
+    }
     return chosen;
+  }
+
+  /** A match of a `bytes`-long prompt as it counts against queued prefill (waitsLess): 0 unless it clears cacheThreshold and cacheMinChars. */
+  #counted(match: number, bytes: number): number {
+    return match >= this.#minMatch && match / bytes > this.#threshold ? match : 0;
+  }
+
+  /** Bytes of the prompt's prefix `w` was sent (its tree's deepest point on the prompt). */
+  #matched(w: Worker, { hashes, ends }: PrefixPoints): number {
+    const tenant = this.#tenants.get(w);
+    if (!tenant) return 0;
+    const d = heldDepth(hashes, tenant.points);
+    return d === 0 ? 0 : ends[d - 1]!;
   }
 
   /**
@@ -187,7 +235,10 @@ export class PrefixCache implements BalancerPolicy {
     this.#readyCount = ready.length;
   }
 
-  /** The least-loaded holder with room and at most `maxLoad` among up to HOLDER_SCAN, from a random offset. */
+  /**
+   * The holder with the least prefill waiting (then the least loaded) with room and at most
+   * `maxLoad` among up to HOLDER_SCAN, from a random offset.
+   */
   #bestHolder(holders: readonly Worker[], c: Candidates, maxLoad: number, random: Random): Worker | undefined {
     if (holders.length >= c.readyCount) return c.leastLoaded(random); // every ready worker holds it: the least loaded is never over maxLoad
     const n = holders.length;
@@ -195,8 +246,8 @@ export class PrefixCache implements BalancerPolicy {
     let best: Worker | undefined;
     for (let k = 0; k < n && k < HOLDER_SCAN; k++) {
       const w = holders[(start + k) % n]!;
-      if (!c.has(w) || (load(w) + 1) / w.capacity > maxLoad) continue;
-      if (best === undefined || w.inFlight * best.capacity < best.inFlight * w.capacity) best = w;
+      if (!c.has(w) || overloaded(w, maxLoad)) continue;
+      if (best === undefined || waitsLess(w, 0, best, 0)) best = w;
     }
     return best;
   }
@@ -274,4 +325,30 @@ function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Whether a request gets its first token sooner on `a`, whose cache holds `cachedA` bytes of its
+ * prompt that count (PrefixCache.#counted), than on `b` holding `cachedB`. An engine prefills
+ * every prompt it has admitted before it answers any of them, so the wait is the prefill pending
+ * there (Worker.pendingPrefill) plus the request's own. A cached byte counts CACHED_BYTE_WEIGHT
+ * times: the prefill this request skips, and the same prefill kept out of the queue of the
+ * requests that come after it. Ties go to the less loaded by requests in flight (decode shares
+ * the steps).
+ */
+function waitsLess(a: Worker, cachedA: number, b: Worker, cachedB: number): boolean {
+  const wa = a.pendingPrefill - CACHED_BYTE_WEIGHT * cachedA;
+  const wb = b.pendingPrefill - CACHED_BYTE_WEIGHT * cachedB;
+  if (wa !== wb) return wa < wb;
+  return load(a) * b.capacity < load(b) * a.capacity;
+}
+
+/** Whether one more request would take `w` past the most load a pick allows it (PrefixCache.maxLoad). */
+function overloaded(w: Worker, maxLoad: number): boolean {
+  return (load(w) + 1) / w.capacity > maxLoad;
+}
+
+/** A worker with room drawn uniformly, or undefined when none has room. */
+function randomCandidate(c: Candidates, random: Random): Worker | undefined {
+  return c.size === 0 ? undefined : c.at(Math.floor(random() * c.size));
 }

@@ -22,6 +22,12 @@ export interface PickContext {
   readonly exclude?: ReadonlySet<string> | undefined;
   /** Seeded in tests and the simulation; used for tie-breaks. */
   readonly random: Random;
+  /**
+   * Set by a policy that estimates it, for the worker it returns: the prompt bytes that worker
+   * will prefill (the prompt less the prefix it is expected to hold). The request's lease adds
+   * them to the worker's `pendingPrefill` until its first byte. Unset: 0.
+   */
+  prefill?: number | undefined;
 }
 
 /**

@@ -21,7 +21,10 @@ describe('etcd values', () => {
     ready: 2,
     arrivals: 9,
     departures: 8,
+    abandoned: 1,
   };
+  /** A bucket as a replica of a version that counts no abandoned requests publishes it. */
+  const { abandoned: _, ...bucketWithoutAbandoned } = bucket;
 
   it.each<[string, (text: string) => unknown, unknown, boolean]>([
     ['leader', parseLeader, { id: 'gw0', since: 1 }, true],
@@ -37,6 +40,18 @@ describe('etcd values', () => {
       'load, a bucket with a negative mean',
       parseLoad,
       { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, mean: -1 }] },
+      false,
+    ],
+    [
+      'load, a bucket from a replica that counts no abandoned requests',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [bucketWithoutAbandoned] },
+      true,
+    ],
+    [
+      'load, a bucket with more abandoned than departures',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, abandoned: 9 }] },
       false,
     ],
     [

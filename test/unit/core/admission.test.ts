@@ -5,6 +5,7 @@ import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
 import { GatewayError } from '../../../src/core/errors.js';
 import { LoadTracker } from '../../../src/core/load-tracker.js';
 import { WorkerPool } from '../../../src/core/pool.js';
+import type { BalancerPolicy } from '../../../src/core/balancer/types.js';
 import { testAdmission } from '../../helpers/balancer.js';
 
 const S = 1000;
@@ -436,5 +437,75 @@ describe('Admission with outlier ejection and the load index', () => {
     await expect(admission.acquire({ ctx: {}, timeoutMs: 0 })).rejects.toMatchObject({ code: 'queue_timeout' });
     pool.setEjected('a', false);
     expect((await admission.acquire({ ctx: {}, timeoutMs: 0 })).worker.name).toBe('a');
+  });
+});
+
+describe("a lease carries its pick's prefill to the worker until the first byte", () => {
+  /** A policy that sends everything to the first candidate and says the prompt's length is left to prefill. */
+  const prefillByLength: BalancerPolicy = {
+    name: 'prefill-by-length',
+    readsPrompt: true,
+    pick(c, ctx) {
+      ctx.prefill = ctx.promptText?.length ?? 0;
+      return c.leastLoaded(ctx.random);
+    },
+  };
+
+  /** One step of a request's life and the worker's pendingPrefill after it; `r1`… name requests. */
+  type Step = [label: string, act: string, pending: number];
+  const timelines: [string, Step[]][] = [
+    ['first byte, then the end: counted once', [
+      ['r1 picked with 100 bytes to prefill', 'acquire r1 100', 100],
+      ['r2 picked with 40', 'acquire r2 40', 140],
+      ["r1's first byte", 'prefilled r1', 40],
+      ["r1's first byte again (a second chunk)", 'prefilled r1', 40],
+      ['r1 ends', 'release r1', 40],
+      ['r2 ends without a first byte (failed, retried or cancelled)', 'release r2', 0],
+      ['r2 released again', 'release r2', 0],
+    ]],
+    ['a retry: the failed lease clears its share, the retry carries the whole prompt', [
+      ['r1 picked with 60', 'acquire r1 60', 60],
+      ['r1 fails before its first byte', 'release r1', 0],
+      ['its retry (past the policy, on another worker)', 'retry r1b 60', 60],
+      ["the retry's first byte", 'prefilled r1b', 0],
+    ]],
+  ]; // prettier-ignore
+
+  it.each(timelines)('%s', async (_label, steps) => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    readyWorker(pool, 'a', 4);
+    readyWorker(pool, 'b', 4);
+    const admission = testAdmission(pool, clock, { balancer: prefillByLength });
+    const leases = new Map<string, Lease>();
+    const pending = (): number => pool.get('a')!.pendingPrefill + pool.get('b')!.pendingPrefill;
+    for (const [label, act, want] of steps) {
+      const [verb, id, bytes] = act.split(' ') as [string, string, string?];
+      if (verb === 'acquire' || verb === 'retry') {
+        const exclude =
+          verb === 'retry'
+            ? new Set(
+                pool
+                  .list()
+                  .filter((w) => w.inFlight === 0 && w.totalRequests > 0)
+                  .map((w) => w.name),
+              )
+            : undefined;
+        const ctx = { promptText: 'p'.repeat(Number(bytes)), ...(exclude ? { exclude } : {}) };
+        leases.set(id, await admission.acquire({ ctx, timeoutMs: 0 }));
+      } else if (verb === 'prefilled') leases.get(id)!.prefilled();
+      else leases.get(id)!.release();
+      expect([label, pending()]).toEqual([label, want]);
+    }
+  });
+
+  it('a policy that estimates nothing leaves pendingPrefill at 0', async () => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    readyWorker(pool, 'a', 4);
+    const lease = await testAdmission(pool, clock).acquire({ ctx: { promptText: 'hello' }, timeoutMs: 0 });
+    expect(pool.get('a')!.pendingPrefill).toBe(0);
+    lease.release();
+    expect(pool.get('a')!.pendingPrefill).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SloPolicy } from '../../../src/core/autoscaler/slo.js';
+import { SloPolicy, estimate } from '../../../src/core/autoscaler/slo.js';
 import type { ScaleSnapshot } from '../../../src/core/autoscaler/types.js';
 import { VirtualClock, seededRandom } from '../../../src/core/clock.js';
 import type { ReplicaLoad } from '../../../src/core/coordination.js';
@@ -24,6 +24,7 @@ const bucket = (startS: number, f: Partial<LoadBucket> = {}): LoadBucket => ({
   ready: 2,
   arrivals: 0,
   departures: 0,
+  abandoned: 0,
   ...f,
 });
 
@@ -33,20 +34,41 @@ const own = (buckets: LoadBucket[]) => ({ bucketMs: BUCKET, buckets: () => bucke
 describe('FleetHistory', () => {
   it('sums the replicas’ buckets by start time: counts and means add up, peaks add up, ready workers are one fleet', () => {
     const h = new FleetHistory(
-      own([bucket(0, { peak: 4, mean: 2, arrivals: 10, departures: 8 }), bucket(10, { peak: 3, mean: 1.5 })]),
+      own([
+        bucket(0, { peak: 4, mean: 2, arrivals: 10, departures: 8, abandoned: 2 }),
+        bucket(10, { peak: 3, mean: 1.5 }),
+      ]),
     );
     h.setRemote([
       {
         replica: 'b',
         buckets: [
-          bucket(0, { peak: 6, mean: 3, peakWaiting: 1, meanWaiting: 0.2, arrivals: 12, departures: 9, ready: 1.5 }),
+          bucket(0, {
+            peak: 6,
+            mean: 3,
+            peakWaiting: 1,
+            meanWaiting: 0.2,
+            arrivals: 12,
+            departures: 9,
+            abandoned: 1,
+            ready: 1.5,
+          }),
           bucket(10, { peak: 1, mean: 0.5, arrivals: 1 }),
         ],
       },
       { replica: 'c', buckets: [bucket(10, { peak: 2, mean: 1, arrivals: 3, departures: 3 })] },
     ]);
     expect(h.buckets()).toEqual([
-      bucket(0, { peak: 10, mean: 5, peakWaiting: 1, meanWaiting: 0.2, arrivals: 22, departures: 17, ready: 2 }),
+      bucket(0, {
+        peak: 10,
+        mean: 5,
+        peakWaiting: 1,
+        meanWaiting: 0.2,
+        arrivals: 22,
+        departures: 17,
+        abandoned: 3,
+        ready: 2,
+      }),
       bucket(10, { peak: 6, mean: 3, arrivals: 4, departures: 3, ready: 2 }),
     ]);
   });
@@ -171,7 +193,7 @@ describe('the leader’s autoscaler sees the whole fleet’s load', () => {
     const leader = new SloPolicy();
     const lone = new SloPolicy();
     const unaware = new SloPolicy();
-    const decisions: [number, number, number][] = [];
+    const decisions: [number, number, number, number, number][] = [];
     // The autoscaler evaluates mid-bucket, as its interval falls.
     let nextDecision = startMs + 15 * S;
     const decideUpTo = (t: number) => {
@@ -193,6 +215,8 @@ describe('the leader’s autoscaler sees the whole fleet’s load', () => {
           leader.decide(snapshot(fleet), now).desired,
           lone.decide(snapshot(alone), now).desired,
           unaware.decide(snapshot(a.history.buckets()), now).desired,
+          estimate(snapshot(alone), lone.sloS).need,
+          estimate(snapshot(a.history.buckets()), unaware.sloS).need,
         ]);
       }
     };
@@ -213,10 +237,10 @@ describe('the leader’s autoscaler sees the whole fleet’s load', () => {
     const differ = decisions.filter(([l, s]) => l !== s);
     expect(differ.every(([l, s]) => l > s)).toBe(true);
     expect(differ.length).toBeLessThanOrEqual(decisions.length * 0.05);
-    // The load changes what is decided (1 worker at first, more later)...
-    expect(new Set(decisions.map(([, s]) => s)).size).toBeGreaterThan(1);
+    // The load changes what it needs (1 worker at first, more later)...
+    expect(new Set(decisions.map(([, , , need]) => need)).size).toBeGreaterThan(1);
     // ...and a leader reading only its own share would size the fleet for half of it.
-    expect(decisions.some(([, s, u]) => u < s)).toBe(true);
+    expect(decisions.some(([, , , need, unawareNeed]) => unawareNeed < need)).toBe(true);
     // Each replica published its newest buckets with its load.
     expect(cb.loads.at(-1)!.buckets!.length).toBe(PUBLISHED_BUCKETS);
   });

@@ -11,7 +11,8 @@ describe('LoadHistory', () => {
     const clock = new VirtualClock();
     const h = new LoadHistory(clock);
     h.setReady(2);
-    // Timeline of (in flight + waiting, waiting): 3 arrivals at 0 s, 2 more at 4 s (one waits), 3 leave at 6 s.
+    // Timeline of (in flight + waiting, waiting): 3 arrivals at 0 s, 2 more at 4 s (one waits), 3 leave at 6 s
+    // (the one waiting among them: it gave up, abandoned).
     h.record(3, 0);
     clock.advance(4 * S);
     h.record(5, 1);
@@ -28,8 +29,28 @@ describe('LoadHistory', () => {
         ready: 2,
         arrivals: 5,
         departures: 3,
+        abandoned: 1,
       },
     ]);
+  });
+
+  it('abandoned: a request that leaves the wait queue, not one that leaves its slot (a waiter taking it is reported apart)', () => {
+    const clock = new VirtualClock();
+    const h = new LoadHistory(clock);
+    // (queue, waiting) as the gateway reports each change: 2 slots, 3 arrive (one waits).
+    const reports: [number, number][] = [
+      [1, 0],
+      [2, 0],
+      [3, 1],
+      [2, 1], // a request finishes: its slot frees...
+      [2, 0], // ...and the waiter takes it
+      [3, 1], // another arrives and waits
+      [2, 0], // it times out in the queue: abandoned
+      [1, 0], // a request finishes
+    ];
+    for (const [q, w] of reports) h.record(q, w);
+    clock.advance(10 * S);
+    expect(h.buckets()[0]).toMatchObject({ arrivals: 4, departures: 3, abandoned: 1 });
   });
 
   it('a bucket starts from the value carried into it; idle stretches close as buckets of that value', () => {

@@ -169,3 +169,19 @@ describe('checkedAnswer: JSON and raw', () => {
     expect(bodyKind(method, status, { 'content-type': type })).toBe(kind);
   });
 });
+
+describe('checkedAnswer: onFirstChunk (the worker has prefilled the prompt)', () => {
+  // [label, kind, the worker's chunks, calls]
+  const table: [string, AnswerCheckOptions['kind'], (string | Error)[], number][] = [
+    ['an SSE stream of three chunks: once, at the first', 'sse', [chat('a'), chat('b'), 'data: [DONE]\n\n'], 1],
+    ['half an event first: once (bytes came back, whole events or not)', 'sse', ['data: {"a"', ':1}\n\n'], 1],
+    ['a JSON answer in two chunks: once', 'json', ['{"a":', '1}'], 1],
+    ['a body that fails before any byte: never (release clears the lease)', 'sse', [new Error('reset')], 0],
+    ['an empty body: never', 'raw', [], 0],
+  ];
+  it.each(table)('%s', async (_label, kind, chunks, want) => {
+    let calls = 0;
+    await run(chunks, { kind, onFirstChunk: () => calls++ });
+    expect(calls).toBe(want);
+  });
+});

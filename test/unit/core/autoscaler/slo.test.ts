@@ -40,6 +40,7 @@ function regime(o: {
     ready: r,
     arrivals: rate * 10,
     departures: rate * 10,
+    abandoned: 0,
   }));
 }
 
@@ -126,6 +127,7 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
       ready: 2,
       arrivals: 50,
       departures: 50,
+      abandoned: 0,
     }));
     for (const i of [40, 80, 120]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
     expect(burstExcess(h, 30)).toBeCloseTo(want, 6);
@@ -158,8 +160,9 @@ describe('fitServiceModel: S(b) = a0 + a1·b from the buckets', () => {
       ...regime({ startMs: 20 * 60 * S, minutes: 20, rate: 5.3, workers: 2 }),
     ];
     const m = fitServiceModel(h, BUCKET)!;
-    expect(m.a1).toBeCloseTo(0.13, 6);
-    expect(m.a0).toBeCloseTo(2.6, 6);
+    // Within 1%: the history's first minute counts its requests in flight as risen from none.
+    expect(m.a1).toBeCloseTo(0.13, 2);
+    expect(m.a0).toBeCloseTo(2.6, 1);
   });
 
   it('one regime (b never moved): the slope is the prior, a third of the service time', () => {
@@ -179,6 +182,52 @@ describe('fitServiceModel: S(b) = a0 + a1·b from the buckets', () => {
       arrivals: 1,
     }));
     expect(fitServiceModel(stuck, BUCKET)).toBeUndefined();
+  });
+});
+
+describe('fitServiceModel on a cold start’s backlog: what a worker serves, not what the queue sheds', () => {
+  // One worker, every slot taken, a backlog it cannot drain: a request's true time on it is
+  // S(30) = 40 s, so it serves 0.75 req/s; 3.6 req/s arrive, and past the 60 s queue timeout
+  // about 2.85 req/s give up waiting. Six minutes of 10 s buckets.
+  const backlog = (minutes: number): LoadBucket[] =>
+    Array.from({ length: minutes * 6 }, (_, i) => ({
+      startMs: i * BUCKET,
+      peak: 230,
+      mean: 230,
+      peakWaiting: 200,
+      meanWaiting: 200,
+      ready: 1,
+      arrivals: 36,
+      departures: 7.5 + 28.5,
+      abandoned: 28.5,
+    }));
+
+  it('the requests that timed out are no throughput: S(30) is the 40 s a request spends on the worker', () => {
+    const m = fitServiceModel(backlog(6), BUCKET)!;
+    // Within 6%: the history's first minute counts its requests in flight as risen from none.
+    expect(m.a0 + m.a1 * 30).toBeGreaterThan(37.5);
+    expect(m.a0 + m.a1 * 30).toBeLessThanOrEqual(40);
+    // Counted as served, they would make it 30 / 3.6 = 8.3 s and one worker look like 3.6 req/s.
+    const asServed = backlog(6).map((b) => ({ ...b, abandoned: 0 }));
+    const wrong = fitServiceModel(asServed, BUCKET)!;
+    expect(wrong.a0 + wrong.a1 * 30).toBeLessThan(9);
+  });
+
+  it('sized on it: the workers 3.6 req/s need at 40 s a request over 30 slots (4.8 at full load), not 2', () => {
+    const need = (h: LoadBucket[]) => estimate(snap(h, 1, { waiting: 200, queueLength: 230 }), 1).need;
+    expect(need(backlog(6))).toBeGreaterThanOrEqual(5);
+    expect(need(backlog(6).map((b) => ({ ...b, abandoned: 0 })))).toBeLessThanOrEqual(2);
+  });
+
+  it('a worker landing on the backlog fills its slots at once: that minute counts them half started, not as a service time twice too long', () => {
+    // Minute 0: one worker at 30 in flight (as above); minute 1: a second lands at its start and
+    // takes 30 more at once; each serves 7.5 per 10 s once its first 40 s have passed.
+    const h = backlog(2).map((b, i) =>
+      i < 6 ? b : { ...b, mean: 260, ready: 2, departures: 28.5 + (i >= 10 ? 15 : 7.5), abandoned: 28.5 },
+    );
+    const m = fitServiceModel(h.slice(0, 12), BUCKET)!;
+    expect(m.a0 + m.a1 * 30).toBeGreaterThan(30);
+    expect(m.a0 + m.a1 * 30).toBeLessThan(50);
   });
 });
 
@@ -212,8 +261,8 @@ describe('estimate: the fewest workers that hold the load and its peaks within t
     },
     { label: '16 req/s → 4 (on 3 each would carry 45 > 30 slots)', rate: 16, over: 0, workers: 8, want: 4 },
     {
-      label: 'a prefill-heavy load (S = 1.5 + 1.7·b) of 3.9 req/s → 7, held under 95% utilisation (6.6 workers)',
-      rate: 3.9,
+      label: 'a prefill-heavy load (S = 1.5 + 1.7·b) of 3.8 req/s → 7, held under 95% utilisation (6.5 workers)',
+      rate: 3.8,
       over: 0,
       workers: 8,
       want: 7,
@@ -230,6 +279,15 @@ describe('estimate: the fewest workers that hold the load and its peaks within t
       ...regime({ startMs: 20 * 60 * S, minutes: 20, rate, workers: workers + 1, peakOver: over, ...line }),
     ];
     expect(estimate(snap(h, workers + 1), 1).need).toBe(want);
+  });
+
+  it('a flat history on 8 workers of a prefill-heavy load (S = 1.1 + 1.75·b, 4 req/s): the scale-down takes the slope at its most and keeps 8 (7 would be all prefills); a third of S from the load would shed', () => {
+    const h = regime({ minutes: 5, rate: 4, workers: 8, a0: 1.1, a1: 1.75 });
+    const e = estimate(snap(h, 8), 1);
+    expect(e.needDown).toBeGreaterThanOrEqual(8);
+    expect(new SloPolicy().decide(snap(h, 8), 300 * S).desired).toBe(8);
+    // The central guess alone (what the scale-down used to read) fits the load on far fewer.
+    expect(e.need).toBeLessThanOrEqual(6);
   });
 
   it('sparse traffic: a worker is needed while a request came within the last launch delay, none after (ski rental)', () => {
@@ -295,12 +353,23 @@ describe('SloPolicy on a virtual clock', () => {
     return changes;
   }
 
-  it('warm at 5 with a load 2 hold: no scale-down for 5 minutes of history and a launch delay (prior 300 s), then one worker at a time, 2 minutes apart, down to 2', () => {
-    const changes = timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30 });
+  it('warm at 5 with a load 2 hold, b never moved: kept while the history is young (the data cannot tell a decode-bound engine, which 2 hold, from a prefill-bound one, each request in flight adding its own work: 4 would not); from 30 minutes, a launch delay after the last cautious need, one at a time to 2', () => {
+    expect(timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 45 })).toEqual([
+      [2100, 4],
+      [2220, 3],
+      [2340, 2],
+    ]);
+  });
+
+  /** 10 req/s for the first 2 minutes, then 5.3: b moved, so the history pins the slope. */
+  const fell = (t: number) => (t < 120 * S ? 10 : undefined);
+
+  it('warm at 5 with a load 2 hold after a fall from 10 req/s: no scale-down within a launch delay (prior 300 s) of the last decision that needed 5, then one worker at a time, 2 minutes apart, down to 2', () => {
+    const changes = timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30, rateAt: fell });
     expect(changes).toEqual([
-      [300, 4],
-      [420, 3],
-      [540, 2],
+      [510, 4],
+      [630, 3],
+      [750, 2],
     ]);
   });
 
@@ -327,13 +396,13 @@ describe('SloPolicy on a virtual clock', () => {
       },
       {
         label:
-          'outlasting the SLO, over the budget (40 + 40 late), 300 s launches: up, then back to 2 a launch delay later',
+          'outlasting the SLO, over the budget (40 + 40 late), 300 s launches: up, then back to 2 a launch delay later, once the minutes on 3 workers have pinned the slope (the cautious one keeps 3 till then)',
         waitAt: [1230, 1260],
         waitedBefore: 40,
         launchS: 300,
         want: [
           [1260, 3],
-          [1590, 2],
+          [1740, 2],
         ],
       },
       {
@@ -343,7 +412,7 @@ describe('SloPolicy on a virtual clock', () => {
         launchS: 60,
         want: [
           [1260, 3],
-          [1350, 2],
+          [1500, 2],
         ],
       },
     ])('$label', ({ waitAt, waitedBefore, launchS, want }) => {
@@ -363,7 +432,14 @@ describe('SloPolicy on a virtual clock', () => {
   });
 
   it('having seen launches take 60 s, the same descent starts as soon as the history allows', () => {
-    const changes = timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 30, launchS: 60 });
+    const changes = timeline({
+      policy: new SloPolicy(),
+      workers: 5,
+      rate: 5.3,
+      minutes: 30,
+      launchS: 60,
+      rateAt: fell,
+    });
     expect(changes.map(([, w]) => w)).toEqual([4, 3, 2]);
     expect(changes[0]![0]).toBe(300);
   });

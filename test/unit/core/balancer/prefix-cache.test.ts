@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../src/core/clock.js';
 import { PrefixCache } from '../../../../src/core/balancer/prefix-cache.js';
+import type { PickContext } from '../../../../src/core/balancer/types.js';
 import type { Worker } from '../../../../src/core/types.js';
 import { policyBench, type PolicyBench } from '../../../helpers/balancer.js';
 
@@ -119,6 +120,42 @@ describe('PrefixCache', () => {
     load(b, 'a', onA);
     load(b, 'b', onB);
     expect(policy.pick(b.pool.loads, { promptText: prefix + 'y'.repeat(300), random })!.name).toBe(want);
+  });
+
+  /**
+   * a holds the prompt's first 4,096 bytes (of 5,096); [label, a's in flight and prefill pending
+   * (prompt bytes sent and not yet answered), b's, expected worker]. A cached byte counts twice
+   * against a byte of queued prefill (CACHED_BYTE_WEIGHT): a is worth 8,192 bytes of queue.
+   */
+  const queued: [string, [number, number], [number, number], string][] = [
+    ['the holder decodes, nothing queued: the prefix', [1, 0], [0, 0], 'a'],
+    ['the holder queues 6,000 bytes of prefill, less than its prefix is worth', [1, 6000], [0, 0], 'a'],
+    ['the holder queues 10,000 bytes: the idle worker answers first', [1, 10_000], [0, 0], 'b'],
+    ['both queue: 12,000 − 8,192 on a against 5,000 on b', [2, 12_000], [1, 5000], 'a'],
+    ['both queue: 14,000 − 8,192 on a against 5,000 on b', [2, 14_000], [1, 5000], 'b'],
+  ];
+  it.each(queued)('%s', (_label, [inA, pendingA], [inB, pendingB], want) => {
+    const policy = new PrefixCache();
+    const b = policyBench(policy, [
+      ['a', 0, 30],
+      ['b', 1, 30],
+    ]);
+    const random = seededRandom(11);
+    const prefix = 's'.repeat(4096);
+    expect(policy.pick(b.pool.loads, { promptText: prefix + 'x'.repeat(1000), random })!.name).toBe('a');
+    for (const [name, n, pending] of [
+      ['a', inA, pendingA],
+      ['b', inB, pendingB],
+    ] as const) {
+      const w = b.byName(name);
+      load(b, name, 0);
+      for (let i = 0; i < n; i++) b.pool.acquire(w, i === 0 ? pending : 0);
+    }
+    const ctx: PickContext = { promptText: prefix + 'y'.repeat(1000), random };
+    const got = policy.pick(b.pool.loads, ctx)!;
+    expect(got.name).toBe(want);
+    // What the lease will add to the chosen worker's pending prefill: the prompt less its prefix there.
+    expect(ctx.prefill).toBe(want === 'a' ? 1000 : 5096);
   });
 
   it('forgets the least recently routed prompts beyond prefix_tree_max_chars', () => {
