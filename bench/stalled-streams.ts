@@ -135,7 +135,9 @@ function httpStream(url: string): Stream {
           gotFirst();
         });
         r.on('end', () => resolve(() => sseText(r.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
-        r.on('error', () => resolve(() => ({ text: '', complete: false })));
+        r.on('error', (err) =>
+          resolve(() => ({ text: '', complete: false, failure: `response error: ${err.message}` })),
+        );
       },
     );
     req.on('error', () => {
@@ -150,7 +152,7 @@ function httpStream(url: string): Stream {
 function sseText(status: number, raw: string): Outcome {
   let text = '';
   let complete = false;
-  let error = false;
+  let error: string | undefined;
   for (const event of raw.split('\n\n')) {
     if (!event.startsWith('data: ')) continue;
     const data = event.slice(6);
@@ -159,10 +161,12 @@ function sseText(status: number, raw: string): Outcome {
       continue;
     }
     const o = JSON.parse(data) as { error?: unknown; choices?: { delta?: { content?: string } }[] };
-    if (o.error) error = true;
+    if (o.error) error = JSON.stringify(o.error).slice(0, 200);
     text += o.choices?.[0]?.delta?.content ?? '';
   }
-  return { text, complete: status === 200 && complete && !error };
+  const failure =
+    status !== 200 ? `status ${status}` : error ? `error event ${error}` : complete ? undefined : 'no [DONE]';
+  return { text, complete: failure === undefined, ...(failure ? { failure } : {}) };
 }
 
 function grpcStream(address: string, session?: http2.ClientHttp2Session): Stream {
