@@ -83,13 +83,26 @@ const LABELS: Record<Transport, string> = {
 const log = (...a: unknown[]): void => console.log(new Date().toISOString().slice(11, 19), ...a);
 const MiB = (bytes: number): number => bytes / 2 ** 20;
 
+interface Outcome {
+  text: string;
+  complete: boolean;
+  hung?: boolean;
+  /** Why it did not complete, where the client was told. */
+  failure?: string;
+}
+
 /** One stream as its client sees it. */
 interface Stream {
   readonly first: Promise<void>;
   pause(): void;
   resume(): void;
-  /** Its text and whether it ended cleanly ([DONE] / status OK). */
-  readonly done: Promise<{ text: string; complete: boolean }>;
+  /**
+   * At its end: its text and whether it ended cleanly ([DONE] / status OK), read when called
+   * (after the drain: parsing while the streams drain would slow the client that reads them).
+   */
+  readonly done: Promise<() => Outcome>;
+  /** What it has received so far: bytes (HTTP) or messages (gRPC). */
+  received(): number;
 }
 
 const prompt = 'Tell me a long story.';
@@ -102,9 +115,10 @@ function httpStream(url: string): Stream {
     stream: true,
   });
   let res: IncomingMessage | undefined;
+  let bytes = 0;
   let gotFirst: () => void = () => {};
   const first = new Promise<void>((r) => (gotFirst = r));
-  const done = new Promise<{ text: string; complete: boolean }>((resolve) => {
+  const done = new Promise<() => Outcome>((resolve) => {
     const req = httpRequest(
       `${url}/v1/chat/completions`,
       {
@@ -117,25 +131,28 @@ function httpStream(url: string): Stream {
         const chunks: Buffer[] = [];
         r.on('data', (c: Buffer) => {
           chunks.push(c);
+          bytes += c.length;
           gotFirst();
         });
-        r.on('end', () => resolve(sseText(r.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
-        r.on('error', () => resolve({ text: '', complete: false }));
+        r.on('end', () => resolve(() => sseText(r.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+        r.on('error', (err) =>
+          resolve(() => ({ text: '', complete: false, failure: `response error: ${err.message}` })),
+        );
       },
     );
     req.on('error', () => {
       gotFirst();
-      resolve({ text: '', complete: false });
+      resolve(() => ({ text: '', complete: false }));
     });
     req.end(body);
   });
-  return { first, done, pause: () => res?.pause(), resume: () => res?.resume() };
+  return { first, done, pause: () => res?.pause(), resume: () => res?.resume(), received: () => bytes };
 }
 
-function sseText(status: number, raw: string): { text: string; complete: boolean } {
+function sseText(status: number, raw: string): Outcome {
   let text = '';
   let complete = false;
-  let error = false;
+  let error: string | undefined;
   for (const event of raw.split('\n\n')) {
     if (!event.startsWith('data: ')) continue;
     const data = event.slice(6);
@@ -144,10 +161,12 @@ function sseText(status: number, raw: string): { text: string; complete: boolean
       continue;
     }
     const o = JSON.parse(data) as { error?: unknown; choices?: { delta?: { content?: string } }[] };
-    if (o.error) error = true;
+    if (o.error) error = JSON.stringify(o.error).slice(0, 200);
     text += o.choices?.[0]?.delta?.content ?? '';
   }
-  return { text, complete: status === 200 && complete && !error };
+  const failure =
+    status !== 200 ? `status ${status}` : error ? `error event ${error}` : complete ? undefined : 'no [DONE]';
+  return { text, complete: failure === undefined, ...(failure ? { failure } : {}) };
 }
 
 function grpcStream(address: string, session?: http2.ClientHttp2Session): Stream {
@@ -162,21 +181,24 @@ function grpcStream(address: string, session?: http2.ClientHttp2Session): Stream
     address,
     '/flockserve.v1.InferenceService/ChatCompletion',
     ChatCompletionRequest.encode(req).finish(),
-    (b) => ChatCompletionResponse.decode(b),
+    // Decoded once the drain is over (done), as the HTTP streams are parsed.
+    (b) => b,
     session,
   );
   return {
     first: call.first,
     pause: call.pause,
     resume: call.resume,
-    done: call.done.then(({ messages, status }) => ({
+    received: call.received,
+    done: call.done.then(({ messages, status, details }) => () => ({
       text: messages
-        .map((m) => {
-          const c = m.choices[0]?.delta?.content;
+        .map((b) => {
+          const c = ChatCompletionResponse.decode(b).choices[0]?.delta?.content;
           return c?.$case === 'text' ? c.value : '';
         })
         .join(''),
       complete: status === 0,
+      ...(status === 0 ? {} : { failure: `status ${status}: ${details}` }),
     })),
   };
 }
@@ -200,6 +222,8 @@ interface PhaseResult {
   longestStallSeconds: number;
   /** Streams with no end READ_TIMEOUT_S after the resume. */
   hung: number;
+  /** From the resume to the end of the last stream that ended, s. */
+  drainSeconds: number;
 }
 
 async function phase(transport: Transport): Promise<PhaseResult> {
@@ -245,7 +269,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       : grpcStream(gw.grpcAddress, transport === 'grpc' && i !== undefined ? sessionFor(i) : undefined);
   try {
     // The reference: the same request read as it comes. It also warms the gateway up.
-    const reference = await open().done;
+    const reference = (await open().done)();
     if (!reference.complete) throw new Error(`${transport}: the unstalled reference did not complete`);
     await Promise.all(Array.from({ length: 20 }, () => open().done));
     const heap0 = await gw.memory({ gc: true, ...snapshot(transport, 'start') });
@@ -278,11 +302,29 @@ async function phase(transport: Transport): Promise<PhaseResult> {
     const longestStallSeconds = (performance.now() - firstOpened) / 1000;
     // A stream that never ends is a finding, not a reason for the benchmark to hang: it is
     // counted as hung once READ_TIMEOUT_S has passed since the resume.
-    const hung = { text: '', complete: false, hung: true };
+    const hung = (): Outcome => ({ text: '', complete: false, hung: true });
+    const resumed = performance.now();
+    let lastEnd = resumed;
+    for (const s of streams) void s.done.then(() => (lastEnd = performance.now()));
+    // Progress while they drain: how much the streams not yet ended have received (a stream
+    // that gains nothing is stuck; one that gains slowly is starved).
+    const progress = setInterval(() => {
+      const open = streams.filter((_, i) => !ended[i]).map((s) => s.received());
+      if (open.length === 0) return;
+      open.sort((a, b) => a - b);
+      log(
+        `${transport}: ${open.length} streams open, received (${transport === 'http' ? 'bytes' : 'messages'}) min ${open[0]} median ${open[open.length >> 1]} max ${open[open.length - 1]}`,
+      );
+    }, 20_000);
+    const ended = streams.map(() => false);
+    streams.forEach((s, i) => void s.done.then(() => (ended[i] = true)));
     const deadline = sleep(READ_TIMEOUT_S * 1000, hung);
-    const results: { text: string; complete: boolean; hung?: boolean }[] = await Promise.all(
-      streams.map((s) => Promise.race([s.done, deadline])),
-    );
+    const results = (await Promise.all(streams.map((s) => Promise.race([s.done, deadline])))).map((r) => r());
+    clearInterval(progress);
+    const drainSeconds = (lastEnd - resumed) / 1000;
+    const failures = new Map<string, number>();
+    for (const r of results) if (r.failure) failures.set(r.failure, (failures.get(r.failure) ?? 0) + 1);
+    for (const [failure, count] of failures) log(`${transport}: ${count} streams failed: ${failure}`);
     // The shared connections close with their last call, as a channel's when its client is done.
     for (const s of sessions) s.close();
     const hungCount = results.filter((r) => r.hung).length;
@@ -314,6 +356,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       stallSeconds,
       longestStallSeconds,
       hung: hungCount,
+      drainSeconds,
     };
   } finally {
     for (const s of sessions) s.destroy();
@@ -355,6 +398,7 @@ function render(rows: PhaseResult[]): string {
   row('longest stall (the first streams opened), s', (r) => f(r.longestStallSeconds));
   row('complete / exact', (r) => `${r.complete} / ${r.exact} of ${N}`);
   row(`hung (no end ${READ_TIMEOUT_S} s after the resume)`, (r) => String(r.hung));
+  row('last stream ended, s after the resume', (r) => f(r.drainSeconds));
   row(
     `RSS ${AFTER_S} s after, MiB (vs start)`,
     (r) => `${f(r.rssAfter)} (${f(((r.rssAfter - r.rss0) / r.rss0) * 100)} %)`,

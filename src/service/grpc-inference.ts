@@ -134,7 +134,9 @@ function sseEvents(onObject: (o: JsonObject) => void): {
         reject(err);
       };
       // Read as the HTTP edge reads (answer.ts): flowing, paused only while the client is
-      // behind, and then until it has read (the paused body pauses the worker's socket).
+      // behind, and then until it has read. The pause stops the worker's socket at once: the
+      // events of what the body would hold became messages for the call already (onEvents), so
+      // a high-water mark held here is the client's backlog grown by ~80 messages.
       body
         .read({
           data: (chunk) => {
@@ -142,7 +144,7 @@ function sseEvents(onObject: (o: JsonObject) => void): {
             if (failure) return stop(failure);
             const wait = writable();
             if (!wait) return;
-            body.pause();
+            body.halt();
             wait.then(() => body.resume(), stop);
           },
           end: () => (failure ? reject(failure) : resolve()),
@@ -152,6 +154,15 @@ function sseEvents(onObject: (o: JsonObject) => void): {
     });
   return { onEvents, drain };
 }
+
+/**
+ * Messages a JSON streaming call may hold for its client before the worker's answer halts (a
+ * few times grpc-js's own 16): a client that reads again then takes a run of messages per halt
+ * and resume of the worker's socket and parser, instead of 16, which is what made the resume of
+ * many streams slow. Token messages are small: ~30 KiB of heap for a client that stops reading.
+ * (Forward's messages are whole reads of the worker's body, and wait at grpc-js's 16.)
+ */
+const STREAM_BACKLOG = 64;
 
 export function createInferenceHandlers(
   service: InferenceService,
@@ -256,7 +267,7 @@ export function createInferenceHandlers(
   function streaming<Req, Res>(rpc: JsonRpc<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const c = callOf(call);
-      const out = new PacedWriter<Res>(call, c.signal);
+      const out = new PacedWriter<Res>(call, c.signal, STREAM_BACKLOG);
       run(
         rpc,
         call.request,

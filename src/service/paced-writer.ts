@@ -4,6 +4,8 @@ import { GatewayError } from '../core/errors.js';
 export interface DrainingCall<T> {
   /** false once the stream's own buffer is full (it still took the message). */
   write(message: T): boolean;
+  /** Messages it holds that the client has not taken yet (a Writable's writableLength). */
+  readonly writableLength: number;
   once(event: 'drain', listener: () => void): unknown;
   removeListener(event: 'drain', listener: () => void): unknown;
 }
@@ -21,12 +23,18 @@ export interface DrainingCall<T> {
 export class PacedWriter<T> {
   readonly #call: DrainingCall<T>;
   readonly #signal: AbortSignal;
+  readonly #backlog: number;
   #blocked = false;
 
-  /** `signal`: the call's cancellation; a wait for a client that went away ends with it. */
-  constructor(call: DrainingCall<T>, signal: AbortSignal) {
+  /**
+   * `signal`: the call's cancellation; a wait for a client that went away ends with it.
+   * `backlog`: the messages the call may hold before writable() says wait (at least its own
+   * high-water mark: by default the reader waits at the first write the call calls full).
+   */
+  constructor(call: DrainingCall<T>, signal: AbortSignal, backlog = 0) {
     this.#call = call;
     this.#signal = signal;
+    this.#backlog = backlog;
   }
 
   write(message: T): void {
@@ -39,7 +47,7 @@ export class PacedWriter<T> {
    * which aborts the worker's request, rather than read what the worker had sent).
    */
   writable(): Promise<void> | undefined {
-    if (!this.#blocked) return undefined;
+    if (!this.#blocked || this.#call.writableLength < this.#backlog) return undefined;
     if (this.#signal.aborted) return Promise.reject(new GatewayError('client_closed'));
     return new Promise<void>((resolve, reject) => {
       const drained = (): void => {

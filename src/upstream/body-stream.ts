@@ -129,6 +129,18 @@ export class BodyStream {
     return this;
   }
 
+  /**
+   * Pauses, and asks the feeder to stop now rather than once a high-water mark is held: for a
+   * reader that knows it will not read for a while (its client is behind, and every chunk held
+   * for it is memory a stalled client costs), and for a body that feeds another, paused one
+   * (which holds a high-water mark of its own already).
+   */
+  halt(): this {
+    this.#paused = true;
+    if (!this.#over && !this.#complete && !this.#failure) this.#control.pause();
+    return this;
+  }
+
   resume(): this {
     if (!this.#paused || this.#over) return this;
     const reader = this.#reader;

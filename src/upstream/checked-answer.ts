@@ -60,7 +60,8 @@ export function checkedAnswer(source: BodyStream, o: AnswerCheckOptions): BodySt
   let over = false;
   let onFirstChunk = o.onFirstChunk;
   const out = new BodyStream({
-    pause: () => source.pause(),
+    // Asked at the answer's high-water mark: the source holds nothing more on top of it.
+    pause: () => source.halt(),
     resume: () => source.resume(),
     abort: () => {
       over = true;

@@ -3,6 +3,7 @@ import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
 import { BodyStream } from './body-stream.js';
 import { afterHeadersError, beforeHeadersError } from './errors.js';
+import { stoppingConnector } from './stopping-connector.js';
 
 /** Headers that belong to one hop and are never forwarded (RFC 9110 §7.6.1), plus FlockServe's own. */
 const HOP_BY_HOP = new Set([
@@ -124,15 +125,17 @@ export class UpstreamClient {
       pool = new Pool(url, {
         connections: this.#options.connections,
         pipelining: 1,
-        connectTimeout: this.#options.connectTimeoutMs ?? 10_000,
         headersTimeout: this.#options.headersTimeoutMs ?? 300_000,
         bodyTimeout: this.#options.bodyTimeoutMs ?? 300_000,
         keepAliveTimeout: 30_000,
-        // What a paused worker socket reads ahead of its reader: node's default for sockets
-        // (undici's is 64 KiB). Reading on until that much waits, plus the read in progress,
-        // is what each stalled answer holds of its worker's bytes.
-        // (undici passes it on to net.connect; its types do not name it.)
-        connect: { highWaterMark: 16 * 1024 } as Partial<buildConnector.BuildOptions>,
+        connect: stoppingConnector({
+          timeout: this.#options.connectTimeoutMs ?? 10_000,
+          // What a paused worker socket reads ahead of its reader: node's default for sockets
+          // (undici's is 64 KiB). Reading on until that much waits, plus the read in progress,
+          // is what each stalled answer holds of its worker's bytes.
+          // (undici passes it on to net.connect; its types do not name it.)
+          highWaterMark: 16 * 1024,
+        } as buildConnector.BuildOptions),
       });
       this.#pools.set(url, pool);
     }

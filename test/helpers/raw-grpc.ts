@@ -18,6 +18,8 @@ export interface RawGrpcCall<Res> {
   /** Resolves when the call is over: every message, and the status the trailers carried. */
   readonly done: Promise<{ messages: Res[]; status: number; details: string }>;
   close(): void;
+  /** Messages received so far. */
+  received(): number;
 }
 
 /** Calls `path` with the encoded request `body`; `decode` reads each answer message. */
@@ -77,5 +79,6 @@ export function rawGrpcCall<Res>(
     resume: () => stream.resume(),
     done,
     close: () => (shared ? stream.close(http2.constants.NGHTTP2_CANCEL) : session.destroy()),
+    received: () => messages.length,
   };
 }

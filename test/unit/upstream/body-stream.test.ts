@@ -78,6 +78,24 @@ describe('BodyStream', () => {
     expect(merged!.length).toBeGreaterThanOrEqual(HIGH_WATER_MARK);
   });
 
+  it('halt() pauses the feeder at once, not at the high-water mark; resume() lets it go on; an ended body is not paused', () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    const seen = reader(body);
+    body.resume();
+    body.push(Buffer.from('1'));
+    body.halt();
+    expect(c.calls).toEqual(['resume', 'pause']);
+    body.push(Buffer.from('2')); // what the feeder had under way is held
+    expect(seen).toEqual(['1']);
+    body.resume();
+    expect(seen).toEqual(['1', '2']);
+    expect(c.calls).toEqual(['resume', 'pause', 'resume']);
+    body.finish();
+    body.halt();
+    expect(c.calls).toEqual(['resume', 'pause', 'resume']);
+  });
+
   it('a reader that pauses inside its data handler stops the delivery of held chunks at once', () => {
     const body = new BodyStream(controller());
     const seen: string[] = [];
