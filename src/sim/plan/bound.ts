@@ -261,7 +261,7 @@ function gapChain(x: number, y: number | undefined, windows: readonly HitWindow[
     while (B < m && windows[B]!.endMs < at) B++;
     lastMet[p] = A - 1;
     while (q0 < p && lastMet[q0]! < B - 1) q0++;
-    while (farTo < p && c[farTo]! <= at - D) (far.push(farTo, g[farTo]! + D), farTo++);
+    for (; farTo < p && c[farTo]! <= at - D; farTo++) far.push(farTo, g[farTo]! + D);
     let v = B === 0 ? Math.min(at - x, D) : Infinity;
     v = Math.min(v, far.min(q0), near.min(Math.max(q0, farTo)) + at);
     g[p] = v;

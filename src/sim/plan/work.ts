@@ -23,7 +23,7 @@
  * Nothing here is fluid: the count of workers is whole, and no work is assumed done at full
  * batch beyond the share each step really gives.
  *
- * Windows: for each length L of `windowsMs`, starts every L/4 from 0; each is shrunk to
+ * Windows: for each length L of `windowsMs`, starts every L/8 from 0; each is shrunk to
  * [first arrival in it, last arrival + w] (the same requests; a shorter window only asks more),
  * and reported closed, which asks less (coveringBound's infimum).
  */
@@ -50,7 +50,7 @@ export function windowHits(arrivalMs: ArrayLike<number>, workMs: ArrayLike<numbe
   const last = arrivalMs[n - 1]!;
   for (const L of o.windowsMs ?? HIT_WINDOWS_MS) {
     if (!(L > w)) continue;
-    const stride = L / 4;
+    const stride = L / 8;
     let i = 0;
     let j = 0;
     for (let s = 0; s <= last; s += stride) {
