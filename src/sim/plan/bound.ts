@@ -152,10 +152,8 @@ export interface HitWindow {
  * of N_k with two sliding minima (gapChain). Σ_k is ≤ every schedule's cost, as in
  * clairvoyantBound. test/unit/sim/plan/bound.test.ts checks it against an exhaustive search.
  */
-export function coveringBound(demand: StepCurve, hits: readonly HitWindow[], o: CoveringOptions): number {
+export function coveringBound(demand: StepCurve, hits: readonly HitWindow[], o: BoundOptions): number {
   const D = o.launchDelayMs;
-  const a = o.readyWeight ?? 1;
-  if (!(a >= 0 && a <= 1)) throw new RangeError(`ready weight must be in [0, 1], got ${a}`);
   if (!(D >= 0) || !Number.isFinite(D)) throw new RangeError(`launch delay must be >= 0 ms, got ${D}`);
   const floor = o.floor ?? 0;
   const needs = levelIntervals(demand, floor);
@@ -168,42 +166,9 @@ export function coveringBound(demand: StepCurve, hits: readonly HitWindow[], o: 
   const open: HitWindow[] = [];
   for (let k = top; k >= 1; k--) {
     for (; next < sorted.length && sorted[next]!.level >= k; next++) open.push(sorted[next]!);
-    total += unitCost(needs[k - 1] ?? [], open, D, a);
+    total += unitCost(needs[k - 1] ?? [], open, D);
   }
   return total / 1000;
-}
-
-export interface CoveringOptions extends BoundOptions {
-  /**
-   * What a worker-second of readiness counts, in [0, 1]; 1 (the default) is the bound above.
-   * Below 1 it is the inner term of combining it with the engine work: any schedule's cost is
-   * Σ_k |B_k| ≥ λ·Σ_k |Q_k| + Σ_k [(1 − λ)|Q_k| + D·(Q_k's launched parts)], and Σ_k |Q_k| ≥
-   * ∫ ready ≥ the engine work, so cost ≥ λ·work + coveringBound(readyWeight = 1 − λ) for
-   * every λ in [0, 1]. With weight a, a gap costs min(a·g, D) and a need a·its length.
-   */
-  readonly readyWeight?: number;
-}
-
-/**
- * The best of λ·work + coveringBound(readyWeight = 1 − λ) over λ = 0, 0.1, ..., 1 (each is a
- * lower bound, see CoveringOptions), in worker-seconds, with the covering alone (λ = 0) and the
- * λ that gave the best. λ = 1 is the work alone.
- */
-export function workCoveringBound(
-  demand: StepCurve,
-  hits: readonly HitWindow[],
-  workSeconds: number,
-  o: BoundOptions,
-): { readonly workerSeconds: number; readonly coveringSeconds: number; readonly lambda: number } {
-  const coveringSeconds = coveringBound(demand, hits, o);
-  let best = { workerSeconds: coveringSeconds, coveringSeconds, lambda: 0 };
-  for (let i = 1; i <= 10; i++) {
-    const lambda = i / 10;
-    const inner = lambda === 1 ? 0 : coveringBound(demand, hits, { ...o, readyWeight: 1 - lambda });
-    const v = lambda * workSeconds + inner;
-    if (v > best.workerSeconds) best = { workerSeconds: v, coveringSeconds, lambda };
-  }
-  return best;
 }
 
 /** For each level k (index k − 1), the intervals [start, end) where max(floor, demand) ≥ k. */
@@ -232,7 +197,7 @@ function levelIntervals(demand: StepCurve, floor: number): [number, number][][] 
 }
 
 /** One unit's least cost: its needs N (sorted, disjoint) and windows it must meet. */
-function unitCost(need: readonly [number, number][], windows: readonly HitWindow[], D: number, a: number): number {
+function unitCost(need: readonly [number, number][], windows: readonly HitWindow[], D: number): number {
   // Windows N does not meet, minimal (none inside another), by start: starts and ends both rise.
   const free = windows
     .filter((w) => !meets(need, w.startMs, w.endMs))
@@ -248,13 +213,13 @@ function unitCost(need: readonly [number, number][], windows: readonly HitWindow
   let cost = 0;
   let x = 0;
   let w = 0;
-  for (const [start, end] of need) {
+  for (const [a, b] of need) {
     const from = w;
-    while (w < minimal.length && minimal[w]!.startMs < start) w++;
-    cost += gapChain(x, start, minimal.slice(from, w), D, a) + a * (end - start);
-    x = end;
+    while (w < minimal.length && minimal[w]!.startMs < a) w++;
+    cost += gapChain(x, a, minimal.slice(from, w), D) + (b - a);
+    x = b;
   }
-  return cost + gapChain(x, undefined, minimal.slice(w), D, a);
+  return cost + gapChain(x, undefined, minimal.slice(w), D);
 }
 
 /** Whether closed [s, e] meets one of the half-open intervals (sorted, disjoint). */
@@ -276,11 +241,8 @@ function meets(need: readonly [number, number][], s: number, e: number): boolean
  * g(p) = least cost up to a point at candidate p with every window starting at or before p met;
  * from q it is g(q) + min(p − q, D), allowed when no window lies wholly between q and p.
  */
-function gapChain(x: number, y: number | undefined, windows: readonly HitWindow[], D: number, a: number): number {
-  // A gap of g costs min(a·g, D): bridged (ready all through) or relaunched; `far` from D / a on.
-  const gap = (g: number): number => Math.min(a * g, D);
-  const farFrom = a > 0 ? D / a : Infinity;
-  if (windows.length === 0) return y === undefined ? 0 : gap(y - x);
+function gapChain(x: number, y: number | undefined, windows: readonly HitWindow[], D: number): number {
+  if (windows.length === 0) return y === undefined ? 0 : Math.min(y - x, D);
   const c = [...new Set(windows.flatMap((w) => [w.startMs, w.endMs]))].sort((a, b) => a - b);
   const m = windows.length;
   const g = new Float64Array(c.length);
@@ -288,8 +250,8 @@ function gapChain(x: number, y: number | undefined, windows: readonly HitWindow[
   let A = 0;
   let B = 0;
   const lastMet: number[] = [];
-  const far = new SlidingMin(); // q with c[q] ≤ c[p] − D / a: g(q) + D
-  const near = new SlidingMin(); // q with c[q] > c[p] − D / a: g(q) − a·c[q] + a·c[p]
+  const far = new SlidingMin(); // q with c[q] ≤ c[p] − D: g(q) + D
+  const near = new SlidingMin(); // q with c[q] > c[p] − D: g(q) − c[q] + c[p]
   let farTo = 0; // candidates pushed to `far` so far
   let q0 = 0; // the first q whose windows reach B(p) − 1
   let best = Infinity;
@@ -299,12 +261,12 @@ function gapChain(x: number, y: number | undefined, windows: readonly HitWindow[
     while (B < m && windows[B]!.endMs < at) B++;
     lastMet[p] = A - 1;
     while (q0 < p && lastMet[q0]! < B - 1) q0++;
-    for (; farTo < p && c[farTo]! <= at - farFrom; farTo++) far.push(farTo, g[farTo]! + D);
-    let v = B === 0 ? gap(at - x) : Infinity;
-    v = Math.min(v, far.min(q0), near.min(Math.max(q0, farTo)) + a * at);
+    for (; farTo < p && c[farTo]! <= at - D; farTo++) far.push(farTo, g[farTo]! + D);
+    let v = B === 0 ? Math.min(at - x, D) : Infinity;
+    v = Math.min(v, far.min(q0), near.min(Math.max(q0, farTo)) + at);
     g[p] = v;
-    near.push(p, v - a * at);
-    if (A === m) best = Math.min(best, v + (y === undefined ? 0 : gap(y - at)));
+    near.push(p, v - at);
+    if (A === m) best = Math.min(best, v + (y === undefined ? 0 : Math.min(y - at, D)));
   }
   return best;
 }

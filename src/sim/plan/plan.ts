@@ -18,7 +18,7 @@ import type { SimSummary } from '../cluster/metrics.js';
 import { scaleCounts } from '../cluster/report.js';
 import type { SimulationResult } from '../cluster/run.js';
 import type { TraceRequest } from '../cluster/trace.js';
-import { clairvoyantBound, workCoveringBound } from './bound.js';
+import { clairvoyantBound, coveringBound } from './bound.js';
 import { demandCurve } from './demand.js';
 import { windowHits } from './work.js';
 import { runAll, type RunOutcome } from './runner.js';
@@ -104,14 +104,10 @@ export interface PlanBound {
   readonly slotHours: number;
   /**
    * The layered schedule over the slot demand that is also ready, level by level, in every window
-   * whose engine work needs that many whole workers (work.ts).
+   * whose engine work needs that many whole workers (work.ts); the bound is the larger of it and
+   * the work.
    */
   readonly windowHours: number;
-  /**
-   * The bound is λ·work + the same covering with ready time weighted 1 − λ, at its best λ (this):
-   * 0 is the covering alone, 1 the work alone (bound.ts, workCoveringBound).
-   */
-  readonly workShare: number;
   readonly launchDelayS: number;
   readonly waitS: number;
   readonly minWorkers: number;
@@ -217,20 +213,16 @@ export function boundOf(requests: () => Iterable<TraceRequest>, args: SimArgs, w
   const launchDelayMs = args.provisionDelayS * 1000;
   const layered = clairvoyantBound(demand.workers, { launchDelayMs, floor: c.minWorkers });
   const hits = windowHits(demand.arrivalMs, demand.engineMs, { capacity: c.workerCapacity, waitMs: waitS * 1000 });
-  const mixed = workCoveringBound(demand.workers, hits, demand.workSeconds, {
-    launchDelayMs,
-    floor: c.minWorkers,
-  });
+  const windowHours = coveringBound(demand.workers, hits, { launchDelayMs, floor: c.minWorkers }) / 3600;
   const slotHours = layered.workerSeconds / 3600;
   const workHours = demand.workSeconds / 3600;
   return {
-    workerHours: mixed.workerSeconds / 3600,
-    windowHours: mixed.coveringSeconds / 3600,
-    workShare: mixed.lambda,
+    workerHours: Math.max(windowHours, workHours),
     launches: layered.launches,
     peak: layered.peak,
     workHours,
     slotHours,
+    windowHours,
     launchDelayS: args.provisionDelayS,
     waitS,
     minWorkers: c.minWorkers,

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../src/core/clock.js';
-import {
-  clairvoyantBound,
-  coveringBound,
-  workCoveringBound,
-  type HitWindow,
-  type StepCurve,
-} from '../../../../src/sim/plan/bound.js';
+import { clairvoyantBound, coveringBound, type HitWindow, type StepCurve } from '../../../../src/sim/plan/bound.js';
 
 /** A curve of whole steps: demand[i] workers over [i, i + 1) (ms). */
 const steps = (demand: readonly number[]): StepCurve => ({
@@ -19,27 +13,23 @@ const steps = (demand: readonly number[]): StepCurve => ({
  * The least cost by exhaustive search, independent of the layering argument: every step, any
  * number of launches (billed from then, ready D steps later) and any removal of ready workers;
  * workers up at step 0 come free of a launch. The state is (ready, launches still provisioning,
- * windows met, ready worker-steps so far). A window [s, e) of level k is met by a step t in it
- * with k ready; `minReady` asks for that many ready worker-steps in all (the engine work). The
- * search keeps at most one worker above the largest need, so it may miss a cheaper schedule,
- * never find one below the optimum.
+ * windows met). A window [s, e) of level k is met by a step t in it with k ready.
  */
 function bruteForce(
   demand: readonly number[],
   D: number,
   floor = 0,
   hits: readonly HitWindow[] = [],
-  minReady = 0,
 ): { cost: number } {
   const need = demand.map((d) => Math.max(floor, d));
-  const most = Math.max(...need, ...hits.map((h) => h.level), 0) + (minReady > 0 ? 1 : 0);
+  const most = Math.max(...need, ...hits.map((h) => h.level), 0);
   const all = (1 << hits.length) - 1;
   let best = Infinity;
   const memo = new Map<string, number>();
   // Cost of steps t.. given `ready` workers and `pending` launches (remaining steps each), ascending.
-  const go = (t: number, ready: number, pending: readonly number[], met = 0, done = 0): number => {
-    if (t === need.length) return met === all && done >= minReady ? 0 : Infinity;
-    const key = `${t}|${ready}|${pending.join(',')}|${met}|${done}`;
+  const go = (t: number, ready: number, pending: readonly number[], met = 0): number => {
+    if (t === need.length) return met === all ? 0 : Infinity;
+    const key = `${t}|${ready}|${pending.join(',')}|${met}`;
     const hit = memo.get(key);
     if (hit !== undefined) return hit;
     let min = Infinity;
@@ -60,7 +50,6 @@ function bruteForce(
           keep + arrived,
           later.filter((r) => r > 0),
           nowMet,
-          Math.min(minReady, done + keep),
         );
         min = Math.min(min, billed + rest);
       }
@@ -170,15 +159,14 @@ describe('clairvoyantBound: per-unit layering', () => {
 /**
  * One unit's least cost in the relaxation coveringBound solves, by exhaustive search over ready
  * sets Q with whole-number ends on [0, T]: each point i and each segment [i, i + 1] in or out.
- * Q must cover `need` (half-open intervals) and meet each closed window; the cost is w·|Q| +
- * min(w·first point of Q, D) + Σ over gaps between Q's pieces min(w·gap, D), w the ready weight.
+ * Q must cover `need` (half-open intervals) and meet each closed window; the cost is |Q| +
+ * min(first point of Q, D) + Σ over gaps between Q's pieces min(gap, D).
  */
 function unitBruteForce(
   need: readonly [number, number][],
   windows: readonly [number, number][],
   D: number,
   T: number,
-  weight = 1,
 ): number {
   let best = Infinity;
   const bits = 2 * T + 1;
@@ -202,10 +190,10 @@ function unitBruteForce(
       best = Math.min(best, 0);
       continue;
     }
-    let cost = Math.min(weight * pieces[0]![0], D);
+    let cost = Math.min(pieces[0]![0], D);
     pieces.forEach(([a, b], i) => {
-      cost += weight * (b - a);
-      if (i > 0) cost += Math.min(weight * (a - pieces[i - 1]![1]), D);
+      cost += b - a;
+      if (i > 0) cost += Math.min(a - pieces[i - 1]![1], D);
     });
     best = Math.min(best, cost);
   }
@@ -290,7 +278,7 @@ describe('coveringBound: layering with windows each level must be ready in', () 
     expect(coveringBound(steps(demand), hits, { launchDelayMs: D }) * 1000).toBeCloseTo(cost, 9);
   });
 
-  it('matches an exhaustive search of the relaxation on 300 random units (T 6, up to 4 windows, D 0-4, ready weight 0-1)', () => {
+  it('matches an exhaustive search of the relaxation on 300 random units (T 6, up to 4 windows, D 0-4)', () => {
     const random = seededRandom(11);
     const T = 6;
     for (let i = 0; i < 300; i++) {
@@ -300,25 +288,20 @@ describe('coveringBound: layering with windows each level must be ready in', () 
         return [s, Math.min(T, s + Math.floor(random() * 3))];
       });
       const D = Math.floor(random() * 5);
-      const weight = [1, 1, 0.5, 0.3, 0][Math.floor(random() * 5)]!;
-      const want = unitBruteForce(needsOf(demand, 1), windows, D, T, weight);
+      const want = unitBruteForce(needsOf(demand, 1), windows, D, T);
       const got =
         coveringBound(
           steps(demand),
           windows.map(([s, e]) => hit(s, e, 1)),
-          { launchDelayMs: D, readyWeight: weight },
+          { launchDelayMs: D },
         ) * 1000;
-      expect(
-        got,
-        `demand ${demand.join(' ')}, windows ${JSON.stringify(windows)}, D ${D}, weight ${weight}`,
-      ).toBeCloseTo(want, 9);
+      expect(got, `demand ${demand.join(' ')}, windows ${JSON.stringify(windows)}, D ${D}`).toBeCloseTo(want, 9);
     }
   });
 
-  it('is never above the cheapest whole-worker schedule found by exhaustive search, with and without engine work (150 random cases, 2 levels)', () => {
+  it('is never above the cheapest whole-worker schedule found by exhaustive search (150 random cases, 2 levels)', () => {
     const random = seededRandom(5);
     let tighter = 0;
-    let mixed = 0;
     for (let i = 0; i < 150; i++) {
       const demand = Array.from({ length: 6 }, () => Math.floor(random() * 3));
       const hits = Array.from({ length: Math.floor(random() * 3) }, () => {
@@ -331,13 +314,6 @@ describe('coveringBound: layering with windows each level must be ready in', () 
       // A step window [s, e) is met by a ready step in s..e − 1: the closed window [s, e − 1].
       const closed = hits.map((h) => hit(h.startMs, h.endMs - 1, h.level));
       const got = coveringBound(steps(demand), closed, { launchDelayMs: D, floor }) * 1000;
-      // With engine work: the ready worker-steps any schedule must hold.
-      const work = Math.floor(random() * 10);
-      const withWork = bruteForce(demand, D, floor, hits, work).cost;
-      const combined =
-        workCoveringBound(steps(demand), closed, work / 1000, { launchDelayMs: D, floor }).workerSeconds * 1000;
-      expect(combined, `… and work ${work}`).toBeLessThanOrEqual(withWork + 1e-9);
-      if (combined > Math.max(got, work) + 1e-9) mixed++;
       expect(
         got,
         `demand ${demand.join(' ')}, hits ${JSON.stringify(hits)}, D ${D}, floor ${floor}`,
@@ -346,7 +322,5 @@ describe('coveringBound: layering with windows each level must be ready in', () 
     }
     // The windows do raise it above the layering alone on some of them.
     expect(tighter).toBeGreaterThan(10);
-    // And mixing in the work beats both the covering and the work alone on some.
-    expect(mixed).toBeGreaterThan(2);
   });
 });
