@@ -4,7 +4,8 @@
  *
  *   1. the fixed-fleet frontier: N = 1, 2, ... workers (min = max = initial = N) until one
  *      serves every request without a wait (or max_fixed);
- *   2. the clairvoyant bound (bound.ts over demand.ts's curve, zero wait, the mean launch delay);
+ *   2. the clairvoyant bound (bound.ts over demand.ts's curve and work.ts's windows, zero wait,
+ *      the mean launch delay);
  *   3. each policy twice: cold (from min_workers) and warm (from the fixed size that waits for
  *      nothing at p99: warmStartWorkers), each placed against the bound and against the cheapest
  *      fixed fleet whose p99 queue wait is no worse.
