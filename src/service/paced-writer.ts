@@ -15,9 +15,9 @@ export interface DrainingCall<T> {
  * writable() before it reads on. The worker's body, halted, stops the worker's socket (BodyStream,
  * stoppingConnector), so a client that stops reading stops the worker's answer instead of the
  * gateway buffering all of it. What a stalled stream holds is then bounded: the call's 16
- * messages and those made from the rest of the socket read that filled it (a read is at most
- * READ_SIZE, 16 KiB: ~80 token events), the bytes of that read not yet parsed, and the HTTP/2
- * stream's window. A JSON stream's messages are token events of ~200 bytes, ~0.7 KiB each as
+ * messages and those of the body chunk that filled it (an engine sends a token event per HTTP
+ * chunk; undici hands on at most a socket read, READ_SIZE), the rest of that read, put back
+ * into the socket, and the HTTP/2 stream's window. A JSON stream's messages are token events of ~200 bytes, ~0.7 KiB each as
  * grpc-js holds them (objects, not yet encoded): ~12 KiB for 16, ~45 KiB for 64.
  */
 export class PacedWriter<T> {

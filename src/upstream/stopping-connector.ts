@@ -39,8 +39,9 @@ export function stoppingConnector(options: buildConnector.BuildOptions): buildCo
  * What a worker socket reads from the kernel at a time. The rest of a read that undici's parser
  * could not pass on (its reader paused) stays in the gateway, put back into the socket, for as
  * long as the reader is stalled: at most this much per stalled answer, where node's own reads
- * (64 KiB) leave up to 64 KiB. It also bounds the events a paused reader is handed in one
- * chunk (~80 token events, against ~350), each of which becomes a message its client holds.
+ * (64 KiB) leave up to 64 KiB. It also bounds a body chunk undici hands on (a worker that
+ * sends several events per HTTP chunk: ~80 token events, against ~350), whose events all
+ * become messages a stalled gRPC client holds.
  * With the socket's highWaterMark of 16 KiB, an answer that comes faster than it is read stops
  * and restarts the handle once per read, as with node's reads, so four times as often per byte.
  */
