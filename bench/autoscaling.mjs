@@ -119,7 +119,7 @@ function section(w, delay, p) {
   const lines = [
     `### ${w.name}, ${delay} s launches`,
     '',
-    `${w.what}. Launches lognormal, mean ${delay} s, cv 0.25; policies up to max_workers ${p.maxWorkers.value}. Bound: ${f2(p.bound.workerHours)} worker-h (${p.bound.launches} launches; slot schedule ${f2(p.bound.slotHours)}, engine work ${f2(p.bound.workHours)}). Planned in ${f1(p.processS)} s.`,
+    `${w.what}. Launches lognormal, mean ${delay} s, cv 0.25; policies up to max_workers ${p.maxWorkers.value}. Bound: ${f2(p.bound.workerHours)} worker-h (the larger of the whole-worker schedule, ${f2(p.bound.windowHours)}, and the engine work, ${f2(p.bound.workHours)}; the slot schedule alone ${f2(p.bound.slotHours)}, ${p.bound.launches} launches). Planned in ${f1(p.processS)} s.`,
     '',
     '| run | start | queue wait p50 / p95 / p99 (s) | TTFT p99 (s) | failed | worker-h | peak | launches (/h) | quick relaunches | × bound | × fixed (N) | dominated | churn |',
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',

@@ -7,6 +7,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_PROFILE, tokenBudgetError } from '../sim/engine-model.js';
 import { startEngineSimulator } from '../sim/server.js';
 import { VERSION } from '../version.js';
 import type { EngineSimulator, EngineSimulatorOptions } from '../sim/server.js';
@@ -48,6 +49,10 @@ Engine options:
   --offload-cache-tokens N  host-memory tier of the prefix cache (KV offload, as LMCache):
                        blocks leaving the GPU move there, and load back at PCIe speed
                        instead of being recomputed (default 0: none)
+  --max-num-batched-tokens N  token budget of one engine step (vLLM's flag; at least
+                       --max-num-seqs): decodes first, then prompts in chunks, so a long prefill
+                       does not stall running decodes (default 0: none, each prompt prefilled
+                       whole in one step; vLLM's OpenAI server uses 2048 on A100s, 8192 on larger GPUs)
   --seed N             seed of error draws and generated words (default 0)
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
@@ -112,6 +117,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'kv-cache-tokens': { type: 'string' },
         'prefix-cache-tokens': { type: 'string' },
         'offload-cache-tokens': { type: 'string' },
+        'max-num-batched-tokens': { type: 'string' },
         seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
@@ -129,6 +135,12 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
   const kvCacheTokens = num('kv-cache-tokens', values['kv-cache-tokens'], { integer: true, min: 1 });
   const prefixCacheTokens = num('prefix-cache-tokens', values['prefix-cache-tokens'], { integer: true, min: 0 });
   const offloadCacheTokens = num('offload-cache-tokens', values['offload-cache-tokens'], { integer: true, min: 0 });
+  const maxNumBatchedTokens = num('max-num-batched-tokens', values['max-num-batched-tokens'], {
+    integer: true,
+    min: 0,
+  });
+  const budgetError = tokenBudgetError(maxNumBatchedTokens ?? 0, maxNumSeqs ?? DEFAULT_PROFILE.maxNumSeqs);
+  if (budgetError) throw new UsageError(`--${budgetError.replaceAll('_', '-')}`);
   return {
     host: values.host ?? env.FLOCKSERVE_WORKER_HOST ?? '127.0.0.1',
     port: num('port', portText, { integer: true, min: 0, max: 65535 }),
@@ -149,6 +161,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
       ...(kvCacheTokens === undefined ? {} : { kvCacheTokens }),
       ...(prefixCacheTokens === undefined ? {} : { prefixCacheTokens }),
       ...(offloadCacheTokens === undefined ? {} : { offloadCacheTokens }),
+      ...(maxNumBatchedTokens === undefined ? {} : { maxNumBatchedTokens }),
     },
   };
 }

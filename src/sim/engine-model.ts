@@ -7,16 +7,33 @@
  * per request), so thousands of sequences cost one timer.
  *
  * The step loop, as in vLLM's scheduler (FCFS, no preemption):
- *   1. admit waiting requests in FIFO order while running < maxNumSeqs and the request's
- *      prompt + output tokens fit in the free KV cache (head-of-line blocking: the first
- *      request that does not fit stops admission);
- *   2. the step lasts  decodeStepMs + decodeStepMsPerSeq × batch + Σ admitted prompt / prefillTokensPerSecond;
- *   3. at its end every running sequence gets one token (a newly admitted one gets its first
- *      token: prefill produces it); finished sequences free their KV reservation.
+ *   1. every running sequence whose prompt is prefilled is scheduled for one decode token;
+ *   2. the request part-way through its prefill (at most one) continues with the next chunk;
+ *   3. waiting requests are admitted in FIFO order while running < maxNumSeqs, the step's
+ *      token budget is not spent, and the request's prompt + output tokens fit in the free KV
+ *      cache (head-of-line blocking: the first request that does not fit stops admission); each
+ *      prefills as much of its prompt as the budget has left;
+ *   4. the step lasts  decodeStepMs + decodeStepMsPerSeq × batch + prefill tokens of this step / prefillTokensPerSecond;
+ *   5. at its end every running sequence whose prefill is complete gets one token (one whose
+ *      prefill this step completes gets its first token: prefill produces it); finished
+ *      sequences free their KV reservation.
  *
- * Worked example with the defaults, 4 requests of 1000 prompt tokens at t=0:
+ * The token budget is `maxNumBatchedTokens` (vLLM --max-num-batched-tokens): vLLM's V1
+ * engine always prefills in chunks; it schedules running requests first (a decode takes one
+ * token, a part-prefilled prompt its next chunk) and then admits waiting ones while budget is
+ * left (vllm/v1/core/sched/scheduler.py, Scheduler.schedule). 0 or absent: no budget, every
+ * admitted prompt is prefilled whole in the step that admits it, so a long prompt stalls every
+ * running decode for its whole prefill.
+ *
+ * Worked example with the defaults (no budget), 4 requests of 1000 prompt tokens at t=0:
  *   step 1 = 12 + 0.05×4 + 4000/10000×1000 = 412.2 ms → first tokens at 412.2 ms,
  *   then one token every 12.2 ms per request until each has its output length.
+ *
+ * Worked example with a budget of 2048, 2 requests A and B of 3000 prompt tokens at t=0:
+ *   step 1: A 2048 tokens               = 12 + 0.05×1 + 204.8 = 216.85 ms
+ *   step 2: A 952 (done), B 1096        = 12 + 0.05×2 + 204.8 = 216.9 ms  → A's first token at 433.75 ms
+ *   step 3: A decodes, B 1904 (done)    = 12 + 0.05×2 + 190.4 = 202.5 ms  → B's first at 636.25 ms, A's second
+ *   (without a budget both first tokens come at 12.1 + 600 = 612.1 ms).
  *
  * Prefix cache (vLLM's automatic prefix caching): a request may carry the chained hashes of
  * its prompt's whole blocks (promptBlockHashes in src/core/hashing.ts; one block =
@@ -65,6 +82,15 @@ export interface EngineProfile {
   readonly offloadCacheTokens?: number;
   /** Tokens per second loaded back from the host tier. Default 160,000: ~20 GB/s of PCIe at 128 KiB per token (Llama-3.1-8B). */
   readonly offloadTokensPerSecond?: number;
+  /**
+   * Token budget of one step (vLLM --max-num-batched-tokens): decodes first, then prompt chunks.
+   * 0 (default): none, every admitted prompt prefills whole in one step. vLLM's OpenAI server
+   * defaults to 2048 on A100s and GPUs under 70 GiB, 8192 on larger ones (H100, H200, MI300x)
+   * (vllm/engine/arg_utils.py, EngineArgs._set_default_args; tests/engine/test_arg_utils.py,
+   * test_defaults_with_usage_context). Like vLLM, at least maxNumSeqs, so every running sequence
+   * is scheduled in every step.
+   */
+  readonly maxNumBatchedTokens?: number;
 }
 
 /**
@@ -96,6 +122,16 @@ export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
 });
 
 const DEFAULT_OFFLOAD_TOKENS_PER_SECOND = 160_000;
+
+/**
+ * Why a step's token budget is refused, or undefined: 0 (none) or a whole number at least
+ * maxNumSeqs, as vLLM requires (every running sequence's decode must fit in a step).
+ */
+export function tokenBudgetError(maxNumBatchedTokens: number, maxNumSeqs: number): string | undefined {
+  if (maxNumBatchedTokens === 0) return undefined;
+  if (Number.isInteger(maxNumBatchedTokens) && maxNumBatchedTokens >= maxNumSeqs) return undefined;
+  return `max_num_batched_tokens (${maxNumBatchedTokens}) must be 0 (no budget) or a whole number at least max_num_seqs (${maxNumSeqs})`;
+}
 
 export type FinishReason = 'length' | 'stop';
 
@@ -166,11 +202,13 @@ interface Sequence {
   held: CachedBlock[];
   /** KV tokens of its own while running: reserve less its shared blocks. */
   readonly private: number;
-  /** Prefill time: the prompt less its cached prefix computed, host-tier blocks loaded (set at admission). */
-  prefillMs: number;
+  /** Prompt tokens still to compute: the prompt less its cached prefix (set at admission), less the chunks prefilled. */
+  prefillLeft: number;
+  /** Time to load its host-tier blocks back, ms, spent in the step that admits it. */
+  loadMs: number;
   generated: number;
   state: SeqState;
-  /** The step that admitted it (its first token's), and the step that finishes it (firstTokenOnly). */
+  /** The step that completes its prefill (its first token's; -1 before), and the step that finishes it. */
   firstStep: number;
   lastStep: number;
 }
@@ -195,8 +233,12 @@ export class EngineModel {
   /** Steps begun (the running step's index is one less), and steps whose end has been processed. */
   #stepsBegun = 0;
   #stepsEnded = 0;
-  /** firstTokenOnly: the sequences admitted by the running step, in admission order. */
-  #admitted: readonly Sequence[] = NO_SEQUENCES;
+  /** The sequences whose prefill the running step completes (their first token), in admission order. */
+  #firsts: readonly Sequence[] = NO_SEQUENCES;
+  /** The running sequence part-way through its prefill: at most one, as prefill is FCFS. */
+  #partial: Sequence | null = null;
+  /** Tokens one step schedules (maxNumBatchedTokens; Infinity: no budget). */
+  readonly #budget: number;
   /** firstTokenOnly: the sequences each later step finishes, by step, in admission order. */
   readonly #finishing = new Map<number, Sequence[]>();
   #waiting: Sequence[] = [];
@@ -249,6 +291,10 @@ export class EngineModel {
     if (!((this.profile.offloadTokensPerSecond ?? 1) > 0))
       throw new RangeError('offloadTokensPerSecond must be positive');
     this.#offloadBlocks = Math.floor(offload / PREFIX_BLOCK_TOKENS);
+    const budget = this.profile.maxNumBatchedTokens ?? 0;
+    const wrong = tokenBudgetError(budget, this.profile.maxNumSeqs);
+    if (wrong) throw new RangeError(wrong);
+    this.#budget = budget === 0 ? Infinity : budget;
   }
 
   submit(req: EngineRequest): EngineHandle {
@@ -265,7 +311,8 @@ export class EngineModel {
       reserve,
       blocks,
       private: reserve - blocks.length * PREFIX_BLOCK_TOKENS,
-      prefillMs: 0,
+      prefillLeft: 0,
+      loadMs: 0,
       held: NO_HELD,
       generated: 0,
       state: 'waiting',
@@ -329,7 +376,7 @@ export class EngineModel {
     this.#timer?.cancel();
     this.#timer = null;
     this.#finishing.clear();
-    this.#admitted = NO_SEQUENCES;
+    this.#firsts = NO_SEQUENCES;
     this.#stepsEnded = this.#stepsBegun;
   }
 
@@ -342,7 +389,9 @@ export class EngineModel {
       const i = this.#running.indexOf(seq);
       if (i >= 0) this.#running.splice(i, 1);
       this.#release(seq);
-      if (this.#firstTokenOnly) this.#generationTokens += Math.min(seq.output, this.#stepsEnded - seq.firstStep);
+      if (seq === this.#partial) this.#partial = null;
+      if (this.#firstTokenOnly && seq.firstStep >= 0)
+        this.#generationTokens += Math.min(seq.output, this.#stepsEnded - seq.firstStep);
     }
     seq.state = 'finished';
     this.#aborted++;
@@ -359,22 +408,46 @@ export class EngineModel {
 
   #beginStep(): void {
     const p = this.profile;
+    const step = this.#stepsBegun;
+    const partial = this.#partial;
+    // Decodes first, one token each (the budget is at least maxNumSeqs, so they always fit).
+    let budget = this.#budget - (this.#running.length - (partial ? 1 : 0));
     let prefillMs = 0;
+    if (partial) {
+      const chunk = Math.min(partial.prefillLeft, budget);
+      partial.prefillLeft -= chunk;
+      budget -= chunk;
+      prefillMs += this.#computeMs(chunk);
+    }
+    // A request whose prompt is all cached still computes one token, so an admission spends budget.
     let admit = 0;
     for (const seq of this.#waiting) {
-      if (this.#running.length + admit >= p.maxNumSeqs) break;
+      if (budget <= 0 || this.#running.length + admit >= p.maxNumSeqs) break;
       if (this.#kvUsed + this.#roomNeeded(seq) > p.kvCacheTokens) break;
-      seq.prefillMs = this.#admit(seq);
-      prefillMs += seq.prefillMs;
+      this.#admit(seq);
+      const chunk = Math.min(seq.prefillLeft, budget);
+      seq.prefillLeft -= chunk;
+      budget -= chunk;
+      prefillMs += this.#computeMs(chunk) + seq.loadMs;
       admit++;
     }
-    const step = this.#stepsBegun;
     // Most steps admit nothing: no new array for them.
     const admitted = admit === 0 ? NO_SEQUENCES : this.#waiting.splice(0, admit);
     for (const seq of admitted) {
       seq.state = 'running';
       this.#running.push(seq);
       this.#promptTokens += seq.req.promptTokens;
+    }
+    // Only the last admitted can be left part-way (it spent the budget), after the partial one completes.
+    const last = admitted.length > 0 ? admitted[admitted.length - 1]! : partial;
+    this.#partial = last !== null && last.prefillLeft > 0 ? last : null;
+    let firsts = admitted;
+    if (partial !== null || this.#partial !== null) {
+      const done = partial !== null && partial.prefillLeft === 0 ? [partial, ...admitted] : [...admitted];
+      if (this.#partial !== null && done[done.length - 1] === this.#partial) done.pop();
+      firsts = done;
+    }
+    for (const seq of firsts) {
       seq.firstStep = step;
       seq.lastStep = step + Math.max(seq.output, 1) - 1;
       if (this.#firstTokenOnly && seq.lastStep > step) {
@@ -385,10 +458,14 @@ export class EngineModel {
     }
     if (this.#running.length === 0) return; // idle until the next submit
     this.#stepsBegun++;
-    this.#admitted = admitted;
+    this.#firsts = firsts;
     this.#prefillMs += prefillMs;
     const stepMs = p.decodeStepMs + p.decodeStepMsPerSeq * this.#running.length + prefillMs;
     this.#timer = this.#clock.setTimer(stepMs, this.#onStepEnd);
+  }
+
+  #computeMs(tokens: number): number {
+    return (tokens / this.profile.prefillTokensPerSecond) * 1000;
   }
 
   /** One closure for every step's timer (an engine steps hundreds of thousands of times in a simulated hour). */
@@ -412,7 +489,7 @@ export class EngineModel {
   #endStepEveryToken(): void {
     // A snapshot: callbacks may cancel or submit; a cancelled sequence is skipped by its state.
     for (const seq of [...this.#running]) {
-      if (seq.state !== 'running') continue;
+      if (seq.state !== 'running' || seq.prefillLeft > 0) continue;
       if (seq.generated < seq.output) {
         seq.req.onToken(seq.generated++);
         this.#generationTokens++;
@@ -424,7 +501,8 @@ export class EngineModel {
   /**
    * The same callbacks in the same order as #endStepEveryToken, less the tokens after the first:
    * the running array is in admission order, so the sequences this step finishes that an
-   * earlier step admitted come first (in admission order), then those this step admitted.
+   * earlier step admitted come first (in admission order), then those whose prefill this step
+   * completes (prefill is FCFS: no sequence admitted after one still prefilling completes before it).
    */
   #endStepQuietly(): void {
     const step = this.#stepsBegun - 1;
@@ -433,7 +511,7 @@ export class EngineModel {
       this.#finishing.delete(step);
       for (const seq of finishing) if (seq.state === 'running') this.#finish(seq);
     }
-    for (const seq of this.#admitted) {
+    for (const seq of this.#firsts) {
       if (seq.state !== 'running') continue;
       if (seq.output > 0) seq.req.onToken(0);
       if (seq.state === 'running' && seq.lastStep === step) this.#finish(seq);
@@ -449,17 +527,17 @@ export class EngineModel {
 
   /**
    * Admits `seq`: looks its blocks up (leading run only), holds them, makes room by moving or
-   * evicting free cached blocks; returns its prefill time, ms.
+   * evicting free cached blocks; sets the prompt tokens it computes and its host-tier load time.
    */
-  #admit(seq: Sequence): number {
+  #admit(seq: Sequence): void {
     const p = this.profile;
     const prompt = Math.max(0, seq.req.promptTokens);
     const blocks = seq.blocks;
-    const computeMs = (tokens: number): number => (tokens / p.prefillTokensPerSecond) * 1000;
     this.#kvUsed += seq.private;
     if (seq.req.promptBlocks === undefined || this.#cacheBlocks === 0) {
       this.#evict();
-      return computeMs(prompt);
+      seq.prefillLeft = prompt;
+      return;
     }
     const cache = this.#blocks;
     const hit = this.cachedPrefixBlocks(blocks);
@@ -491,8 +569,8 @@ export class EngineModel {
     this.#prefixHits += cached;
     this.#offloadHits += loaded;
     this.#evict();
-    const loadMs = (loaded / (p.offloadTokensPerSecond ?? DEFAULT_OFFLOAD_TOKENS_PER_SECOND)) * 1000;
-    return computeMs(prompt - cached) + loadMs;
+    seq.loadMs = (loaded / (p.offloadTokensPerSecond ?? DEFAULT_OFFLOAD_TOKENS_PER_SECOND)) * 1000;
+    seq.prefillLeft = prompt - cached;
   }
 
   /** A running request ends: its private room is freed, its blocks stay cached once no one holds them. */

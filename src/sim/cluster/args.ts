@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { BURSTY_DEFAULTS, checkBursty, type BurstyOptions } from '../workloads/bursty.js';
 import { ENVELOPE_DEFAULTS } from '../workloads/envelope.js';
 import { MULTI_TURN_DEFAULTS, type MultiTurnOptions } from '../workloads/multi-turn.js';
-import { DEFAULT_PROFILE, type EngineProfile } from '../engine-model.js';
+import { DEFAULT_PROFILE, tokenBudgetError, type EngineProfile } from '../engine-model.js';
 import { LAUNCH_DELAY_DISTRIBUTIONS, type LaunchDelayDistribution } from './launch-delay.js';
 
 /** The gateway options a simulation honours; they mean the same as for `flockserve` and come from its table. */
@@ -209,6 +209,12 @@ export const SIM_FLAGS = {
     default: 0,
     min: 0,
     help: 'Host-memory tier of each engine’s prefix cache, tokens (KV offload, as LMCache): blocks leaving the GPU move there and load back at PCIe speed instead of being recomputed.',
+  },
+  max_num_batched_tokens: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    help: "Each simulated engine's token budget per step (vLLM --max-num-batched-tokens; at least 256, the engines' --max-num-seqs): decodes first, then prompts in chunks, so a long prefill no longer stalls running decodes. 0: none, every prompt prefilled whole in one step. vLLM's OpenAI server uses 2048 on A100s, 8192 on larger GPUs.",
   },
   launch_failure_rate: {
     type: 'number',
@@ -468,6 +474,11 @@ function parseArgs(
   }
   if (flags.get('trace') === '') throw new ConfigError('--trace needs a file');
   if (flags.has('duration') && flags.has('days')) throw new ConfigError('give --duration or --days, not both');
+  const budgetError = tokenBudgetError(
+    (flags.get('max_num_batched_tokens') as number | undefined) ?? 0,
+    DEFAULT_PROFILE.maxNumSeqs,
+  );
+  if (budgetError) throw new ConfigError(`--${budgetError}`);
   const config = resolveOptions({ skypilotTask: '(simulated)', ...gateway });
   // plan sets max_workers itself when it is not given, so only an explicit one must hold min_workers.
   if (config.minWorkers > config.maxWorkers && (command === 'simulate' || 'maxWorkers' in gateway)) {
@@ -523,7 +534,11 @@ function parseArgs(
     initialWorkers: flags.get('initial_workers') as number | undefined,
     sampleIntervalS: get('sample_interval'),
     settle: get('settle'),
-    profile: { kvCacheTokens: get('kv_cache_tokens'), offloadCacheTokens: get('offload_cache_tokens') },
+    profile: {
+      kvCacheTokens: get('kv_cache_tokens'),
+      offloadCacheTokens: get('offload_cache_tokens'),
+      maxNumBatchedTokens: get('max_num_batched_tokens'),
+    },
     oracle: get('oracle'),
     faults: { launchFailureRate: get('launch_failure_rate'), preemptionsPerHour: get('preemptions_per_hour') },
     timeline: get('timeline'),

@@ -93,7 +93,7 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
     ...attributions(d).map((a) => `               ${a}`),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
     `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${d.oracle ? 'oracle (clairvoyant: the longest cached prefix, load ignored)' : c.loadBalancer}`,
-    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}`,
+    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}, ${d.profile?.maxNumBatchedTokens ? `chunked prefill, ${d.profile.maxNumBatchedTokens} tokens a step` : 'whole-prompt prefill'}`,
     `launches       ${d.launch}; seed ${d.seed}`,
     '',
     'seconds'.padEnd(18) + ['p50', 'p95', 'p99', 'mean', 'max'].map((h) => h.padStart(9)).join(''),

@@ -100,6 +100,9 @@ export interface Demand {
    * + decodeStepMsPerSeq) + Σ uncached prompt / prefill rate, for any run that serves them all.
    */
   readonly workSeconds: number;
+  /** Each request's arrival (ms, scaled) and least engine time (ms), by arrival: windowHits' input. */
+  readonly arrivalMs: Float64Array;
+  readonly engineMs: Float64Array;
 }
 
 /** The demand curve of `requests` (sorted by arrival, as the trace readers yield them). */
@@ -116,13 +119,18 @@ export function demandCurve(requests: Iterable<TraceRequest>, o: DemandOptions):
   let work = 0;
   let engine = 0;
   let endMs = 0;
+  const arrivals: number[] = [];
+  const engines: number[] = [];
   for (const r of requests) {
     count++;
     const a = r.arrivalMs / scale;
     const hit = cached(r);
     const floor = serviceFloorMs(profile, r.promptTokens, r.outputTokens, hit);
     work += floor;
-    engine += engineFloorMs(profile, o.capacity, r.promptTokens, r.outputTokens, hit);
+    const least = engineFloorMs(profile, o.capacity, r.promptTokens, r.outputTokens, hit);
+    engine += least;
+    arrivals.push(a);
+    engines.push(least);
     if (a + floor > endMs) endMs = a + floor;
     if (floor > o.waitMs) {
       starts.push(a + o.waitMs);
@@ -137,6 +145,8 @@ export function demandCurve(requests: Iterable<TraceRequest>, o: DemandOptions):
     requests: count,
     slotSeconds: work / 1000,
     workSeconds: engine / 1000,
+    arrivalMs: Float64Array.from(arrivals),
+    engineMs: Float64Array.from(engines),
   };
 }
 

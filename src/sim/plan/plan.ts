@@ -4,7 +4,8 @@
  *
  *   1. the fixed-fleet frontier: N = 1, 2, ... workers (min = max = initial = N) until one
  *      serves every request without a wait (or max_fixed);
- *   2. the clairvoyant bound (bound.ts over demand.ts's curve, zero wait, the mean launch delay);
+ *   2. the clairvoyant bound (bound.ts over demand.ts's curve and work.ts's windows, zero wait,
+ *      the mean launch delay);
  *   3. each policy twice: cold (from min_workers) and warm (from the fixed size that waits for
  *      nothing at p99: warmStartWorkers), each placed against the bound and against the cheapest
  *      fixed fleet whose p99 queue wait is no worse.
@@ -18,8 +19,9 @@ import type { SimSummary } from '../cluster/metrics.js';
 import { scaleCounts } from '../cluster/report.js';
 import type { SimulationResult } from '../cluster/run.js';
 import type { TraceRequest } from '../cluster/trace.js';
-import { clairvoyantBound } from './bound.js';
+import { clairvoyantBound, coveringBound } from './bound.js';
 import { demandCurve } from './demand.js';
+import { windowHits } from './work.js';
 import { runAll, type RunOutcome } from './runner.js';
 
 export type Start = 'cold' | 'warm';
@@ -94,13 +96,19 @@ export interface PolicyPlacement extends PlanRun {
 
 export interface PlanBound {
   readonly workerHours: number;
-  /** The schedule's launches beyond the workers needed at t = 0. */
+  /** The slot schedule's launches beyond the workers needed at t = 0 (the window hits' are not counted). */
   readonly launches: number;
   readonly peak: number;
   /** Σ of the requests' least engine time: a floor on ready worker-hours for any run that serves them all. */
   readonly workHours: number;
-  /** The layered schedule over the slot demand (the bound is the larger of it and the work). */
+  /** The layered schedule over the slot demand alone. */
   readonly slotHours: number;
+  /**
+   * The layered schedule over the slot demand that is also ready, level by level, in every window
+   * whose engine work needs that many whole workers (work.ts); the bound is the larger of it and
+   * the work.
+   */
+  readonly windowHours: number;
   readonly launchDelayS: number;
   readonly waitS: number;
   readonly minWorkers: number;
@@ -199,20 +207,23 @@ export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanR
   };
 }
 
-/** The bound for the workload's requests at a longest wait of `waitS`. */
-function boundOf(requests: () => Iterable<TraceRequest>, args: SimArgs, waitS: number): PlanBound {
+/** The bound for the workload's requests at a longest wait of `waitS` (exported for the tests). */
+export function boundOf(requests: () => Iterable<TraceRequest>, args: SimArgs, waitS: number): PlanBound {
   const c = args.config;
   const demand = demandCurve(requests(), { capacity: c.workerCapacity, waitMs: waitS * 1000 });
   const launchDelayMs = args.provisionDelayS * 1000;
   const layered = clairvoyantBound(demand.workers, { launchDelayMs, floor: c.minWorkers });
+  const hits = windowHits(demand.arrivalMs, demand.engineMs, { capacity: c.workerCapacity, waitMs: waitS * 1000 });
+  const windowHours = coveringBound(demand.workers, hits, { launchDelayMs, floor: c.minWorkers }) / 3600;
   const slotHours = layered.workerSeconds / 3600;
   const workHours = demand.workSeconds / 3600;
   return {
-    workerHours: Math.max(slotHours, workHours),
+    workerHours: Math.max(windowHours, workHours),
     launches: layered.launches,
     peak: layered.peak,
     workHours,
     slotHours,
+    windowHours,
     launchDelayS: args.provisionDelayS,
     waitS,
     minWorkers: c.minWorkers,

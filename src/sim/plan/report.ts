@@ -63,7 +63,9 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
     '',
     `Clairvoyant bound: ${h(b.workerHours)} worker-h (${b.launches} launches, peak ${b.peak}) — the cheapest schedule that knows every`,
     `arrival, serves each at once (no wait) in its least engine time, and pays ${b.launchDelayS} s for each launch;`,
-    `the larger of its slot schedule (${h(b.slotHours)}) and the engine work (${h(b.workHours)}). See docs/autoscaling.md.`,
+    `the larger of its whole-worker schedule (${h(b.windowHours)}: the slot schedule's ${h(b.slotHours)}, whose launches and`,
+    `peak these are, made ready wherever a window's engine work needs more workers) and the engine work`,
+    `(${h(b.workHours)}). See docs/autoscaling.md.`,
     '',
     `Policies (cold: from min_workers; warm: from ${r.warmWorkers}, the smallest fixed fleet whose p99 wait is under ${ZERO_WAIT_P99_S} s)`,
     table(

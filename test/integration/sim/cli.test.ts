@@ -45,6 +45,10 @@ describe('flockserve-sim CLI', () => {
     { argv: ['--bogus'], message: /bogus/ },
     { argv: ['--port', 'abc'], message: /--port expects an integer/ },
     { argv: ['--error-rate', '2'], message: /--error-rate must be within/ },
+    {
+      argv: ['--max-num-seqs', '64', '--max-num-batched-tokens', '32'],
+      message: /--max-num-batched-tokens \(32\) must be 0 \(no budget\) or a whole number at least max-num-seqs \(64\)/,
+    },
     { argv: ['extra'], message: /positional/i },
   ])('$argv → usage error, exit 2', async ({ argv, message }) => {
     const { io, err, exits } = fakeIo();
@@ -68,6 +72,7 @@ describe('flockserve-sim CLI', () => {
       [
         ...['--startup-delay', '1.5', '--max-num-seqs', '4', '--prefill-tps', '500', '--token-interval', '3'],
         ...['--kv-cache-tokens', '100000', '--prefix-cache-tokens', '0', '--offload-cache-tokens', '5', '--hang'],
+        ...['--max-num-batched-tokens', '8'],
       ],
       {},
     );
@@ -81,6 +86,7 @@ describe('flockserve-sim CLI', () => {
         kvCacheTokens: 100_000,
         prefixCacheTokens: 0,
         offloadCacheTokens: 5,
+        maxNumBatchedTokens: 8,
       },
     });
   });

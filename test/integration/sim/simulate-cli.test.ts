@@ -105,9 +105,11 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
       expect(code).toBe(0);
       return out.join('');
     };
-    const oracle = await run(['--oracle', '--offload_cache_tokens', '1000000']);
+    const oracle = await run(['--oracle', '--offload_cache_tokens', '1000000', '--max_num_batched_tokens', '2048']);
     expect(oracle).toMatch(/^fleet .*balancer oracle \(clairvoyant: the longest cached prefix, load ignored\)$/m);
-    expect(oracle).toMatch(/^engines {8}KV cache 200000 tokens, host offload 1000000 tokens$/m);
+    expect(oracle).toMatch(
+      /^engines {8}KV cache 200000 tokens, host offload 1000000 tokens, chunked prefill, 2048 tokens a step$/m,
+    );
     expect(oracle).toMatch(
       /^balance {8}busiest worker \d+\.\d\dx the mean in flight; a worker idle while another queued \d+\.\d% of the time; prefill utilisation \d\.\d\d$/m,
     );
@@ -131,6 +133,10 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     [['--trace', SLICE, '--warp'], /unknown option --warp/],
     [['--trace', SLICE, '--launch-failure-rate', '1.5'], /--launch-failure-rate: expected a value <= 1, got "1\.5"/],
     [['--trace', SLICE, '--preemptions-per-hour', '-1'], /--preemptions-per-hour: expected a value >= 0, got "-1"/],
+    [
+      ['--trace', SLICE, '--max_num_batched_tokens', '100'],
+      /--max_num_batched_tokens \(100\) must be 0 \(no budget\) or a whole number at least max_num_seqs \(256\)/,
+    ],
     [['--trace', '/nonexistent/trace.csv'], /\/nonexistent\/trace\.csv: cannot read the trace \(no such file\)/],
   ])('%j → exit 2 and a message that says what is wrong (in-process)', async (args, message) => {
     const err: string[] = [];

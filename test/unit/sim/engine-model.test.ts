@@ -186,6 +186,100 @@ describe('EngineModel timeline', () => {
   });
 });
 
+describe('EngineModel with a token budget (chunked prefill)', () => {
+  it('prefills prompts in chunks of the budget, FCFS: the worked example of 2 × 3000 tokens at 2048', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...DEFAULT_PROFILE, maxNumBatchedTokens: 2048 }, clock);
+    const a = submit(model, clock, 3000, 2);
+    const b = submit(model, clock, 3000, 1);
+    clock.advance(10_000);
+    // step 1: A 2048 tokens, batch 1: 12 + 0.05 + 204.8 = 216.85
+    // step 2: A 952 (done), B 1096, batch 2: 12 + 0.1 + 204.8 = 216.9 → A's first token at 433.75
+    // step 3: A decodes, B 1904 (done): 12 + 0.1 + 190.4 = 202.5 → A's second and B's first at 636.25
+    expect(a.tokens.map((t) => +t.toFixed(6))).toEqual([433.75, 636.25]);
+    expect(b.tokens.map((t) => +t.toFixed(6))).toEqual([636.25]);
+    expect(model.stats().prefillMs).toBeCloseTo(600, 9);
+  });
+
+  it('without a budget both wait for both prefills (the same two requests)', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel(DEFAULT_PROFILE, clock);
+    const a = submit(model, clock, 3000, 1);
+    const b = submit(model, clock, 3000, 1);
+    clock.advance(10_000);
+    expect(a.tokens[0]).toBeCloseTo(612.1, 9); // 12 + 0.1 + 600
+    expect(b.tokens[0]).toBeCloseTo(612.1, 9);
+  });
+
+  /** A short request decoding, and a 300-token prompt arriving at 25 ms, with and without a budget of 100. */
+  const stall: [string, number | undefined, number[], number[]][] = [
+    // A: 0 → 20 (prefill 10), 20 → 30; B admitted at 30 with 99 tokens of budget left by A's decode:
+    // 30 → 139, → 248, → 357 (99 each), → 370 (the last 3): A keeps a token a step.
+    ['with a budget decodes keep flowing during a long prefill', 100, [20, 30, 139, 248, 357, 370], [370]],
+    // B's whole prefill in one step, 30 → 30 + 10 + 300 = 340: A's tokens stall for it, B's first comes sooner.
+    ['without one a long prefill stalls every running decode', undefined, [20, 30, 340, 350, 360, 370], [340]],
+  ];
+  it.each(stall)('%s', (_label, maxNumBatchedTokens, aTokens, bTokens) => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumBatchedTokens }, clock);
+    const a = submit(model, clock, 10, 6);
+    clock.advance(25);
+    const b = submit(model, clock, 300, 1);
+    clock.advance(1000);
+    expect(a.tokens).toEqual(aTokens);
+    expect(b.tokens).toEqual(bTokens);
+  });
+
+  it('a budget at least every prompt gives the same timings as none when requests come one at a time', () => {
+    const timings = (maxNumBatchedTokens?: number): number[][] => {
+      const clock = new VirtualClock();
+      const model = new EngineModel({ ...DEFAULT_PROFILE, maxNumBatchedTokens }, clock);
+      const out: number[][] = [];
+      for (const [prompt, output] of [
+        [3000, 4],
+        [1, 2],
+        [2048, 3],
+        [700, 1],
+      ] as const) {
+        out.push(submit(model, clock, prompt, output).tokens);
+        clock.advance(5000);
+      }
+      return out;
+    };
+    const none = timings();
+    expect(none[0]![0]).toBeCloseTo(312.05, 9); // 12 + 0.05 + 300
+    expect(timings(3000)).toEqual(none);
+    expect(timings(1_000_000)).toEqual(none);
+  });
+
+  it('cached prefix blocks skip their tokens; the rest is chunked', () => {
+    const clock = new VirtualClock();
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 8, maxNumBatchedTokens: 20 }, clock);
+    const ttft = (blocks: number[]): number => {
+      const start = clock.now();
+      let at = -1;
+      model.submit({
+        promptTokens: 100,
+        maxTokens: 1,
+        promptBlocks: blocks,
+        onToken: () => (at = clock.now() - start),
+        onDone: () => {},
+      });
+      clock.advance(10_000);
+      return at;
+    };
+    // 100 tokens in chunks of 20: 5 steps of 10 + 20 ms.
+    expect(ttft([1, 2, 3, 9])).toBe(5 * 30);
+    // 3 blocks (48 tokens) cached: 52 computed in chunks of 20, 20, 12.
+    expect(ttft([1, 2, 3, 4])).toBe(3 * 10 + 52);
+  });
+
+  it('refuses a budget below maxNumSeqs, as vLLM does', () => {
+    expect(() => new EngineModel({ ...PROFILE, maxNumBatchedTokens: 1 }, new VirtualClock())).toThrow(RangeError);
+    expect(() => new EngineModel({ ...PROFILE, maxNumBatchedTokens: 2 }, new VirtualClock())).not.toThrow();
+  });
+});
+
 describe('EngineModel prefix cache', () => {
   /** 1 prompt token = 1 ms of prefill; the cache holds 4 blocks of 16 tokens. */
   const CACHED: EngineProfile = { ...PROFILE, maxNumSeqs: 8, prefixCacheTokens: 4 * PREFIX_BLOCK_TOKENS };
@@ -364,9 +458,14 @@ describe('EngineModel with firstTokenOnly', () => {
    * first only: every first token and every end at the same time and in the same order, with
    * cancellations, submits from inside callbacks, a full batch and outputs of 0 and 1 tokens.
    */
-  function run(firstTokenOnly: boolean): { events: string[]; stats: ReturnType<EngineModel['stats']> } {
+  function run(
+    firstTokenOnly: boolean,
+    maxNumBatchedTokens?: number,
+  ): { events: string[]; stats: ReturnType<EngineModel['stats']> } {
     const clock = new VirtualClock();
-    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 3, decodeStepMsPerSeq: 0.5 }, clock, { firstTokenOnly });
+    const model = new EngineModel({ ...PROFILE, maxNumSeqs: 3, decodeStepMsPerSeq: 0.5, maxNumBatchedTokens }, clock, {
+      firstTokenOnly,
+    });
     const events: string[] = [];
     const handles = new Map<string, { cancel(): void }>();
     const send = (name: string, prompt: number, output: number, then?: () => void): void => {
@@ -412,5 +511,15 @@ describe('EngineModel with firstTokenOnly', () => {
     expect(first.events).toHaveLength(14); // every first token and end, but f's (cancelled waiting) and h's end (cancelled running)
     expect(first.stats).toEqual(every.stats);
     expect(first.stats).toMatchObject({ completed: 7, aborted: 2, running: 0, waiting: 0 });
+  });
+
+  it('the same with a token budget: chunks, a part-prefilled request cancelled', () => {
+    const every = run(false, 25);
+    const first = run(true, 25);
+    expect(first.events).toEqual(every.events);
+    expect(first.stats).toEqual(every.stats);
+    expect(first.stats).toMatchObject({ completed: 7, aborted: 2, running: 0, waiting: 0 });
+    // The budget moved the timings: this is not the run without one.
+    expect(first.events).not.toEqual(run(true).events);
   });
 });

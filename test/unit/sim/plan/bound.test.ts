@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../src/core/clock.js';
-import { clairvoyantBound, type StepCurve } from '../../../../src/sim/plan/bound.js';
+import { clairvoyantBound, coveringBound, type HitWindow, type StepCurve } from '../../../../src/sim/plan/bound.js';
 
 /** A curve of whole steps: demand[i] workers over [i, i + 1) (ms). */
 const steps = (demand: readonly number[]): StepCurve => ({
@@ -12,17 +12,24 @@ const steps = (demand: readonly number[]): StepCurve => ({
 /**
  * The least cost by exhaustive search, independent of the layering argument: every step, any
  * number of launches (billed from then, ready D steps later) and any removal of ready workers;
- * workers up at step 0 come free of a launch. The state is (ready, launches still provisioning).
+ * workers up at step 0 come free of a launch. The state is (ready, launches still provisioning,
+ * windows met). A window [s, e) of level k is met by a step t in it with k ready.
  */
-function bruteForce(demand: readonly number[], D: number, floor = 0): { cost: number } {
+function bruteForce(
+  demand: readonly number[],
+  D: number,
+  floor = 0,
+  hits: readonly HitWindow[] = [],
+): { cost: number } {
   const need = demand.map((d) => Math.max(floor, d));
-  const most = Math.max(...need, 0);
+  const most = Math.max(...need, ...hits.map((h) => h.level), 0);
+  const all = (1 << hits.length) - 1;
   let best = Infinity;
   const memo = new Map<string, number>();
   // Cost of steps t.. given `ready` workers and `pending` launches (remaining steps each), ascending.
-  const go = (t: number, ready: number, pending: readonly number[]): number => {
-    if (t === need.length) return 0;
-    const key = `${t}|${ready}|${pending.join(',')}`;
+  const go = (t: number, ready: number, pending: readonly number[], met = 0): number => {
+    if (t === need.length) return met === all ? 0 : Infinity;
+    const key = `${t}|${ready}|${pending.join(',')}|${met}`;
     const hit = memo.get(key);
     if (hit !== undefined) return hit;
     let min = Infinity;
@@ -34,10 +41,15 @@ function bruteForce(demand: readonly number[], D: number, floor = 0): { cost: nu
         const billed = keep + provisioning.length;
         const later = provisioning.map((r) => r - 1);
         const arrived = later.filter((r) => r === 0).length;
+        let nowMet = met;
+        hits.forEach((h, i) => {
+          if (h.startMs <= t && t < h.endMs && keep >= h.level) nowMet |= 1 << i;
+        });
         const rest = go(
           t + 1,
           keep + arrived,
           later.filter((r) => r > 0),
+          nowMet,
         );
         min = Math.min(min, billed + rest);
       }
@@ -141,5 +153,174 @@ describe('clairvoyantBound: per-unit layering', () => {
   it('a negative launch delay or a fractional demand is refused', () => {
     expect(() => bound([1], -1)).toThrow(/launch delay/);
     expect(() => clairvoyantBound({ t: [0], v: [1.5], endMs: 1 }, { launchDelayMs: 1 })).toThrow(/whole workers/);
+  });
+});
+
+/**
+ * One unit's least cost in the relaxation coveringBound solves, by exhaustive search over ready
+ * sets Q with whole-number ends on [0, T]: each point i and each segment [i, i + 1] in or out.
+ * Q must cover `need` (half-open intervals) and meet each closed window; the cost is |Q| +
+ * min(first point of Q, D) + Σ over gaps between Q's pieces min(gap, D).
+ */
+function unitBruteForce(
+  need: readonly [number, number][],
+  windows: readonly [number, number][],
+  D: number,
+  T: number,
+): number {
+  let best = Infinity;
+  const bits = 2 * T + 1;
+  for (let mask = 0; mask < 1 << bits; mask++) {
+    const point = (i: number): boolean => ((mask >> i) & 1) === 1;
+    const seg = (i: number): boolean => ((mask >> (T + 1 + i)) & 1) === 1;
+    const inQ = (x: number): boolean =>
+      Number.isInteger(x) ? point(x) || (x > 0 && seg(x - 1)) || (x < T && seg(x)) : seg(Math.floor(x));
+    if (!need.every(([a, b]) => Array.from({ length: b - a }, (_, i) => seg(a + i)).every(Boolean))) continue;
+    if (!windows.every(([s, e]) => Array.from({ length: 2 * (e - s) + 1 }, (_, i) => s + i / 2).some(inQ))) continue;
+    // Pieces of Q, scanning half-steps.
+    const pieces: [number, number][] = [];
+    for (let h = 0; h <= 2 * T; h++) {
+      const x = h / 2;
+      if (!inQ(x)) continue;
+      const last = pieces[pieces.length - 1];
+      if (last && last[1] >= x - 0.5) last[1] = x;
+      else pieces.push([x, x]);
+    }
+    if (pieces.length === 0) {
+      best = Math.min(best, 0);
+      continue;
+    }
+    let cost = Math.min(pieces[0]![0], D);
+    pieces.forEach(([a, b], i) => {
+      cost += b - a;
+      if (i > 0) cost += Math.min(a - pieces[i - 1]![1], D);
+    });
+    best = Math.min(best, cost);
+  }
+  return best;
+}
+
+/** Level-k needs of a step demand: the half-open intervals where it is ≥ k. */
+function needsOf(demand: readonly number[], k: number): [number, number][] {
+  const out: [number, number][] = [];
+  demand.forEach((d, i) => {
+    if (d < k) return;
+    const last = out[out.length - 1];
+    if (last && last[1] === i) last[1] = i + 1;
+    else out.push([i, i + 1]);
+  });
+  return out;
+}
+
+const hit = (startMs: number, endMs: number, level: number): HitWindow => ({ startMs, endMs, level });
+
+describe('coveringBound: layering with windows each level must be ready in', () => {
+  it('with no windows it is the layered schedule', () => {
+    const random = seededRandom(3);
+    for (let i = 0; i < 50; i++) {
+      const demand = Array.from({ length: 8 }, () => Math.floor(random() * 4));
+      const D = Math.floor(random() * 5);
+      expect(coveringBound(steps(demand), [], { launchDelayMs: D }) * 1000).toBeCloseTo(
+        bound(demand, D).workerSeconds * 1000,
+        9,
+      );
+    }
+  });
+
+  it.each([
+    {
+      label: 'one window, nothing else: a point, free at the start',
+      demand: [0, 0, 0, 0],
+      hits: [hit(0, 2, 1)],
+      D: 3,
+      cost: 0,
+    },
+    {
+      label: 'one window later: the launch delay (a point launched D before)',
+      demand: [0, 0, 0, 0, 0, 0],
+      hits: [hit(4, 5, 1)],
+      D: 3,
+      cost: 3,
+    },
+    {
+      label: 'a window near a need: bridged to it',
+      demand: [1, 0, 0, 0, 0, 0, 0, 0],
+      // Need [0, 1); window [3, 4]: gap 2 < D 5 bridged, nothing after the last point.
+      hits: [hit(3, 4, 1)],
+      D: 5,
+      cost: 1 + 2,
+    },
+    {
+      label: 'windows far apart: each relaunched',
+      demand: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+      hits: [hit(4, 4, 1), hit(8, 8, 1)],
+      D: 2,
+      // need 1, gap 3 → 2, gap 4 → 2.
+      cost: 1 + 2 + 2,
+    },
+    {
+      label: 'a level-2 window is a need of level 1 too, met by level 1 s need',
+      demand: [1, 1, 1, 1, 1, 1],
+      hits: [hit(2, 3, 2)],
+      D: 4,
+      // level 1: 6; level 2: a point at 2 or 3, lead min(2, 4) = 2.
+      cost: 6 + 2,
+    },
+    {
+      label: 'overlapping windows share a point',
+      demand: [0, 0, 0, 0, 0, 0, 0, 0],
+      hits: [hit(3, 6, 1), hit(5, 7, 1), hit(6, 7, 1)],
+      D: 2,
+      // one point at 6: lead 2.
+      cost: 2,
+    },
+  ])('$label', ({ demand, hits, D, cost }) => {
+    expect(coveringBound(steps(demand), hits, { launchDelayMs: D }) * 1000).toBeCloseTo(cost, 9);
+  });
+
+  it('matches an exhaustive search of the relaxation on 300 random units (T 6, up to 4 windows, D 0-4)', () => {
+    const random = seededRandom(11);
+    const T = 6;
+    for (let i = 0; i < 300; i++) {
+      const demand = Array.from({ length: T }, () => (random() < 0.3 ? 1 : 0));
+      const windows = Array.from({ length: Math.floor(random() * 5) }, (): [number, number] => {
+        const s = Math.floor(random() * T);
+        return [s, Math.min(T, s + Math.floor(random() * 3))];
+      });
+      const D = Math.floor(random() * 5);
+      const want = unitBruteForce(needsOf(demand, 1), windows, D, T);
+      const got =
+        coveringBound(
+          steps(demand),
+          windows.map(([s, e]) => hit(s, e, 1)),
+          { launchDelayMs: D },
+        ) * 1000;
+      expect(got, `demand ${demand.join(' ')}, windows ${JSON.stringify(windows)}, D ${D}`).toBeCloseTo(want, 9);
+    }
+  });
+
+  it('is never above the cheapest whole-worker schedule found by exhaustive search (150 random cases, 2 levels)', () => {
+    const random = seededRandom(5);
+    let tighter = 0;
+    for (let i = 0; i < 150; i++) {
+      const demand = Array.from({ length: 6 }, () => Math.floor(random() * 3));
+      const hits = Array.from({ length: Math.floor(random() * 3) }, () => {
+        const s = Math.floor(random() * 6);
+        return hit(s, Math.min(6, s + 1 + Math.floor(random() * 2)), 1 + Math.floor(random() * 2));
+      });
+      const D = Math.floor(random() * 4);
+      const floor = Math.floor(random() * 2);
+      const schedule = bruteForce(demand, D, floor, hits).cost;
+      // A step window [s, e) is met by a ready step in s..e − 1: the closed window [s, e − 1].
+      const closed = hits.map((h) => hit(h.startMs, h.endMs - 1, h.level));
+      const got = coveringBound(steps(demand), closed, { launchDelayMs: D, floor }) * 1000;
+      expect(
+        got,
+        `demand ${demand.join(' ')}, hits ${JSON.stringify(hits)}, D ${D}, floor ${floor}`,
+      ).toBeLessThanOrEqual(schedule + 1e-9);
+      if (got > bound(demand, D, floor).workerSeconds * 1000 + 1e-9) tighter++;
+    }
+    // The windows do raise it above the layering alone on some of them.
+    expect(tighter).toBeGreaterThan(10);
   });
 });
