@@ -155,15 +155,6 @@ function sseEvents(onObject: (o: JsonObject) => void): {
   return { onEvents, drain };
 }
 
-/**
- * Messages a JSON streaming call may hold for its client before the worker's answer halts (a
- * few times grpc-js's own 16): a client that reads again then takes a run of messages per halt
- * and resume of the worker's socket and parser, instead of 16, which is what made the resume of
- * many streams slow. Token messages are small: ~30 KiB of heap for a client that stops reading.
- * (Forward's messages are whole reads of the worker's body, and wait at grpc-js's 16.)
- */
-const STREAM_BACKLOG = 64;
-
 export function createInferenceHandlers(
   service: InferenceService,
   observer: RequestObserver = NOOP_OBSERVER,
@@ -267,7 +258,7 @@ export function createInferenceHandlers(
   function streaming<Req, Res>(rpc: JsonRpc<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const c = callOf(call);
-      const out = new PacedWriter<Res>(call, c.signal, STREAM_BACKLOG);
+      const out = new PacedWriter<Res>(call, c.signal);
       run(
         rpc,
         call.request,

@@ -4,8 +4,6 @@ import { GatewayError } from '../core/errors.js';
 export interface DrainingCall<T> {
   /** false once the stream's own buffer is full (it still took the message). */
   write(message: T): boolean;
-  /** Messages it holds that the client has not taken yet (a Writable's writableLength). */
-  readonly writableLength: number;
   once(event: 'drain', listener: () => void): unknown;
   removeListener(event: 'drain', listener: () => void): unknown;
 }
@@ -14,27 +12,23 @@ export interface DrainingCall<T> {
  * Writes a worker's answer to a gRPC server stream at the client's pace, as the HTTP edge writes
  * to its socket: grpc-js's write() returns false once 16 messages wait for the client (HTTP/2
  * flow control has stopped the stream), and the reader of the worker's body then waits for
- * writable() before it reads on. The worker's body, paused, holds its high-water mark and pauses
- * the worker's socket (BodyStream), so a client that stops reading stops the worker's answer
- * instead of the gateway buffering all of it. What a stalled stream holds is then bounded: the
- * two bodies' high-water marks (16 KiB each), the messages made from the events passed before
- * the pause, and the HTTP/2 stream's window.
+ * writable() before it reads on. The worker's body, halted, stops the worker's socket (BodyStream,
+ * stoppingConnector), so a client that stops reading stops the worker's answer instead of the
+ * gateway buffering all of it. What a stalled stream holds is then bounded: the call's 16
+ * messages and those of the body chunk that filled it (an engine sends a token event per HTTP
+ * chunk; undici hands on at most a socket read, READ_SIZE), the rest of that read, put back
+ * into the socket, and the HTTP/2 stream's window. A JSON stream's messages are token events of ~200 bytes, ~0.7 KiB each as
+ * grpc-js holds them (objects, not yet encoded): ~12 KiB for 16, ~45 KiB for 64.
  */
 export class PacedWriter<T> {
   readonly #call: DrainingCall<T>;
   readonly #signal: AbortSignal;
-  readonly #backlog: number;
   #blocked = false;
 
-  /**
-   * `signal`: the call's cancellation; a wait for a client that went away ends with it.
-   * `backlog`: the messages the call may hold before writable() says wait (at least its own
-   * high-water mark: by default the reader waits at the first write the call calls full).
-   */
-  constructor(call: DrainingCall<T>, signal: AbortSignal, backlog = 0) {
+  /** `signal`: the call's cancellation; a wait for a client that went away ends with it. */
+  constructor(call: DrainingCall<T>, signal: AbortSignal) {
     this.#call = call;
     this.#signal = signal;
-    this.#backlog = backlog;
   }
 
   write(message: T): void {
@@ -47,7 +41,7 @@ export class PacedWriter<T> {
    * which aborts the worker's request, rather than read what the worker had sent).
    */
   writable(): Promise<void> | undefined {
-    if (!this.#blocked || this.#call.writableLength < this.#backlog) return undefined;
+    if (!this.#blocked) return undefined;
     if (this.#signal.aborted) return Promise.reject(new GatewayError('client_closed'));
     return new Promise<void>((resolve, reject) => {
       const drained = (): void => {

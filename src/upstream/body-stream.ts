@@ -59,9 +59,13 @@ export class BodyStream {
     this.#control = control;
   }
 
-  /** The feeder's next chunk. */
+  /**
+   * The feeder's next chunk. An empty one is dropped: undici hands one on when its parser
+   * resumes, and a reader that waits after each chunk would wait on it, its resume bringing
+   * another (the worker's socket, stopped at each pause, would never read again).
+   */
   push(chunk: Buffer): void {
-    if (this.#over || this.#complete || this.#failure) return;
+    if (this.#over || this.#complete || this.#failure || chunk.length === 0) return;
     if (this.#paused || this.#held.length > 0) {
       const before = this.#heldBytes;
       this.#held.push(chunk);

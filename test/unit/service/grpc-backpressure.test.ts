@@ -66,9 +66,6 @@ class Call extends EventEmitter {
   read = 0;
   ended = false;
   #needDrain = false;
-  get writableLength(): number {
-    return this.written.length - this.read;
-  }
   write(m: ChatCompletionResponse): boolean {
     this.written.push(m);
     const full = this.written.length - this.read >= 16;
@@ -112,7 +109,7 @@ async function settle(): Promise<void> {
 }
 
 describe('gRPC ChatCompletion: backpressure from the client to the worker', () => {
-  it("a client that reads nothing stops the worker at the call's backlog; reading, it gets every token in order", async () => {
+  it('a client that reads nothing stops the worker once the call is full (16 messages); reading, it gets every token in order', async () => {
     const worker = new Worker();
     const call = new Call();
     createInferenceHandlers(serviceFor(worker)).chatCompletion(call as never);
@@ -120,12 +117,11 @@ describe('gRPC ChatCompletion: backpressure from the client to the worker', () =
     worker.send();
     await settle();
 
-    // Nothing read: the worker was halted once the call held its backlog of 64 messages (its
-    // write() said full at 16, and the handler read on to the backlog), not after the bodies
-    // between them had filled their high-water marks: every event it sent became a message,
-    // and the gateway holds none of its bytes.
+    // Nothing read: the worker was paused as soon as the call was full (16 messages), not
+    // after the bodies between them had filled their high-water marks: every event it sent
+    // became a message, and the gateway holds none of its bytes.
     expect(worker.pauses).toBeGreaterThan(0);
-    expect(worker.sent).toBe(64);
+    expect(worker.sent).toBe(16);
     expect(call.written.length).toBe(worker.sent);
     expect(call.ended).toBe(false);
 

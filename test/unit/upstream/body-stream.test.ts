@@ -27,6 +27,21 @@ function reader(body: BodyStream): string[] {
 const tick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
 
 describe('BodyStream', () => {
+  it('passes on no empty chunk (undici hands one on at its resume): flowing or held, the reader sees only bytes', () => {
+    const c = controller();
+    const body = new BodyStream(c);
+    const seen = reader(body);
+    body.push(Buffer.alloc(0));
+    body.resume();
+    body.push(Buffer.alloc(0));
+    body.push(Buffer.from('a'));
+    body.pause();
+    body.push(Buffer.alloc(0));
+    body.resume();
+    body.push(Buffer.alloc(0));
+    expect(seen).toEqual(['a']);
+  });
+
   it('holds what comes before anyone reads (a body can arrive with its headers), then delivers it in order', () => {
     const c = controller();
     const body = new BodyStream(c);
