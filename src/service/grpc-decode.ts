@@ -1,4 +1,9 @@
-import { ServerInterceptingCall, type ServerInterceptor, type ServiceDefinition } from '@grpc/grpc-js';
+import {
+  ServerInterceptingCall,
+  type MethodDefinition,
+  type ServerInterceptor,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import { GatewayError } from '../core/errors.js';
 import { toGrpcError } from './grpc-errors.js';
 
@@ -17,20 +22,24 @@ export class Undecodable {
 
 /** `service` with every request decoder wrapped: a message that fails to decode is an Undecodable. */
 export function decodeChecked<S extends ServiceDefinition>(service: S): S {
+  return withMethods(service, (method) => ({
+    requestDeserialize: (bytes: Buffer): unknown => {
+      try {
+        return method.requestDeserialize(bytes);
+      } catch (err) {
+        return new Undecodable(`The request to ${method.path} is not a valid message: ${messageOf(err)}`);
+      }
+    },
+  }));
+}
+
+/** `service` with what `change` returns of each method's definition laid over it. */
+export function withMethods<S extends ServiceDefinition>(
+  service: S,
+  change: (method: MethodDefinition<unknown, unknown>) => Partial<MethodDefinition<unknown, unknown>>,
+): S {
   const out: Record<string, unknown> = {};
-  for (const [name, method] of Object.entries(service)) {
-    const decode = method.requestDeserialize;
-    out[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer): unknown => {
-        try {
-          return decode(bytes);
-        } catch (err) {
-          return new Undecodable(`The request to ${method.path} is not a valid message: ${messageOf(err)}`);
-        }
-      },
-    };
-  }
+  for (const [name, method] of Object.entries(service)) out[name] = { ...method, ...change(method) };
   return out as S;
 }
 

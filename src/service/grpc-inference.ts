@@ -6,6 +6,7 @@ import {
   CompletionResponse,
   EmbeddingsResponse,
   GenerateResponse,
+  InferenceServiceService,
   type ChatCompletionRequest,
   type CompletionRequest,
   type EmbeddingsRequest,
@@ -29,6 +30,7 @@ import { errorEventMessage, workerError } from '../upstream/worker-error.js';
 import { toGrpcError } from './grpc-errors.js';
 import type { InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
+import { encoderOf, writesEncoded, type Encoded } from './grpc-encoded.js';
 import { PacedWriter } from './paced-writer.js';
 import * as T from './translate.js';
 
@@ -54,6 +56,8 @@ interface JsonRpc<Req, Res> {
    * chunk) would otherwise go out as the text "undefined".
    */
   complete(partial: JsonObject): Res;
+  /** The response's protobuf bytes, as the method's serializer writes them (a stream writes these). */
+  encode(res: Res): Encoded<Res>;
 }
 
 const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
@@ -62,6 +66,7 @@ const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
   request: T.CHAT_REQUEST,
   response: T.CHAT_RESPONSE,
   complete: (o) => ChatCompletionResponse.fromPartial(o as never),
+  encode: encoderOf(InferenceServiceService.chatCompletion),
 };
 
 const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
@@ -70,6 +75,7 @@ const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
   request: T.COMPLETION_REQUEST,
   response: T.COMPLETION_RESPONSE,
   complete: (o) => CompletionResponse.fromPartial(o as never),
+  encode: encoderOf(InferenceServiceService.completion),
 };
 
 const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
@@ -78,6 +84,7 @@ const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
   request: T.GENERATE_REQUEST,
   response: T.GENERATE_RESPONSE,
   complete: (o) => GenerateResponse.fromPartial(o as never),
+  encode: encoderOf(InferenceServiceService.generate),
 };
 
 const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
@@ -86,7 +93,10 @@ const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
   request: T.EMBEDDINGS_REQUEST,
   response: T.EMBEDDINGS_RESPONSE,
   complete: (o) => EmbeddingsResponse.fromPartial(o as never),
+  encode: encoderOf(InferenceServiceService.embeddings),
 };
+
+const encodeForward = encoderOf(InferenceServiceService.forward);
 
 export interface InferenceHandlersOptions {
   /** Deepest JSON nesting accepted in the request built from a message (option max_json_depth); default 64. */
@@ -258,12 +268,12 @@ export function createInferenceHandlers(
   function streaming<Req, Res>(rpc: JsonRpc<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const c = callOf(call);
-      const out = new PacedWriter<Res>(call, c.signal);
+      const out = new PacedWriter(writesEncoded<Res>(call), c.signal);
       run(
         rpc,
         call.request,
         c,
-        (r) => out.write(r),
+        (r) => out.write(rpc.encode(r)),
         () => out.writable(),
       ).then(
         () => call.end(),
@@ -289,7 +299,8 @@ export function createInferenceHandlers(
     },
     forward(call: ServerWritableStream<ForwardRequest, ForwardResponse>) {
       const c = callOf(call);
-      const out = new PacedWriter<ForwardResponse>(call, c.signal);
+      const out = new PacedWriter(writesEncoded<ForwardResponse>(call), c.signal);
+      const write = (part: ForwardResponse['part']): void => out.write(encodeForward({ part }));
       const req = call.request;
       const method = req.method || 'GET';
       const record = observer.begin({
@@ -322,10 +333,10 @@ export function createInferenceHandlers(
             headers: reply.headers,
           });
           seen(reply.status, {});
-          out.write({ part: { $case: 'head', value: { status: reply.status, headers: reply.headers } } });
+          write({ $case: 'head', value: { status: reply.status, headers: reply.headers } });
           for await (const chunk of reply.body) {
             record.chunk(chunk);
-            out.write({ part: { $case: 'bodyChunk', value: chunk as Buffer } });
+            write({ $case: 'bodyChunk', value: chunk as Buffer });
             const wait = out.writable();
             if (wait) await wait;
           }

@@ -7,6 +7,7 @@ import { NodeControlServiceService, type NodeControlServiceServer } from '../gen
 import { HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
 import type { TlsFiles } from '../runtime/tls.js';
 import { decodeChecked, requestGuard } from './grpc-decode.js';
+import { passEncoded } from './grpc-encoded.js';
 import { createReflection } from './reflection.js';
 
 export interface GrpcListener {
@@ -68,7 +69,7 @@ export async function startGrpcServer(options: {
     'grpc.keepalive_time_ms': Math.round(limits.keepaliveTimeMs),
     'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
   });
-  server.addService(decodeChecked(InferenceServiceService), options.inference);
+  server.addService(passEncoded(decodeChecked(InferenceServiceService)), options.inference);
   server.addService(decodeChecked(NodeControlServiceService), options.nodeControl);
   server.addService(decodeChecked(HealthService), options.health);
   createReflection().addToServer(server);

@@ -17,8 +17,9 @@ export interface DrainingCall<T> {
  * gateway buffering all of it. What a stalled stream holds is then bounded: the call's 16
  * messages and those of the body chunk that filled it (an engine sends a token event per HTTP
  * chunk; undici hands on at most a socket read, READ_SIZE), the rest of that read, put back
- * into the socket, and the HTTP/2 stream's window. A JSON stream's messages are token events of ~200 bytes, ~0.7 KiB each as
- * grpc-js holds them (objects, not yet encoded): ~12 KiB for 16, ~45 KiB for 64.
+ * into the socket, and the HTTP/2 stream's window. A JSON stream's messages are token events of
+ * ~200 bytes, written as their protobuf bytes (Encoded): ~0.1 KiB of Buffer each as grpc-js holds
+ * them, ~2 KiB for 16.
  */
 export class PacedWriter<T> {
   readonly #call: DrainingCall<T>;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/core/errors.js';
-import type { ChatCompletionRequest, ChatCompletionResponse } from '../../../src/gen/flockserve/v1/inference.js';
+import { ChatCompletionResponse, type ChatCompletionRequest } from '../../../src/gen/flockserve/v1/inference.js';
 import { createInferenceHandlers } from '../../../src/service/grpc-inference.js';
 import type { InferenceCall, InferenceService } from '../../../src/service/inference.js';
 import { BodyStream } from '../../../src/upstream/body-stream.js';
@@ -62,11 +62,12 @@ class Call extends EventEmitter {
     return Infinity;
   }
   sendMetadata(): void {}
-  readonly written: ChatCompletionResponse[] = [];
+  /** What the handler wrote: each message's protobuf bytes. */
+  readonly written: Buffer[] = [];
   read = 0;
   ended = false;
   #needDrain = false;
-  write(m: ChatCompletionResponse): boolean {
+  write(m: Buffer): boolean {
     this.written.push(m);
     const full = this.written.length - this.read >= 16;
     if (full) this.#needDrain = true;
@@ -132,7 +133,9 @@ describe('gRPC ChatCompletion: backpressure from the client to the worker', () =
     }
     expect(call.ended).toBe(true);
     expect(worker.sent).toBe(EVENTS);
-    expect(call.written.map(deltaText)).toEqual(Array.from({ length: EVENTS }, (_, i) => `tok${i} `));
+    expect(call.written.map((b) => deltaText(ChatCompletionResponse.decode(b)))).toEqual(
+      Array.from({ length: EVENTS }, (_, i) => `tok${i} `),
+    );
   });
 
   it('a client that cancels while the handler waits for it drops the body (aborting the worker request), with no end and no error', async () => {
