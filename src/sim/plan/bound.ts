@@ -57,8 +57,6 @@ export interface BoundResult {
 export function clairvoyantBound(demand: StepCurve, o: BoundOptions): BoundResult {
   const D = o.launchDelayMs;
   if (!(D >= 0) || !Number.isFinite(D)) throw new RangeError(`launch delay must be >= 0 ms, got ${D}`);
-  const floor = o.floor ?? 0;
-  if (!(Number.isInteger(floor) && floor >= 0)) throw new RangeError(`floor must be a whole number >= 0, got ${floor}`);
   const end = demand.endMs;
   // Per unit (index k − 1): when its current billed run started, and when it was last not needed.
   const runStart: number[] = [];
@@ -83,19 +81,29 @@ export function clairvoyantBound(demand: StepCurve, o: BoundOptions): BoundResul
     for (let k = to; k < level; k++) offAt[k] = at;
     level = to;
   };
-  rise(floor, 0);
-  const n = demand.t.length;
-  for (let i = 0; i < n; i++) {
+  eachLevel(demand, o.floor ?? 0, (v, at) => {
+    if (v > level) rise(v, at);
+    else if (v < level) fall(v, at);
+  });
+  for (let k = 0; k < runStart.length; k++) events.push([runStart[k]!, 1], [k < level ? end : offAt[k]!, -1]);
+  return { ...integrate(events, end), launches };
+}
+
+/**
+ * Calls `step` with max(floor, demand) at 0 and at each of the demand's steps before its end,
+ * checking that both are whole workers.
+ */
+function eachLevel(demand: StepCurve, floor: number, step: (workers: number, at: number) => void): void {
+  if (!(Number.isInteger(floor) && floor >= 0)) throw new RangeError(`floor must be a whole number >= 0, got ${floor}`);
+  step(floor, 0);
+  for (let i = 0; i < demand.t.length; i++) {
     const at = demand.t[i]!;
-    if (at >= end) break;
+    if (at >= demand.endMs) break;
     const v = Math.max(floor, demand.v[i]!);
     if (!(Number.isInteger(v) && v >= 0))
       throw new RangeError(`demand must be whole workers >= 0, got ${v} at ${at} ms`);
-    if (v > level) rise(v, at);
-    else if (v < level) fall(v, at);
+    step(v, at);
   }
-  for (let k = 0; k < runStart.length; k++) events.push([runStart[k]!, 1], [k < level ? end : offAt[k]!, -1]);
-  return { ...integrate(events, end), launches };
 }
 
 /** Σ of the runs' lengths, the peak, and the billed curve from +1/−1 events. */
@@ -155,8 +163,7 @@ export interface HitWindow {
 export function coveringBound(demand: StepCurve, hits: readonly HitWindow[], o: BoundOptions): number {
   const D = o.launchDelayMs;
   if (!(D >= 0) || !Number.isFinite(D)) throw new RangeError(`launch delay must be >= 0 ms, got ${D}`);
-  const floor = o.floor ?? 0;
-  const needs = levelIntervals(demand, floor);
+  const needs = levelIntervals(demand, o.floor ?? 0);
   let top = needs.length;
   for (const w of hits) if (w.level > top) top = w.level;
   // Windows by level: a window of level L is a need of every level 1..L.
@@ -182,15 +189,9 @@ function levelIntervals(demand: StepCurve, floor: number): [number, number][][] 
     for (let k = to; k < level; k++) (out[k] ??= []).push([since[k]!, at]);
     level = to;
   };
-  set(floor, 0);
-  for (let i = 0; i < demand.t.length; i++) {
-    const at = demand.t[i]!;
-    if (at >= end) break;
-    const v = Math.max(floor, demand.v[i]!);
-    if (!(Number.isInteger(v) && v >= 0))
-      throw new RangeError(`demand must be whole workers >= 0, got ${v} at ${at} ms`);
+  eachLevel(demand, floor, (v, at) => {
     if (v !== level) set(v, at);
-  }
+  });
   set(0, end);
   for (let k = 0; k < out.length; k++) out[k] ??= [];
   return out;
