@@ -56,8 +56,6 @@ interface JsonRpc<Req, Res> {
    * chunk) would otherwise go out as the text "undefined".
    */
   complete(partial: JsonObject): Res;
-  /** The response's protobuf bytes, as the method's serializer writes them (a stream writes these). */
-  encode(res: Res): Encoded<Res>;
 }
 
 const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
@@ -66,7 +64,6 @@ const CHAT: JsonRpc<ChatCompletionRequest, ChatCompletionResponse> = {
   request: T.CHAT_REQUEST,
   response: T.CHAT_RESPONSE,
   complete: (o) => ChatCompletionResponse.fromPartial(o as never),
-  encode: encoderOf(InferenceServiceService.chatCompletion),
 };
 
 const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
@@ -75,7 +72,6 @@ const COMPLETION: JsonRpc<CompletionRequest, CompletionResponse> = {
   request: T.COMPLETION_REQUEST,
   response: T.COMPLETION_RESPONSE,
   complete: (o) => CompletionResponse.fromPartial(o as never),
-  encode: encoderOf(InferenceServiceService.completion),
 };
 
 const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
@@ -84,7 +80,6 @@ const GENERATE: JsonRpc<GenerateRequest, GenerateResponse> = {
   request: T.GENERATE_REQUEST,
   response: T.GENERATE_RESPONSE,
   complete: (o) => GenerateResponse.fromPartial(o as never),
-  encode: encoderOf(InferenceServiceService.generate),
 };
 
 const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
@@ -93,7 +88,6 @@ const EMBEDDINGS: JsonRpc<EmbeddingsRequest, EmbeddingsResponse> = {
   request: T.EMBEDDINGS_REQUEST,
   response: T.EMBEDDINGS_RESPONSE,
   complete: (o) => EmbeddingsResponse.fromPartial(o as never),
-  encode: encoderOf(InferenceServiceService.embeddings),
 };
 
 const encodeForward = encoderOf(InferenceServiceService.forward);
@@ -265,7 +259,8 @@ export function createInferenceHandlers(
     }
   }
 
-  function streaming<Req, Res>(rpc: JsonRpc<Req, Res>) {
+  /** `encode`: the method's response serializer (encoderOf); a stream writes the bytes. */
+  function streaming<Req, Res>(rpc: JsonRpc<Req, Res>, encode: (res: Res) => Encoded<Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const c = callOf(call);
       const out = new PacedWriter(writesEncoded<Res>(call), c.signal);
@@ -273,7 +268,7 @@ export function createInferenceHandlers(
         rpc,
         call.request,
         c,
-        (r) => out.write(rpc.encode(r)),
+        (r) => out.write(encode(r)),
         () => out.writable(),
       ).then(
         () => call.end(),
@@ -286,9 +281,9 @@ export function createInferenceHandlers(
   }
 
   return {
-    chatCompletion: streaming(CHAT),
-    completion: streaming(COMPLETION),
-    generate: streaming(GENERATE),
+    chatCompletion: streaming(CHAT, encoderOf(InferenceServiceService.chatCompletion)),
+    completion: streaming(COMPLETION, encoderOf(InferenceServiceService.completion)),
+    generate: streaming(GENERATE, encoderOf(InferenceServiceService.generate)),
     embeddings(call: ServerUnaryCall<EmbeddingsRequest, EmbeddingsResponse>, cb: sendUnaryData<EmbeddingsResponse>) {
       const c = callOf(call);
       let result: EmbeddingsResponse | undefined;
