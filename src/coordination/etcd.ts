@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, isRecoverableError, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import {
   FencedError,
@@ -89,7 +89,9 @@ interface Session {
  * Losing etcd: calls fail, keepalives fail, and once the deadline passes the leader stops
  * leading; every replica keeps serving with the fleet it last saw. When etcd answers again the
  * replica revokes the lease it gave up on (freeing the leader key at once), takes a new one and
- * campaigns.
+ * campaigns. Until then it names no leader: the key that still names it leads nothing. A leader
+ * key naming this replica on a lease it does not hold (one it gave up, or an earlier process's
+ * with the same id) is revoked when seen, so nobody waits out its TTL.
  */
 export class EtcdCoordinator implements Coordinator {
   readonly kind = 'etcd';
@@ -538,8 +540,8 @@ export class EtcdCoordinator implements Coordinator {
 
   async #openSession(): Promise<void> {
     if (this.#abandoned) {
-      const old = this.#abandoned;
-      await this.#ns.leaseClient.leaseRevoke({ ID: old }).catch(() => {});
+      // Until it is revoked (or runs out), a leader key on it names this replica, which does not lead.
+      await this.#revoke(this.#abandoned);
       this.#abandoned = undefined;
     }
     const sentAt = this.#clock.now();
@@ -556,6 +558,15 @@ export class EtcdCoordinator implements Coordinator {
     this.#reached();
     this.#scheduleKeepAlive();
     await this.#campaign();
+  }
+
+  /** Revokes a lease; one etcd no longer has counts as revoked, any other failure is thrown. */
+  async #revoke(lease: string): Promise<void> {
+    try {
+      await this.#ns.leaseClient.leaseRevoke({ ID: lease });
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError)) throw err;
+    }
   }
 
   #putReplica(session: Session): Promise<unknown> {
@@ -637,6 +648,8 @@ export class EtcdCoordinator implements Coordinator {
     if (!session) return;
     this.#session = undefined;
     if (abandon) this.#abandoned = session.lease;
+    // The leader key, if it names this replica, is on that lease: nobody leads until a new election.
+    if (this.#leader?.id === this.replica) this.#leader = undefined;
     this.#log.warn({ replica: this.replica, why }, `etcd: gave up the lease: ${why}`);
     if (this.#leading) this.#setLeading(false, why);
     this.#scheduleKeepAlive(0);
@@ -773,6 +786,13 @@ export class EtcdCoordinator implements Coordinator {
     const value = parseLeader(kv.value.toString());
     if (!value) return this.#ignored(KEYS.leader);
     const term = Number(kv.create_revision);
+    if (value.id === this.replica && kv.lease !== this.#session?.lease) {
+      // A key of ours on a lease this replica gave up (etcd was cut off, or an earlier process
+      // with this id died): nobody acts on it, so it goes now rather than when etcd expires it.
+      this.#leader = undefined;
+      this.#revoke(kv.lease).catch((err: unknown) => this.#unreached(err));
+      return;
+    }
     this.#leader = { ...value, term };
     // Our own key, seen before our campaign's answer: the answer sets the term.
     if (this.#leading && term !== this.#term) this.#setLeading(false, `${value.id} leads now`);

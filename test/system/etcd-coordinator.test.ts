@@ -73,8 +73,13 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()));
 });
 
-async function join(n: number, clock?: Clock): Promise<{ cs: EtcdCoordinator[]; rs: Recorder[]; prefix: string }> {
-  const prefix = `/flockserve-test/${process.pid}-${++prefixN}/`;
+const newPrefix = (): string => `/flockserve-test/${process.pid}-${++prefixN}/`;
+
+async function join(
+  n: number,
+  clock?: Clock,
+  prefix = newPrefix(),
+): Promise<{ cs: EtcdCoordinator[]; rs: Recorder[]; prefix: string }> {
   const cs: EtcdCoordinator[] = [];
   const rs: Recorder[] = [];
   for (let i = 0; i < n; i++) {
@@ -162,6 +167,26 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
     const next = leaders(cs)[0]!;
     expect(rs[cs.indexOf(next)]!.terms.at(-1)![1]).toBeGreaterThan(oldTerm);
     await expect(old.fence('sky down w-1')).rejects.toBeInstanceOf(FencedError);
+  });
+
+  it('a leader key left on a lease this replica no longer holds is revoked when seen: a leader at once, not after that lease', async () => {
+    // An earlier process with gw0's id died leading; its lease would keep the key for a minute.
+    const prefix = newPrefix();
+    const raw = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const stale = raw.lease(60, { autoKeepAlive: false });
+      await stale.put(`${prefix}leader`).value(JSON.stringify({ id: 'gw0', since: Date.now() }));
+      const t0 = Date.now();
+      const { cs } = await join(2, undefined, prefix);
+      await waitFor(() => leaders(cs).length === 1, 'a leader');
+      expect(Date.now() - t0).toBeLessThan(TTL_S * 1000);
+      const leader = leaders(cs)[0]!;
+      expect(cs.map((c) => c.status().leader)).toEqual([leader.replica, leader.replica]);
+      const gone = await raw.leaseClient.leaseTimeToLive({ ID: await stale.grant() });
+      expect(Number(gone.TTL)).toBe(-1);
+    } finally {
+      raw.close();
+    }
   });
 
   it('a leader whose lease etcd dropped is refused by etcd, and one that slept past its lease refuses itself', async () => {
@@ -290,6 +315,8 @@ describe('etcd faults', () => {
       // At once, before its lease runs out: etcd cannot confirm the leadership, so nothing may be done.
       await expect(leader.fence('sky launch w-9')).rejects.toBeInstanceOf(FencedError);
       await waitFor(() => leaders(cs).length === 0, 'no leader', (TTL_S + 3) * 1000);
+      // Its key outlives it in etcd (no quorum, no expiry); it does not name itself leader meanwhile.
+      expect(leader.status().leader).toBeUndefined();
       await waitFor(() => cs.every((c) => !c.status().storeReachable), 'etcd unreachable at both');
       expect(rs.every((r) => r.stores.includes(false))).toBe(true);
     } finally {

@@ -347,7 +347,7 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
     const leader = (await s.leader())!;
     const follower = s.replicas.find((r) => r !== leader)!;
     const added = await fetch(`${follower.url}/add_new_node`, { headers: { node_control_key: 'k' } });
-    expect(added.status).toBe(200);
+    expect(added.status, await added.text()).toBe(200);
     await fleetUp(s, 3);
     await load.stop();
     expect(load.counts).toMatchObject({ 'error-answer': 0, 'failed-at-client': 0, 'refused-everywhere': 0 });
