@@ -517,8 +517,9 @@ function verdict(w: LiveWorkload, rows: readonly Row[], oracle: Oracle): string 
   if (!w.shared) {
     return aware
       .map((r) => {
-        const ok = Math.abs(r.ttftP50 / lc.ttftP50 - 1) <= 0.05 && Math.abs(r.ttftP99 / lc.ttftP99 - 1) <= 0.05;
-        return `${r.policy}: TTFT p50 ${ratio(r.ttftP50, lc.ttftP50)}, p99 ${ratio(r.ttftP99, lc.ttftP99)} least-connection's (target within 5%: ${ok ? 'met' : '**missed**'})`;
+        // Read as the summary reads it: at most 5% slower; faster is not a loss.
+        const ok = r.ttftP50 / lc.ttftP50 <= 1.05 && r.ttftP99 / lc.ttftP99 <= 1.05;
+        return `${r.policy}: TTFT p50 ${ratio(r.ttftP50, lc.ttftP50)}, p99 ${ratio(r.ttftP99, lc.ttftP99)} least-connection's (target at most 5% slower: ${ok ? 'met' : '**missed**'})`;
       })
       .join('; ');
   }
@@ -528,10 +529,13 @@ function verdict(w: LiveWorkload, rows: readonly Row[], oracle: Oracle): string 
   const p99 = best.ttftP99 / lc.ttftP99;
   const gap = oracle.hitRate - best.hitRate;
   const balance = aware.map((r) => `${r.policy} ${r.imbalance.toFixed(2)}`).join(', ');
+  // The balance target is for traffic one prefix dominates; on a trace's mix it is reported, not judged.
+  const balanced = aware.every((r) => r.imbalance <= 1.5) ? 'met' : '**missed**';
+  const balanceVerdict = w.name.startsWith('mooncake') ? '' : ` (target ≤ 1.5: ${balanced})`;
   return (
     `best prefix-aware: **${best.policy}**, TTFT p50 ${ratio(best.ttftP50, lc.ttftP50)} least-connection's (target ≤ 0.5×: ${p50 <= 0.5 ? 'met' : '**missed**'}), ` +
     `p99 ${ratio(best.ttftP99, lc.ttftP99)} (target ≤ 1×: ${p99 <= 1 ? 'met' : '**missed**'}), hit rate ${pct(best.hitRate)} vs the oracle's ${pct(oracle.hitRate)} ` +
-    `(target within 10 points: ${gap <= 0.1 ? 'met' : '**missed**'}); imbalance ${balance} (target ≤ 1.5: ${aware.every((r) => r.imbalance <= 1.5) ? 'met' : '**missed**'})`
+    `(target within 10 points: ${gap <= 0.1 ? 'met' : '**missed**'}); imbalance ${balance}${balanceVerdict}`
   );
 }
 
