@@ -9,12 +9,17 @@
  *     and the buffers outside it (after a forced GC at the same moment);
  *   - every stream complete (OpenAI `[DONE]`, gRPC status OK) and exact (its text equals the
  *     text of the same request read without a stall);
- *   - the RSS --after seconds later, against the start, before and after a forced GC.
+ *   - the RSS --after seconds later, against the start, before and after a forced GC;
+ *   - the kernel memory of the sockets around the gateway at the end of the stall (`ss -tnm`):
+ *     what a stalled client leaves in socket queues is memory of the gateway's host too, outside
+ *     its RSS (an HTTP answer the client does not read sits in the gateway's send queue and the
+ *     client's receive queue; a gRPC one is held back by HTTP/2 flow control instead).
  *
  *   npm run build && node node_modules/.bin/vite-node bench/stalled-streams.ts \
  *     [--streams 1000] [--stall 30] [--after 60] [--tokens 3000] [--token-interval 5] [--workers 4] \
  *     [--transports http,grpc,grpc-conn-per-stream] [--grpc-streams-per-connection 1000]
- *     [--out bench/results/stalled-streams.md] [--heap-snapshots DIR] [--gateway-env K=V,...] [--read-timeout 300]
+ *     [--out bench/results/stalled-streams.md] [--section stalled-streams] [--heap-snapshots DIR] [--gateway-env K=V,...]
+ *     [--read-timeout 300]
  *
  * A stalled HTTP client pauses its socket (HTTP/1.1, one connection per stream); a stalled gRPC
  * client pauses its HTTP/2 stream (test/helpers/raw-grpc.ts): both stop granting the gateway
@@ -35,6 +40,7 @@ import { ChatCompletionRequest, ChatCompletionResponse } from '../src/gen/flocks
 import { rawGrpcCall } from '../test/helpers/raw-grpc.js';
 import { startGateway, startSim, type GatewayMemory, type GatewayProcess } from './lib/fleet.mjs';
 import { writeSection } from './lib/sections.mjs';
+import { proxySocketMemory, type ProxySocketMemory } from './lib/socket-memory.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -53,6 +59,8 @@ const { values } = parseArgs({
     // KEY=VALUE,... added to the gateway's environment (e.g. MALLOC_ARENA_MAX=2, to see what glibc keeps).
     'gateway-env': { type: 'string', default: '' },
     'read-timeout': { type: 'string', default: '300' },
+    // The section of --out the table goes in: a run with other settings keeps its own beside the main one.
+    section: { type: 'string', default: 'stalled-streams' },
   },
 });
 const snapshot = (transport: Transport, when: string): { snapshot?: string } =>
@@ -210,6 +218,9 @@ interface PhaseResult {
   rssPeak: number;
   rssStalled: number;
   heapStalled: GatewayMemory;
+  /** Kernel memory of the sockets around the gateway, before the streams and at the end of the stall. */
+  sockets0: ProxySocketMemory;
+  socketsStalled: ProxySocketMemory;
   complete: number;
   exact: number;
   rssAfter: number;
@@ -275,6 +286,12 @@ async function phase(transport: Transport): Promise<PhaseResult> {
     const heap0 = await gw.memory({ gc: true, ...snapshot(transport, 'start') });
     const rss0 = gw.rssMiB();
     const fds0 = gw.fds();
+    const socketsAround = (): ProxySocketMemory =>
+      proxySocketMemory(
+        [new URL(gw.url).port, gw.grpcAddress.slice(gw.grpcAddress.lastIndexOf(':') + 1)].map(Number),
+        sims.map((sim) => sim.port),
+      );
+    const sockets0 = socketsAround();
     log(
       `${transport}: start RSS ${rss0.toFixed(1)} MiB, heap ${MiB(heap0.heapUsed).toFixed(1)} MiB; opening ${N} streams`,
     );
@@ -294,6 +311,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       rssPeak = Math.max(rssPeak, gw.rssMiB());
     }
     const rssStalled = gw.rssMiB();
+    const socketsStalled = socketsAround();
     const heapStalled = await gw.memory({ gc: true, ...snapshot(transport, 'stalled') });
     const stallSeconds = (performance.now() - stallStart) / 1000;
     log(`${transport}: stalled RSS ${rssStalled.toFixed(1)} MiB (peak ${rssPeak.toFixed(1)}); resuming`);
@@ -346,6 +364,8 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       rssPeak,
       rssStalled,
       heapStalled,
+      sockets0,
+      socketsStalled,
       complete,
       exact,
       rssAfter,
@@ -373,7 +393,7 @@ function render(rows: PhaseResult[]): string {
     'Command (after `npm run build`):',
     '',
     '```',
-    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}${transports.includes('grpc') ? ` --grpc-streams-per-connection ${PER_CONNECTION}` : ''}${values['gateway-env'] ? ` --gateway-env ${values['gateway-env']}` : ''}`,
+    `node node_modules/.bin/vite-node bench/stalled-streams.ts --streams ${N} --stall ${STALL_S} --after ${AFTER_S} --tokens ${TOKENS} --token-interval ${values['token-interval']} --workers ${WORKERS} --transports ${transports.join(',')}${transports.includes('grpc') ? ` --grpc-streams-per-connection ${PER_CONNECTION}` : ''}${values['gateway-env'] ? ` --gateway-env ${values['gateway-env']}` : ''}${values.section === 'stalled-streams' ? '' : ` --section ${values.section}`}`,
     '```',
     '',
     `Run ${new Date().toISOString()}, Node ${process.version}. ${N} streaming chat completions of ${TOKENS} tokens`,
@@ -394,6 +414,21 @@ function render(rows: PhaseResult[]): string {
   row('live heap per stalled stream (after GC), KiB', (r) => f((r.heapStalled.heapUsed - r.heap0.heapUsed) / 1024 / N));
   row('buffers outside the heap per stream (after GC), KiB', (r) =>
     f((r.heapStalled.external - r.heap0.external) / 1024 / N),
+  );
+  const sockets = (r: PhaseResult, side: keyof ProxySocketMemory): number =>
+    (r.socketsStalled[side] - r.sockets0[side]) / 1024 / N;
+  const gatewaySockets = (r: PhaseResult): number => sockets(r, 'proxyToClients') + sockets(r, 'proxyToUpstreams');
+  row(
+    "kernel memory of the gateway's sockets per stream, KiB: to clients + from workers",
+    (r) => `${f(gatewaySockets(r))}: ${f(sockets(r, 'proxyToClients'))} + ${f(sockets(r, 'proxyToUpstreams'))}`,
+  );
+  row(
+    "**on the gateway's host per stalled stream, KiB: RSS growth + its sockets**",
+    (r) => `**${f(perStream(r) + gatewaySockets(r))}**`,
+  );
+  row(
+    "kernel memory per stream elsewhere, KiB: the clients' sockets; the workers'",
+    (r) => `${f(sockets(r, 'clients'))}; ${f(sockets(r, 'upstreams'))}`,
   );
   row('longest stall (the first streams opened), s', (r) => f(r.longestStallSeconds));
   row('complete / exact', (r) => `${r.complete} / ${r.exact} of ${N}`);
@@ -420,6 +455,17 @@ function render(rows: PhaseResult[]): string {
       .map((r) => `${LABELS[r.transport]}: **${f(perStream(r) / perStream(http), 2)}**`);
     if (ratios.length > 0)
       L.push('', `Growth per stalled stream against HTTP's (target ≤ 1.20): ${ratios.join('; ')}.`);
+    const hostRatios = rows
+      .filter((r) => r !== http)
+      .map(
+        (r) =>
+          `${LABELS[r.transport]}: ${f((perStream(r) + gatewaySockets(r)) / (perStream(http) + gatewaySockets(http)), 2)}`,
+      );
+    if (hostRatios.length > 0)
+      L.push(
+        '',
+        `On the gateway's host (RSS growth and the kernel memory of its sockets), against HTTP's: ${hostRatios.join('; ')}.`,
+      );
   }
   return L.join('\n') + '\n';
 }
@@ -430,6 +476,6 @@ const md = render(rows);
 // The run's table is its own section of the file: notes written around it stay.
 if (!existsSync(values.out))
   writeFileSync(values.out, '# Stalled streams: memory per stream a client does not read, and what comes back\n');
-writeSection(values.out, 'stalled-streams', md);
+writeSection(values.out, values.section, md);
 console.log(md);
 process.exit(0);
