@@ -261,6 +261,9 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       String(Math.ceil(N / WORKERS) + 16),
       '--max_queue_length',
       String(N * 2),
+      // The held streams are what is measured, however long the stall: the gateway must not cut them.
+      '--client_send_timeout',
+      '0',
     ],
   });
   // The stalled streams' shared HTTP/2 connections (transport grpc), one per PER_CONNECTION streams.

@@ -14,6 +14,7 @@ import { buildHttpApp } from './http/app.js';
 import type { ProvisionerName } from './provisioners/names.js';
 import { PROVISIONERS } from './provisioners/registry.js';
 import { checkTask, loadTask, taskPort } from './provisioners/task.js';
+import { SendTimeout } from './service/send-timeout.js';
 import { systemClock } from './runtime/system-clock.js';
 import { loadTls, type TlsFiles } from './runtime/tls.js';
 import { GatewayControlPlane, type ScaleState } from './service/control-plane.js';
@@ -145,7 +146,14 @@ export class FlockServe implements ControlPlane {
     parts.grpc = await startGrpcServer({
       host: c.host,
       port: grpcPort,
-      inference: createInferenceHandlers(g.service, parts.telemetry.observer, { maxJsonDepth: c.maxJsonDepth }),
+      inference: createInferenceHandlers(g.service, parts.telemetry.observer, {
+        maxJsonDepth: c.maxJsonDepth,
+        sendTimeout: new SendTimeout(
+          this.#clock,
+          c.clientSendTimeout * 1000,
+          () => parts.connections.timeouts.answer++,
+        ),
+      }),
       nodeControl: createNodeControlHandlers(this.#plane, this.#clock),
       health: createHealthHandlers(this.#health),
       maxMessageBytes: c.maxBodySize,
@@ -236,6 +244,7 @@ export class FlockServe implements ControlPlane {
         headerTimeoutMs: c.clientHeaderTimeout * 1000,
         bodyTimeoutMs: c.clientBodyTimeout * 1000,
         requestTimeoutMs: c.clientRequestTimeout * 1000,
+        sendTimeoutMs: c.clientSendTimeout * 1000,
         keepAliveTimeoutMs: c.keepaliveTimeout * 1000,
         maxConnections: c.maxConnections,
       },

@@ -432,6 +432,13 @@ export const OPTIONS = {
     help: "Seconds a client may take to send one whole request, head and body, however steadily it trickles (node's requestTimeout, its default); then 408 and the connection is closed. 0 means no limit.",
     origin: 'new',
   },
+  client_send_timeout: {
+    type: 'number',
+    default: 60,
+    min: 0,
+    help: "Seconds an answer may go without the client taking any of it, as nginx's send_timeout (the time between two writes it takes, not for the whole answer); then its connection (HTTP) or call (gRPC) is cut and the worker's request cancelled, freeing its slot. 0 means no limit.",
+    origin: 'new',
+  },
   keepalive_timeout: {
     type: 'number',
     default: 72,

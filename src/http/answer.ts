@@ -1,9 +1,11 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Cancellation } from '../core/cancellation.js';
+import type { TimerHandle } from '../core/clock.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import { REQUEST_ID_HEADER, type RouteApi } from '../routes/table.js';
 import type { InferenceReply, InferenceService } from '../service/inference.js';
 import type { RequestRecord } from '../service/observer.js';
+import type { SendTimeout } from '../service/send-timeout.js';
 import { forwardableHeaders } from '../upstream/client.js';
 import { workerError } from '../upstream/worker-error.js';
 
@@ -31,6 +33,8 @@ export interface Forward {
    * response's close (one listener instead of two); else forward makes its own (cancelOnClose).
    */
   readonly abort?: Cancellation | undefined;
+  /** Cuts a streamed answer its client takes nothing of for that long (client_send_timeout). */
+  readonly sendTimeout?: SendTimeout | undefined;
 }
 
 /** Where an unexpected (internal) error is reported. */
@@ -85,7 +89,7 @@ export async function answer(
     }
     upstream.headers[REQUEST_ID_HEADER] = f.requestId;
     if (stream) {
-      answerStream(res, upstream, f.record);
+      answerStream(res, upstream, f.record, f.sendTimeout);
       return;
     }
     readWhole(
@@ -179,15 +183,26 @@ function readWhole(upstream: InferenceReply, done: (whole: Buffer) => void, fail
  * the stream ends with an OpenAI-shaped error event, never silently. Written on the raw
  * response: one write per chunk, no stream layer or pipe between the worker and the socket.
  */
-function answerStream(res: ServerResponse, upstream: InferenceReply, record: RequestRecord): void {
+function answerStream(
+  res: ServerResponse,
+  upstream: InferenceReply,
+  record: RequestRecord,
+  sendTimeout: SendTimeout | undefined,
+): void {
   const body = upstream.body;
   res.writeHead(upstream.status, upstream.headers);
+  // Runs while the client is behind: past client_send_timeout the connection is cut, and its
+  // close below cancels the worker's request.
+  let blocked: TimerHandle | undefined;
   const resume = (): void => {
+    blocked?.cancel();
+    blocked = undefined;
     body.resume();
   };
   res.on('drain', resume);
   // The client went away (or the response failed): stop reading the worker (after the end, a no-op).
   res.once('close', () => {
+    blocked?.cancel();
     res.off('drain', resume);
     body.destroy();
   });
@@ -195,7 +210,9 @@ function answerStream(res: ServerResponse, upstream: InferenceReply, record: Req
     .read({
       data: (chunk) => {
         record.chunk(chunk);
-        if (!res.write(chunk)) body.pause();
+        if (res.write(chunk)) return;
+        body.pause();
+        blocked ??= sendTimeout?.blocked(() => res.destroy());
       },
       // In the same tick as the last chunk: its write and the end go out as one.
       end: () => res.end(),

@@ -22,6 +22,7 @@ import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../serv
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { answer, recordUntilClose, writeError } from './answer.js';
 import { BodyTimeouts } from './body-timeouts.js';
+import { SendTimeout } from '../service/send-timeout.js';
 import { InTurns } from './in-turns.js';
 import { inferenceEdge, type InferenceEdge } from './inference-edge.js';
 import { registerLegacyRoutes } from './legacy.js';
@@ -57,6 +58,8 @@ export interface ClientLimits {
   readonly bodyTimeoutMs: number;
   /** client_request_timeout: the whole request, head and body, must be in within this. */
   readonly requestTimeoutMs: number;
+  /** client_send_timeout: longest time an answer may go with its client taking none of it. */
+  readonly sendTimeoutMs: number;
   /** keepalive_timeout: an idle connection is closed after this. */
   readonly keepAliveTimeoutMs: number;
   /** max_connections: open connections at once; more are closed when accepted. */
@@ -68,6 +71,7 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
   headerTimeoutMs: OPTIONS.client_header_timeout.default * 1000,
   bodyTimeoutMs: OPTIONS.client_body_timeout.default * 1000,
   requestTimeoutMs: OPTIONS.client_request_timeout.default * 1000,
+  sendTimeoutMs: OPTIONS.client_send_timeout.default * 1000,
   keepAliveTimeoutMs: OPTIONS.keepalive_timeout.default * 1000,
   maxConnections: OPTIONS.max_connections.default,
 };
@@ -111,6 +115,11 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       );
     },
   });
+  const sendTimeout = new SendTimeout(
+    options.clock ?? systemClock,
+    limits.sendTimeoutMs,
+    () => connections.timeouts.answer++,
+  );
   const edge = inferenceEdge({
     service: options.service,
     observer,
@@ -118,6 +127,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     maxJsonDepth: options.maxJsonDepth ?? 64,
     log: options.log,
     bodyTimeouts,
+    sendTimeout,
   });
   const app = Fastify({
     serverFactory: serverWith(edge, bodyTimeouts, limits, connections, options),
@@ -177,6 +187,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
         body: req.rawBody,
         record: req.record,
         requestId: req.id,
+        sendTimeout,
         errorShape: apiOfPath(query < 0 ? req.url : req.url.slice(0, query)),
       },
       options.log,

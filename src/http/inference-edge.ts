@@ -5,6 +5,7 @@ import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/tabl
 import { parseRequestBody, checkedRoutes, type JsonObject } from '../routes/validation.js';
 import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
+import type { SendTimeout } from '../service/send-timeout.js';
 import { answer, recordUntilClose, writeError, type ErrorLog } from './answer.js';
 import type { BodyTimeouts } from './body-timeouts.js';
 
@@ -17,6 +18,8 @@ export interface InferenceEdgeOptions {
   readonly log?: ErrorLog | undefined;
   /** Cuts bodies that stop arriving (client_body_timeout). */
   readonly bodyTimeouts?: BodyTimeouts<ServerResponse> | undefined;
+  /** Cuts answers their clients stop taking (client_send_timeout). */
+  readonly sendTimeout?: SendTimeout | undefined;
 }
 
 /** Serves the request and returns true when it is an inference call; false leaves it to fastify. */
@@ -85,6 +88,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
           record,
           requestId,
           abort,
+          sendTimeout: o.sendTimeout,
           errorShape: route.api,
           sessionKey: sessionKeyOf(body, headerOf(req, SESSION_HEADER)),
           promptText: o.service.readsPrompt ? promptTextOf(body) : undefined,

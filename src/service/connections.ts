@@ -2,8 +2,11 @@ import type { Server, Socket } from 'node:net';
 
 export type Transport = 'http' | 'grpc';
 
-/** Why a client's request was cut with a 408: its head, a silent body, or the whole request was too slow. */
-export type ClientTimeout = 'headers' | 'body' | 'request';
+/**
+ * Why a client's request was cut: its head, a silent body, or the whole request was too slow
+ * (a 408), or it took none of its answer for client_send_timeout (the answer cut).
+ */
+export type ClientTimeout = 'headers' | 'body' | 'request' | 'answer';
 
 /**
  * The client side of both listeners, as counters the metrics read at collection time: open
@@ -12,7 +15,7 @@ export type ClientTimeout = 'headers' | 'body' | 'request';
 export class ClientConnectionStats {
   readonly open: Record<Transport, number> = { http: 0, grpc: 0 };
   readonly refused: Record<Transport, number> = { http: 0, grpc: 0 };
-  readonly timeouts: Record<ClientTimeout, number> = { headers: 0, body: 0, request: 0 };
+  readonly timeouts: Record<ClientTimeout, number> = { headers: 0, body: 0, request: 0, answer: 0 };
 }
 
 /**

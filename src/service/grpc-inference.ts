@@ -32,6 +32,7 @@ import type { InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
 import { encoderOf, writesEncoded, type Encoded } from './grpc-encoded.js';
 import { PacedWriter } from './paced-writer.js';
+import type { SendTimeout } from './send-timeout.js';
 import * as T from './translate.js';
 
 export { ERROR_CODE_KEY, toGrpcError, type GrpcError } from './grpc-errors.js';
@@ -95,6 +96,8 @@ const encodeForward = encoderOf(InferenceServiceService.forward);
 export interface InferenceHandlersOptions {
   /** Deepest JSON nesting accepted in the request built from a message (option max_json_depth); default 64. */
   readonly maxJsonDepth?: number;
+  /** Cuts a stream whose client takes nothing for that long (client_send_timeout); default none. */
+  readonly sendTimeout?: SendTimeout | undefined;
 }
 
 async function readAll(body: BodyStream): Promise<Buffer> {
@@ -263,7 +266,7 @@ export function createInferenceHandlers(
   function streaming<Req, Res>(rpc: JsonRpc<Req, Res>, encode: (res: Res) => Encoded<Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
       const c = callOf(call);
-      const out = new PacedWriter(writesEncoded<Res>(call), c.signal);
+      const out = new PacedWriter(writesEncoded<Res>(call), c.signal, options.sendTimeout);
       run(
         rpc,
         call.request,
@@ -294,7 +297,7 @@ export function createInferenceHandlers(
     },
     forward(call: ServerWritableStream<ForwardRequest, ForwardResponse>) {
       const c = callOf(call);
-      const out = new PacedWriter(writesEncoded<ForwardResponse>(call), c.signal);
+      const out = new PacedWriter(writesEncoded<ForwardResponse>(call), c.signal, options.sendTimeout);
       const write = (part: ForwardResponse['part']): void => out.write(encodeForward({ part }));
       const req = call.request;
       const method = req.method || 'GET';

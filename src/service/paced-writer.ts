@@ -1,4 +1,5 @@
 import { GatewayError } from '../core/errors.js';
+import type { SendTimeout } from './send-timeout.js';
 
 /** The part of a grpc-js ServerWritableStream that PacedWriter uses. */
 export interface DrainingCall<T> {
@@ -24,12 +25,17 @@ export interface DrainingCall<T> {
 export class PacedWriter<T> {
   readonly #call: DrainingCall<T>;
   readonly #signal: AbortSignal;
+  readonly #sendTimeout: SendTimeout | undefined;
   #blocked = false;
 
-  /** `signal`: the call's cancellation; a wait for a client that went away ends with it. */
-  constructor(call: DrainingCall<T>, signal: AbortSignal) {
+  /**
+   * `signal`: the call's cancellation; a wait for a client that went away ends with it.
+   * `sendTimeout`: a wait longer than it fails with client_send_timeout.
+   */
+  constructor(call: DrainingCall<T>, signal: AbortSignal, sendTimeout?: SendTimeout) {
     this.#call = call;
     this.#signal = signal;
+    this.#sendTimeout = sendTimeout;
   }
 
   write(message: T): void {
@@ -38,22 +44,36 @@ export class PacedWriter<T> {
 
   /**
    * Undefined when the stream takes more now; else a promise that resolves at its 'drain', or
-   * fails with client_closed when the call is cancelled first (the reader then drops the body,
-   * which aborts the worker's request, rather than read what the worker had sent).
+   * fails with client_closed when the call is cancelled first, or with client_timeout when the
+   * client takes nothing for client_send_timeout (the reader then drops the body, which aborts the
+   * worker's request, rather than read what the worker had sent).
    */
   writable(): Promise<void> | undefined {
     if (!this.#blocked) return undefined;
     if (this.#signal.aborted) return Promise.reject(new GatewayError('client_closed'));
     return new Promise<void>((resolve, reject) => {
-      const drained = (): void => {
+      const settle = (): void => {
+        this.#call.removeListener('drain', drained);
         this.#signal.removeEventListener('abort', cancelled);
+        timer?.cancel();
+      };
+      const drained = (): void => {
+        settle();
         this.#blocked = false;
         resolve();
       };
       const cancelled = (): void => {
-        this.#call.removeListener('drain', drained);
+        settle();
         reject(new GatewayError('client_closed'));
       };
+      const timer = this.#sendTimeout?.blocked(() => {
+        settle();
+        reject(
+          new GatewayError('client_timeout', {
+            message: `The client took none of the answer for ${this.#sendTimeout!.timeoutMs / 1000} s (client_send_timeout); the call was cut.`,
+          }),
+        );
+      });
       this.#call.once('drain', drained);
       this.#signal.addEventListener('abort', cancelled, { once: true });
     });

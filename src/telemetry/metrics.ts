@@ -414,7 +414,7 @@ function observeClientConnections(meter: Meter, read: () => ClientConnectionStat
   });
   const timeouts = meter.createObservableCounter('flockserve_client_timeouts', {
     description:
-      'Requests answered 408 and their connections closed because the client sent too slowly, by what was late: headers (client_header_timeout), body (client_body_timeout), request (client_request_timeout).',
+      'Requests cut because the client was too slow, by what was late: headers (client_header_timeout), body (client_body_timeout), request (client_request_timeout), each answered 408 and its connection closed; answer (client_send_timeout: the client took none of its answer for that long, and the answer was cut).',
     unit: '{request}',
   });
   meter.addBatchObservableCallback(
