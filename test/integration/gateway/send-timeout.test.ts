@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatCompletionRequest, ChatCompletionResponse } from '../../../src/gen/flockserve/v1/inference.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
@@ -62,16 +62,22 @@ const cutAnswers = async (): Promise<number> =>
 /** The gateway holds no request: none queued, none at a worker. */
 const idle = (): boolean => t.gw.status().currentQueueLength === 0;
 
+/** A raw HTTP/1.1 client that has asked for a streamed chat completion. */
+async function streamOverHttp(): Promise<Socket> {
+  const socket = connect(Number(new URL(t.url).port), '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hi' }], stream: true });
+  socket.write(
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  return socket;
+}
+
 describe('client_send_timeout', () => {
   it('HTTP: a client that stops reading a stream has its connection cut and the worker request cancelled', async () => {
     const before = { cut: answers.cut, counted: await cutAnswers() };
-    const socket = connect(Number(new URL(t.url).port), '127.0.0.1');
-    socket.on('error', () => {});
-    await new Promise((resolve) => socket.once('connect', resolve));
-    const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hi' }], stream: true });
-    socket.write(
-      `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-    );
+    const socket = await streamOverHttp();
     // It reads nothing: its receive buffer, then the gateway's send buffer, fill.
     socket.pause();
     const start = performance.now();
@@ -114,13 +120,7 @@ describe('client_send_timeout', () => {
 
   it('a client that reads slowly, never stopping for the timeout, is not cut', async () => {
     const before = { cut: answers.cut, counted: await cutAnswers() };
-    const socket = connect(Number(new URL(t.url).port), '127.0.0.1');
-    socket.on('error', () => {});
-    await new Promise((resolve) => socket.once('connect', resolve));
-    const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hi' }], stream: true });
-    socket.write(
-      `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-    );
+    const socket = await streamOverHttp();
     // It reads in turns: 150 ms stopped, then on until a little more has come, for 4 send
     // timeouts in all. Each stop blocks the answer for less than the timeout.
     let received = 0;
