@@ -297,8 +297,10 @@ export function startLoad(targets: () => Replica[], concurrency = 6, timeoutMs =
   const one = async (): Promise<void> => {
     sent++;
     const list = targets();
+    // Each gateway once, from this request's turn on: the other clients move `turn` meanwhile.
+    const first = turn++;
     for (let attempt = 0; attempt < list.length; attempt++) {
-      const r = list[(turn++ + attempt) % list.length]!;
+      const r = list[(first + attempt) % list.length]!;
       try {
         const res = await request(`${r.url}/v1/completions`, {
           method: 'POST',
