@@ -325,6 +325,22 @@ describe('etcd faults', () => {
     }
     await waitFor(() => leaders(cs).length === 1, 'a leader again', 20_000);
     await waitFor(() => cs.every((c) => c.status().storeReachable), 'etcd reachable again');
-    await leaders(cs)[0]!.publishFleet({ target: 1, minWorkers: 0, maxWorkers: 2, workers: [] });
+    // While the restarted members settle, a keepalive may go unanswered past the 2 s lease and
+    // the leader fence itself (as it must); the fleet is written once a leader holds.
+    await waitFor(
+      async () => {
+        const leader = leaders(cs)[0];
+        if (!leader) return false;
+        try {
+          await leader.publishFleet({ target: 1, minWorkers: 0, maxWorkers: 2, workers: [] });
+          return true;
+        } catch (err) {
+          if (err instanceof FencedError) return false;
+          throw err;
+        }
+      },
+      'a leader that writes the fleet',
+      20_000,
+    );
   });
 });
