@@ -1,7 +1,5 @@
 // Types of socket-memory.mjs, for the benches written in TypeScript.
 export interface TcpSocket {
-  recvQ: number;
-  sendQ: number;
   localPort: number;
   peerPort: number;
   rmem: number;

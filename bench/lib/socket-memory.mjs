@@ -1,12 +1,12 @@
 /**
  * Kernel memory of established TCP sockets on this host, from `ss -tnm` (iproute2): per socket
- * its receive and send queues in bytes, and the memory the kernel has charged for them
- * (skmem r: receive, w: send, with their buffer overhead). A stalled client leaves bytes in
+ * the memory the kernel has charged for its receive and send queues (skmem r and w, the bytes
+ * queued with their buffer overhead). A stalled client leaves bytes in
  * these queues instead of in a process's RSS, so a benchmark of stalled streams reads both.
  */
 import { execFileSync } from 'node:child_process';
 
-/** Every established TCP socket: local and peer port, queue bytes, charged memory bytes. */
+/** Every established TCP socket: local and peer port, and the memory charged to its queues. */
 export function tcpSockets() {
   const text = execFileSync('ss', ['-tnmH', 'state', 'established'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const lines = text.split('\n');
@@ -16,8 +16,6 @@ export function tcpSockets() {
     if (head.length < 4 || !/^\d+$/.test(head[0])) continue;
     const mem = /skmem:\(r(\d+),rb\d+,t\d+,tb\d+,f\d+,w(\d+)/.exec(lines[i + 1] ?? '');
     out.push({
-      recvQ: Number(head[0]),
-      sendQ: Number(head[1]),
       localPort: port(head[2]),
       peerPort: port(head[3]),
       rmem: mem ? Number(mem[1]) : 0,

@@ -30,7 +30,7 @@ export class PacedWriter<T> {
 
   /**
    * `signal`: the call's cancellation; a wait for a client that went away ends with it.
-   * `sendTimeout`: a wait longer than it fails with client_send_timeout.
+   * `sendTimeout`: a wait longer than client_send_timeout fails with client_timeout.
    */
   constructor(call: DrainingCall<T>, signal: AbortSignal, sendTimeout?: SendTimeout) {
     this.#call = call;
@@ -66,13 +66,9 @@ export class PacedWriter<T> {
         settle();
         reject(new GatewayError('client_closed'));
       };
-      const timer = this.#sendTimeout?.blocked(() => {
+      const timer = this.#sendTimeout?.blocked((why) => {
         settle();
-        reject(
-          new GatewayError('client_timeout', {
-            message: `The client took none of the answer for ${this.#sendTimeout!.timeoutMs / 1000} s (client_send_timeout); the call was cut.`,
-          }),
-        );
+        reject(why);
       });
       this.#call.once('drain', drained);
       this.#signal.addEventListener('abort', cancelled, { once: true });

@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { GatewayError } from '../core/errors.js';
 
 /**
  * nginx's send_timeout for answers (option client_send_timeout): a client that takes none of
@@ -23,16 +24,19 @@ export class SendTimeout {
     this.#counted = counted;
   }
 
-  get timeoutMs(): number {
-    return this.#timeoutMs;
-  }
-
-  /** An answer is blocked: `cut` runs unless the handle is cancelled (at its drain) first. */
-  blocked(cut: () => void): TimerHandle | undefined {
+  /**
+   * An answer is blocked: `cut` runs, with the error that says why, unless the handle is
+   * cancelled (at its drain) first.
+   */
+  blocked(cut: (why: GatewayError) => void): TimerHandle | undefined {
     if (this.#timeoutMs <= 0) return undefined;
     return this.#clock.setTimer(this.#timeoutMs, () => {
       this.#counted();
-      cut();
+      cut(
+        new GatewayError('client_timeout', {
+          message: `The client took none of the answer for ${this.#timeoutMs / 1000} s (client_send_timeout); the answer was cut.`,
+        }),
+      );
     });
   }
 }
