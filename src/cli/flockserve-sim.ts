@@ -51,8 +51,8 @@ Engine options:
                        instead of being recomputed (default 0: none)
   --max-num-batched-tokens N  token budget of one engine step (vLLM's flag; at least
                        --max-num-seqs): decodes first, then prompts in chunks, so a long prefill
-                       does not stall running decodes (default 0: none, each prompt prefilled
-                       whole in one step; vLLM's OpenAI server uses 2048 on A100s, 8192 on larger GPUs)
+                       does not stall running decodes (default 2048, vLLM's OpenAI server's on
+                       A100s; 8192 on larger GPUs; 0: none, each prompt prefilled whole in one step)
   --seed N             seed of error draws and generated words (default 0)
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);

@@ -21,15 +21,16 @@
  * The token budget is `maxNumBatchedTokens` (vLLM --max-num-batched-tokens): vLLM's V1
  * engine always prefills in chunks; it schedules running requests first (a decode takes one
  * token, a part-prefilled prompt its next chunk) and then admits waiting ones while budget is
- * left (vllm/v1/core/sched/scheduler.py, Scheduler.schedule). 0 or absent: no budget, every
- * admitted prompt is prefilled whole in the step that admits it, so a long prompt stalls every
- * running decode for its whole prefill.
+ * left (vllm/v1/core/sched/scheduler.py, Scheduler.schedule). The default profile's budget is
+ * 2048, vLLM's on an A100. 0: no budget, every admitted prompt is prefilled whole in the step that
+ * admits it (vLLM's V0 engine without chunked prefill), so a long prompt stalls every running
+ * decode for its whole prefill.
  *
- * Worked example with the defaults (no budget), 4 requests of 1000 prompt tokens at t=0:
+ * Worked example with no budget, 4 requests of 1000 prompt tokens at t=0:
  *   step 1 = 12 + 0.05×4 + 4000/10000×1000 = 412.2 ms → first tokens at 412.2 ms,
  *   then one token every 12.2 ms per request until each has its output length.
  *
- * Worked example with a budget of 2048, 2 requests A and B of 3000 prompt tokens at t=0:
+ * Worked example with the default budget of 2048, 2 requests A and B of 3000 prompt tokens at t=0:
  *   step 1: A 2048 tokens               = 12 + 0.05×1 + 204.8 = 216.85 ms
  *   step 2: A 952 (done), B 1096        = 12 + 0.05×2 + 204.8 = 216.9 ms  → A's first token at 433.75 ms
  *   step 3: A decodes, B 1904 (done)    = 12 + 0.05×2 + 190.4 = 202.5 ms  → B's first at 636.25 ms, A's second
@@ -84,7 +85,7 @@ export interface EngineProfile {
   readonly offloadTokensPerSecond?: number;
   /**
    * Token budget of one step (vLLM --max-num-batched-tokens): decodes first, then prompt chunks.
-   * 0 (default): none, every admitted prompt prefills whole in one step. vLLM's OpenAI server
+   * 0: none, every admitted prompt prefills whole in one step. vLLM's OpenAI server
    * defaults to 2048 on A100s and GPUs under 70 GiB, 8192 on larger ones (H100, H200, MI300x)
    * (vllm/engine/arg_utils.py, EngineArgs._set_default_args; tests/engine/test_arg_utils.py,
    * test_defaults_with_usage_context). Like vLLM, at least maxNumSeqs, so every running sequence
@@ -106,6 +107,7 @@ export interface EngineProfile {
  *   A100's 312 TFLOPS BF16 gives ~19.5k tokens/s at 100% MFU, ~10k at a typical 50%.
  * - maxNumSeqs 256: vLLM's default for the OpenAI server; it picks 1024 only for ≥70 GiB GPUs
  *   that are not A100s (vllm tests/engine/test_arg_utils.py, test_defaults_with_usage_context).
+ * - maxNumBatchedTokens 2048: the same rule's token budget for an A100 (8192 on the larger GPUs).
  * - kvCacheTokens 440000: Llama-3.1-8B's config.json has num_hidden_layers 32,
  *   num_key_value_heads 8 and head_dim 128 (hidden_size 4096 / 32 attention heads), so a token
  *   keeps 2 (K,V) × 32 × 8 × 128 × 2 bytes (BF16) = 128 KiB. The A100-80GB has 80 GiB; vLLM's
@@ -119,6 +121,7 @@ export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
   decodeStepMs: 12,
   decodeStepMsPerSeq: 0.05,
   kvCacheTokens: 440_000,
+  maxNumBatchedTokens: 2048,
 });
 
 const DEFAULT_OFFLOAD_TOKENS_PER_SECOND = 160_000;

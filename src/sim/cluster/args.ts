@@ -212,9 +212,9 @@ export const SIM_FLAGS = {
   },
   max_num_batched_tokens: {
     type: 'int',
-    default: 0,
+    default: DEFAULT_PROFILE.maxNumBatchedTokens,
     min: 0,
-    help: "Each simulated engine's token budget per step (vLLM --max-num-batched-tokens; at least 256, the engines' --max-num-seqs): decodes first, then prompts in chunks, so a long prefill no longer stalls running decodes. 0: none, every prompt prefilled whole in one step. vLLM's OpenAI server uses 2048 on A100s, 8192 on larger GPUs.",
+    help: "Each simulated engine's token budget per step (vLLM --max-num-batched-tokens; at least 256, the engines' --max-num-seqs): decodes first, then prompts in chunks, so a long prefill does not stall running decodes. The default is what vLLM's OpenAI server uses on A100s (8192 on larger GPUs). 0: none, every prompt prefilled whole in one step (vLLM's V0 engine without chunked prefill).",
   },
   launch_failure_rate: {
     type: 'number',

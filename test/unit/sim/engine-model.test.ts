@@ -160,7 +160,7 @@ describe('EngineModel timeline', () => {
 
   it('uses one timer for the whole batch, whatever the number of sequences', () => {
     const clock = new VirtualClock();
-    const model = new EngineModel({ ...DEFAULT_PROFILE }, clock);
+    const model = new EngineModel({ ...DEFAULT_PROFILE, maxNumBatchedTokens: 0 }, clock);
     for (let i = 0; i < 200; i++) submit(model, clock, 100, 50);
     clock.advance(0);
     expect(model.stats().running).toBe(200);
@@ -187,9 +187,9 @@ describe('EngineModel timeline', () => {
 });
 
 describe('EngineModel with a token budget (chunked prefill)', () => {
-  it('prefills prompts in chunks of the budget, FCFS: the worked example of 2 × 3000 tokens at 2048', () => {
+  it("prefills prompts in chunks of the budget, FCFS: the worked example of 2 × 3000 tokens at the default 2048 (vLLM's on an A100)", () => {
     const clock = new VirtualClock();
-    const model = new EngineModel({ ...DEFAULT_PROFILE, maxNumBatchedTokens: 2048 }, clock);
+    const model = new EngineModel(DEFAULT_PROFILE, clock);
     const a = submit(model, clock, 3000, 2);
     const b = submit(model, clock, 3000, 1);
     clock.advance(10_000);
@@ -203,7 +203,7 @@ describe('EngineModel with a token budget (chunked prefill)', () => {
 
   it('without a budget both wait for both prefills (the same two requests)', () => {
     const clock = new VirtualClock();
-    const model = new EngineModel(DEFAULT_PROFILE, clock);
+    const model = new EngineModel({ ...DEFAULT_PROFILE, maxNumBatchedTokens: 0 }, clock);
     const a = submit(model, clock, 3000, 1);
     const b = submit(model, clock, 3000, 1);
     clock.advance(10_000);
@@ -212,12 +212,12 @@ describe('EngineModel with a token budget (chunked prefill)', () => {
   });
 
   /** A short request decoding, and a 300-token prompt arriving at 25 ms, with and without a budget of 100. */
-  const stall: [string, number | undefined, number[], number[]][] = [
+  const stall: [string, number, number[], number[]][] = [
     // A: 0 → 20 (prefill 10), 20 → 30; B admitted at 30 with 99 tokens of budget left by A's decode:
     // 30 → 139, → 248, → 357 (99 each), → 370 (the last 3): A keeps a token a step.
     ['with a budget decodes keep flowing during a long prefill', 100, [20, 30, 139, 248, 357, 370], [370]],
     // B's whole prefill in one step, 30 → 30 + 10 + 300 = 340: A's tokens stall for it, B's first comes sooner.
-    ['without one a long prefill stalls every running decode', undefined, [20, 30, 340, 350, 360, 370], [340]],
+    ['without one a long prefill stalls every running decode', 0, [20, 30, 340, 350, 360, 370], [340]],
   ];
   it.each(stall)('%s', (_label, maxNumBatchedTokens, aTokens, bTokens) => {
     const clock = new VirtualClock();
@@ -231,7 +231,7 @@ describe('EngineModel with a token budget (chunked prefill)', () => {
   });
 
   it('a budget at least every prompt gives the same timings as none when requests come one at a time', () => {
-    const timings = (maxNumBatchedTokens?: number): number[][] => {
+    const timings = (maxNumBatchedTokens: number): number[][] => {
       const clock = new VirtualClock();
       const model = new EngineModel({ ...DEFAULT_PROFILE, maxNumBatchedTokens }, clock);
       const out: number[][] = [];
@@ -246,7 +246,7 @@ describe('EngineModel with a token budget (chunked prefill)', () => {
       }
       return out;
     };
-    const none = timings();
+    const none = timings(0);
     expect(none[0]![0]).toBeCloseTo(312.05, 9); // 12 + 0.05 + 300
     expect(timings(3000)).toEqual(none);
     expect(timings(1_000_000)).toEqual(none);
