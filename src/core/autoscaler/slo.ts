@@ -49,7 +49,7 @@ const SUSTAINED_BUCKETS = 3;
  * and still do one SLO later (checked between evaluations too, every 2 s), unless the backlog
  * is not this fleet's overload (backlogAccount: carried from a smaller fleet and drained before
  * a launch lands, or a spike within the 1% a p99 allows); on the model's word alone only when the mean load
- * outgrows the fleet's slots and two decisions in a row say so. Down one worker at a time, two
+ * outgrows the fleet (prefills over its whole time, or in flight over its slots) and two decisions in a row say so. Down one worker at a time, two
  * minutes apart, once the history covers five minutes, and only when the load of the last D
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.
@@ -151,7 +151,8 @@ interface Estimate {
   /** Workers that hold the load now: below it, scale up. */
   readonly need: number;
   /**
-   * Workers whose slots hold the mean load, bursts aside: a rise the model sees coming is
+   * Workers that hold the mean load at all (prefills within their time, in flight within their
+   * slots), bursts and margins aside: a rise the model sees coming is
    * launched for only when this grows past the fleet (headroom for bursts is bought when they
    * make requests wait, and kept).
    */
@@ -356,7 +357,10 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   const cautious = (young && fitServiceModel(all, bucketMs, { cautious: true })) || model;
   const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
   const down = smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap);
-  const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap);
+  // The model alone launches only for a load the fleet cannot hold at all (its prefills would
+  // take every worker's whole time, or the mean outgrow the slots): the 5% kept spare in sizing
+  // is a margin, and a launch bought for it while nothing waits is paid for the rest of the load.
+  const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap, 1);
   const { a0, a1 } = model;
   const why =
     `${lambda.toFixed(2)} req/s, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
@@ -452,6 +456,7 @@ function smallestFleet(
   sloS: number,
   margin: number,
   cap: number,
+  utilisationMax = UTILISATION_MAX,
 ): { r: number; b: number; peak: number; fits: boolean } {
   for (let r = 1; r <= cap; r++) {
     const perWorker = lambda / r;
@@ -461,7 +466,7 @@ function smallestFleet(
     // Requests over the slots arrive in a peak, when every slot is taken: a slot frees at the
     // full-load pace, one every S(C)/(r·C), not the mean load's S(b).
     const serviceS = Math.max(m.a0 + m.a1 * C, 1e-3);
-    if (utilisation <= UTILISATION_MAX * margin && b <= C * margin && peak <= margin * r * C * (1 + sloS / serviceS))
+    if (utilisation <= utilisationMax * margin && b <= C * margin && peak <= margin * r * C * (1 + sloS / serviceS))
       return { r, b, peak, fits: true };
   }
   return { r: cap, b: Infinity, peak: Infinity, fits: false };

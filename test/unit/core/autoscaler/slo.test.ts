@@ -584,6 +584,32 @@ describe('SloPolicy on a virtual clock', () => {
     expect(p.decide(snap(h, 2), 1530 * S).desired).toBeGreaterThanOrEqual(3);
   });
 
+  /**
+   * A prefill-bound load (S = 0.5 + 1.6·b; the fit reads about 0.9 + 1.5·b) on 7
+   * workers, its arrivals over the last 5 minutes at `rate` (the fleet's finishes not yet risen
+   * with them).
+   */
+  const prefillBound = (rate: number): LoadBucket[] =>
+    [
+      ...regime({ minutes: 20, rate: 2, workers: 7, a0: 0.5, a1: 1.6 }),
+      ...regime({ startMs: 1200 * S, minutes: 10, rate: 4.25, workers: 7, a0: 0.5, a1: 1.6 }),
+    ].map((b, i) => (i >= 150 ? { ...b, arrivals: rate * 10 } : b));
+  it.each([
+    // 4.5 req/s: prefills would take 0.96 of each worker's time: held, with less than the 5% kept spare in sizing.
+    [4.5, 'kept: the model alone does not buy the sizing margin', 7, 7],
+    // 5 req/s: 1.06 of each worker's time, more than 7 can hold.
+    [5, 'up: the model sees the fleet saturate', 8, Infinity],
+  ] as const)(
+    'a prefill-bound load rising to %s req/s on 7 workers, nothing waiting: %s',
+    (rate, _label, least, most) => {
+      const p = new SloPolicy();
+      p.decide(snap(prefillBound(rate), 7), 1770 * S);
+      const d = p.decide(snap(prefillBound(rate), 7), 1800 * S);
+      expect(d.desired, d.reason).toBeGreaterThanOrEqual(least);
+      expect(d.desired, d.reason).toBeLessThanOrEqual(most);
+    },
+  );
+
   it('more than max_workers needed: clamped, and the decision says what it wanted', () => {
     const h = [
       ...regime({ minutes: 20, rate: 20, workers: 8 }),
