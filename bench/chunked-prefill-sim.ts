@@ -1,16 +1,17 @@
 /**
  * Prefix-aware routing against least-connection in virtual time, under the engine model with
- * whole-prompt steps (the default profile) and with chunked prefill (vLLM's per-step token
- * budget, --max_num_batched_tokens): does the balancers' comparison hold when long prefills no
- * longer stall running decodes? The Mooncake trace on the gpu profile at four loads, seeds 1–3,
+ * whole-prompt steps (budget 0) and with chunked prefill (vLLM's per-step token budget,
+ * --max_num_batched_tokens): does the balancers' comparison hold whether or not long prefills
+ * stall running decodes? The Mooncake trace on the gpu profile at four loads, seeds 1–3,
  * least-connection, prefix-cache and the oracle; the Azure conversation slice of
  * bench/balancing-sim.ts (minutes 10–20, ×2 and ×3), least-connection, prefix-cache and
  * prefix-hash. Prints markdown tables; writes nothing.
  *
  *   npx vite-node bench/chunked-prefill-sim.ts [--budgets 0,2048,8192] [--only mooncake,conv]
  *
- * Budget 0 is today's model (its rows equal bench/results/balancing-sim.json's for the same
- * runs); 2048 is vLLM's OpenAI-server default on an A100, 8192 on ≥70 GiB GPUs that are not.
+ * 2048 is the default profile's budget, vLLM's OpenAI-server default on an A100 (its rows equal
+ * bench/results/balancing-sim.json's for the same runs); 8192 is vLLM's on ≥70 GiB GPUs that are
+ * not A100s; 0 is vLLM's V0 engine without chunked prefill.
  */
 import { parseArgs } from 'node:util';
 import { readTrace, type TraceRequest } from '../src/sim/cluster/trace.js';
@@ -37,7 +38,7 @@ const ORACLE = 'oracle';
 async function measure(trace: readonly TraceRequest[], scale: number, budget: number, seed: number, policy: string) {
   const r = await simulateFleet({
     workload: traceWorkload([...trace], scale, 'trace'),
-    profile: budget > 0 ? { maxNumBatchedTokens: budget } : {},
+    profile: { maxNumBatchedTokens: budget },
     flags: policy === ORACLE ? [] : ['--load_balancer', policy],
     oracle: policy === ORACLE,
     seed,
@@ -66,7 +67,7 @@ const out: string[] = [];
 
 if (sections.includes('mooncake')) {
   const trace = await readTrace(MOONCAKE_TRACE);
-  const scales = [0.3, 0.4, 0.5, 0.55];
+  const scales = [0.3, 0.4, 0.5, 0.55, 0.6];
   const seeds = [1, 2, 3];
   /** prefix-cache ÷ least-connection per budget and scale, one per seed: [p50, p99]. */
   const summary = new Map<string, [number, number][]>();

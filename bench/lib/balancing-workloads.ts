@@ -38,13 +38,13 @@ export type ProfileName = keyof typeof PROFILES;
 /**
  * Offered loads, as time scales of the Mooncake trace (×0.5: half its rate). Near saturation is
  * the highest step of 0.05 at which least-connection still answers every request, per profile
- * (`flockserve simulate`, seed 1: on gpu ×0.55 answers all 3,993 and ×0.6 times 27 out; with
- * offload ×0.75 and ×0.8, 54 out): past it the fleet is over capacity and every policy's
- * numbers are the queue timeout's. Moderate puts least-connection's prefill utilisation at
+ * (`flockserve simulate`, seed 1, chunked prefill at the default 2048 tokens a step: on gpu ×0.6
+ * answers all 3,993 and ×0.65 times 97 out; with offload ×0.75 and ×0.8, 38 out): past it the
+ * fleet is over capacity and every policy's numbers are the queue timeout's. Moderate puts least-connection's prefill utilisation at
  * ~0.4–0.5.
  */
 export const MOONCAKE_LOADS: Record<ProfileName, { moderate: number; saturated: number }> = {
-  gpu: { moderate: 0.3, saturated: 0.55 },
+  gpu: { moderate: 0.3, saturated: 0.6 },
   offload: { moderate: 0.4, saturated: 0.75 },
 };
 
