@@ -70,6 +70,11 @@ export function policyKnobs(c: Config): string {
 }
 
 /** Scale-ups and scale-downs among the applied decisions. */
+/** The engines' step budget as the report names it (0: none). */
+function describeBudget(tokens: number): string {
+  return tokens > 0 ? `chunked prefill, ${tokens} tokens a step` : 'whole-prompt prefill';
+}
+
 export function scaleCounts(r: SimulationResult): { up: number; down: number } {
   let up = 0;
   for (const e of r.scaleEvents) if (e.to > e.from) up++;
@@ -93,7 +98,7 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
     ...attributions(d).map((a) => `               ${a}`),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
     `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${d.oracle ? 'oracle (clairvoyant: the longest cached prefix, load ignored)' : c.loadBalancer}`,
-    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}, ${d.profile?.maxNumBatchedTokens ? `chunked prefill, ${d.profile.maxNumBatchedTokens} tokens a step` : 'whole-prompt prefill'}`,
+    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}, ${describeBudget(d.profile?.maxNumBatchedTokens ?? DEFAULT_PROFILE.maxNumBatchedTokens ?? 0)}`,
     `launches       ${d.launch}; seed ${d.seed}`,
     '',
     'seconds'.padEnd(18) + ['p50', 'p95', 'p99', 'mean', 'max'].map((h) => h.padStart(9)).join(''),
