@@ -48,8 +48,9 @@ const SUSTAINED_BUCKETS = 3;
  * Up at once to `need` when more requests wait than the ready slots take in within the SLO,
  * and still do one SLO later (checked between evaluations too, every 2 s), unless the backlog
  * is not this fleet's overload (backlogAccount: carried from a smaller fleet and drained before
- * a launch lands, or a spike within the 1% a p99 allows); on the model's word alone only when the mean load
- * outgrows the fleet (prefills over its whole time, or in flight over its slots) and two decisions in a row say so. Down one worker at a time, two
+ * a launch lands, or a spike within the 1% a p99 allows); on the model's word alone only when the
+ * mean load outgrows the fleet (prefills over its whole time, or in flight over its slots) and
+ * two decisions in a row say so. Down one worker at a time, two
  * minutes apart, once the history covers five minutes, and only when the load of the last D
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.

@@ -69,12 +69,12 @@ export function policyKnobs(c: Config): string {
   }
 }
 
-/** Scale-ups and scale-downs among the applied decisions. */
 /** The engines' step budget as the report names it (0: none). */
 function describeBudget(tokens: number): string {
   return tokens > 0 ? `chunked prefill, ${tokens} tokens a step` : 'whole-prompt prefill';
 }
 
+/** Scale-ups and scale-downs among the applied decisions. */
 export function scaleCounts(r: SimulationResult): { up: number; down: number } {
   let up = 0;
   for (const e of r.scaleEvents) if (e.to > e.from) up++;
