@@ -664,13 +664,18 @@ export class EtcdCoordinator implements Coordinator {
     try {
       const since = this.#wallNow();
       const value: LeaderValue = { id: this.replica, since };
+      // The fleet record is read in the same transaction: the fleet this replica takes over is the
+      // one at its election, not what the watch has delivered so far (the last one out may have
+      // retired the record just before).
       const res = await this.#ns
         .if(KEYS.leader, 'Create', '==', 0)
-        .then(this.#ns.put(KEYS.leader).value(JSON.stringify(value)).lease(session.lease))
+        .then(this.#ns.put(KEYS.leader).value(JSON.stringify(value)).lease(session.lease), this.#ns.get(KEYS.fleet))
         .else(this.#ns.get(KEYS.leader))
         .commit();
       this.#reached();
       if (res.succeeded && this.#session === session && !this.#closed) {
+        const record = res.responses[1]?.response_range?.kvs[0];
+        this.#fleet = record ? parseFleet(record.value.toString()) : undefined;
         this.#term = Number(res.header.revision);
         this.#leader = { ...value, term: this.#term };
         this.#setLeading(true, 'won the election');
@@ -775,6 +780,9 @@ export class EtcdCoordinator implements Coordinator {
       if (this.#leading) this.#setLeading(false, 'the leader key was deleted');
       // A leaving replica campaigns only from leave(), when it finds nobody leading.
       if (!this.#leaving) void this.#campaign();
+    } else if (key === KEYS.fleet) {
+      // Retired by the last one out: there is no fleet to follow or take over.
+      this.#fleet = undefined;
     } else if (key.startsWith(KEYS.replicas)) {
       this.#replicas.delete(key.slice(KEYS.replicas.length));
     } else if (key.startsWith(KEYS.load)) {

@@ -22,9 +22,11 @@ export interface ReplicaFleet {
    * mirrored them) and the provisioner's clusters become this replica's to probe, replace and
    * scale, without launching or tearing down anything that serves. `shared` is the fleet the
    * previous leader last wrote (its target and bounds carry over); `reinit` relaunches the task
-   * on running workers (--reinit, on a fresh start only).
+   * on running workers (--reinit, on a fresh start only). `leaving`: this replica is on its way
+   * out and leads only to hand the fleet on or tear it down, so it adopts what runs and launches
+   * nothing.
    */
-  takeOver(shared: SharedFleet | undefined, reinit: boolean): Promise<void>;
+  takeOver(shared: SharedFleet | undefined, reinit: boolean, leaving: boolean): Promise<void>;
   /** Stops every fleet action (probes, launches, drains, retries) and owns nothing; the pool stays as it is. */
   standDown(): void;
   /** A launch of the previous leader's has ended (it says so): the fleet stops waiting for it. */
@@ -153,6 +155,8 @@ export class Replica implements CoordinationListener {
   #closed = false;
   /** The fleet was shut down by this replica, the last one out: nothing is published any more. */
   #retired = false;
+  /** leave() has begun: a leadership won from now on is only for handing the fleet on or tearing it down. */
+  #leaving = false;
   readonly #unlisten: () => void;
 
   constructor(opts: ReplicaOptions) {
@@ -204,6 +208,7 @@ export class Replica implements CoordinationListener {
    * none ('last': this replica still leads, and the caller tears the fleet down or keeps it).
    */
   async leave(): Promise<LeaveOutcome> {
+    this.#leaving = true;
     if (this.#leading) this.#options.autoscaler.stop();
     const outcome = await this.#coordinator.leave();
     if (outcome === 'last') {
@@ -339,13 +344,13 @@ export class Replica implements CoordinationListener {
       this.#options.scale.max = shared.maxWorkers;
     }
     try {
-      await this.#options.fleet.takeOver(shared, reinit);
+      await this.#options.fleet.takeOver(shared, reinit, this.#leaving);
     } catch (err) {
       this.#log.error({ err }, 'taking the fleet over failed; scaling waits for the next leader');
       return;
     }
     if (!this.#leading || this.#term !== term || this.#closed) return;
-    this.#options.autoscaler.start();
+    if (!this.#leaving) this.#options.autoscaler.start();
     if (!this.#coordinator.replicated) return;
     this.#log.info(
       {

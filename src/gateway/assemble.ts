@@ -359,7 +359,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
       get target() {
         return fleet.target;
       },
-      takeOver: (shared, reinit) => takeOver(fleet, scale, shared, reinit, log),
+      takeOver: (shared, reinit, leaving) => takeOver(fleet, scale, shared, { reinit, leaving }, log),
       standDown: () => fleet.standDown(),
       launchEnded: (name) => fleet.launchEnded(name),
     },
@@ -408,13 +408,14 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
 /**
  * A replica comes to lead: the workers it mirrored become the fleet's, the provisioner's
  * clusters are adopted (or torn down when unusable), and the target is set: the previous
- * leader's, or (a fresh fleet) what was adopted, within [min_workers, max_workers].
+ * leader's, or (a fresh fleet) what was adopted, within [min_workers, max_workers]. A replica
+ * that is leaving keeps what runs as the target, whatever the bounds.
  */
 async function takeOver(
   fleet: Fleet,
   scale: ScaleState,
   shared: SharedFleet | undefined,
-  reinit: boolean,
+  { reinit, leaving }: { reinit: boolean; leaving: boolean },
   log: GatewayLog,
 ): Promise<void> {
   fleet.own();
@@ -423,6 +424,8 @@ async function takeOver(
   if (adopted.reinitialized.length > 0) {
     log.info({ reinitialized: adopted.reinitialized }, 'reinit: relaunching the task on running workers');
   }
+  // A replica on its way out holds what runs for its teardown or the next leader: no launch.
+  if (leaving) return fleet.scaleTo(fleet.live().length);
   const want = shared ? shared.target : fleet.live().length;
   fleet.scaleTo(Math.min(scale.max, Math.max(scale.min, want)));
 }

@@ -34,6 +34,8 @@ export class DrivenCoordinator implements Coordinator {
   unanswered = 0;
   submitResult: FleetCommandResult = { ok: true };
   leaveOutcome: LeaveOutcome = 'last';
+  /** leave() wins the election at this term first (a leaving replica that finds nobody leading). */
+  leadOnLeave: number | undefined;
   readonly launches = new MemoryLaunchLedger(
     (action) => this.checkFence(action),
     () => ({ leader: this.replica, term: this.term }),
@@ -129,6 +131,7 @@ export class DrivenCoordinator implements Coordinator {
   }
 
   async leave(): Promise<LeaveOutcome> {
+    if (this.leadOnLeave !== undefined && !this.leading) this.lead(this.leadOnLeave);
     if (this.leaveOutcome === 'handed-over' && this.leading) this.lose();
     return this.leaveOutcome;
   }

@@ -155,6 +155,21 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
     expect(await next.launches.open()).toEqual([]);
   });
 
+  it('the last one out retires the fleet record: a replica elected after it takes over no record, not the last one it saw', async () => {
+    const { cs, rs } = await join(2);
+    await waitFor(() => leaders(cs).length === 1, 'a leader');
+    const last = leaders(cs)[0]!;
+    const next = cs.find((c) => c !== last)!;
+    await last.publishFleet({ target: 2, minWorkers: 0, maxWorkers: 4, workers: [] });
+    await waitFor(() => rs[cs.indexOf(next)]!.fleets.at(-1)?.target === 2, 'the record seen');
+    expect(next.lastFleet()?.target).toBe(2);
+    // Retired, then gone: the next leader starts from what the provisioner lists, as a fresh start does.
+    await last.retireFleet();
+    await last.close();
+    await waitFor(() => leaders([next]).length === 1, 'the other replica leads');
+    expect(next.lastFleet()).toBeUndefined();
+  });
+
   it('a leader that leaves hands over at once: a follower leads with a higher term, no TTL wait', async () => {
     const { cs, rs } = await join(3);
     await waitFor(() => leaders(cs).length === 1, 'a leader');

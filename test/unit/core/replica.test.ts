@@ -34,8 +34,10 @@ class HeldFleet implements ReplicaFleet {
   #release: (() => void) | undefined;
   hold = false;
 
-  takeOver(shared: SharedFleet | undefined, reinit: boolean): Promise<void> {
-    this.calls.push(`takeOver(${shared ? `target ${shared.target}` : 'fresh'}${reinit ? ', reinit' : ''})`);
+  takeOver(shared: SharedFleet | undefined, reinit: boolean, leaving: boolean): Promise<void> {
+    this.calls.push(
+      `takeOver(${shared ? `target ${shared.target}` : 'fresh'}${reinit ? ', reinit' : ''}${leaving ? ', leaving' : ''})`,
+    );
     this.target = shared?.target ?? 0;
     if (!this.hold) return Promise.resolve();
     return new Promise((resolve) => (this.#release = resolve));
@@ -329,6 +331,16 @@ describe('Replica leading', () => {
     expect(last.replica.leading).toBe(true);
     expect(last.autoscaler.running).toBe(false);
     expect(last.fleet.calls).toEqual(['takeOver(fresh)']);
+  });
+  it('leaving, it wins the election to decide who keeps the fleet: it takes the fleet over leaving, so nothing launches, and starts no autoscaler', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.share(fleet([worker('w-1')], 2));
+    t.coordinator.leadOnLeave = 3;
+    expect(await t.replica.leave()).toBe('last');
+    expect(t.replica.leading).toBe(true);
+    expect(t.fleet.calls).toEqual(['takeOver(target 2, leaving)']);
+    expect(t.autoscaler.running).toBe(false);
   });
 });
 
