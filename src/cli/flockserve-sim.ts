@@ -139,7 +139,11 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     integer: true,
     min: 0,
   });
-  const budgetError = tokenBudgetError(maxNumBatchedTokens ?? 0, maxNumSeqs ?? DEFAULT_PROFILE.maxNumSeqs);
+  // The budget the engine will run with (the default one when none is given), checked as it will check it.
+  const budgetError = tokenBudgetError(
+    maxNumBatchedTokens ?? DEFAULT_PROFILE.maxNumBatchedTokens ?? 0,
+    maxNumSeqs ?? DEFAULT_PROFILE.maxNumSeqs,
+  );
   if (budgetError) throw new UsageError(`--${budgetError.replaceAll('_', '-')}`);
   return {
     host: values.host ?? env.FLOCKSERVE_WORKER_HOST ?? '127.0.0.1',

@@ -49,6 +49,12 @@ describe('flockserve-sim CLI', () => {
       argv: ['--max-num-seqs', '64', '--max-num-batched-tokens', '32'],
       message: /--max-num-batched-tokens \(32\) must be 0 \(no budget\) or a whole number at least max-num-seqs \(64\)/,
     },
+    // The default budget (2048) is checked too: the engine would refuse it.
+    {
+      argv: ['--max-num-seqs', '4096'],
+      message:
+        /--max-num-batched-tokens \(2048\) must be 0 \(no budget\) or a whole number at least max-num-seqs \(4096\)/,
+    },
     { argv: ['extra'], message: /positional/i },
   ])('$argv → usage error, exit 2', async ({ argv, message }) => {
     const { io, err, exits } = fakeIo();
