@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+/**
+ * The default autoscaler (slo) on shapes the evaluation set does not hold: six hours of the
+ * ServeGen rate envelope (its 10-minute rates step up and down by 10-20 %) at several mean
+ * rates, with Mooncake's long prompts (a prefill-bound engine) and with the Azure conversation
+ * trace's lengths, at 60 s and 300 s launches. Each row is one `flockserve plan --policies slo`
+ * (virtual time, SIMULATED workers and launches): the fixed-fleet frontier, the clairvoyant
+ * bound, and slo started cold and warm against both. The mean rates put the load at and between
+ * fleet sizes, so the rows show where a scale-down meets a rise it cannot see coming. Writes the
+ * `autoscaling-shapes` section of bench/results/autoscaling.md.
+ *
+ *   npm run build && node bench/autoscaling-shapes.mjs
+ *
+ * The traces are read from ../shared/traces/ (TRACES=dir to change it). About 5 minutes.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import process from 'node:process';
+import { promisify } from 'node:util';
+import { writeSection } from './lib/sections.mjs';
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '..');
+const TRACES = process.env.TRACES ?? '../shared/traces';
+const RATES = `${TRACES}/servegen-m-large-rates-10min.csv`;
+const LENGTHS = { mooncake: `${TRACES}/mooncake-synthetic.jsonl`, conv: `${TRACES}/azure-llm-2023-conv.csv` };
+for (const f of [RATES, ...Object.values(LENGTHS)])
+  if (!existsSync(resolve(ROOT, f))) throw new Error(`no trace at ${resolve(ROOT, f)}; set TRACES=dir`);
+
+/** Mean rates, req/s: Mooncake's prompts take about 0.56 req/s per worker, conv's lengths about 2.7. */
+const SHAPES = [
+  ...[0.5, 1, 1.5, 2.5].map((rate) => ({ lengths: 'mooncake', rate, cv: 1 })),
+  ...[3, 6, 10].map((rate) => ({ lengths: 'conv', rate, cv: 1 })),
+  { lengths: 'conv', rate: 6, cv: 2 },
+];
+const DELAYS = [60, 300];
+const SLO_S = 1;
+
+const dir = mkdtempSync(join(tmpdir(), 'bench-autoscaling-shapes-'));
+const rows = [];
+for (const shape of SHAPES)
+  for (const delay of DELAYS) {
+    const args = [
+      'plan',
+      '--workload',
+      'envelope',
+      '--rates',
+      RATES,
+      '--lengths',
+      LENGTHS[shape.lengths],
+      '--duration',
+      '21600',
+      '--mean-rate',
+      String(shape.rate),
+      ...(shape.cv === 1 ? [] : ['--arrival-cv', String(shape.cv)]),
+      '--provision-delay',
+      String(delay),
+      '--seed',
+      '1',
+      '--policies',
+      'slo',
+    ];
+    const { stdout } = await run(
+      'node',
+      ['dist/cli/flockserve.js', ...args, '--json', '--chart', join(dir, `${rows.length}.svg`)],
+      { cwd: ROOT, maxBuffer: 1 << 26 },
+    );
+    rows.push({ shape, delay, args, plan: JSON.parse(stdout) });
+    process.stderr.write(`${shape.lengths} ${shape.rate} req/s, ${delay} s: done\n`);
+  }
+
+const f2 = (v) => v.toFixed(2);
+const wait = (r) =>
+  `${r.queueWaitS.p99 < 0.05 ? '0' : r.queueWaitS.p99.toFixed(1)} s${r.failed > 0 ? ` (${r.failed} time out)` : ''}`;
+const cell = (r) =>
+  `${f2(r.workerHours)}, ${wait(r)}; ${f2(r.vsBound)} ×${r.dominatedBy === undefined ? '' : `; **dominated by ${r.dominatedBy}**`}`;
+const lines = [
+  '### Held-out shapes: the envelope at several rates, prefill-bound and not',
+  '',
+  `Run on ${new Date().toISOString().slice(0, 10)}, seed 1, six hours from the envelope's start. Each cell: worker-hours, p99 queue wait (requests that timed out count with their 60 s), slo ÷ the bound, and the fixed fleet that dominates it if one does. "SLO held": p99 wait ≤ ${SLO_S} s (\`queue_wait_slo\`'s default).`,
+  '',
+  "| lengths, mean rate, launches | fixed fleets: N workers, p99 wait | bound | slo cold | slo warm (start) | SLO held cold / warm | churn within 2 × the bound's launches + 2, cold / warm |",
+  '| --- | --- | ---: | --- | --- | --- | --- |',
+];
+for (const { shape, delay, plan } of rows) {
+  const fixed = plan.fixed.map((f) => `${f.maxWorkers}: ${wait(f)}`).join(', ');
+  const by = (start) => plan.policies.find((p) => p.start === start);
+  const [cold, warm] = [by('cold'), by('warm')];
+  const held = (r) => (r.queueWaitS.p99 <= SLO_S && r.failed === 0 ? 'yes' : '**no**');
+  const churn = (r) => (r.churnOk ? 'yes' : `no (${r.launches})`);
+  lines.push(
+    `| ${shape.lengths}${shape.cv === 1 ? '' : `, arrival cv ${shape.cv}`}, ${shape.rate} req/s, ${delay} s | ${fixed} | ${f2(plan.bound.workerHours)} | ${cell(cold)} | ${cell(warm)} (${warm.initialWorkers}) | ${held(cold)} / ${held(warm)} | ${churn(cold)} / ${churn(warm)} |`,
+  );
+}
+lines.push(
+  '',
+  'Commands (each with `--json`; `--chart FILE` for the frontier):',
+  '',
+  ...rows.map(
+    ({ args }) => `    node dist/cli/flockserve.js ${args.join(' ').replaceAll(`${TRACES}/`, '../shared/traces/')}`,
+  ),
+);
+const md = join(ROOT, 'bench/results/autoscaling.md');
+writeSection(md, 'autoscaling-shapes', lines.join('\n'));
+process.stderr.write(`wrote ${md}\n`);
