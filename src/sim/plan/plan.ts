@@ -267,6 +267,14 @@ function planRun(policy: PlanRun['policy'], start: Start, initial: number, max: 
   };
 }
 
+/**
+ * Costs this close are the same cost when one run is weighed against another: half the hundredth of
+ * a worker-hour the tables print (18 s of one worker). A cold start whose second worker's bill
+ * begins seconds after a fixed fleet's would otherwise escape the fleet that costs the same and
+ * waits for nothing.
+ */
+export const SAME_COST_WORKER_HOURS = 0.005;
+
 /** A policy's run against the bound and the fixed fleets. */
 export function place(r: PlanRun, fixed: readonly PlanRun[], bound: PlanBound): PolicyPlacement {
   const p99 = r.summary.queueWaitS.p99;
@@ -275,8 +283,8 @@ export function place(r: PlanRun, fixed: readonly PlanRun[], bound: PlanBound): 
     if (f.summary.queueWaitS.p99 <= p99 && (match === undefined || f.workerHours < match.workerHours)) match = f;
   const dominator = fixed.find((f) => {
     const fp = f.summary.queueWaitS.p99;
-    const noWorse = f.workerHours <= r.workerHours && fp <= p99 && f.failed <= r.failed;
-    return noWorse && (f.workerHours < r.workerHours || fp < p99 || f.failed < r.failed);
+    const noWorse = f.workerHours <= r.workerHours + SAME_COST_WORKER_HOURS && fp <= p99 && f.failed <= r.failed;
+    return noWorse && (f.workerHours < r.workerHours - SAME_COST_WORKER_HOURS || fp < p99 || f.failed < r.failed);
   });
   return {
     ...r,

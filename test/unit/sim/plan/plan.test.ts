@@ -72,6 +72,22 @@ describe('place: a policy against the fixed fleets', () => {
       by: undefined,
     },
     {
+      label: '16 s of a worker cheaper than 2, waits longer: the same cost, dominated by 2',
+      cost: 2 - 16 / 3600,
+      p99: 30,
+      match: 2,
+      vs: (2 - 16 / 3600) / 2,
+      by: 2,
+    },
+    {
+      label: '16 s of a worker dearer than 2, waits as long: the same cost, not dominated',
+      cost: 2 + 16 / 3600,
+      p99: 3,
+      match: 2,
+      vs: (2 + 16 / 3600) / 2,
+      by: undefined,
+    },
+    {
       label: 'waits less than any fixed fleet: no match',
       cost: 5,
       p99: -1,
