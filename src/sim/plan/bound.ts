@@ -178,6 +178,30 @@ export function coveringBound(demand: StepCurve, hits: readonly HitWindow[], o: 
   return total / 1000;
 }
 
+/**
+ * What every schedule that coveringBound weighs makes at least: `peak`, the most workers ready at
+ * once that a need or a window asks for, and `launches`, one for each unit (level) that a need or
+ * a window asks for first at some t > 0, counted as clairvoyantBound counts a unit's first start
+ * (up from t = 0 only where it is asked for at 0). Relaunches between its needs are not counted:
+ * floors on the whole-worker schedule's launches and peak.
+ * E.g. demand 1 from t = 0, a window of level 3 at [50, 70] s: peak 3, units 2 and 3 launched.
+ */
+export function coveringShape(
+  demand: StepCurve,
+  hits: readonly HitWindow[],
+  floor = 0,
+): { readonly launches: number; readonly peak: number } {
+  const needs = levelIntervals(demand, floor);
+  // firstAsked[k - 1]: the earliest start of a need of level k or of a window of level ≥ k.
+  const firstAsked = needs.map((n) => n[0]?.[0] ?? Infinity);
+  for (const w of hits) {
+    for (let k = firstAsked.length; k < w.level; k++) firstAsked.push(Infinity);
+    for (let k = 0; k < w.level; k++) if (w.startMs < firstAsked[k]!) firstAsked[k] = w.startMs;
+  }
+  const asked = firstAsked.filter((at) => at < Infinity);
+  return { launches: asked.filter((at) => at > 0).length, peak: asked.length };
+}
+
 /** For each level k (index k − 1), the intervals [start, end) where max(floor, demand) ≥ k. */
 function levelIntervals(demand: StepCurve, floor: number): [number, number][][] {
   const out: [number, number][][] = [];

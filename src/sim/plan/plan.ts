@@ -19,7 +19,7 @@ import type { SimSummary } from '../cluster/metrics.js';
 import { scaleCounts } from '../cluster/report.js';
 import type { SimulationResult } from '../cluster/run.js';
 import type { TraceRequest } from '../cluster/trace.js';
-import { clairvoyantBound, coveringBound } from './bound.js';
+import { clairvoyantBound, coveringBound, coveringShape } from './bound.js';
 import { demandCurve } from './demand.js';
 import { windowHits } from './work.js';
 import { runAll, type RunOutcome } from './runner.js';
@@ -88,16 +88,25 @@ export interface PolicyPlacement extends PlanRun {
   /** A fixed fleet costs no more, waits no longer at p99 and fails no more requests, and is better in one. */
   readonly dominatedBy: number | undefined;
   /**
-   * Churn within bounds: launches at most 2 × the bound's + 2, and no quick relaunch (no ready
-   * worker scaled down less than a launch delay before a launch it could have served).
+   * The most launches within the churn target: 2 × the bound's + 2 (boundLaunches: counting the
+   * workers the bound has up at t = 0 that the run starts without).
+   */
+  readonly launchAllowance: number;
+  /**
+   * Churn within bounds: launches within launchAllowance, and no quick relaunch (no ready worker
+   * scaled down less than a launch delay before a launch it could have served).
    */
   readonly churnOk: boolean;
 }
 
 export interface PlanBound {
   readonly workerHours: number;
-  /** The slot schedule's launches beyond the workers needed at t = 0 (the window hits' are not counted). */
+  /**
+   * Launches beyond the workers needed at t = 0: the slot schedule's (relaunches included), or, where
+   * more, the units the whole-worker schedule readies after t = 0 for engine work (coveringShape).
+   */
   readonly launches: number;
+  /** The most workers either schedule has ready at once (for the whole-worker one, at least). */
   readonly peak: number;
   /** Σ of the requests' least engine time: a floor on ready worker-hours for any run that serves them all. */
   readonly workHours: number;
@@ -215,12 +224,13 @@ export function boundOf(requests: () => Iterable<TraceRequest>, args: SimArgs, w
   const layered = clairvoyantBound(demand.workers, { launchDelayMs, floor: c.minWorkers });
   const hits = windowHits(demand.arrivalMs, demand.engineMs, { capacity: c.workerCapacity, waitMs: waitS * 1000 });
   const windowHours = coveringBound(demand.workers, hits, { launchDelayMs, floor: c.minWorkers }) / 3600;
+  const covering = coveringShape(demand.workers, hits, c.minWorkers);
   const slotHours = layered.workerSeconds / 3600;
   const workHours = demand.workSeconds / 3600;
   return {
     workerHours: Math.max(windowHours, workHours),
-    launches: layered.launches,
-    peak: layered.peak,
+    launches: Math.max(layered.launches, covering.launches),
+    peak: Math.max(layered.peak, covering.peak),
     workHours,
     slotHours,
     windowHours,
@@ -286,14 +296,27 @@ export function place(r: PlanRun, fixed: readonly PlanRun[], bound: PlanBound): 
     const noWorse = f.workerHours <= r.workerHours + SAME_COST_WORKER_HOURS && fp <= p99 && f.failed <= r.failed;
     return noWorse && (f.workerHours < r.workerHours - SAME_COST_WORKER_HOURS || fp < p99 || f.failed < r.failed);
   });
+  const launchAllowance = 2 * boundLaunches(bound, r.initialWorkers) + 2;
   return {
     ...r,
     vsBound: r.workerHours / bound.workerHours,
     fixedMatch: match ? { workers: match.initialWorkers, workerHours: match.workerHours } : undefined,
     vsFixed: match ? r.workerHours / match.workerHours : undefined,
     dominatedBy: dominator?.initialWorkers,
-    churnOk: r.launches <= 2 * bound.launches + 2 && r.quickRelaunches === 0,
+    launchAllowance,
+    churnOk: r.launches <= launchAllowance && r.quickRelaunches === 0,
   };
+}
+
+/**
+ * The bound's launches for a run that starts with `initial` workers: the bound has the workers it
+ * needs at t = 0 up at no launch, as a gateway that has been running; a run that starts with fewer
+ * launches each worker up to the bound's peak at least once.
+ * E.g. Mooncake at 60 s launches: the bound readies 3 workers from t = 0 and launches none, so a
+ * cold start at 1 is allowed 2 · 2 + 2 = 6 launches, a warm start at 7 the bound's 2 · 0 + 2.
+ */
+export function boundLaunches(bound: Pick<PlanBound, 'launches' | 'peak'>, initial: number): number {
+  return Math.max(bound.launches, bound.peak - initial);
 }
 
 export function failedCount(s: SimSummary): number {

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../../src/core/clock.js';
-import { clairvoyantBound, coveringBound, type HitWindow, type StepCurve } from '../../../../src/sim/plan/bound.js';
+import {
+  clairvoyantBound,
+  coveringBound,
+  coveringShape,
+  type HitWindow,
+  type StepCurve,
+} from '../../../../src/sim/plan/bound.js';
 
 /** A curve of whole steps: demand[i] workers over [i, i + 1) (ms). */
 const steps = (demand: readonly number[]): StepCurve => ({
@@ -322,5 +328,64 @@ describe('coveringBound: layering with windows each level must be ready in', () 
     }
     // The windows do raise it above the layering alone on some of them.
     expect(tighter).toBeGreaterThan(10);
+  });
+});
+
+describe('coveringShape: the launches and peak the whole-worker schedule has at least', () => {
+  it.each([
+    {
+      label: 'a window of level 3 over a need of 1 from the start: peak 3, units 2 and 3 launched',
+      demand: [1, 1, 1, 1],
+      hits: [hit(2, 3, 3)],
+      floor: 0,
+      launches: 2,
+      peak: 3,
+    },
+    {
+      label: 'a window open at the start: up from t = 0, no launch',
+      demand: [0, 0, 0],
+      hits: [hit(0, 2, 1)],
+      floor: 0,
+      launches: 0,
+      peak: 1,
+    },
+    {
+      label: 'the floor is up from the start: only the unit above it is launched',
+      demand: [0, 0, 3, 3],
+      hits: [],
+      floor: 2,
+      launches: 1,
+      peak: 3,
+    },
+    {
+      label: 'needs alone: each unit first asked for after 0 is launched',
+      demand: [0, 1, 0, 2],
+      hits: [],
+      floor: 0,
+      launches: 2,
+      peak: 2,
+    },
+    {
+      label: 'a relaunch between needs is not counted',
+      demand: [1, 0, 0, 0, 0, 1],
+      hits: [],
+      floor: 0,
+      launches: 0,
+      peak: 1,
+    },
+  ])('$label', ({ demand, hits, floor, launches, peak }) => {
+    expect(coveringShape(steps(demand), hits, floor)).toEqual({ launches, peak });
+  });
+
+  it('never has more launches than the layered schedule when there are no windows', () => {
+    const random = seededRandom(5);
+    for (let i = 0; i < 100; i++) {
+      const demand = Array.from({ length: 8 }, () => Math.floor(random() * 4));
+      const D = Math.floor(random() * 3);
+      const layered = clairvoyantBound(steps(demand), { launchDelayMs: D });
+      const shape = coveringShape(steps(demand), []);
+      expect(shape.launches).toBeLessThanOrEqual(layered.launches);
+      expect(shape.peak).toBe(layered.peak);
+    }
   });
 });

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parsePlanArgs, type PlanArgs } from '../../../../src/sim/cluster/args.js';
 import { planMain } from '../../../../src/sim/plan/cli.js';
-import { place, runPlan, warmStartWorkers, type PlanBound, type PlanRun } from '../../../../src/sim/plan/plan.js';
+import {
+  boundLaunches,
+  place,
+  runPlan,
+  warmStartWorkers,
+  type PlanBound,
+  type PlanRun,
+} from '../../../../src/sim/plan/plan.js';
 import type { SimSummary } from '../../../../src/sim/cluster/metrics.js';
 
 const CONV_HEAD = 'test/fixtures/traces/azure-llm-2023-conv-head.csv';
@@ -134,15 +141,27 @@ describe('the warm start: the smallest fixed fleet that waits for nothing at p99
 });
 
 describe('place: churn against the bound’s launches', () => {
-  // The bound launches 3: a policy may launch up to 2·3 + 2 = 8, none of them a quick relaunch.
+  // The bound launches 3 and peaks at 4: a policy started at 2 or more may launch up to 2·3 + 2 =
+  // 8, none of them a quick relaunch.
   it.each([
     { launches: 0, quick: 0, ok: true },
     { launches: 8, quick: 0, ok: true },
     { launches: 9, quick: 0, ok: false },
     { launches: 2, quick: 1, ok: false },
   ])('$launches launches, $quick quick relaunches → ok $ok', ({ launches, quick, ok }) => {
-    const r = { ...run(0, 2, 0, 0, 'slo'), launches, quickRelaunches: quick };
-    expect(place(r, FRONTIER, { workerHours: 1, launches: 3 } as PlanBound).churnOk).toBe(ok);
+    const r = { ...run(2, 2, 0, 0, 'slo'), launches, quickRelaunches: quick };
+    expect(place(r, FRONTIER, { workerHours: 1, launches: 3, peak: 4 } as PlanBound).churnOk).toBe(ok);
+  });
+
+  it('a run started below the bound’s workers at t = 0 is allowed a launch for each of them', () => {
+    // The bound has 6 up from t = 0 and launches none; a cold start at 1 launches at least 5.
+    const bound = { workerHours: 1, launches: 0, peak: 6 } as PlanBound;
+    const cold = (launches: number): PlanRun => ({ ...run(1, 2, 0, 0, 'slo'), launches });
+    expect(boundLaunches(bound, 1)).toBe(5);
+    expect(place(cold(12), FRONTIER, bound).churnOk).toBe(true);
+    expect(place(cold(13), FRONTIER, bound).churnOk).toBe(false);
+    // Warm at 6 it is the bound's own count: 2 · 0 + 2.
+    expect(place({ ...run(6, 2, 0, 0, 'slo'), launches: 3 }, FRONTIER, bound).churnOk).toBe(false);
   });
 });
 
