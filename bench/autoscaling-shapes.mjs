@@ -81,7 +81,7 @@ const lines = [
   '',
   `Run on ${new Date().toISOString().slice(0, 10)}, seed 1, six hours from the envelope's start. Each cell: worker-hours, p99 queue wait (requests that timed out count with their 60 s), slo ÷ the bound, and the fixed fleet that dominates it if one does. "SLO held": p99 wait ≤ ${SLO_S} s (\`queue_wait_slo\`'s default).`,
   '',
-  "| lengths, mean rate, launches | fixed fleets: N workers, p99 wait | bound | slo cold | slo warm (start) | SLO held cold / warm | churn within 2 × the bound's launches + 2, cold / warm |",
+  "| lengths, mean rate, launches | fixed fleets: N workers, p99 wait | bound | slo cold | slo warm (start) | SLO held cold / warm | churn: launches within 2 × the bound's + 2 for the run's start, none a quick relaunch; cold / warm |",
   '| --- | --- | ---: | --- | --- | --- | --- |',
 ];
 for (const { shape, delay, plan } of rows) {
@@ -89,7 +89,8 @@ for (const { shape, delay, plan } of rows) {
   const by = (start) => plan.policies.find((p) => p.start === start);
   const [cold, warm] = [by('cold'), by('warm')];
   const held = (r) => (r.queueWaitS.p99 <= SLO_S && r.failed === 0 ? 'yes' : '**no**');
-  const churn = (r) => (r.churnOk ? 'yes' : `no (${r.launches})`);
+  const churn = (r) =>
+    r.churnOk ? 'yes' : `no (${r.launches} launches, ${r.quickRelaunches} quick; ${r.launchAllowance} allowed)`;
   lines.push(
     `| ${shape.lengths}${shape.cv === 1 ? '' : `, arrival cv ${shape.cv}`}, ${shape.rate} req/s, ${delay} s | ${fixed} | ${f2(plan.bound.workerHours)} | ${cell(cold)} | ${cell(warm)} (${warm.initialWorkers}) | ${held(cold)} / ${held(warm)} | ${churn(cold)} / ${churn(warm)} |`,
   );
