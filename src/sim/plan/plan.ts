@@ -85,7 +85,10 @@ export interface PolicyPlacement extends PlanRun {
   readonly fixedMatch: { readonly workers: number; readonly workerHours: number } | undefined;
   /** workerHours ÷ that fleet's. */
   readonly vsFixed: number | undefined;
-  /** A fixed fleet costs no more, waits no longer at p99 and fails no more requests, and is better in one. */
+  /**
+   * A fixed fleet costs no more, waits no longer at p99 and fails no more requests, and is better
+   * in one (costs within SAME_COST_WORKER_HOURS are the same cost).
+   */
   readonly dominatedBy: number | undefined;
   /**
    * The most launches within the churn target: 2 × the bound's + 2 (boundLaunches: counting the
