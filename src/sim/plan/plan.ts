@@ -91,8 +91,8 @@ export interface PolicyPlacement extends PlanRun {
    */
   readonly dominatedBy: number | undefined;
   /**
-   * The most launches within the churn target: 2 × the bound's + 2 (boundLaunches: counting the
-   * workers the bound has up at t = 0 that the run starts without).
+   * The most launches within the churn target: 2 × the bound's + 2 (boundLaunches: a run that
+   * starts with fewer workers than the bound's peak counts a launch for each it lacks).
    */
   readonly launchAllowance: number;
   /**
