@@ -7,7 +7,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_PROFILE, tokenBudgetError } from '../sim/engine-model.js';
+import { DEFAULT_PROFILE, stepBudget, tokenBudgetError } from '../sim/engine-model.js';
 import { startEngineSimulator } from '../sim/server.js';
 import { VERSION } from '../version.js';
 import type { EngineSimulator, EngineSimulatorOptions } from '../sim/server.js';
@@ -139,11 +139,16 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     integer: true,
     min: 0,
   });
+  const profile = {
+    ...(maxNumSeqs === undefined ? {} : { maxNumSeqs }),
+    ...(prefillTps === undefined ? {} : { prefillTokensPerSecond: prefillTps }),
+    ...(kvCacheTokens === undefined ? {} : { kvCacheTokens }),
+    ...(prefixCacheTokens === undefined ? {} : { prefixCacheTokens }),
+    ...(offloadCacheTokens === undefined ? {} : { offloadCacheTokens }),
+    ...(maxNumBatchedTokens === undefined ? {} : { maxNumBatchedTokens }),
+  };
   // The budget the engine will run with (the default one when none is given), checked as it will check it.
-  const budgetError = tokenBudgetError(
-    maxNumBatchedTokens ?? DEFAULT_PROFILE.maxNumBatchedTokens ?? 0,
-    maxNumSeqs ?? DEFAULT_PROFILE.maxNumSeqs,
-  );
+  const budgetError = tokenBudgetError(stepBudget(profile), maxNumSeqs ?? DEFAULT_PROFILE.maxNumSeqs);
   if (budgetError) throw new UsageError(`--${budgetError.replaceAll('_', '-')}`);
   return {
     host: values.host ?? env.FLOCKSERVE_WORKER_HOST ?? '127.0.0.1',
@@ -159,14 +164,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     hang: values.hang ? 'all' : values['hang-generation'] ? 'generation' : false,
     tokenIntervalMs: num('token-interval', values['token-interval'], { min: 0 }),
     seed: num('seed', values.seed, { integer: true }),
-    profile: {
-      ...(maxNumSeqs === undefined ? {} : { maxNumSeqs }),
-      ...(prefillTps === undefined ? {} : { prefillTokensPerSecond: prefillTps }),
-      ...(kvCacheTokens === undefined ? {} : { kvCacheTokens }),
-      ...(prefixCacheTokens === undefined ? {} : { prefixCacheTokens }),
-      ...(offloadCacheTokens === undefined ? {} : { offloadCacheTokens }),
-      ...(maxNumBatchedTokens === undefined ? {} : { maxNumBatchedTokens }),
-    },
+    profile,
   };
 }
 

@@ -126,6 +126,11 @@ export const DEFAULT_PROFILE: EngineProfile = Object.freeze({
 
 const DEFAULT_OFFLOAD_TOKENS_PER_SECOND = 160_000;
 
+/** The step token budget an engine with `profile` runs with: its own, else the default profile's (0: none). */
+export function stepBudget(profile: Partial<EngineProfile> = {}): number {
+  return profile.maxNumBatchedTokens ?? DEFAULT_PROFILE.maxNumBatchedTokens ?? 0;
+}
+
 /**
  * Why a step's token budget is refused, or undefined: 0 (none) or a whole number at least
  * maxNumSeqs, as vLLM requires (every running sequence's decode must fit in a step).
@@ -294,7 +299,7 @@ export class EngineModel {
     if (!((this.profile.offloadTokensPerSecond ?? 1) > 0))
       throw new RangeError('offloadTokensPerSecond must be positive');
     this.#offloadBlocks = Math.floor(offload / PREFIX_BLOCK_TOKENS);
-    const budget = this.profile.maxNumBatchedTokens ?? 0;
+    const budget = stepBudget(this.profile);
     const wrong = tokenBudgetError(budget, this.profile.maxNumSeqs);
     if (wrong) throw new RangeError(wrong);
     this.#budget = budget === 0 ? Infinity : budget;

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { Config } from '../../config/options.js';
-import { DEFAULT_PROFILE, type EngineProfile } from '../engine-model.js';
+import { DEFAULT_PROFILE, stepBudget, type EngineProfile } from '../engine-model.js';
 import type { Percentiles } from './metrics.js';
 import type { SimulationResult, TimelineRow } from './run.js';
 
@@ -98,7 +98,7 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
     ...attributions(d).map((a) => `               ${a}`),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
     `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${d.oracle ? 'oracle (clairvoyant: the longest cached prefix, load ignored)' : c.loadBalancer}`,
-    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}, ${describeBudget(d.profile?.maxNumBatchedTokens ?? DEFAULT_PROFILE.maxNumBatchedTokens ?? 0)}`,
+    `engines        KV cache ${d.profile?.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens} tokens${d.profile?.offloadCacheTokens ? `, host offload ${d.profile.offloadCacheTokens} tokens` : ''}, ${describeBudget(stepBudget(d.profile))}`,
     `launches       ${d.launch}; seed ${d.seed}`,
     '',
     'seconds'.padEnd(18) + ['p50', 'p95', 'p99', 'mean', 'max'].map((h) => h.padStart(9)).join(''),
