@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
 import { promisify } from 'node:util';
+import { DEFAULT_QUEUE_WAIT_SLO_S } from '../dist/core/autoscaler/slo.js';
 import { writeSection } from './lib/sections.mjs';
 
 const run = promisify(execFile);
@@ -36,7 +37,6 @@ const SHAPES = [
   { lengths: 'conv', rate: 6, cv: 2 },
 ];
 const DELAYS = [60, 300];
-const SLO_S = 1;
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-autoscaling-shapes-'));
 const rows = [];
@@ -79,7 +79,7 @@ const cell = (r) =>
 const lines = [
   '### Held-out shapes: the envelope at several rates, prefill-bound and not',
   '',
-  `Run on ${new Date().toISOString().slice(0, 10)}, seed 1, six hours from the envelope's start. Each cell: worker-hours, p99 queue wait (requests that timed out count with their 60 s), slo ÷ the bound, and the fixed fleet that dominates it if one does. "SLO held": p99 wait ≤ ${SLO_S} s (\`queue_wait_slo\`'s default).`,
+  `Run on ${new Date().toISOString().slice(0, 10)}, seed 1, six hours from the envelope's start. Each cell: worker-hours, p99 queue wait (requests that timed out count with their 60 s), slo ÷ the bound, and the fixed fleet that dominates it if one does. "SLO held": p99 wait ≤ ${DEFAULT_QUEUE_WAIT_SLO_S} s (\`queue_wait_slo\`'s default).`,
   '',
   "| lengths, mean rate, launches | fixed fleets: N workers, p99 wait | bound | slo cold | slo warm (start) | SLO held cold / warm | churn: launches within 2 × the bound's + 2 for the run's start, none a quick relaunch; cold / warm |",
   '| --- | --- | ---: | --- | --- | --- | --- |',
@@ -88,7 +88,7 @@ for (const { shape, delay, plan } of rows) {
   const fixed = plan.fixed.map((f) => `${f.maxWorkers}: ${wait(f)}`).join(', ');
   const by = (start) => plan.policies.find((p) => p.start === start);
   const [cold, warm] = [by('cold'), by('warm')];
-  const held = (r) => (r.queueWaitS.p99 <= SLO_S && r.failed === 0 ? 'yes' : '**no**');
+  const held = (r) => (r.queueWaitS.p99 <= DEFAULT_QUEUE_WAIT_SLO_S && r.failed === 0 ? 'yes' : '**no**');
   const churn = (r) =>
     r.churnOk ? 'yes' : `no (${r.launches} launches, ${r.quickRelaunches} quick; ${r.launchAllowance} allowed)`;
   lines.push(
