@@ -11,9 +11,8 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readTrace } from '../src/sim/cluster/trace.js';
 import { traceWorkload } from '../src/sim/cluster/workload.js';
-import { CONV_TRACE, simulateFleet } from './lib/balancing-workloads.js';
+import { convTenMinutes, simulateFleet } from './lib/balancing-workloads.js';
 import { writeSection } from './lib/sections.mjs';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string', default: '8' } } });
@@ -23,9 +22,7 @@ if (!(Number.isInteger(SEEDS) && SEEDS >= 2))
 const SCALE = 3;
 const POLICIES = ['least-connection', 'prefix-hash', 'prefix-cache', 'random'] as const;
 
-const conv = (await readTrace(CONV_TRACE))
-  .filter((r) => r.arrivalMs >= 600_000 && r.arrivalMs < 1_200_000)
-  .map((r) => ({ ...r, arrivalMs: r.arrivalMs - 600_000 }));
+const conv = await convTenMinutes();
 
 const runs = new Map<string, { p50: number; p99: number }[]>();
 for (const policy of POLICIES) {

@@ -35,7 +35,7 @@ import {
   ragTrace,
 } from '../src/sim/workloads/prefix-traces.js';
 import {
-  CONV_TRACE,
+  convTenMinutes,
   MOONCAKE_LOADS,
   MOONCAKE_TRACE,
   MULTI_TURN,
@@ -363,9 +363,7 @@ ${hotRows.join('\n\n')}`);
 }
 
 // 5. The Azure conversation trace: nothing shared.
-const conv = (await readTrace(CONV_TRACE))
-  .filter((r) => r.arrivalMs >= 600_000 && r.arrivalMs < 1_200_000)
-  .map((r) => ({ ...r, arrivalMs: r.arrivalMs - 600_000 }));
+const conv = await convTenMinutes();
 if (!skip.has('conv')) {
   const convParts: string[] = [];
   for (const [load, scale] of Object.entries({ moderate: 2, saturated: 3 })) {

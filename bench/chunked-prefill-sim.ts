@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import { readTrace, type TraceRequest } from '../src/sim/cluster/trace.js';
 import { traceWorkload } from '../src/sim/cluster/workload.js';
-import { CONV_TRACE, MOONCAKE_TRACE, simulateFleet } from './lib/balancing-workloads.js';
+import { convTenMinutes, MOONCAKE_TRACE, simulateFleet } from './lib/balancing-workloads.js';
 
 const { values } = parseArgs({
   options: { budgets: { type: 'string', default: '0,2048,8192' }, only: { type: 'string', default: 'mooncake,conv' } },
@@ -105,9 +105,7 @@ if (sections.includes('mooncake')) {
 }
 
 if (sections.includes('conv')) {
-  const conv = (await readTrace(CONV_TRACE))
-    .filter((r) => r.arrivalMs >= 600_000 && r.arrivalMs < 1_200_000)
-    .map((r) => ({ ...r, arrivalMs: r.arrivalMs - 600_000 }));
+  const conv = await convTenMinutes();
   out.push(`### Azure conversation trace, minutes 10–20, seed 1 (target: prefix-aware at most 5 % over least-connection)
 
 | scale | engine model | LC p50 / p99 (ms) | prefix-cache ÷ LC, p50 / p99 | prefix-hash ÷ LC |

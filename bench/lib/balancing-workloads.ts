@@ -97,6 +97,16 @@ export async function simulateFleet(o: {
   });
 }
 
+/**
+ * The virtual-time runs' conv workload: minutes 10–20 of the conversation trace, arrivals in ms
+ * from the slice's start, lengths as the file has them.
+ */
+export async function convTenMinutes(file = CONV_TRACE): Promise<TraceRequest[]> {
+  return (await readTrace(file))
+    .filter((r) => r.arrivalMs >= 600_000 && r.arrivalMs < 1_200_000)
+    .map((r) => ({ ...r, arrivalMs: r.arrivalMs - 600_000 }));
+}
+
 /** Sized for a shared 2-core machine: about a minute live. */
 export const MULTI_TURN = { seed: 11, sessions: 60, sessionsPerSecond: 2 } as const satisfies Partial<MultiTurnOptions>;
 
