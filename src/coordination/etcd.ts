@@ -247,7 +247,7 @@ export class EtcdCoordinator implements Coordinator {
     if (!this.#session || this.#clock.now() >= this.#session.deadline) {
       // Maybe etcd still keeps the lease (and with it the leader key): give it up, so another
       // replica can lead at once, and rejoin with a new one.
-      this.#dropSession('no keepalive confirmed within the lease TTL', true);
+      this.#dropSession(this.#session, 'no keepalive confirmed within the lease TTL', true);
       throw new FencedError(action, 'the lease may have run out (no keepalive confirmed within the TTL)');
     }
   }
@@ -606,14 +606,14 @@ export class EtcdCoordinator implements Coordinator {
       const ttl = await this.#keepAliveOnce(session.lease);
       this.#reached();
       if (ttl <= 0) {
-        this.#dropSession('etcd says the lease expired');
+        this.#dropSession(session, 'etcd says the lease expired');
       } else if (this.#session === session) {
         session.deadline = Math.max(session.deadline, sentAt + ttl * 1000);
       }
     } catch (err) {
       this.#unreached(err);
       if (this.#session === session && this.#clock.now() >= session.deadline) {
-        this.#dropSession('no keepalive confirmed within the lease TTL (etcd unreachable)', true);
+        this.#dropSession(session, 'no keepalive confirmed within the lease TTL (etcd unreachable)', true);
       } else if (this.#session === session) {
         // Soon again, most likely on another member: the lease has a TTL to spend, not a third of one.
         this.#scheduleKeepAlive(KEEPALIVE_RETRY_MS);
@@ -640,12 +640,14 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   /**
-   * Gives up the lease. `abandon`: etcd may still keep it, so it is revoked before the next one
-   * is taken (which frees the leader key at once if it was ours). The keepalive loop rejoins.
+   * Gives up the lease of `session` if it is still this replica's. `abandon`: etcd may still keep
+   * it, so it is revoked before the next one is taken (which frees the leader key at once if it was
+   * ours). The keepalive loop rejoins. A keepalive answered late speaks for the session it was sent
+   * for: "expired" about a lease this replica already gave up (and revoked) says nothing about the
+   * one it holds now.
    */
-  #dropSession(why: string, abandon = false): void {
-    const session = this.#session;
-    if (!session) return;
+  #dropSession(session: Session | undefined, why: string, abandon = false): void {
+    if (!session || this.#session !== session) return;
     this.#session = undefined;
     if (abandon) this.#abandoned = session.lease;
     // The leader key, if it names this replica, is on that lease: nobody leads until a new election.
