@@ -1,6 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
-import { Etcd3, EtcdLeaseInvalidError, isRecoverableError, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
+import {
+  BrokenCircuitError,
+  ConsecutiveBreaker,
+  ConstantBackoff,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleType,
+  handleWhen,
+  retry,
+  wrap,
+  type IBackoff,
+} from 'cockatiel';
+import {
+  Etcd3,
+  EtcdLeaseInvalidError,
+  GRPCDeadlineExceededError,
+  isRecoverableError,
+  type IKeyValue,
+  type Namespace,
+  type Watcher,
+} from 'etcd3';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import {
   FencedError,
@@ -59,6 +78,13 @@ export interface EtcdCoordinatorOptions {
 }
 
 const NO_LOG: CoordinationLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** gRPC pings on every connection to etcd, and how long one may go unanswered before the connection is dropped. */
+const PING_MS = 5000;
+const PING_TIMEOUT_MS = 2000;
+
+/** How long a member that failed twice in a row is skipped. */
+const HOST_REST_MS = 1000;
 
 /** After a keepalive etcd did not answer, the next one goes this much later. */
 const KEEPALIVE_RETRY_MS = 100;
@@ -168,15 +194,30 @@ export class EtcdCoordinator implements Coordinator {
         : {}),
       ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
       dialTimeout: timeoutMs,
+      // A member that hangs (stopped, or cut off by a partition that drops packets) keeps its
+      // connections open and answers nothing: without pings, a watch on it would wait for ever
+      // while the others move on. Pings find it within PING_MS + PING_TIMEOUT_MS and close the
+      // connection, so the watch reconnects elsewhere. etcd turns away clients that ping more
+      // often than every 5 s (--grpc-keepalive-min-time) or ping with no call open.
+      grpcOptions: { 'grpc.keepalive_time_ms': PING_MS, 'grpc.keepalive_timeout_ms': PING_TIMEOUT_MS },
       // Every unary call has a deadline, so a call to a cluster without quorum fails in time
       // rather than hanging; streams (watch, keepalive) get theirs where they are opened.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
       faultHandling: {
-        // A member that fails twice in a row is skipped for a second; a failed call is tried
-        // once more on another member. So one member down costs a retry, not an outage.
+        // A member that fails (or lets a call run out its deadline) twice in a row is skipped for
+        // a second; a failed call is tried once more on another member. So one member down or
+        // hung costs a retry, not an outage.
         host: () =>
-          circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(2) }),
-        global: retry(handleWhen(isRecoverableError), { maxAttempts: 1 }),
+          circuitBreaker(
+            handleWhen((err) => isRecoverableError(err) || err instanceof GRPCDeadlineExceededError),
+            { halfOpenAfter: HOST_REST_MS, breaker: new ConsecutiveBreaker(2) },
+          ),
+        // With every member skipped (etcd just came back after they all failed), the call waits
+        // out the rest and tries once more, rather than failing a cluster that answers again.
+        global: wrap(
+          retry(handleType(BrokenCircuitError), { maxAttempts: 1, backoff: new ConstantBackoff(HOST_REST_MS) }),
+          retry(handleWhen(isRecoverableError), { maxAttempts: 1 }),
+        ),
         // A watch cut off (its member died) comes back within a second. etcd3 declares this
         // an IBackoff but calls next() on it as a factory, which ExponentialBackoff is.
         watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as unknown as IBackoff<unknown>,

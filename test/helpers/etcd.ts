@@ -27,6 +27,10 @@ export interface EtcdCluster {
   kill(i: number): Promise<void>;
   /** Starts member i again on its data dir and waits until it answers. */
   restart(i: number): Promise<void>;
+  /** SIGSTOPs member i: its connections stay open and nothing on them is answered (a hung host, a partition that drops packets). */
+  pause(i: number): void;
+  /** SIGCONTs member i. */
+  resume(i: number): void;
   /** Waits until the running members answer /health with a leader. */
   healthy(): Promise<void>;
   close(): Promise<void>;
@@ -131,8 +135,11 @@ export async function startEtcd(n = 3): Promise<EtcdCluster> {
       launch(m);
       await waitFor(() => answers(m), `etcd member ${m.name} back`, 20_000);
     },
+    pause: (i) => void members[i]!.proc?.kill('SIGSTOP'),
+    resume: (i) => void members[i]!.proc?.kill('SIGCONT'),
     healthy,
     async close() {
+      for (const m of members) m.proc?.kill('SIGCONT');
       await Promise.all(members.map(kill));
       rmSync(dir, { recursive: true, force: true });
     },

@@ -320,6 +320,49 @@ describe('etcd faults', () => {
     }
   });
 
+  it('one member hung (SIGSTOP), each in turn: fleet writes reach the follower and its node control is answered, wherever the watches sit', async () => {
+    // A hung member keeps its connections open and answers nothing, so a watch on it waits
+    // until pings find it (5 s, then 2 s unanswered) and it reconnects to another member.
+    const bound = 12_000;
+    const { cs, rs } = await join(2);
+    for (const i of [0, 1, 2]) {
+      await waitFor(() => leaders(cs).length === 1, 'a leader');
+      etcd.pause(i);
+      try {
+        const t0 = Date.now();
+        await waitFor(
+          async () => {
+            const leader = leaders(cs)[0];
+            const follower = cs.find((c) => c !== leader);
+            if (!leader || !follower) return false;
+            const wrote = await leader
+              .publishFleet({ target: 10 + i, minWorkers: 0, maxWorkers: 20, workers: [] })
+              .then(
+                () => true,
+                () => false,
+              );
+            return wrote && rs[cs.indexOf(follower)]!.fleets.at(-1)?.target === 10 + i;
+          },
+          `member ${i} hung: a fleet write seen by the follower`,
+          bound,
+        );
+        await waitFor(
+          async () => {
+            const follower = cs.find((c) => c !== leaders(cs)[0]);
+            // An explicit refusal (a call that ran out its deadline on the hung member) is retried, as a client would.
+            return (await follower!.submit({ op: 'scale', min: 1, max: 4 })).ok;
+          },
+          `member ${i} hung: node control from a follower answered`,
+          bound - (Date.now() - t0),
+        );
+        expect(Date.now() - t0).toBeLessThan(bound);
+      } finally {
+        etcd.resume(i);
+      }
+      await etcd.healthy();
+    }
+  });
+
   it('quorum lost: the leader stops leading within its TTL; back: a leader again', async () => {
     const { cs, rs } = await join(2);
     await waitFor(() => leaders(cs).length === 1, 'a leader');
