@@ -8,7 +8,9 @@
  *                                            compares the leader key's create revision (fenced)
  *   replicas/<id>     {id, startedAt, leaving}   each replica's lease
  *   load/<id>         {queueLength, inFlight, waiting, buckets}   each replica's lease; about once a second
- *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease
+ *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease;
+ *                                            deleted by the leader that claims it (fenced) or by
+ *                                            the follower that withdraws it
  *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
  *   launches/<name>   {leader, term}         a launch under way: written by the leader, fenced, before
  *                                            it starts; deleted once the worker is up or gone (no lease:

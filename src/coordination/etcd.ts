@@ -86,6 +86,16 @@ const PING_TIMEOUT_MS = 2000;
 /** How long a member that failed twice in a row is skipped. */
 const HOST_REST_MS = 1000;
 
+/** After a claim of a follower's command etcd did not answer, the next one goes this much later. */
+const CLAIM_RETRY_MS = 200;
+
+/** How long a watch may take to (re)connect before it is given up for one on a new stream, and how many such tries a read of every key gets. */
+const WATCH_CONNECT_MS = 3000;
+const WATCH_ATTEMPTS = 3;
+
+/** After a read of every key etcd did not answer (to watch anew), the next one goes this much later. */
+const RESYNC_RETRY_MS = 500;
+
 /** After a keepalive etcd did not answer, the next one goes this much later. */
 const KEEPALIVE_RETRY_MS = 100;
 
@@ -131,6 +141,8 @@ export class EtcdCoordinator implements Coordinator {
   readonly #timeoutMs: number;
   readonly #client: Etcd3;
   readonly #ns: Namespace;
+  /** The namespace the watch runs on: one gRPC stream, replaced when the watch is lost. */
+  #watchNs: Namespace;
   readonly #startedAt: number;
 
   #listener: CoordinationListener | undefined;
@@ -139,6 +151,7 @@ export class EtcdCoordinator implements Coordinator {
   /** A lease given up on while etcd was unreachable: revoked once etcd answers, so its leader key goes at once. */
   #abandoned: string | undefined;
   #sessionTimer: TimerHandle | undefined;
+  #rejoining: Promise<void> | undefined;
   #closed = false;
   #leaving = false;
 
@@ -146,6 +159,13 @@ export class EtcdCoordinator implements Coordinator {
   #term = 0;
   /** The leader key as last seen: its holder and create revision. */
   #leader: (LeaderValue & { readonly term: number }) | undefined;
+  /**
+   * The revision of the newest state of the leader key and of the fleet record applied, from a
+   * read or from the watch. The watch trails the reads (a campaign reads and writes in one
+   * transaction): an event at or below it is older news and is not applied, or a replica that
+   * just won would step down on the deletion of the key before its own.
+   */
+  readonly #seenAt = { leader: 0, fleet: 0 };
   #campaigning = false;
 
   readonly #replicas = new Map<string, ReplicaInfo>();
@@ -224,6 +244,7 @@ export class EtcdCoordinator implements Coordinator {
       },
     });
     this.#ns = this.#client.namespace(opts.prefix);
+    this.#watchNs = this.#client.namespace(opts.prefix);
   }
 
   // ---- lifecycle -----------------------------------------------------------------------
@@ -257,7 +278,9 @@ export class EtcdCoordinator implements Coordinator {
     if (this.#leading) this.#setLeading(false, 'closing');
     const session = this.#session;
     this.#session = undefined;
-    await this.#watcher?.cancel().catch(() => {});
+    // Not awaited: a watch stuck connecting to a member that hangs would never answer.
+    void this.#watcher?.cancel().catch(() => {});
+    this.#watcher = undefined;
     // Revoking the lease deletes the leader, replica and load keys at once: the others need not wait out the TTL.
     if (session) await this.#ns.leaseClient.leaseRevoke({ ID: session.lease }).catch(() => {});
     this.#client.close();
@@ -448,6 +471,9 @@ export class EtcdCoordinator implements Coordinator {
 
   async submit(cmd: FleetCommand): Promise<FleetCommandResult> {
     const listener = this.#listener;
+    // Between etcd coming back and the keepalive loop's next try, a follower that gave its lease
+    // up knows the leader but has no lease to write the command on: it rejoins now.
+    if (!this.#session && this.#leader && !this.#closed) await this.#rejoin().catch((err) => this.#unreached(err));
     if (this.#leading && listener) return listener.command(cmd);
     const session = this.#session;
     if (!session || !this.#leader) {
@@ -464,14 +490,7 @@ export class EtcdCoordinator implements Coordinator {
     let timer: TimerHandle | undefined;
     const answer = new Promise<FleetCommandResult>((resolve) => {
       this.#pending.set(id, resolve);
-      timer = this.#clock.setTimer(timeoutMs, () => {
-        if (!this.#pending.delete(id)) return;
-        resolve({
-          ok: false,
-          code: 'no_leader',
-          message: `The leader did not answer within ${timeoutMs / 1000} s; retry.`,
-        });
-      });
+      timer = this.#clock.setTimer(timeoutMs, () => void this.#giveUp(id, timeoutMs));
     }).finally(() => timer?.cancel());
     try {
       const value: CommandValue = { from: this.replica, command: cmd };
@@ -481,8 +500,15 @@ export class EtcdCoordinator implements Coordinator {
         .lease(session.lease);
     } catch (err) {
       this.#unreached(err);
+      // Unanswered is not refused: etcd may still apply the write, so it is withdrawn (if it
+      // landed) before the caller is told to retry.
+      const withdrawn = await this.#withdraw(id).catch(() => false);
+      this.#pending.get(id)?.({
+        ok: false,
+        code: 'no_leader',
+        message: `etcd did not take the command (${message(err)})${withdrawn ? '; it was withdrawn and will not run' : ''}; retry.`,
+      });
       this.#pending.delete(id);
-      return { ok: false, code: 'no_leader', message: `etcd did not take the command: ${message(err)}` };
     }
     const result = await answer;
     void this.#ns
@@ -492,31 +518,97 @@ export class EtcdCoordinator implements Coordinator {
     return result;
   }
 
-  /** As leader: runs a follower's command once and writes the answer, fenced. */
+  /**
+   * The leader has not answered in time: withdraw the command, so that no leader runs it after
+   * the caller was told to retry. If a leader has claimed it already, its answer is still awaited
+   * (once more as long), and if that does not come either the caller is told it may have run.
+   */
+  async #giveUp(id: string, timeoutMs: number): Promise<void> {
+    const resolve = this.#pending.get(id);
+    if (!resolve) return;
+    let withdrawn: boolean;
+    try {
+      withdrawn = await this.#withdraw(id);
+    } catch (err) {
+      this.#unreached(err);
+      this.#pending.delete(id);
+      resolve({
+        ok: false,
+        code: 'no_leader',
+        message: `The leader did not answer within ${timeoutMs / 1000} s, and etcd could not withdraw the command (${message(err)}): it may still run; check the status before you retry.`,
+      });
+      return;
+    }
+    if (withdrawn) {
+      if (!this.#pending.delete(id)) return;
+      resolve({
+        ok: false,
+        code: 'no_leader',
+        message: `The leader did not answer within ${timeoutMs / 1000} s; the command was withdrawn and will not run; retry.`,
+      });
+      return;
+    }
+    this.#clock.setTimer(timeoutMs, () => {
+      if (!this.#pending.delete(id)) return;
+      resolve({
+        ok: false,
+        code: 'no_leader',
+        message: `The leader took the command but did not answer within ${(2 * timeoutMs) / 1000} s: it may have run; check the status before you retry.`,
+      });
+    });
+  }
+
+  /** Deletes a command no leader has claimed yet; false when one has (or it is gone). */
+  async #withdraw(id: string): Promise<boolean> {
+    const res = await this.#ns
+      .if(KEYS.commands + id, 'Version', '>', 0)
+      .then(this.#ns.delete().key(KEYS.commands + id))
+      .commit();
+    this.#reached();
+    return res.succeeded;
+  }
+
+  /**
+   * As leader: claims a follower's command (deletes it, fenced, so a follower that gave up can
+   * no longer withdraw it and no later leader runs it again), runs it once and writes the answer.
+   * A leader that dies between the two has run it at most once, never twice.
+   */
   async #run(id: string, value: CommandValue): Promise<void> {
     const listener = this.#listener;
     if (!listener || !this.#leading || this.#ran.has(id)) return;
     this.#ran.add(id);
+    const term = this.#term;
+    try {
+      const claim = await this.#ns
+        .if(KEYS.leader, 'Create', '==', term)
+        .and(KEYS.commands + id, 'Version', '>', 0)
+        .then(this.#ns.delete().key(KEYS.commands + id))
+        .commit();
+      this.#reached();
+      if (!claim.succeeded) return;
+    } catch (err) {
+      // Unanswered (a member down or hung): tried again while this replica leads. If the claim
+      // did land, the next one's compare fails and the command does not run twice (its sender,
+      // finding it claimed, is told it may have run).
+      this.#ran.delete(id);
+      this.#unreached(err);
+      this.#clock.setTimer(CLAIM_RETRY_MS, () => void this.#run(id, value));
+      return;
+    }
     let result: FleetCommandResult;
     try {
       result = await listener.command(value.command);
     } catch (err) {
       result = { ok: false, code: 'internal', message: message(err) };
     }
-    const term = this.#term;
     const session = this.#session;
-    if (!session || !this.#leading) return;
+    if (!session) return;
     try {
+      // On this replica's lease, not fenced: the command ran under the term that claimed it.
       await this.#ns
-        .if(KEYS.leader, 'Create', '==', term)
-        .then(
-          this.#ns
-            .put(KEYS.results + id)
-            .value(JSON.stringify(result))
-            .lease(session.lease),
-          this.#ns.delete().key(KEYS.commands + id),
-        )
-        .commit();
+        .put(KEYS.results + id)
+        .value(JSON.stringify(result))
+        .lease(session.lease);
     } catch (err) {
       this.#unreached(err);
     }
@@ -601,6 +693,14 @@ export class EtcdCoordinator implements Coordinator {
     await this.#campaign();
   }
 
+  /** Takes a new lease after the last was given up: one try at a time, shared by the keepalive loop and node control. */
+  #rejoin(): Promise<void> {
+    this.#rejoining ??= this.#openSession()
+      .then(() => this.#log.info({ replica: this.replica }, 'etcd: reachable again; rejoined with a new lease'))
+      .finally(() => (this.#rejoining = undefined));
+    return this.#rejoining;
+  }
+
   /** Revokes a lease; one etcd no longer has counts as revoked, any other failure is thrown. */
   async #revoke(lease: string): Promise<void> {
     try {
@@ -634,8 +734,7 @@ export class EtcdCoordinator implements Coordinator {
     if (!session) {
       // The lease was lost: try for a new one.
       try {
-        await this.#openSession();
-        this.#log.info({ replica: this.replica }, 'etcd: reachable again; rejoined with a new lease');
+        await this.#rejoin();
       } catch (err) {
         this.#unreached(err);
         this.#scheduleKeepAlive();
@@ -720,6 +819,8 @@ export class EtcdCoordinator implements Coordinator {
         const record = res.responses[1]?.response_range?.kvs[0];
         this.#fleet = record ? parseFleet(record.value.toString()) : undefined;
         this.#term = Number(res.header.revision);
+        this.#seenAt.leader = Math.max(this.#seenAt.leader, this.#term);
+        this.#seenAt.fleet = Math.max(this.#seenAt.fleet, this.#term);
         this.#leader = { ...value, term: this.#term };
         this.#setLeading(true, 'won the election');
       } else if (!res.succeeded) {
@@ -771,18 +872,98 @@ export class EtcdCoordinator implements Coordinator {
 
   // ---- watching ------------------------------------------------------------------------
 
-  /** Reads every key of the service, then watches from the next revision on, so nothing falls between. */
+  /**
+   * Reads every key of the service, then watches from the next revision on, so nothing falls
+   * between. Again after a watch etcd cancelled: a key this replica knew that the read does not
+   * find was deleted while nothing watched, and counts as deleted now.
+   */
   async #sync(): Promise<void> {
     const res = await this.#ns.getAll().prefix('').exec();
-    for (const kv of res.kvs) this.#onPut(kv.key.toString(), kv);
+    const revision = Number(res.header.revision);
+    const present = new Set<string>();
+    for (const kv of res.kvs) {
+      const key = kv.key.toString();
+      present.add(key);
+      this.#onPut(key, kv);
+    }
+    for (const key of this.#knownKeys()) if (!present.has(key)) this.#onDelete(key, revision);
     const next = (BigInt(res.header.revision) + 1n).toString();
-    const watcher = await this.#ns.watch().prefix('').startRevision(next).create();
-    // The namespace takes the prefix off every key it returns, read or watched.
-    watcher.on('put', (kv) => this.#onPut(kv.key.toString(), kv));
-    watcher.on('delete', (kv) => this.#onDelete(kv.key.toString()));
-    watcher.on('disconnected', (err) => this.#unreached(err));
-    watcher.on('error', (err) => this.#unreached(err));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#watchFrom(next);
+        return;
+      } catch (err) {
+        if (this.#closed || attempt >= WATCH_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  #knownKeys(): string[] {
+    return [
+      ...(this.#leader ? [KEYS.leader] : []),
+      ...(this.#fleet ? [KEYS.fleet] : []),
+      ...[...this.#replicas.keys()].map((id) => KEYS.replicas + id),
+      ...[...this.#loads.keys()].map((id) => KEYS.load + id),
+    ];
+  }
+
+  /**
+   * Watches every key from `revision` on; resolves once etcd has the watch. It is given up (and
+   * the replica reads everything and watches anew on a new stream) when etcd cancels it (its
+   * start revision compacted away while it reconnected, say), or when it takes WATCH_CONNECT_MS
+   * to (re)connect: on a member that hangs it would wait for ever, as no ping runs before the
+   * connection is up. Given up before it first connected, the promise rejects instead.
+   */
+  #watchFrom(revision: string): Promise<void> {
+    const watcher = this.#watchNs.watch().prefix('').startRevision(revision).watcher();
     this.#watcher = watcher;
+    // Events of a watcher given up on (its stream may still come to life) are not this replica's news.
+    const mine = (): boolean => this.#watcher === watcher;
+    // The namespace takes the prefix off every key it returns, read or watched.
+    watcher.on('put', (kv) => mine() && this.#onPut(kv.key.toString(), kv));
+    watcher.on('delete', (kv) => mine() && this.#onDelete(kv.key.toString(), Number(kv.mod_revision)));
+    // Cut off: the client reconnects by itself, from the revision after the last event it delivered.
+    watcher.on('disconnected', (err) => mine() && this.#unreached(err));
+    return new Promise<void>((resolve, reject) => {
+      let connected = false;
+      let timer: TimerHandle | undefined;
+      const lose = (err: unknown): void => {
+        timer?.cancel();
+        if (!mine()) return;
+        this.#watcher = undefined;
+        void watcher.cancel().catch(() => {});
+        this.#watchNs = this.#client.namespace(this.#options.prefix);
+        if (!connected) return reject(err);
+        this.#log.warn({ err: message(err) }, 'etcd: the watch was lost; reading every key again and watching anew');
+        this.#unreached(err);
+        void this.#resync();
+      };
+      const wait = (): void => {
+        timer?.cancel();
+        timer = this.#clock.setTimer(WATCH_CONNECT_MS, () =>
+          lose(new Error(`the watch did not connect within ${WATCH_CONNECT_MS / 1000} s`)),
+        );
+      };
+      wait();
+      watcher.on('connecting', wait);
+      watcher.on('connected', () => {
+        timer?.cancel();
+        if (!connected) resolve();
+        connected = true;
+      });
+      watcher.on('error', lose);
+    });
+  }
+
+  async #resync(): Promise<void> {
+    while (!this.#closed && !this.#watcher) {
+      try {
+        await this.#sync();
+      } catch (err) {
+        this.#unreached(err);
+        await this.#sleep(RESYNC_RETRY_MS);
+      }
+    }
   }
 
   #onPut(key: string, kv: IKeyValue): void {
@@ -790,6 +971,7 @@ export class EtcdCoordinator implements Coordinator {
     if (key === KEYS.leader) {
       this.#seeLeader(kv);
     } else if (key === KEYS.fleet) {
+      if (!this.#fresh('fleet', Number(kv.mod_revision))) return;
       const fleet = parseFleet(text);
       if (!fleet) return this.#ignored(key);
       this.#fleet = fleet;
@@ -817,15 +999,16 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
-  #onDelete(key: string): void {
+  #onDelete(key: string, revision: number): void {
     if (key === KEYS.leader) {
+      if (!this.#fresh('leader', revision)) return;
       this.#leader = undefined;
       if (this.#leading) this.#setLeading(false, 'the leader key was deleted');
       // A leaving replica campaigns only from leave(), when it finds nobody leading.
       if (!this.#leaving) void this.#campaign();
     } else if (key === KEYS.fleet) {
       // Retired by the last one out: there is no fleet to follow or take over.
-      this.#fleet = undefined;
+      if (this.#fresh('fleet', revision)) this.#fleet = undefined;
     } else if (key.startsWith(KEYS.replicas)) {
       this.#replicas.delete(key.slice(KEYS.replicas.length));
     } else if (key.startsWith(KEYS.load)) {
@@ -834,6 +1017,7 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   #seeLeader(kv: IKeyValue): void {
+    if (!this.#fresh('leader', Number(kv.mod_revision))) return;
     const value = parseLeader(kv.value.toString());
     if (!value) return this.#ignored(KEYS.leader);
     const term = Number(kv.create_revision);
@@ -847,6 +1031,13 @@ export class EtcdCoordinator implements Coordinator {
     this.#leader = { ...value, term };
     // Our own key, seen before our campaign's answer: the answer sets the term.
     if (this.#leading && term !== this.#term) this.#setLeading(false, `${value.id} leads now`);
+  }
+
+  /** Whether a state of the leader key or the fleet record at `revision` is newer than the one applied (and, if so, records it). */
+  #fresh(what: 'leader' | 'fleet', revision: number): boolean {
+    if (revision <= this.#seenAt[what]) return false;
+    this.#seenAt[what] = revision;
+    return true;
   }
 
   #onCommand(key: string, kv: IKeyValue): void {

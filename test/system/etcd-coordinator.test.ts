@@ -79,6 +79,7 @@ async function join(
   n: number,
   clock?: Clock,
   prefix = newPrefix(),
+  extra: { commandTimeoutMs?: number } = {},
 ): Promise<{ cs: EtcdCoordinator[]; rs: Recorder[]; prefix: string }> {
   const cs: EtcdCoordinator[] = [];
   const rs: Recorder[] = [];
@@ -89,6 +90,7 @@ async function join(
       leaseTtlSeconds: TTL_S,
       replica: `gw${i}`,
       ...(clock && i === 0 ? { clock } : {}),
+      ...extra,
     });
     open.push(c);
     const r = recorder();
@@ -282,6 +284,62 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
     expect(rs[cs.indexOf(leader)]!.commands).toEqual([{ op: 'scale', min: 1, max: 4 }]);
   });
 
+  it('node control the leader does not answer in time is withdrawn: the caller is told, and no later leader runs it', async () => {
+    // A leader that never answers: its key on a lease of its own, kept by nobody's watch.
+    const prefix = newPrefix();
+    const raw = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const ghost = raw.lease(60, { autoKeepAlive: false });
+      await ghost.put(`${prefix}leader`).value(JSON.stringify({ id: 'ghost', since: Date.now() }));
+      const { cs, rs } = await join(1, undefined, prefix, { commandTimeoutMs: 500 });
+      const [gw0] = cs;
+      expect(gw0!.status().leader).toBe('ghost');
+      const result = await gw0!.submit({ op: 'scale', min: 1, max: 4 });
+      expect(result).toMatchObject({ ok: false, code: 'no_leader' });
+      expect(result.ok ? '' : result.message).toMatch(/withdrawn and will not run/);
+      expect((await raw.getAll().prefix(`${prefix}commands/`).keys()).length).toBe(0);
+
+      // The ghost goes; gw0 leads and runs a fresh command from a follower, and only that one.
+      await ghost.revoke();
+      await waitFor(() => gw0!.status().leading, 'gw0 leads');
+      const gw1 = new EtcdCoordinator({ endpoints: etcd.endpoints, prefix, leaseTtlSeconds: TTL_S, replica: 'gw1' });
+      open.push(gw1);
+      await gw1.start(recorder());
+      expect(await gw1.submit({ op: 'scale', min: 2, max: 5 })).toMatchObject({ ok: true });
+      expect(rs[0]!.commands).toEqual([{ op: 'scale', min: 2, max: 5 }]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('node control the leader has claimed but answers late is still answered, not withdrawn from under it', async () => {
+    const prefix = newPrefix();
+    // The leader's handler takes longer than the follower waits before it tries to withdraw.
+    const slow = recorder();
+    const answer = slow.command;
+    slow.command = async (cmd) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return answer(cmd);
+    };
+    const leader = new EtcdCoordinator({ endpoints: etcd.endpoints, prefix, leaseTtlSeconds: TTL_S, replica: 'gw0' });
+    open.push(leader);
+    await leader.start(slow);
+    await waitFor(() => leader.status().leading, 'gw0 leads');
+    const follower = new EtcdCoordinator({
+      endpoints: etcd.endpoints,
+      prefix,
+      leaseTtlSeconds: TTL_S,
+      replica: 'gw1',
+      commandTimeoutMs: 300,
+    });
+    open.push(follower);
+    await follower.start(recorder());
+    const t0 = Date.now();
+    expect(await follower.submit({ op: 'scale', min: 1, max: 4 })).toMatchObject({ ok: true });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+    expect(slow.commands).toEqual([{ op: 'scale', min: 1, max: 4 }]);
+  });
+
   it('when every replica leaves at once, exactly one is the last', async () => {
     const { cs } = await join(3);
     await waitFor(() => leaders(cs).length === 1, 'a leader');
@@ -360,6 +418,35 @@ describe('etcd faults', () => {
         etcd.resume(i);
       }
       await etcd.healthy();
+    }
+  });
+
+  it('a watch etcd cancels (its revision compacted away while it was cut off) is opened anew: what changed meanwhile is seen', async () => {
+    const prefix = newPrefix();
+    // One member for this replica, so its watch is cut off when that member goes.
+    const c = new EtcdCoordinator({ endpoints: [etcd.endpoints[0]!], prefix, leaseTtlSeconds: TTL_S, replica: 'gw0' });
+    open.push(c);
+    const r = recorder();
+    await c.start(r);
+    const raw = new Etcd3({ hosts: etcd.endpoints.slice(1) });
+    try {
+      await etcd.kill(0);
+      try {
+        // Meanwhile another replica's load appears, and etcd compacts its history past it.
+        const load = { queueLength: 7, inFlight: {}, waiting: 0 };
+        await raw.put(`${prefix}load/gw9`).value(JSON.stringify(load));
+        const written = await raw.get(`${prefix}load/gw9`).exec();
+        await raw.kv.compact({ revision: written.header.revision, physical: true });
+      } finally {
+        await etcd.restart(0);
+      }
+      await waitFor(
+        () => r.seenLoads.some((l) => l.replica === 'gw9' && l.queueLength === 7),
+        'the load written while the watch was cut off',
+        15_000,
+      );
+    } finally {
+      raw.close();
     }
   });
 
