@@ -5,6 +5,10 @@
  *             steady load, N trials: time to the new leader's election and to its first fleet
  *             action (its first fenced fleet write, seen by watching etcd), and the client
  *             requests that failed meanwhile. The killed replica is started again between trials.
+ *   hung      3 replicas at steady load; each etcd member in turn SIGSTOPped (it hangs: its
+ *             connections stay open, nothing is answered) for --hang seconds while flockctl
+ *             asks a follower to change max_workers once a second: how many such calls were
+ *             answered, how long they took, and the client requests that failed.
  *   writes    3 replicas at steady load: etcd writes per second, by key (watched), and raft
  *             proposals committed per second (etcd's own counter).
  *   cpu       one gateway over 4 simulator workers (--provisioner static), phase A of
@@ -13,13 +17,13 @@
  *   scaleout  phase A through haproxy in TCP mode in front of 1, then 2 etcd replicas:
  *             requests/s, p99, CPU per request. Needs a quiet machine (wall-clock throughput).
  *
- *   npx tsc -p tsconfig.build.json && npx vite-node bench/ha.ts [--parts failover,writes,cpu,scaleout]
+ *   npx tsc -p tsconfig.build.json && npx vite-node bench/ha.ts [--parts failover,hung,writes,cpu,scaleout]
  *        [--trials 10] [--ttl 5] [--seconds 10] [--warmup 5] [--rounds 3] [--out bench/results/ha.md]
  *
  * Each part replaces its own section of the results file; the others stay as they were.
  * etcd (etcd-server), haproxy and wrk are installed with apt-get when missing.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +45,7 @@ import { wrk } from './lib/wrk.mjs';
 const { values } = parseArgs({
   options: {
     parts: { type: 'string', default: 'failover,writes,cpu' },
+    hang: { type: 'string', default: '15' },
     trials: { type: 'string', default: '10' },
     ttl: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '10' },
@@ -55,6 +60,7 @@ const TTL = Number(values.ttl);
 const SECONDS = Number(values.seconds);
 const WARMUP = Number(values.warmup);
 const ROUNDS = Number(values.rounds);
+const HANG_S = Number(values.hang);
 const log = (...a: unknown[]): void => console.log(new Date().toISOString().slice(11, 19), ...a);
 const ms = (x: number): string => `${Math.round(x)} ms`;
 const sections = new Map<string, string>();
@@ -69,6 +75,7 @@ if (!existsSync('/usr/bin/etcd')) {
 const etcd: EtcdCluster = await startEtcd(3);
 try {
   if (parts.has('failover')) sections.set('failover', await failover());
+  if (parts.has('hung')) sections.set('hung', await hung());
   if (parts.has('writes')) sections.set('writes', await writes());
   if (parts.has('cpu') || parts.has('scaleout')) {
     const { cpu, scaleout } = await dataPath();
@@ -164,6 +171,90 @@ flight on the killed replica: its clients' connections closed at once (no hang);
 replicas served throughout. From the first kill to the final shutdown the fake \`sky\` saw ${launchesDuring}
 launches and ${downsDuring} teardowns: each new leader adopted the running workers.
 `;
+}
+
+// ---- hung ----------------------------------------------------------------------------------
+
+async function hung(): Promise<string> {
+  log(`hung: each etcd member stopped for ${HANG_S} s, ${ROUNDS} rounds, lease TTL ${TTL} s`);
+  const set = await startReplicas({ etcd: etcd.endpoints, leaseTtl: TTL, verbosity: 0 });
+  const load = startLoad(() => set.running(), 8);
+  const hangs: { member: number; calls: { ms: number; ok: boolean; why: string }[]; failed: number; sent: number }[] =
+    [];
+  let max = 10;
+  try {
+    await fleetReady(set);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const member of [0, 1, 2]) {
+        const failedBefore = load.failures.length;
+        const sentBefore = load.sent;
+        const calls: { ms: number; ok: boolean; why: string }[] = [];
+        etcd.pause(member);
+        const until = Date.now() + HANG_S * 1000;
+        try {
+          while (Date.now() < until) {
+            const leader = await set.leader();
+            const follower = set.running().find((r) => r !== leader) ?? set.running()[0]!;
+            max = max === 19 ? 10 : max + 1;
+            const at = Date.now();
+            const r = await flockctl(follower, ['scale', '--max', String(max)]);
+            calls.push({ ms: Date.now() - at, ok: r.ok, why: r.why });
+            await sleep(Math.max(0, 1000 - (Date.now() - at)));
+          }
+        } finally {
+          etcd.resume(member);
+        }
+        await etcd.healthy();
+        const h = { member, calls, failed: load.failures.length - failedBefore, sent: load.sent - sentBefore };
+        hangs.push(h);
+        const oks = calls.filter((c) => c.ok);
+        log(
+          `round ${round}, member ${member} stopped: ${oks.length} of ${calls.length} node control calls answered (longest ${ms(Math.max(...calls.map((c) => c.ms)))}), ${h.failed} requests failed`,
+        );
+      }
+    }
+  } finally {
+    await load.stop();
+    await set.stopAll();
+    set.sky.killJobs();
+  }
+  const all = hangs.flatMap((h) => h.calls);
+  const answered = all.filter((c) => c.ok);
+  const refusals = new Map<string, number>();
+  for (const c of all) if (!c.ok) refusals.set(c.why, (refusals.get(c.why) ?? 0) + 1);
+  const pct = (xs: number[], q: number): number =>
+    [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? NaN;
+  const lat = all.map((c) => c.ms);
+  return `## A hung etcd member
+
+3 replicas (\`--etcd_lease_ttl ${TTL}\`), a 3-member etcd, 2 workers made by the fake \`sky\`, 8 clients
+sending completions to the replicas in turn. Each etcd member in turn is SIGSTOPped for ${HANG_S} s (it
+hangs: its connections stay open and nothing on them is answered, as behind a partition that drops
+packets), ${ROUNDS} rounds. Meanwhile \`flockctl scale --max N\` goes to a follower once a second
+(node control through the leader, over etcd).
+
+| | |
+| --- | --- |
+| node control calls answered | ${answered.length} of ${all.length} |
+| their time, median / p90 / max | ${ms(pct(lat, 0.5))} / ${ms(pct(lat, 0.9))} / ${ms(Math.max(...lat))} |
+| refused (explicit error), by message | ${refusals.size === 0 ? 'none' : [...refusals].map(([why, n]) => `${n} × "${why}"`).join('; ')} |
+| requests failed at the clients | ${hangs.reduce((t, h) => t + h.failed, 0)} of ${hangs.reduce((t, h) => t + h.sent, 0)} |
+
+Per hang (member: answered of calls, longest call ms, requests failed):
+${hangs.map((h) => `${h.member}: ${h.calls.filter((c) => c.ok).length} of ${h.calls.length}, ${Math.max(...h.calls.map((c) => c.ms))}, ${h.failed}`).join('; ')}.
+`;
+}
+
+/** Runs flockctl against a replica's gRPC port; ok, or the first line of what it said. */
+function flockctl(r: Replica, args: string[]): Promise<{ ok: boolean; why: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(ROOT, 'dist/cli/flockctl.js'), '-a', `127.0.0.1:${r.grpcPort}`, '-k', 'k', '--timeout', '40', ...args],
+      (err, stdout, stderr) =>
+        resolve({ ok: !err, why: err ? (stderr || stdout || err.message).split('\n')[0]!.slice(0, 160) : '' }),
+    );
+  });
 }
 
 // ---- writes --------------------------------------------------------------------------------
@@ -506,22 +597,33 @@ async function committedProposals(endpoint: string): Promise<number> {
 
 function writeResults(): void {
   const file = values.out;
-  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const block = (name: string): RegExp => new RegExp(`<!-- ha:${name}:begin -->[\\s\\S]*?<!-- ha:${name}:end -->\\n?`);
-  const order = ['failover', 'writes', 'cpu', 'scaleout'];
-  const kept = new Map(order.map((name) => [name, block(name).exec(old)?.[0] ?? '']));
-  for (const [name, text] of sections) {
-    const command = `npx tsc -p tsconfig.build.json && npx vite-node bench/ha.ts --parts ${name}${name === 'failover' ? ` --trials ${TRIALS}` : ''} --ttl ${TTL}${name === 'cpu' || name === 'scaleout' ? ` --seconds ${SECONDS} --rounds ${ROUNDS}` : ''}`;
-    kept.set(
-      name,
-      `<!-- ha:${name}:begin -->\n${text}\nMeasured ${new Date().toISOString().slice(0, 16)}Z with \`${command}\`.\n<!-- ha:${name}:end -->\n`,
-    );
-  }
   const head = `# Several gateways, one fleet (etcd)
 
 Written by bench/ha.ts; each part replaces its own section. How the replicas work: README
 ("Several gateways") and docs/replicas.md.
 `;
-  writeFileSync(file, [head, ...order.map((n) => kept.get(n)).filter(Boolean)].join('\n'));
+  const order = ['failover', 'hung', 'writes', 'cpu', 'scaleout'];
+  const block = (name: string): RegExp => new RegExp(`<!-- ha:${name}:begin -->[\\s\\S]*?<!-- ha:${name}:end -->\\n?`);
+  // Each part's section is replaced where it stands; everything else in the file (other scripts'
+  // sections, what was written by hand) stays.
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : head;
+  for (const [name, body] of sections) {
+    const command = `npx tsc -p tsconfig.build.json && npx vite-node bench/ha.ts --parts ${name}${name === 'failover' ? ` --trials ${TRIALS}` : ''}${name === 'hung' ? ` --hang ${HANG_S} --rounds ${ROUNDS}` : ''} --ttl ${TTL}${name === 'cpu' || name === 'scaleout' ? ` --seconds ${SECONDS} --rounds ${ROUNDS}` : ''}`;
+    const section = `<!-- ha:${name}:begin -->\n${body}\nMeasured ${new Date().toISOString().slice(0, 16)}Z with \`${command}\`.\n<!-- ha:${name}:end -->\n`;
+    const here = block(name).exec(text);
+    if (here) {
+      text = text.slice(0, here.index) + section + text.slice(here.index + here[0].length);
+      continue;
+    }
+    // A part not written before goes after the nearest earlier part's section, else at the end.
+    const before = order
+      .slice(0, order.indexOf(name))
+      .reverse()
+      .map((n) => block(n).exec(text))
+      .find((m) => m !== null);
+    const at = before ? before.index + before[0].length : text.length;
+    text = `${text.slice(0, at)}\n${section}${text.slice(at)}`;
+  }
+  writeFileSync(file, text);
   log(`wrote ${file}`);
 }
