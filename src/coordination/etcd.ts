@@ -152,6 +152,7 @@ export class EtcdCoordinator implements Coordinator {
   #abandoned: string | undefined;
   #sessionTimer: TimerHandle | undefined;
   #rejoining: Promise<void> | undefined;
+  #resyncing = false;
   #closed = false;
   #leaving = false;
 
@@ -955,14 +956,21 @@ export class EtcdCoordinator implements Coordinator {
     });
   }
 
+  /** Reads everything and watches anew until a watch holds; one loop at a time. */
   async #resync(): Promise<void> {
-    while (!this.#closed && !this.#watcher) {
-      try {
-        await this.#sync();
-      } catch (err) {
-        this.#unreached(err);
-        await this.#sleep(RESYNC_RETRY_MS);
+    if (this.#resyncing) return;
+    this.#resyncing = true;
+    try {
+      while (!this.#closed && !this.#watcher) {
+        try {
+          await this.#sync();
+        } catch (err) {
+          this.#unreached(err);
+          await this.#sleep(RESYNC_RETRY_MS);
+        }
       }
+    } finally {
+      this.#resyncing = false;
     }
   }
 
