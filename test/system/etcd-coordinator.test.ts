@@ -419,7 +419,7 @@ describe('etcd faults', () => {
       }
       await etcd.healthy();
     }
-  });
+  }, 60_000);
 
   it('a watch etcd cancels (its revision compacted away while it was cut off) is opened anew: what changed meanwhile is seen', async () => {
     const prefix = newPrefix();
