@@ -9,8 +9,10 @@
  *   replicas/<id>     {id, startedAt, leaving}   each replica's lease
  *   load/<id>         {queueLength, inFlight, waiting, buckets}   each replica's lease; about once a second
  *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease;
- *                                            deleted by the leader that claims it (fenced) or by
- *                                            the follower that withdraws it
+ *                                            deleted with its answer, or by the follower that
+ *                                            withdraws it (only while no claim stands)
+ *   claims/<uuid>     {leader, term}         the leader running that command, on its lease;
+ *                                            written fenced, once, before it runs
  *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
  *   launches/<name>   {leader, term}         a launch under way: written by the leader, fenced, before
  *                                            it starts; deleted once the worker is up or gone (no lease:
@@ -27,6 +29,7 @@ export const KEYS = {
   load: 'load/',
   commands: 'commands/',
   results: 'results/',
+  claims: 'claims/',
   launches: 'launches/',
 } as const;
 
@@ -79,7 +82,8 @@ export function parseLeader(text: string): LeaderValue | undefined {
 }
 
 /** The value of `launches/<name>` (the name is the key's). */
-export function parseLaunch(text: string): { leader: string; term: number } | undefined {
+/** A launch record's or a claim's value: the leader that wrote it, and its term. */
+export function parseLeaderStamp(text: string): { leader: string; term: number } | undefined {
   const o = object(text);
   return o && isString(o.leader) && isCount(o.term) ? { leader: o.leader, term: o.term } : undefined;
 }

@@ -41,7 +41,7 @@ import {
   KEYS,
   parseCommandValue,
   parseFleet,
-  parseLaunch,
+  parseLeaderStamp,
   parseLeader,
   parseLoad,
   parseReplica,
@@ -420,7 +420,7 @@ export class EtcdCoordinator implements Coordinator {
     const out: LaunchIntent[] = [];
     for (const kv of res.kvs) {
       const key = kv.key.toString();
-      const value = parseLaunch(kv.value.toString());
+      const value = parseLeaderStamp(kv.value.toString());
       if (!value) {
         this.#ignored(key);
         continue;
@@ -551,6 +551,11 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.#clock.setTimer(timeoutMs, () => {
       if (!this.#pending.delete(id)) return;
+      // Whatever became of the run, no later leader is to start it again.
+      void this.#ns
+        .delete()
+        .key(KEYS.commands + id)
+        .catch(() => {});
       resolve({
         ok: false,
         code: 'no_leader',
@@ -563,6 +568,7 @@ export class EtcdCoordinator implements Coordinator {
   async #withdraw(id: string): Promise<boolean> {
     const res = await this.#ns
       .if(KEYS.commands + id, 'Version', '>', 0)
+      .and(KEYS.claims + id, 'Version', '==', 0)
       .then(this.#ns.delete().key(KEYS.commands + id))
       .commit();
     this.#reached();
@@ -570,27 +576,37 @@ export class EtcdCoordinator implements Coordinator {
   }
 
   /**
-   * As leader: claims a follower's command (deletes it, fenced, so a follower that gave up can
-   * no longer withdraw it and no later leader runs it again), runs it once and writes the answer.
-   * A leader that dies between the two has run it at most once, never twice.
+   * As leader: claims a follower's command (a claim key on this replica's lease, fenced, written
+   * once: the follower can no longer withdraw it, no other leader runs it while this one lives),
+   * runs it and writes the answer. A claim whose answer etcd lost is recognised as this
+   * replica's own when tried again. A leader that dies while it runs a command lets it go with
+   * its lease, and the next leader may run it again: the one case it runs twice.
    */
   async #run(id: string, value: CommandValue): Promise<void> {
     const listener = this.#listener;
-    if (!listener || !this.#leading || this.#ran.has(id)) return;
+    const session = this.#session;
+    if (!listener || !session || !this.#leading || this.#ran.has(id)) return;
     this.#ran.add(id);
     const term = this.#term;
+    const stamp = JSON.stringify({ leader: this.replica, term });
     try {
       const claim = await this.#ns
         .if(KEYS.leader, 'Create', '==', term)
         .and(KEYS.commands + id, 'Version', '>', 0)
-        .then(this.#ns.delete().key(KEYS.commands + id))
+        .and(KEYS.claims + id, 'Version', '==', 0)
+        .then(
+          this.#ns
+            .put(KEYS.claims + id)
+            .value(stamp)
+            .lease(session.lease),
+        )
+        .else(this.#ns.get(KEYS.claims + id))
         .commit();
       this.#reached();
-      if (!claim.succeeded) return;
+      const standing = claim.responses[0]?.response_range?.kvs[0]?.value.toString();
+      if (!claim.succeeded && standing !== stamp) return;
     } catch (err) {
-      // Unanswered (a member down or hung): tried again while this replica leads. If the claim
-      // did land, the next one's compare fails and the command does not run twice (its sender,
-      // finding it claimed, is told it may have run).
+      // Unanswered (a member down or hung): tried again while this replica leads.
       this.#ran.delete(id);
       this.#unreached(err);
       this.#clock.setTimer(CLAIM_RETRY_MS, () => void this.#run(id, value));
@@ -602,14 +618,22 @@ export class EtcdCoordinator implements Coordinator {
     } catch (err) {
       result = { ok: false, code: 'internal', message: message(err) };
     }
-    const session = this.#session;
-    if (!session) return;
+    const now = this.#session;
     try {
-      // On this replica's lease, not fenced: the command ran under the term that claimed it.
+      // Not fenced: the command ran under the term that claimed it, and its answer is owed, to a
+      // follower still there (its command, on its lease, is).
       await this.#ns
-        .put(KEYS.results + id)
-        .value(JSON.stringify(result))
-        .lease(session.lease);
+        .if(KEYS.commands + id, 'Version', '>', 0)
+        .then(
+          this.#ns
+            .put(KEYS.results + id)
+            .value(JSON.stringify(result))
+            .lease(now?.lease ?? session.lease),
+          this.#ns.delete().key(KEYS.commands + id),
+          this.#ns.delete().key(KEYS.claims + id),
+        )
+        .else(this.#ns.delete().key(KEYS.claims + id))
+        .commit();
     } catch (err) {
       this.#unreached(err);
     }
