@@ -99,6 +99,9 @@ const RESYNC_RETRY_MS = 500;
 /** After a keepalive etcd did not answer, the next one goes this much later. */
 const KEEPALIVE_RETRY_MS = 100;
 
+/** What withdrawing a command found: withdrawn, a leader's claim on it, or nothing left to withdraw. */
+type Withdrawal = 'withdrawn' | 'claimed' | 'absent';
+
 /** This replica's hold on etcd: one lease carries its replica key, its load key and, when it leads, the leader key. */
 interface Session {
   readonly lease: string;
@@ -502,14 +505,16 @@ export class EtcdCoordinator implements Coordinator {
     } catch (err) {
       this.#unreached(err);
       // Unanswered is not refused: etcd may still apply the write, so it is withdrawn (if it
-      // landed) before the caller is told to retry.
-      const withdrawn = await this.#withdraw(id).catch(() => false);
-      this.#pending.get(id)?.({
-        ok: false,
-        code: 'no_leader',
-        message: `etcd did not take the command (${message(err)})${withdrawn ? '; it was withdrawn and will not run' : ''}; retry.`,
-      });
-      this.#pending.delete(id);
+      // landed) before the caller is told to retry; one a leader has claimed meanwhile is answered.
+      const outcome = await this.#withdraw(id).catch(() => 'absent' as const);
+      if (outcome !== 'claimed') {
+        this.#pending.get(id)?.({
+          ok: false,
+          code: 'no_leader',
+          message: `etcd did not take the command (${message(err)})${outcome === 'withdrawn' ? '; it was withdrawn and will not run' : ''}; retry.`,
+        });
+        this.#pending.delete(id);
+      }
     }
     const result = await answer;
     void this.#ns
@@ -527,9 +532,9 @@ export class EtcdCoordinator implements Coordinator {
   async #giveUp(id: string, timeoutMs: number): Promise<void> {
     const resolve = this.#pending.get(id);
     if (!resolve) return;
-    let withdrawn: boolean;
+    let outcome: Withdrawal;
     try {
-      withdrawn = await this.#withdraw(id);
+      outcome = await this.#withdraw(id);
     } catch (err) {
       this.#unreached(err);
       this.#pending.delete(id);
@@ -540,7 +545,7 @@ export class EtcdCoordinator implements Coordinator {
       });
       return;
     }
-    if (withdrawn) {
+    if (outcome === 'withdrawn') {
       if (!this.#pending.delete(id)) return;
       resolve({
         ok: false,
@@ -559,20 +564,25 @@ export class EtcdCoordinator implements Coordinator {
       resolve({
         ok: false,
         code: 'no_leader',
-        message: `The leader took the command but did not answer within ${(2 * timeoutMs) / 1000} s: it may have run; check the status before you retry.`,
+        message: `The leader did not answer within ${(2 * timeoutMs) / 1000} s, and the command could not be withdrawn (a leader claimed it, or it was gone): it may have run; check the status before you retry.`,
       });
     });
   }
 
-  /** Deletes a command no leader has claimed yet; false when one has (or it is gone). */
-  async #withdraw(id: string): Promise<boolean> {
+  /**
+   * Deletes a command no leader has claimed yet. 'claimed': a leader runs it; 'absent': it is
+   * gone (never written, answered, or its follower's lease ended).
+   */
+  async #withdraw(id: string): Promise<Withdrawal> {
     const res = await this.#ns
       .if(KEYS.commands + id, 'Version', '>', 0)
       .and(KEYS.claims + id, 'Version', '==', 0)
       .then(this.#ns.delete().key(KEYS.commands + id))
+      .else(this.#ns.get(KEYS.claims + id))
       .commit();
     this.#reached();
-    return res.succeeded;
+    if (res.succeeded) return 'withdrawn';
+    return res.responses[0]?.response_range?.kvs.length ? 'claimed' : 'absent';
   }
 
   /**
