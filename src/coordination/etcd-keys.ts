@@ -13,7 +13,7 @@
  *                                            withdraws it (only while no claim stands)
  *   claims/<uuid>     {leader, term}         the leader running that command, on its lease;
  *                                            written fenced, once, before it runs
- *   results/<uuid>    FleetCommandResult     the leader's answer, on the leader's lease
+ *   results/<uuid>    FleetCommandResult     the leader's answer, on the follower's lease
  *   launches/<name>   {leader, term}         a launch under way: written by the leader, fenced, before
  *                                            it starts; deleted once the worker is up or gone (no lease:
  *                                            it outlives the leader, for the next one to find)

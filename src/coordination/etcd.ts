@@ -588,11 +588,14 @@ export class EtcdCoordinator implements Coordinator {
   /**
    * As leader: claims a follower's command (a claim key on this replica's lease, fenced, written
    * once: the follower can no longer withdraw it, no other leader runs it while this one lives),
-   * runs it and writes the answer. A claim whose answer etcd lost is recognised as this
-   * replica's own when tried again. A leader that dies while it runs a command lets it go with
-   * its lease, and the next leader may run it again: the one case it runs twice.
+   * runs it and writes the answer on the follower's lease (`lease`, the command's), so the answer
+   * outlives this replica's own lease and goes with the one who asked. A claim whose answer etcd
+   * lost is recognised as this replica's own when tried again. A command this replica could not
+   * run because it no longer leads is given back (its claim deleted) for the next leader, which
+   * takes it up when it sees the claim go. A leader that dies while it runs a command lets it go
+   * with its lease, and the next leader may run it again: the one case it runs twice.
    */
-  async #run(id: string, value: CommandValue): Promise<void> {
+  async #run(id: string, value: CommandValue, lease: string): Promise<void> {
     const listener = this.#listener;
     const session = this.#session;
     if (!listener || !session || !this.#leading || this.#ran.has(id)) return;
@@ -614,12 +617,16 @@ export class EtcdCoordinator implements Coordinator {
         .commit();
       this.#reached();
       const standing = claim.responses[0]?.response_range?.kvs[0]?.value.toString();
-      if (!claim.succeeded && standing !== stamp) return;
+      if (!claim.succeeded && standing !== stamp) {
+        // Withdrawn, answered, or another leader's: looked at again if that claim is given back.
+        this.#ran.delete(id);
+        return;
+      }
     } catch (err) {
       // Unanswered (a member down or hung): tried again while this replica leads.
       this.#ran.delete(id);
       this.#unreached(err);
-      this.#clock.setTimer(CLAIM_RETRY_MS, () => void this.#run(id, value));
+      this.#clock.setTimer(CLAIM_RETRY_MS, () => void this.#run(id, value, lease));
       return;
     }
     let result: FleetCommandResult;
@@ -628,8 +635,16 @@ export class EtcdCoordinator implements Coordinator {
     } catch (err) {
       result = { ok: false, code: 'internal', message: message(err) };
     }
-    const now = this.#session;
     try {
+      if (!result.ok && result.code === 'no_leader') {
+        // Refused before it ran (this replica lost the leadership meanwhile): given back.
+        this.#ran.delete(id);
+        await this.#ns
+          .if(KEYS.claims + id, 'Value', '==', stamp)
+          .then(this.#ns.delete().key(KEYS.claims + id))
+          .commit();
+        return;
+      }
       // Not fenced: the command ran under the term that claimed it, and its answer is owed, to a
       // follower still there (its command, on its lease, is).
       await this.#ns
@@ -638,7 +653,7 @@ export class EtcdCoordinator implements Coordinator {
           this.#ns
             .put(KEYS.results + id)
             .value(JSON.stringify(result))
-            .lease(now?.lease ?? session.lease),
+            .lease(lease),
           this.#ns.delete().key(KEYS.commands + id),
           this.#ns.delete().key(KEYS.claims + id),
         )
@@ -651,6 +666,18 @@ export class EtcdCoordinator implements Coordinator {
       { from: value.from, command: value.command, ok: result.ok },
       'etcd: ran node control for a follower',
     );
+  }
+
+  /** As leader: a claim went (given back, or its leader's lease ended): its command, if still there, is run here. */
+  async #claimGone(id: string): Promise<void> {
+    if (!this.#leading) return;
+    try {
+      const res = await this.#ns.get(KEYS.commands + id).exec();
+      const kv = res.kvs[0];
+      if (kv) this.#onCommand(kv.key.toString(), kv);
+    } catch (err) {
+      this.#unreached(err);
+    }
   }
 
   // ---- leaving -------------------------------------------------------------------------
@@ -1055,6 +1082,8 @@ export class EtcdCoordinator implements Coordinator {
       this.#replicas.delete(key.slice(KEYS.replicas.length));
     } else if (key.startsWith(KEYS.load)) {
       if (this.#loads.delete(key.slice(KEYS.load.length))) this.#tellLoads();
+    } else if (key.startsWith(KEYS.claims)) {
+      void this.#claimGone(key.slice(KEYS.claims.length));
     }
   }
 
@@ -1087,7 +1116,7 @@ export class EtcdCoordinator implements Coordinator {
     const id = key.slice(KEYS.commands.length);
     const value = parseCommandValue(kv.value.toString());
     if (!value) return this.#ignored(key);
-    void this.#run(id, value);
+    void this.#run(id, value, kv.lease);
   }
 
   #tellLoads(): void {

@@ -13,7 +13,7 @@ import {
   type ReplicaLoad,
   type SharedFleet,
 } from '../../src/core/coordination.js';
-import { EtcdCoordinator } from '../../src/coordination/etcd.js';
+import { EtcdCoordinator, type CoordinationLog } from '../../src/coordination/etcd.js';
 import { systemClock } from '../../src/runtime/system-clock.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
@@ -79,7 +79,7 @@ async function join(
   n: number,
   clock?: Clock,
   prefix = newPrefix(),
-  extra: { commandTimeoutMs?: number } = {},
+  extra: { commandTimeoutMs?: number; logTo?: string[] } = {},
 ): Promise<{ cs: EtcdCoordinator[]; rs: Recorder[]; prefix: string }> {
   const cs: EtcdCoordinator[] = [];
   const rs: Recorder[] = [];
@@ -90,7 +90,8 @@ async function join(
       leaseTtlSeconds: TTL_S,
       replica: `gw${i}`,
       ...(clock && i === 0 ? { clock } : {}),
-      ...extra,
+      ...(extra.commandTimeoutMs !== undefined ? { commandTimeoutMs: extra.commandTimeoutMs } : {}),
+      ...(extra.logTo ? { log: recordingLog(extra.logTo, `gw${i}`) } : {}),
     });
     open.push(c);
     const r = recorder();
@@ -102,6 +103,16 @@ async function join(
 }
 
 const leaders = (cs: EtcdCoordinator[]): EtcdCoordinator[] => cs.filter((c) => c.status().leading);
+
+/** A coordinator's log kept as lines (time, replica, level, message), for a failure to show. */
+function recordingLog(lines: string[], replica: string): CoordinationLog {
+  const at =
+    (level: string) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      lines.push(`${new Date().toISOString().slice(11, 23)} ${replica} ${level} ${msg} ${JSON.stringify(fields)}`);
+    };
+  return { debug: () => {}, info: at('info'), warn: at('warn'), error: at('error') };
+}
 
 describe('etcd coordinator (real etcd, 3 members)', () => {
   it('elects one leader that every replica names; the others follow', async () => {
@@ -384,7 +395,9 @@ describe('etcd faults', () => {
     // that takes 3 s (it may pick the hung member again); the leader's and the follower's may
     // both sit there.
     const bound = 15_000;
-    const { cs, rs } = await join(2);
+    const lines: string[] = [];
+    const { cs, rs } = await join(2, undefined, newPrefix(), { logTo: lines });
+    const story = (): string => `\n${lines.slice(-30).join('\n')}`;
     for (const i of [0, 1, 2]) {
       await waitFor(() => leaders(cs).length === 1, 'a leader');
       etcd.pause(i);
@@ -403,19 +416,24 @@ describe('etcd faults', () => {
               );
             return wrote && rs[cs.indexOf(follower)]!.fleets.at(-1)?.target === 10 + i;
           },
-          `member ${i} hung: a fleet write seen by the follower`,
+          () => `member ${i} hung: a fleet write seen by the follower${story()}`,
           bound,
         );
         await waitFor(
           async () => {
             const follower = cs.find((c) => c !== leaders(cs)[0]);
             // An explicit refusal (a call that ran out its deadline on the hung member) is retried, as a client would.
-            return (await follower!.submit({ op: 'scale', min: 1, max: 4 })).ok;
+            const at = Date.now();
+            const r = await follower!.submit({ op: 'scale', min: 1, max: 4 });
+            lines.push(
+              `${new Date().toISOString().slice(11, 23)} test: submit via ${follower!.replica} took ${Date.now() - at} ms: ${JSON.stringify(r)}`,
+            );
+            return r.ok;
           },
-          `member ${i} hung: node control from a follower answered`,
+          () => `member ${i} hung: node control from a follower answered${story()}`,
           bound - (Date.now() - t0),
         );
-        expect(Date.now() - t0).toBeLessThan(bound);
+        expect(Date.now() - t0, story()).toBeLessThan(bound);
       } finally {
         etcd.resume(i);
       }
