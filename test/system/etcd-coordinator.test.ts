@@ -3,6 +3,7 @@
  * shared fleet and load, node control through the leader, leaving, and etcd faults. Gateways
  * with the fake `sky` over this come in ha.test.ts.
  */
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/core/clock.js';
@@ -103,6 +104,47 @@ async function join(
 }
 
 const leaders = (cs: EtcdCoordinator[]): EtcdCoordinator[] => cs.filter((c) => c.status().leading);
+
+/** A TCP relay to 127.0.0.1:`port`: cut() closes every connection and refuses new ones until open(). */
+async function tcpRelay(port: string): Promise<{ url: string; cut(): void; open(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let cutOff = false;
+  const server = createServer((client) => {
+    if (cutOff) {
+      client.destroy();
+      return;
+    }
+    const member = connect(Number(port), '127.0.0.1');
+    for (const [a, b] of [
+      [client, member],
+      [member, client],
+    ] as const) {
+      sockets.add(a);
+      a.pipe(b);
+      a.on('error', () => b.destroy());
+      a.on('close', () => (sockets.delete(a), b.destroy()));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const drop = (): void => {
+    for (const s of sockets) s.destroy();
+  };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut() {
+      cutOff = true;
+      drop();
+    },
+    open() {
+      cutOff = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        drop();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 /** A coordinator's log kept as lines (time, replica, level, message), for a failure to show. */
 function recordingLog(lines: string[], replica: string): CoordinationLog {
@@ -446,23 +488,24 @@ describe('etcd faults', () => {
 
   it('a watch etcd cancels (its revision compacted away while it was cut off) is opened anew: what changed meanwhile is seen', async () => {
     const prefix = newPrefix();
-    // One member for this replica, so its watch is cut off when that member goes.
-    const c = new EtcdCoordinator({ endpoints: [etcd.endpoints[0]!], prefix, leaseTtlSeconds: TTL_S, replica: 'gw0' });
+    // The replica reaches etcd through a TCP relay the test can cut, so its watch is cut off
+    // while every member stays up and applies the compaction before the watch comes back.
+    const relay = await tcpRelay(new URL(etcd.endpoints[0]!).port);
+    const c = new EtcdCoordinator({ endpoints: [relay.url], prefix, leaseTtlSeconds: 4, replica: 'gw0' });
     open.push(c);
     const r = recorder();
     await c.start(r);
-    const raw = new Etcd3({ hosts: etcd.endpoints.slice(1) });
+    const raw = new Etcd3({ hosts: etcd.endpoints });
     try {
-      await etcd.kill(0);
-      try {
-        // Meanwhile another replica's load appears, and etcd compacts its history past it.
-        const load = { queueLength: 7, inFlight: {}, waiting: 0 };
-        await raw.put(`${prefix}load/gw9`).value(JSON.stringify(load));
-        const written = await raw.get(`${prefix}load/gw9`).exec();
-        await raw.kv.compact({ revision: written.header.revision, physical: true });
-      } finally {
-        await etcd.restart(0);
-      }
+      relay.cut();
+      // Meanwhile another replica's load appears, then a third's, and etcd compacts its history
+      // up to the third's (a compaction keeps the revision it is at): the first's event is gone.
+      const load = { queueLength: 7, inFlight: {}, waiting: 0 };
+      await raw.put(`${prefix}load/gw9`).value(JSON.stringify(load));
+      await raw.put(`${prefix}load/gw8`).value(JSON.stringify({ ...load, queueLength: 1 }));
+      const written = await raw.get(`${prefix}load/gw8`).exec();
+      await raw.kv.compact({ revision: written.header.revision, physical: true });
+      relay.open();
       await waitFor(
         () => r.seenLoads.some((l) => l.replica === 'gw9' && l.queueLength === 7),
         'the load written while the watch was cut off',
@@ -470,6 +513,7 @@ describe('etcd faults', () => {
       );
     } finally {
       raw.close();
+      await relay.close();
     }
   });
 
