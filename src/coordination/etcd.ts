@@ -481,13 +481,11 @@ export class EtcdCoordinator implements Coordinator {
     if (this.#leading && listener) return listener.command(cmd);
     const session = this.#session;
     if (!session || !this.#leader) {
-      return {
-        ok: false,
-        code: 'no_leader',
-        message: this.#reachable
+      return noLeader(
+        this.#reachable
           ? 'No replica leads the fleet right now (an election is under way); retry in a few seconds.'
           : 'This replica cannot reach etcd, so it cannot pass the command to the leader; retry later or ask another replica.',
-      };
+      );
     }
     const id = randomUUID();
     const timeoutMs = this.#options.commandTimeoutMs ?? 15_000;
@@ -508,12 +506,12 @@ export class EtcdCoordinator implements Coordinator {
       // landed) before the caller is told to retry; one a leader has claimed meanwhile is answered.
       const outcome = await this.#withdraw(id).catch(() => 'absent' as const);
       if (outcome !== 'claimed') {
-        this.#pending.get(id)?.({
-          ok: false,
-          code: 'no_leader',
-          message: `etcd did not take the command (${message(err)})${outcome === 'withdrawn' ? '; it was withdrawn and will not run' : ''}; retry.`,
-        });
-        this.#pending.delete(id);
+        this.#settle(
+          id,
+          noLeader(
+            `etcd did not take the command (${message(err)})${outcome === 'withdrawn' ? '; it was withdrawn and will not run' : ''}; retry.`,
+          ),
+        );
       }
     }
     const result = await answer;
@@ -530,43 +528,52 @@ export class EtcdCoordinator implements Coordinator {
    * (once more as long), and if that does not come either the caller is told it may have run.
    */
   async #giveUp(id: string, timeoutMs: number): Promise<void> {
-    const resolve = this.#pending.get(id);
-    if (!resolve) return;
+    if (!this.#pending.has(id)) return;
     let outcome: Withdrawal;
     try {
       outcome = await this.#withdraw(id);
     } catch (err) {
       this.#unreached(err);
-      this.#pending.delete(id);
-      resolve({
-        ok: false,
-        code: 'no_leader',
-        message: `The leader did not answer within ${timeoutMs / 1000} s, and etcd could not withdraw the command (${message(err)}): it may still run; check the status before you retry.`,
-      });
+      this.#settle(
+        id,
+        noLeader(
+          `The leader did not answer within ${timeoutMs / 1000} s, and etcd could not withdraw the command (${message(err)}): it may still run; check the status before you retry.`,
+        ),
+      );
       return;
     }
     if (outcome === 'withdrawn') {
-      if (!this.#pending.delete(id)) return;
-      resolve({
-        ok: false,
-        code: 'no_leader',
-        message: `The leader did not answer within ${timeoutMs / 1000} s; the command was withdrawn and will not run; retry.`,
-      });
+      this.#settle(
+        id,
+        noLeader(
+          `The leader did not answer within ${timeoutMs / 1000} s; the command was withdrawn and will not run; retry.`,
+        ),
+      );
       return;
     }
     this.#clock.setTimer(timeoutMs, () => {
-      if (!this.#pending.delete(id)) return;
+      const settled = this.#settle(
+        id,
+        noLeader(
+          `The leader did not answer within ${(2 * timeoutMs) / 1000} s, and the command could not be withdrawn (a leader claimed it, or it was gone): it may have run; check the status before you retry.`,
+        ),
+      );
       // Whatever became of the run, no later leader is to start it again.
-      void this.#ns
-        .delete()
-        .key(KEYS.commands + id)
-        .catch(() => {});
-      resolve({
-        ok: false,
-        code: 'no_leader',
-        message: `The leader did not answer within ${(2 * timeoutMs) / 1000} s, and the command could not be withdrawn (a leader claimed it, or it was gone): it may have run; check the status before you retry.`,
-      });
+      if (settled)
+        void this.#ns
+          .delete()
+          .key(KEYS.commands + id)
+          .catch(() => {});
     });
+  }
+
+  /** Answers a command this replica passed on, once: false if it was answered already. */
+  #settle(id: string, result: FleetCommandResult): boolean {
+    const resolve = this.#pending.get(id);
+    if (!resolve) return false;
+    this.#pending.delete(id);
+    resolve(result);
+    return true;
   }
 
   /**
@@ -1060,11 +1067,11 @@ export class EtcdCoordinator implements Coordinator {
       this.#onCommand(key, kv);
     } else if (key.startsWith(KEYS.results)) {
       const id = key.slice(KEYS.results.length);
-      const resolve = this.#pending.get(id);
-      if (!resolve) return;
-      const result = parseResult(text);
-      this.#pending.delete(id);
-      resolve(result ?? { ok: false, code: 'internal', message: 'The leader answered with something unreadable.' });
+      if (!this.#pending.has(id)) return;
+      this.#settle(
+        id,
+        parseResult(text) ?? { ok: false, code: 'internal', message: 'The leader answered with something unreadable.' },
+      );
     }
   }
 
@@ -1172,6 +1179,10 @@ export class EtcdCoordinator implements Coordinator {
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.#clock.setTimer(ms, resolve));
   }
+}
+
+function noLeader(message: string): FleetCommandResult {
+  return { ok: false, code: 'no_leader', message };
 }
 
 function message(err: unknown): string {
