@@ -8,12 +8,12 @@
  *                                            compares the leader key's create revision (fenced)
  *   replicas/<id>     {id, startedAt, leaving}   each replica's lease
  *   load/<id>         {queueLength, inFlight, waiting, buckets}   each replica's lease; about once a second
- *   commands/<uuid>   {from, command}        a follower's node control, on the follower's lease;
+ *   commands/<uuid>   {from, command}        a follower's node control, on a lease of its own;
  *                                            deleted with its answer, or by the follower that
  *                                            withdraws it (only while no claim stands)
  *   claims/<uuid>     {leader, term}         the leader running that command, on its lease;
  *                                            written fenced, once, before it runs
- *   results/<uuid>    FleetCommandResult     the leader's answer, on the follower's lease
+ *   results/<uuid>    FleetCommandResult     the leader's answer, on the command's lease
  *   launches/<name>   {leader, term}         a launch under way: written by the leader, fenced, before
  *                                            it starts; deleted once the worker is up or gone (no lease:
  *                                            it outlives the leader, for the next one to find)

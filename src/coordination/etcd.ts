@@ -154,7 +154,6 @@ export class EtcdCoordinator implements Coordinator {
   /** A lease given up on while etcd was unreachable: revoked once etcd answers, so its leader key goes at once. */
   #abandoned: string | undefined;
   #sessionTimer: TimerHandle | undefined;
-  #rejoining: Promise<void> | undefined;
   #resyncing = false;
   #closed = false;
   #leaving = false;
@@ -475,12 +474,8 @@ export class EtcdCoordinator implements Coordinator {
 
   async submit(cmd: FleetCommand): Promise<FleetCommandResult> {
     const listener = this.#listener;
-    // Between etcd coming back and the keepalive loop's next try, a follower that gave its lease
-    // up knows the leader but has no lease to write the command on: it rejoins now.
-    if (!this.#session && this.#leader && !this.#closed) await this.#rejoin().catch((err) => this.#unreached(err));
     if (this.#leading && listener) return listener.command(cmd);
-    const session = this.#session;
-    if (!session || !this.#leader) {
+    if (!this.#leader || this.#closed) {
       return noLeader(
         this.#reachable
           ? 'No replica leads the fleet right now (an election is under way); retry in a few seconds.'
@@ -489,6 +484,17 @@ export class EtcdCoordinator implements Coordinator {
     }
     const id = randomUUID();
     const timeoutMs = this.#options.commandTimeoutMs ?? 15_000;
+    // The command and its answer live on a lease of their own, as long as this replica waits for
+    // them: not on the replica's, which it gives up (and revokes) when etcd is away for a TTL,
+    // taking a command still waiting with it.
+    let lease: string;
+    try {
+      lease = (await this.#ns.leaseClient.leaseGrant({ TTL: Math.ceil((2 * timeoutMs) / 1000) + 1 })).ID;
+      this.#reached();
+    } catch (err) {
+      this.#unreached(err);
+      return noLeader(`etcd did not take the command (${message(err)}); retry.`);
+    }
     let timer: TimerHandle | undefined;
     const answer = new Promise<FleetCommandResult>((resolve) => {
       this.#pending.set(id, resolve);
@@ -499,7 +505,7 @@ export class EtcdCoordinator implements Coordinator {
       await this.#ns
         .put(KEYS.commands + id)
         .value(JSON.stringify(value))
-        .lease(session.lease);
+        .lease(lease);
     } catch (err) {
       this.#unreached(err);
       // Unanswered is not refused: etcd may still apply the write, so it is withdrawn (if it
@@ -515,10 +521,8 @@ export class EtcdCoordinator implements Coordinator {
       }
     }
     const result = await answer;
-    void this.#ns
-      .delete()
-      .key(KEYS.results + id)
-      .catch(() => {});
+    // The command, if a leader has not deleted it, and the answer go with their lease.
+    void this.#revoke(lease).catch(() => {});
     return result;
   }
 
@@ -551,20 +555,15 @@ export class EtcdCoordinator implements Coordinator {
       );
       return;
     }
-    this.#clock.setTimer(timeoutMs, () => {
-      const settled = this.#settle(
+    // Then the command goes with its lease (submit revokes it): no later leader starts it again.
+    this.#clock.setTimer(timeoutMs, () =>
+      this.#settle(
         id,
         noLeader(
           `The leader did not answer within ${(2 * timeoutMs) / 1000} s, and the command could not be withdrawn (a leader claimed it, or it was gone): it may have run; check the status before you retry.`,
         ),
-      );
-      // Whatever became of the run, no later leader is to start it again.
-      if (settled)
-        void this.#ns
-          .delete()
-          .key(KEYS.commands + id)
-          .catch(() => {});
-    });
+      ),
+    );
   }
 
   /** Answers a command this replica passed on, once: false if it was answered already. */
@@ -578,7 +577,7 @@ export class EtcdCoordinator implements Coordinator {
 
   /**
    * Deletes a command no leader has claimed yet. 'claimed': a leader runs it; 'absent': it is
-   * gone (never written, answered, or its follower's lease ended).
+   * gone (never written, answered, or its lease ended).
    */
   async #withdraw(id: string): Promise<Withdrawal> {
     const res = await this.#ns
@@ -595,8 +594,8 @@ export class EtcdCoordinator implements Coordinator {
   /**
    * As leader: claims a follower's command (a claim key on this replica's lease, fenced, written
    * once: the follower can no longer withdraw it, no other leader runs it while this one lives),
-   * runs it and writes the answer on the follower's lease (`lease`, the command's), so the answer
-   * outlives this replica's own lease and goes with the one who asked. A claim whose answer etcd
+   * runs it and writes the answer on the command's own lease (`lease`), so the answer outlives
+   * this replica's own lease and goes when the one who asked has it. A claim whose answer etcd
    * lost is recognised as this replica's own when tried again. A command this replica could not
    * run because it no longer leads is given back (its claim deleted) for the next leader, which
    * takes it up when it sees the claim go. A leader that dies while it runs a command lets it go
@@ -762,14 +761,6 @@ export class EtcdCoordinator implements Coordinator {
     await this.#campaign();
   }
 
-  /** Takes a new lease after the last was given up: one try at a time, shared by the keepalive loop and node control. */
-  #rejoin(): Promise<void> {
-    this.#rejoining ??= this.#openSession()
-      .then(() => this.#log.info({ replica: this.replica }, 'etcd: reachable again; rejoined with a new lease'))
-      .finally(() => (this.#rejoining = undefined));
-    return this.#rejoining;
-  }
-
   /** Revokes a lease; one etcd no longer has counts as revoked, any other failure is thrown. */
   async #revoke(lease: string): Promise<void> {
     try {
@@ -803,7 +794,8 @@ export class EtcdCoordinator implements Coordinator {
     if (!session) {
       // The lease was lost: try for a new one.
       try {
-        await this.#rejoin();
+        await this.#openSession();
+        this.#log.info({ replica: this.replica }, 'etcd: reachable again; rejoined with a new lease');
       } catch (err) {
         this.#unreached(err);
         this.#scheduleKeepAlive();
