@@ -123,6 +123,10 @@ function parseBucket(v: unknown): LoadBucket | undefined {
   if (!isAmount(o.mean) || !isAmount(o.meanWaiting) || !isAmount(o.ready)) return undefined;
   // A replica of a version before `abandoned` publishes none: its departures all count as served.
   if (!(o.abandoned === undefined || (isCount(o.abandoned) && o.abandoned <= o.departures))) return undefined;
+  // Nor first tokens, before they were published: such a replica's streams count as none.
+  if (!(o.firstTokens === undefined || isCount(o.firstTokens))) return undefined;
+  if (!(o.firstTokenMs === undefined || isAmount(o.firstTokenMs))) return undefined;
+  if ((o.firstTokens === undefined) !== (o.firstTokenMs === undefined)) return undefined;
   return {
     startMs: o.startMs,
     peak: o.peak,
@@ -133,6 +137,8 @@ function parseBucket(v: unknown): LoadBucket | undefined {
     arrivals: o.arrivals,
     departures: o.departures,
     abandoned: o.abandoned ?? 0,
+    firstTokens: o.firstTokens ?? 0,
+    firstTokenMs: o.firstTokenMs ?? 0,
   };
 }
 

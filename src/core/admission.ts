@@ -18,6 +18,11 @@ export interface Lease {
    * (fails, is retried, is cancelled) before its first byte.
    */
   prefilled(): void;
+  /**
+   * A streamed answer's first token came back: `prefilled`, and the time since the slot was taken
+   * goes into the history (how long a prompt's prefill keeps a worker busy). Idempotent.
+   */
+  firstToken(): void;
   release(): void;
 }
 
@@ -30,8 +35,14 @@ export interface AdmissionOptions {
    * the change: the load tracker, or the replicas' sum.
    */
   readonly tracker: { set(queueLength: number, now: number): void };
-  /** Also told every change, with the requests waiting apart (the autoscaler's short-bucket history). */
-  readonly history?: { record(queueLength: number, waiting: number, now: number): void };
+  /**
+   * Also told every change, with the requests waiting apart, and each streamed answer's time to its
+   * first token (the autoscaler's short-bucket history).
+   */
+  readonly history?: {
+    record(queueLength: number, waiting: number, now: number): void;
+    firstToken(ms: number, now: number): void;
+  };
   readonly random: Random;
   /** Requests that may wait for a slot; one more gets 'queue_full' (429). 0 means none wait. */
   readonly maxQueueLength: number;
@@ -313,10 +324,19 @@ export class Admission {
     this.#report();
     let released = false;
     const prefilled = prefill > 0 ? this.#prefilledOnce(worker, prefill) : NOTHING_TO_PREFILL;
+    const leasedAt = this.#clock.now();
+    let firstTokenSeen = false;
     return {
       worker,
       waitedMs,
       prefilled,
+      firstToken: () => {
+        prefilled();
+        if (firstTokenSeen || released) return;
+        firstTokenSeen = true;
+        const now = this.#clock.now();
+        this.#history?.firstToken(now - leasedAt, now);
+      },
       release: () => {
         if (released) return;
         released = true;

@@ -16,7 +16,7 @@ export interface ReplicaBuckets {
  * time. Behind an L4 balancer each replica sees a share of the arrivals; the sum is the load the
  * fleet serves, so the leader sizes the fleet as one gateway with all the load would.
  *
- * Arrivals, departures and the time-weighted means add up exactly. Peaks add up to at least the
+ * Arrivals, departures, first tokens and the time-weighted means add up exactly. Peaks add up to at least the
  * fleet's peak (exact when the replicas peak together, as a burst spread by a balancer does;
  * above it when they peak apart, which errs toward more workers). Ready workers are the same
  * fleet on every replica: the largest count is taken, not the sum. A replica that is gone (its
@@ -113,4 +113,6 @@ function add(acc: Sum, b: LoadBucket): void {
   acc.arrivals += b.arrivals;
   acc.departures += b.departures;
   acc.abandoned += b.abandoned;
+  acc.firstTokens += b.firstTokens;
+  acc.firstTokenMs += b.firstTokenMs;
 }

@@ -23,12 +23,20 @@ export interface LoadBucket {
    * client gone, shutdown): they took no worker time, so a worker's service is the other ones'.
    */
   readonly abandoned: number;
+  /** Streamed answers whose first token came back in it (their worker had prefilled the prompt). */
+  readonly firstTokens: number;
+  /**
+   * Their times from taking a slot to that first token, summed (ms): a prompt's prefill and what
+   * it waited for in the engine's batch, so their mean bounds what one prefill costs a worker.
+   */
+  readonly firstTokenMs: number;
 }
 
 /**
  * The recent past of the gateway's load in short buckets (default 10 s, the last hour): each
  * bucket keeps the peak and the mean of the queue length (in flight + waiting), the peak of
- * the requests waiting for a slot, the mean of ready workers, and the arrivals and departures.
+ * the requests waiting for a slot, the mean of ready workers, the arrivals and departures, and
+ * how long streamed answers took to their first token.
  * A policy reads peaks that a running mean hides (a burst of 200 requests in 5 s is a peak of
  * 200 in its bucket, a mean of ~2 over 10 minutes) and rates it can forecast.
  *
@@ -55,6 +63,8 @@ export class LoadHistory {
   #arrivals = 0;
   #departures = 0;
   #abandoned = 0;
+  #firstTokens = 0;
+  #firstTokenMs = 0;
 
   /**
    * `aligned`: buckets start at multiples of bucketMs on the clock rather than when the history
@@ -95,6 +105,13 @@ export class LoadHistory {
     if (waiting > this.#peakWaiting) this.#peakWaiting = waiting;
   }
 
+  /** A streamed answer's first token came back `ms` after its request took a slot. */
+  firstToken(ms: number, now = this.#clock.now()): void {
+    this.#roll(now);
+    this.#firstTokens++;
+    this.#firstTokenMs += ms;
+  }
+
   /** Ready workers, as of now. */
   setReady(ready: number): void {
     const now = this.#clock.now();
@@ -133,6 +150,8 @@ export class LoadHistory {
         arrivals: this.#arrivals,
         departures: this.#departures,
         abandoned: this.#abandoned,
+        firstTokens: this.#firstTokens,
+        firstTokenMs: this.#firstTokenMs,
       });
       if (this.#done.length > this.#keep) this.#done.shift();
       this.#start = end;
@@ -144,6 +163,8 @@ export class LoadHistory {
       this.#arrivals = 0;
       this.#departures = 0;
       this.#abandoned = 0;
+      this.#firstTokens = 0;
+      this.#firstTokenMs = 0;
       // A long idle stretch: the buckets before the last `keep` would be dropped at once.
       if (now - this.#start > this.bucketMs * (this.#keep + 1)) {
         const skip = Math.floor((now - this.#start) / this.bucketMs) - this.#keep;

@@ -235,7 +235,8 @@ export class InferenceService {
           },
           mapError: (err) => this.#bodyError(err, call.signal, signal),
           onEvents: call.onSseEvents,
-          onFirstChunk: lease.prefilled,
+          // A stream's first chunk is its first token; a whole answer's first byte comes at its end.
+          onFirstChunk: kind === 'sse' ? lease.firstToken : lease.prefilled,
         });
         this.#settleWhenClosed(body, lease, active, res.status < 500, call.signal);
         return { status: res.status, headers: res.headers, body, worker: worker.name, queueWaitMs };

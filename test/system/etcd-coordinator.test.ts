@@ -302,6 +302,8 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
         arrivals: 7,
         departures: 6,
         abandoned: 1,
+        firstTokens: 3,
+        firstTokenMs: 420.5,
       },
       {
         startMs: 1_700_000_010_000,
@@ -313,6 +315,8 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
         arrivals: 1,
         departures: 2,
         abandoned: 0,
+        firstTokens: 0,
+        firstTokenMs: 0,
       },
     ];
     cs[1]!.publishLoad({ queueLength: 1, inFlight: { 'w-1': 1 }, waiting: 1, buckets });

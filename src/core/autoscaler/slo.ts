@@ -207,7 +207,8 @@ const DOWN_MARGIN = 0.9;
  * noise in b biases far less than least squares does; minutes with every slot taken (requests
  * waited throughout) all sit at b = C and go whole to one half (halves). When the two halves'
  * b differ by less than half of b̄, the slope is blended toward a prior (fully at no spread):
- * PRIOR_LOAD_SHARE of S̄ from the load, or, `cautious`, the most the load can add (a1 = a0). a0
+ * PRIOR_LOAD_SHARE of S̄ from the load, or, `cautious`, the most the load can add (a1 = a0, or
+ * the mean time to first token if less: a batching engine's load is its prefills). a0
  * keeps at least a tenth of S̄ (a request's own work). Undefined before any request has taken
  * a slot.
  * The history's first bucket counts its requests in flight as risen from none, as they did
@@ -258,11 +259,14 @@ export function fitServiceModel(
   const split = halves(pts);
   const lo = pts.slice(0, split);
   const hi = pts.slice(split);
-  // Cautious, the prior is the most the load can add: each request in flight as much as a
-  // request's own work (a0 = a1, an engine that shares its time and batches nothing: processor
-  // sharing), so a flat history cannot talk a prefill-bound fleet into shrinking.
-  const share = o.cautious ? Math.max(PRIOR_LOAD_SHARE, bBar / (1 + bBar)) : PRIOR_LOAD_SHARE;
-  const prior = (share * sBar) / bBar;
+  // Cautious, the prior is the most the load can add, so a flat history cannot talk a
+  // prefill-bound fleet into shrinking: each request in flight as much as a request's own work
+  // (a0 = a1, an engine that shares its time and batches nothing: processor sharing), but no
+  // more than the streamed answers' mean time to first token where they show it. What another
+  // request in flight takes from a worker that batches its decodes is its prefill, and a
+  // prompt's prefill is done by its first token.
+  const ordinary = (PRIOR_LOAD_SHARE * sBar) / bBar;
+  const prior = o.cautious ? Math.max(ordinary, Math.min(sBar / (1 + bBar), meanFirstTokenS(buckets))) : ordinary;
   let slope = prior;
   if (lo.length > 0 && hi.length > 0) {
     const db = mean(hi, 0) - mean(lo, 0);
@@ -271,6 +275,20 @@ export function fitServiceModel(
   }
   const a1 = Math.min((1 - MIN_OWN_SHARE) * (sBar / bBar), Math.max(0, slope));
   return { a0: sBar - a1 * bBar, a1 };
+}
+
+/** Streamed answers a mean time to first token is read from; fewer say nothing. */
+const MIN_FIRST_TOKENS = 30;
+
+/** The mean time to first token of the streamed answers in `buckets`, seconds; Infinity for fewer than MIN_FIRST_TOKENS. */
+export function meanFirstTokenS(buckets: readonly LoadBucket[]): number {
+  let n = 0;
+  let ms = 0;
+  for (const b of buckets) {
+    n += b.firstTokens;
+    ms += b.firstTokenMs;
+  }
+  return n >= MIN_FIRST_TOKENS ? ms / n / 1000 : Infinity;
 }
 
 /** A minute of the fit: b in flight per ready worker, S, requests through (its weight), every slot taken. */

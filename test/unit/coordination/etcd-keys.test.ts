@@ -22,9 +22,11 @@ describe('etcd values', () => {
     arrivals: 9,
     departures: 8,
     abandoned: 1,
+    firstTokens: 3,
+    firstTokenMs: 412.5,
   };
-  /** A bucket as a replica of a version that counts no abandoned requests publishes it. */
-  const { abandoned: _, ...bucketWithoutAbandoned } = bucket;
+  /** A bucket as a replica of a version that counts no abandoned requests (nor first tokens) publishes it. */
+  const { abandoned: _, firstTokens: _n, firstTokenMs: _ms, ...bucketWithoutAbandoned } = bucket;
 
   it.each<[string, (text: string) => unknown, unknown, boolean]>([
     ['leader', parseLeader, { id: 'gw0', since: 1 }, true],
@@ -47,6 +49,18 @@ describe('etcd values', () => {
       parseLoad,
       { queueLength: 3, inFlight: {}, buckets: [bucketWithoutAbandoned] },
       true,
+    ],
+    [
+      'load, a bucket with first tokens but not their time',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, firstTokenMs: undefined }] },
+      false,
+    ],
+    [
+      'load, a bucket with a negative time to first token',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, firstTokenMs: -1 }] },
+      false,
     ],
     [
       'load, a bucket with more abandoned than departures',

@@ -499,6 +499,33 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     }
   });
 
+  it("a streamed answer's first token: prefilled, and its time since the slot was taken goes into the history once", async () => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    readyWorker(pool, 'a', 1);
+    const firstTokens: [ms: number, at: number][] = [];
+    const history = { record: () => {}, firstToken: (ms: number, now: number) => firstTokens.push([ms, now]) };
+    const admission = testAdmission(pool, clock, { balancer: prefillByLength, history });
+    const first = await admission.acquire({ ctx: { promptText: 'p'.repeat(30) }, timeoutMs: 0 });
+    // The second waits 5 s for the slot: its wait is the queue's, not the worker's.
+    const second = admission.acquire({ ctx: {}, timeoutMs: 10 * S });
+    clock.advance(S);
+    first.firstToken();
+    expect(pool.get('a')!.pendingPrefill).toBe(0);
+    first.firstToken(); // a second chunk
+    clock.advance(4 * S);
+    first.release();
+    const lease = await second;
+    clock.advance(300);
+    lease.firstToken();
+    lease.release();
+    lease.firstToken(); // after its end: nothing
+    expect(firstTokens).toEqual([
+      [1000, 1000],
+      [300, 5300],
+    ]);
+  });
+
   it('a policy that estimates nothing leaves pendingPrefill at 0', async () => {
     const clock = new VirtualClock();
     const pool = new WorkerPool(clock);

@@ -25,6 +25,8 @@ const bucket = (startS: number, f: Partial<LoadBucket> = {}): LoadBucket => ({
   arrivals: 0,
   departures: 0,
   abandoned: 0,
+  firstTokens: 0,
+  firstTokenMs: 0,
   ...f,
 });
 
@@ -35,7 +37,7 @@ describe('FleetHistory', () => {
   it('sums the replicas’ buckets by start time: counts and means add up, peaks add up, ready workers are one fleet', () => {
     const h = new FleetHistory(
       own([
-        bucket(0, { peak: 4, mean: 2, arrivals: 10, departures: 8, abandoned: 2 }),
+        bucket(0, { peak: 4, mean: 2, arrivals: 10, departures: 8, abandoned: 2, firstTokens: 5, firstTokenMs: 900 }),
         bucket(10, { peak: 3, mean: 1.5 }),
       ]),
     );
@@ -51,6 +53,8 @@ describe('FleetHistory', () => {
             arrivals: 12,
             departures: 9,
             abandoned: 1,
+            firstTokens: 2,
+            firstTokenMs: 300,
             ready: 1.5,
           }),
           bucket(10, { peak: 1, mean: 0.5, arrivals: 1 }),
@@ -67,6 +71,8 @@ describe('FleetHistory', () => {
         arrivals: 22,
         departures: 17,
         abandoned: 3,
+        firstTokens: 7,
+        firstTokenMs: 1200,
         ready: 2,
       }),
       bucket(10, { peak: 6, mean: 3, arrivals: 4, departures: 3, ready: 2 }),

@@ -30,7 +30,25 @@ describe('LoadHistory', () => {
         arrivals: 5,
         departures: 3,
         abandoned: 1,
+        firstTokens: 0,
+        firstTokenMs: 0,
       },
+    ]);
+  });
+
+  it('first tokens: counted and their times summed in the bucket they came back in', () => {
+    const clock = new VirtualClock();
+    const h = new LoadHistory(clock);
+    clock.advance(2 * S);
+    h.firstToken(150);
+    clock.advance(7 * S);
+    h.firstToken(250);
+    clock.advance(2 * S); // t = 11 s: the second one's bucket has not closed
+    h.firstToken(400);
+    clock.advance(10 * S);
+    expect(h.buckets().map((b) => [b.firstTokens, b.firstTokenMs])).toEqual([
+      [2, 400],
+      [1, 400],
     ]);
   });
 

@@ -26,8 +26,10 @@ function regime(o: {
   a0?: number;
   a1?: number;
   peakOver?: number;
+  /** Every answer is streamed, its first token this long (s) after it took a slot; unset: none streamed. */
+  firstTokenS?: number;
 }): LoadBucket[] {
-  const { rate, workers: r, a0 = 2.6, a1 = 0.13, peakOver = 0 } = o;
+  const { rate, workers: r, a0 = 2.6, a1 = 0.13, peakOver = 0, firstTokenS } = o;
   const perWorker = rate / r;
   const b = (perWorker * a0) / (1 - perWorker * a1);
   const start = o.startMs ?? 0;
@@ -41,6 +43,8 @@ function regime(o: {
     arrivals: rate * 10,
     departures: rate * 10,
     abandoned: 0,
+    firstTokens: firstTokenS === undefined ? 0 : rate * 10,
+    firstTokenMs: firstTokenS === undefined ? 0 : rate * 10 * firstTokenS * S,
   }));
 }
 
@@ -128,6 +132,8 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
       arrivals: 50,
       departures: 50,
       abandoned: 0,
+      firstTokens: 0,
+      firstTokenMs: 0,
     }));
     for (const i of [40, 80, 120]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
     expect(burstExcess(h, 30)).toBeCloseTo(want, 6);
@@ -200,6 +206,8 @@ describe('fitServiceModel on a cold start’s backlog: what a worker serves, not
       arrivals: 36,
       departures: 7.5 + 28.5,
       abandoned: 28.5,
+      firstTokens: 0,
+      firstTokenMs: 0,
     }));
 
   it('the requests that timed out are no throughput: S(30) is the 40 s a request spends on the worker', () => {
@@ -248,6 +256,8 @@ describe('fitServiceModel after a saturated start: minutes at the cap are one lo
       arrivals: 38,
       departures: (240 * 10) / s,
       abandoned: 0,
+      firstTokens: 0,
+      firstTokenMs: 0,
     }));
   const history = [
     ...[37, 44, 37, 44, 37, 44, 37].flatMap((s, minute) => saturated(minute, s)),
@@ -358,6 +368,8 @@ describe('SloPolicy on a virtual clock', () => {
     peakOver?: (t: number) => number;
     /** Waiting-seconds in the bucket starting at `t` (ms): requests that waited then. */
     waitedS?: (t: number) => number;
+    /** Every answer streamed, its first token this long (s) after it took a slot. */
+    firstTokenS?: number;
   }): [number, number][] {
     const changes: [number, number][] = [];
     let workers = o.workers;
@@ -367,7 +379,14 @@ describe('SloPolicy on a virtual clock', () => {
         const startMs = h.length * BUCKET;
         const peakOver = o.peakOver?.(startMs) ?? 0;
         const rate = o.rateAt?.(startMs) ?? o.rate;
-        const bucket = regime({ startMs, minutes: 1, rate, workers, peakOver })[0]!;
+        const bucket = regime({
+          startMs,
+          minutes: 1,
+          rate,
+          workers,
+          peakOver,
+          ...(o.firstTokenS === undefined ? {} : { firstTokenS: o.firstTokenS }),
+        })[0]!;
         const waitedS = o.waitedS?.(startMs) ?? 0;
         h.push(waitedS > 0 ? { ...bucket, peakWaiting: waitedS, meanWaiting: waitedS / 10 } : bucket);
       }
@@ -390,6 +409,31 @@ describe('SloPolicy on a virtual clock', () => {
       [2220, 3],
       [2340, 2],
     ]);
+  });
+
+  it.each([
+    {
+      label:
+        'first tokens at 0.15 s (a batching engine whose load is its prefills, which 2 hold): down from 5 minutes, one at a time to 2',
+      firstTokenS: 0.15,
+      want: [
+        [300, 4],
+        [420, 3],
+        [540, 2],
+      ],
+    },
+    {
+      label:
+        'first tokens at 2.5 s (most of a request’s time is prefill): kept while the history is young, as without them',
+      firstTokenS: 2.5,
+      want: [
+        [2100, 4],
+        [2220, 3],
+        [2340, 2],
+      ],
+    },
+  ])('warm at 5 with a load 2 hold, b never moved, every answer streamed, $label', ({ firstTokenS, want }) => {
+    expect(timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 45, firstTokenS })).toEqual(want);
   });
 
   /** 10 req/s for the first 2 minutes, then 5.3: b moved, so the history pins the slope. */
