@@ -16,12 +16,12 @@ export interface ReplicaBuckets {
  * time. Behind an L4 balancer each replica sees a share of the arrivals; the sum is the load the
  * fleet serves, so the leader sizes the fleet as one gateway with all the load would.
  *
- * Arrivals, departures, first tokens and the time-weighted means add up exactly. Peaks add up to at least the
- * fleet's peak (exact when the replicas peak together, as a burst spread by a balancer does;
- * above it when they peak apart, which errs toward more workers). Ready workers are the same
- * fleet on every replica: the largest count is taken, not the sum. A replica that is gone (its
- * load key went with its lease) drops out with its past, and the buckets it published never
- * reach a replica that starts after it.
+ * Arrivals, departures, first tokens and the time-weighted means add up exactly. Peaks add up
+ * to at least the fleet's peak (exact when the replicas peak together, as a burst spread by a
+ * balancer does; above it when they peak apart, which errs toward more workers). Ready workers
+ * are the same fleet on every replica: the largest count is taken, not the sum. A replica that
+ * is gone (its load key went with its lease) drops out with its past, and the buckets it
+ * published never reach a replica that starts after it.
  *
  * The newest bucket appears once every replica that publishes has sent it (a second or so after
  * it closes); a replica more than a bucket behind (its writes failing) holds nothing back.
