@@ -403,8 +403,15 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
     backlog: { ...backlog, transient },
     drainable,
     launchMs,
-    why: `${why}; ${backlog.late.toFixed(0)} late of ${backlog.budget.toFixed(0)} allowed${transient ? ', backlog carried from a smaller fleet drains before a launch lands' : ''}`,
+    why: `${why}; ${backlog.late.toFixed(0)} late of ${backlog.budget.toFixed(0)} allowed${transient ? ', backlog carried from a smaller fleet drains before a launch lands' : ''}${young ? youngNote(cautious, all) : ''}`,
   };
+}
+
+/** What a scale-down in a young history reads the slope as, and from what: said in the decision's reason. */
+function youngNote(cautious: ServiceModel, buckets: readonly LoadBucket[]): string {
+  const firstToken = meanFirstTokenS(buckets);
+  const from = Number.isFinite(firstToken) ? `, streams' first token ${firstToken.toFixed(2)} s` : '';
+  return `; history under ${CAUTIOUS_HISTORY_MS / 60_000} min: a scale-down reads a1 as ${cautious.a1.toFixed(3)}${from}`;
 }
 
 /**

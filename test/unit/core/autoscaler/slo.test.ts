@@ -436,6 +436,20 @@ describe('SloPolicy on a virtual clock', () => {
     expect(timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 45, firstTokenS })).toEqual(want);
   });
 
+  it('the reason says what a young history’s scale-down reads the slope as, and the streams’ first token it read it from', () => {
+    const flat = (minutes: number, firstTokenS?: number) =>
+      regime({ minutes, rate: 5.3, workers: 5, ...(firstTokenS === undefined ? {} : { firstTokenS }) });
+    const a1Read = (why: string): number => Number(/a scale-down reads a1 as ([0-9.]+)/.exec(why)?.[1]);
+    // Streams at 0.15 s: the ordinary prior (0.282 here), which is more than their first token.
+    const streamed = estimate(snap(flat(10, 0.15), 5), 1).why;
+    expect(streamed).toMatch(/; history under 30 min: a scale-down reads a1 as 0\.282, streams' first token 0\.15 s$/);
+    // Whole answers: processor sharing, S̄/(1 + b̄), and no first token to name.
+    const whole = estimate(snap(flat(10), 5), 1).why;
+    expect(whole).toMatch(/; history under 30 min: a scale-down reads a1 as [0-9.]+$/);
+    expect(a1Read(whole)).toBeGreaterThan(2 * a1Read(streamed));
+    expect(estimate(snap(flat(31, 0.15), 5), 1).why).not.toContain('history under');
+  });
+
   /** 10 req/s for the first 2 minutes, then 5.3: b moved, so the history pins the slope. */
   const fell = (t: number) => (t < 120 * S ? 10 : undefined);
 
