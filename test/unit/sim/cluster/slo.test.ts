@@ -89,7 +89,7 @@ describe('slo autoscaler in the simulation: recurring bursts', () => {
 
   it('a cold start settles on the fleet a warm start holds: a burst that makes requests wait past the budget counts at the full-load pace', async () => {
     const [cold, warm] = [await runFrom(1), await runFrom(6)];
-    // Read at the mean load's pace, the waiting never looked past the SLO: cold held 4, warm 5.
+    // Read at the mean load's pace, the waiting never looks past the SLO: cold holds 4 where warm holds 5.
     expect(lastHour(warm).size).toBe(1);
     expect(lastHour(cold)).toEqual(lastHour(warm));
   });
