@@ -94,3 +94,20 @@ describe('slo autoscaler in the simulation: recurring bursts', () => {
     expect(lastHour(cold)).toEqual(lastHour(warm));
   });
 });
+
+describe('slo autoscaler in the simulation: a young history, streamed answers', () => {
+  it('warm at 3 on a steady load 2 hold: the streams’ first tokens show the load is not prefill-bound, and the third worker goes within 10 minutes', async () => {
+    const r = await simulate({
+      workload: traceWorkload(steady(5, 1200), 1, 'steady 5 req/s'),
+      config: resolveOptions({ skypilotTask: '(simulated)', autoscaler: 'slo', minWorkers: 1, maxWorkers: 6 }),
+      launchDelay: { distribution: 'fixed', meanMs: 60_000, cv: 0 },
+      seed: 1,
+      sampleIntervalMs: 10_000,
+      initialWorkers: 3,
+    });
+    const shedAt = r.scaleEvents.find((e) => e.to < e.from)?.tS;
+    expect(shedAt).toBeLessThan(600);
+    expect(r.timeline.at(-1)!.workers).toBe(2);
+    expect(r.summary.queueWaitS.p99).toBeLessThan(1);
+  });
+});
