@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  SloPolicy,
-  burstExcess,
-  estimate,
-  fitServiceModel,
-  weightedQuantile,
-} from '../../../../src/core/autoscaler/slo.js';
+import { burstExcess, weightedQuantile } from '../../../../src/core/autoscaler/history-readings.js';
+import { fitServiceModel } from '../../../../src/core/autoscaler/service-model.js';
+import { SloPolicy, estimate } from '../../../../src/core/autoscaler/slo.js';
 import type { ScaleSnapshot } from '../../../../src/core/autoscaler/types.js';
 import type { LoadBucket } from '../../../../src/core/load-history.js';
 import { scaleSnapshot } from '../../../fakes/scale-snapshot.js';

@@ -1,0 +1,128 @@
+/**
+ * What slo reads from the load history against its p99, besides the service model: how far
+ * above the load before it 99% of requests arrived (burstExcess), and how many requests the
+ * history's backlogs made late against the 1% a p99 allows (backlogAccount).
+ */
+import type { LoadBucket } from '../load-history.js';
+
+/** The share of requests the fleet is sized for: the p99 of the queue wait, of the load arrived into. */
+const QUANTILE = 0.99;
+/** The shares a bucket's arrivals are spread over between its mean load and its peak. */
+const ARRIVAL_SHARES = 4;
+/** A bucket's peak is measured above the mean of the buckets this long before it. */
+const BASELINE_BUCKETS = 6;
+
+/**
+ * What the requests waiting now are, for a scale-up: the gateway's history cut into backlog
+ * episodes (runs of buckets in which some request waited), each belonging to the ready workers
+ * at its start.
+ */
+export interface BacklogAccount {
+  /**
+   * At most how many requests waited past the SLO on a fleet at least this size over the
+   * history (Σ its episodes' waiting-seconds ÷ slo: each late request waited slo or more), plus
+   * every request waiting now unless the backlog was carried in.
+   */
+  readonly late: number;
+  /** The late requests a p99 allows over the history: 1% of its arrivals. */
+  readonly budget: number;
+  readonly overBudget: boolean;
+  /** The requests waiting now are a backlog that began on fewer ready workers than now (a cold start's). */
+  readonly carried: boolean;
+  /** Carried, and the ready workers drain it (at the full-load pace, less the arrivals) within a launch delay. */
+  readonly transient: boolean;
+}
+
+export const NO_BACKLOG_ACCOUNT: BacklogAccount = {
+  late: 0,
+  budget: 0,
+  overBudget: true,
+  carried: false,
+  transient: false,
+};
+
+/**
+ * Counts the history's backlog episodes against the p99 (see BacklogAccount). An episode that
+ * began on fewer ready workers than now (half a worker's margin, ready being a bucket's mean) is
+ * another fleet's: it does not count, and when it goes on now, the waiting is carried.
+ * E.g. 2 ready, 13 waiting now, the hour's episodes on 2 workers 30 waiting-seconds, 9,000
+ * arrivals, slo 1 s: 30 + 13 = 43 late of 90 allowed: not over budget.
+ */
+export function backlogAccount(
+  buckets: readonly LoadBucket[],
+  waitingNow: number,
+  readyNow: number,
+  bucketS: number,
+  sloS: number,
+): Omit<BacklogAccount, 'transient'> {
+  let waitedS = 0;
+  let arrivals = 0;
+  let episodeReady: number | undefined;
+  for (const b of buckets) {
+    arrivals += b.arrivals;
+    if (b.peakWaiting > 0) episodeReady ??= b.ready;
+    else episodeReady = undefined;
+    if (episodeReady !== undefined && episodeReady >= readyNow - 0.5) waitedS += b.meanWaiting * bucketS;
+  }
+  // Waiting now goes on the last bucket's episode, if it had one.
+  const carried = waitingNow > 0 && episodeReady !== undefined && episodeReady < readyNow - 0.5;
+  const late = waitedS / Math.max(sloS, 1e-3) + (carried ? 0 : waitingNow);
+  const budget = (1 - QUANTILE) * arrivals;
+  return { late, budget, overBudget: late > budget, carried };
+}
+
+/**
+ * How far above the load just before it the load that 99% of requests arrived into stood:
+ * bursts and fluctuations, over the whole history (an hour), weighted by arrivals. A bucket's
+ * peak counts at most ready·C + its arrivals, and a bucket that opens on a backlog does not
+ * count (a backlog carried in is not new load). The highest burst counts over the history only
+ * while it lasts (its peak within the last minute) or when another like it shows that it recurs.
+ * E.g. bursts of 200 over a base of 3 in flight, with 45% of the requests in bursts: ≈ 197;
+ * one burst of 400 requests in 20 minutes of 5 req/s: 200 during it, the base's 10 a minute after.
+ */
+export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
+  const pairs: [value: number, weight: number, bucket: number][] = [];
+  let top = -1;
+  let topValue = -Infinity;
+  let baseSum = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    const b = buckets[i]!;
+    const n = Math.min(i, BASELINE_BUCKETS);
+    const base = n > 0 ? baseSum / n : b.mean;
+    // A bucket that starts with a backlog carried in (requests waiting through the one before)
+    // shows the backlog, not new load: it is left out.
+    const carried = i > 0 && buckets[i - 1]!.meanWaiting >= 1;
+    if (!carried) {
+      // The bucket's arrivals saw loads between its mean and its peak, not all of them the peak:
+      // its arrivals are spread in equal shares over that range, the last share at the peak
+      // (a burst that is a large share of the requests keeps its peak as the quantile).
+      const high = Math.min(b.peak, b.ready * C + b.arrivals);
+      const low = Math.min(b.mean, high);
+      for (let k = 1; k <= ARRIVAL_SHARES; k++)
+        pairs.push([Math.max(0, low + ((high - low) * k) / ARRIVAL_SHARES - base), b.arrivals / ARRIVAL_SHARES, i]);
+      if (b.arrivals > 0 && pairs.at(-1)![0] > topValue) [top, topValue] = [i, pairs.at(-1)![0]];
+    }
+    baseSum += b.mean;
+    if (i >= BASELINE_BUCKETS) baseSum -= buckets[i - BASELINE_BUCKETS]!.mean;
+  }
+  // A burst counts over the whole history when it recurs: the history without the highest
+  // burst (the minute around its peak) still shows it. A lone burst counts while it lasts; once
+  // it has passed, the workers bought for it are kept about a launch delay (SloPolicy's ski
+  // rental), not for as long as the history remembers it.
+  const passed = top >= 0 && top < buckets.length - BASELINE_BUCKETS;
+  const counted = passed ? pairs.filter(([, , i]) => Math.abs(i - top) > BASELINE_BUCKETS) : pairs;
+  return weightedQuantile(counted, QUANTILE);
+}
+
+/** The value at or below which `q` of the total weight lies; [value, weight] pairs. */
+export function weightedQuantile(pairs: readonly (readonly [number, number, ...number[]])[], q: number): number {
+  const sorted = [...pairs].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((t, [, w]) => t + w, 0);
+  if (total <= 0) return sorted.at(-1)?.[0] ?? 0;
+  let acc = 0;
+  for (const [v, w] of sorted) {
+    acc += w;
+    if (acc >= q * total) return v;
+  }
+  return sorted.at(-1)![0];
+}
