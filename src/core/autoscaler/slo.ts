@@ -41,7 +41,7 @@ const SUSTAINED_BUCKETS = 3;
  *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)): in a
  *        peak every slot is taken, so they free at the full-load pace S(C), not the mean's
  *
- * Up at once to `need` when more requests wait than the ready slots take in within the SLO (at S(C)),
+ * Up at once to `need` when more requests wait than the ready slots take in within the SLO,
  * and still do one SLO later (checked between evaluations too, every 2 s), unless the backlog
  * is not this fleet's overload (backlogAccount: carried from a smaller fleet and drained before
  * a launch lands, or a spike within the 1% a p99 allows); on the model's word alone only when the
@@ -160,10 +160,9 @@ interface Estimate {
   readonly backlog: BacklogAccount;
   /**
    * Requests that may wait now and still reach a slot within the SLO: the ready slots free
-   * ready·C·slo/S(C) of them in that time. A request waits only when every slot is taken, so
-   * they free at the full-load pace, as sizing assumes of a peak (a burst fills them with
-   * fresh requests, all prefilling at once). A wait that short is no overload to launch for: a
-   * launch lands long after it has drained.
+   * ready·C·slo/S of them in that time, at the pace of the load now (a short spike over the
+   * slots does not slow them to the full-load pace). A wait that short is no overload to launch
+   * for: a launch lands long after it has drained.
    */
   readonly drainable: number;
   readonly launchMs: number;
@@ -239,11 +238,11 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       : `more than ${cap} workers`);
   const ready = s.workers.ready;
   const u = (lambda / Math.max(ready, 1)) * a1;
-  const fullLoadS = Math.max(a0 + a1 * C, 1e-3);
-  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / fullLoadS : 0;
+  const bNow = u < 1 ? ((lambda / Math.max(ready, 1)) * a0) / (1 - u) : Infinity;
+  const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * Math.min(bNow, C), 1e-3) : 0;
   const backlog = backlogAccount(all, s.waiting ?? 0, ready, bucketS, sloS);
   // A carried backlog drains at the full-load pace of the ready workers less the arrivals.
-  const drainRate = (ready * C) / fullLoadS - lambda;
+  const drainRate = (ready * C) / Math.max(a0 + a1 * C, 1e-3) - lambda;
   const transient = backlog.carried && drainRate > 0 && (s.waiting ?? 0) / drainRate <= launchMs / 1000;
   return {
     need: up.r,

@@ -541,7 +541,7 @@ describe('SloPolicy on a virtual clock', () => {
     expect(new SloPolicy().urgent(snap(h, 2), 1800 * S)).toBeUndefined();
   });
 
-  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 full slots take in 9 waiting within the 1 s SLO, one every S(30)/60 = 0.11 s)', () => {
+  describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 slots take in 15 waiting within the 1 s SLO)', () => {
     // 30 minutes of 5.3 req/s: 9,540 arrivals, of which a p99 allows 95 late.
     const history = (waitedS: number) => {
       const h = [
@@ -556,10 +556,10 @@ describe('SloPolicy on a virtual clock', () => {
       // checks 2 s apart; two evaluations 30 s apart (the first sees the backlog begin, the
       // second sees it outlast the SLO)
       [0, 100, undefined, [2, 2]],
-      [9, 100, undefined, [2, 2]],
-      [10, 0, undefined, [2, 2]],
-      [10, 80, undefined, [2, 2]],
-      [10, 90, 3, [2, 3]],
+      [10, 100, undefined, [2, 2]],
+      [15, 100, undefined, [2, 2]],
+      [16, 0, undefined, [2, 2]],
+      [16, 80, 3, [2, 3]],
       [40, 50, undefined, [2, 2]],
       [40, 60, 3, [2, 3]],
     ] as const)(

@@ -53,48 +53,6 @@ describe('slo autoscaler in the simulation: max_workers holding it back is repor
   });
 });
 
-/**
- * Bursts of `size(k)` requests within 5 s every 300 s over 0.5 req/s, for `hours`: 1,000 prompt
- * tokens, 200 out.
- */
-function bursts(hours: number, size: (k: number) => number): TraceRequest[] {
-  const out: TraceRequest[] = [];
-  const endMs = hours * 3600_000;
-  for (let t = 0; t < endMs; t += 2000) out.push({ arrivalMs: t, promptTokens: 1000, outputTokens: 200, line: 0 });
-  for (let k = 0, at = 60_000; at < endMs; k++, at += 300_000) {
-    const n = size(k);
-    for (let i = 0; i < n; i++)
-      out.push({ arrivalMs: at + (i * 5000) / n, promptTokens: 1000, outputTokens: 200, line: 0 });
-  }
-  out.sort((a, b) => a.arrivalMs - b.arrivalMs);
-  return out.map((r, i) => ({ ...r, line: i + 2 }));
-}
-
-describe('slo autoscaler in the simulation: recurring bursts', () => {
-  const runFrom = (initialWorkers: number) =>
-    simulate({
-      workload: traceWorkload(
-        bursts(3, (k) => 50 + ((k * 37) % 151)),
-        1,
-        'bursts',
-      ),
-      config: resolveOptions({ skypilotTask: '(simulated)', autoscaler: 'slo', minWorkers: 1, maxWorkers: 12 }),
-      launchDelay: { distribution: 'fixed', meanMs: 60_000, cv: 0 },
-      seed: 1,
-      sampleIntervalMs: 10_000,
-      initialWorkers,
-    });
-  const lastHour = (r: Awaited<ReturnType<typeof runFrom>>) =>
-    new Set(r.timeline.filter((row) => row.tS >= 2 * 3600).map((row) => row.workers));
-
-  it('a cold start settles on the fleet a warm start holds: a burst that makes requests wait past the budget counts at the full-load pace', async () => {
-    const [cold, warm] = [await runFrom(1), await runFrom(6)];
-    // Read at the mean load's pace, the waiting never looks past the SLO: cold holds 4 where warm holds 5.
-    expect(lastHour(warm).size).toBe(1);
-    expect(lastHour(cold)).toEqual(lastHour(warm));
-  });
-});
-
 describe('slo autoscaler in the simulation: a young history, streamed answers', () => {
   it('warm at 3 on a steady load 2 hold: the streams’ first tokens show the load is not prefill-bound, and the third worker goes within 10 minutes', async () => {
     const r = await simulate({
