@@ -321,10 +321,9 @@ export class Admission {
     const prefill = this.#pickPrefill;
     this.#pickPrefill = 0;
     this.#pool.acquire(worker, prefill);
-    this.#report();
+    const leasedAt = this.#report();
     let released = false;
     const prefilled = prefill > 0 ? this.#prefilledOnce(worker, prefill) : NOTHING_TO_PREFILL;
-    const leasedAt = this.#clock.now();
     let firstTokenSeen = false;
     return {
       worker,
@@ -382,13 +381,15 @@ export class Admission {
     waiter.unlisten = undefined;
   }
 
-  #report(): void {
+  /** Tells the tracker and the history the queue now; returns the clock's time it read. */
+  #report(): number {
     const waiting = this.#waiters.size;
     const queue = this.#pool.inFlight() + waiting;
     // One reading of the clock for both: each change is reported twice per request.
     const now = this.#clock.now();
     this.#tracker.set(queue, now);
     this.#history?.record(queue, waiting, now);
+    return now;
   }
 
   #timeout(timeoutMs: number, cold: boolean): GatewayError {
