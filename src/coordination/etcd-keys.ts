@@ -81,8 +81,7 @@ export function parseLeader(text: string): LeaderValue | undefined {
   return o && isString(o.id) && typeof o.since === 'number' ? { id: o.id, since: o.since } : undefined;
 }
 
-/** The value of `launches/<name>` (the name is the key's). */
-/** A launch record's or a claim's value: the leader that wrote it, and its term. */
+/** The value of `launches/<name>` or `claims/<uuid>` (the name or id is the key's): the leader that wrote it, and its term. */
 export function parseLeaderStamp(text: string): { leader: string; term: number } | undefined {
   const o = object(text);
   return o && isString(o.leader) && isCount(o.term) ? { leader: o.leader, term: o.term } : undefined;
