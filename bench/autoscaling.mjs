@@ -161,10 +161,13 @@ for (const w of WORKLOADS) {
       const sweep = (x) => JSON.stringify(x.fixed.map((r) => [r.initialWorkers, r.workerHours, r.queueWaitS]));
       if (sweep(p) !== sweep(kept)) throw new Error(`${key}: the fixed sweep differs from the kept plan's`);
       const again = new Set(values.replace.split(','));
+      // One line per policy run again: this run's, in place of an earlier run's for the same policies.
+      const note = `  (${values.replace} again, in place of the first command's)`;
+      const before = kept.command.split('\n').filter((line) => !line.endsWith(note));
       p = {
         ...kept,
         policies: [...kept.policies.filter((r) => !again.has(r.policy)), ...p.policies],
-        command: `${kept.command}\n    ${p.command}  (${values.replace} again, in place of the first command's)`,
+        command: [...before, `    ${p.command}${note}`].join('\n'),
       };
     }
     raw[key] = p;
