@@ -126,6 +126,8 @@ function parseBucket(v: unknown): LoadBucket | undefined {
   if (!(o.firstTokens === undefined || isCount(o.firstTokens))) return undefined;
   if (!(o.firstTokenMs === undefined || isAmount(o.firstTokenMs))) return undefined;
   if ((o.firstTokens === undefined) !== (o.firstTokenMs === undefined)) return undefined;
+  // Nor late requests: such a replica's count as none.
+  if (!(o.late === undefined || isCount(o.late))) return undefined;
   return {
     startMs: o.startMs,
     peak: o.peak,
@@ -138,6 +140,7 @@ function parseBucket(v: unknown): LoadBucket | undefined {
     abandoned: o.abandoned ?? 0,
     firstTokens: o.firstTokens ?? 0,
     firstTokenMs: o.firstTokenMs ?? 0,
+    late: o.late ?? 0,
   };
 }
 

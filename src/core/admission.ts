@@ -36,11 +36,12 @@ export interface AdmissionOptions {
    */
   readonly tracker: { set(queueLength: number, now: number): void };
   /**
-   * Also told every change, with the requests waiting apart, and each streamed answer's time to its
-   * first token (the autoscaler's short-bucket history).
+   * Also told every change, with the requests waiting apart, how long each request that waited
+   * did, and each streamed answer's time to its first token (the autoscaler's short-bucket history).
    */
   readonly history?: {
     record(queueLength: number, waiting: number, now: number): void;
+    waited(ms: number, now: number): void;
     firstToken(ms: number, now: number): void;
   };
   readonly random: Random;
@@ -363,14 +364,17 @@ export class Admission {
       if (!worker) return;
       this.#waiters.delete(waiter);
       this.#forget(waiter);
-      waiter.resolve(this.#lease(worker, this.#clock.now() - waiter.since));
+      const now = this.#clock.now();
+      this.#history?.waited(now - waiter.since, now);
+      waiter.resolve(this.#lease(worker, now - waiter.since));
     }
   }
 
   #leave(waiter: Waiter, err: GatewayError): void {
     if (!this.#waiters.delete(waiter)) return;
     this.#forget(waiter);
-    this.#report();
+    const now = this.#report();
+    this.#history?.waited(now - waiter.since, now);
     waiter.reject(err);
   }
 

@@ -115,4 +115,5 @@ function add(acc: Sum, b: LoadBucket): void {
   acc.abandoned += b.abandoned;
   acc.firstTokens += b.firstTokens;
   acc.firstTokenMs += b.firstTokenMs;
+  acc.late += b.late;
 }

@@ -30,6 +30,11 @@ export interface LoadBucket {
    * it waited for in the engine's batch, so their mean bounds what one prefill costs a worker.
    */
   readonly firstTokenMs: number;
+  /**
+   * Requests that left the wait queue in it, for a slot or not, after waiting longer than
+   * LoadHistory's `lateAfterMs` (queue_wait_slo): the ones late against the p99 SLO.
+   */
+  readonly late: number;
 }
 
 /**
@@ -65,15 +70,20 @@ export class LoadHistory {
   #abandoned = 0;
   #firstTokens = 0;
   #firstTokenMs = 0;
+  #late = 0;
+  readonly #lateAfterMs: number;
 
   /**
    * `aligned`: buckets start at multiples of bucketMs on the clock rather than when the history
    * does, so replicas whose clocks agree (the wall clock) close their buckets at the same instants
    * and the leader sums them by start time (FleetHistory). The first bucket then covers only part
    * of its span: the load before the start counts as none, as it was none at this replica.
+   * `lateAfterMs`: a request that waits longer than this for a slot is late (default 1 s).
    */
-  constructor(clock: Clock, o: { bucketMs?: number; keep?: number; aligned?: boolean } = {}) {
+  constructor(clock: Clock, o: { bucketMs?: number; keep?: number; aligned?: boolean; lateAfterMs?: number } = {}) {
     this.bucketMs = o.bucketMs ?? 10_000;
+    this.#lateAfterMs = o.lateAfterMs ?? 1000;
+    if (!(this.#lateAfterMs >= 0)) throw new RangeError(`lateAfterMs must be >= 0, got ${this.#lateAfterMs}`);
     this.#keep = o.keep ?? 360;
     if (!(this.bucketMs > 0)) throw new RangeError(`bucket must be > 0 ms, got ${this.bucketMs}`);
     if (!(Number.isInteger(this.#keep) && this.#keep >= 1))
@@ -110,6 +120,13 @@ export class LoadHistory {
     this.#roll(now);
     this.#firstTokens++;
     this.#firstTokenMs += ms;
+  }
+
+  /** A request left the wait queue (for a slot, or not) after waiting `ms`. */
+  waited(ms: number, now = this.#clock.now()): void {
+    if (!(ms > this.#lateAfterMs)) return;
+    this.#roll(now);
+    this.#late++;
   }
 
   /** Ready workers, as of now. */
@@ -152,6 +169,7 @@ export class LoadHistory {
         abandoned: this.#abandoned,
         firstTokens: this.#firstTokens,
         firstTokenMs: this.#firstTokenMs,
+        late: this.#late,
       });
       if (this.#done.length > this.#keep) this.#done.shift();
       this.#start = end;
@@ -165,6 +183,7 @@ export class LoadHistory {
       this.#abandoned = 0;
       this.#firstTokens = 0;
       this.#firstTokenMs = 0;
+      this.#late = 0;
       // A long idle stretch: the buckets before the last `keep` would be dropped at once.
       if (now - this.#start > this.bucketMs * (this.#keep + 1)) {
         const skip = Math.floor((now - this.#start) / this.bucketMs) - this.#keep;

@@ -170,7 +170,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const panicTracker = tracker.withWindow(c.panicWindow * 1000);
   // The autoscaler's short-bucket view of the load (peaks, rates), and how long launches take.
   // Admission records this replica's; the autoscaler reads the fleet's (every replica's, summed).
-  const history = new LoadHistory(clock, { aligned: coordinator.replicated });
+  const history = new LoadHistory(clock, { aligned: coordinator.replicated, lateAfterMs: c.queueWaitSlo * 1000 });
   const fleetHistory = new FleetHistory(history);
   const launchTimes = new LaunchTimes();
   const balancer = o.balancer ?? createBalancer(c.loadBalancer, balancerOptions(c, clock));

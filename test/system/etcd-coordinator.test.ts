@@ -304,6 +304,7 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
         abandoned: 1,
         firstTokens: 3,
         firstTokenMs: 420.5,
+        late: 1,
       },
       {
         startMs: 1_700_000_010_000,
@@ -317,6 +318,7 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
         abandoned: 0,
         firstTokens: 0,
         firstTokenMs: 0,
+        late: 0,
       },
     ];
     cs[1]!.publishLoad({ queueLength: 1, inFlight: { 'w-1': 1 }, waiting: 1, buckets });

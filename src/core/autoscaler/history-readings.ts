@@ -19,9 +19,9 @@ const BASELINE_BUCKETS = 6;
  */
 export interface BacklogAccount {
   /**
-   * At most how many requests waited past the SLO on a fleet at least this size over the
-   * history (Σ its episodes' waiting-seconds ÷ slo: each late request waited slo or more), plus
-   * every request waiting now unless the backlog was carried in.
+   * How many requests waited past the SLO on a fleet at least this size over the history (the
+   * late requests of its episodes' buckets), plus every request waiting now unless the backlog
+   * was carried in.
    */
   readonly late: number;
   /** The late requests a p99 allows over the history: 1% of its arrivals. */
@@ -45,28 +45,26 @@ export const NO_BACKLOG_ACCOUNT: BacklogAccount = {
  * Counts the history's backlog episodes against the p99 (see BacklogAccount). An episode that
  * began on fewer ready workers than now (half a worker's margin, ready being a bucket's mean) is
  * another fleet's: it does not count, and when it goes on now, the waiting is carried.
- * E.g. 2 ready, 13 waiting now, the hour's episodes on 2 workers 30 waiting-seconds, 9,000
- * arrivals, slo 1 s: 30 + 13 = 43 late of 90 allowed: not over budget.
+ * E.g. 2 ready, 13 waiting now, 30 late in the hour's episodes on 2 workers, 9,000 arrivals:
+ * 30 + 13 = 43 late of 90 allowed: not over budget.
  */
 export function backlogAccount(
   buckets: readonly LoadBucket[],
   waitingNow: number,
   readyNow: number,
-  bucketS: number,
-  sloS: number,
 ): Omit<BacklogAccount, 'transient'> {
-  let waitedS = 0;
+  let lateBefore = 0;
   let arrivals = 0;
   let episodeReady: number | undefined;
   for (const b of buckets) {
     arrivals += b.arrivals;
     if (b.peakWaiting > 0) episodeReady ??= b.ready;
     else episodeReady = undefined;
-    if (episodeReady !== undefined && episodeReady >= readyNow - 0.5) waitedS += b.meanWaiting * bucketS;
+    if (episodeReady !== undefined && episodeReady >= readyNow - 0.5) lateBefore += b.late;
   }
   // Waiting now goes on the last bucket's episode, if it had one.
   const carried = waitingNow > 0 && episodeReady !== undefined && episodeReady < readyNow - 0.5;
-  const late = waitedS / Math.max(sloS, 1e-3) + (carried ? 0 : waitingNow);
+  const late = lateBefore + (carried ? 0 : waitingNow);
   const budget = (1 - QUANTILE) * arrivals;
   return { late, budget, overBudget: late > budget, carried };
 }

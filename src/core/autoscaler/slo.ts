@@ -240,7 +240,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   const u = (lambda / Math.max(ready, 1)) * a1;
   const bNow = u < 1 ? ((lambda / Math.max(ready, 1)) * a0) / (1 - u) : Infinity;
   const drainable = ready > 0 && u < 1 ? (ready * C * sloS) / Math.max(a0 + a1 * Math.min(bNow, C), 1e-3) : 0;
-  const backlog = backlogAccount(all, s.waiting ?? 0, ready, bucketS, sloS);
+  const backlog = backlogAccount(all, s.waiting ?? 0, ready);
   // A carried backlog drains at the full-load pace of the ready workers less the arrivals.
   const drainRate = (ready * C) / Math.max(a0 + a1 * C, 1e-3) - lambda;
   const transient = backlog.carried && drainRate > 0 && (s.waiting ?? 0) / drainRate <= launchMs / 1000;

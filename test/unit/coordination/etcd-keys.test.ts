@@ -24,9 +24,10 @@ describe('etcd values', () => {
     abandoned: 1,
     firstTokens: 3,
     firstTokenMs: 412.5,
+    late: 2,
   };
-  /** A bucket as a replica of a version that counts no abandoned requests (nor first tokens) publishes it. */
-  const { abandoned: _, firstTokens: _n, firstTokenMs: _ms, ...bucketWithoutAbandoned } = bucket;
+  /** A bucket as a replica of a version that counts no abandoned requests (nor first tokens, nor late ones) publishes it. */
+  const { abandoned: _, firstTokens: _n, firstTokenMs: _ms, late: _l, ...bucketWithoutAbandoned } = bucket;
 
   it.each<[string, (text: string) => unknown, unknown, boolean]>([
     ['leader', parseLeader, { id: 'gw0', since: 1 }, true],
@@ -60,6 +61,12 @@ describe('etcd values', () => {
       'load, a bucket with a negative time to first token',
       parseLoad,
       { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, firstTokenMs: -1 }] },
+      false,
+    ],
+    [
+      'load, a bucket with a fraction of a late request',
+      parseLoad,
+      { queueLength: 3, inFlight: {}, buckets: [{ ...bucket, late: 1.5 }] },
       false,
     ],
     [

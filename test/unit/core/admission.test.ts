@@ -376,6 +376,37 @@ describe('Admission', () => {
     await flush();
     expect(second.lease?.waitedMs).toBe(3 * S);
   });
+
+  it('the history hears how long each request that waited did: one that got a slot, one that timed out, one whose client left', async () => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    readyWorker(pool, 'a', 1);
+    const waits: [ms: number, at: number][] = [];
+    const history = {
+      record: () => {},
+      waited: (ms: number, now: number) => waits.push([ms, now]),
+      firstToken: () => {},
+    };
+    const admission = testAdmission(pool, clock, { history });
+    const first = await admission.acquire({ ctx: {}, timeoutMs: 0 });
+    const slotted = admission.acquire({ ctx: {}, timeoutMs: 10 * S });
+    const timedOut = admission.acquire({ ctx: {}, timeoutMs: 2 * S }).catch((e: unknown) => e);
+    const abort = new AbortController();
+    const gone = admission.acquire({ ctx: {}, timeoutMs: 10 * S, signal: abort.signal }).catch((e: unknown) => e);
+    clock.advance(S);
+    abort.abort();
+    clock.advance(2 * S);
+    first.release();
+    (await slotted).release();
+    expect(await timedOut).toMatchObject({ code: 'queue_timeout' });
+    expect(await gone).toMatchObject({ code: 'client_closed' });
+    // A request that took a free slot at once did not wait: nothing for it.
+    expect(waits).toEqual([
+      [S, S],
+      [2 * S, 2 * S],
+      [3 * S, 3 * S],
+    ]);
+  });
 });
 
 describe('eligible: retries go to another worker when one exists', () => {
@@ -504,7 +535,11 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     const pool = new WorkerPool(clock);
     readyWorker(pool, 'a', 1);
     const firstTokens: [ms: number, at: number][] = [];
-    const history = { record: () => {}, firstToken: (ms: number, now: number) => firstTokens.push([ms, now]) };
+    const history = {
+      record: () => {},
+      waited: () => {},
+      firstToken: (ms: number, now: number) => firstTokens.push([ms, now]),
+    };
     const admission = testAdmission(pool, clock, { balancer: prefillByLength, history });
     const first = await admission.acquire({ ctx: { promptText: 'p'.repeat(30) }, timeoutMs: 0 });
     // The second waits 5 s for the slot: its wait is the queue's, not the worker's.

@@ -27,6 +27,7 @@ const bucket = (startS: number, f: Partial<LoadBucket> = {}): LoadBucket => ({
   abandoned: 0,
   firstTokens: 0,
   firstTokenMs: 0,
+  late: 0,
   ...f,
 });
 
@@ -37,7 +38,16 @@ describe('FleetHistory', () => {
   it('sums the replicas’ buckets by start time: counts and means add up, peaks add up, ready workers are one fleet', () => {
     const h = new FleetHistory(
       own([
-        bucket(0, { peak: 4, mean: 2, arrivals: 10, departures: 8, abandoned: 2, firstTokens: 5, firstTokenMs: 900 }),
+        bucket(0, {
+          peak: 4,
+          mean: 2,
+          arrivals: 10,
+          departures: 8,
+          abandoned: 2,
+          firstTokens: 5,
+          firstTokenMs: 900,
+          late: 1,
+        }),
         bucket(10, { peak: 3, mean: 1.5 }),
       ]),
     );
@@ -55,6 +65,7 @@ describe('FleetHistory', () => {
             abandoned: 1,
             firstTokens: 2,
             firstTokenMs: 300,
+            late: 3,
             ready: 1.5,
           }),
           bucket(10, { peak: 1, mean: 0.5, arrivals: 1 }),
@@ -73,6 +84,7 @@ describe('FleetHistory', () => {
         abandoned: 3,
         firstTokens: 7,
         firstTokenMs: 1200,
+        late: 4,
         ready: 2,
       }),
       bucket(10, { peak: 6, mean: 3, arrivals: 4, departures: 3, ready: 2 }),

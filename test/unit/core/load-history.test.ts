@@ -32,6 +32,7 @@ describe('LoadHistory', () => {
         abandoned: 1,
         firstTokens: 0,
         firstTokenMs: 0,
+        late: 0,
       },
     ]);
   });
@@ -50,6 +51,20 @@ describe('LoadHistory', () => {
       [2, 400],
       [1, 400],
     ]);
+  });
+
+  it('late: requests that left the wait queue after waiting longer than lateAfterMs (the SLO), in the bucket they left in', () => {
+    const clock = new VirtualClock();
+    const h = new LoadHistory(clock, { lateAfterMs: 1000 });
+    clock.advance(2 * S);
+    h.waited(1000); // exactly the SLO: on time
+    h.waited(1001);
+    clock.advance(9 * S);
+    h.waited(4000);
+    h.waited(20);
+    clock.advance(10 * S);
+    expect(h.buckets().map((b) => b.late)).toEqual([1, 1]);
+    expect(() => new LoadHistory(clock, { lateAfterMs: -1 })).toThrow(/lateAfterMs/);
   });
 
   it('abandoned: a request that leaves the wait queue, not one that leaves its slot (a waiter taking it is reported apart)', () => {

@@ -41,6 +41,7 @@ function regime(o: {
     abandoned: 0,
     firstTokens: firstTokenS === undefined ? 0 : rate * 10,
     firstTokenMs: firstTokenS === undefined ? 0 : rate * 10 * firstTokenS * S,
+    late: 0,
   }));
 }
 
@@ -130,6 +131,7 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
       abandoned: 0,
       firstTokens: 0,
       firstTokenMs: 0,
+      late: 0,
     }));
     for (const i of [40, 80, 120]) h[i] = { ...h[i]!, mean: 20 + over, peak: 60 };
     expect(burstExcess(h, 30)).toBeCloseTo(want, 6);
@@ -204,6 +206,7 @@ describe('fitServiceModel on a cold start’s backlog: what a worker serves, not
       abandoned: 28.5,
       firstTokens: 0,
       firstTokenMs: 0,
+      late: 0,
     }));
 
   it('the requests that timed out are no throughput: S(30) is the 40 s a request spends on the worker', () => {
@@ -254,6 +257,7 @@ describe('fitServiceModel after a saturated start: minutes at the cap are one lo
       abandoned: 0,
       firstTokens: 0,
       firstTokenMs: 0,
+      late: 0,
     }));
   const history = [
     ...[37, 44, 37, 44, 37, 44, 37].flatMap((s, minute) => saturated(minute, s)),
@@ -362,8 +366,8 @@ describe('SloPolicy on a virtual clock', () => {
     rateAt?: (t: number) => number | undefined;
     /** How far the peak of the bucket starting at `t` (ms) stands above its mean. */
     peakOver?: (t: number) => number;
-    /** Waiting-seconds in the bucket starting at `t` (ms): requests that waited then. */
-    waitedS?: (t: number) => number;
+    /** Requests that waited past the SLO in the bucket starting at `t` (ms). */
+    lateAt?: (t: number) => number;
     /** Every answer streamed, its first token this long (s) after it took a slot. */
     firstTokenS?: number;
   }): [number, number][] {
@@ -383,8 +387,8 @@ describe('SloPolicy on a virtual clock', () => {
           peakOver,
           ...(o.firstTokenS === undefined ? {} : { firstTokenS: o.firstTokenS }),
         })[0]!;
-        const waitedS = o.waitedS?.(startMs) ?? 0;
-        h.push(waitedS > 0 ? { ...bucket, peakWaiting: waitedS, meanWaiting: waitedS / 10 } : bucket);
+        const late = o.lateAt?.(startMs) ?? 0;
+        h.push(late > 0 ? { ...bucket, peakWaiting: late, meanWaiting: late / 10, late } : bucket);
       }
       const d = o.policy.decide(
         snap(h, workers, {
@@ -461,21 +465,20 @@ describe('SloPolicy on a virtual clock', () => {
   describe('a lone spike over a 5.3 req/s load on 2 workers, then the same load: the spike buys nothing it would keep', () => {
     // Decisions every 30 s; 40 requests wait over the slots at the decisions in `waitAt` (s), the
     // spike's bucket peaks 80 above its mean; launches have been seen to take `launchS`. By
-    // 1260 s about 6,600 requests have arrived: a p99 allows 66 late. `waitedBefore`
-    // waiting-seconds at 600 s on the same 2 workers count against it (each late request waited
-    // a second or more).
+    // 1260 s about 6,600 requests have arrived: a p99 allows 66 late. `lateBefore` requests
+    // late at 600 s on the same 2 workers count against it.
     it.each([
       {
         label: 'cleared within the SLO (seen at one decision): no launch',
         waitAt: [1230],
-        waitedBefore: 40,
+        lateBefore: 40,
         launchS: 300,
         want: [],
       },
       {
         label: 'outlasting the SLO, within the p99 budget (40 waiting, nothing late before): no launch',
         waitAt: [1230, 1260],
-        waitedBefore: 0,
+        lateBefore: 0,
         launchS: 300,
         want: [],
       },
@@ -483,7 +486,7 @@ describe('SloPolicy on a virtual clock', () => {
         label:
           'outlasting the SLO, over the budget (40 + 40 late), 300 s launches: up, then back to 2 a launch delay later, once the minutes on 3 workers have pinned the slope (the cautious one keeps 3 till then)',
         waitAt: [1230, 1260],
-        waitedBefore: 40,
+        lateBefore: 40,
         launchS: 300,
         want: [
           [1260, 3],
@@ -493,14 +496,14 @@ describe('SloPolicy on a virtual clock', () => {
       {
         label: 'the same with 60 s launches: back to 2 sooner',
         waitAt: [1230, 1260],
-        waitedBefore: 40,
+        lateBefore: 40,
         launchS: 60,
         want: [
           [1260, 3],
           [1500, 2],
         ],
       },
-    ])('$label', ({ waitAt, waitedBefore, launchS, want }) => {
+    ])('$label', ({ waitAt, lateBefore, launchS, want }) => {
       const changes = timeline({
         policy: new SloPolicy(),
         workers: 2,
@@ -510,7 +513,7 @@ describe('SloPolicy on a virtual clock', () => {
         waiting: (t) => (waitAt.includes(t / S) ? 40 : 0),
         rateAt: (t) => (t >= 1200 * S && t < 1230 * S ? 10 : undefined),
         peakOver: (t) => (t >= 1220 * S && t < 1230 * S ? 80 : 0),
-        waitedS: (t) => (t === 600 * S ? waitedBefore : 0),
+        lateAt: (t) => (t === 600 * S ? lateBefore : 0),
       });
       expect(changes).toEqual(want);
     });
@@ -543,16 +546,16 @@ describe('SloPolicy on a virtual clock', () => {
 
   describe('peaks 60 above a 5.3 req/s mean on 2 workers (need 3; the mean alone fits 2, whose 60 slots take in 15 waiting within the 1 s SLO)', () => {
     // 30 minutes of 5.3 req/s: 9,540 arrivals, of which a p99 allows 95 late.
-    const history = (waitedS: number) => {
+    const history = (late: number) => {
       const h = [
         ...regime({ minutes: 20, rate: 5.3, workers: 3, peakOver: 60 }),
         ...regime({ startMs: 1200 * S, minutes: 10, rate: 5.3, workers: 2, peakOver: 60 }),
       ];
-      h[125] = { ...h[125]!, peakWaiting: waitedS, meanWaiting: waitedS / 10 };
+      h[125] = { ...h[125]!, peakWaiting: late, meanWaiting: late / 10, late };
       return h;
     };
     it.each([
-      // waiting now; waiting-seconds earlier on 2 workers; the answer of the second of two urgent
+      // waiting now; requests late earlier on 2 workers; the answer of the second of two urgent
       // checks 2 s apart; two evaluations 30 s apart (the first sees the backlog begin, the
       // second sees it outlast the SLO)
       [0, 100, undefined, [2, 2]],
@@ -562,20 +565,15 @@ describe('SloPolicy on a virtual clock', () => {
       [16, 80, 3, [2, 3]],
       [40, 50, undefined, [2, 2]],
       [40, 60, 3, [2, 3]],
-    ] as const)(
-      '%i waiting, %i waiting-s before: urgent → %s, decisions → %j',
-      (waiting, waitedS, urgent, decisions) => {
-        const h = history(waitedS);
-        const p = new SloPolicy();
-        expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)).toBeUndefined();
-        expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1802 * S)?.desired).toBe(urgent);
-        const q = new SloPolicy();
-        const got = [1800, 1830].map(
-          (t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired,
-        );
-        expect(got).toEqual(decisions);
-      },
-    );
+    ] as const)('%i waiting, %i late before: urgent → %s, decisions → %j', (waiting, lateBefore, urgent, decisions) => {
+      const h = history(lateBefore);
+      const p = new SloPolicy();
+      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1800 * S)).toBeUndefined();
+      expect(p.urgent(snap(h, 2, { waiting, queueLength: 21 + waiting }), 1802 * S)?.desired).toBe(urgent);
+      const q = new SloPolicy();
+      const got = [1800, 1830].map((t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired);
+      expect(got).toEqual(decisions);
+    });
   });
 
   describe('a backlog carried from a smaller fleet (a cold start): launched for only when the ready workers cannot drain it within a launch delay', () => {
