@@ -9,12 +9,14 @@ import type { ServerResponse } from 'node:http';
 import { embeddingToBase64, estimateTokens, fakeEmbedding } from './fake-text.js';
 import type { FinishReason } from './engine-model.js';
 import { asRecord, sendJson, sendVllmError } from './http-util.js';
-import type { Generation, SimContext } from './sim-context.js';
+import type { SimContext } from './sim-context.js';
 import { SseWriter } from './sse-writer.js';
 
 /** When a request names no max_tokens (vLLM would fill the context; a simulator keeps it short). */
 export const DEFAULT_MAX_TOKENS = 16;
 export const EMBEDDING_DIM = 8;
+/** The most sequences (prompts × n) the simulator runs for one request. */
+export const MAX_SEQUENCES = 128;
 
 type Body = Record<string, unknown>;
 
@@ -105,24 +107,116 @@ function answerHead(ctx: SimContext, body: Body, idPrefix: string): AnswerHead {
   return (object) => ({ id, object, created, model });
 }
 
-/** Generates at the engine's pace, then sends the whole `answer(reason)`; an engine error is a 400. */
-function answerWhole(
+/** One prompt of a request as the engine reads it: its tokens, and its text where it has one. */
+interface Prompt {
+  readonly tokens: number;
+  /** Token-id prompts have no text: they skip the prefix cache. */
+  readonly text: string | undefined;
+}
+
+/** What one request's choices report as they generate; choice k is prompt ⌊k/n⌋'s sample k mod n. */
+interface ChoiceEvents {
+  token?(k: number, i: number): void;
+  done?(k: number, reason: FinishReason): void;
+  /** Every choice finished: their finish reasons by choice. */
+  all(reasons: readonly FinishReason[]): void;
+  /** The first engine error; nothing is reported after it. */
+  error(e: Error): void;
+}
+
+/**
+ * Runs one sequence per prompt and sample, as vLLM does for `n` and for a list of prompts (it
+ * numbers the choices prompt·n + sample), at the engine's pace; a client gone cancels them all.
+ */
+function generateChoices(
   ctx: SimContext,
   res: ServerResponse,
-  gen: Pick<Generation, 'promptTokens' | 'promptText' | 'maxTokens'>,
-  answer: (reason: FinishReason) => Record<string, unknown>,
+  prompts: readonly Prompt[],
+  n: number,
+  maxTokens: number,
+  on: ChoiceEvents,
 ): void {
-  ctx.generate(res, {
-    ...gen,
-    onToken: () => {},
-    onDone: (reason) => sendJson(res, 200, answer(reason)),
-    onError: (e) => badRequest(res, e.message),
+  const reasons: FinishReason[] = [];
+  let left = prompts.length * n;
+  let failed = false;
+  prompts.forEach((p, pi) => {
+    for (let j = 0; j < n; j++) {
+      const k = pi * n + j;
+      ctx.generate(res, {
+        promptTokens: p.tokens,
+        promptText: p.text,
+        maxTokens,
+        onToken: (i) => {
+          if (!failed) on.token?.(k, i);
+        },
+        onDone: (reason) => {
+          if (failed) return;
+          reasons[k] = reason;
+          on.done?.(k, reason);
+          if (--left === 0) on.all(reasons);
+        },
+        onError: (e) => {
+          if (failed) return;
+          failed = true;
+          on.error(e);
+        },
+      });
+    }
   });
 }
 
+/**
+ * `n` (choices per prompt), 1 when absent; a string message when invalid, worded as vLLM words
+ * it. The simulator also refuses more than MAX_SEQUENCES sequences in one request, which vLLM
+ * would queue: each is a sequence of the engine model, held in this process's memory.
+ */
+function readN(body: Body, prompts: number): number | string {
+  const raw = body.n;
+  if (raw === undefined || raw === null) return 1;
+  const v = typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (typeof v !== 'number' || !Number.isInteger(v)) return pydanticIntError('n', v);
+  if (v < 1) return `n must be at least 1, got ${v}.`;
+  if (v * prompts > MAX_SEQUENCES)
+    return `The engine simulator runs at most ${MAX_SEQUENCES} sequences per request; got n = ${v} for ${prompts} prompt(s).`;
+  return v;
+}
+
 /** The usage-only chunk that ends a stream when stream_options.include_usage asks for it. */
-function usageChunk(body: Body, head: AnswerHead, object: string, promptTokens: number, maxTokens: number) {
-  return streamOptions(body).includeUsage && { ...head(object), choices: [], usage: usage(promptTokens, maxTokens) };
+function usageChunk(body: Body, head: AnswerHead, object: string, promptTokens: number, completionTokens: number) {
+  return (
+    streamOptions(body).includeUsage && {
+      ...head(object),
+      choices: [],
+      usage: usage(promptTokens, completionTokens),
+    }
+  );
+}
+
+/**
+ * Streamed choices' text: each token goes out as it comes unless the socket is blocked (then
+ * it waits and merges with the next), and a choice's last token travels with its
+ * finish_reason, as vLLM sends it.
+ */
+class PendingText {
+  readonly #text: string[] = [];
+
+  /** Adds token `i` of choice `k`; returns the text to send now, if any. */
+  token(ctx: SimContext, sse: SseWriter, k: number, i: number, maxTokens: number): string | undefined {
+    const text = (this.#text[k] ?? '') + ctx.tokenText(i);
+    if (i === maxTokens - 1 || sse.blocked) {
+      this.#text[k] = text;
+      return undefined;
+    }
+    this.#text[k] = '';
+    return text;
+  }
+
+  /** The text choice k has not sent yet. */
+  take(k: number): string {
+    const text = this.#text[k] ?? '';
+    this.#text[k] = '';
+    return text;
+  }
 }
 
 export function handleModels(ctx: SimContext, res: ServerResponse): void {
@@ -150,137 +244,145 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   }
   const maxTokens = readMaxTokens(body);
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
+  const n = readN(body, 1);
+  if (typeof n === 'string') return badRequest(res, n);
   const promptText = chatPromptText(body.messages);
   const promptTokens = estimateTokens(promptText);
   if (tooLong(ctx, res, promptTokens, maxTokens)) return;
   const head = answerHead(ctx, body, 'chatcmpl');
+  const prompts = [{ tokens: promptTokens, text: promptText }];
+  const completionTokens = n * maxTokens;
 
   if (body.stream !== true) {
-    answerWhole(ctx, res, { promptTokens, promptText, maxTokens }, (reason) => ({
-      ...head('chat.completion'),
-      choices: [
-        {
-          index: 0,
-          message: {
-            role: 'assistant',
-            content: ctx.generatedText(maxTokens),
-            refusal: null,
-            annotations: null,
-            audio: null,
-            function_call: null,
-            tool_calls: [],
-            reasoning_content: null,
-          },
-          logprobs: null,
-          finish_reason: reason,
-          stop_reason: null,
-        },
-      ],
-      service_tier: null,
-      system_fingerprint: null,
-      usage: usage(promptTokens, maxTokens),
-      prompt_logprobs: null,
-      kv_transfer_params: null,
-    }));
+    generateChoices(ctx, res, prompts, n, maxTokens, {
+      all: (reasons) =>
+        sendJson(res, 200, {
+          ...head('chat.completion'),
+          choices: reasons.map((reason, index) => ({
+            index,
+            message: {
+              role: 'assistant',
+              content: ctx.generatedText(maxTokens),
+              refusal: null,
+              annotations: null,
+              audio: null,
+              function_call: null,
+              tool_calls: [],
+              reasoning_content: null,
+            },
+            logprobs: null,
+            finish_reason: reason,
+            stop_reason: null,
+          })),
+          service_tier: null,
+          system_fingerprint: null,
+          usage: usage(promptTokens, completionTokens),
+          prompt_logprobs: null,
+          kv_transfer_params: null,
+        }),
+      error: (e) => badRequest(res, e.message),
+    });
     return;
   }
 
   const sse = new SseWriter(res);
-  const chunk = (delta: Record<string, unknown>, finish: FinishReason | null) => ({
+  const chunk = (index: number, delta: Record<string, unknown>, finish: FinishReason | null) => ({
     ...head('chat.completion.chunk'),
     choices: [
       finish === null
-        ? { index: 0, delta, logprobs: null, finish_reason: null }
-        : { index: 0, delta, logprobs: null, finish_reason: finish, stop_reason: null },
+        ? { index, delta, logprobs: null, finish_reason: null }
+        : { index, delta, logprobs: null, finish_reason: finish, stop_reason: null },
     ],
   });
-  let sentRole = false;
-  let pending = ''; // text not sent yet: coalesced while the socket is blocked, and the last token
-  const sendRole = () => {
-    if (sentRole) return;
-    sentRole = true;
-    sse.event(chunk({ role: 'assistant', content: '' }, null));
+  // Each choice opens with its role delta, as vLLM's first chunk per choice does.
+  const opened: boolean[] = [];
+  const open = (k: number) => {
+    if (opened[k]) return;
+    opened[k] = true;
+    sse.event(chunk(k, { role: 'assistant', content: '' }, null));
   };
-  ctx.generate(res, {
-    promptTokens,
-    promptText,
-    maxTokens,
-    onToken: (i) => {
-      sendRole();
-      pending += ctx.tokenText(i);
-      // The last token travels with finish_reason (as vLLM sends it); others go now unless blocked.
-      if (i === maxTokens - 1 || sse.blocked) return;
-      sse.event(chunk({ content: pending }, null));
-      pending = '';
+  const pending = new PendingText();
+  generateChoices(ctx, res, prompts, n, maxTokens, {
+    token: (k, i) => {
+      open(k);
+      const text = pending.token(ctx, sse, k, i, maxTokens);
+      if (text !== undefined) sse.event(chunk(k, { content: text }, null));
     },
-    onDone: (reason) => {
-      sendRole();
-      sse.event(chunk({ content: pending }, reason));
-      endStream(sse, usageChunk(body, head, 'chat.completion.chunk', promptTokens, maxTokens));
+    done: (k, reason) => {
+      open(k);
+      sse.event(chunk(k, { content: pending.take(k) }, reason));
     },
-    onError: (e) => endStreamWithError(sse, e),
+    all: () => endStream(sse, usageChunk(body, head, 'chat.completion.chunk', promptTokens, completionTokens)),
+    error: (e) => endStreamWithError(sse, e),
   });
 }
 
+/**
+ * A completion's prompts: a string, a list of token ids, a list of strings or a list of
+ * token-id lists (each of a list its own prompt, as vLLM batches them); undefined when none of
+ * these.
+ */
+function completionPrompts(prompt: unknown): Prompt[] | undefined {
+  const isIds = (p: unknown): p is number[] =>
+    Array.isArray(p) && p.length > 0 && p.every((t) => typeof t === 'number');
+  if (typeof prompt === 'string') return [{ tokens: estimateTokens(prompt), text: prompt }];
+  if (isIds(prompt)) return [{ tokens: prompt.length, text: undefined }];
+  if (!Array.isArray(prompt) || prompt.length === 0) return undefined;
+  if (prompt.every((p) => typeof p === 'string'))
+    return prompt.map((p: string) => ({ tokens: estimateTokens(p), text: p }));
+  if (prompt.every(isIds)) return prompt.map((p: number[]) => ({ tokens: p.length, text: undefined }));
+  return undefined;
+}
+
 export function handleCompletions(ctx: SimContext, body: Body, res: ServerResponse): void {
-  const prompt = body.prompt;
-  let promptTokens: number;
-  // Token-id prompts have no text: they skip the prefix cache.
-  let promptText: string | undefined = typeof prompt === 'string' ? prompt : undefined;
-  if (typeof prompt === 'string') promptTokens = estimateTokens(prompt);
-  else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number'))
-    promptTokens = prompt.length;
-  else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'string')) {
-    promptText = prompt.join('\n');
-    promptTokens = estimateTokens(promptText);
-  } else return badRequest(res, 'prompt: Field required (a string, a list of strings or a list of token ids).');
+  const prompts = completionPrompts(body.prompt);
+  if (!prompts) return badRequest(res, 'prompt: Field required (a string, a list of strings or of token ids).');
   const maxTokens = readMaxTokens(body);
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
-  if (tooLong(ctx, res, promptTokens, maxTokens)) return;
+  const n = readN(body, prompts.length);
+  if (typeof n === 'string') return badRequest(res, n);
+  for (const p of prompts) if (tooLong(ctx, res, p.tokens, maxTokens)) return;
   const head = answerHead(ctx, body, 'cmpl');
+  const promptTokens = prompts.reduce((t, p) => t + p.tokens, 0);
+  const completionTokens = prompts.length * n * maxTokens;
 
   if (body.stream !== true) {
-    answerWhole(ctx, res, { promptTokens, promptText, maxTokens }, (reason) => ({
-      ...head('text_completion'),
-      choices: [
-        {
-          index: 0,
-          text: ctx.generatedText(maxTokens),
-          logprobs: null,
-          finish_reason: reason,
-          stop_reason: null,
-          prompt_logprobs: null,
-        },
-      ],
-      service_tier: null,
-      system_fingerprint: null,
-      usage: usage(promptTokens, maxTokens),
-      kv_transfer_params: null,
-    }));
+    generateChoices(ctx, res, prompts, n, maxTokens, {
+      all: (reasons) =>
+        sendJson(res, 200, {
+          ...head('text_completion'),
+          choices: reasons.map((reason, index) => ({
+            index,
+            text: ctx.generatedText(maxTokens),
+            logprobs: null,
+            finish_reason: reason,
+            stop_reason: null,
+            prompt_logprobs: null,
+          })),
+          service_tier: null,
+          system_fingerprint: null,
+          usage: usage(promptTokens, completionTokens),
+          kv_transfer_params: null,
+        }),
+      error: (e) => badRequest(res, e.message),
+    });
     return;
   }
 
   const sse = new SseWriter(res);
-  const chunk = (text: string, finish: FinishReason | null) => ({
+  const chunk = (index: number, text: string, finish: FinishReason | null) => ({
     ...head('text_completion'),
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null }],
+    choices: [{ index, text, logprobs: null, finish_reason: finish, stop_reason: null }],
   });
-  let pending = '';
-  ctx.generate(res, {
-    promptTokens,
-    promptText,
-    maxTokens,
-    onToken: (i) => {
-      pending += ctx.tokenText(i);
-      if (i === maxTokens - 1 || sse.blocked) return;
-      sse.event(chunk(pending, null));
-      pending = '';
+  const pending = new PendingText();
+  generateChoices(ctx, res, prompts, n, maxTokens, {
+    token: (k, i) => {
+      const text = pending.token(ctx, sse, k, i, maxTokens);
+      if (text !== undefined) sse.event(chunk(k, text, null));
     },
-    onDone: (reason) => {
-      sse.event(chunk(pending, reason));
-      endStream(sse, usageChunk(body, head, 'text_completion', promptTokens, maxTokens));
-    },
-    onError: (e) => endStreamWithError(sse, e),
+    done: (k, reason) => sse.event(chunk(k, pending.take(k), reason)),
+    all: () => endStream(sse, usageChunk(body, head, 'text_completion', promptTokens, completionTokens)),
+    error: (e) => endStreamWithError(sse, e),
   });
 }
 

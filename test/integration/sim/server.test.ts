@@ -100,6 +100,78 @@ describe('engine simulator: OpenAI routes through the official openai client', (
     expect(chunks.map((c) => c.choices[0]?.finish_reason)).toEqual([null, null, 'length']);
   });
 
+  it('n choices (chat, JSON and stream): one sequence each, numbered 0..n-1, usage summed', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const messages = [{ role: 'user' as const, content: 'three ways' }];
+    const res = await client.chat.completions.create({ model: 'sim', messages, max_tokens: 4, n: 3 });
+    expect(res.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(res.choices.every((c) => c.message.content?.split(' ').length === 4 && c.finish_reason === 'length')).toBe(
+      true,
+    );
+    expect(res.usage).toMatchObject({ completion_tokens: 12, prompt_tokens: res.usage!.prompt_tokens });
+    expect((await simStats(sim.url)).completed).toBe(3);
+
+    const stream = await client.chat.completions.create({
+      model: 'sim',
+      messages,
+      max_tokens: 3,
+      n: 2,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const byChoice: { role?: string; content: string; finish?: string | null }[] = [{ content: '' }, { content: '' }];
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    for await (const c of stream) {
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) {
+        const seen = byChoice[ch.index]!;
+        // The role delta comes first, before any of the choice's text.
+        if (ch.delta.role) expect(seen).toEqual({ content: '' });
+        seen.role ??= ch.delta.role;
+        seen.content += ch.delta.content ?? '';
+        if (ch.finish_reason) seen.finish = ch.finish_reason;
+      }
+    }
+    for (const seen of byChoice) {
+      expect(seen.role).toBe('assistant');
+      expect(seen.content.split(' ')).toHaveLength(3);
+      expect(seen.finish).toBe('length');
+    }
+    expect(usage).toMatchObject({ completion_tokens: 6 });
+  });
+
+  it('a list of prompts with n: a choice per prompt and sample, numbered prompt·n + sample (JSON and stream)', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const res = await client.completions.create({ model: 'sim', prompt: ['one', 'two two'], max_tokens: 2, n: 2 });
+    expect(res.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    const single = await client.completions.create({ model: 'sim', prompt: 'one', max_tokens: 2 });
+    const other = await client.completions.create({ model: 'sim', prompt: 'two two', max_tokens: 2 });
+    expect(res.usage).toMatchObject({
+      prompt_tokens: single.usage!.prompt_tokens + other.usage!.prompt_tokens,
+      completion_tokens: 8,
+    });
+    // Lists of token ids are prompts too.
+    const ids = await client.completions.create({ model: 'sim', prompt: [[1, 2, 3], [4]], max_tokens: 2 });
+    expect(ids.usage).toMatchObject({ prompt_tokens: 4, completion_tokens: 4 });
+
+    const raw = await postJson(`${sim.url}/v1/completions`, { prompt: ['a', 'b'], max_tokens: 2, stream: true });
+    const chunks = sseData(raw.text)
+      .slice(0, -1)
+      .map((e) => JSON.parse(e) as { choices: { index: number; text: string; finish_reason: string | null }[] });
+    for (const index of [0, 1]) {
+      const mine = chunks.flatMap((c) => c.choices).filter((c) => c.index === index);
+      expect(
+        mine
+          .map((c) => c.text)
+          .join('')
+          .split(' '),
+      ).toHaveLength(2);
+      expect(mine.at(-1)?.finish_reason).toBe('length');
+    }
+  });
+
   it('embeddings: deterministic vectors, float and base64 (the client’s default)', async () => {
     const sim = await start();
     const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
@@ -154,6 +226,18 @@ describe('engine simulator: errors', () => {
     });
     expect(res.status).toBe(400);
     expect((JSON.parse(res.text) as { message: string }).message).toContain(words);
+  });
+
+  it.each([
+    ['0', 0, 'n must be at least 1, got 0.'],
+    ['1.5', 1.5, "'type': 'int_from_float', 'loc': ('body', 'n')"],
+    ['200 (over the simulator’s sequences per request)', 200, 'at most 128 sequences per request'],
+  ])('n %s → 400', async (_label, n, words) => {
+    const sim = await start();
+    const res = await postJson(sim.url + '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], n });
+    expect(res.status).toBe(400);
+    expect((JSON.parse(res.text) as { message: string }).message).toContain(words);
+    expect((await simStats(sim.url)).completed).toBe(0);
   });
 
   it('max_tokens "3" is taken as 3, as pydantic takes it', async () => {
@@ -320,6 +404,25 @@ describe('engine simulator: disconnects, backpressure, faults', () => {
       'the sequence aborted',
     );
     expect(s).toMatchObject({ aborted: 1, running: 0, completed: 0 });
+  });
+
+  it('a client that disconnects from n choices aborts every one of their sequences', async () => {
+    const sim = await start({ tokenIntervalMs: 20 });
+    const ac = new AbortController();
+    const res = await fetch(`${sim.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'x' }], max_tokens: 1000, n: 3, stream: true }),
+      signal: ac.signal,
+    });
+    await res.body!.getReader().read();
+    ac.abort();
+    const s = await waitForValue(
+      () => simStats(sim.url),
+      (v) => v.aborted === 3,
+      'the three sequences aborted',
+    );
+    expect(s).toMatchObject({ aborted: 3, running: 0, completed: 0 });
   });
 
   it('a non-streaming client that disconnects aborts too', async () => {
