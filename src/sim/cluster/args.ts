@@ -99,7 +99,7 @@ export const SIM_FLAGS = {
     type: 'string',
     default: SHIPPED_TRACES.conv,
     workloads: ['trace'],
-    help: 'Trace file, read as a stream: Azure LLM inference CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSON lines (timestamp ms, input_length, output_length, hash_ids of 512-token blocks; equal ids share a prefix), told apart by the extension (.csv, .jsonl) or the first line. The default is the shipped Azure conversation trace (one hour, 19,366 requests).',
+    help: 'Trace file, read as a stream: Azure LLM inference CSV (TIMESTAMP,ContextTokens,GeneratedTokens; the 2023 and 2024 releases), BurstGPT CSV (Timestamp s, Request tokens, Response tokens) or Mooncake JSON lines (timestamp ms, input_length, output_length, hash_ids of 512-token blocks; equal ids share a prefix), told apart by the extension (.csv, .jsonl) or the first line, and a CSV by its header. The default is the shipped Azure conversation trace (one hour, 19,366 requests).',
   },
   time_scale: {
     type: 'number',
@@ -149,7 +149,7 @@ export const SIM_FLAGS = {
     type: 'string',
     default: SHIPPED_TRACES.conv,
     workloads: GENERATED,
-    help: "Envelope and bursty: a per-request trace (either --trace format) whose requests' prompt and output lengths are drawn at random.",
+    help: "Envelope and bursty: a per-request trace (any --trace format) whose requests' prompt and output lengths are drawn at random.",
   },
   base_rate: {
     type: 'number',

@@ -27,9 +27,14 @@ export interface RunDescription {
 /** Known public traces, by a word of their file name, and the attribution results from them must carry. */
 const ATTRIBUTIONS: readonly [RegExp, string][] = [
   [
+    /azure.*(2024|1week)/i,
+    'Trace: Azure LLM inference trace 2024 (AzurePublicDataset), CC-BY 4.0; Stojkovic et al., "DynamoLLM", HPCA 2025.',
+  ],
+  [
     /azure/i,
     'Trace: Azure LLM inference trace 2023 (AzurePublicDataset), CC-BY 4.0; Patel et al., "Splitwise", ISCA 2024.',
   ],
+  [/burstgpt/i, 'Trace: BurstGPT (HPMLL/BurstGPT), CC-BY 4.0; Wang et al., "BurstGPT", arXiv:2401.17644.'],
   [
     /mooncake/i,
     'Trace: Mooncake trace (kvcache-ai/Mooncake, FAST25-release), Apache-2.0; Qin et al., "Mooncake", FAST 2025.',

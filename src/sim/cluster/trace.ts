@@ -17,10 +17,12 @@ export interface TraceRequest {
 }
 
 /**
- * The formats read: the Azure LLM inference CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`)
- * and the Mooncake JSON lines (`timestamp` ms, `input_length`, `output_length`, `hash_ids`).
+ * The formats read: the Azure LLM inference CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`,
+ * the 2023 and 2024 releases), BurstGPT's CSV (`Timestamp` in seconds, `Request tokens`,
+ * `Response tokens`, other columns ignored) and the Mooncake JSON lines (`timestamp` ms,
+ * `input_length`, `output_length`, `hash_ids`).
  */
-export const TRACE_FORMATS = ['azure-csv', 'mooncake'] as const;
+export const TRACE_FORMATS = ['azure-csv', 'burstgpt-csv', 'mooncake'] as const;
 export type TraceFormat = (typeof TRACE_FORMATS)[number];
 
 /** Tokens per Mooncake hash block. */
@@ -31,10 +33,50 @@ export class TraceError extends Error {
   override readonly name = 'TraceError';
 }
 
-const HEADER = ['TIMESTAMP', 'ContextTokens', 'GeneratedTokens'] as const;
+/** A CSV trace's columns: which header names hold the arrival time and the two lengths, and how a time reads. */
+interface CsvDialect {
+  readonly format: TraceFormat;
+  /** The header names of the arrival time, the prompt's tokens and the output's, as the trace spells them. */
+  readonly columns: readonly [time: string, prompt: string, output: string];
+  /** The whole header, for messages. */
+  readonly header: string;
+  /** Whole ms and the fraction of a ms of a time cell (any origin: arrivals are relative), or undefined. */
+  readonly time: (cell: string) => { ms: number; frac: number } | undefined;
+  /** What a time cell should be, for messages. */
+  readonly timeWanted: string;
+}
 
-// "2023-11-16 18:15:46.6805900": the Azure LLM inference traces' format (UTC, up to 7 fraction digits).
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z?$/;
+const CSV_DIALECTS: readonly CsvDialect[] = [
+  {
+    format: 'azure-csv',
+    columns: ['TIMESTAMP', 'ContextTokens', 'GeneratedTokens'],
+    header: 'TIMESTAMP,ContextTokens,GeneratedTokens',
+    time: (cell) => parseTimestamp(cell),
+    timeWanted: 'a timestamp like "2023-11-16 18:15:46.6805900" or "2024-05-10 00:00:00.009930+00:00"',
+  },
+  {
+    format: 'burstgpt-csv',
+    columns: ['Timestamp', 'Request tokens', 'Response tokens'],
+    header: 'Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type',
+    time: (cell) => parseSeconds(cell),
+    timeWanted: "seconds >= 0 (as BurstGPT's Timestamp)",
+  },
+];
+
+/** The dialect whose columns a CSV header names (any order, any case), or undefined. */
+function dialectOf(header: readonly string[]): CsvDialect | undefined {
+  return CSV_DIALECTS.find((d) => d.columns.every((c) => header.includes(c.toLowerCase())));
+}
+
+const splitHeader = (text: string): string[] =>
+  text
+    .replace(/^\uFEFF/, '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase());
+
+// "2023-11-16 18:15:46.6805900" (the 2023 Azure traces: UTC, 7 fraction digits) or
+// "2024-05-10 00:00:00.009930+00:00" (2024: a UTC offset); the fraction and the zone optional.
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|[+-]\d{2}:?\d{2})?$/;
 
 /**
  * The requests of a trace file, read lazily (a million rows are never in memory at once) and
@@ -93,41 +135,49 @@ export function scanTrace(file: string): TraceScan {
   return { format: traceFormat(file), requests, lastArrivalMs };
 }
 
-/** The format of a trace file, by its extension or else its first line. */
+/** The format of a trace file, by its extension or else its first line (a CSV's dialect by its header). */
 export function traceFormat(file: string): TraceFormat {
   const byName = formatByName(file);
-  if (byName) return byName;
-  for (const { text } of fileLines(file)) if (text.trim() !== '') return formatByLine(text);
+  if (byName === 'mooncake') return byName;
+  for (const { text } of fileLines(file)) if (text.trim() !== '') return formatByLine(text, byName);
   return 'azure-csv';
 }
 
-function formatByName(file: string): TraceFormat | undefined {
+/** JSON lines or CSV by the extension; a CSV's dialect comes from its header. */
+function formatByName(file: string): 'mooncake' | 'csv' | undefined {
   const ext = extname(file).toLowerCase();
   if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return 'mooncake';
-  if (ext === '.csv') return 'azure-csv';
+  if (ext === '.csv') return 'csv';
   return undefined;
 }
 
-const formatByLine = (text: string): TraceFormat => (text.trimStart().startsWith('{') ? 'mooncake' : 'azure-csv');
+const kindByLine = (text: string): 'mooncake' | 'csv' => (text.trimStart().startsWith('{') ? 'mooncake' : 'csv');
+
+/** The format a first line makes a file of this kind: Mooncake, or the CSV dialect its header names (Azure's by default). */
+function formatByLine(text: string, kind = kindByLine(text)): TraceFormat {
+  return kind === 'mooncake' ? 'mooncake' : (dialectOf(splitHeader(text))?.format ?? 'azure-csv');
+}
 
 function* parseLines(
   first: IteratorResult<NumberedLine, void>,
   rest: Iterator<NumberedLine, void>,
   file: string,
-  format: TraceFormat | undefined,
+  kind: 'mooncake' | 'csv' | undefined,
 ): Generator<TraceRequest, void, undefined> {
   const blankFirst = !first.done && first.value.text.trim() === '';
   if (first.done || (blankFirst && onlyBlank(rest))) {
     throw new TraceError(
-      `${file}: the trace is empty; expected a CSV header line "${HEADER.join(',')}" and request rows, or Mooncake JSON lines`,
+      `${file}: the trace is empty; expected a CSV header line (${csvHeaders()}) and request rows, or Mooncake JSON lines`,
     );
   }
   if (blankFirst) throw new TraceError(`${file}:1: empty line; expected a CSV header or a JSON object`);
-  const kind = format ?? formatByLine(first.value.text);
   const rows = { [Symbol.iterator]: () => rest };
-  if (kind === 'mooncake') yield* mooncakeRows(first.value, rows, file);
-  else yield* azureRows(first.value, rows, file);
+  if ((kind ?? kindByLine(first.value.text)) === 'mooncake') yield* mooncakeRows(first.value, rows, file);
+  else yield* csvRows(first.value, rows, file);
 }
+
+/** The CSV headers read, for messages. */
+const csvHeaders = (): string => CSV_DIALECTS.map((d) => `"${d.header}"`).join(' or ');
 
 /** True when nothing but blank lines is left. */
 function onlyBlank(rest: Iterator<NumberedLine, void>): boolean {
@@ -135,23 +185,27 @@ function onlyBlank(rest: Iterator<NumberedLine, void>): boolean {
   return true;
 }
 
-function* azureRows(
+function* csvRows(
   headerLine: NumberedLine,
   rows: Iterable<NumberedLine>,
   file: string,
 ): Generator<TraceRequest, void, undefined> {
-  const header = headerLine.text
-    .replace(/^\uFEFF/, '')
-    .split(',')
-    .map((h) => h.trim().toLowerCase());
-  const col = HEADER.map((name) => header.indexOf(name.toLowerCase()));
-  const missing = HEADER.filter((_, i) => col[i] === -1);
-  if (missing.length > 0) {
+  const header = splitHeader(headerLine.text);
+  const dialect = dialectOf(header);
+  if (!dialect) {
+    // Name the columns missing from the dialect the header comes closest to.
+    const closest = [...CSV_DIALECTS].sort(
+      (a, b) =>
+        b.columns.filter((c) => header.includes(c.toLowerCase())).length -
+        a.columns.filter((c) => header.includes(c.toLowerCase())).length,
+    )[0]!;
+    const missing = closest.columns.filter((c) => !header.includes(c.toLowerCase()));
     throw new TraceError(
-      `${file}:1: expected the header "${HEADER.join(',')}", got "${headerLine.text}" (no ${missing.join(', ')} column)`,
+      `${file}:1: expected the header ${csvHeaders()}, got "${headerLine.text}" (no ${missing.join(', ')} column)`,
     );
   }
-  const [tCol, pCol, oCol] = col as [number, number, number];
+  const [TIME, PROMPT, OUTPUT] = dialect.columns;
+  const [tCol, pCol, oCol] = dialect.columns.map((c) => header.indexOf(c.toLowerCase())) as [number, number, number];
   // Whole milliseconds since the epoch (~1.7e12) and the fraction apart: their sum would keep
   // only ~0.0002 ms of the fraction; the differences between requests keep it all.
   let origin: { ms: number; frac: number } | undefined;
@@ -163,26 +217,25 @@ function* azureRows(
     // Messages are built only on the error paths: this loop runs once per request of the trace.
     const where = (): string => `${file}:${line}`;
     if (raw.trim() === '')
-      throw new TraceError(`${where()}: empty line; expected "timestamp,context tokens,generated tokens"`);
+      throw new TraceError(`${where()}: empty line; expected a request row under "${dialect.header}"`);
     const cells = raw.split(',');
     if (cells.length !== header.length) {
       throw new TraceError(
-        `${where()}: expected ${header.length} comma-separated fields (${HEADER.join(',')}), got ${cells.length}: "${raw}"`,
+        `${where()}: expected ${header.length} comma-separated fields (${headerLine.text.trim()}), got ${cells.length}: "${raw}"`,
       );
     }
     const stamp = cells[tCol]!.trim();
-    const at = parseTimestamp(stamp);
-    if (at === undefined) {
+    const at = dialect.time(stamp);
+    if (at === undefined)
       throw new TraceError(
-        `${where()}: expected a timestamp like "2023-11-16 18:15:46.6805900", got ${stamp === '' ? 'none' : `"${stamp}"`}`,
+        `${where()}: expected ${TIME} as ${dialect.timeWanted}, got ${stamp === '' ? 'none' : `"${stamp}"`}`,
       );
-    }
     const prompt = parseCount(cells[pCol]!);
     if (prompt === undefined)
-      throw new TraceError(`${where()}: expected ContextTokens as a whole number >= 0, got "${cells[pCol]}"`);
+      throw new TraceError(`${where()}: expected ${PROMPT} as a whole number >= 0, got "${cells[pCol]}"`);
     const output = parseCount(cells[oCol]!);
     if (output === undefined)
-      throw new TraceError(`${where()}: expected GeneratedTokens as a whole number >= 0, got "${cells[oCol]}"`);
+      throw new TraceError(`${where()}: expected ${OUTPUT} as a whole number >= 0, got "${cells[oCol]}"`);
     if (at.ms < prevMs || (at.ms === prevMs && at.frac < prevFrac)) {
       throw new TraceError(
         `${where()}: timestamp ${stamp} is earlier than line ${prevLine}'s (${prevStamp}); the trace must be sorted by time`,
@@ -283,8 +336,10 @@ function parseTimestamp(s: string): { ms: number; frac: number } | undefined {
     if (minuteCache.size > 1024) minuteCache.clear();
     minuteCache.set(minute, base);
   }
-  // The seconds and the fraction, by hand (this runs once per row): ":SS", then "." and 1–9 digits, then "Z", each optional but the seconds.
-  const end = s.charCodeAt(s.length - 1) === 90 /* Z */ ? s.length - 1 : s.length;
+  // The seconds and the fraction, by hand (this runs once per row): ":SS", then "." and 1–9 digits, then the zone, each optional but the seconds.
+  const zone = zoneOf(s);
+  if (zone === undefined) return undefined;
+  const { end } = zone;
   if (end < 19 || s.charCodeAt(16) !== 58 /* : */) return undefined;
   const sec = digitAt(s, 17) * 10 + digitAt(s, 18);
   if (!(sec <= 59)) return undefined;
@@ -296,7 +351,34 @@ function parseTimestamp(s: string): { ms: number; frac: number } | undefined {
   // "6805900" → 680 whole ms + 0.59 ms. The integer over its power of ten is the correctly rounded
   // value of the decimal fraction, as Number("0.6805900") is: the same double.
   const micro = end > 19 ? (fraction / POWERS_OF_TEN[digits]!) * 1000 : 0;
-  return { ms: base + sec * 1000 + Math.floor(micro), frac: micro - Math.floor(micro) };
+  return { ms: base - zone.offsetMs + sec * 1000 + Math.floor(micro), frac: micro - Math.floor(micro) };
+}
+
+/**
+ * Where a timestamp's zone starts and its offset from UTC: "Z", "+HH:MM" or "+HHMM" (or "-"),
+ * after the seconds; none is UTC. Undefined for a zone that is not one.
+ */
+function zoneOf(s: string): { end: number; offsetMs: number } | undefined {
+  const n = s.length;
+  if (s.charCodeAt(n - 1) === 90 /* Z */) return { end: n - 1, offsetMs: 0 };
+  for (const colon of [true, false]) {
+    const at = n - (colon ? 6 : 5);
+    const sign = s.charCodeAt(at);
+    if (at < 19 || (sign !== 43 /* + */ && sign !== 45) /* - */) continue;
+    if (colon && s.charCodeAt(at + 3) !== 58 /* : */) return undefined;
+    const hours = digitAt(s, at + 1) * 10 + digitAt(s, at + 2);
+    const minutes = digitAt(s, n - 2) * 10 + digitAt(s, n - 1);
+    if (!(hours <= 23 && minutes <= 59)) return undefined;
+    return { end: at, offsetMs: (sign === 45 ? -1 : 1) * (hours * 60 + minutes) * 60_000 };
+  }
+  return { end: n, offsetMs: 0 };
+}
+
+/** Seconds as a decimal number >= 0 ("45", "0.000001", "5270414.0"): whole ms and the fraction of a ms. */
+function parseSeconds(cell: string): { ms: number; frac: number } | undefined {
+  if (!/^\d+(?:\.\d*)?$/.test(cell)) return undefined;
+  const ms = Number(cell) * 1000;
+  return { ms: Math.floor(ms), frac: ms - Math.floor(ms) };
 }
 
 /** "YYYY-MM-DD HH:MM" → that minute's ms since the epoch, for minutes already checked. */

@@ -167,7 +167,7 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
       'cols.csv',
       'TIMESTAMP,ContextTokens\n2023-11-16 18:15:46.6,374\n',
       (f) => ['--trace', f],
-      ':1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens", got "TIMESTAMP,ContextTokens" (no GeneratedTokens column)',
+      ':1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens" or "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type", got "TIMESTAMP,ContextTokens" (no GeneratedTokens column)',
     ],
     [
       'a negative length',

@@ -13,6 +13,7 @@ import {
 } from '../../../../src/sim/cluster/trace.js';
 
 const HEADER = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+const BURSTGPT = 'Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type';
 const MOONCAKE_HEAD = 'test/fixtures/traces/mooncake-synthetic-head.jsonl';
 const CONV_HEAD = 'test/fixtures/traces/azure-llm-2023-conv-head.csv';
 
@@ -42,6 +43,48 @@ describe('parseTrace (Azure CSV)', () => {
       [0, 2, 1, 2],
       [0, 4, 3, 3],
       [5000, 6, 5, 4],
+    ]);
+  });
+});
+
+describe('parseTrace (Azure 2024 CSV: a UTC offset on every timestamp)', () => {
+  it('reads "+00:00" timestamps, with and without a fraction, and converts other offsets to UTC', () => {
+    const t = parseTrace(
+      `${HEADER}\n2024-05-10 00:00:00.009930+00:00,2162,5\n2024-05-10 00:00:01+00:00,10,1\n2024-05-10 02:00:02.5+02:00,1,1\n2024-05-10 00:00:03Z,1,1\n2024-05-09 23:00:04-0100,1,1\n`,
+      'AzureLLMInferenceTrace_code_1week.csv',
+    );
+    expect(t.map((r) => r.arrivalMs)).toEqual([
+      0,
+      expect.closeTo(990.07, 6),
+      expect.closeTo(2490.07, 6),
+      expect.closeTo(2990.07, 6),
+      expect.closeTo(3990.07, 6),
+    ]);
+    expect(t[0]).toMatchObject({ promptTokens: 2162, outputTokens: 5, line: 2 });
+  });
+});
+
+describe('parseTrace (BurstGPT CSV)', () => {
+  it('reads Timestamp in seconds, Request and Response tokens; the other columns are ignored; times may start anywhere', () => {
+    const t = parseTrace(
+      `${BURSTGPT}\n5270414.0,ChatGPT,472,18,490,Conversation log\n5270414.25,GPT-4,1087,0,1087,API log\n5270459,ChatGPT,417,276,693,Conversation log\n`,
+      'BurstGPT_2.csv',
+    );
+    expect(t.map((r) => [r.arrivalMs, r.promptTokens, r.outputTokens, r.line])).toEqual([
+      [0, 472, 18, 2],
+      [250, 1087, 0, 3],
+      [45_000, 417, 276, 4],
+    ]);
+  });
+
+  it('BurstGPT_3: the session and elapsed-time columns in between', () => {
+    const t = parseTrace(
+      'Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n1,a,0.5,ChatGPT,10,20,30,Conversation log\n3,b,0.7,ChatGPT,11,21,32,Conversation log\n',
+      'BurstGPT_3.csv',
+    );
+    expect(t.map((r) => [r.arrivalMs, r.promptTokens, r.outputTokens])).toEqual([
+      [0, 10, 20],
+      [2000, 11, 21],
     ]);
   });
 });
@@ -78,7 +121,7 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
     'missing column',
     't.csv',
     'TIMESTAMP,ContextTokens\n2023-11-16 18:00:00,1',
-    /^F:1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens", got "TIMESTAMP,ContextTokens" \(no GeneratedTokens column\)/,
+    /^F:1: expected the header "TIMESTAMP,ContextTokens,GeneratedTokens" or "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type", got "TIMESTAMP,ContextTokens" \(no GeneratedTokens column\)/,
   ],
   [
     'too few fields',
@@ -90,21 +133,39 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
     'bad timestamp',
     't.csv',
     `${HEADER}\nyesterday,1,1`,
-    /^F:2: expected a timestamp like "2023-11-16 18:15:46.6805900", got "yesterday"/,
+    /^F:2: expected TIMESTAMP as a timestamp like "2023-11-16 18:15:46.6805900" or "2024-05-10 00:00:00.009930\+00:00", got "yesterday"/,
   ],
-  ['missing timestamp', 't.csv', `${HEADER}\n,1,1`, /^F:2: expected a timestamp like .*, got none/],
-  ['impossible date', 't.csv', `${HEADER}\n2023-02-30 18:00:00,1,1`, /^F:2: expected a timestamp/],
+  ['missing timestamp', 't.csv', `${HEADER}\n,1,1`, /^F:2: expected TIMESTAMP as a timestamp like .*, got none/],
+  ['impossible date', 't.csv', `${HEADER}\n2023-02-30 18:00:00,1,1`, /^F:2: expected TIMESTAMP as a timestamp/],
   [
     'second 60 in a minute already read',
     't.csv',
     `${HEADER}\n2023-11-16 18:00:59,1,1\n2023-11-16 18:00:60,1,1`,
-    /^F:3: expected a timestamp like .*, got "2023-11-16 18:00:60"/,
+    /^F:3: expected TIMESTAMP as a timestamp like .*, got "2023-11-16 18:00:60"/,
+  ],
+  [
+    'a zone that is not one',
+    't.csv',
+    `${HEADER}\n2024-05-10 00:00:01+00:00,1,1\n2024-05-10 00:00:02+25:00,1,1`,
+    /^F:3: expected TIMESTAMP as a timestamp like .*, got "2024-05-10 00:00:02\+25:00"/,
+  ],
+  [
+    'BurstGPT time not a number of seconds',
+    't.csv',
+    `${BURSTGPT}\n5,ChatGPT,1,1,2,Conversation log\n-3,ChatGPT,1,1,2,Conversation log`,
+    /^F:3: expected Timestamp as seconds >= 0 \(as BurstGPT's Timestamp\), got "-3"/,
+  ],
+  [
+    'BurstGPT tokens missing',
+    't.csv',
+    `${BURSTGPT}\n5,ChatGPT,,1,2,Conversation log`,
+    /^F:2: expected Request tokens as a whole number >= 0, got ""/,
   ],
   [
     'garbage after the seconds',
     't.csv',
     `${HEADER}\n2023-11-16 18:00:01,1,1\n2023-11-16 18:00:02.5s,1,1`,
-    /^F:3: expected a timestamp like .*, got "2023-11-16 18:00:02\.5s"/,
+    /^F:3: expected TIMESTAMP as a timestamp like .*, got "2023-11-16 18:00:02\.5s"/,
   ],
   [
     'unsorted timestamps',
@@ -229,6 +290,9 @@ describe('reading files', () => {
     writeFileSync(join(dir, 'b'), `${HEADER}\n2023-11-16 18:00:00,10,20`);
     expect(traceFormat(join(dir, 'b'))).toBe('azure-csv');
     expect(traceFormat(MOONCAKE_HEAD)).toBe('mooncake');
+    writeFileSync(join(dir, 'burst.csv'), `${BURSTGPT}\n5,ChatGPT,10,20,30,Conversation log`);
+    expect(traceFormat(join(dir, 'burst.csv'))).toBe('burstgpt-csv');
+    expect(scanTrace(join(dir, 'burst.csv'))).toEqual({ format: 'burstgpt-csv', requests: 1, lastArrivalMs: 0 });
   });
 
   it('readLengths packs the lengths of either format, in file order', () => {
