@@ -101,6 +101,13 @@ export const SIM_FLAGS = {
     workloads: ['trace'],
     help: 'Trace file, read as a stream: Azure LLM inference CSV (TIMESTAMP,ContextTokens,GeneratedTokens; the 2023 and 2024 releases), BurstGPT CSV (Timestamp s, Request tokens, Response tokens) or Mooncake JSON lines (timestamp ms, input_length, output_length, hash_ids of 512-token blocks; equal ids share a prefix), told apart by the extension (.csv, .jsonl) or the first line, and a CSV by its header. The default is the shipped Azure conversation trace (one hour, 19,366 requests).',
   },
+  start: {
+    type: 'number',
+    default: 0,
+    min: 0,
+    workloads: ['trace'],
+    help: "Trace: where the replay begins, seconds after the trace's first request (the trace's own time, before --time-scale); with --duration, a day of a week-long trace.",
+  },
   time_scale: {
     type: 'number',
     default: 1,
@@ -135,8 +142,8 @@ export const SIM_FLAGS = {
     type: 'number',
     min: 0,
     exclusiveMin: true,
-    workloads: GENERATED,
-    help: `Envelope and bursty: seconds of traffic (default: a day for envelope, ${BURSTY.durationS} for bursty).`,
+    workloads: ['trace', ...GENERATED],
+    help: `Seconds of traffic: of the trace from --start (default: to its end), of the envelope (default: a day), of bursts (default: ${BURSTY.durationS}).`,
   },
   days: {
     type: 'number',
@@ -346,6 +353,8 @@ export interface SimArgs {
   readonly workload: WorkloadName;
   /** The trace file (workload trace), the shipped one's full path when not given. */
   readonly trace: string | undefined;
+  /** Workload trace: the part replayed, in the trace's seconds from its first request (durationS Infinity: to its end). */
+  readonly traceWindow: { readonly startS: number; readonly durationS: number };
   readonly timeScale: number;
   /** The generator's options (workload multi-turn), seeded with the simulation's seed. */
   readonly multiTurn: MultiTurnOptions;
@@ -508,6 +517,7 @@ function parseArgs(
   const sim: SimArgs = {
     workload,
     trace: workload === 'trace' ? file('trace') : undefined,
+    traceWindow: { startS: get('start'), durationS: duration ?? Infinity },
     timeScale: get('time_scale'),
     envelope: {
       rates: file('rates'),

@@ -7,7 +7,7 @@ import { formatReport, policyKnobs, attributions, scaleCounts, timelineCsv, type
 import { progressReporter, type Progress } from './progress.js';
 import { readRateEnvelope } from './rates.js';
 import { simulate, type SimulationResult } from './run.js';
-import { TraceError, readLengths, scanTrace, traceRequests, type TraceRequest } from './trace.js';
+import { TraceError, readLengths, scanTrace, traceRequests, traceWindow, type TraceRequest } from './trace.js';
 import {
   burstyRequests,
   burstyWorkload,
@@ -96,12 +96,15 @@ export function planWorkload(args: SimArgs): PlannedWorkload {
       return { workload: multiTurnWorkload(args.multiTurn), sources: [] };
     case 'trace': {
       const file = args.trace!;
-      const scan = scanTrace(file);
+      const { startS, durationS } = args.traceWindow;
+      const window = { startMs: startS * 1000, endMs: (startS + durationS) * 1000 };
+      const scan = scanTrace(file, window);
+      const read = (): Iterable<TraceRequest> => traceWindow(traceRequests(file), window);
       return {
-        workload: traceWorkload(traceRequests(file), args.timeScale, file, scan.requests),
+        workload: traceWorkload(read(), args.timeScale, traceLabel(file, startS, durationS), scan.requests),
         spanS: scan.lastArrivalMs / args.timeScale / 1000,
         sources: [file],
-        requests: () => scaled(traceRequests(file), args.timeScale),
+        requests: () => scaled(read(), args.timeScale),
       };
     }
     case 'envelope': {
@@ -140,6 +143,12 @@ export function planWorkload(args: SimArgs): PlannedWorkload {
 }
 
 /** A trace's requests with arrivals `timeScale` times sooner. */
+/** The trace's name, and the part of it replayed when not all of it. */
+function traceLabel(file: string, startS: number, durationS: number): string {
+  if (startS === 0 && durationS === Infinity) return file;
+  return `${file}, ${durationS === Infinity ? 'to its end' : `${durationS} s`} from ${startS} s`;
+}
+
 function* scaled(requests: Iterable<TraceRequest>, timeScale: number): Generator<TraceRequest, void, undefined> {
   for (const r of requests) yield timeScale === 1 ? r : { ...r, arrivalMs: r.arrivalMs / timeScale };
 }

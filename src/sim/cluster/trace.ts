@@ -121,17 +121,46 @@ export interface TraceScan {
   readonly lastArrivalMs: number;
 }
 
+/** A part of a trace: the requests arriving from startMs (after its first request) until endMs. */
+export interface TraceWindow {
+  readonly startMs: number;
+  /** Infinity: to the trace's end. */
+  readonly endMs: number;
+}
+
+export const WHOLE_TRACE: TraceWindow = { startMs: 0, endMs: Infinity };
+
 /**
- * Reads the whole trace once, checking every line, so a bad line late in a long trace stops a
- * run before it starts, and the run knows how many requests and how long the trace is.
+ * The requests of `window`, their arrivals counted from its start; reading stops at its end (a
+ * trace is sorted by time). The whole trace passes through as it is.
  */
-export function scanTrace(file: string): TraceScan {
+export function* traceWindow(
+  requests: Iterable<TraceRequest>,
+  window: TraceWindow,
+): Generator<TraceRequest, void, undefined> {
+  if (window.startMs === 0 && window.endMs === Infinity) return yield* requests;
+  for (const r of requests) {
+    if (r.arrivalMs >= window.endMs) return;
+    if (r.arrivalMs >= window.startMs) yield { ...r, arrivalMs: r.arrivalMs - window.startMs };
+  }
+}
+
+/**
+ * Reads the trace once up to the window's end, checking every line, so a bad line late in a
+ * long trace stops a run before it starts, and the run knows how many requests and how long
+ * its part of the trace is. A window without a request is a TraceError.
+ */
+export function scanTrace(file: string, window: TraceWindow = WHOLE_TRACE): TraceScan {
   let requests = 0;
   let lastArrivalMs = 0;
-  for (const r of traceRequests(file)) {
+  for (const r of traceWindow(traceRequests(file), window)) {
     requests++;
     lastArrivalMs = r.arrivalMs;
   }
+  if (requests === 0)
+    throw new TraceError(
+      `${file}: no request from ${window.startMs / 1000} s${window.endMs === Infinity ? ' on' : ` to ${window.endMs / 1000} s`} after the trace's first`,
+    );
   return { format: traceFormat(file), requests, lastArrivalMs };
 }
 

@@ -160,4 +160,25 @@ describe('flockserve simulate workload arguments', () => {
       /servegen-m-large-rates-2days\.csv: the envelope covers 172800 s \(2\.00 days\); the span asked for is 259200 s/,
     );
   });
+
+  it('planWorkload: --start and --duration replay a part of a trace, its clock from the start; a part without a request is refused', async () => {
+    const whole = [...traceRequests(CONV_HEAD)];
+    const want = whole.filter((r) => r.arrivalMs >= 60_000 && r.arrivalMs < 90_000);
+    const plan = planWorkload(args(['--trace', CONV_HEAD, '--start', '60', '--duration', '30']));
+    expect(plan.workload.size).toBe(want.length);
+    expect(plan.workload.label).toBe(`${CONV_HEAD}, 30 s from 60 s`);
+    const got = [...plan.requests!()];
+    expect(got.map((r) => [r.line, r.arrivalMs])).toEqual(want.map((r) => [r.line, r.arrivalMs - 60_000]));
+    expect(plan.spanS).toBeCloseTo(want.at(-1)!.arrivalMs / 1000 - 60, 6);
+    // From --start to the end.
+    expect(planWorkload(args(['--trace', CONV_HEAD, '--start', '200'])).workload.size).toBe(
+      whole.filter((r) => r.arrivalMs >= 200_000).length,
+    );
+    expect(() => planWorkload(args(['--trace', CONV_HEAD, '--start', '5000']))).toThrow(
+      /azure-llm-2023-conv-head\.csv: no request from 5000 s on after the trace's first/,
+    );
+    expect(() => parseSimulateArgs(['--workload', 'bursty', '--start', '5'])).toThrow(
+      /--start is a knob of --workload trace, not bursty/,
+    );
+  });
 });
