@@ -343,4 +343,6 @@ const POST_ROUTES: Record<string, Route | undefined> = {
   '/v1/embeddings': handleEmbeddings,
   '/generate': handleGenerate,
   '/generate_stream': handleGenerateStream,
+  // TGI's compat route, where huggingface_hub's InferenceClient.text_generation posts: /generate, or its stream when the body says so.
+  '/': handleGenerate,
 };

@@ -3,7 +3,7 @@
  * POST /generate → `{"generated_text", "details"?}` with its `x-prompt-tokens` and
  * `x-generated-tokens` headers; POST /generate_stream → `data:{StreamResponse}`
  * events, the last one carrying generated_text and details; errors `{"error","error_type"}`.
- * `/generate` with `"stream": true` streams too, as TGI's compat route `/` does.
+ * `/generate` with `"stream": true` streams too, as TGI's compat route `POST /` does (served here too).
  */
 import type { ServerResponse } from 'node:http';
 import { estimateTokens, tokenId, tokenLogprob } from './fake-text.js';

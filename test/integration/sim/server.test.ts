@@ -318,6 +318,16 @@ describe('engine simulator: TGI routes', () => {
     });
   });
 
+  it('POST / is TGI’s compat route (where huggingface_hub’s text_generation posts): one answer, or a stream when the body says so', async () => {
+    const sim = await start();
+    const whole = await postJson(`${sim.url}/`, { inputs: 'hi', parameters: { max_new_tokens: 2 } });
+    expect(whole.status).toBe(200);
+    expect((JSON.parse(whole.text) as { generated_text: string }).generated_text.split(' ')).toHaveLength(2);
+    const stream = await postJson(`${sim.url}/`, { inputs: 'hi', parameters: { max_new_tokens: 2 }, stream: true });
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(sseData(stream.text, 'data:').map((e) => (JSON.parse(e) as { index: number }).index)).toEqual([1, 2]);
+  });
+
   it('missing inputs → 422 with TGI’s error shape', async () => {
     const sim = await start();
     const res = await postJson(`${sim.url}/generate`, { parameters: {} });
