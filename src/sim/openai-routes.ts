@@ -10,6 +10,7 @@ import { embeddingToBase64, estimateTokens, fakeEmbedding } from './fake-text.js
 import type { FinishReason } from './engine-model.js';
 import { asRecord, sendJson, sendVllmError } from './http-util.js';
 import type { SimContext } from './sim-context.js';
+import { chatLogprobs, completionLogprobs, readChatLogprobs, readCompletionLogprobs } from './logprobs.js';
 import { SseWriter } from './sse-writer.js';
 
 /** When a request names no max_tokens (vLLM would fill the context; a simulator keeps it short). */
@@ -192,30 +193,39 @@ function usageChunk(body: Body, head: AnswerHead, object: string, promptTokens: 
   );
 }
 
+/** Tokens [from, to) of a streamed choice, not sent yet, and their text. */
+interface Unsent {
+  readonly text: string;
+  readonly from: number;
+  readonly to: number;
+}
+
 /**
- * Streamed choices' text: each token goes out as it comes unless the socket is blocked (then
- * it waits and merges with the next), and a choice's last token travels with its
+ * Streamed choices' tokens: each goes out as it comes unless the socket is blocked (then it
+ * waits and merges with the next), and a choice's last token travels with its
  * finish_reason, as vLLM sends it.
  */
-class PendingText {
+class PendingTokens {
   readonly #text: string[] = [];
+  /** By choice: tokens sent, and tokens generated. */
+  readonly #sent: number[] = [];
+  readonly #seen: number[] = [];
 
-  /** Adds token `i` of choice `k`; returns the text to send now, if any. */
-  token(ctx: SimContext, sse: SseWriter, k: number, i: number, maxTokens: number): string | undefined {
-    const text = (this.#text[k] ?? '') + ctx.tokenText(i);
-    if (i === maxTokens - 1 || sse.blocked) {
-      this.#text[k] = text;
-      return undefined;
-    }
-    this.#text[k] = '';
-    return text;
+  /** Adds token `i` of choice `k`; returns what to send now, if anything. */
+  token(ctx: SimContext, sse: SseWriter, k: number, i: number, maxTokens: number): Unsent | undefined {
+    this.#text[k] = (this.#text[k] ?? '') + ctx.tokenText(i);
+    this.#seen[k] = i + 1;
+    return i === maxTokens - 1 || sse.blocked ? undefined : this.take(k);
   }
 
-  /** The text choice k has not sent yet. */
-  take(k: number): string {
+  /** What choice k has not sent yet (at its end, its last token). */
+  take(k: number): Unsent {
+    const from = this.#sent[k] ?? 0;
+    const to = this.#seen[k] ?? from;
     const text = this.#text[k] ?? '';
     this.#text[k] = '';
-    return text;
+    this.#sent[k] = to;
+    return { text, from, to };
   }
 }
 
@@ -246,6 +256,8 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
   const n = readN(body, 1);
   if (typeof n === 'string') return badRequest(res, n);
+  const logprobs = readChatLogprobs(body);
+  if (typeof logprobs === 'string') return badRequest(res, logprobs);
   const promptText = chatPromptText(body.messages);
   const promptTokens = estimateTokens(promptText);
   if (tooLong(ctx, res, promptTokens, maxTokens)) return;
@@ -270,7 +282,7 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
               tool_calls: [],
               reasoning_content: null,
             },
-            logprobs: null,
+            logprobs: logprobs ? chatLogprobs(ctx, logprobs, 0, maxTokens) : null,
             finish_reason: reason,
             stop_reason: null,
           })),
@@ -286,14 +298,17 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   }
 
   const sse = new SseWriter(res);
-  const chunk = (index: number, delta: Record<string, unknown>, finish: FinishReason | null) => ({
-    ...head('chat.completion.chunk'),
-    choices: [
-      finish === null
-        ? { index, delta, logprobs: null, finish_reason: null }
-        : { index, delta, logprobs: null, finish_reason: finish, stop_reason: null },
-    ],
-  });
+  const chunk = (index: number, delta: Record<string, unknown>, finish: FinishReason | null, sent?: Unsent) => {
+    const lp = logprobs && sent ? chatLogprobs(ctx, logprobs, sent.from, sent.to) : null;
+    return {
+      ...head('chat.completion.chunk'),
+      choices: [
+        finish === null
+          ? { index, delta, logprobs: lp, finish_reason: null }
+          : { index, delta, logprobs: lp, finish_reason: finish, stop_reason: null },
+      ],
+    };
+  };
   // Each choice opens with its role delta, as vLLM's first chunk per choice does.
   const opened: boolean[] = [];
   const open = (k: number) => {
@@ -301,16 +316,17 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
     opened[k] = true;
     sse.event(chunk(k, { role: 'assistant', content: '' }, null));
   };
-  const pending = new PendingText();
+  const pending = new PendingTokens();
   generateChoices(ctx, res, prompts, n, maxTokens, {
     token: (k, i) => {
       open(k);
-      const text = pending.token(ctx, sse, k, i, maxTokens);
-      if (text !== undefined) sse.event(chunk(k, { content: text }, null));
+      const sent = pending.token(ctx, sse, k, i, maxTokens);
+      if (sent) sse.event(chunk(k, { content: sent.text }, null, sent));
     },
     done: (k, reason) => {
       open(k);
-      sse.event(chunk(k, { content: pending.take(k) }, reason));
+      const sent = pending.take(k);
+      sse.event(chunk(k, { content: sent.text }, reason, sent));
     },
     all: () => endStream(sse, usageChunk(body, head, 'chat.completion.chunk', promptTokens, completionTokens)),
     error: (e) => endStreamWithError(sse, e),
@@ -341,6 +357,8 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
   if (typeof maxTokens === 'string') return badRequest(res, maxTokens);
   const n = readN(body, prompts.length);
   if (typeof n === 'string') return badRequest(res, n);
+  const logprobs = readCompletionLogprobs(body);
+  if (typeof logprobs === 'string') return badRequest(res, logprobs);
   for (const p of prompts) if (tooLong(ctx, res, p.tokens, maxTokens)) return;
   const head = answerHead(ctx, body, 'cmpl');
   const promptTokens = prompts.reduce((t, p) => t + p.tokens, 0);
@@ -354,7 +372,7 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
           choices: reasons.map((reason, index) => ({
             index,
             text: ctx.generatedText(maxTokens),
-            logprobs: null,
+            logprobs: logprobs ? completionLogprobs(ctx, logprobs, 0, maxTokens) : null,
             finish_reason: reason,
             stop_reason: null,
             prompt_logprobs: null,
@@ -370,15 +388,22 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
   }
 
   const sse = new SseWriter(res);
-  const chunk = (index: number, text: string, finish: FinishReason | null) => ({
-    ...head('text_completion'),
-    choices: [{ index, text, logprobs: null, finish_reason: finish, stop_reason: null }],
-  });
-  const pending = new PendingText();
+  // A choice's text so far, for its logprobs' text offsets.
+  const offsets: number[] = [];
+  const chunk = (index: number, sent: Unsent, finish: FinishReason | null) => {
+    const offset = offsets[index] ?? 0;
+    offsets[index] = offset + sent.text.length;
+    const lp = logprobs ? completionLogprobs(ctx, logprobs, sent.from, sent.to, offset) : null;
+    return {
+      ...head('text_completion'),
+      choices: [{ index, text: sent.text, logprobs: lp, finish_reason: finish, stop_reason: null }],
+    };
+  };
+  const pending = new PendingTokens();
   generateChoices(ctx, res, prompts, n, maxTokens, {
     token: (k, i) => {
-      const text = pending.token(ctx, sse, k, i, maxTokens);
-      if (text !== undefined) sse.event(chunk(k, text, null));
+      const sent = pending.token(ctx, sse, k, i, maxTokens);
+      if (sent) sse.event(chunk(k, sent, null));
     },
     done: (k, reason) => sse.event(chunk(k, pending.take(k), reason)),
     all: () => endStream(sse, usageChunk(body, head, 'text_completion', promptTokens, completionTokens)),

@@ -172,6 +172,60 @@ describe('engine simulator: OpenAI routes through the official openai client', (
     }
   });
 
+  it('logprobs (chat): each token’s, with top_logprobs alternatives, the sampled one first; the same tokens streamed', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const messages = [{ role: 'user' as const, content: 'how sure' }];
+    const res = await client.chat.completions.create({
+      model: 'sim',
+      messages,
+      max_tokens: 3,
+      logprobs: true,
+      top_logprobs: 2,
+    });
+    const content = res.choices[0]!.logprobs!.content!;
+    expect(content.map((c) => c.token).join('')).toBe(res.choices[0]!.message.content);
+    for (const c of content) {
+      expect(c.logprob).toBeLessThanOrEqual(0);
+      expect(c.bytes).toEqual([...Buffer.from(c.token)]);
+      expect(c.top_logprobs).toHaveLength(2);
+      expect(c.top_logprobs[0]).toMatchObject({ token: c.token, logprob: c.logprob });
+      expect(c.top_logprobs[1]!.logprob).toBeLessThan(c.logprob);
+    }
+    // Without logprobs: null, as vLLM sends it.
+    const plain = await client.chat.completions.create({ model: 'sim', messages, max_tokens: 2 });
+    expect(plain.choices[0]!.logprobs).toBeNull();
+
+    const stream = await client.chat.completions.create({
+      model: 'sim',
+      messages,
+      max_tokens: 3,
+      logprobs: true,
+      stream: true,
+    });
+    const streamed: string[] = [];
+    for await (const c of stream) for (const t of c.choices[0]?.logprobs?.content ?? []) streamed.push(t.token);
+    expect(streamed).toEqual(content.map((c) => c.token));
+  });
+
+  it('logprobs (completions): tokens, their logprobs, text offsets and top lists, whole and streamed', async () => {
+    const sim = await start();
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
+    const res = await client.completions.create({ model: 'sim', prompt: 'x', max_tokens: 3, logprobs: 2 });
+    const lp = res.choices[0]!.logprobs!;
+    expect(lp.tokens!.join('')).toBe(res.choices[0]!.text);
+    expect(lp.text_offset).toEqual([0, lp.tokens![0]!.length, lp.tokens![0]!.length + lp.tokens![1]!.length]);
+    expect(lp.top_logprobs!.map((t) => Object.keys(t).length)).toEqual([2, 2, 2]);
+    expect(lp.top_logprobs![0]![lp.tokens![0]!]).toBe(lp.token_logprobs![0]);
+
+    const raw = await postJson(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 3, logprobs: 1, stream: true });
+    const chunks = sseData(raw.text)
+      .slice(0, -1)
+      .map((e) => JSON.parse(e) as { choices: { logprobs: { tokens: string[]; text_offset: number[] } }[] });
+    expect(chunks.flatMap((c) => c.choices[0]!.logprobs.tokens)).toEqual(lp.tokens);
+    expect(chunks.flatMap((c) => c.choices[0]!.logprobs.text_offset)).toEqual(lp.text_offset);
+  });
+
   it('embeddings: deterministic vectors, float and base64 (the client’s default)', async () => {
     const sim = await start();
     const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
@@ -238,6 +292,18 @@ describe('engine simulator: errors', () => {
     expect(res.status).toBe(400);
     expect((JSON.parse(res.text) as { message: string }).message).toContain(words);
     expect((await simStats(sim.url)).completed).toBe(0);
+  });
+
+  it.each([
+    ['/v1/chat/completions', { top_logprobs: 2 }, 'when using `top_logprobs`, `logprobs` must be set to true.'],
+    ['/v1/chat/completions', { logprobs: true, top_logprobs: 21 }, 'greater than max allowed: 20'],
+    ['/v1/completions', { logprobs: -1 }, '`logprobs` must be a positive value.'],
+  ])('%s with %j → 400', async (path, extra, words) => {
+    const sim = await start();
+    const body = path === '/v1/completions' ? { prompt: 'x' } : { messages: [{ role: 'user', content: 'x' }] };
+    const res = await postJson(sim.url + path, { ...body, ...extra });
+    expect(res.status).toBe(400);
+    expect((JSON.parse(res.text) as { message: string }).message).toContain(words);
   });
 
   it('max_tokens "3" is taken as 3, as pydantic takes it', async () => {
