@@ -108,8 +108,9 @@ async function main() {
     B: { sim: ['--token-interval', '20', '--max-num-seqs', '1024'] },
     // S and G share their workers: G is compared with FlockServe's HTTP streams of the same run.
     S: { sim: ['--token-interval', '10', '--max-num-seqs', '1024'] },
-    // 2,500 streams per worker × 101 tokens fit the simulator's KV cache (440k tokens).
-    M: { sim: ['--token-interval', '2000', '--max-num-seqs', '20000'] },
+    // 2,500 streams per worker × 101 tokens fit the simulator's KV cache (440k tokens); a step's
+    // token budget holds a decode of every sequence (vLLM requires it to be at least max-num-seqs).
+    M: { sim: ['--token-interval', '2000', '--max-num-seqs', '20000', '--max-num-batched-tokens', '20000'] },
     PA: { light: ['--delay-ms', '0', '--tokens', '8'] },
     PB: { light: ['--delay-ms', '20', '--tokens', '8'] },
     PS: { light: ['--tokens', '50', '--token-interval', '10'] },
