@@ -123,6 +123,8 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
   const model = new EngineModel(profile, clock);
   const readyAt = clock.now() + (options.startupDelayMs ?? 0);
   const inflight = new Set<EngineHandle>();
+  /** The sequences of each answer (n choices, a list of prompts: several). */
+  const byResponse = new WeakMap<ServerResponse, Set<EngineHandle>>();
   const lastRequests: RecordedRequest[] = [];
   let received = 0;
   let errors = 0;
@@ -172,11 +174,20 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
         },
       });
       inflight.add(handle);
-      // A client gone before the answer is complete cancels the sequence (a no-op once it finished).
-      res.on('close', () => {
-        inflight.delete(handle);
-        handle.cancel();
-      });
+      let sequences = byResponse.get(res);
+      if (!sequences) {
+        byResponse.set(res, (sequences = new Set()));
+        const mine = sequences;
+        // A client gone before the answer is complete cancels its sequences (a no-op for those
+        // that finished): one listener for all of them, however many choices and prompts.
+        res.on('close', () => {
+          for (const h of mine) {
+            inflight.delete(h);
+            h.cancel();
+          }
+        });
+      }
+      sequences.add(handle);
     },
   };
 

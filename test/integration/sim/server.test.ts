@@ -141,6 +141,25 @@ describe('engine simulator: OpenAI routes through the official openai client', (
     expect(usage).toMatchObject({ completion_tokens: 6 });
   });
 
+  it('n = 20: one close listener per answer, not one per sequence (no listener-leak warning)', async () => {
+    const sim = await start();
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const res = await postJson(`${sim.url}/v1/chat/completions`, {
+        messages: [{ role: 'user', content: 'x' }],
+        max_tokens: 2,
+        n: 20,
+      });
+      expect((JSON.parse(res.text) as { choices: unknown[] }).choices).toHaveLength(20);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a list of prompts with n: a choice per prompt and sample, numbered prompt·n + sample (JSON and stream)', async () => {
     const sim = await start();
     const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'x' });
