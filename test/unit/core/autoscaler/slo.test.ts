@@ -574,6 +574,17 @@ describe('SloPolicy on a virtual clock', () => {
       const got = [1800, 1830].map((t) => q.decide(snap(h, 2, { waiting, queueLength: 21 + waiting }), t * S).desired);
       expect(got).toEqual(decisions);
     });
+
+    it('requests that waited within the SLO are not late: 80 waiting-seconds of them earlier, 16 waiting now, launch nothing (80 late would)', () => {
+      const h = history(0);
+      h[125] = { ...h[125]!, peakWaiting: 80, meanWaiting: 8, late: 0 };
+      const s = snap(h, 2, { waiting: 16, queueLength: 37 });
+      const p = new SloPolicy();
+      expect(p.urgent(s, 1800 * S)).toBeUndefined();
+      expect(p.urgent(s, 1802 * S)).toBeUndefined();
+      const q = new SloPolicy();
+      expect([1800, 1830].map((t) => q.decide(s, t * S).desired)).toEqual([2, 2]);
+    });
   });
 
   describe('a backlog carried from a smaller fleet (a cold start): launched for only when the ready workers cannot drain it within a launch delay', () => {
