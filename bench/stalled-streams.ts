@@ -239,9 +239,15 @@ interface PhaseResult {
 
 async function phase(transport: Transport): Promise<PhaseResult> {
   log(`${transport}: starting ${WORKERS} workers and a gateway`);
+  const seqs = Math.ceil(N / WORKERS) + 16;
+  // A step's token budget holds a decode of every sequence (the simulator, as vLLM, refuses less).
+  const budget = Math.max(2048, seqs);
   const sims = await Promise.all(
     Array.from({ length: WORKERS }, () =>
-      startSim(['--token-interval', values['token-interval'], '--max-num-seqs', String(Math.ceil(N / WORKERS) + 16)]),
+      startSim([
+        ...['--token-interval', values['token-interval'], '--max-num-seqs', String(seqs)],
+        ...['--max-num-batched-tokens', String(budget)],
+      ]),
     ),
   );
   const gw: GatewayProcess = await startGateway({
