@@ -6,7 +6,7 @@ import type { SimulationResult, TimelineRow } from './run.js';
 
 /** What the report says about how the run was set up. */
 export interface RunDescription {
-  /** What was sent: the trace file, or the generator and its size. */
+  /** What was sent: the trace file (and the part of it replayed, when not all), or the generator and its size. */
   readonly workload: string;
   /** The trace file and its speed-up, for a trace workload. */
   readonly trace?: string;
@@ -99,7 +99,7 @@ export function formatReport(r: SimulationResult, d: RunDescription): string {
     'FlockServe simulation: the real gateway core on virtual time, SIMULATED workers and launches',
     d.trace === undefined
       ? `workload       ${d.workload}`
-      : `trace          ${d.trace} (${s.requests} requests), time scale ${d.timeScale}`,
+      : `trace          ${d.workload} (${s.requests} requests), time scale ${d.timeScale}`,
     ...attributions(d).map((a) => `               ${a}`),
     `autoscaler     ${c.autoscaler} (${policyKnobs(c)})`,
     `fleet          workers [${c.minWorkers}, ${c.maxWorkers}], capacity ${c.workerCapacity}, balancer ${d.oracle ? 'oracle (clairvoyant: the longest cached prefix, load ignored)' : c.loadBalancer}`,

@@ -53,7 +53,7 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
     '(the real gateway core on virtual time, SIMULATED workers and launches)',
     d.trace === undefined
       ? `workload       ${d.workload}`
-      : `trace          ${d.trace} (${r.requests} requests), time scale ${d.timeScale}`,
+      : `trace          ${d.workload} (${r.requests} requests), time scale ${d.timeScale}`,
     ...attributions(d).map((a) => `               ${a}`),
     `fleet          capacity ${c.workerCapacity}, balancer ${c.loadBalancer}, min_workers ${c.minWorkers}; policies up to max_workers ${r.maxWorkers.value}${r.maxWorkers.chosen ? ' (twice the fleet in which no request waits; set --max_workers to choose)' : ''}`,
     `launches       ${d.launch}; seed ${d.seed}`,

@@ -49,6 +49,17 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     expect(svg.trim().endsWith('</svg>')).toBe(true);
   });
 
+  it('--start and --duration: the report names the part of the trace replayed and counts its requests', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    const out = ['--timeline', join(dir, 't.csv'), '--chart', join(dir, 'c.svg')];
+    const res = await flockserve(['--trace', SLICE, '--start', '60', '--duration', '30', ...out]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^trace +\S+azure-llm-2023-conv-head\.csv, 30 s from 60 s \((\d+) requests\)/m);
+    const part = Number(/, 30 s from 60 s \((\d+) requests\)/.exec(res.stdout)![1]);
+    expect(part).toBeGreaterThan(0);
+    expect(part).toBeLessThan(1000);
+  });
+
   it('same seed, same numbers (two processes, --json)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
     const args = (n: number) => [
