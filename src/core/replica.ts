@@ -228,10 +228,13 @@ export class Replica implements CoordinationListener {
    * and the provisioner's list correct it.
    */
   async retire(): Promise<void> {
-    this.#retired = true;
     this.#publishTimer?.cancel();
     this.#publishTimer = undefined;
-    await this.#publishing;
+    // The fleet as the shutdown left it (its last teardowns included, perhaps still waiting for
+    // their scheduled write) is written first: a replica that comes to lead after this one
+    // mirrors the last write it saw, and would tear down again a worker shown as terminating.
+    await this.#publish();
+    this.#retired = true;
     try {
       await this.#coordinator.retireFleet();
     } catch (err) {

@@ -345,6 +345,22 @@ describe('Replica leading', () => {
 });
 
 describe('Replica, the last one out', () => {
+  it('writes the fleet as it ended before the record goes: a replica that leads next would otherwise tear down a worker again', async () => {
+    const t = setup();
+    await t.replica.start();
+    t.coordinator.share(fleet([worker('w-1')]));
+    t.coordinator.lead(2);
+    await settle();
+    expect(await t.replica.leave()).toBe('last');
+    // The teardown's last changes come while a write is under way, and retire() follows at once.
+    t.pool.setState('w-1', 'terminating', 'terminate');
+    t.pool.setState('w-1', 'gone', 'terminated');
+    await t.replica.retire();
+    expect(t.coordinator.retired).toBe(true);
+    // The last write says w-1 is gone (or names it no more), not that it is still running.
+    expect(t.coordinator.writes.at(-1)!.workers.filter((w) => w.name === 'w-1' && w.state !== 'gone')).toEqual([]);
+  });
+
   it('retires the shared fleet after the shutdown and publishes nothing more', async () => {
     const t = setup();
     await t.replica.start();
