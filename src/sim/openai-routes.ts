@@ -166,6 +166,21 @@ function generateChoices(
   });
 }
 
+/** Generates every choice, then sends the whole `answer(reasons)`; an engine error is a 400. */
+function answerWhole(
+  ctx: SimContext,
+  res: ServerResponse,
+  prompts: readonly Prompt[],
+  n: number,
+  maxTokens: number,
+  answer: (reasons: readonly FinishReason[]) => Record<string, unknown>,
+): void {
+  generateChoices(ctx, res, prompts, n, maxTokens, {
+    all: (reasons) => sendJson(res, 200, answer(reasons)),
+    error: (e) => badRequest(res, e.message),
+  });
+}
+
 /**
  * `n` (choices per prompt), 1 when absent; a string message when invalid, worded as vLLM words
  * it. The simulator also refuses more than MAX_SEQUENCES sequences in one request, which vLLM
@@ -266,34 +281,30 @@ export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerRe
   const completionTokens = n * maxTokens;
 
   if (body.stream !== true) {
-    generateChoices(ctx, res, prompts, n, maxTokens, {
-      all: (reasons) =>
-        sendJson(res, 200, {
-          ...head('chat.completion'),
-          choices: reasons.map((reason, index) => ({
-            index,
-            message: {
-              role: 'assistant',
-              content: ctx.generatedText(maxTokens),
-              refusal: null,
-              annotations: null,
-              audio: null,
-              function_call: null,
-              tool_calls: [],
-              reasoning_content: null,
-            },
-            logprobs: logprobs ? chatLogprobs(ctx, logprobs, 0, maxTokens) : null,
-            finish_reason: reason,
-            stop_reason: null,
-          })),
-          service_tier: null,
-          system_fingerprint: null,
-          usage: usage(promptTokens, completionTokens),
-          prompt_logprobs: null,
-          kv_transfer_params: null,
-        }),
-      error: (e) => badRequest(res, e.message),
-    });
+    answerWhole(ctx, res, prompts, n, maxTokens, (reasons) => ({
+      ...head('chat.completion'),
+      choices: reasons.map((reason, index) => ({
+        index,
+        message: {
+          role: 'assistant',
+          content: ctx.generatedText(maxTokens),
+          refusal: null,
+          annotations: null,
+          audio: null,
+          function_call: null,
+          tool_calls: [],
+          reasoning_content: null,
+        },
+        logprobs: logprobs ? chatLogprobs(ctx, logprobs, 0, maxTokens) : null,
+        finish_reason: reason,
+        stop_reason: null,
+      })),
+      service_tier: null,
+      system_fingerprint: null,
+      usage: usage(promptTokens, completionTokens),
+      prompt_logprobs: null,
+      kv_transfer_params: null,
+    }));
     return;
   }
 
@@ -365,25 +376,21 @@ export function handleCompletions(ctx: SimContext, body: Body, res: ServerRespon
   const completionTokens = prompts.length * n * maxTokens;
 
   if (body.stream !== true) {
-    generateChoices(ctx, res, prompts, n, maxTokens, {
-      all: (reasons) =>
-        sendJson(res, 200, {
-          ...head('text_completion'),
-          choices: reasons.map((reason, index) => ({
-            index,
-            text: ctx.generatedText(maxTokens),
-            logprobs: logprobs ? completionLogprobs(ctx, logprobs, 0, maxTokens) : null,
-            finish_reason: reason,
-            stop_reason: null,
-            prompt_logprobs: null,
-          })),
-          service_tier: null,
-          system_fingerprint: null,
-          usage: usage(promptTokens, completionTokens),
-          kv_transfer_params: null,
-        }),
-      error: (e) => badRequest(res, e.message),
-    });
+    answerWhole(ctx, res, prompts, n, maxTokens, (reasons) => ({
+      ...head('text_completion'),
+      choices: reasons.map((reason, index) => ({
+        index,
+        text: ctx.generatedText(maxTokens),
+        logprobs: logprobs ? completionLogprobs(ctx, logprobs, 0, maxTokens) : null,
+        finish_reason: reason,
+        stop_reason: null,
+        prompt_logprobs: null,
+      })),
+      service_tier: null,
+      system_fingerprint: null,
+      usage: usage(promptTokens, completionTokens),
+      kv_transfer_params: null,
+    }));
     return;
   }
 

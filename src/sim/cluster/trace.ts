@@ -51,22 +51,26 @@ const CSV_DIALECTS: readonly CsvDialect[] = [
     format: 'azure-csv',
     columns: ['TIMESTAMP', 'ContextTokens', 'GeneratedTokens'],
     header: 'TIMESTAMP,ContextTokens,GeneratedTokens',
-    time: (cell) => parseTimestamp(cell),
+    time: parseTimestamp,
     timeWanted: 'a timestamp like "2023-11-16 18:15:46.6805900" or "2024-05-10 00:00:00.009930+00:00"',
   },
   {
     format: 'burstgpt-csv',
     columns: ['Timestamp', 'Request tokens', 'Response tokens'],
     header: 'Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type',
-    time: (cell) => parseSeconds(cell),
+    time: parseSeconds,
     timeWanted: "seconds >= 0 (as BurstGPT's Timestamp)",
   },
 ];
 
 /** The dialect whose columns a CSV header names (any order, any case), or undefined. */
 function dialectOf(header: readonly string[]): CsvDialect | undefined {
-  return CSV_DIALECTS.find((d) => d.columns.every((c) => header.includes(c.toLowerCase())));
+  return CSV_DIALECTS.find((d) => missingColumns(d, header).length === 0);
 }
+
+/** The columns of `d` a (lower-cased) header lacks. */
+const missingColumns = (d: CsvDialect, header: readonly string[]): string[] =>
+  d.columns.filter((c) => !header.includes(c.toLowerCase()));
 
 const splitHeader = (text: string): string[] =>
   text
@@ -223,12 +227,7 @@ function* csvRows(
   const dialect = dialectOf(header);
   if (!dialect) {
     // Name the columns missing from the dialect the header comes closest to.
-    const closest = [...CSV_DIALECTS].sort(
-      (a, b) =>
-        b.columns.filter((c) => header.includes(c.toLowerCase())).length -
-        a.columns.filter((c) => header.includes(c.toLowerCase())).length,
-    )[0]!;
-    const missing = closest.columns.filter((c) => !header.includes(c.toLowerCase()));
+    const missing = CSV_DIALECTS.map((d) => missingColumns(d, header)).reduce((a, b) => (b.length < a.length ? b : a));
     throw new TraceError(
       `${file}:1: expected the header ${csvHeaders()}, got "${headerLine.text}" (no ${missing.join(', ')} column)`,
     );

@@ -345,14 +345,20 @@ describe('Replica leading', () => {
 });
 
 describe('Replica, the last one out', () => {
-  it('writes the fleet as it ended before the record goes: a replica that leads next would otherwise tear down a worker again', async () => {
+  /** A leader of one worker that found nobody to hand the fleet to. */
+  async function lastOneOut() {
     const t = setup();
     await t.replica.start();
     t.coordinator.share(fleet([worker('w-1')]));
     t.coordinator.lead(2);
     await settle();
     expect(await t.replica.leave()).toBe('last');
-    // The teardown's last changes come while a write is under way, and retire() follows at once.
+    return t;
+  }
+
+  it('writes the fleet as it ended before the record goes: a replica that leads next would otherwise tear down a worker again', async () => {
+    const t = await lastOneOut();
+    // The teardown's last changes wait for their write at the end of the turn, and retire() comes first.
     t.pool.setState('w-1', 'terminating', 'terminate');
     t.pool.setState('w-1', 'gone', 'terminated');
     await t.replica.retire();
@@ -362,12 +368,7 @@ describe('Replica, the last one out', () => {
   });
 
   it('retires the shared fleet after the shutdown and publishes nothing more', async () => {
-    const t = setup();
-    await t.replica.start();
-    t.coordinator.share(fleet([worker('w-1')]));
-    t.coordinator.lead(2);
-    await settle();
-    expect(await t.replica.leave()).toBe('last');
+    const t = await lastOneOut();
     const writes = t.coordinator.writes.length;
     // The fleet's shutdown drains and tears down: then the record goes, and the next start adopts.
     t.pool.setState('w-1', 'draining', 'shutdown');
