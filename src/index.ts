@@ -15,6 +15,7 @@ import type { ProvisionerName } from './provisioners/names.js';
 import { PROVISIONERS } from './provisioners/registry.js';
 import { checkTask, loadTask, taskPort } from './provisioners/task.js';
 import { SendTimeout } from './service/send-timeout.js';
+import { IdleCollection } from './runtime/idle-collection.js';
 import { systemClock } from './runtime/system-clock.js';
 import { loadTls, type TlsFiles } from './runtime/tls.js';
 import { GatewayControlPlane, type ScaleState } from './service/control-plane.js';
@@ -171,6 +172,15 @@ export class FlockServe implements ControlPlane {
     // Joins the replicas (alone, without etcd); a leader adopts the running workers, sets the target and scales.
     await g.start();
     this.#scheduleStatusLine();
+    this.#idleCollection = new IdleCollection({
+      clock: this.#clock,
+      activity: () => ({ inFlight: g.service.inFlight, started: g.service.totalRequests }),
+      onCollect: ({ beforeBytes, afterBytes, ms }) =>
+        this.log.debug(
+          `idle: heap ${(beforeBytes / 2 ** 20).toFixed(0)} -> ${(afterBytes / 2 ** 20).toFixed(0)} MiB in a ${ms.toFixed(0)} ms collection`,
+        ),
+    });
+    this.#idleCollection.start();
 
     const shown = c.host === '0.0.0.0' || c.host === '::' ? 'localhost' : c.host;
     return {
@@ -282,6 +292,7 @@ export class FlockServe implements ControlPlane {
   }
 
   #statusTimer: TimerHandle | undefined;
+  #idleCollection: IdleCollection | undefined;
 
   #scheduleStatusLine(): void {
     const every = this.config.statusLogInterval * 1000;
@@ -363,6 +374,7 @@ export class FlockServe implements ControlPlane {
     this.#health.setAll(ServingStatus.NOT_SERVING);
     g.stop();
     this.#statusTimer?.cancel();
+    this.#idleCollection?.stop();
     // Among several replicas the fleet goes to one that stays, at once; the last one out (or a
     // gateway alone) tears it down, or keeps it, once its own requests are done.
     const leaving = g.replica.leave();
