@@ -177,7 +177,7 @@ export class FlockServe implements ControlPlane {
       activity: () => ({ inFlight: g.service.inFlight, started: g.service.totalRequests }),
       onCollect: ({ beforeBytes, afterBytes, ms }) =>
         this.log.debug(
-          `idle: heap ${(beforeBytes / 2 ** 20).toFixed(0)} -> ${(afterBytes / 2 ** 20).toFixed(0)} MiB in a ${ms.toFixed(0)} ms collection`,
+          `idle: RSS ${(beforeBytes / 2 ** 20).toFixed(0)} -> ${(afterBytes / 2 ** 20).toFixed(0)} MiB after collections of ${ms.toFixed(0)} ms in all`,
         ),
     });
     this.#idleCollection.start();

@@ -1,39 +1,52 @@
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Clock, TimerHandle } from '../core/clock.js';
 
 /**
- * One full garbage collection once the gateway has gone quiet after work.
+ * Full garbage collections once the gateway has gone quiet after work.
  *
- * A burst of requests (a thousand streams, say) leaves old-generation garbage behind. V8
- * collects it when allocation needs the room, or when its memory reducer's watchdog fires:
+ * A burst of requests (a thousand streams, say) leaves garbage and a grown heap behind. V8
+ * gives it back when allocation needs the room, or when its memory reducer's watchdog fires:
  * Node gives V8 no idle-time notifications, so that is about 100 s after the last mark-compact,
  * and an idle gateway holds the burst's memory for minutes. Collecting once nothing has run
- * for a few seconds gives that memory back to the OS in milliseconds, at a moment when no
- * request waits for the pause. The JVM's G1 does the same with its periodic collection
- * (JEP 346), for servers whose load comes and goes.
+ * for a few seconds gives it back to the OS within seconds, at a moment when no request waits
+ * for the pauses. The JVM's G1 does the same with its periodic collection (JEP 346), for
+ * servers whose load comes and goes.
+ *
+ * One collection is not enough. V8 shrinks its heap (the young generation's idle half, old
+ * pages) only at a collection that finds allocation low over its 5 s window, and unmaps what
+ * it shrank at the next one. So a quiet spell gets three collections 5 s apart: with a
+ * thousand stalled gRPC streams just drained, the first freed nothing of the RSS, the second
+ * 70 MiB, the third 60 more, and a fourth nothing (bench/results/stalled-streams.md).
  */
 export interface IdleCollectionOptions {
   clock: Clock;
   /** Requests running now, and requests started since the gateway began. */
   activity: () => { inFlight: number; started: number };
-  /** The heap in use, garbage included, in bytes. */
-  heapUsed?: () => number;
+  /** The process's resident memory, garbage included, in bytes. */
+  residentBytes?: () => number;
   /** Runs a full collection. */
   collect?: () => void;
-  /** How long nothing may have run before the collection, ms. */
+  /** How long nothing may have run before the first collection, ms. */
   quietMs?: number;
-  /** The least growth of the heap in use since the last collection that is worth one, bytes. */
+  /** The least growth of the resident memory since the last quiet spell's collections that is worth them, bytes. */
   minGrowthBytes?: number;
-  /** Told of each collection: the heap in use before and after, and how long it took. */
+  /** Told at the end of a quiet spell's collections: the resident memory before and after, and their time. */
   onCollect?: (e: { beforeBytes: number; afterBytes: number; ms: number }) => void;
 }
 
 /** How often the activity is read: cheap (two counters), and fine enough for a quiet of seconds. */
 const CHECK_MS = 1000;
 const QUIET_MS = 5000;
-/** Below this much new garbage a collection returns too little to be worth its pause. */
-const MIN_GROWTH_BYTES = 16 * 2 ** 20;
+/** V8's window for the allocation rate that decides whether a collection shrinks the heap. */
+const ROUND_GAP_MS = 5000;
+const ROUNDS = 3;
+/**
+ * Below this much growth the collections return too little to be worth their pauses. Resident
+ * memory, not the heap in use: the garbage of streamed answers is mostly Buffers, whose bytes
+ * are outside V8's heap and go back only when their small wrappers are collected.
+ */
+const MIN_GROWTH_BYTES = 32 * 2 ** 20;
 
 export class IdleCollection {
   readonly #o: Required<Omit<IdleCollectionOptions, 'onCollect'>> & Pick<IdleCollectionOptions, 'onCollect'>;
@@ -41,15 +54,19 @@ export class IdleCollection {
   /** `started` at the last check: a change means a request came and maybe went between checks. */
   #seen = 0;
   #quietSince = 0;
-  /** Work has run since the last collection (or the start). */
+  /** Work has run since the last quiet spell's collections (or the start). */
   #worked = false;
-  /** The heap in use that the last collection left (or at the start). */
+  /** The resident memory that the last quiet spell's collections left (or at the start). */
   #baseline = 0;
+  /** The current quiet spell's collections still to run, when the next is due, and so far. */
+  #roundsLeft = 0;
+  #nextRoundAt = 0;
+  #spell = { beforeBytes: 0, ms: 0 };
   #collections = 0;
 
   constructor(options: IdleCollectionOptions) {
     this.#o = {
-      heapUsed: () => getHeapStatistics().used_heap_size,
+      residentBytes: () => process.memoryUsage.rss(),
       quietMs: QUIET_MS,
       minGrowthBytes: MIN_GROWTH_BYTES,
       ...options,
@@ -66,7 +83,7 @@ export class IdleCollection {
     if (this.#timer) return;
     this.#seen = this.#o.activity().started;
     this.#quietSince = this.#o.clock.now();
-    this.#baseline = this.#o.heapUsed();
+    this.#baseline = this.#o.residentBytes();
     this.#schedule();
   }
 
@@ -86,22 +103,39 @@ export class IdleCollection {
     const now = this.#o.clock.now();
     const { inFlight, started } = this.#o.activity();
     if (inFlight > 0 || started !== this.#seen) {
+      // Traffic is back: V8's own collections take over, and the spell's are called off.
       this.#seen = started;
       this.#quietSince = now;
       this.#worked = true;
+      this.#roundsLeft = 0;
+      return;
+    }
+    if (this.#roundsLeft > 0) {
+      if (now >= this.#nextRoundAt) this.#round(now);
       return;
     }
     if (!this.#worked || now - this.#quietSince < this.#o.quietMs) return;
-    // One look per quiet spell: a heap that has not grown enough now will not grow while quiet.
+    // One look per quiet spell: memory that has not grown enough now will not grow while quiet.
     this.#worked = false;
-    const beforeBytes = this.#o.heapUsed();
+    const beforeBytes = this.#o.residentBytes();
     if (beforeBytes - this.#baseline < this.#o.minGrowthBytes) return;
-    const t0 = performance.now();
-    this.#o.collect();
-    const ms = performance.now() - t0;
-    this.#baseline = this.#o.heapUsed();
-    this.#collections++;
-    this.#o.onCollect?.({ beforeBytes, afterBytes: this.#baseline, ms });
+    this.#spell = { beforeBytes, ms: 0 };
+    // The collections, then a last step that reads what they left, once V8 has unmapped it.
+    this.#roundsLeft = ROUNDS + 1;
+    this.#round(now);
+  }
+
+  #round(now: number): void {
+    this.#nextRoundAt = now + ROUND_GAP_MS;
+    if (--this.#roundsLeft > 0) {
+      const t0 = performance.now();
+      this.#o.collect();
+      this.#spell.ms += performance.now() - t0;
+      this.#collections++;
+      return;
+    }
+    this.#baseline = this.#o.residentBytes();
+    this.#o.onCollect?.({ ...this.#spell, afterBytes: this.#baseline });
   }
 }
 
