@@ -217,6 +217,8 @@ interface PhaseResult {
   heap0: GatewayMemory;
   rssPeak: number;
   rssStalled: number;
+  /** Answers still running at the gateway at the end of the stall (its current_queue_length). */
+  heldAtStall: number;
   heapStalled: GatewayMemory;
   /** Kernel memory of the sockets around the gateway, before the streams and at the end of the stall. */
   sockets0: ProxySocketMemory;
@@ -320,6 +322,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       rssPeak = Math.max(rssPeak, gw.rssMiB());
     }
     const rssStalled = gw.rssMiB();
+    const heldAtStall = (await gw.status()).current_queue_length;
     const socketsStalled = socketsAround();
     const heapStalled = await gw.memory({ gc: true, ...snapshot(transport, 'stalled') });
     const stallSeconds = (performance.now() - stallStart) / 1000;
@@ -372,6 +375,7 @@ async function phase(transport: Transport): Promise<PhaseResult> {
       heap0,
       rssPeak,
       rssStalled,
+      heldAtStall,
       heapStalled,
       sockets0,
       socketsStalled,
@@ -417,6 +421,7 @@ function render(rows: PhaseResult[]): string {
   const row = (name: string, fn: (r: PhaseResult) => string): void => {
     L.push(`| ${name} | ${cell(fn)} |`);
   };
+  row('answers still at the gateway at the end of the stall', (r) => `${r.heldAtStall} of ${N}`);
   row('RSS before the streams (after GC), MiB', (r) => f(r.rss0));
   row('RSS at the end of the stall, MiB (peak)', (r) => `${f(r.rssStalled)} (${f(r.rssPeak)})`);
   row('**RSS growth per stalled stream, KiB**', (r) => `**${f(perStream(r))}**`);
@@ -458,7 +463,12 @@ function render(rows: PhaseResult[]): string {
   );
   row('anonymous memory after, MiB (start)', (r) => `${f(r.heapAfter.anonKiB / 1024)} (${f(r.heap0.anonKiB / 1024)})`);
   row('open fds before → after', (r) => `${r.fds0} → ${r.fdsAfter}`);
-  if (http) {
+  if (http && http.heldAtStall < N) {
+    L.push(
+      '',
+      `No ratio to HTTP: ${N - http.heldAtStall} of its ${N} answers had left the gateway whole before the stall ended (into the kernel's socket buffers), so the gateway held no stalled HTTP stream to compare with. Answers longer than those buffers hold both transports.`,
+    );
+  } else if (http) {
     const ratios = rows
       .filter((r) => r !== http)
       .map((r) => `${LABELS[r.transport]}: **${f(perStream(r) / perStream(http), 2)}**`);
