@@ -15,9 +15,9 @@ import type { Clock, TimerHandle } from '../core/clock.js';
  *
  * One collection is not enough. V8 shrinks its heap (the young generation's idle half, old
  * pages) only at a collection that finds allocation low over its 5 s window, and unmaps what
- * it shrank at the next one. So a quiet spell gets three collections 5 s apart: with a
- * thousand stalled gRPC streams just drained, the first freed nothing of the RSS, the second
- * 70 MiB, the third 60 more, and a fourth nothing (bench/results/stalled-streams.md).
+ * it shrank at the next one. So a quiet spell gets three collections 5 s apart: with 200
+ * stalled gRPC streams just drained, the first freed nothing of the RSS, the second 70 MiB,
+ * the third 60 more, and a fourth nothing (bench/results/stalled-streams.md).
  */
 export interface IdleCollectionOptions {
   clock: Clock;
@@ -58,7 +58,10 @@ export class IdleCollection {
   #worked = false;
   /** The resident memory that the last quiet spell's collections left (or at the start). */
   #baseline = 0;
-  /** The current quiet spell's collections still to run, when the next is due, and so far. */
+  /**
+   * The current quiet spell's steps still to run (its collections, then reading what they
+   * left), when the next is due, and the RSS before them and their time so far.
+   */
   #roundsLeft = 0;
   #nextRoundAt = 0;
   #spell = { beforeBytes: 0, ms: 0 };
