@@ -2,23 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Clock, TimerHandle } from '../core/clock.js';
 
-/**
- * Full garbage collections once the gateway has gone quiet after work.
- *
- * A burst of requests (a thousand streams, say) leaves garbage and a grown heap behind. V8
- * gives it back when allocation needs the room, or when its memory reducer's watchdog fires:
- * Node gives V8 no idle-time notifications, so that is about 100 s after the last mark-compact,
- * and an idle gateway holds the burst's memory for minutes. Collecting once nothing has run
- * for a few seconds gives it back to the OS within seconds, at a moment when no request waits
- * for the pauses. The JVM's G1 does the same with its periodic collection (JEP 346), for
- * servers whose load comes and goes.
- *
- * One collection is not enough. V8 shrinks its heap (the young generation's idle half, old
- * pages) only at a collection that finds allocation low over its 5 s window, and unmaps what
- * it shrank at the next one. So a quiet spell gets three collections 5 s apart: with 200
- * stalled gRPC streams just drained, the first freed nothing of the RSS, the second 70 MiB,
- * the third 60 more, and a fourth nothing (bench/results/stalled-streams.md).
- */
+/** What IdleCollection reads and calls; by default the process's own memory and V8's collection. */
 export interface IdleCollectionOptions {
   clock: Clock;
   /** Requests running now, and requests started since the gateway began. */
@@ -48,6 +32,23 @@ const ROUNDS = 3;
  */
 const MIN_GROWTH_BYTES = 32 * 2 ** 20;
 
+/**
+ * Full garbage collections once the gateway has gone quiet after work.
+ *
+ * A burst of requests (a thousand streams, say) leaves garbage and a grown heap behind. V8
+ * gives it back when allocation needs the room, or when its memory reducer's watchdog fires:
+ * Node gives V8 no idle-time notifications, so that is about 100 s after the last mark-compact,
+ * and an idle gateway holds the burst's memory for minutes. Collecting once nothing has run
+ * for a few seconds gives it back to the OS within seconds, at a moment when no request waits
+ * for the pauses. The JVM's G1 does the same with its periodic collection (JEP 346), for
+ * servers whose load comes and goes.
+ *
+ * One collection is not enough. V8 shrinks its heap (the young generation's idle half, old
+ * pages) only at a collection that finds allocation low over its 5 s window, and unmaps what
+ * it shrank at the next one. So a quiet spell gets three collections 5 s apart: with 200
+ * stalled gRPC streams just drained, the first freed nothing of the RSS, the second 70 MiB,
+ * the third 60 more, and a fourth nothing (bench/results/stalled-streams.md).
+ */
 export class IdleCollection {
   readonly #o: Required<Omit<IdleCollectionOptions, 'onCollect'>> & Pick<IdleCollectionOptions, 'onCollect'>;
   #timer: TimerHandle | undefined;
