@@ -4,10 +4,10 @@
  * dir), so tests can take one member away, or the quorum, and give it back.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/provisioners/free-port.js';
 import { waitFor } from './wait.js';
 
 export const ETCD_BINARY = process.env.ETCD_BINARY ?? 'etcd';
@@ -40,6 +40,42 @@ interface Member extends EtcdMember {
   proc: ChildProcess | undefined;
   running: boolean;
   readonly dataDir: string;
+  /** The last lines the member wrote to stderr, for the error when it does not come back. */
+  readonly stderrTail: string[];
+}
+
+const STDERR_LINES = 20;
+
+/**
+ * A loopback port below the kernel's ephemeral range that is free now. A member's ports must
+ * stay free while it is down so that it can start again on them; a port from the ephemeral
+ * range (what binding port 0 gives) can meanwhile become the source port of any outgoing
+ * connection, e.g. the test's own load, and etcd then exits on `address already in use`.
+ */
+async function portOutsideEphemeralRange(): Promise<number> {
+  const low = ephemeralRangeStart();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in 10000-${low - 1} after 100 tries`);
+}
+
+function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** Starts an n-member cluster (elections tuned fast for tests: 50 ms heartbeat, 500 ms election timeout). */
@@ -53,7 +89,7 @@ export async function startEtcd(n = 3): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'flockserve-etcd-'));
   const members: Member[] = [];
   for (let i = 0; i < n; i++) {
-    const [client, peer] = [await freePort(), await freePort()];
+    const [client, peer] = [await portOutsideEphemeralRange(), await portOutsideEphemeralRange()];
     members.push({
       name: `m${i}`,
       clientUrl: `http://127.0.0.1:${client}`,
@@ -61,6 +97,7 @@ export async function startEtcd(n = 3): Promise<EtcdCluster> {
       proc: undefined,
       running: false,
       dataDir: join(dir, `m${i}`),
+      stderrTail: [],
     });
   }
   const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
@@ -97,6 +134,11 @@ export async function startEtcd(n = 3): Promise<EtcdCluster> {
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
+    // Read stderr as it comes: a pipe nobody reads fills up and then blocks the member.
+    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      m.stderrTail.push(...chunk.split('\n').filter(Boolean));
+      m.stderrTail.splice(0, Math.max(0, m.stderrTail.length - STDERR_LINES));
+    });
     proc.on('exit', () => (m.running = false));
     m.proc = proc;
     m.running = true;
@@ -132,8 +174,16 @@ export async function startEtcd(n = 3): Promise<EtcdCluster> {
     async restart(i) {
       const m = members[i]!;
       if (m.running) return;
+      m.stderrTail.length = 0;
       launch(m);
-      await waitFor(() => answers(m), `etcd member ${m.name} back`, 20_000);
+      await waitFor(
+        async () => {
+          if (!m.running) throw new Error(`etcd member ${m.name} exited on restart:\n${m.stderrTail.join('\n')}`);
+          return answers(m);
+        },
+        () => `etcd member ${m.name} back (its stderr: ${m.stderrTail.join(' | ') || 'nothing'})`,
+        20_000,
+      );
     },
     pause: (i) => void members[i]!.proc?.kill('SIGSTOP'),
     resume: (i) => void members[i]!.proc?.kill('SIGCONT'),
