@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ROOT, startGateway, type TestGateway } from '../../helpers/gateway.js';
 
@@ -29,9 +29,10 @@ function run(code: string): Promise<{ code: number; stdout: string; stderr: stri
   const file = join(mkdtempSync(join(ROOT, 'dist', 'readme-')), 'snippet.mjs');
   writeFileSync(file, code);
   return new Promise((resolve) =>
-    execFile(process.execPath, [file], { timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-    ),
+    execFile(process.execPath, [file], { timeout: 30_000 }, (err, stdout, stderr) => {
+      rmSync(dirname(file), { recursive: true, force: true });
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr });
+    }),
   );
 }
 
