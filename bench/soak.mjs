@@ -44,6 +44,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
+import { seededRandom } from '../dist/core/clock.js';
 import { InferenceServiceClient } from '../dist/gen/flockserve/v1/inference.js';
 import { startFleet } from './lib/fleet.mjs';
 import { ROOT } from './lib/procs.mjs';
@@ -115,18 +116,7 @@ const MIX = [
 /** Kinds whose client goes before its answer ends (the worker must abort them). */
 const ABANDONING = new Set(['http-abort', 'http-abort-early', 'grpc-cancel', 'grpc-deadline']);
 
-/** A seeded random source (mulberry32): the same run for the same seed. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = random(Number(values.seed));
+const rand = seededRandom(Number(values.seed));
 const pick = () => {
   let r = rand() * 100;
   for (const [kind, w] of MIX) if ((r -= w) < 0) return kind;
