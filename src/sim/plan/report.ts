@@ -92,9 +92,33 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
     '× fixed: cost over the cheapest fixed fleet (N workers) whose p99 wait is no worse; dominated: a fixed fleet',
     'costs no more, waits no longer at p99 and fails no more requests. Quick relaunches: launches less than one',
     `launch delay after a scale-down of a ready worker. Churn ok: launches ≤ 2 × the bound's (${b.launches}) + 2 and no quick relaunch.`,
+    '',
+    ...inShort(r, c.queueWaitSlo),
     ...warnings,
     `planned in ${r.wallS.toFixed(1)} s`,
   ].join('\n');
+}
+
+/**
+ * The answer to what a user runs plan for: the fleet to buy for the SLO, and what each policy
+ * costs against it (and whether it holds the SLO), with the bound below both.
+ */
+function inShort(r: PlanResult, sloS: number): string[] {
+  const holds = (x: PlanRun): boolean => x.failed === 0 && x.summary.queueWaitS.p99 <= sloS;
+  const fleet = r.fixed.find(holds);
+  const vs = (wh: number): string => (fleet ? `, ${h(wh / fleet.workerHours)} × that fleet` : '');
+  const lines = [
+    `In short, for a p99 queue wait within queue_wait_slo (${sloS} s):`,
+    fleet
+      ? `  a fixed fleet of ${fleet.initialWorkers} holds it for ${h(fleet.workerHours)} worker-h`
+      : `  no fixed fleet swept holds it`,
+    ...r.policies.map(
+      (x) =>
+        `  ${x.policy}, ${x.start}: ${h(x.workerHours)} worker-h${vs(x.workerHours)}; p99 wait ${s1(x.summary.queueWaitS.p99)} s${x.failed > 0 ? `, ${x.failed} failed` : ''}, ${holds(x) ? 'within the SLO' : 'over the SLO'}`,
+    ),
+    `  no schedule does it for less than the clairvoyant bound's ${h(r.bound.workerHours)} worker-h${vs(r.bound.workerHours)}`,
+  ];
+  return lines;
 }
 
 /** Columns padded to their widest cell; numbers right-aligned. */

@@ -247,13 +247,31 @@ describe('flockserve plan (CLI)', () => {
     expect(await readFile(chart, 'utf8')).toMatch(/^<svg[\s\S]*bound [\d.]+[\s\S]*<\/svg>\n$/);
     out.length = 0;
     expect(await planMain([...argv, '--json', '--quiet'], io)).toBe(0);
-    const json = JSON.parse(out.join('')) as {
-      fixed: unknown[];
-      policies: { policy: string }[];
-      bound: { workerHours: number };
-    };
+    interface Run {
+      policy: string;
+      start: string;
+      initialWorkers: number;
+      workerHours: number;
+      failed: number;
+      queueWaitS: { p99: number };
+    }
+    const json = JSON.parse(out.join('')) as { fixed: Run[]; policies: Run[]; bound: { workerHours: number } };
     expect(json.policies.map((p) => p.policy)).toEqual(['running-mean', 'running-mean']);
     expect(text).toContain(`Clairvoyant bound: ${json.bound.workerHours.toFixed(2)} worker-h`);
+    // In short: the smallest fixed fleet within the SLO (1 s by default), and each policy against it.
+    const holds = (r: Run): boolean => r.failed === 0 && r.queueWaitS.p99 <= 1;
+    const fleet = json.fixed.find(holds)!;
+    expect(json.fixed.filter((r) => r.initialWorkers < fleet.initialWorkers).some(holds)).toBe(false);
+    expect(text).toContain(
+      `In short, for a p99 queue wait within queue_wait_slo (1 s):\n  a fixed fleet of ${fleet.initialWorkers} holds it for ${fleet.workerHours.toFixed(2)} worker-h\n`,
+    );
+    for (const r of json.policies)
+      expect(text).toContain(
+        `  running-mean, ${r.start}: ${r.workerHours.toFixed(2)} worker-h, ${(r.workerHours / fleet.workerHours).toFixed(2)} × that fleet; p99 wait ${r.queueWaitS.p99.toFixed(1)} s${r.failed > 0 ? `, ${r.failed} failed` : ''}, ${holds(r) ? 'within' : 'over'} the SLO`,
+      );
+    expect(text).toContain(
+      `no schedule does it for less than the clairvoyant bound's ${json.bound.workerHours.toFixed(2)} worker-h, ${(json.bound.workerHours / fleet.workerHours).toFixed(2)} × that fleet`,
+    );
   });
 
   it('a broken trace exits 2 naming the file and line, before any run', async () => {
