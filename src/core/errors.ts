@@ -99,6 +99,13 @@ export const ERRORS = {
     type: 'invalid_request_error', // as OpenAI answers an unknown model or URL
     message: 'Not found.',
   },
+  // An inference route asked with another method than POST (OpenAI answers "Invalid method for URL").
+  method_not_allowed: {
+    status: 405,
+    grpc: 'UNIMPLEMENTED',
+    type: 'invalid_request_error',
+    message: 'The route takes POST only.',
+  },
   unknown_worker: {
     status: 404,
     grpc: 'NOT_FOUND',

@@ -13,7 +13,7 @@ import { OPTIONS } from '../config/options.js';
 import type { Clock } from '../core/clock.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import { requestIdOf } from '../routes/rules.js';
-import { apiOfPath, REQUEST_ID_HEADER } from '../routes/table.js';
+import { apiOfPath, inferenceRoute, REQUEST_ID_HEADER } from '../routes/table.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { TlsFiles } from '../runtime/tls.js';
 import { ClientConnectionStats, limitConnections } from '../service/connections.js';
@@ -173,10 +173,17 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   }
   registerLegacyRoutes(app, options.plane);
 
-  // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is.
+  // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is, but for an inference
+  // route asked with another method: the edge serves their POSTs, and no engine serves the rest.
   app.all('/*', async (req, reply) => {
-    reply.hijack();
     const query = req.url.indexOf('?');
+    const path = query < 0 ? req.url : req.url.slice(0, query);
+    if (inferenceRoute(path)) {
+      reply.raw.setHeader('allow', 'POST');
+      const message = `Invalid method for URL (${req.method} ${path}): it takes POST.`;
+      return sendError(reply, new GatewayError('method_not_allowed', { message }), req.id);
+    }
+    reply.hijack();
     await answer(
       options.service,
       reply.raw,
@@ -188,7 +195,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
         record: req.record,
         requestId: req.id,
         sendTimeout,
-        errorShape: apiOfPath(query < 0 ? req.url : req.url.slice(0, query)),
+        errorShape: apiOfPath(path),
       },
       options.log,
     );

@@ -259,7 +259,12 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
     }
 
     const route = POST_ROUTES[path];
-    if (method !== 'POST' || !route) {
+    if (route && method !== 'POST') {
+      // Starlette's (vLLM's) answer to a route asked with another method; axum's (TGI's) has no body.
+      if (isTgi) return void res.writeHead(405, { allow: 'POST', 'content-length': 0 }).end();
+      return sendJson(res, 405, { detail: 'Method Not Allowed' }, { allow: 'POST' });
+    }
+    if (!route) {
       return sendJson(res, 404, { detail: 'Not Found' }); // FastAPI's (vLLM's) 404 body
     }
 

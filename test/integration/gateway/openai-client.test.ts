@@ -102,6 +102,25 @@ describe("a worker's own errors reach the openai client in OpenAI's shape", () =
     expect(res.headers.get('x-request-id')).toMatch(UUID);
   });
 
+  it('an inference route asked with GET: 405 from the gateway, Allow: POST, no worker asked', async () => {
+    for (const path of ['/v1/chat/completions', '/generate']) {
+      const res = await fetch(`${t.url}${path}?x=1`);
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+      expect(res.headers.get('x-request-id')).toMatch(UUID);
+      expect(await res.json()).toEqual({
+        error: {
+          message: `Invalid method for URL (GET ${path}): it takes POST.`,
+          type: 'invalid_request_error',
+          param: null,
+          code: 'method_not_allowed',
+        },
+      });
+    }
+    // Other paths still go to the worker, whatever their method.
+    expect((await fetch(`${t.url}/v1/models`)).status).toBe(200);
+  });
+
   it("a TGI route keeps TGI's error shape", async () => {
     const res = await fetch(`${t.url}/generate`, {
       method: 'POST',

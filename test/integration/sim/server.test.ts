@@ -332,6 +332,18 @@ describe('engine simulator: errors', () => {
     expect((JSON.parse(res.text) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
   });
 
+  it("a route asked with another method → 405 with Allow: POST (Starlette's body; axum's none for TGI)", async () => {
+    const sim = await start();
+    const chat = await fetch(`${sim.url}/v1/chat/completions`);
+    expect(chat.status).toBe(405);
+    expect(chat.headers.get('allow')).toBe('POST');
+    expect(await chat.json()).toEqual({ detail: 'Method Not Allowed' });
+    const tgi = await fetch(`${sim.url}/generate`, { method: 'PUT', body: '{}' });
+    expect(tgi.status).toBe(405);
+    expect(tgi.headers.get('allow')).toBe('POST');
+    expect(await tgi.text()).toBe('');
+  });
+
   it('unknown route → 404 JSON', async () => {
     const sim = await start();
     const res = await fetch(`${sim.url}/nope`);
