@@ -107,7 +107,7 @@ function inShort(r: PlanResult, sloS: number): string[] {
   const holds = (x: PlanRun): boolean => x.failed === 0 && x.summary.queueWaitS.p99 <= sloS;
   const fleet = r.fixed.find(holds);
   const vs = (wh: number): string => (fleet ? `, ${h(wh / fleet.workerHours)} × that fleet` : '');
-  const lines = [
+  return [
     `In short, for a p99 queue wait within queue_wait_slo (${sloS} s):`,
     fleet
       ? `  a fixed fleet of ${fleet.initialWorkers} holds it for ${h(fleet.workerHours)} worker-h`
@@ -118,7 +118,6 @@ function inShort(r: PlanResult, sloS: number): string[] {
     ),
     `  no schedule does it for less than the clairvoyant bound's ${h(r.bound.workerHours)} worker-h${vs(r.bound.workerHours)}`,
   ];
-  return lines;
 }
 
 /** Columns padded to their widest cell; numbers right-aligned. */
