@@ -49,12 +49,22 @@ function zeroWaitWorkersOf(fixed: readonly PlanRun[]): number {
   return smallestServing(fixed, (wait) => wait.max === 0) ?? fixed.at(-1)!.initialWorkers;
 }
 
-/** The smallest fixed fleet that failed nothing, left nothing unfinished and whose queue wait passes `ok`. */
+/** The smallest fixed fleet that served every request and whose queue wait passes `ok`. */
 function smallestServing(
   fixed: readonly PlanRun[],
   ok: (wait: PlanRun['summary']['queueWaitS']) => boolean,
 ): number | undefined {
-  return fixed.find((r) => r.failed === 0 && r.summary.unfinished === 0 && ok(r.summary.queueWaitS))?.initialWorkers;
+  return fixed.find((r) => servedAll(r) && ok(r.summary.queueWaitS))?.initialWorkers;
+}
+
+/** None of its requests failed or was left unfinished. */
+function servedAll(r: PlanRun): boolean {
+  return r.failed === 0 && r.summary.unfinished === 0;
+}
+
+/** The run held queue_wait_slo (`sloS`): it served every request, and its p99 queue wait is within the SLO. */
+export function heldSlo(r: PlanRun, sloS: number): boolean {
+  return servedAll(r) && r.summary.queueWaitS.p99 <= sloS;
 }
 
 export interface PlanRun {

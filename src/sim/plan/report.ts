@@ -1,6 +1,6 @@
 /** What `flockserve plan` prints: a text table, or the same numbers as JSON. */
 import { attributions, type RunDescription } from '../cluster/report.js';
-import { ZERO_WAIT_P99_S, type PlanResult, type PlanRun, type PolicyPlacement } from './plan.js';
+import { heldSlo, ZERO_WAIT_P99_S, type PlanResult, type PlanRun, type PolicyPlacement } from './plan.js';
 
 /** What was planned on, as `simulate` describes a run (workload, launches, attributions). */
 export type PlanDescription = Omit<RunDescription, 'wallS'>;
@@ -104,7 +104,7 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
  * costs against it (and whether it holds the SLO), with the bound below both.
  */
 function inShort(r: PlanResult, sloS: number): string[] {
-  const holds = (x: PlanRun): boolean => x.failed === 0 && x.summary.queueWaitS.p99 <= sloS;
+  const holds = (x: PlanRun): boolean => heldSlo(x, sloS);
   const fleet = r.fixed.find(holds);
   const vs = (wh: number): string => (fleet ? `, ${h(wh / fleet.workerHours)} × that fleet` : '');
   return [
@@ -134,6 +134,7 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
 
 /** The plan as JSON (the benchmark reads this). */
 export function planJson(r: PlanResult, d: PlanDescription): Record<string, unknown> {
+  const slo = d.config.queueWaitSlo;
   const run = (x: PlanRun): Record<string, unknown> => ({
     policy: x.policy,
     start: x.start,
@@ -151,6 +152,7 @@ export function planJson(r: PlanResult, d: PlanDescription): Record<string, unkn
     scaleDowns: x.scaleDowns,
     durationS: x.summary.durationS,
     boundAtOwnWait: x.boundAtOwnWait,
+    heldSlo: heldSlo(x, slo),
     wallS: x.wallS,
   });
   return {
@@ -162,6 +164,8 @@ export function planJson(r: PlanResult, d: PlanDescription): Record<string, unkn
     seed: d.seed,
     requests: r.requests,
     maxWorkers: r.maxWorkers,
+    queueWaitSloS: slo,
+    sloWorkers: r.fixed.find((x) => heldSlo(x, slo))?.initialWorkers,
     zeroWaitWorkers: r.zeroWaitWorkers,
     warmWorkers: r.warmWorkers,
     bound: r.bound,

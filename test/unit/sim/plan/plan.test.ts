@@ -255,12 +255,21 @@ describe('flockserve plan (CLI)', () => {
       failed: number;
       queueWaitS: { p99: number };
     }
-    const json = JSON.parse(out.join('')) as { fixed: Run[]; policies: Run[]; bound: { workerHours: number } };
+    const json = JSON.parse(out.join('')) as {
+      fixed: (Run & { heldSlo: boolean })[];
+      policies: (Run & { heldSlo: boolean })[];
+      bound: { workerHours: number };
+      queueWaitSloS: number;
+      sloWorkers: number;
+    };
     expect(json.policies.map((p) => p.policy)).toEqual(['running-mean', 'running-mean']);
     expect(text).toContain(`Clairvoyant bound: ${json.bound.workerHours.toFixed(2)} worker-h`);
     // In short: the smallest fixed fleet within the SLO (1 s by default), and each policy against it.
     const holds = (r: Run): boolean => r.failed === 0 && r.queueWaitS.p99 <= 1;
+    expect(json.queueWaitSloS).toBe(1);
+    for (const r of [...json.fixed, ...json.policies]) expect(r.heldSlo, `${r.policy} ${r.start}`).toBe(holds(r));
     const fleet = json.fixed.find(holds)!;
+    expect(json.sloWorkers).toBe(fleet.initialWorkers);
     expect(json.fixed.filter((r) => r.initialWorkers < fleet.initialWorkers).some(holds)).toBe(false);
     expect(text).toContain(
       `In short, for a p99 queue wait within queue_wait_slo (1 s):\n  a fixed fleet of ${fleet.initialWorkers} holds it for ${fleet.workerHours.toFixed(2)} worker-h\n`,
