@@ -67,6 +67,11 @@ export function heldSlo(r: PlanRun, sloS: number): boolean {
   return servedAll(r) && r.summary.queueWaitS.p99 <= sloS;
 }
 
+/** The fleet to buy for queue_wait_slo: the smallest fixed fleet that held it, if any did. */
+export function sloFleet(fixed: readonly PlanRun[], sloS: number): PlanRun | undefined {
+  return fixed.find((r) => heldSlo(r, sloS));
+}
+
 export interface PlanRun {
   /** "fixed" for a fixed fleet, else the policy's name. */
   readonly policy: AutoscalerName | 'fixed';

@@ -1,6 +1,6 @@
 /** What `flockserve plan` prints: a text table, or the same numbers as JSON. */
 import { attributions, type RunDescription } from '../cluster/report.js';
-import { heldSlo, ZERO_WAIT_P99_S, type PlanResult, type PlanRun, type PolicyPlacement } from './plan.js';
+import { heldSlo, sloFleet, ZERO_WAIT_P99_S, type PlanResult, type PlanRun, type PolicyPlacement } from './plan.js';
 
 /** What was planned on, as `simulate` describes a run (workload, launches, attributions). */
 export type PlanDescription = Omit<RunDescription, 'wallS'>;
@@ -104,8 +104,7 @@ export function formatPlan(r: PlanResult, d: PlanDescription): string {
  * costs against it (and whether it holds the SLO), with the bound below both.
  */
 function inShort(r: PlanResult, sloS: number): string[] {
-  const holds = (x: PlanRun): boolean => heldSlo(x, sloS);
-  const fleet = r.fixed.find(holds);
+  const fleet = sloFleet(r.fixed, sloS);
   const vs = (wh: number): string => (fleet ? `, ${h(wh / fleet.workerHours)} × that fleet` : '');
   return [
     `In short, for a p99 queue wait within queue_wait_slo (${sloS} s):`,
@@ -114,7 +113,7 @@ function inShort(r: PlanResult, sloS: number): string[] {
       : `  no fixed fleet swept holds it`,
     ...r.policies.map(
       (x) =>
-        `  ${x.policy}, ${x.start}: ${h(x.workerHours)} worker-h${vs(x.workerHours)}; p99 wait ${s1(x.summary.queueWaitS.p99)} s${x.failed > 0 ? `, ${x.failed} failed` : ''}, ${holds(x) ? 'within the SLO' : 'over the SLO'}`,
+        `  ${x.policy}, ${x.start}: ${h(x.workerHours)} worker-h${vs(x.workerHours)}; p99 wait ${s1(x.summary.queueWaitS.p99)} s${x.failed > 0 ? `, ${x.failed} failed` : ''}, ${heldSlo(x, sloS) ? 'within the SLO' : 'over the SLO'}`,
     ),
     `  no schedule does it for less than the clairvoyant bound's ${h(r.bound.workerHours)} worker-h${vs(r.bound.workerHours)}`,
   ];
@@ -165,7 +164,7 @@ export function planJson(r: PlanResult, d: PlanDescription): Record<string, unkn
     requests: r.requests,
     maxWorkers: r.maxWorkers,
     queueWaitSloS: slo,
-    sloWorkers: r.fixed.find((x) => heldSlo(x, slo))?.initialWorkers,
+    sloWorkers: sloFleet(r.fixed, slo)?.initialWorkers,
     zeroWaitWorkers: r.zeroWaitWorkers,
     warmWorkers: r.warmWorkers,
     bound: r.bound,
