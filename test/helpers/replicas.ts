@@ -59,7 +59,7 @@ export interface ReplicaSet {
   readonly workerPrefix: string;
   /** Replicas that have not exited. */
   running(): Replica[];
-  /** The leader as every running, answering replica names it: undefined until they agree. */
+  /** The leader as every running, answering replica names it, in the same term: undefined until they agree. */
   leader(among?: Replica[]): Promise<Replica | undefined>;
   /** launch/down of each cluster name, from the fake sky's ledger. */
   lifecycle(): { launches: Map<string, LedgerEntry[]>; downs: Map<string, LedgerEntry[]> };
@@ -189,9 +189,11 @@ export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
     running: () => replicas.filter((r) => !r.exited),
     async leader(among = set.running()) {
       const statuses = await Promise.all(among.map((r) => r.status()));
-      const named = new Set(statuses.map((s) => s?.coordination.leader ?? undefined));
-      if (named.size !== 1) return undefined;
-      const [id] = [...named];
+      // The same term, not only the same name: a replica that has not yet seen a leader key go still
+      // names the replica that held it, which may lead again under a new term by then.
+      const terms = new Set(statuses.map((s) => `${s?.coordination.leader}@${s?.coordination.leader_since}`));
+      if (terms.size !== 1) return undefined;
+      const id = statuses[0]?.coordination.leader;
       return replicas.find((r) => r.name === id);
     },
     lifecycle() {
