@@ -475,11 +475,15 @@ export class EtcdCoordinator implements Coordinator {
   async submit(cmd: FleetCommand): Promise<FleetCommandResult> {
     const listener = this.#listener;
     if (this.#leading && listener) return listener.command(cmd);
-    if (!this.#leader || this.#closed) {
+    if (this.#closed) {
+      return { ok: false, code: 'shutting_down', message: 'This replica has left the fleet; ask another replica.' };
+    }
+    // With no leader known (an election under way, or this replica not yet told of its outcome)
+    // the command is written all the same: a replica that wins an election runs every command
+    // waiting, so the caller waits for the election, up to the time below, rather than retrying.
+    if (!this.#leader && !this.#reachable) {
       return noLeader(
-        this.#reachable
-          ? 'No replica leads the fleet right now (an election is under way); retry in a few seconds.'
-          : 'This replica cannot reach etcd, so it cannot pass the command to the leader; retry later or ask another replica.',
+        'This replica cannot reach etcd, so it cannot pass the command to the leader; retry later or ask another replica.',
       );
     }
     const id = randomUUID();

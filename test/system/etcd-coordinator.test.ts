@@ -371,6 +371,35 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
     }
   });
 
+  it('node control sent during an election waits for it and is run once, by the winner', async () => {
+    // A leader that is gone but whose key stands until revoked: the followers name it.
+    const prefix = newPrefix();
+    const raw = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const ghost = raw.lease(60, { autoKeepAlive: false });
+      await ghost.put(`${prefix}leader`).value(JSON.stringify({ id: 'ghost', since: Date.now() }));
+      const { cs, rs } = await join(2, undefined, prefix);
+      expect(cs.map((c) => c.status().leader)).toEqual(['ghost', 'ghost']);
+      // One command waits on the gone leader; another is sent just as its key goes, while the
+      // replicas learn of the election and its outcome.
+      const waiting = cs[1]!.submit({ op: 'scale', min: 1, max: 3 });
+      await ghost.revoke();
+      const during = cs[1]!.submit({ op: 'scale', min: 1, max: 4 });
+      expect(await waiting).toMatchObject({ ok: true });
+      expect(await during).toMatchObject({ ok: true });
+      const winner = leaders(cs);
+      expect(winner).toHaveLength(1);
+      const ran = rs[cs.indexOf(winner[0]!)]!.commands;
+      expect([...ran].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([
+        { op: 'scale', min: 1, max: 3 },
+        { op: 'scale', min: 1, max: 4 },
+      ]);
+      expect(rs.flatMap((r) => r.commands)).toHaveLength(2);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('node control the leader has claimed but answers late is still answered, not withdrawn from under it', async () => {
     const prefix = newPrefix();
     // The leader's handler takes longer than the follower waits before it tries to withdraw.
