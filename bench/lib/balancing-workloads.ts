@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseSimulateArgs } from '../../src/sim/cluster/args.js';
+import type { OracleKind } from '../../src/sim/cluster/oracle.js';
 import { simulate, type SimulationResult } from '../../src/sim/cluster/run.js';
 import { readTrace, type TraceRequest } from '../../src/sim/cluster/trace.js';
 import type { SimWorkload } from '../../src/sim/cluster/workload.js';
@@ -65,13 +66,14 @@ export const WORKERS = 4;
 /**
  * One virtual-time run of a balancing workload: `WORKERS` simulated workers already up, min =
  * max (the autoscaler never acts), the gateway's defaults but for `flags` (e.g.
- * `['--load_balancer', 'prefix-cache']`); `oracle` routes with the clairvoyant yardstick instead.
+ * `['--load_balancer', 'prefix-cache']`); `oracle` routes with a clairvoyant yardstick instead
+ * (true: the longest cached prefix).
  */
 export async function simulateFleet(o: {
   readonly workload: SimWorkload;
   readonly profile?: Partial<EngineProfile>;
   readonly flags?: readonly string[];
-  readonly oracle?: boolean;
+  readonly oracle?: boolean | OracleKind;
   readonly seed: number;
 }): Promise<SimulationResult> {
   const argv = [

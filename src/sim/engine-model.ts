@@ -234,6 +234,11 @@ interface CachedBlock {
 
 const OFFLOADED = -1;
 
+/** Tokens a prompt's `hitBlocks` cached leading blocks save: a prompt all cached still computes its last token. */
+function cachedTokens(promptTokens: number, hitBlocks: number): number {
+  return Math.min(hitBlocks * PREFIX_BLOCK_TOKENS, Math.max(0, promptTokens - 1));
+}
+
 export class EngineModel {
   readonly profile: EngineProfile;
   readonly #clock: Clock;
@@ -347,6 +352,31 @@ export class EngineModel {
   /** Requests waiting for admission (stats().waiting, without making the rest). */
   get waiting(): number {
     return this.#waiting.length;
+  }
+
+  /**
+   * How long a prompt of `promptTokens` whose whole blocks are `blocks`, submitted now, would wait
+   * for its first token if nothing else arrived, ms: the prefill queued ahead of it (what is left
+   * of the prompt part-way through, and each waiting prompt less the prefix cached here now) and
+   * its own uncached part, in steps of the budget the running decodes leave. It leaves out waits
+   * for KV-cache room and the decodes that end meanwhile. For a clairvoyant router in the
+   * simulation; no engine exports it.
+   */
+  firstTokenMs(promptTokens: number, blocks: readonly number[]): number {
+    let tokens = this.#uncached(promptTokens, blocks) + (this.#partial?.prefillLeft ?? 0);
+    for (const seq of this.#waiting) tokens += this.#uncached(seq.req.promptTokens, seq.blocks);
+    const p = this.profile;
+    const decodes = this.#running.length - (this.#partial ? 1 : 0);
+    const decodeMs = p.decodeStepMs + p.decodeStepMsPerSeq * (decodes + 1);
+    if (this.#budget === Infinity) return decodeMs + this.#computeMs(tokens);
+    const perStep = Math.max(1, this.#budget - decodes);
+    return Math.ceil(tokens / perStep) * decodeMs + this.#computeMs(tokens);
+  }
+
+  /** Of a prompt of `promptTokens` whose whole blocks are `blocks`, the tokens a prefill here would compute now. */
+  #uncached(promptTokens: number, blocks: readonly number[]): number {
+    const prompt = Math.max(0, promptTokens);
+    return this.#cacheBlocks === 0 ? prompt : prompt - cachedTokens(prompt, this.cachedPrefixBlocks(blocks));
   }
 
   stats(): EngineStats {
@@ -571,7 +601,7 @@ export class EngineModel {
       held[i] = block;
     }
     seq.held = held;
-    const cached = Math.min(hit * PREFIX_BLOCK_TOKENS, Math.max(0, prompt - 1));
+    const cached = cachedTokens(prompt, hit);
     const loaded = Math.min(offloadedHit * PREFIX_BLOCK_TOKENS, cached);
     this.#prefixQueries += prompt;
     this.#prefixHits += cached;

@@ -34,7 +34,7 @@ import type { EngineProfile } from '../engine-model.js';
 import { chatPromptText } from '../openai-routes.js';
 import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';
 import { SimMetrics, type RequestRecord, type SimSummary } from './metrics.js';
-import { OracleBalancer } from './oracle.js';
+import { EngineOracle, type EnginePrompt, type OracleKind } from './oracle.js';
 import { SimProvisioner } from './provisioner.js';
 import { SimReplicaGroup } from './replicas.js';
 import { SimUpstream } from './upstream.js';
@@ -65,10 +65,12 @@ export interface SimulationOptions {
   /** Seeded faults, each off by default. */
   readonly faults?: SimulationFaults;
   /**
-   * Route with the clairvoyant OracleBalancer (oracle.ts: the worker whose engine holds the
-   * longest cached prefix, ignoring load) instead of `load_balancer`: the yardstick for hit rates.
+   * Route with a clairvoyant yardstick (oracle.ts) instead of `load_balancer`: true or
+   * 'longest-prefix', the worker whose engine holds the longest cached prefix, ignoring load
+   * (the yardstick for hit rates); 'first-token', the worker whose engine would give the first
+   * token soonest (the yardstick for time to first token).
    */
-  readonly oracle?: boolean;
+  readonly oracle?: boolean | OracleKind;
   /** Virtual ms between samples of the per-worker load (BalanceStats); default 100. */
   readonly balanceSampleMs?: number;
   /** Where the gateway's log lines go (none by default). */
@@ -214,13 +216,13 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     random: requestFaultRandom,
   });
   const scaleEvents: ScaleEvent[] = [];
-  // The oracle sees the prompt as the balancer does and looks it up as the engines hash it.
-  const engineBlocks = new Map<string, { blocks: readonly number[]; requests: number }>();
+  // The oracle sees the prompt as the balancer does and looks it up as the engines see it.
+  const enginePrompts = new Map<string, EnginePrompt & { requests: number }>();
   const oracle = o.oracle
-    ? new OracleBalancer(
-        (w) => provisioner.worker(w.name)?.engine,
-        (text) => engineBlocks.get(text)?.blocks,
-      )
+    ? new EngineOracle(o.oracle === true ? 'longest-prefix' : o.oracle, {
+        engine: (w) => provisioner.worker(w.name)?.engine,
+        prompt: (text) => enginePrompts.get(text),
+      })
     : undefined;
   let heldBack = 0;
   const replicas = o.replicas ?? 1;
@@ -295,13 +297,14 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     });
     const oracleKey = oracle && routeText !== undefined && engineText !== undefined ? routeText : undefined;
     if (oracleKey !== undefined) {
-      const entry = engineBlocks.get(oracleKey);
+      const entry = enginePrompts.get(oracleKey);
       if (entry) entry.requests++;
-      else engineBlocks.set(oracleKey, { blocks: promptBlockHashes(engineText!), requests: 1 });
+      else
+        enginePrompts.set(oracleKey, { tokens: req.promptTokens, blocks: promptBlockHashes(engineText!), requests: 1 });
     }
     const ended = (outcome: RequestOutcome): void => {
       upstream.unregister(headers);
-      if (oracleKey !== undefined && --engineBlocks.get(oracleKey)!.requests === 0) engineBlocks.delete(oracleKey);
+      if (oracleKey !== undefined && --enginePrompts.get(oracleKey)!.requests === 0) enginePrompts.delete(oracleKey);
       unsettled = true; // the slot's release follows the answer's end; a closed-loop workload may send from here
       onEnd?.(outcome);
     };
