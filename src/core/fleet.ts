@@ -391,8 +391,13 @@ export class Fleet {
    * terminating one is drained and torn down, finishing what the previous leader began. A
    * provisioning one stays as it is: its launch was the previous leader's, and adopt() awaits
    * it. Call adopt() next.
+   *
+   * `leaving`: this replica leads only to hand the fleet on or to end it, and its shutdown()
+   * tears every worker down or keeps it. A draining worker is left to that: it may be one the
+   * last replica out kept (kept workers are drained, and shown so), which finishing the drain
+   * would tear down.
    */
-  own(): void {
+  own(opts: { leaving?: boolean } = {}): void {
     if (this.#closing) return;
     for (const w of this.#pool.list()) {
       if (this.#tracked.has(w.name)) continue;
@@ -400,9 +405,9 @@ export class Fleet {
       if (w.state === 'failed') continue; // a record (given up on), or a teardown that failed: nothing runs
       const t = this.#track(w.name);
       if (w.url !== undefined) this.#provisioner.claim(w.name, { url: w.url, detail: w.detail });
-      if (w.state === 'draining' || w.state === 'terminating')
+      if (w.state === 'terminating' || (w.state === 'draining' && opts.leaving !== true))
         void this.#retire(t, w, true, 'the previous leader was taking it out');
-      else this.#health.watch(w);
+      else if (w.state !== 'draining') this.#health.watch(w);
     }
   }
 

@@ -418,7 +418,7 @@ async function takeOver(
   { reinit, leaving }: { reinit: boolean; leaving: boolean },
   log: GatewayLog,
 ): Promise<void> {
-  fleet.own();
+  fleet.own({ leaving });
   const adopted = await fleet.adopt({ reinit });
   if (adopted.adopted.length > 0) log.info({ adopted: adopted.adopted }, 'adopted running workers');
   if (adopted.reinitialized.length > 0) {

@@ -537,6 +537,29 @@ describe('Fleet among several gateway replicas: taking over and standing down', 
     expect(f.prober.count(fakeUrl('w-1'))).toBeGreaterThan(0);
   });
 
+  // [how the leaving replica shuts the fleet down, the teardowns of w-2 it makes, what runs after]
+  const leavingTakeovers: [string, boolean, number, string[]][] = [
+    ['keeping workers', true, 0, ['w-1', 'w-2']],
+    ['tearing them down', false, 1, []],
+  ];
+  it.each(leavingTakeovers)(
+    'a replica that leads on its way out leaves a draining worker to its shutdown, %s',
+    async (_how, keepWorkers, teardowns, alive) => {
+      // w-2 shows as draining: a scale-down under way, or a worker the last replica out kept.
+      const f = setup();
+      mirrored(f);
+      f.provisioner.seed('w-3', 'UP');
+      f.fleet.own({ leaving: true });
+      await f.fleet.adopt();
+      await f.runTo(8000);
+      expect(f.provisioner.count('terminate', 'w-2')).toBe(0);
+      await f.fleet.shutdown({ keepWorkers });
+      await f.runTo(20_000);
+      expect(f.provisioner.count('terminate', 'w-2')).toBe(teardowns);
+      expect(f.provisioner.alive.filter((n) => n !== 'w-3')).toEqual(alive);
+    },
+  );
+
   it('standDown: launches are aborted, nothing is torn down, late callbacks change nothing', async () => {
     const f = setup();
     f.fleet.scaleTo(2);
