@@ -86,15 +86,39 @@ async function fleetUp(s: ReplicaSet, workers = 2): Promise<void> {
 /** The invariants of every scenario, once every gateway is gone. */
 function accounted(s: ReplicaSet, opts: { kept?: boolean } = {}): void {
   const { launches, downs } = s.lifecycle();
-  for (const [name, l] of launches) expect([name, l.length]).toEqual([name, 1]);
-  for (const [name, d] of downs) expect([name, d.length]).toEqual([name, 1]);
+  const story = lifecycleStory(s);
+  for (const [name, l] of launches) expect([name, l.length], story).toEqual([name, 1]);
+  for (const [name, d] of downs) expect([name, d.length], story).toEqual([name, 1]);
   if (opts.kept) {
-    expect(s.sky.clusters().map((c) => c.name)).toEqual([...launches.keys()].sort());
-    expect(downs.size).toBe(0);
+    expect(
+      s.sky.clusters().map((c) => c.name),
+      story,
+    ).toEqual([...launches.keys()].sort());
+    expect(downs.size, story).toBe(0);
   } else {
-    expect(s.sky.clusters()).toEqual([]);
-    expect([...downs.keys()].sort()).toEqual([...launches.keys()].sort());
+    expect(s.sky.clusters(), story).toEqual([]);
+    expect([...downs.keys()].sort(), story).toEqual([...launches.keys()].sort());
   }
+}
+
+/**
+ * What a failed `accounted` needs to be read from CI's log alone: every launch and teardown with
+ * the replica that ran it, and each replica's log lines about leadership and the fleet.
+ */
+function lifecycleStory(s: ReplicaSet): string {
+  const t0 = s.sky.ledger()[0]?.at ?? 0;
+  const at = (ms: number): string => `+${((ms - t0) / 1000).toFixed(2)} s`;
+  const sky = s.sky
+    .ledger()
+    .filter((e) => e.argv[0] === 'launch' || e.argv[0] === 'down')
+    .map((e) => `  ${at(e.at)} ${e.caller}: sky ${e.argv.join(' ')}`);
+  const said = s.replicas.flatMap((r) =>
+    r
+      .logs()
+      .filter((l) => /lead|fleet|leav|adopt|tear|retire|keep_workers|handed|stand/i.test(l.msg))
+      .map((l) => `  ${typeof l.time === 'number' ? at(l.time) : ''} ${r.name}: ${l.msg}`),
+  );
+  return ['sky launch/down:', ...sky, 'the replicas said:', ...said].join('\n');
 }
 
 /** Every request ended with an answer or an explicit error, and none hung. */
