@@ -4,7 +4,7 @@
  * with the fake `sky` over this come in ha.test.ts.
  */
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type Lease } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/core/clock.js';
 import {
@@ -75,6 +75,22 @@ afterEach(async () => {
 });
 
 const newPrefix = (): string => `/flockserve-test/${process.pid}-${++prefixN}/`;
+
+/**
+ * A leader key naming `id` under `prefix`, on a lease nobody keeps alive: a leader gone whose key
+ * stands for a minute, or until the lease is revoked. `raw` is the client holding it: close it.
+ */
+async function standingLeaderKey(prefix: string, id: string): Promise<{ raw: Etcd3; lease: Lease }> {
+  const raw = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    const lease = raw.lease(60, { autoKeepAlive: false });
+    await lease.put(`${prefix}leader`).value(JSON.stringify({ id, since: Date.now() }));
+    return { raw, lease };
+  } catch (err) {
+    raw.close();
+    throw err;
+  }
+}
 
 async function join(
   n: number,
@@ -242,10 +258,8 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
   it('a leader key left on a lease this replica no longer holds is revoked when seen: a leader at once, not after that lease', async () => {
     // An earlier process with gw0's id died leading; its lease would keep the key for a minute.
     const prefix = newPrefix();
-    const raw = new Etcd3({ hosts: etcd.endpoints });
+    const { raw, lease: stale } = await standingLeaderKey(prefix, 'gw0');
     try {
-      const stale = raw.lease(60, { autoKeepAlive: false });
-      await stale.put(`${prefix}leader`).value(JSON.stringify({ id: 'gw0', since: Date.now() }));
       const t0 = Date.now();
       const { cs } = await join(2, undefined, prefix);
       await waitFor(() => leaders(cs).length === 1, 'a leader');
@@ -346,10 +360,8 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
   it('node control the leader does not answer in time is withdrawn: the caller is told, and no later leader runs it', async () => {
     // A leader that never answers: its key on a lease of its own, kept by nobody's watch.
     const prefix = newPrefix();
-    const raw = new Etcd3({ hosts: etcd.endpoints });
+    const { raw, lease: ghost } = await standingLeaderKey(prefix, 'ghost');
     try {
-      const ghost = raw.lease(60, { autoKeepAlive: false });
-      await ghost.put(`${prefix}leader`).value(JSON.stringify({ id: 'ghost', since: Date.now() }));
       const { cs, rs } = await join(1, undefined, prefix, { commandTimeoutMs: 500 });
       const [gw0] = cs;
       expect(gw0!.status().leader).toBe('ghost');
@@ -374,10 +386,8 @@ describe('etcd coordinator (real etcd, 3 members)', () => {
   it('node control sent during an election waits for it and is run once, by the winner', async () => {
     // A leader that is gone but whose key stands until revoked: the followers name it.
     const prefix = newPrefix();
-    const raw = new Etcd3({ hosts: etcd.endpoints });
+    const { raw, lease: ghost } = await standingLeaderKey(prefix, 'ghost');
     try {
-      const ghost = raw.lease(60, { autoKeepAlive: false });
-      await ghost.put(`${prefix}leader`).value(JSON.stringify({ id: 'ghost', since: Date.now() }));
       const { cs, rs } = await join(2, undefined, prefix);
       expect(cs.map((c) => c.status().leader)).toEqual(['ghost', 'ghost']);
       // One command waits on the gone leader; another is sent just as its key goes, while the
