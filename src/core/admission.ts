@@ -14,13 +14,14 @@ export interface Lease {
   readonly waitedMs: number;
   /**
    * The answer's first byte came back: the worker has prefilled the prompt, and its bytes leave
-   * the worker's `pendingPrefill`. Idempotent; `release` does it too, for a request that ends
+   * the worker's prefill queue. Idempotent; `release` does it too, for a request that ends
    * (fails, is retried, is cancelled) before its first byte.
    */
   prefilled(): void;
   /**
-   * A streamed answer's first token came back: `prefilled`, and the time since the slot was taken
-   * goes into the history (how long a prompt's prefill keeps a worker busy). Idempotent.
+   * A streamed answer's first token came back: `prefilled`, with the prefill's time measuring the
+   * worker's pace (src/core/prefill-queue.ts), and the time since the slot was taken goes into the
+   * history (how long a prompt's prefill keeps a worker busy). Idempotent.
    */
   firstToken(): void;
   release(): void;
@@ -321,17 +322,19 @@ export class Admission {
   #lease(worker: Worker, waitedMs: number): Lease {
     const prefill = this.#pickPrefill;
     this.#pickPrefill = 0;
-    this.#pool.acquire(worker, prefill);
+    this.#pool.acquire(worker);
+    const ticket = prefill > 0 ? worker.prefill.add(prefill) : undefined;
     const leasedAt = this.#report();
     let released = false;
-    const prefilled = prefill > 0 ? this.#prefilledOnce(worker, prefill) : NOTHING_TO_PREFILL;
+    const prefilled = ticket ? () => worker.prefill.done(ticket, false) : NOTHING_TO_PREFILL;
     let firstTokenSeen = false;
     return {
       worker,
       waitedMs,
       prefilled,
       firstToken: () => {
-        prefilled();
+        // A streamed first token times the prefill it ends.
+        if (ticket) worker.prefill.done(ticket, true);
         if (firstTokenSeen || released) return;
         firstTokenSeen = true;
         const now = this.#clock.now();
@@ -345,16 +348,6 @@ export class Admission {
         this.#report();
         this.#dispatch();
       },
-    };
-  }
-
-  /** Takes `prefill` off the worker's pending prefill the first time it is called. */
-  #prefilledOnce(worker: Worker, prefill: number): () => void {
-    let pending = true;
-    return () => {
-      if (!pending) return;
-      pending = false;
-      this.#pool.prefilled(worker, prefill);
     };
   }
 

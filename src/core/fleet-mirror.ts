@@ -1,5 +1,6 @@
 import type { SharedWorker } from './coordination.js';
 import { transitionPath, type WorkerPool } from './pool.js';
+import { PrefillQueue } from './prefill-queue.js';
 import type { Worker } from './types.js';
 
 /** One worker as the leader publishes it. */
@@ -25,7 +26,7 @@ export function sharedWorkerView(s: SharedWorker, now: number): Worker {
     url: s.url,
     inFlight: 0,
     remoteInFlight: 0,
-    pendingPrefill: 0,
+    prefill: new PrefillQueue({ now: () => now }),
     totalRequests: 0,
     stateSince: now,
     lastProbeAt: undefined,

@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js';
 import { LoadIndex, load, type Candidates } from './load-index.js';
+import { PrefillQueue } from './prefill-queue.js';
 import type { Worker, WorkerState, WorkerStateChange } from './types.js';
 
 export { load } from './load-index.js';
@@ -83,7 +84,7 @@ export class WorkerPool {
       url: undefined,
       inFlight: 0,
       remoteInFlight: 0,
-      pendingPrefill: 0,
+      prefill: new PrefillQueue(this.#clock),
       totalRequests: 0,
       stateSince: now,
       lastProbeAt: undefined,
@@ -161,18 +162,12 @@ export class WorkerPool {
     for (const l of this.#loadListeners) l(w);
   }
 
-  /** Counts a request onto a worker, with the prompt bytes it leaves the worker to prefill. */
-  acquire(w: Worker, prefill = 0): void {
+  /** Counts a request onto a worker. */
+  acquire(w: Worker): void {
     w.inFlight++;
-    w.pendingPrefill += prefill;
     w.totalRequests++;
     this.#index.update(w, 1);
     for (const l of this.#loadListeners) l(w);
-  }
-
-  /** A request's prefill is done (its first byte came back, or it ended without one). */
-  prefilled(w: Worker, prefill: number): void {
-    w.pendingPrefill = Math.max(0, w.pendingPrefill - prefill);
   }
 
   release(w: Worker): void {

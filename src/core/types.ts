@@ -1,3 +1,5 @@
+import type { PrefillQueue } from './prefill-queue.js';
+
 /**
  * Contracts between core and the rest. Provisioners and the upstream prober implement
  * these; core only ever sees the interfaces.
@@ -96,12 +98,13 @@ export interface Worker {
   /**
    * Prompt bytes this gateway sent that the worker has yet to prefill: for each of its requests
    * that has not answered a first byte, the part of the prompt the balancer expected the
-   * worker's prefix cache not to hold (0 for policies that do not read prompts). An engine
-   * prefills the prompts it admits before it answers any of them, so this is the work a new
-   * request waits behind. A whole (not streamed) answer's first byte comes with its end, so its
-   * prompt counts until then: an overestimate for workers serving such requests.
+   * worker's prefix cache not to hold (none for policies that do not read prompts), and the
+   * worker's pace at them (src/core/prefill-queue.ts). An engine prefills the prompts it admits
+   * before it answers any of them, so this is the work a new request waits behind. A whole (not
+   * streamed) answer's first byte comes with its end, so its prompt counts until then: an
+   * overestimate for workers serving such requests.
    */
-  pendingPrefill: number;
+  readonly prefill: PrefillQueue;
   totalRequests: number;
   /** When the state last changed (clock ms). */
   stateSince: number;

@@ -87,14 +87,15 @@ interface Tenant {
  * deepest first, so a prefix is evicted from its end and the root stays longest, as in a
  * radix tree.
  *
- *   match > cacheThreshold → the holder of the longest match with the least prefill pending that has room and is
+ *   match > cacheThreshold → the holder of the longest match with the least prefill left that has room and is
  *     not overloaded (else the next shorter match that clears the threshold), unless the match
  *     is shorter than cacheMinChars and a less loaded worker has room: then that one
  *   a miss, no holder left, or no prompt text → least-connection
  *   then the worker so chosen and every other worker (in a fleet of up to COMPARE_ALL; in a
  *     larger one the least loaded and RANDOM_PROBES random workers) are compared by the wait
- *     for a first token: the prefill pending on each (prompt bytes sent there and
- *     not yet answered) less what its cached prefix saves (waitsLess); the least wins
+ *     for a first token: the prefill left on each (prompt bytes sent there and not yet
+ *     answered, less what the worker's measured pace has done of the oldest: Worker.prefill)
+ *     less what its cached prefix saves (waitsLess); the least wins
  *
  * Balancing request counts alone leaves a short prompt queued behind a long uncached one on
  * its worker: engines prefill every admitted prompt before answering any, so on traffic whose
@@ -344,15 +345,15 @@ function heldDepth(hashes: readonly number[], held: ReadonlyMap<number, unknown>
 /**
  * Whether a request gets its first token sooner on `a`, whose cache holds `cachedA` bytes of its
  * prompt that count (PrefixCache.#counted), than on `b` holding `cachedB`. An engine prefills
- * every prompt it has admitted before it answers any of them, so the wait is the prefill pending
- * there (Worker.pendingPrefill) plus the request's own. A cached byte counts CACHED_BYTE_WEIGHT
+ * every prompt it has admitted before it answers any of them, so the wait is the prefill left
+ * there (Worker.prefill) plus the request's own. A cached byte counts CACHED_BYTE_WEIGHT
  * times: the prefill this request skips, and the same prefill kept out of the queue of the
  * requests that come after it. Ties go to the less loaded by requests in flight (decode shares
  * the steps).
  */
 function waitsLess(a: Worker, cachedA: number, b: Worker, cachedB: number): boolean {
-  const wa = a.pendingPrefill - CACHED_BYTE_WEIGHT * cachedA;
-  const wb = b.pendingPrefill - CACHED_BYTE_WEIGHT * cachedB;
+  const wa = a.prefill.left() - CACHED_BYTE_WEIGHT * cachedA;
+  const wb = b.prefill.left() - CACHED_BYTE_WEIGHT * cachedB;
   if (wa !== wb) return wa < wb;
   return load(a) * b.capacity < load(b) * a.capacity;
 }

@@ -25,7 +25,7 @@ export interface PickContext {
   /**
    * Set by a policy that estimates it, for the worker it returns: the prompt bytes that worker
    * will prefill (the prompt less the prefix it is expected to hold). The request's lease adds
-   * them to the worker's `pendingPrefill` until its first byte. Unset: 0.
+   * them to the worker's prefill queue until its first byte. Unset: 0.
    */
   prefill?: number | undefined;
 }

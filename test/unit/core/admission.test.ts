@@ -482,7 +482,7 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     },
   };
 
-  /** One step of a request's life and the worker's pendingPrefill after it; `r1`… name requests. */
+  /** One step of a request's life and the worker's prefill queue (bytes) after it; `r1`… name requests. */
   type Step = [label: string, act: string, pending: number];
   const timelines: [string, Step[]][] = [
     ['first byte, then the end: counted once', [
@@ -509,7 +509,7 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     readyWorker(pool, 'b', 4);
     const admission = testAdmission(pool, clock, { balancer: prefillByLength });
     const leases = new Map<string, Lease>();
-    const pending = (): number => pool.get('a')!.pendingPrefill + pool.get('b')!.pendingPrefill;
+    const pending = (): number => pool.get('a')!.prefill.bytes + pool.get('b')!.prefill.bytes;
     for (const [label, act, want] of steps) {
       const [verb, id, bytes] = act.split(' ') as [string, string, string?];
       if (verb === 'acquire' || verb === 'retry') {
@@ -546,7 +546,7 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     const second = admission.acquire({ ctx: {}, timeoutMs: 10 * S });
     clock.advance(S);
     first.firstToken();
-    expect(pool.get('a')!.pendingPrefill).toBe(0);
+    expect(pool.get('a')!.prefill.bytes).toBe(0);
     first.firstToken(); // a second chunk
     clock.advance(4 * S);
     first.release();
@@ -561,13 +561,31 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     ]);
   });
 
-  it('a policy that estimates nothing leaves pendingPrefill at 0', async () => {
+  it("a streamed first token times the worker's prefill pace; a whole answer's first byte does not", async () => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    readyWorker(pool, 'a', 4);
+    const admission = testAdmission(pool, clock, { balancer: prefillByLength });
+    const whole = await admission.acquire({ ctx: { promptText: 'p'.repeat(1000) }, timeoutMs: 0 });
+    clock.advance(100);
+    whole.prefilled();
+    expect(pool.get('a')!.prefill.pace).toBe(0);
+    whole.release();
+    const streamed = await admission.acquire({ ctx: { promptText: 'p'.repeat(2000) }, timeoutMs: 0 });
+    clock.advance(100);
+    streamed.firstToken();
+    expect(pool.get('a')!.prefill.pace).toBe(20);
+    streamed.release();
+    expect(pool.get('a')!.prefill.bytes).toBe(0);
+  });
+
+  it('a policy that estimates nothing leaves the prefill queue empty', async () => {
     const clock = new VirtualClock();
     const pool = new WorkerPool(clock);
     readyWorker(pool, 'a', 4);
     const lease = await testAdmission(pool, clock).acquire({ ctx: { promptText: 'hello' }, timeoutMs: 0 });
-    expect(pool.get('a')!.pendingPrefill).toBe(0);
+    expect(pool.get('a')!.prefill.bytes).toBe(0);
     lease.release();
-    expect(pool.get('a')!.pendingPrefill).toBe(0);
+    expect(pool.get('a')!.prefill.bytes).toBe(0);
   });
 });

@@ -125,16 +125,20 @@ describe('PrefixCache', () => {
   /**
    * a holds the prompt's first 4,096 bytes (of 5,096); [label, a's in flight and prefill pending
    * (prompt bytes sent and not yet answered), b's, expected worker]. A cached byte counts twice
-   * against a byte of queued prefill (CACHED_BYTE_WEIGHT): a is worth 8,192 bytes of queue.
+   * against a byte of queued prefill (CACHED_BYTE_WEIGHT): a is worth 8,192 bytes of queue. With
+   * a last element, that worker's pace has been timed at 10 bytes a ms, and its queue was sent
+   * that many ms before the pick: what the pace has done of its oldest prompt is not counted.
    */
-  const queued: [string, [number, number], [number, number], string][] = [
+  const queued: [string, [number, number], [number, number], string, [worker: string, ms: number]?][] = [
     ['the holder decodes, nothing queued: the prefix', [1, 0], [0, 0], 'a'],
     ['the holder queues 6,000 bytes of prefill, less than its prefix is worth', [1, 6000], [0, 0], 'a'],
     ['the holder queues 10,000 bytes: the idle worker answers first', [1, 10_000], [0, 0], 'b'],
     ['both queue: 12,000 − 8,192 on a against 5,000 on b', [2, 12_000], [1, 5000], 'a'],
     ['both queue: 14,000 − 8,192 on a against 5,000 on b', [2, 14_000], [1, 5000], 'b'],
+    ["... but half of a's is done at its pace: 7,000 − 8,192 against 5,000", [2, 14_000], [1, 5000], 'a', ['a', 700]],
+    ["12,000 − 8,192 on a against b's 5,000, all done at its pace", [2, 12_000], [1, 5000], 'b', ['b', 700]],
   ];
-  it.each(queued)('%s', (_label, [inA, pendingA], [inB, pendingB], want) => {
+  it.each(queued)('%s', (_label, [inA, pendingA], [inB, pendingB], want, paced) => {
     const policy = new PrefixCache();
     const b = policyBench(policy, [
       ['a', 0, 30],
@@ -149,8 +153,15 @@ describe('PrefixCache', () => {
     ] as const) {
       const w = b.byName(name);
       load(b, name, 0);
-      for (let i = 0; i < n; i++) b.pool.acquire(w, i === 0 ? pending : 0);
+      for (let i = 0; i < n; i++) b.pool.acquire(w);
+      if (paced?.[0] === name) {
+        const timed = w.prefill.add(1000);
+        b.clock.advance(100);
+        w.prefill.done(timed, true);
+      }
+      if (n > 0 && pending > 0) w.prefill.add(pending);
     }
+    b.clock.advance(paced?.[1] ?? 0);
     const ctx: PickContext = { promptText: prefix + 'y'.repeat(1000), random };
     const got = policy.pick(b.pool.loads, ctx)!;
     expect(got.name).toBe(want);
@@ -179,8 +190,9 @@ describe('PrefixCache', () => {
         Array.from({ length: n }, (_, i) => [`w${i}`, 0, 30] as const),
       );
       for (const w of b.workers) {
-        b.pool.acquire(w, w.name === want ? 0 : 20_000);
         b.pool.acquire(w);
+        b.pool.acquire(w);
+        if (w.name !== want) w.prefill.add(20_000);
       }
       const picked = new Set<string>();
       for (let seed = 1; seed <= 40; seed++) {
