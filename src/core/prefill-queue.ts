@@ -9,11 +9,11 @@ export interface PrefillTicket extends Linked<PrefillTicket> {
 }
 
 /**
- * Each timed prefill's weight in the drain rate is this factor times the one before it: the
- * rate is a property of the worker's hardware and model, so it remembers about a hundred first
- * tokens, enough to smooth the prompts an engine prefills in one step together.
+ * Each timed prefill's weight in the pace is this factor times the one after it: a worker's
+ * pace belongs to its hardware and model, so it remembers about a hundred first tokens, enough
+ * to smooth over the prompts an engine prefills together in one step.
  */
-const RATE_MEMORY = 0.99;
+const PACE_MEMORY = 0.99;
 
 /**
  * The prompt bytes this gateway sent a worker that it has yet to prefill, oldest first, and how
@@ -86,8 +86,8 @@ export class PrefillQueue {
     if (!wasHead) return;
     const now = this.#clock.now();
     if (timed) {
-      this.#timedBytes = this.#timedBytes * RATE_MEMORY + ticket.bytes;
-      this.#timedMs = this.#timedMs * RATE_MEMORY + Math.max(0, now - Math.max(this.#headSince, ticket.at));
+      this.#timedBytes = this.#timedBytes * PACE_MEMORY + ticket.bytes;
+      this.#timedMs = this.#timedMs * PACE_MEMORY + Math.max(0, now - Math.max(this.#headSince, ticket.at));
     }
     this.#headSince = now;
   }
