@@ -61,7 +61,7 @@ export class PrefillQueue {
     if (!head) return 0;
     const pace = this.pace;
     if (pace === 0) return this.#bytes;
-    const elapsed = this.#clock.now() - Math.max(this.#headSince, head.at);
+    const elapsed = this.#clock.now() - this.#began(head);
     return this.#bytes - Math.min(head.bytes, pace * Math.max(0, elapsed));
   }
 
@@ -87,8 +87,13 @@ export class PrefillQueue {
     const now = this.#clock.now();
     if (timed) {
       this.#timedBytes = this.#timedBytes * PACE_MEMORY + ticket.bytes;
-      this.#timedMs = this.#timedMs * PACE_MEMORY + Math.max(0, now - Math.max(this.#headSince, ticket.at));
+      this.#timedMs = this.#timedMs * PACE_MEMORY + Math.max(0, now - this.#began(ticket));
     }
     this.#headSince = now;
+  }
+
+  /** When the oldest ticket's prefill began: when it was sent, or when the one before it ended. */
+  #began(head: PrefillTicket): number {
+    return Math.max(this.#headSince, head.at);
   }
 }
