@@ -524,7 +524,7 @@ function verdict(w: LiveWorkload, rows: readonly Row[], oracle: Oracle): string 
       .join('; ');
   }
   const best = [...aware].sort((a, b) => a.ttftP50 - b.ttftP50)[0];
-  if (!best) return 'no prefix-aware policy ran.';
+  if (!best) return 'no prefix-aware policy ran';
   const p50 = best.ttftP50 / lc.ttftP50;
   const p99 = best.ttftP99 / lc.ttftP99;
   const gap = oracle.hitRate - best.hitRate;
