@@ -44,12 +44,14 @@ import { writeSection } from './lib/sections.mjs';
 import {
   CONV,
   FAST_ENGINES,
+  MOONCAKE_LIVE,
   MOONCAKE_LOADS,
   MOONCAKE_TRACE,
   MULTI_TURN,
   WORKERS,
   convSlice,
   simulateFleet,
+  traceSlice,
 } from './lib/balancing-workloads.js';
 
 const agent = new Agent({ connections: 512, keepAliveTimeout: 30_000 });
@@ -78,7 +80,7 @@ const MODES = {
   full: {
     policies: ALL_POLICIES,
     rounds: 2,
-    mooncakeSeconds: 300,
+    mooncakeSeconds: MOONCAKE_LIVE.fullSeconds,
     mooncakeLoads: ['moderate', 'saturated'] as const,
     hotSeconds: 180,
     multiTurn: MULTI_TURN as Partial<MultiTurnOptions>,
@@ -87,7 +89,7 @@ const MODES = {
   short: {
     policies: ['least-connection', 'round-robin', 'session-affinity', 'prefix-cache', 'prefix-hash'],
     rounds: 1,
-    mooncakeSeconds: 90,
+    mooncakeSeconds: MOONCAKE_LIVE.shortSeconds,
     mooncakeLoads: ['moderate'] as const,
     hotSeconds: 60,
     multiTurn: { ...MULTI_TURN, sessions: 30 } as Partial<MultiTurnOptions>,
@@ -96,8 +98,6 @@ const MODES = {
 } as const;
 type Mode = keyof typeof MODES;
 
-/** Minute of the Mooncake trace the live slice starts at. */
-const MOONCAKE_FROM_S = 600;
 /** The hot-prompt trace's rate, ×2 its default (8 req/s): the middle of the virtual-time run's three. */
 const HOT_SCALE = 2;
 
@@ -359,16 +359,10 @@ function sleepUntil(at: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
 }
 
-/** `seconds` of a trace from `fromS`, arrivals relative to the slice's start. */
-const slice = (rows: readonly TraceRequest[], fromS: number, seconds: number): TraceRequest[] =>
-  rows
-    .filter((r) => r.arrivalMs >= fromS * 1000 && r.arrivalMs < (fromS + seconds) * 1000)
-    .map((r) => ({ ...r, arrivalMs: r.arrivalMs - fromS * 1000 }));
-
 async function workloadsOf(mode: Mode): Promise<Record<string, LiveWorkload[]>> {
   const m = MODES[mode];
-  const mooncake = slice(await readTrace(MOONCAKE_TRACE), MOONCAKE_FROM_S, m.mooncakeSeconds);
-  const hot = slice(hotPrefixTrace({ ...HOT_PREFIX_DEFAULTS, seed: 1 }), 0, m.hotSeconds * HOT_SCALE);
+  const mooncake = traceSlice(await readTrace(MOONCAKE_TRACE), MOONCAKE_LIVE.fromSeconds, m.mooncakeSeconds);
+  const hot = traceSlice(hotPrefixTrace({ ...HOT_PREFIX_DEFAULTS, seed: 1 }), 0, m.hotSeconds * HOT_SCALE);
   const conv = await convSlice(m.convSeconds);
   const fast = { simArgs: FAST_ENGINES.simArgs, profile: FAST_ENGINES.profile };
   const defaults = { simArgs: [], profile: {} };
@@ -379,7 +373,7 @@ async function workloadsOf(mode: Mode): Promise<Record<string, LiveWorkload[]>> 
       return {
         name: `mooncake-${load}`,
         title:
-          `Mooncake, ${m.mooncakeSeconds} s of the trace from minute ${MOONCAKE_FROM_S / 60} (${mooncake.length} requests, mean prompt ` +
+          `Mooncake, ${m.mooncakeSeconds} s of the trace from minute ${MOONCAKE_LIVE.fromSeconds / 60} (${mooncake.length} requests, mean prompt ` +
           `${Math.round(mooncake.reduce((n, r) => n + r.promptTokens, 0) / mooncake.length).toLocaleString('en')} tokens), ` +
           `${load === 'moderate' ? 'moderate load' : 'near saturation'}: the virtual-time run's ×${MOONCAKE_LOADS.gpu[load]} with ` +
           `${FAST_ENGINES.speedup}× faster engines and arrivals (${((mooncake.length / m.mooncakeSeconds) * scale).toFixed(1)} req/s)`,

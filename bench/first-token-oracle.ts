@@ -7,16 +7,26 @@
  *
  * Virtual time, 4 workers, the engine model's default (chunked prefill, 2048 tokens a step), the
  * gpu profile: the Mooncake trace at ×0.3–×0.6 on seeds 1–3, and the generated chat and RAG
- * traces at the loads and seeds of bench/balancing-sim.ts. Prints a markdown table; writes nothing.
+ * traces at the loads and seeds of bench/balancing-sim.ts. With `live-slice`, also the live
+ * full run's Mooncake slice at both its loads, on its 5× faster engines: the yardstick beside
+ * bench/balancing.ts's live tables. Prints a markdown table; writes nothing.
  *
- *   npx vite-node bench/first-token-oracle.ts [--only mooncake,generated]
+ *   npx vite-node bench/first-token-oracle.ts [--only mooncake,generated,live-slice]
  */
 import { parseArgs } from 'node:util';
 import type { OracleKind } from '../src/sim/cluster/oracle.js';
 import { readTrace, type TraceRequest } from '../src/sim/cluster/trace.js';
 import { traceWorkload } from '../src/sim/cluster/workload.js';
 import { CHAT_DEFAULTS, RAG_DEFAULTS, chatTrace, ragTrace } from '../src/sim/workloads/prefix-traces.js';
-import { MOONCAKE_TRACE, simulateFleet } from './lib/balancing-workloads.js';
+import type { EngineProfile } from '../src/sim/engine-model.js';
+import {
+  FAST_ENGINES,
+  MOONCAKE_LIVE,
+  MOONCAKE_LOADS,
+  MOONCAKE_TRACE,
+  simulateFleet,
+  traceSlice,
+} from './lib/balancing-workloads.js';
 
 const { values } = parseArgs({ options: { only: { type: 'string', default: 'mooncake,generated' } } });
 const sections = values.only.split(',');
@@ -26,6 +36,7 @@ interface Cell {
   readonly trace: readonly TraceRequest[];
   readonly scale: number;
   readonly seed: number;
+  readonly profile?: Partial<EngineProfile>;
 }
 
 const cells: Cell[] = [];
@@ -33,6 +44,13 @@ if (sections.includes('mooncake')) {
   const trace = await readTrace(MOONCAKE_TRACE);
   for (const scale of [0.3, 0.4, 0.5, 0.55, 0.6])
     for (const seed of [1, 2, 3]) cells.push({ name: 'Mooncake', trace, scale, seed });
+}
+if (sections.includes('live-slice')) {
+  const trace = traceSlice(await readTrace(MOONCAKE_TRACE), MOONCAKE_LIVE.fromSeconds, MOONCAKE_LIVE.fullSeconds);
+  for (const load of ['moderate', 'saturated'] as const) {
+    const scale = MOONCAKE_LOADS.gpu[load] * FAST_ENGINES.speedup;
+    cells.push({ name: 'Mooncake live slice', trace, scale, seed: 1, profile: FAST_ENGINES.profile });
+  }
 }
 if (sections.includes('generated')) {
   for (const seed of [1, 2, 3]) {
@@ -74,6 +92,7 @@ for (const c of cells) {
       flags: r.flags ?? [],
       oracle: r.oracle ?? false,
       seed: c.seed,
+      ...(c.profile ? { profile: c.profile } : {}),
     });
     const s = result.summary;
     if (s.completed !== s.requests)

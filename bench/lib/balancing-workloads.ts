@@ -99,14 +99,22 @@ export async function simulateFleet(o: {
   });
 }
 
+/** `seconds` of a trace from `fromS`, arrivals in ms from the slice's start. */
+export function traceSlice(rows: readonly TraceRequest[], fromS: number, seconds: number): TraceRequest[] {
+  return rows
+    .filter((r) => r.arrivalMs >= fromS * 1000 && r.arrivalMs < (fromS + seconds) * 1000)
+    .map((r) => ({ ...r, arrivalMs: r.arrivalMs - fromS * 1000 }));
+}
+
+/** The live runs' Mooncake slice starts at minute 10; `--mode full` replays 300 s of it, `short` 90. */
+export const MOONCAKE_LIVE = { fromSeconds: 600, fullSeconds: 300, shortSeconds: 90 } as const;
+
 /**
  * The virtual-time runs' conv workload: minutes 10–20 of the conversation trace, arrivals in ms
  * from the slice's start, lengths as the file has them.
  */
 export async function convTenMinutes(file = CONV_TRACE): Promise<TraceRequest[]> {
-  return (await readTrace(file))
-    .filter((r) => r.arrivalMs >= 600_000 && r.arrivalMs < 1_200_000)
-    .map((r) => ({ ...r, arrivalMs: r.arrivalMs - 600_000 }));
+  return traceSlice(await readTrace(file), 600, 600);
 }
 
 /** Sized for a shared 2-core machine: about a minute live. */
@@ -120,12 +128,8 @@ export const CONV = { fromSeconds: 600, seconds: 60, speedup: 2, maxReplyTokens:
  * (not yet sped up), at least 1 and at most CONV.maxReplyTokens tokens out each.
  */
 export async function convSlice(seconds: number = CONV.seconds, file = CONV_TRACE): Promise<TraceRequest[]> {
-  const from = CONV.fromSeconds * 1000;
-  return (await readTrace(file))
-    .filter((r) => r.arrivalMs >= from && r.arrivalMs < from + seconds * 1000)
-    .map((r) => ({
-      ...r,
-      arrivalMs: r.arrivalMs - from,
-      outputTokens: Math.max(1, Math.min(CONV.maxReplyTokens, r.outputTokens)),
-    }));
+  return traceSlice(await readTrace(file), CONV.fromSeconds, seconds).map((r) => ({
+    ...r,
+    outputTokens: Math.max(1, Math.min(CONV.maxReplyTokens, r.outputTokens)),
+  }));
 }
