@@ -9,10 +9,14 @@
  * gpu profile: the Mooncake trace at ×0.3–×0.6 on seeds 1–3, and the generated chat and RAG
  * traces at the loads and seeds of bench/balancing-sim.ts. With `live-slice`, also the live
  * full run's Mooncake slice at both its loads, on its 5× faster engines: the yardstick beside
- * bench/balancing.ts's live tables. Prints a markdown table; writes nothing.
+ * bench/balancing.ts's live tables. With `--trace FILE`, any trace `simulate` reads (a held-out
+ * one: Mooncake's real conversation trace) at the time scales of `--scales`, seed 1, in place of
+ * the sections. Prints a markdown table; writes nothing.
  *
  *   npx vite-node bench/first-token-oracle.ts [--only mooncake,generated,live-slice]
+ *   npx vite-node bench/first-token-oracle.ts --trace FILE --scales 0.45,0.85
  */
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { OracleKind } from '../src/sim/cluster/oracle.js';
 import { readTrace, type TraceRequest } from '../src/sim/cluster/trace.js';
@@ -28,8 +32,14 @@ import {
   traceSlice,
 } from './lib/balancing-workloads.js';
 
-const { values } = parseArgs({ options: { only: { type: 'string', default: 'mooncake,generated' } } });
-const sections = values.only.split(',');
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'mooncake,generated' },
+    trace: { type: 'string' },
+    scales: { type: 'string', default: '1' },
+  },
+});
+const sections = values.trace === undefined ? values.only.split(',') : [];
 
 interface Cell {
   readonly name: string;
@@ -62,6 +72,12 @@ if (sections.includes('generated')) {
       cells.push({ name: 'rag', trace: rag, scale, seed });
     }
   }
+}
+
+if (values.trace !== undefined) {
+  const trace = await readTrace(values.trace);
+  for (const scale of values.scales.split(',').map(Number))
+    cells.push({ name: basename(values.trace), trace, scale, seed: 1 });
 }
 
 /** The routes compared: a policy's flags, or an oracle. */
