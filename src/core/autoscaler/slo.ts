@@ -106,11 +106,15 @@ export class SloPolicy implements AutoscalerPolicy {
     // Up to what the load needs at once; down one worker at a time (the next decision sees the
     // load on the smaller fleet), only when even the last launch delay's load fits with room to
     // spare, and not before the history has seen a few minutes of load.
-    // An idle fleet (nothing arrived in the rate window) needs no more history to go down;
-    // scale-to-zero still waits for an idle queue_tracking_window (settle).
-    const idle = e.need === 0 && s.queueLength === 0;
+    // An idle fleet (nothing arrived in the rate window) needs no more history to go down. A
+    // lull of a launch delay between spikes is not idle: its workers go one at a time, at the
+    // pace of any other scale-down, so the next spike does not meet one worker. The last worker
+    // of a lull goes at once: scale-to-zero has its own guard, an idle queue_tracking_window (settle).
+    const lastOfLull = W === 1 && e.need === 0 && s.queueLength === 0;
     const down =
-      held < W && !e.sustained && (idle || (seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS));
+      held < W &&
+      !e.sustained &&
+      (e.idle || lastOfLull || (seenMs >= MIN_HISTORY_MS && now - this.#lastDownAt >= DOWN_PACE_MS));
     // Up at once when more requests wait than the slots take in within the SLO, and still do
     // one SLO later (or some have waited for three buckets): a shorter wait holds the SLO, and a
     // launch lands too late for it. On the model's word alone (a rise it sees coming) only when the mean load outgrows the
@@ -156,6 +160,8 @@ interface Estimate {
   readonly needMean: number;
   /** Workers that hold it with room to spare (DOWN_MARGIN): the most a scale-down goes to. */
   readonly needDown: number;
+  /** Nothing arrived in the rate window and nothing is queued: no load to judge a scale-down on. */
+  readonly idle: boolean;
   readonly sustained: boolean;
   readonly backlog: BacklogAccount;
   /**
@@ -184,6 +190,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   const rateWindow = all.slice(-Math.ceil(RATE_WINDOW_MS / bucketMs));
   const last = all.slice(-SUSTAINED_BUCKETS);
   const sustained = (s.waiting ?? 0) > 0 && last.length === SUSTAINED_BUCKETS && last.every((b) => b.peakWaiting > 0);
+  const idle = s.queueLength === 0 && sum(rateWindow, (b) => b.arrivals) === 0;
   const model = fitServiceModel(all, bucketMs);
   if (!model || all.length === 0) {
     // Nothing finished yet: slots for what is queued, at most twice the workers ready.
@@ -192,6 +199,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       need,
       needMean: need,
       needDown: Math.max(need, activeWorkers(s)),
+      idle,
       sustained,
       backlog: NO_BACKLOG_ACCOUNT,
       drainable: 0,
@@ -212,6 +220,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
       need: 0,
       needMean: 0,
       needDown: 0,
+      idle,
       sustained,
       backlog: NO_BACKLOG_ACCOUNT,
       drainable: 0,
@@ -248,6 +257,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
     need: up.r,
     needMean: mean.r,
     needDown: down.r,
+    idle,
     sustained,
     backlog: { ...backlog, transient },
     drainable,

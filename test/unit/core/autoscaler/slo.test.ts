@@ -403,6 +403,30 @@ describe('SloPolicy on a virtual clock', () => {
     return changes;
   }
 
+  it('a lull of two launch delays between spikes sheds at the pace of any scale-down, not a worker a decision: the next spike meets 3 workers, not 1', () => {
+    // 15 req/s on 4 workers for 10 minutes, silence from 600 to 780 s, 15 req/s again.
+    const rateAt = (t: number): number => (t >= 600 * S && t < 780 * S ? 0 : 15);
+    const changes = timeline({ policy: new SloPolicy(), workers: 4, rate: 15, minutes: 15, launchS: 60, rateAt });
+    // A launch delay after the last arrival the lull needs no worker: one goes, and the next
+    // would wait for the pace (scale-downs two minutes apart), which the lull does not last.
+    expect(changes.filter(([at]) => at <= 780)).toEqual([[720, 3]]);
+  });
+
+  it('a fleet idle for the whole rate window sheds a worker at each decision', () => {
+    const rateAt = (t: number): number => (t >= 600 * S ? 0 : 15);
+    const changes = timeline({ policy: new SloPolicy(), workers: 8, rate: 15, minutes: 20, launchS: 60, rateAt });
+    // Paced while the last 5 minutes still hold arrivals, then a worker at each decision.
+    expect(changes).toEqual([
+      [720, 7],
+      [840, 6],
+      [900, 5],
+      [930, 4],
+      [960, 3],
+      [990, 2],
+      [1020, 1],
+    ]);
+  });
+
   it('warm at 5 with a load 2 hold, b never moved: kept while the history is young (the data cannot tell a decode-bound engine, which 2 hold, from a prefill-bound one, each request in flight adding its own work: 4 would not); from 30 minutes, a launch delay after the last cautious need, one at a time to 2', () => {
     expect(timeline({ policy: new SloPolicy(), workers: 5, rate: 5.3, minutes: 45 })).toEqual([
       [2100, 4],
