@@ -108,8 +108,9 @@ export class SloPolicy implements AutoscalerPolicy {
     // spare, and not before the history has seen a few minutes of load.
     // An idle fleet (nothing arrived in the rate window) needs no more history to go down. A
     // lull of a launch delay between spikes is not idle: its workers go one at a time, at the
-    // pace of any other scale-down, so the next spike does not meet one worker. The last worker
-    // of a lull goes at once: scale-to-zero has its own guard, an idle queue_tracking_window (settle).
+    // pace of any other scale-down, so the next spike does not meet one worker. The last
+    // worker of a lull goes at once: scale-to-zero has its own guard, an idle
+    // queue_tracking_window (settle).
     const lastOfLull = W === 1 && e.need === 0 && s.queueLength === 0;
     const down =
       held < W &&
