@@ -3,7 +3,9 @@
 // longer stretch of a real service's traffic shape for the autoscaler, where a public trace is
 // one hour long. Azure LLM inference CSV (the first column a UTC timestamp,
 // `YYYY-MM-DD HH:MM:SS.fffffff`) or Mooncake JSON lines (`timestamp` in ms); other columns and
-// fields are copied as they are. Reads and writes whole files: the traces it is for are small.
+// fields are copied as they are, so a Mooncake copy keeps its `hash_ids` and shares every prefix
+// with the copies before it (its cache warmed by them). Reads and writes whole files: the traces
+// it is for are small.
 //
 //   node bench/trace-repeat.mjs IN OUT [--times 3] [--period-s 3600]
 import { readFileSync, writeFileSync } from 'node:fs';
