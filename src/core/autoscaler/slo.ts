@@ -111,7 +111,7 @@ export class SloPolicy implements AutoscalerPolicy {
     // pace of any other scale-down, so the next spike does not meet one worker. The last
     // worker of a lull goes at once: scale-to-zero has its own guard, an idle
     // queue_tracking_window (settle).
-    const lastOfLull = W === 1 && e.need === 0 && s.queueLength === 0;
+    const lastOfLull = W === 1 && e.need === 0; // need 0: nothing queued either
     const down =
       held < W &&
       !e.sustained &&
