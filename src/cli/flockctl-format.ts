@@ -1,18 +1,23 @@
 import {
+  SloVerdict,
   WorkerState,
+  sloVerdictToJSON,
   workerStateToJSON,
   type Coordination,
+  type QueueWaitSlo,
   type GetStatusResponse,
   type ListWorkersResponse,
   type WatchEventsResponse,
   type Worker,
 } from '../gen/flockserve/v1/node_control.js';
 
+/** A proto enum value's name without its enum's prefix, lower case: the gateway's own word for it. */
+const ownName = (protoName: string, prefix: string): string =>
+  (protoName.startsWith(prefix) ? protoName.slice(prefix.length) : protoName).toLowerCase();
+
 /** WORKER_STATE_NOT_READY → not_ready (the gateway's own state names). */
 export function stateName(s: WorkerState): string {
-  return workerStateToJSON(s)
-    .replace(/^WORKER_STATE_/, '')
-    .toLowerCase();
+  return ownName(workerStateToJSON(s), 'WORKER_STATE_');
 }
 
 /** 75 → "1m15s", 7300 → "2h01m". */
@@ -78,6 +83,19 @@ function replicaRows(c: Coordination, nowMs: number): [string, string][] {
   ];
 }
 
+/** E.g. "p99 within 1 s: MISSED, 241 of 8819 requests late in the last 1h00m (88 allowed)". */
+function sloRow(q: QueueWaitSlo): [string, string] {
+  const window = `in the last ${formatAge(q.windowSeconds)}`;
+  const counts = `${q.late} of ${q.requests} requests late ${window} (${q.allowed} allowed)`;
+  const verdict =
+    q.verdict === SloVerdict.SLO_VERDICT_HELD
+      ? `held, ${counts}`
+      : q.verdict === SloVerdict.SLO_VERDICT_MISSED
+        ? `MISSED, ${counts}`
+        : `too few requests to judge (${q.requests} ${window})`;
+  return ['queue wait SLO', `p99 within ${q.seconds} s: ${verdict}`];
+}
+
 export function statusText(s: GetStatusResponse, nowMs = Date.now()): string {
   const rows: [string, string][] = [
     ['workers', `${s.workerCount} (${s.readyWorkerCount} ready)`],
@@ -87,6 +105,7 @@ export function statusText(s: GetStatusResponse, nowMs = Date.now()): string {
       'worker capacity',
       `${s.workerCapacity} requests per worker${s.heldAtWorkerCapacity ? ': REACHED, requests wait at the gateway for a free slot' : ''}`,
     ],
+    ...(s.queueWaitSlo ? [sloRow(s.queueWaitSlo)] : []),
     ['queue running mean', s.queueLengthRunningMean.toFixed(2)],
     ['requests', String(s.totalRequests)],
     ['uptime', formatAge(s.uptimeSeconds)],
@@ -132,8 +151,16 @@ export function workersJson(res: ListWorkersResponse): Record<string, unknown> {
 }
 
 export function statusJson(s: GetStatusResponse): Record<string, unknown> {
-  return { ...s, workerNames: [...s.workerNames] };
+  const q = s.queueWaitSlo;
+  return {
+    ...s,
+    workerNames: [...s.workerNames],
+    ...(q ? { queueWaitSlo: { ...q, verdict: verdictName(q.verdict) } } : {}),
+  };
 }
+
+/** SLO_VERDICT_MISSED → missed (as `GET /` says it). */
+const verdictName = (v: SloVerdict): string => ownName(sloVerdictToJSON(v), 'SLO_VERDICT_');
 
 /** One event as JSON: `{unixMs, workerStateChanged: {...}}` or `{unixMs, autoscalerDecision: {...}}`. */
 export function eventJson(e: WatchEventsResponse): Record<string, unknown> {

@@ -16,6 +16,7 @@
 import type { Config } from '../config/options.js';
 import { Admission } from '../core/admission.js';
 import { AutoscalerController } from '../core/autoscaler/controller.js';
+import { sloStanding, type SloStanding } from '../core/autoscaler/history-readings.js';
 import { createAutoscaler } from '../core/autoscaler/registry.js';
 import type { Coordinator, SharedFleet } from '../core/coordination.js';
 import { LaunchTimes, activeWorkers, scaleConfig, takeSnapshot } from '../core/autoscaler/snapshot.js';
@@ -30,6 +31,7 @@ import { LoadTracker } from '../core/load-tracker.js';
 import { OncePer } from '../core/once-per.js';
 import { OutlierDetector } from '../core/outlier.js';
 import { WorkerPool } from '../core/pool.js';
+import { SloWatch } from '../core/slo-watch.js';
 import { GlobalQueue, Replica } from '../core/replica.js';
 import type {
   Prober,
@@ -137,6 +139,8 @@ export interface Gateway {
   /** Only with a balancer that reads engine load (engine-load). */
   readonly engineMetrics: EngineMetricsScraper | undefined;
   readonly scale: ScaleState;
+  /** Whether the p99 queue wait held queue_wait_slo over the load history the autoscaler reads. */
+  sloStanding(): SloStanding;
   /**
    * Starts the engine-metrics scrapes and joins the replicas; resolves once joined and, when this
    * replica leads, once it has taken the fleet over (adopted the clusters, set the target) and
@@ -314,6 +318,27 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     scale.wanted = wanted;
     if (wanted !== undefined) metrics.autoscalerHeldBack?.(wanted, snap.maxWorkers);
   };
+  // A p99 queue wait over queue_wait_slo: a warning when it begins, a note when it holds again,
+  // whatever the policy and whatever the cause (max_workers; a start, a rise or a burst faster than a launch).
+  const slo = (): SloStanding => sloStanding(fleetHistory.buckets(), fleetHistory.bucketMs);
+  const sloWatch = new SloWatch();
+  const reportSlo = (): void => {
+    const s = slo();
+    const change = sloWatch.update(s);
+    if (change === undefined) return;
+    const fields = { late: s.late, requests: s.requests, allowed: Math.floor(s.budget), queueWaitSlo: c.queueWaitSlo };
+    const over = `${s.late} of ${s.requests} requests in the last ${Math.round(s.windowMs / 60_000)} min waited longer than ${c.queueWaitSlo} s for a worker (${Math.floor(s.budget)} allowed at p99)`;
+    if (change === 'held-again') log.info(fields, `p99 queue wait within queue_wait_slo again: ${over}`);
+    else
+      log.warn(
+        { ...fields, policy: policy.name },
+        `p99 queue wait over queue_wait_slo: ${over}; ${
+          scale.wanted !== undefined
+            ? `max_workers ${scale.max} holds the autoscaler back`
+            : 'the load outran the workers up (a start, or a rise or burst faster than a launch): only workers kept up hold it (min_workers; `flockserve plan` on a trace of this traffic names how many)'
+        }`,
+      );
+  };
   const autoscaler: AutoscalerController = new AutoscalerController({
     clock,
     policy,
@@ -334,6 +359,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     // Every decision with its inputs at debug (counted, and sent to WatchEvents); the ones that change the fleet at info.
     onDecision: (decision, snap) => {
       reportCapped(decision, snap);
+      reportSlo();
       const current = activeWorkers(snap);
       metrics.autoscalerEvaluated?.(decision.desired > current ? 'up' : decision.desired < current ? 'down' : 'none');
       if (o.log) log.debug({ ...decisionFields(decision, snap), policy: policy.name }, 'autoscaler decision');
@@ -394,6 +420,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     replica,
     engineMetrics,
     scale,
+    sloStanding: slo,
     async start() {
       engineMetrics?.start();
       await replica.start();

@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { isFencedError, type Coordinator, type FleetCommand, type FleetCommandResult } from '../core/coordination.js';
 import { ERRORS, GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
+import type { SloStanding } from '../core/autoscaler/history-readings.js';
 import type { Fleet } from '../core/fleet.js';
 import { shareWorker, sharedWorkerView } from '../core/fleet-mirror.js';
 import type { WorkerPool } from '../core/pool.js';
@@ -28,6 +29,8 @@ export interface ControlledGateway {
   readonly service: { readonly totalRequests: number };
   readonly autoscaler: { evaluateNow(): unknown };
   readonly provisioner: { readonly kind: string };
+  /** Whether the p99 queue wait held queue_wait_slo over the load history. */
+  sloStanding(): SloStanding;
   /** This gateway among the replicas that share the fleet: only the leader changes it. */
   readonly replica: {
     readonly leading: boolean;
@@ -37,6 +40,9 @@ export interface ControlledGateway {
     takenOver(): Promise<void>;
   };
 }
+
+/** The SLO's standing before the gateway runs: nothing seen. */
+const NO_STANDING: SloStanding = { requests: 0, late: 0, budget: 0, verdict: 'unknown', windowMs: 0 };
 
 /**
  * The autoscaler's bounds and the manual-add hold, read at every evaluation: one object shared
@@ -59,6 +65,7 @@ export interface ControlPlaneOptions {
     readonly autoscaler: string;
     readonly loadBalancer: string;
     readonly provisioner: string;
+    readonly queueWaitSlo: number;
   };
   readonly clock: Clock;
   readonly log: ControlPlaneLog;
@@ -121,6 +128,7 @@ export class GatewayControlPlane implements ControlPlane {
       minWorkers: this.#options.scale.min,
       maxWorkers: this.#options.scale.max,
       autoscalerWantedWorkers: this.#options.scale.wanted,
+      queueWaitSlo: { seconds: c.queueWaitSlo, ...(g?.sloStanding() ?? NO_STANDING) },
       autoscaler: c.autoscaler,
       loadBalancer: c.loadBalancer,
       provisioner: g?.provisioner.kind ?? c.provisioner,

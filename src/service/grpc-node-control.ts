@@ -1,11 +1,12 @@
 import { Metadata, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
-import type {
-  GetStatusResponse,
-  NodeControlServiceServer,
-  WatchEventsRequest,
-  WatchEventsResponse,
+import {
+  SloVerdict,
+  type GetStatusResponse,
+  type NodeControlServiceServer,
+  type WatchEventsRequest,
+  type WatchEventsResponse,
 } from '../gen/flockserve/v1/node_control.js';
 import { checkNodeControlKey } from './auth.js';
 import { BoundedWriter } from './bounded-writer.js';
@@ -40,9 +41,10 @@ function unary<Req, Res>(plane: ControlPlane, fn: (req: Req) => Res | Promise<Re
   };
 }
 
-/** GetStatus: the status as it is, with the replicas' part in the proto's shape. */
+/** GetStatus: the status as it is, with the replicas' and the SLO's parts in the proto's shape. */
 function statusToProto(s: GatewayStatus): GetStatusResponse {
   const c = s.coordination;
+  const q = s.queueWaitSlo;
   return {
     ...s,
     coordination: c
@@ -56,8 +58,22 @@ function statusToProto(s: GatewayStatus): GetStatusResponse {
           storeUnreachableSinceUnixMs: c.storeUnreachableSince ?? 0,
         }
       : undefined,
+    queueWaitSlo: {
+      seconds: q.seconds,
+      verdict: SLO_VERDICTS[q.verdict],
+      windowSeconds: q.windowMs / 1000,
+      requests: q.requests,
+      late: q.late,
+      allowed: Math.floor(q.budget),
+    },
   };
 }
+
+const SLO_VERDICTS = {
+  unknown: SloVerdict.SLO_VERDICT_UNKNOWN,
+  held: SloVerdict.SLO_VERDICT_HELD,
+  missed: SloVerdict.SLO_VERDICT_MISSED,
+} as const;
 
 /** proto3 `optional string name`: absent and empty both mean "not named". */
 const named = (name: string | undefined): string | undefined => (name === undefined || name === '' ? undefined : name);

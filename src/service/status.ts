@@ -1,3 +1,4 @@
+import type { SloStanding } from '../core/autoscaler/history-readings.js';
 import type { CoordinationStatus } from '../core/coordination.js';
 import type { Worker } from '../core/types.js';
 import type { EventListener } from './events.js';
@@ -20,6 +21,8 @@ export interface GatewayStatus {
   readonly maxWorkers: number;
   /** Workers the autoscaler wants beyond maxWorkers, while maxWorkers holds it back (its SLO may not hold). */
   readonly autoscalerWantedWorkers?: number | undefined;
+  /** queue_wait_slo (seconds) and whether the p99 queue wait held it over the load history. */
+  readonly queueWaitSlo: SloStanding & { readonly seconds: number };
   readonly autoscaler: string;
   readonly loadBalancer: string;
   readonly provisioner: string;
@@ -76,7 +79,24 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
     unterminated_clusters: s.unterminatedClusters,
     // null while max_workers does not hold the autoscaler back.
     autoscaler_wanted_workers: s.autoscalerWantedWorkers ?? null,
+    queue_wait_slo: queueWaitSloJson(s.queueWaitSlo),
     ...(s.coordination ? { coordination: coordinationJson(s.coordination) } : {}),
+  };
+}
+
+/**
+ * The SLO part of `GET /`: over the load history (the last hour, once the gateway has run that
+ * long), how many requests waited longer than queue_wait_slo for a worker against the 1% a p99
+ * allows, and the verdict: held, missed, or unknown (under 100 requests).
+ */
+function queueWaitSloJson(s: GatewayStatus['queueWaitSlo']): Record<string, unknown> {
+  return {
+    seconds: s.seconds,
+    verdict: s.verdict,
+    window_seconds: s.windowMs / 1000,
+    requests: s.requests,
+    late: s.late,
+    allowed: Math.floor(s.budget),
   };
 }
 

@@ -126,6 +126,7 @@ describe('flockctl against a running gateway', () => {
       gatewayQueueLength: 0,
       totalRequests: 0,
       heldAtWorkerCapacity: false,
+      queueWaitSlo: { seconds: 1, verdict: 'unknown' },
     });
   });
 

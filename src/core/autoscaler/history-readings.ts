@@ -1,12 +1,15 @@
 /**
  * What slo reads from the load history against its p99, besides the service model: how far
  * above the load before it 99% of requests arrived (burstExcess), and how many requests the
- * history's backlogs made late against the 1% a p99 allows (backlogAccount).
+ * history's backlogs made late against the 1% a p99 allows (backlogAccount). And whether the
+ * p99 held over the history at all (sloStanding), which the gateway reports whatever the policy.
  */
 import type { LoadBucket } from '../load-history.js';
 
 /** The share of requests the fleet is sized for: the p99 of the queue wait, of the load arrived into. */
 const QUANTILE = 0.99;
+/** The late requests a p99 allows among `requests`: 1% of them. */
+const lateBudget = (requests: number): number => (1 - QUANTILE) * requests;
 /** The shares a bucket's arrivals are spread over between its mean load and its peak. */
 const ARRIVAL_SHARES = 4;
 /** A bucket's peak is measured above the mean of the buckets this long before it. */
@@ -65,8 +68,47 @@ export function backlogAccount(
   // Waiting now goes on the last bucket's episode, if it had one.
   const carried = waitingNow > 0 && episodeReady !== undefined && episodeReady < readyNow - 0.5;
   const late = lateBefore + (carried ? 0 : waitingNow);
-  const budget = (1 - QUANTILE) * arrivals;
+  const budget = lateBudget(arrivals);
   return { late, budget, overBudget: late > budget, carried };
+}
+
+/** Fewer requests than this say nothing of a p99: one late request is already over 1%. */
+const MIN_REQUESTS_FOR_P99 = 100;
+/** A shorter history says more of the gateway's start (its first workers coming up) than of its service. */
+const MIN_WINDOW_MS = 5 * 60_000;
+
+/** How the queue wait stood against queue_wait_slo over the history (sloStanding). */
+export interface SloStanding {
+  /** Requests that came in over the history. */
+  readonly requests: number;
+  /** Requests that waited longer than queue_wait_slo for a slot (or left the queue after that long). */
+  readonly late: number;
+  /** The late requests a p99 allows: 1% of `requests`. */
+  readonly budget: number;
+  /** held: late within the budget; missed: over it; unknown: under 100 requests or 5 minutes, too few to judge. */
+  readonly verdict: 'held' | 'missed' | 'unknown';
+  /** The time the history spans, ms (an hour once the gateway has run that long). */
+  readonly windowMs: number;
+}
+
+/**
+ * Whether the p99 queue wait held queue_wait_slo over the history (an hour of buckets), from the
+ * buckets' arrivals and late requests: what the gateway reports to its operator whatever the
+ * policy, so a fleet that misses its SLO does not do so silently.
+ * E.g. 8,819 requests, 241 of them late: 88 allowed, missed.
+ */
+export function sloStanding(buckets: readonly LoadBucket[], bucketMs: number): SloStanding {
+  let requests = 0;
+  let late = 0;
+  for (const b of buckets) {
+    requests += b.arrivals;
+    late += b.late;
+  }
+  const budget = lateBudget(requests);
+  const windowMs = buckets.length * bucketMs;
+  const verdict =
+    requests < MIN_REQUESTS_FOR_P99 || windowMs < MIN_WINDOW_MS ? 'unknown' : late > budget ? 'missed' : 'held';
+  return { requests, late, budget, verdict, windowMs };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { eventLine, formatAge, statusText, table, workersTable } from '../../../src/cli/flockctl-format.js';
-import { GetStatusResponse, WorkerState } from '../../../src/gen/flockserve/v1/node_control.js';
+import { GetStatusResponse, SloVerdict, WorkerState } from '../../../src/gen/flockserve/v1/node_control.js';
 
 describe('flockctl formatting', () => {
   it.each([
@@ -78,6 +78,22 @@ describe('flockctl formatting', () => {
       heldAtWorkerCapacity: held,
     });
     expect(statusText(s).split('\n')).toContain(line);
+  });
+
+  it.each([
+    [SloVerdict.SLO_VERDICT_HELD, 'queue wait SLO:     p99 within 1 s: held, 12 of 8820 requests late in the last 1h00m (88 allowed)'],
+    [
+      SloVerdict.SLO_VERDICT_MISSED,
+      'queue wait SLO:     p99 within 1 s: MISSED, 12 of 8820 requests late in the last 1h00m (88 allowed)',
+    ],
+    [SloVerdict.SLO_VERDICT_UNKNOWN, 'queue wait SLO:     p99 within 1 s: too few requests to judge (8820 in the last 1h00m)'],
+  ])('status says whether the p99 queue wait held queue_wait_slo (verdict %s)', (verdict, line) => {
+    const s = GetStatusResponse.fromPartial({
+      queueWaitSlo: { seconds: 1, verdict, windowSeconds: 3600, requests: 8820, late: 12, allowed: 88 },
+    });
+    expect(statusText(s).split('\n')).toContain(line);
+    // A gateway from before the field: no line.
+    expect(statusText(GetStatusResponse.fromPartial({}))).not.toMatch(/queue wait SLO/);
   });
 
   it('workersTable shows in-flight/capacity, ages and provisioner detail', () => {

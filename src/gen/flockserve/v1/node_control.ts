@@ -100,6 +100,54 @@ export function workerStateToJSON(object: WorkerState): string {
   }
 }
 
+export enum SloVerdict {
+  SLO_VERDICT_UNSPECIFIED = 0,
+  /** SLO_VERDICT_UNKNOWN - Under 100 requests: too few to say anything of a p99. */
+  SLO_VERDICT_UNKNOWN = 1,
+  /** SLO_VERDICT_HELD - At most the allowed late requests: the p99 queue wait is within queue_wait_slo. */
+  SLO_VERDICT_HELD = 2,
+  /** SLO_VERDICT_MISSED - More: the p99 queue wait is over queue_wait_slo. */
+  SLO_VERDICT_MISSED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function sloVerdictFromJSON(object: any): SloVerdict {
+  switch (object) {
+    case 0:
+    case "SLO_VERDICT_UNSPECIFIED":
+      return SloVerdict.SLO_VERDICT_UNSPECIFIED;
+    case 1:
+    case "SLO_VERDICT_UNKNOWN":
+      return SloVerdict.SLO_VERDICT_UNKNOWN;
+    case 2:
+    case "SLO_VERDICT_HELD":
+      return SloVerdict.SLO_VERDICT_HELD;
+    case 3:
+    case "SLO_VERDICT_MISSED":
+      return SloVerdict.SLO_VERDICT_MISSED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SloVerdict.UNRECOGNIZED;
+  }
+}
+
+export function sloVerdictToJSON(object: SloVerdict): string {
+  switch (object) {
+    case SloVerdict.SLO_VERDICT_UNSPECIFIED:
+      return "SLO_VERDICT_UNSPECIFIED";
+    case SloVerdict.SLO_VERDICT_UNKNOWN:
+      return "SLO_VERDICT_UNKNOWN";
+    case SloVerdict.SLO_VERDICT_HELD:
+      return "SLO_VERDICT_HELD";
+    case SloVerdict.SLO_VERDICT_MISSED:
+      return "SLO_VERDICT_MISSED";
+    case SloVerdict.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface Worker {
   name: string;
   state: WorkerState;
@@ -153,6 +201,25 @@ export interface GetStatusResponse {
    * requests in flight: more workers, or a higher worker_capacity, would let them through.
    */
   heldAtWorkerCapacity: boolean;
+  /**
+   * Whether the p99 queue wait held queue_wait_slo over the load history the autoscaler reads
+   * (the last hour, once the gateway has run that long), whatever the cause of a miss.
+   */
+  queueWaitSlo?: QueueWaitSlo | undefined;
+}
+
+export interface QueueWaitSlo {
+  /** queue_wait_slo: the p99 of the wait for a worker slot that the fleet is sized for, seconds. */
+  seconds: number;
+  verdict: SloVerdict;
+  /** The time the history spans, seconds. */
+  windowSeconds: number;
+  /** Requests that came in over it. */
+  requests: number;
+  /** Of them, the ones that waited longer than queue_wait_slo for a worker slot. */
+  late: number;
+  /** The late requests a p99 allows: 1% of the requests. */
+  allowed: number;
 }
 
 /**
@@ -690,6 +757,7 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     coordination: undefined,
     workerCapacity: 0,
     heldAtWorkerCapacity: false,
+    queueWaitSlo: undefined,
   };
 }
 
@@ -742,6 +810,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.heldAtWorkerCapacity !== false) {
       writer.uint32(128).bool(message.heldAtWorkerCapacity);
+    }
+    if (message.queueWaitSlo !== undefined) {
+      QueueWaitSlo.encode(message.queueWaitSlo, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -887,6 +958,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.heldAtWorkerCapacity = reader.bool();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.queueWaitSlo = QueueWaitSlo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -969,6 +1048,11 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.held_at_worker_capacity)
         ? globalThis.Boolean(object.held_at_worker_capacity)
         : false,
+      queueWaitSlo: isSet(object.queueWaitSlo)
+        ? QueueWaitSlo.fromJSON(object.queueWaitSlo)
+        : isSet(object.queue_wait_slo)
+        ? QueueWaitSlo.fromJSON(object.queue_wait_slo)
+        : undefined,
     };
   },
 
@@ -1022,6 +1106,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.heldAtWorkerCapacity !== false) {
       obj.heldAtWorkerCapacity = message.heldAtWorkerCapacity;
     }
+    if (message.queueWaitSlo !== undefined) {
+      obj.queueWaitSlo = QueueWaitSlo.toJSON(message.queueWaitSlo);
+    }
     return obj;
   },
 
@@ -1048,6 +1135,162 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
       : undefined;
     message.workerCapacity = object.workerCapacity ?? 0;
     message.heldAtWorkerCapacity = object.heldAtWorkerCapacity ?? false;
+    message.queueWaitSlo = (object.queueWaitSlo !== undefined && object.queueWaitSlo !== null)
+      ? QueueWaitSlo.fromPartial(object.queueWaitSlo)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseQueueWaitSlo(): QueueWaitSlo {
+  return { seconds: 0, verdict: 0, windowSeconds: 0, requests: 0, late: 0, allowed: 0 };
+}
+
+export const QueueWaitSlo: MessageFns<QueueWaitSlo> = {
+  encode(message: QueueWaitSlo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seconds !== 0) {
+      writer.uint32(9).double(message.seconds);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(16).int32(message.verdict);
+    }
+    if (message.windowSeconds !== 0) {
+      writer.uint32(25).double(message.windowSeconds);
+    }
+    if (message.requests !== 0) {
+      writer.uint32(32).uint64(message.requests);
+    }
+    if (message.late !== 0) {
+      writer.uint32(40).uint64(message.late);
+    }
+    if (message.allowed !== 0) {
+      writer.uint32(48).uint64(message.allowed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueueWaitSlo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueueWaitSlo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.seconds = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.windowSeconds = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.requests = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.late = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.allowed = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueueWaitSlo {
+    return {
+      seconds: isSet(object.seconds) ? globalThis.Number(object.seconds) : 0,
+      verdict: isSet(object.verdict) ? sloVerdictFromJSON(object.verdict) : 0,
+      windowSeconds: isSet(object.windowSeconds)
+        ? globalThis.Number(object.windowSeconds)
+        : isSet(object.window_seconds)
+        ? globalThis.Number(object.window_seconds)
+        : 0,
+      requests: isSet(object.requests) ? globalThis.Number(object.requests) : 0,
+      late: isSet(object.late) ? globalThis.Number(object.late) : 0,
+      allowed: isSet(object.allowed) ? globalThis.Number(object.allowed) : 0,
+    };
+  },
+
+  toJSON(message: QueueWaitSlo): unknown {
+    const obj: any = {};
+    if (message.seconds !== 0) {
+      obj.seconds = floatToJson(message.seconds);
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = sloVerdictToJSON(message.verdict);
+    }
+    if (message.windowSeconds !== 0) {
+      obj.windowSeconds = floatToJson(message.windowSeconds);
+    }
+    if (message.requests !== 0) {
+      obj.requests = Math.round(message.requests);
+    }
+    if (message.late !== 0) {
+      obj.late = Math.round(message.late);
+    }
+    if (message.allowed !== 0) {
+      obj.allowed = Math.round(message.allowed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QueueWaitSlo>, I>>(base?: I): QueueWaitSlo {
+    return QueueWaitSlo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueueWaitSlo>, I>>(object: I): QueueWaitSlo {
+    const message = createBaseQueueWaitSlo();
+    message.seconds = object.seconds ?? 0;
+    message.verdict = object.verdict ?? 0;
+    message.windowSeconds = object.windowSeconds ?? 0;
+    message.requests = object.requests ?? 0;
+    message.late = object.late ?? 0;
+    message.allowed = object.allowed ?? 0;
     return message;
   },
 };

@@ -21,15 +21,22 @@ function logCapture(): GatewayLog & { lines: [level: string, msg: string][] } {
   return { lines, debug: () => {}, info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-const run = (maxWorkers: number, log: GatewayLog) =>
+/** slo from 1 worker (or `initialWorkers`) up to `maxWorkers` on `requests`, launches of `launchS` every time. */
+const simulateSlo = (
+  requests: TraceRequest[],
+  o: { maxWorkers: number; launchS: number; log?: GatewayLog; initialWorkers?: number },
+) =>
   simulate({
-    workload: traceWorkload(steady(12, 600), 1, 'steady 12 req/s'),
-    config: resolveOptions({ skypilotTask: '(simulated)', autoscaler: 'slo', minWorkers: 1, maxWorkers }),
-    launchDelay: { distribution: 'fixed', meanMs: 30_000, cv: 0 },
+    workload: traceWorkload(requests, 1, 'hand-made'),
+    config: resolveOptions({ skypilotTask: '(simulated)', autoscaler: 'slo', minWorkers: 1, maxWorkers: o.maxWorkers }),
+    launchDelay: { distribution: 'fixed', meanMs: o.launchS * 1000, cv: 0 },
     seed: 1,
     sampleIntervalMs: 10_000,
-    log,
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.initialWorkers ? { initialWorkers: o.initialWorkers } : {}),
   });
+
+const run = (maxWorkers: number, log: GatewayLog) => simulateSlo(steady(12, 600), { maxWorkers, launchS: 30, log });
 
 describe('slo autoscaler in the simulation: max_workers holding it back is reported', () => {
   it('12 req/s on a max of 2: one warning naming both numbers, the decisions counted', async () => {
@@ -53,16 +60,66 @@ describe('slo autoscaler in the simulation: max_workers holding it back is repor
   });
 });
 
+describe('the gateway says when the p99 queue wait misses queue_wait_slo, whatever the cause', () => {
+  /** 1 req/s for 20 minutes, and a spike of 150 requests within 5 s at 5 and at 12 minutes. */
+  const spiky: TraceRequest[] = [
+    ...steady(1, 1200),
+    ...[300, 720].flatMap((atS) =>
+      Array.from({ length: 150 }, (_, i) => ({
+        arrivalMs: atS * 1000 + (i * 5000) / 150,
+        promptTokens: 1000,
+        outputTokens: 200,
+        line: 0,
+      })),
+    ),
+  ]
+    .sort((a, b) => a.arrivalMs - b.arrivalMs)
+    .map((r, i) => ({ ...r, line: i + 2 }));
+  const sloLines = (log: ReturnType<typeof logCapture>) => log.lines.filter(([, m]) => /queue_wait_slo/.test(m));
+
+  it('spikes shorter than a 5-minute launch: one warning with the counts and the way out, and the run agrees', async () => {
+    const log = logCapture();
+    const r = await simulateSlo(spiky, { maxWorkers: 8, launchS: 300, log });
+    expect(r.summary.queueWaitS.p99).toBeGreaterThan(1);
+    const lines = sloLines(log);
+    expect(lines).toHaveLength(1);
+    const [level, msg] = lines[0]!;
+    expect(level).toBe('warn');
+    expect(msg).toMatch(
+      /^p99 queue wait over queue_wait_slo: \d+ of \d+ requests in the last \d+ min waited longer than 1 s for a worker \(\d+ allowed at p99\); the load outran the workers up \(a start, or a rise or burst faster than a launch\): only workers kept up hold it \(min_workers; `flockserve plan`/,
+    );
+    const [, late, requests, allowed] = /(\d+) of (\d+) requests.*\((\d+) allowed/.exec(msg)!.map(Number);
+    expect(late).toBeGreaterThan(allowed!);
+    expect(allowed).toBe(Math.floor(requests! / 100));
+  });
+
+  it('held back by max_workers: the warning says so', async () => {
+    const log = logCapture();
+    await run(2, log);
+    const lines = sloLines(log).filter(([level]) => level === 'warn');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]![1]).toMatch(/; max_workers 2 holds the autoscaler back$/);
+  });
+
+  it('a cold start on a load that needs several workers misses it too, and is told the same', async () => {
+    const log = logCapture();
+    await run(8, log);
+    expect(sloLines(log).map(([level, m]) => [level, /the load outran the workers up/.test(m)])).toEqual([
+      ['warn', true],
+    ]);
+  });
+
+  it('a load one worker holds: nothing said', async () => {
+    const log = logCapture();
+    const r = await simulateSlo(steady(2, 900), { maxWorkers: 8, launchS: 60, log });
+    expect(r.summary.queueWaitS.p99).toBeLessThan(1);
+    expect(sloLines(log)).toEqual([]);
+  });
+});
+
 describe('slo autoscaler in the simulation: a young history, streamed answers', () => {
   it('warm at 3 on a steady load 2 hold: the streams’ first tokens show the load is not prefill-bound, and the third worker goes within 10 minutes', async () => {
-    const r = await simulate({
-      workload: traceWorkload(steady(5, 1200), 1, 'steady 5 req/s'),
-      config: resolveOptions({ skypilotTask: '(simulated)', autoscaler: 'slo', minWorkers: 1, maxWorkers: 6 }),
-      launchDelay: { distribution: 'fixed', meanMs: 60_000, cv: 0 },
-      seed: 1,
-      sampleIntervalMs: 10_000,
-      initialWorkers: 3,
-    });
+    const r = await simulateSlo(steady(5, 1200), { maxWorkers: 6, launchS: 60, initialWorkers: 3 });
     const shedAt = r.scaleEvents.find((e) => e.to < e.from)?.tS;
     expect(shedAt).toBeLessThan(600);
     expect(r.timeline.at(-1)!.workers).toBe(2);
