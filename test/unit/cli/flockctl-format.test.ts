@@ -81,12 +81,18 @@ describe('flockctl formatting', () => {
   });
 
   it.each([
-    [SloVerdict.SLO_VERDICT_HELD, 'queue wait SLO:     p99 within 1 s: held, 12 of 8820 requests late in the last 1h00m (88 allowed)'],
+    [
+      SloVerdict.SLO_VERDICT_HELD,
+      'queue wait SLO:     p99 within 1 s: held, 12 of 8820 requests late in the last 1h00m (88 allowed)',
+    ],
     [
       SloVerdict.SLO_VERDICT_MISSED,
       'queue wait SLO:     p99 within 1 s: MISSED, 12 of 8820 requests late in the last 1h00m (88 allowed)',
     ],
-    [SloVerdict.SLO_VERDICT_UNKNOWN, 'queue wait SLO:     p99 within 1 s: too few requests to judge (8820 in the last 1h00m)'],
+    [
+      SloVerdict.SLO_VERDICT_UNKNOWN,
+      'queue wait SLO:     p99 within 1 s: too few requests to judge (8820 in the last 1h00m)',
+    ],
   ])('status says whether the p99 queue wait held queue_wait_slo (verdict %s)', (verdict, line) => {
     const s = GetStatusResponse.fromPartial({
       queueWaitSlo: { seconds: 1, verdict, windowSeconds: 3600, requests: 8820, late: 12, allowed: 88 },
