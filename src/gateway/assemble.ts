@@ -322,6 +322,9 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   // whatever the policy and whatever the cause (max_workers; a start, a rise or a burst faster than a launch).
   const slo = (): SloStanding => sloStanding(fleetHistory.buckets(), fleetHistory.bucketMs);
   const sloWatch = new SloWatch();
+  const planHint = c.requestLog
+    ? `\`flockserve plan --trace ${c.requestLog}\` names how many`
+    : '`flockserve plan` on a trace of this traffic names how many; `--request_log` records one';
   const reportSlo = (): void => {
     const s = slo();
     const change = sloWatch.update(s);
@@ -335,7 +338,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
         `p99 queue wait over queue_wait_slo: ${over}; ${
           scale.wanted !== undefined
             ? `max_workers ${scale.max} holds the autoscaler back`
-            : 'the load outran the workers up (a start, or a rise or burst faster than a launch): only workers kept up hold it (min_workers; `flockserve plan` on a trace of this traffic names how many)'
+            : `the load outran the workers up (a start, or a rise or burst faster than a launch): only workers kept up hold it (min_workers; ${planHint})`
         }`,
       );
   };

@@ -99,7 +99,7 @@ export const SIM_FLAGS = {
     type: 'string',
     default: SHIPPED_TRACES.conv,
     workloads: ['trace'],
-    help: 'Trace file, read as a stream: Azure LLM inference CSV (TIMESTAMP,ContextTokens,GeneratedTokens; the 2023 and 2024 releases), BurstGPT CSV (Timestamp s, Request tokens, Response tokens) or Mooncake JSON lines (timestamp ms, input_length, output_length, hash_ids of 512-token blocks; equal ids share a prefix), told apart by the extension (.csv, .jsonl) or the first line, and a CSV by its header. The default is the shipped Azure conversation trace (one hour, 19,366 requests).',
+    help: 'Trace file, read as a stream: Azure LLM inference CSV (TIMESTAMP,ContextTokens,GeneratedTokens; the 2023 and 2024 releases), BurstGPT CSV (Timestamp s, Request tokens, Response tokens), Mooncake JSON lines (timestamp ms, input_length, output_length, hash_ids of 512-token blocks; equal ids share a prefix) or FlockServe’s request log (the SQLite file of --request_log: each request’s arrival and token counts, requests without counts left out), told apart by the SQLite header, the extension (.csv, .jsonl) or the first line, and a CSV by its header. The default is the shipped Azure conversation trace (one hour, 19,366 requests).',
   },
   start: {
     type: 'number',

@@ -101,7 +101,12 @@ export function planWorkload(args: SimArgs): PlannedWorkload {
       const scan = scanTrace(file, window);
       const read = (): Iterable<TraceRequest> => traceWindow(traceRequests(file), window);
       return {
-        workload: traceWorkload(read(), args.timeScale, traceLabel(file, startS, durationS), scan.requests),
+        workload: traceWorkload(
+          read(),
+          args.timeScale,
+          traceLabel(file, startS, durationS, scan.leftOut),
+          scan.requests,
+        ),
         spanS: scan.lastArrivalMs / args.timeScale / 1000,
         sources: [file],
         requests: () => scaled(read(), args.timeScale),
@@ -142,13 +147,17 @@ export function planWorkload(args: SimArgs): PlannedWorkload {
   }
 }
 
-/** A trace's requests with arrivals `timeScale` times sooner. */
-/** The trace's name, and the part of it replayed when not all of it. */
-function traceLabel(file: string, startS: number, durationS: number): string {
-  if (startS === 0 && durationS === Infinity) return file;
-  return `${file}, ${durationS === Infinity ? 'to its end' : `${durationS} s`} from ${startS} s`;
+/** The trace's name, the part of it replayed when not all of it, and what of it could not be replayed. */
+function traceLabel(file: string, startS: number, durationS: number, leftOut: number): string {
+  const part =
+    startS === 0 && durationS === Infinity
+      ? ''
+      : `, ${durationS === Infinity ? 'to its end' : `${durationS} s`} from ${startS} s`;
+  const unknown = leftOut > 0 ? ` (${leftOut} of the log’s requests left out: no token counts)` : '';
+  return `${file}${part}${unknown}`;
 }
 
+/** A trace's requests with arrivals `timeScale` times sooner. */
 function* scaled(requests: Iterable<TraceRequest>, timeScale: number): Generator<TraceRequest, void, undefined> {
   for (const r of requests) yield timeScale === 1 ? r : { ...r, arrivalMs: r.arrivalMs / timeScale };
 }

@@ -1,37 +1,22 @@
 import { extname } from 'node:path';
 import { fileLines, textLines, type NumberedLine } from './lines.js';
-
-/** One request of a trace: when it arrives and how many tokens go in and come out. */
-export interface TraceRequest {
-  /** Milliseconds after the trace's first request. */
-  readonly arrivalMs: number;
-  readonly promptTokens: number;
-  readonly outputTokens: number;
-  /** 1-based line in the file, for messages (and as the request's identity in synthesised text). */
-  readonly line: number;
-  /**
-   * Mooncake traces: one id per 512-token block of the prompt, equal ids meaning the same
-   * (cacheable) prefix. Absent for traces with lengths only.
-   */
-  readonly hashIds?: readonly number[];
-}
+import { isRequestLog, requestLogRequests, requestLogScan } from './request-log-trace.js';
+import { TraceError, type TraceRequest } from './trace-types.js';
 
 /**
  * The formats read: the Azure LLM inference CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`,
  * the 2023 and 2024 releases), BurstGPT's CSV (`Timestamp` in seconds, `Request tokens`,
- * `Response tokens`, other columns ignored) and the Mooncake JSON lines (`timestamp` ms,
- * `input_length`, `output_length`, `hash_ids`).
+ * `Response tokens`, other columns ignored), the Mooncake JSON lines (`timestamp` ms,
+ * `input_length`, `output_length`, `hash_ids`) and FlockServe's own request log (SQLite,
+ * `--request_log`: request-log-trace.ts).
  */
-export const TRACE_FORMATS = ['azure-csv', 'burstgpt-csv', 'mooncake'] as const;
+export const TRACE_FORMATS = ['azure-csv', 'burstgpt-csv', 'mooncake', 'request-log'] as const;
 export type TraceFormat = (typeof TRACE_FORMATS)[number];
 
 /** Tokens per Mooncake hash block. */
 export const MOONCAKE_BLOCK_TOKENS = 512;
 
-/** A trace that cannot be used; the message names the file, the line and what was expected. */
-export class TraceError extends Error {
-  override readonly name = 'TraceError';
-}
+export { TraceError, type TraceRequest };
 
 /** A CSV trace's columns: which header names hold the arrival time and the two lengths, and how a time reads. */
 interface CsvDialect {
@@ -90,6 +75,7 @@ const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1
  * relative to the first request.
  */
 export function* traceRequests(file: string): Generator<TraceRequest, void, undefined> {
+  if (isRequestLog(file)) return yield* requestLogRequests(file);
   const lines = fileLines(file);
   let first: IteratorResult<NumberedLine, void>;
   try {
@@ -123,6 +109,8 @@ export interface TraceScan {
   readonly requests: number;
   /** The last request's arrival, ms after the first's. */
   readonly lastArrivalMs: number;
+  /** Requests the file holds but cannot replay: a request log's rows without token counts (0 for the others). */
+  readonly leftOut: number;
 }
 
 /** A part of a trace: the requests arriving from startMs (after its first request) until endMs. */
@@ -155,6 +143,7 @@ export function* traceWindow(
  * its part of the trace is. A window without a request is a TraceError.
  */
 export function scanTrace(file: string, window: TraceWindow = WHOLE_TRACE): TraceScan {
+  const leftOut = isRequestLog(file) ? requestLogScan(file).leftOut : 0;
   let requests = 0;
   let lastArrivalMs = 0;
   for (const r of traceWindow(traceRequests(file), window)) {
@@ -165,11 +154,12 @@ export function scanTrace(file: string, window: TraceWindow = WHOLE_TRACE): Trac
     throw new TraceError(
       `${file}: no request from ${window.startMs / 1000} s${window.endMs === Infinity ? ' on' : ` to ${window.endMs / 1000} s`} after the trace's first`,
     );
-  return { format: traceFormat(file), requests, lastArrivalMs };
+  return { format: traceFormat(file), requests, lastArrivalMs, leftOut };
 }
 
 /** The format of a trace file, by its extension or else its first line (a CSV's dialect by its header). */
 export function traceFormat(file: string): TraceFormat {
+  if (isRequestLog(file)) return 'request-log';
   const byName = formatByName(file);
   if (byName === 'mooncake') return byName;
   for (const { text } of fileLines(file)) if (text.trim() !== '') return formatByLine(text, byName);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceServiceClient } from '../../../src/gen/flockserve/v1/inference.js';
+import { scanTrace, traceRequests } from '../../../src/sim/cluster/trace.js';
 import { parseTraceparent } from '../../../src/telemetry/tracing.js';
 import { simStats, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { OtlpReceiver, type OtlpMetric } from '../../helpers/otlp-receiver.js';
@@ -259,6 +260,27 @@ describe('observability of a running gateway', () => {
     expect(rows.filter((r) => r.stream === 1)).toHaveLength(1);
     expect(rows.find((r) => r.trace_id === TRACE)).toBeDefined();
     expect(rows.filter((r) => r.transport === 'grpc')).toHaveLength(1);
+  });
+
+  it('the request log plans as a trace: its requests with both token counts, in arrival order', async () => {
+    await t.close();
+    const db = new Database(logPath, { readonly: true });
+    const counted = db
+      .prepare(
+        'SELECT prompt_tokens AS p, completion_tokens AS c FROM requests WHERE prompt_tokens IS NOT NULL AND completion_tokens IS NOT NULL ORDER BY timestamp',
+      )
+      .all() as { p: number; c: number }[];
+    db.close();
+    // The 400 reached no worker: it has no counts and is left out.
+    expect(counted.length).toBeGreaterThanOrEqual(3);
+    expect(scanTrace(logPath)).toMatchObject({
+      format: 'request-log',
+      requests: counted.length,
+      leftOut: 6 - counted.length,
+    });
+    const trace = [...traceRequests(logPath)];
+    expect(trace.map((r) => [r.promptTokens, r.outputTokens])).toEqual(counted.map((r) => [r.p, r.c]));
+    expect(trace.every((r, i) => i === 0 || r.arrivalMs >= trace[i - 1]!.arrivalMs)).toBe(true);
   });
 });
 

@@ -24,11 +24,17 @@ function logCapture(): GatewayLog & { lines: [level: string, msg: string][] } {
 /** slo from 1 worker (or `initialWorkers`) up to `maxWorkers` on `requests`, launches of `launchS` every time. */
 const simulateSlo = (
   requests: TraceRequest[],
-  o: { maxWorkers: number; launchS: number; log?: GatewayLog; initialWorkers?: number },
+  o: { maxWorkers: number; launchS: number; log?: GatewayLog; initialWorkers?: number; requestLog?: string },
 ) =>
   simulate({
     workload: traceWorkload(requests, 1, 'hand-made'),
-    config: resolveOptions({ skypilotTask: '(simulated)', autoscaler: 'slo', minWorkers: 1, maxWorkers: o.maxWorkers }),
+    config: resolveOptions({
+      skypilotTask: '(simulated)',
+      autoscaler: 'slo',
+      minWorkers: 1,
+      maxWorkers: o.maxWorkers,
+      ...(o.requestLog ? { requestLog: o.requestLog } : {}),
+    }),
     launchDelay: { distribution: 'fixed', meanMs: o.launchS * 1000, cv: 0 },
     seed: 1,
     sampleIntervalMs: 10_000,
@@ -91,6 +97,16 @@ describe('the gateway says when the p99 queue wait misses queue_wait_slo, whatev
     const [, late, requests, allowed] = /(\d+) of (\d+) requests.*\((\d+) allowed/.exec(msg)!.map(Number);
     expect(late).toBeGreaterThan(allowed!);
     expect(allowed).toBe(Math.floor(requests! / 100));
+  });
+
+  it('with a request log, the warning names the plan to run on it', async () => {
+    const log = logCapture();
+    await simulateSlo(spiky, { maxWorkers: 8, launchS: 300, log, requestLog: '/var/log/flockserve/requests.db' });
+    expect(sloLines(log).map(([, m]) => m)).toEqual([
+      expect.stringMatching(
+        /\(min_workers; `flockserve plan --trace \/var\/log\/flockserve\/requests\.db` names how many\)$/,
+      ),
+    ]);
   });
 
   it('held back by max_workers: the warning says so', async () => {

@@ -278,7 +278,12 @@ describe('reading files', () => {
     expect(t).toHaveLength(1000);
     expect(t[0]).toEqual({ arrivalMs: 0, promptTokens: 374, outputTokens: 44, line: 2 });
     expect(t.at(-1)!.arrivalMs / 1000).toBeCloseTo(216.03, 1);
-    expect(scanTrace(CONV_HEAD)).toEqual({ format: 'azure-csv', requests: 1000, lastArrivalMs: t.at(-1)!.arrivalMs });
+    expect(scanTrace(CONV_HEAD)).toEqual({
+      format: 'azure-csv',
+      requests: 1000,
+      lastArrivalMs: t.at(-1)!.arrivalMs,
+      leftOut: 0,
+    });
   });
 
   it('tells the formats apart by extension, else by the first line', () => {
@@ -292,7 +297,12 @@ describe('reading files', () => {
     expect(traceFormat(MOONCAKE_HEAD)).toBe('mooncake');
     writeFileSync(join(dir, 'burst.csv'), `${BURSTGPT}\n5,ChatGPT,10,20,30,Conversation log`);
     expect(traceFormat(join(dir, 'burst.csv'))).toBe('burstgpt-csv');
-    expect(scanTrace(join(dir, 'burst.csv'))).toEqual({ format: 'burstgpt-csv', requests: 1, lastArrivalMs: 0 });
+    expect(scanTrace(join(dir, 'burst.csv'))).toEqual({
+      format: 'burstgpt-csv',
+      requests: 1,
+      lastArrivalMs: 0,
+      leftOut: 0,
+    });
   });
 
   it('readLengths packs the lengths of either format, in file order', () => {
