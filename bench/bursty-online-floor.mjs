@@ -10,7 +10,7 @@
 // figure sits beside `flockserve plan`'s clairvoyant bound for the same seed and launch delay.
 //
 //   npm run build && node bench/bursty-online-floor.mjs [--seeds 1,2,3] [--delays 60,300]
-//       [--burst-workers 4,5] [--drain 15]
+//       [--burst-workers 4,5] [--drain 15] [--burst-every 300] [--duration 3600]
 import { parseArgs } from 'node:util';
 import { BURSTY_DEFAULTS, burstyArrivals } from '../dist/sim/workloads/bursty.js';
 
@@ -20,16 +20,18 @@ const { values } = parseArgs({
     delays: { type: 'string', default: '60,300' },
     'burst-workers': { type: 'string', default: '4,5' },
     drain: { type: 'string', default: '15' },
+    'burst-every': { type: 'string', default: String(BURSTY_DEFAULTS.burstEveryS) },
+    duration: { type: 'string', default: String(BURSTY_DEFAULTS.durationS) },
   },
 });
 const list = (s) => s.split(',').map(Number);
 const drainS = Number(values.drain);
-const minGapS = 0.5 * BURSTY_DEFAULTS.burstEveryS;
-const hourS = BURSTY_DEFAULTS.durationS;
+const bursty = { ...BURSTY_DEFAULTS, burstEveryS: Number(values['burst-every']), durationS: Number(values.duration) };
+const minGapS = 0.5 * bursty.burstEveryS;
 
 function burstStarts(seed) {
   const starts = [];
-  for (const a of burstyArrivals({ ...BURSTY_DEFAULTS, seed }))
+  for (const a of burstyArrivals({ ...bursty, seed }))
     if (a.burst !== undefined && a.burst === starts.length) starts.push(a.atMs / 1000);
   return starts;
 }
@@ -45,7 +47,7 @@ function onlineFloor(starts, launchS, extra) {
     billedS += s + drainS - Math.max(0, readyFrom, shedAt);
     previous = s;
   }
-  return (hourS + extra * billedS) / 3600;
+  return (bursty.durationS + extra * billedS) / 3600;
 }
 
 console.log(
