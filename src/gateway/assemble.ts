@@ -329,8 +329,9 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     const s = slo();
     const change = sloWatch.update(s);
     if (change === undefined) return;
-    const fields = { late: s.late, requests: s.requests, allowed: Math.floor(s.budget), queueWaitSlo: c.queueWaitSlo };
-    const over = `${s.late} of ${s.requests} requests in the last ${Math.round(s.windowMs / 60_000)} min waited longer than ${c.queueWaitSlo} s for a worker (${Math.floor(s.budget)} allowed at p99)`;
+    const allowed = Math.floor(s.budget);
+    const fields = { late: s.late, requests: s.requests, allowed, queueWaitSlo: c.queueWaitSlo };
+    const over = `${s.late} of ${s.requests} requests in the last ${Math.round(s.windowMs / 60_000)} min waited longer than ${c.queueWaitSlo} s for a worker (${allowed} allowed at p99)`;
     if (change === 'held-again') log.info(fields, `p99 queue wait within queue_wait_slo again: ${over}`);
     else
       log.warn(

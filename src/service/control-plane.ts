@@ -8,7 +8,7 @@ import type { WorkerPool } from '../core/pool.js';
 import type { CommandHandler } from '../core/replica.js';
 import type { Worker } from '../core/types.js';
 import type { EventHub, EventListener } from './events.js';
-import type { ControlPlane, GatewayStatus, ScaleBounds } from './status.js';
+import { queueWaitSloStatus, type ControlPlane, type GatewayStatus, type ScaleBounds } from './status.js';
 import { workerNameFor } from './workers.js';
 
 /** The log lines node control writes (pino's Logger fits). */
@@ -128,7 +128,7 @@ export class GatewayControlPlane implements ControlPlane {
       minWorkers: this.#options.scale.min,
       maxWorkers: this.#options.scale.max,
       autoscalerWantedWorkers: this.#options.scale.wanted,
-      queueWaitSlo: { seconds: c.queueWaitSlo, ...(g?.sloStanding() ?? NO_STANDING) },
+      queueWaitSlo: queueWaitSloStatus(c.queueWaitSlo, g?.sloStanding() ?? NO_STANDING),
       autoscaler: c.autoscaler,
       loadBalancer: c.loadBalancer,
       provisioner: g?.provisioner.kind ?? c.provisioner,

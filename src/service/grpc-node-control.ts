@@ -58,14 +58,7 @@ function statusToProto(s: GatewayStatus): GetStatusResponse {
           storeUnreachableSinceUnixMs: c.storeUnreachableSince ?? 0,
         }
       : undefined,
-    queueWaitSlo: {
-      seconds: q.seconds,
-      verdict: SLO_VERDICTS[q.verdict],
-      windowSeconds: q.windowMs / 1000,
-      requests: q.requests,
-      late: q.late,
-      allowed: Math.floor(q.budget),
-    },
+    queueWaitSlo: { ...q, verdict: SLO_VERDICTS[q.verdict] },
   };
 }
 

@@ -21,8 +21,8 @@ export interface GatewayStatus {
   readonly maxWorkers: number;
   /** Workers the autoscaler wants beyond maxWorkers, while maxWorkers holds it back (its SLO may not hold). */
   readonly autoscalerWantedWorkers?: number | undefined;
-  /** queue_wait_slo (seconds) and whether the p99 queue wait held it over the load history. */
-  readonly queueWaitSlo: SloStanding & { readonly seconds: number };
+  /** queue_wait_slo and whether the p99 queue wait held it over the load history. */
+  readonly queueWaitSlo: QueueWaitSloStatus;
   readonly autoscaler: string;
   readonly loadBalancer: string;
   readonly provisioner: string;
@@ -85,19 +85,28 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
 }
 
 /**
- * The SLO part of `GET /`: over the load history (the last hour, once the gateway has run that
- * long), how many requests waited longer than queue_wait_slo for a worker against the 1% a p99
- * allows, and the verdict: held, missed, or unknown (under 100 requests).
+ * The SLO as `GET /` and GetStatus report it: over the load history (the last hour, once the
+ * gateway has run that long), how many requests waited longer than queue_wait_slo for a worker
+ * against the whole number a p99 allows, and the verdict: held, missed, or unknown (under 100
+ * requests or 5 minutes).
  */
-function queueWaitSloJson(s: GatewayStatus['queueWaitSlo']): Record<string, unknown> {
-  return {
-    seconds: s.seconds,
-    verdict: s.verdict,
-    window_seconds: s.windowMs / 1000,
-    requests: s.requests,
-    late: s.late,
-    allowed: Math.floor(s.budget),
-  };
+export interface QueueWaitSloStatus {
+  readonly seconds: number;
+  readonly verdict: SloStanding['verdict'];
+  readonly windowSeconds: number;
+  readonly requests: number;
+  readonly late: number;
+  readonly allowed: number;
+}
+
+export function queueWaitSloStatus(seconds: number, s: SloStanding): QueueWaitSloStatus {
+  const { verdict, requests, late } = s;
+  return { seconds, verdict, windowSeconds: s.windowMs / 1000, requests, late, allowed: Math.floor(s.budget) };
+}
+
+function queueWaitSloJson(q: QueueWaitSloStatus): Record<string, unknown> {
+  const { windowSeconds, ...rest } = q;
+  return { ...rest, window_seconds: windowSeconds };
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
