@@ -119,9 +119,8 @@ for (const r of logged) {
   else unmatched.push(r);
 }
 const lengthsEqual = logged.length - unmatched.length;
-const unmatchedSent = sent.filter(
-  (r) => (pending.get(key(r)) ?? 0) > 0 && pending.set(key(r), pending.get(key(r)) - 1),
-);
+// What was sent and found no logged request of its lengths.
+const unmatchedSent = [...pending].flatMap(([k, count]) => Array(count).fill(k));
 // Arrivals are relative to each one's first request: the offset both share (the first request's
 // own stamping) is taken out, what is left is each request's skew.
 const offsets = logged.map((r, i) => r.arrivalMs - sent[i].arrivalMs).sort((a, b) => a - b);
@@ -178,7 +177,7 @@ rows.push(`| the fleet for queue_wait_slo | ${fromTrace.sloWorkers ?? 'none'} | 
 // A prompt shorter than the simulator's unique prefix ("[trace line N] ", 4-5 tokens) is sent longer.
 const mismatches =
   unmatched.length > 0
-    ? ` (prompt/output tokens; the others logged ${unmatched.map(key).join(', ')} where ${unmatchedSent.map(key).join(', ')} were sent)`
+    ? ` (prompt/output tokens; the others logged ${unmatched.map(key).join(', ')} where ${unmatchedSent.join(', ')} were sent)`
     : '';
 const md = `# Planning from the gateway's own request log
 

@@ -84,6 +84,8 @@ export function requestLogScan(file: string): RequestLogScan {
   }
 }
 
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
 /** "2026-12-07T02:33:56.123Z", as the request log writes it (Date.toISOString). */
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -102,21 +104,23 @@ export function* requestLogRequests(file: string): Generator<TraceRequest, void,
       .iterate() as IterableIterator<{ id: number; timestamp: unknown; prompt: unknown; completion: unknown }>;
     let origin: number | undefined;
     for (const r of rows) {
-      const where = `${file}: requests row ${r.id}`;
+      // Messages are built only on the error paths: this loop runs once per request of the log.
+      const where = (): string => `${file}: requests row ${r.id}`;
       const at = typeof r.timestamp === 'string' && ISO.test(r.timestamp) ? Date.parse(r.timestamp) : NaN;
       if (!Number.isFinite(at))
         throw new TraceError(
-          `${where}: expected timestamp like "2026-12-07T02:33:56.123Z", got ${JSON.stringify(r.timestamp)}`,
+          `${where()}: expected timestamp like "2026-12-07T02:33:56.123Z", got ${JSON.stringify(r.timestamp)}`,
         );
-      const count = (name: string, v: unknown): number => {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
-          throw new TraceError(`${where}: expected ${name} as a whole number >= 0, got ${JSON.stringify(v)}`);
-        return v;
-      };
-      const promptTokens = count('prompt_tokens', r.prompt);
-      const outputTokens = count('completion_tokens', r.completion);
+      if (!isCount(r.prompt))
+        throw new TraceError(
+          `${where()}: expected prompt_tokens as a whole number >= 0, got ${JSON.stringify(r.prompt)}`,
+        );
+      if (!isCount(r.completion))
+        throw new TraceError(
+          `${where()}: expected completion_tokens as a whole number >= 0, got ${JSON.stringify(r.completion)}`,
+        );
       origin ??= at;
-      yield { arrivalMs: at - origin, promptTokens, outputTokens, line: r.id };
+      yield { arrivalMs: at - origin, promptTokens: r.prompt, outputTokens: r.completion, line: r.id };
     }
   } finally {
     db.close();
