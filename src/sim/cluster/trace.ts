@@ -143,8 +143,8 @@ export function* traceWindow(
  * its part of the trace is. A window without a request is a TraceError.
  */
 export function scanTrace(file: string, window: TraceWindow = WHOLE_TRACE): TraceScan {
-  const format = traceFormat(file);
-  const leftOut = format === 'request-log' ? requestLogScan(file).leftOut : 0;
+  // A request log is checked first: its own errors (no table, no row with counts) say more.
+  const leftOut = isRequestLog(file) ? requestLogScan(file).leftOut : 0;
   let requests = 0;
   let lastArrivalMs = 0;
   for (const r of traceWindow(traceRequests(file), window)) {
@@ -155,7 +155,7 @@ export function scanTrace(file: string, window: TraceWindow = WHOLE_TRACE): Trac
     throw new TraceError(
       `${file}: no request from ${window.startMs / 1000} s${window.endMs === Infinity ? ' on' : ` to ${window.endMs / 1000} s`} after the trace's first`,
     );
-  return { format, requests, lastArrivalMs, leftOut };
+  return { format: traceFormat(file), requests, lastArrivalMs, leftOut };
 }
 
 /** The format of a trace file, by its extension or else its first line (a CSV's dialect by its header). */
