@@ -1,4 +1,5 @@
 import type { LoadBucket } from '../load-history.js';
+import { BurstRhythm, type RhythmPhase } from './burst-rhythm.js';
 import { NO_BACKLOG_ACCOUNT, backlogAccount, burstExcess, type BacklogAccount } from './history-readings.js';
 import { fitServiceModel, meanFirstTokenS, type ServiceModel } from './service-model.js';
 import { settle } from './settle.js';
@@ -51,6 +52,11 @@ const SUSTAINED_BUCKETS = 3;
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.
  *
+ * Bursts that recur far apart (BurstRhythm: three gaps seen, each leaving a quiet stretch
+ * longer than a launch) are met by a schedule instead: once a burst is served, down at once
+ * to what the base load needs; up, before any request waits, to what the bursts need when the
+ * next may come before a launch started later would be ready.
+ *
  * E.g. the conv trace's shape, S(b) = 2.6 + 0.13·b s, C = 30, slo = 1 s: at λ = 5.3 req/s one
  * worker would carry b = 44 > 30 slots; two carry 10.5 each, peaks 21 + E; with E = 30 that is
  * 51 ≤ 60·(1 + 1/6.5) = 69 → 2 workers. Bursts of 200 every 5 minutes over 0.5 req/s are half
@@ -70,6 +76,10 @@ export class SloPolicy implements AutoscalerPolicy {
   #wantedUp = false;
   /** Since when more requests have waited than the ready slots take in within the SLO. */
   #overSince: number | undefined;
+  readonly #rhythm = new BurstRhythm();
+  #lastDecisionAt: number | undefined;
+  /** The longest time between two decisions seen, ms. */
+  #interval = 0;
 
   constructor(opts: AutoscalerOptions = {}) {
     const slo = opts['queueWaitSlo'] ?? DEFAULT_QUEUE_WAIT_SLO_S;
@@ -95,13 +105,18 @@ export class SloPolicy implements AutoscalerPolicy {
   }
 
   #raw(s: ScaleSnapshot, now: number): ScaleDecision {
-    const e = estimate(s, this.sloS);
+    const rhythm = this.#rhythmAt(s, now);
+    const e = estimate(s, this.sloS, rhythm);
     const needs = this.#needs;
     needs.push([now, e.needDown]);
     while (needs.length > 0 && needs[0]![0] < now - e.launchMs) needs.shift();
     let held = 0;
     for (const [, n] of needs) held = Math.max(held, n);
     const W = activeWorkers(s);
+    if (rhythm) {
+      const d = this.#betweenBursts(s, now, e, rhythm, W);
+      if (d) return d;
+    }
     const seenMs = (s.history?.length ?? 0) * (s.historyBucketMs ?? 10_000);
     // Up to what the load needs at once; down one worker at a time (the next decision sees the
     // load on the smaller fleet), only when even the last launch delay's load fits with room to
@@ -147,6 +162,53 @@ export class SloPolicy implements AutoscalerPolicy {
         : '';
     return { desired, reason: `${verb}: ${e.why}${hold}` };
   }
+
+  /**
+   * Where the load stands between recurring bursts (BurstRhythm), judged against a launch
+   * started now: ready after the slowest recent launch, and started up to the longest interval
+   * between decisions late (urgent checks come closer, but only while requests wait).
+   */
+  #rhythmAt(s: ScaleSnapshot, now: number): RhythmPhase | undefined {
+    if (this.#lastDecisionAt !== undefined) this.#interval = Math.max(this.#interval, now - this.#lastDecisionAt);
+    this.#lastDecisionAt = now;
+    const launches = s.launchDurationsMs ?? [];
+    const slowest = launches.length > 0 ? Math.max(...launches) : s.config.downscaleDelayMs;
+    return this.#rhythm.at(
+      s.history ?? [],
+      s.historyBucketMs ?? 10_000,
+      s.config.workerCapacity,
+      now,
+      slowest + this.#interval,
+    );
+  }
+
+  /**
+   * Between recurring bursts: the burst's workers go at once when it has been served and the
+   * next cannot come for longer than a launch (kept, they would idle longer than relaunching
+   * them costs), and are launched again, without waiting for requests to queue, when it may come
+   * before a launch started later would be ready. undefined: the usual rules decide.
+   */
+  #betweenBursts(
+    s: ScaleSnapshot,
+    now: number,
+    e: Estimate,
+    rhythm: RhythmPhase,
+    W: number,
+  ): ScaleDecision | undefined {
+    const C = s.config.workerCapacity;
+    const nextS = ((rhythm.earliestNextMs - now) / 1000).toFixed(0);
+    if (rhythm.phase === 'due')
+      return e.need > W
+        ? { desired: e.need, reason: `scale up: ${e.why}; the next burst may come in ${nextS} s` }
+        : undefined;
+    const served = (s.waiting ?? 0) === 0 && s.queueLength <= e.needDown * C * DOWN_MARGIN;
+    const idleMs = rhythm.earliestNextMs - now - e.launchMs;
+    if (!served || e.needDown >= W || idleMs < e.launchMs) return undefined;
+    return {
+      desired: e.needDown,
+      reason: `scale down: ${e.why}; the last burst served, the next not before ${nextS} s from now`,
+    };
+  }
 }
 
 interface Estimate {
@@ -181,8 +243,12 @@ const UTILISATION_MAX = 0.95;
 /** A scale-down must leave this much room (10%): the load moves between decisions, a relaunch costs a launch. */
 const DOWN_MARGIN = 0.9;
 
-/** The workers the load needs now (see SloPolicy), and what that was worked out from. */
-export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
+/**
+ * The workers the load needs now (see SloPolicy), and what that was worked out from. Between
+ * recurring bursts (`rhythm`), quiet: the base load's alone, the bursts' buckets left out; due:
+ * the excess the next burst is met with (BurstRhythm) if the history's is lower.
+ */
+export function estimate(s: ScaleSnapshot, sloS: number, rhythm?: RhythmPhase): Estimate {
   const C = s.config.workerCapacity;
   const launchMs = median(s.launchDurationsMs) ?? s.config.downscaleDelayMs;
   const bucketMs = s.historyBucketMs ?? 10_000;
@@ -209,9 +275,15 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
     };
   }
   // The arrival rate to plan for: the last few minutes' (fluctuations above it are the excess).
-  const rateOf = (bs: readonly LoadBucket[]): number => sum(bs, (b) => b.arrivals) / (bs.length * bucketS);
-  const lambda = rateOf(rateWindow);
-  const excess = burstExcess(all, C);
+  const quiet = rhythm?.phase === 'quiet';
+  const base = quiet ? withoutBursts(all, rhythm.bursts) : all;
+  // Quiet, the rate window's bursts are left out of its arrivals, not of its length.
+  const lambda =
+    sum(quiet ? withoutBursts(rateWindow, rhythm.bursts) : rateWindow, (b) => b.arrivals) /
+    (rateWindow.length * bucketS);
+  const usual = burstExcess(base, C);
+  const due = rhythm?.phase === 'due';
+  const excess = due ? Math.max(usual, rhythm.burstExcess) : usual;
   const cap = Math.max(s.maxWorkers, 1) * 4;
   // Ski rental: an idle worker is kept about as long as relaunching it would take, not for the
   // whole rate window (sparse traffic on a fast launch would keep a worker for minutes).
@@ -235,7 +307,11 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   const young = all.length * bucketMs < CAUTIOUS_HISTORY_MS;
   const cautious = (young && fitServiceModel(all, bucketMs, { cautious: true })) || model;
   const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
-  const down = smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap);
+  // The next burst's workers are kept as sized, without the room a scale-down leaves: its excess
+  // is already the quantile a p99 allows.
+  const down = due
+    ? Math.max(up.r, smallestFleet(cautious, lambda, usual, C, sloS, DOWN_MARGIN, cap).r)
+    : smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap).r;
   // The model alone launches only for a load the fleet cannot hold at all (its prefills would
   // take every worker's whole time, or the mean outgrow the slots): the 5% kept spare in sizing
   // is a margin, and a launch bought for it while nothing waits is paid for the rest of the load.
@@ -257,7 +333,7 @@ export function estimate(s: ScaleSnapshot, sloS: number): Estimate {
   return {
     need: up.r,
     needMean: mean.r,
-    needDown: down.r,
+    needDown: down,
     idle,
     sustained,
     backlog: { ...backlog, transient },
@@ -304,6 +380,11 @@ function smallestFleet(
       return { r, b, peak, fits: true };
   }
   return { r: cap, b: Infinity, peak: Infinity, fits: false };
+}
+
+/** The buckets outside the bursts' spans (from a burst's start to where its load ends). */
+function withoutBursts(buckets: readonly LoadBucket[], bursts: RhythmPhase['bursts']): LoadBucket[] {
+  return buckets.filter((b) => !bursts.some((u) => b.startMs >= u.startMs && b.startMs < u.untilMs));
 }
 
 function median(xs: readonly number[] | undefined): number | undefined {

@@ -697,6 +697,43 @@ describe('SloPolicy on a virtual clock', () => {
     },
   );
 
+  it('bursts every 10 minutes, once three gaps are seen: the workers go as soon as a burst is served and come back a launch and a decision before the next may come', () => {
+    // 0.5 req/s with bursts of 150 requests at 300, 900, ... s; launches take 60 s.
+    const bursts = [300, 900, 1500, 2100, 2700, 3300];
+    const h: LoadBucket[] = [];
+    const changes: [number, number][] = [];
+    const reasons: string[] = [];
+    const p = new SloPolicy();
+    let workers = 5;
+    for (let t = 30 * S; t <= 3600 * S; t += 30 * S) {
+      while (h.length * BUCKET < t) {
+        const startMs = h.length * BUCKET;
+        const base = regime({ startMs, minutes: 1, rate: 0.5, workers })[0]!;
+        h.push(bursts.includes(startMs / S) ? { ...base, arrivals: 150, departures: 150, peak: 150 } : base);
+      }
+      const d = p.decide(snap(h, workers, { launchS: 60 }), t);
+      if (d.desired !== workers) {
+        changes.push([t / S, (workers = d.desired)]);
+        reasons.push(d.reason);
+      }
+    }
+    // From the fourth burst (2,100 s) on, the next may come 540 s after the last (the gaps seen
+    // are all 600 s): the burst's workers go once its three buckets have passed, and are
+    // launched 90 s (a launch and a decision) before the next may come.
+    const after = changes.filter(([at]) => at > 2100);
+    expect(after.filter(([, n]) => n === 1).map(([at]) => at)).toEqual([2160, 2760, 3360]);
+    const upAfter = (at: number): [number, number] | undefined => after.find(([t, n]) => t > at && n > 1);
+    expect(upAfter(2160)?.[0]).toBe(2550);
+    expect(upAfter(2760)?.[0]).toBe(3150);
+    const workersAt = (t: number): number => changes.filter(([at]) => at <= t).at(-1)![1];
+    expect(workersAt(2700)).toBeGreaterThanOrEqual(4);
+    expect(workersAt(3300)).toBeGreaterThanOrEqual(4);
+    expect(reasons[changes.findIndex(([at]) => at === 2550)]).toMatch(/the next burst may come in 90 s/);
+    expect(reasons[changes.findIndex(([at]) => at === 2760)]).toMatch(
+      /the last burst served, the next not before 480 s from now/,
+    );
+  });
+
   it('more than max_workers needed: clamped, and the decision says what it wanted', () => {
     const h = [
       ...regime({ minutes: 20, rate: 20, workers: 8 }),
