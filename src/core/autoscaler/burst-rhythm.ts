@@ -75,8 +75,8 @@ function median(xs: number[]): number {
 
 /** Bursts remembered this long: a day holds a schedule's rhythm at any hour. */
 const MEMORY_MS = 24 * 3600_000;
-/** Gaps seen before the rhythm is followed: the fewest the soonest gap is estimated from (two would give the shortest itself). */
-const MIN_GAPS = 3;
+/** Gaps seen before the rhythm is followed: the fewest the soonest gap is estimated from (one is only itself). */
+const MIN_GAPS = 2;
 /** The next burst is expected no sooner than this share of the soonest gap estimated. */
 const GAP_SHARE = 0.9;
 /** Past the longest gap seen by this much, the rhythm has stopped (the job was cancelled, the schedule changed). */

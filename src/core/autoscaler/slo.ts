@@ -52,7 +52,7 @@ const SUSTAINED_BUCKETS = 3;
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.
  *
- * Bursts that recur far apart (BurstRhythm: three gaps seen, each leaving a quiet stretch
+ * Bursts that recur far apart (BurstRhythm: two gaps seen, each leaving a quiet stretch
  * longer than a launch) are met by a schedule instead: once a burst is served, down at once
  * to what the base load needs; up, before any request waits, to what the bursts need when the
  * next may come before a launch started later would be ready.

@@ -84,10 +84,11 @@ describe('BurstRhythm', () => {
   // Bursts 500-700 s apart: the shortest seen is 500, the longest 700.
   const starts = [300, 900, 1400, 2100, 2700];
 
-  it('knows no rhythm before three gaps are seen', () => {
-    const r = new BurstRhythm();
-    const now = 1500 * S;
-    expect(r.at(history(now, starts.slice(0, 3)), BUCKET, C, now, LEAD)).toBeUndefined();
+  it('knows no rhythm before two gaps are seen', () => {
+    const now = 1000 * S;
+    expect(new BurstRhythm().at(history(now, starts.slice(0, 2)), BUCKET, C, now, LEAD)).toBeUndefined();
+    const later = 1500 * S;
+    expect(new BurstRhythm().at(history(later, starts.slice(0, 3)), BUCKET, C, later, LEAD)?.phase).toBe('quiet');
   });
 
   it('between bursts: quiet until a launch started now would be ready after the earliest next burst, then due', () => {
@@ -116,13 +117,15 @@ describe('BurstRhythm', () => {
   it('remembers the bursts the hour of history no longer holds', () => {
     const r = new BurstRhythm();
     const far = [300, 1500, 2600, 3800, 4900];
-    for (let t = 400; t < 5200; t += 30) r.at(history(t * S, far), BUCKET, C, t * S, LEAD);
-    // At 5200 s the history begins at 1600 s: three bursts are in it, five remembered (four gaps).
-    const now = 5200 * S;
+    for (let t = 400; t < 6300; t += 30) r.at(history(t * S, far), BUCKET, C, t * S, LEAD);
+    // At 6300 s the history begins at 2700 s: two bursts are in it, five remembered (four gaps),
+    // the soonest next 90% of (4·1100 − 1200)/3 s after the last.
+    const now = 6300 * S;
     const phase = r.at(history(now, far), BUCKET, C, now, LEAD);
-    expect(phase?.bursts.length).toBe(3);
-    expect(phase?.phase).toBe('quiet');
-    // A fresh rhythm sees only the three (two gaps): none yet.
+    expect(phase?.bursts.length).toBe(2);
+    expect(phase?.earliestNextMs).toBeCloseTo((4900 + 0.9 * ((4 * 1100 - 1200) / 3)) * S, 6);
+    expect(phase?.phase).toBe('due');
+    // A fresh rhythm sees only the two (one gap): none yet.
     expect(new BurstRhythm().at(history(now, far), BUCKET, C, now, LEAD)).toBeUndefined();
   });
 

@@ -697,7 +697,7 @@ describe('SloPolicy on a virtual clock', () => {
     },
   );
 
-  it('bursts every 10 minutes, once three gaps are seen: the workers go as soon as a burst is served and come back a launch and a decision before the next may come', () => {
+  it('bursts every 10 minutes, once two gaps are seen: the workers go as soon as a burst is served and come back a launch and a decision before the next may come', () => {
     // 0.5 req/s with bursts of 150 requests at 300, 900, ... s; launches take 60 s.
     const bursts = [300, 900, 1500, 2100, 2700, 3300];
     const h: LoadBucket[] = [];
