@@ -52,10 +52,11 @@ const SUSTAINED_BUCKETS = 3;
  * fits one worker fewer with 10% to spare: an idle worker costs less kept than relaunched
  * until it has been idle for about a launch.
  *
- * Bursts that recur far apart (BurstRhythm: two gaps seen, each leaving a quiet stretch
- * longer than a launch) are met by a schedule instead: once a burst is served, down at once
- * to what the base load needs; up, before any request waits, to what the bursts need when the
- * next may come before a launch started later would be ready.
+ * Bursts that recur far apart (BurstRhythm: two gaps seen, the soonest leaving a quiet
+ * stretch longer than a lead, the slowest launch and a decision's interval) are met on a
+ * schedule instead: once a burst is served, down at once to what the base load needs; up,
+ * before any request waits, to what the bursts need when the next may come before a launch
+ * started later would be ready.
  *
  * E.g. the conv trace's shape, S(b) = 2.6 + 0.13·b s, C = 30, slo = 1 s: at λ = 5.3 req/s one
  * worker would carry b = 44 > 30 slots; two carry 10.5 each, peaks 21 + E; with E = 30 that is
