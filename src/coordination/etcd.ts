@@ -696,6 +696,7 @@ export class EtcdCoordinator implements Coordinator {
     this.#leaving = true;
     try {
       if (this.#session) await this.#putReplica(this.#session);
+      else await this.#dropStaleReplicaKey();
       for (let round = 0; round < 20 && !this.#closed; round++) {
         if (this.#leading) {
           const outcome = await this.#handOver();
@@ -716,6 +717,23 @@ export class EtcdCoordinator implements Coordinator {
       this.#log.warn({ err: message(err) }, 'etcd: could not agree on who keeps the fleet while leaving');
       return 'unreachable';
     }
+  }
+
+  /**
+   * Leaving without a lease (etcd was cut off and this replica is not back yet): a replica key of
+   * the lease it gave up, which etcd may still keep (a restored quorum renews every lease), names
+   * it as staying, and a leaving leader would hand the fleet over to it. The key goes first.
+   */
+  async #dropStaleReplicaKey(): Promise<void> {
+    const abandoned = this.#abandoned;
+    if (abandoned) {
+      await this.#revoke(abandoned);
+      if (this.#abandoned === abandoned) this.#abandoned = undefined;
+    }
+    await this.#ns
+      .delete()
+      .key(KEYS.replicas + this.replica)
+      .exec();
   }
 
   /** A leaving leader: resign to a replica that stays, or report that none does. Undefined: decide again. */
