@@ -6,7 +6,7 @@
  * launched again in time for the earliest next one.
  */
 import type { LoadBucket } from '../load-history.js';
-import { weightedQuantile } from './history-readings.js';
+import { median, weightedQuantile } from './history-readings.js';
 
 /** One burst found in the load history: when it began, how many requests it brought above the base pace, and how high they stood. */
 export interface Burst {
@@ -38,8 +38,8 @@ const HOT_MIN_SHARE_OF_C = 1 / 3;
  * E.g. 5 arrivals a bucket, then 160 and 60 in two buckets: one burst of 210 requests.
  */
 export function burstsIn(buckets: readonly LoadBucket[], C: number): Burst[] {
-  const arrivals = median(buckets.map((b) => b.arrivals));
-  const peak = median(buckets.map((b) => b.peak));
+  const arrivals = median(buckets.map((b) => b.arrivals)) ?? 0;
+  const peak = median(buckets.map((b) => b.peak)) ?? 0;
   const margin = HOT_MIN_SHARE_OF_C * C;
   const hot = (b: LoadBucket): boolean => b.arrivals - arrivals >= Math.max(HOT_FACTOR * arrivals, margin);
   const calm = (b: LoadBucket): boolean => b.peakWaiting === 0 && b.peak <= peak + margin;
@@ -65,12 +65,6 @@ export function burstsIn(buckets: readonly LoadBucket[], C: number): Burst[] {
     i = j;
   }
   return bursts;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return 0;
-  xs.sort((a, b) => a - b);
-  return xs[Math.floor(xs.length / 2)]!;
 }
 
 /** Bursts remembered this long: a day holds a schedule's rhythm at any hour. */

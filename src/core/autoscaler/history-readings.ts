@@ -154,6 +154,13 @@ export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
   return weightedQuantile(counted, QUANTILE);
 }
 
+/** The middle value (the upper one of an even count); undefined for none. */
+export function median(xs: readonly number[] | undefined): number | undefined {
+  if (!xs || xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
 /** The value at or below which `q` of the total weight lies; [value, weight] pairs. */
 export function weightedQuantile(pairs: readonly (readonly [number, number, ...number[]])[], q: number): number {
   const sorted = [...pairs].sort((a, b) => a[0] - b[0]);

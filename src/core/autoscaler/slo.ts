@@ -1,6 +1,6 @@
 import type { LoadBucket } from '../load-history.js';
 import { BurstRhythm, type RhythmPhase } from './burst-rhythm.js';
-import { NO_BACKLOG_ACCOUNT, backlogAccount, burstExcess, type BacklogAccount } from './history-readings.js';
+import { NO_BACKLOG_ACCOUNT, backlogAccount, burstExcess, median, type BacklogAccount } from './history-readings.js';
 import { fitServiceModel, meanFirstTokenS, type ServiceModel } from './service-model.js';
 import { settle } from './settle.js';
 import { activeWorkers } from './snapshot.js';
@@ -386,12 +386,6 @@ function smallestFleet(
 /** The buckets outside the bursts' spans (from a burst's start to where its load ends). */
 function withoutBursts(buckets: readonly LoadBucket[], bursts: RhythmPhase['bursts']): LoadBucket[] {
   return buckets.filter((b) => !bursts.some((u) => b.startMs >= u.startMs && b.startMs < u.untilMs));
-}
-
-function median(xs: readonly number[] | undefined): number | undefined {
-  if (!xs || xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 function sum(bs: readonly LoadBucket[], f: (b: LoadBucket) => number): number {
