@@ -6,7 +6,7 @@
  * launched again in time for the earliest next one.
  */
 import type { LoadBucket } from '../load-history.js';
-import { median, weightedQuantile } from './history-readings.js';
+import { LATE_SHARE, median, weightedQuantile } from './history-readings.js';
 
 /** One burst found in the load history: when it began, how many requests it brought above the base pace, and how high they stood. */
 export interface Burst {
@@ -75,8 +75,6 @@ const MIN_GAPS = 2;
 const GAP_SHARE = 0.9;
 /** Past the longest gap seen by this much, the rhythm has stopped (the job was cancelled, the schedule changed). */
 const LAPSE_SHARE = 1.25;
-/** The late requests a p99 allows: 1% of all. */
-const LATE_SHARE = 0.01;
 /** A burst's requests, for the quantile: in this many equal shares, the k-th having seen k/SHARES of the burst before it. */
 const SHARES = 8;
 

@@ -8,8 +8,10 @@ import type { LoadBucket } from '../load-history.js';
 
 /** The share of requests the fleet is sized for: the p99 of the queue wait, of the load arrived into. */
 const QUANTILE = 0.99;
+/** The share of requests a p99 allows to be late: 1%. */
+export const LATE_SHARE = 1 - QUANTILE;
 /** The late requests a p99 allows among `requests`: 1% of them. */
-const lateBudget = (requests: number): number => (1 - QUANTILE) * requests;
+const lateBudget = (requests: number): number => LATE_SHARE * requests;
 /** The shares a bucket's arrivals are spread over between its mean load and its peak. */
 const ARRIVAL_SHARES = 4;
 /** A bucket's peak is measured above the mean of the buckets this long before it. */
