@@ -18,6 +18,7 @@ import { resolve } from 'node:path';
 import process from 'node:process';
 import { parseArgs, promisify } from 'node:util';
 import { DEFAULT_QUEUE_WAIT_SLO_S } from '../dist/core/autoscaler/slo.js';
+import { dominates } from '../dist/sim/plan/plan.js';
 import { writeSection } from './lib/sections.mjs';
 
 const run = promisify(execFile);
@@ -93,15 +94,10 @@ const get = (every, seed, key) => {
   const r = todo.find((t) => t.every === every && t.seed === seed && t.key === key);
   return r && results.get(r);
 };
-/** The fixed fleet no worse on cost, wait and failures and better on one, if any. */
+/** The fixed fleet that dominates `x` (as `flockserve plan` judges it), if any. */
 function dominatedBy(every, seed, x) {
-  for (const n of FIXED) {
-    const f = get(every, seed, `fixed ${n}`);
-    const noWorse = f.workerHours <= x.workerHours + 1e-9 && f.p99 <= x.p99 + 1e-9 && f.failed <= x.failed;
-    const better = f.workerHours < x.workerHours - 1e-9 || f.p99 < x.p99 - 1e-9 || f.failed < x.failed;
-    if (noWorse && better) return `fixed ${n}`;
-  }
-  return undefined;
+  const n = FIXED.find((n) => dominates(get(every, seed, `fixed ${n}`), x));
+  return n === undefined ? undefined : `fixed ${n}`;
 }
 const cell = (x) => `${x.workerHours.toFixed(2)} @ ${x.p99.toFixed(2)} s${x.failed > 0 ? ` (${x.failed} failed)` : ''}`;
 const judged = (every, seed, x) => {

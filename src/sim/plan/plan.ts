@@ -303,17 +303,36 @@ function planRun(policy: PlanRun['policy'], start: Start, initial: number, max: 
  */
 export const SAME_COST_WORKER_HOURS = 0.005;
 
+/** What dominance weighs of a run: its cost, its p99 queue wait (s) and its failed requests. */
+export interface CostAndWait {
+  readonly workerHours: number;
+  readonly p99: number;
+  readonly failed: number;
+}
+
+/**
+ * Whether `a` dominates `b`: no dearer (costs within SAME_COST_WORKER_HOURS are the same), no
+ * slower at the p99, failing no more, and strictly better on one of the three.
+ */
+export function dominates(a: CostAndWait, b: CostAndWait): boolean {
+  const noWorse = a.workerHours <= b.workerHours + SAME_COST_WORKER_HOURS && a.p99 <= b.p99 && a.failed <= b.failed;
+  return noWorse && (a.workerHours < b.workerHours - SAME_COST_WORKER_HOURS || a.p99 < b.p99 || a.failed < b.failed);
+}
+
+const costAndWait = (r: PlanRun): CostAndWait => ({
+  workerHours: r.workerHours,
+  p99: r.summary.queueWaitS.p99,
+  failed: r.failed,
+});
+
 /** A policy's run against the bound and the fixed fleets. */
 export function place(r: PlanRun, fixed: readonly PlanRun[], bound: PlanBound): PolicyPlacement {
   const p99 = r.summary.queueWaitS.p99;
   let match: PlanRun | undefined;
   for (const f of fixed)
     if (f.summary.queueWaitS.p99 <= p99 && (match === undefined || f.workerHours < match.workerHours)) match = f;
-  const dominator = fixed.find((f) => {
-    const fp = f.summary.queueWaitS.p99;
-    const noWorse = f.workerHours <= r.workerHours + SAME_COST_WORKER_HOURS && fp <= p99 && f.failed <= r.failed;
-    return noWorse && (f.workerHours < r.workerHours - SAME_COST_WORKER_HOURS || fp < p99 || f.failed < r.failed);
-  });
+  const judged = costAndWait(r);
+  const dominator = fixed.find((f) => dominates(costAndWait(f), judged));
   const launchAllowance = 2 * boundLaunches(bound, r.initialWorkers) + 2;
   return {
     ...r,
