@@ -1,11 +1,11 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { errorMessage } from './errors.js';
 import { HealthChecker } from './health-checker.js';
-import type { LaunchLedger } from './launch-ledger.js';
+import type { LaunchIntent, LaunchLedger } from './launch-ledger.js';
 import { load, type WorkerPool } from './pool.js';
 import { ProvisionerGate } from './provisioner-gate.js';
 import { Terminator, type Departure } from './terminator.js';
-import type { Endpoint, FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
+import type { ClusterInfo, Endpoint, FleetLog, Prober, Provisioner, TaskSpec, Worker, WorkerState } from './types.js';
 
 export interface FleetOptions {
   readonly pool: WorkerPool;
@@ -181,6 +181,8 @@ export class Fleet {
   #epoch = 0;
   /** Launches of the previous leader's that it says have ended (they may be told before they are inherited). */
   readonly #endedLaunches = new Set<string>();
+  /** Launch records cleared while adopt() reads the records and the list: what it read of them is stale. */
+  #clearedWhileAdopting: Set<string> | undefined;
 
   constructor(opts: FleetOptions) {
     if (opts.capacity < 1) throw new Error('fleet: capacity must be ≥ 1');
@@ -310,8 +312,16 @@ export class Fleet {
    */
   async adopt(opts: { reinit?: boolean } = {}): Promise<AdoptResult> {
     const epoch = this.#epoch;
-    const intents = (await this.#options.launches?.open()) ?? [];
-    const clusters = await this.#provisioner.list(this.#options.namePrefix);
+    // A teardown that own() took over may end meanwhile, clearing a record read here.
+    const cleared = new Set<string>();
+    this.#clearedWhileAdopting = cleared;
+    let intents: LaunchIntent[], clusters: ClusterInfo[];
+    try {
+      intents = (await this.#options.launches?.open()) ?? [];
+      clusters = await this.#provisioner.list(this.#options.namePrefix);
+    } finally {
+      this.#clearedWhileAdopting = undefined;
+    }
     const result: AdoptResult = { adopted: [], terminated: [], ignored: [], reinitialized: [], inherited: [] };
     if (epoch !== this.#epoch) return result; // stood down meanwhile: nothing is ours to adopt
     const ours = new RegExp(`^${escapeRegExp(this.#options.namePrefix)}-\\d+$`);
@@ -319,7 +329,7 @@ export class Fleet {
     // Launches under way when the previous leader stopped: its records, and its provisioning workers.
     const inherited = new Set<string>();
     for (const { name } of intents) {
-      if (!ours.test(name)) continue;
+      if (!ours.test(name) || cleared.has(name)) continue;
       const w = this.#pool.get(name);
       if (known(name) || (w && w.state !== 'provisioning'))
         void this.#clearLaunch(name); // ended, record left
@@ -388,7 +398,8 @@ export class Fleet {
    * Several gateway replicas, when this one comes to lead: the workers already in the pool (the
    * previous leader's, as this replica mirrored them) become this fleet's as they are. Serving
    * and starting workers keep their state and are probed from now on; a draining or
-   * terminating one is drained and torn down, finishing what the previous leader began. A
+   * terminating one is drained and torn down, finishing what the previous leader began (a
+   * terminating one's cluster is looked up first: the teardown may have ended unrecorded). A
    * provisioning one stays as it is: its launch was the previous leader's, and adopt() awaits
    * it. Call adopt() next.
    *
@@ -405,10 +416,15 @@ export class Fleet {
       if (w.state === 'failed') continue; // a record (given up on), or a teardown that failed: nothing runs
       const t = this.#track(w.name);
       if (w.url !== undefined) this.#provisioner.claim(w.name, { url: w.url, detail: w.detail });
-      if (w.state === 'terminating' || (w.state === 'draining' && opts.leaving !== true))
+      // A teardown the previous leader began may have finished: looked up before it is made again.
+      if (w.state === 'terminating') void this.#retire(t, w, true, 'the previous leader was taking it out', true);
+      else if (w.state === 'draining' && opts.leaving !== true)
         void this.#retire(t, w, true, 'the previous leader was taking it out');
       else if (w.state !== 'draining') this.#health.watch(w);
     }
+    // Until the caller sets the target, it covers what serves: a departure that settles while
+    // adopt() runs reconciles to it, not to the 0 a stood-down fleet holds.
+    this.#target = Math.max(this.#target, this.live().length);
   }
 
   /**
@@ -721,12 +737,12 @@ export class Fleet {
    * Hands the worker to the Terminator (once): drained, or cancelled if still provisioning, then
    * torn down if `terminate`; `reason` says why (the state change and the log carry it).
    */
-  #retire(t: Tracked, w: Worker, terminate: boolean, reason: string): Promise<void> {
+  #retire(t: Tracked, w: Worker, terminate: boolean, reason: string, mayBeGone = false): Promise<void> {
     if (t.done) return t.done;
     this.#stopLaunchAndProbes(t);
     // Not up yet: the launch is aborted above, and its rejection is expected.
     if (w.state === 'provisioning') t.cancelled = true;
-    t.done = this.#terminator.drain(w, terminate, this.#departure(t), reason);
+    t.done = this.#terminator.drain(w, terminate, { ...this.#departure(t), mayBeGone }, reason);
     return t.done;
   }
 
@@ -768,6 +784,7 @@ export class Fleet {
 
   /** The launch of `name` has ended (its worker is up, or gone): its record goes. A failure leaves it for the next leader. */
   async #clearLaunch(name: string): Promise<void> {
+    this.#clearedWhileAdopting?.add(name);
     try {
       await this.#options.launches?.clear(name);
     } catch (err) {

@@ -33,6 +33,11 @@ export interface Departure {
   readonly launchSettled: () => Promise<void>;
   /** Once the cluster is gone, leave the worker listed `failed` for this reason instead of removing it. */
   readonly keepFailed?: string;
+  /**
+   * Another replica began this teardown and may have finished it: the provisioner's list is read
+   * first, and a cluster no longer listed is not torn down again.
+   */
+  readonly mayBeGone?: boolean;
   /** Runs right after the last state change of the departure. */
   readonly settled: (outcome: DepartureOutcome) => void;
 }
@@ -155,10 +160,13 @@ export class Terminator {
     const epoch = this.#epoch;
     await d.launchSettled();
     if (epoch !== this.#epoch) return; // stood down meanwhile: the next leader tears it down
-    const outcome = await this.#terminate(name, () => {
-      const w = this.#pool.get(name);
-      if (w && w.state !== 'terminating') this.#pool.setState(name, 'terminating', 'terminate');
-    });
+    const gone = d.mayBeGone === true && (await this.#unlisted(name));
+    const outcome = gone
+      ? 'gone'
+      : await this.#terminate(name, () => {
+          const w = this.#pool.get(name);
+          if (w && w.state !== 'terminating') this.#pool.setState(name, 'terminating', 'terminate');
+        });
     // Fenced: this replica stopped leading; the worker is the next leader's, as it is.
     if (outcome === 'fenced') return;
     // Stood down while the call ran: the pool mirrors the next leader's fleet now, whose state
@@ -180,6 +188,17 @@ export class Terminator {
   /** Tears down a cluster that has no worker in the pool; true once it is gone. */
   async terminate(name: string): Promise<boolean> {
     return (await this.#terminate(name)) === 'gone';
+  }
+
+  /** Whether the provisioner no longer lists `name`; false when the list fails (the teardown then tries). */
+  async #unlisted(name: string): Promise<boolean> {
+    try {
+      if ((await this.#options.provisioner.list(name)).some((c) => c.name === name)) return false;
+    } catch {
+      return false;
+    }
+    this.#log('info', `fleet: ${name} is already torn down`, { worker: name });
+    return true;
   }
 
   /**

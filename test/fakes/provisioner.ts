@@ -26,6 +26,10 @@ export class FakeProvisioner implements Provisioner {
    */
   unlistedMs = 0;
   terminateDelayMs = 0;
+  /** How long a list takes (`sky status` reads the clouds' state). */
+  listDelayMs = 0;
+  /** How many of the next list calls reject. */
+  failLists = 0;
   /** Launches to fail, in order: the next launch fails when the head is true. */
   readonly launchScript: boolean[] = [];
   /** How many of the next terminate calls reject. */
@@ -99,6 +103,11 @@ export class FakeProvisioner implements Provisioner {
 
   async list(prefix: string): Promise<ClusterInfo[]> {
     this.calls.push({ op: 'list', name: prefix, at: this.#clock.now() });
+    if (this.listDelayMs > 0) await new Promise<void>((resolve) => this.#clock.setTimer(this.listDelayMs, resolve));
+    if (this.failLists > 0) {
+      this.failLists--;
+      throw new Error('sky status failed');
+    }
     return [...this.clusters.values()].filter((c) => c.name.startsWith(prefix));
   }
 }

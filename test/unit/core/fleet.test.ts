@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import { FencedError } from '../../../src/core/coordination.js';
 import { Fleet, type FleetOptions } from '../../../src/core/fleet.js';
-import { MemoryLaunchLedger, type LaunchIntent } from '../../../src/core/launch-ledger.js';
+import { MemoryLaunchLedger, type LaunchIntent, type LaunchLedger } from '../../../src/core/launch-ledger.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import type { TaskSpec, WorkerState } from '../../../src/core/types.js';
 import { FakeProber } from '../../fakes/prober.js';
@@ -559,6 +559,53 @@ describe('Fleet among several gateway replicas: taking over and standing down', 
       expect(f.provisioner.alive.filter((n) => n !== 'w-3')).toEqual(alive);
     },
   );
+
+  it('a teardown the previous leader began: a cluster already gone is not torn down again nor its record awaited, and what serves stays meanwhile', async () => {
+    // w-4's launch ended and the previous leader tore it down, but left before it cleared the
+    // record; w-5's teardown it began and did not finish.
+    const intents = new Map<string, LaunchIntent>([['w-4', { name: 'w-4', leader: 'old', term: 1 }]]);
+    const store = new MemoryLaunchLedger(
+      () => {},
+      () => ({ leader: 'new', term: 2 }),
+      intents,
+    );
+    // The store's read and the provisioner's list take time: the teardown's look-up ends between them and adopt()'s.
+    const launches: LaunchLedger = {
+      record: (name) => store.record(name),
+      clear: (name) => store.clear(name),
+      open: async () => {
+        const open = await store.open();
+        await new Promise<void>((resolve) => f.clock.setTimer(300, resolve));
+        return open;
+      },
+    };
+    const f = setup({ launches });
+    f.provisioner.listDelayMs = 500;
+    const w1 = f.pool.add('w-1', 4, 'provisioning');
+    w1.url = fakeUrl('w-1');
+    f.pool.setState('w-1', 'starting', 'as the leader reports');
+    f.pool.setState('w-1', 'ready', 'as the leader reports');
+    f.provisioner.seed('w-1', 'UP');
+    for (const name of ['w-4', 'w-5']) {
+      f.pool.add(name, 4, 'provisioning');
+      f.pool.setState(name, 'terminating', 'as the leader reports');
+    }
+    f.provisioner.seed('w-5', 'INIT');
+    f.fleet.own();
+    const adopting = f.fleet.adopt();
+    await f.runTo(1000);
+    const adopted = await adopting;
+    f.fleet.scaleTo(1);
+    await f.runTo(80_000);
+    expect(adopted).toMatchObject({ adopted: [], terminated: [], inherited: [] });
+    expect(f.provisioner.count('terminate', 'w-4')).toBe(0);
+    expect(f.provisioner.count('terminate', 'w-5')).toBe(1);
+    expect(f.provisioner.count('launch')).toBe(0);
+    expect(f.states()).toEqual({ 'w-1': 'ready' });
+    expect(f.provisioner.alive).toEqual(['w-1']);
+    expect([...intents.keys()]).toEqual([]);
+    expect(f.logs).toContain('info fleet: w-4 is already torn down');
+  });
 
   it('standDown: launches are aborted, nothing is torn down, late callbacks change nothing', async () => {
     const f = setup();

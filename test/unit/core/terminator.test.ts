@@ -148,6 +148,22 @@ describe('Terminator: drain', () => {
     expect(t.terminates()).toEqual([3000]);
   });
 
+  it('a teardown another replica began (mayBeGone): torn down only if its cluster is still listed, or the list fails', async () => {
+    const t = setup();
+    t.provisioner.failLists = 1;
+    for (const name of ['w-1', 'w-2', 'w-3']) t.worker(name, 'terminating');
+    t.provisioner.clusters.delete('w-1'); // the other replica's `sky down` ended
+    t.provisioner.clusters.delete('w-3'); // so did this one's, but the list fails
+    const departures = ['w-3', 'w-1', 'w-2'].map((name) =>
+      t.terminator.drain(t.pool.get(name)!, true, t.departure(name, { mayBeGone: true }), 'taken over'),
+    );
+    await Promise.all(departures);
+    expect(t.provisioner.calls.filter((c) => c.op === 'terminate').map((c) => c.name)).toEqual(['w-3', 'w-2']);
+    expect(t.outcomes.sort()).toEqual(['0 w-1 terminated', '0 w-2 terminated', '0 w-3 terminated']);
+    expect(t.pool.list()).toEqual([]);
+    expect(t.logs).toContain('info fleet: w-1 is already torn down');
+  });
+
   it('stood down while its terminate runs: the pool, mirroring the next leader now, is left as that leader has it', async () => {
     const t = setup();
     t.provisioner.terminateDelayMs = 2000;
