@@ -43,6 +43,8 @@ export interface AdmissionOptions {
   readonly history?: {
     record(queueLength: number, waiting: number, now: number): void;
     waited(ms: number, now: number): void;
+    /** A request turned away at a full wait queue. */
+    refused(now: number): void;
     firstToken(ms: number, now: number): void;
   };
   readonly random: Random;
@@ -221,6 +223,7 @@ export class Admission {
       if (worker) return Promise.resolve(this.#lease(worker, 0));
     }
     if (this.#waiters.size >= this.#maxQueueLength) {
+      this.#history?.refused(this.#clock.now());
       return Promise.reject(
         new GatewayError('queue_full', {
           message: `The gateway queue is full (${this.#maxQueueLength} waiting); retry later.`,

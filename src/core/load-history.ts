@@ -14,7 +14,10 @@ export interface LoadBucket {
   readonly meanWaiting: number;
   /** Time-weighted mean of ready workers. */
   readonly ready: number;
-  /** Requests that came in (the queue length's rises). */
+  /**
+   * Requests that came in: the queue length's rises, and the requests turned away at a full
+   * queue (LoadHistory.refused), which are demand the fleet did not take.
+   */
   readonly arrivals: number;
   /** Requests that left: answered, failed or gave up (its falls). */
   readonly departures: number;
@@ -120,6 +123,17 @@ export class LoadHistory {
     this.#roll(now);
     this.#firstTokens++;
     this.#firstTokenMs += ms;
+  }
+
+  /**
+   * A request was turned away without waiting (the wait queue full): it arrived, and counts as
+   * late. Uncounted, a saturated gateway's arrivals would read as its throughput, and a fleet
+   * sized on them would stay saturated.
+   */
+  refused(now = this.#clock.now()): void {
+    this.#roll(now);
+    this.#arrivals++;
+    this.#late++;
   }
 
   /** A request left the wait queue (for a slot, or not) after waiting `ms`. */

@@ -385,6 +385,7 @@ describe('Admission', () => {
     const history = {
       record: () => {},
       waited: (ms: number, now: number) => waits.push([ms, now]),
+      refused: () => {},
       firstToken: () => {},
     };
     const admission = testAdmission(pool, clock, { history });
@@ -406,6 +407,29 @@ describe('Admission', () => {
       [2 * S, 2 * S],
       [3 * S, 3 * S],
     ]);
+  });
+
+  it('the history hears of each request turned away at a full queue: demand the fleet did not take', async () => {
+    const clock = new VirtualClock();
+    const pool = new WorkerPool(clock);
+    readyWorker(pool, 'a', 1);
+    const refused: number[] = [];
+    const history = {
+      record: () => {},
+      waited: () => {},
+      refused: (now: number) => refused.push(now),
+      firstToken: () => {},
+    };
+    const admission = testAdmission(pool, clock, { history, maxQueueLength: 1 });
+    const first = await admission.acquire({ ctx: {}, timeoutMs: 0 });
+    const waiting = admission.acquire({ ctx: {}, timeoutMs: 10 * S });
+    clock.advance(S);
+    const turnedAway = await admission.acquire({ ctx: {}, timeoutMs: 10 * S }).catch((e: unknown) => e);
+    expect(turnedAway).toMatchObject({ code: 'queue_full' });
+    expect(refused).toEqual([S]);
+    first.release();
+    (await waiting).release();
+    expect(refused).toEqual([S]);
   });
 });
 
@@ -538,6 +562,7 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     const history = {
       record: () => {},
       waited: () => {},
+      refused: () => {},
       firstToken: (ms: number, now: number) => firstTokens.push([ms, now]),
     };
     const admission = testAdmission(pool, clock, { balancer: prefillByLength, history });

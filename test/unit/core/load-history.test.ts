@@ -67,6 +67,22 @@ describe('LoadHistory', () => {
     expect(() => new LoadHistory(clock, { lateAfterMs: -1 })).toThrow(/lateAfterMs/);
   });
 
+  it('refused: a request turned away at a full queue arrived, and is late; it never departs', () => {
+    const clock = new VirtualClock();
+    const h = new LoadHistory(clock);
+    h.record(1, 0);
+    clock.advance(3 * S);
+    h.refused();
+    h.refused();
+    clock.advance(7 * S);
+    h.record(0, 0);
+    clock.advance(10 * S);
+    expect(h.buckets().map((b) => [b.arrivals, b.late, b.departures, b.peak])).toEqual([
+      [3, 2, 0, 1],
+      [0, 0, 1, 1],
+    ]);
+  });
+
   it('abandoned: a request that leaves the wait queue, not one that leaves its slot (a waiter taking it is reported apart)', () => {
     const clock = new VirtualClock();
     const h = new LoadHistory(clock);

@@ -30,7 +30,7 @@ describe('InferenceService: first tokens into the history', () => {
     pool.setState('w-1', 'ready', 'test');
     const firstTokens: number[] = [];
     const admission = testAdmission(pool, clock, {
-      history: { record: () => {}, waited: () => {}, firstToken: (ms) => firstTokens.push(ms) },
+      history: { record: () => {}, waited: () => {}, refused: () => {}, firstToken: (ms) => firstTokens.push(ms) },
     });
     const body = new BodyStream(NO_CONTROL);
     const upstream: Upstream = {
