@@ -1,6 +1,7 @@
 /**
  * What slo reads from the load history against its p99, besides the service model: how far
- * above the load before it 99% of requests arrived (burstExcess), and how many requests the
+ * above the load before it 99% of requests arrived (burstExcess), how steeply the rate has
+ * risen within a launch delay (sustainedRise), and how many requests the
  * history's backlogs made late against the 1% a p99 allows (backlogAccount). And whether the
  * p99 held over the history at all (sloStanding), which the gateway reports whatever the policy.
  */
@@ -154,6 +155,40 @@ export function burstExcess(buckets: readonly LoadBucket[], C: number): number {
   const passed = top >= 0 && top < buckets.length - BASELINE_BUCKETS;
   const counted = passed ? pairs.filter(([, , i]) => Math.abs(i - top) > BASELINE_BUCKETS) : pairs;
   return weightedQuantile(counted, QUANTILE);
+}
+
+/**
+ * A rise counts only beyond the arrivals' own noise: this many standard deviations of the
+ * difference of two Poisson counts. Four, as the largest of an hour's hundreds of overlapping
+ * windows is read: flat arrivals pass two deviations somewhere in most hours.
+ */
+const RISE_NOISE_SD = 4;
+
+/**
+ * The largest rise of the arrival rate (requests/s) within `windowMs` (a launch delay) that
+ * held, over the history: each window's arrivals against the window's before it, a window read
+ * as twice the smaller of its halves (a burst within one half is the burst excess's, not a rise),
+ * less the counts' noise. 0 when the history is shorter than two windows or nothing rose.
+ * A fleet sized on the rate now plus this is ready for a rise as steep as the history has shown
+ * before a launch bought for it could land.
+ * E.g. 10 s buckets, 300 s windows, a step from 10 to 16 req/s: windows of 3,000 then 4,800
+ * requests, noise 4·√7,800 = 353: (4,800 − 3,000 − 353) / 300 = 4.8 req/s. Flat arrivals of
+ * 1 req/s: windows of about 300, noise 4·√600 = 98, nothing rises.
+ */
+export function sustainedRise(buckets: readonly LoadBucket[], bucketMs: number, windowMs: number): number {
+  const half = Math.max(1, Math.round(windowMs / 2 / bucketMs));
+  const w = 2 * half;
+  if (buckets.length < 2 * w) return 0;
+  const sums = [0];
+  for (const b of buckets) sums.push(sums.at(-1)! + b.arrivals);
+  const count = (from: number, to: number): number => sums[to]! - sums[from]!;
+  let rise = 0;
+  for (let end = 2 * w; end < sums.length; end++) {
+    const before = count(end - 2 * w, end - w);
+    const after = 2 * Math.min(count(end - w, end - half), count(end - half, end));
+    rise = Math.max(rise, after - before - RISE_NOISE_SD * Math.sqrt(after + before));
+  }
+  return rise / ((w * bucketMs) / 1000);
 }
 
 /** The middle value (the upper one of an even count); undefined for none. */

@@ -1,6 +1,13 @@
 import type { LoadBucket } from '../load-history.js';
 import { BurstRhythm, type RhythmPhase } from './burst-rhythm.js';
-import { NO_BACKLOG_ACCOUNT, backlogAccount, burstExcess, median, type BacklogAccount } from './history-readings.js';
+import {
+  NO_BACKLOG_ACCOUNT,
+  backlogAccount,
+  burstExcess,
+  median,
+  sustainedRise,
+  type BacklogAccount,
+} from './history-readings.js';
 import { fitServiceModel, meanFirstTokenS, type ServiceModel } from './service-model.js';
 import { settle } from './settle.js';
 import { activeWorkers } from './snapshot.js';
@@ -33,6 +40,8 @@ const SUSTAINED_BUCKETS = 3;
  *
  *   D    the median observed launch duration (before any is seen: downscale_delay)
  *   λ    the arrival rate over the last 5 minutes
+ *   R    the largest rise of the rate the hour has shown within a launch delay (at least 5
+ *        minutes) that held, beyond the counts' noise (sustainedRise); planned for as λ + R
  *   S(b) = a0 + a1·b  a request's time on a worker carrying b in flight: a0 its own work, a1 what
  *        each other request adds (its prefill, longer steps), fitted on the hour's minutes
  *        (fitServiceModel); at r workers each carries b(r) = (λ/r)·a0 / (1 − λ·a1/r)
@@ -40,7 +49,10 @@ const SUSTAINED_BUCKETS = 3;
  *        stood: bursts and fluctuations (burstExcess)
  *   need the fewest r with λ·a1/r ≤ 0.95 (not saturated by prefills), b(r) ≤ C, and peaks
  *        r·b(r) + E within what r·C slots drain inside the SLO, r·C·(1 + slo/S(C)): in a
- *        peak every slot is taken, so they free at the full-load pace S(C), not the mean's
+ *        peak every slot is taken, so they free at the full-load pace S(C), not the mean's;
+ *        λ read as λ + R: a fleet sized on the rate alone meets a step of the rate short by
+ *        its launch delay, and a step held for minutes makes more requests late than a p99
+ *        allows
  *
  * Up at once to `need` when more requests wait than the ready slots take in within the SLO,
  * and still do one SLO later (checked between evaluations too, every 2 s), unless the backlog
@@ -307,19 +319,23 @@ export function estimate(s: ScaleSnapshot, sloS: number, rhythm?: RhythmPhase): 
   // data shows the spread or the history is CAUTIOUS_HISTORY_MS long.
   const young = all.length * bucketMs < CAUTIOUS_HISTORY_MS;
   const cautious = (young && fitServiceModel(all, bucketMs, { cautious: true })) || model;
-  const up = smallestFleet(model, lambda, excess, C, sloS, 1, cap);
+  // Ready for a rise of the rate as steep as the history's before a launch bought for it lands.
+  // Read over at least the rate window: a batch of a minute or two is the burst excess's.
+  const rise = sustainedRise(base, bucketMs, Math.max(launchMs, RATE_WINDOW_MS));
+  const planned = lambda + rise;
+  const up = smallestFleet(model, planned, excess, C, sloS, 1, cap);
   // The next burst's workers are kept as sized, without the room a scale-down leaves: its excess
   // is already the quantile a p99 allows.
   const down = due
-    ? Math.max(up.r, smallestFleet(cautious, lambda, usual, C, sloS, DOWN_MARGIN, cap).r)
-    : smallestFleet(cautious, lambda, excess, C, sloS, DOWN_MARGIN, cap).r;
+    ? Math.max(up.r, smallestFleet(cautious, planned, usual, C, sloS, DOWN_MARGIN, cap).r)
+    : smallestFleet(cautious, planned, excess, C, sloS, DOWN_MARGIN, cap).r;
   // The model alone launches only for a load the fleet cannot hold at all (its prefills would
   // take every worker's whole time, or the mean outgrow the slots): the 5% kept spare in sizing
   // is a margin, and a launch bought for it while nothing waits is paid for the rest of the load.
-  const mean = smallestFleet(model, lambda, 0, C, sloS, 1, cap, 1);
+  const mean = smallestFleet(model, planned, 0, C, sloS, 1, cap, 1);
   const { a0, a1 } = model;
   const why =
-    `${lambda.toFixed(2)} req/s, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
+    `${lambda.toFixed(2)} req/s${rise > 0 ? ` + a rise of ${rise.toFixed(2)}` : ''}, S(b) = ${a0.toFixed(2)} + ${a1.toFixed(3)}·b s, excess ${excess.toFixed(0)}: ` +
     (up.fits
       ? `${up.r} workers hold ${up.b.toFixed(1)} each, peaks ${up.peak.toFixed(0)} of ${up.r * C} slots`
       : `more than ${cap} workers`);

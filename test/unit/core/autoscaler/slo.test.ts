@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { burstExcess, weightedQuantile } from '../../../../src/core/autoscaler/history-readings.js';
+import { burstExcess, sustainedRise, weightedQuantile } from '../../../../src/core/autoscaler/history-readings.js';
 import { fitServiceModel } from '../../../../src/core/autoscaler/service-model.js';
 import { SloPolicy, estimate } from '../../../../src/core/autoscaler/slo.js';
 import type { ScaleSnapshot } from '../../../../src/core/autoscaler/types.js';
@@ -154,6 +154,32 @@ describe('burstExcess: the load 99% of requests arrived into, above the load jus
     for (let i = 30; i < 36; i++) h[i] = { ...h[i]!, peak: 300 + 20 * i, meanWaiting: 100 };
     // The first of them is new load, but no more than the slots and what arrived in it.
     expect(burstExcess(h, 30)).toBeLessThanOrEqual(30 + 50);
+  });
+});
+
+describe('sustainedRise: the steepest rise of the rate within a launch delay that held', () => {
+  /** 20 minutes at 10 req/s, 10 at `to`, 20 at 10 again, on 3 workers (4 while at `to`). */
+  const step = (to: number): LoadBucket[] => [
+    ...regime({ minutes: 20, rate: 10, workers: 3 }),
+    ...regime({ startMs: 20 * 60 * S, minutes: 10, rate: to, workers: 4 }),
+    ...regime({ startMs: 30 * 60 * S, minutes: 20, rate: 10, workers: 3 }),
+  ];
+
+  it('a step from 10 to 16 req/s held for 10 minutes: 1,800 more requests in 300 s, less 4 deviations of noise', () => {
+    expect(sustainedRise(step(16), BUCKET, 300 * S)).toBeCloseTo((4800 - 3000 - 4 * Math.sqrt(7800)) / 300, 9);
+  });
+
+  it.each([
+    { label: 'flat arrivals of 1 req/s', h: () => regime({ minutes: 60, rate: 1, workers: 1 }) },
+    { label: 'flat arrivals of 20 req/s', h: () => regime({ minutes: 60, rate: 20, workers: 6 }) },
+    { label: 'a step within the noise (10 to 10.5 req/s)', h: () => step(10.5) },
+    { label: 'the step, in a history shorter than two windows', h: () => step(16).slice(-59) },
+    {
+      label: 'a batch of 600 requests in 10 s: within half a window, the burst excess’s',
+      h: () => regime({ minutes: 60, rate: 1, workers: 1 }).map((b, i) => (i === 200 ? { ...b, arrivals: 600 } : b)),
+    },
+  ])('nothing rises: $label', ({ h }) => {
+    expect(sustainedRise(h(), BUCKET, 300 * S)).toBe(0);
   });
 });
 
@@ -349,6 +375,21 @@ describe('estimate: the fewest workers that hold the load and its peaks within t
     });
     // Launches take 5 minutes: the same 60 s quiet keeps it.
     expect(estimate(snap([...busy, ...quiet(6)], 1, { launchS: 300 }), 1).need).toBe(1);
+  });
+});
+
+describe('estimate: ready for a step of the rate as steep as the hour has shown', () => {
+  it('10 req/s on 3 workers (2 hold it, 3 with room to spare), after a 10-minute step to 16: sized for 10 + 4.8 req/s (3, and 4)', () => {
+    const flat = regime({ minutes: 50, rate: 10, workers: 3 });
+    expect(estimate(snap(flat, 3, { launchS: 300 }), 1)).toMatchObject({ need: 2, needDown: 3 });
+    const stepped = [
+      ...regime({ minutes: 20, rate: 10, workers: 3 }),
+      ...regime({ startMs: 20 * 60 * S, minutes: 10, rate: 16, workers: 4 }),
+      ...regime({ startMs: 30 * 60 * S, minutes: 20, rate: 10, workers: 3 }),
+    ];
+    const e = estimate(snap(stepped, 3, { launchS: 300 }), 1);
+    expect(e).toMatchObject({ need: 3, needDown: 4 });
+    expect(e.why).toMatch(/^10\.00 req\/s \+ a rise of 4\.82,/);
   });
 });
 
@@ -636,7 +677,13 @@ describe('SloPolicy on a virtual clock', () => {
         started: 1,
         want: 2,
       },
-      { label: '9.5 req/s: 2 workers never drain it: up to 3', rate: 9.5, started: 1, want: 3 },
+      {
+        label:
+          '9.5 req/s, risen from 5.3 within 5 minutes: 2 workers never drain it: up to 4, ready for another such rise',
+        rate: 9.5,
+        started: 1,
+        want: 4,
+      },
       {
         label: 'the same 5.3 req/s backlog begun on these 2 workers is theirs: up to 3',
         rate: 5.3,
@@ -674,11 +721,11 @@ describe('SloPolicy on a virtual clock', () => {
   /**
    * A prefill-bound load (S = 0.5 + 1.6·b; the fit reads about 0.9 + 1.5·b) on 7
    * workers, its arrivals over the last 5 minutes at `rate` (the fleet's finishes not yet risen
-   * with them).
+   * with them). The load before rose from 3.75 to 4.25 req/s, a rise within the counts' noise.
    */
   const prefillBound = (rate: number): LoadBucket[] =>
     [
-      ...regime({ minutes: 20, rate: 2, workers: 7, a0: 0.5, a1: 1.6 }),
+      ...regime({ minutes: 20, rate: 3.75, workers: 7, a0: 0.5, a1: 1.6 }),
       ...regime({ startMs: 1200 * S, minutes: 10, rate: 4.25, workers: 7, a0: 0.5, a1: 1.6 }),
     ].map((b, i) => (i >= 150 ? { ...b, arrivals: rate * 10 } : b));
   it.each([
