@@ -12,16 +12,15 @@
  *
  * About 15 minutes on 2 cores (45 simulated days; 54 with --base).
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import process from 'node:process';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { DEFAULT_QUEUE_WAIT_SLO_S } from '../dist/core/autoscaler/slo.js';
 import { dominates } from '../dist/sim/plan/plan.js';
 import { writeSection } from './lib/sections.mjs';
+import { simulateRun } from './lib/simulate-run.mjs';
 
-const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
 const LENGTHS = `${process.env.TRACES ?? '../shared/traces'}/azure-llm-2023-conv.csv`;
 if (!existsSync(resolve(ROOT, LENGTHS))) throw new Error(`no trace at ${resolve(ROOT, LENGTHS)}; set TRACES=dir`);
@@ -63,20 +62,6 @@ function runsOf(every, seed) {
   ].map((r) => ({ ...r, every, seed }));
 }
 
-async function simulate({ root, args }) {
-  const { stdout } = await run(
-    'node',
-    [cliOf(root), 'simulate', ...args, '--json', '--quiet', '--timeline', '/dev/null', '--chart', '/dev/null'],
-    { cwd: ROOT, maxBuffer: 1 << 28 },
-  );
-  const s = JSON.parse(stdout).summary;
-  const failed = Object.values(s.failed).reduce((a, b) => a + b, 0);
-  return { workerHours: s.workerSeconds / 3600, p99: s.queueWaitS.p99, failed };
-}
-function cliOf(root) {
-  return resolve(root, 'dist/cli/flockserve.js');
-}
-
 const todo = list(values.every).flatMap((every) => list(values.seeds).flatMap((seed) => runsOf(every, seed)));
 const results = new Map();
 let next = 0;
@@ -84,7 +69,7 @@ await Promise.all(
   Array.from({ length: Number(values.jobs) }, async () => {
     while (next < todo.length) {
       const r = todo[next++];
-      results.set(r, await simulate(r));
+      results.set(r, await simulateRun(r.root, r.args, ROOT));
       process.stderr.write(`every ${r.every} s, seed ${r.seed}, ${r.key}: done\n`);
     }
   }),

@@ -21,6 +21,7 @@ import { parseArgs, promisify } from 'node:util';
 import { DEFAULT_QUEUE_WAIT_SLO_S } from '../dist/core/autoscaler/slo.js';
 import { dominates } from '../dist/sim/plan/plan.js';
 import { writeSection } from './lib/sections.mjs';
+import { simulateRun } from './lib/simulate-run.mjs';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -49,21 +50,6 @@ const shape = (delay) => [
   '1',
 ];
 
-/** One `simulate --json` of the build at `root`: what plan reports of a run. */
-async function simulate(root, args) {
-  const { stdout } = await run(
-    'node',
-    [`${root}/dist/cli/flockserve.js`, 'simulate', ...args, '--json', '--quiet', '--timeline', '/dev/null'],
-    { cwd: ROOT, maxBuffer: 1 << 26 },
-  );
-  const s = JSON.parse(stdout).summary;
-  return {
-    workerHours: s.workerSeconds / 3600,
-    queueWaitS: s.queueWaitS,
-    failed: Object.values(s.failed).reduce((a, b) => a + b, 0),
-  };
-}
-
 const rows = [];
 for (const delay of values.delays.split(',').map(Number)) {
   const args = [...shape(delay), '--policies', 'slo'];
@@ -77,28 +63,29 @@ for (const delay of values.delays.split(',').map(Number)) {
     },
   );
   const plan = JSON.parse(stdout);
+  // Every run, the plan's and the base build's, in the shape `dominates` weighs.
+  const judged = (r) => ({ ...r, p99: r.queueWaitS.p99 });
+  plan.fixed = plan.fixed.map(judged);
+  plan.policies = plan.policies.map(judged);
   const base = {};
   if (values.base)
     for (const p of plan.policies)
-      base[p.start] = await simulate(values.base, [
-        ...shape(delay),
-        '--max_workers',
-        String(p.maxWorkers),
-        '--initial-workers',
-        String(p.initialWorkers),
-      ]);
+      base[p.start] = await simulateRun(
+        values.base,
+        [...shape(delay), '--max_workers', String(p.maxWorkers), '--initial-workers', String(p.initialWorkers)],
+        ROOT,
+      );
   rows.push({ delay, args, plan, base });
   process.stderr.write(`${delay} s launches: done\n`);
 }
 
 const f2 = (v) => v.toFixed(2);
-const wait = (r) => `${r.queueWaitS.p99 < 0.05 ? '0' : r.queueWaitS.p99.toFixed(1)} s`;
+const wait = (r) => `${r.p99 < 0.05 ? '0' : r.p99.toFixed(1)} s`;
 const failed = (r) => (r.failed > 0 ? `, ${r.failed} failed` : '');
-const held = (r) => r.queueWaitS.p99 <= DEFAULT_QUEUE_WAIT_SLO_S && r.failed === 0;
+const held = (r) => r.p99 <= DEFAULT_QUEUE_WAIT_SLO_S && r.failed === 0;
 const cheapestHolding = (plan) => plan.fixed.find(held);
-const costAndWait = (r) => ({ workerHours: r.workerHours, p99: r.queueWaitS.p99, failed: r.failed });
 function cell(r, plan) {
-  const by = plan.fixed.find((f) => dominates(costAndWait(f), costAndWait(r)));
+  const by = plan.fixed.find((f) => dominates(f, r));
   const hold = cheapestHolding(plan);
   return [
     `${f2(r.workerHours)} @ ${wait(r)}${failed(r)}`,
