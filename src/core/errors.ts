@@ -136,6 +136,14 @@ export const ERRORS = {
     type: 'invalid_request_error',
     message: 'The request body is larger than the gateway accepts.',
   },
+  // A Content-Encoding the gateway cannot decode. UNIMPLEMENTED is what gRPC answers a
+  // compression it does not support.
+  unsupported_encoding: {
+    status: 415,
+    grpc: 'UNIMPLEMENTED',
+    type: 'invalid_request_error',
+    message: 'The request body is encoded in a way the gateway cannot decode.',
+  },
   headers_too_large: {
     status: 431,
     grpc: 'RESOURCE_EXHAUSTED', // what gRPC uses for oversized metadata

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import { mustTellWorkerToStream, promptTextOf, requestIdOf, sessionKeyOf, wantsStream } from '../routes/rules.js';
 import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
@@ -7,6 +7,7 @@ import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
 import type { SendTimeout } from '../service/send-timeout.js';
 import { answer, recordUntilClose, writeError, type ErrorLog } from './answer.js';
+import { decodeRequestBody } from './body-encoding.js';
 import type { BodyTimeouts } from './body-timeouts.js';
 
 export interface InferenceEdgeOptions {
@@ -59,13 +60,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       model: typeof body?.['model'] === 'string' ? body['model'] : undefined,
       requestBody: raw,
     }));
-    const watch = o.bodyTimeouts?.watch(res);
-    readBody(req, o.maxBodySize, (bytes) => {
-      o.bodyTimeouts?.stop(watch);
-      if (bytes instanceof GatewayError) {
-        writeError(res, bytes, requestId, o.log);
-        return;
-      }
+    const serve = (bytes: Buffer, headers: IncomingHttpHeaders): void => {
       raw = bytes;
       try {
         body = parseRequestBody(bytes, o.maxJsonDepth, check);
@@ -83,7 +78,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
         {
           method: 'POST',
           url,
-          headers: req.headers,
+          headers,
           body: forwarded,
           record,
           requestId,
@@ -95,6 +90,24 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
         },
         o.log,
       );
+    };
+    const watch = o.bodyTimeouts?.watch(res);
+    readBody(req, o.maxBodySize, (read) => {
+      o.bodyTimeouts?.stop(watch);
+      if (read instanceof GatewayError) {
+        writeError(res, read, requestId, o.log);
+        return;
+      }
+      const encoding = headerOf(req, 'content-encoding');
+      if (encoding === undefined) {
+        serve(read, req.headers);
+        return;
+      }
+      // A compressed body is served decoded, and the worker is not told it was compressed.
+      decodeRequestBody(read, encoding, o.maxBodySize, (decoded) => {
+        if (decoded instanceof GatewayError) writeError(res, decoded, requestId, o.log);
+        else serve(decoded, { ...req.headers, 'content-encoding': undefined });
+      });
     });
     return true;
   };

@@ -26,6 +26,7 @@ const table: [ErrorCode, number, status, string, boolean][] = [
   ['worker_exists', 409, status.ALREADY_EXISTS, 'invalid_request_error', false],
   ['at_max_workers', 409, status.FAILED_PRECONDITION, 'invalid_request_error', false],
   ['body_too_large', 413, status.RESOURCE_EXHAUSTED, 'invalid_request_error', false],
+  ['unsupported_encoding', 415, status.UNIMPLEMENTED, 'invalid_request_error', false],
   ['headers_too_large', 431, status.RESOURCE_EXHAUSTED, 'invalid_request_error', false],
   ['queue_full', 429, status.RESOURCE_EXHAUSTED, 'rate_limit_error', true],
   ['watcher_too_slow', 429, status.RESOURCE_EXHAUSTED, 'rate_limit_error', false],

@@ -1,0 +1,119 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+
+// Compressed request bodies on the real listener: an inference route's body is decoded (within
+// max_body_size, counted decoded) and reaches the worker plain, without the Content-Encoding it
+// came with; a coding the gateway cannot decode is refused before any worker sees it. The worker
+// records what it received.
+
+const MAX_BODY = 64 * 1024;
+const ANSWER = JSON.stringify({
+  id: 'c1',
+  object: 'chat.completion',
+  created: 0,
+  model: 'sim',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+});
+
+const received: { headers: IncomingHttpHeaders; body: Buffer }[] = [];
+let worker: Server;
+let t: TestGateway;
+
+beforeAll(async () => {
+  worker = createServer((req, res) => {
+    if (req.method !== 'POST') return void res.end('ok');
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER);
+    });
+  });
+  await new Promise<void>((resolve) => worker.listen(0, '127.0.0.1', resolve));
+  const port = (worker.address() as { port: number }).port;
+  t = await startGateway({
+    provisioner: 'static',
+    workers: [`http://127.0.0.1:${port}`],
+    minWorkers: 1,
+    maxWorkers: 1,
+    maxBodySize: MAX_BODY,
+  });
+});
+
+afterAll(async () => {
+  await t?.close();
+  worker?.closeAllConnections();
+  await new Promise((resolve) => worker?.close(resolve));
+});
+
+beforeEach(() => {
+  received.length = 0;
+});
+
+const chat = Buffer.from(JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello '.repeat(100) }] }));
+
+const post = (path: string, body: Buffer, encoding: string): Promise<Response> =>
+  fetch(`${t.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+    body,
+  });
+
+const errorOf = async (res: Response): Promise<{ code: string; message: string }> =>
+  ((await res.json()) as { error: { code: string; message: string } }).error;
+
+describe('compressed request bodies', () => {
+  it.each([
+    ['gzip', gzipSync(chat)],
+    ['br', brotliCompressSync(chat)],
+    ['gzip, br', brotliCompressSync(gzipSync(chat))],
+  ])('%s: the worker gets the plain body, its length, and no Content-Encoding', async (encoding, body) => {
+    const res = await post('/v1/chat/completions', body, encoding);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(ANSWER);
+    expect(received).toHaveLength(1);
+    expect(received[0]!.body.equals(chat)).toBe(true);
+    expect(received[0]!.headers['content-encoding']).toBeUndefined();
+    expect(received[0]!.headers['content-length']).toBe(String(chat.length));
+  });
+
+  it('a coding the gateway cannot decode is a 415, and no worker sees the request', async () => {
+    const res = await post('/v1/chat/completions', chat, 'zstd');
+    expect(res.status).toBe(415);
+    expect(await errorOf(res)).toMatchObject({ code: 'unsupported_encoding' });
+    expect(received).toHaveLength(0);
+  });
+
+  it('a body that is not the gzip it says is a 400', async () => {
+    const res = await post('/v1/chat/completions', chat, 'gzip');
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toMatchObject({
+      code: 'bad_request',
+      message: 'The request body is not valid gzip, as its Content-Encoding says.',
+    });
+    expect(received).toHaveLength(0);
+  });
+
+  it('max_body_size holds the decoded size: a 2 KiB body that inflates to 2 MiB is a 413, and the gateway serves on', async () => {
+    const huge = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: ' '.repeat(2 << 20) }] });
+    const bomb = gzipSync(huge);
+    expect(bomb.length).toBeLessThan(MAX_BODY);
+    const res = await post('/v1/chat/completions', bomb, 'gzip');
+    expect(res.status).toBe(413);
+    expect(await errorOf(res)).toMatchObject({ code: 'body_too_large' });
+    expect(received).toHaveLength(0);
+    expect((await post('/v1/chat/completions', chat, 'identity')).status).toBe(200);
+    expect(received).toHaveLength(1);
+  });
+
+  it("an engine's own route is forwarded as it came, compressed, for the engine to read", async () => {
+    const body = gzipSync('{"prompt":"hi"}');
+    const res = await post('/tokenize', body, 'gzip');
+    expect(res.status).toBe(200);
+    expect(received[0]!.body.equals(body)).toBe(true);
+    expect(received[0]!.headers['content-encoding']).toBe('gzip');
+  });
+});
