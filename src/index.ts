@@ -247,6 +247,7 @@ export class FlockServe implements ControlPlane {
       maxHeaderSize: c.maxHeaderSize,
       maxJsonDepth: c.maxJsonDepth,
       tls,
+      corsAllowOrigins: c.corsAllowOrigins,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
       observer: telemetry.observer,
       metricsText: () => telemetry.prometheusText(),

@@ -28,6 +28,8 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
+  /** What each entry of a list option must match, and how to say so. */
+  readonly each?: { readonly pattern: RegExp; readonly wanted: string };
   /** Where the option comes from, for the README table: FlockServe's own or new here. */
   readonly origin?: 'flockserve' | 'new';
 }
@@ -198,6 +200,16 @@ export const OPTIONS = {
     default: 30,
     min: 0,
     help: 'Seconds in-flight requests get to finish on shutdown or scale-down before workers are terminated.',
+    origin: 'new',
+  },
+  cors_allow_origins: {
+    type: 'list',
+    default: [],
+    help: 'Comma-separated origins (scheme://host[:port]) whose pages may call the gateway from a browser, or * for any; the gateway answers their CORS preflights and is the one CORS boundary. Empty: the gateway adds no CORS headers and answers no preflight (vLLM allows * by default).',
+    each: {
+      pattern: /^(\*|[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+)$/i,
+      wanted: 'origins like https://app.example.com (no path), or *',
+    },
     origin: 'new',
   },
   max_body_size: {

@@ -39,6 +39,7 @@ export function coerce(name: OptionName, raw: unknown, source: string): RawValue
           .map((s) => s.trim())
           .filter((s) => s !== '');
       else return bad('a comma-separated list');
+      if (spec.each && !(value as string[]).every((v) => spec.each!.pattern.test(v))) bad(spec.each.wanted);
       break;
     case 'json': {
       let parsed: unknown = raw;

@@ -93,6 +93,13 @@ export const ERRORS = {
     message:
       'Node control is disabled: start the gateway with --node_control_key (or FLOCKSERVE_NODE_CONTROL_KEY) to enable it.',
   },
+  // A browser's preflight from a page whose origin cors_allow_origins does not list.
+  origin_not_allowed: {
+    status: 403,
+    grpc: 'PERMISSION_DENIED',
+    type: 'permission_error',
+    message: 'Pages of this origin may not call the gateway.',
+  },
   not_found: {
     status: 404,
     grpc: 'NOT_FOUND',

@@ -22,6 +22,7 @@ import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../serv
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
 import { answer, recordUntilClose, writeError } from './answer.js';
 import { BodyTimeouts } from './body-timeouts.js';
+import { CorsPolicy } from './cors.js';
 import { SendTimeout } from '../service/send-timeout.js';
 import { InTurns } from './in-turns.js';
 import { inferenceEdge, type InferenceEdge } from './inference-edge.js';
@@ -37,6 +38,8 @@ export interface HttpAppOptions {
   readonly maxJsonDepth?: number;
   /** Serve HTTPS with this certificate and key. */
   readonly tls?: TlsFiles | undefined;
+  /** Origins whose pages may call the gateway from a browser (option cors_allow_origins); none by default. */
+  readonly corsAllowOrigins?: readonly string[];
   readonly log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Told about every inference request (metrics, tracing, request log). */
   readonly observer?: RequestObserver;
@@ -218,7 +221,9 @@ function serverWith(
   options: HttpAppOptions,
 ): FastifyServerFactory {
   return (handler) => {
+    const cors = CorsPolicy.of(options.corsAllowOrigins ?? []);
     const serve: RequestListener = (req, res) => {
+      if (cors?.handle(req, res)) return;
       if (edge(req, res)) return;
       // The gateway's own routes and forwarded paths: their bodies are read by fastify.
       if (hasBody(req.headers)) {

@@ -54,6 +54,10 @@ describe('resolveArgs', () => {
       '{"timeoutMillis": 1000}',
     ]);
     expect(c.workers).toEqual(['http://a:1', 'http://b:2']);
+    expect(
+      resolveArgs([...TASK, '--cors_allow_origins', 'https://a.example, http://localhost:3000']).corsAllowOrigins,
+    ).toEqual(['https://a.example', 'http://localhost:3000']);
+    expect(resolveArgs([...TASK, '--cors_allow_origins', '*']).corsAllowOrigins).toEqual(['*']);
     expect(c.otelMetricsExporterSettings).toEqual({ timeoutMillis: 1000 });
   });
 
@@ -66,6 +70,11 @@ describe('resolveArgs', () => {
     ['below the minimum', ['--worker_capacity', '0'], /--worker_capacity: expected a value >= 1/],
     ['not a choice', ['--provisioner', 'kubernetes'], /--provisioner: expected one of .*local/],
     ['bad JSON', ['--otel_metrics_exporter_settings', '{'], /expected a JSON object/],
+    [
+      'an origin with a path',
+      ['--cors_allow_origins', 'https://a.example, https://b.example/app'],
+      /--cors_allow_origins: expected origins like https:\/\/app.example.com \(no path\), or \*/,
+    ],
   ])('%s is an error that names it', (_label, argv, message) => {
     expect(() => resolveArgs([...TASK, ...argv])).toThrow(ConfigError);
     expect(() => resolveArgs([...TASK, ...argv])).toThrow(message);

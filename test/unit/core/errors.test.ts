@@ -17,6 +17,7 @@ const table: [ErrorCode, number, status, string, boolean][] = [
   ['invalid_json', 400, status.INVALID_ARGUMENT, 'invalid_request_error', false],
   ['unauthorized', 401, status.UNAUTHENTICATED, 'authentication_error', false],
   ['node_control_disabled', 403, status.FAILED_PRECONDITION, 'permission_error', false],
+  ['origin_not_allowed', 403, status.PERMISSION_DENIED, 'permission_error', false],
   ['not_found', 404, status.NOT_FOUND, 'invalid_request_error', false],
   ['method_not_allowed', 405, status.UNIMPLEMENTED, 'invalid_request_error', false],
   ['unknown_worker', 404, status.NOT_FOUND, 'invalid_request_error', false],
