@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import { mustTellWorkerToStream, promptTextOf, requestIdOf, sessionKeyOf, wantsStream } from '../routes/rules.js';
 import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
-import { parseRequestBody, checkedRoutes, type JsonObject } from '../routes/validation.js';
+import { parseRequestBody, checkedRoutes, withoutByteOrderMark, type JsonObject } from '../routes/validation.js';
 import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
 import type { SendTimeout } from '../service/send-timeout.js';
@@ -60,7 +60,8 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       model: typeof body?.['model'] === 'string' ? body['model'] : undefined,
       requestBody: raw,
     }));
-    const serve = (bytes: Buffer, headers: IncomingHttpHeaders): void => {
+    const serve = (read: Buffer, headers: IncomingHttpHeaders): void => {
+      const bytes = withoutByteOrderMark(read);
       raw = bytes;
       try {
         body = parseRequestBody(bytes, o.maxJsonDepth, check);

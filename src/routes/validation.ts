@@ -39,6 +39,15 @@ export function checkedJson(body: unknown, check: CheckedRoute): JsonObject {
   return body as JsonObject;
 }
 
+/**
+ * `raw` without a leading UTF-8 byte order mark. RFC 8259 §8.1 lets a parser ignore one, and
+ * clients that write UTF-8 "with signature" (Windows PowerShell's, .NET's) send it; Python's
+ * json (vLLM) reads past it, Rust's serde_json (TGI) does not, so the worker gets the body without.
+ */
+export function withoutByteOrderMark(raw: Buffer): Buffer {
+  return raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? raw.subarray(3) : raw;
+}
+
 function parseJson(raw: Buffer, maxDepth: number): unknown {
   if (raw.length === 0) throw new GatewayError('invalid_json', { message: 'The request body is empty.' });
   // JSON is UTF-8 (RFC 8259 §8.1); decoding would turn bad bytes into U+FFFD and forward a different body.

@@ -3,7 +3,7 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 
-// Compressed request bodies on the real listener: an inference route's body is decoded (within
+// Compressed request bodies (and a byte order mark) on the real listener: an inference route's body is decoded (within
 // max_body_size, counted decoded) and reaches the worker plain, without the Content-Encoding it
 // came with; a coding the gateway cannot decode is refused before any worker sees it. The worker
 // records what it received.
@@ -107,6 +107,19 @@ describe('compressed request bodies', () => {
     expect(received).toHaveLength(0);
     expect((await post('/v1/chat/completions', chat, 'identity')).status).toBe(200);
     expect(received).toHaveLength(1);
+  });
+
+  it('a UTF-8 byte order mark before the JSON is read past, and the worker gets the body without it', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    for (const [encoding, body] of [
+      ['identity', Buffer.concat([bom, chat])],
+      ['gzip', gzipSync(Buffer.concat([bom, chat]))],
+    ] as const) {
+      const res = await post('/v1/chat/completions', body, encoding);
+      expect(res.status).toBe(200);
+    }
+    expect(received).toHaveLength(2);
+    expect(received.every((r) => r.body.equals(chat))).toBe(true);
   });
 
   it("an engine's own route is forwarded as it came, compressed, for the engine to read", async () => {

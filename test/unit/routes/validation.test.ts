@@ -6,6 +6,7 @@ import {
   checkedRoutes,
   exceedsDepth,
   valueExceedsDepth,
+  withoutByteOrderMark,
 } from '../../../src/routes/validation.js';
 
 const check = (path: string) => checkedRoutes().get(path)!;
@@ -83,5 +84,16 @@ describe('nesting depth: bytes and values agree', () => {
     let v: unknown = 1;
     for (let i = 0; i < 100_000; i++) v = { a: v };
     expect(valueExceedsDepth(v, 64)).toBe(true);
+  });
+});
+
+describe('withoutByteOrderMark', () => {
+  it('drops a leading UTF-8 byte order mark, and only that', () => {
+    const json = Buffer.from('{"a":1}');
+    expect(withoutByteOrderMark(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json]))).toEqual(json);
+    expect(withoutByteOrderMark(json)).toBe(json);
+    expect(withoutByteOrderMark(Buffer.from([0xef, 0xbb]))).toEqual(Buffer.from([0xef, 0xbb]));
+    const inside = Buffer.from('{"a":"\ufeff"}');
+    expect(withoutByteOrderMark(inside)).toBe(inside);
   });
 });
