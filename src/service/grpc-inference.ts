@@ -450,14 +450,12 @@ function stringField(json: JsonObject, key: string): string | undefined {
  * gRPC metadata that may be meant for the worker (e.g. its API key); the rules read it, and
  * forwardableHeaders leaves out what is one hop's when the worker's request is built. gRPC's own
  * keys and binary values stay behind, and so do the headers that describe the gRPC request's
- * body rather than the JSON one the worker gets (an accept-encoding would let the worker
- * compress an answer the gateway has to read).
+ * body rather than the JSON one the worker gets.
  */
 function forwardedMetadata(map: Record<string, string | Buffer>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(map)) {
     if (k.startsWith('grpc-') || k.startsWith(':') || k === 'content-type' || k === 'user-agent') continue;
-    if (k === 'accept-encoding') continue;
     if (typeof v === 'string') out[k] = v;
   }
   return out;

@@ -21,6 +21,9 @@ const HOP_BY_HOP = new Set([
   'expect',
   // FlockServe's streaming switch is for the gateway, not the engine.
   'stream',
+  // The gateway reads every answer (its checks, token counts, SSE events), so it asks for it
+  // uncompressed whatever the client accepts (forwardableHeaders).
+  'accept-encoding',
 ]);
 
 export type Headers = Record<string, string>;
@@ -53,7 +56,11 @@ export interface UpstreamOptions {
   readonly bodyTimeoutMs?: number;
 }
 
-/** The end-to-end headers of `headers`, plus `extra` (which wins), lower-cased and joined. */
+/**
+ * The end-to-end headers of `headers`, plus `extra` (which wins), lower-cased and joined: a
+ * worker's request. It asks for the answer uncompressed: an engine that compresses for a client
+ * that accepts gzip (the OpenAI SDKs' HTTP clients do) would send bytes the gateway cannot check.
+ */
 export function forwardableHeaders(
   headers: Record<string, string | string[] | undefined>,
   extra?: Headers | undefined,
@@ -68,6 +75,7 @@ export function forwardableHeaders(
     out[key] = Array.isArray(v) ? v.join(', ') : v;
   }
   if (extra) Object.assign(out, extra);
+  out['accept-encoding'] = 'identity';
   return out;
 }
 

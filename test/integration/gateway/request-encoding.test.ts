@@ -6,7 +6,7 @@ import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 // Compressed request bodies (and a byte order mark) on the real listener: an inference route's body is decoded (within
 // max_body_size, counted decoded) and reaches the worker plain, without the Content-Encoding it
 // came with; a coding the gateway cannot decode is refused before any worker sees it. The worker
-// records what it received.
+// records what it received, and compresses its answer when asked to, as a server may.
 
 const MAX_BODY = 64 * 1024;
 const ANSWER = JSON.stringify({
@@ -29,7 +29,10 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       received.push({ headers: req.headers, body: Buffer.concat(chunks) });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER);
+      // As a server that compresses whatever its client accepts (an engine behind nginx's gzip).
+      if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? ''))
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(ANSWER));
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER);
     });
   });
   await new Promise<void>((resolve) => worker.listen(0, '127.0.0.1', resolve));
@@ -55,10 +58,10 @@ beforeEach(() => {
 
 const chat = Buffer.from(JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'hello '.repeat(100) }] }));
 
-const post = (path: string, body: Buffer, encoding: string): Promise<Response> =>
+const post = (path: string, body: Buffer, encoding: string, accept = 'identity'): Promise<Response> =>
   fetch(`${t.url}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+    headers: { 'content-type': 'application/json', 'content-encoding': encoding, 'accept-encoding': accept },
     body,
   });
 
@@ -120,6 +123,15 @@ describe('compressed request bodies', () => {
     }
     expect(received).toHaveLength(2);
     expect(received.every((r) => r.body.equals(chat))).toBe(true);
+  });
+
+  it('a client that accepts gzip (as the OpenAI SDKs do) gets the answer: the worker is asked for it uncompressed', async () => {
+    for (const path of ['/v1/chat/completions', '/tokenize']) {
+      const res = await post(path, chat, 'identity', 'gzip, deflate, br');
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(ANSWER);
+    }
+    expect(received.map((r) => r.headers['accept-encoding'])).toEqual(['identity', 'identity']);
   });
 
   it("an engine's own route is forwarded as it came, compressed, for the engine to read", async () => {

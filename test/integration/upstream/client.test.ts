@@ -39,7 +39,7 @@ describe('UpstreamClient', () => {
     const up = new UpstreamClient({ connections: 2 });
     for (let i = 0; i < 5; i++) {
       const headers = forwardableHeaders({ expect: '100-continue', 'x-ok': 'yes' });
-      expect(headers).toEqual({ 'x-ok': 'yes' });
+      expect(headers).toEqual({ 'x-ok': 'yes', 'accept-encoding': 'identity' });
       const res = await up.send(sim.url, { ...models, headers });
       expect(res.status).toBe(200);
       res.body.discard();
