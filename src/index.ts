@@ -18,6 +18,7 @@ import { SendTimeout } from './service/send-timeout.js';
 import { IdleCollection } from './runtime/idle-collection.js';
 import { systemClock } from './runtime/system-clock.js';
 import { loadTls, type TlsFiles } from './runtime/tls.js';
+import { ApiKeys } from './service/auth.js';
 import { GatewayControlPlane, type ScaleState } from './service/control-plane.js';
 import { ClientConnectionStats } from './service/connections.js';
 import { EventHub, type EventListener } from './service/events.js';
@@ -149,6 +150,7 @@ export class FlockServe implements ControlPlane {
       port: grpcPort,
       inference: createInferenceHandlers(g.service, parts.telemetry.observer, {
         maxJsonDepth: c.maxJsonDepth,
+        apiKeys: parts.apiKeys,
         sendTimeout: new SendTimeout(
           this.#clock,
           c.clientSendTimeout * 1000,
@@ -240,6 +242,7 @@ export class FlockServe implements ControlPlane {
     });
     made.gateway = gateway;
     this.#plane.attach(gateway);
+    const apiKeys = ApiKeys.of(c.apiKey);
     const http = buildHttpApp({
       service: gateway.service,
       plane: this.#plane,
@@ -248,6 +251,7 @@ export class FlockServe implements ControlPlane {
       maxJsonDepth: c.maxJsonDepth,
       tls,
       corsAllowOrigins: c.corsAllowOrigins,
+      apiKeys,
       log: { warn: (o, m) => this.log.warn(o, m), error: (o, m) => this.log.error(o, m) },
       observer: telemetry.observer,
       metricsText: () => telemetry.prometheusText(),
@@ -262,7 +266,7 @@ export class FlockServe implements ControlPlane {
       connections,
       clock,
     });
-    return { gateway, http, telemetry, connections, grpc: undefined };
+    return { gateway, http, telemetry, connections, apiKeys, grpc: undefined };
   }
 
   #createProvisioner(
@@ -450,5 +454,7 @@ interface Parts {
   readonly telemetry: Telemetry;
   /** Both listeners' client connections and what the client limits cut. */
   readonly connections: ClientConnectionStats;
+  /** The keys both listeners ask of clients for the workers' routes (option api_key). */
+  readonly apiKeys: ApiKeys | undefined;
   grpc: GrpcListener | undefined;
 }

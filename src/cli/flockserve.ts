@@ -53,6 +53,12 @@ export function planText(config: Config, plan: StartPlan, otlp: OtlpSettings): s
     ],
     ['policies', `autoscaler ${config.autoscaler}, load balancer ${config.loadBalancer}`],
     ['node control', config.nodeControlKey ? 'on (bearer key set)' : 'off (no --node_control_key)'],
+    [
+      'api keys',
+      config.apiKey.length > 0
+        ? `${config.apiKey.length} (every inference and engine route needs one)`
+        : 'none: inference and engine routes are open (no --api_key)',
+    ],
     ['metrics', `GET /metrics; ${exported}`],
   ];
   if (plan.task.run === undefined) rows.splice(1, 1);

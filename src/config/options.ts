@@ -109,6 +109,12 @@ export const OPTIONS = {
     help: 'Seconds over which the time-weighted running mean of the queue length is kept.',
     origin: 'flockserve',
   },
+  api_key: {
+    type: 'list',
+    default: [],
+    help: "Keys a client must present (Authorization: Bearer KEY) for the inference and engine routes, on HTTP and gRPC, as vLLM's --api-key; comma-separated for several. Unset: open. The gateway's own routes (/, /health, /metrics) stay open.",
+    origin: 'new',
+  },
   node_control_key: {
     type: 'string',
     help: 'Bearer key for node control (gRPC NodeControl, flockctl, /add_new_node); unset turns node control off.',

@@ -17,6 +17,7 @@ import { apiOfPath, inferenceRoute, REQUEST_ID_HEADER } from '../routes/table.js
 import { systemClock } from '../runtime/system-clock.js';
 import type { TlsFiles } from '../runtime/tls.js';
 import { ClientConnectionStats, limitConnections } from '../service/connections.js';
+import type { ApiKeys } from '../service/auth.js';
 import type { InferenceService } from '../service/inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from '../service/observer.js';
 import { legacyStatusJson, type ControlPlane } from '../service/status.js';
@@ -38,6 +39,8 @@ export interface HttpAppOptions {
   readonly maxJsonDepth?: number;
   /** Serve HTTPS with this certificate and key. */
   readonly tls?: TlsFiles | undefined;
+  /** The keys a client must present for the inference and engine routes (option api_key); none: open. */
+  readonly apiKeys?: ApiKeys | undefined;
   /** Origins whose pages may call the gateway from a browser (option cors_allow_origins); none by default. */
   readonly corsAllowOrigins?: readonly string[];
   readonly log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -131,6 +134,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     log: options.log,
     bodyTimeouts,
     sendTimeout,
+    apiKeys: options.apiKeys,
   });
   const app = Fastify({
     serverFactory: serverWith(edge, bodyTimeouts, limits, connections, options),
@@ -186,6 +190,8 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       const message = `Invalid method for URL (${req.method} ${path}): it takes POST.`;
       return sendError(reply, new GatewayError('method_not_allowed', { message }), req.id);
     }
+    const refused = options.apiKeys?.refusal(single(req.headers.authorization));
+    if (refused) return sendError(reply, refused, req.id);
     reply.hijack();
     await answer(
       options.service,

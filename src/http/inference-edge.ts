@@ -3,6 +3,7 @@ import { GatewayError, toGatewayError } from '../core/errors.js';
 import { mustTellWorkerToStream, promptTextOf, requestIdOf, sessionKeyOf, wantsStream } from '../routes/rules.js';
 import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
 import { parseRequestBody, checkedRoutes, withoutByteOrderMark, type JsonObject } from '../routes/validation.js';
+import type { ApiKeys } from '../service/auth.js';
 import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
 import type { SendTimeout } from '../service/send-timeout.js';
@@ -21,6 +22,8 @@ export interface InferenceEdgeOptions {
   readonly bodyTimeouts?: BodyTimeouts<ServerResponse> | undefined;
   /** Cuts answers their clients stop taking (client_send_timeout). */
   readonly sendTimeout?: SendTimeout | undefined;
+  /** The keys a client must present (option api_key); none: open. */
+  readonly apiKeys?: ApiKeys | undefined;
 }
 
 /** Serves the request and returns true when it is an inference call; false leaves it to fastify. */
@@ -92,6 +95,12 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
         o.log,
       );
     };
+    // Checked before the body is read: a client without a key costs no more than its head.
+    const refused = o.apiKeys?.refusal(headerOf(req, 'authorization'));
+    if (refused) {
+      writeError(res, refused, requestId, o.log);
+      return true;
+    }
     const watch = o.bodyTimeouts?.watch(res);
     readBody(req, o.maxBodySize, (read) => {
       o.bodyTimeouts?.stop(watch);

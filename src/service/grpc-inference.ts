@@ -28,6 +28,7 @@ import { checkedJson, checkedRoutes, tooDeep, valueExceedsDepth } from '../route
 import { forwardableHeaders, unsendable, type Headers } from '../upstream/client.js';
 import { errorEventMessage, workerError } from '../upstream/worker-error.js';
 import { toGrpcError } from './grpc-errors.js';
+import type { ApiKeys } from './auth.js';
 import type { InferenceService } from './inference.js';
 import { NOOP_OBSERVER, type RequestObserver, type RequestRecord } from './observer.js';
 import { encoderOf, writesEncoded, type Encoded } from './grpc-encoded.js';
@@ -98,6 +99,8 @@ export interface InferenceHandlersOptions {
   readonly maxJsonDepth?: number;
   /** Cuts a stream whose client takes nothing for that long (client_send_timeout); default none. */
   readonly sendTimeout?: SendTimeout | undefined;
+  /** The keys a client must present in its `authorization` metadata (option api_key); none: open. */
+  readonly apiKeys?: ApiKeys | undefined;
 }
 
 async function readAll(body: BodyStream): Promise<Buffer> {
@@ -169,6 +172,11 @@ export function createInferenceHandlers(
 ): InferenceServiceServer {
   const routes = checkedRoutes();
   const maxJsonDepth = options.maxJsonDepth ?? 64;
+  /** Throws the 401 of a call without one of the API keys in its `authorization` metadata. */
+  const admit = (call: Call): void => {
+    const refused = options.apiKeys?.refusal(call.metadata['authorization']);
+    if (refused) throw refused;
+  };
 
   /**
    * Runs one JSON route for a call; `emit` writes each response, and a stream is read on only
@@ -202,6 +210,7 @@ export function createInferenceHandlers(
     record: RequestRecord,
     seen: Seen,
   ): Promise<void> {
+    admit(call);
     const check = routes.get(path)!;
     // The JSON the worker gets is checked as HTTP checks a body: the same schema, limit and messages.
     const built = T.toJson(req as unknown as JsonObject, rpc.request);
@@ -310,6 +319,7 @@ export function createInferenceHandlers(
       });
       const go = (seen: Seen): Promise<void> =>
         (async () => {
+          admit(c);
           if (!req.path.startsWith('/')) throw new GatewayError('bad_request', { message: 'path must start with /' });
           const headers = forwardableHeaders(req.headers, record.upstreamHeaders);
           headers[REQUEST_ID_HEADER] = c.requestId;

@@ -60,9 +60,17 @@ describe('flockserve --check and exit codes', () => {
       '  listen        HTTP 0.0.0.0:8080, gRPC 0.0.0.0:8081',
       '  policies      autoscaler slo, load balancer least-connection',
       '  node control  off (no --node_control_key)',
+      '  api keys      none: inference and engine routes are open (no --api_key)',
       '  metrics       GET /metrics; OTLP to http://localhost:4317 every 120 s',
       '',
     ]);
+  });
+
+  it('--check says how many API keys guard the workers, never the keys', async () => {
+    const r = await flockserve(['--check', '--skypilot_task', LOCAL_SIM, '--api-key', 'k-secret-1,k-secret-2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('  api keys      2 (every inference and engine route needs one)\n');
+    expect(r.stdout).not.toContain('k-secret');
   });
 
   it('--check with static workers: the fleet is every listed engine', async () => {
