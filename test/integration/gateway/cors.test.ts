@@ -1,6 +1,7 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import type { TestGateway } from '../../helpers/gateway.js';
+import { CHAT_ANSWER, gatewayOver, startHttpWorker, type HttpWorker } from '../../helpers/http-worker.js';
 
 // Browsers' cross-origin calls on the real listener, with cors_allow_origins set and not. The
 // worker plays vLLM's CORS layer (allow any origin): it answers a request that names an Origin
@@ -8,23 +9,14 @@ import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 // that holds. It records the headers of the POSTs it received.
 
 const APP = 'https://app.example.com';
-const ANSWER = JSON.stringify({
-  id: 'c1',
-  object: 'chat.completion',
-  created: 0,
-  model: 'sim',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-});
 const EVENT = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 0, model: 'sim', choices: [{ index: 0, delta: { content: 'ok' }, finish_reason: null }] })}\n\n`;
 
 const received: IncomingHttpHeaders[] = [];
-let worker: Server;
-let workerUrl: string;
+let worker: HttpWorker;
 let t: TestGateway | undefined;
 
 beforeAll(async () => {
-  worker = createServer((req, res) => {
+  worker = await startHttpWorker((req, res) => {
     // The gateway's readiness probes (GET) are not what the tests look at.
     if (req.method === 'POST') received.push(req.headers);
     const cors: Record<string, string> = req.headers.origin ? { 'access-control-allow-origin': '*' } : {};
@@ -35,17 +27,14 @@ beforeAll(async () => {
       if ((JSON.parse(Buffer.concat(chunks).toString()) as { stream?: boolean }).stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream', ...cors });
         res.end(`${EVENT}data: [DONE]\n\n`);
-      } else res.writeHead(200, { 'content-type': 'application/json', ...cors }).end(ANSWER);
+      } else res.writeHead(200, { 'content-type': 'application/json', ...cors }).end(CHAT_ANSWER);
     });
   });
-  await new Promise<void>((resolve) => worker.listen(0, '127.0.0.1', resolve));
-  workerUrl = `http://127.0.0.1:${(worker.address() as { port: number }).port}`;
 });
 
 afterAll(async () => {
   await t?.close();
-  worker?.closeAllConnections();
-  await new Promise((resolve) => worker?.close(resolve));
+  await worker?.close();
 });
 
 beforeEach(() => {
@@ -54,13 +43,7 @@ beforeEach(() => {
 
 const gateway = async (corsAllowOrigins: string[]): Promise<TestGateway> => {
   await t?.close();
-  t = await startGateway({
-    provisioner: 'static',
-    workers: [workerUrl],
-    minWorkers: 1,
-    maxWorkers: 1,
-    corsAllowOrigins,
-  });
+  t = await gatewayOver(worker, { corsAllowOrigins });
   return t;
 };
 

@@ -1,7 +1,8 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import type { TestGateway } from '../../helpers/gateway.js';
+import { CHAT_ANSWER, gatewayOver, startHttpWorker, type HttpWorker } from '../../helpers/http-worker.js';
 
 // Compressed request bodies (and a byte order mark) on the real listener: an inference route's body is decoded (within
 // max_body_size, counted decoded) and reaches the worker plain, without the Content-Encoding it
@@ -9,21 +10,13 @@ import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 // records what it received, and compresses its answer when asked to, as a server may.
 
 const MAX_BODY = 64 * 1024;
-const ANSWER = JSON.stringify({
-  id: 'c1',
-  object: 'chat.completion',
-  created: 0,
-  model: 'sim',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-});
 
 const received: { headers: IncomingHttpHeaders; body: Buffer }[] = [];
-let worker: Server;
+let worker: HttpWorker;
 let t: TestGateway;
 
 beforeAll(async () => {
-  worker = createServer((req, res) => {
+  worker = await startHttpWorker((req, res) => {
     if (req.method !== 'POST') return void res.end('ok');
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -31,25 +24,18 @@ beforeAll(async () => {
       received.push({ headers: req.headers, body: Buffer.concat(chunks) });
       // As a server that compresses whatever its client accepts (an engine behind nginx's gzip).
       if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? ''))
-        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(ANSWER));
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER);
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+          .end(gzipSync(CHAT_ANSWER));
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(CHAT_ANSWER);
     });
   });
-  await new Promise<void>((resolve) => worker.listen(0, '127.0.0.1', resolve));
-  const port = (worker.address() as { port: number }).port;
-  t = await startGateway({
-    provisioner: 'static',
-    workers: [`http://127.0.0.1:${port}`],
-    minWorkers: 1,
-    maxWorkers: 1,
-    maxBodySize: MAX_BODY,
-  });
+  t = await gatewayOver(worker, { maxBodySize: MAX_BODY });
 });
 
 afterAll(async () => {
   await t?.close();
-  worker?.closeAllConnections();
-  await new Promise((resolve) => worker?.close(resolve));
+  await worker?.close();
 });
 
 beforeEach(() => {
@@ -76,7 +62,7 @@ describe('compressed request bodies', () => {
   ])('%s: the worker gets the plain body, its length, and no Content-Encoding', async (encoding, body) => {
     const res = await post('/v1/chat/completions', body, encoding);
     expect(res.status).toBe(200);
-    expect(await res.text()).toBe(ANSWER);
+    expect(await res.text()).toBe(CHAT_ANSWER);
     expect(received).toHaveLength(1);
     expect(received[0]!.body.equals(chat)).toBe(true);
     expect(received[0]!.headers['content-encoding']).toBeUndefined();
@@ -129,7 +115,7 @@ describe('compressed request bodies', () => {
     for (const path of ['/v1/chat/completions', '/tokenize']) {
       const res = await post(path, chat, 'identity', 'gzip, deflate, br');
       expect(res.status).toBe(200);
-      expect(await res.text()).toBe(ANSWER);
+      expect(await res.text()).toBe(CHAT_ANSWER);
     }
     expect(received.map((r) => r.headers['accept-encoding'])).toEqual(['identity', 'identity']);
   });

@@ -1,8 +1,8 @@
-import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatCompletionRequest, ChatCompletionResponse } from '../../../src/gen/flockserve/v1/inference.js';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import type { TestGateway } from '../../helpers/gateway.js';
+import { gatewayOver, startHttpWorker, type HttpWorker } from '../../helpers/http-worker.js';
 import { parsePrometheusText } from '../../helpers/prometheus-text.js';
 import { rawGrpcCall } from '../../helpers/raw-grpc.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -19,11 +19,11 @@ const EVENT = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 
 
 /** The firehose's answers: begun, and cut before their end (the gateway cancelled them). */
 const answers = { begun: 0, cut: 0 };
-let worker: Server;
+let worker: HttpWorker;
 let t: TestGateway;
 
 beforeAll(async () => {
-  worker = createServer((req, res) => {
+  worker = await startHttpWorker((req, res) => {
     if (req.method !== 'POST') return void res.end('ok');
     req.resume();
     req.on('end', () => {
@@ -37,21 +37,12 @@ beforeAll(async () => {
       pump();
     });
   });
-  await new Promise<void>((resolve) => worker.listen(0, '127.0.0.1', resolve));
-  const port = (worker.address() as { port: number }).port;
-  t = await startGateway({
-    provisioner: 'static',
-    workers: [`http://127.0.0.1:${port}`],
-    minWorkers: 1,
-    maxWorkers: 1,
-    clientSendTimeout: SEND_TIMEOUT_S,
-  });
+  t = await gatewayOver(worker, { clientSendTimeout: SEND_TIMEOUT_S });
 });
 
 afterAll(async () => {
   await t?.close();
-  worker?.closeAllConnections();
-  await new Promise((resolve) => worker?.close(resolve));
+  await worker?.close();
 });
 
 const cutAnswers = async (): Promise<number> =>
