@@ -11,7 +11,7 @@ const DECODERS: ReadonlyMap<string, Decoder> = new Map<string, Decoder>([
   ['br', brotliDecompress as Decoder],
 ]);
 
-export const SUPPORTED_ENCODINGS = 'gzip, deflate, br or identity';
+const SUPPORTED_ENCODINGS = 'gzip, deflate, br or identity';
 
 /**
  * A body sent with `Content-Encoding: header`, decoded (decodeBody), or as it is when the header
@@ -24,7 +24,8 @@ export function decodeRequestBody(
   done: (decoded: Buffer | GatewayError) => void,
 ): void {
   const codings = contentCodings(header);
-  if (codings instanceof GatewayError || codings.length === 0) done(codings instanceof GatewayError ? codings : body);
+  if (codings instanceof GatewayError) done(codings);
+  else if (codings.length === 0) done(body);
   else decodeBody(body, codings, limit, done);
 }
 
