@@ -77,10 +77,13 @@ export interface AcquireOptions {
   /** How long the request may wait for a slot; <= 0 means it may not wait, Infinity forever. */
   readonly timeoutMs: number;
   readonly signal?: CancelSignal;
+  /** Lower goes first among those waiting (vLLM's sense of `priority`); default 0. */
+  readonly priority?: number;
 }
 
 interface Waiter extends Linked<Waiter> {
   readonly ctx: Omit<PickContext, 'random'>;
+  readonly priority: number;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (err: Error) => void;
   /** Clock ms when it started waiting (for the lease's waitedMs). */
@@ -138,9 +141,12 @@ const NOTHING_TO_PREFILL = (): void => {};
  * The bounded gateway queue between requests and worker slots.
  *
  * A request takes a slot at once when one is free and nobody is waiting before it;
- * otherwise it waits in FIFO order. Slots are handed to waiters, oldest first, whenever
- * a lease is released or `wake()` is called (the fleet calls it when a worker becomes
- * ready). The queue length reported to the tracker is in flight + waiting, on every change.
+ * otherwise it waits, in order of priority (lower first) and, within one priority, of
+ * arrival. Slots are handed to waiters in that order whenever a lease is released or `wake()`
+ * is called (the fleet calls it when a worker becomes ready). A request that finds the queue
+ * full takes the place of the last waiter if that one's priority is lower, which is then
+ * refused as the request would have been. The queue length reported to the tracker is in
+ * flight + waiting, on every change.
  */
 export class Admission {
   readonly #pool: WorkerPool;
@@ -222,13 +228,14 @@ export class Admission {
       const worker = this.#pick(opts.ctx);
       if (worker) return Promise.resolve(this.#lease(worker, 0));
     }
+    const priority = opts.priority ?? 0;
     if (this.#waiters.size >= this.#maxQueueLength) {
-      this.#history?.refused(this.#clock.now());
-      return Promise.reject(
-        new GatewayError('queue_full', {
-          message: `The gateway queue is full (${this.#maxQueueLength} waiting); retry later.`,
-        }),
-      );
+      const last = this.#waiters.last;
+      if (!last || last.priority <= priority) {
+        this.#history?.refused(this.#clock.now());
+        return Promise.reject(this.#queueFull());
+      }
+      this.#leave(last, this.#queueFull());
     }
     if (!(opts.timeoutMs > 0)) return Promise.reject(this.#timeout(opts.timeoutMs, false));
     const cold = this.#coldStartTimeoutMs !== undefined && this.#pool.inState('ready').length === 0;
@@ -236,6 +243,7 @@ export class Admission {
     return new Promise<Lease>((resolve, reject) => {
       const waiter: Waiter = {
         ctx: opts.ctx,
+        priority,
         resolve,
         reject,
         since: this.#clock.now(),
@@ -253,7 +261,7 @@ export class Admission {
         signal.addEventListener('abort', onAbort, { once: true });
         waiter.unlisten = () => signal.removeEventListener('abort', onAbort);
       }
-      this.#waiters.add(waiter);
+      this.#enqueue(waiter);
       this.#report();
       // A slot may be free while others wait (e.g. a worker became ready without wake()).
       this.#dispatch();
@@ -275,6 +283,19 @@ export class Admission {
       // E.g. cold start 600 s, queue timeout 60 s, ready after 200 s: it may wait until 260 s.
       if (now + w.timeoutMs < w.deadline) this.#arm(w, w.timeoutMs);
     }
+  }
+
+  /** After the last waiter of its priority or a more urgent one: at the end unless priorities differ. */
+  #enqueue(waiter: Waiter): void {
+    let after = this.#waiters.last;
+    while (after && after.priority > waiter.priority) after = after.prev;
+    this.#waiters.insertAfter(after, waiter);
+  }
+
+  #queueFull(): GatewayError {
+    return new GatewayError('queue_full', {
+      message: `The gateway queue is full (${this.#maxQueueLength} waiting); retry later.`,
+    });
   }
 
   /** (Re)starts a waiter's timer: it leaves with 'queue_timeout' after `ms`. */

@@ -30,6 +30,26 @@ export class LinkedList<T extends Linked<T>> {
     return this.#head;
   }
 
+  /** The newest item. */
+  get last(): T | undefined {
+    return this.#tail;
+  }
+
+  /** Puts `item`, which must not be in a list, right after `ref` (in this list), or first when `ref` is undefined. */
+  insertAfter(ref: T | undefined, item: T): void {
+    if (ref === this.#tail) {
+      this.add(item);
+      return;
+    }
+    const next = ref ? ref.next : this.#head;
+    item.prev = ref;
+    item.next = next;
+    if (ref) ref.next = item;
+    else this.#head = item;
+    next!.prev = item;
+    this.#size++;
+  }
+
   /** Appends `item`, which must not be in a list. */
   add(item: T): void {
     item.prev = this.#tail;

@@ -28,6 +28,8 @@ export interface Forward {
   /** Signals for affinity policies; either may be missing. */
   readonly sessionKey?: string | undefined;
   readonly promptText?: string | undefined;
+  /** Its place among the requests waiting for a slot (PRIORITY_HEADER); default 0. */
+  readonly priority?: number | undefined;
   /**
    * What cancels the request when its client goes away, when the caller already watches the
    * response's close (one listener instead of two); else forward makes its own (cancelOnClose).
@@ -67,6 +69,7 @@ export async function answer(
       signal: abort,
       sessionKey: f.sessionKey,
       promptText: f.promptText,
+      priority: f.priority,
     });
     const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
     f.record.answered({

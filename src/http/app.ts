@@ -12,8 +12,8 @@ import type { Socket } from 'node:net';
 import { OPTIONS } from '../config/options.js';
 import type { Clock } from '../core/clock.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
-import { requestIdOf } from '../routes/rules.js';
-import { apiOfPath, inferenceRoute, REQUEST_ID_HEADER } from '../routes/table.js';
+import { priorityOf, requestIdOf } from '../routes/rules.js';
+import { apiOfPath, inferenceRoute, PRIORITY_HEADER, REQUEST_ID_HEADER } from '../routes/table.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { TlsFiles } from '../runtime/tls.js';
 import { ClientConnectionStats, limitConnections } from '../service/connections.js';
@@ -192,6 +192,12 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     }
     const refused = options.apiKeys?.refusal(single(req.headers.authorization));
     if (refused) return sendError(reply, refused, req.id);
+    let priority: number;
+    try {
+      priority = priorityOf(single(req.headers[PRIORITY_HEADER]));
+    } catch (e) {
+      return sendError(reply, toGatewayError(e), req.id);
+    }
     reply.hijack();
     await answer(
       options.service,
@@ -205,6 +211,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
         requestId: req.id,
         sendTimeout,
         errorShape: apiOfPath(path),
+        priority,
       },
       options.log,
     );

@@ -1,7 +1,14 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../core/errors.js';
-import { mustTellWorkerToStream, promptTextOf, requestIdOf, sessionKeyOf, wantsStream } from '../routes/rules.js';
-import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
+import {
+  mustTellWorkerToStream,
+  priorityOf,
+  promptTextOf,
+  requestIdOf,
+  sessionKeyOf,
+  wantsStream,
+} from '../routes/rules.js';
+import { PRIORITY_HEADER, REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
 import { parseRequestBody, checkedRoutes, withoutByteOrderMark, type JsonObject } from '../routes/validation.js';
 import type { ApiKeys } from '../service/auth.js';
 import type { InferenceService } from '../service/inference.js';
@@ -66,8 +73,10 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
     const serve = (read: Buffer, headers: IncomingHttpHeaders): void => {
       const bytes = withoutByteOrderMark(read);
       raw = bytes;
+      let priority: number;
       try {
         body = parseRequestBody(bytes, o.maxJsonDepth, check);
+        priority = priorityOf(headerOf(req, PRIORITY_HEADER));
       } catch (e) {
         writeError(res, toGatewayError(e), requestId, o.log);
         return;
@@ -90,6 +99,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
           sendTimeout: o.sendTimeout,
           errorShape: route.api,
           sessionKey: sessionKeyOf(body, headerOf(req, SESSION_HEADER)),
+          priority,
           promptText: o.service.readsPrompt ? promptTextOf(body) : undefined,
         },
         o.log,

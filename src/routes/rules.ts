@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { InferenceRoute } from './table.js';
+import { GatewayError } from '../core/errors.js';
+import { PRIORITY_HEADER, type InferenceRoute } from './table.js';
 
 /**
  * What the gateway reads from an inference request besides its schema, the same on both
- * transports: whether it streams, its session key, the text the prefix balancers route on, and
- * its request id. A request is its JSON body (HTTP's as sent, gRPC's as built from the typed
+ * transports: whether it streams, its session key, its priority in the queue, the text the
+ * prefix balancers route on, and its request id. A request is its JSON body (HTTP's as sent, gRPC's as built from the typed
  * message) and one value per header (HTTP) or metadata key (gRPC).
  */
 
@@ -29,6 +30,19 @@ export function streamAsked(streamField: unknown, streamHeader: string | undefin
  */
 export function mustTellWorkerToStream(route: InferenceRoute, body: JsonObject, stream: boolean): boolean {
   return stream && route.stream === 'asked' && body['stream'] !== true;
+}
+
+/** The request's priority in the gateway's queue (PRIORITY_HEADER): lower first; 0 without one. */
+export function priorityOf(header: string | undefined): number {
+  if (header === undefined) return 0;
+  const text = header.trim();
+  const n = /^[+-]?\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new GatewayError('bad_request', {
+      message: `The ${PRIORITY_HEADER} header must be an integer (lower is served first), got ${JSON.stringify(header)}.`,
+    });
+  }
+  return n;
 }
 
 /** The key session affinity routes on: the body's `user`, else the `x-session-id` header. */

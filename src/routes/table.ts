@@ -28,6 +28,12 @@ export const STREAM_HEADER = 'stream';
 export const SESSION_HEADER = 'x-session-id';
 /** The request's id: the client's when it sends one, else the gateway's; on every answer. */
 export const REQUEST_ID_HEADER = 'x-request-id';
+/**
+ * The request's place in the gateway's queue, a header (HTTP) or metadata key (gRPC): an
+ * integer, lower served first, 0 without it. The gateway's, not sent on: vLLM refuses a
+ * `priority` unless it runs its own priority scheduling.
+ */
+export const PRIORITY_HEADER = 'x-priority';
 
 const object = (required: string[], properties: Record<string, unknown>): object => ({
   type: 'object',

@@ -17,13 +17,20 @@ import {
 } from '../gen/flockserve/v1/inference.js';
 import {
   mustTellWorkerToStream,
+  priorityOf,
   promptTextOf,
   requestIdOf,
   sessionKeyOf,
   streamAsked,
   wantsStream,
 } from '../routes/rules.js';
-import { REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER, type InferencePath } from '../routes/table.js';
+import {
+  PRIORITY_HEADER,
+  REQUEST_ID_HEADER,
+  SESSION_HEADER,
+  STREAM_HEADER,
+  type InferencePath,
+} from '../routes/table.js';
 import { checkedJson, checkedRoutes, tooDeep, valueExceedsDepth } from '../routes/validation.js';
 import { forwardableHeaders, unsendable, type Headers } from '../upstream/client.js';
 import { errorEventMessage, workerError } from '../upstream/worker-error.js';
@@ -233,6 +240,7 @@ export function createInferenceHandlers(
       headers,
       body: Buffer.from(JSON.stringify(json)),
       sessionKey: sessionKeyOf(json, call.metadata[SESSION_HEADER]),
+      priority: priorityOf(call.metadata[PRIORITY_HEADER]),
       promptText: service.readsPrompt ? promptTextOf(json) : undefined,
       signal: call.signal,
       timeoutMs: call.timeoutMs(),
@@ -329,6 +337,7 @@ export function createInferenceHandlers(
             path: req.path,
             headers,
             body: req.body.length > 0 ? Buffer.from(req.body) : undefined,
+            priority: priorityOf(c.metadata[PRIORITY_HEADER]),
             signal: c.signal,
             timeoutMs: c.timeoutMs(),
           });

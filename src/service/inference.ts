@@ -19,6 +19,8 @@ export interface InferenceCall {
   /** Signals for affinity policies; either may be missing. */
   readonly sessionKey?: string | undefined;
   readonly promptText?: string | undefined;
+  /** Its place among the requests waiting for a slot: lower goes first (PRIORITY_HEADER); default 0. */
+  readonly priority?: number | undefined;
   /** Aborted when the client goes away: the upstream request is cancelled with it. */
   readonly signal: CancelSignal;
   /**
@@ -180,6 +182,7 @@ export class InferenceService {
           ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
           timeoutMs: this.#options.queueTimeoutMs,
           signal,
+          priority: call.priority,
         };
         let lease = this.#options.admission.tryAcquire(wanted);
         if (!lease) {

@@ -54,12 +54,14 @@ function setup(
     ...(opts.onHeldAtCapacity ? { onHeldAtCapacity: opts.onHeldAtCapacity } : {}),
     ...(opts.coldStartTimeoutMs === undefined ? {} : { coldStartTimeoutMs: opts.coldStartTimeoutMs }),
   });
-  const request = (timeoutMs = 10 * S, signal?: AbortSignal): Outcome => {
+  const request = (timeoutMs = 10 * S, signal?: AbortSignal, priority?: number): Outcome => {
     const o: Outcome = {};
-    admission.acquire({ ctx: {}, timeoutMs, ...(signal ? { signal } : {}) }).then(
-      (l) => (o.lease = l),
-      (e: GatewayError) => (o.error = e),
-    );
+    admission
+      .acquire({ ctx: {}, timeoutMs, ...(signal ? { signal } : {}), ...(priority === undefined ? {} : { priority }) })
+      .then(
+        (l) => (o.lease = l),
+        (e: GatewayError) => (o.error = e),
+      );
     return o;
   };
   return { clock, pool, tracker, reported, admission, request };
@@ -612,5 +614,64 @@ describe("a lease carries its pick's prefill to the worker until the first byte"
     expect(pool.get('a')!.prefill.bytes).toBe(0);
     lease.release();
     expect(pool.get('a')!.prefill.bytes).toBe(0);
+  });
+});
+
+describe('Admission: priority', () => {
+  /** One worker of one slot, taken; then the requests below wait, in the order asked for. */
+  async function queued(priorities: (number | undefined)[], maxQueueLength = 10) {
+    const env = setup({ workers: 1, capacity: 1, maxQueueLength });
+    const holder = env.request();
+    const waiting = priorities.map((p) => env.request(10 * S, undefined, p));
+    await flush();
+    /** Releases the slot `n` times, each time to whoever got it; the order waiters got it in. */
+    const serve = async (n: number): Promise<number[]> => {
+      const order: number[] = [];
+      let current = holder.lease!;
+      for (let i = 0; i < n; i++) {
+        current.release();
+        await flush();
+        const next = waiting.findIndex((w) => w.lease !== undefined && !order.includes(waiting.indexOf(w)));
+        order.push(next);
+        current = waiting[next]!.lease!;
+      }
+      return order;
+    };
+    return { ...env, holder, waiting, serve };
+  }
+
+  it('lower goes first, and arrival order holds within one priority; none given is 0', async () => {
+    const { serve } = await queued([5, undefined, -1, 5, 0, -1]);
+    // -1 (#2, #5), then 0 (#1, #4), then 5 (#0, #3)
+    expect(await serve(6)).toEqual([2, 5, 1, 4, 0, 3]);
+  });
+
+  it('all at one priority: first come, first served, as without priorities', async () => {
+    const { serve } = await queued([undefined, 0, undefined, 0]);
+    expect(await serve(4)).toEqual([0, 1, 2, 3]);
+  });
+
+  it("a full queue: a more urgent request takes the least urgent, newest waiter's place, which gets queue_full", async () => {
+    const { waiting, request, admission, holder } = await queued([3, 3, 3], 3);
+    const urgent = request(10 * S, undefined, 1);
+    await flush();
+    expect(waiting[2]!.error).toMatchObject({ code: 'queue_full', status: 429 });
+    expect(waiting[0]!.error ?? waiting[1]!.error ?? urgent.error).toBeUndefined();
+    expect(admission.waiting).toBe(3);
+    // The newcomer gets the next free slot.
+    holder.lease!.release();
+    await flush();
+    expect(urgent.lease).toBeDefined();
+    expect(waiting[0]!.lease ?? waiting[1]!.lease).toBeUndefined();
+  });
+
+  it('a full queue of requests as urgent or more: the newcomer is refused, as without priorities', async () => {
+    const { request, waiting } = await queued([1, 2], 2);
+    const same = request(10 * S, undefined, 2);
+    const later = request(10 * S, undefined, 7);
+    await flush();
+    expect(same.error).toMatchObject({ code: 'queue_full' });
+    expect(later.error).toMatchObject({ code: 'queue_full' });
+    expect(waiting.every((w) => w.error === undefined)).toBe(true);
   });
 });

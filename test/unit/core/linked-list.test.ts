@@ -71,4 +71,26 @@ describe('LinkedList', () => {
     expect(seen).toEqual([0, 1, 2, 3, 4]);
     expect(ids(list)).toEqual([1, 3]);
   });
+
+  it('insertAfter puts an item after another, first with none, last after the last', () => {
+    const { list, items } = listOf(3);
+    list.insertAfter(items[0], item(7));
+    expect(ids(list)).toEqual([0, 7, 1, 2]);
+    list.insertAfter(undefined, item(8));
+    expect(ids(list)).toEqual([8, 0, 7, 1, 2]);
+    list.insertAfter(list.last, item(9));
+    expect(ids(list)).toEqual([8, 0, 7, 1, 2, 9]);
+    expect(list.size).toBe(6);
+    expect(list.first?.id).toBe(8);
+    expect(list.last?.id).toBe(9);
+    // The links hold both ways: deleting from the middle and the ends keeps the order.
+    list.delete(items[1]!);
+    list.delete(list.first!);
+    list.delete(list.last!);
+    expect(ids(list)).toEqual([0, 7, 2]);
+    const empty = listOf(0).list;
+    empty.insertAfter(undefined, item(5));
+    expect(ids(empty)).toEqual([5]);
+    expect(empty.last?.id).toBe(5);
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   mustTellWorkerToStream,
+  priorityOf,
   promptTextOf,
   requestIdOf,
   sessionKeyOf,
@@ -85,5 +86,23 @@ describe('the route table', () => {
     ['/tokenize', undefined], // an engine's own path
   ])('%s answers errors as %s', (path, api) => {
     expect(apiOfPath(path)).toBe(api);
+  });
+});
+
+describe('priorityOf: the x-priority header', () => {
+  it.each([
+    [undefined, 0],
+    ['0', 0],
+    ['7', 7],
+    [' -3 ', -3],
+    ['+2', 2],
+  ])('%s reads as %s', (header, n) => {
+    expect(priorityOf(header)).toBe(n);
+  });
+
+  it.each(['', 'high', '1.5', '1e3', '0x10', '9999999999999999'])('%j is a 400 that names the header', (header) => {
+    expect(() => priorityOf(header)).toThrow(
+      `The x-priority header must be an integer (lower is served first), got ${JSON.stringify(header)}.`,
+    );
   });
 });
