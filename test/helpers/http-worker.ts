@@ -1,4 +1,4 @@
-import { createServer, type RequestListener } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { FlockServeOptions } from '../../src/index.js';
 import { startGateway, type TestGateway } from './gateway.js';
 
@@ -18,11 +18,18 @@ export interface HttpWorker {
 }
 
 /**
- * A worker a test writes itself: node:http on loopback with `handler`, for a gateway with
- * `provisioner: 'static'` in front of it. close() cuts its connections and waits for the server.
+ * A worker a test writes itself: node:http on loopback, for a gateway with `provisioner:
+ * 'static'` in front of it. `handler` gets each request once its whole body is read. close()
+ * cuts its connections and waits for the server.
  */
-export async function startHttpWorker(handler: RequestListener): Promise<HttpWorker> {
-  const server = createServer(handler);
+export async function startHttpWorker(
+  handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
+): Promise<HttpWorker> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handler(req, res, Buffer.concat(chunks)));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,

@@ -22,18 +22,13 @@ let t: TestGateway;
 let grpc: InferenceServiceClient;
 
 beforeAll(async () => {
-  worker = await startHttpWorker((req, res) => {
+  worker = await startHttpWorker((req, res, body) => {
     if (req.method !== 'POST') return void res.end('ok');
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as { messages: { content: string }[] };
-      const content = body.messages[0]!.content;
-      received.push({ content, headers: req.headers });
-      const answer = (): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(CHAT_ANSWER);
-      if (content === 'hold') release = answer;
-      else answer();
-    });
+    const content = (JSON.parse(body.toString()) as { messages: { content: string }[] }).messages[0]!.content;
+    received.push({ content, headers: req.headers });
+    const answer = (): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(CHAT_ANSWER);
+    if (content === 'hold') release = answer;
+    else answer();
   });
   t = await gatewayOver(worker, { workerCapacity: 1 });
   grpc = new InferenceServiceClient(t.grpcAddress, credentials.createInsecure());

@@ -16,19 +16,13 @@ let worker: HttpWorker;
 let t: TestGateway;
 
 beforeAll(async () => {
-  worker = await startHttpWorker((req, res) => {
+  worker = await startHttpWorker((req, res, body) => {
     if (req.method !== 'POST') return void res.end('ok');
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
-      // As a server that compresses whatever its client accepts (an engine behind nginx's gzip).
-      if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? ''))
-        res
-          .writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
-          .end(gzipSync(CHAT_ANSWER));
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(CHAT_ANSWER);
-    });
+    received.push({ headers: req.headers, body });
+    // As a server that compresses whatever its client accepts (an engine behind nginx's gzip).
+    if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? ''))
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(CHAT_ANSWER));
+    else res.writeHead(200, { 'content-type': 'application/json' }).end(CHAT_ANSWER);
   });
   t = await gatewayOver(worker, { maxBodySize: MAX_BODY });
 });
