@@ -1,7 +1,6 @@
 import { Pool, util, type buildConnector, type Dispatcher } from 'undici';
 import type { CancelSignal } from '../core/cancellation.js';
 import { untraced } from '../core/errors.js';
-import { PRIORITY_HEADER, STREAM_HEADER } from '../routes/table.js';
 import { BodyStream } from './body-stream.js';
 import { afterHeadersError, beforeHeadersError } from './errors.js';
 import { stoppingConnector } from './stopping-connector.js';
@@ -20,9 +19,10 @@ const HOP_BY_HOP = new Set([
   // 100-continue is answered by this hop (node answers it before the request is read); undici
   // does not send the header at all.
   'expect',
-  // FlockServe's streaming switch and queue priority are for the gateway, not the engine.
-  STREAM_HEADER,
-  PRIORITY_HEADER,
+  // FlockServe's streaming switch and queue priority (routes/table.ts: STREAM_HEADER,
+  // PRIORITY_HEADER) are for the gateway, not the engine.
+  'stream',
+  'x-priority',
   // The gateway reads every answer (its checks, token counts, SSE events), so it asks for it
   // uncompressed whatever the client accepts (forwardableHeaders).
   'accept-encoding',

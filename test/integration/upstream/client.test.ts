@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cancellation } from '../../../src/core/cancellation.js';
 import { GatewayError } from '../../../src/core/errors.js';
+import { PRIORITY_HEADER, REQUEST_ID_HEADER, STREAM_HEADER } from '../../../src/routes/table.js';
 import { startEngineSimulator, type EngineSimulator } from '../../../src/sim/server.js';
 import { forwardableHeaders, forwardableRawHeaders, unsendable, UpstreamClient } from '../../../src/upstream/client.js';
 
@@ -45,6 +46,27 @@ describe('UpstreamClient', () => {
       res.body.discard();
     }
     await up.close();
+  });
+});
+
+describe("forwardableHeaders: a worker's request", () => {
+  it("keeps the end-to-end headers, drops the gateway's own switches, and asks for the answer uncompressed", () => {
+    expect(
+      forwardableHeaders({
+        Authorization: 'Bearer k',
+        [STREAM_HEADER]: '1',
+        [PRIORITY_HEADER]: '3',
+        [REQUEST_ID_HEADER]: 'r1',
+        'accept-encoding': 'gzip, br',
+        connection: 'keep-alive',
+        'x-multi': ['a', 'b'],
+      }),
+    ).toEqual({
+      authorization: 'Bearer k',
+      [REQUEST_ID_HEADER]: 'r1',
+      'x-multi': 'a, b',
+      'accept-encoding': 'identity',
+    });
   });
 });
 
