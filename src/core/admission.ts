@@ -231,7 +231,8 @@ export class Admission {
     const priority = opts.priority ?? 0;
     if (this.#waiters.size >= this.#maxQueueLength) {
       const last = this.#waiters.last;
-      if (!last || last.priority <= priority) {
+      // Nobody gives up a place to a request that may not wait for it.
+      if (!last || last.priority <= priority || !(opts.timeoutMs > 0)) {
         this.#history?.refused(this.#clock.now());
         return Promise.reject(this.#queueFull());
       }

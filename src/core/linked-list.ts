@@ -5,8 +5,9 @@ export interface Linked<T> {
 }
 
 /**
- * Items in insertion order (oldest first) with O(1) add, delete from anywhere, and size; for
- * the per-request sets of the data path (requests running, requests waiting for a slot).
+ * Items in the order they were put (add appends, insertAfter places) with O(1) add, insert,
+ * delete from anywhere, and size; for the per-request sets of the data path (requests running,
+ * requests waiting for a slot).
  *
  * Why not a Set: a Set that sees one add and one delete per request rehashes its table every
  * few dozen requests, and a table the GC has already moved to the old generation still points
@@ -25,12 +26,12 @@ export class LinkedList<T extends Linked<T>> {
     return this.#size;
   }
 
-  /** The oldest item. */
+  /** The first item. */
   get first(): T | undefined {
     return this.#head;
   }
 
-  /** The newest item. */
+  /** The last item. */
   get last(): T | undefined {
     return this.#tail;
   }
@@ -73,7 +74,7 @@ export class LinkedList<T extends Linked<T>> {
     return true;
   }
 
-  /** Oldest first. Deleting the item just yielded is safe; deleting others while iterating is not. */
+  /** First to last. Deleting the item just yielded is safe; deleting others while iterating is not. */
   *[Symbol.iterator](): IterableIterator<T> {
     let item = this.#head;
     while (item) {

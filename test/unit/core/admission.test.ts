@@ -665,6 +665,16 @@ describe('Admission: priority', () => {
     expect(waiting[0]!.lease ?? waiting[1]!.lease).toBeUndefined();
   });
 
+  it("a more urgent request that may not wait takes nobody's place", async () => {
+    const { admission, waiting } = await queued([5, 5], 2);
+    await expect(admission.acquire({ ctx: {}, timeoutMs: 0, priority: 0 })).rejects.toMatchObject({
+      code: 'queue_full',
+    });
+    await flush();
+    expect(waiting.every((w) => w.error === undefined)).toBe(true);
+    expect(admission.waiting).toBe(2);
+  });
+
   it('a full queue of requests as urgent or more: the newcomer is refused, as without priorities', async () => {
     const { request, waiting } = await queued([1, 2], 2);
     const same = request(10 * S, undefined, 2);
