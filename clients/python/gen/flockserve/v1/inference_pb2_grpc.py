@@ -11,6 +11,11 @@ class InferenceServiceStub(object):
     No parameter is lost in translation: each request and response message has an
     `extra` Struct holding every JSON field the message does not name, verbatim, in
     both directions. The HTTP routes of the gateway are thin adapters over these RPCs.
+
+    Metadata the gateway reads, as the HTTP routes read the same headers: `authorization`
+    (Bearer, when the gateway runs with api_key), `x-request-id`, `x-session-id` (session
+    affinity), `stream` (1 streams a call whose message does not ask), and `x-priority` (the
+    call's place among the requests waiting for a worker: an integer, lower first, default 0).
     """
 
     def __init__(self, channel):
@@ -52,6 +57,11 @@ class InferenceServiceServicer(object):
     No parameter is lost in translation: each request and response message has an
     `extra` Struct holding every JSON field the message does not name, verbatim, in
     both directions. The HTTP routes of the gateway are thin adapters over these RPCs.
+
+    Metadata the gateway reads, as the HTTP routes read the same headers: `authorization`
+    (Bearer, when the gateway runs with api_key), `x-request-id`, `x-session-id` (session
+    affinity), `stream` (1 streams a call whose message does not ask), and `x-priority` (the
+    call's place among the requests waiting for a worker: an integer, lower first, default 0).
     """
 
     def ChatCompletion(self, request, context):
@@ -131,6 +141,11 @@ class InferenceService(object):
     No parameter is lost in translation: each request and response message has an
     `extra` Struct holding every JSON field the message does not name, verbatim, in
     both directions. The HTTP routes of the gateway are thin adapters over these RPCs.
+
+    Metadata the gateway reads, as the HTTP routes read the same headers: `authorization`
+    (Bearer, when the gateway runs with api_key), `x-request-id`, `x-session-id` (session
+    affinity), `stream` (1 streams a call whose message does not ask), and `x-priority` (the
+    call's place among the requests waiting for a worker: an integer, lower first, default 0).
     """
 
     @staticmethod
