@@ -12,6 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { seededRandom } from '../dist/core/clock.js';
 import { startFleet } from './lib/fleet.mjs';
 import { closedLoop } from './lib/load.mjs';
 import { ROOT, stop } from './lib/procs.mjs';
@@ -36,22 +37,11 @@ const body = JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 
 const batchBody = (tokens) =>
   JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: 'batch' }], max_tokens: tokens });
 
-/** A small deterministic generator (mulberry32), so each run sends the same arrival times. */
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Interactive requests at `rate`/s (Poisson) for durationMs; their latencies, ms, sorted. */
 async function interactive(url) {
   const pool = new Pool(url, { connections: 64 });
-  const random = seeded(Number(values.seed));
+  // The same arrival times in every run.
+  const random = seededRandom(Number(values.seed));
   const latencies = [];
   let errors = 0;
   const sent = [];
