@@ -144,8 +144,8 @@ const NOTHING_TO_PREFILL = (): void => {};
  * otherwise it waits, in order of priority (lower first) and, within one priority, of
  * arrival. Slots are handed to waiters in that order whenever a lease is released or `wake()`
  * is called (the fleet calls it when a worker becomes ready). A request that finds the queue
- * full takes the place of the last waiter if that one's priority is lower, which is then
- * refused as the request would have been. The queue length reported to the tracker is in
+ * full takes the place of the last waiter if that one is less urgent (a higher number), which
+ * is then refused as the request would have been. The queue length reported to the tracker is in
  * flight + waiting, on every change.
  */
 export class Admission {
