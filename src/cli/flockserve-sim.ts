@@ -54,9 +54,13 @@ Engine options:
                        does not stall running decodes (default 2048, vLLM's OpenAI server's on
                        A100s; 8192 on larger GPUs; 0: none, each prompt prefilled whole in one step)
   --seed N             seed of error draws and generated words (default 0)
+  --responses-store    keep Responses API answers in memory for previous_response_id and
+                       GET /v1/responses/{id}, as vLLM with VLLM_ENABLE_RESPONSES_API_STORE=1
+                       (default: that variable, else off, as vLLM's default)
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
-POST /v1/chat/completions, /v1/completions, /v1/embeddings, /generate, /generate_stream.
+POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /generate,
+/generate_stream; GET /v1/responses/{id}, POST /v1/responses/{id}/cancel.
 `;
 
 export interface CliIo {
@@ -119,6 +123,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'offload-cache-tokens': { type: 'string' },
         'max-num-batched-tokens': { type: 'string' },
         seed: { type: 'string' },
+        'responses-store': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -164,8 +169,24 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     hang: values.hang ? 'all' : values['hang-generation'] ? 'generation' : false,
     tokenIntervalMs: num('token-interval', values['token-interval'], { min: 0 }),
     seed: num('seed', values.seed, { integer: true }),
+    responsesStore: values['responses-store'] ?? responsesStoreFromEnv(env),
     profile,
   };
+}
+
+/**
+ * vLLM's VLLM_ENABLE_RESPONSES_API_STORE, read as vLLM reads it (envs.py: `bool(int(value))`):
+ * "1" turns the store on, "0", empty or unset leaves it off; any other text is a usage error, as
+ * vLLM fails to start on it.
+ */
+function responsesStoreFromEnv(env: NodeJS.ProcessEnv): boolean {
+  const v = env.VLLM_ENABLE_RESPONSES_API_STORE;
+  if (v === undefined || v.trim() === '') return false;
+  const n = Number(v);
+  if (!Number.isInteger(n)) {
+    throw new UsageError(`VLLM_ENABLE_RESPONSES_API_STORE expects an integer (1 or 0), got "${v}"`);
+  }
+  return n !== 0;
 }
 
 /**

@@ -13,9 +13,18 @@ export function sendJson(
   res.end(text);
 }
 
-/** vLLM's OpenAI-server error body: `{"object":"error","message":..,"type":..,"param":null,"code":status}`. */
-export function sendVllmError(res: ServerResponse, status: number, message: string, type: string): void {
-  sendJson(res, status, { object: 'error', message, type, param: null, code: status });
+/**
+ * vLLM's OpenAI-server error body: `{"object":"error","message":..,"type":..,"param":..,"code":status}`;
+ * `param` names the request field at fault where vLLM names one (the Responses API's response_id).
+ */
+export function sendVllmError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  type: string,
+  param: string | null = null,
+): void {
+  sendJson(res, status, { object: 'error', message, type, param, code: status });
 }
 
 /** TGI's error body: `{"error": "...", "error_type": "validation" | "generation" | "overloaded" | ...}`. */

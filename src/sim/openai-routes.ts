@@ -12,6 +12,7 @@ import { asRecord, sendJson, sendVllmError } from './http-util.js';
 import type { SimContext } from './sim-context.js';
 import { chatLogprobs, completionLogprobs, readChatLogprobs, readCompletionLogprobs } from './logprobs.js';
 import { SseWriter } from './sse-writer.js';
+import { chatPromptText } from './prompt-text.js';
 
 /** When a request names no max_tokens (vLLM would fill the context; a simulator keeps it short). */
 export const DEFAULT_MAX_TOKENS = 16;
@@ -21,19 +22,23 @@ export const MAX_SEQUENCES = 128;
 
 type Body = Record<string, unknown>;
 
-function badRequest(res: ServerResponse, message: string): void {
+export function badRequest(res: ServerResponse, message: string): void {
   sendVllmError(res, 400, message, 'BadRequestError');
 }
 
+/** The fields a chat or completion request names its token limit in; the Responses API names it `max_output_tokens`. */
+export const CHAT_MAX_TOKENS_FIELDS: readonly string[] = ['max_tokens', 'max_completion_tokens'];
+
 /**
- * max_tokens, else max_completion_tokens, else 16; a string message when invalid, worded as vLLM
- * words it: a value that is not an integer fails its pydantic model (vLLM answers the validation
- * errors' text), an integer below 1 its sampling parameters.
+ * The first of `fields` the body sets (max_tokens, else max_completion_tokens, for chat and
+ * completions), else 16; a string message when invalid, worded as vLLM words it: a value that is
+ * not an integer fails its pydantic model (vLLM answers the validation errors' text), an integer
+ * below 1 its sampling parameters (which name it max_tokens whatever the request's field).
  */
-function readMaxTokens(body: Body): number | string {
-  const field = body.max_tokens !== undefined && body.max_tokens !== null ? 'max_tokens' : 'max_completion_tokens';
+export function readMaxTokens(body: Body, fields: readonly string[] = CHAT_MAX_TOKENS_FIELDS): number | string {
+  const field = fields.find((f) => body[f] !== undefined && body[f] !== null);
+  if (field === undefined) return DEFAULT_MAX_TOKENS;
   const raw = body[field];
-  if (raw === undefined || raw === null) return DEFAULT_MAX_TOKENS;
   // pydantic's lax mode takes an integer in a string ("8").
   const v = typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
   if (typeof v !== 'number' || !Number.isInteger(v)) return pydanticIntError(field, v);
@@ -54,7 +59,7 @@ function pydanticIntError(field: string, value: unknown): string {
 }
 
 /** vLLM rejects up front what can never fit (its max_model_len check); here the whole KV cache is the limit. */
-function tooLong(ctx: SimContext, res: ServerResponse, promptTokens: number, maxTokens: number): boolean {
+export function tooLong(ctx: SimContext, res: ServerResponse, promptTokens: number, maxTokens: number): boolean {
   const limit = ctx.model.profile.kvCacheTokens;
   if (promptTokens + maxTokens <= limit) return false;
   badRequest(
@@ -73,22 +78,7 @@ function usage(promptTokens: number, completionTokens: number) {
   };
 }
 
-function messageText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((part) => (typeof asRecord(part)?.text === 'string' ? (asRecord(part)!.text as string) : ''))
-      .join('');
-  }
-  return '';
-}
-
-/** A chat request's prompt as the simulator reads it: the messages' text, one per line. */
-export function chatPromptText(messages: readonly unknown[]): string {
-  return messages.map((m) => messageText(asRecord(m)?.content)).join('\n');
-}
-
-function requestedModel(ctx: SimContext, body: Body): string {
+export function requestedModel(ctx: SimContext, body: Body): string {
   // vLLM echoes the requested name; the simulator serves any name so gateways can pass theirs through.
   return typeof body.model === 'string' && body.model !== '' ? body.model : ctx.modelName;
 }
@@ -109,14 +99,14 @@ function answerHead(ctx: SimContext, body: Body, idPrefix: string): AnswerHead {
 }
 
 /** One prompt of a request as the engine reads it: its tokens, and its text where it has one. */
-interface Prompt {
+export interface Prompt {
   readonly tokens: number;
   /** Token-id prompts have no text: they skip the prefix cache. */
   readonly text: string | undefined;
 }
 
 /** What one request's choices report as they generate; choice k is prompt ⌊k/n⌋'s sample k mod n. */
-interface ChoiceEvents {
+export interface ChoiceEvents {
   token?(k: number, i: number): void;
   done?(k: number, reason: FinishReason): void;
   /** Every choice finished: their finish reasons by choice. */
@@ -129,7 +119,7 @@ interface ChoiceEvents {
  * Runs one sequence per prompt and sample, as vLLM does for `n` and for a list of prompts (it
  * numbers the choices prompt·n + sample), at the engine's pace; a client gone cancels them all.
  */
-function generateChoices(
+export function generateChoices(
   ctx: SimContext,
   res: ServerResponse,
   prompts: readonly Prompt[],
@@ -209,7 +199,7 @@ function usageChunk(body: Body, head: AnswerHead, object: string, promptTokens: 
 }
 
 /** Tokens [from, to) of a streamed choice, not sent yet, and their text. */
-interface Unsent {
+export interface Unsent {
   readonly text: string;
   readonly from: number;
   readonly to: number;
@@ -220,7 +210,7 @@ interface Unsent {
  * waits and merges with the next), and a choice's last token travels with its
  * finish_reason, as vLLM sends it.
  */
-class PendingTokens {
+export class PendingTokens {
   readonly #text: string[] = [];
   /** By choice: tokens sent, and tokens generated. */
   readonly #sent: number[] = [];

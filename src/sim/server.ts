@@ -7,9 +7,10 @@
  * malformed output, and text that loops.
  *
  * Routes: GET /health, GET /v1/models, POST /v1/chat/completions, /v1/completions,
- * /v1/embeddings, POST /generate, /generate_stream, GET /metrics, and the simulator-only
- * extension GET /sim/stats (counters plus the last 20 request bodies with path and headers,
- * so tests can check what reached the worker).
+ * /v1/embeddings, /v1/responses, GET /v1/responses/{id}, POST /v1/responses/{id}/cancel,
+ * POST /generate, /generate_stream, GET /metrics, and the simulator-only extension
+ * GET /sim/stats (counters plus the last 20 request bodies with path and headers, so tests can
+ * check what reached the worker).
  */
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -24,6 +25,8 @@ import type { EngineHandle, EngineProfile, EngineStats } from './engine-model.js
 import { BodyTooLargeError, asRecord, readBody, sendJson, sendTgiError, sendVllmError } from './http-util.js';
 import { handleChatCompletions, handleCompletions, handleEmbeddings, handleModels } from './openai-routes.js';
 import { renderMetrics } from './prometheus.js';
+import { handleCancelResponse, handleCreateResponse, handleRetrieveResponse } from './responses-routes.js';
+import { ResponseStore } from './responses-store.js';
 import type { Generation, SimContext } from './sim-context.js';
 import { handleGenerate, handleGenerateStream } from './tgi-routes.js';
 
@@ -68,6 +71,12 @@ export interface EngineSimulatorOptions {
   clock?: Clock;
   /** Largest request body, bytes. Default 16 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Keep Responses API answers in this process's memory for previous_response_id and
+   * GET /v1/responses/{id}, as vLLM does with VLLM_ENABLE_RESPONSES_API_STORE=1. Default false,
+   * as vLLM's: then a request's `store` is ignored and every previous_response_id is a 404.
+   */
+  responsesStore?: boolean;
 }
 
 export interface RecordedRequest {
@@ -103,7 +112,13 @@ export interface EngineSimulator {
 }
 
 const LAST_REQUESTS = 20;
-const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/generate', '/generate_stream']);
+const GENERATION_PATHS = new Set([
+  '/v1/chat/completions',
+  '/v1/completions',
+  '/v1/responses',
+  '/generate',
+  '/generate_stream',
+]);
 const TGI_PATHS = new Set(['/generate', '/generate_stream']);
 
 export async function startEngineSimulator(options: EngineSimulatorOptions = {}): Promise<EngineSimulator> {
@@ -136,6 +151,7 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
   const ctx: SimContext = {
     modelName,
     model,
+    responseStore: options.responsesStore ? new ResponseStore() : undefined,
     seed,
     tokenText: options.repetitive ? loopTokenText : (i) => tokenText(i, seed),
     generatedText: options.repetitive ? loopText : (n) => generatedText(n, seed),
@@ -258,6 +274,14 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
       }
     }
 
+    const stored = storedResponseRoute(path);
+    if (stored) {
+      record(req, path, null);
+      if (stored.method !== method)
+        return sendJson(res, 405, { detail: 'Method Not Allowed' }, { allow: stored.method });
+      return stored.handle(ctx, stored.id, res);
+    }
+
     const route = POST_ROUTES[path];
     if (route && method !== 'POST') {
       // Starlette's (vLLM's) answer to a route asked with another method; axum's (TGI's) has no body.
@@ -361,4 +385,27 @@ const POST_ROUTES: Record<string, Route | undefined> = {
   '/generate_stream': handleGenerateStream,
   // TGI's compat route, where huggingface_hub's InferenceClient.text_generation posts: /generate, or its stream when the body says so.
   '/': handleGenerate,
+  '/v1/responses': handleCreateResponse,
 };
+
+/** A route on a stored response: the method it answers, its handler, and the id from the path. */
+interface StoredResponseRoute {
+  readonly method: 'GET' | 'POST';
+  readonly handle: (ctx: SimContext, id: string, res: ServerResponse) => void;
+  readonly id: string;
+}
+
+/** GET /v1/responses/{id} and POST /v1/responses/{id}/cancel (no body: vLLM reads none); undefined for other paths. */
+function storedResponseRoute(path: string): StoredResponseRoute | undefined {
+  const m = /^\/v1\/responses\/([^/]+)(\/cancel)?$/.exec(path);
+  if (!m?.[1]) return undefined;
+  let id = m[1];
+  try {
+    id = decodeURIComponent(id);
+  } catch {
+    // A malformed escape stays as sent: the id is then unknown, or not a 'resp' id.
+  }
+  return m[2]
+    ? { method: 'POST', handle: handleCancelResponse, id }
+    : { method: 'GET', handle: handleRetrieveResponse, id };
+}

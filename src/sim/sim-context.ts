@@ -1,6 +1,7 @@
 /** What the engine simulator's route handlers get from the server (see server.ts). */
 import type { ServerResponse } from 'node:http';
 import type { EngineModel, FinishReason } from './engine-model.js';
+import type { ResponseStore } from './responses-store.js';
 
 export interface Generation {
   readonly promptTokens: number;
@@ -16,6 +17,11 @@ export interface SimContext {
   /** The served model name (`--model`). */
   readonly modelName: string;
   readonly model: EngineModel;
+  /**
+   * The Responses API's answers kept for previous_response_id and GET /v1/responses/{id};
+   * undefined when the simulator keeps none (vLLM's default, without VLLM_ENABLE_RESPONSES_API_STORE).
+   */
+  readonly responseStore: ResponseStore | undefined;
   /** Varies the generated words. */
   readonly seed: number;
   /** The text of generated token `index` (depends on --seed, or --repetitive). */

@@ -38,7 +38,16 @@ export class SseWriter {
 
   /** Sends one event whose data is `data` (an object is JSON-encoded). */
   event(data: unknown): void {
-    this.#write(`${this.#prefix}${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    this.#write(`${this.#prefix}${encode(data)}\n\n`);
+  }
+
+  /**
+   * Sends one event with an `event:` line naming its type before its data, as vLLM's Responses
+   * API streams (`event: response.output_text.delta\ndata: {...}\n\n`); held back while blocked
+   * like any other event, so named and unnamed events keep their order.
+   */
+  namedEvent(type: string, data: unknown): void {
+    this.#write(`event: ${type}\n${this.#prefix}${encode(data)}\n\n`);
   }
 
   /** Ends the response once everything pending is written. */
@@ -64,4 +73,8 @@ export class SseWriter {
     if (pending.length > 0) this.#write(pending.join(''));
     if (this.#endAfterDrain && !this.#blocked) this.#res.end();
   }
+}
+
+function encode(data: unknown): string {
+  return typeof data === 'string' ? data : JSON.stringify(data);
 }

@@ -31,7 +31,7 @@ import { assembleGateway, type GatewayLog } from '../../gateway/assemble.js';
 import { promptBlockHashes } from '../../core/hashing.js';
 import { promptTextOf } from '../../routes/rules.js';
 import type { EngineProfile } from '../engine-model.js';
-import { chatPromptText } from '../openai-routes.js';
+import { chatPromptText } from '../prompt-text.js';
 import { launchDelaySampler, type LaunchDelaySpec } from './launch-delay.js';
 import { SimMetrics, type RequestRecord, type SimSummary } from './metrics.js';
 import { EngineOracle, type EnginePrompt, type OracleKind } from './oracle.js';

@@ -7,7 +7,7 @@ import { seededRandom, type Clock, type Random } from '../../core/clock.js';
 import { burstyArrivals, type BurstyOptions } from '../workloads/bursty.js';
 import { envelopeArrivals, type EnvelopeOptions, type RateEnvelope } from '../workloads/envelope.js';
 import { estimateTokens, generatedText } from '../fake-text.js';
-import { chatPromptText } from '../openai-routes.js';
+import { chatPromptText } from '../prompt-text.js';
 import { chatMessages, multiTurnSessions, type ChatMessage, type MultiTurnOptions } from '../workloads/multi-turn.js';
 import { tracePrompt } from '../workloads/trace-prompts.js';
 import type { TraceLengths, TraceRequest } from './trace.js';

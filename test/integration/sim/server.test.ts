@@ -1,22 +1,11 @@
 import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startEngineSimulator } from '../../../src/sim/server.js';
-import type { EngineSimulator, EngineSimulatorOptions, SimStats } from '../../../src/sim/server.js';
+import { describe, expect, it } from 'vitest';
+import type { SimStats } from '../../../src/sim/server.js';
 import { waitForValue } from '../../helpers/wait.js';
+import { simulatorsClosedAfterEach } from '../../helpers/simulators.js';
 
-const running: EngineSimulator[] = [];
-
-async function start(options: EngineSimulatorOptions = {}): Promise<EngineSimulator> {
-  // 2 ms between tokens keeps the tests fast while still streaming token by token.
-  const sim = await startEngineSimulator({ tokenIntervalMs: 2, ...options });
-  running.push(sim);
-  return sim;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.close()));
-});
+const start = simulatorsClosedAfterEach();
 
 async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(url, {
