@@ -333,6 +333,12 @@ export class Admission {
       this.#pickPrefill = ctx.promptText?.length ?? 0;
       return leastLoadedOf(eligible(this.#pool, ctx.exclude), pc.random);
     }
+    const home = ctx.home === undefined ? undefined : this.#pool.get(ctx.home);
+    if (home && home.state === 'ready' && !home.ejected) {
+      // What it builds on is the home's already; what it adds is new there.
+      this.#pickPrefill = ctx.promptText?.length ?? 0;
+      return candidates.has(home) ? home : undefined;
+    }
     pc.sessionKey = ctx.sessionKey;
     pc.promptText = ctx.promptText;
     pc.prefill = undefined;
@@ -377,14 +383,21 @@ export class Admission {
   }
 
   #dispatch(): void {
-    for (let waiter = this.#waiters.first; waiter; waiter = this.#waiters.first) {
+    for (let waiter = this.#waiters.first; waiter;) {
       const worker = this.#pick(waiter.ctx);
-      if (!worker) return;
+      if (!worker) {
+        // A request bound to its home worker waits for a slot there; those after it may go on.
+        if (waiter.ctx.home === undefined || this.#pool.loads.size === 0) return;
+        waiter = waiter.next;
+        continue;
+      }
+      const next = waiter.next;
       this.#waiters.delete(waiter);
       this.#forget(waiter);
       const now = this.#clock.now();
       this.#history?.waited(now - waiter.since, now);
       waiter.resolve(this.#lease(worker, now - waiter.since));
+      waiter = next;
     }
   }
 

@@ -20,6 +20,13 @@ export interface PickContext {
    * worker), as long as another serving worker exists.
    */
   readonly exclude?: ReadonlySet<string> | undefined;
+  /**
+   * The worker that alone holds what the request builds on (a stored answer: ResponseHomes).
+   * Admission handles it before any policy runs: while that worker is ready and not ejected
+   * the request goes there, waiting for a slot on it if need be; otherwise it is balanced as
+   * any other (the engines may share their store; if not, the engine says it does not know it).
+   */
+  readonly home?: string | undefined;
   /** Seeded in tests and the simulation; used for tie-breaks. */
   readonly random: Random;
   /**

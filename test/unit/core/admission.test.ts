@@ -54,10 +54,10 @@ function setup(
     ...(opts.onHeldAtCapacity ? { onHeldAtCapacity: opts.onHeldAtCapacity } : {}),
     ...(opts.coldStartTimeoutMs === undefined ? {} : { coldStartTimeoutMs: opts.coldStartTimeoutMs }),
   });
-  const request = (timeoutMs = 10 * S, signal?: AbortSignal, priority?: number): Outcome => {
+  const request = (timeoutMs = 10 * S, signal?: AbortSignal, priority?: number, ctx = {}): Outcome => {
     const o: Outcome = {};
     admission
-      .acquire({ ctx: {}, timeoutMs, ...(signal ? { signal } : {}), ...(priority === undefined ? {} : { priority }) })
+      .acquire({ ctx, timeoutMs, ...(signal ? { signal } : {}), ...(priority === undefined ? {} : { priority }) })
       .then(
         (l) => (o.lease = l),
         (e: GatewayError) => (o.error = e),
@@ -683,5 +683,59 @@ describe('Admission: priority', () => {
     expect(same.error).toMatchObject({ code: 'queue_full' });
     expect(later.error).toMatchObject({ code: 'queue_full' });
     expect(waiting.every((w) => w.error === undefined)).toBe(true);
+  });
+});
+
+describe('Admission: a request bound to its home worker (a stored answer it builds on)', () => {
+  const home = (name: string) => ({ home: name });
+
+  it('goes to its home while that is ready, however loaded it is beside the others', async () => {
+    const { admission, request } = setup({ workers: 3, capacity: 4 });
+    const rs = Array.from({ length: 5 }, () => request(undefined, undefined, undefined, home('w-2')));
+    await flush();
+    // w-1 and w-3 stay idle: only w-2 holds what these requests build on.
+    expect(rs.map((r) => r.lease?.worker.name)).toEqual(['w-2', 'w-2', 'w-2', 'w-2', undefined]);
+    expect(admission.waiting).toBe(1);
+  });
+
+  it('waits for a slot on its full home while requests behind it take the other workers', async () => {
+    const { admission, request } = setup({ workers: 2, capacity: 1 });
+    const first = request(undefined, undefined, undefined, home('w-1'));
+    const second = request(); // least-connection: w-2
+    await flush();
+    const bound = request(undefined, undefined, undefined, home('w-1'));
+    const free = request();
+    await flush();
+    expect([bound.lease, free.lease]).toEqual([undefined, undefined]);
+    second.lease!.release(); // w-2 frees: the request behind the bound one takes it
+    await flush();
+    expect([bound.lease, free.lease?.worker.name]).toEqual([undefined, 'w-2']);
+    first.lease!.release(); // its home frees
+    await flush();
+    expect(bound.lease?.worker.name).toBe('w-1');
+    expect(admission.waiting).toBe(0);
+  });
+
+  it('is balanced as any other when its home is not ready, ejected, or unknown', async () => {
+    const { pool, request } = setup({ workers: 2, capacity: 4 });
+    const busy = request(undefined, undefined, undefined, home('w-2')); // w-2 one ahead
+    await flush();
+    expect(busy.lease?.worker.name).toBe('w-2');
+    pool.setState('w-2', 'draining', 'test');
+    const draining = request(undefined, undefined, undefined, home('w-2'));
+    const unknown = request(undefined, undefined, undefined, home('w-9'));
+    await flush();
+    expect([draining.lease?.worker.name, unknown.lease?.worker.name]).toEqual(['w-1', 'w-1']);
+    const { pool: pool2, request: request2 } = setup({ workers: 2, capacity: 4 });
+    pool2.get('w-1')!.ejected = true;
+    const ejected = request2(undefined, undefined, undefined, home('w-1'));
+    await flush();
+    expect(ejected.lease?.worker.name).toBe('w-2');
+  });
+
+  it('a retry after a failure on its home goes elsewhere, as any retry', async () => {
+    const { admission } = setup({ workers: 2, capacity: 4 });
+    const lease = await admission.acquire({ ctx: { home: 'w-1', exclude: new Set(['w-1']) }, timeoutMs: 10 * S });
+    expect(lease.worker.name).toBe('w-2');
   });
 });

@@ -1,0 +1,43 @@
+/**
+ * Which worker holds each stored answer of OpenAI's Responses API. An engine keeps the answers
+ * it stores in its own memory (vLLM with VLLM_ENABLE_RESPONSES_API_STORE), so a later turn that
+ * names one (`previous_response_id`, GET /v1/responses/{id}) can only be served by the worker
+ * that wrote it: any other answers 404.
+ *
+ * Bounded: the least recently named ids are forgotten first, so memory stays fixed (about
+ * 150 bytes an id) whatever the traffic. A forgotten id's request is balanced as any other.
+ */
+export class ResponseHomes {
+  /** Insertion order is recency order: an id named again moves to the end. */
+  readonly #homes = new Map<string, string>();
+  readonly #capacity: number;
+
+  constructor(capacity = DEFAULT_CAPACITY) {
+    if (!(Number.isInteger(capacity) && capacity >= 1))
+      throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
+    this.#capacity = capacity;
+  }
+
+  /** `worker` wrote the answer `id`. */
+  remember(id: string, worker: string): void {
+    this.#homes.delete(id);
+    this.#homes.set(id, worker);
+    if (this.#homes.size > this.#capacity) this.#homes.delete(this.#homes.keys().next().value!);
+  }
+
+  /** The worker that wrote `id`, if remembered. */
+  homeOf(id: string): string | undefined {
+    const worker = this.#homes.get(id);
+    if (worker === undefined) return undefined;
+    this.#homes.delete(id);
+    this.#homes.set(id, worker);
+    return worker;
+  }
+
+  get size(): number {
+    return this.#homes.size;
+  }
+}
+
+/** Ids remembered by default: a conversation's turns come minutes apart, not after 100,000 others. */
+export const DEFAULT_CAPACITY = 100_000;
