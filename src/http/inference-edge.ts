@@ -100,7 +100,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
           errorShape: route.api,
           sessionKey: sessionKeyOf(body, headerOf(req, SESSION_HEADER)),
           priority,
-          promptText: o.service.readsPrompt ? promptTextOf(body) : undefined,
+          promptText: o.service.readsPrompt ? promptTextOf(body, route) : undefined,
         },
         o.log,
       );

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../core/errors.js';
-import { PRIORITY_HEADER, type InferenceRoute } from './table.js';
+import { PRIORITY_HEADER, RESPONSES_PATH, type InferenceRoute } from './table.js';
 
 /**
  * What the gateway reads from an inference request besides its schema, the same on both
@@ -45,8 +45,13 @@ export function priorityOf(header: string | undefined): number {
   return n;
 }
 
-/** The key session affinity routes on: the body's `user`, else the `x-session-id` header. */
+/**
+ * The key session affinity routes on: the body's `prompt_cache_key` (OpenAI's key for requests
+ * that share a prompt cache), else its `user`, else the `x-session-id` header.
+ */
 export function sessionKeyOf(body: JsonObject, sessionHeader: string | undefined): string | undefined {
+  const cacheKey = body['prompt_cache_key'];
+  if (typeof cacheKey === 'string') return cacheKey;
   const user = body['user'];
   return typeof user === 'string' ? user : sessionHeader;
 }
@@ -54,29 +59,71 @@ export function sessionKeyOf(body: JsonObject, sessionHeader: string | undefined
 /**
  * The prompt text of a request body, for prefix-affinity routing: every message's text
  * content in order (the whole history, not only the first message), or a completion's
- * prompt, or TGI's inputs. Undefined when the body has none.
+ * prompt, or TGI's inputs, or on the Responses API its instructions and input (a string, or
+ * items read as messages). Undefined when the body has none; embeddings are balanced on load
+ * alone, so their input is none.
  */
-export function promptTextOf(body: JsonObject): string | undefined {
+export function promptTextOf(body: JsonObject, route?: InferenceRoute): string | undefined {
   const messages = body['messages'];
-  if (Array.isArray(messages)) {
-    let text = '';
-    for (const m of messages) {
-      if (typeof m !== 'object' || m === null) continue;
-      const content = (m as JsonObject)['content'];
-      if (typeof content === 'string') text += content + '\n';
-      else if (Array.isArray(content))
-        for (const part of content) {
-          const t = (part as JsonObject | null)?.['text'];
-          if (typeof t === 'string') text += t + '\n';
-        }
-    }
-    return text;
-  }
+  if (Array.isArray(messages)) return messagesText(messages);
   const prompt = body['prompt'] ?? body['inputs'];
   if (typeof prompt === 'string') return prompt;
   if (Array.isArray(prompt) && typeof prompt[0] === 'string') return prompt.join('\n');
-  return undefined;
+  if (route?.path !== RESPONSES_PATH) return undefined;
+  const input = body['input'];
+  const instructions = body['instructions'];
+  const head = typeof instructions === 'string' ? instructions + '\n' : '';
+  if (typeof input === 'string') return head + input;
+  return Array.isArray(input) ? head + messagesText(input) : undefined;
 }
+
+/** The text content of chat messages (or Responses input items), each part followed by a newline. */
+function messagesText(messages: readonly unknown[]): string {
+  let text = '';
+  for (const m of messages) {
+    if (typeof m !== 'object' || m === null) continue;
+    const content = (m as JsonObject)['content'];
+    if (typeof content === 'string') text += content + '\n';
+    else if (Array.isArray(content))
+      for (const part of content) {
+        const t = (part as JsonObject | null)?.['text'];
+        if (typeof t === 'string') text += t + '\n';
+      }
+  }
+  return text;
+}
+
+/**
+ * The stored Responses API answer a request builds on (see ResponseHomes): POST
+ * /v1/responses' `previous_response_id`, or the id in /v1/responses/{id} and below it (GET
+ * to retrieve, POST .../cancel). Undefined for any other request. The body is read only when
+ * it names a previous answer at all.
+ */
+export function storedResponseOf(method: string, url: string, body: Buffer | undefined): string | undefined {
+  const query = url.indexOf('?');
+  const path = query < 0 ? url : url.slice(0, query);
+  if (!path.startsWith(RESPONSES_PATH)) return undefined;
+  if (path.length === RESPONSES_PATH.length) {
+    if (method !== 'POST' || !body?.includes(PREVIOUS_RESPONSE_FIELD)) return undefined;
+    try {
+      const id = (JSON.parse(body.toString('utf8')) as JsonObject | null)?.[PREVIOUS_RESPONSE_FIELD];
+      return typeof id === 'string' && id !== '' ? id : undefined;
+    } catch {
+      return undefined; // the engine says what is wrong with the body
+    }
+  }
+  if (path[RESPONSES_PATH.length] !== '/') return undefined;
+  const end = path.indexOf('/', RESPONSES_PATH.length + 1);
+  const id = path.slice(RESPONSES_PATH.length + 1, end < 0 ? undefined : end);
+  return id === '' ? undefined : id;
+}
+
+/** Whether the worker's answer to this request may be stored for later turns (POST /v1/responses). */
+export function mayStoreResponse(method: string, url: string): boolean {
+  return method === 'POST' && (url === RESPONSES_PATH || url.startsWith(RESPONSES_PATH + '?'));
+}
+
+const PREVIOUS_RESPONSE_FIELD = 'previous_response_id';
 
 /** The request's id: the client's `x-request-id` when it sent a non-empty one, else a new UUID. */
 export function requestIdOf(header: string | undefined): string {

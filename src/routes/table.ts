@@ -47,6 +47,9 @@ const common = {
   user: { type: 'string' },
 };
 
+/** A field Python clients send as null when unset (pydantic's Optional[str]). */
+const stringOrNull = { anyOf: [{ type: 'string' }, { type: 'null' }] };
+
 const tgiBody = object(['inputs'], {
   inputs: { type: 'string' },
   parameters: { type: 'object' },
@@ -82,11 +85,29 @@ export const INFERENCE_ROUTES = [
       input: { anyOf: [{ type: 'string' }, { type: 'array' }] },
     }),
   },
+  {
+    // OpenAI's Responses API (vLLM serves it): `input` as vLLM reads it, a string or a list of items.
+    path: '/v1/responses',
+    api: 'openai',
+    stream: 'asked',
+    schema: object([], {
+      ...common,
+      input: { anyOf: [{ type: 'string' }, { type: 'array' }] },
+      instructions: stringOrNull,
+      previous_response_id: stringOrNull,
+    }),
+  },
   { path: '/generate', api: 'tgi', stream: 'never', schema: tgiBody },
   { path: '/generate_stream', api: 'tgi', stream: 'always', schema: tgiBody },
 ] as const satisfies readonly InferenceRoute[];
 
 export type InferencePath = (typeof INFERENCE_ROUTES)[number]['path'];
+
+/**
+ * Where OpenAI's Responses API creates answers; an engine may store them for later turns, which
+ * name them by id: in the body (`previous_response_id`) or under this path (/v1/responses/{id}).
+ */
+export const RESPONSES_PATH = '/v1/responses' satisfies InferencePath;
 
 /** The route of a path, or undefined for a path outside the table. */
 export function inferenceRoute(path: string): InferenceRoute | undefined {

@@ -241,7 +241,7 @@ export function createInferenceHandlers(
       body: Buffer.from(JSON.stringify(json)),
       sessionKey: sessionKeyOf(json, call.metadata[SESSION_HEADER]),
       priority: priorityOf(call.metadata[PRIORITY_HEADER]),
-      promptText: service.readsPrompt ? promptTextOf(json) : undefined,
+      promptText: service.readsPrompt ? promptTextOf(json, route) : undefined,
       signal: call.signal,
       timeoutMs: call.timeoutMs(),
       onSseEvents: events.onEvents,

@@ -3,7 +3,9 @@ import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import { LinkedList, type Linked } from '../core/linked-list.js';
+import { ResponseHomes } from '../core/response-homes.js';
 import type { Worker } from '../core/types.js';
+import { mayStoreResponse, storedResponseOf } from '../routes/rules.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import { bodyKind, checkedAnswer } from '../upstream/checked-answer.js';
@@ -113,6 +115,8 @@ export class InferenceService {
    * timer (and its closures) per request.
    */
   readonly #active = new LinkedList<Active>();
+  /** Which worker wrote each stored Responses API answer: later turns that name one go there. */
+  readonly #homes = new ResponseHomes();
   #deadlineTimer: TimerHandle | undefined;
   readonly #stats: InferenceStats = {
     requests: 0,
@@ -175,11 +179,14 @@ export class InferenceService {
       let tried: Set<string> | undefined;
       const signal = active.abort;
       let queueWaitMs = 0;
+      const stored = storedResponseOf(call.method, call.path, call.body);
+      const home = stored === undefined ? undefined : this.#homes.homeOf(stored);
+      const stores = mayStoreResponse(call.method, call.path);
       for (let attempt = 0; ; attempt++) {
         if (attempt > 0) await this.#backoff(attempt, signal);
         // Whatever ends the request (the client, its deadline, the request timeout) ends its wait.
         const wanted = {
-          ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried },
+          ctx: { sessionKey: call.sessionKey, promptText: call.promptText, exclude: tried, home },
           timeoutMs: this.#options.queueTimeoutMs,
           signal,
           priority: call.priority,
@@ -238,6 +245,7 @@ export class InferenceService {
           },
           mapError: (err) => this.#bodyError(err, call.signal, signal),
           onEvents: call.onSseEvents,
+          onResponseId: stores && res.status < 300 ? (id) => this.#homes.remember(id, worker.name) : undefined,
           // A stream's first chunk is its first token; a whole answer's first byte comes at its end.
           onFirstChunk: kind === 'sse' ? lease.firstToken : lease.prefilled,
         });

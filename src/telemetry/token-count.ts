@@ -3,7 +3,8 @@
  * parsing the JSON: plain substring searches find the few fields that matter.
  *
  * - When the answer reports its own count it wins: OpenAI `usage.completion_tokens` /
- *   `usage.prompt_tokens` (vLLM, TGI's OpenAI routes, SGLang), TGI `details.generated_tokens`,
+ *   `usage.prompt_tokens` (vLLM, TGI's OpenAI routes, SGLang), the Responses API's
+ *   `usage.output_tokens` / `usage.input_tokens`, TGI `details.generated_tokens`,
  *   and TGI /generate's `x-generated-tokens` / `x-prompt-tokens` response headers.
  * - Otherwise a stream counts its `data:` events, leaving out `[DONE]`, the usage-only
  *   event (`"choices":[]`) and events with empty content (vLLM's first chunk carries
@@ -22,7 +23,9 @@ const NO_CHOICES = '"choices":[]';
 const TOKENS = '_tokens":';
 const COMPLETION = '"completion';
 const GENERATED = '"generated';
+const OUTPUT = '"output';
 const PROMPT = '"prompt';
+const INPUT = '"input';
 
 export interface TokenCounts {
   /** Tokens generated, when known. */
@@ -92,9 +95,11 @@ export class TokenTally {
     let completion: number | undefined;
     let prompt: number | undefined;
     for (let at = text.indexOf(TOKENS); at >= 0; at = text.indexOf(TOKENS, at + TOKENS.length)) {
-      const isPrompt = text.startsWith(PROMPT, at - PROMPT.length);
+      const isPrompt = text.startsWith(PROMPT, at - PROMPT.length) || text.startsWith(INPUT, at - INPUT.length);
       const isCompletion =
-        text.startsWith(COMPLETION, at - COMPLETION.length) || text.startsWith(GENERATED, at - GENERATED.length);
+        text.startsWith(COMPLETION, at - COMPLETION.length) ||
+        text.startsWith(GENERATED, at - GENERATED.length) ||
+        text.startsWith(OUTPUT, at - OUTPUT.length);
       if (!isPrompt && !isCompletion) continue;
       const n = intAt(text, at + TOKENS.length);
       if (n === undefined) continue;

@@ -35,6 +35,11 @@ export interface AnswerCheckOptions {
   readonly onEvents?: (events: unknown[]) => void;
   /** Called once, when the worker's first chunk arrives (the engine has prefilled the prompt). */
   readonly onFirstChunk?: () => void;
+  /**
+   * Called once with the id of a Responses API answer (an engine may store it for later turns):
+   * a JSON answer's `id`, or the `response.id` of a stream's first event that has one.
+   */
+  readonly onResponseId?: ((id: string) => void) | undefined;
 }
 
 const DONE = Buffer.from('data: [DONE]\n\n');
@@ -142,7 +147,7 @@ function jsonCheck(o: AnswerCheckOptions): Check {
     },
     end() {
       const whole = seen.length === 1 ? seen[0]! : Buffer.concat(seen);
-      if (!isJson(whole)) {
+      if (o.onResponseId ? !handsOnId(whole, o.onResponseId) : !isJson(whole)) {
         throw malformed(o.worker, `its JSON answer does not parse (${whole.toString('utf8').length} characters)`);
       }
       return whole;
@@ -150,11 +155,26 @@ function jsonCheck(o: AnswerCheckOptions): Check {
   };
 }
 
+/** Parses a JSON answer and hands on its `id`, if it has one; false when it does not parse. */
+function handsOnId(whole: Buffer, onId: (id: string) => void): boolean {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(whole.toString('utf8'));
+  } catch {
+    return false;
+  }
+  const id = (answer as { id?: unknown } | null)?.id;
+  if (typeof id === 'string') onId(id);
+  return true;
+}
+
 function sseCheck(o: AnswerCheckOptions): Check {
   const max = o.maxEventBytes ?? 1024 * 1024;
   const guards = o.repetitionLimit > 0 ? new Map<number, RepetitionGuard>() : undefined;
   // The start of an event the last reads did not finish.
   let pending: Buffer = EMPTY;
+  // Until the answer's id is found, every event is parsed to look for it.
+  let onResponseId = o.onResponseId;
   return {
     push(chunk) {
       const buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -163,7 +183,7 @@ function sseCheck(o: AnswerCheckOptions): Check {
       // The JSON of the events passed, only when someone takes it (o.onEvents).
       const jsons: unknown[] | undefined = o.onEvents ? [] : undefined;
       // Nobody needs the events' objects: the usual event is checked in place, without building them.
-      const inPlace = !jsons && !guards && !mayHoldCrlf;
+      const inPlace = !jsons && !guards && !mayHoldCrlf && !onResponseId;
       // Events are walked by offset (no view per event); the bytes before `from` have passed.
       let from = 0;
       for (;;) {
@@ -190,6 +210,13 @@ function sseCheck(o: AnswerCheckOptions): Check {
           return { pass, stop: true, events: jsons };
         }
         if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
+        if (onResponseId) {
+          const id = (parsed?.json as { response?: { id?: unknown } } | null | undefined)?.response?.id;
+          if (typeof id === 'string') {
+            onResponseId(id);
+            onResponseId = undefined;
+          }
+        }
         from = end;
       }
       pending = from === 0 ? buf : from === buf.length ? EMPTY : Buffer.from(buf.subarray(from));

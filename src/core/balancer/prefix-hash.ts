@@ -30,7 +30,7 @@ export const PREFIX_HASH_DEFAULTS = {
 const RECENT_KEY_SLOTS = 1 << 16;
 
 /**
- * Prefix affinity without a tree: the session key (`user` or x-session-id) where there is one,
+ * Prefix affinity without a tree: the session key (`prompt_cache_key`, `user` or x-session-id) where there is one,
  * else the hash of the prompt's first `prefixHashChars` characters, on a consistent-hash ring
  * with bounded loads (src/core/balancer/ring.ts, shared with session-affinity; c is
  * prefix_hash_load_factor). Prompts that start alike go to the same worker, whose engine then has

@@ -9,7 +9,7 @@ import { ROOT, startGateway, type TestGateway } from '../../helpers/gateway.js';
 
 let t: TestGateway;
 beforeAll(async () => {
-  t = await startGateway({ minWorkers: 1, maxWorkers: 1 });
+  t = await startGateway({ minWorkers: 1, maxWorkers: 1, simArgs: '--responses-store' });
 });
 afterAll(() => t?.close());
 
@@ -40,6 +40,7 @@ function run(code: string): Promise<{ code: number; stdout: string; stderr: stri
 const cases: [string, () => [string, string]][] = [
   ['InferenceServiceClient', () => ["'localhost:8081'", `'${t.grpcAddress}'`]],
   ["from 'openai'", () => ["'http://localhost:8080/v1'", `'${t.url}/v1'`]],
+  ['previous_response_id', () => ["'http://localhost:8080/v1'", `'${t.url}/v1'`]],
 ];
 it.each(cases)('the README snippet with %s prints the answer as text', async (marker, address) => {
   const [from, to] = address();

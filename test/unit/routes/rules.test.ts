@@ -5,6 +5,8 @@ import {
   promptTextOf,
   requestIdOf,
   sessionKeyOf,
+  storedResponseOf,
+  mayStoreResponse,
   wantsStream,
 } from '../../../src/routes/rules.js';
 import { apiOfPath, inferenceRoute, INFERENCE_ROUTES } from '../../../src/routes/table.js';
@@ -20,6 +22,8 @@ describe('the stream rule', () => {
     ['/v1/chat/completions', false, 'true', true, true],
     ['/v1/chat/completions', undefined, '0', false, false],
     ['/v1/completions', undefined, '1', true, true],
+    ['/v1/responses', true, undefined, true, false],
+    ['/v1/responses', undefined, '1', true, true],
     ['/v1/embeddings', true, '1', false, false], // embeddings never stream
     ['/generate', true, '1', false, false], // TGI: the path decides
     ['/generate_stream', undefined, undefined, true, false],
@@ -37,6 +41,8 @@ describe('the session key', () => {
     [{ user: 'alice' }, 'sess-1', 'alice'],
     [{}, 'sess-1', 'sess-1'],
     [{ user: 42 }, 'sess-1', 'sess-1'], // not a string: not a key
+    [{ prompt_cache_key: 'conv-7', user: 'alice' }, 'sess-1', 'conv-7'], // OpenAI's cache key first
+    [{ prompt_cache_key: null, user: 'alice' }, undefined, 'alice'],
     [{}, undefined, undefined],
   ])('body %j, x-session-id %s → %s', (body, header, key) => {
     expect(sessionKeyOf(body, header)).toBe(key);
@@ -61,6 +67,57 @@ describe('the routing text', () => {
     [{ input: 'embed me' }, undefined],
   ])('%j → %j', (body, text) => {
     expect(promptTextOf(body)).toBe(text);
+  });
+
+  it.each([
+    [{ input: 'hello' }, 'hello'],
+    [{ instructions: 'Be brief.', input: 'hello' }, 'Be brief.\nhello'],
+    [
+      {
+        instructions: 'I',
+        input: [
+          { role: 'user', content: 'a' },
+          { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'b' }] },
+          { type: 'function_call_output', call_id: 'c1', output: '{}' },
+        ],
+      },
+      'I\na\nb\n',
+    ],
+    [{ previous_response_id: 'resp_1' }, undefined],
+  ])('the Responses API: %j → %j', (body, text) => {
+    expect(promptTextOf(body, route('/v1/responses'))).toBe(text);
+    expect(promptTextOf(body, route('/v1/embeddings'))).toBe(undefined);
+  });
+});
+
+describe('the stored answer a request builds on (the Responses API)', () => {
+  const body = (o: object) => Buffer.from(JSON.stringify(o));
+  it.each([
+    ['POST', '/v1/responses', body({ input: 'x', previous_response_id: 'resp_1' }), 'resp_1'],
+    ['POST', '/v1/responses?x=1', body({ previous_response_id: 'resp_1' }), 'resp_1'],
+    ['POST', '/v1/responses', body({ input: 'x' }), undefined],
+    ['POST', '/v1/responses', body({ previous_response_id: null }), undefined],
+    ['POST', '/v1/responses', body({ previous_response_id: '' }), undefined],
+    ['POST', '/v1/responses', Buffer.from('{"previous_response_id": '), undefined], // the engine says what is wrong
+    ['POST', '/v1/responses', undefined, undefined],
+    ['GET', '/v1/responses/resp_2', undefined, 'resp_2'],
+    ['GET', '/v1/responses/resp_2?stream=true', undefined, 'resp_2'],
+    ['POST', '/v1/responses/resp_2/cancel', undefined, 'resp_2'],
+    ['GET', '/v1/responses/', undefined, undefined],
+    ['GET', '/v1/responsesx/resp_2', undefined, undefined],
+    ['POST', '/v1/chat/completions', body({ previous_response_id: 'resp_1' }), undefined],
+  ])('%s %s %s → %s', (method, url, b, id) => {
+    expect(storedResponseOf(method, url, b)).toBe(id);
+  });
+
+  it.each([
+    ['POST', '/v1/responses', true],
+    ['POST', '/v1/responses?a=b', true],
+    ['GET', '/v1/responses', false],
+    ['POST', '/v1/responses/resp_1/cancel', false],
+    ['POST', '/v1/chat/completions', false],
+  ])('%s %s may store its answer: %s', (method, url, stores) => {
+    expect(mayStoreResponse(method, url)).toBe(stores);
   });
 });
 

@@ -69,6 +69,45 @@ describe('TokenTally', () => {
       prompt: 12,
     },
     {
+      name: 'Responses API JSON: input and output tokens (not max_output_tokens, cached or reasoning tokens)',
+      stream: false,
+      body: JSON.stringify({
+        id: 'resp_1',
+        object: 'response',
+        max_output_tokens: 64,
+        output: [{ type: 'message', content: [{ type: 'output_text', text: 'hi' }] }],
+        usage: {
+          input_tokens: 21,
+          input_tokens_details: { cached_tokens: 16 },
+          output_tokens: 5,
+          output_tokens_details: { reasoning_tokens: 3 },
+          total_tokens: 26,
+        },
+      }),
+      completion: 5,
+      prompt: 21,
+    },
+    {
+      name: 'Responses API stream: the completed event reports the counts',
+      stream: true,
+      body: [
+        [
+          'response.created',
+          { type: 'response.created', response: { id: 'resp_1', max_output_tokens: 64, usage: null } },
+        ],
+        ['response.output_text.delta', { type: 'response.output_text.delta', delta: 'a' }],
+        ['response.output_text.delta', { type: 'response.output_text.delta', delta: 'b' }],
+        [
+          'response.completed',
+          { type: 'response.completed', response: { usage: { input_tokens: 8, output_tokens: 2 } } },
+        ],
+      ]
+        .map(([event, data]) => `event: ${event as string}\ndata: ${JSON.stringify(data)}\n\n`)
+        .join(''),
+      completion: 2,
+      prompt: 8,
+    },
+    {
       name: 'TGI /generate list with details: summed over inputs',
       stream: false,
       body: JSON.stringify([{ details: { generated_tokens: 5 } }, { details: { generated_tokens: 6 } }]),

@@ -185,3 +185,38 @@ describe('checkedAnswer: onFirstChunk (the worker has prefilled the prompt)', ()
     expect(calls).toBe(want);
   });
 });
+
+describe('checkedAnswer: onResponseId (the Responses API answer an engine may store)', () => {
+  const named = (type: string, o: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`;
+
+  it("a stream hands on its first event's response id once, and passes every event as it came", async () => {
+    const ids: string[] = [];
+    const text =
+      named('response.created', { response: { id: 'resp_1', status: 'in_progress' } }) +
+      named('response.in_progress', { response: { id: 'resp_1' } }) +
+      named('response.output_text.delta', { delta: 'a' }) +
+      named('response.completed', { response: { id: 'resp_1', status: 'completed' } });
+    // Cut inside the first event: the id is read once the event is whole.
+    const { out, error } = await run([text.slice(0, 30), text.slice(30)], { onResponseId: (id) => ids.push(id) });
+    expect(error).toBeUndefined();
+    expect(out.join('')).toBe(text);
+    expect(ids).toEqual(['resp_1']);
+  });
+
+  it('a data-only stream is read for the id too', async () => {
+    const ids: string[] = [];
+    await run([ev({ type: 'x' }) + ev({ response: { id: 'resp_2' } })], { onResponseId: (id) => ids.push(id) });
+    expect(ids).toEqual(['resp_2']);
+  });
+
+  it('a JSON answer hands on its id; one that does not parse is malformed, and names none', async () => {
+    const ids: string[] = [];
+    const whole = await run(['{"id":"resp_3","object":', '"response"}'], {
+      kind: 'json',
+      onResponseId: (id) => ids.push(id),
+    });
+    expect([whole.error, whole.out, ids]).toEqual([undefined, ['{"id":"resp_3","object":"response"}'], ['resp_3']]);
+    const cut = await run(['{"id":"resp_4"'], { kind: 'json', onResponseId: (id) => ids.push(id) });
+    expect([cut.error?.code, ids]).toEqual(['upstream_malformed', ['resp_3']]);
+  });
+});
