@@ -1,6 +1,13 @@
+import { credentials } from '@grpc/grpc-js';
 import OpenAI, { NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ForwardRequest,
+  InferenceServiceClient,
+  type ForwardResponse,
+} from '../../../src/gen/flockserve/v1/inference.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { bearer, collect } from '../../helpers/grpc.js';
 
 // Two simulator workers that store Responses API answers in their own memory, as vLLM does with
 // VLLM_ENABLE_RESPONSES_API_STORE=1: a turn that names an answer must reach the worker that wrote it.
@@ -68,5 +75,49 @@ describe('the Responses API through the gateway (the official openai client)', (
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotFoundError);
     expect((err as NotFoundError).message).toContain("Response with id 'resp_nobodywrotethis' not found.");
+  });
+});
+
+describe('the Responses API over gRPC Forward', () => {
+  /** One Forward call: the worker's status and body. */
+  async function forward(method: string, path: string, body?: object): Promise<{ status: number; json: unknown }> {
+    const grpc = new InferenceServiceClient(t.grpcAddress, credentials.createInsecure());
+    try {
+      const req = ForwardRequest.fromPartial({
+        method,
+        path,
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body)),
+      });
+      const { got, error } = await collect<ForwardResponse>(grpc.forward(req, bearer()));
+      expect(error).toBeUndefined();
+      let status = 0;
+      const chunks: Buffer[] = [];
+      for (const m of got) {
+        if (m.part?.$case === 'head') status = m.part.value.status;
+        if (m.part?.$case === 'bodyChunk') chunks.push(Buffer.from(m.part.value));
+      }
+      return { status, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+    } finally {
+      grpc.close();
+    }
+  }
+
+  it('later turns and retrievals reach the worker that stored the answer they name', async () => {
+    let previous = await forward('POST', '/v1/responses', { model: 'sim', input: 'Over gRPC.', max_output_tokens: 2 });
+    expect(previous.status).toBe(200);
+    for (let turn = 0; turn < 5; turn++) {
+      const id = (previous.json as { id: string }).id;
+      const next = await forward('POST', '/v1/responses', {
+        model: 'sim',
+        input: 'Again.',
+        max_output_tokens: 2,
+        previous_response_id: id,
+      });
+      expect(next.status).toBe(200);
+      const retrieved = await forward('GET', `/v1/responses/${id}`);
+      expect([retrieved.status, (retrieved.json as { id: string }).id]).toEqual([200, id]);
+      previous = next;
+    }
   });
 });
