@@ -30,10 +30,10 @@ export const PREFIX_HASH_DEFAULTS = {
 const RECENT_KEY_SLOTS = 1 << 16;
 
 /**
- * Prefix affinity without a tree: the session key (`prompt_cache_key`, `user` or x-session-id) where there is one,
- * else the hash of the prompt's first `prefixHashChars` characters, on a consistent-hash ring
- * with bounded loads (src/core/balancer/ring.ts, shared with session-affinity; c is
- * prefix_hash_load_factor). Prompts that start alike go to the same worker, whose engine then has
+ * Prefix affinity without a tree: the session key (`prompt_cache_key`, `user` or x-session-id)
+ * where there is one, else the hash of the prompt's first `prefixHashChars` characters, on a
+ * consistent-hash ring with bounded loads (src/core/balancer/ring.ts, shared with
+ * session-affinity; c is prefix_hash_load_factor). Prompts that start alike go to the same worker, whose engine then has
  * their prefix cached, while no worker takes more than c × its share of the load: a prefix
  * most of the traffic shares spills along the ring instead of piling up on one worker.
  *

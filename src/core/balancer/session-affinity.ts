@@ -8,9 +8,10 @@ export const SESSION_AFFINITY_DEFAULTS = {
 } as const;
 
 /**
- * Session affinity: the session key (`prompt_cache_key`, `user`, or the x-session-id header) on a consistent-hash
- * ring with bounded loads (src/core/balancer/ring.ts): a session sticks to one worker while
- * that worker is within c × its share of the load, and spills to the next on the ring beyond.
+ * Session affinity: the session key (`prompt_cache_key`, `user`, or the x-session-id header) on
+ * a consistent-hash ring with bounded loads (src/core/balancer/ring.ts): a session sticks to one
+ * worker while that worker is within c × its share of the load, and spills to the next on the
+ * ring beyond.
  * No session key → least-connection.
  */
 export class SessionAffinity extends KeyedRingPolicy {
