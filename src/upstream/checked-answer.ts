@@ -329,7 +329,8 @@ function clip(s: string): string {
 
 /**
  * Feeds the generated text of one event to the guard of its choice: OpenAI chat deltas
- * (`choices[].delta.content`), completions (`choices[].text`), TGI tokens (`token.text`).
+ * (`choices[].delta.content`), completions (`choices[].text`), the Responses API's text deltas
+ * (`delta` of `response.output_text.delta`, by output item), TGI tokens (`token.text`).
  */
 function repeats(guards: Map<number, RepetitionGuard>, obj: unknown, limit: number): boolean {
   if (typeof obj !== 'object' || obj === null) return false;
@@ -339,7 +340,15 @@ function repeats(guards: Map<number, RepetitionGuard>, obj: unknown, limit: numb
     if (!g) guards.set(index, (g = new RepetitionGuard(limit)));
     return g.feed(text);
   };
-  const o = obj as { choices?: unknown; token?: { text?: unknown; special?: unknown } };
+  const o = obj as {
+    choices?: unknown;
+    token?: { text?: unknown; special?: unknown };
+    type?: unknown;
+    delta?: unknown;
+    output_index?: unknown;
+  };
+  if (o.type === 'response.output_text.delta')
+    return feed(typeof o.output_index === 'number' ? o.output_index : 0, o.delta);
   if (Array.isArray(o.choices)) {
     for (const c of o.choices as { index?: unknown; text?: unknown; delta?: { content?: unknown } }[]) {
       if (typeof c !== 'object' || c === null) continue;

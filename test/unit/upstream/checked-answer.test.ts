@@ -134,6 +134,18 @@ describe('checkedAnswer: SSE', () => {
     expect(events(out)).toBe(words.length * 2 - 1);
   });
 
+  it('repetition guard on Responses API text deltas (named events)', async () => {
+    const line = 'All work and no play makes Jack a dull boy.\n';
+    const delta = (text: string) =>
+      `event: response.output_text.delta\ndata: ${JSON.stringify({ type: 'response.output_text.delta', output_index: 0, delta: text })}\n\n`;
+    const { out, sourceAborted } = await run(
+      Array.from({ length: 6 }, () => delta(line)),
+      { repetitionLimit: 2 },
+    );
+    expect(out.join('')).toBe(delta(line) + delta(line) + 'data: [DONE]\n\n');
+    expect(sourceAborted).toBe(true);
+  });
+
   it('choices are guarded apart (n > 1 interleaves them)', async () => {
     const line = 'A line long enough to count.\n';
     const two = (i: number) => ev({ choices: [{ index: i, text: line }] });
