@@ -114,6 +114,11 @@ export function eligible(pool: WorkerPool, exclude: ReadonlySet<string> | undefi
   return candidates.filter((w) => !exclude.has(w.name));
 }
 
+/** A worker that takes the requests bound to it: one that serves. */
+function takesBound(w: Worker): boolean {
+  return w.state === 'ready' && !w.ejected;
+}
+
 /** The worker with the lowest load/capacity in `list`, ties uniformly at random (one pass, reservoir sampling). */
 function leastLoadedOf(list: readonly Worker[], random: Random): Worker | undefined {
   let best: Worker | undefined;
@@ -204,6 +209,15 @@ export class Admission {
   get heldAtCapacity(): boolean {
     const loads = this.#pool.loads;
     return this.#waiters.size > 0 && loads.readyCount > 0 && loads.size === 0;
+  }
+
+  /**
+   * Whether a request bound to worker `name` (PickContext.home) goes there: it serves (ready,
+   * not ejected). Otherwise such a request is balanced as any other.
+   */
+  servesBound(name: string): boolean {
+    const w = this.#pool.get(name);
+    return w !== undefined && takesBound(w);
   }
 
   /**
@@ -334,7 +348,7 @@ export class Admission {
       return leastLoadedOf(eligible(this.#pool, ctx.exclude), pc.random);
     }
     const home = ctx.home === undefined ? undefined : this.#pool.get(ctx.home);
-    if (home && home.state === 'ready' && !home.ejected) {
+    if (home && takesBound(home)) {
       // What it builds on is the home's already; what it adds is new there.
       this.#pickPrefill = ctx.promptText?.length ?? 0;
       return candidates.has(home) ? home : undefined;

@@ -59,6 +59,8 @@ export interface GatewayMetricsHooks {
   retry?(worker: string, reason: string): void;
   answerFailure?(worker: string, code: string): void;
   repetitionGuardTrip?(worker: string): void;
+  /** A request named a stored answer whose worker (`worker`) no longer serves. */
+  storedAnswerMiss?(worker: string): void;
   autoscalerEvaluated?(direction: 'up' | 'down' | 'none'): void;
   /** A decision the autoscaler could not take in full: it wanted `wanted` workers, max_workers is `max`. */
   autoscalerHeldBack?(wanted: number, max: number): void;
@@ -202,6 +204,8 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const queue = new GlobalQueue(tracker);
   // Requests held at the gateway by worker_capacity are said once a minute at most, not per request.
   const capacityNotice = new OncePer(clock, 60_000);
+  // So are requests that name a stored answer whose worker is gone (a scale-in may orphan many).
+  const homeGoneNotice = new OncePer(clock, 60_000);
   const admission: Admission = new Admission({
     pool,
     balancer,
@@ -299,6 +303,14 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     onRepetitionGuard: (worker) => {
       metrics.repetitionGuardTrip?.(worker);
       log.warn({ worker }, 'repetition guard ended a stream');
+    },
+    onHomeGone: (id, worker) => {
+      metrics.storedAnswerMiss?.(worker);
+      if (!homeGoneNotice.take()) return;
+      log.info(
+        { answer: id, worker },
+        `a request names answer ${id}, stored by worker ${worker}, which no longer serves: it goes to another worker, which answers 404 unless the engines share their store (said once a minute at most; flockserve_stored_answer_misses counts them)`,
+      );
     },
   });
   const policy = createAutoscaler(c.autoscaler, c);

@@ -75,6 +75,12 @@ export interface InferenceServiceOptions {
   readonly onMidStreamFailure?: (worker: string, err: GatewayError) => void;
   /** The repetition guard ended a stream. */
   readonly onRepetitionGuard?: (worker: string) => void;
+  /**
+   * A request named a stored answer (`id`) whose worker no longer serves (scaled in, failed,
+   * draining, ejected): it is balanced as any other, and an engine that keeps its answers in its
+   * own memory will not know it.
+   */
+  readonly onHomeGone?: (id: string, worker: string) => void;
 }
 
 /** Counters the telemetry reads (reliabilityStats, the simulation's report); all only grow. */
@@ -180,7 +186,7 @@ export class InferenceService {
       const signal = active.abort;
       let queueWaitMs = 0;
       const stored = storedResponseOf(call.method, call.path, call.body);
-      const home = stored === undefined ? undefined : this.#homes.homeOf(stored);
+      const home = stored === undefined ? undefined : this.#homeOf(stored);
       const stores = mayStoreResponse(call.method, call.path);
       for (let attempt = 0; ; attempt++) {
         if (attempt > 0) await this.#backoff(attempt, signal);
@@ -256,6 +262,13 @@ export class InferenceService {
       this.#untrack(active);
       throw err;
     }
+  }
+
+  /** The worker that stored answer `id`, if remembered; says so when it no longer serves. */
+  #homeOf(id: string): string | undefined {
+    const home = this.#homes.homeOf(id);
+    if (home !== undefined && !this.#options.admission.servesBound(home)) this.#options.onHomeGone?.(id, home);
+    return home;
   }
 
   /** Counts a retry and returns `tried` with the worker added. */

@@ -115,6 +115,7 @@ export class GatewayMetrics {
   readonly #ejections: Counter;
   readonly #answerFailures: Counter;
   readonly #repetitionTrips: Counter;
+  readonly #storedAnswerMisses: Counter;
   readonly #decisions: Counter;
   readonly #launchDuration: Histogram;
   /** Workers seen provisioning: their first `ready` is a launch that completed. */
@@ -212,11 +213,23 @@ export class GatewayMetrics {
       description: 'Streams ended by the repetition guard (the same line repeated more than repetition_guard times).',
       unit: '{request}',
     });
+    this.#storedAnswerMisses = meter.createCounter('flockserve_stored_answer_misses', {
+      description:
+        'Requests that named a stored Responses API answer whose worker no longer serves (they go to another worker, which answers 404 unless the engines share their store), by that worker.',
+      unit: '{request}',
+    });
     this.#decisions = meter.createCounter('flockserve_autoscaler_decisions', {
       description: 'Autoscaler evaluations, by direction (up, down, none).',
       unit: '{decision}',
     });
-    for (const c of [this.#retries, this.#ejections, this.#answerFailures, this.#repetitionTrips]) c.add(0);
+    for (const c of [
+      this.#retries,
+      this.#ejections,
+      this.#answerFailures,
+      this.#repetitionTrips,
+      this.#storedAnswerMisses,
+    ])
+      c.add(0);
     for (const direction of ['up', 'down', 'none'] satisfies ScaleDirection[]) this.#decisions.add(0, { direction });
     this.#launchDuration = meter.createHistogram('flockserve_worker_launch_duration_seconds', {
       description: 'Worker launch: to the cluster being up (phase=up) and to the first ready probe (phase=ready).',
@@ -368,6 +381,10 @@ export class GatewayMetrics {
 
   repetitionGuardTrip(worker: string): void {
     this.#repetitionTrips.add(1, { worker });
+  }
+
+  storedAnswerMiss(worker: string): void {
+    this.#storedAnswerMisses.add(1, { worker });
   }
 
   /**

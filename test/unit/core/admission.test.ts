@@ -733,6 +733,13 @@ describe('Admission: a request bound to its home worker (a stored answer it buil
     expect(ejected.lease?.worker.name).toBe('w-2');
   });
 
+  it('servesBound: a ready worker that is not ejected; not a draining, ejected or unknown one', () => {
+    const { pool, admission } = setup({ workers: 3 });
+    pool.setState('w-2', 'draining', 'test');
+    pool.get('w-3')!.ejected = true;
+    expect(['w-1', 'w-2', 'w-3', 'w-9'].map((w) => admission.servesBound(w))).toEqual([true, false, false, false]);
+  });
+
   it('a retry after a failure on its home goes elsewhere, as any retry', async () => {
     const { admission } = setup({ workers: 2, capacity: 4 });
     const lease = await admission.acquire({ ctx: { home: 'w-1', exclude: new Set(['w-1']) }, timeoutMs: 10 * S });

@@ -217,6 +217,7 @@ describe('GatewayMetrics', () => {
       'flockserve_worker_ejections',
       'flockserve_answer_failures',
       'flockserve_repetition_guard_trips',
+      'flockserve_stored_answer_misses',
       'flockserve_autoscaler_decisions',
       'flockserve_worker_launches',
       'flockserve_worker_launch_failures',
