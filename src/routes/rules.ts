@@ -59,14 +59,14 @@ export function sessionKeyOf(body: JsonObject, sessionHeader: string | undefined
 /**
  * The prompt text of a request body, for prefix-affinity routing: every message's text
  * content in order (the whole history, not only the first message), or a completion's
- * prompt, or TGI's inputs, or on the Responses API its instructions and input (a string, or
+ * prompt, or TGI's inputs, or SGLang's text, or on the Responses API its instructions and input (a string, or
  * items read as messages). Undefined when the body has none; embeddings are balanced on load
  * alone, so their input is none.
  */
 export function promptTextOf(body: JsonObject, route?: InferenceRoute): string | undefined {
   const messages = body['messages'];
   if (Array.isArray(messages)) return messagesText(messages);
-  const prompt = body['prompt'] ?? body['inputs'];
+  const prompt = body['prompt'] ?? body['inputs'] ?? body['text'];
   if (typeof prompt === 'string') return prompt;
   if (Array.isArray(prompt) && typeof prompt[0] === 'string') return prompt.join('\n');
   if (route?.path !== RESPONSES_PATH) return undefined;

@@ -17,7 +17,9 @@ export interface InferenceRoute {
   /**
    * `asked`: streams when the body says `"stream": true` or the request carries FlockServe's
    * `stream: 1` header (metadata on gRPC), and the worker is told in the body. `always`: the
-   * path itself streams (TGI's /generate_stream). `never`: one answer (embeddings, /generate).
+   * path itself streams (TGI's /generate_stream). `never`: the gateway asks for one answer
+   * (embeddings, /generate); an engine that streams it anyway (SGLang's /generate with
+   * `"stream": true`) is passed through as the stream it is.
    */
   readonly stream: 'asked' | 'always' | 'never';
 }
@@ -35,7 +37,7 @@ export const REQUEST_ID_HEADER = 'x-request-id';
  */
 export const PRIORITY_HEADER = 'x-priority';
 
-const object = (required: string[], properties: Record<string, unknown>): object => ({
+const object = (required: string[], properties: Record<string, unknown>) => ({
   type: 'object',
   required,
   properties,
@@ -55,6 +57,22 @@ const tgiBody = object(['inputs'], {
   parameters: { type: 'object' },
   stream: common.stream,
 });
+
+/**
+ * /generate is TGI's and SGLang's native route: TGI's body (`inputs`, `parameters`), or
+ * SGLang's (`text`, a prompt or a list of them, or token ids; `sampling_params`; `stream` in the
+ * body, which SGLang answers as SSE ending in `[DONE]`).
+ */
+const generateBody = {
+  type: 'object',
+  anyOf: [{ required: ['inputs'] }, { required: ['text'] }, { required: ['input_ids'] }],
+  properties: {
+    ...tgiBody.properties,
+    text: { anyOf: [{ type: 'string' }, { type: 'array' }] },
+    input_ids: { type: 'array' },
+    sampling_params: { anyOf: [{ type: 'object' }, { type: 'array' }] },
+  },
+};
 
 export const INFERENCE_ROUTES = [
   {
@@ -97,7 +115,7 @@ export const INFERENCE_ROUTES = [
       previous_response_id: stringOrNull,
     }),
   },
-  { path: '/generate', api: 'tgi', stream: 'never', schema: tgiBody },
+  { path: '/generate', api: 'tgi', stream: 'never', schema: generateBody },
   { path: '/generate_stream', api: 'tgi', stream: 'always', schema: tgiBody },
 ] as const satisfies readonly InferenceRoute[];
 

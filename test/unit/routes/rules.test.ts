@@ -64,6 +64,8 @@ describe('the routing text', () => {
     [{ prompt: ['a', 'b'] }, 'a\nb'],
     [{ prompt: [1, 2, 3] }, undefined], // token ids have no text
     [{ inputs: 'tgi' }, 'tgi'],
+    [{ text: 'sglang', sampling_params: {} }, 'sglang'],
+    [{ text: ['s', 'g'] }, 's\ng'],
     [{ input: 'embed me' }, undefined],
   ])('%j → %j', (body, text) => {
     expect(promptTextOf(body)).toBe(text);

@@ -51,6 +51,18 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
     ],
     ['/v1/embeddings', {}, "Invalid request: body must have required property 'input'", 'input'],
     ['/generate', { inputs: 1 }, 'Invalid request: body/inputs must be string', 'inputs'],
+    [
+      '/generate',
+      { parameters: {} },
+      "Invalid request: body must have required property 'inputs', body must have required property 'text', body must have required property 'input_ids', body must match a schema in anyOf",
+      'inputs',
+    ],
+    [
+      '/generate',
+      { text: 'hi', sampling_params: 'hot' },
+      'Invalid request: body/sampling_params must be object, body/sampling_params must be array, body/sampling_params must match a schema in anyOf',
+      'sampling_params',
+    ],
     ['/generate_stream', [], 'Invalid request: body must be object', undefined],
   ];
 
@@ -59,6 +71,15 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
     const fromBytes = failure(() => parseRequestBody(Buffer.from(JSON.stringify(body)), 64, check(path)));
     expect(fromJson).toEqual({ code: 'bad_request', message, param });
     expect(fromBytes).toEqual(fromJson);
+  });
+
+  it.each([
+    { inputs: 'TGI', parameters: { max_new_tokens: 4 } },
+    { text: 'SGLang', sampling_params: { max_new_tokens: 4 }, stream: true },
+    { text: ['a', 'batch'] },
+    { input_ids: [1, 2, 3], sampling_params: [{}, {}] },
+  ])("/generate takes TGI's body and SGLang's native one: %j", (body) => {
+    expect(checkedJson(body, check('/generate'))).toBe(body);
   });
 
   it('a valid body passes as the same object', () => {
