@@ -18,7 +18,8 @@ import { VERSION } from '../version.js';
 
 const SUMMARY =
   'FlockServe: launches copies of a SkyPilot task as workers, load-balances OpenAI and TGI requests\n' +
-  'across them over HTTP and gRPC, and autoscales the worker count from the running mean of the queue length.\n' +
+  'across them over HTTP and gRPC, and autoscales the worker count to hold a p99 queue-wait SLO (--autoscaler slo,\n' +
+  'the default; running-mean and flockserve-classic scale on the running mean of the queue length).\n' +
   'Subcommands: flockserve simulate --trace FILE [options] runs the autoscaler on a trace in virtual time (see simulate --help);\n' +
   'flockserve plan --trace FILE [options] sweeps fixed fleets, the clairvoyant bound and the policies over it (see plan --help).\n' +
   '  --check    validate the flags and the task, print what would run, and exit (0 valid, 2 invalid)\n' +
