@@ -1,4 +1,9 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerFactory } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerFactory,
+  type onRequestHookHandler,
+} from 'fastify';
 import {
   createServer,
   STATUS_CODES,
@@ -182,7 +187,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
 
   // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is, but for an inference
   // route asked with another method: the edge serves their POSTs, and no engine serves the rest.
-  app.all('/*', async (req, reply) => {
+  app.all('/*', { onRequest: refuseWithoutKey(options.apiKeys) }, async (req, reply) => {
     const query = req.url.indexOf('?');
     const path = query < 0 ? req.url : req.url.slice(0, query);
     if (inferenceRoute(path)) {
@@ -190,8 +195,6 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       const message = `Invalid method for URL (${req.method} ${path}): it takes POST.`;
       return sendError(reply, new GatewayError('method_not_allowed', { message }), req.id);
     }
-    const refused = options.apiKeys?.refusal(single(req.headers.authorization));
-    if (refused) return sendError(reply, refused, req.id);
     let priority: number;
     try {
       priority = priorityOf(single(req.headers[PRIORITY_HEADER]));
@@ -359,6 +362,18 @@ function sendError(
 ): FastifyReply {
   writeError(reply.hijack().raw, err, requestId, log);
   return reply;
+}
+
+/**
+ * The forwarded routes' key check, as an onRequest hook: it runs before fastify reads the body,
+ * so a client without a key costs no more than its head (as on the inference edge).
+ */
+function refuseWithoutKey(apiKeys: ApiKeys | undefined): onRequestHookHandler {
+  return (req, reply, done) => {
+    const refused = apiKeys?.refusal(single(req.headers.authorization));
+    if (refused) sendError(reply, refused, req.id);
+    else done();
+  };
 }
 
 function single(v: string | string[] | undefined): string | undefined {

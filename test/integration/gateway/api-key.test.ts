@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { credentials, status } from '@grpc/grpc-js';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,27 @@ describe('HTTP', () => {
     expect((await chat('Bearer key-one')).status).toBe(200);
     expect((await chat('bearer key-two')).status).toBe(200);
   });
+
+  it.each(['/v1/chat/completions', '/tokenize'])(
+    '%s: the 401 comes while the body is still on its way (it is never read)',
+    async (path) => {
+      // Headers and the first bytes of a body announced as 1 MiB, the rest never sent.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${t.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': 1024 * 1024 },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        });
+        req.on('error', reject);
+        req.write('{"prompt": "');
+      });
+      expect(status).toBe(401);
+    },
+  );
 
   it("an engine's own routes need a key too; the gateway's own do not", async () => {
     expect((await fetch(`${t.url}/v1/models`)).status).toBe(401);
