@@ -92,14 +92,14 @@ export const OPTIONS = {
     type: 'number',
     default: 7,
     min: 0,
-    help: 'running-mean and flockserve-classic: scale up when the running mean of the queue length per worker exceeds this.',
+    help: "running-mean: scale up when the running mean of the queue length per worker exceeds this (flockserve-classic: the whole queue's running mean).",
     origin: 'flockserve',
   },
   autoscale_down: {
     type: 'number',
     default: 4,
     min: 0,
-    help: 'running-mean and flockserve-classic: scale down when the running mean of the queue length per worker is below this.',
+    help: "running-mean: scale down when the running mean of the queue length per worker is below this (flockserve-classic: the whole queue's running mean).",
     origin: 'flockserve',
   },
   queue_tracking_window: {
