@@ -250,7 +250,7 @@ export const OPTIONS = {
     type: 'string',
     default: 'least-connection',
     choices: BALANCER_NAMES,
-    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (prompt_cache_key, user field or x-session-id), prefix-cache (longest prompt-prefix match, unless its worker runs far past its share or has more prompt waiting for prefill than the match saves), prefix-hash (the prompt's first prefix_hash_chars, or the session key, on a consistent-hash ring with bounded loads: no per-gateway state, the same pick from every replica), engine-load (in flight plus the engines' /metrics).",
+    help: "How a request picks among ready workers with a free slot: least-connection (lowest in-flight/capacity, ties at random), round-robin, random, power-of-two, session-affinity (prompt_cache_key, user field or x-session-id), prefix-cache (longest prompt-prefix match, unless its worker runs far past its share or has more prompt waiting for prefill than the match saves), prefix-hash (the prompt's first prefix_hash_chars, or the session key, on a consistent-hash ring with bounded loads: no tree, the same pick from every replica from a prefix's second request on), engine-load (in flight plus the engines' /metrics).",
     origin: 'new',
   },
   autoscaler: {
