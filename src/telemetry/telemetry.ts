@@ -17,6 +17,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from './logger.js';
 import { ExportWatch, WatchedMetricExporter, WatchedSpanExporter } from './export-watch.js';
 import { GatewayMetrics, type GatewayState } from './metrics.js';
+import type { Resource } from '@opentelemetry/resources';
 import { gatewayResource, otlpSettings } from './otel-env.js';
 import { RequestLog } from './request-log.js';
 import { TelemetryObserver } from './request-observer.js';
@@ -69,6 +70,7 @@ export class Telemetry {
   /** Ours only when otel_traces is on and no tracer was given; not registered globally. */
   readonly #tracerProvider: BasicTracerProvider | undefined;
   readonly #prometheus: PrometheusExporter;
+  readonly #resource: Resource;
   readonly #serializer = new PrometheusSerializer();
 
   constructor(opts: TelemetryOptions) {
@@ -103,6 +105,7 @@ export class Telemetry {
       );
     }
     const resource = gatewayResource();
+    this.#resource = resource;
     this.#provider = new MeterProvider({ resource, readers });
     // The exporter settings are shared with metrics (metadata, timeoutMillis, compression...);
     // metric-only keys such as temporalityPreference are ignored by the trace exporter.
@@ -148,6 +151,9 @@ export class Telemetry {
 
   /** The metrics in Prometheus text format (for `GET /metrics`). */
   async prometheusText(): Promise<string> {
+    // The host's id comes later than the rest of the resource (read from a file): a scrape
+    // waits for it, as the OTLP exporter does, rather than read the resource half settled.
+    await this.#resource.waitForAsyncAttributes?.();
     const { resourceMetrics } = await this.#prometheus.collect();
     return this.#serializer.serialize(resourceMetrics);
   }
