@@ -305,7 +305,8 @@ export class Fleet {
   /**
    * At start-up, or when this replica comes to lead: UP clusters named `<prefix>-<n>` that have
    * an endpoint join the pool as `starting` (and are probed); other `<prefix>-<n>` clusters are
-   * torn down so that a crash never leaks a worker. A launch the previous leader left under way
+   * torn down so that a crash never leaks a worker. A cluster whose worker is listed only as
+   * `failed` counts as unknown: its record says nothing runs, and something does. A launch the previous leader left under way
    * (recorded in the launch ledger, or `provisioning` in the pool it mirrored) is neither torn
    * down nor made again: it is awaited as a `provisioning` worker (see #inherit). The target
    * rises to at least the number of live workers.
@@ -342,6 +343,11 @@ export class Fleet {
         continue;
       }
       const up = c.status === 'UP' && c.endpoint !== undefined;
+      // A cluster whose only record says `failed` (a launch given up on that reached the list
+      // late, or a teardown that failed) still runs: it is handled as any unknown cluster.
+      if (this.#pool.get(c.name)?.state === 'failed' && !known(c.name) && !inherited.has(c.name)) {
+        this.#pool.setState(c.name, 'gone', 'its cluster is listed after all');
+      }
       if (known(c.name) || (this.#pool.get(c.name) && !inherited.has(c.name))) continue;
       // Not up yet: its launch is still running somewhere (awaited below), or ended half-done (torn down then).
       if (inherited.has(c.name) && !up) continue;

@@ -431,6 +431,29 @@ describe('Fleet: adopt', () => {
     expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'ready' });
   });
 
+  it('a cluster whose worker is listed only as failed runs after all: adopted if up, else torn down once', async () => {
+    const f = setup();
+    // Given up on by an earlier leader (as the mirrored fleet lists them), yet their clusters are listed.
+    for (const name of ['w-4', 'w-5', 'w-6']) {
+      f.pool.add(name, 4, 'provisioning');
+      f.pool.setState(
+        name,
+        'failed',
+        'launch failed: the previous leader’s launch never reached the provisioner’s list',
+      );
+    }
+    f.provisioner.seed('w-4', 'UP');
+    f.provisioner.seed('w-5', 'INIT');
+    f.fleet.own();
+    const result = await f.fleet.adopt();
+    expect(result).toMatchObject({ adopted: ['w-4'], terminated: ['w-5'], inherited: [] });
+    await f.runTo(2000);
+    expect(f.states()).toEqual({ 'w-4': 'ready', 'w-6': 'failed' }); // w-6: no cluster, a record only
+    expect(f.provisioner.alive).toEqual(['w-4']);
+    expect(f.provisioner.count('terminate', 'w-5')).toBe(1);
+    expect(f.provisioner.count('terminate', 'w-4')).toBe(0);
+  });
+
   it('with reinit cancels the jobs of UP clusters and launches the task on them again', async () => {
     const f = setup();
     f.provisioner.seed('w-1', 'UP');
