@@ -236,7 +236,7 @@ export const OPTIONS = {
     type: 'number',
     default: 30,
     min: 0.1,
-    help: 'Seconds between autoscaler decisions; scale-down removes at most one worker per decision.',
+    help: 'Seconds between autoscaler decisions.',
     origin: 'new',
   },
   downscale_delay: {
