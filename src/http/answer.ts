@@ -71,6 +71,12 @@ export async function answer(
       promptText: f.promptText,
       priority: f.priority,
     });
+    // Answered meanwhile without the worker (node's HTTP layer, on this connection): nobody
+    // reads this answer, so the worker stops and its slot goes back now rather than never.
+    if (res.writableEnded || res.destroyed) {
+      upstream.body.destroy();
+      return;
+    }
     const stream = (upstream.headers['content-type'] ?? '').startsWith('text/event-stream');
     f.record.answered({
       worker: upstream.worker,

@@ -297,8 +297,9 @@ function answerSlowClient(res: ServerResponse, err: GatewayError): void {
  * gets 431, a head or a whole request that did not arrive within client_header_timeout or
  * client_request_timeout 408, anything else that is not HTTP 400, all OpenAI-shaped, then the
  * connection closes. A request whose head was read already is answered through its response
- * (so the observer records it); one whose response has begun is cut. A client that closed its
- * side mid-request gets no answer.
+ * (so the observer records it); one whose response has begun is cut. A request read whole
+ * keeps its own answer: the error is the next request's on the connection, said after it. A
+ * client that closed its side mid-request gets no answer.
  */
 function answerClientError(err: Error & { code?: string }, socket: Socket, connections: ClientConnectionStats): void {
   // The response of the request being read on this connection, if its head was read: node's own
@@ -325,17 +326,29 @@ function answerClientError(err: Error & { code?: string }, socket: Socket, conne
               : 'The request head did not arrive in time (client_header_timeout).',
           })
         : new GatewayError('bad_request', { message: 'The request is not valid HTTP.' });
-  if (inFlight) {
+  if (inFlight && !inFlight.req.complete) {
     answerSlowClient(inFlight, g);
     return;
   }
+  if (answering.has(socket)) return; // the parser reports each later read of this connection again
+  answering.add(socket);
   const body = JSON.stringify(toOpenAIError(g));
-  socket.end(
-    `HTTP/1.1 ${g.status} ${STATUS_CODES[g.status] ?? ''}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `X-Request-Id: ${requestIdOf(undefined)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const answerOnSocket = (): void => {
+    if (socket.destroyed || !socket.writable) return;
+    socket.end(
+      `HTTP/1.1 ${g.status} ${STATUS_CODES[g.status] ?? ''}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-Id: ${requestIdOf(undefined)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
+  // A request read whole is still being answered: the error is the next one's on this connection
+  // (pipelined after it), and is said after that answer, in order.
+  if (inFlight) inFlight.once('finish', answerOnSocket);
+  else answerOnSocket();
 }
+
+/** Connections whose bytes stopped being HTTP, answered once (or to be, after the request before). */
+const answering = new WeakSet<Socket>();
 
 interface FastifyLikeError {
   code?: string;
