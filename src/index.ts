@@ -366,7 +366,15 @@ export class FlockServe implements ControlPlane {
    */
   close(opts: { keepWorkers?: boolean } = {}): Promise<void> {
     this.#plane.shutdown();
-    this.#closing ??= this.#shutdown({ keepWorkers: opts.keepWorkers ?? this.config.keepWorkersOnExit });
+    if (!this.#closing) {
+      // The process stays until the fleet is torn down. The drain's and the teardown's timers do
+      // not hold it (the clock's timers are unref'd), so a drain waiting on a request with no
+      // socket open would otherwise let node exit half way, the workers left running.
+      const hold = setInterval(() => {}, 60_000);
+      this.#closing = this.#shutdown({ keepWorkers: opts.keepWorkers ?? this.config.keepWorkersOnExit }).finally(() =>
+        clearInterval(hold),
+      );
+    }
     return this.#closing;
   }
 
