@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import {
+  bodyTellingToStream,
   mustTellWorkerToStream,
   priorityOf,
   promptTextOf,
@@ -82,9 +83,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
         return;
       }
       const stream = wantsStream(route, body, headerOf(req, STREAM_HEADER));
-      const forwarded = mustTellWorkerToStream(route, body, stream)
-        ? Buffer.from(JSON.stringify({ ...body, stream: true }))
-        : bytes;
+      const forwarded = mustTellWorkerToStream(route, body, stream) ? bodyTellingToStream(bytes, body) : bytes;
       void answer(
         o.service,
         res,

@@ -32,6 +32,20 @@ export function mustTellWorkerToStream(route: InferenceRoute, body: JsonObject, 
   return stream && route.stream === 'asked' && body['stream'] !== true;
 }
 
+/**
+ * The body that tells the worker to stream (mustTellWorkerToStream): the bytes as they came with
+ * `"stream":true` put first in the object, so every other value keeps its exact text (a seed
+ * past 2^53, 1e400, 1.0 would change if parsed and written again). A body that names `stream`
+ * already (false, say) is written again with it set.
+ */
+export function bodyTellingToStream(bytes: Buffer, body: JsonObject): Buffer {
+  if ('stream' in body) return Buffer.from(JSON.stringify({ ...body, stream: true }));
+  // The body is a JSON object: its first byte that is not whitespace is the `{`.
+  const open = bytes.indexOf(0x7b);
+  const field = Object.keys(body).length === 0 ? '"stream":true' : '"stream":true,';
+  return Buffer.concat([bytes.subarray(0, open + 1), Buffer.from(field), bytes.subarray(open + 1)]);
+}
+
 /** The request's priority in the gateway's queue (PRIORITY_HEADER): lower first; 0 without one. */
 export function priorityOf(header: string | undefined): number {
   if (header === undefined) return 0;

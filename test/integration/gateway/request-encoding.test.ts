@@ -122,3 +122,18 @@ describe('compressed request bodies', () => {
     expect(received[0]!.headers['content-encoding']).toBe('gzip');
   });
 });
+
+describe('the stream header, on a body whose numbers JSON.parse would change', () => {
+  it('the worker gets the bytes as sent, with "stream":true put first', async () => {
+    const sent =
+      '{"model":"sim","seed":18446744073709551615,"temperature":1.0,"messages":[{"role":"user","content":"hi"}]}';
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', stream: '1' },
+      body: sent,
+    });
+    await res.arrayBuffer();
+    expect(received).toHaveLength(1);
+    expect(received[0]!.body.toString()).toBe(`{"stream":true,${sent.slice(1)}`);
+  });
+});

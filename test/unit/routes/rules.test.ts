@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  bodyTellingToStream,
   mustTellWorkerToStream,
   priorityOf,
   promptTextOf,
@@ -33,6 +34,23 @@ describe('the stream rule', () => {
     const body = s === undefined ? {} : { stream: s };
     expect(wantsStream(route(path), body, header)).toBe(streams);
     expect(mustTellWorkerToStream(route(path), body, streams)).toBe(tell);
+  });
+});
+
+describe('the body that tells the worker to stream', () => {
+  it.each([
+    [
+      '{"seed": 18446744073709551615, "t": 1e400, "p": 1.0, "messages": []}',
+      '{"stream":true,"seed": 18446744073709551615, "t": 1e400, "p": 1.0, "messages": []}',
+    ],
+    ['  {"a":1}', '  {"stream":true,"a":1}'],
+    ['{}', '{"stream":true}'],
+    ['{ }', '{"stream":true }'],
+    ['{"stream": false, "a": 1}', '{"stream":true,"a":1}'], // named already: written again
+  ])('%s → %s', (sent, told) => {
+    const out = bodyTellingToStream(Buffer.from(sent), JSON.parse(sent) as Record<string, unknown>).toString();
+    expect(out).toBe(told);
+    expect((JSON.parse(out) as { stream: unknown }).stream).toBe(true);
   });
 });
 
