@@ -170,7 +170,13 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   });
 
   app.setErrorHandler((err: unknown, req, reply) => sendError(reply, fromFastifyError(err), req.id, options.log));
-  app.setNotFoundHandler((req, reply) => sendError(reply, new GatewayError('not_found'), req.id));
+  // fastify routes the common methods only: another one (PROPFIND, PURGE, ...) lands here.
+  app.setNotFoundHandler((req, reply) => {
+    const path = pathOf(req.url);
+    return inferenceRoute(path)
+      ? methodNotAllowed(reply, req.method, path, req.id)
+      : sendError(reply, new GatewayError('not_found'), req.id);
+  });
 
   app.get('/', async () => legacyStatusJson(options.plane.status()));
   app.get('/health', async () => {
@@ -188,13 +194,8 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   // Everything else (GET /v1/models, /tokenize, ...) is forwarded as it is, but for an inference
   // route asked with another method: the edge serves their POSTs, and no engine serves the rest.
   app.all('/*', { onRequest: refuseWithoutKey(options.apiKeys) }, async (req, reply) => {
-    const query = req.url.indexOf('?');
-    const path = query < 0 ? req.url : req.url.slice(0, query);
-    if (inferenceRoute(path)) {
-      reply.raw.setHeader('allow', 'POST');
-      const message = `Invalid method for URL (${req.method} ${path}): it takes POST.`;
-      return sendError(reply, new GatewayError('method_not_allowed', { message }), req.id);
-    }
+    const path = pathOf(req.url);
+    if (inferenceRoute(path)) return methodNotAllowed(reply, req.method, path, req.id);
     let priority: number;
     try {
       priority = priorityOf(single(req.headers[PRIORITY_HEADER]));
@@ -239,6 +240,8 @@ function serverWith(
   return (handler) => {
     const cors = CorsPolicy.of(options.corsAllowOrigins ?? []);
     const serve: RequestListener = (req, res) => {
+      // An absolute-form target (RFC 9112 §3.2.2: proxies send one) is served by its path.
+      if (req.url !== undefined && req.url.charCodeAt(0) !== 0x2f) req.url = originForm(req.url);
       if (cors?.handle(req, res)) return;
       if (edge(req, res)) return;
       // The gateway's own routes and forwarded paths: their bodies are read by fastify.
@@ -375,6 +378,30 @@ function sendError(
 ): FastifyReply {
   writeError(reply.hijack().raw, err, requestId, log);
   return reply;
+}
+
+/** `http://host/path?q` as `/path?q`; any other target (`*`, or not a URL) as it is. */
+function originForm(target: string): string {
+  if (!/^https?:\/\//i.test(target)) return target;
+  try {
+    const u = new URL(target);
+    return u.pathname + u.search;
+  } catch {
+    return target;
+  }
+}
+
+/** A request target's path, without its query. */
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}
+
+/** An inference route asked with another method than POST. */
+function methodNotAllowed(reply: FastifyReply, method: string, path: string, requestId: string): FastifyReply {
+  reply.raw.setHeader('allow', 'POST');
+  const message = `Invalid method for URL (${method} ${path}): it takes POST.`;
+  return sendError(reply, new GatewayError('method_not_allowed', { message }), requestId);
 }
 
 /**

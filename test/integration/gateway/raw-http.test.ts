@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { waitFor } from '../../helpers/wait.js';
 
-// Requests pipelined on one connection, the second of them not HTTP (garbage, or a head over the
-// limit): node's parser fails on the second while the first, read whole, is still being answered.
-// The first keeps its own answer, the second gets its error after it, and nothing holds a slot.
+// HTTP as clients and proxies write it on the wire, past what fetch sends: requests pipelined on
+// one connection, the second of them not HTTP (garbage, or a head over the limit), which node's
+// parser fails on while the first, read whole, is still being answered; absolute-form targets;
+// methods fastify does not route.
 
 let t: TestGateway;
 
@@ -53,4 +54,21 @@ describe('a request that is not HTTP, pipelined after a valid one', () => {
       await waitFor(() => t.gw.workers().every((w) => w.inFlight === 0), 'every worker slot given back');
     },
   );
+});
+
+describe('request targets and methods', () => {
+  it('an absolute-form target (as a proxy sends it) is served as its path', async () => {
+    const got = await exchange(
+      chat(false).replace('POST /v1/', `POST ${t.url}/v1/`).replace('Host: x', 'Host: x\r\nConnection: close'),
+    );
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got).toContain('"chat.completion"');
+  });
+
+  it.each(['PROPFIND', 'PURGE', 'LOCK'])('%s on an inference route is a 405 that allows POST', async (method) => {
+    const got = await exchange(`${method} /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(got).toMatch(/^HTTP\/1\.1 405 /);
+    expect(got.toLowerCase()).toContain('allow: post');
+    expect(got).toContain('"method_not_allowed"');
+  });
 });
