@@ -269,6 +269,16 @@ function serverWith(
       ? createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, serve)
       : createServer(serverOptions, serve);
     server.setTimeout(0);
+    // A client that waits for leave to send its body (Expect: 100-continue) is told no before
+    // it sends one larger than the limit, rather than invited to upload what is then dropped.
+    server.on('checkContinue', (req, res) => {
+      if (Number(req.headers['content-length']) > options.maxBodySize) {
+        writeError(res, new GatewayError('body_too_large'), requestIdOf(single(req.headers[REQUEST_ID_HEADER])));
+        return;
+      }
+      res.writeContinue();
+      serve(req, res);
+    });
     limitConnections(server, 'http', limits.maxConnections, connections);
     return server;
   };

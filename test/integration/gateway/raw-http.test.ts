@@ -72,3 +72,17 @@ describe('request targets and methods', () => {
     expect(got).toContain('"method_not_allowed"');
   });
 });
+
+describe('Expect: 100-continue', () => {
+  it('a body declared past the limit is refused before the client sends it; one within is invited', async () => {
+    const big = await exchange(
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\nConnection: close\r\n\r\n',
+    );
+    expect(big).not.toContain('100 Continue');
+    expect(big).toMatch(/^HTTP\/1\.1 413 /);
+    const small = await exchange(
+      chat(false).replace('Host: x', 'Host: x\r\nExpect: 100-continue\r\nConnection: close'),
+    );
+    expect(small).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+});
