@@ -53,7 +53,7 @@ export function priorityOf(header: string | undefined): number {
   const n = /^[+-]?\d{1,15}$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(n)) {
     throw new GatewayError('bad_request', {
-      message: `The ${PRIORITY_HEADER} header must be an integer (lower is served first), got ${JSON.stringify(header)}.`,
+      message: `The ${PRIORITY_HEADER} header must be an integer of at most 15 digits (lower is served first), got ${JSON.stringify(header)}.`,
     });
   }
   return n;

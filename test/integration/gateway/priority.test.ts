@@ -77,7 +77,7 @@ describe('x-priority', () => {
     const res = await chat('bad', 'urgent');
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
-      'The x-priority header must be an integer (lower is served first), got "urgent".',
+      'The x-priority header must be an integer of at most 15 digits (lower is served first), got "urgent".',
     );
     expect(received.length).toBe(before);
   });

@@ -179,7 +179,7 @@ describe('priorityOf: the x-priority header', () => {
 
   it.each(['', 'high', '1.5', '1e3', '0x10', '9999999999999999'])('%j is a 400 that names the header', (header) => {
     expect(() => priorityOf(header)).toThrow(
-      `The x-priority header must be an integer (lower is served first), got ${JSON.stringify(header)}.`,
+      `The x-priority header must be an integer of at most 15 digits (lower is served first), got ${JSON.stringify(header)}.`,
     );
   });
 });
