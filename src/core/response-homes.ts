@@ -1,3 +1,5 @@
+import { BoundedMap } from './bounded-map.js';
+
 /**
  * Which worker holds each stored answer of OpenAI's Responses API. An engine keeps the answers
  * it stores in its own memory (vLLM with VLLM_ENABLE_RESPONSES_API_STORE), so a later turn that
@@ -9,29 +11,22 @@
  * id's request is balanced as any other.
  */
 export class ResponseHomes {
-  /** Insertion order is recency order: an id named again moves to the end. */
-  readonly #homes = new Map<string, string>();
-  readonly #capacity: number;
+  /** Naming an id again makes it the most recent. */
+  readonly #homes: BoundedMap<string, string>;
 
   constructor(capacity = DEFAULT_CAPACITY) {
-    if (!(Number.isInteger(capacity) && capacity >= 1))
-      throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
-    this.#capacity = capacity;
+    this.#homes = new BoundedMap(capacity);
   }
 
   /** `worker` wrote the answer `id`. */
   remember(id: string, worker: string): void {
-    this.#homes.delete(id);
     this.#homes.set(id, worker);
-    if (this.#homes.size > this.#capacity) this.#homes.delete(this.#homes.keys().next().value!);
   }
 
   /** The worker that wrote `id`, if remembered. */
   homeOf(id: string): string | undefined {
     const worker = this.#homes.get(id);
-    if (worker === undefined) return undefined;
-    this.#homes.delete(id);
-    this.#homes.set(id, worker);
+    if (worker !== undefined) this.#homes.set(id, worker);
     return worker;
   }
 

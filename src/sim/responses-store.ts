@@ -4,6 +4,7 @@
  * this process's memory only, as vLLM's does with VLLM_ENABLE_RESPONSES_API_STORE=1: a second
  * replica does not know what the first stored, so a follow-up sent there gets a 404.
  */
+import { BoundedMap } from '../core/bounded-map.js';
 import type { ConversationMessage, ResponseObject } from './responses-objects.js';
 
 /**
@@ -21,12 +22,10 @@ export interface StoredResponse {
 }
 
 export class ResponseStore {
-  readonly #limit: number;
-  /** A Map iterates in insertion order: its first key is the oldest entry. */
-  readonly #entries = new Map<string, StoredResponse>();
+  readonly #entries: BoundedMap<string, StoredResponse>;
 
   constructor(limit = RESPONSES_STORE_LIMIT) {
-    this.#limit = limit;
+    this.#entries = new BoundedMap(limit);
   }
 
   get size(): number {
@@ -37,13 +36,8 @@ export class ResponseStore {
     return this.#entries.get(id);
   }
 
-  /** Keeps `entry` under `id`, then drops the oldest entries past the limit. */
+  /** Keeps `entry` under `id`; past the limit the entry stored longest ago goes. */
   put(id: string, entry: StoredResponse): void {
-    this.#entries.delete(id);
     this.#entries.set(id, entry);
-    for (const oldest of this.#entries.keys()) {
-      if (this.#entries.size <= this.#limit) break;
-      this.#entries.delete(oldest);
-    }
   }
 }
