@@ -18,7 +18,7 @@ import { OPTIONS } from '../config/options.js';
 import type { Clock } from '../core/clock.js';
 import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
 import { priorityOf, requestIdOf } from '../routes/rules.js';
-import { apiOfPath, inferenceRoute, PRIORITY_HEADER, REQUEST_ID_HEADER } from '../routes/table.js';
+import { apiOfPath, inferenceRoute, pathOf, PRIORITY_HEADER, REQUEST_ID_HEADER } from '../routes/table.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { TlsFiles } from '../runtime/tls.js';
 import { ClientConnectionStats, limitConnections } from '../service/connections.js';
@@ -399,12 +399,6 @@ function originForm(target: string): string {
   } catch {
     return target;
   }
-}
-
-/** A request target's path, without its query. */
-function pathOf(url: string): string {
-  const query = url.indexOf('?');
-  return query < 0 ? url : url.slice(0, query);
 }
 
 /** An inference route asked with another method than POST. */

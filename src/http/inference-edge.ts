@@ -9,7 +9,7 @@ import {
   sessionKeyOf,
   wantsStream,
 } from '../routes/rules.js';
-import { PRIORITY_HEADER, REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
+import { pathOf, PRIORITY_HEADER, REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
 import { parseRequestBody, checkedRoutes, withoutByteOrderMark, type JsonObject } from '../routes/validation.js';
 import type { ApiKeys } from '../service/auth.js';
 import type { InferenceService } from '../service/inference.js';
@@ -51,8 +51,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
   return (req, res) => {
     if (req.method !== 'POST') return false;
     const url = req.url ?? '';
-    const query = url.indexOf('?');
-    const path = query < 0 ? url : url.slice(0, query);
+    const path = pathOf(url);
     const check = routes.get(path);
     if (!check) return false;
     const route = check.route;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../core/errors.js';
-import { PRIORITY_HEADER, RESPONSES_PATH, type InferenceRoute } from './table.js';
+import { pathOf, PRIORITY_HEADER, RESPONSES_PATH, type InferenceRoute } from './table.js';
 
 /**
  * What the gateway reads from an inference request besides its schema, the same on both
@@ -114,8 +114,7 @@ function messagesText(messages: readonly unknown[]): string {
  * it names a previous answer at all.
  */
 export function storedResponseOf(method: string, url: string, body: Buffer | undefined): string | undefined {
-  const query = url.indexOf('?');
-  const path = query < 0 ? url : url.slice(0, query);
+  const path = pathOf(url);
   if (!path.startsWith(RESPONSES_PATH)) return undefined;
   if (path.length === RESPONSES_PATH.length) {
     if (method !== 'POST' || !body?.includes(PREVIOUS_RESPONSE_FIELD)) return undefined;
@@ -134,7 +133,7 @@ export function storedResponseOf(method: string, url: string, body: Buffer | und
 
 /** Whether the worker's answer to this request may be stored for later turns (POST /v1/responses). */
 export function mayStoreResponse(method: string, url: string): boolean {
-  return method === 'POST' && (url === RESPONSES_PATH || url.startsWith(RESPONSES_PATH + '?'));
+  return method === 'POST' && pathOf(url) === RESPONSES_PATH;
 }
 
 const PREVIOUS_RESPONSE_FIELD = 'previous_response_id';

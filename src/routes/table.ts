@@ -127,6 +127,12 @@ export type InferencePath = (typeof INFERENCE_ROUTES)[number]['path'];
  */
 export const RESPONSES_PATH = '/v1/responses' satisfies InferencePath;
 
+/** A request target's path, without its query. */
+export function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}
+
 /** The route of a path, or undefined for a path outside the table. */
 export function inferenceRoute(path: string): InferenceRoute | undefined {
   return INFERENCE_ROUTES.find((r) => r.path === path);
