@@ -42,6 +42,7 @@ import type {
   Worker,
   WorkerStateChange,
 } from '../core/types.js';
+import { AdapterSync } from '../service/adapters.js';
 import type { ScaleState } from '../service/control-plane.js';
 import type { DecisionEvent } from '../service/events.js';
 import { InferenceService } from '../service/inference.js';
@@ -200,6 +201,9 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
       ? o.provisioner((name, reason) => fleetRef.current?.lost(name, reason), fence)
       : o.provisioner;
   const upstream = o.upstream;
+  // Run-time LoRA adapters: changed on every worker serving, and brought to each worker before it serves.
+  const adapters = new AdapterSync({ upstream, serving: () => pool.serving(), log });
+  const prober = adapters.prober(o.prober);
   // The autoscaler's queue length: this replica's, plus what the other replicas publish.
   const queue = new GlobalQueue(tracker);
   // Requests held at the gateway by worker_capacity are said once a minute at most, not per request.
@@ -242,7 +246,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
   const fleet = new Fleet({
     pool,
     provisioner,
-    prober: o.prober,
+    prober,
     task: o.task,
     clock,
     namePrefix: c.workerNamePrefix,
@@ -278,7 +282,10 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
       { worker: worker.name, from: previous, to: worker.state, reason },
       `worker ${worker.name} ${worker.state}`,
     );
-    if (worker.state === 'gone' && worker.url) void upstream.forget(worker.url);
+    if (worker.state === 'gone' && worker.url) {
+      void upstream.forget(worker.url);
+      adapters.forget(worker.url);
+    }
     o.events?.workerChanged(change);
   });
   const service = new InferenceService({
@@ -290,6 +297,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     requestTimeoutMs: c.requestTimeout * 1000,
     repetitionGuard: c.repetitionGuard,
     clock,
+    adapters,
     onRelease: () => fleet.notifyRelease(),
     onRetry: (worker, reason) => {
       metrics.retry?.(worker, reason);
@@ -412,7 +420,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     waiting: () => admission.waiting,
     wake: () => admission.wake(),
     clock,
-    prober: o.prober,
+    prober,
     onProbe: (w, ok) => outlier.probed(w, ok),
     probeIntervalMs: c.workerProbeInterval * 1000,
     reinit: c.reinit,

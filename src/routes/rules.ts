@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../core/errors.js';
-import { pathOf, PRIORITY_HEADER, RESPONSES_PATH, type InferenceRoute } from './table.js';
+import {
+  LOAD_ADAPTER_PATH,
+  pathOf,
+  PRIORITY_HEADER,
+  RESPONSES_PATH,
+  UNLOAD_ADAPTER_PATH,
+  type InferenceRoute,
+} from './table.js';
 
 /**
  * What the gateway reads from an inference request besides its schema, the same on both
@@ -137,6 +144,38 @@ export function mayStoreResponse(method: string, url: string): boolean {
 }
 
 const PREVIOUS_RESPONSE_FIELD = 'previous_response_id';
+
+/** A run-time LoRA adapter change a client asks of the fleet. */
+export interface AdapterRequest {
+  readonly kind: 'load' | 'unload';
+  /** The body's `lora_name`: what requests name in `model` to use the adapter. */
+  readonly name: string;
+}
+
+/** Which adapter change a request asks for (a POST to vLLM's LoRA routes), or undefined for any other request. */
+export function adapterChangeOf(method: string, url: string): AdapterRequest['kind'] | undefined {
+  if (method !== 'POST' || !url.includes(LORA_ROUTE_MARK)) return undefined;
+  const path = pathOf(url);
+  return path === LOAD_ADAPTER_PATH ? 'load' : path === UNLOAD_ADAPTER_PATH ? 'unload' : undefined;
+}
+
+/** Both LoRA routes end so: one substring test keeps every other request off their checks. */
+const LORA_ROUTE_MARK = '_lora_adapter';
+
+/** The adapter an adapter change names: its body's `lora_name`, which the gateway keeps changes by. */
+export function adapterNameOf(body: Buffer | undefined): string {
+  let name: unknown;
+  try {
+    name = (JSON.parse(body?.toString('utf8') ?? '') as JsonObject | null)?.['lora_name'];
+  } catch {
+    throw new GatewayError('invalid_json', { message: 'The body of a LoRA adapter change is not valid JSON.' });
+  }
+  if (typeof name !== 'string' || name === '')
+    throw new GatewayError('bad_request', {
+      message: 'A LoRA adapter change must name the adapter in `lora_name`, a non-empty string.',
+    });
+  return name;
+}
 
 /** The request's id: the client's `x-request-id` when it sent a non-empty one, else a new UUID. */
 export function requestIdOf(header: string | undefined): string {

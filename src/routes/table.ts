@@ -127,6 +127,13 @@ export type InferencePath = (typeof INFERENCE_ROUTES)[number]['path'];
  */
 export const RESPONSES_PATH = '/v1/responses' satisfies InferencePath;
 
+/**
+ * vLLM's run-time LoRA routes (with VLLM_ALLOW_RUNTIME_LORA_UPDATING): a change the gateway makes
+ * on every worker, not on one (see AdapterSync), as the engine keeps its adapters in its own memory.
+ */
+export const LOAD_ADAPTER_PATH = '/v1/load_lora_adapter';
+export const UNLOAD_ADAPTER_PATH = '/v1/unload_lora_adapter';
+
 /** A request target's path, without its query. */
 export function pathOf(url: string): string {
   const query = url.indexOf('?');

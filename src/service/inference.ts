@@ -5,9 +5,10 @@ import { GatewayError, toGatewayError } from '../core/errors.js';
 import { LinkedList, type Linked } from '../core/linked-list.js';
 import { ResponseHomes } from '../core/response-homes.js';
 import type { Worker } from '../core/types.js';
-import { mayStoreResponse, storedResponseOf } from '../routes/rules.js';
+import { adapterChangeOf, adapterNameOf, mayStoreResponse, storedResponseOf } from '../routes/rules.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
+import type { AdapterSync } from './adapters.js';
 import { bodyKind, checkedAnswer } from '../upstream/checked-answer.js';
 import { isRetryable, lowLevelCode } from '../upstream/errors.js';
 import type { Headers, Upstream } from '../upstream/types.js';
@@ -81,6 +82,8 @@ export interface InferenceServiceOptions {
    * own memory will not know it.
    */
   readonly onHomeGone?: (id: string, worker: string) => void;
+  /** Where a run-time LoRA adapter change goes: to every worker (see AdapterSync); without it, to one, as any request. */
+  readonly adapters?: AdapterSync | undefined;
 }
 
 /** Counters the telemetry reads (reliabilityStats, the simulation's report); all only grow. */
@@ -176,7 +179,30 @@ export class InferenceService {
    */
   dispatch(call: InferenceCall): Promise<InferenceReply> {
     this.#stats.requests++;
+    const adapterChange = this.#options.adapters && adapterChangeOf(call.method, call.path);
+    if (adapterChange) return this.#changeAdapter(this.#options.adapters!, adapterChange, call);
     return this.#attempts(call, this.#track(call.signal, call.timeoutMs));
+  }
+
+  /** A LoRA adapter change, made on every worker serving; the request timeout and shutdown cut it as any request. */
+  async #changeAdapter(adapters: AdapterSync, kind: 'load' | 'unload', call: InferenceCall): Promise<InferenceReply> {
+    const name = adapterNameOf(call.body);
+    const active = this.#track(call.signal, call.timeoutMs);
+    try {
+      const reply = await adapters.change(
+        { kind, name },
+        { headers: call.headers, body: call.body, signal: active.abort },
+      );
+      return { ...reply, queueWaitMs: 0 };
+    } catch (err) {
+      throw call.signal.aborted
+        ? new GatewayError('client_closed', { cause: err })
+        : active.abort.aborted
+          ? abortReason(active.abort)
+          : err;
+    } finally {
+      this.#untrack(active);
+    }
   }
 
   async #attempts(call: InferenceCall, active: Active): Promise<InferenceReply> {

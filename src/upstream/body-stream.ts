@@ -24,6 +24,8 @@ export interface BodyReader {
   error(err: Error): void;
 }
 
+const NOTHING_TO_STEER: BodyControl = { pause() {}, resume() {}, abort() {} };
+
 /** The reader of a body nobody needs: it is read to its end (the worker's socket stays reusable). */
 const DISCARD: BodyReader = { data() {}, end() {}, error() {} };
 
@@ -57,6 +59,14 @@ export class BodyStream {
 
   constructor(control: BodyControl) {
     this.#control = control;
+  }
+
+  /** A body whose bytes are all at hand: nothing feeds it, so nothing is paused or aborted. */
+  static whole(bytes: Buffer): BodyStream {
+    const body = new BodyStream(NOTHING_TO_STEER);
+    body.push(bytes);
+    body.finish();
+    return body;
   }
 
   /**

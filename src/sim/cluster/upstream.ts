@@ -43,7 +43,6 @@ const JSON_HEADERS: Headers = Object.freeze({ 'content-type': 'application/json'
 const FIRST_EVENT = Buffer.from('data: {"choices":[{"index":0,"text":" "}]}\n\n');
 const LAST_EVENTS = Buffer.from('data: {"choices":[{"index":0,"text":"","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n');
 const OVERLOADED = Buffer.from('{"error":{"message":"simulated failure","type":"server_error"}}');
-const NO_CONTROL = { pause() {}, resume() {}, abort() {} };
 
 interface Job {
   readonly spec: SimJobSpec;
@@ -95,10 +94,7 @@ export class SimUpstream implements Upstream {
     const rate = this.#options.requestFailureRate ?? 0;
     if (rate > 0 && this.#options.random!() < rate) {
       this.#requestFailures++;
-      const body = new BodyStream(NO_CONTROL);
-      body.push(OVERLOADED);
-      body.finish();
-      return Promise.resolve({ status: 503, headers: JSON_HEADERS, body });
+      return Promise.resolve({ status: 503, headers: JSON_HEADERS, body: BodyStream.whole(OVERLOADED) });
     }
     const signal = req.signal;
     const spec = job.spec;

@@ -1,0 +1,106 @@
+/**
+ * The LoRA adapters a client loaded on the fleet at run time (vLLM's /v1/load_lora_adapter and
+ * /v1/unload_lora_adapter), so that every worker serves the same ones: a load reaches each
+ * worker ready at the time, and a worker that joins later, or that missed a change, is brought
+ * to the ledger before it serves. An engine keeps its adapters in its own memory, so without
+ * this a request naming an adapter finds it on one worker and a 404 on the others.
+ *
+ * Pure: it keeps what was asked for and which ledger version each worker has; the service
+ * talks to the engines.
+ */
+
+/** The last change a client made to one adapter. */
+export interface AdapterChange {
+  readonly name: string;
+  /** Loaded (the body is the load request to replay), or unloaded. */
+  readonly loaded: boolean;
+  /** The client's load request as it came: replayed byte for byte, so every field the engine reads reaches it. */
+  readonly body: Buffer | undefined;
+  /** What of the client's headers the replay carries (its content type, the engine's key). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The ledger's version when the change was made; later changes have higher ones. */
+  readonly version: number;
+}
+
+/** What one worker needs to match the ledger, in the order the changes were made. */
+export interface AdapterSteps {
+  readonly load: readonly AdapterChange[];
+  readonly unload: readonly AdapterChange[];
+}
+
+export class AdapterLedger {
+  /** The last change per adapter name; a name unloaded stays, as a worker may have it from its task. */
+  readonly #changes = new Map<string, AdapterChange>();
+  /** The ledger version each worker was last brought to, by worker URL. */
+  readonly #applied = new Map<string, number>();
+  #version = 0;
+
+  /** 0 until the first change: a fleet that never loads an adapter never syncs one. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Records a load that the fleet took; returns the new version. */
+  load(name: string, body: Buffer, headers: Readonly<Record<string, string>>): number {
+    return this.#record({ name, loaded: true, body, headers, version: this.#version + 1 });
+  }
+
+  /** Records an unload that the fleet took; returns the new version. */
+  unload(name: string): number {
+    return this.#record({ name, loaded: false, body: undefined, headers: {}, version: this.#version + 1 });
+  }
+
+  /** The adapters loaded now, oldest change first. */
+  loaded(): string[] {
+    return this.#ordered()
+      .filter((c) => c.loaded)
+      .map((c) => c.name);
+  }
+
+  /** The version the worker at `url` was last brought to; 0 for one never brought to any. */
+  appliedVersion(url: string): number {
+    return this.#applied.get(url) ?? 0;
+  }
+
+  /** Whether the worker at `url` was brought to the current version. */
+  isCurrent(url: string): boolean {
+    return this.appliedVersion(url) === this.#version;
+  }
+
+  /** The worker at `url` matches the ledger as of `version` (the version a sync or a fan-out began at). */
+  applied(url: string, version: number): void {
+    if (version > (this.#applied.get(url) ?? 0)) this.#applied.set(url, version);
+  }
+
+  /**
+   * The worker at `url` may have lost its adapters (its engine restarted, or it is gone): its next
+   * sync reads what it has again.
+   */
+  forget(url: string): void {
+    this.#applied.delete(url);
+  }
+
+  /**
+   * What a worker that lists `present` (the model ids its engine serves) must do to match the
+   * ledger: load what it lacks, unload what was unloaded and it still has.
+   */
+  stepsFor(present: ReadonlySet<string>): AdapterSteps {
+    const all = this.#ordered();
+    return {
+      load: all.filter((c) => c.loaded && !present.has(c.name)),
+      unload: all.filter((c) => !c.loaded && present.has(c.name)),
+    };
+  }
+
+  #record(change: AdapterChange): number {
+    this.#changes.delete(change.name);
+    this.#changes.set(change.name, change);
+    this.#version = change.version;
+    return change.version;
+  }
+
+  /** Map order is insertion order, and a change is re-inserted: this is version order. */
+  #ordered(): AdapterChange[] {
+    return [...this.#changes.values()];
+  }
+}
