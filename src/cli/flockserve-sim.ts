@@ -8,6 +8,8 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PROFILE, stepBudget, tokenBudgetError } from '../sim/engine-model.js';
+import { LORA_NOT_ENABLED, parseLoraModule } from '../sim/lora-adapters.js';
+import type { LoraModule } from '../sim/lora-adapters.js';
 import { startEngineSimulator } from '../sim/server.js';
 import { VERSION } from '../version.js';
 import type { EngineSimulator, EngineSimulatorOptions } from '../sim/server.js';
@@ -57,10 +59,19 @@ Engine options:
   --responses-store    keep Responses API answers in memory for previous_response_id and
                        GET /v1/responses/{id}, as vLLM with VLLM_ENABLE_RESPONSES_API_STORE=1
                        (default: that variable, else off, as vLLM's default)
+  --enable-lora        serve LoRA adapters, as vLLM's flag: /v1/models lists them, and a request's
+                       "model" must be the served name or a loaded adapter (else vLLM's 404)
+  --lora-modules NAME=PATH [NAME=PATH ...]  adapters loaded at start (vLLM's flag and forms,
+                       also '{"name": N, "path": P, "base_model_name": B}'); needs --enable-lora.
+                       An adapter is a directory holding adapter_config.json (no weights are read)
+  --allow-runtime-lora POST /v1/load_lora_adapter and /v1/unload_lora_adapter exist, as vLLM with
+                       VLLM_ALLOW_RUNTIME_LORA_UPDATING=true (default: that variable, "1" or
+                       "true" in any case, else off: the routes answer 404)
 
 Routes: GET /health, /v1/models, /metrics, /sim/stats (simulator extension);
 POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /generate,
-/generate_stream; GET /v1/responses/{id}, POST /v1/responses/{id}/cancel.
+/generate_stream; GET /v1/responses/{id}, POST /v1/responses/{id}/cancel; with runtime LoRA
+updating, POST /v1/load_lora_adapter, /v1/unload_lora_adapter.
 `;
 
 export interface CliIo {
@@ -96,10 +107,11 @@ function num(flag: string, v: string | undefined, opts: { integer?: boolean; min
 
 /** Parses argv (without node and script) into simulator options; throws UsageError. */
 export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimulatorOptions | 'help' | 'version' {
+  const lora = takeLoraModules(argv);
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: lora.rest,
       strict: true,
       allowPositionals: false,
       options: {
@@ -124,6 +136,8 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'max-num-batched-tokens': { type: 'string' },
         seed: { type: 'string' },
         'responses-store': { type: 'boolean' },
+        'enable-lora': { type: 'boolean' },
+        'allow-runtime-lora': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -133,6 +147,10 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
   }
   if (values.help) return 'help';
   if (values.version) return 'version';
+  if (lora.modules.length > 0 && values['enable-lora'] !== true) {
+    // vLLM starts its engine without LoRA, then fails loading the first module and exits.
+    throw new UsageError(`--lora-modules needs --enable-lora (vLLM exits at start: ${LORA_NOT_ENABLED})`);
+  }
   const portText = values.port ?? env.FLOCKSERVE_WORKER_PORT ?? env.PORT ?? '8000';
   const startupDelay = num('startup-delay', values['startup-delay'], { min: 0 });
   const maxNumSeqs = num('max-num-seqs', values['max-num-seqs'], { integer: true, min: 1 });
@@ -170,8 +188,50 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     tokenIntervalMs: num('token-interval', values['token-interval'], { min: 0 }),
     seed: num('seed', values.seed, { integer: true }),
     responsesStore: values['responses-store'] ?? responsesStoreFromEnv(env),
+    enableLora: values['enable-lora'] === true,
+    loraModules: lora.modules,
+    allowRuntimeLora: values['allow-runtime-lora'] ?? runtimeLoraFromEnv(env),
     profile,
   };
+}
+
+/**
+ * Takes `--lora-modules` and its values out of argv, read as vLLM's argparse reads them
+ * (nargs="+": the values are the words up to the next option; `--lora-modules=V` is one value;
+ * a second --lora-modules replaces the first, as its LoRAParserAction sets the list anew).
+ */
+function takeLoraModules(argv: readonly string[]): { rest: string[]; modules: LoraModule[] } {
+  const rest: string[] = [];
+  let items: string[] | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg.startsWith('--lora-modules=')) {
+      items = [arg.slice('--lora-modules='.length)];
+    } else if (arg === '--lora-modules') {
+      items = [];
+      while (i + 1 < argv.length && !(argv[i + 1] ?? '').startsWith('-')) items.push(argv[++i] ?? '');
+      if (items.length === 0) throw new UsageError('argument --lora-modules: expected at least one argument');
+    } else {
+      rest.push(arg);
+    }
+  }
+  const modules: LoraModule[] = [];
+  for (const item of items ?? []) {
+    if (item === '') continue; // vLLM skips empty values
+    const m = parseLoraModule(item);
+    if (typeof m === 'string') throw new UsageError(m);
+    modules.push(m);
+  }
+  return { rest, modules };
+}
+
+/**
+ * vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING, read as its envs.py reads it: on when the trimmed
+ * value is "1" or "true" in any case; anything else, or unset, is off (never an error).
+ */
+function runtimeLoraFromEnv(env: NodeJS.ProcessEnv): boolean {
+  const v = (env.VLLM_ALLOW_RUNTIME_LORA_UPDATING ?? '0').trim().toLowerCase();
+  return v === '1' || v === 'true';
 }
 
 /**

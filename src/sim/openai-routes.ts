@@ -13,6 +13,7 @@ import type { SimContext } from './sim-context.js';
 import { chatLogprobs, completionLogprobs, readChatLogprobs, readCompletionLogprobs } from './logprobs.js';
 import { SseWriter } from './sse-writer.js';
 import { chatPromptText } from './prompt-text.js';
+import { modelList } from './model-cards.js';
 
 /** When a request names no max_tokens (vLLM would fill the context; a simulator keeps it short). */
 export const DEFAULT_MAX_TOKENS = 16;
@@ -79,7 +80,9 @@ function usage(promptTokens: number, completionTokens: number) {
 }
 
 export function requestedModel(ctx: SimContext, body: Body): string {
-  // vLLM echoes the requested name; the simulator serves any name so gateways can pass theirs through.
+  // vLLM answers the served name, or the adapter's when one is named. Without --enable-lora the
+  // simulator serves any name (gateways and benches pass theirs through) and echoes it; with it,
+  // an unknown name is refused before this (lora-routes.ts, refuseUnknownModel).
   return typeof body.model === 'string' && body.model !== '' ? body.model : ctx.modelName;
 }
 
@@ -235,22 +238,7 @@ export class PendingTokens {
 }
 
 export function handleModels(ctx: SimContext, res: ServerResponse): void {
-  const created = Math.floor(Date.now() / 1000);
-  sendJson(res, 200, {
-    object: 'list',
-    data: [
-      {
-        id: ctx.modelName,
-        object: 'model',
-        created,
-        owned_by: 'vllm',
-        root: ctx.modelName,
-        parent: null,
-        max_model_len: 131072,
-        permission: [],
-      },
-    ],
-  });
+  sendJson(res, 200, modelList(ctx.modelName, ctx.loras.list(), Math.floor(Date.now() / 1000)));
 }
 
 export function handleChatCompletions(ctx: SimContext, body: Body, res: ServerResponse): void {

@@ -8,7 +8,8 @@
  *
  * Routes: GET /health, GET /v1/models, POST /v1/chat/completions, /v1/completions,
  * /v1/embeddings, /v1/responses, GET /v1/responses/{id}, POST /v1/responses/{id}/cancel,
- * POST /generate, /generate_stream, GET /metrics, and the simulator-only extension
+ * POST /generate, /generate_stream, GET /metrics, POST /v1/load_lora_adapter and
+ * /v1/unload_lora_adapter (only with runtime LoRA updating, as vLLM), and the simulator-only extension
  * GET /sim/stats (counters plus the last 20 request bodies with path and headers, so tests can
  * check what reached the worker).
  */
@@ -23,6 +24,9 @@ import { EngineModel } from './engine-model.js';
 import { generatedText, loopText, loopTokenText, tokenText } from './fake-text.js';
 import type { EngineHandle, EngineProfile, EngineStats } from './engine-model.js';
 import { BodyTooLargeError, asRecord, readBody, sendJson, sendTgiError, sendVllmError } from './http-util.js';
+import { LoraAdapters } from './lora-adapters.js';
+import type { LoraModule } from './lora-adapters.js';
+import { LORA_ROUTES, refuseUnknownModel } from './lora-routes.js';
 import { handleChatCompletions, handleCompletions, handleEmbeddings, handleModels } from './openai-routes.js';
 import { renderMetrics } from './prometheus.js';
 import { handleCancelResponse, handleCreateResponse, handleRetrieveResponse } from './responses-routes.js';
@@ -35,7 +39,10 @@ export interface EngineSimulatorOptions {
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
-  /** The served model name; default "sim". Requests may name any model (it is echoed back). */
+  /**
+   * The served model name; default "sim". Requests may name any model (it is echoed back), unless
+   * enableLora: then only this name or a loaded adapter's, as vLLM checks them.
+   */
   modelName?: string;
   /** Overrides of DEFAULT_PROFILE. */
   profile?: Partial<EngineProfile>;
@@ -77,6 +84,22 @@ export interface EngineSimulatorOptions {
    * as vLLM's: then a request's `store` is ignored and every previous_response_id is a 404.
    */
   responsesStore?: boolean;
+  /**
+   * vLLM's --enable-lora: adapters can be loaded, /v1/models lists them, and a request's `model`
+   * must be the served name or a loaded adapter's (else vLLM's 404). Default false.
+   */
+  enableLora?: boolean;
+  /**
+   * vLLM's --lora-modules: adapters loaded at start. Each path must be a directory holding
+   * adapter_config.json; startEngineSimulator rejects with vLLM's message when one is not, or
+   * when enableLora is off (vLLM does not start then either).
+   */
+  loraModules?: readonly LoraModule[];
+  /**
+   * vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING: POST /v1/load_lora_adapter and
+   * /v1/unload_lora_adapter exist. Default false: they are unknown routes (404).
+   */
+  allowRuntimeLora?: boolean;
 }
 
 export interface RecordedRequest {
@@ -120,6 +143,8 @@ const GENERATION_PATHS = new Set([
   '/generate_stream',
 ]);
 const TGI_PATHS = new Set(['/generate', '/generate_stream']);
+/** The routes whose `model` vLLM checks against the served name and the loaded adapters. */
+const MODEL_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses']);
 
 export async function startEngineSimulator(options: EngineSimulatorOptions = {}): Promise<EngineSimulator> {
   const host = options.host ?? '127.0.0.1';
@@ -135,6 +160,8 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
     options.tokenIntervalMs === undefined
       ? { ...options.profile }
       : { ...options.profile, decodeStepMs: options.tokenIntervalMs, decodeStepMsPerSeq: 0 };
+  const loras = LoraAdapters.atStart(modelName, options.enableLora ?? false, options.loraModules ?? []);
+  const adminRoutes: Readonly<Record<string, Route | undefined>> = options.allowRuntimeLora ? LORA_ROUTES : {};
   const model = new EngineModel(profile, clock);
   const readyAt = clock.now() + (options.startupDelayMs ?? 0);
   const inflight = new Set<EngineHandle>();
@@ -152,6 +179,7 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
     modelName,
     model,
     responseStore: options.responsesStore ? new ResponseStore() : undefined,
+    loras,
     seed,
     tokenText: options.repetitive ? loopTokenText : (i) => tokenText(i, seed),
     generatedText: options.repetitive ? loopText : (n) => generatedText(n, seed),
@@ -282,7 +310,10 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
       return stored.handle(ctx, stored.id, res);
     }
 
-    const route = POST_ROUTES[path];
+    // Adapter loading is not a request to the engine: it counts as received by neither the
+    // stats nor the error-rate draw.
+    const admin = adminRoutes[path];
+    const route = POST_ROUTES[path] ?? admin;
     if (route && method !== 'POST') {
       // Starlette's (vLLM's) answer to a route asked with another method; axum's (TGI's) has no body.
       if (isTgi) return void res.writeHead(405, { allow: 'POST', 'content-length': 0 }).end();
@@ -324,7 +355,16 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
         ? sendTgiError(res, 400, message, 'validation')
         : sendVllmError(res, 400, message, 'BadRequestError');
     }
+    if (admin) {
+      admin(ctx, body, res);
+      if (res.statusCode >= 400) errors++;
+      return;
+    }
     if (path !== '/v1/embeddings') received++;
+    if (MODEL_PATHS.has(path) && refuseUnknownModel(ctx, body, res)) {
+      errors++;
+      return;
+    }
     if (path !== '/v1/embeddings' && errorRate > 0 && random() < errorRate) {
       errors++;
       const message = `Simulated engine error ${errorStatus} (flockserve-sim --error-rate).`;

@@ -1,6 +1,7 @@
 /** What the engine simulator's route handlers get from the server (see server.ts). */
 import type { ServerResponse } from 'node:http';
 import type { EngineModel, FinishReason } from './engine-model.js';
+import type { LoraAdapters } from './lora-adapters.js';
 import type { ResponseStore } from './responses-store.js';
 
 export interface Generation {
@@ -22,6 +23,8 @@ export interface SimContext {
    * undefined when the simulator keeps none (vLLM's default, without VLLM_ENABLE_RESPONSES_API_STORE).
    */
   readonly responseStore: ResponseStore | undefined;
+  /** The LoRA adapters loaded (none without --enable-lora); requests may name one as their model. */
+  readonly loras: LoraAdapters;
   /** Varies the generated words. */
   readonly seed: number;
   /** The text of generated token `index` (depends on --seed, or --repetitive). */
