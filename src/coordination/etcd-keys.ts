@@ -18,7 +18,15 @@
  *                                            it starts; deleted once the worker is up or gone (no lease:
  *                                            it outlives the leader, for the next one to find)
  */
-import type { FleetCommand, FleetCommandResult, ReplicaInfo, SharedFleet, SharedWorker } from '../core/coordination.js';
+import type {
+  CarriedAnswer,
+  FleetCommand,
+  FleetCommandResult,
+  ReplicaInfo,
+  SharedAdapter,
+  SharedFleet,
+  SharedWorker,
+} from '../core/coordination.js';
 import type { LoadBucket } from '../core/load-history.js';
 import { isWorkerState } from '../core/pool.js';
 
@@ -153,16 +161,35 @@ function parseWorker(v: unknown): SharedWorker | undefined {
   return { name: o.name, state: o.state, url: o.url, capacity: o.capacity, detail };
 }
 
+function parseAdapter(v: unknown): SharedAdapter | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Json;
+  const headers = recordOf(o.headers, isString);
+  if (!isString(o.name) || typeof o.loaded !== 'boolean' || !headers) return undefined;
+  if (!(o.body === undefined || isString(o.body))) return undefined;
+  return { name: o.name, loaded: o.loaded, body: o.body, headers };
+}
+
+/** A list of which every item parses, or undefined. */
+function listOf<T>(v: unknown, parse: (x: unknown) => T | undefined): T[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: T[] = [];
+  for (const x of v) {
+    const parsed = parse(x);
+    if (parsed === undefined) return undefined;
+    out.push(parsed);
+  }
+  return out;
+}
+
 export function parseFleet(text: string): SharedFleet | undefined {
   const o = object(text);
   if (!o || !isString(o.leader) || !isCount(o.term) || !isCount(o.target)) return undefined;
-  if (!isCount(o.minWorkers) || !isCount(o.maxWorkers) || !Array.isArray(o.workers)) return undefined;
-  const workers: SharedWorker[] = [];
-  for (const w of o.workers) {
-    const parsed = parseWorker(w);
-    if (!parsed) return undefined;
-    workers.push(parsed);
-  }
+  if (!isCount(o.minWorkers) || !isCount(o.maxWorkers)) return undefined;
+  const workers = listOf(o.workers, parseWorker);
+  // A leader of a version before adapters writes none.
+  const adapters = o.adapters === undefined ? undefined : listOf(o.adapters, parseAdapter);
+  if (!workers || (o.adapters !== undefined && !adapters)) return undefined;
   return {
     leader: o.leader,
     term: o.term,
@@ -170,6 +197,7 @@ export function parseFleet(text: string): SharedFleet | undefined {
     minWorkers: o.minWorkers,
     maxWorkers: o.maxWorkers,
     workers,
+    ...(adapters ? { adapters } : {}),
   };
 }
 
@@ -192,6 +220,12 @@ function parseCommand(v: unknown): FleetCommand | undefined {
       return optionalCount(o.min) && optionalCount(o.max) ? { op: 'scale', min: o.min, max: o.max } : undefined;
     case 'demand':
       return { op: 'demand' };
+    case 'adapter': {
+      const headers = recordOf(o.headers, isString);
+      return (o.kind === 'load' || o.kind === 'unload') && isString(name) && isString(o.body) && headers
+        ? { op: 'adapter', kind: o.kind, name, body: o.body, headers }
+        : undefined;
+    }
     default:
       return undefined;
   }
@@ -216,9 +250,21 @@ export function parseResult(text: string): FleetCommandResult | undefined {
   if (o.worker !== undefined && !worker) return undefined;
   const b = o.bounds as Json | undefined;
   if (b !== undefined && !(isCount(b.minWorkers) && isCount(b.maxWorkers))) return undefined;
+  const answer = o.answer === undefined ? undefined : parseAnswer(o.answer);
+  if (o.answer !== undefined && !answer) return undefined;
   return {
     ok: true,
     worker,
     bounds: b === undefined ? undefined : { minWorkers: b.minWorkers as number, maxWorkers: b.maxWorkers as number },
+    ...(answer ? { answer } : {}),
   };
+}
+
+function parseAnswer(v: unknown): CarriedAnswer | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Json;
+  const headers = recordOf(o.headers, isString);
+  return isString(o.worker) && isCount(o.status) && isString(o.body) && headers
+    ? { worker: o.worker, status: o.status, headers, body: o.body }
+    : undefined;
 }

@@ -9,13 +9,15 @@
  * talks to the engines.
  */
 
+import type { SharedAdapter } from './coordination.js';
+
 /** The last change a client made to one adapter. */
 export interface AdapterChange {
   readonly name: string;
   /** Loaded (the body is the load request to replay), or unloaded. */
   readonly loaded: boolean;
-  /** The client's load request as it came: replayed byte for byte, so every field the engine reads reaches it. */
-  readonly body: Buffer | undefined;
+  /** The client's load request (JSON text) as it came: replayed as it is, so every field the engine reads reaches it. */
+  readonly body: string | undefined;
   /** What of the client's headers the replay carries (its content type, the engine's key). */
   readonly headers: Readonly<Record<string, string>>;
   /** The ledger's version when the change was made; later changes have higher ones. */
@@ -41,7 +43,7 @@ export class AdapterLedger {
   }
 
   /** Records a load that the fleet took; returns the new version. */
-  load(name: string, body: Buffer, headers: Readonly<Record<string, string>>): number {
+  load(name: string, body: string, headers: Readonly<Record<string, string>>): number {
     return this.#record({ name, loaded: true, body, headers, version: this.#version + 1 });
   }
 
@@ -60,6 +62,30 @@ export class AdapterLedger {
   /** The version the worker at `url` was last brought to; 0 for one never brought to any. */
   appliedVersion(url: string): number {
     return this.#applied.get(url) ?? 0;
+  }
+
+  /** The changes as the leader shares them with the other replicas. */
+  shared(): SharedAdapter[] {
+    return this.#ordered().map((c) => ({
+      name: c.name,
+      loaded: c.loaded,
+      ...(c.body === undefined ? {} : { body: c.body }),
+      headers: c.headers,
+    }));
+  }
+
+  /**
+   * Takes the changes a previous leader shared, in its order. Every worker is compared with them
+   * again (what it was brought to was this ledger's, not the shared one).
+   */
+  restore(shared: readonly SharedAdapter[]): void {
+    this.#changes.clear();
+    this.#applied.clear();
+    for (const a of shared) {
+      this.#record({ name: a.name, loaded: a.loaded, body: a.body, headers: a.headers, version: this.#version + 1 });
+    }
+    // An empty list still moves the version: workers brought to the old changes are compared again.
+    if (shared.length === 0) this.#version++;
   }
 
   /** Whether the worker at `url` was brought to the current version. */

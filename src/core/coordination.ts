@@ -34,6 +34,27 @@ export interface SharedFleet {
   readonly maxWorkers: number;
   /** Every worker not yet gone. */
   readonly workers: readonly SharedWorker[];
+  /** The run-time LoRA adapter changes every worker must hold (AdapterLedger); absent when there are none. */
+  readonly adapters?: readonly SharedAdapter[] | undefined;
+}
+
+/** One adapter's last change, as the leader shares it: a new leader brings joining workers to it. */
+export interface SharedAdapter {
+  readonly name: string;
+  readonly loaded: boolean;
+  /** The client's load request (JSON text), replayed as it came. */
+  readonly body?: string | undefined;
+  /** What of the client's headers the replay carries (its content type, the engine's key). */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** An HTTP answer carried in a command's result (an adapter change the leader made). */
+export interface CarriedAnswer {
+  /** The worker that wrote it. */
+  readonly worker: string;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
 }
 
 /** What the leader writes; the adapter stamps it with the leader and term. */
@@ -95,7 +116,19 @@ export type FleetCommand =
    * `sky launch` is gone). The leader, which awaits that launch, need not wait for launch_timeout:
    * the cluster it finds not up now is torn down.
    */
-  | { readonly op: 'launch-ended'; readonly name: string };
+  | { readonly op: 'launch-ended'; readonly name: string }
+  /**
+   * A client's run-time LoRA adapter change that reached a follower: the leader makes it on every
+   * worker and keeps it, so that one ledger brings every joining worker to it.
+   */
+  | {
+      readonly op: 'adapter';
+      readonly kind: 'load' | 'unload';
+      readonly name: string;
+      /** The client's request body (JSON text) and the headers the engines get with it. */
+      readonly body: string;
+      readonly headers: Readonly<Record<string, string>>;
+    };
 
 /** The leader's answer to a FleetCommand: the worker it acted on, or the new bounds, or an error of the catalogue. */
 export type FleetCommandResult =
@@ -103,6 +136,8 @@ export type FleetCommandResult =
       readonly ok: true;
       readonly worker?: SharedWorker | undefined;
       readonly bounds?: { readonly minWorkers: number; readonly maxWorkers: number } | undefined;
+      /** An adapter change's answer, as the worker whose answer the client gets wrote it. */
+      readonly answer?: CarriedAnswer | undefined;
     }
   | { readonly ok: false; readonly code: string; readonly message: string; readonly param?: string | undefined };
 

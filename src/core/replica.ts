@@ -8,6 +8,7 @@ import {
   type FleetSnapshot,
   type LeaveOutcome,
   type ReplicaLoad,
+  type SharedAdapter,
   type SharedFleet,
 } from './coordination.js';
 import type { FleetHistory } from './fleet-history.js';
@@ -102,6 +103,18 @@ export interface ReplicaOptions {
   /** Leadership and store changes, for metrics and events. */
   readonly onLeadership?: ((leading: boolean) => void) | undefined;
   readonly onStore?: ((reachable: boolean) => void) | undefined;
+  /** The fleet's run-time LoRA adapters (AdapterSync): the leader keeps and shares them. */
+  readonly adapters?: ReplicaAdapters | undefined;
+}
+
+/** What a replica shares and takes of the fleet's run-time LoRA adapters, and where a follower's change is made. */
+export interface ReplicaAdapters {
+  /** The changes to share; undefined while none was ever made. */
+  shared(): readonly SharedAdapter[] | undefined;
+  /** This replica comes to lead: the changes the previous leader shared. */
+  restore(shared: readonly SharedAdapter[]): void;
+  /** On the leader: a change a follower passed on. */
+  commanded(cmd: Extract<FleetCommand, { op: 'adapter' }>): Promise<FleetCommandResult>;
 }
 
 /** Node control run on the leader for a follower (the control plane sets it). */
@@ -331,6 +344,10 @@ export class Replica implements CoordinationListener {
       this.#options.fleet.launchEnded(cmd.name);
       return { ok: true };
     }
+    if (cmd.op === 'adapter') {
+      if (!this.#options.adapters) return { ok: false, code: 'not_found', message: 'This gateway keeps no adapters.' };
+      return this.#options.adapters.commanded(cmd);
+    }
     if (!this.#handler) return { ok: false, code: 'shutting_down', message: 'Node control is not available here.' };
     return this.#handler(cmd);
   }
@@ -345,6 +362,7 @@ export class Replica implements CoordinationListener {
     if (shared) {
       this.#options.scale.min = shared.minWorkers;
       this.#options.scale.max = shared.maxWorkers;
+      if (shared.adapters) this.#options.adapters?.restore(shared.adapters);
     }
     try {
       await this.#options.fleet.takeOver(shared, reinit, this.#leaving);
@@ -380,12 +398,19 @@ export class Replica implements CoordinationListener {
   }
 
   #snapshot(): FleetSnapshot {
+    const adapters = this.#options.adapters?.shared();
     return {
       target: this.#options.fleet.target,
       minWorkers: this.#options.scale.min,
       maxWorkers: this.#options.scale.max,
       workers: shareWorkers(this.#options.pool),
+      ...(adapters ? { adapters } : {}),
     };
+  }
+
+  /** The fleet's adapters changed: the leader shares them with the fleet's next write. */
+  adaptersChanged(): void {
+    this.#schedulePublish();
   }
 
   /** A pool change: published at the end of this turn, with whatever else changes in it. */

@@ -202,7 +202,15 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
       : o.provisioner;
   const upstream = o.upstream;
   // Run-time LoRA adapters: changed on every worker serving, and brought to each worker before it serves.
-  const adapters = new AdapterSync({ upstream, serving: () => pool.serving(), log });
+  // With several replicas the leader keeps them and shares them; a follower passes a change on.
+  const adapters = new AdapterSync({
+    upstream,
+    serving: () => pool.serving(),
+    log,
+    leading: () => replica.leading,
+    submit: (cmd) => coordinator.submit(cmd),
+    onChange: () => replica.adaptersChanged(),
+  });
   const prober = adapters.prober(o.prober);
   // The autoscaler's queue length: this replica's, plus what the other replicas publish.
   const queue = new GlobalQueue(tracker);
@@ -425,6 +433,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     probeIntervalMs: c.workerProbeInterval * 1000,
     reinit: c.reinit,
     log,
+    adapters,
   });
   return {
     config: c,

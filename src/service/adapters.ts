@@ -1,6 +1,7 @@
 import { AdapterLedger, type AdapterChange } from '../core/adapter-ledger.js';
-import type { CancelSignal } from '../core/cancellation.js';
-import { GatewayError, toGatewayError } from '../core/errors.js';
+import { Cancellation, type CancelSignal } from '../core/cancellation.js';
+import type { CarriedAnswer, FleetCommand, FleetCommandResult, SharedAdapter } from '../core/coordination.js';
+import { GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
 import type { Prober, StructuredLog, Worker } from '../core/types.js';
 import type { AdapterRequest } from '../routes/rules.js';
 import { LOAD_ADAPTER_PATH, UNLOAD_ADAPTER_PATH } from '../routes/table.js';
@@ -12,7 +13,18 @@ export interface AdapterSyncOptions {
   /** The workers a client's change goes to: those serving now (ready, not ejected). */
   readonly serving: () => readonly Worker[];
   readonly log: StructuredLog;
+  /**
+   * Whether this replica leads the fleet (default: always, a gateway alone). Only the leader keeps
+   * the ledger and brings workers to it; a follower passes a client's change to the leader.
+   */
+  readonly leading?: () => boolean;
+  /** Passes a command to the leader (Coordinator.submit). */
+  readonly submit?: (cmd: FleetCommand) => Promise<FleetCommandResult>;
+  /** The ledger changed: the leader shares it with the other replicas. */
+  readonly onChange?: () => void;
 }
+
+type AdapterCommand = Extract<FleetCommand, { op: 'adapter' }>;
 
 /** A client's change, as the fleet answered it. */
 export interface AdapterReply {
@@ -71,6 +83,7 @@ export class AdapterSync {
     request: AdapterRequest,
     call: { readonly headers: Headers; readonly body: Buffer | undefined; readonly signal: CancelSignal },
   ): Promise<AdapterReply> {
+    if (!this.#leads()) return this.#passToLeader(request, call);
     const workers = this.#options.serving();
     if (workers.length === 0)
       throw new GatewayError('no_workers', {
@@ -91,8 +104,9 @@ export class AdapterSync {
     }
     const version =
       request.kind === 'load'
-        ? this.#ledger.load(request.name, call.body ?? Buffer.alloc(0), replayHeaders(call.headers))
+        ? this.#ledger.load(request.name, call.body?.toString('utf8') ?? '', replayHeaders(call.headers))
         : this.#ledger.unload(request.name);
+    this.#options.onChange?.();
     // A worker that took it and had every change before it now has this one too.
     const wasCurrent = (w: Worker): boolean => this.#ledger.appliedVersion(w.url ?? '') === versionBefore;
     for (const a of taken) if (wasCurrent(a.worker)) this.#ledger.applied(a.worker.url ?? '', version);
@@ -130,12 +144,66 @@ export class AdapterSync {
     this.#ledger.forget(url);
   }
 
-  /** A prober whose probe passes only when the worker is up and matches the ledger. */
+  /**
+   * A prober whose probe passes only when the worker is up and matches the ledger. Until an adapter
+   * is changed, and on a follower (the leader brings the workers to the ledger), it is the inner one alone.
+   */
   prober(inner: Prober): Prober {
     return {
-      // Until an adapter is changed the probe is the inner one alone: nothing to compare.
-      probe: (url, signal) => (this.#ledger.version === 0 ? inner.probe(url, signal) : this.#probe(inner, url, signal)),
+      probe: (url, signal) =>
+        this.#ledger.version === 0 || !this.#leads() ? inner.probe(url, signal) : this.#probe(inner, url, signal),
     };
+  }
+
+  /** The ledger as the leader shares it; undefined while no adapter was ever changed. */
+  shared(): SharedAdapter[] | undefined {
+    return this.#ledger.version === 0 ? undefined : this.#ledger.shared();
+  }
+
+  /** This replica comes to lead: it takes the ledger the previous leader shared. */
+  restore(shared: readonly SharedAdapter[]): void {
+    this.#ledger.restore(shared);
+  }
+
+  /** On the leader: a client's change that reached a follower, made here; its answer carried back. */
+  async commanded(cmd: AdapterCommand): Promise<FleetCommandResult> {
+    try {
+      const reply = await this.change(
+        { kind: cmd.kind, name: cmd.name },
+        { headers: cmd.headers, body: Buffer.from(cmd.body), signal: new Cancellation() },
+      );
+      const chunks: Buffer[] = [];
+      for await (const chunk of reply.body) chunks.push(chunk);
+      const body = Buffer.concat(chunks).toString('utf8');
+      return { ok: true, answer: { worker: reply.worker, status: reply.status, headers: reply.headers, body } };
+    } catch (err) {
+      const e = toGatewayError(err);
+      return { ok: false, code: e.code, message: e.message, param: e.param };
+    }
+  }
+
+  #leads(): boolean {
+    return this.#options.leading?.() ?? true;
+  }
+
+  async #passToLeader(
+    request: AdapterRequest,
+    call: { readonly headers: Headers; readonly body: Buffer | undefined },
+  ): Promise<AdapterReply> {
+    const submit = this.#options.submit;
+    if (!submit) throw new GatewayError('no_leader');
+    const r = await submit({
+      op: 'adapter',
+      kind: request.kind,
+      name: request.name,
+      body: call.body?.toString('utf8') ?? '',
+      headers: replayHeaders(call.headers),
+    });
+    if (!r.ok)
+      throw new GatewayError(isErrorCode(r.code) ? r.code : 'internal', { message: r.message, param: r.param });
+    if (!r.answer)
+      throw new GatewayError('internal', { message: 'The leader answered the adapter change without its answer.' });
+    return carriedReply(r.answer);
   }
 
   async #probe(inner: Prober, url: string, signal: AbortSignal): Promise<boolean> {
@@ -167,7 +235,7 @@ export class AdapterSync {
 
   async #replay(worker: Pick<Worker, 'name' | 'url'>, c: AdapterChange, signal: CancelSignal): Promise<void> {
     const path = c.loaded ? LOAD_ADAPTER_PATH : UNLOAD_ADAPTER_PATH;
-    const body = c.body ?? Buffer.from(JSON.stringify({ lora_name: c.name }));
+    const body = Buffer.from(c.body ?? JSON.stringify({ lora_name: c.name }));
     const a = await this.#send(worker, path, c.headers, body, signal);
     if (a.status >= 300) throw new Error(`${path} of '${c.name}' answered ${a.status}: ${a.body.toString('utf8')}`);
   }
@@ -211,6 +279,10 @@ function modelIds(body: Buffer): Set<string> {
     if (typeof id === 'string') ids.add(id);
   }
   return ids;
+}
+
+function carriedReply(a: CarriedAnswer): AdapterReply {
+  return { status: a.status, headers: { ...a.headers }, body: BodyStream.whole(Buffer.from(a.body)), worker: a.worker };
 }
 
 function reply(a: Answer): AdapterReply {

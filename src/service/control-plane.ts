@@ -210,6 +210,8 @@ export class GatewayControlPlane implements ControlPlane {
         case 'demand':
         case 'launch-ended':
           return { ok: true };
+        case 'adapter':
+          throw new GatewayError('bad_request', { message: 'An adapter change is not a node control command.' });
       }
     } catch (err) {
       const e = toGatewayError(err);

@@ -84,6 +84,8 @@ export interface ReplicaOptions {
   readonly verbosity?: number;
   /** A new start of a service whose replicas are all gone: the same fake sky, task and names. */
   readonly after?: ReplicaSet | undefined;
+  /** More flags for the simulator the workers run. */
+  readonly simArgs?: string | undefined;
 }
 
 let fleetN = 0;
@@ -92,7 +94,7 @@ let fleetN = 0;
 export async function startReplicas(o: ReplicaOptions): Promise<ReplicaSet> {
   const sky = o.after?.sky ?? fakeSky();
   const dir = mkdtempSync(join(tmpdir(), 'flockserve-replicas-'));
-  const task = o.after?.task ?? skyTask(await clusterPort(), '--token-interval 2');
+  const task = o.after?.task ?? skyTask(await clusterPort(), `--token-interval 2 ${o.simArgs ?? ''}`);
   const workerPrefix = o.after?.workerPrefix ?? `ha${process.pid}x${++fleetN}`;
   const prefix = `/flockserve-test/${workerPrefix}/`;
   const replicas: Replica[] = [];

@@ -10,6 +10,8 @@
  * kept on purpose); every cluster torn down is torn down once.
  */
 import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
@@ -418,5 +420,49 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
     expect(again.sky.ledger().filter((e) => e.argv[0] === 'launch')).toHaveLength(launched);
     await again.stopAll();
     accounted(again);
+  });
+
+  it('a LoRA adapter loaded through a follower is on every worker; a new leader brings a worker that joins later to it', async () => {
+    set = await startReplicas({ etcd: etcd.endpoints, leaseTtl: TTL_S, simArgs: '--enable-lora --allow-runtime-lora' });
+    const s = set;
+    await fleetUp(s);
+    const adapter = join(mkdtempSync(join(tmpdir(), 'flockserve-lora-')), 'sql');
+    mkdirSync(adapter);
+    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 8 }));
+    const port = /ports: (\d+)/.exec(readFileSync(s.task, 'utf8'))![1];
+    /** The model ids each worker's engine lists, asked of the engines themselves. */
+    const listed = (): Promise<string[][]> =>
+      Promise.all(
+        s.sky.clusters().map(async (c) => {
+          const body = (await (await fetch(`http://${c.ip}:${port}/v1/models`)).json()) as { data: { id: string }[] };
+          return body.data.map((m) => m.id).sort();
+        }),
+      );
+    const old = (await s.leader())!;
+    const follower = s.running().find((r) => r !== old)!;
+    const res = await fetch(`${follower.url}/v1/load_lora_adapter`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ lora_name: 'sql', lora_path: adapter }),
+    });
+    expect([res.status, await res.text()]).toEqual([200, "Success: LoRA adapter 'sql' added successfully."]);
+    expect(await listed()).toEqual([
+      ['sim', 'sql'],
+      ['sim', 'sql'],
+    ]);
+    // The leader shares what it holds: a new leader has it, and loads it on the worker it adds.
+    old.signal('SIGKILL');
+    await old.exit;
+    const next = await newLeader(s, s.running(), old, 'a new leader');
+    await waitFor(() => next.logs().some((l) => l.msg.startsWith('leading the fleet from gw')), 'the takeover', 10_000);
+    await flockctl(next, 'add');
+    await fleetUp(s, 3);
+    expect(await listed()).toEqual([
+      ['sim', 'sql'],
+      ['sim', 'sql'],
+      ['sim', 'sql'],
+    ]);
+    await s.stopAll();
+    accounted(s);
   });
 });

@@ -12,6 +12,9 @@ import {
 describe('etcd values', () => {
   const worker = { name: 'w-1', state: 'ready', url: 'http://a:1', capacity: 4, detail: {} };
   const fleet = { leader: 'gw0', term: 7, target: 1, minWorkers: 1, maxWorkers: 2, workers: [worker] };
+  const adapter = { name: 'sql', loaded: true, body: '{"lora_name":"sql","lora_path":"/a"}', headers: { a: 'b' } };
+  const adapterCommand = { op: 'adapter', kind: 'load', name: 'sql', body: adapter.body, headers: {} };
+  const answer = { worker: 'w-1', status: 200, headers: {}, body: 'Success' };
   const bucket = {
     startMs: 10_000,
     peak: 4,
@@ -85,12 +88,34 @@ describe('etcd values', () => {
     ['fleet, a worker in an unknown state', parseFleet, { ...fleet, workers: [{ ...worker, state: 'asleep' }] }, false],
     ['fleet, capacity 0', parseFleet, { ...fleet, workers: [{ ...worker, capacity: 0 }] }, false],
     ['fleet as an array', parseFleet, [fleet], false],
+    [
+      'fleet with adapters',
+      parseFleet,
+      { ...fleet, adapters: [adapter, { name: 't', loaded: false, headers: {} }] },
+      true,
+    ],
+    [
+      'fleet, an adapter without headers',
+      parseFleet,
+      { ...fleet, adapters: [{ ...adapter, headers: undefined }] },
+      false,
+    ],
+    ['fleet, adapters not a list', parseFleet, { ...fleet, adapters: adapter }, false],
     ['command add', parseCommandValue, { from: 'gw1', command: { op: 'add', name: 'w-3' } }, true],
     ['command scale', parseCommandValue, { from: 'gw1', command: { op: 'scale', max: 4 } }, true],
     ['command drain without a name', parseCommandValue, { from: 'gw1', command: { op: 'drain' } }, false],
+    ['command adapter', parseCommandValue, { from: 'gw1', command: adapterCommand }, true],
+    [
+      'command adapter of an unknown kind',
+      parseCommandValue,
+      { from: 'gw1', command: { ...adapterCommand, kind: 'reload' } },
+      false,
+    ],
     ['command of an unknown op', parseCommandValue, { from: 'gw1', command: { op: 'reboot' } }, false],
     ['result with a worker', parseResult, { ok: true, worker }, true],
     ['result with an error', parseResult, { ok: false, code: 'at_max_workers', message: 'full' }, true],
+    ['result with an answer', parseResult, { ok: true, answer }, true],
+    ['result with an answer without a status', parseResult, { ok: true, answer: { ...answer, status: 'ok' } }, false],
     ['result, ok missing', parseResult, { code: 'x', message: 'y' }, false],
   ])('%s', (_, parse, value, valid) => {
     const parsed = parse(JSON.stringify(value));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AdapterLedger } from '../../../src/core/adapter-ledger.js';
 
-const body = (name: string): Buffer => Buffer.from(JSON.stringify({ lora_name: name, lora_path: `/a/${name}` }));
+const body = (name: string): string => JSON.stringify({ lora_name: name, lora_path: `/a/${name}` });
 
 describe('AdapterLedger', () => {
   it('keeps the last change per adapter, in the order the changes were made', () => {

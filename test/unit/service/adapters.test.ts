@@ -4,7 +4,8 @@ import { VirtualClock } from '../../../src/core/clock.js';
 import { GatewayError } from '../../../src/core/errors.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import type { Prober } from '../../../src/core/types.js';
-import { AdapterSync } from '../../../src/service/adapters.js';
+import type { FleetCommand } from '../../../src/core/coordination.js';
+import { AdapterSync, type AdapterSyncOptions } from '../../../src/service/adapters.js';
 import { InferenceService } from '../../../src/service/inference.js';
 import { BodyStream } from '../../../src/upstream/body-stream.js';
 import type { Upstream } from '../../../src/upstream/types.js';
@@ -61,7 +62,10 @@ class Engine {
   }
 }
 
-function setup(names = ['w-1', 'w-2', 'w-3']) {
+function setup(
+  names = ['w-1', 'w-2', 'w-3'],
+  replica: Partial<Pick<AdapterSyncOptions, 'leading' | 'submit' | 'onChange'>> = {},
+) {
   const clock = new VirtualClock();
   const pool = new WorkerPool(clock);
   const engines = new Map<string, Engine>();
@@ -97,6 +101,7 @@ function setup(names = ['w-1', 'w-2', 'w-3']) {
     upstream,
     serving: () => pool.serving(),
     log: { ...SILENT, warn: (_f, msg) => warnings.push(msg) },
+    ...replica,
   });
   const service = new InferenceService({
     admission: testAdmission(pool, clock),
@@ -264,5 +269,72 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     s.pool.setState('w-1', 'not_ready', 'test');
     expect(await s.probe('w-1')).toBe(true);
     expect(s.engine('w-1').calls).toEqual([]);
+  });
+
+  it('a follower passes a change to the leader, answers with what the leader carried back, and brings no worker to anything', async () => {
+    const submitted: FleetCommand[] = [];
+    const s = setup(['w-1'], {
+      leading: () => false,
+      submit: (cmd) => {
+        submitted.push(cmd);
+        return Promise.resolve({ ok: true, answer: { worker: 'w-9', status: 200, headers: {}, body: 'Success' } });
+      },
+    });
+    const answer = await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql' });
+    expect(answer).toEqual({ status: 200, text: 'Success', worker: 'w-9' });
+    expect(submitted).toEqual([
+      {
+        op: 'adapter',
+        kind: 'load',
+        name: 'sql',
+        body: JSON.stringify({ lora_name: 'sql', lora_path: '/adapters/sql' }),
+        headers: { authorization: 'Bearer engine-key' },
+      },
+    ]);
+    expect(s.engine('w-1').calls).toEqual([]);
+    expect(s.adapters.shared()).toBeUndefined();
+    const refused = setup(['w-1'], {
+      leading: () => false,
+      submit: () => Promise.resolve({ ok: false, code: 'no_leader', message: 'none leads' }),
+    });
+    await expect(refused.change('load', { lora_name: 'sql', lora_path: '/a' })).rejects.toMatchObject({
+      code: 'no_leader',
+    });
+  });
+
+  it("the leader makes a follower's change, shares it, and a new leader takes it", async () => {
+    let changes = 0;
+    const s = setup(['w-1'], { onChange: () => changes++ });
+    const body = JSON.stringify({ lora_name: 'sql', lora_path: '/adapters/sql' });
+    const r = await s.adapters.commanded({ op: 'adapter', kind: 'load', name: 'sql', body, headers: {} });
+    expect(r).toEqual({
+      ok: true,
+      answer: {
+        worker: 'w-1',
+        status: 200,
+        headers: { 'content-type': 'text/plain' },
+        body: expect.stringContaining('added'),
+      },
+    });
+    expect(changes).toBe(1);
+    const shared = s.adapters.shared()!;
+    expect(shared).toEqual([{ name: 'sql', loaded: true, body, headers: {} }]);
+    // An engine's refusal is an answer to carry back; a failure of the gateway's is the catalogue's error.
+    const nowhere = JSON.stringify({ lora_name: 'x', lora_path: '/nowhere' });
+    const refused = await s.adapters.commanded({ op: 'adapter', kind: 'load', name: 'x', body: nowhere, headers: {} });
+    expect(refused).toMatchObject({ ok: true, answer: { status: 400, body: 'no adapter at /nowhere' } });
+    const empty = await setup([]).adapters.commanded({
+      op: 'adapter',
+      kind: 'load',
+      name: 'x',
+      body: nowhere,
+      headers: {},
+    });
+    expect(empty).toMatchObject({ ok: false, code: 'no_workers' });
+    // Another replica comes to lead with what this one shared: its workers are brought to it.
+    const next = setup(['w-2']);
+    next.adapters.restore(shared);
+    expect(await next.probe('w-2')).toBe(true);
+    expect([...next.engine('w-2').adapters.keys()]).toEqual(['sql']);
   });
 });
