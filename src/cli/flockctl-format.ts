@@ -113,6 +113,7 @@ export function statusText(s: GetStatusResponse, nowMs = Date.now()): string {
     ['load balancer', s.loadBalancer],
     ['provisioner', s.provisioner],
     ['worker names', s.workerNames.join(', ') || '-'],
+    ...(s.loraAdapters.length > 0 ? [['LoRA adapters', s.loraAdapters.join(', ')] as [string, string]] : []),
     ...(s.coordination ? replicaRows(s.coordination, nowMs) : []),
   ];
   return rows.map(([k, v]) => `${`${k}:`.padEnd(20)}${v}`).join('\n');

@@ -135,6 +135,8 @@ export interface Gateway {
   readonly policy: AutoscalerPolicy;
   readonly autoscaler: AutoscalerController;
   readonly service: InferenceService;
+  /** The fleet's run-time LoRA adapters: every change made on every worker, every worker brought to them. */
+  readonly adapters: AdapterSync;
   readonly upstream: Upstream;
   readonly provisioner: Provisioner;
   /** This gateway among the replicas that share the fleet (it leads alone without etcd). */
@@ -210,6 +212,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     leading: () => replica.leading,
     submit: (cmd) => coordinator.submit(cmd),
     onChange: () => replica.adaptersChanged(),
+    lastShared: () => coordinator.lastFleet()?.adapters,
   });
   const prober = adapters.prober(o.prober);
   // The autoscaler's queue length: this replica's, plus what the other replicas publish.
@@ -448,6 +451,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     policy,
     autoscaler,
     service,
+    adapters,
     upstream,
     provisioner,
     replica,

@@ -22,6 +22,8 @@ export interface AdapterSyncOptions {
   readonly submit?: (cmd: FleetCommand) => Promise<FleetCommandResult>;
   /** The ledger changed: the leader shares it with the other replicas. */
   readonly onChange?: () => void;
+  /** On a follower: the changes the leader last shared (the shared fleet's). */
+  readonly lastShared?: () => readonly SharedAdapter[] | undefined;
 }
 
 type AdapterCommand = Extract<FleetCommand, { op: 'adapter' }>;
@@ -68,9 +70,10 @@ export class AdapterSync {
     this.#options = options;
   }
 
-  /** The adapters loaded on the fleet through the gateway, oldest first. */
+  /** The adapters loaded on the fleet through the gateway, oldest first (on a follower, as the leader last shared them). */
   loaded(): string[] {
-    return this.#ledger.loaded();
+    if (this.#leads()) return this.#ledger.loaded();
+    return (this.#options.lastShared?.() ?? []).filter((a) => a.loaded).map((a) => a.name);
   }
 
   /**

@@ -27,6 +27,7 @@ export interface ControlledGateway {
   readonly tracker: { mean(): number; current(): number };
   readonly admission: { readonly waiting: number; readonly heldAtCapacity: boolean };
   readonly service: { readonly totalRequests: number };
+  readonly adapters: { loaded(): string[] };
   readonly autoscaler: { evaluateNow(): unknown };
   readonly provisioner: { readonly kind: string };
   /** Whether the p99 queue wait held queue_wait_slo over the load history. */
@@ -133,6 +134,7 @@ export class GatewayControlPlane implements ControlPlane {
       loadBalancer: c.loadBalancer,
       provisioner: g?.provisioner.kind ?? c.provisioner,
       failedLaunches: g ? g.fleet.stats.launchGiveUps : 0,
+      loraAdapters: g ? g.adapters.loaded() : [],
       unterminatedClusters: g ? g.fleet.unterminated() : [],
       coordination: g?.replica.coordinator.status(),
     };

@@ -30,6 +30,8 @@ export interface GatewayStatus {
   readonly failedLaunches: number;
   /** Clusters whose teardown failed every attempt: they may still be running (and billing). */
   readonly unterminatedClusters: string[];
+  /** The run-time LoRA adapters the fleet holds (AdapterSync), oldest first. */
+  readonly loraAdapters: string[];
   /** The gateway replicas that share this fleet, which one leads, and whether etcd answers (once running). */
   readonly coordination?: CoordinationStatus | undefined;
 }
@@ -80,6 +82,7 @@ export function legacyStatusJson(s: GatewayStatus): Record<string, unknown> {
     // null while max_workers does not hold the autoscaler back.
     autoscaler_wanted_workers: s.autoscalerWantedWorkers ?? null,
     queue_wait_slo: queueWaitSloJson(s.queueWaitSlo),
+    lora_adapters: s.loraAdapters,
     ...(s.coordination ? { coordination: coordinationJson(s.coordination) } : {}),
   };
 }

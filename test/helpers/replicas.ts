@@ -21,6 +21,7 @@ export interface StatusJson {
   readonly ready_worker_count: number;
   readonly worker_count: number;
   readonly worker_names: string[];
+  readonly lora_adapters?: string[];
   readonly coordination: {
     readonly replica: string;
     readonly leader: string | null;

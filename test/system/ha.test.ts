@@ -450,6 +450,11 @@ describe('several gateways, one fleet (real etcd, real processes)', { timeout: 1
       ['sim', 'sql'],
       ['sim', 'sql'],
     ]);
+    // Every replica says which adapters the fleet holds: followers as the leader shared them.
+    await waitFor(
+      async () => (await statuses(s.running())).every((x) => x?.lora_adapters?.join() === 'sql'),
+      'the adapter in every replica status',
+    );
     // The leader shares what it holds: a new leader has it, and loads it on the worker it adds.
     old.signal('SIGKILL');
     await old.exit;

@@ -69,6 +69,7 @@ describe('run-time LoRA adapters through the gateway', () => {
       ),
     );
     for (const a of answers) expect(a.model).toBe('sql');
+    expect(((await (await fetch(`${t.url}/`)).json()) as { lora_adapters: string[] }).lora_adapters).toEqual(['sql']);
   });
 
   it('a worker that joins later loads the adapters before it serves', async () => {
@@ -94,6 +95,7 @@ describe('run-time LoRA adapters through the gateway', () => {
     const res = await post('/v1/unload_lora_adapter', { lora_name: 'sql' });
     expect(res.status).toBe(200);
     for (const listed of await listedByWorker()) expect(listed).toEqual(['sim']);
+    expect(((await (await fetch(`${t.url}/`)).json()) as { lora_adapters: string[] }).lora_adapters).toEqual([]);
     const err = await openai.chat.completions
       .create({ model: 'sql', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })
       .catch((e: unknown) => e);

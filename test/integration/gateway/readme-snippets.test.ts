@@ -9,7 +9,12 @@ import { ROOT, startGateway, type TestGateway } from '../../helpers/gateway.js';
 
 let t: TestGateway;
 beforeAll(async () => {
-  t = await startGateway({ minWorkers: 1, maxWorkers: 1, simArgs: '--responses-store' });
+  // As the quick start's task runs its workers: answers stored, run-time LoRA adapters taken.
+  t = await startGateway({
+    minWorkers: 2,
+    maxWorkers: 2,
+    simArgs: '--responses-store --enable-lora --allow-runtime-lora',
+  });
 });
 afterAll(() => t?.close());
 
@@ -41,6 +46,7 @@ const cases: [string, () => [string, string]][] = [
   ['InferenceServiceClient', () => ["'localhost:8081'", `'${t.grpcAddress}'`]],
   ["from 'openai'", () => ["'http://localhost:8080/v1'", `'${t.url}/v1'`]],
   ['previous_response_id', () => ["'http://localhost:8080/v1'", `'${t.url}/v1'`]],
+  ['load_lora_adapter', () => ["'http://localhost:8080'", `'${t.url}'`]],
 ];
 it.each(cases)('the README snippet with %s prints the answer as text', async (marker, address) => {
   const [from, to] = address();

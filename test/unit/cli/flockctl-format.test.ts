@@ -66,6 +66,12 @@ describe('flockctl formatting', () => {
     expect(statusText({ ...base, coordination: { ...coordination, kind: 'in-process' } }, now)).not.toMatch(/replica/);
   });
 
+  it('status lists the LoRA adapters the fleet holds, and says nothing of them when there are none', () => {
+    const base = GetStatusResponse.fromPartial({ workerCount: 2, readyWorkerCount: 2 });
+    expect(statusText({ ...base, loraAdapters: ['sql', 'chat'] })).toContain('LoRA adapters:      sql, chat');
+    expect(statusText(base)).not.toMatch(/LoRA/);
+  });
+
   it.each([
     [false, 0, 'worker capacity:    30 requests per worker'],
     [true, 5, 'worker capacity:    30 requests per worker: REACHED, requests wait at the gateway for a free slot'],

@@ -205,7 +205,14 @@ export interface GetStatusResponse {
    * Whether the p99 queue wait held queue_wait_slo over the load history the autoscaler reads
    * (the last hour, once the gateway has run that long), whatever the cause of a miss.
    */
-  queueWaitSlo?: QueueWaitSlo | undefined;
+  queueWaitSlo?:
+    | QueueWaitSlo
+    | undefined;
+  /**
+   * The LoRA adapters loaded on the fleet at run time through the gateway (POST
+   * /v1/load_lora_adapter), oldest first: every worker holds them before it serves.
+   */
+  loraAdapters: string[];
 }
 
 export interface QueueWaitSlo {
@@ -758,6 +765,7 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     workerCapacity: 0,
     heldAtWorkerCapacity: false,
     queueWaitSlo: undefined,
+    loraAdapters: [],
   };
 }
 
@@ -813,6 +821,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.queueWaitSlo !== undefined) {
       QueueWaitSlo.encode(message.queueWaitSlo, writer.uint32(138).fork()).join();
+    }
+    for (const v of message.loraAdapters) {
+      writer.uint32(146).string(v!);
     }
     return writer;
   },
@@ -966,6 +977,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.queueWaitSlo = QueueWaitSlo.decode(reader, reader.uint32());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.loraAdapters.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1053,6 +1072,11 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.queue_wait_slo)
         ? QueueWaitSlo.fromJSON(object.queue_wait_slo)
         : undefined,
+      loraAdapters: globalThis.Array.isArray(object?.loraAdapters)
+        ? object.loraAdapters.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.lora_adapters)
+        ? object.lora_adapters.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1109,6 +1133,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.queueWaitSlo !== undefined) {
       obj.queueWaitSlo = QueueWaitSlo.toJSON(message.queueWaitSlo);
     }
+    if (message.loraAdapters?.length) {
+      obj.loraAdapters = message.loraAdapters;
+    }
     return obj;
   },
 
@@ -1138,6 +1165,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.queueWaitSlo = (object.queueWaitSlo !== undefined && object.queueWaitSlo !== null)
       ? QueueWaitSlo.fromPartial(object.queueWaitSlo)
       : undefined;
+    message.loraAdapters = object.loraAdapters?.map((e) => e) || [];
     return message;
   },
 };

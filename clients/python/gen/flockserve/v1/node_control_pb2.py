@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n flockserve/v1/node_control.proto\x12\rflockserve.v1\"\xd1\x02\n\x06Worker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.flockserve.v1.WorkerState\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x11\n\tin_flight\x18\x04 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x13\n\x0b\x61ge_seconds\x18\x06 \x01(\x01\x12\x1a\n\x12last_probe_unix_ms\x18\x07 \x01(\x03\x12\x16\n\x0etotal_requests\x18\x08 \x01(\x04\x12H\n\x12provisioner_detail\x18\t \x03(\x0b\x32,.flockserve.v1.Worker.ProvisionerDetailEntry\x12\x0f\n\x07\x65jected\x18\n \x01(\x08\x1a\x38\n\x16ProvisionerDetailEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10GetStatusRequest\"\xf6\x03\n\x11GetStatusResponse\x12\x1a\n\x12ready_worker_count\x18\x01 \x01(\r\x12\x14\n\x0cworker_count\x18\x02 \x01(\r\x12!\n\x19queue_length_running_mean\x18\x03 \x01(\x01\x12\x1c\n\x14\x63urrent_queue_length\x18\x04 \x01(\r\x12\x1c\n\x14gateway_queue_length\x18\x05 \x01(\r\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x12\x16\n\x0etotal_requests\x18\x07 \x01(\x04\x12\x14\n\x0cworker_names\x18\x08 \x03(\t\x12\x13\n\x0bmin_workers\x18\t \x01(\r\x12\x13\n\x0bmax_workers\x18\n \x01(\r\x12\x12\n\nautoscaler\x18\x0b \x01(\t\x12\x15\n\rload_balancer\x18\x0c \x01(\t\x12\x13\n\x0bprovisioner\x18\r \x01(\t\x12\x31\n\x0c\x63oordination\x18\x0e \x01(\x0b\x32\x1b.flockserve.v1.Coordination\x12\x17\n\x0fworker_capacity\x18\x0f \x01(\r\x12\x1f\n\x17held_at_worker_capacity\x18\x10 \x01(\x08\x12\x33\n\x0equeue_wait_slo\x18\x11 \x01(\x0b\x32\x1b.flockserve.v1.QueueWaitSlo\"\x94\x01\n\x0cQueueWaitSlo\x12\x0f\n\x07seconds\x18\x01 \x01(\x01\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.flockserve.v1.SloVerdict\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x01\x12\x10\n\x08requests\x18\x04 \x01(\x04\x12\x0c\n\x04late\x18\x05 \x01(\x04\x12\x0f\n\x07\x61llowed\x18\x06 \x01(\x04\"\xc7\x01\n\x0c\x43oordination\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\x0e\n\x06leader\x18\x03 \x01(\t\x12\x1c\n\x14leader_since_unix_ms\x18\x04 \x01(\x03\x12(\n\x08replicas\x18\x05 \x03(\x0b\x32\x16.flockserve.v1.Replica\x12\x17\n\x0fstore_reachable\x18\x06 \x01(\x08\x12\'\n\x1fstore_unreachable_since_unix_ms\x18\x07 \x01(\x03\"?\n\x07Replica\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0fstarted_unix_ms\x18\x02 \x01(\x03\x12\x0f\n\x07leaving\x18\x03 \x01(\x08\"\x14\n\x12ListWorkersRequest\"=\n\x13ListWorkersResponse\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.flockserve.v1.Worker\".\n\x10\x41\x64\x64WorkerRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\":\n\x11\x41\x64\x64WorkerResponse\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\"1\n\x13RemoveWorkerRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\"=\n\x14RemoveWorkerResponse\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\"\"\n\x12\x44rainWorkerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13\x44rainWorkerResponse\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\"k\n\x15SetScaleBoundsRequest\x12\x18\n\x0bmin_workers\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0bmax_workers\x18\x02 \x01(\rH\x01\x88\x01\x01\x42\x0e\n\x0c_min_workersB\x0e\n\x0c_max_workers\"B\n\x16SetScaleBoundsResponse\x12\x13\n\x0bmin_workers\x18\x01 \x01(\r\x12\x13\n\x0bmax_workers\x18\x02 \x01(\r\"\x14\n\x12WatchEventsRequest\"\x7f\n\x12WorkerStateChanged\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\x12\x32\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x1a.flockserve.v1.WorkerState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x89\x01\n\x12\x41utoscalerDecision\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_workers\x18\x02 \x01(\r\x12\x17\n\x0f\x64\x65sired_workers\x18\x03 \x01(\r\x12!\n\x19queue_length_running_mean\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xb4\x01\n\x13WatchEventsResponse\x12\x0f\n\x07unix_ms\x18\x01 \x01(\x03\x12\x41\n\x14worker_state_changed\x18\x02 \x01(\x0b\x32!.flockserve.v1.WorkerStateChangedH\x00\x12@\n\x13\x61utoscaler_decision\x18\x03 \x01(\x0b\x32!.flockserve.v1.AutoscalerDecisionH\x00\x42\x07\n\x05\x65vent*\x82\x02\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19WORKER_STATE_PROVISIONING\x10\x01\x12\x19\n\x15WORKER_STATE_STARTING\x10\x02\x12\x16\n\x12WORKER_STATE_READY\x10\x03\x12\x1a\n\x16WORKER_STATE_NOT_READY\x10\x04\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x05\x12\x1c\n\x18WORKER_STATE_TERMINATING\x10\x06\x12\x15\n\x11WORKER_STATE_GONE\x10\x07\x12\x17\n\x13WORKER_STATE_FAILED\x10\x08*p\n\nSloVerdict\x12\x1b\n\x17SLO_VERDICT_UNSPECIFIED\x10\x00\x12\x17\n\x13SLO_VERDICT_UNKNOWN\x10\x01\x12\x14\n\x10SLO_VERDICT_HELD\x10\x02\x12\x16\n\x12SLO_VERDICT_MISSED\x10\x03\x32\xf0\x04\n\x12NodeControlService\x12N\n\tGetStatus\x12\x1f.flockserve.v1.GetStatusRequest\x1a .flockserve.v1.GetStatusResponse\x12T\n\x0bListWorkers\x12!.flockserve.v1.ListWorkersRequest\x1a\".flockserve.v1.ListWorkersResponse\x12N\n\tAddWorker\x12\x1f.flockserve.v1.AddWorkerRequest\x1a .flockserve.v1.AddWorkerResponse\x12W\n\x0cRemoveWorker\x12\".flockserve.v1.RemoveWorkerRequest\x1a#.flockserve.v1.RemoveWorkerResponse\x12T\n\x0b\x44rainWorker\x12!.flockserve.v1.DrainWorkerRequest\x1a\".flockserve.v1.DrainWorkerResponse\x12]\n\x0eSetScaleBounds\x12$.flockserve.v1.SetScaleBoundsRequest\x1a%.flockserve.v1.SetScaleBoundsResponse\x12V\n\x0bWatchEvents\x12!.flockserve.v1.WatchEventsRequest\x1a\".flockserve.v1.WatchEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n flockserve/v1/node_control.proto\x12\rflockserve.v1\"\xd1\x02\n\x06Worker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.flockserve.v1.WorkerState\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x11\n\tin_flight\x18\x04 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\r\x12\x13\n\x0b\x61ge_seconds\x18\x06 \x01(\x01\x12\x1a\n\x12last_probe_unix_ms\x18\x07 \x01(\x03\x12\x16\n\x0etotal_requests\x18\x08 \x01(\x04\x12H\n\x12provisioner_detail\x18\t \x03(\x0b\x32,.flockserve.v1.Worker.ProvisionerDetailEntry\x12\x0f\n\x07\x65jected\x18\n \x01(\x08\x1a\x38\n\x16ProvisionerDetailEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10GetStatusRequest\"\x8d\x04\n\x11GetStatusResponse\x12\x1a\n\x12ready_worker_count\x18\x01 \x01(\r\x12\x14\n\x0cworker_count\x18\x02 \x01(\r\x12!\n\x19queue_length_running_mean\x18\x03 \x01(\x01\x12\x1c\n\x14\x63urrent_queue_length\x18\x04 \x01(\r\x12\x1c\n\x14gateway_queue_length\x18\x05 \x01(\r\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x12\x16\n\x0etotal_requests\x18\x07 \x01(\x04\x12\x14\n\x0cworker_names\x18\x08 \x03(\t\x12\x13\n\x0bmin_workers\x18\t \x01(\r\x12\x13\n\x0bmax_workers\x18\n \x01(\r\x12\x12\n\nautoscaler\x18\x0b \x01(\t\x12\x15\n\rload_balancer\x18\x0c \x01(\t\x12\x13\n\x0bprovisioner\x18\r \x01(\t\x12\x31\n\x0c\x63oordination\x18\x0e \x01(\x0b\x32\x1b.flockserve.v1.Coordination\x12\x17\n\x0fworker_capacity\x18\x0f \x01(\r\x12\x1f\n\x17held_at_worker_capacity\x18\x10 \x01(\x08\x12\x33\n\x0equeue_wait_slo\x18\x11 \x01(\x0b\x32\x1b.flockserve.v1.QueueWaitSlo\x12\x15\n\rlora_adapters\x18\x12 \x03(\t\"\x94\x01\n\x0cQueueWaitSlo\x12\x0f\n\x07seconds\x18\x01 \x01(\x01\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.flockserve.v1.SloVerdict\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x01\x12\x10\n\x08requests\x18\x04 \x01(\x04\x12\x0c\n\x04late\x18\x05 \x01(\x04\x12\x0f\n\x07\x61llowed\x18\x06 \x01(\x04\"\xc7\x01\n\x0c\x43oordination\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\t\x12\x0e\n\x06leader\x18\x03 \x01(\t\x12\x1c\n\x14leader_since_unix_ms\x18\x04 \x01(\x03\x12(\n\x08replicas\x18\x05 \x03(\x0b\x32\x16.flockserve.v1.Replica\x12\x17\n\x0fstore_reachable\x18\x06 \x01(\x08\x12\'\n\x1fstore_unreachable_since_unix_ms\x18\x07 \x01(\x03\"?\n\x07Replica\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0fstarted_unix_ms\x18\x02 \x01(\x03\x12\x0f\n\x07leaving\x18\x03 \x01(\x08\"\x14\n\x12ListWorkersRequest\"=\n\x13ListWorkersResponse\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.flockserve.v1.Worker\".\n\x10\x41\x64\x64WorkerRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\":\n\x11\x41\x64\x64WorkerResponse\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\"1\n\x13RemoveWorkerRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\"=\n\x14RemoveWorkerResponse\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\"\"\n\x12\x44rainWorkerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x13\x44rainWorkerResponse\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\"k\n\x15SetScaleBoundsRequest\x12\x18\n\x0bmin_workers\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0bmax_workers\x18\x02 \x01(\rH\x01\x88\x01\x01\x42\x0e\n\x0c_min_workersB\x0e\n\x0c_max_workers\"B\n\x16SetScaleBoundsResponse\x12\x13\n\x0bmin_workers\x18\x01 \x01(\r\x12\x13\n\x0bmax_workers\x18\x02 \x01(\r\"\x14\n\x12WatchEventsRequest\"\x7f\n\x12WorkerStateChanged\x12%\n\x06worker\x18\x01 \x01(\x0b\x32\x15.flockserve.v1.Worker\x12\x32\n\x0eprevious_state\x18\x02 \x01(\x0e\x32\x1a.flockserve.v1.WorkerState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x89\x01\n\x12\x41utoscalerDecision\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_workers\x18\x02 \x01(\r\x12\x17\n\x0f\x64\x65sired_workers\x18\x03 \x01(\r\x12!\n\x19queue_length_running_mean\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xb4\x01\n\x13WatchEventsResponse\x12\x0f\n\x07unix_ms\x18\x01 \x01(\x03\x12\x41\n\x14worker_state_changed\x18\x02 \x01(\x0b\x32!.flockserve.v1.WorkerStateChangedH\x00\x12@\n\x13\x61utoscaler_decision\x18\x03 \x01(\x0b\x32!.flockserve.v1.AutoscalerDecisionH\x00\x42\x07\n\x05\x65vent*\x82\x02\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19WORKER_STATE_PROVISIONING\x10\x01\x12\x19\n\x15WORKER_STATE_STARTING\x10\x02\x12\x16\n\x12WORKER_STATE_READY\x10\x03\x12\x1a\n\x16WORKER_STATE_NOT_READY\x10\x04\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x05\x12\x1c\n\x18WORKER_STATE_TERMINATING\x10\x06\x12\x15\n\x11WORKER_STATE_GONE\x10\x07\x12\x17\n\x13WORKER_STATE_FAILED\x10\x08*p\n\nSloVerdict\x12\x1b\n\x17SLO_VERDICT_UNSPECIFIED\x10\x00\x12\x17\n\x13SLO_VERDICT_UNKNOWN\x10\x01\x12\x14\n\x10SLO_VERDICT_HELD\x10\x02\x12\x16\n\x12SLO_VERDICT_MISSED\x10\x03\x32\xf0\x04\n\x12NodeControlService\x12N\n\tGetStatus\x12\x1f.flockserve.v1.GetStatusRequest\x1a .flockserve.v1.GetStatusResponse\x12T\n\x0bListWorkers\x12!.flockserve.v1.ListWorkersRequest\x1a\".flockserve.v1.ListWorkersResponse\x12N\n\tAddWorker\x12\x1f.flockserve.v1.AddWorkerRequest\x1a .flockserve.v1.AddWorkerResponse\x12W\n\x0cRemoveWorker\x12\".flockserve.v1.RemoveWorkerRequest\x1a#.flockserve.v1.RemoveWorkerResponse\x12T\n\x0b\x44rainWorker\x12!.flockserve.v1.DrainWorkerRequest\x1a\".flockserve.v1.DrainWorkerResponse\x12]\n\x0eSetScaleBounds\x12$.flockserve.v1.SetScaleBoundsRequest\x1a%.flockserve.v1.SetScaleBoundsResponse\x12V\n\x0bWatchEvents\x12!.flockserve.v1.WatchEventsRequest\x1a\".flockserve.v1.WatchEventsResponse0\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flockserve.v1.node_control_pb2', globals())
@@ -22,10 +22,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _WORKER_PROVISIONERDETAILENTRY._options = None
   _WORKER_PROVISIONERDETAILENTRY._serialized_options = b'8\001'
-  _WORKERSTATE._serialized_start=2391
-  _WORKERSTATE._serialized_end=2649
-  _SLOVERDICT._serialized_start=2651
-  _SLOVERDICT._serialized_end=2763
+  _WORKERSTATE._serialized_start=2414
+  _WORKERSTATE._serialized_end=2672
+  _SLOVERDICT._serialized_start=2674
+  _SLOVERDICT._serialized_end=2786
   _WORKER._serialized_start=52
   _WORKER._serialized_end=389
   _WORKER_PROVISIONERDETAILENTRY._serialized_start=333
@@ -33,41 +33,41 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _GETSTATUSREQUEST._serialized_start=391
   _GETSTATUSREQUEST._serialized_end=409
   _GETSTATUSRESPONSE._serialized_start=412
-  _GETSTATUSRESPONSE._serialized_end=914
-  _QUEUEWAITSLO._serialized_start=917
-  _QUEUEWAITSLO._serialized_end=1065
-  _COORDINATION._serialized_start=1068
-  _COORDINATION._serialized_end=1267
-  _REPLICA._serialized_start=1269
-  _REPLICA._serialized_end=1332
-  _LISTWORKERSREQUEST._serialized_start=1334
-  _LISTWORKERSREQUEST._serialized_end=1354
-  _LISTWORKERSRESPONSE._serialized_start=1356
-  _LISTWORKERSRESPONSE._serialized_end=1417
-  _ADDWORKERREQUEST._serialized_start=1419
-  _ADDWORKERREQUEST._serialized_end=1465
-  _ADDWORKERRESPONSE._serialized_start=1467
-  _ADDWORKERRESPONSE._serialized_end=1525
-  _REMOVEWORKERREQUEST._serialized_start=1527
-  _REMOVEWORKERREQUEST._serialized_end=1576
-  _REMOVEWORKERRESPONSE._serialized_start=1578
-  _REMOVEWORKERRESPONSE._serialized_end=1639
-  _DRAINWORKERREQUEST._serialized_start=1641
-  _DRAINWORKERREQUEST._serialized_end=1675
-  _DRAINWORKERRESPONSE._serialized_start=1677
-  _DRAINWORKERRESPONSE._serialized_end=1737
-  _SETSCALEBOUNDSREQUEST._serialized_start=1739
-  _SETSCALEBOUNDSREQUEST._serialized_end=1846
-  _SETSCALEBOUNDSRESPONSE._serialized_start=1848
-  _SETSCALEBOUNDSRESPONSE._serialized_end=1914
-  _WATCHEVENTSREQUEST._serialized_start=1916
-  _WATCHEVENTSREQUEST._serialized_end=1936
-  _WORKERSTATECHANGED._serialized_start=1938
-  _WORKERSTATECHANGED._serialized_end=2065
-  _AUTOSCALERDECISION._serialized_start=2068
-  _AUTOSCALERDECISION._serialized_end=2205
-  _WATCHEVENTSRESPONSE._serialized_start=2208
-  _WATCHEVENTSRESPONSE._serialized_end=2388
-  _NODECONTROLSERVICE._serialized_start=2766
-  _NODECONTROLSERVICE._serialized_end=3390
+  _GETSTATUSRESPONSE._serialized_end=937
+  _QUEUEWAITSLO._serialized_start=940
+  _QUEUEWAITSLO._serialized_end=1088
+  _COORDINATION._serialized_start=1091
+  _COORDINATION._serialized_end=1290
+  _REPLICA._serialized_start=1292
+  _REPLICA._serialized_end=1355
+  _LISTWORKERSREQUEST._serialized_start=1357
+  _LISTWORKERSREQUEST._serialized_end=1377
+  _LISTWORKERSRESPONSE._serialized_start=1379
+  _LISTWORKERSRESPONSE._serialized_end=1440
+  _ADDWORKERREQUEST._serialized_start=1442
+  _ADDWORKERREQUEST._serialized_end=1488
+  _ADDWORKERRESPONSE._serialized_start=1490
+  _ADDWORKERRESPONSE._serialized_end=1548
+  _REMOVEWORKERREQUEST._serialized_start=1550
+  _REMOVEWORKERREQUEST._serialized_end=1599
+  _REMOVEWORKERRESPONSE._serialized_start=1601
+  _REMOVEWORKERRESPONSE._serialized_end=1662
+  _DRAINWORKERREQUEST._serialized_start=1664
+  _DRAINWORKERREQUEST._serialized_end=1698
+  _DRAINWORKERRESPONSE._serialized_start=1700
+  _DRAINWORKERRESPONSE._serialized_end=1760
+  _SETSCALEBOUNDSREQUEST._serialized_start=1762
+  _SETSCALEBOUNDSREQUEST._serialized_end=1869
+  _SETSCALEBOUNDSRESPONSE._serialized_start=1871
+  _SETSCALEBOUNDSRESPONSE._serialized_end=1937
+  _WATCHEVENTSREQUEST._serialized_start=1939
+  _WATCHEVENTSREQUEST._serialized_end=1959
+  _WORKERSTATECHANGED._serialized_start=1961
+  _WORKERSTATECHANGED._serialized_end=2088
+  _AUTOSCALERDECISION._serialized_start=2091
+  _AUTOSCALERDECISION._serialized_end=2228
+  _WATCHEVENTSRESPONSE._serialized_start=2231
+  _WATCHEVENTSRESPONSE._serialized_end=2411
+  _NODECONTROLSERVICE._serialized_start=2789
+  _NODECONTROLSERVICE._serialized_end=3413
 # @@protoc_insertion_point(module_scope)
