@@ -14,13 +14,12 @@
 // only where it was prefilled before).
 //   npm run build && node bench/responses.mjs [--workers 4] [--conversations 16] [--turns 6] [--chars 2000]
 // Writes bench/results/responses.md.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { parseArgs, TextDecoder } from 'node:util';
 import { seededRandom } from '../dist/core/clock.js';
-import { freePort, startFleet, startSim } from './lib/fleet.mjs';
-import { ensureTools, startProxy } from './lib/proxies.mjs';
+import { startFleet, startNginxFleet, startSim } from './lib/fleet.mjs';
+import { percentile } from './lib/load.mjs';
+import { ensureTools } from './lib/proxies.mjs';
 import { ROOT, stop } from './lib/procs.mjs';
 
 const { values } = parseArgs({
@@ -126,13 +125,18 @@ async function cacheHits(sims) {
   return queries > 0 ? hits / queries : NaN;
 }
 
-const pct = (xs, p) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
-
 async function run(name, count, target) {
   const { url, sims, close } = await target();
   try {
     const r = await conversations(url, count);
-    const row = { name, count, ...r, hitRate: await cacheHits(sims), p50: pct(r.later, 50), p99: pct(r.later, 99) };
+    const row = {
+      name,
+      count,
+      ...r,
+      hitRate: await cacheHits(sims),
+      p50: percentile(r.later, 50),
+      p99: percentile(r.later, 99),
+    };
     console.log(JSON.stringify({ ...row, later: r.later.length }));
     return row;
   } finally {
@@ -156,23 +160,7 @@ rows.push(
   }),
 );
 rows.push(
-  await run('nginx (least_conn)', CONVERSATIONS, async () => {
-    const sims = await Promise.all(Array.from({ length: WORKERS }, () => startSim(SIM_ARGS)));
-    const port = await freePort();
-    const proxy = await startProxy('nginx', mkdtempSync(join(tmpdir(), 'responses-nginx-')), {
-      port,
-      workers: sims.map((s) => `127.0.0.1:${s.port}`),
-      nofile: 4096,
-    });
-    return {
-      url: `http://127.0.0.1:${port}`,
-      sims,
-      close: async () => {
-        await stop(proxy);
-        await Promise.all(sims.map((s) => s.stop()));
-      },
-    };
-  }),
+  await run('nginx (least_conn)', CONVERSATIONS, () => startNginxFleet({ workers: WORKERS, simArgs: SIM_ARGS })),
 );
 rows.push(
   await run('one worker alone, its share of the conversations', Math.ceil(CONVERSATIONS / WORKERS), async () => {

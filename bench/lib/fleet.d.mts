@@ -11,7 +11,8 @@ export interface Sim {
   kill(): Promise<void>;
   stop(): Promise<void>;
 }
-export function startSim(args?: string[]): Promise<Sim>;
+/** `start: false`: the port is reserved, the engine started later with `sim.start()`. */
+export function startSim(args?: string[], options?: { start?: boolean }): Promise<Sim>;
 
 export interface GatewayMemory extends NodeJS.MemoryUsage {
   /** Anonymous memory (KiB) from /proc/self/smaps_rollup: heaps and malloc, not mapped files. */
@@ -45,15 +46,25 @@ export function startGateway(options: {
   env?: Record<string, string>;
   /** How long it may take to start and see every worker ready (20 s). */
   startTimeoutMs?: number;
+  /** How many workers must be ready before it resolves (all of them). */
+  ready?: number;
 }): Promise<GatewayProcess>;
 export function startFleet(options: {
   workers: number;
   simArgs?: string[];
   capacity: number;
   args?: string[];
+  /** The last `late` simulators are not started; the gateway is ready without them. */
+  late?: number;
   nodeArgs?: string[];
   env?: Record<string, string>;
 }): Promise<{ sims: Sim[]; gw: GatewayProcess }>;
+
+export function startNginxFleet(options: {
+  workers: number;
+  simArgs?: string[];
+  nofile?: number;
+}): Promise<{ url: string; sims: Sim[]; proxy: ChildProcess; close(): Promise<void> }>;
 
 /** The command line of `flockserve --provisioner static` over `workers` (URLs) on 127.0.0.1. */
 export function staticGatewayArgs(o: { workers: string[]; port: number; grpcPort: number }): string[];

@@ -3,7 +3,8 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, rssKiB, startCli, stop, waitHttp } from './procs.mjs';
+import { ROOT, rssKiB, startCli, stop, tempDir, waitHttp } from './procs.mjs';
+import { startProxy } from './proxies.mjs';
 
 /** A port nobody listens on right now (the kernel's pick). */
 export function freePort() {
@@ -19,9 +20,10 @@ export function freePort() {
 
 /**
  * A simulator worker on a port of its own, which a bench may kill and start again on the same
- * port (the gateway's static list names it by URL).
+ * port (the gateway's static list names it by URL). `start: false` only reserves the port, for
+ * an engine that comes up after the gateway already lists it (`sim.start()`).
  */
-export async function startSim(args = []) {
+export async function startSim(args = [], { start = true } = {}) {
   const port = await freePort();
   const sim = {
     port,
@@ -45,7 +47,7 @@ export async function startSim(args = []) {
     },
     stop: () => (sim.child ? stop(sim.child) : Promise.resolve()),
   };
-  await sim.start();
+  if (start) await sim.start();
   return sim;
 }
 
@@ -77,9 +79,17 @@ export function staticGatewayArgs({ workers, port, grpcPort }) {
 /**
  * `flockserve --provisioner static` over `workers` (simulators), started as its bin starts it
  * plus --expose-gc and bench/lib/memory-probe.mjs, so `memory({ gc })` reads its heap and RSS
- * over an IPC channel; `env` is added to its environment. Resolves once every worker is ready.
+ * over an IPC channel; `env` is added to its environment. Resolves once `ready` workers (every
+ * one by default) are ready.
  */
-export async function startGateway({ workers, args = [], nodeArgs = [], env = {}, startTimeoutMs }) {
+export async function startGateway({
+  workers,
+  args = [],
+  nodeArgs = [],
+  env = {},
+  startTimeoutMs,
+  ready = workers.length,
+}) {
   const [port, grpcPort] = [await freePort(), await freePort()];
   const { child } = await startCli(
     'flockserve',
@@ -90,7 +100,7 @@ export async function startGateway({ workers, args = [], nodeArgs = [], env = {}
     { ipc: true, timeoutMs: startTimeoutMs },
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitHttp(`${url}/`, async (r) => (await r.json()).ready_worker_count === workers.length, startTimeoutMs);
+  await waitHttp(`${url}/`, async (r) => (await r.json()).ready_worker_count === ready, startTimeoutMs);
   let seq = 0;
   return {
     url,
@@ -156,14 +166,50 @@ function socketsOf(pid, ownPorts, workerPorts) {
 /**
  * `workers` simulators started with `simArgs`, and a gateway over exactly them (min = max =
  * `workers`, `capacity` requests each) with `args` added; resolves once every worker is ready.
+ * `late`: the last `late` simulators are not started yet (their ports are reserved and the gateway
+ * lists them, as it lists an engine still booting), and the gateway is ready without them.
  */
-export async function startFleet({ workers, simArgs = [], capacity, args = [], ...gateway }) {
-  const sims = await Promise.all(Array.from({ length: workers }, () => startSim(simArgs)));
+export async function startFleet({ workers, simArgs = [], capacity, args = [], late = 0, ...gateway }) {
+  const sims = await Promise.all(
+    Array.from({ length: workers }, (_, i) => startSim(simArgs, { start: i < workers - late })),
+  );
   const n = String(workers);
   const gw = await startGateway({
     ...gateway,
     workers: sims,
+    ready: workers - late,
     args: ['--min_workers', n, '--max_workers', n, '--worker_capacity', String(capacity), ...args],
   });
   return { sims, gw };
+}
+
+/**
+ * `workers` simulators started with `simArgs` behind nginx (least_conn, as proxies.mjs configures
+ * it): the engines balanced as a user would balance them without an OpenAI-aware gateway. `close`
+ * stops nginx, then the workers.
+ */
+export async function startNginxFleet({ workers, simArgs = [], nofile = 4096 }) {
+  const sims = await Promise.all(Array.from({ length: workers }, () => startSim(simArgs)));
+  const stopSims = () => Promise.all(sims.map((s) => s.stop()));
+  const port = await freePort();
+  let proxy;
+  try {
+    proxy = await startProxy('nginx', tempDir('nginx-fleet-'), {
+      port,
+      workers: sims.map((s) => `127.0.0.1:${s.port}`),
+      nofile,
+    });
+  } catch (err) {
+    await stopSims();
+    throw err;
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    sims,
+    proxy,
+    close: async () => {
+      await stop(proxy);
+      await stopSims();
+    },
+  };
 }

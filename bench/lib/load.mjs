@@ -55,6 +55,11 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** The `p`th percentile (0..100) of `sorted` (ascending), nearest rank below; NaN when empty. */
+export function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
 /** The median of some numbers (the mean of the middle two for an even count). */
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);

@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 
 export const ROOT: string;
+export function tempDir(prefix: string): string;
 export function startCli(
   cli: string,
   args: readonly string[],

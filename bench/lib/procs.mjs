@@ -1,6 +1,7 @@
 // Starting the project's own executables (from dist/) for benchmarks, and waiting for them.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { basename, dirname, join } from 'node:path';
 
@@ -8,10 +9,28 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Every child still running; killed when the bench exits, whichever way it exits. */
 export const children = new Set();
+/** Temp directories made with tempDir; removed when the bench exits, whichever way it exits. */
+const tempDirs = new Set();
 process.once('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
+  // With their own children: a SIGKILLed nginx master leaves its worker processes running.
+  const pids = [...children].flatMap((c) => (c.exitCode === null && c.pid ? processTree(c.pid) : []));
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(130));
+
+/** A new directory under the system's temp dir (named `prefix` + random), removed when the bench exits. */
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
 
 /** startScript for the project's bin dist/cli/<cli>.js. */
 export function startCli(cli, args, ready, env = {}, nodeArgs = [], options = {}) {
