@@ -55,7 +55,7 @@ describe('flockserve --check and exit codes', () => {
     expect(r.stdout.split('\n')).toEqual([
       'flockserve: configuration OK; nothing was started',
       `  task          ${LOCAL_SIM} (flockserve-sim)`,
-      '  run           exec node dist/cli/flockserve-sim.js --model sim',
+      '  run           exec node dist/cli/flockserve-sim.js --model sim --enable-lora',
       '  provisioner   local: 2 to 2 workers, 30 requests each',
       '  listen        HTTP 0.0.0.0:8080, gRPC 0.0.0.0:8081',
       '  policies      autoscaler slo, load balancer least-connection',
