@@ -454,7 +454,7 @@ export const OPTIONS = {
     type: 'number',
     default: 60,
     min: 0,
-    help: "Seconds an answer may go without the client taking any of it, as nginx's send_timeout (the time between two writes it takes, not for the whole answer); then its connection (HTTP) or call (gRPC) is cut and the worker's request cancelled, freeing its slot. 0 means no limit.",
+    help: "Seconds an answer may go without the client taking any of it, as nginx's send_timeout (the time between two writes it takes, not for the whole answer); then the worker's request is cancelled, freeing its slot, and an HTTP connection is cut. A gRPC call ends with client_timeout after the messages already sent to it (grpc-js resets no single stream), holding its stream until the client reads or its connection goes. 0 means no limit.",
     origin: 'new',
   },
   keepalive_timeout: {

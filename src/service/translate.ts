@@ -6,6 +6,7 @@
  * vendor parameter is lost in either direction. A named field whose JSON value has an
  * unexpected type also goes to `extra` rather than being coerced.
  */
+import { GatewayError } from '../core/errors.js';
 
 type Json = unknown;
 type JsonObject = Record<string, Json>;
@@ -105,6 +106,12 @@ export function toJson(msg: JsonObject, d: Desc): JsonObject {
     if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0)) continue;
     if (f.repeated) out[f.json] = (v as JsonObject[]).map((m) => toJson(m, f.message!));
     else if (f.kind === 'object' && f.message) out[f.json] = toJson(v as JsonObject, f.message);
+    else if (typeof v === 'number' && !Number.isFinite(v))
+      // JSON has no NaN or infinity: the worker would read null, its default, without a word.
+      throw new GatewayError('bad_request', {
+        message: `${f.json} must be a finite number, got ${v}.`,
+        param: f.json,
+      });
     else out[f.json] = v;
   }
   d.custom?.toJson(msg, out);

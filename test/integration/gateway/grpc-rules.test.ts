@@ -88,6 +88,15 @@ describe('one set of checks and messages on both transports', () => {
     expect(error?.metadata.get('flockserve-error-code')).toEqual(['upstream_bad_request']);
   });
 
+  it('a number JSON cannot carry (NaN, infinity) is INVALID_ARGUMENT naming the field, not a null the worker reads as unset', async () => {
+    for (const temperature of [NaN, Infinity]) {
+      const { error } = await chat(hi({ temperature }));
+      expect(error?.code).toBe(status.INVALID_ARGUMENT);
+      expect(error?.details).toBe(`temperature must be a finite number, got ${temperature}.`);
+      expect(error?.metadata.get('flockserve-error-code')).toEqual(['bad_request']);
+    }
+  });
+
   it('the `stream: 1` metadata streams as the header does on HTTP', async () => {
     const md = new Metadata();
     md.set('stream', '1');
