@@ -160,6 +160,7 @@ export class FlockServe implements ControlPlane {
       nodeControl: createNodeControlHandlers(this.#plane, this.#clock),
       health: createHealthHandlers(this.#health),
       maxMessageBytes: c.maxBodySize,
+      maxMetadataBytes: c.maxHeaderSize,
       tls,
       limits: {
         idleTimeoutMs: c.keepaliveTimeout * 1000,

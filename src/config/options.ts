@@ -426,7 +426,7 @@ export const OPTIONS = {
     type: 'int',
     default: 16 * 1024,
     min: 1024,
-    help: 'Largest total size of the request headers, in bytes; larger gets 431.',
+    help: 'Largest total size of the request headers (a gRPC call: its metadata), in bytes; larger gets 431 (gRPC: RESOURCE_EXHAUSTED, headers_too_large).',
     origin: 'new',
   },
   client_header_timeout: {

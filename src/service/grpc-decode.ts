@@ -77,6 +77,35 @@ export const requestGuard: ServerInterceptor = (method, call) => {
   });
 };
 
+/**
+ * A server interceptor that holds a call's metadata to `maxBytes` (max_header_size, what HTTP's
+ * request heads are held to): larger ends the call with RESOURCE_EXHAUSTED (catalogue code
+ * `headers_too_large`) before any handler runs, rather than reaching a worker that refuses it.
+ * Counted as HTTP/2 counts a header list: each name and value, and 32 bytes for each entry.
+ */
+export function metadataLimit(maxBytes: number): ServerInterceptor {
+  return (_method, call) =>
+    new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            let bytes = 0;
+            for (const [name, values] of Object.entries(metadata.toHttp2Headers())) {
+              for (const v of Array.isArray(values) ? values : [values]) bytes += name.length + String(v).length + 32;
+            }
+            if (bytes <= maxBytes) return pass(metadata);
+            call.sendStatus(
+              toGrpcError(
+                new GatewayError('headers_too_large', {
+                  message: `The request metadata is ${bytes} bytes; the gateway accepts at most ${maxBytes} (max_header_size).`,
+                }),
+              ),
+            );
+          },
+        }),
+    });
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

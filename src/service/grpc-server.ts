@@ -6,7 +6,7 @@ import { InferenceServiceService, type InferenceServiceServer } from '../gen/flo
 import { NodeControlServiceService, type NodeControlServiceServer } from '../gen/flockserve/v1/node_control.js';
 import { HealthService, type HealthServer } from '../gen/grpc/health/v1/health.js';
 import type { TlsFiles } from '../runtime/tls.js';
-import { decodeChecked, requestGuard } from './grpc-decode.js';
+import { decodeChecked, metadataLimit, requestGuard } from './grpc-decode.js';
 import { passEncoded } from './grpc-encoded.js';
 import { createReflection } from './reflection.js';
 
@@ -54,6 +54,8 @@ export async function startGrpcServer(options: {
   /** grpc.health.v1.Health, for load balancers and probes. */
   health: HealthServer;
   maxMessageBytes: number;
+  /** max_header_size: the most bytes of metadata a call may carry (default: the option's). */
+  maxMetadataBytes?: number;
   tls?: TlsFiles | undefined;
   limits?: GrpcClientLimits;
   /** Counts connections (read by the metrics). */
@@ -63,7 +65,7 @@ export async function startGrpcServer(options: {
   const server = new Server({
     // A larger message is refused by grpc-js with RESOURCE_EXHAUSTED, as HTTP refuses it with 413.
     'grpc.max_receive_message_length': options.maxMessageBytes,
-    interceptors: [requestGuard],
+    interceptors: [metadataLimit(options.maxMetadataBytes ?? OPTIONS.max_header_size.default), requestGuard],
     'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
     'grpc.max_connection_idle_ms': Math.round(limits.idleTimeoutMs),
     'grpc.keepalive_time_ms': Math.round(limits.keepaliveTimeMs),

@@ -170,6 +170,21 @@ describe('statuses that say whose fault it is', () => {
     });
   };
 
+  it('metadata over max_header_size: RESOURCE_EXHAUSTED headers_too_large, as HTTP answers 431, and no worker sees it', async () => {
+    const before = (await Promise.all(env.workerUrls().map((u) => simStats(u)))).reduce((n, s) => n + s.received, 0);
+    const md = new Metadata();
+    md.set('x-big', 'x'.repeat(20_000));
+    const { error } = await chat(hi(), md);
+    expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(error?.metadata.get('flockserve-error-code')).toEqual(['headers_too_large']);
+    expect(error?.details).toMatch(/at most 16384 \(max_header_size\)/);
+    const after = (await Promise.all(env.workerUrls().map((u) => simStats(u)))).reduce((n, s) => n + s.received, 0);
+    expect(after).toBe(before);
+    // Under the limit, the same call goes through.
+    md.set('x-big', 'x'.repeat(10_000));
+    expect((await chat(hi(), md)).error).toBeUndefined();
+  });
+
   it("a message that does not decode: INVALID_ARGUMENT with the decoder's reason", async () => {
     // Field 2 (messages) as length-delimited, claiming 100 bytes where 2 follow.
     const e = await rawChat(Buffer.from([0x12, 0x64, 0x0a, 0x00]));
