@@ -166,8 +166,8 @@ function parseAdapter(v: unknown): SharedAdapter | undefined {
   const o = v as Json;
   const headers = recordOf(o.headers, isString);
   if (!isString(o.name) || typeof o.loaded !== 'boolean' || !headers) return undefined;
-  if (!(o.body === undefined || isString(o.body))) return undefined;
-  return { name: o.name, loaded: o.loaded, body: o.body, headers };
+  if (!(o.body === undefined || isString(o.body)) || !(o.path === undefined || isString(o.path))) return undefined;
+  return { name: o.name, loaded: o.loaded, body: o.body, path: o.path, headers };
 }
 
 /** A list of which every item parses, or undefined. */

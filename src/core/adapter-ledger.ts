@@ -18,17 +18,29 @@ export interface AdapterChange {
   readonly loaded: boolean;
   /** The client's load request (JSON text) as it came: replayed as it is, so every field the engine reads reaches it. */
   readonly body: string | undefined;
+  /** The load's `lora_path`: an engine that lists the adapter from another path holds other weights. */
+  readonly path: string | undefined;
   /** What of the client's headers the replay carries (its content type, the engine's key). */
   readonly headers: Readonly<Record<string, string>>;
   /** The ledger's version when the change was made; later changes have higher ones. */
   readonly version: number;
 }
 
-/** What one worker needs to match the ledger, in the order the changes were made. */
+/**
+ * What one worker needs to match the ledger, in the order the changes were made: the names to
+ * unload (unloaded since, or loaded from another path than the ledger's), then the loads.
+ */
 export interface AdapterSteps {
+  readonly unload: readonly string[];
   readonly load: readonly AdapterChange[];
-  readonly unload: readonly AdapterChange[];
 }
+
+/**
+ * The changes kept at most, unloads dropped oldest first past it: an unload is kept only so that
+ * a worker whose task loads the adapter at start drops it too, and a client that loads and
+ * unloads ever new names must not grow the ledger (and the etcd value it is shared in) for good.
+ */
+export const MAX_ADAPTER_CHANGES = 1024;
 
 export class AdapterLedger {
   /** The last change per adapter name; a name unloaded stays, as a worker may have it from its task. */
@@ -43,13 +55,20 @@ export class AdapterLedger {
   }
 
   /** Records a load that the fleet took; returns the new version. */
-  load(name: string, body: string, headers: Readonly<Record<string, string>>): number {
-    return this.#record({ name, loaded: true, body, headers, version: this.#version + 1 });
+  load(name: string, path: string | undefined, body: string, headers: Readonly<Record<string, string>>): number {
+    return this.#record({ name, loaded: true, body, path, headers, version: this.#version + 1 });
   }
 
   /** Records an unload that the fleet took; returns the new version. */
-  unload(name: string): number {
-    return this.#record({ name, loaded: false, body: undefined, headers: {}, version: this.#version + 1 });
+  unload(name: string, headers: Readonly<Record<string, string>>): number {
+    return this.#record({ name, loaded: false, body: undefined, path: undefined, headers, version: this.#version + 1 });
+  }
+
+  /** The headers of the newest change: the engines' key as the client last sent it. */
+  latestHeaders(): Readonly<Record<string, string>> {
+    let latest: AdapterChange | undefined;
+    for (const c of this.#changes.values()) latest = c;
+    return latest?.headers ?? {};
   }
 
   /** The adapters loaded now, oldest change first. */
@@ -70,6 +89,7 @@ export class AdapterLedger {
       name: c.name,
       loaded: c.loaded,
       ...(c.body === undefined ? {} : { body: c.body }),
+      ...(c.path === undefined ? {} : { path: c.path }),
       headers: c.headers,
     }));
   }
@@ -82,7 +102,8 @@ export class AdapterLedger {
     this.#changes.clear();
     this.#applied.clear();
     for (const a of shared) {
-      this.#record({ name: a.name, loaded: a.loaded, body: a.body, headers: a.headers, version: this.#version + 1 });
+      const change = { name: a.name, loaded: a.loaded, body: a.body, path: a.path, headers: a.headers };
+      this.#record({ ...change, version: this.#version + 1 });
     }
     // An empty list still moves the version: workers brought to the old changes are compared again.
     if (shared.length === 0) this.#version++;
@@ -107,21 +128,38 @@ export class AdapterLedger {
   }
 
   /**
-   * What a worker that lists `present` (the model ids its engine serves) must do to match the
-   * ledger: load what it lacks, unload what was unloaded and it still has.
+   * What a worker whose engine lists `present` (model id → the path it was loaded from, where the
+   * engine says) must do to match the ledger: unload what was unloaded and it still has, and what
+   * it holds from another path; load what it lacks.
    */
-  stepsFor(present: ReadonlySet<string>): AdapterSteps {
-    const all = this.#ordered();
-    return {
-      load: all.filter((c) => c.loaded && !present.has(c.name)),
-      unload: all.filter((c) => !c.loaded && present.has(c.name)),
-    };
+  stepsFor(present: ReadonlyMap<string, string | undefined>): AdapterSteps {
+    const unload: string[] = [];
+    const load: AdapterChange[] = [];
+    for (const c of this.#changes.values()) {
+      const has = present.has(c.name);
+      const root = present.get(c.name);
+      if (!c.loaded) {
+        if (has) unload.push(c.name);
+      } else if (!has) load.push(c);
+      else if (root !== undefined && c.path !== undefined && root !== c.path) {
+        unload.push(c.name);
+        load.push(c);
+      }
+    }
+    return { unload, load };
   }
 
   #record(change: AdapterChange): number {
     this.#changes.delete(change.name);
     this.#changes.set(change.name, change);
     this.#version = change.version;
+    if (this.#changes.size > MAX_ADAPTER_CHANGES) {
+      for (const [name, c] of this.#changes) {
+        if (c.loaded) continue;
+        this.#changes.delete(name);
+        break;
+      }
+    }
     return change.version;
   }
 

@@ -42,8 +42,9 @@ export interface SharedFleet {
 export interface SharedAdapter {
   readonly name: string;
   readonly loaded: boolean;
-  /** The client's load request (JSON text), replayed as it came. */
+  /** The client's load request (JSON text), replayed as it came, and its `lora_path`. */
   readonly body?: string | undefined;
+  readonly path?: string | undefined;
   /** What of the client's headers the replay carries (its content type, the engine's key). */
   readonly headers: Readonly<Record<string, string>>;
 }

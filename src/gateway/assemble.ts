@@ -209,6 +209,7 @@ export function assembleGateway(o: GatewayAssemblyOptions): Gateway {
     upstream,
     serving: () => pool.serving(),
     log,
+    clock,
     leading: () => replica.leading,
     submit: (cmd) => coordinator.submit(cmd),
     onChange: () => replica.adaptersChanged(),

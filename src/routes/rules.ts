@@ -150,31 +150,55 @@ export interface AdapterRequest {
   readonly kind: 'load' | 'unload';
   /** The body's `lora_name`: what requests name in `model` to use the adapter. */
   readonly name: string;
+  /** A load's `lora_path`, where the body names one as a string. */
+  readonly path?: string | undefined;
 }
 
-/** Which adapter change a request asks for (a POST to vLLM's LoRA routes), or undefined for any other request. */
+/**
+ * Which adapter change a request asks for (a POST to vLLM's LoRA routes), or undefined for any
+ * other request. The path is read as the engine's server reads it, percent-escapes decoded.
+ */
 export function adapterChangeOf(method: string, url: string): AdapterRequest['kind'] | undefined {
-  if (method !== 'POST' || !url.includes(LORA_ROUTE_MARK)) return undefined;
-  const path = pathOf(url);
+  if (method !== 'POST' || !(url.includes(LORA_ROUTE_MARK) || url.includes('%'))) return undefined;
+  let path = pathOf(url);
+  try {
+    if (path.includes('%')) path = decodeURIComponent(path);
+  } catch {
+    return undefined; // not a path any engine serves: forwarded, and the engine says so
+  }
   return path === LOAD_ADAPTER_PATH ? 'load' : path === UNLOAD_ADAPTER_PATH ? 'unload' : undefined;
 }
 
 /** Both LoRA routes end so: one substring test keeps every other request off their checks. */
 const LORA_ROUTE_MARK = '_lora_adapter';
 
-/** The adapter an adapter change names: its body's `lora_name`, which the gateway keeps changes by. */
-export function adapterNameOf(body: Buffer | undefined): string {
-  let name: unknown;
+/**
+ * The most bytes an adapter change's body may have: the gateway keeps it to replay it, and shares
+ * it with the other replicas in one etcd value. vLLM's fields (a name, a path, a flag) take a few
+ * hundred.
+ */
+export const MAX_ADAPTER_BODY_BYTES = 16 * 1024;
+
+/** What an adapter change's body names: its `lora_name`, which the gateway keeps changes by, and its `lora_path`. */
+export function adapterBodyOf(body: Buffer | undefined): { name: string; path: string | undefined } {
+  if (body !== undefined && body.length > MAX_ADAPTER_BODY_BYTES)
+    throw new GatewayError('body_too_large', {
+      message: `A LoRA adapter change's body may have at most ${MAX_ADAPTER_BODY_BYTES} bytes; this one has ${body.length}.`,
+    });
+  let parsed: unknown;
   try {
-    name = (JSON.parse(body?.toString('utf8') ?? '') as JsonObject | null)?.['lora_name'];
+    parsed = JSON.parse(body?.toString('utf8') ?? '');
   } catch {
     throw new GatewayError('invalid_json', { message: 'The body of a LoRA adapter change is not valid JSON.' });
   }
+  const o = typeof parsed === 'object' && parsed !== null ? (parsed as JsonObject) : {};
+  const name = o['lora_name'];
   if (typeof name !== 'string' || name === '')
     throw new GatewayError('bad_request', {
       message: 'A LoRA adapter change must name the adapter in `lora_name`, a non-empty string.',
     });
-  return name;
+  const path = o['lora_path'];
+  return { name, path: typeof path === 'string' ? path : undefined };
 }
 
 /** The request's id: the client's `x-request-id` when it sent a non-empty one, else a new UUID. */

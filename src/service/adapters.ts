@@ -1,9 +1,10 @@
-import { AdapterLedger, type AdapterChange } from '../core/adapter-ledger.js';
+import { AdapterLedger } from '../core/adapter-ledger.js';
 import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { CarriedAnswer, FleetCommand, FleetCommandResult, SharedAdapter } from '../core/coordination.js';
 import { GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
 import type { Prober, StructuredLog, Worker } from '../core/types.js';
-import type { AdapterRequest } from '../routes/rules.js';
+import type { Clock } from '../core/clock.js';
+import { adapterBodyOf, type AdapterRequest } from '../routes/rules.js';
 import { LOAD_ADAPTER_PATH, UNLOAD_ADAPTER_PATH } from '../routes/table.js';
 import { BodyStream } from '../upstream/body-stream.js';
 import type { Headers, Upstream } from '../upstream/types.js';
@@ -13,6 +14,8 @@ export interface AdapterSyncOptions {
   /** The workers a client's change goes to: those serving now (ready, not ejected). */
   readonly serving: () => readonly Worker[];
   readonly log: StructuredLog;
+  /** Bounds each worker's sync (ADAPTER_SYNC_TIMEOUT_MS). */
+  readonly clock: Clock;
   /**
    * Whether this replica leads the fleet (default: always, a gateway alone). Only the leader keeps
    * the ledger and brings workers to it; a follower passes a client's change to the leader.
@@ -49,22 +52,35 @@ interface Answer {
 const MODELS_PATH = '/v1/models';
 
 /**
+ * How long bringing one worker to the ledger may take (reading its model list, then each load):
+ * an engine that hangs or trickles must not hold a readiness probe, or a client's change, for
+ * good. Loading an adapter from local disk takes seconds; from a hub, longer.
+ */
+export const ADAPTER_SYNC_TIMEOUT_MS = 120_000;
+
+/**
  * Keeps the fleet's run-time LoRA adapters alike (see AdapterLedger). A client's load or unload
- * goes to every worker serving, and is kept when one of them took it; the worker that did not is
- * brought to the ledger at once, and otherwise at its next readiness probe, which fails until it
- * is (the health checker then holds it out of service, and replaces it after
- * worker_unhealthy_timeout). A worker that turns ready is brought to the ledger first: the
- * readiness probe passes only once it lists every adapter loaded.
+ * goes to every worker serving. It is kept when a worker took it, or already holds what it asks
+ * (its model list says so: a change that runs twice, after a failover, is no refusal); a load that
+ * an engine refuses as the client's fault (4xx) is undone on the workers that took it, so that
+ * one engine's verdict does not leave the others serving an adapter it cannot. A worker that
+ * missed a kept change (an error of its own) is brought to the ledger at once, and otherwise at
+ * its next readiness probe, which fails until it is (the health checker holds it out of service,
+ * and replaces it after worker_unhealthy_timeout). A worker that turns ready is brought to the
+ * ledger first: its readiness probe passes only once it matches.
  *
- * An engine says what it serves in GET /v1/models (vLLM lists each adapter by name), so a worker
- * is compared with the ledger, not replayed blindly: an engine that kept its adapters through a
- * failed probe is asked for nothing.
+ * An engine says what it serves in GET /v1/models (vLLM lists each adapter by name, with the path
+ * it was loaded from as `root`), so a worker is compared with the ledger, not replayed blindly: an
+ * engine that kept its adapters through a failed probe is asked for nothing, and one that holds an
+ * adapter from another path (it missed an in-place reload) unloads and loads it again.
  */
 export class AdapterSync {
   readonly #options: AdapterSyncOptions;
   readonly #ledger = new AdapterLedger();
   /** The sync running per worker URL: callers share it rather than send each change twice. */
   readonly #syncing = new Map<string, Promise<boolean>>();
+  /** The ledger version each worker's last failure was said at: said once per version, not per probe. */
+  readonly #said = new Map<string, number>();
 
   constructor(options: AdapterSyncOptions) {
     this.#options = options;
@@ -79,8 +95,9 @@ export class AdapterSync {
   /**
    * A client's change (POST /v1/load_lora_adapter or /v1/unload_lora_adapter), sent as it came to
    * every worker serving. The client gets the answer of a worker that took it, or, when none did,
-   * the first refusal as the engine wrote it; with no worker serving, no_workers (a change kept
-   * with no engine to check it could hold every later worker out of service).
+   * the first refusal (in the catalogue's shape, with the engine's message); with no worker
+   * serving, no_workers (a change kept with no engine to check it could hold every later worker
+   * out of service).
    */
   async change(
     request: AdapterRequest,
@@ -92,28 +109,42 @@ export class AdapterSync {
       throw new GatewayError('no_workers', {
         message: `No worker is serving to ${request.kind} LoRA adapter '${request.name}' on; send it again once one is ready.`,
       });
-    const versionBefore = this.#ledger.version;
     const path = request.kind === 'load' ? LOAD_ADAPTER_PATH : UNLOAD_ADAPTER_PATH;
     const results = await Promise.allSettled(
       workers.map((w) => this.#send(w, path, call.headers, call.body, call.signal)),
     );
     const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const taken = answers.filter((a) => a.status < 300);
-    if (taken.length === 0) {
+    const took = answers.filter((a) => a.status < 300);
+    // A refusal from an engine that already holds what was asked (vLLM's "already loaded", its
+    // "cannot be found" for an unload) is no refusal: its model list says so.
+    const asked = answers.filter((a) => a.status >= 400 && a.status < 500);
+    const holds = await Promise.all(asked.map((a) => this.#holds(a.worker, request, call.signal)));
+    const held = asked.filter((_, i) => holds[i]);
+    const refused = asked.filter((_, i) => !holds[i]);
+    if (took.length + held.length === 0) {
       const refusal = answers[0];
       if (refusal) return reply(refusal);
       const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
       throw toGatewayError(failure.reason);
     }
+    if (request.kind === 'load' && refused.length > 0) {
+      await this.#undo(request, call.headers, took, refused, workers.length);
+      return reply(refused[0]!);
+    }
+    // Read at the change, not before the fan-out: a change made meanwhile is one these workers may lack.
+    const before = this.#ledger.version;
+    const headers = replayHeaders(call.headers);
     const version =
       request.kind === 'load'
-        ? this.#ledger.load(request.name, call.body?.toString('utf8') ?? '', replayHeaders(call.headers))
-        : this.#ledger.unload(request.name);
+        ? this.#ledger.load(request.name, request.path, call.body?.toString('utf8') ?? '', headers)
+        : this.#ledger.unload(request.name, headers);
     this.#options.onChange?.();
-    // A worker that took it and had every change before it now has this one too.
-    const wasCurrent = (w: Worker): boolean => this.#ledger.appliedVersion(w.url ?? '') === versionBefore;
-    for (const a of taken) if (wasCurrent(a.worker)) this.#ledger.applied(a.worker.url ?? '', version);
-    const missed = workers.filter((w) => !taken.some((a) => a.worker === w));
+    const have = [...took, ...held];
+    for (const a of have) {
+      const url = a.worker.url ?? '';
+      if (this.#ledger.appliedVersion(url) === before) this.#ledger.applied(url, version);
+    }
+    const missed = workers.filter((w) => !have.some((a) => a.worker === w));
     if (missed.length > 0) {
       this.#options.log.warn(
         {
@@ -121,22 +152,23 @@ export class AdapterSync {
           workers: missed.map((w) => w.name),
           answers: answers.filter((a) => a.status >= 300).map((a) => `${a.worker.name}: ${a.status}`),
         },
-        `LoRA adapter '${request.name}': ${request.kind} taken by ${taken.length} of ${workers.length} workers; the others are brought to it before they serve again`,
+        `LoRA adapter '${request.name}': ${request.kind} taken by ${have.length} of ${workers.length} workers; the others are brought to it before they serve again`,
       );
-      await Promise.all(missed.map((w) => this.sync(w.url ?? '', call.signal)));
+      await Promise.all(missed.map((w) => this.sync(w.url ?? '')));
     }
-    return reply(taken[0]!);
+    return reply(took[0] ?? held[0]!);
   }
 
   /**
    * Brings the worker at `url` to the ledger; true when it matches. Nothing is sent while it is
-   * known to match, and nothing at all on a fleet where no adapter was ever changed.
+   * known to match, and nothing at all on a fleet where no adapter was ever changed. Callers share
+   * one sync per worker, on its own deadline: one caller going away does not fail it for another.
    */
-  sync(url: string, signal: CancelSignal): Promise<boolean> {
+  sync(url: string): Promise<boolean> {
     if (this.#ledger.isCurrent(url)) return Promise.resolve(true);
     let running = this.#syncing.get(url);
     if (!running) {
-      running = this.#bring(url, signal).finally(() => this.#syncing.delete(url));
+      running = this.#syncUntilCurrent(url).finally(() => this.#syncing.delete(url));
       this.#syncing.set(url, running);
     }
     return running;
@@ -170,19 +202,36 @@ export class AdapterSync {
 
   /** On the leader: a client's change that reached a follower, made here; its answer carried back. */
   async commanded(cmd: AdapterCommand): Promise<FleetCommandResult> {
+    const deadline = this.#deadline();
     try {
+      const body = Buffer.from(cmd.body);
       const reply = await this.change(
-        { kind: cmd.kind, name: cmd.name },
-        { headers: cmd.headers, body: Buffer.from(cmd.body), signal: new Cancellation() },
+        { kind: cmd.kind, name: cmd.name, path: adapterBodyOf(body).path },
+        { headers: cmd.headers, body, signal: deadline.signal },
       );
       const chunks: Buffer[] = [];
       for await (const chunk of reply.body) chunks.push(chunk);
-      const body = Buffer.concat(chunks).toString('utf8');
-      return { ok: true, answer: { worker: reply.worker, status: reply.status, headers: reply.headers, body } };
+      const text = Buffer.concat(chunks).toString('utf8');
+      return { ok: true, answer: { worker: reply.worker, status: reply.status, headers: reply.headers, body: text } };
     } catch (err) {
-      const e = toGatewayError(err);
+      const e = toGatewayError(deadline.signal.aborted ? deadline.signal.reason : err);
       return { ok: false, code: e.code, message: e.message, param: e.param };
+    } finally {
+      deadline.done();
     }
+  }
+
+  /** A signal aborted after ADAPTER_SYNC_TIMEOUT_MS, for what no client's signal bounds; done() stops its timer. */
+  #deadline(): { signal: Cancellation; done(): void } {
+    const signal = new Cancellation();
+    const timer = this.#options.clock.setTimer(ADAPTER_SYNC_TIMEOUT_MS, () =>
+      signal.abort(
+        new GatewayError('upstream_timeout', {
+          message: `The LoRA adapter change was not done within ${ADAPTER_SYNC_TIMEOUT_MS / 1000} s.`,
+        }),
+      ),
+    );
+    return { signal, done: () => timer.cancel() };
   }
 
   #leads(): boolean {
@@ -210,37 +259,110 @@ export class AdapterSync {
   }
 
   async #probe(inner: Prober, url: string, signal: AbortSignal): Promise<boolean> {
-    if (await inner.probe(url, signal)) return this.sync(url, signal);
+    if (await inner.probe(url, signal)) return this.sync(url);
     this.forget(url);
     return false;
   }
 
-  async #bring(url: string, signal: CancelSignal): Promise<boolean> {
-    const version = this.#ledger.version;
-    const worker = { name: url, url } as const;
+  /** A load some engine refused as the client's fault: undone where it was taken, and said. */
+  async #undo(
+    request: AdapterRequest,
+    clientHeaders: Headers,
+    took: readonly Answer[],
+    refused: readonly Answer[],
+    of: number,
+  ): Promise<void> {
+    const headers = pick(clientHeaders);
+    const body = Buffer.from(JSON.stringify({ lora_name: request.name }));
+    const deadline = this.#deadline();
+    const undone = await Promise.allSettled(
+      took.map((a) => this.#send(a.worker, UNLOAD_ADAPTER_PATH, headers, body, deadline.signal)),
+    ).finally(() => deadline.done());
+    this.#options.log.warn(
+      {
+        adapter: request.name,
+        refusedBy: refused.map((a) => `${a.worker.name}: ${a.status}`),
+        undoneOn: took.map(
+          (a, i) =>
+            `${a.worker.name}: ${undone[i]!.status === 'fulfilled' ? (undone[i] as PromiseFulfilledResult<Answer>).value.status : 'failed'}`,
+        ),
+      },
+      `LoRA adapter '${request.name}': load refused by ${refused.length} of ${of} workers; not kept, and unloaded where it was taken`,
+    );
+  }
+
+  /** Whether the worker already holds what `request` asks: the adapter listed from its path (load), or not listed (unload). */
+  async #holds(worker: Worker, request: AdapterRequest, signal: CancelSignal): Promise<boolean> {
     try {
-      const listed = await this.#send(worker, MODELS_PATH, {}, undefined, signal, 'GET');
-      if (listed.status !== 200) throw new Error(`GET ${MODELS_PATH} answered ${listed.status}`);
-      const steps = this.#ledger.stepsFor(modelIds(listed.body));
-      for (const c of steps.unload) await this.#replay(worker, c, signal);
-      for (const c of steps.load) await this.#replay(worker, c, signal);
-      this.#ledger.applied(url, version);
-      return true;
-    } catch (err) {
-      if (!signal.aborted)
-        this.#options.log.warn(
-          { worker: url, err: errorText(err) },
-          `worker at ${url} cannot be brought to the fleet's LoRA adapters (${this.#ledger.loaded().join(', ') || 'none loaded'}); it does not serve until it is`,
-        );
+      const listed = await this.#modelList(worker, this.#ledger.latestHeaders(), signal);
+      if (request.kind === 'unload') return !listed.has(request.name);
+      const root = listed.get(request.name);
+      return listed.has(request.name) && (root === undefined || request.path === undefined || root === request.path);
+    } catch {
       return false;
     }
   }
 
-  async #replay(worker: Pick<Worker, 'name' | 'url'>, c: AdapterChange, signal: CancelSignal): Promise<void> {
-    const path = c.loaded ? LOAD_ADAPTER_PATH : UNLOAD_ADAPTER_PATH;
-    const body = Buffer.from(c.body ?? JSON.stringify({ lora_name: c.name }));
-    const a = await this.#send(worker, path, c.headers, body, signal);
-    if (a.status >= 300) throw new Error(`${path} of '${c.name}' answered ${a.status}: ${a.body.toString('utf8')}`);
+  /** Syncs until the worker matches the ledger as it is now: a change made during a sync is one more round. */
+  async #syncUntilCurrent(url: string): Promise<boolean> {
+    for (let round = 0; round < 3; round++) {
+      if (this.#ledger.isCurrent(url)) return true;
+      if (!(await this.#bring(url))) return false;
+    }
+    return this.#ledger.isCurrent(url);
+  }
+
+  async #bring(url: string): Promise<boolean> {
+    const version = this.#ledger.version;
+    const worker = { name: url, url } as const;
+    const { signal: deadline, done } = this.#deadline();
+    // The engine's key as the client last sent it: a key rotated since must not hold workers out.
+    const headers = this.#ledger.latestHeaders();
+    try {
+      const steps = this.#ledger.stepsFor(await this.#modelList(worker, headers, deadline));
+      for (const name of steps.unload) {
+        await this.#expect(worker, UNLOAD_ADAPTER_PATH, headers, JSON.stringify({ lora_name: name }), deadline);
+      }
+      for (const c of steps.load) await this.#expect(worker, LOAD_ADAPTER_PATH, headers, c.body ?? '', deadline);
+      this.#ledger.applied(url, version);
+      this.#said.delete(url);
+      return true;
+    } catch (err) {
+      if (this.#said.get(url) !== version) {
+        this.#said.set(url, version);
+        const why = deadline.aborted ? errorText(deadline.reason) : errorText(err);
+        this.#options.log.warn(
+          { worker: url, err: why },
+          `worker at ${url} cannot be brought to the fleet's LoRA adapters (${this.#ledger.loaded().join(', ') || 'none loaded'}); it does not serve until it is: ${why} (said once per change)`,
+        );
+      }
+      return false;
+    } finally {
+      done();
+    }
+  }
+
+  /** The model ids a worker's engine lists, each with the path it says it was loaded from. */
+  async #modelList(
+    worker: Pick<Worker, 'name' | 'url'>,
+    headers: Headers,
+    signal: CancelSignal,
+  ): Promise<Map<string, string | undefined>> {
+    const listed = await this.#send(worker, MODELS_PATH, pick(headers), undefined, signal, 'GET');
+    if (listed.status !== 200) throw new Error(`GET ${MODELS_PATH} answered ${listed.status}`);
+    return modelIds(listed.body);
+  }
+
+  /** One step of a sync: an answer other than 2xx fails it. */
+  async #expect(
+    worker: Pick<Worker, 'name' | 'url'>,
+    path: string,
+    headers: Headers,
+    body: string,
+    signal: CancelSignal,
+  ): Promise<void> {
+    const a = await this.#send(worker, path, headers, Buffer.from(body), signal);
+    if (a.status >= 300) throw new Error(`${path} answered ${a.status}: ${a.body.toString('utf8').slice(0, 300)}`);
   }
 
   async #send<W extends Pick<Worker, 'name' | 'url'>>(
@@ -265,6 +387,11 @@ export class AdapterSync {
   }
 }
 
+/** The engine's key, the one header a model list needs. */
+function pick(headers: Readonly<Record<string, string>>): Headers {
+  return headers['authorization'] === undefined ? {} : { authorization: headers['authorization'] };
+}
+
 /** What a replayed change carries of the client's headers: its type and the engine's key, if the engine wants one. */
 function replayHeaders(headers: Headers): Headers {
   const out: Headers = {};
@@ -272,14 +399,14 @@ function replayHeaders(headers: Headers): Headers {
   return out;
 }
 
-/** The model ids an engine's GET /v1/models lists: the base model and each adapter loaded. */
-function modelIds(body: Buffer): Set<string> {
+/** The model ids an engine's GET /v1/models lists (the base model and each adapter), each with its `root` where it has one. */
+function modelIds(body: Buffer): Map<string, string | undefined> {
   const parsed = JSON.parse(body.toString('utf8')) as { data?: unknown };
   if (!Array.isArray(parsed.data)) throw new Error(`GET ${MODELS_PATH} answered without a data list`);
-  const ids = new Set<string>();
+  const ids = new Map<string, string | undefined>();
   for (const m of parsed.data) {
-    const id = (m as { id?: unknown } | null)?.id;
-    if (typeof id === 'string') ids.add(id);
+    const card = m as { id?: unknown; root?: unknown } | null;
+    if (typeof card?.id === 'string') ids.set(card.id, typeof card.root === 'string' ? card.root : undefined);
   }
   return ids;
 }

@@ -5,7 +5,7 @@ import { GatewayError, toGatewayError } from '../core/errors.js';
 import { LinkedList, type Linked } from '../core/linked-list.js';
 import { ResponseHomes } from '../core/response-homes.js';
 import type { Worker } from '../core/types.js';
-import { adapterChangeOf, adapterNameOf, mayStoreResponse, storedResponseOf } from '../routes/rules.js';
+import { adapterBodyOf, adapterChangeOf, mayStoreResponse, storedResponseOf } from '../routes/rules.js';
 import { systemClock } from '../runtime/system-clock.js';
 import type { BodyStream } from '../upstream/body-stream.js';
 import type { AdapterSync } from './adapters.js';
@@ -186,11 +186,11 @@ export class InferenceService {
 
   /** A LoRA adapter change, made on every worker serving; the request timeout and shutdown cut it as any request. */
   async #changeAdapter(adapters: AdapterSync, kind: 'load' | 'unload', call: InferenceCall): Promise<InferenceReply> {
-    const name = adapterNameOf(call.body);
+    const { name, path } = adapterBodyOf(call.body);
     const active = this.#track(call.signal, call.timeoutMs);
     try {
       const reply = await adapters.change(
-        { kind, name },
+        { kind, name, path },
         { headers: call.headers, body: call.body, signal: active.abort },
       );
       return { ...reply, queueWaitMs: 0 };

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  adapterBodyOf,
+  adapterChangeOf,
+  MAX_ADAPTER_BODY_BYTES,
   bodyTellingToStream,
   mustTellWorkerToStream,
   priorityOf,
@@ -181,5 +184,29 @@ describe('priorityOf: the x-priority header', () => {
     expect(() => priorityOf(header)).toThrow(
       `The x-priority header must be an integer of at most 15 digits (lower is served first), got ${JSON.stringify(header)}.`,
     );
+  });
+});
+
+describe('LoRA adapter changes', () => {
+  it.each([
+    ['POST', '/v1/load_lora_adapter', 'load'],
+    ['POST', '/v1/unload_lora_adapter?x=1', 'unload'],
+    // The engine's server decodes percent-escapes before it routes: so does the gateway.
+    ['POST', '/v1/load%5Flora_adapter', 'load'],
+    ['POST', '/v1/%6Coad_lora_adapter', 'load'],
+    ['POST', '/v1/load_lora_adapter/', undefined],
+    ['POST', '/v1/bad%zz_lora_adapter', undefined],
+    ['GET', '/v1/load_lora_adapter', undefined],
+    ['POST', '/v1/chat/completions', undefined],
+  ])('%s %s is %s', (method, url, kind) => expect(adapterChangeOf(method, url)).toBe(kind));
+
+  it("reads the adapter's name and path, and refuses a body without a name, not JSON, or too large", () => {
+    expect(adapterBodyOf(Buffer.from('{"lora_name":"a","lora_path":"/p"}'))).toEqual({ name: 'a', path: '/p' });
+    expect(adapterBodyOf(Buffer.from('{"lora_name":"a"}'))).toEqual({ name: 'a', path: undefined });
+    expect(() => adapterBodyOf(Buffer.from('{"lora_path":"/p"}'))).toThrow(/lora_name/);
+    expect(() => adapterBodyOf(Buffer.from('[1]'))).toThrow(/lora_name/);
+    expect(() => adapterBodyOf(Buffer.from('{'))).toThrow(/not valid JSON/);
+    const big = Buffer.from(JSON.stringify({ lora_name: 'a', junk: 'x'.repeat(MAX_ADAPTER_BODY_BYTES) }));
+    expect(() => adapterBodyOf(big)).toThrow(/at most 16384 bytes/);
   });
 });

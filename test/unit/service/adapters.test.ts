@@ -5,7 +5,7 @@ import { GatewayError } from '../../../src/core/errors.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import type { Prober } from '../../../src/core/types.js';
 import type { FleetCommand } from '../../../src/core/coordination.js';
-import { AdapterSync, type AdapterSyncOptions } from '../../../src/service/adapters.js';
+import { ADAPTER_SYNC_TIMEOUT_MS, AdapterSync, type AdapterSyncOptions } from '../../../src/service/adapters.js';
 import { InferenceService } from '../../../src/service/inference.js';
 import { BodyStream } from '../../../src/upstream/body-stream.js';
 import type { Upstream } from '../../../src/upstream/types.js';
@@ -26,6 +26,10 @@ class Engine {
   up = true;
   /** Answers this many more changes with a 503, as an engine busy for a moment. */
   busy = 0;
+  /** Its GET /v1/models never answers (the request waits until it is cancelled). */
+  hangModels = false;
+  /** The key its API asks for on every /v1 path, as vLLM's --api-key. */
+  key: string | undefined;
   /** Paths this engine cannot read (its disk lacks them). */
   readonly unreadable = new Set<string>(['/nowhere']);
 
@@ -37,18 +41,22 @@ class Engine {
   ): { status: number; text: string } {
     if (!this.up) throw new Error('ECONNREFUSED');
     this.calls.push(`${method} ${path}`);
+    if (this.key !== undefined && headers['authorization'] !== `Bearer ${this.key}`)
+      return { status: 401, text: 'no key' };
     if (method === 'POST') this.changeHeaders.push(headers);
     if (method === 'POST' && this.busy > 0) {
       this.busy--;
       return { status: 503, text: 'busy' };
     }
-    const req = body ? (JSON.parse(body.toString('utf8')) as { lora_name: string; lora_path?: string }) : undefined;
+    const req = body
+      ? (JSON.parse(body.toString('utf8')) as { lora_name: string; lora_path?: string; load_inplace?: boolean })
+      : undefined;
     if (path === '/v1/models') {
-      const ids = ['base', ...this.adapters.keys()];
-      return { status: 200, text: JSON.stringify({ object: 'list', data: ids.map((id) => ({ id })) }) };
+      const cards = [{ id: 'base', root: 'base' }, ...[...this.adapters].map(([id, root]) => ({ id, root }))];
+      return { status: 200, text: JSON.stringify({ object: 'list', data: cards }) };
     }
     if (path === '/v1/load_lora_adapter') {
-      if (this.adapters.has(req!.lora_name))
+      if (this.adapters.has(req!.lora_name) && req!.load_inplace !== true)
         return { status: 400, text: `'${req!.lora_name}' has already been loaded` };
       if (this.unreadable.has(req!.lora_path ?? '')) return { status: 400, text: `no adapter at ${req!.lora_path}` };
       this.adapters.set(req!.lora_name, req!.lora_path ?? '');
@@ -82,6 +90,10 @@ function setup(
   const upstream: Upstream = {
     send: (url, req) => {
       const engine = engines.get(url);
+      if (engine?.hangModels && req.path === '/v1/models')
+        return new Promise((_, reject) =>
+          req.signal?.addEventListener('abort', () => reject(req.signal!.reason as Error)),
+        );
       try {
         const { status, text } = engine!.answer(req.method, req.path, req.headers, req.body);
         const contentType = status === 200 && req.path !== '/v1/models' ? 'text/plain' : 'application/json';
@@ -101,6 +113,7 @@ function setup(
     upstream,
     serving: () => pool.serving(),
     log: { ...SILENT, warn: (_f, msg) => warnings.push(msg) },
+    clock,
     ...replica,
   });
   const service = new InferenceService({
@@ -128,7 +141,7 @@ function setup(
   const upProber: Prober = { probe: (url) => Promise.resolve(engines.get(url)?.up ?? false) };
   const prober = adapters.prober(upProber);
   const probe = (name: string): Promise<boolean> => prober.probe(`http://${name}`, new AbortController().signal);
-  return { pool, adapters, service, change, engine, join, probe, warnings };
+  return { clock, pool, adapters, service, change, engine, join, probe, warnings };
 }
 
 describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
@@ -204,21 +217,73 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     expect(late.calls).toEqual([]);
   });
 
-  it('a worker that misses a load is brought to it at once; a worker down is brought at its next probe', async () => {
+  it("a load one engine refuses as the client's fault is undone where it was taken, and not kept", async () => {
     const s = setup();
-    s.engine('w-2').unreadable.add('/adapters/sql'); // refuses now ...
-    s.engine('w-3').up = false; // ... and does not answer
+    s.engine('w-2').unreadable.add('/adapters/sql');
+    const answer = await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql' });
+    expect([answer.status, answer.text, answer.worker]).toEqual([400, 'no adapter at /adapters/sql', 'w-2']);
+    for (const w of ['w-1', 'w-2', 'w-3']) expect(s.engine(w).adapters.size).toBe(0);
+    expect(s.adapters.loaded()).toEqual([]);
+    expect(s.warnings[0]).toMatch(/load refused by 1 of 3 workers; not kept, and unloaded where it was taken/);
+    // No worker is held out for it.
+    for (const w of ['w-1', 'w-2', 'w-3']) expect(await s.probe(w)).toBe(true);
+  });
+
+  it('a worker down at a load is brought to it at its next probe', async () => {
+    const s = setup();
+    s.engine('w-3').up = false;
     const answer = await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql' });
     expect(answer.status).toBe(200);
-    expect(answer.worker).toBe('w-1');
-    expect(s.warnings[0]).toMatch(/load taken by 1 of 3 workers/);
-    expect([...s.engine('w-2').adapters.keys()]).toEqual([]);
-    // w-2's disk is mended, w-3 comes back: their probes bring them to the ledger.
-    s.engine('w-2').unreadable.clear();
+    expect(s.warnings[0]).toMatch(/load taken by 2 of 3 workers/);
     s.engine('w-3').up = true;
-    expect(await s.probe('w-2')).toBe(true);
     expect(await s.probe('w-3')).toBe(true);
-    for (const w of ['w-2', 'w-3']) expect([...s.engine(w).adapters.keys()]).toEqual(['sql']);
+    expect([...s.engine('w-3').adapters.keys()]).toEqual(['sql']);
+  });
+
+  it('a change that runs twice (a new leader runs it again) is kept: the engines hold what it asks', async () => {
+    const s = setup(['w-1', 'w-2']);
+    for (const w of ['w-1', 'w-2']) s.engine(w).adapters.set('sql', '/adapters/sql');
+    const answer = await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql' });
+    // The engine's own answer ("already loaded"), and the fleet keeps the adapter for workers to come.
+    expect(answer.status).toBe(400);
+    expect(s.adapters.loaded()).toEqual(['sql']);
+    const late = s.join('w-3', false);
+    expect(await s.probe('w-3')).toBe(true);
+    expect([...late.adapters]).toEqual([['sql', '/adapters/sql']]);
+  });
+
+  it('a worker that missed an in-place reload unloads the old weights and loads the new before it serves again', async () => {
+    const s = setup(['w-1', 'w-2']);
+    await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql-v1' });
+    s.engine('w-2').busy = 2; // the reload and the immediate catch-up both meet a busy engine
+    const reload = { lora_name: 'sql', lora_path: '/adapters/sql-v2', load_inplace: true };
+    expect((await s.change('load', reload)).status).toBe(200);
+    expect(s.engine('w-2').adapters.get('sql')).toBe('/adapters/sql-v1');
+    expect(await s.probe('w-2')).toBe(true);
+    expect(s.engine('w-2').adapters.get('sql')).toBe('/adapters/sql-v2');
+    expect(s.engine('w-1').adapters.get('sql')).toBe('/adapters/sql-v2');
+  });
+
+  it("an engine behind an API key is read and loaded with the client's latest key", async () => {
+    const s = setup(['w-1']);
+    s.engine('w-1').key = 'engine-key';
+    expect((await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql' })).status).toBe(200);
+    const late = s.join('w-2', false);
+    late.key = 'engine-key';
+    expect(await s.probe('w-2')).toBe(true);
+    expect([...late.adapters.keys()]).toEqual(['sql']);
+  });
+
+  it('a catch-up whose engine never lists its models ends at its deadline, failing the probe', async () => {
+    const s = setup(['w-1']);
+    await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql' });
+    const late = s.join('w-2', false);
+    late.hangModels = true;
+    const probed = s.probe('w-2');
+    await Promise.resolve();
+    s.clock.advance(ADAPTER_SYNC_TIMEOUT_MS);
+    expect(await probed).toBe(false);
+    expect(s.warnings.join('\n')).toMatch(/it does not serve until it is: The LoRA adapter change was not done within 120 s/);
   });
 
   it('a worker that answers a load with a passing failure has it before the client gets its answer', async () => {
@@ -245,13 +310,14 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     expect(late.adapters.size).toBe(0);
   });
 
-  it('an unload of an adapter no worker has is the engine 404, and nothing is kept', async () => {
+  it("an unload of an adapter no worker has is the engine's 404; a worker that joins is only read", async () => {
     const s = setup(['w-1']);
     const answer = await s.change('unload', { lora_name: 'ghost' });
     expect(answer.status).toBe(404);
+    expect(s.adapters.loaded()).toEqual([]);
     const late = s.join('w-2', false);
     expect(await s.probe('w-2')).toBe(true);
-    expect(late.calls).toEqual([]);
+    expect(late.calls).toEqual(['GET /v1/models']);
   });
 
   it('a load with no worker serving is no_workers; a body without lora_name is refused before any worker sees it', async () => {
@@ -318,7 +384,7 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     });
     expect(changes).toBe(1);
     const shared = s.adapters.shared()!;
-    expect(shared).toEqual([{ name: 'sql', loaded: true, body, headers: {} }]);
+    expect(shared).toEqual([{ name: 'sql', loaded: true, body, path: '/adapters/sql', headers: {} }]);
     // An engine's refusal is an answer to carry back; a failure of the gateway's is the catalogue's error.
     const nowhere = JSON.stringify({ lora_name: 'x', lora_path: '/nowhere' });
     const refused = await s.adapters.commanded({ op: 'adapter', kind: 'load', name: 'x', body: nowhere, headers: {} });
