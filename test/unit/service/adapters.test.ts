@@ -283,7 +283,9 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     await Promise.resolve();
     s.clock.advance(ADAPTER_SYNC_TIMEOUT_MS);
     expect(await probed).toBe(false);
-    expect(s.warnings.join('\n')).toMatch(/it does not serve until it is: The LoRA adapter change was not done within 120 s/);
+    expect(s.warnings.join('\n')).toMatch(
+      /it does not serve until it is: The LoRA adapter change was not done within 120 s/,
+    );
   });
 
   it('a worker that answers a load with a passing failure has it before the client gets its answer', async () => {
