@@ -58,6 +58,9 @@ const MODELS_PATH = '/v1/models';
  */
 export const ADAPTER_SYNC_TIMEOUT_MS = 120_000;
 
+/** The most the fleet's adapter changes may take as the leader shares them (see #checkRoom). */
+export const MAX_SHARED_ADAPTER_BYTES = 512 * 1024;
+
 /**
  * Keeps the fleet's run-time LoRA adapters alike (see AdapterLedger). A client's load or unload
  * goes to every worker serving. It is kept when a worker took it, or already holds what it asks
@@ -104,6 +107,7 @@ export class AdapterSync {
     call: { readonly headers: Headers; readonly body: Buffer | undefined; readonly signal: CancelSignal },
   ): Promise<AdapterReply> {
     if (!this.#leads()) return this.#passToLeader(request, call);
+    if (request.kind === 'load') this.#checkRoom(request, call.body);
     const workers = this.#options.serving();
     if (workers.length === 0)
       throw new GatewayError('no_workers', {
@@ -219,6 +223,19 @@ export class AdapterSync {
     } finally {
       deadline.done();
     }
+  }
+
+  /**
+   * A load the ledger has no room for is refused before any worker sees it: the leader shares the
+   * ledger in one etcd value, which etcd caps (1.5 MiB by default), and a fleet write it refuses
+   * would stop every change of the fleet from reaching the other replicas.
+   */
+  #checkRoom(request: AdapterRequest, body: Buffer | undefined): void {
+    const bytes = JSON.stringify(this.#ledger.shared()).length + (body?.length ?? 0);
+    if (bytes <= MAX_SHARED_ADAPTER_BYTES) return;
+    throw new GatewayError('bad_request', {
+      message: `The fleet holds ${this.#ledger.loaded().length} LoRA adapters; loading '${request.name}' would take their record past ${MAX_SHARED_ADAPTER_BYTES / 1024} KiB. Unload some first.`,
+    });
   }
 
   /** A signal aborted after ADAPTER_SYNC_TIMEOUT_MS, for what no client's signal bounds; done() stops its timer. */

@@ -5,7 +5,12 @@ import { GatewayError } from '../../../src/core/errors.js';
 import { WorkerPool } from '../../../src/core/pool.js';
 import type { Prober } from '../../../src/core/types.js';
 import type { FleetCommand } from '../../../src/core/coordination.js';
-import { ADAPTER_SYNC_TIMEOUT_MS, AdapterSync, type AdapterSyncOptions } from '../../../src/service/adapters.js';
+import {
+  ADAPTER_SYNC_TIMEOUT_MS,
+  AdapterSync,
+  MAX_SHARED_ADAPTER_BYTES,
+  type AdapterSyncOptions,
+} from '../../../src/service/adapters.js';
 import { InferenceService } from '../../../src/service/inference.js';
 import { BodyStream } from '../../../src/upstream/body-stream.js';
 import type { Upstream } from '../../../src/upstream/types.js';
@@ -404,5 +409,23 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     next.adapters.restore(shared);
     expect(await next.probe('w-2')).toBe(true);
     expect([...next.engine('w-2').adapters.keys()]).toEqual(['sql']);
+  });
+
+  it('a load the ledger has no room for is refused before any worker sees it', async () => {
+    const s = setup(['w-1']);
+    const path = '/adapters/' + 'p'.repeat(8000);
+    let loaded = 0;
+    for (; loaded < 100; loaded++) {
+      const r = await s.change('load', { lora_name: `a-${loaded}`, lora_path: path }).catch((e: unknown) => e);
+      if (r instanceof GatewayError) {
+        expect(r.code).toBe('bad_request');
+        expect(r.message).toMatch(/would take their record past 512 KiB\. Unload some first\./);
+        break;
+      }
+    }
+    expect(loaded).toBeGreaterThan(20);
+    expect(loaded).toBeLessThan(100);
+    expect(s.engine('w-1').adapters.size).toBe(loaded);
+    expect(JSON.stringify(s.adapters.shared()).length).toBeLessThanOrEqual(MAX_SHARED_ADAPTER_BYTES);
   });
 });
