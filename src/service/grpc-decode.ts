@@ -1,10 +1,13 @@
 import {
+  Metadata,
   ServerInterceptingCall,
   type MethodDefinition,
   type ServerInterceptor,
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { GatewayError } from '../core/errors.js';
+import { requestIdOf } from '../routes/rules.js';
+import { REQUEST_ID_HEADER } from '../routes/table.js';
 import { toGrpcError } from './grpc-errors.js';
 
 /**
@@ -52,13 +55,18 @@ export const requestGuard: ServerInterceptor = (method, call) => {
   if (method.requestStream) return new ServerInterceptingCall(call);
   let received = false;
   let refused = false;
+  let requestId: string | undefined;
   const refuse = (message: string): void => {
     refused = true;
-    call.sendStatus(toGrpcError(new GatewayError('undecodable', { message })));
+    call.sendStatus(toGrpcError(new GatewayError('undecodable', { message }), requestIdTrailer(requestId)));
   };
   return new ServerInterceptingCall(call, {
     start: (next) =>
       next({
+        onReceiveMetadata: (metadata, pass) => {
+          requestId = clientRequestId(metadata);
+          pass(metadata);
+        },
         onReceiveMessage: (message: unknown, pass) => {
           if (refused) return;
           if (message instanceof Undecodable) refuse(message.reason);
@@ -99,11 +107,25 @@ export function metadataLimit(maxBytes: number): ServerInterceptor {
                 new GatewayError('headers_too_large', {
                   message: `The request metadata is ${bytes} bytes; the gateway accepts at most ${maxBytes} (max_header_size).`,
                 }),
+                requestIdTrailer(clientRequestId(metadata)),
               ),
             );
           },
         }),
     });
+}
+
+/** The client's `x-request-id`, if it sent one as text. */
+function clientRequestId(metadata: Metadata): string | undefined {
+  const v = metadata.get(REQUEST_ID_HEADER)[0];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** A call refused before the service saw it still answers with its request id (the client's, or a new one). */
+function requestIdTrailer(clientId: string | undefined): Metadata {
+  const m = new Metadata();
+  m.set(REQUEST_ID_HEADER, requestIdOf(clientId));
+  return m;
 }
 
 function messageOf(err: unknown): string {

@@ -149,7 +149,7 @@ describe('the request id', () => {
 });
 
 describe('statuses that say whose fault it is', () => {
-  const rawChat = (payload: Buffer): Promise<ServiceError | undefined> => {
+  const rawChat = (payload: Buffer, md = new Metadata()): Promise<ServiceError | undefined> => {
     const c = new Client(env.grpcAddress, credentials.createInsecure());
     return new Promise((resolve) => {
       const call = c.makeServerStreamRequest(
@@ -157,6 +157,7 @@ describe('statuses that say whose fault it is', () => {
         (b: Buffer) => b,
         (b: Buffer) => b,
         payload,
+        md,
       );
       call.on('data', () => {});
       call.on('error', (e: ServiceError) => {
@@ -177,6 +178,7 @@ describe('statuses that say whose fault it is', () => {
     const { error } = await chat(hi(), md);
     expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(error?.metadata.get('flockserve-error-code')).toEqual(['headers_too_large']);
+    expect(error?.metadata.get('x-request-id')).toHaveLength(1);
     expect(error?.details).toMatch(/at most 16384 \(max_header_size\)/);
     const after = (await Promise.all(env.workerUrls().map((u) => simStats(u)))).reduce((n, s) => n + s.received, 0);
     expect(after).toBe(before);
@@ -193,6 +195,12 @@ describe('statuses that say whose fault it is', () => {
       /^The request to \/flockserve\.v1\.InferenceService\/ChatCompletion is not a valid message: premature EOF$/,
     );
     expect(e?.metadata.get('flockserve-error-code')).toEqual(['undecodable']);
+    // Refused before the service saw it, it still carries a request id: a new one, or the client's.
+    expect(e?.metadata.get('x-request-id')[0]).toMatch(/^[0-9a-f-]{36}$/);
+    const md = new Metadata();
+    md.set('x-request-id', 'mine-1');
+    const mine = await rawChat(Buffer.from([0x12, 0x64, 0x0a, 0x00]), md);
+    expect(mine?.metadata.get('x-request-id')).toEqual(['mine-1']);
   });
 
   it('a message over max_body_size: RESOURCE_EXHAUSTED', async () => {
