@@ -7,6 +7,7 @@ import type { Clock } from '../core/clock.js';
 import { adapterBodyOf, type AdapterRequest } from '../routes/rules.js';
 import { LOAD_ADAPTER_PATH, UNLOAD_ADAPTER_PATH } from '../routes/table.js';
 import { BodyStream } from '../upstream/body-stream.js';
+import { engineKey, LoraEngines, type EngineAnswer } from './lora-engine.js';
 import type { Headers, Upstream } from '../upstream/types.js';
 
 export interface AdapterSyncOptions {
@@ -40,17 +41,6 @@ export interface AdapterReply {
   readonly worker: string;
 }
 
-/** One worker's answer to a change. */
-interface Answer {
-  readonly worker: Worker;
-  readonly status: number;
-  readonly headers: Headers;
-  readonly body: Buffer;
-}
-
-/** The model list an engine serves: vLLM's (and OpenAI's) GET /v1/models. */
-const MODELS_PATH = '/v1/models';
-
 /**
  * How long bringing one worker to the ledger may take (reading its model list, then each load):
  * an engine that hangs or trickles must not hold a readiness probe, or a client's change, for
@@ -80,6 +70,7 @@ export const MAX_SHARED_ADAPTER_BYTES = 512 * 1024;
 export class AdapterSync {
   readonly #options: AdapterSyncOptions;
   readonly #ledger = new AdapterLedger();
+  readonly #engines: LoraEngines;
   /** The sync running per worker URL: callers share it rather than send each change twice. */
   readonly #syncing = new Map<string, Promise<boolean>>();
   /** The ledger version each worker's last failure was said at: said once per version, not per probe. */
@@ -87,6 +78,7 @@ export class AdapterSync {
 
   constructor(options: AdapterSyncOptions) {
     this.#options = options;
+    this.#engines = new LoraEngines(options.upstream);
   }
 
   /** The adapters loaded on the fleet through the gateway, oldest first (on a follower, as the leader last shared them). */
@@ -115,14 +107,16 @@ export class AdapterSync {
       });
     const path = request.kind === 'load' ? LOAD_ADAPTER_PATH : UNLOAD_ADAPTER_PATH;
     const results = await Promise.allSettled(
-      workers.map((w) => this.#send(w, path, call.headers, call.body, call.signal)),
+      workers.map((w) => this.#engines.send(w, path, call.headers, call.body, call.signal)),
     );
     const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const took = answers.filter((a) => a.status < 300);
     // A refusal from an engine that already holds what was asked (vLLM's "already loaded", its
     // "cannot be found" for an unload) is no refusal: its model list says so.
     const asked = answers.filter((a) => a.status >= 400 && a.status < 500);
-    const holds = await Promise.all(asked.map((a) => this.#holds(a.worker, request, call.signal)));
+    const holds = await Promise.all(
+      asked.map((a) => this.#engines.holds(a.worker, request, this.#ledger.latestHeaders(), call.signal)),
+    );
     const held = asked.filter((_, i) => holds[i]);
     const refused = asked.filter((_, i) => !holds[i]);
     if (took.length + held.length === 0) {
@@ -285,39 +279,26 @@ export class AdapterSync {
   async #undo(
     request: AdapterRequest,
     clientHeaders: Headers,
-    took: readonly Answer[],
-    refused: readonly Answer[],
+    took: readonly EngineAnswer<Worker>[],
+    refused: readonly EngineAnswer<Worker>[],
     of: number,
   ): Promise<void> {
-    const headers = pick(clientHeaders);
+    const headers = engineKey(clientHeaders);
     const body = Buffer.from(JSON.stringify({ lora_name: request.name }));
     const deadline = this.#deadline();
     const undone = await Promise.allSettled(
-      took.map((a) => this.#send(a.worker, UNLOAD_ADAPTER_PATH, headers, body, deadline.signal)),
+      took.map((a) => this.#engines.send(a.worker, UNLOAD_ADAPTER_PATH, headers, body, deadline.signal)),
     ).finally(() => deadline.done());
     this.#options.log.warn(
       {
         adapter: request.name,
         refusedBy: refused.map((a) => `${a.worker.name}: ${a.status}`),
-        undoneOn: took.map(
-          (a, i) =>
-            `${a.worker.name}: ${undone[i]!.status === 'fulfilled' ? (undone[i] as PromiseFulfilledResult<Answer>).value.status : 'failed'}`,
+        undoneOn: undone.map(
+          (r, i) => `${took[i]!.worker.name}: ${r.status === 'fulfilled' ? r.value.status : 'failed'}`,
         ),
       },
       `LoRA adapter '${request.name}': load refused by ${refused.length} of ${of} workers; not kept, and unloaded where it was taken`,
     );
-  }
-
-  /** Whether the worker already holds what `request` asks: the adapter listed from its path (load), or not listed (unload). */
-  async #holds(worker: Worker, request: AdapterRequest, signal: CancelSignal): Promise<boolean> {
-    try {
-      const listed = await this.#modelList(worker, this.#ledger.latestHeaders(), signal);
-      if (request.kind === 'unload') return !listed.has(request.name);
-      const root = listed.get(request.name);
-      return listed.has(request.name) && (root === undefined || request.path === undefined || root === request.path);
-    } catch {
-      return false;
-    }
   }
 
   /** Syncs until the worker matches the ledger as it is now: a change made during a sync is one more round. */
@@ -336,11 +317,12 @@ export class AdapterSync {
     // The engine's key as the client last sent it: a key rotated since must not hold workers out.
     const headers = this.#ledger.latestHeaders();
     try {
-      const steps = this.#ledger.stepsFor(await this.#modelList(worker, headers, deadline));
+      const steps = this.#ledger.stepsFor(await this.#engines.modelList(worker, headers, deadline));
       for (const name of steps.unload) {
-        await this.#expect(worker, UNLOAD_ADAPTER_PATH, headers, JSON.stringify({ lora_name: name }), deadline);
+        await this.#engines.expect(worker, UNLOAD_ADAPTER_PATH, headers, JSON.stringify({ lora_name: name }), deadline);
       }
-      for (const c of steps.load) await this.#expect(worker, LOAD_ADAPTER_PATH, headers, c.body ?? '', deadline);
+      for (const c of steps.load)
+        await this.#engines.expect(worker, LOAD_ADAPTER_PATH, headers, c.body ?? '', deadline);
       this.#ledger.applied(url, version);
       this.#said.delete(url);
       return true;
@@ -358,55 +340,6 @@ export class AdapterSync {
       done();
     }
   }
-
-  /** The model ids a worker's engine lists, each with the path it says it was loaded from. */
-  async #modelList(
-    worker: Pick<Worker, 'name' | 'url'>,
-    headers: Headers,
-    signal: CancelSignal,
-  ): Promise<Map<string, string | undefined>> {
-    const listed = await this.#send(worker, MODELS_PATH, pick(headers), undefined, signal, 'GET');
-    if (listed.status !== 200) throw new Error(`GET ${MODELS_PATH} answered ${listed.status}`);
-    return modelIds(listed.body);
-  }
-
-  /** One step of a sync: an answer other than 2xx fails it. */
-  async #expect(
-    worker: Pick<Worker, 'name' | 'url'>,
-    path: string,
-    headers: Headers,
-    body: string,
-    signal: CancelSignal,
-  ): Promise<void> {
-    const a = await this.#send(worker, path, headers, Buffer.from(body), signal);
-    if (a.status >= 300) throw new Error(`${path} answered ${a.status}: ${a.body.toString('utf8').slice(0, 300)}`);
-  }
-
-  async #send<W extends Pick<Worker, 'name' | 'url'>>(
-    worker: W,
-    path: string,
-    headers: Headers,
-    body: Buffer | undefined,
-    signal: CancelSignal,
-    method = 'POST',
-  ): Promise<{ worker: W; status: number; headers: Headers; body: Buffer }> {
-    const res = await this.#options.upstream.send(worker.url ?? '', {
-      method,
-      path,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-      body,
-      signal,
-      worker: worker.name,
-    });
-    const chunks: Buffer[] = [];
-    for await (const chunk of res.body) chunks.push(chunk);
-    return { worker, status: res.status, headers: res.headers, body: Buffer.concat(chunks) };
-  }
-}
-
-/** The engine's key, the one header a model list needs. */
-function pick(headers: Readonly<Record<string, string>>): Headers {
-  return headers['authorization'] === undefined ? {} : { authorization: headers['authorization'] };
 }
 
 /** What a replayed change carries of the client's headers: its type and the engine's key, if the engine wants one. */
@@ -416,23 +349,11 @@ function replayHeaders(headers: Headers): Headers {
   return out;
 }
 
-/** The model ids an engine's GET /v1/models lists (the base model and each adapter), each with its `root` where it has one. */
-function modelIds(body: Buffer): Map<string, string | undefined> {
-  const parsed = JSON.parse(body.toString('utf8')) as { data?: unknown };
-  if (!Array.isArray(parsed.data)) throw new Error(`GET ${MODELS_PATH} answered without a data list`);
-  const ids = new Map<string, string | undefined>();
-  for (const m of parsed.data) {
-    const card = m as { id?: unknown; root?: unknown } | null;
-    if (typeof card?.id === 'string') ids.set(card.id, typeof card.root === 'string' ? card.root : undefined);
-  }
-  return ids;
-}
-
 function carriedReply(a: CarriedAnswer): AdapterReply {
   return { status: a.status, headers: { ...a.headers }, body: BodyStream.whole(Buffer.from(a.body)), worker: a.worker };
 }
 
-function reply(a: Answer): AdapterReply {
+function reply(a: EngineAnswer<Worker>): AdapterReply {
   return { status: a.status, headers: a.headers, body: BodyStream.whole(a.body), worker: a.worker.name };
 }
 
