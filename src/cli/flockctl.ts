@@ -167,18 +167,20 @@ class Connection {
  * Polls ListWorkers until `name` is where `done` says (true: success, false: failure,
  * undefined: keep waiting), or `waitTimeout` seconds pass.
  */
-async function waitForWorker(
-  conn: Connection,
+export async function waitForWorker(
+  conn: Pick<Connection, 'listWorkers'>,
   name: string,
   waitTimeout: number,
-  done: (w: Worker | undefined) => boolean | undefined,
+  done: (w: Worker | undefined, seen: boolean) => boolean | undefined,
   what: string,
 ): Promise<void> {
   const deadline = Date.now() + waitTimeout * 1000;
+  let seen = false;
   for (;;) {
     const { workers } = await conn.listWorkers();
     const w = workers.find((x) => x.name === name);
-    const verdict = done(w);
+    seen ||= w !== undefined;
+    const verdict = done(w, seen);
     if (verdict === true) return;
     if (verdict === false) throw new Exit(EXIT.other, `${name} is ${w ? stateName(w.state) : 'gone'}, not ${what}`);
     if (Date.now() > deadline) throw new Exit(EXIT.other, `${name} did not become ${what} within ${waitTimeout} s`);
@@ -187,8 +189,10 @@ async function waitForWorker(
 }
 
 const gone = (w: Worker | undefined): boolean | undefined => (w === undefined ? true : undefined);
-const ready = (w: Worker | undefined): boolean | undefined => {
-  if (w === undefined) return false;
+export const ready = (w: Worker | undefined, seen: boolean): boolean | undefined => {
+  // A follower lists a worker the leader just added with the leader's next fleet write, which
+  // may come after the leader's answer: unlisted before it was ever listed is not yet, not gone.
+  if (w === undefined) return seen ? false : undefined;
   if (w.state === WorkerState.WORKER_STATE_READY) return true;
   const leaving = [
     WorkerState.WORKER_STATE_FAILED,

@@ -226,7 +226,9 @@ export class GatewayControlPlane implements ControlPlane {
     const chosen = name === undefined ? undefined : workerNameFor(name, this.#options.config.workerNamePrefix);
     if (chosen !== undefined && g.pool.get(chosen))
       throw new GatewayError('worker_exists', { message: `A worker named ${chosen} already exists.`, param: 'name' });
-    const live = g.fleet.live().length;
+    // The target counts the replacement a drain still owes: a worker added now, and that
+    // replacement once launched, would pass max_workers.
+    const live = Math.max(g.fleet.live().length, g.fleet.target);
     if (live >= scale.max) {
       throw new GatewayError('at_max_workers', {
         message: `The fleet has ${live} workers and max_workers is ${scale.max}; raise it first (flockctl scale --max ${live + 1}).`,
@@ -278,6 +280,10 @@ export class GatewayControlPlane implements ControlPlane {
     scale.min = next.min;
     scale.max = next.max;
     this.#options.log.info({ minWorkers: next.min, maxWorkers: next.max }, 'scale bounds changed');
+    // A target over the new max (a drain's replacement not yet launched counts in it) comes
+    // down now: the autoscaler compares its decision with the workers live, not with the target.
+    if (this.#gateway?.replica.leading && !this.#closing && this.#gateway.fleet.target > next.max)
+      this.#gateway.fleet.scaleTo(next.max);
     if (this.#gateway && !this.#closing) {
       try {
         this.#gateway.autoscaler.evaluateNow();

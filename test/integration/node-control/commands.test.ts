@@ -200,4 +200,25 @@ describe('NodeControl commands', () => {
       expect(t.gw.status()).toMatchObject({ minWorkers: 3, maxWorkers: 3 });
     }
   });
+
+  it('a drain owes a replacement: an add meanwhile is refused at max_workers, and a lower max takes the replacement back', async () => {
+    // From the session above: 3 ready workers, bounds min 3, max 3.
+    await waitFor(() => t.gw.status().readyWorkerCount === 3, 'three ready workers');
+    const first = t.gw.workers()[0]!;
+    first.inFlight += 1; // a request in flight keeps it draining
+    try {
+      const { worker } = await unary(client.drainWorker.bind(client), { name: first.name }, md());
+      expect(worker?.state).toBe(WorkerState.WORKER_STATE_DRAINING);
+      const err = await unaryError(client.addWorker.bind(client), {}, md());
+      expect(err).toMatchObject({ code: status.FAILED_PRECONDITION, errorCode: 'at_max_workers' });
+      await unary(client.setScaleBounds.bind(client), { minWorkers: 1, maxWorkers: 2 }, md());
+      expect(t.gw.gateway!.fleet.target).toBe(2);
+    } finally {
+      first.inFlight -= 1;
+      t.gw.gateway!.fleet.notifyRelease();
+    }
+    await waitFor(() => stateOf(first.name) === undefined, 'the drained worker gone');
+    await waitFor(() => t.gw.status().readyWorkerCount === 2, 'two ready workers');
+    expect(t.gw.workers().filter((w) => w.state !== 'gone')).toHaveLength(2);
+  });
 });
