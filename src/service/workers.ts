@@ -39,9 +39,10 @@ export function workerToProto(w: Worker, clock: Clock, wallNowMs: number): Proto
  */
 export function workerNameFor(requested: string, prefix: string): string {
   const name = requested.trim();
-  if (/^\d+$/.test(name)) return `${prefix}-${Number(name)}`;
+  // BigInt drops leading zeros (7 and 007 are one worker) and, unlike Number, keeps every digit.
+  if (/^\d+$/.test(name)) return `${prefix}-${BigInt(name)}`;
   const n = name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1) : undefined;
-  if (n !== undefined && /^\d+$/.test(n)) return `${prefix}-${Number(n)}`;
+  if (n !== undefined && /^\d+$/.test(n)) return `${prefix}-${BigInt(n)}`;
   throw new GatewayError('bad_request', {
     message: `worker names are ${prefix}-<n> (e.g. ${prefix}-7) or just <n>, got ${JSON.stringify(requested)}: only such names are adopted again after a restart`,
     param: 'name',
