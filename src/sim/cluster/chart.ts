@@ -69,7 +69,10 @@ function panel(
   axis: { readonly integer?: boolean },
   series: readonly Series[],
 ): string {
-  const { yMax, steps } = yAxis(Math.max(1, ...series.flatMap((s) => s.values)), axis.integer === true);
+  // A loop, not Math.max(...values): a long run's rows are more arguments than a call may take.
+  let highest = 1;
+  for (const s of series) for (const v of s.values) if (v > highest) highest = v;
+  const { yMax, steps } = yAxis(highest, axis.integer === true);
   const x = (v: number): number => PLOT_LEFT + ((PLOT_RIGHT - PLOT_LEFT) * v) / tMax;
   const y = (v: number): number => top + PANEL_H - (PANEL_H * v) / yMax;
   const out: string[] = [`<text x="${PLOT_LEFT}" y="${top - 8}" font-weight="bold">${esc(title)}</text>`];

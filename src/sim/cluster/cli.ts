@@ -55,10 +55,16 @@ export async function simulateMain(argv: readonly string[], io: SimulateIo): Pro
             now: () => performance.now(),
           });
     const { result, description } = await runSimulation(args, progress);
-    await writeOutputs(args, result, description);
+    // The numbers first: a timeline or chart that cannot be written loses nothing the run computed.
     if (args.json) io.out(JSON.stringify(summaryJson(result, description), null, 2) + '\n');
-    else
-      io.out(`${formatReport(result, description)}\ntimeline       ${args.timeline}\nchart          ${args.chart}\n`);
+    else io.out(`${formatReport(result, description)}\n`);
+    try {
+      await writeOutputs(args, result, description);
+    } catch (err) {
+      io.err(`flockserve simulate: the timeline or the chart could not be written: ${(err as Error).message}\n`);
+      return 1;
+    }
+    if (!args.json) io.out(`timeline       ${args.timeline}\nchart          ${args.chart}\n`);
     return 0;
   } catch (err) {
     if (err instanceof TraceError) {
@@ -85,12 +91,36 @@ export interface PlannedWorkload {
   readonly requests?: () => Iterable<TraceRequest>;
 }
 
+/** The longest span a run simulates: past it, a trace's timestamps are likelier wrong than meant. */
+export const MAX_SPAN_DAYS = 366;
+/** The most timeline rows a run keeps (one per sample interval, in memory until the run ends). */
+export const MAX_TIMELINE_ROWS = 5_000_000;
+
 /**
  * Makes the workload the arguments ask for. A trace is checked whole first (every line, as a
  * stream), so a bad line stops the run before it starts; then the run reads it again as it
- * goes. Each call makes a fresh workload (a workload is used up by one run).
+ * goes. Each call makes a fresh workload (a workload is used up by one run). A run longer than
+ * MAX_SPAN_DAYS, or one that would keep more than MAX_TIMELINE_ROWS, is refused before it starts.
  */
 export function planWorkload(args: SimArgs): PlannedWorkload {
+  const plan = workloadOf(args);
+  const spanS = plan.spanS;
+  if (spanS === undefined) return plan;
+  const days = spanS / 86_400;
+  if (days > MAX_SPAN_DAYS)
+    throw new TraceError(
+      `the run would simulate ${days.toPrecision(3)} days${args.workload === 'trace' ? ` (${args.trace}'s last arrival, at time scale ${args.timeScale})` : ''}; simulate runs at most ${MAX_SPAN_DAYS}: check the timestamps, or simulate a part with --start and --duration`,
+    );
+  const rows = spanS / args.sampleIntervalS;
+  if (rows > MAX_TIMELINE_ROWS)
+    throw new TraceError(
+      `the run would keep ${Math.round(rows)} timeline rows (one every --sample-interval ${args.sampleIntervalS} s over ${Math.round(spanS)} s); at most ${MAX_TIMELINE_ROWS}: use --sample-interval ${Math.ceil(spanS / MAX_TIMELINE_ROWS)} or more`,
+    );
+  return plan;
+}
+
+/** The workload `args` name, and what its report and progress need to know of it. */
+function workloadOf(args: SimArgs): PlannedWorkload {
   switch (args.workload) {
     case 'multi-turn':
       return { workload: multiTurnWorkload(args.multiTurn), sources: [] };

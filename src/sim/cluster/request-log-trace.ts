@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { TraceError, type TraceRequest } from './trace-types.js';
+import { MAX_REQUEST_TOKENS, TraceError, type TraceRequest } from './trace-types.js';
 
 /**
  * FlockServe's own request log (`--request_log`, a SQLite file with one row per request) read as
@@ -84,7 +84,8 @@ export function requestLogScan(file: string): RequestLogScan {
   }
 }
 
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isCount = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_REQUEST_TOKENS;
 
 /** "2026-12-07T02:33:56.123Z", as the request log writes it (Date.toISOString). */
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -113,11 +114,11 @@ export function* requestLogRequests(file: string): Generator<TraceRequest, void,
         );
       if (!isCount(r.prompt))
         throw new TraceError(
-          `${where()}: expected prompt_tokens as a whole number >= 0, got ${JSON.stringify(r.prompt)}`,
+          `${where()}: expected prompt_tokens as a whole number from 0 to ${MAX_REQUEST_TOKENS}, got ${JSON.stringify(r.prompt)}`,
         );
       if (!isCount(r.completion))
         throw new TraceError(
-          `${where()}: expected completion_tokens as a whole number >= 0, got ${JSON.stringify(r.completion)}`,
+          `${where()}: expected completion_tokens as a whole number from 0 to ${MAX_REQUEST_TOKENS}, got ${JSON.stringify(r.completion)}`,
         );
       origin ??= at;
       yield { arrivalMs: at - origin, promptTokens: r.prompt, outputTokens: r.completion, line: r.id };

@@ -13,6 +13,12 @@ export interface TraceRequest {
   readonly hashIds?: readonly number[];
 }
 
+/**
+ * The most tokens one request's prompt or output may count: past any model's context, and under
+ * what the lengths' packed arrays hold (2^32) and what a prompt's text can be built from.
+ */
+export const MAX_REQUEST_TOKENS = 10_000_000;
+
 /** A trace that cannot be used; the message names the file, the line (or row) and what was expected. */
 export class TraceError extends Error {
   override readonly name = 'TraceError';

@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { fileLines, textLines, type NumberedLine } from './lines.js';
 import { isRequestLog, requestLogRequests, requestLogScan } from './request-log-trace.js';
-import { TraceError, type TraceRequest } from './trace-types.js';
+import { MAX_REQUEST_TOKENS, TraceError, type TraceRequest } from './trace-types.js';
 
 /**
  * The formats read: the Azure LLM inference CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`,
@@ -220,7 +220,7 @@ function* csvRows(
     // Name the columns missing from the dialect the header comes closest to.
     const missing = CSV_DIALECTS.map((d) => missingColumns(d, header)).reduce((a, b) => (b.length < a.length ? b : a));
     throw new TraceError(
-      `${file}:1: expected the header ${csvHeaders()}, got "${headerLine.text}" (no ${missing.join(', ')} column)`,
+      `${file}:1: expected the header ${csvHeaders()}, got "${excerpt(headerLine.text)}" (no ${missing.join(', ')} column)`,
     );
   }
   const [TIME, PROMPT, OUTPUT] = dialect.columns;
@@ -240,7 +240,7 @@ function* csvRows(
     const cells = raw.split(',');
     if (cells.length !== header.length) {
       throw new TraceError(
-        `${where()}: expected ${header.length} comma-separated fields (${headerLine.text.trim()}), got ${cells.length}: "${raw}"`,
+        `${where()}: expected ${header.length} comma-separated fields (${excerpt(headerLine.text.trim())}), got ${cells.length}: "${excerpt(raw)}"`,
       );
     }
     const stamp = cells[tCol]!.trim();
@@ -251,10 +251,14 @@ function* csvRows(
       );
     const prompt = parseCount(cells[pCol]!);
     if (prompt === undefined)
-      throw new TraceError(`${where()}: expected ${PROMPT} as a whole number >= 0, got "${cells[pCol]}"`);
+      throw new TraceError(
+        `${where()}: expected ${PROMPT} as a whole number from 0 to ${MAX_REQUEST_TOKENS}, got "${cells[pCol]}"`,
+      );
     const output = parseCount(cells[oCol]!);
     if (output === undefined)
-      throw new TraceError(`${where()}: expected ${OUTPUT} as a whole number >= 0, got "${cells[oCol]}"`);
+      throw new TraceError(
+        `${where()}: expected ${OUTPUT} as a whole number from 0 to ${MAX_REQUEST_TOKENS}, got "${cells[oCol]}"`,
+      );
     if (at.ms < prevMs || (at.ms === prevMs && at.frac < prevFrac)) {
       throw new TraceError(
         `${where()}: timestamp ${stamp} is earlier than line ${prevLine}'s (${prevStamp}); the trace must be sorted by time`,
@@ -310,8 +314,10 @@ function* mooncakeRows(
       throw new TraceError(`${where}: expected "timestamp" as milliseconds >= 0, got ${JSON.stringify(ts)}`);
     const count = (name: string): number => {
       const v = field(name);
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
-        throw new TraceError(`${where}: expected "${name}" as a whole number >= 0, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_REQUEST_TOKENS)
+        throw new TraceError(
+          `${where}: expected "${name}" as a whole number from 0 to ${MAX_REQUEST_TOKENS}, got ${JSON.stringify(v)}`,
+        );
       return v;
     };
     const promptTokens = count('input_length');
@@ -413,7 +419,8 @@ function digitAt(s: string, i: number): number {
 function parseCount(s: string): number | undefined {
   const t = s.trim();
   if (!/^\d+$/.test(t)) return undefined;
-  return Number(t);
+  const n = Number(t);
+  return n <= MAX_REQUEST_TOKENS ? n : undefined;
 }
 
 /** The token lengths of a trace's requests, in file order, packed (8 bytes a request). */

@@ -39,10 +39,17 @@ export async function planMain(argv: readonly string[], io: SimulateIo): Promise
         ...attributions(description),
       ],
     });
-    await mkdir(dirname(sim.chart), { recursive: true });
-    await writeFile(sim.chart, chart);
+    // The plan first: a chart that cannot be written loses nothing the sweep computed.
     if (sim.json) io.out(JSON.stringify(planJson(result, description), null, 2) + '\n');
-    else io.out(`${formatPlan(result, description)}\nchart          ${sim.chart}\n`);
+    else io.out(`${formatPlan(result, description)}\n`);
+    try {
+      await mkdir(dirname(sim.chart), { recursive: true });
+      await writeFile(sim.chart, chart);
+    } catch (err) {
+      io.err(`flockserve plan: the chart could not be written: ${(err as Error).message}\n`);
+      return 1;
+    }
+    if (!sim.json) io.out(`chart          ${sim.chart}\n`);
     return 0;
   } catch (err) {
     if (err instanceof TraceError) {

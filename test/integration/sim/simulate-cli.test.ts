@@ -150,6 +150,10 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
       /--max_num_batched_tokens \(100\) must be 0 \(no budget\) or a whole number at least max_num_seqs \(256\)/,
     ],
     [['--trace', '/nonexistent/trace.csv'], /\/nonexistent\/trace\.csv: cannot read the trace \(no such file\)/],
+    [
+      ['--trace', SLICE, '--sample-interval', '0.000001'],
+      /the run would keep \d+ timeline rows \(one every --sample-interval 0\.000001 s over \d+ s\); at most 5000000: use --sample-interval \d+ or more/,
+    ],
   ])('%j → exit 2 and a message that says what is wrong (in-process)', async (args, message) => {
     const err: string[] = [];
     const out: string[] = [];
@@ -157,6 +161,29 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     expect(err.join('')).toMatch(message);
     expect(out).toEqual([]);
   });
+
+  it.each(['simulate', 'plan'] as const)(
+    '%s: a chart that cannot be written loses no result: the report first, then the error, exit 1',
+    async (cmd) => {
+      const dir = mkdtempSync(join(tmpdir(), 'unwritable-'));
+      const notADir = join(dir, 'file');
+      writeFileSync(notADir, '');
+      const out: string[] = [];
+      const err: string[] = [];
+      const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+      const args = ['--trace', SLICE, '--quiet', '--chart', join(notADir, 'c.svg')];
+      const code =
+        cmd === 'simulate'
+          ? await simulateMain([...args, '--timeline', join(dir, 't.csv')], io)
+          : await planMain([...args, '--jobs', '1', '--policies', 'slo', '--max-fixed', '2'], io);
+      expect(code).toBe(1);
+      expect(out.join('')).toMatch(/worker-h/);
+      expect(err.join('')).toMatch(
+        new RegExp(`^flockserve ${cmd}: the (timeline or the )?chart could not be written: E`),
+      );
+      expect(err.join('')).not.toMatch(/\n\s+at /);
+    },
+  );
 
   /** Broken input files → the flags that read them and the message; every one exits 2 from both commands. */
   const BROKEN_FILES: [
@@ -185,7 +212,14 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
       'neg.csv',
       'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6,374,44\n2023-11-16 18:15:47.0,-12,3\n',
       (f) => ['--trace', f],
-      ':3: expected ContextTokens as a whole number >= 0, got "-12"',
+      ':3: expected ContextTokens as a whole number from 0 to 10000000, got "-12"',
+    ],
+    [
+      'two requests ten years apart',
+      'decade.csv',
+      'TIMESTAMP,ContextTokens,GeneratedTokens\n2013-11-16 18:15:46.6,374,44\n2023-11-16 18:15:47.0,12,3\n',
+      (f) => ['--trace', f],
+      '',
     ],
     ['an empty file', 'empty.csv', '', (f) => ['--trace', f], ': the trace is empty'],
     [
@@ -226,7 +260,10 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
           ? await simulateMain([...args, '--timeline', join(dir, 't.csv')], io)
           : await planMain([...args, '--jobs', '1'], io);
       expect(code).toBe(2);
-      const want = `flockserve ${cmd}: ${file}${message}`;
+      const want =
+        message === ''
+          ? `flockserve ${cmd}: the run would simulate 3.65e+3 days (${file}'s last arrival`
+          : `flockserve ${cmd}: ${file}${message}`;
       expect(err.join('').slice(0, want.length)).toBe(want);
       expect(
         err
@@ -246,7 +283,7 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     );
     const res = await flockserve(['--trace', path]);
     expect(res.exitCode).toBe(2);
-    expect(res.stderr).toContain(`${path}:3: expected ContextTokens as a whole number >= 0, got "12x"`);
+    expect(res.stderr).toContain(`${path}:3: expected ContextTokens as a whole number from 0 to 10000000, got "12x"`);
   });
 
   it('with no --trace, from any directory: the shipped Azure conv trace, its attribution, progress lines on stderr', async () => {

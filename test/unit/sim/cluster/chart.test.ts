@@ -37,4 +37,19 @@ describe('chart axes', () => {
     expect(labels.slice(0, 6)).toEqual(['0', '0.6', '1.2', '1.8', '2.4', '3']);
     expect(labels.slice(6)).toEqual(['0', '1', '2', '3']);
   });
+
+  it('a run of more rows than a call takes arguments (two weeks at 10 s) is charted, its peak on the axis', () => {
+    const rows: TimelineRow[] = Array.from({ length: 200_000 }, (_, i) => ({
+      tS: i * 10,
+      workers: i === 123_456 ? 9 : 2,
+      ready: 2,
+      launching: 0,
+      queue: 1,
+      waiting: 0,
+      queueMean: 1,
+    }));
+    const svg = renderChart(rows, { title: 't', notes: [] });
+    const labels = [...svg.matchAll(/<text x="58" y="[\d.]+" text-anchor="end">([^<]+)<\/text>/g)].map((m) => m[1]!);
+    expect(labels.at(-1)).toBe('10');
+  });
 });

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   TraceError,
@@ -159,7 +160,7 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
     'BurstGPT tokens missing',
     't.csv',
     `${BURSTGPT}\n5,ChatGPT,,1,2,Conversation log`,
-    /^F:2: expected Request tokens as a whole number >= 0, got ""/,
+    /^F:2: expected Request tokens as a whole number from 0 to 10000000, got ""/,
   ],
   [
     'garbage after the seconds',
@@ -177,13 +178,13 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
     'negative tokens',
     't.csv',
     `${HEADER}\n2023-11-16 18:00:00,-4,1`,
-    /^F:2: expected ContextTokens as a whole number >= 0, got "-4"/,
+    /^F:2: expected ContextTokens as a whole number from 0 to 10000000, got "-4"/,
   ],
   [
     'non-numeric tokens',
     't.csv',
     `${HEADER}\n2023-11-16 18:00:00,4,many`,
-    /^F:2: expected GeneratedTokens as a whole number >= 0, got "many"/,
+    /^F:2: expected GeneratedTokens as a whole number from 0 to 10000000, got "many"/,
   ],
   [
     'blank line in the middle',
@@ -214,13 +215,13 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
     'Mooncake negative length',
     't.jsonl',
     moon(0, -3, 1, []),
-    /^F:1: expected "input_length" as a whole number >= 0, got -3/,
+    /^F:1: expected "input_length" as a whole number from 0 to 10000000, got -3/,
   ],
   [
     'Mooncake length as a string',
     't.jsonl',
     '{"timestamp": 0, "input_length": 3, "output_length": "7", "hash_ids": []}',
-    /^F:1: expected "output_length" as a whole number >= 0, got "7"/,
+    /^F:1: expected "output_length" as a whole number from 0 to 10000000, got "7"/,
   ],
   [
     'Mooncake bad block id',
@@ -233,6 +234,18 @@ const BROKEN: [label: string, name: string, text: string, message: RegExp][] = [
     't.jsonl',
     `${moon(10, 1, 1, [0])}\n${moon(20, 1, 1, [1])}\n${moon(15, 1, 1, [2])}`,
     /^F:3: timestamp 15 is earlier than line 2's \(20\); the trace must be sorted by time/,
+  ],
+  [
+    'tokens past any context (they would wrap at 2^32 where lengths are packed)',
+    't.csv',
+    `${HEADER}\n2023-11-16 18:00:00,4294967396,1`,
+    /^F:2: expected ContextTokens as a whole number from 0 to 10000000, got "4294967396"/,
+  ],
+  [
+    'Mooncake length past any context',
+    't.jsonl',
+    moon(0, 1e12, 1, []),
+    /^F:1: expected "input_length" as a whole number from 0 to 10000000, got 1000000000000/,
   ],
   [
     'Mooncake negative timestamp',
@@ -350,4 +363,31 @@ describe('reading files', () => {
     // Holding the million requests would take well over 100 MB of heap; a stream needs a few chunks.
     expect((peak - before) / 2 ** 20).toBeLessThan(64);
   }, 30_000);
+});
+
+describe('files that are not a trace as they stand', () => {
+  it('a gzip-compressed trace is named so', () => {
+    const file = join(tmp(), 'g.jsonl');
+    writeFileSync(file, gzipSync(moon(0, 1, 1, [])));
+    expect(() => [...traceRequests(file)]).toThrow(/the file is gzip-compressed; decompress it first/);
+  });
+
+  it('a byte order mark before a JSON lines trace is dropped, as before a CSV header', () => {
+    const file = join(tmp(), 'bom.jsonl');
+    writeFileSync(file, '\uFEFF' + moon(0, 5, 1, []));
+    expect([...traceRequests(file)]).toMatchObject([{ promptTokens: 5 }]);
+  });
+
+  it('a line over a MiB stops the read at once, without echoing it', () => {
+    const file = join(tmp(), 'long.csv');
+    writeFileSync(file, 'x'.repeat(3 << 20));
+    let message = '';
+    try {
+      Array.from(traceRequests(file));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/:1: a line over 1048576 characters; not a trace's row/);
+    expect(message.length).toBeLessThan(300);
+  });
 });
