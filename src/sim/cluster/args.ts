@@ -169,6 +169,8 @@ export const SIM_FLAGS = {
     type: 'range',
     default: BURSTY.burstSize,
     min: 1,
+    // A burst's arrivals are made at once: past this it is memory, not a workload.
+    max: 100_000,
     workloads: ['bursty'],
     help: 'Bursty: requests per burst, MIN-MAX (uniform).',
   },
@@ -330,6 +332,8 @@ export const SIM_FLAGS = {
     type: 'int',
     default: DEFAULT_PLAN_JOBS,
     min: 1,
+    // Each job is a thread with a simulation in memory; more than the cores only costs memory.
+    max: 64,
     commands: ['plan'],
     help: 'Plan: simulations run at once, each in its own thread (they are independent; results do not depend on it).',
   },
@@ -576,8 +580,10 @@ function coerceSimFlag(flag: string, spec: SimFlag, raw: string): string | numbe
       const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(raw);
       const lo = Number(m?.[1]);
       const hi = Number(m?.[2]);
-      if (!m || lo > hi || lo < (spec.min ?? 0))
-        return bad(`MIN-MAX, whole numbers with ${spec.min ?? 0} <= MIN <= MAX`);
+      if (!m || lo > hi || lo < (spec.min ?? 0) || (spec.max !== undefined && hi > spec.max))
+        return bad(
+          `MIN-MAX, whole numbers with ${spec.min ?? 0} <= MIN <= MAX${spec.max === undefined ? '' : ` <= ${spec.max}`}`,
+        );
       return [lo, hi];
     }
     case 'string':

@@ -19,6 +19,8 @@ import type { SimSummary } from '../cluster/metrics.js';
 import { scaleCounts } from '../cluster/report.js';
 import type { SimulationResult } from '../cluster/run.js';
 import type { TraceRequest } from '../cluster/trace.js';
+import { TraceError } from '../cluster/trace-types.js';
+import { DEFAULT_PROFILE } from '../engine-model.js';
 import { clairvoyantBound, coveringBound, coveringShape } from './bound.js';
 import { demandCurve } from './demand.js';
 import { windowHits } from './work.js';
@@ -160,6 +162,21 @@ export interface PlanHooks {
   readonly progress?: (line: string) => void;
 }
 
+/**
+ * A request no engine can hold (its prompt and output past one engine's KV cache) fails on every
+ * fleet, so no size serves the workload and the sweep, the bound and the verdicts would say
+ * nothing true: it is named before any run.
+ */
+function checkServable(requests: Iterable<TraceRequest>, kvCacheTokens: number, file: string | undefined): void {
+  for (const r of requests) {
+    const needs = r.promptTokens + r.outputTokens;
+    if (needs <= kvCacheTokens) continue;
+    throw new TraceError(
+      `${file ?? 'the workload'}:${r.line}: the request needs ${needs} KV cache tokens (prompt ${r.promptTokens} + output ${r.outputTokens}), more than one engine holds (${kvCacheTokens}, --kv-cache-tokens): it fails on every fleet, so no fleet size can be planned; leave it out, or raise --kv-cache-tokens`,
+    );
+  }
+}
+
 /** Runs the sweep, the bound and the policies. Throws TraceError for a bad workload file. */
 export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanResult> {
   const started = performance.now();
@@ -169,6 +186,7 @@ export async function runPlan(p: PlanArgs, hooks: PlanHooks = {}): Promise<PlanR
   const planned = planWorkload(base);
   if (!planned.requests) throw new Error(`plan needs a workload with arrivals known in advance, not ${base.workload}`);
   const requests = planned.requests;
+  checkServable(requests(), base.profile.kvCacheTokens ?? DEFAULT_PROFILE.kvCacheTokens, base.trace);
   const c = base.config;
 
   // 1. Fixed fleets, `jobs` sizes at a time, until one waits for nothing.

@@ -151,6 +151,10 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
     ],
     [['--trace', '/nonexistent/trace.csv'], /\/nonexistent\/trace\.csv: cannot read the trace \(no such file\)/],
     [
+      ['--workload', 'bursty', '--burst-size', '1000000000-1000000000'],
+      /--burst-size: expected MIN-MAX, whole numbers with 1 <= MIN <= MAX <= 100000, got "1000000000-1000000000"/,
+    ],
+    [
       ['--trace', SLICE, '--sample-interval', '0.000001'],
       /the run would keep \d+ timeline rows \(one every --sample-interval 0\.000001 s over \d+ s\); at most 5000000: use --sample-interval \d+ or more/,
     ],
@@ -184,6 +188,23 @@ describe('flockserve simulate (the CLI, from dist/)', () => {
       expect(err.join('')).not.toMatch(/\n\s+at /);
     },
   );
+
+  it('plan: a request no engine can hold is named before any run, where every fleet would fail it', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'huge-')), 'huge.csv');
+    writeFileSync(
+      file,
+      'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6,300,20\n2023-11-16 18:15:47.0,500000,10\n',
+    );
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+    const dir = mkdtempSync(join(tmpdir(), 'huge-out-'));
+    expect(await planMain(['--trace', file, '--quiet', '--chart', join(dir, 'c.svg'), '--jobs', '1'], io)).toBe(2);
+    expect(err.join('')).toBe(
+      `flockserve plan: ${file}:3: the request needs 500010 KV cache tokens (prompt 500000 + output 10), more than one engine holds (440000, --kv-cache-tokens): it fails on every fleet, so no fleet size can be planned; leave it out, or raise --kv-cache-tokens\n`,
+    );
+    expect(out).toEqual([]);
+  });
 
   /** Broken input files → the flags that read them and the message; every one exits 2 from both commands. */
   const BROKEN_FILES: [
