@@ -426,7 +426,7 @@ export const OPTIONS = {
     type: 'int',
     default: 16 * 1024,
     min: 1024,
-    help: 'Largest total size of the request headers (a gRPC call: its metadata), in bytes; larger gets 431 (gRPC: RESOURCE_EXHAUSTED, headers_too_large).',
+    help: "Largest total size of the request headers (a gRPC call: its metadata), in bytes; larger gets 431 (gRPC: RESOURCE_EXHAUSTED, headers_too_large; metadata past node's HTTP/2 limit, about 64 KiB, is reset by HTTP/2 itself).",
     origin: 'new',
   },
   client_header_timeout: {

@@ -299,6 +299,10 @@ export class AdapterSync {
       },
       `LoRA adapter '${request.name}': load refused by ${refused.length} of ${of} workers; not kept, and unloaded where it was taken`,
     );
+    // The undo unloaded what the ledger may still hold (a refused in-place reload of an adapter the
+    // fleet keeps): those workers are compared with the ledger again, and given back what it has.
+    for (const a of took) this.#ledger.forget(a.worker.url ?? '');
+    await Promise.all(took.map((a) => this.sync(a.worker.url ?? '')));
   }
 
   /** Syncs until the worker matches the ledger as it is now: a change made during a sync is one more round. */

@@ -234,6 +234,18 @@ describe('AdapterSync: run-time LoRA adapters alike on every worker', () => {
     for (const w of ['w-1', 'w-2', 'w-3']) expect(await s.probe(w)).toBe(true);
   });
 
+  it('a refused in-place reload of a kept adapter leaves every worker with the adapter as the fleet keeps it', async () => {
+    const s = setup(['w-1', 'w-2']);
+    await s.change('load', { lora_name: 'sql', lora_path: '/adapters/sql-v1' });
+    s.engine('w-2').unreadable.add('/adapters/sql-v2');
+    const reload = { lora_name: 'sql', lora_path: '/adapters/sql-v2', load_inplace: true };
+    expect((await s.change('load', reload)).status).toBe(400);
+    expect(s.adapters.loaded()).toEqual(['sql']);
+    // w-1 took the reload and had it undone: it holds the kept weights again, at once.
+    for (const w of ['w-1', 'w-2']) expect(s.engine(w).adapters.get('sql')).toBe('/adapters/sql-v1');
+    for (const w of ['w-1', 'w-2']) expect(await s.probe(w)).toBe(true);
+  });
+
   it('a worker down at a load is brought to it at its next probe', async () => {
     const s = setup();
     s.engine('w-3').up = false;
