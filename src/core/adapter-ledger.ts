@@ -20,7 +20,7 @@ export interface AdapterChange {
   readonly body: string | undefined;
   /** The load's `lora_path`: an engine that lists the adapter from another path holds other weights. */
   readonly path: string | undefined;
-  /** What of the client's headers the replay carries (its content type, the engine's key). */
+  /** What of the client's headers the replay carries: the engine's key, if the engine wants one. */
   readonly headers: Readonly<Record<string, string>>;
   /** The ledger's version when the change was made; later changes have higher ones. */
   readonly version: number;

@@ -45,7 +45,7 @@ export interface SharedAdapter {
   /** The client's load request (JSON text), replayed as it came, and its `lora_path`. */
   readonly body?: string | undefined;
   readonly path?: string | undefined;
-  /** What of the client's headers the replay carries (its content type, the engine's key). */
+  /** What of the client's headers the replay carries (the engine's key). */
   readonly headers: Readonly<Record<string, string>>;
 }
 

@@ -1,12 +1,12 @@
 import { AdapterLedger } from '../core/adapter-ledger.js';
 import { Cancellation, type CancelSignal } from '../core/cancellation.js';
 import type { CarriedAnswer, FleetCommand, FleetCommandResult, SharedAdapter } from '../core/coordination.js';
-import { GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
+import { errorMessage, GatewayError, isErrorCode, toGatewayError } from '../core/errors.js';
 import type { Prober, StructuredLog, Worker } from '../core/types.js';
 import type { Clock } from '../core/clock.js';
 import { adapterBodyOf, type AdapterRequest } from '../routes/rules.js';
 import { LOAD_ADAPTER_PATH, UNLOAD_ADAPTER_PATH } from '../routes/table.js';
-import { BodyStream } from '../upstream/body-stream.js';
+import { BodyStream, readAll } from '../upstream/body-stream.js';
 import { engineKey, LoraEngines, type EngineAnswer } from './lora-engine.js';
 import type { Headers, Upstream } from '../upstream/types.js';
 
@@ -131,7 +131,7 @@ export class AdapterSync {
     }
     // Read at the change, not before the fan-out: a change made meanwhile is one these workers may lack.
     const before = this.#ledger.version;
-    const headers = replayHeaders(call.headers);
+    const headers = engineKey(call.headers);
     const version =
       request.kind === 'load'
         ? this.#ledger.load(request.name, request.path, call.body?.toString('utf8') ?? '', headers)
@@ -207,9 +207,7 @@ export class AdapterSync {
         { kind: cmd.kind, name: cmd.name, path: adapterBodyOf(body).path },
         { headers: cmd.headers, body, signal: deadline.signal },
       );
-      const chunks: Buffer[] = [];
-      for await (const chunk of reply.body) chunks.push(chunk);
-      const text = Buffer.concat(chunks).toString('utf8');
+      const text = (await readAll(reply.body)).toString('utf8');
       return { ok: true, answer: { worker: reply.worker, status: reply.status, headers: reply.headers, body: text } };
     } catch (err) {
       const e = toGatewayError(deadline.signal.aborted ? deadline.signal.reason : err);
@@ -260,7 +258,7 @@ export class AdapterSync {
       kind: request.kind,
       name: request.name,
       body: call.body?.toString('utf8') ?? '',
-      headers: replayHeaders(call.headers),
+      headers: engineKey(call.headers),
     });
     if (!r.ok)
       throw new GatewayError(isErrorCode(r.code) ? r.code : 'internal', { message: r.message, param: r.param });
@@ -333,7 +331,7 @@ export class AdapterSync {
     } catch (err) {
       if (this.#said.get(url) !== version) {
         this.#said.set(url, version);
-        const why = deadline.aborted ? errorText(deadline.reason) : errorText(err);
+        const why = deadline.aborted ? errorMessage(deadline.reason) : errorMessage(err);
         this.#options.log.warn(
           { worker: url, err: why },
           `worker at ${url} cannot be brought to the fleet's LoRA adapters (${this.#ledger.loaded().join(', ') || 'none loaded'}); it does not serve until it is: ${why} (said once per change)`,
@@ -346,21 +344,10 @@ export class AdapterSync {
   }
 }
 
-/** What a replayed change carries of the client's headers: its type and the engine's key, if the engine wants one. */
-function replayHeaders(headers: Headers): Headers {
-  const out: Headers = {};
-  for (const k of ['content-type', 'authorization']) if (headers[k] !== undefined) out[k] = headers[k];
-  return out;
-}
-
 function carriedReply(a: CarriedAnswer): AdapterReply {
   return { status: a.status, headers: { ...a.headers }, body: BodyStream.whole(Buffer.from(a.body)), worker: a.worker };
 }
 
 function reply(a: EngineAnswer<Worker>): AdapterReply {
   return { status: a.status, headers: a.headers, body: BodyStream.whole(a.body), worker: a.worker.name };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,5 +1,5 @@
 import { Metadata, type ServerWritableStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import type { BodyStream } from '../upstream/body-stream.js';
+import { readAll, type BodyStream } from '../upstream/body-stream.js';
 import { GatewayError } from '../core/errors.js';
 import {
   ChatCompletionResponse,
@@ -108,12 +108,6 @@ export interface InferenceHandlersOptions {
   readonly sendTimeout?: SendTimeout | undefined;
   /** The keys a client must present in its `authorization` metadata (option api_key); none: open. */
   readonly apiKeys?: ApiKeys | undefined;
-}
-
-async function readAll(body: BodyStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { CancelSignal } from '../core/cancellation.js';
 import type { Worker } from '../core/types.js';
 import type { AdapterRequest } from '../routes/rules.js';
+import { readAll } from '../upstream/body-stream.js';
 import type { Headers, Upstream } from '../upstream/types.js';
 
 /** The model list an engine serves: vLLM's (and OpenAI's) GET /v1/models. */
@@ -46,9 +47,7 @@ export class LoraEngines {
       signal,
       worker: worker.name,
     });
-    const chunks: Buffer[] = [];
-    for await (const chunk of res.body) chunks.push(chunk);
-    return { worker, status: res.status, headers: res.headers, body: Buffer.concat(chunks) };
+    return { worker, status: res.status, headers: res.headers, body: await readAll(res.body) };
   }
 
   /** A change a sync cannot go on without: an answer other than 2xx fails it. */

@@ -244,3 +244,10 @@ export class BodyStream {
     if (callback) process.nextTick(callback, this.#failure);
   }
 }
+
+/** A body read to its end, as one buffer (for answers read whole: errors, short JSON, text). */
+export async function readAll(body: BodyStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks);
+}
