@@ -107,16 +107,8 @@ export function parseLoad(text: string): LoadValue | undefined {
   const inFlight = o ? recordOf(o.inFlight, isCount) : undefined;
   if (!o || !isCount(o.queueLength) || !inFlight || !optionalCount(o.waiting)) return undefined;
   // Waiting and buckets are absent from a replica that does not publish them.
-  let buckets: LoadBucket[] | undefined;
-  if (o.buckets !== undefined) {
-    if (!Array.isArray(o.buckets)) return undefined;
-    buckets = [];
-    for (const b of o.buckets) {
-      const parsed = parseBucket(b);
-      if (!parsed) return undefined;
-      buckets.push(parsed);
-    }
-  }
+  const buckets = o.buckets === undefined ? undefined : listOf(o.buckets, parseBucket);
+  if (o.buckets !== undefined && !buckets) return undefined;
   return { queueLength: o.queueLength, inFlight, waiting: o.waiting, buckets };
 }
 
