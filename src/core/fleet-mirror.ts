@@ -16,8 +16,19 @@ export function shareWorkers(pool: WorkerPool): SharedWorker[] {
 /**
  * A worker as the leader reported it, for a follower that passed node control to the leader
  * and answers its client with it (the follower's own pool catches up with the next fleet write).
+ * What the follower's pool already knows of it (`local`: its requests in flight there, its age)
+ * stays: a drain answered before the next fleet write shows the requests still to finish.
  */
-export function sharedWorkerView(s: SharedWorker, now: number): Worker {
+export function sharedWorkerView(s: SharedWorker, now: number, local?: Worker): Worker {
+  if (local)
+    return {
+      ...local,
+      state: s.state,
+      url: s.url,
+      capacity: s.capacity,
+      detail: { ...s.detail },
+      stateSince: local.state === s.state ? local.stateSince : now,
+    };
   return {
     name: s.name,
     capacity: s.capacity,

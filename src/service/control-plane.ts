@@ -183,7 +183,7 @@ export class GatewayControlPlane implements ControlPlane {
   #worker(r: Extract<FleetCommandResult, { ok: true }>): Worker {
     if (!r.worker) throw new GatewayError('internal', { message: 'The leader answered without the worker.' });
     const here = this.#gateway?.pool.get(r.worker.name);
-    return here && here.state === r.worker.state ? here : sharedWorkerView(r.worker, this.#options.clock.now());
+    return here?.state === r.worker.state ? here : sharedWorkerView(r.worker, this.#options.clock.now(), here);
   }
 
   /** A command carried out on this replica, which leads: the answer, or the error as the catalogue has it. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../src/core/clock.js';
 import type { SharedWorker } from '../../../src/core/coordination.js';
-import { mirrorWorkers, shareWorkers } from '../../../src/core/fleet-mirror.js';
+import { mirrorWorkers, sharedWorkerView, shareWorkers } from '../../../src/core/fleet-mirror.js';
 import { transitionPath, WorkerPool } from '../../../src/core/pool.js';
 import type { WorkerState } from '../../../src/core/types.js';
 
@@ -90,5 +90,27 @@ describe('mirrorWorkers: a follower replays the leader’s fleet', () => {
     const follower = watched().pool;
     mirrorWorkers(follower, shareWorkers(leader));
     expect(shareWorkers(follower)).toEqual(shareWorkers(leader));
+  });
+});
+
+describe('sharedWorkerView: the worker a follower answers a node-control command with', () => {
+  it('the leader’s state over the follower’s own worker: its requests in flight and its age stay', () => {
+    const clock = new VirtualClock();
+    const { pool } = watched();
+    mirrorWorkers(pool, [shared('w-1', 'ready', 'http://a:1')]);
+    const here = pool.get('w-1')!;
+    pool.acquire(here);
+    pool.acquire(here);
+    clock.advance(5_000);
+    const view = sharedWorkerView(shared('w-1', 'draining', 'http://a:1'), clock.now(), here);
+    expect(view).toMatchObject({ name: 'w-1', state: 'draining', inFlight: 2, createdAt: here.createdAt });
+    expect(view.stateSince).toBe(5_000);
+    // The follower's pool is not changed by the answer: the next fleet write moves it.
+    expect(here.state).toBe('ready');
+  });
+
+  it('a worker the follower has not heard of yet: the leader’s report alone', () => {
+    const view = sharedWorkerView(shared('w-9', 'provisioning'), 7_000);
+    expect(view).toMatchObject({ name: 'w-9', state: 'provisioning', inFlight: 0, createdAt: 7_000 });
   });
 });
