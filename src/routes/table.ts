@@ -43,14 +43,21 @@ const object = (required: string[], properties: Record<string, unknown>) => ({
   properties,
 });
 
+/**
+ * A field clients send as null when unset: pydantic's Optional[str] in Python clients, the
+ * openai SDKs' `string | null`. vLLM reads null as unset.
+ */
+const stringOrNull = { anyOf: [{ type: 'string' }, { type: 'null' }] };
+
 const common = {
-  model: { type: 'string' },
-  stream: { type: 'boolean' },
-  user: { type: 'string' },
+  model: stringOrNull,
+  // The openai SDKs type it `boolean | null`; null asks for no stream, as false does.
+  stream: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
+  user: stringOrNull,
 };
 
-/** A field Python clients send as null when unset (pydantic's Optional[str]). */
-const stringOrNull = { anyOf: [{ type: 'string' }, { type: 'null' }] };
+/** A prompt, or a list of them (texts, or token ids as vLLM takes them); null when another field carries it. */
+const promptOrNull = { anyOf: [{ type: 'string' }, { type: 'array' }, { type: 'null' }] };
 
 const tgiBody = object(['inputs'], {
   inputs: { type: 'string' },
@@ -85,23 +92,33 @@ export const INFERENCE_ROUTES = [
     }),
   },
   {
+    // A prompt, or vLLM's prompt embeddings (`prompt_embeds`, base64 tensors) in its place.
     path: '/v1/completions',
     api: 'openai',
     stream: 'asked',
-    schema: object(['prompt'], {
-      ...common,
-      prompt: { anyOf: [{ type: 'string' }, { type: 'array' }] },
-    }),
+    schema: {
+      ...object([], {
+        ...common,
+        prompt: promptOrNull,
+        prompt_embeds: { anyOf: [{ type: 'string' }, { type: 'array' }] },
+      }),
+      anyOf: [{ required: ['prompt'] }, { required: ['prompt_embeds'] }],
+    },
   },
   {
+    // OpenAI's `input`, or vLLM's chat embeddings: `messages` rendered by the model's chat template.
     path: '/v1/embeddings',
     api: 'openai',
     stream: 'never',
-    schema: object(['input'], {
-      model: common.model,
-      user: common.user,
-      input: { anyOf: [{ type: 'string' }, { type: 'array' }] },
-    }),
+    schema: {
+      ...object([], {
+        model: common.model,
+        user: common.user,
+        input: { anyOf: [{ type: 'string' }, { type: 'array' }] },
+        messages: { type: 'array', items: { type: 'object', required: ['role'] } },
+      }),
+      anyOf: [{ required: ['input'] }, { required: ['messages'] }],
+    },
   },
   {
     // OpenAI's Responses API (vLLM serves it): `input` as vLLM reads it, a string or a list of items.

@@ -144,7 +144,7 @@ describe('errors are OpenAI-shaped and the gateway keeps serving', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: unknown }).error).toEqual({
       message:
-        'Invalid request: body/prompt must be string, body/prompt must be array, body/prompt must match a schema in anyOf',
+        'Invalid request: body/prompt must be string, body/prompt must be array, body/prompt must be null, body/prompt must match a schema in anyOf',
       type: 'invalid_request_error',
       param: 'prompt',
       code: 'bad_request',

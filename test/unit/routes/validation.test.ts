@@ -40,16 +40,27 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
     [
       '/v1/chat/completions',
       { messages: [{ role: 'user' }], stream: 'yes' },
-      'Invalid request: body/stream must be boolean',
+      'Invalid request: body/stream must be boolean, body/stream must be null, body/stream must match a schema in anyOf',
       'stream',
     ],
     [
       '/v1/completions',
       { prompt: 7 },
-      'Invalid request: body/prompt must be string, body/prompt must be array, body/prompt must match a schema in anyOf',
+      'Invalid request: body/prompt must be string, body/prompt must be array, body/prompt must be null, body/prompt must match a schema in anyOf',
       'prompt',
     ],
-    ['/v1/embeddings', {}, "Invalid request: body must have required property 'input'", 'input'],
+    [
+      '/v1/completions',
+      { model: 'm' },
+      "Invalid request: body must have required property 'prompt', body must have required property 'prompt_embeds', body must match a schema in anyOf",
+      'prompt',
+    ],
+    [
+      '/v1/embeddings',
+      {},
+      "Invalid request: body must have required property 'input', body must have required property 'messages', body must match a schema in anyOf",
+      'input',
+    ],
     ['/generate', { inputs: 1 }, 'Invalid request: body/inputs must be string', 'inputs'],
     [
       '/generate',
@@ -80,6 +91,19 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
     { input_ids: [1, 2, 3], sampling_params: [{}, {}] },
   ])("/generate takes TGI's body and SGLang's native one: %j", (body) => {
     expect(checkedJson(body, check('/generate'))).toBe(body);
+  });
+
+  it.each<[string, object]>([
+    // The openai SDKs type these `T | null`, and vLLM reads null as unset.
+    ['/v1/chat/completions', { model: null, messages: [{ role: 'user' }], stream: null, user: null }],
+    ['/v1/completions', { model: 'm', prompt: 'hi', stream: null }],
+    ['/v1/responses', { model: 'm', input: 'hi', stream: null }],
+    // vLLM's prompt embeddings in place of a prompt, and its chat embeddings.
+    ['/v1/completions', { model: 'm', prompt_embeds: 'AAAA' }],
+    ['/v1/completions', { model: 'm', prompt: null, prompt_embeds: ['AAAA', 'BBBB'] }],
+    ['/v1/embeddings', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }],
+  ])('%s takes what OpenAI and vLLM take: %j', (path, body) => {
+    expect(checkedJson(body, check(path))).toBe(body);
   });
 
   it('a valid body passes as the same object', () => {
