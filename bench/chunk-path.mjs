@@ -37,7 +37,7 @@ const check = (kind) => (source, onChunk) => {
     kind,
     worker: 'w',
     repetitionLimit: 0,
-    doneEvent: true,
+    openaiStream: true,
     mapError: (e) => e,
   });
   out.read(reader(onChunk)).resume();

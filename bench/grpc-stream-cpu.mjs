@@ -61,7 +61,7 @@ if (values.serve) {
           kind: 'sse',
           worker: 'w',
           repetitionLimit: 0,
-          doneEvent: false,
+          openaiStream: false,
           mapError: (err) => err,
           onEvents: call.onSseEvents,
         }),

@@ -37,6 +37,7 @@ Simulator test knobs (faults to inject; no real engine has these flags):
   --hang               accept requests and never answer (except GET /sim/stats)
   --hang-generation    like --hang, but only generation routes hang
   --hang-mid-stream    generation answers go silent after their first token (connection stays open)
+  --error-mid-stream   generation answers fail after their first token (vLLM's error event, then [DONE])
   --malformed          generation answers are malformed (cut SSE event / cut JSON)
   --repetitive         the generated text repeats one line, as a model stuck in a loop
 
@@ -122,6 +123,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
         'error-rate': { type: 'string' },
         'error-status': { type: 'string' },
         'hang-mid-stream': { type: 'boolean' },
+        'error-mid-stream': { type: 'boolean' },
         malformed: { type: 'boolean' },
         repetitive: { type: 'boolean' },
         'crash-after': { type: 'string' },
@@ -181,6 +183,7 @@ export function parseSimArgs(argv: string[], env: NodeJS.ProcessEnv): EngineSimu
     errorRate: num('error-rate', values['error-rate'], { min: 0, max: 1 }),
     errorStatus: num('error-status', values['error-status'], { integer: true, min: 400, max: 599 }),
     hangMidStream: values['hang-mid-stream'] === true,
+    errorMidStream: values['error-mid-stream'] === true,
     malformed: values.malformed === true,
     repetitive: values.repetitive === true,
     crashAfter: num('crash-after', values['crash-after'], { integer: true, min: 0 }),

@@ -33,7 +33,7 @@ import {
 } from '../routes/table.js';
 import { checkedJson, checkedRoutes, tooDeep, valueExceedsDepth } from '../routes/validation.js';
 import { forwardableHeaders, unsendable, type Headers } from '../upstream/client.js';
-import { errorEventMessage, workerError } from '../upstream/worker-error.js';
+import { errorEventMessage, workerError, workerStreamError } from '../upstream/worker-error.js';
 import { toGrpcError } from './grpc-errors.js';
 import type { ApiKeys } from './auth.js';
 import type { InferenceService } from './inference.js';
@@ -128,7 +128,7 @@ function sseEvents(onObject: (o: JsonObject) => void): {
       if (typeof obj !== 'object' || obj === null) continue;
       const message = errorEventMessage(obj as JsonObject);
       if (message !== undefined) {
-        failure = new GatewayError('upstream_interrupted', { message: `worker stream error: ${message}` });
+        failure = workerStreamError(message);
         return;
       }
       onObject(obj as JsonObject);

@@ -270,7 +270,7 @@ export class InferenceService {
           kind,
           worker: worker.name,
           repetitionLimit: this.#options.repetitionGuard ?? 0,
-          doneEvent: call.path.startsWith('/v1/'),
+          openaiStream: call.path.startsWith('/v1/'),
           onRepetition: () => {
             this.#stats.repetitionGuardTrips++;
             this.#options.onRepetitionGuard?.(worker.name);

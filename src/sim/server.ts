@@ -55,6 +55,11 @@ export interface EngineSimulatorOptions {
   /** Generation answers stop after their first token: a stream goes silent and stays open, a whole answer never comes. */
   hangMidStream?: boolean;
   /**
+   * Generation answers fail after their first token as an engine error fails them: a stream ends
+   * with vLLM's error event and [DONE], a whole answer is vLLM's error JSON.
+   */
+  errorMidStream?: boolean;
+  /**
    * Generation answers are malformed: a stream's second event is cut JSON followed by the end of
    * the response; a non-streamed answer is a 200 whose JSON is cut short.
    */
@@ -193,6 +198,10 @@ export async function startEngineSimulator(options: EngineSimulatorOptions = {})
         onToken: (i) => {
           if (res.destroyed) return;
           if (options.hangMidStream && i > 0) return; // silent from the second token on
+          if (options.errorMidStream && i === 1) {
+            gen.onError(new Error('EngineCore encountered an issue (simulated: --error-mid-stream)'));
+            return;
+          }
           if (options.malformed && i === 1 && res.headersSent) {
             // Half an event, then the end of the response: what a broken engine or proxy sends.
             res.end('data: {"id": "cmpl-broken", "choices": [{"delta": {"content": "trunc\n\n');

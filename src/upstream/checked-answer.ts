@@ -3,6 +3,7 @@ import { RepetitionGuard } from '../core/repetition-guard.js';
 import { BodyStream } from './body-stream.js';
 import type { Headers } from './client.js';
 import { isJson } from './json-check.js';
+import { errorEventMessage, workerStreamError } from './worker-error.js';
 
 /** How a worker's answer is checked on its way through: SSE event by event, JSON whole, or not at all. */
 export type BodyKind = 'sse' | 'json' | 'raw';
@@ -20,8 +21,14 @@ export interface AnswerCheckOptions {
   readonly worker: string;
   /** Repetition guard limit for SSE answers (option repetition_guard); 0 turns it off. */
   readonly repetitionLimit: number;
-  /** Send `data: [DONE]` when the guard ends a stream (OpenAI streams end so; TGI's just end). */
-  readonly doneEvent: boolean;
+  /**
+   * An OpenAI stream: `data: [DONE]` is sent when the guard ends it, and an engine's error event
+   * inside it (errorEventMessage) ends the answer with upstream_interrupted and the engine's
+   * message, after the events before it: some vLLM versions send `{"object": "error", ...}`,
+   * which OpenAI's clients read as one more chunk and end as if the answer were whole. TGI's
+   * streams just end, and their error events are TGI's clients' to read.
+   */
+  readonly openaiStream: boolean;
   readonly onRepetition?: () => void;
   /** Turns a failure of the source (reset, timeout, abort) into the catalogue's error. */
   readonly mapError: (err: unknown) => GatewayError;
@@ -188,7 +195,7 @@ function sseCheck(o: AnswerCheckOptions): Check {
       let from = 0;
       for (;;) {
         if (inPlace) {
-          const plain = plainEventEnd(buf, from);
+          const plain = plainEventEnd(buf, from, o.openaiStream);
           if (plain === UNFINISHED) break;
           if (plain >= 0) {
             from = plain;
@@ -206,9 +213,11 @@ function sseCheck(o: AnswerCheckOptions): Check {
         if (guards && parsed && repeats(guards, parsed.json, o.repetitionLimit)) {
           o.onRepetition?.();
           const passed = before(buf, from);
-          const pass = o.doneEvent ? (passed ? Buffer.concat([passed, DONE]) : DONE) : passed;
+          const pass = o.openaiStream ? (passed ? Buffer.concat([passed, DONE]) : DONE) : passed;
           return { pass, stop: true, events: jsons };
         }
+        const said = o.openaiStream ? errorSaid(parsed?.json) : undefined;
+        if (said !== undefined) return { pass: before(buf, from), error: workerStreamError(said), events: jsons };
         if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
         if (onResponseId) {
           const id = (parsed?.json as { response?: { id?: unknown } } | null | undefined)?.response?.id;
@@ -257,16 +266,35 @@ const NOT_PLAIN = -2;
 /**
  * The end of the event at `from` if it is the event every engine sends, one `data:` line of
  * valid JSON or `[DONE]` then LF LF (bytes without a CR); else UNFINISHED or NOT_PLAIN, and
- * parseEvent reads it (and rejects it, if it is malformed).
+ * parseEvent reads it (and rejects it, if it is malformed). With `errorsOut`, an object whose
+ * first key is `error` or `object` (how error events begin; chunks begin with their `id`) is
+ * NOT_PLAIN too, so it is parsed and looked at.
  */
-function plainEventEnd(buf: Buffer, from: number): number {
+function plainEventEnd(buf: Buffer, from: number, errorsOut: boolean): number {
   const lf = buf.indexOf(0x0a, from);
   // Without the LF that would end it, nothing ends here: a blank line is two LFs.
   if (lf < 0 || lf + 1 === buf.length) return UNFINISHED;
   if (buf[lf + 1] !== 0x0a || lf - from < 6) return NOT_PLAIN;
   for (let k = 0; k < DATA_FIELD.length; k++) if (buf[from + k] !== DATA_FIELD[k]) return NOT_PLAIN;
   const start = buf[from + 5] === 0x20 ? from + 6 : from + 5;
+  if (errorsOut && (startsWith(buf, start, ERROR_KEY) || startsWith(buf, start, OBJECT_KEY))) return NOT_PLAIN;
   return isDone(buf, start, lf) || isJson(buf, start, lf) ? lf + 2 : NOT_PLAIN;
+}
+
+function startsWith(buf: Buffer, start: number, prefix: Buffer): boolean {
+  return (
+    buf.length - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0
+  );
+}
+
+const ERROR_KEY = Buffer.from('{"error"');
+const OBJECT_KEY = Buffer.from('{"object"');
+
+/** What an error event said (errorEventMessage), or undefined for any other event's JSON. */
+function errorSaid(json: unknown): string | undefined {
+  return typeof json === 'object' && json !== null && !Array.isArray(json)
+    ? errorEventMessage(json as Record<string, unknown>)
+    : undefined;
 }
 
 /** Whether buf[start, end) is `[DONE]`. */

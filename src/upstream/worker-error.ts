@@ -51,6 +51,11 @@ export function readWorkerError(body: Buffer): WorkerSaid {
   return isObject(json) ? fromJson(json, text) : { message: cut(text) };
 }
 
+/** An engine's stream that failed after it began, as its error event said (errorEventMessage). */
+export function workerStreamError(message: string): GatewayError {
+  return new GatewayError('upstream_interrupted', { message: `worker stream error: ${message}` });
+}
+
 /**
  * The message of an SSE event that is an error, not a chunk (an engine failing after its
  * stream began: OpenAI's `{"error": {...}}`, older vLLM's `{"object": "error", ...}`, TGI's

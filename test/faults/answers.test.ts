@@ -45,6 +45,12 @@ describe('a failure after the answer began', () => {
     ['the worker process dies', '--token-interval 5 --crash-after 0', {}, /failed while sending/],
     ['the worker goes silent', '--token-interval 5 --hang-mid-stream', { idleTimeout: 0.5 }, /sent nothing for longer/],
     ['the worker sends a cut event', '--token-interval 5 --malformed', {}, /malformed/],
+    [
+      "the engine's error event (vLLM's, as some versions send it)",
+      '--token-interval 5 --error-mid-stream',
+      {},
+      /worker stream error: EngineCore/,
+    ],
   ];
 
   it.each(table)('%s: the gRPC stream ends with UNAVAILABLE and a message', async (_l, sim, gateway, message) => {

@@ -97,7 +97,7 @@ function serviceFor(worker: Worker): InferenceService {
         kind: 'sse',
         worker: 'w',
         repetitionLimit: 0,
-        doneEvent: true,
+        openaiStream: true,
         mapError: (err) => new GatewayError('upstream_interrupted', { cause: err }),
         onEvents: call.onSseEvents,
       }),

@@ -7,7 +7,7 @@ const opts = (o: Partial<AnswerCheckOptions> = {}): AnswerCheckOptions => ({
   kind: 'sse',
   worker: 'w-1',
   repetitionLimit: 0,
-  doneEvent: true,
+  openaiStream: true,
   mapError: (err) => new GatewayError('upstream_interrupted', { cause: err }),
   ...o,
 });
@@ -114,6 +114,41 @@ describe('checkedAnswer: SSE', () => {
     expect(objs).toHaveLength(2);
   });
 
+  it.each([
+    // Some vLLM versions: the error object alone, which OpenAI's clients read as one more chunk.
+    [
+      'flat, as json.dumps writes it',
+      'data: {"object": "error", "message": "CUDA out of memory", "type": "InternalServerError", "param": null, "code": 500}\n\n',
+    ],
+    [
+      'nested, as newer vLLM and OpenAI send it',
+      'data: {"error": {"message": "CUDA out of memory", "type": "InternalServerError", "param": null, "code": 500}}\n\n',
+    ],
+    ['in a read with the chunk before it', 'data:{"object":"error","message":"CUDA out of memory"}\n\n'],
+  ])(
+    "an engine's error event in an OpenAI stream (%s) ends it: the events before it, then upstream_interrupted",
+    async (_, errorEvent) => {
+      const objs: unknown[] = [];
+      const chunks = [chat('Hello'), errorEvent, 'data: [DONE]\n\n'];
+      const joined = _ === 'in a read with the chunk before it' ? [chunks.join('')] : chunks;
+      const { out, error, sourceAborted } = await run(joined, { onEvents: (e) => objs.push(...e) });
+      expect(out.join('')).toBe(chat('Hello'));
+      expect(error).toMatchObject({ code: 'upstream_interrupted', message: 'worker stream error: CUDA out of memory' });
+      expect(objs).toHaveLength(1);
+      expect(sourceAborted).toBe(true);
+    },
+  );
+
+  it("a TGI stream's error event passes as it came (its clients read it); a chunk whose first key is object passes too", async () => {
+    const tgiError = 'data:{"error":"Request failed during generation","error_type":"generation"}\n\n';
+    const tgi = await run([tgiError], { openaiStream: false });
+    expect(tgi).toMatchObject({ out: [tgiError], error: undefined });
+    const chunk = ev({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: 'a' } }] });
+    const openai = await run([chunk, 'data: [DONE]\n\n']);
+    expect(openai.error).toBeUndefined();
+    expect(openai.out.join('')).toBe(chunk + 'data: [DONE]\n\n');
+  });
+
   it('repetition guard: ends an OpenAI stream with [DONE] and stops reading the worker', async () => {
     const line = 'All work and no play makes Jack a dull boy.\n';
     let trips = 0;
@@ -129,7 +164,7 @@ describe('checkedAnswer: SSE', () => {
     const tok = (text: string) => `data:${JSON.stringify({ token: { id: 1, text, special: false } })}\n\n`;
     const words = 'Again and again and again.\n'.split(/(?<= )/);
     const chunks = Array.from({ length: 4 }, () => words.map(tok)).flat();
-    const { out } = await run(chunks, { repetitionLimit: 1, doneEvent: false });
+    const { out } = await run(chunks, { repetitionLimit: 1, openaiStream: false });
     expect(out.join('')).not.toContain('[DONE]');
     expect(events(out)).toBe(words.length * 2 - 1);
   });
