@@ -27,14 +27,16 @@ const ANSI = /\x1b\[[0-9;]*m/g;
  * Only the first table whose header starts with NAME and has STATUS and RESOURCES
  * columns is read (the managed-jobs and services tables that may follow have other
  * headers), up to the first blank line. "No existing clusters." and "Cluster 'x' not
- * found." mean no rows. Throws when the output has neither a table nor one of those
- * lines: better to fail loudly than to report every worker gone.
+ * found." mean no rows; asked for several names of which some are gone, `sky status`
+ * prints the "not found" line right under the table, without a blank line between, and
+ * the clusters it names are no rows either. Throws when the output has neither a table
+ * nor one of those lines: better to fail loudly than to report every worker gone.
  */
 export function parseStatusTable(output: string): SkyClusterRow[] {
   const lines = output.replace(ANSI, '').split(/\r?\n/);
   const headerAt = lines.findIndex((l) => /^NAME\s/.test(l) && /\sSTATUS(\s|$)/.test(l) && /\sRESOURCES(\s|$)/.test(l));
   if (headerAt < 0) {
-    if (lines.some((l) => /^No existing clusters\.|^Clusters? .* not found\./.test(l.trim()))) return [];
+    if (lines.some((l) => /^No existing clusters\./.test(l.trim()) || isNotFound(l))) return [];
     throw new Error(`unrecognised \`sky status\` output: ${JSON.stringify(output.slice(0, 300))}`);
   }
   const header = lines[headerAt]!;
@@ -44,6 +46,7 @@ export function parseStatusTable(output: string): SkyClusterRow[] {
   const rows: SkyClusterRow[] = [];
   for (const line of lines.slice(headerAt + 1)) {
     if (line.trim() === '') break;
+    if (isNotFound(line)) continue;
     const name = line.split(/\s+/, 1)[0] ?? '';
     let status = line.slice(statusStart, statusEnd).trim();
     // A row wider than the header (should not happen with prettytable) falls back to a token search.
@@ -52,6 +55,11 @@ export function parseStatusTable(output: string): SkyClusterRow[] {
     rows.push({ name, status: status as SkyClusterRow['status'] });
   }
   return rows;
+}
+
+/** `Cluster 'x' not found.` or `Clusters 'x', 'y' not found.`: clusters asked for that do not exist. */
+function isNotFound(line: string): boolean {
+  return /^Clusters? .* not found\.$/.test(line.trim());
 }
 
 /**

@@ -48,6 +48,12 @@ describe('parseStatusTable', () => {
     ['no clusters', 'Enabled Infra: aws\n\nClusters\nNo existing clusters.\n', []],
     ['named cluster not found', "Clusters\nCluster 'w-9' not found.\n", []],
     ['several not found', "Clusters\nClusters 'w-8', 'w-9' not found.\n", []],
+    [
+      // Asked for w-1 and w-2 where w-2 is gone: the line follows the table without a blank line.
+      'a table, then the names asked for that are gone',
+      "Clusters\nNAME  INFRA  RESOURCES  STATUS  AUTOSTOP  LAUNCHED\nw-1   AWS    1x(L4:1)   UP      -         1 min ago\nCluster 'w-2' not found.\n",
+      [{ name: 'w-1', status: 'UP' }],
+    ],
   ])('%s', (_label, output, want) => {
     expect(parseStatusTable(output)).toEqual(want);
   });
