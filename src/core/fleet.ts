@@ -669,9 +669,14 @@ export class Fleet {
       const gone = await this.#terminator.terminate(t.name);
       if (!still()) return;
       if (!gone) {
-        // The partial cluster would not go away: relaunching under its name could reuse a broken cluster.
+        // The partial cluster would not go away: relaunching under its name could reuse a broken
+        // cluster. The worker stays tracked as `failed`, so remove, drain and shutdown try its
+        // teardown again, and the next launch (a new name) waits the fleet's backoff, as after
+        // any launch given up on: a provisioner whose launches and teardowns both fail is not
+        // asked for a new cluster every few seconds.
+        this.#failuresInARow++;
+        this.#retryAt = this.#clock.now() + this.#backoff(this.#failuresInARow);
         this.#pool.setState(t.name, 'failed', `launch failed and its teardown failed: ${message}`);
-        this.#tracked.delete(t.name);
         this.#reconcile();
         return;
       }

@@ -218,6 +218,24 @@ describe('Fleet: launch failures', () => {
     expect(f.logs.some((l) => l.startsWith('error fleet: giving up on w-1 after 3 failed launch attempts'))).toBe(true);
   });
 
+  it('a retried launch whose teardown fails: the cluster stays tracked for shutdown, and the next name waits the backoff', async () => {
+    // Every launch fails and every teardown fails (1 attempt each): the fleet may not ask for a
+    // new cluster every few seconds, and must not forget the ones it could not tear down.
+    const f = setup({ maxLaunchRetries: 1, terminateAttempts: 1, random: () => 0.5 });
+    f.provisioner.launchScript.push(...Array<boolean>(20).fill(true));
+    f.provisioner.failTerminates = 1000;
+    f.fleet.scaleTo(1);
+    await f.runTo(60_000);
+    const launches = f.provisioner.calls.filter((c) => c.op === 'launch').map((c) => `${c.at} ${c.name}`);
+    // w-1 fails at 3 s and is not torn down; w-2 after the 5 s backoff, w-3 after 10 s, w-4 after 20 s.
+    expect(launches).toEqual(['0 w-1', '8000 w-2', '21000 w-3', '44000 w-4']);
+    expect(f.fleet.unterminated()).toEqual(['w-1', 'w-2', 'w-3', 'w-4']);
+    f.provisioner.failTerminates = 0;
+    await f.fleet.shutdown();
+    expect(f.fleet.unterminated()).toEqual([]);
+    expect(f.provisioner.alive).toEqual([]);
+  });
+
   it('jitter scales each backoff by 0.8..1.2', async () => {
     for (const [r, wantRelaunchAt] of [
       [0, 3000 + 4000], // 5 s × 0.8
