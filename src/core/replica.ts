@@ -128,6 +128,13 @@ const ABANDONED_TELL_DELAY_MS = 1000;
 
 /** After a fleet write etcd did not answer, the leader writes again this much later. */
 const REPUBLISH_DELAY_MS = 250;
+/**
+ * A takeover that failed (the provisioner's list of clusters would not come: an API server not
+ * up yet, a hung `sky status`) is tried again this long after, doubling to TAKEOVER_RETRY_MAX_MS:
+ * until it succeeds nothing adopts, launches or scales, and no other leader will.
+ */
+const TAKEOVER_RETRY_MS = 5000;
+const TAKEOVER_RETRY_MAX_MS = 60_000;
 
 /**
  * One gateway replica's part in a fleet shared with others (src/core/coordination.ts).
@@ -364,13 +371,23 @@ export class Replica implements CoordinationListener {
       this.#options.scale.max = shared.maxWorkers;
       if (shared.adapters) this.#options.adapters?.restore(shared.adapters);
     }
-    try {
-      await this.#options.fleet.takeOver(shared, reinit, this.#leaving);
-    } catch (err) {
-      this.#log.error({ err }, 'taking the fleet over failed; scaling waits for the next leader');
-      return;
+    const current = (): boolean => this.#leading && this.#term === term && !this.#closed;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#options.fleet.takeOver(shared, reinit, this.#leaving);
+        break;
+      } catch (err) {
+        if (!current()) return;
+        const delay = Math.min(TAKEOVER_RETRY_MS * 2 ** (attempt - 1), TAKEOVER_RETRY_MAX_MS);
+        this.#log.error(
+          { err, attempt, retryInMs: delay },
+          `taking the fleet over failed; nothing launches or scales until it works: trying again in ${delay / 1000} s`,
+        );
+        await new Promise<void>((resolve) => this.#options.clock.setTimer(delay, resolve));
+        if (!current()) return;
+      }
     }
-    if (!this.#leading || this.#term !== term || this.#closed) return;
+    if (!current()) return;
     if (!this.#leaving) this.#options.autoscaler.start();
     if (!this.#coordinator.replicated) return;
     this.#log.info(

@@ -34,10 +34,17 @@ class HeldFleet implements ReplicaFleet {
   #release: (() => void) | undefined;
   hold = false;
 
+  /** Takeovers that fail (the provisioner's list would not come), the next ones first. */
+  failures = 0;
+
   takeOver(shared: SharedFleet | undefined, reinit: boolean, leaving: boolean): Promise<void> {
     this.calls.push(
       `takeOver(${shared ? `target ${shared.target}` : 'fresh'}${reinit ? ', reinit' : ''}${leaving ? ', leaving' : ''})`,
     );
+    if (this.failures > 0) {
+      this.failures--;
+      return Promise.reject(new Error('`sky status` timed out'));
+    }
     this.target = shared?.target ?? 0;
     if (!this.hold) return Promise.resolve();
     return new Promise((resolve) => (this.#release = resolve));
@@ -232,6 +239,37 @@ describe('Replica leading', () => {
     failover.coordinator.lead(2);
     await settle();
     expect(failover.fleet.calls).toEqual(['takeOver(target 1)']);
+  });
+
+  it('a takeover that fails is tried again, backing off, and the autoscaler starts once one works', async () => {
+    const t = setup({ reinit: true });
+    t.fleet.failures = 2;
+    await t.replica.start();
+    t.coordinator.lead(1);
+    await settle();
+    expect(t.fleet.calls).toEqual(['takeOver(fresh, reinit)']);
+    expect(t.autoscaler.running).toBe(false);
+    await runTo(t.clock, 4900);
+    expect(t.fleet.calls).toHaveLength(1);
+    await runTo(t.clock, 5000); // 5 s after the first failure
+    expect(t.fleet.calls).toHaveLength(2);
+    await runTo(t.clock, 14_900);
+    expect(t.fleet.calls).toHaveLength(2);
+    await runTo(t.clock, 15_000); // 10 s after the second: this one works, as the first would have
+    expect(t.fleet.calls).toEqual(Array<string>(3).fill('takeOver(fresh, reinit)'));
+    expect(t.autoscaler.running).toBe(true);
+  });
+
+  it('a failed takeover is not tried again once the replica no longer leads', async () => {
+    const t = setup();
+    t.fleet.failures = 1;
+    await t.replica.start();
+    t.coordinator.lead(1);
+    await settle();
+    t.coordinator.lose();
+    await runTo(t.clock, 60_000);
+    expect(t.fleet.calls).toEqual(['takeOver(fresh)', 'standDown']);
+    expect(t.autoscaler.running).toBe(false);
   });
 
   it('runs a follower’s node control once the takeover is over, not during it (the takeover’s target would undo it)', async () => {
