@@ -1,7 +1,5 @@
 import { credentials, status } from '@grpc/grpc-js';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,15 +8,14 @@ import { NodeControlServiceClient } from '../../../src/gen/flockserve/v1/node_co
 import { simTask, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { bearer, unary, unaryError } from '../../helpers/grpc.js';
 
-// tls_cert + tls_key: both listeners serve TLS with a self-signed certificate made by openssl.
+// tls_cert + tls_key: both listeners serve TLS with a self-signed certificate for localhost and
+// 127.0.0.1, a test fixture committed with its key (valid to 2126), so the suite needs no openssl:
+//   openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=localhost \
+//     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout localhost-key.pem -out localhost-cert.pem
 
-const dir = mkdtempSync(join(tmpdir(), 'flockserve-tls-'));
-const cert = join(dir, 'cert.pem');
-const key = join(dir, 'key.pem');
-execFileSync('openssl', [
-  'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-  '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert,
-], { stdio: 'ignore' }); // prettier-ignore
+const fixtures = join(import.meta.dirname, '../../fixtures/tls');
+const cert = join(fixtures, 'localhost-cert.pem');
+const key = join(fixtures, 'localhost-key.pem');
 const ca = readFileSync(cert);
 
 let t: TestGateway;
