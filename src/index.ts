@@ -439,7 +439,9 @@ export class FlockServe implements ControlPlane {
         { outcome },
         outcome === 'handed-over'
           ? 'another replica holds the fleet: leaving the workers running'
-          : 'etcd did not answer: leaving the workers running for whichever replica leads next (or the next start) to adopt',
+          : g.replica.coordinator.replicated
+            ? 'etcd did not answer: leaving the workers running for whichever replica leads next (or the next start) to adopt'
+            : 'the fleet was never taken over (the provisioner did not answer): leaving its clusters for the next start to adopt',
       );
     }
     await g.replica.close();

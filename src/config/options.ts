@@ -262,7 +262,7 @@ export const OPTIONS = {
   },
   seed: {
     type: 'int',
-    help: 'Seed of the random source for balancer tie-breaks (and the simulation); unset means a random seed.',
+    help: 'Seed of the random source for balancer tie-breaks; unset means a random seed (simulate and plan: 1, so the same command gives the same numbers).',
     origin: 'new',
   },
   otel_export_interval: {
