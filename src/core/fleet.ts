@@ -123,6 +123,13 @@ const INHERITED_POLL_MS = 5000;
  */
 const INHERITED_UNLISTED_MS = 60_000;
 
+/**
+ * A cluster adoption found unusable that would not go away is torn down again this long after
+ * (its launch, left running by a gateway that crashed, may hold SkyPilot's cluster lock for
+ * minutes), until it goes, the gateway stops, or this replica stops leading.
+ */
+const ORPHAN_RETRY_MS = 60_000;
+
 /** The states that count toward the target (workers still provisioning count too). */
 const LIVE: readonly WorkerState[] = ['provisioning', 'starting', 'ready', 'not_ready'];
 
@@ -168,6 +175,8 @@ export class Fleet {
   readonly #tracked = new Map<string, Tracked>();
   /** Teardowns of clusters that never joined the pool (adoption). */
   readonly #orphanTeardowns = new Map<string, Promise<void>>();
+  /** Orphan teardowns waiting to try again: ending the wait now (shutdown) makes the last try. */
+  readonly #orphanWaits = new Map<string, () => void>();
   readonly #launchStats = { launched: 0, launchFailures: 0, launchGiveUps: 0 };
   /** Workers given up on after their launch retries, oldest first, kept as `failed` records. */
   readonly #failedRecords: string[] = [];
@@ -369,11 +378,7 @@ export class Fleet {
       } else {
         result.terminated.push(c.name);
         this.#log('info', `fleet: tearing down ${c.name} (${c.status}${c.endpoint ? '' : ', no endpoint'})`);
-        const p = this.#terminator.terminate(c.name).then((gone) => {
-          this.#orphanTeardowns.delete(c.name);
-          if (gone) void this.#clearLaunch(c.name);
-        });
-        this.#orphanTeardowns.set(c.name, p);
+        this.#tearDownOrphan(c.name);
       }
     }
     for (const name of inherited) {
@@ -398,6 +403,42 @@ export class Fleet {
     // scaleTo drains any surplus the usual way.
     this.#target = Math.max(this.#target, this.live().length);
     return result;
+  }
+
+  /**
+   * Tears down a cluster no worker stands for, trying again every ORPHAN_RETRY_MS while it will
+   * not go: a gateway killed mid-launch leaves its `sky launch` running, which holds the
+   * cluster's lock, so a teardown at the next start fails until that launch ends, and a cluster
+   * given up on then would come up unknown to the fleet and bill for good. Shutdown makes one
+   * last try (the cluster is then reported unterminated); standing down leaves it to the next leader.
+   */
+  #tearDownOrphan(name: string): void {
+    const epoch = this.#epoch;
+    const p = (async () => {
+      for (;;) {
+        if (await this.#terminator.terminate(name)) {
+          void this.#clearLaunch(name);
+          return;
+        }
+        if (this.#closing || epoch !== this.#epoch) return;
+        this.#log(
+          'warn',
+          `fleet: ${name} would not go away (a launch may still hold it); trying again in ${ORPHAN_RETRY_MS / 1000} s`,
+          {
+            worker: name,
+          },
+        );
+        await new Promise<void>((resolve) => {
+          const timer = this.#clock.setTimer(ORPHAN_RETRY_MS, resolve);
+          this.#orphanWaits.set(name, () => (timer.cancel(), resolve()));
+        });
+        this.#orphanWaits.delete(name);
+        if (epoch !== this.#epoch) return;
+      }
+    })().finally(() => {
+      if (this.#orphanTeardowns.get(name) === p) this.#orphanTeardowns.delete(name);
+    });
+    this.#orphanTeardowns.set(name, p);
   }
 
   /**
@@ -448,6 +489,8 @@ export class Fleet {
     // Forgotten first: the callbacks of launches and drains under way find their worker untracked and do nothing.
     this.#tracked.clear();
     this.#orphanTeardowns.clear();
+    for (const wake of this.#orphanWaits.values()) wake();
+    this.#orphanWaits.clear();
     this.#endedLaunches.clear();
     this.#epoch++;
     for (const t of tracked) {
@@ -478,6 +521,7 @@ export class Fleet {
     this.#closing = true;
     this.#retryTimer?.cancel();
     this.#retryTimer = undefined;
+    for (const wake of this.#orphanWaits.values()) wake();
     const waits: Promise<void>[] = [...this.#orphanTeardowns.values()];
     for (const t of [...this.#tracked.values()]) {
       const w = this.#pool.get(t.name);

@@ -449,6 +449,33 @@ describe('Fleet: adopt', () => {
     expect(f.states()).toEqual({ 'w-1': 'ready', 'w-2': 'ready' });
   });
 
+  it('an unusable cluster that will not go away (a crashed gateway’s launch holds it) is torn down again each minute, and once more at shutdown', async () => {
+    const f = setup({ terminateAttempts: 1 });
+    f.provisioner.seed('w-1', 'INIT');
+    f.provisioner.failTerminates = 2; // the launch holds the cluster's lock for 2 minutes
+    await f.fleet.adopt();
+    f.fleet.scaleTo(1);
+    await f.runTo(119_900);
+    expect(f.provisioner.alive).toEqual(['w-1', 'w-2']);
+    expect(f.fleet.unterminated()).toEqual(['w-1']);
+    await f.runTo(120_000); // the third try: the lock is free
+    expect(f.provisioner.alive).toEqual(['w-2']);
+    expect(f.fleet.unterminated()).toEqual([]);
+    const tries = f.provisioner.calls.filter((c) => c.op === 'terminate' && c.name === 'w-1').map((c) => c.at);
+    expect(tries).toEqual([0, 60_000, 120_000]);
+    // Its name was not reused while it stood.
+    expect(f.states()).toEqual({ 'w-2': 'ready' });
+
+    const g = setup({ terminateAttempts: 1 });
+    g.provisioner.seed('w-1', 'INIT');
+    g.provisioner.failTerminates = 1;
+    await g.fleet.adopt();
+    await g.runTo(10_000); // waiting to try again
+    await g.fleet.shutdown(); // does not wait out the minute: one last try now, and it goes
+    expect(g.clock.now()).toBe(10_000);
+    expect(g.provisioner.alive).toEqual([]);
+  });
+
   it('a cluster whose worker is listed only as failed runs after all: adopted if up, else torn down once', async () => {
     const f = setup();
     // Given up on by an earlier leader (as the mirrored fleet lists them), yet their clusters are listed.
