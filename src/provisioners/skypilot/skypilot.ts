@@ -75,8 +75,13 @@ export class SkyPilotProvisioner implements Provisioner {
   readonly #refreshIntervalMs: number;
   readonly #logDir: string;
   #caps: SkyCapabilities | undefined;
-  /** Clusters known to be UP (launched or listed by us): watched for preemption. */
-  readonly #watched = new Set<string>();
+  /**
+   * Clusters known to be UP (launched or listed by us): watched for preemption, each with the
+   * watch it is under. A refresh's verdict on a cluster holds only for the watch it read: a
+   * cluster torn down and launched again under its name while the refresh ran is a new one.
+   */
+  readonly #watched = new Map<string, number>();
+  #watches = 0;
   #refreshTimer: TimerHandle | undefined;
   #closed = false;
 
@@ -264,7 +269,7 @@ export class SkyPilotProvisioner implements Provisioner {
   // ---- preemption watch ----------------------------------------------------------------
 
   #watch(name: string): void {
-    this.#watched.add(name);
+    this.#watched.set(name, ++this.#watches);
     this.#scheduleRefresh();
   }
 
@@ -285,7 +290,8 @@ export class SkyPilotProvisioner implements Provisioner {
       this.#watched.clear();
       return;
     }
-    const names = [...this.#watched].sort();
+    const read = new Map(this.#watched);
+    const names = [...read.keys()].sort();
     let rows: SkyClusterRow[];
     try {
       rows = await this.#status(names, true);
@@ -295,7 +301,8 @@ export class SkyPilotProvisioner implements Provisioner {
     }
     const byName = new Map(rows.map((r) => [r.name, r.status]));
     for (const name of names) {
-      if (!this.#watched.has(name) || this.#closed) continue; // terminated meanwhile
+      // Terminated meanwhile, or launched again under its name: not the cluster this refresh read.
+      if (this.#watched.get(name) !== read.get(name) || this.#closed) continue;
       const status = byName.get(name);
       const reason =
         status === undefined
