@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { ClusterInfo, Endpoint, Provisioner, ProvisionerFence, TaskSpec } from '../../core/types.js';
+import { errorMessage } from '../../core/errors.js';
 import { systemClock } from '../../runtime/system-clock.js';
 import { abortReason, defaultLogDir, type ProvisionerLog } from '../common.js';
 import { SkyCli, describeFailure, type SkyResult } from './cli.js';
@@ -152,9 +153,19 @@ export class SkyPilotProvisioner implements Provisioner {
     this.#options.fence?.check(`sky down ${name}`);
     const down = await this.#cli.run(['down', '-y', name], { timeoutMs: this.#commandTimeoutMs });
     if (down.exitCode !== 0) throw new Error(describeFailure(down, this.#commandTimeoutMs));
-    const left = (await this.#status([name])).find((c) => c.name === name);
+    let listed: SkyClusterRow[];
+    try {
+      listed = await this.#status([name]);
+    } catch (err) {
+      throw new Error(
+        `\`${down.command}\` exited 0, but whether ${name} is gone could not be confirmed: ${errorMessage(err)}`,
+      );
+    }
+    const left = listed.find((c) => c.name === name);
     if (left) {
-      const said = down.stdout.trim().split('\n').at(-1) ?? '';
+      // SkyPilot ends with "Cluster(s) failed. See details above."; the cause is its Reason line.
+      const lines = down.stdout.trim().split('\n');
+      const said = (lines.find((l) => /^\s*Reason:/.test(l)) ?? lines.at(-1) ?? '').trim();
       throw new Error(
         `\`${down.command}\` exited 0 but ${name} is still listed as ${left.status}${said ? ` (sky said: ${said})` : ''}`,
       );

@@ -111,7 +111,7 @@ describe('SkyPilotProvisioner through the fake sky', () => {
     try {
       await s.launch('w-1');
       await expect(s.provisioner.terminate('w-1')).rejects.toThrow(
-        /`sky down -y w-1` exited 0 but w-1 is still listed as UP \(sky said: Cluster\(s\) failed/,
+        /`sky down -y w-1` exited 0 but w-1 is still listed as UP \(sky said: Reason: sky\.exceptions\.CloudError: fake sky: FAKE_SKY_DOWN_LIES/,
       );
       expect(s.sky.clusters().map((c) => c.name)).toEqual(['w-1']);
       await s.provisioner.terminate('w-1');
@@ -128,7 +128,7 @@ describe('SkyPilotProvisioner through the fake sky', () => {
       await waitFor(() => s.sky.clusters().length === 1, 'the INIT cluster');
       // `sky down` during the launch: it waits for the cluster's lock, gives up, and the cluster stays.
       await expect(s.provisioner.terminate('w-1')).rejects.toThrow(
-        /w-1 is still listed as INIT \(sky said: Cluster\(s\) failed/,
+        /w-1 is still listed as INIT \(sky said: Reason: RuntimeError: Cluster "w-1" is locked by/,
       );
       const second = s.launch('w-1');
       const [a, b] = await Promise.all([first, second]);

@@ -29,6 +29,7 @@ const table = (rows: [string, string][]): string =>
 function scriptedSky() {
   const up = new Map<string, string>();
   const refreshes: { shown: [string, string][]; answer: () => void }[] = [];
+  const faults = { statusFails: false };
   const cli = {
     command: 'sky',
     killAll: () => Promise.resolve(),
@@ -45,14 +46,34 @@ function scriptedSky() {
       }
       if (rest[0] === '--help') return Promise.resolve(result(args, 'Usage: sky status [OPTIONS]'));
       if (rest[0] === '--endpoint') return Promise.resolve(result(args, `127.0.0.1:${rest[1]}`));
+      if (faults.statusFails)
+        return Promise.resolve({
+          ...result(args, ''),
+          exitCode: 1,
+          stderr: 'ApiServerConnectionError: Could not connect to SkyPilot API server',
+        });
       const names = rest.filter((a) => !a.startsWith('-'));
       const shown = names.filter((n) => up.has(n)).map((n): [string, string] => [n, up.get(n)!]);
       if (rest[0] !== '--refresh') return Promise.resolve(result(args, table(shown)));
       return new Promise((resolve) => refreshes.push({ shown, answer: () => resolve(result(args, table(shown))) }));
     },
   };
-  return { cli: cli as unknown as SkyCli, up, refreshes };
+  return { cli: cli as unknown as SkyCli, up, refreshes, faults };
 }
+
+describe('SkyPilotProvisioner: a teardown whose confirmation fails', () => {
+  it('says the teardown could not be confirmed, not that the cluster stayed', async () => {
+    const sky = scriptedSky();
+    const p = new SkyPilotProvisioner({ cli: sky.cli, logDir: mkdtempSync(join(tmpdir(), 'sky-logs-')) });
+    await p.start();
+    await p.launch('w-1', TASK, new AbortController().signal);
+    sky.faults.statusFails = true;
+    await expect(p.terminate('w-1')).rejects.toThrow(
+      /^`sky down -y w-1` exited 0, but whether w-1 is gone could not be confirmed: .*ApiServerConnectionError/,
+    );
+    await p.close();
+  });
+});
 
 describe('SkyPilotProvisioner: a refresh judges only the clusters it read', () => {
   it('a cluster torn down and launched again under its name while a refresh ran is not reported lost', async () => {
