@@ -425,6 +425,42 @@ export function toOpenAIError(err: unknown): OpenAIErrorBody {
   return { error: { message: g.message, type: g.type, param: g.param ?? null, code: g.code } };
 }
 
+/** TGI's error body: `error` the message, `error_type` what TGI's clients raise on. */
+export interface TgiErrorBody {
+  readonly error: string;
+  readonly error_type: string;
+}
+
+/**
+ * TGI's `error_type` for a catalogue code, where one of TGI's fits (its router's validation,
+ * overloaded, generation and incomplete_generation, which huggingface_hub raises as
+ * ValidationError, OverloadedError, GenerationError, IncompleteGenerationError); other codes are
+ * their own type, which TGI's clients raise as an unknown error with its message.
+ */
+const TGI_ERROR_TYPES: Partial<Record<ErrorCode, string>> = {
+  bad_request: 'validation',
+  invalid_json: 'validation',
+  json_too_deep: 'validation',
+  body_too_large: 'validation',
+  unsupported_encoding: 'validation',
+  queue_full: 'overloaded',
+  queue_timeout: 'overloaded',
+  upstream_overloaded: 'overloaded',
+  upstream_rate_limited: 'overloaded',
+  upstream_unavailable: 'generation',
+  upstream_timeout: 'generation',
+  upstream_error: 'generation',
+  upstream_interrupted: 'incomplete_generation',
+  upstream_stalled: 'incomplete_generation',
+  upstream_malformed: 'incomplete_generation',
+};
+
+/** The TGI-shaped body for any error (TGI's routes), as toOpenAIError is for OpenAI's. */
+export function toTgiError(err: unknown): TgiErrorBody {
+  const g = toGatewayError(err);
+  return { error: g.message, error_type: TGI_ERROR_TYPES[g.code] ?? g.code };
+}
+
 /**
  * The README's table of error codes (code, HTTP status, gRPC status, meaning), one row per
  * catalogue entry in catalogue order; `npm run docs` writes it, a test holds the README to it.

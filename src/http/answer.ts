@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Cancellation } from '../core/cancellation.js';
 import type { TimerHandle } from '../core/clock.js';
-import { GatewayError, toGatewayError, toOpenAIError } from '../core/errors.js';
+import { GatewayError, toGatewayError, toOpenAIError, toTgiError } from '../core/errors.js';
 import { REQUEST_ID_HEADER, type RouteApi } from '../routes/table.js';
 import type { InferenceReply, InferenceService } from '../service/inference.js';
 import type { RequestRecord } from '../service/observer.js';
@@ -96,9 +96,10 @@ export async function answer(
       );
       return;
     }
+    const shape = f.errorShape ?? 'openai';
     upstream.headers[REQUEST_ID_HEADER] = f.requestId;
     if (stream) {
-      answerStream(res, upstream, f.record, f.sendTimeout);
+      answerStream(res, upstream, f.record, f.sendTimeout, shape);
       return;
     }
     readWhole(
@@ -110,10 +111,10 @@ export async function answer(
         if (f.method !== 'HEAD' && mayHaveBody(upstream.status)) answerHeaders['content-length'] = String(whole.length);
         res.writeHead(upstream.status, answerHeaders).end(whole);
       },
-      (err) => writeError(res, err, f.requestId, log),
+      (err) => writeError(res, err, f.requestId, log, shape),
     );
   } catch (err) {
-    writeError(res, toGatewayError(err), f.requestId, log);
+    writeError(res, toGatewayError(err), f.requestId, log, f.errorShape);
   }
 }
 
@@ -132,15 +133,16 @@ function mayHaveBody(status: number): boolean {
 }
 
 /**
- * Writes `err` as the catalogue's OpenAI-shaped JSON, with the request's id; a response already
- * started is cut instead (its client sees a broken answer, not a second one), and a closed one
- * is left alone.
+ * Writes `err` as the catalogue's JSON, with the request's id: OpenAI's shape, or TGI's on TGI's
+ * routes (`shape`); a response already started is cut instead (its client sees a broken answer,
+ * not a second one), and a closed one is left alone.
  */
 export function writeError(
   res: ServerResponse,
   err: GatewayError,
   requestId: string,
   log?: ErrorLog | undefined,
+  shape: RouteApi = 'openai',
 ): void {
   if (err.status >= 500 && err.code === 'internal') {
     log?.error({ err: err.cause ?? err, request_id: requestId }, 'internal error');
@@ -151,7 +153,7 @@ export function writeError(
     res.destroy();
     return;
   }
-  const body = JSON.stringify(toOpenAIError(err));
+  const body = JSON.stringify(errorBody(err, shape));
   res.writeHead(err.status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
@@ -197,6 +199,7 @@ function answerStream(
   upstream: InferenceReply,
   record: RequestRecord,
   sendTimeout: SendTimeout | undefined,
+  shape: RouteApi,
 ): void {
   const body = upstream.body;
   res.writeHead(upstream.status, upstream.headers);
@@ -227,10 +230,15 @@ function answerStream(
       end: () => res.end(),
       error: (err) => {
         if (res.destroyed) return;
-        res.end(`data: ${JSON.stringify(toOpenAIError(midAnswerError(err, upstream.worker)))}\n\n`);
+        res.end(`data: ${JSON.stringify(errorBody(midAnswerError(err, upstream.worker), shape))}\n\n`);
       },
     })
     .resume();
+}
+
+/** The error's body in the shape of the route's API: OpenAI's, or TGI's (`{"error", "error_type"}`). */
+function errorBody(err: GatewayError, shape: RouteApi): object {
+  return shape === 'tgi' ? toTgiError(err) : toOpenAIError(err);
 }
 
 function midAnswerError(err: unknown, worker: string): GatewayError {

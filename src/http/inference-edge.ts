@@ -78,7 +78,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
         body = parseRequestBody(bytes, o.maxJsonDepth, check);
         priority = priorityOf(headerOf(req, PRIORITY_HEADER));
       } catch (e) {
-        writeError(res, toGatewayError(e), requestId, o.log);
+        writeError(res, toGatewayError(e), requestId, o.log, route.api);
         return;
       }
       const stream = wantsStream(route, body, headerOf(req, STREAM_HEADER));
@@ -106,14 +106,14 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
     // Checked before the body is read: a client without a key costs no more than its head.
     const refused = o.apiKeys?.refusal(headerOf(req, 'authorization'));
     if (refused) {
-      writeError(res, refused, requestId, o.log);
+      writeError(res, refused, requestId, o.log, route.api);
       return true;
     }
     const watch = o.bodyTimeouts?.watch(res);
     readBody(req, o.maxBodySize, (read) => {
       o.bodyTimeouts?.stop(watch);
       if (read instanceof GatewayError) {
-        writeError(res, read, requestId, o.log);
+        writeError(res, read, requestId, o.log, route.api);
         return;
       }
       const encoding = headerOf(req, 'content-encoding');
@@ -123,7 +123,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       }
       // A compressed body is served decoded, and the worker is not told it was compressed.
       decodeRequestBody(read, encoding, o.maxBodySize, (decoded) => {
-        if (decoded instanceof GatewayError) writeError(res, decoded, requestId, o.log);
+        if (decoded instanceof GatewayError) writeError(res, decoded, requestId, o.log, route.api);
         else serve(decoded, { ...req.headers, 'content-encoding': undefined });
       });
     });

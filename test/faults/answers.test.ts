@@ -69,6 +69,23 @@ describe('a failure after the answer began', () => {
   });
 });
 
+describe("a failure after the answer began, on TGI's /generate_stream", () => {
+  it("ends with TGI's error event, which TGI's clients raise on", async () => {
+    env = await oneWorker('--token-interval 5 --crash-after 0', { maxRetries: 0 });
+    const res = await fetch(`${env.url}/generate_stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: 'hi', parameters: { max_new_tokens: 50 } }),
+    });
+    expect(res.status).toBe(200);
+    const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data:'));
+    expect(JSON.parse(events.at(-1)!.slice(5))).toEqual({
+      error: expect.stringMatching(/failed while sending its answer/),
+      error_type: 'incomplete_generation',
+    });
+  });
+});
+
 describe('repetition guard', () => {
   it('ends a looping stream normally, stops the worker, and counts it', async () => {
     env = await oneWorker('--token-interval 2 --repetitive', { repetitionGuard: 2 });

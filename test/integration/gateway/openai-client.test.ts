@@ -129,6 +129,17 @@ describe("a worker's own errors reach the openai client in OpenAI's shape", () =
     });
     expect(res.status).toBe(422);
     expect(await res.json()).toEqual({ error: '`max_new_tokens` must be strictly positive', error_type: 'validation' });
+    // The gateway's own refusal on a TGI route is in TGI's shape too, which TGI's clients raise on.
+    const refused = await fetch(`${t.url}/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: 123 }),
+    });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({
+      error: 'Invalid request: body/inputs must be string',
+      error_type: 'validation',
+    });
   });
 
   it("the client's x-request-id goes to the worker and comes back; the gateway's own answers carry one too", async () => {
