@@ -277,7 +277,11 @@ function plainEventEnd(buf: Buffer, from: number, errorsOut: boolean): number {
   if (buf[lf + 1] !== 0x0a || lf - from < 6) return NOT_PLAIN;
   for (let k = 0; k < DATA_FIELD.length; k++) if (buf[from + k] !== DATA_FIELD[k]) return NOT_PLAIN;
   const start = buf[from + 5] === 0x20 ? from + 6 : from + 5;
-  if (errorsOut && (startsWith(buf, start, ERROR_KEY) || startsWith(buf, start, OBJECT_KEY))) return NOT_PLAIN;
+  // `{"e` or `{"o` first (two byte reads): a chunk's `{"id"` is passed over without a compare.
+  const key = buf[start + 2];
+  if (errorsOut && buf[start + 1] === 0x22 && (key === 0x65 || key === 0x6f)) {
+    if (startsWith(buf, start, ERROR_KEY) || startsWith(buf, start, OBJECT_KEY)) return NOT_PLAIN;
+  }
   return isDone(buf, start, lf) || isJson(buf, start, lf) ? lf + 2 : NOT_PLAIN;
 }
 
