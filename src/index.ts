@@ -441,7 +441,7 @@ export class FlockServe implements ControlPlane {
           ? 'another replica holds the fleet: leaving the workers running'
           : g.replica.coordinator.replicated
             ? 'etcd did not answer: leaving the workers running for whichever replica leads next (or the next start) to adopt'
-            : 'the fleet was never taken over (the provisioner did not answer): leaving its clusters for the next start to adopt',
+            : 'this gateway stopped before it led its fleet: leaving any clusters for the next start to adopt',
       );
     }
     await g.replica.close();

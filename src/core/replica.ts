@@ -163,6 +163,8 @@ export class Replica implements CoordinationListener {
   #term = 0;
   #takeovers = 0;
   #takeover: Promise<void> | undefined;
+  /** The next attempt at a takeover that failed; cancelled when this replica stops leading or leaves. */
+  #takeoverRetry: TimerHandle | undefined;
   #handler: CommandHandler | undefined;
   #loadTimer: TimerHandle | undefined;
   #probeTimer: TimerHandle | undefined;
@@ -218,7 +220,7 @@ export class Replica implements CoordinationListener {
   async close(): Promise<void> {
     this.#closed = true;
     this.#unlisten();
-    for (const t of [this.#loadTimer, this.#probeTimer, this.#publishTimer]) t?.cancel();
+    for (const t of [this.#loadTimer, this.#probeTimer, this.#publishTimer, this.#takeoverRetry]) t?.cancel();
     await this.#coordinator.close();
   }
 
@@ -229,6 +231,8 @@ export class Replica implements CoordinationListener {
    */
   async leave(): Promise<LeaveOutcome> {
     this.#leaving = true;
+    this.#takeoverRetry?.cancel();
+    this.#takeoverRetry = undefined;
     if (this.#leading) this.#options.autoscaler.stop();
     const outcome = await this.#coordinator.leave();
     if (outcome === 'last') {
@@ -371,23 +375,38 @@ export class Replica implements CoordinationListener {
       this.#options.scale.max = shared.maxWorkers;
       if (shared.adapters) this.#options.adapters?.restore(shared.adapters);
     }
-    const current = (): boolean => this.#leading && this.#term === term && !this.#closed;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#options.fleet.takeOver(shared, reinit, this.#leaving);
-        break;
-      } catch (err) {
-        if (!current()) return;
-        const delay = Math.min(TAKEOVER_RETRY_MS * 2 ** (attempt - 1), TAKEOVER_RETRY_MAX_MS);
-        this.#log.error(
-          { err, attempt, retryInMs: delay },
-          `taking the fleet over failed; nothing launches or scales until it works: trying again in ${delay / 1000} s`,
-        );
-        await new Promise<void>((resolve) => this.#options.clock.setTimer(delay, resolve));
-        if (!current()) return;
-      }
+    await this.#tryTakeOver(term, shared, reinit, started, 1);
+  }
+
+  /**
+   * One attempt at the takeover. A failure schedules the next (TAKEOVER_RETRY_MS, doubling) and
+   * returns: what awaits the takeover (start, leave, node control) goes on with the fleet as it
+   * is, as it would without the retry, rather than wait for the provisioner to come back.
+   */
+  async #tryTakeOver(
+    term: number,
+    shared: SharedFleet | undefined,
+    reinit: boolean,
+    started: number,
+    attempt: number,
+  ): Promise<void> {
+    const current = (): boolean => this.#leading && this.#term === term && !this.#closed && !this.#leaving;
+    try {
+      await this.#options.fleet.takeOver(shared, reinit, this.#leaving);
+    } catch (err) {
+      if (!current()) return;
+      const delay = Math.min(TAKEOVER_RETRY_MS * 2 ** (attempt - 1), TAKEOVER_RETRY_MAX_MS);
+      this.#log.error(
+        { err, attempt, retryInMs: delay },
+        `taking the fleet over failed; nothing launches or scales until it works: trying again in ${delay / 1000} s`,
+      );
+      this.#takeoverRetry = this.#options.clock.setTimer(delay, () => {
+        this.#takeoverRetry = undefined;
+        if (current()) void this.#tryTakeOver(term, shared, reinit, started, attempt + 1);
+      });
+      return;
     }
-    if (!current()) return;
+    if (!this.#leading || this.#term !== term || this.#closed) return;
     if (!this.#leaving) this.#options.autoscaler.start();
     if (!this.#coordinator.replicated) return;
     this.#log.info(
@@ -404,6 +423,8 @@ export class Replica implements CoordinationListener {
 
   #stepDown(why: string): void {
     this.#leading = false;
+    this.#takeoverRetry?.cancel();
+    this.#takeoverRetry = undefined;
     this.#options.autoscaler.stop();
     this.#options.fleet.standDown();
     this.#publishTimer?.cancel();

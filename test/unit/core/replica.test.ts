@@ -249,6 +249,8 @@ describe('Replica leading', () => {
     await settle();
     expect(t.fleet.calls).toEqual(['takeOver(fresh, reinit)']);
     expect(t.autoscaler.running).toBe(false);
+    // What awaits the takeover (start, node control, leave) is not held until the provisioner answers.
+    await t.replica.takenOver();
     await runTo(t.clock, 4900);
     expect(t.fleet.calls).toHaveLength(1);
     await runTo(t.clock, 5000); // 5 s after the first failure
@@ -258,6 +260,17 @@ describe('Replica leading', () => {
     await runTo(t.clock, 15_000); // 10 s after the second: this one works, as the first would have
     expect(t.fleet.calls).toEqual(Array<string>(3).fill('takeOver(fresh, reinit)'));
     expect(t.autoscaler.running).toBe(true);
+  });
+
+  it('a failed takeover is not tried again once the replica leaves: it leaves at once, the last one out', async () => {
+    const t = setup();
+    t.fleet.failures = 5;
+    await t.replica.start();
+    t.coordinator.lead(1);
+    await settle();
+    await expect(t.replica.leave()).resolves.toBe('last');
+    await runTo(t.clock, 60_000);
+    expect(t.fleet.calls).toEqual(['takeOver(fresh)']);
   });
 
   it('a failed takeover is not tried again once the replica no longer leads', async () => {
