@@ -7,7 +7,14 @@ import { abortReason, defaultLogDir, type ProvisionerLog } from '../common.js';
 import { SkyCli, describeFailure, type SkyResult } from './cli.js';
 import { formatElapsed, nextPhase, type LaunchPhase } from './launch-progress.js';
 import { LaunchSlots } from './launch-slots.js';
-import { normalizeEndpoint, parseIp, parseStatusJson, parseStatusTable, type SkyClusterRow } from './status-parse.js';
+import {
+  normalizeEndpoint,
+  parseIp,
+  parseStatusJson,
+  parseStatusTable,
+  stripAnsi,
+  type SkyClusterRow,
+} from './status-parse.js';
 import { detectSky, type SkyCapabilities } from './version.js';
 
 export interface SkyPilotProvisionerOptions {
@@ -164,7 +171,7 @@ export class SkyPilotProvisioner implements Provisioner {
     const left = listed.find((c) => c.name === name);
     if (left) {
       // SkyPilot ends with "Cluster(s) failed. See details above."; the cause is its Reason line.
-      const lines = down.stdout.trim().split('\n');
+      const lines = stripAnsi(down.stdout).trim().split('\n');
       const said = (lines.find((l) => /^\s*Reason:/.test(l)) ?? lines.at(-1) ?? '').trim();
       throw new Error(
         `\`${down.command}\` exited 0 but ${name} is still listed as ${left.status}${said ? ` (sky said: ${said})` : ''}`,
@@ -280,7 +287,9 @@ export class SkyPilotProvisioner implements Provisioner {
   // ---- preemption watch ----------------------------------------------------------------
 
   #watch(name: string): void {
-    this.#watched.set(name, ++this.#watches);
+    // A cluster listed again keeps its watch (list() re-watches every UP cluster it reads); one
+    // torn down (terminate forgets it) and launched again gets a new one.
+    if (!this.#watched.has(name)) this.#watched.set(name, ++this.#watches);
     this.#scheduleRefresh();
   }
 

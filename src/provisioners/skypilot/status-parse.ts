@@ -13,6 +13,11 @@ const STATUSES = new Set(['UP', 'INIT', 'STOPPED']);
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 
+/** `sky`'s output without ANSI colour codes. */
+export function stripAnsi(output: string): string {
+  return output.replace(ANSI, '');
+}
+
 /**
  * Parses the cluster table of `sky status` (sky/utils/cli_utils/status_utils.py,
  * show_status_table). The table is a prettytable without borders, left-aligned, each
@@ -33,7 +38,7 @@ const ANSI = /\x1b\[[0-9;]*m/g;
  * nor one of those lines: better to fail loudly than to report every worker gone.
  */
 export function parseStatusTable(output: string): SkyClusterRow[] {
-  const lines = output.replace(ANSI, '').split(/\r?\n/);
+  const lines = stripAnsi(output).split(/\r?\n/);
   const headerAt = lines.findIndex((l) => /^NAME\s/.test(l) && /\sSTATUS(\s|$)/.test(l) && /\sRESOURCES(\s|$)/.test(l));
   if (headerAt < 0) {
     if (lines.some((l) => /^No existing clusters\./.test(l.trim()) || isNotFound(l))) return [];
@@ -102,8 +107,7 @@ export function parseSkyVersion(output: string): string | undefined {
  * not an endpoint.
  */
 export function normalizeEndpoint(output: string): string | undefined {
-  const line = output
-    .replace(ANSI, '')
+  const line = stripAnsi(output)
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '')
@@ -124,7 +128,7 @@ export function normalizeEndpoint(output: string): string | undefined {
 
 /** `sky status --ip NAME` prints the head node's IP alone on its line. */
 export function parseIp(output: string): string | undefined {
-  const line = output.replace(ANSI, '').trim().split(/\r?\n/).at(-1)?.trim() ?? '';
+  const line = stripAnsi(output).trim().split(/\r?\n/).at(-1)?.trim() ?? '';
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(line)) return line;
   if (/^[0-9a-f:]+$/i.test(line) && line.includes(':')) return `[${line}]`;
   if (/^[a-z0-9.-]+$/i.test(line) && line.includes('.')) return line; // a DNS name

@@ -108,6 +108,18 @@ describe('SkyPilotProvisioner: a refresh judges only the clusters it read', () =
     sky.refreshes[1]!.answer();
     await new Promise((r) => setImmediate(r));
     expect(lost).toEqual(['w-1: its cluster is STOPPED (preempted, or stopped outside FlockServe)']);
+
+    // A list of the clusters (adoption, an awaited launch) while a refresh runs re-reads the same
+    // cluster: it keeps its watch, and the refresh's verdict on it stands.
+    await p.launch('w-2', TASK, new AbortController().signal);
+    clock.advance(1000);
+    await new Promise((r) => setImmediate(r));
+    expect(sky.refreshes).toHaveLength(3);
+    sky.refreshes[2]!.shown.splice(0, 1, ['w-2', 'STOPPED']);
+    await p.list('w-');
+    sky.refreshes[2]!.answer();
+    await new Promise((r) => setImmediate(r));
+    expect(lost.at(-1)).toBe('w-2: its cluster is STOPPED (preempted, or stopped outside FlockServe)');
     await p.close();
   });
 });
