@@ -52,7 +52,9 @@ function scriptedSky() {
           exitCode: 1,
           stderr: 'ApiServerConnectionError: Could not connect to SkyPilot API server',
         });
-      const names = rest.filter((a) => !a.startsWith('-'));
+      const asked = rest.filter((a) => !a.startsWith('-'));
+      // No names: every cluster, as `sky status` lists them.
+      const names = asked.length > 0 ? asked : [...up.keys()];
       const shown = names.filter((n) => up.has(n)).map((n): [string, string] => [n, up.get(n)!]);
       if (rest[0] !== '--refresh') return Promise.resolve(result(args, table(shown)));
       return new Promise((resolve) => refreshes.push({ shown, answer: () => resolve(result(args, table(shown))) }));
@@ -84,6 +86,7 @@ describe('SkyPilotProvisioner: a refresh judges only the clusters it read', () =
       cli: sky.cli,
       clock,
       refreshIntervalMs: 1000,
+      port: 8000, // what FlockServe passes: the task's port, for endpoints of clusters it lists
       logDir: mkdtempSync(join(tmpdir(), 'sky-logs-')),
       onWorkerLost: (name, reason) => lost.push(`${name}: ${reason}`),
     });
