@@ -294,10 +294,7 @@ function buildProgram(io: Io, setCode: (code: number) => void): Command {
       return EXIT.ok;
     };
 
-  sub(
-    'remove [name]',
-    'drain then terminate a worker (default: one not serving yet, else the least-loaded); the fleet shrinks by one',
-  )
+  sub('remove [name]', 'drain then terminate a worker (default: the least-loaded ready one); the fleet shrinks by one')
     .option('--wait', 'wait until it is gone')
     .option('--wait-timeout <seconds>', 'give up waiting after this long', seconds, 600)
     .action(run(leave('removeWorker')));
