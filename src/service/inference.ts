@@ -12,6 +12,7 @@ import type { AdapterSync } from './adapters.js';
 import { bodyKind, checkedAnswer } from '../upstream/checked-answer.js';
 import { isRetryable, lowLevelCode } from '../upstream/errors.js';
 import type { Headers, Upstream } from '../upstream/types.js';
+import { EngineStreamError } from '../upstream/worker-error.js';
 
 /** What every inference entry point (HTTP route or gRPC method) turns into. */
 export interface InferenceCall {
@@ -357,7 +358,9 @@ export class InferenceService {
       const g = failure instanceof GatewayError ? failure : undefined;
       if (g?.code === 'client_closed') return;
       this.#stats.midStreamFailures++;
-      if (g?.code !== 'shutting_down') this.#options.onOutcome?.(lease.worker, false);
+      // A stream the engine ended with its own error event: the worker answered, and is not at fault.
+      const engineSaid = g?.cause instanceof EngineStreamError;
+      if (g?.code !== 'shutting_down' && !engineSaid) this.#options.onOutcome?.(lease.worker, false);
       this.#options.onMidStreamFailure?.(
         lease.worker.name,
         g ?? new GatewayError('upstream_interrupted', { cause: failure }),

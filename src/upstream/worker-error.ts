@@ -51,9 +51,21 @@ export function readWorkerError(body: Buffer): WorkerSaid {
   return isObject(json) ? fromJson(json, text) : { message: cut(text) };
 }
 
+/**
+ * What an engine said in an error event inside its stream: the cause of workerStreamError. The
+ * engine answered, so it is no sign of a broken worker (vLLM reports a request's own failure,
+ * a guided-decoding or tool-parser error, this way too).
+ */
+export class EngineStreamError extends Error {
+  override readonly name = 'EngineStreamError';
+}
+
 /** An engine's stream that failed after it began, as its error event said (errorEventMessage). */
 export function workerStreamError(message: string): GatewayError {
-  return new GatewayError('upstream_interrupted', { message: `worker stream error: ${message}` });
+  return new GatewayError('upstream_interrupted', {
+    message: `worker stream error: ${message}`,
+    cause: new EngineStreamError(message),
+  });
 }
 
 /**

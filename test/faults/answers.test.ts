@@ -69,6 +69,25 @@ describe('a failure after the answer began', () => {
   });
 });
 
+describe("an engine's own error event", () => {
+  it('fails the request, not the worker: outlier detection does not eject a worker that answered', async () => {
+    env = await startScenario(
+      {
+        name: 'two workers whose engines report errors mid-stream',
+        workers: ['--token-interval 2 --error-mid-stream', '--token-interval 2 --error-mid-stream'],
+        shot: { stream: true, maxTokens: 20 },
+        concurrency: 1,
+      },
+      { maxRetries: 0, outlierConsecutiveFailures: 1 },
+    );
+    for (let i = 0; i < 6; i++) {
+      const r = await shoot(env.url, { stream: true, maxTokens: 20 });
+      expect(r).toMatchObject({ outcome: 'error', detail: 'upstream_interrupted' });
+    }
+    expect(env.gw.workers().filter((w) => w.ejected)).toEqual([]);
+  });
+});
+
 describe("a failure after the answer began, on TGI's /generate_stream", () => {
   it("ends with TGI's error event, which TGI's clients raise on", async () => {
     env = await oneWorker('--token-interval 5 --crash-after 0', { maxRetries: 0 });
