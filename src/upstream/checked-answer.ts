@@ -216,7 +216,7 @@ function sseCheck(o: AnswerCheckOptions): Check {
           const pass = o.openaiStream ? (passed ? Buffer.concat([passed, DONE]) : DONE) : passed;
           return { pass, stop: true, events: jsons };
         }
-        const said = o.openaiStream ? errorSaid(parsed?.json) : undefined;
+        const said = o.openaiStream && parsed && ERROR_KEY_FIRST.test(parsed.data) ? errorSaid(parsed.json) : undefined;
         if (said !== undefined) return { pass: before(buf, from), error: workerStreamError(said), events: jsons };
         if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
         if (onResponseId) {
@@ -266,9 +266,8 @@ const NOT_PLAIN = -2;
 /**
  * The end of the event at `from` if it is the event every engine sends, one `data:` line of
  * valid JSON or `[DONE]` then LF LF (bytes without a CR); else UNFINISHED or NOT_PLAIN, and
- * parseEvent reads it (and rejects it, if it is malformed). With `errorsOut`, an object whose
- * first key is `error` or `object` (how error events begin; chunks begin with their `id`) is
- * NOT_PLAIN too, so it is parsed and looked at.
+ * parseEvent reads it (and rejects it, if it is malformed). With `errorsOut`, an event that may
+ * be an error (errorKeyFirst) is NOT_PLAIN too, so it is parsed and looked at.
  */
 function plainEventEnd(buf: Buffer, from: number, errorsOut: boolean): number {
   const lf = buf.indexOf(0x0a, from);
@@ -277,22 +276,34 @@ function plainEventEnd(buf: Buffer, from: number, errorsOut: boolean): number {
   if (buf[lf + 1] !== 0x0a || lf - from < 6) return NOT_PLAIN;
   for (let k = 0; k < DATA_FIELD.length; k++) if (buf[from + k] !== DATA_FIELD[k]) return NOT_PLAIN;
   const start = buf[from + 5] === 0x20 ? from + 6 : from + 5;
-  // `{"e` or `{"o` first (two byte reads): a chunk's `{"id"` is passed over without a compare.
-  const key = buf[start + 2];
-  if (errorsOut && buf[start + 1] === 0x22 && (key === 0x65 || key === 0x6f)) {
-    if (startsWith(buf, start, ERROR_KEY) || startsWith(buf, start, OBJECT_KEY)) return NOT_PLAIN;
-  }
+  if (errorsOut && errorKeyFirst(buf, start, lf)) return NOT_PLAIN;
   return isDone(buf, start, lf) || isJson(buf, start, lf) ? lf + 2 : NOT_PLAIN;
 }
 
-function startsWith(buf: Buffer, start: number, prefix: Buffer): boolean {
-  return (
-    buf.length - start >= prefix.length && buf.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0
-  );
+/**
+ * Whether the JSON object in buf[start, end) opens with an `error` or `object` key, as an error
+ * event does: OpenAI's and newer vLLM's `{"error": {...}}`, older vLLM's `{"object": "error",
+ * ...}` (pydantic writes its fields in order). A chunk opens with its `id` or `type`, and is
+ * passed over after two byte reads. The parsed path asks the same of an event's data
+ * (ERROR_KEY_FIRST), so both judge an event alike.
+ */
+function errorKeyFirst(buf: Buffer, start: number, end: number): boolean {
+  if (buf[start] !== 0x7b) return false; // {
+  let i = start + 1;
+  while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+  const c = buf[i + 1];
+  if (buf[i] !== 0x22 || (c !== 0x65 && c !== 0x6f)) return false; // "e, "o
+  return bytesAt(buf, i, ERROR_KEY) || bytesAt(buf, i, OBJECT_KEY);
 }
 
-const ERROR_KEY = Buffer.from('{"error"');
-const OBJECT_KEY = Buffer.from('{"object"');
+function bytesAt(buf: Buffer, at: number, bytes: Buffer): boolean {
+  return buf.length - at >= bytes.length && buf.compare(bytes, 0, bytes.length, at, at + bytes.length) === 0;
+}
+
+const ERROR_KEY = Buffer.from('"error"');
+const OBJECT_KEY = Buffer.from('"object"');
+/** errorKeyFirst for an event's data as text. */
+const ERROR_KEY_FIRST = /^\{[ \t]*"(error|object)"/;
 
 /** What an error event said (errorEventMessage), or undefined for any other event's JSON. */
 function errorSaid(json: unknown): string | undefined {

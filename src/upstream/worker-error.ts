@@ -75,7 +75,8 @@ export function workerStreamError(message: string): GatewayError {
  */
 export function errorEventMessage(event: JsonObject): string | undefined {
   if (event['choices'] !== undefined || event['token'] !== undefined) return undefined;
-  if (event['error'] === undefined && event['object'] !== 'error') return undefined;
+  // `"error": null` is a chunk saying there is none.
+  if (event['error'] == null && event['object'] !== 'error') return undefined;
   return fromJson(event, JSON.stringify(event)).message ?? 'the worker sent an error event';
 }
 

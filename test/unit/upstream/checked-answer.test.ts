@@ -114,7 +114,7 @@ describe('checkedAnswer: SSE', () => {
     expect(objs).toHaveLength(2);
   });
 
-  it.each([
+  const errorEvents: [string, string][] = [
     // Some vLLM versions: the error object alone, which OpenAI's clients read as one more chunk.
     [
       'flat, as json.dumps writes it',
@@ -124,18 +124,42 @@ describe('checkedAnswer: SSE', () => {
       'nested, as newer vLLM and OpenAI send it',
       'data: {"error": {"message": "CUDA out of memory", "type": "InternalServerError", "param": null, "code": 500}}\n\n',
     ],
-    ['in a read with the chunk before it', 'data:{"object":"error","message":"CUDA out of memory"}\n\n'],
-  ])(
-    "an engine's error event in an OpenAI stream (%s) ends it: the events before it, then upstream_interrupted",
-    async (_, errorEvent) => {
+    ['with a space after the brace', 'data: { "error": {"message": "CUDA out of memory"}}\n\n'],
+  ];
+  // Both paths: in place (nothing needs the events' objects: HTTP) and parsed (onEvents: gRPC).
+  it.each(errorEvents.flatMap(([label, event]) => [true, false].map((parsed) => [label, event, parsed] as const)))(
+    "an engine's error event in an OpenAI stream (%s; parsed: %s) ends it: the events before it, then upstream_interrupted",
+    async (_, errorEvent, parsed) => {
       const objs: unknown[] = [];
-      const chunks = [chat('Hello'), errorEvent, 'data: [DONE]\n\n'];
-      const joined = _ === 'in a read with the chunk before it' ? [chunks.join('')] : chunks;
-      const { out, error, sourceAborted } = await run(joined, { onEvents: (e) => objs.push(...e) });
-      expect(out.join('')).toBe(chat('Hello'));
-      expect(error).toMatchObject({ code: 'upstream_interrupted', message: 'worker stream error: CUDA out of memory' });
-      expect(objs).toHaveLength(1);
-      expect(sourceAborted).toBe(true);
+      const onEvents = parsed ? (e: unknown[]) => objs.push(...e) : undefined;
+      for (const chunks of [
+        [chat('Hello'), errorEvent, 'data: [DONE]\n\n'],
+        [chat('Hello') + errorEvent + 'data: [DONE]\n\n'], // one read
+      ]) {
+        objs.length = 0;
+        const { out, error, sourceAborted } = await run(chunks, { onEvents });
+        expect(out.join('')).toBe(chat('Hello'));
+        expect(error).toMatchObject({
+          code: 'upstream_interrupted',
+          message: 'worker stream error: CUDA out of memory',
+        });
+        expect(objs).toHaveLength(parsed ? 1 : 0);
+        expect(sourceAborted).toBe(true);
+      }
+    },
+  );
+
+  it.each([true, false])(
+    'passed as chunks on both paths (parsed: %s): `"error": null`, and an error object that does not open with its error or object key (no engine writes one so)',
+    async (parsed) => {
+      for (const chunk of [
+        ev({ object: 'response.keepalive', error: null }),
+        'data: {"message": "CUDA out of memory", "object": "error"}\n\n',
+      ]) {
+        const r = await run([chunk, 'data: [DONE]\n\n'], parsed ? { onEvents: () => {} } : {});
+        expect(r.error).toBeUndefined();
+        expect(r.out.join('')).toBe(chunk + 'data: [DONE]\n\n');
+      }
     },
   );
 
