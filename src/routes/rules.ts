@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../core/errors.js';
 import {
+  EMBEDDINGS_PATH,
   LOAD_ADAPTER_PATH,
   pathOf,
   PRIORITY_HEADER,
@@ -85,6 +86,7 @@ export function sessionKeyOf(body: JsonObject, sessionHeader: string | undefined
  * alone, so their input is none.
  */
 export function promptTextOf(body: JsonObject, route?: InferenceRoute): string | undefined {
+  if (route?.path === EMBEDDINGS_PATH) return undefined; // vLLM's chat embeddings send messages too
   const messages = body['messages'];
   if (Array.isArray(messages)) return messagesText(messages);
   const prompt = body['prompt'] ?? body['inputs'] ?? body['text'];

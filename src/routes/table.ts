@@ -102,7 +102,11 @@ export const INFERENCE_ROUTES = [
         prompt: promptOrNull,
         prompt_embeds: { anyOf: [{ type: 'string' }, { type: 'array' }] },
       }),
-      anyOf: [{ required: ['prompt'] }, { required: ['prompt_embeds'] }],
+      // A null prompt is vLLM's "none", so it needs prompt_embeds beside it.
+      anyOf: [
+        { required: ['prompt'], properties: { prompt: { not: { type: 'null' } } } },
+        { required: ['prompt_embeds'] },
+      ],
     },
   },
   {
@@ -137,6 +141,9 @@ export const INFERENCE_ROUTES = [
 ] as const satisfies readonly InferenceRoute[];
 
 export type InferencePath = (typeof INFERENCE_ROUTES)[number]['path'];
+
+/** Embeddings are balanced on load alone: their input, or messages, is no prompt to route on. */
+export const EMBEDDINGS_PATH = '/v1/embeddings' satisfies InferencePath;
 
 /**
  * Where OpenAI's Responses API creates answers; an engine may store them for later turns, which

@@ -113,6 +113,12 @@ describe('the routing text', () => {
   });
 });
 
+it("embeddings are balanced on load alone: vLLM's chat embeddings' messages are no prompt to route on", () => {
+  const body = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+  expect(promptTextOf(body, route('/v1/chat/completions'))).toBe('hi\n');
+  expect(promptTextOf(body, route('/v1/embeddings'))).toBe(undefined);
+});
+
 describe('the stored answer a request builds on (the Responses API)', () => {
   const body = (o: object) => Buffer.from(JSON.stringify(o));
   it.each([

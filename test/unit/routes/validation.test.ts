@@ -56,6 +56,12 @@ describe('one set of messages for a body, whether it came as bytes (HTTP) or was
       'prompt',
     ],
     [
+      '/v1/completions',
+      { model: 'm', prompt: null },
+      "Invalid request: body/prompt must NOT be valid, body must have required property 'prompt_embeds', body must match a schema in anyOf",
+      'prompt',
+    ],
+    [
       '/v1/embeddings',
       {},
       "Invalid request: body must have required property 'input', body must have required property 'messages', body must match a schema in anyOf",
