@@ -25,6 +25,12 @@ export interface Forward {
    * shape; an engine's own routes are the engine's).
    */
   readonly errorShape: RouteApi | undefined;
+  /**
+   * The shape of the gateway's own errors (its refusals, a worker that failed, a stream's error
+   * event): errorShape's by default, OpenAI's without one. SGLang's body on TGI's /generate gets
+   * OpenAI's (errorShapeOf), while the worker's own errors there pass as it sent them.
+   */
+  readonly gatewayErrorShape?: RouteApi | undefined;
   /** Signals for affinity policies; either may be missing. */
   readonly sessionKey?: string | undefined;
   readonly promptText?: string | undefined;
@@ -46,7 +52,7 @@ export interface ErrorLog {
 
 /**
  * Forwards one request through the service and copies the worker's answer to `res` (JSON whole,
- * or SSE chunk by chunk); any failure ends in an OpenAI-shaped error, never a silent cut.
+ * or SSE chunk by chunk); any failure ends in an error in the route's shape, never a silent cut.
  */
 export async function answer(
   service: InferenceService,
@@ -96,7 +102,7 @@ export async function answer(
       );
       return;
     }
-    const shape = f.errorShape ?? 'openai';
+    const shape = f.gatewayErrorShape ?? f.errorShape ?? 'openai';
     upstream.headers[REQUEST_ID_HEADER] = f.requestId;
     if (stream) {
       answerStream(res, upstream, f.record, f.sendTimeout, shape);
@@ -114,7 +120,7 @@ export async function answer(
       (err) => writeError(res, err, f.requestId, log, shape),
     );
   } catch (err) {
-    writeError(res, toGatewayError(err), f.requestId, log, f.errorShape);
+    writeError(res, toGatewayError(err), f.requestId, log, f.gatewayErrorShape ?? f.errorShape);
   }
 }
 

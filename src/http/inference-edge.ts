@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import {
   bodyTellingToStream,
+  errorShapeOf,
   mustTellWorkerToStream,
   priorityOf,
   promptTextOf,
@@ -10,7 +11,7 @@ import {
   wantsStream,
 } from '../routes/rules.js';
 import { pathOf, PRIORITY_HEADER, REQUEST_ID_HEADER, SESSION_HEADER, STREAM_HEADER } from '../routes/table.js';
-import { parseRequestBody, checkedRoutes, withoutByteOrderMark, type JsonObject } from '../routes/validation.js';
+import { checkedJson, checkedRoutes, parseJson, withoutByteOrderMark, type JsonObject } from '../routes/validation.js';
 import type { ApiKeys } from '../service/auth.js';
 import type { InferenceService } from '../service/inference.js';
 import type { RequestObserver } from '../service/observer.js';
@@ -74,11 +75,13 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
       const bytes = withoutByteOrderMark(read);
       raw = bytes;
       let priority: number;
+      let parsed: unknown;
       try {
-        body = parseRequestBody(bytes, o.maxJsonDepth, check);
+        parsed = parseJson(bytes, o.maxJsonDepth);
+        body = checkedJson(parsed, check);
         priority = priorityOf(headerOf(req, PRIORITY_HEADER));
       } catch (e) {
-        writeError(res, toGatewayError(e), requestId, o.log, route.api);
+        writeError(res, toGatewayError(e), requestId, o.log, errorShapeOf(route, parsed));
         return;
       }
       const stream = wantsStream(route, body, headerOf(req, STREAM_HEADER));
@@ -96,6 +99,7 @@ export function inferenceEdge(o: InferenceEdgeOptions): InferenceEdge {
           abort,
           sendTimeout: o.sendTimeout,
           errorShape: route.api,
+          gatewayErrorShape: errorShapeOf(route, body),
           sessionKey: sessionKeyOf(body, headerOf(req, SESSION_HEADER)),
           priority,
           promptText: o.service.readsPrompt ? promptTextOf(body, route) : undefined,

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../core/errors.js';
 import {
   EMBEDDINGS_PATH,
+  GENERATE_PATH,
   LOAD_ADAPTER_PATH,
   pathOf,
   PRIORITY_HEADER,
   RESPONSES_PATH,
   UNLOAD_ADAPTER_PATH,
   type InferenceRoute,
+  type RouteApi,
 } from './table.js';
 
 /**
@@ -52,6 +54,18 @@ export function bodyTellingToStream(bytes: Buffer, body: JsonObject): Buffer {
   const open = bytes.indexOf(0x7b);
   const field = Object.keys(body).length === 0 ? '"stream":true' : '"stream":true,';
   return Buffer.concat([bytes.subarray(0, open + 1), Buffer.from(field), bytes.subarray(open + 1)]);
+}
+
+/**
+ * The shape of the gateway's errors for a request: its route's API's, but on /generate, which
+ * TGI and SGLang share, OpenAI's for SGLang's body (`text`, `input_ids` or `sampling_params`, no
+ * `inputs`): SGLang answers its errors as `{"error": {"message": ...}}`, which OpenAI's shape is.
+ * `body` is what the request's bytes parsed to, if they did.
+ */
+export function errorShapeOf(route: InferenceRoute, body: unknown): RouteApi {
+  if (route.path !== GENERATE_PATH || typeof body !== 'object' || body === null) return route.api;
+  if ('inputs' in body || 'parameters' in body) return 'tgi';
+  return 'text' in body || 'input_ids' in body || 'sampling_params' in body ? 'openai' : route.api;
 }
 
 /** The request's priority in the gateway's queue (PRIORITY_HEADER): lower first; 0 without one. */

@@ -142,6 +142,9 @@ export const INFERENCE_ROUTES = [
 
 export type InferencePath = (typeof INFERENCE_ROUTES)[number]['path'];
 
+/** TGI's and SGLang's native route (their bodies tell them apart: generateBody). */
+export const GENERATE_PATH = '/generate' satisfies InferencePath;
+
 /** Embeddings are balanced on load alone: their input, or messages, is no prompt to route on. */
 export const EMBEDDINGS_PATH = '/v1/embeddings' satisfies InferencePath;
 

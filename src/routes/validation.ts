@@ -48,7 +48,8 @@ export function withoutByteOrderMark(raw: Buffer): Buffer {
   return raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? raw.subarray(3) : raw;
 }
 
-function parseJson(raw: Buffer, maxDepth: number): unknown {
+/** The bytes of an HTTP body as JSON (UTF-8, within `maxDepth`), or the catalogue's 400; not yet checked against a schema. */
+export function parseJson(raw: Buffer, maxDepth: number): unknown {
   if (raw.length === 0) throw new GatewayError('invalid_json', { message: 'The request body is empty.' });
   // JSON is UTF-8 (RFC 8259 §8.1); decoding would turn bad bytes into U+FFFD and forward a different body.
   if (!isUtf8(raw)) throw new GatewayError('invalid_json', { message: 'The request body is not valid UTF-8.' });

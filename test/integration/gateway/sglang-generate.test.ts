@@ -65,10 +65,10 @@ describe("SGLang's native /generate through the gateway", () => {
   it('a body with no prompt of either kind is refused before any worker sees it', async () => {
     const res = await generate({ sampling_params: {} });
     expect(res.status).toBe(400);
-    // /generate is TGI's route too: the gateway's refusal is in TGI's shape.
-    const body = (await res.json()) as { error: string; error_type: string };
-    expect(body.error_type).toBe('validation');
-    expect(body.error).toContain("must have required property 'text'");
+    // SGLang's body (sampling_params, no inputs): the refusal in SGLang's shape, {"error": {"message"}}.
+    const { error } = (await res.json()) as { error: { message: string; code: string } };
+    expect(error.code).toBe('bad_request');
+    expect(error.message).toContain("must have required property 'text'");
     expect(received).toEqual([]);
   });
 });

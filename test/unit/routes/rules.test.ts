@@ -7,6 +7,7 @@ import {
   mustTellWorkerToStream,
   priorityOf,
   promptTextOf,
+  errorShapeOf,
   requestIdOf,
   sessionKeyOf,
   storedResponseOf,
@@ -111,6 +112,19 @@ describe('the routing text', () => {
     expect(promptTextOf(body, route('/v1/responses'))).toBe(text);
     expect(promptTextOf(body, route('/v1/embeddings'))).toBe(undefined);
   });
+});
+
+it.each([
+  ['/generate', { inputs: 'x' }, 'tgi'],
+  ['/generate', { text: 'x', sampling_params: {} }, 'openai'],
+  ['/generate', { input_ids: [1] }, 'openai'],
+  ['/generate', { sampling_params: {} }, 'openai'],
+  ['/generate', {}, 'tgi'],
+  ['/generate', undefined, 'tgi'], // the bytes did not parse
+  ['/generate_stream', { text: 'x' }, 'tgi'],
+  ['/v1/completions', { inputs: 'x' }, 'openai'],
+] as const)("the gateway's errors on %s for %j: %s's shape", (path, body, shape) => {
+  expect(errorShapeOf(route(path), body)).toBe(shape);
 });
 
 it("embeddings are balanced on load alone: vLLM's chat embeddings' messages are no prompt to route on", () => {
