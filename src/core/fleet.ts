@@ -411,29 +411,37 @@ export class Fleet {
    * cluster's lock, so a teardown at the next start fails until that launch ends, and a cluster
    * given up on then would come up unknown to the fleet and bill for good. Shutdown makes one
    * last try (the cluster is then reported unterminated); standing down leaves it to the next leader.
+   * `triedJustNow`: a teardown just failed, so the first try waits a minute too.
    */
-  #tearDownOrphan(name: string): void {
+  #tearDownOrphan(name: string, triedJustNow = false): void {
     const epoch = this.#epoch;
+    let wait = triedJustNow;
     const p = (async () => {
-      for (;;) {
+      for (; ; wait = true) {
+        if (wait) {
+          if (this.#closing || epoch !== this.#epoch) return;
+          const retryIn = `${ORPHAN_RETRY_MS / 1000} s`;
+          this.#log(
+            'warn',
+            `fleet: ${name} would not go away (a launch may still hold it); trying again in ${retryIn}`,
+            {
+              worker: name,
+            },
+          );
+          await new Promise<void>((resolve) => {
+            const timer = this.#clock.setTimer(ORPHAN_RETRY_MS, resolve);
+            this.#orphanWaits.set(name, () => (timer.cancel(), resolve()));
+          });
+          this.#orphanWaits.delete(name);
+          if (epoch !== this.#epoch) return;
+        }
         if (await this.#terminator.terminate(name)) {
           void this.#clearLaunch(name);
+          // A worker left listed as failed for it (a launch retry whose teardown failed) is gone now.
+          if (this.#pool.get(name)?.state === 'failed' && !this.#tracked.has(name))
+            this.#pool.setState(name, 'gone', 'terminated');
           return;
         }
-        if (this.#closing || epoch !== this.#epoch) return;
-        this.#log(
-          'warn',
-          `fleet: ${name} would not go away (a launch may still hold it); trying again in ${ORPHAN_RETRY_MS / 1000} s`,
-          {
-            worker: name,
-          },
-        );
-        await new Promise<void>((resolve) => {
-          const timer = this.#clock.setTimer(ORPHAN_RETRY_MS, resolve);
-          this.#orphanWaits.set(name, () => (timer.cancel(), resolve()));
-        });
-        this.#orphanWaits.delete(name);
-        if (epoch !== this.#epoch) return;
       }
     })().finally(() => {
       if (this.#orphanTeardowns.get(name) === p) this.#orphanTeardowns.delete(name);
@@ -714,13 +722,15 @@ export class Fleet {
       if (!still()) return;
       if (!gone) {
         // The partial cluster would not go away: relaunching under its name could reuse a broken
-        // cluster. The worker stays tracked as `failed`, so remove, drain and shutdown try its
-        // teardown again, and the next launch (a new name) waits the fleet's backoff, as after
-        // any launch given up on: a provisioner whose launches and teardowns both fail is not
-        // asked for a new cluster every few seconds.
+        // cluster. It is torn down again each minute, and at shutdown, as a cluster adoption
+        // could not tear down (its name is not reused meanwhile), and the next launch (a new
+        // name) waits the fleet's backoff, as after any launch given up on: a provisioner whose
+        // launches and teardowns both fail is not asked for a new cluster every few seconds.
         this.#failuresInARow++;
         this.#retryAt = this.#clock.now() + this.#backoff(this.#failuresInARow);
         this.#pool.setState(t.name, 'failed', `launch failed and its teardown failed: ${message}`);
+        this.#tracked.delete(t.name);
+        this.#tearDownOrphan(t.name, true);
         this.#reconcile();
         return;
       }

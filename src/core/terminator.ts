@@ -239,11 +239,16 @@ export class Terminator {
         if (w && w.state === 'terminating')
           this.#pool.setState(name, 'failed', `terminate failed: ${errorMessage(err)}`);
         if (i >= attempts) {
-          this.#stats.teardownGiveUps++;
+          // Given up on once per cluster: a later teardown of the same one (the fleet tries again)
+          // that fails too is no new give-up, and says so at warn.
+          const again = this.#unterminated.has(name);
+          if (!again) this.#stats.teardownGiveUps++;
           this.#unterminated.add(name);
           this.#log(
-            'error',
-            `fleet: could not terminate ${name} after ${i} attempts; it may still be running (and billing): tear it down by hand`,
+            again ? 'warn' : 'error',
+            again
+              ? `fleet: ${name} is still not torn down (${errorMessage(err)})`
+              : `fleet: could not terminate ${name} after ${i} attempts; it may still be running (and billing): tear it down by hand`,
             { worker: name, error: errorMessage(err) },
           );
           return 'failed';

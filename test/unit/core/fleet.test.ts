@@ -230,6 +230,11 @@ describe('Fleet: launch failures', () => {
     // w-1 fails at 3 s and is not torn down; w-2 after the 5 s backoff, w-3 after 10 s, w-4 after 20 s.
     expect(launches).toEqual(['0 w-1', '8000 w-2', '21000 w-3', '44000 w-4']);
     expect(f.fleet.unterminated()).toEqual(['w-1', 'w-2', 'w-3', 'w-4']);
+    // Each is torn down again every minute; a cluster given up on counts once, however often.
+    await f.runTo(130_000);
+    const tries = f.provisioner.calls.filter((c) => c.op === 'terminate' && c.name === 'w-1').map((c) => c.at);
+    expect(tries).toEqual([3000, 63_000, 123_000]);
+    expect(f.fleet.stats.teardownGiveUps).toBe(f.fleet.unterminated().length);
     f.provisioner.failTerminates = 0;
     await f.fleet.shutdown();
     expect(f.fleet.unterminated()).toEqual([]);
