@@ -62,7 +62,8 @@ const promptOrNull = { anyOf: [{ type: 'string' }, { type: 'array' }, { type: 'n
 const tgiBody = object(['inputs'], {
   inputs: { type: 'string' },
   parameters: { type: 'object' },
-  stream: common.stream,
+  // TGI and SGLang read a boolean here (serde's bool, pydantic's bool): null is theirs to refuse.
+  stream: { type: 'boolean' },
 });
 
 /**

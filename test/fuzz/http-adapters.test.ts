@@ -21,7 +21,7 @@ afterAll(() => env?.close());
 describe('fuzzing the HTTP adapters', () => {
   it.each(PROPERTIES.map((p) => [p.name, p] as const))('%s', async (_name, p) => {
     await fc.assert(
-      fc.asyncProperty(p.arbitrary, async (req) => p.check(await post(env.url, req))),
+      fc.asyncProperty(p.arbitrary, async (req) => p.check(await post(env.url, req), req)),
       { numRuns: RUNS },
     );
   });

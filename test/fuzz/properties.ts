@@ -3,12 +3,15 @@
  * hundred cases) and the reliability bench (thousands). Every property sends one generated
  * request to a running gateway over real HTTP and checks the answer.
  *
- * Bad input must get a 4xx in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`,
- * never a 5xx, never a dropped connection. Arbitrary JSON (which may well be a valid request)
- * must never get a 5xx.
+ * Bad input must get a 4xx in its route's shape (OpenAI's, `{"error": {"message", "type", "param",
+ * "code"}}`; TGI's on TGI's routes, `{"error", "error_type"}`, but OpenAI's for SGLang's body on
+ * /generate), never a 5xx, never a dropped connection. Arbitrary JSON (which may well be a valid
+ * request) must never get a 5xx.
  */
 import fc from 'fast-check';
 import { Agent, request as httpRequest } from 'node:http';
+import { errorShapeOf } from '../../src/routes/rules.js';
+import { checkedRoutes } from '../../src/routes/validation.js';
 
 export interface Answer {
   readonly status: number;
@@ -61,6 +64,27 @@ export function expectOpenAI4xx(a: Answer): void {
   if (!shaped) throw new Error(`4xx body is not OpenAI-shaped: ${a.body.slice(0, 300)}`);
 }
 
+/** Throws unless `a` is a 4xx whose body is TGI's error object. */
+function expectTgi4xx(a: Answer): void {
+  if (a.status < 400 || a.status > 499) throw new Error(`expected a 4xx, got ${a.status}: ${a.body.slice(0, 300)}`);
+  const json = JSON.parse(a.body) as { error?: unknown; error_type?: unknown };
+  if (typeof json.error !== 'string' || typeof json.error_type !== 'string')
+    throw new Error(`4xx body is not TGI-shaped: ${a.body.slice(0, 300)}`);
+}
+
+/** Throws unless `a` is a 4xx in the shape of the route `req` went to, for its body (errorShapeOf). */
+export function expectRouteShaped4xx(a: Answer, req: FuzzRequest): void {
+  let body: unknown;
+  try {
+    body = JSON.parse(req.body.toString('utf8'));
+  } catch {
+    body = undefined;
+  }
+  const route = checkedRoutes().get(req.path)!.route;
+  if (errorShapeOf(route, body) === 'tgi') expectTgi4xx(a);
+  else expectOpenAI4xx(a);
+}
+
 function expectNo5xx(a: Answer): void {
   if (a.status === 0 || a.status >= 500) throw new Error(`got ${a.status || 'no answer'}: ${a.body.slice(0, 300)}`);
 }
@@ -77,20 +101,24 @@ const VALID: Record<(typeof ROUTES)[number], Record<string, unknown>> = {
   '/generate_stream': { inputs: 'hi', parameters: { max_new_tokens: 1 } },
 };
 
+/** The openai SDKs' `string | null` and `boolean | null`: null is unset. */
+const stringOrNull = (v: unknown): boolean => typeof v === 'string' || v === null;
+const booleanOrNull = (v: unknown): boolean => typeof v === 'boolean' || v === null;
+
 /** The fields the gateway checks per route, with a predicate for "right type". */
 const CHECKED: Record<(typeof ROUTES)[number], Record<string, (v: unknown) => boolean>> = {
   '/v1/chat/completions': {
     messages: (v) => Array.isArray(v) && v.length > 0 && v.every((m) => isObject(m) && 'role' in m),
-    model: (v) => typeof v === 'string',
-    stream: (v) => typeof v === 'boolean',
-    user: (v) => typeof v === 'string',
+    model: stringOrNull,
+    stream: booleanOrNull,
+    user: stringOrNull,
   },
   '/v1/completions': {
     prompt: (v) => typeof v === 'string' || Array.isArray(v),
-    model: (v) => typeof v === 'string',
-    stream: (v) => typeof v === 'boolean',
+    model: stringOrNull,
+    stream: booleanOrNull,
   },
-  '/v1/embeddings': { input: (v) => typeof v === 'string' || Array.isArray(v), model: (v) => typeof v === 'string' },
+  '/v1/embeddings': { input: (v) => typeof v === 'string' || Array.isArray(v), model: stringOrNull },
   '/generate': { inputs: (v) => typeof v === 'string', parameters: isObject, stream: (v) => typeof v === 'boolean' },
   '/generate_stream': { inputs: (v) => typeof v === 'string', parameters: isObject },
 };
@@ -107,7 +135,7 @@ const anyJson = fc.jsonValue({ maxDepth: 3 });
 export interface Property {
   readonly name: string;
   readonly arbitrary: fc.Arbitrary<FuzzRequest>;
-  readonly check: (a: Answer) => void;
+  readonly check: (a: Answer, req: FuzzRequest) => void;
 }
 
 /**
@@ -119,7 +147,7 @@ export const PROPERTIES: readonly Property[] = [
     name: 'random bytes',
     arbitrary: fc.record({ path: route, body: fc.uint8Array({ maxLength: 2048 }).map((a) => Buffer.from(a)) }),
     // Random bytes are almost never JSON; when they are (e.g. "7"), they are not an object.
-    check: expectOpenAI4xx,
+    check: expectRouteShaped4xx,
   },
   {
     name: 'deep nesting',
@@ -132,7 +160,7 @@ export const PROPERTIES: readonly Property[] = [
           return Buffer.from(open.repeat(depth) + (open === '[' ? '' : '1') + (closed ? close.repeat(depth) : ''));
         }),
     }),
-    check: expectOpenAI4xx,
+    check: expectRouteShaped4xx,
   },
   {
     name: 'wrong types',
@@ -142,7 +170,7 @@ export const PROPERTIES: readonly Property[] = [
         .filter(([field, value]) => !CHECKED[path][field]!(value))
         .map(([field, value]) => ({ path, body: json({ ...VALID[path], [field]: value }) })),
     ),
-    check: expectOpenAI4xx,
+    check: expectRouteShaped4xx,
   },
   {
     name: 'huge strings',
@@ -152,7 +180,7 @@ export const PROPERTIES: readonly Property[] = [
         const field = Object.keys(CHECKED[path])[0]!;
         return { path, body: Buffer.from(`{"${field}": "${ch.repeat(Math.ceil(n / ch.length))}"}`) };
       }),
-    check: expectOpenAI4xx, // 413
+    check: expectRouteShaped4xx, // 413
   },
   {
     name: 'invalid UTF-8',
@@ -167,7 +195,7 @@ export const PROPERTIES: readonly Property[] = [
         const i = at % valid.length;
         return { path, body: Buffer.concat([valid.subarray(0, i), Buffer.from(bad), valid.subarray(i)]) };
       }),
-    check: expectOpenAI4xx,
+    check: expectRouteShaped4xx,
   },
   {
     name: 'missing fields',
@@ -179,7 +207,7 @@ export const PROPERTIES: readonly Property[] = [
         return { path, body: json(body) };
       }),
     ),
-    check: expectOpenAI4xx,
+    check: expectRouteShaped4xx,
   },
   {
     name: 'arbitrary JSON (valid or not): never a 5xx',
@@ -198,7 +226,7 @@ export async function fuzz(baseUrl: string, runs: number, seed?: number): Promis
     await fc.assert(
       fc.asyncProperty(p.arbitrary, async (req) => {
         cases++;
-        p.check(await post(baseUrl, req));
+        p.check(await post(baseUrl, req), req);
       }),
       { numRuns: runs, ...(seed === undefined ? {} : { seed }) },
     );
