@@ -228,6 +228,12 @@ if (!values['no-speed']) {
 
 const BEGIN = '<!-- results:begin (written by node bench/autoscaling.mjs) -->';
 const END = '<!-- results:end -->';
+const mdPath = join(OUT, 'autoscaling.md');
+const existing = existsSync(mdPath) ? await readFile(mdPath, 'utf8') : `# Autoscaling\n\n${BEGIN}\n${END}\n`;
+const [head, rest] = existing.split(BEGIN);
+if (rest === undefined || !rest.includes(END)) throw new Error(`${mdPath} lacks the results markers`);
+// Not timed this run (--no-speed): the speed table of the last run that timed it stays.
+if (speed.length === 0) speed.push(...(/### Speed\n\n([\s\S]*?)\n\n/.exec(rest)?.[1].split('\n') ?? []));
 const generated = [
   BEGIN,
   `Run on ${new Date().toISOString().slice(0, 10)} (${process.platform}, ${(await import('node:os')).availableParallelism()} cores, shared with other work); seed 1; every option at its default unless the table says otherwise.`,
@@ -239,9 +245,5 @@ const generated = [
   ...commands.map((c) => `    ${c}`),
   END,
 ].join('\n');
-const mdPath = join(OUT, 'autoscaling.md');
-const existing = existsSync(mdPath) ? await readFile(mdPath, 'utf8') : `# Autoscaling\n\n${BEGIN}\n${END}\n`;
-const [head, rest] = existing.split(BEGIN);
-if (rest === undefined || !rest.includes(END)) throw new Error(`${mdPath} lacks the results markers`);
 await writeFile(mdPath, head + generated + rest.slice(rest.indexOf(END) + END.length));
 process.stderr.write(`wrote ${mdPath}\n`);

@@ -12,18 +12,14 @@
  *
  * About 20 minutes a launch delay on 2 cores (a simulated day at 20 req/s takes 1-2 minutes).
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import process from 'node:process';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { DEFAULT_QUEUE_WAIT_SLO_S } from '../dist/core/autoscaler/slo.js';
-import { dominates } from '../dist/sim/plan/plan.js';
 import { writeSection } from './lib/sections.mjs';
-import { simulateRun } from './lib/simulate-run.mjs';
+import { fixedCell, planSlo, runCell } from './lib/slo-plans.mjs';
 
-const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
 const TRACES = process.env.TRACES ?? '../shared/traces';
 const RATES = `${TRACES}/servegen-m-large-rates-10min.csv`;
@@ -52,50 +48,11 @@ const shape = (delay) => [
 
 const rows = [];
 for (const delay of values.delays.split(',').map(Number)) {
-  const args = [...shape(delay), '--policies', 'slo'];
-  const chart = join(mkdtempSync(join(tmpdir(), 'bench-rate-steps-')), 'plan.svg');
-  const { stdout } = await run(
-    'node',
-    ['dist/cli/flockserve.js', 'plan', ...args, '--json', '--quiet', '--chart', chart],
-    {
-      cwd: ROOT,
-      maxBuffer: 1 << 26,
-    },
-  );
-  const plan = JSON.parse(stdout);
-  // Every run, the plan's and the base build's, in the shape `dominates` weighs.
-  const judged = (r) => ({ ...r, p99: r.queueWaitS.p99 });
-  plan.fixed = plan.fixed.map(judged);
-  plan.policies = plan.policies.map(judged);
-  const base = {};
-  if (values.base)
-    for (const p of plan.policies)
-      base[p.start] = await simulateRun(
-        values.base,
-        [...shape(delay), '--max_workers', String(p.maxWorkers), '--initial-workers', String(p.initialWorkers)],
-        ROOT,
-      );
-  rows.push({ delay, args, plan, base });
+  const args = shape(delay);
+  rows.push({ delay, args, ...(await planSlo(ROOT, args, values.base)) });
   process.stderr.write(`${delay} s launches: done\n`);
 }
 
-const f2 = (v) => v.toFixed(2);
-const wait = (r) => `${r.p99 < 0.05 ? '0' : r.p99.toFixed(1)} s`;
-const failed = (r) => (r.failed > 0 ? `, ${r.failed} failed` : '');
-const held = (r) => r.p99 <= DEFAULT_QUEUE_WAIT_SLO_S && r.failed === 0;
-const cheapestHolding = (plan) => plan.fixed.find(held);
-function cell(r, plan) {
-  const by = plan.fixed.find((f) => dominates(f, r));
-  const hold = cheapestHolding(plan);
-  return [
-    `${f2(r.workerHours)} @ ${wait(r)}${failed(r)}`,
-    `${f2(r.workerHours / plan.bound.workerHours)} × the bound`,
-    hold ? `${f2(r.workerHours / hold.workerHours)} × fixed ${hold.maxWorkers}` : '',
-    by ? `**dominated by fixed ${by.maxWorkers}**` : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
-}
 const lines = [
   '### Steps of the rate within minutes: a day of the envelope at 20 req/s',
   '',
@@ -105,12 +62,11 @@ const lines = [
   `| --- | --- | ---: | --- | --- |${values.base ? ' --- | --- |' : ''}`,
 ];
 for (const { delay, plan, base } of rows) {
-  const fixed = plan.fixed.map((f) => `${f.maxWorkers}: ${f2(f.workerHours)} @ ${wait(f)}${failed(f)}`).join('; ');
   const by = (start) => plan.policies.find((p) => p.start === start);
   const [cold, warm] = [by('cold'), by('warm')];
-  const baseCells = values.base ? ` ${cell(base.cold, plan)} | ${cell(base.warm, plan)} |` : '';
+  const baseCells = values.base ? ` ${runCell(base.cold, plan)} | ${runCell(base.warm, plan)} |` : '';
   lines.push(
-    `| ${delay} s | ${fixed} | ${f2(plan.bound.workerHours)} | ${cell(cold, plan)} | ${cell(warm, plan)} (${warm.initialWorkers}) |${baseCells}`,
+    `| ${delay} s | ${fixedCell(plan)} | ${plan.bound.workerHours.toFixed(2)} | ${runCell(cold, plan)} | ${runCell(warm, plan)} (${warm.initialWorkers}) |${baseCells}`,
   );
 }
 lines.push(
@@ -119,7 +75,7 @@ lines.push(
   '',
   ...rows.map(
     ({ args }) =>
-      `    node dist/cli/flockserve.js plan ${args.join(' ').replaceAll(`${TRACES}/`, '../shared/traces/')}`,
+      `    node dist/cli/flockserve.js plan ${args.join(' ').replaceAll(`${TRACES}/`, '../shared/traces/')} --policies slo`,
   ),
 );
 const md = resolve(ROOT, 'bench/results/autoscaling.md');
