@@ -171,6 +171,13 @@ const RISE_NOISE_SD = 4;
  * less the counts' noise. 0 when the history is shorter than two windows or nothing rose.
  * A fleet sized on the rate now plus this is ready for a rise as steep as the history has shown
  * before a launch bought for it could land.
+ * The steepest rise counts over the whole history when the rate rises more than once: some
+ * window at least a window's length away from it (a half or less of the two it compares shared
+ * with the steepest one's) shows a rise too: an evening whose rate steps up and down meets its
+ * largest step again, and a ramp rises in every window along it. One step's rise shows only in
+ * the windows nearer. A lone rise (a flash crowd, a one-off step, the rate flat otherwise)
+ * counts until a window has passed since it: by then the rate window shows what of it stayed,
+ * and a fleet held for it for the rest of the hour is paid for a rise that is not coming.
  * E.g. 10 s buckets, 300 s windows, a step from 10 to 16 req/s: windows of 3,000 then 4,800
  * requests, noise 4·√7,800 = 353: (4,800 − 3,000 − 353) / 300 = 4.8 req/s. Flat arrivals of
  * 1 req/s: windows of about 300, noise 4·√600 = 98, nothing rises.
@@ -182,13 +189,18 @@ export function sustainedRise(buckets: readonly LoadBucket[], bucketMs: number, 
   const sums = [0];
   for (const b of buckets) sums.push(sums.at(-1)! + b.arrivals);
   const count = (from: number, to: number): number => sums[to]! - sums[from]!;
-  let rise = 0;
+  const rises: number[] = [];
+  let top = 2 * w;
   for (let end = 2 * w; end < sums.length; end++) {
     const before = count(end - 2 * w, end - w);
     const after = 2 * Math.min(count(end - w, end - half), count(end - half, end));
-    rise = Math.max(rise, after - before - RISE_NOISE_SD * Math.sqrt(after + before));
+    rises[end] = after - before - RISE_NOISE_SD * Math.sqrt(after + before);
+    if (rises[end]! > rises[top]!) top = end;
   }
-  return rise / ((w * bucketMs) / 1000);
+  let others = 0;
+  for (let end = 2 * w; end < sums.length; end++) if (Math.abs(end - top) >= w) others = Math.max(others, rises[end]!);
+  const lone = others <= 0 && top < sums.length - 1 - w;
+  return lone ? 0 : Math.max(0, rises[top] ?? 0) / ((w * bucketMs) / 1000);
 }
 
 /** The middle value (the upper one of an even count); undefined for none. */

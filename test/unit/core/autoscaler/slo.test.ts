@@ -165,8 +165,42 @@ describe('sustainedRise: the steepest rise of the rate within a launch delay tha
     ...regime({ startMs: 30 * 60 * S, minutes: 20, rate: 10, workers: 3 }),
   ];
 
-  it('a step from 10 to 16 req/s held for 10 minutes: 1,800 more requests in 300 s, less 4 deviations of noise', () => {
-    expect(sustainedRise(step(16), BUCKET, 300 * S)).toBeCloseTo((4800 - 3000 - 4 * Math.sqrt(7800)) / 300, 9);
+  const stepRise = (4800 - 3000 - 4 * Math.sqrt(7800)) / 300;
+
+  it('a step from 10 to 16 req/s, still within a window of it: 1,800 more requests in 300 s, less 4 deviations of noise', () => {
+    // The steepest window ends 5 minutes into the step (bucket 150); 30 buckets later it has passed.
+    expect(sustainedRise(step(16).slice(0, 180), BUCKET, 300 * S)).toBeCloseTo(stepRise, 9);
+  });
+
+  it('a lone step, a window after it: nothing (the rate window shows what stayed; nothing else rose)', () => {
+    expect(sustainedRise(step(16).slice(0, 181), BUCKET, 300 * S)).toBe(0);
+    expect(sustainedRise(step(16), BUCKET, 300 * S)).toBe(0);
+  });
+
+  it('a ramp (10 to 40 req/s over 40 minutes) rises in every window along it: never lone while it climbs', () => {
+    const ramp = Array.from({ length: 40 }, (_, m) =>
+      regime({ startMs: m * 60 * S, minutes: 1, rate: 10 + (30 * m) / 40, workers: 8 }),
+    ).flat();
+    const flat = regime({ startMs: 40 * 60 * S, minutes: 20, rate: 40, workers: 8 });
+    const h = [
+      ...regime({ minutes: 10, rate: 10, workers: 3 }).map((b) => ({ ...b, startMs: b.startMs - 10 * 60 * S })),
+      ...ramp,
+      ...flat,
+    ];
+    for (let minutes = 20; minutes <= 50; minutes++) {
+      expect(sustainedRise(h.slice(0, minutes * 6), BUCKET, 300 * S), `after ${minutes} minutes`).toBeGreaterThan(0);
+    }
+  });
+
+  it('a step that is not alone (another rise, 10 to 14 req/s, later in the hour): the steepest, for the whole history', () => {
+    const h = [
+      ...step(16),
+      ...regime({ startMs: 50 * 60 * S, minutes: 10, rate: 14, workers: 4 }),
+      ...regime({ startMs: 60 * 60 * S, minutes: 20, rate: 10, workers: 3 }),
+    ];
+    expect(sustainedRise(h, BUCKET, 300 * S)).toBeCloseTo(stepRise, 9);
+    // The later rise alone, once passed, would count for nothing: it is the other that keeps it.
+    expect(sustainedRise(h.slice(120 + 60 + 60), BUCKET, 300 * S)).toBe(0);
   });
 
   it.each([
@@ -379,17 +413,27 @@ describe('estimate: the fewest workers that hold the load and its peaks within t
 });
 
 describe('estimate: ready for a step of the rate as steep as the hour has shown', () => {
-  it('10 req/s on 3 workers (2 hold it, 3 with room to spare), after a 10-minute step to 16: sized for 10 + 4.8 req/s (3, and 4)', () => {
+  /** 10 req/s for 20 minutes, then each step of `steps` for 10 minutes and 10 req/s for 10 after it. */
+  const stepping = (...steps: number[]): LoadBucket[] => [
+    ...regime({ minutes: 20, rate: 10, workers: 3 }),
+    ...steps.flatMap((rate, i) => [
+      ...regime({ startMs: (20 + 20 * i) * 60 * S, minutes: 10, rate, workers: 4 }),
+      ...regime({ startMs: (30 + 20 * i) * 60 * S, minutes: 10, rate: 10, workers: 3 }),
+    ]),
+  ];
+
+  it('10 req/s on 3 workers (2 hold it, 3 with room to spare), after steps to 16 and to 14: sized for 10 + 4.8 req/s (3, and 4)', () => {
     const flat = regime({ minutes: 50, rate: 10, workers: 3 });
     expect(estimate(snap(flat, 3, { launchS: 300 }), 1)).toMatchObject({ need: 2, needDown: 3 });
-    const stepped = [
-      ...regime({ minutes: 20, rate: 10, workers: 3 }),
-      ...regime({ startMs: 20 * 60 * S, minutes: 10, rate: 16, workers: 4 }),
-      ...regime({ startMs: 30 * 60 * S, minutes: 20, rate: 10, workers: 3 }),
-    ];
-    const e = estimate(snap(stepped, 3, { launchS: 300 }), 1);
+    const e = estimate(snap(stepping(16, 14), 3, { launchS: 300 }), 1);
     expect(e).toMatchObject({ need: 3, needDown: 4 });
     expect(e.why).toMatch(/^10\.00 req\/s \+ a rise of 4\.82,/);
+  });
+
+  it('after a lone step to 16, passed (a flash crowd): no rise planned for, so 3 with room to spare where the steps above keep 4', () => {
+    const e = estimate(snap(stepping(16), 3, { launchS: 300 }), 1);
+    expect(e).toMatchObject({ need: 3, needDown: 3 });
+    expect(e.why).toMatch(/^10\.00 req\/s, S/);
   });
 });
 
