@@ -42,7 +42,7 @@ const SUSTAINED_BUCKETS = 3;
  *   λ    the arrival rate over the last 5 minutes
  *   R    the largest rise of the rate the hour has shown within a launch delay (at least 5
  *        minutes) that held, beyond the counts' noise (sustainedRise); planned for as λ + R.
- *        A lone rise counts until a window has passed since it (a flash crowd is not met again)
+ *        A lone rise counts until a window has passed since it (a flash crowd's is not held for the hour)
  *   S(b) = a0 + a1·b  a request's time on a worker carrying b in flight: a0 its own work, a1 what
  *        each other request adds (its prefill, longer steps), fitted on the hour's minutes
  *        (fitServiceModel); at r workers each carries b(r) = (λ/r)·a0 / (1 − λ·a1/r)
