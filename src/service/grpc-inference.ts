@@ -126,7 +126,7 @@ function sseEvents(onObject: (o: JsonObject) => void): {
     for (const obj of events) {
       if (failure) return;
       if (typeof obj !== 'object' || obj === null) continue;
-      const message = errorEventMessage(obj as JsonObject);
+      const message = errorEventMessage(obj);
       if (message !== undefined) {
         failure = workerStreamError(message);
         return;

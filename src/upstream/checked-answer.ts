@@ -216,7 +216,8 @@ function sseCheck(o: AnswerCheckOptions): Check {
           const pass = o.openaiStream ? (passed ? Buffer.concat([passed, DONE]) : DONE) : passed;
           return { pass, stop: true, events: jsons };
         }
-        const said = o.openaiStream && parsed && ERROR_KEY_FIRST.test(parsed.data) ? errorSaid(parsed.json) : undefined;
+        const said =
+          o.openaiStream && parsed && ERROR_KEY_FIRST.test(parsed.data) ? errorEventMessage(parsed.json) : undefined;
         if (said !== undefined) return { pass: before(buf, from), error: workerStreamError(said), events: jsons };
         if (jsons && parsed?.json !== undefined) jsons.push(parsed.json);
         if (onResponseId) {
@@ -305,16 +306,9 @@ const OBJECT_KEY = Buffer.from('"object"');
 /** errorKeyFirst for an event's data as text. */
 const ERROR_KEY_FIRST = /^\{[ \t]*"(error|object)"/;
 
-/** What an error event said (errorEventMessage), or undefined for any other event's JSON. */
-function errorSaid(json: unknown): string | undefined {
-  return typeof json === 'object' && json !== null && !Array.isArray(json)
-    ? errorEventMessage(json as Record<string, unknown>)
-    : undefined;
-}
-
 /** Whether buf[start, end) is `[DONE]`. */
 function isDone(buf: Buffer, start: number, end: number): boolean {
-  return end - start === DONE_DATA.length && buf.compare(DONE_DATA, 0, DONE_DATA.length, start, end) === 0;
+  return end - start === DONE_DATA.length && bytesAt(buf, start, DONE_DATA);
 }
 
 const DATA_FIELD = Buffer.from('data:');

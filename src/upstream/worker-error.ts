@@ -71,10 +71,10 @@ export function workerStreamError(message: string): GatewayError {
 /**
  * The message of an SSE event that is an error, not a chunk (an engine failing after its
  * stream began: OpenAI's `{"error": {...}}`, older vLLM's `{"object": "error", ...}`, TGI's
- * `{"error": "..."}`); undefined for any other event.
+ * `{"error": "..."}`); undefined for any other event's JSON, an object or not.
  */
-export function errorEventMessage(event: JsonObject): string | undefined {
-  if (event['choices'] !== undefined || event['token'] !== undefined) return undefined;
+export function errorEventMessage(event: unknown): string | undefined {
+  if (!isObject(event) || event['choices'] !== undefined || event['token'] !== undefined) return undefined;
   // `"error": null` is a chunk saying there is none.
   if (event['error'] == null && event['object'] !== 'error') return undefined;
   return fromJson(event, JSON.stringify(event)).message ?? 'the worker sent an error event';
