@@ -60,6 +60,7 @@ export async function answer(
   f: Forward,
   log?: ErrorLog | undefined,
 ): Promise<void> {
+  const shape = f.gatewayErrorShape ?? f.errorShape ?? 'openai';
   // One async function from the request to the answer's write: a forward() of its own under
   // this try would cost a promise and an await more per request.
   try {
@@ -102,7 +103,6 @@ export async function answer(
       );
       return;
     }
-    const shape = f.gatewayErrorShape ?? f.errorShape ?? 'openai';
     upstream.headers[REQUEST_ID_HEADER] = f.requestId;
     if (stream) {
       answerStream(res, upstream, f.record, f.sendTimeout, shape);
@@ -120,7 +120,7 @@ export async function answer(
       (err) => writeError(res, err, f.requestId, log, shape),
     );
   } catch (err) {
-    writeError(res, toGatewayError(err), f.requestId, log, f.gatewayErrorShape ?? f.errorShape);
+    writeError(res, toGatewayError(err), f.requestId, log, shape);
   }
 }
 
