@@ -415,26 +415,9 @@ export class Fleet {
    */
   #tearDownOrphan(name: string, triedJustNow = false): void {
     const epoch = this.#epoch;
-    let wait = triedJustNow;
     const p = (async () => {
-      for (; ; wait = true) {
-        if (wait) {
-          if (this.#closing || epoch !== this.#epoch) return;
-          const retryIn = `${ORPHAN_RETRY_MS / 1000} s`;
-          this.#log(
-            'warn',
-            `fleet: ${name} would not go away (a launch may still hold it); trying again in ${retryIn}`,
-            {
-              worker: name,
-            },
-          );
-          await new Promise<void>((resolve) => {
-            const timer = this.#clock.setTimer(ORPHAN_RETRY_MS, resolve);
-            this.#orphanWaits.set(name, () => (timer.cancel(), resolve()));
-          });
-          this.#orphanWaits.delete(name);
-          if (epoch !== this.#epoch) return;
-        }
+      for (let tried = triedJustNow; ; tried = true) {
+        if (tried && !(await this.#orphanPause(name, epoch))) return;
         if (await this.#terminator.terminate(name)) {
           void this.#clearLaunch(name);
           // A worker left listed as failed for it (a launch retry whose teardown failed) is gone now.
@@ -447,6 +430,24 @@ export class Fleet {
       if (this.#orphanTeardowns.get(name) === p) this.#orphanTeardowns.delete(name);
     });
     this.#orphanTeardowns.set(name, p);
+  }
+
+  /**
+   * The minute between two teardowns of an orphan (shutdown ends it early, for the last try);
+   * false when there is to be no next try: the gateway is stopping or this replica stood down.
+   */
+  async #orphanPause(name: string, epoch: number): Promise<boolean> {
+    if (this.#closing || epoch !== this.#epoch) return false;
+    const retryIn = `${ORPHAN_RETRY_MS / 1000} s`;
+    this.#log('warn', `fleet: ${name} would not go away (a launch may still hold it); trying again in ${retryIn}`, {
+      worker: name,
+    });
+    await new Promise<void>((resolve) => {
+      const timer = this.#clock.setTimer(ORPHAN_RETRY_MS, resolve);
+      this.#orphanWaits.set(name, () => (timer.cancel(), resolve()));
+    });
+    this.#orphanWaits.delete(name);
+    return epoch === this.#epoch;
   }
 
   /**
